@@ -1,0 +1,1 @@
+//! Benchmarks for milink (see `benches/`).

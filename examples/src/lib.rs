@@ -1,0 +1,1 @@
+//! Runnable examples for milink; `tailspin` is the main job.

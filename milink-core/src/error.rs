@@ -1,0 +1,45 @@
+//! The umbrella error: every failure milink reports, with whose fault it is.
+
+use crate::names::NameError;
+
+/// Any error milink returns.
+///
+/// Each area keeps its own `#[non_exhaustive]` enum; this umbrella keeps the source chain and
+/// answers the three questions a caller asks: retry it ([`Error::is_transient`]), fix my input
+/// ([`Error::is_caller_error`]), or the remote side refused ([`Error::is_remote`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A name or value was refused by its validated type.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The caller supplied an invalid argument.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// Retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Name(_) | Error::InvalidArgument(_) => false,
+        }
+    }
+
+    /// The caller's input is wrong; nothing was changed.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            Error::Name(_) | Error::InvalidArgument(_) => true,
+        }
+    }
+
+    /// SQL Server or Azure refused or failed.
+    pub fn is_remote(&self) -> bool {
+        match self {
+            Error::Name(_) | Error::InvalidArgument(_) => false,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

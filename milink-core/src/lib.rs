@@ -1,0 +1,24 @@
+//! # milink-core
+//!
+//! Migrate SQL Server databases to Azure SQL Managed Instance over the Managed Instance link,
+//! as one typed, resumable state machine.
+//!
+//! The crate is organised as a house (see ARCHITECTURE.md):
+//! - [`names`]: validated names and values (database, AG, link, certificate and server names,
+//!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
+//! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
+//! - [`error`]: the umbrella [`Error`];
+//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod error;
+pub mod names;
+pub mod secret;
+pub mod tsql;
+
+pub use error::{Error, Result};
+pub use secret::Secret;
+
+/// The version of milink-core.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,951 @@
+//! Validated names and values: newtypes that can only hold what SQL Server and Azure accept.
+//!
+//! Every identifier that reaches a T-SQL builder or an ARM path goes through one of these types,
+//! so a bad name is refused once, at the edge, with an error that names the violated rule.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The rule a rejected value broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameRule {
+    /// The value is empty.
+    Empty,
+    /// A sysname holds at most 128 UTF-16 code units.
+    TooLong {
+        /// UTF-16 length of the rejected value.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// NUL and other control characters are not accepted in names.
+    ControlCharacter {
+        /// Character index of the first offending character.
+        position: usize,
+    },
+    /// Leading or trailing whitespace is silently trimmed by some tools, so it is refused.
+    SurroundingWhitespace,
+    /// Certificate names must not contain `\` (the MI link refuses them).
+    Backslash,
+    /// MultiDatabase link names are lowercase ASCII letters and hyphens only.
+    MultiDatabaseLinkCharset {
+        /// The first character that is not a lowercase letter or hyphen.
+        found: char,
+    },
+    /// MultiDatabase link names must not start or end with a hyphen.
+    MultiDatabaseLinkHyphenEdge,
+    /// The ARM resource id does not have the managed instance shape.
+    ResourceIdShape {
+        /// What was expected at the point of failure.
+        expected: &'static str,
+    },
+    /// Not a decimal numeric(25,0) value.
+    NotAnLsn,
+    /// Not a `major.minor.build.revision` product version.
+    NotAVersion,
+    /// A value outside the set the service accepts.
+    UnknownValue {
+        /// The accepted spellings.
+        accepted: &'static str,
+    },
+}
+
+impl fmt::Display for NameRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameRule::Empty => f.write_str("must not be empty"),
+            NameRule::TooLong { len, max } => {
+                write!(f, "is {len} UTF-16 code units long; the limit is {max}")
+            }
+            NameRule::ControlCharacter { position } => {
+                write!(f, "contains a control character at position {position}")
+            }
+            NameRule::SurroundingWhitespace => f.write_str("must not start or end with whitespace"),
+            NameRule::Backslash => f.write_str("must not contain a backslash"),
+            NameRule::MultiDatabaseLinkCharset { found } => write!(
+                f,
+                "contains {found:?}; MultiDatabase link names are lowercase letters and hyphens only"
+            ),
+            NameRule::MultiDatabaseLinkHyphenEdge => {
+                f.write_str("must not start or end with a hyphen (MultiDatabase link names)")
+            }
+            NameRule::ResourceIdShape { expected } => write!(
+                f,
+                "is not a managed instance resource id: expected {expected} \
+                 (/subscriptions/{{id}}/resourceGroups/{{rg}}/providers/Microsoft.Sql/managedInstances/{{name}})"
+            ),
+            NameRule::NotAnLsn => {
+                f.write_str("is not a log sequence number (a decimal numeric(25,0))")
+            }
+            NameRule::NotAVersion => f.write_str("is not a product version such as 16.0.4125.3"),
+            NameRule::UnknownValue { accepted } => write!(f, "is not one of {accepted}"),
+        }
+    }
+}
+
+/// A value was refused by one of the validated types in this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {value:?} {rule}")]
+pub struct NameError {
+    /// The type that refused the value, e.g. `DatabaseName`.
+    pub kind: &'static str,
+    /// The refused value, shortened to 200 characters.
+    pub value: String,
+    /// The violated rule.
+    pub rule: NameRule,
+}
+
+impl NameError {
+    fn new(kind: &'static str, value: &str, rule: NameRule) -> Self {
+        NameError {
+            kind,
+            value: value.chars().take(200).collect(),
+            rule,
+        }
+    }
+}
+
+/// Maximum length of a `sysname` in UTF-16 code units.
+pub const SYSNAME_MAX: usize = 128;
+
+fn check_sysname(kind: &'static str, value: &str) -> Result<(), NameError> {
+    if value.is_empty() {
+        return Err(NameError::new(kind, value, NameRule::Empty));
+    }
+    let len = value.encode_utf16().count();
+    if len > SYSNAME_MAX {
+        return Err(NameError::new(
+            kind,
+            value,
+            NameRule::TooLong {
+                len,
+                max: SYSNAME_MAX,
+            },
+        ));
+    }
+    if let Some(position) = value.chars().position(char::is_control) {
+        return Err(NameError::new(
+            kind,
+            value,
+            NameRule::ControlCharacter { position },
+        ));
+    }
+    let starts = value.chars().next().is_some_and(char::is_whitespace);
+    let ends = value.chars().next_back().is_some_and(char::is_whitespace);
+    if starts || ends {
+        return Err(NameError::new(kind, value, NameRule::SurroundingWhitespace));
+    }
+    Ok(())
+}
+
+macro_rules! sysname_type {
+    ($(#[$meta:meta])* $name:ident, $extra:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value` and wraps it.
+            pub fn new(value: impl Into<String>) -> Result<Self, NameError> {
+                let value = value.into();
+                check_sysname(stringify!($name), &value)?;
+                let extra: fn(&str) -> Result<(), NameRule> = $extra;
+                extra(&value).map_err(|rule| NameError::new(stringify!($name), &value, rule))?;
+                Ok($name(value))
+            }
+
+            /// The name as written, unquoted.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = NameError;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                $name::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $name::new(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::new(s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl crate::tsql::SqlIdentifier for $name {
+            fn ident(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+fn no_extra(_: &str) -> Result<(), NameRule> {
+    Ok(())
+}
+
+sysname_type!(
+    /// A user database name (sysname).
+    DatabaseName,
+    no_extra
+);
+sysname_type!(
+    /// An availability group name (sysname), on SQL Server or on the managed instance.
+    AgName,
+    no_extra
+);
+sysname_type!(
+    /// A link name: the distributed availability group's name and the ARM resource name.
+    ///
+    /// Any sysname is accepted; [`LinkName::check_mode`] adds the MultiDatabase rule.
+    LinkName,
+    no_extra
+);
+sysname_type!(
+    /// A certificate name (sysname without `\`).
+    CertificateName,
+    |v| if v.contains('\\') { Err(NameRule::Backslash) } else { Ok(()) }
+);
+sysname_type!(
+    /// A server name as `@@SERVERNAME` reports it (`HOST` or `HOST\INSTANCE`), or a host name.
+    ServerName,
+    no_extra
+);
+
+/// How many databases one link carries (REST `linkMode`, 2025-08-01-preview).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum LinkMode {
+    /// One database per availability group per link (the only mode before 2025-08-01-preview).
+    #[default]
+    SingleDatabase,
+    /// All databases of the availability group (preview; SQL Server 2022 CU27+ / 2025 CU9+).
+    MultiDatabase,
+}
+
+impl LinkName {
+    /// Checks the extra rule a link mode puts on the name: MultiDatabase link names are lowercase
+    /// ASCII letters and hyphens, without a leading or trailing hyphen.
+    pub fn check_mode(&self, mode: LinkMode) -> Result<(), NameError> {
+        if mode == LinkMode::SingleDatabase {
+            return Ok(());
+        }
+        if let Some(found) = self
+            .0
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || *c == '-'))
+        {
+            return Err(NameError::new(
+                "LinkName",
+                &self.0,
+                NameRule::MultiDatabaseLinkCharset { found },
+            ));
+        }
+        if self.0.starts_with('-') || self.0.ends_with('-') {
+            return Err(NameError::new(
+                "LinkName",
+                &self.0,
+                NameRule::MultiDatabaseLinkHyphenEdge,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validates `value` as a link name for `mode`.
+    pub fn for_mode(value: impl Into<String>, mode: LinkMode) -> Result<Self, NameError> {
+        let name = LinkName::new(value)?;
+        name.check_mode(mode)?;
+        Ok(name)
+    }
+}
+
+/// The ARM resource id of a managed instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstanceId {
+    subscription_id: String,
+    resource_group: String,
+    name: String,
+}
+
+impl InstanceId {
+    /// Parses `/subscriptions/{id}/resourceGroups/{rg}/providers/Microsoft.Sql/managedInstances/{name}`.
+    ///
+    /// The fixed segments are matched case-insensitively, as ARM does; a trailing `/` is accepted.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let err =
+            |expected| NameError::new("InstanceId", value, NameRule::ResourceIdShape { expected });
+        let trimmed = value.strip_suffix('/').unwrap_or(value);
+        let rest = trimmed
+            .strip_prefix('/')
+            .ok_or_else(|| err("a leading '/'"))?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let fixed: [(usize, &str, &'static str); 4] = [
+            (0, "subscriptions", "'subscriptions' as the first segment"),
+            (2, "resourceGroups", "'resourceGroups' as the third segment"),
+            (4, "providers", "'providers' as the fifth segment"),
+            (
+                6,
+                "managedInstances",
+                "'managedInstances' as the seventh segment",
+            ),
+        ];
+        if parts.len() != 8 {
+            return Err(err("exactly eight segments"));
+        }
+        for (index, word, expected) in fixed {
+            if !parts[index].eq_ignore_ascii_case(word) {
+                return Err(err(expected));
+            }
+        }
+        if !parts[5].eq_ignore_ascii_case("Microsoft.Sql") {
+            return Err(err("the provider 'Microsoft.Sql'"));
+        }
+        let sub = parts[1];
+        let rg = parts[3];
+        let name = parts[7];
+        if sub.is_empty() || rg.is_empty() || name.is_empty() {
+            return Err(err(
+                "non-empty subscription, resource group and instance name",
+            ));
+        }
+        let bad_char = |s: &str| {
+            s.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#')
+        };
+        if bad_char(sub) || bad_char(rg) || bad_char(name) {
+            return Err(err(
+                "segments without whitespace, control characters, '?' or '#'",
+            ));
+        }
+        Ok(InstanceId {
+            subscription_id: sub.to_owned(),
+            resource_group: rg.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Builds an id from its parts (each validated as a path segment).
+    pub fn from_parts(
+        subscription_id: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<Self, NameError> {
+        InstanceId::parse(&format!(
+            "/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Sql/managedInstances/{name}"
+        ))
+    }
+
+    /// The subscription id.
+    pub fn subscription_id(&self) -> &str {
+        &self.subscription_id
+    }
+    /// The resource group.
+    pub fn resource_group(&self) -> &str {
+        &self.resource_group
+    }
+    /// The managed instance name (the first label of its FQDN).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/managedInstances/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InstanceId::parse(s)
+    }
+}
+
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstanceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        InstanceId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A log sequence number as SQL Server exposes it in the HADR DMVs and the REST API:
+/// numeric(25,0), compared as an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(u128);
+
+impl Lsn {
+    /// The largest numeric(25,0) value.
+    pub const MAX: Lsn = Lsn(9_999_999_999_999_999_999_999_999);
+
+    /// Wraps a value; refuses values beyond numeric(25,0).
+    pub fn new(value: u128) -> Result<Self, NameError> {
+        if value > Lsn::MAX.0 {
+            return Err(NameError::new(
+                "Lsn",
+                &value.to_string(),
+                NameRule::NotAnLsn,
+            ));
+        }
+        Ok(Lsn(value))
+    }
+
+    /// The numeric value.
+    pub fn value(self) -> u128 {
+        self.0
+    }
+
+    /// Parses a decimal string as the REST API returns it (`"71000009408100001"`). A DMV value
+    /// rendered with a `.0` scale suffix or surrounding spaces is accepted too.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let err = || NameError::new("Lsn", value, NameRule::NotAnLsn);
+        let trimmed = value.trim();
+        let digits = trimmed.strip_suffix(".0").unwrap_or(trimmed);
+        if digits.is_empty() || digits.len() > 25 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let n: u128 = digits.parse().map_err(|_| err())?;
+        Lsn::new(n).map_err(|_| err())
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Lsn {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lsn::parse(s)
+    }
+}
+
+impl Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lsn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => Lsn::parse(&s).map_err(serde::de::Error::custom),
+            Raw::Number(n) => Ok(Lsn(u128::from(n))),
+        }
+    }
+}
+
+/// A SQL Server product version, as `SERVERPROPERTY('ProductVersion')` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SqlVersion {
+    /// Major version: 13 (2016), 14 (2017), 15 (2019), 16 (2022), 17 (2025).
+    pub major: u16,
+    /// Minor version (0 for all releases the link supports).
+    pub minor: u16,
+    /// Build number, which identifies the CU.
+    pub build: u32,
+    /// Revision.
+    pub revision: u32,
+}
+
+impl SqlVersion {
+    /// A version from its four parts.
+    pub const fn new(major: u16, minor: u16, build: u32, revision: u32) -> Self {
+        SqlVersion {
+            major,
+            minor,
+            build,
+            revision,
+        }
+    }
+
+    /// Parses `16.0.4125.3`. Three parts are accepted (revision 0).
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let err = || NameError::new("SqlVersion", value, NameRule::NotAVersion);
+        let parts: Vec<&str> = value.trim().split('.').collect();
+        if !(3..=4).contains(&parts.len()) {
+            return Err(err());
+        }
+        let num = |s: &str| -> Result<u32, NameError> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err());
+            }
+            s.parse::<u32>().map_err(|_| err())
+        };
+        let major = u16::try_from(num(parts[0])?).map_err(|_| err())?;
+        let minor = u16::try_from(num(parts[1])?).map_err(|_| err())?;
+        let build = num(parts[2])?;
+        let revision = match parts.get(3) {
+            Some(p) => num(p)?,
+            None => 0,
+        };
+        Ok(SqlVersion::new(major, minor, build, revision))
+    }
+
+    /// The marketing name of the major version, e.g. "SQL Server 2022".
+    pub fn release_name(&self) -> &'static str {
+        match self.major {
+            17 => "SQL Server 2025",
+            16 => "SQL Server 2022",
+            15 => "SQL Server 2019",
+            14 => "SQL Server 2017",
+            13 => "SQL Server 2016",
+            0..=12 => "SQL Server 2014 or earlier",
+            _ => "a SQL Server release newer than 2025",
+        }
+    }
+
+    /// What this build can do with the MI link (milink-facts §1.1).
+    pub fn capabilities(&self) -> Capabilities {
+        let at_least = |v: SqlVersion| *self >= v;
+        match self.major {
+            17 => Capabilities {
+                link_supported: at_least(SqlVersion::new(17, 0, 1000, 7)),
+                minimum_build: Some(SqlVersion::new(17, 0, 1000, 7)),
+                two_way: true,
+                mi_initial_primary: at_least(SqlVersion::new(17, 0, 1000, 7)),
+                tsql_failover: at_least(SqlVersion::new(17, 0, 1000, 7)),
+                azure_connect_pack: None,
+                wsfc_required: false,
+                cluster_type_none: true,
+                matching_update_policy: Some(UpdatePolicy::SqlServer2025),
+            },
+            16 => Capabilities {
+                link_supported: at_least(SqlVersion::new(16, 0, 1000, 6)),
+                minimum_build: Some(SqlVersion::new(16, 0, 1000, 6)),
+                two_way: true,
+                mi_initial_primary: at_least(SqlVersion::new(16, 0, 4095, 4)),
+                tsql_failover: at_least(SqlVersion::new(16, 0, 4125, 3)),
+                azure_connect_pack: None,
+                wsfc_required: false,
+                cluster_type_none: true,
+                matching_update_policy: Some(UpdatePolicy::SqlServer2022),
+            },
+            15 => Capabilities {
+                link_supported: at_least(SqlVersion::new(15, 0, 4312, 2)),
+                minimum_build: Some(SqlVersion::new(15, 0, 4312, 2)),
+                cluster_type_none: true,
+                ..Capabilities::none()
+            },
+            14 => Capabilities {
+                link_supported: at_least(SqlVersion::new(14, 0, 3456, 2)),
+                minimum_build: Some(SqlVersion::new(14, 0, 3456, 2)),
+                azure_connect_pack: Some(SqlVersion::new(14, 0, 3490, 10)),
+                cluster_type_none: true,
+                ..Capabilities::none()
+            },
+            13 => Capabilities {
+                link_supported: at_least(SqlVersion::new(13, 0, 6300, 2)),
+                minimum_build: Some(SqlVersion::new(13, 0, 6300, 2)),
+                azure_connect_pack: Some(SqlVersion::new(13, 0, 7000, 253)),
+                wsfc_required: true,
+                cluster_type_none: false,
+                ..Capabilities::none()
+            },
+            _ => Capabilities::none(),
+        }
+    }
+}
+
+impl fmt::Display for SqlVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.major, self.minor, self.build, self.revision
+        )
+    }
+}
+
+impl FromStr for SqlVersion {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SqlVersion::parse(s)
+    }
+}
+
+impl Serialize for SqlVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SqlVersion::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The MI link capability matrix of one SQL Server build (milink-facts §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// The build is at or above the minimum for the link.
+    pub link_supported: bool,
+    /// The minimum build for this major version, if the major version supports the link at all.
+    pub minimum_build: Option<SqlVersion>,
+    /// Failback MI → SQL Server keeps the link (2022, 2025); otherwise failover is one-way.
+    pub two_way: bool,
+    /// A link can be created with the managed instance as the initial primary (2022 CU10+, 2025).
+    pub mi_initial_primary: bool,
+    /// `ALTER AVAILABILITY GROUP … FAILOVER` works on the DAG (2022 CU13+, 2025).
+    pub tsql_failover: bool,
+    /// The Azure Connect pack build that must be installed (2016, 2017), if any.
+    pub azure_connect_pack: Option<SqlVersion>,
+    /// Always On needs a Windows Server Failover Cluster (2016).
+    pub wsfc_required: bool,
+    /// `CLUSTER_TYPE = NONE` is valid in `CREATE AVAILABILITY GROUP` (not on 2016).
+    pub cluster_type_none: bool,
+    /// The MI update policy that allows failback and MI-to-SQL Server replication, if any.
+    pub matching_update_policy: Option<UpdatePolicy>,
+}
+
+impl Capabilities {
+    /// A build that supports nothing.
+    pub const fn none() -> Self {
+        Capabilities {
+            link_supported: false,
+            minimum_build: None,
+            two_way: false,
+            mi_initial_primary: false,
+            tsql_failover: false,
+            azure_connect_pack: None,
+            wsfc_required: false,
+            cluster_type_none: false,
+            matching_update_policy: None,
+        }
+    }
+
+    /// Whether failback from the managed instance to this SQL Server is allowed under `policy`.
+    pub fn failback_allowed_with(&self, policy: UpdatePolicy) -> bool {
+        self.two_way && self.matching_update_policy == Some(policy)
+    }
+}
+
+/// The managed instance update policy (ARM `databaseFormat`, milink-facts §1.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum UpdatePolicy {
+    /// "SQL Server 2022" policy (`SQLServer2022`).
+    #[serde(rename = "SQLServer2022")]
+    SqlServer2022,
+    /// "SQL Server 2025" policy. The REST spelling is unverified; both `SQLServer2025` and
+    /// `SqlServer2025` are read.
+    #[serde(rename = "SQLServer2025")]
+    SqlServer2025,
+    /// "Always-up-to-date" (`AlwaysUpToDate`): never replicates back to SQL Server.
+    AlwaysUpToDate,
+}
+
+impl UpdatePolicy {
+    /// Parses an ARM `databaseFormat` value, case-insensitively.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        match value.to_ascii_lowercase().as_str() {
+            "sqlserver2022" => Ok(UpdatePolicy::SqlServer2022),
+            "sqlserver2025" => Ok(UpdatePolicy::SqlServer2025),
+            "alwaysuptodate" => Ok(UpdatePolicy::AlwaysUpToDate),
+            _ => Err(NameError::new(
+                "UpdatePolicy",
+                value,
+                NameRule::UnknownValue {
+                    accepted: "SQLServer2022, SQLServer2025, AlwaysUpToDate",
+                },
+            )),
+        }
+    }
+}
+
+impl fmt::Display for UpdatePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UpdatePolicy::SqlServer2022 => "SQLServer2022",
+            UpdatePolicy::SqlServer2025 => "SQLServer2025",
+            UpdatePolicy::AlwaysUpToDate => "AlwaysUpToDate",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdatePolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        UpdatePolicy::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysname_rules_each_refuse_with_their_rule() {
+        assert_eq!(DatabaseName::new("").unwrap_err().rule, NameRule::Empty);
+        let long = "x".repeat(129);
+        assert!(matches!(
+            DatabaseName::new(long).unwrap_err().rule,
+            NameRule::TooLong { len: 129, max: 128 }
+        ));
+        assert!(DatabaseName::new("x".repeat(128)).is_ok());
+        // 64 astral characters are 128 UTF-16 units: allowed; 65 are not.
+        assert!(DatabaseName::new("😀".repeat(64)).is_ok());
+        assert!(DatabaseName::new("😀".repeat(65)).is_err());
+        assert_eq!(
+            AgName::new("a\u{0}b").unwrap_err().rule,
+            NameRule::ControlCharacter { position: 1 }
+        );
+        assert_eq!(
+            AgName::new("ab\n").unwrap_err().rule,
+            NameRule::ControlCharacter { position: 2 }
+        );
+        assert_eq!(
+            ServerName::new(" TailspinSql").unwrap_err().rule,
+            NameRule::SurroundingWhitespace
+        );
+        assert_eq!(
+            ServerName::new("TailspinSql\u{3000}").unwrap_err().rule,
+            NameRule::SurroundingWhitespace
+        );
+        assert!(ServerName::new("HOST\\INSTANCE").is_ok());
+        assert_eq!(
+            CertificateName::new("Cert_HOST\\I_endpoint")
+                .unwrap_err()
+                .rule,
+            NameRule::Backslash
+        );
+        assert!(DatabaseName::new("Toy]Store' --").is_ok());
+    }
+
+    #[test]
+    fn error_message_names_type_value_and_rule() {
+        let e = CertificateName::new("a\\b").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"CertificateName "a\\b" must not contain a backslash"#
+        );
+    }
+
+    #[test]
+    fn names_refuse_bad_values_when_deserialized() {
+        assert!(serde_json::from_str::<DatabaseName>("\"ToyStore\"").is_ok());
+        assert!(serde_json::from_str::<DatabaseName>("\"\"").is_err());
+    }
+
+    #[test]
+    fn multi_database_link_names() {
+        assert!(LinkName::for_mode("toystore-link", LinkMode::MultiDatabase).is_ok());
+        assert!(LinkName::for_mode("ToyStore_Link", LinkMode::SingleDatabase).is_ok());
+        assert_eq!(
+            LinkName::for_mode("ToyStore", LinkMode::MultiDatabase)
+                .unwrap_err()
+                .rule,
+            NameRule::MultiDatabaseLinkCharset { found: 'T' }
+        );
+        assert_eq!(
+            LinkName::for_mode("link1", LinkMode::MultiDatabase)
+                .unwrap_err()
+                .rule,
+            NameRule::MultiDatabaseLinkCharset { found: '1' }
+        );
+        assert_eq!(
+            LinkName::for_mode("-link", LinkMode::MultiDatabase)
+                .unwrap_err()
+                .rule,
+            NameRule::MultiDatabaseLinkHyphenEdge
+        );
+        assert_eq!(
+            LinkName::for_mode("link-", LinkMode::MultiDatabase)
+                .unwrap_err()
+                .rule,
+            NameRule::MultiDatabaseLinkHyphenEdge
+        );
+    }
+
+    #[test]
+    fn instance_id_parses_case_insensitively_and_round_trips() {
+        let raw = "/SUBSCRIPTIONS/00000000-1111-2222-3333-444444444444/resourcegroups/rg-tailspin/PROVIDERS/microsoft.sql/MANAGEDINSTANCES/tailspin-mi/";
+        let id = InstanceId::parse(raw).unwrap();
+        assert_eq!(id.subscription_id(), "00000000-1111-2222-3333-444444444444");
+        assert_eq!(id.resource_group(), "rg-tailspin");
+        assert_eq!(id.name(), "tailspin-mi");
+        let canonical = id.to_string();
+        assert_eq!(
+            canonical,
+            "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-tailspin/providers/Microsoft.Sql/managedInstances/tailspin-mi"
+        );
+        assert_eq!(InstanceId::parse(&canonical).unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<InstanceId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn instance_id_refuses_other_shapes() {
+        for bad in [
+            "",
+            "subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/mi",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/managedInstances/mi",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi/databases/db",
+            "/subscriptions//resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi",
+            "/subscriptions/s/resourceGroups/r g/providers/Microsoft.Sql/managedInstances/mi",
+        ] {
+            assert!(InstanceId::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn lsn_parses_rest_and_dmv_forms_and_orders_numerically() {
+        let a = Lsn::parse("71000009408100001").unwrap();
+        let b = Lsn::parse("9408100001").unwrap();
+        assert!(b < a, "numeric, not lexicographic order");
+        assert_eq!(Lsn::parse(" 42.0 ").unwrap().value(), 42);
+        assert_eq!(Lsn::parse("9999999999999999999999999").unwrap(), Lsn::MAX);
+        assert!(Lsn::parse("10000000000000000000000000").is_err());
+        assert!(Lsn::parse("-1").is_err());
+        assert!(Lsn::parse("1e5").is_err());
+        assert!(Lsn::parse("").is_err());
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"71000009408100001\"");
+        assert_eq!(
+            serde_json::from_str::<Lsn>("\"71000009408100001\"").unwrap(),
+            a
+        );
+        assert_eq!(serde_json::from_str::<Lsn>("17").unwrap().value(), 17);
+    }
+
+    #[test]
+    fn version_parse_and_order() {
+        let v = SqlVersion::parse("16.0.4125.3").unwrap();
+        assert_eq!(v, SqlVersion::new(16, 0, 4125, 3));
+        assert!(SqlVersion::parse("16.0.4095.4").unwrap() < v);
+        assert!(
+            SqlVersion::parse("16.0.10000.1").unwrap() > v,
+            "numeric build compare"
+        );
+        assert_eq!(SqlVersion::parse("15.0.4312").unwrap().revision, 0);
+        for bad in [
+            "",
+            "16",
+            "16.0",
+            "16.0.x.1",
+            "16.0.1.2.3",
+            "Microsoft SQL Server 2022",
+        ] {
+            assert!(SqlVersion::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(v.to_string(), "16.0.4125.3");
+    }
+
+    #[test]
+    fn capability_matrix_follows_the_facts() {
+        let caps = |s: &str| SqlVersion::parse(s).unwrap().capabilities();
+        // 2022 RTM: link yes, MI-initial no, T-SQL failover no.
+        let rtm = caps("16.0.1000.6");
+        assert!(rtm.link_supported && rtm.two_way && !rtm.mi_initial_primary && !rtm.tsql_failover);
+        // 2022 CU10: MI-initial primary.
+        let cu10 = caps("16.0.4095.4");
+        assert!(cu10.mi_initial_primary && !cu10.tsql_failover);
+        // 2022 CU13: T-SQL failover.
+        assert!(caps("16.0.4125.3").tsql_failover);
+        assert!(!caps("16.0.999.1").link_supported);
+        // 2025.
+        let v25 = caps("17.0.1000.7");
+        assert!(v25.link_supported && v25.two_way && v25.tsql_failover);
+        assert_eq!(
+            v25.matching_update_policy,
+            Some(UpdatePolicy::SqlServer2025)
+        );
+        // 2019: one way.
+        let v19 = caps("15.0.4312.2");
+        assert!(v19.link_supported && !v19.two_way && !v19.tsql_failover);
+        assert!(!caps("15.0.4311.9").link_supported);
+        // 2017 and 2016 need the Azure Connect pack; 2016 needs a WSFC and no CLUSTER_TYPE.
+        assert_eq!(
+            caps("14.0.3456.2").azure_connect_pack,
+            Some(SqlVersion::new(14, 0, 3490, 10))
+        );
+        let v16 = caps("13.0.6300.2");
+        assert!(v16.link_supported && v16.wsfc_required && !v16.cluster_type_none);
+        assert!(!caps("12.0.6024.0").link_supported);
+        assert!(!caps("18.0.1.1").link_supported);
+    }
+
+    #[test]
+    fn failback_needs_two_way_and_the_matching_policy() {
+        let v22 = SqlVersion::parse("16.0.4125.3").unwrap().capabilities();
+        assert!(v22.failback_allowed_with(UpdatePolicy::SqlServer2022));
+        assert!(!v22.failback_allowed_with(UpdatePolicy::SqlServer2025));
+        assert!(!v22.failback_allowed_with(UpdatePolicy::AlwaysUpToDate));
+        let v25 = SqlVersion::parse("17.0.1000.7").unwrap().capabilities();
+        assert!(v25.failback_allowed_with(UpdatePolicy::SqlServer2025));
+        assert!(!v25.failback_allowed_with(UpdatePolicy::SqlServer2022));
+        let v19 = SqlVersion::parse("15.0.4312.2").unwrap().capabilities();
+        assert!(!v19.failback_allowed_with(UpdatePolicy::SqlServer2022));
+    }
+
+    #[test]
+    fn update_policy_reads_both_spellings() {
+        assert_eq!(
+            UpdatePolicy::parse("SQLServer2022").unwrap(),
+            UpdatePolicy::SqlServer2022
+        );
+        assert_eq!(
+            UpdatePolicy::parse("SqlServer2025").unwrap(),
+            UpdatePolicy::SqlServer2025
+        );
+        assert_eq!(
+            UpdatePolicy::parse("SQLServer2025").unwrap(),
+            UpdatePolicy::SqlServer2025
+        );
+        assert_eq!(
+            UpdatePolicy::parse("alwaysUpToDate").unwrap(),
+            UpdatePolicy::AlwaysUpToDate
+        );
+        assert!(UpdatePolicy::parse("SQLServer2019").is_err());
+    }
+}

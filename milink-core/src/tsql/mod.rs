@@ -1,0 +1,89 @@
+//! T-SQL builders: every statement milink runs on SQL Server or the managed instance.
+//!
+//! Builders accept only validated names and typed values, quote them through [`quote`], and
+//! return a [`Batch`]. No user data is ever formatted into SQL text any other way.
+
+pub mod quote;
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+pub use quote::{SqlIdentifier, binary_literal, quote_ident, quote_nstring};
+
+/// One T-SQL batch, ready to send.
+///
+/// A batch that carries a secret (a master key password) keeps a redacted copy for display:
+/// `Debug`, `Display` and `Serialize` show the redacted text, and only [`Batch::expose_sql`]
+/// returns the real one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Batch {
+    purpose: &'static str,
+    sql: String,
+    redacted: Option<String>,
+}
+
+impl Batch {
+    /// A batch without secrets.
+    pub fn new(purpose: &'static str, sql: String) -> Self {
+        Batch {
+            purpose,
+            sql,
+            redacted: None,
+        }
+    }
+
+    /// A batch whose text contains a secret; `redacted` is what everyone but the server sees.
+    pub fn with_secret(purpose: &'static str, sql: String, redacted: String) -> Self {
+        Batch {
+            purpose,
+            sql,
+            redacted: Some(redacted),
+        }
+    }
+
+    /// A short description of what the batch does.
+    pub fn purpose(&self) -> &'static str {
+        self.purpose
+    }
+
+    /// The text to display or log: redacted when the batch carries a secret.
+    pub fn display_sql(&self) -> &str {
+        self.redacted.as_deref().unwrap_or(&self.sql)
+    }
+
+    /// The text to send to the server. Never log it.
+    pub fn expose_sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Whether the batch carries a secret.
+    pub fn is_sensitive(&self) -> bool {
+        self.redacted.is_some()
+    }
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("purpose", &self.purpose)
+            .field("sql", &self.display_sql())
+            .finish()
+    }
+}
+
+impl fmt::Display for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.display_sql())
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Batch", 2)?;
+        st.serialize_field("purpose", self.purpose)?;
+        st.serialize_field("sql", self.display_sql())?;
+        st.end()
+    }
+}

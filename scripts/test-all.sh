@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test, Rust and Python, on a fresh machine: creates .venv if missing, installs
+# maturin and pytest into it, builds and installs milink-py, then runs cargo test and pytest.
+# Exits non-zero if anything fails, including pytest collecting no tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+venv="${MILINK_VENV:-$root/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "==> creating virtual environment $venv"
+  python3 -m venv "$venv"
+fi
+echo "==> installing maturin and pytest"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "==> cargo test --workspace"
+cargo test --workspace
+
+echo "==> building milink-py into $venv"
+(cd milink-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet)
+
+echo "==> pytest"
+set +e
+"$venv/bin/python" -m pytest milink-py/tests -q
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$status"
