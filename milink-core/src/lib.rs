@@ -8,6 +8,7 @@
 //!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
 //! - [`error`]: the umbrella [`Error`];
+//! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
 //! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -15,6 +16,7 @@
 pub mod error;
 pub mod names;
 pub mod secret;
+pub mod time;
 pub mod tsql;
 
 pub use error::{Error, Result};

@@ -99,6 +99,11 @@ pub struct NameError {
 }
 
 impl NameError {
+    /// A refusal of `value` by `kind` for breaking `rule`.
+    pub fn new_public(kind: &'static str, value: &str, rule: NameRule) -> Self {
+        NameError::new(kind, value, rule)
+    }
+
     fn new(kind: &'static str, value: &str, rule: NameRule) -> Self {
         NameError {
             kind,
