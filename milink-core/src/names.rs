@@ -249,6 +249,125 @@ sysname_type!(
     no_extra
 );
 
+sysname_type!(
+    /// A database mirroring endpoint name (sysname).
+    EndpointName,
+    no_extra
+);
+
+fn check_dns_name(kind: &'static str, value: &str) -> Result<(), NameError> {
+    let bad = |rule| Err(NameError::new(kind, value, rule));
+    if value.is_empty() {
+        return bad(NameRule::Empty);
+    }
+    if value.len() > 253 {
+        return bad(NameRule::TooLong {
+            len: value.len(),
+            max: 253,
+        });
+    }
+    for label in value.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return bad(NameRule::UnknownValue {
+                accepted: "a DNS name: dot-separated labels of letters, digits and inner hyphens",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A host that carries the link: an IPv4 or IPv6 address or a DNS name that the other side resolves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct EndpointHost(String);
+
+impl EndpointHost {
+    /// Validates an IP address or DNS host name.
+    pub fn new(value: impl Into<String>) -> Result<Self, NameError> {
+        let value = value.into();
+        if value.parse::<std::net::IpAddr>().is_err() {
+            check_dns_name("EndpointHost", &value)?;
+        }
+        Ok(EndpointHost(value))
+    }
+
+    /// The host as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `TCP://host:port`, with an IPv6 address in brackets.
+    pub fn tcp_url(&self, port: u16) -> String {
+        if self.0.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("TCP://[{}]:{port}", self.0)
+        } else {
+            format!("TCP://{}:{port}", self.0)
+        }
+    }
+}
+
+impl fmt::Display for EndpointHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EndpointHost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EndpointHost::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The fully qualified domain name of a managed instance (`<mi>.<zone>.database.windows.net`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct MiFqdn(String);
+
+impl MiFqdn {
+    /// Validates a DNS name.
+    pub fn new(value: impl Into<String>) -> Result<Self, NameError> {
+        let value = value.into();
+        check_dns_name("MiFqdn", &value)?;
+        Ok(MiFqdn(value))
+    }
+
+    /// The FQDN as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The instance name: the first DNS label.
+    pub fn instance_name(&self) -> &str {
+        self.0.split('.').next().unwrap_or(&self.0)
+    }
+
+    /// The name SQL Server must give the MI's endpoint certificate: the FQDN itself.
+    pub fn certificate_name(&self) -> Result<CertificateName, NameError> {
+        CertificateName::new(self.0.clone())
+    }
+}
+
+impl fmt::Display for MiFqdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MiFqdn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MiFqdn::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// How many databases one link carries (REST `linkMode`, 2025-08-01-preview).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum LinkMode {
@@ -931,6 +1050,33 @@ mod tests {
         assert!(!v25.failback_allowed_with(UpdatePolicy::SqlServer2022));
         let v19 = SqlVersion::parse("15.0.4312.2").unwrap().capabilities();
         assert!(!v19.failback_allowed_with(UpdatePolicy::SqlServer2022));
+    }
+
+    #[test]
+    fn hosts_and_fqdns() {
+        assert_eq!(
+            EndpointHost::new("10.0.0.4").unwrap().tcp_url(5022),
+            "TCP://10.0.0.4:5022"
+        );
+        assert_eq!(
+            EndpointHost::new("fe80::1").unwrap().tcp_url(5022),
+            "TCP://[fe80::1]:5022"
+        );
+        assert_eq!(
+            EndpointHost::new("tailspinsql.corp.example")
+                .unwrap()
+                .tcp_url(5023),
+            "TCP://tailspinsql.corp.example:5023"
+        );
+        for bad in [
+            "", "a b", "host;x", "-host", "host-", "a..b", "[::1]", "h'x", "h/x",
+        ] {
+            assert!(EndpointHost::new(bad).is_err(), "{bad:?}");
+        }
+        let fqdn = MiFqdn::new("tailspin-mi.abc123.database.windows.net").unwrap();
+        assert_eq!(fqdn.instance_name(), "tailspin-mi");
+        assert_eq!(fqdn.certificate_name().unwrap().as_str(), fqdn.as_str());
+        assert!(MiFqdn::new("tailspin mi").is_err());
     }
 
     #[test]
