@@ -16,27 +16,30 @@ pub enum Error {
     /// The caller supplied an invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A redirect target could not be computed from the caller's options.
+    #[error(transparent)]
+    Redirect(#[from] crate::redirect::RedirectError),
 }
 
 impl Error {
     /// Retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::Redirect(_) => false,
         }
     }
 
     /// The caller's input is wrong; nothing was changed.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => true,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::Redirect(_) => true,
         }
     }
 
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::Redirect(_) => false,
         }
     }
 }

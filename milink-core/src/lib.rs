@@ -9,6 +9,8 @@
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
 //! - [`lifecycle`]: the pure link state machine (spec, inputs, effects);
 //! - [`ports`]: the seams to SQL Server and the managed instance;
+//! - [`redirect`]: where the workload goes after a role change (connection strings, targets,
+//!   the application's redirect hook) and the quiet-workload check before a failover;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
 //! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
@@ -19,6 +21,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod names;
 pub mod ports;
+pub mod redirect;
 pub mod secret;
 pub mod time;
 pub mod tsql;
