@@ -8,6 +8,7 @@ pub mod certificates;
 pub mod endpoint;
 pub mod probes;
 pub mod quote;
+pub mod workload;
 
 use std::fmt;
 
@@ -33,6 +34,7 @@ pub use probes::{
     probe_seeding_stats, probe_sp_certificate_add_issuer_exists,
 };
 pub use quote::{SqlIdentifier, binary_literal, quote_ident, quote_nstring};
+pub use workload::probe_workload_activity;
 
 /// One T-SQL batch, ready to send.
 ///
