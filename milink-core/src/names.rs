@@ -248,6 +248,11 @@ sysname_type!(
     ServerName,
     no_extra
 );
+sysname_type!(
+    /// The logical name of a database file (`sys.master_files.name`).
+    LogicalFileName,
+    no_extra
+);
 
 /// How many databases one link carries (REST `linkMode`, 2025-08-01-preview).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

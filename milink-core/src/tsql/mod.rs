@@ -4,6 +4,8 @@
 //! return a [`Batch`]. No user data is ever formatted into SQL text any other way.
 
 pub mod quote;
+pub mod readiness;
+pub mod remediation;
 
 use std::fmt;
 
