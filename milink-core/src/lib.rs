@@ -8,6 +8,8 @@
 //! - [`names`]: validated names and values (database, AG, link, certificate and server names,
 //!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
+//! - [`lifecycle`]: the pure link state machine (spec, inputs, effects);
+//! - [`ports`]: the seams to SQL Server and the managed instance;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
 //! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
@@ -16,7 +18,9 @@
 
 pub mod assess;
 pub mod error;
+pub mod lifecycle;
 pub mod names;
+pub mod ports;
 pub mod secret;
 pub mod time;
 pub mod tsql;

@@ -1,0 +1,333 @@
+//! Effects: what the machine asks the driver to do, as data.
+//!
+//! Every effect that touches a server carries the [`StepId`] the machine expects back in the
+//! observation, and every one is idempotent (guarded T-SQL, PUT, role checks), so re-issuing it
+//! after a crash is safe.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{AgName, CertificateName, DatabaseName, LinkMode, LinkName, MiFqdn, ServerName};
+use crate::time::Date;
+
+use super::spec::{FailoverMode, SeedingMode, Side};
+
+/// Identifies one issued effect; the observation that answers it carries the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepId(pub u64);
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// `AVAILABILITY_MODE` of the DAG replicas, and REST `replicationMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AvailabilityMode {
+    /// `SYNCHRONOUS_COMMIT` / `Sync`.
+    SynchronousCommit,
+    /// `ASYNCHRONOUS_COMMIT` / `Async`.
+    AsynchronousCommit,
+}
+
+/// A T-SQL operation on SQL Server. The adapter renders it with the `tsql` builders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceOp {
+    /// Create the database master key in `master` if absent (password from the adapter's config).
+    EnsureMasterKey,
+    /// Create the endpoint certificate if absent.
+    EnsureEndpointCertificate {
+        /// Certificate name.
+        name: CertificateName,
+        /// Certificate subject.
+        subject: String,
+        /// Expiry date.
+        expiry: Date,
+    },
+    /// Create the mirroring endpoint if absent (certificate auth, AES, started).
+    EnsureMirroringEndpoint {
+        /// Endpoint name.
+        name: crate::names::EndpointName,
+        /// Listener port.
+        port: crate::names::TcpPort,
+        /// Authentication certificate.
+        certificate: CertificateName,
+    },
+    /// Read the endpoint certificate's public key (`CERTENCODED`); answered with
+    /// [`super::input::Observation::PublicKey`].
+    ExportCertificatePublicKey {
+        /// Certificate name.
+        name: CertificateName,
+    },
+    /// Import the managed instance's endpoint certificate, named after its FQDN, if absent.
+    ImportInstanceCertificate {
+        /// The managed instance FQDN, which is also the certificate name.
+        fqdn: MiFqdn,
+        /// The DER bytes of the certificate.
+        der: Vec<u8>,
+    },
+    /// Import the Azure root CAs and register them with `sp_certificate_add_issuer` (idempotent;
+    /// the blobs come from the adapter's configuration).
+    EnsureRootCaTrust,
+    /// Create the availability group on SQL Server if absent.
+    CreateAvailabilityGroup {
+        /// AG name.
+        ag: AgName,
+        /// Databases; empty when the managed instance is the initial primary.
+        databases: Vec<DatabaseName>,
+        /// `@@SERVERNAME`.
+        replica: ServerName,
+        /// `TCP://host:port` of the mirroring endpoint.
+        endpoint_url: String,
+        /// `CLUSTER_TYPE = NONE` (not on SQL Server 2016).
+        cluster_type_none: bool,
+    },
+    /// `ALTER AVAILABILITY GROUP … GRANT CREATE ANY DATABASE` (managed instance initial primary).
+    GrantCreateAnyDatabase {
+        /// AG name.
+        ag: AgName,
+    },
+    /// Create the distributed availability group on SQL Server if absent.
+    CreateDistributedAvailabilityGroup {
+        /// DAG (link) name.
+        dag: LinkName,
+        /// The SQL Server AG.
+        sql_ag: AgName,
+        /// `TCP://host:port` of the SQL Server endpoint.
+        sql_listener_url: String,
+        /// The managed instance AG.
+        mi_ag: AgName,
+        /// The managed instance FQDN.
+        mi_fqdn: MiFqdn,
+        /// The database, when the managed instance is the initial primary.
+        mi_database: Option<DatabaseName>,
+        /// `SESSION_TIMEOUT`.
+        session_timeout_s: u16,
+    },
+    /// Change the DAG's availability mode on both replicas.
+    SetAvailabilityMode {
+        /// DAG (link) name.
+        dag: LinkName,
+        /// The SQL Server AG.
+        sql_ag: AgName,
+        /// The managed instance AG.
+        mi_ag: AgName,
+        /// The new mode.
+        mode: AvailabilityMode,
+    },
+    /// `ALTER AVAILABILITY GROUP [dag] FAILOVER` on the primary (SQL Server 2022 CU13+).
+    Failover {
+        /// DAG (link) name.
+        dag: LinkName,
+    },
+    /// `ALTER AVAILABILITY GROUP [dag] FORCE_FAILOVER_ALLOW_DATA_LOSS` on SQL Server as secondary.
+    ForceFailover {
+        /// DAG (link) name.
+        dag: LinkName,
+    },
+    /// `ALTER AVAILABILITY GROUP [dag] SET (ROLE = SECONDARY)` (split-brain repair).
+    SetRoleSecondary {
+        /// DAG (link) name.
+        dag: LinkName,
+    },
+    /// Drop the DAG if it exists.
+    DropDistributedAvailabilityGroup {
+        /// DAG (link) name.
+        dag: LinkName,
+    },
+    /// Drop the AG if it exists (databases stay on SQL Server).
+    DropAvailabilityGroup {
+        /// AG name.
+        ag: AgName,
+    },
+}
+
+/// REST `failoverType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ArmFailoverType {
+    /// `Planned`: no data loss; the service refuses with 409 unless synchronized.
+    Planned,
+    /// `ForcedAllowDataLoss`.
+    ForcedAllowDataLoss,
+}
+
+/// REST `roleChangeType` of `setRole`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoleChangeType {
+    /// `Planned`.
+    Planned,
+    /// `Forced`.
+    Forced,
+}
+
+/// The writable properties of the link resource (`PUT …/distributedAvailabilityGroups/{link}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkProperties {
+    /// `instanceLinkRole`: `Secondary` when SQL Server is the initial primary.
+    pub instance_link_role: Side,
+    /// `instanceAvailabilityGroupName`.
+    pub instance_ag: AgName,
+    /// `partnerAvailabilityGroupName`.
+    pub partner_ag: AgName,
+    /// `partnerEndpoint`: `TCP://host:port`.
+    pub partner_endpoint: String,
+    /// `failoverMode`.
+    pub failover_mode: FailoverMode,
+    /// `seedingMode`.
+    pub seeding_mode: SeedingMode,
+    /// `linkMode` (sent only with the preview api-version when MultiDatabase).
+    pub link_mode: LinkMode,
+    /// `databases[].databaseName`.
+    pub databases: Vec<DatabaseName>,
+}
+
+/// An Azure Resource Manager operation on the managed instance. Mutations may be long-running;
+/// the adapter answers with the operation reference to poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceOp {
+    /// `PUT …/serverTrustCertificates/{name}` with the SQL Server certificate's public key.
+    PutServerTrustCertificate {
+        /// Certificate name on the instance.
+        name: CertificateName,
+        /// DER bytes of the public key.
+        public_blob: Vec<u8>,
+    },
+    /// `GET …/endpointCertificates/DATABASE_MIRRORING`; answered with
+    /// [`super::input::Observation::PublicKey`].
+    GetEndpointCertificate,
+    /// `PUT …/distributedAvailabilityGroups/{link}`: the instance joins the link.
+    PutLink {
+        /// Link name.
+        link: LinkName,
+        /// Properties to send.
+        properties: LinkProperties,
+    },
+    /// `PATCH …/distributedAvailabilityGroups/{link}` with `replicationMode`.
+    SetReplicationMode {
+        /// Link name.
+        link: LinkName,
+        /// The new mode.
+        mode: AvailabilityMode,
+    },
+    /// `POST …/distributedAvailabilityGroups/{link}/failover`.
+    Failover {
+        /// Link name.
+        link: LinkName,
+        /// Planned or forced.
+        failover_type: ArmFailoverType,
+    },
+    /// `POST …/distributedAvailabilityGroups/{link}/setRole`.
+    SetRole {
+        /// Link name.
+        link: LinkName,
+        /// The role the instance should take.
+        role: Side,
+        /// Planned or forced.
+        change: RoleChangeType,
+    },
+    /// `DELETE …/distributedAvailabilityGroups/{link}`: removes the link; the instance's
+    /// databases become independent and writable.
+    DeleteLink {
+        /// Link name.
+        link: LinkName,
+    },
+    /// `DELETE …/serverTrustCertificates/{name}`.
+    DeleteServerTrustCertificate {
+        /// Certificate name on the instance.
+        name: CertificateName,
+    },
+}
+
+impl InstanceOp {
+    /// Whether the operation only reads.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, InstanceOp::GetEndpointCertificate)
+    }
+}
+
+/// A saved long-running ARM operation: the URL to poll survives a crash in the machine's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRef {
+    /// The URL from `Azure-AsyncOperation` or `Location`.
+    pub url: String,
+    /// Which header it came from (decides how completion is read).
+    pub kind: OperationKind,
+}
+
+/// Where an operation URL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OperationKind {
+    /// `Azure-AsyncOperation`: a status document (`InProgress`, `Succeeded`, …).
+    AzureAsyncOperation,
+    /// `Location`: 202 while running, then 200/204.
+    Location,
+}
+
+/// A read of link state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Probe {
+    /// Both sides' view of the link (roles, modes, per-database state and LSNs, seeding);
+    /// answered with [`super::input::Observation::Link`].
+    Link,
+    /// The managed instance's latest full backup per database; answered with
+    /// [`super::input::Observation::FullBackups`].
+    FirstFullBackups,
+}
+
+/// What the machine tells the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    /// Run a T-SQL operation on SQL Server.
+    Source {
+        /// The step the observation must carry.
+        step: StepId,
+        /// The operation.
+        op: SourceOp,
+    },
+    /// Begin an ARM operation on the managed instance.
+    Instance {
+        /// The step the observation must carry.
+        step: StepId,
+        /// The operation.
+        op: InstanceOp,
+    },
+    /// Poll a long-running ARM operation.
+    PollOperation {
+        /// The step the observation must carry.
+        step: StepId,
+        /// The operation to poll.
+        operation: OperationRef,
+    },
+    /// Read state from one or both sides.
+    Probe {
+        /// The step the observation must carry.
+        step: StepId,
+        /// What to read.
+        probe: Probe,
+    },
+    /// Tell the application its workload must now connect to `primary` (issued after the new
+    /// primary accepts writes, before anything is dropped on the old side).
+    Redirect {
+        /// The step the observation must carry.
+        step: StepId,
+        /// The side that is now primary.
+        primary: Side,
+    },
+    /// Report progress (no observation expected).
+    Progress(super::input::ProgressEvent),
+}
+
+impl Effect {
+    /// The step this effect expects an observation for, if any.
+    pub fn step(&self) -> Option<StepId> {
+        match self {
+            Effect::Source { step, .. }
+            | Effect::Instance { step, .. }
+            | Effect::PollOperation { step, .. }
+            | Effect::Probe { step, .. }
+            | Effect::Redirect { step, .. } => Some(*step),
+            Effect::Progress(_) => None,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Inputs: commands (user intent), observations (answers to effects), ticks and resume.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{DatabaseName, Lsn};
+use crate::time::Timestamp;
+
+use super::effect::{AvailabilityMode, OperationRef, StepId};
+use super::spec::Side;
+
+/// The caller's explicit acknowledgement that a forced failover may lose data.
+///
+/// It can only be built by naming the link, so it cannot be passed by accident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataLossAcknowledgement {
+    /// The link name, typed again by the caller.
+    pub link: String,
+}
+
+/// Which failover to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailoverKind {
+    /// No data loss: sync on both sides, LSNs equal and stable, then fail over.
+    Planned,
+    /// Possible data loss; refused without an acknowledgement that names the link.
+    Forced(Option<DataLossAcknowledgement>),
+}
+
+/// Options of a cutover (one-way migration ending with the link removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CutoverOptions {
+    /// Also drop the availability group on SQL Server (the databases stay).
+    pub drop_availability_group: bool,
+}
+
+/// What the caller wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Record the readiness verdict for the link's databases (Draft → Assessed).
+    RecordAssessment(AssessmentOutcome),
+    /// Create the link: prepare SQL Server, exchange trust, AG, DAG, join the instance, seed.
+    Start,
+    /// Fail over to the secondary side.
+    Failover(FailoverKind),
+    /// Fail back to SQL Server (two-way links only).
+    Failback,
+    /// One-way migration: catch up, fail over, wait for the first full backup, remove the link.
+    Cutover(CutoverOptions),
+    /// Repair a split brain: keep `keep` as primary, demote the other side.
+    RepairSplitBrain {
+        /// The side whose data is kept.
+        keep: Side,
+    },
+    /// Undo link creation before any failover: remove the link, drop DAG and AG, keep data.
+    Cancel,
+}
+
+/// The readiness verdict the machine needs (the full report lives in `assess`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssessmentOutcome {
+    /// Blocking findings, as `rule id: title` lines; empty when ready.
+    pub blockers: Vec<String>,
+}
+
+/// Why an effect failed, as the journal keeps it (no secrets, no vendor types).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    /// The vendor's identity of the error: `sql:41962`, `arm:409:ManagedInstanceIsBusy`,
+    /// `http:503`, `io`, `timeout`, …
+    pub code: String,
+    /// A message with cause and fix.
+    pub message: String,
+    /// Whether re-issuing the same step may succeed.
+    pub retryable: bool,
+}
+
+/// A replica's role in the DAG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReplicaRole {
+    /// `PRIMARY`.
+    Primary,
+    /// `SECONDARY`.
+    Secondary,
+    /// `RESOLVING` or unknown.
+    Resolving,
+}
+
+/// `synchronization_state_desc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SyncState {
+    /// `NOT SYNCHRONIZING`.
+    NotSynchronizing,
+    /// `SYNCHRONIZING`.
+    Synchronizing,
+    /// `SYNCHRONIZED`.
+    Synchronized,
+    /// `REVERTING`.
+    Reverting,
+    /// `INITIALIZING`.
+    Initializing,
+}
+
+/// `synchronization_health_desc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SyncHealth {
+    /// `NOT_HEALTHY`.
+    NotHealthy,
+    /// `PARTIALLY_HEALTHY`.
+    PartiallyHealthy,
+    /// `HEALTHY`.
+    Healthy,
+}
+
+/// One database as one side sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseView {
+    /// Database name.
+    pub name: DatabaseName,
+    /// Synchronization state of this side's replica of the database.
+    pub sync_state: SyncState,
+    /// Synchronization health.
+    pub health: SyncHealth,
+    /// `last_hardened_lsn` (NULL on an async primary's own row).
+    pub last_hardened_lsn: Option<Lsn>,
+    /// `last_commit_lsn`.
+    pub last_commit_lsn: Option<Lsn>,
+    /// Seeding progress in percent, while seeding.
+    pub seeding_percent: Option<u8>,
+    /// `log_send_queue_size` in KB (on the primary).
+    pub log_send_queue_kb: Option<u64>,
+    /// `redo_queue_size` in KB.
+    pub redo_queue_kb: Option<u64>,
+    /// Replication lag in seconds.
+    pub lag_seconds: Option<u64>,
+    /// The most recent link error reported for this database, if any.
+    pub last_error: Option<String>,
+}
+
+/// One side's view of the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideView {
+    /// The link exists on this side (DAG in `sys.availability_groups`, or the ARM resource).
+    pub exists: bool,
+    /// This side's role in the DAG.
+    pub role: Option<ReplicaRole>,
+    /// This side's DAG availability mode.
+    pub mode: Option<AvailabilityMode>,
+    /// Connected to the other side.
+    pub connected: bool,
+    /// Per-database state.
+    pub databases: Vec<DatabaseView>,
+}
+
+/// Both sides' view of the link, read together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkObservation {
+    /// SQL Server's view.
+    pub source: SideView,
+    /// The managed instance's view.
+    pub instance: SideView,
+}
+
+/// The managed instance's latest full backup of one database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullBackup {
+    /// Database name.
+    pub database: DatabaseName,
+    /// `backup_finish_date` of the latest full (type 'D') backup, if any.
+    pub finished: Option<Timestamp>,
+}
+
+/// What an effect produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observation {
+    /// The operation completed; nothing to report.
+    Done,
+    /// A certificate's public key (DER bytes).
+    PublicKey(Vec<u8>),
+    /// A long-running ARM operation was accepted; poll it.
+    OperationAccepted(OperationRef),
+    /// The polled operation is still running.
+    OperationRunning,
+    /// Link state from both sides.
+    Link(LinkObservation),
+    /// Latest full backups on the managed instance.
+    FullBackups(Vec<FullBackup>),
+}
+
+/// A progress report for callers (forwarded by the driver as an event stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProgressEvent {
+    /// A phase began.
+    Phase {
+        /// Phase name.
+        name: String,
+    },
+    /// Seeding progress of one database.
+    Seeding {
+        /// Database.
+        database: DatabaseName,
+        /// Percent done.
+        percent: u8,
+    },
+    /// Replication lag and LSN gap of one database.
+    Lag {
+        /// Database.
+        database: DatabaseName,
+        /// Lag in seconds, if known.
+        seconds: Option<u64>,
+        /// Primary's minus secondary's `last_hardened_lsn`, if both known.
+        lsn_gap: Option<u128>,
+    },
+}
+
+/// Everything the machine accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// User intent.
+    Command(Command),
+    /// The answer to an effect.
+    Observed {
+        /// The step the effect carried.
+        step: StepId,
+        /// Its result.
+        result: Result<Observation, StepError>,
+    },
+    /// Time passed (the driver sends it at or after `deadline()`).
+    Tick,
+    /// The driver restarted from the journal: re-issue the in-flight step.
+    Resume,
+}

@@ -1,0 +1,155 @@
+//! What a link is: the spec the caller gives, fixed for the life of the link.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{
+    AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode,
+    LinkName, MiFqdn, ServerName, SqlVersion, TcpPort, UpdatePolicy,
+};
+use crate::time::Date;
+
+/// One side of the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Side {
+    /// The SQL Server instance (on premises or IaaS).
+    SqlServer,
+    /// The Azure SQL Managed Instance.
+    ManagedInstance,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::SqlServer => Side::ManagedInstance,
+            Side::ManagedInstance => Side::SqlServer,
+        }
+    }
+}
+
+/// REST `failoverMode`: whether the link can be reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailoverMode {
+    /// Two-way: failover keeps the link and failback is possible (SQL Server 2022/2025 with the
+    /// matching update policy).
+    Manual,
+    /// One-way: failover to Azure only (SQL Server 2016-2019, or a pure migration).
+    None,
+}
+
+/// REST `seedingMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum SeedingMode {
+    /// Automatic seeding (the default).
+    #[default]
+    Automatic,
+    /// Manual seeding ("for supported scenarios").
+    Manual,
+}
+
+/// The SQL Server side of the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSpec {
+    /// `@@SERVERNAME`: the replica name in `CREATE AVAILABILITY GROUP`.
+    pub server: ServerName,
+    /// The product version (`SERVERPROPERTY('ProductVersion')`), which decides capabilities.
+    pub version: SqlVersion,
+    /// The address the managed instance uses to reach the mirroring endpoint.
+    pub endpoint_host: EndpointHost,
+    /// The mirroring endpoint port (5022 by default; other instances on the host need others).
+    pub endpoint_port: TcpPort,
+    /// The mirroring endpoint name.
+    pub endpoint_name: EndpointName,
+    /// The endpoint certificate (`Cert_<server>_endpoint` by convention; no `\`).
+    pub certificate: CertificateName,
+    /// The endpoint certificate's expiry date.
+    pub certificate_expiry: Date,
+    /// The availability group on SQL Server (one per link in single-database mode).
+    pub ag: AgName,
+}
+
+impl SourceSpec {
+    /// `TCP://host:port` of the mirroring endpoint.
+    pub fn endpoint_url(&self) -> String {
+        self.endpoint_host.tcp_url(self.endpoint_port)
+    }
+}
+
+/// The managed instance side of the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    /// The instance's ARM resource id.
+    pub instance: InstanceId,
+    /// The instance's VNet-local FQDN (the link only runs over it).
+    pub fqdn: MiFqdn,
+    /// `instanceAvailabilityGroupName`: the AG name on the managed instance (unique on it).
+    pub ag: AgName,
+    /// The instance's update policy (`databaseFormat`).
+    pub update_policy: UpdatePolicy,
+}
+
+/// Timing knobs of the machine. All waits are bounded by one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MachineOptions {
+    /// How often to probe link state while waiting (seeding, catch-up, role checks).
+    pub probe_interval: Duration,
+    /// How long `last_hardened_lsn` must stay equal and unchanged on both sides before a
+    /// planned failover or cutover proceeds.
+    pub stability_window: Duration,
+    /// Longest wait for the managed instance to join the link (ARM operation).
+    pub join_timeout: Duration,
+    /// Longest wait for seeding to finish.
+    pub seeding_timeout: Duration,
+    /// Longest wait for both sides to reach synchronous commit and equal LSNs.
+    pub catch_up_timeout: Duration,
+    /// Longest wait for a role change to be confirmed.
+    pub failover_timeout: Duration,
+    /// Longest wait for the managed instance's first full backup before removing the link.
+    pub first_backup_timeout: Duration,
+    /// Longest wait for any single other step (T-SQL batch, ARM operation).
+    pub step_timeout: Duration,
+}
+
+impl Default for MachineOptions {
+    fn default() -> Self {
+        MachineOptions {
+            probe_interval: Duration::from_secs(5),
+            stability_window: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(15 * 60),
+            seeding_timeout: Duration::from_secs(6 * 24 * 3600),
+            catch_up_timeout: Duration::from_secs(15 * 60),
+            failover_timeout: Duration::from_secs(15 * 60),
+            first_backup_timeout: Duration::from_secs(24 * 3600),
+            step_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Everything the machine needs to know about one link. Contains no secret: the master key
+/// password and credentials live in the adapters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSpec {
+    /// The link name: the distributed availability group and the ARM resource name.
+    pub link: LinkName,
+    /// SingleDatabase or MultiDatabase.
+    pub mode: LinkMode,
+    /// The databases the link carries (exactly one in SingleDatabase mode).
+    pub databases: Vec<DatabaseName>,
+    /// Where the databases live when the link is created.
+    pub initial_primary: Side,
+    /// Two-way (`Manual`) or one-way (`None`).
+    pub failover_mode: FailoverMode,
+    /// Automatic or manual seeding.
+    pub seeding_mode: SeedingMode,
+    /// The SQL Server side.
+    pub source: SourceSpec,
+    /// The managed instance side.
+    pub target: TargetSpec,
+    /// DAG `SESSION_TIMEOUT` in seconds (20 in the documented scripts).
+    pub session_timeout_s: u16,
+    /// Timing knobs.
+    pub options: MachineOptions,
+}

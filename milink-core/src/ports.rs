@@ -1,0 +1,129 @@
+//! Ports: the narrow, domain-typed seams between the session driver and the outside world.
+//!
+//! Real adapters (tiberius for SQL Server, reqwest for ARM) and the simulator implement the same
+//! traits, so the driver runs unchanged against either. Ports never expose vendor types; errors
+//! keep the vendor's identity in [`PortError::code`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::lifecycle::{
+    DatabaseView, FullBackup, InstanceOp, LinkName, OperationRef, SideView, SourceOp,
+};
+use crate::names::DatabaseName;
+
+/// What a port call failed with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct PortError {
+    /// The vendor's identity of the error: `sql:<number>`, `arm:<status>:<code>`, `http:<status>`,
+    /// `io`, `timeout`.
+    pub code: String,
+    /// What happened, with cause and fix where known. Never contains a secret.
+    pub message: String,
+    /// Whether retrying the same call may succeed (connection drops, 429, 5xx, 409 busy …).
+    pub transient: bool,
+    /// How long the remote side asked us to wait before retrying (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl PortError {
+    /// A transient error.
+    pub fn transient(code: impl Into<String>, message: impl Into<String>) -> Self {
+        PortError {
+            code: code.into(),
+            message: message.into(),
+            transient: true,
+            retry_after: None,
+        }
+    }
+
+    /// A permanent error.
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        PortError {
+            code: code.into(),
+            message: message.into(),
+            transient: false,
+            retry_after: None,
+        }
+    }
+
+    /// The same error with a `Retry-After` hint.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
+/// What a SQL Server operation returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceReply {
+    /// Done; nothing to return.
+    Done,
+    /// A certificate's public key (DER).
+    PublicKey(Vec<u8>),
+}
+
+/// The SQL Server side.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SourceServer: Send + Sync {
+    /// Runs one idempotent T-SQL operation.
+    async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError>;
+
+    /// Reads SQL Server's view of the link: DAG role and mode, connection, and the per-database
+    /// replica states of `databases` (one round trip for all databases).
+    async fn link_state(
+        &self,
+        link: &LinkName,
+        databases: &[DatabaseName],
+    ) -> Result<SideView, PortError>;
+}
+
+/// What beginning an ARM operation returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArmReply {
+    /// Completed synchronously (200/201/204).
+    Completed,
+    /// A certificate's public key (for `GetEndpointCertificate`).
+    PublicKey(Vec<u8>),
+    /// Accepted (202): poll this operation.
+    Accepted(OperationRef),
+}
+
+/// The state of a polled long-running operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollReply {
+    /// Still running; poll again after the hint (or the machine's interval).
+    Running {
+        /// `Retry-After`, if sent.
+        retry_after: Option<Duration>,
+    },
+    /// Finished successfully.
+    Succeeded,
+}
+
+/// The managed instance side, through Azure Resource Manager (and, where only T-SQL can tell,
+/// a connection to the instance).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ManagedInstance: Send + Sync {
+    /// Begins an ARM operation.
+    async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError>;
+
+    /// Polls a long-running operation. A failed operation is an `Err` with the ARM error code.
+    async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError>;
+
+    /// Reads the instance's view of the link (the link resource's `databases[]`, roles, mode).
+    /// A missing link is `SideView { exists: false, .. }`, not an error.
+    async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError>;
+
+    /// The latest full backup of each database on the instance (`msdb.dbo.backupset`).
+    async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError>;
+}
+
+/// Convenience: find a database in a side's view.
+pub fn find_database<'a>(view: &'a SideView, name: &DatabaseName) -> Option<&'a DatabaseView> {
+    view.databases.iter().find(|d| &d.name == name)
+}
