@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::assess::scan::{Marker, MarkerHit};
-use crate::names::{DatabaseName, ServerName, SqlVersion, UpdatePolicy};
+use crate::names::{DatabaseName, MiFqdn, ServerName, SqlVersion, UpdatePolicy};
 use crate::time::Timestamp;
 
 /// The SQL Server edition, from `SERVERPROPERTY('Edition')`.
@@ -204,16 +204,6 @@ pub struct CertificateFact {
     /// Thumbprint, upper-case hex without `0x`.
     pub thumbprint: String,
 }
-
-/// The Azure root certificate authorities SQL Server must trust (milink-facts §1.4): the
-/// name the docs give them and the subject they carry.
-pub const AZURE_ROOT_CAS: [(&str, &str); 2] = [
-    (
-        "MicrosoftPKI",
-        "Microsoft RSA Root Certificate Authority 2017",
-    ),
-    ("DigiCertPKI", "DigiCert Global Root G2"),
-];
 
 /// A SQL Agent job step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -603,7 +593,7 @@ pub struct TargetFacts {
     /// Instance name.
     pub name: String,
     /// `fullyQualifiedDomainName`.
-    pub fqdn: String,
+    pub fqdn: MiFqdn,
     /// Service tier.
     pub tier: ServiceTier,
     /// Hardware family, e.g. `Gen5`.
@@ -647,6 +637,8 @@ impl TargetFacts {
         let name = text(value.get("name")).ok_or_else(|| ArmShapeError("no `name`".into()))?;
         let fqdn = text(props.get("fullyQualifiedDomainName"))
             .ok_or_else(|| ArmShapeError("no `properties.fullyQualifiedDomainName`".into()))?;
+        let fqdn = MiFqdn::new(&fqdn)
+            .map_err(|e| ArmShapeError(format!("fullyQualifiedDomainName: {e}")))?;
         let tier_text = text(sku.and_then(|s| s.get("tier")))
             .ok_or_else(|| ArmShapeError("no `sku.tier`".into()))?;
         let next_gen = props
@@ -768,7 +760,10 @@ mod tests {
         let body = &doc["responses"]["200"]["body"];
         let t = TargetFacts::from_arm_json(body).unwrap();
         assert_eq!(t.name, "testinstance");
-        assert_eq!(t.fqdn, "testinstance.1b4e2caff2530.database.windows.net");
+        assert_eq!(
+            t.fqdn.as_str(),
+            "testinstance.1b4e2caff2530.database.windows.net"
+        );
         assert_eq!(t.tier, ServiceTier::GeneralPurpose);
         assert_eq!(t.hardware.as_deref(), Some("Gen5"));
         assert_eq!(t.vcores, 8);

@@ -15,7 +15,7 @@ use crate::assess::gather::{Cell, FactSource, Rows, SourceError};
 use crate::assess::network::{NetworkProbe, ProbeKind, ProbeOutcome};
 use crate::assess::scan::{Marker, MarkerHit};
 use crate::assess::{AssessOptions, ReadinessReport, assess};
-use crate::names::{DatabaseName, ServerName, SqlVersion, UpdatePolicy};
+use crate::names::{DatabaseName, MiFqdn, ServerName, SqlVersion, UpdatePolicy};
 use crate::time::{Date, Timestamp};
 use crate::tsql::{Batch, readiness};
 
@@ -236,7 +236,7 @@ pub fn customer_360() -> DatabaseFacts {
 pub fn tailspin_target() -> TargetFacts {
     TargetFacts {
         name: "tailspin-mi".into(),
-        fqdn: MI_FQDN.into(),
+        fqdn: lit(MiFqdn::new(MI_FQDN)),
         tier: ServiceTier::GeneralPurpose,
         hardware: Some("Gen5".into()),
         vcores: 8,

@@ -273,7 +273,7 @@ pub fn assess(
         generated_at: options.now,
         server: instance.server_name.to_string(),
         sql_version: instance.version,
-        target: target.map(|t| t.fqdn.clone()),
+        target: target.map(|t| t.fqdn.to_string()),
         link_mode: options.link_mode,
         failback: options.failback,
         instance_verdict,

@@ -11,15 +11,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::assess::AssessOptions;
 use crate::assess::facts::{
-    AZURE_ROOT_CAS, DatabaseFacts, DatabaseState, Edition, HostPlatform, InstanceFacts,
-    RecoveryModel, TargetFacts, is_system_database,
+    DatabaseFacts, DatabaseState, Edition, HostPlatform, InstanceFacts, RecoveryModel, TargetFacts,
+    is_system_database,
 };
 use crate::assess::network::{ProbeKind, ProbeOutcome};
 use crate::assess::scan::Marker;
 use crate::assess::sku::{NEXT_GEN_GENERAL_PURPOSE, TierLimits};
-use crate::names::{DatabaseName, LinkMode, LogicalFileName};
-use crate::tsql::Batch;
+use crate::names::{
+    CertificateName, DatabaseName, EndpointName, LinkMode, LogicalFileName, TcpPort,
+};
+use crate::secret::Secret;
 use crate::tsql::remediation::{self, BackupPath, LinkTraceFlag, Termination};
+use crate::tsql::{
+    Batch, EndpointAuth, EndpointEncryption, MirroringEndpointSpec, alter_mirroring_endpoint,
+    azure_root_cas, create_master_key,
+};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -128,7 +134,7 @@ impl Fix {
                 .join("; "),
             sql: batches
                 .iter()
-                .map(Batch::display_sql)
+                .map(|b| b.display_sql().trim_end())
                 .collect::<Vec<_>>()
                 .join("\n"),
             note: None,
@@ -438,12 +444,14 @@ fn master_key(ctx: &Context<'_>) -> Outcome {
     if ctx.instance.master_key_present {
         return Outcome::Pass;
     }
+    // The builder redacts the password in everything but the text sent to the server, so the
+    // report shows N'***' whatever is passed here.
+    let batch = create_master_key(&Secret::new("<strong password>"));
     Outcome::Fail(
         Evidence::new("master has no database master key (symmetric_key_id 101)"),
-        Fix::action(
-            "milink creates it while preparing SQL Server. To do it yourself: USE master; \
-             CREATE MASTER KEY ENCRYPTION BY PASSWORD = '<strong password>'; — replace the \
-             placeholder and keep the password in your secret store.",
+        Fix::sql(&[batch]).with_note(
+            "milink creates the key while preparing SQL Server. To do it yourself, replace \
+             N'***' with a strong password and keep that password in your secret store.",
         ),
     )
 }
@@ -484,22 +492,47 @@ fn endpoint(ctx: &Context<'_>) -> Outcome {
     if problems.is_empty() {
         return Outcome::Pass;
     }
-    Outcome::Fail(
-        Evidence::new(format!("endpoint {}: {}", e.name, problems.join("; ")))
-            .with("endpoint", &e.name)
-            .with("authentication", &e.authentication)
-            .with("encryption enabled", e.encryption_enabled)
-            .with("algorithm", &e.algorithm)
-            .with("state", format!("{:?}", e.state))
-            .with("port", e.port),
-        Fix::action(format!(
-            "ALTER ENDPOINT [{}] STATE = STARTED AS TCP (LISTENER_PORT = {}, LISTENER_IP = ALL) \
-             FOR DATABASE_MIRRORING (ROLE = ALL, AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE \
-             [<endpoint certificate>], ENCRYPTION = REQUIRED ALGORITHM AES); keep WINDOWS \
-             NEGOTIATE only if existing availability groups use it, and RC4 only if they need it.",
-            e.name, e.port
+    let evidence = Evidence::new(format!("endpoint {}: {}", e.name, problems.join("; ")))
+        .with("endpoint", &e.name)
+        .with("authentication", &e.authentication)
+        .with("encryption enabled", e.encryption_enabled)
+        .with("algorithm", &e.algorithm)
+        .with("state", format!("{:?}", e.state))
+        .with("port", e.port);
+    let auth = e.authentication.to_ascii_uppercase();
+    let spec = (|| {
+        Some(MirroringEndpointSpec {
+            name: EndpointName::new(e.name.as_str()).ok()?,
+            port: TcpPort::new(e.port).ok()?,
+            certificate: CertificateName::new(e.certificate.clone()?).ok()?,
+            auth: if ["NEGOTIATE", "NTLM", "KERBEROS"]
+                .iter()
+                .any(|w| auth.contains(w))
+            {
+                EndpointAuth::WindowsNegotiateCertificate
+            } else {
+                EndpointAuth::Certificate
+            },
+            encryption: if e.algorithm.to_ascii_uppercase().contains("RC4") {
+                EndpointEncryption::AesRc4
+            } else {
+                EndpointEncryption::Aes
+            },
+        })
+    })();
+    let fix = match spec {
+        Some(spec) => Fix::sql(&[alter_mirroring_endpoint(&spec)]).with_note(
+            "Keeps Windows authentication and RC4 only where the endpoint already uses them \
+             (other availability groups may); the link itself needs the certificate and AES.",
+        ),
+        None => Fix::action(format!(
+            "The endpoint has no certificate: milink creates the endpoint certificate while \
+             preparing SQL Server, then alters [{}] to STATE = STARTED, AUTHENTICATION = … \
+             CERTIFICATE [<endpoint certificate>], ENCRYPTION = REQUIRED ALGORITHM AES.",
+            e.name
         )),
-    )
+    };
+    Outcome::Fail(evidence, fix)
 }
 
 fn link_certificates<'a>(ctx: &'a Context<'_>) -> Vec<&'a crate::assess::facts::CertificateFact> {
@@ -510,7 +543,7 @@ fn link_certificates<'a>(ctx: &'a Context<'_>) -> Vec<&'a crate::assess::facts::
         .filter_map(|e| e.certificate.clone())
         .collect();
     if let Some(t) = ctx.target {
-        names.push(t.fqdn.clone());
+        names.push(t.fqdn.as_str().to_owned());
     }
     let mut certs: Vec<_> = names
         .iter()
@@ -576,15 +609,15 @@ fn certificate_expiring(ctx: &Context<'_>) -> Outcome {
 }
 
 fn root_ca_trust(ctx: &Context<'_>) -> Outcome {
-    let missing: Vec<&str> = AZURE_ROOT_CAS
-        .iter()
+    let missing: Vec<String> = azure_root_cas()
+        .into_iter()
         .filter(|(name, subject)| {
             !ctx.instance
                 .certificates
                 .iter()
-                .any(|c| c.name.eq_ignore_ascii_case(name) || c.subject.contains(subject))
+                .any(|c| c.name.eq_ignore_ascii_case(name.as_str()) || c.subject.contains(subject))
         })
-        .map(|(name, _)| *name)
+        .map(|(name, _)| name.to_string())
         .collect();
     if missing.is_empty() {
         return Outcome::Pass;
@@ -596,9 +629,9 @@ fn root_ca_trust(ctx: &Context<'_>) -> Outcome {
         ))
         .with("missing", list(&missing)),
         Fix::action(
-            "milink imports them while exchanging trust: CREATE CERTIFICATE [MicrosoftPKI] / \
-             [DigiCertPKI] FROM BINARY = 0x… and EXEC sp_certificate_add_issuer for \
-             N'*.database.windows.net'.",
+            "milink imports them while exchanging trust (CREATE CERTIFICATE … FROM BINARY and \
+             sp_certificate_add_issuer for N'*.database.windows.net'); the certificate blobs \
+             come from the Azure Certificate Authority details page or the Arc download.",
         ),
     )
 }

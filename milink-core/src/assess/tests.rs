@@ -940,12 +940,62 @@ fn the_master_key_fix_carries_no_password() {
         .iter()
         .find(|f| f.rule_id == "Link.MasterKey")
         .unwrap();
-    let text = match &f.fix {
-        Fix::Action(a) => a.clone(),
-        Fix::Sql(s) => s.sql.clone(),
-        Fix::None => panic!("no fix"),
+    let Fix::Sql(fix) = &f.fix else {
+        panic!("{:?}", f.fix)
     };
-    assert!(text.contains("<strong password>"), "{text}");
+    assert!(
+        fix.sql
+            .contains("CREATE MASTER KEY ENCRYPTION BY PASSWORD = N'***'"),
+        "{}",
+        fix.sql
+    );
+    assert!(!report.to_json().contains("strong password>'"));
+}
+
+#[test]
+fn a_misconfigured_endpoint_gets_the_alter_endpoint_builder() {
+    let mut lab = clean();
+    let e = &mut lab.instance.endpoints[0];
+    e.authentication = "NEGOTIATE".into();
+    e.algorithm = "RC4".into();
+    e.state = EndpointState::Stopped;
+    let report = lab.assess();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "Link.Endpoint")
+        .unwrap();
+    assert!(
+        f.evidence.summary.contains("no certificate"),
+        "{}",
+        f.evidence.summary
+    );
+    assert!(f.evidence.summary.contains("no AES"));
+    assert!(f.evidence.summary.contains("STOPPED"));
+    let Fix::Sql(fix) = &f.fix else {
+        panic!("{:?}", f.fix)
+    };
+    assert!(
+        fix.sql
+            .contains("ALTER ENDPOINT [database_mirroring_endpoint]"),
+        "{}",
+        fix.sql
+    );
+    assert!(fix.sql.contains("STATE = STARTED"));
+    assert!(
+        fix.sql
+            .contains("AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE [Cert_TAILSPINSQL_endpoint]")
+    );
+    assert!(fix.sql.contains("ALGORITHM AES RC4"));
+    // Without a certificate there is nothing to alter to yet: an action.
+    lab.instance.endpoints[0].certificate = None;
+    let report = lab.assess();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "Link.Endpoint")
+        .unwrap();
+    assert!(matches!(f.fix, Fix::Action(_)));
 }
 
 // ------------------------------------------------------------------------ report renderings
