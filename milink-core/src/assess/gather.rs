@@ -637,6 +637,12 @@ fn parse_databases(
             }
         };
         let id = r.int("database_id")?;
+        if out
+            .iter()
+            .any(|d: &DatabaseFacts| i64::from(d.database_id) == id)
+        {
+            continue;
+        }
         let recovery = r.text("recovery_model_desc")?;
         let recovery_model = RecoveryModel::from_desc(&recovery)
             .ok_or_else(|| r.bad("recovery_model_desc", format!("{recovery:?} is unknown")))?;
@@ -808,4 +814,109 @@ pub async fn gather_instance_facts(
         probe_batches,
         module_batches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::fixtures::RecordedSource;
+
+    /// Answers like the lab, with a change to one probe's result set.
+    struct Edited(RecordedSource, fn(&Batch, &mut Rows));
+
+    #[async_trait]
+    impl FactSource for Edited {
+        async fn query(&self, batch: &Batch) -> Result<Rows, SourceError> {
+            let mut rows = self.0.query(batch).await?;
+            (self.1)(batch, &mut rows);
+            Ok(rows)
+        }
+    }
+
+    fn gather(edit: fn(&Batch, &mut Rows)) -> Result<GatheredFacts, GatherError> {
+        let source = Edited(RecordedSource::tailspin(), edit);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(gather_instance_facts(&source, &GatherOptions::default()))
+    }
+
+    #[test]
+    fn a_database_listed_twice_is_kept_once() {
+        let g = gather(|b, r| {
+            if b.purpose() == readiness::DATABASES {
+                let again = r.rows.clone();
+                r.rows.extend(again);
+            }
+        })
+        .unwrap();
+        assert_eq!(g.databases.len(), 2);
+    }
+
+    #[test]
+    fn an_unknown_recovery_model_is_a_bad_value() {
+        let err = gather(|b, r| {
+            if b.purpose() == readiness::DATABASES {
+                let i = r.index("recovery_model_desc").unwrap();
+                r.rows[0][i] = "PARTIAL".into();
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                GatherError::BadValue {
+                    column: "recovery_model_desc",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.is_transient() && !err.is_remote());
+    }
+
+    #[test]
+    fn an_invalid_database_name_is_skipped_and_reported() {
+        let g = gather(|b, r| {
+            if b.purpose() == readiness::DATABASES {
+                let i = r.index("name").unwrap();
+                r.rows[1][i] = " Customer360".into();
+            }
+        })
+        .unwrap();
+        assert_eq!(g.databases.len(), 1);
+        assert_eq!(g.skipped_databases.len(), 1);
+        assert_eq!(g.skipped_databases[0].0, " Customer360");
+    }
+
+    #[test]
+    fn cells_are_read_leniently_but_not_wrongly() {
+        let mut rows = Rows::new(["b", "n", "t", "x"]);
+        rows.push(vec![
+            Cell::Text("1".into()),
+            Cell::Text(" 42 ".into()),
+            Cell::Int(7),
+            Cell::Binary(vec![0xAB, 0x01]),
+        ])
+        .unwrap();
+        let r = readers("test", &rows).next().unwrap();
+        assert_eq!(r.opt_bool("b").unwrap(), Some(true));
+        assert_eq!(r.int("n").unwrap(), 42);
+        assert_eq!(r.text("t").unwrap(), "7");
+        assert_eq!(r.opt_hex("x").unwrap().as_deref(), Some("AB01"));
+        assert!(r.opt_bool("t").is_ok(), "an int is a bit");
+        assert!(r.int("x").is_err());
+        assert!(r.text("x").is_err());
+        assert!(matches!(
+            r.int("missing"),
+            Err(GatherError::MissingColumn {
+                column: "missing",
+                ..
+            })
+        ));
+        let mut rows = Rows::new(["n"]);
+        rows.push(vec![Cell::Int(-1)]).unwrap();
+        let r = readers("test", &rows).next().unwrap();
+        assert!(r.num::<u32>("n").is_err(), "negative into u32");
+    }
 }

@@ -67,7 +67,8 @@ SELECT
       WHERE c.name = N'max server memory (MB)') AS max_server_memory_mb,
     CAST(CASE WHEN EXISTS (SELECT 1 FROM master.sys.symmetric_keys AS k
                            WHERE k.symmetric_key_id = 101) THEN 1 ELSE 0 END AS bit) AS master_key_present,
-    CAST(CASE WHEN OBJECT_ID(N'sys.sp_certificate_add_issuer') IS NULL THEN 0 ELSE 1 END AS bit)
+    CAST(CASE WHEN EXISTS (SELECT 1 FROM master.sys.all_objects AS o
+                           WHERE o.name = N'sp_certificate_add_issuer') THEN 1 ELSE 0 END AS bit)
         AS has_certificate_add_issuer
 FROM sys.dm_os_sys_info AS i;"
             .to_owned(),
@@ -183,7 +184,8 @@ ORDER BY s.name;"
 /// One row per user database: state, recovery model, compatibility level, flags, the log chain
 /// (`sys.database_recovery_status.last_log_backup_lsn`), the last full non-copy-only and last
 /// log backup (`msdb.dbo.backupset`, matched on name and database GUID, converted to UTC), AG
-/// membership with the number of databases in that AG, and TDE encryptor.
+/// membership (the local, non-distributed AG) with the number of databases in that AG, and the
+/// TDE encryptor. One row per database.
 ///
 /// Columns: `database_id`, `name`, `state_desc`, `recovery_model_desc`, `compatibility_level`,
 /// `collation_name`, `is_broker_enabled`, `is_cdc_enabled`, `is_published`, `is_subscribed`,
@@ -222,8 +224,8 @@ SELECT
         AS last_full_backup_ms,
     DATEDIFF_BIG(millisecond, '19700101', DATEADD(minute, -@tz_offset_min, bk.last_log_backup))
         AS last_log_backup_ms,
-    ag.name AS ag_name,
-    CAST(agc.database_count AS int) AS ag_database_count,
+    ag.ag_name,
+    CAST(ag.database_count AS int) AS ag_database_count,
     dek.encryptor_type AS tde_encryptor_type,
     tc.name AS tde_certificate,
     dek.encryptor_thumbprint AS tde_thumbprint
@@ -237,13 +239,15 @@ LEFT JOIN (
     FROM msdb.dbo.backupset AS b
     GROUP BY b.database_name, b.database_guid
 ) AS bk ON bk.database_name = d.name AND bk.database_guid = r.database_guid
-LEFT JOIN sys.availability_databases_cluster AS adc ON adc.group_database_id = d.group_database_id
-LEFT JOIN sys.availability_groups AS ag ON ag.group_id = adc.group_id
-LEFT JOIN (
-    SELECT x.group_id, COUNT(*) AS database_count
-    FROM sys.availability_databases_cluster AS x
-    GROUP BY x.group_id
-) AS agc ON agc.group_id = adc.group_id
+OUTER APPLY (
+    SELECT TOP (1) g.name AS ag_name,
+           (SELECT COUNT(*) FROM sys.availability_databases_cluster AS x
+             WHERE x.group_id = g.group_id) AS database_count
+    FROM sys.availability_databases_cluster AS adc
+    JOIN sys.availability_groups AS g ON g.group_id = adc.group_id
+    WHERE adc.group_database_id = d.group_database_id AND g.is_distributed = 0
+    ORDER BY g.name
+) AS ag
 LEFT JOIN sys.dm_database_encryption_keys AS dek ON dek.database_id = d.database_id
 LEFT JOIN master.sys.certificates AS tc ON tc.thumbprint = dek.encryptor_thumbprint
 WHERE d.database_id > 4
