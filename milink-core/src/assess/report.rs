@@ -150,10 +150,15 @@ impl ReadinessReport {
                 self.server
             );
         }
+        const SHOWN: usize = 10;
+        let more = match blockers.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         format!(
-            "not ready: {} blocker(s): {}",
+            "not ready: {} blocker(s): {}{more}",
             blockers.len(),
-            blockers.join(", ")
+            blockers[..blockers.len().min(SHOWN)].join(", ")
         )
     }
 

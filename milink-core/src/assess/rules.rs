@@ -645,7 +645,7 @@ fn collation(ctx: &Context<'_>) -> Outcome {
     let Some(target) = &t.collation else {
         return Outcome::NotEvaluated("the managed instance's collation is unknown".into());
     };
-    if target == &ctx.instance.collation {
+    if target.eq_ignore_ascii_case(&ctx.instance.collation) {
         return Outcome::Pass;
     }
     Outcome::Fail(

@@ -85,6 +85,15 @@ fn acting_on_a_blocked_database_is_an_error_that_carries_the_report() {
         crate::Error::NotReady(r) => assert_eq!(*r, report),
         other => panic!("{other:?}"),
     }
+    // The message stays short however many blockers there are.
+    let mut many = report.clone();
+    let blocker = many.blockers().next().unwrap().clone();
+    many.findings.extend(std::iter::repeat_n(blocker, 40));
+    let msg = many.not_ready_message();
+    assert!(
+        msg.starts_with("not ready: 45 blocker(s): ") && msg.ends_with(" and 35 more"),
+        "{msg}"
+    );
     // A database the report does not cover is not ready either.
     assert!(report.ensure_ready(&[dbn("Elsewhere")]).is_err());
 }
@@ -441,7 +450,7 @@ const CASES: &[Case] = &[
     case(
         "Link.Collation",
         |l| l.target.collation = Some("Latin1_General_100_CI_AS_SC".into()),
-        |l| l.target.collation = Some(fixtures::COLLATION.into()),
+        |l| l.target.collation = Some(fixtures::COLLATION.to_lowercase()),
     ),
     case(
         "Link.UpdatePolicy",
