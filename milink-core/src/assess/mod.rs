@@ -26,8 +26,8 @@
 //! `Link.SeedingLogBackupRisk`, `Link.AdrVersionStore`, `Link.AdrDisabled`,
 //! `Link.ServiceBroker`, `Link.Cdc`, `Link.Replication`.
 //!
-//! Managed instance compatibility rules (milink-facts §5.1), under their documented ids: all 33
-//! of the stored list — `AnalysisCommandJob`, `AnalysisQueryJob`, `AssemblyFromFile`,
+//! Managed instance compatibility rules (milink-facts §5.1), under their documented ids: all 34
+//! ids of the stored list (33 rows; the two non-ANSI join ids share one) — `AnalysisCommandJob`, `AnalysisQueryJob`, `AssemblyFromFile`,
 //! `BulkInsert`, `ClrStrictSecurity`, `ComputeClause`, `CryptographicProvider`,
 //! `DatabasePrincipalAlias`, `DbCompatLevelLowerThan100`, `DisableDefCNSTCHK`,
 //! `FastFirstRowHint`, `FileStream`, `LinkedServerWithNonSQLProvider`, `MergeJob`,
