@@ -1,5 +1,6 @@
-//! Time: [`Timestamp`], calendar [`Date`], and the [`Clock`] trait. The only place that reads the
-//! OS clock ([`SystemClock`]); everything else receives time as a value.
+//! Time: [`Timestamp`], calendar [`Date`], the [`Clock`] and [`Timer`] traits. The only place
+//! that reads the OS clock ([`SystemClock`], [`SystemTimer`]); everything else receives time as a
+//! value.
 
 use std::fmt;
 use std::time::Duration;
@@ -218,6 +219,34 @@ impl Clock for SystemClock {
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         Timestamp(ms)
+    }
+}
+
+/// A clock that can also wait. The session driver sleeps only through this, so the simulator's
+/// virtual clock can stand in for the real one.
+#[async_trait::async_trait]
+pub trait Timer: Clock {
+    /// Returns at or after `deadline` (immediately if it has passed).
+    async fn sleep_until(&self, deadline: Timestamp);
+}
+
+/// The operating system's clock with tokio's sleep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemTimer;
+
+impl Clock for SystemTimer {
+    fn now(&self) -> Timestamp {
+        SystemClock.now()
+    }
+}
+
+#[async_trait::async_trait]
+impl Timer for SystemTimer {
+    async fn sleep_until(&self, deadline: Timestamp) {
+        let now = self.now();
+        if deadline > now {
+            tokio::time::sleep(deadline.since(now)).await;
+        }
     }
 }
 
