@@ -432,6 +432,8 @@ impl Machine {
         let mut next = self.clone();
         match next.dispatch(input, now) {
             Ok(mut effects) => {
+                // Progress first, then the effects that expect observations (stable order).
+                effects.sort_by_key(|e| !matches!(e, Effect::Progress(_)));
                 let after = next.state.phase();
                 if after != before {
                     effects.insert(

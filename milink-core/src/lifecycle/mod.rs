@@ -7,11 +7,13 @@
 //! - [`input`] and [`effect`]: what goes in and what comes out;
 //! - [`state`]: the states and their data;
 //! - [`machine`]: [`Machine`], the one exhaustive `match (state, input)`;
-//! - [`table`]: every edge as data, rendered to `docs/lifecycle.mmd`.
+//! - [`table`]: every edge as data, rendered to `docs/lifecycle.mmd`;
+//! - [`render`]: a [`SourceOp`] as the T-SQL batches SQL Server runs.
 
 pub mod effect;
 pub mod input;
 pub mod machine;
+pub mod render;
 pub mod spec;
 pub mod state;
 pub mod table;
@@ -30,6 +32,7 @@ pub use input::{
     SideView, StepError, SyncHealth, SyncState,
 };
 pub use machine::{Machine, RejectReason, Rejected, Step};
+pub use render::{RenderContext, RenderError};
 pub use spec::{
     FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, SpecError, TargetSpec,
 };

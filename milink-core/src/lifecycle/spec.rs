@@ -243,9 +243,6 @@ pub enum SpecError {
         /// The policy the SQL Server release needs.
         required: Option<UpdatePolicy>,
     },
-    /// Port 0 is not a listener port.
-    #[error("the mirroring endpoint port must not be 0 (5022 is the default)")]
-    PortZero,
     /// The DAG session timeout is below the minimum.
     #[error(
         "SESSION_TIMEOUT must be at least 5 seconds (the documented scripts use 20), not {seconds}"
@@ -318,9 +315,6 @@ impl LinkSpec {
                     required: caps.matching_update_policy,
                 });
             }
-        }
-        if self.source.endpoint_port == 0 {
-            return Err(SpecError::PortZero);
         }
         if self.session_timeout_s < 5 {
             return Err(SpecError::SessionTimeoutTooShort {

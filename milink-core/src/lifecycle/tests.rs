@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::*;
 use crate::names::{
     AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode, Lsn,
-    MiFqdn, ServerName, SqlVersion, UpdatePolicy,
+    MiFqdn, ServerName, SqlVersion, TcpPort, UpdatePolicy,
 };
 use crate::time::{Date, Timestamp};
 
@@ -69,7 +69,7 @@ fn spec_with(
             server: ServerName::new("TailspinSql").unwrap(),
             version: SqlVersion::parse(version).unwrap(),
             endpoint_host: EndpointHost::new("10.0.0.4").unwrap(),
-            endpoint_port: 5022,
+            endpoint_port: TcpPort::MIRRORING_DEFAULT,
             endpoint_name: EndpointName::new("database_mirroring_endpoint").unwrap(),
             certificate: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
             certificate_expiry: Date::new(2030, 1, 1).unwrap(),
@@ -328,7 +328,6 @@ fn spec_validation_refuses_what_the_link_cannot_carry() {
             required: Some(UpdatePolicy::SqlServer2022)
         }
     );
-    assert_eq!(refuse(&|s| s.source.endpoint_port = 0), SpecError::PortZero);
     assert_eq!(
         refuse(&|s| s.session_timeout_s = 4),
         SpecError::SessionTimeoutTooShort { seconds: 4 }

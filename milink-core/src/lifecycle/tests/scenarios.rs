@@ -148,7 +148,7 @@ pub fn create_from_sql_server_issues_every_documented_step_in_order() {
         source_op(&fx),
         SourceOp::EnsureMirroringEndpoint {
             name: spec.source.endpoint_name.clone(),
-            port: 5022,
+            port: TcpPort::MIRRORING_DEFAULT,
             certificate: spec.source.certificate.clone(),
         }
     );
@@ -2237,9 +2237,13 @@ pub fn machine_round_trips_through_json() {
     // A journal edited to hold an invalid spec is refused on load.
     let h = reach(Phase::Seeding);
     let mut value = serde_json::to_value(&h.m).unwrap();
-    value["spec"]["source"]["endpoint_port"] = serde_json::json!(0);
+    value["spec"]["session_timeout_s"] = serde_json::json!(1);
     let err = serde_json::from_value::<Machine>(value).unwrap_err();
-    assert!(err.to_string().contains("port must not be 0"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("SESSION_TIMEOUT must be at least 5"),
+        "{err}"
+    );
     // Steps serialize too (the driver logs them).
     let mut h = reach(Phase::PreparingSource);
     let step = h.m.handle(Input::Resume, h.now).unwrap();
