@@ -1247,6 +1247,7 @@ impl Machine {
                     .map(|d| SeedingProgress {
                         database: d.clone(),
                         percent: None,
+                        last_error: None,
                     })
                     .collect();
                 Ok(self.enter(State::Seeding { databases }, now))
@@ -1283,6 +1284,12 @@ impl Machine {
                         .and_then(|d| d.seeding_percent)
                 })
                 .map(|p| p.min(100));
+            progress.last_error = find_db(side_view(&link, secondary), &progress.database)
+                .and_then(|d| d.last_error.clone())
+                .or_else(|| {
+                    find_db(side_view(&link, secondary.other()), &progress.database)
+                        .and_then(|d| d.last_error.clone())
+                });
             if percent.is_some() && percent != progress.percent {
                 progress.percent = percent;
                 if let Some(percent) = percent {
@@ -2049,9 +2056,15 @@ impl Machine {
                 ": seeding progress {}. Check the error logs for 1408/1412 and the network",
                 databases
                     .iter()
-                    .map(|p| match p.percent {
-                        Some(pc) => format!("{} {pc}%", p.database),
-                        None => format!("{} unknown", p.database),
+                    .map(|p| {
+                        let percent = match p.percent {
+                            Some(pc) => format!("{} {pc}%", p.database),
+                            None => format!("{} unknown", p.database),
+                        };
+                        match &p.last_error {
+                            Some(e) => format!("{percent} (last error: {e})"),
+                            None => percent,
+                        }
                     })
                     .collect::<Vec<_>>()
                     .join(", ")

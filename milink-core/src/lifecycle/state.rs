@@ -201,6 +201,10 @@ pub struct SeedingProgress {
     pub database: DatabaseName,
     /// Percent done, once either side reported it.
     pub percent: Option<u8>,
+    /// The most recent link error either side reports for the database (e.g. 1408/1412 when a
+    /// log backup truncated the log during seeding: the link must be recreated).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// What a role change is for.

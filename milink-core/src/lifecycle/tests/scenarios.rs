@@ -451,6 +451,35 @@ pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
     }
     h.answer(missing);
     assert_eq!(h.phase(), Phase::Seeding);
+    // A seeding that failed says why, in the state and in the timeout error.
+    h.tick_at_deadline();
+    h.answer(with(&|d| {
+        d.sync_state = SyncState::NotSynchronizing;
+        d.last_error = Some("sql:1408: the remote copy is not recovered far enough".to_owned());
+    }));
+    match h.m.state() {
+        State::Seeding { databases } => assert_eq!(
+            databases[1].last_error.as_deref(),
+            Some("sql:1408: the remote copy is not recovered far enough")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let mut failed = H::new(h.spec());
+    failed.m = h.m.clone();
+    failed.now = h.now;
+    failed.time_out();
+    match failed.m.state() {
+        State::Failed { error, .. } => {
+            assert!(
+                error
+                    .message
+                    .contains("Customer360 unknown (last error: sql:1408"),
+                "{}",
+                error.message
+            )
+        }
+        other => panic!("{other:?}"),
+    }
     h.tick_at_deadline();
     h.answer(healthy);
     assert_eq!(h.phase(), Phase::Replicating);
