@@ -16,6 +16,13 @@ pub enum Error {
     /// The caller supplied an invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The readiness report has blockers for what the caller asked to do; the report says which
+    /// and how to fix each one.
+    #[error("{}", .0.not_ready_message())]
+    NotReady(Box<crate::assess::ReadinessReport>),
+    /// Gathering readiness facts failed.
+    #[error(transparent)]
+    Gather(#[from] crate::assess::GatherError),
     /// A redirect target could not be computed from the caller's options.
     #[error(transparent)]
     Redirect(#[from] crate::redirect::RedirectError),
@@ -25,21 +32,33 @@ impl Error {
     /// Retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::Redirect(_) => false,
+            Error::Name(_)
+            | Error::InvalidArgument(_)
+            | Error::NotReady(_)
+            | Error::Redirect(_) => false,
+            Error::Gather(e) => e.is_transient(),
         }
     }
 
     /// The caller's input is wrong; nothing was changed.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::Redirect(_) => true,
+            Error::Name(_)
+            | Error::InvalidArgument(_)
+            | Error::NotReady(_)
+            | Error::Redirect(_) => true,
+            Error::Gather(_) => false,
         }
     }
 
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::Redirect(_) => false,
+            Error::Name(_)
+            | Error::InvalidArgument(_)
+            | Error::NotReady(_)
+            | Error::Redirect(_) => false,
+            Error::Gather(e) => e.is_remote(),
         }
     }
 }
