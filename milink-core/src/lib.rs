@@ -16,12 +16,16 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
+pub mod journal;
 pub mod lifecycle;
 pub mod names;
 pub mod ports;
 pub mod secret;
 pub mod time;
 pub mod tsql;
+
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};
 pub use secret::Secret;
