@@ -20,6 +20,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod names;
 pub mod ports;
+pub mod retry;
 pub mod secret;
 pub mod time;
 pub mod tsql;
