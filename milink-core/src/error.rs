@@ -1,6 +1,8 @@
 //! The umbrella error: every failure milink reports, with whose fault it is.
 
+use crate::journal::JournalError;
 use crate::names::NameError;
+use crate::session::SessionError;
 
 /// Any error milink returns.
 ///
@@ -16,6 +18,12 @@ pub enum Error {
     /// The caller supplied an invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A link session failed: a refused command, a failed step, a timeout.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A journal could not be opened, read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl Error {
@@ -23,6 +31,8 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Session(e) => e.is_transient(),
+            Error::Journal(e) => SessionError::journal_is_transient(e),
         }
     }
 
@@ -30,13 +40,16 @@ impl Error {
     pub fn is_caller_error(&self) -> bool {
         match self {
             Error::Name(_) | Error::InvalidArgument(_) => true,
+            Error::Session(e) => e.is_caller_error(),
+            Error::Journal(e) => SessionError::journal_is_caller_error(e),
         }
     }
 
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::Journal(_) => false,
+            Error::Session(e) => e.is_remote(),
         }
     }
 }

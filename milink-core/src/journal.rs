@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lifecycle::{Input, LinkSpec};
+use crate::lifecycle::{Input, LinkSpec, Machine};
 use crate::ports::Journal;
 use crate::time::Timestamp;
 
@@ -220,6 +220,36 @@ fn validate_next(record: &JournalRecord, expected_seq: u64, line: u64) -> Result
         });
     }
     Ok(())
+}
+
+/// Rebuilds a link's machine from its journal: a fresh machine from the `Created` spec, then
+/// every input at the time it was accepted. The machine is deterministic, so this gives the state
+/// the link was in when the last record was written. A record the machine refuses means the
+/// journal does not belong to this machine (or was edited): [`JournalError::Replay`].
+pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
+    validate_records(records)?;
+    let Some(JournalRecord {
+        entry: JournalEntry::Created { spec },
+        ..
+    }) = records.first()
+    else {
+        return Err(JournalError::Empty);
+    };
+    let mut machine = Machine::new((**spec).clone()).map_err(|e| JournalError::Replay {
+        seq: 0,
+        reason: e.to_string(),
+    })?;
+    for record in &records[1..] {
+        if let JournalEntry::Input { input } = &record.entry {
+            machine
+                .handle(input.clone(), record.at)
+                .map_err(|e| JournalError::Replay {
+                    seq: record.seq,
+                    reason: e.to_string(),
+                })?;
+        }
+    }
+    Ok(machine)
 }
 
 /// The first field of every record, read before the rest so a newer format is reported as such

@@ -24,7 +24,7 @@ pub(crate) fn spec() -> LinkSpec {
             server: ServerName::new("TAILSPINSQL").unwrap(),
             version: SqlVersion::parse("16.0.4125.3").unwrap(),
             endpoint_host: EndpointHost::new("tailspinsql.corp.example").unwrap(),
-            endpoint_port: 5022,
+            endpoint_port: crate::names::TcpPort::MIRRORING_DEFAULT,
             endpoint_name: EndpointName::new("dbm_endpoint").unwrap(),
             certificate: CertificateName::new("Cert_TAILSPINSQL_endpoint").unwrap(),
             certificate_expiry: Date::new(2030, 1, 1).unwrap(),
