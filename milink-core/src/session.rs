@@ -1126,6 +1126,8 @@ where
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
+mod drive_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod world;

@@ -36,6 +36,7 @@ enum Op {
     Assess,
     Start,
     Failover(FailoverKind),
+    Failback,
     Cutover(CutoverOptions),
 }
 
@@ -50,12 +51,34 @@ async fn run(session: &dyn LinkSession, op: &Op) -> Result<(), SessionError> {
         }
         Op::Start => session.start().await,
         Op::Failover(kind) => session.failover(kind.clone()).await,
+        Op::Failback => session.failback().await,
         Op::Cutover(options) => session.cutover(options.clone()).await,
     }
 }
 
 fn failover_scenario() -> Vec<Op> {
     vec![Op::Assess, Op::Start, Op::Failover(FailoverKind::Planned)]
+}
+
+fn failback_scenario() -> Vec<Op> {
+    vec![
+        Op::Assess,
+        Op::Start,
+        Op::Failover(FailoverKind::Planned),
+        Op::Failback,
+    ]
+}
+
+fn forced_failover_scenario() -> Vec<Op> {
+    vec![
+        Op::Assess,
+        Op::Start,
+        Op::Failover(FailoverKind::Forced(Some(
+            crate::lifecycle::DataLossAcknowledgement {
+                link: spec().link.to_string(),
+            },
+        ))),
+    ]
 }
 
 fn cutover_scenario() -> Vec<Op> {
@@ -227,7 +250,7 @@ async fn crash_and_resume(scenario: &[Op], crash_at: u64, write_then_crash: bool
     session
         .resume()
         .await
-        .unwrap_or_else(|e| panic!("{label}: resume failed: {e}"));
+        .unwrap_or_else(|e| panic!("{label}: resume failed: {e}\ncalls: {:?}", world.calls()));
     let started = journal
         .snapshot()
         .iter()
@@ -289,6 +312,22 @@ async fn crash_everywhere(scenario: Vec<Op>, watched: &[&'static str]) {
 #[tokio::test]
 async fn a_crash_after_any_record_of_a_planned_failover_resumes_to_the_same_end() {
     crash_everywhere(failover_scenario(), &ROLE_CHANGES).await;
+}
+
+#[tokio::test]
+async fn a_crash_after_any_record_of_a_failback_resumes_to_the_same_end() {
+    crash_everywhere(failback_scenario(), &ROLE_CHANGES).await;
+}
+
+/// Known gap: when the process dies after a forced failover was sent but before its reply was
+/// journaled, resume sends the forced failover again: the machine guards the role changes of
+/// FailingOver and Repairing on resume (it reads both sides' roles first) but not the one of
+/// ForcingFailover. In the fake world the second forced failover makes the old primary primary
+/// again, so the link never reaches FailedOver. Run with `--ignored` to see it.
+#[tokio::test]
+#[ignore = "the machine re-issues a forced failover blindly on resume; see the doc comment"]
+async fn a_crash_after_any_record_of_a_forced_failover_resumes_to_the_same_end() {
+    crash_everywhere(forced_failover_scenario(), &ROLE_CHANGES).await;
 }
 
 /// The role changes the machine guards on resume (it reads both sides' roles before re-issuing

@@ -2,7 +2,8 @@
 //! managed instance share one world, so a role change on one side shows on the other, and every
 //! call is counted so a test can prove a role change never ran twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ pub(crate) struct World {
     pub calls: Mutex<Vec<String>>,
     /// Role changes that took effect, in order.
     pub applied: Mutex<Vec<String>>,
+    /// Errors to return from the next calls, by call name.
+    faults: Mutex<BTreeMap<String, VecDeque<PortError>>>,
+    /// While set, the secondary never finishes seeding.
+    pub seeding_blocked: AtomicBool,
     /// The master key password, as a real adapter would hold it.
     password: Secret,
     /// Real-time delay before role changes take effect (for drop tests).
@@ -74,6 +79,8 @@ impl World {
             }),
             calls: Mutex::new(Vec::new()),
             applied: Mutex::new(Vec::new()),
+            faults: Mutex::new(BTreeMap::new()),
+            seeding_blocked: AtomicBool::new(false),
             password: Secret::new("Pa55w0rd-never-in-the-journal"),
             role_change_delay: Mutex::new(None),
             polls_per_operation: 1,
@@ -97,8 +104,30 @@ impl World {
         lock(&self.applied).clone()
     }
 
-    fn record(&self, call: String) {
+    /// Makes the next calls named `call` (e.g. `sql:EnsureEndpointCertificate`) fail with
+    /// `errors`, one per call.
+    pub fn inject(&self, call: &str, errors: impl IntoIterator<Item = PortError>) {
+        lock(&self.faults)
+            .entry(call.to_owned())
+            .or_default()
+            .extend(errors);
+    }
+
+    /// Logs a call; fails it if a fault is queued for it.
+    fn record(&self, call: String) -> Result<(), PortError> {
+        let fault = lock(&self.faults)
+            .get_mut(&call)
+            .and_then(|queue| queue.pop_front());
         lock(&self.calls).push(call);
+        fault.map_or(Ok(()), Err)
+    }
+
+    fn seeded(&self, s: &WorldState) -> bool {
+        s.source.link_exists
+            && s.instance.link_exists
+            && !self
+                .seeding_blocked
+                .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn role_change_pause(&self) {
@@ -180,7 +209,7 @@ impl SourceServer for FakeSource {
     async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError> {
         let world = &self.0;
         let name = format!("sql:{}", variant(op));
-        world.record(name.clone());
+        world.record(name.clone())?;
         let role_change = matches!(
             op,
             SourceOp::Failover { .. }
@@ -203,9 +232,9 @@ impl SourceServer for FakeSource {
         _databases: &[DatabaseName],
     ) -> Result<SideView, PortError> {
         let world = &self.0;
-        world.record("sql:link_state".into());
+        world.record("sql:link_state".into())?;
         let s = lock(&world.state);
-        let seeded = s.source.link_exists && s.instance.link_exists;
+        let seeded = world.seeded(&s);
         Ok(world.view(&s.source, s.lsn, seeded))
     }
 }
@@ -268,7 +297,7 @@ impl ManagedInstance for FakeInstance {
     async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
         let world = &self.0;
         let name = format!("arm:{}", variant(op));
-        world.record(name.clone());
+        world.record(name.clone())?;
         let role_change = matches!(
             op,
             InstanceOp::Failover { .. }
@@ -287,7 +316,7 @@ impl ManagedInstance for FakeInstance {
 
     async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
         let world = &self.0;
-        world.record("arm:poll".into());
+        world.record("arm:poll".into())?;
         let mut s = lock(&world.state);
         match s.operations.get_mut(&operation.url) {
             None => Err(PortError::permanent(
@@ -304,15 +333,15 @@ impl ManagedInstance for FakeInstance {
 
     async fn link_state(&self, _link: &LinkName) -> Result<SideView, PortError> {
         let world = &self.0;
-        world.record("arm:link_state".into());
+        world.record("arm:link_state".into())?;
         let s = lock(&world.state);
-        let seeded = s.source.link_exists && s.instance.link_exists;
+        let seeded = world.seeded(&s);
         Ok(world.view(&s.instance, s.lsn, seeded))
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
         let world = &self.0;
-        world.record("arm:full_backups".into());
+        world.record("arm:full_backups".into())?;
         let mut s = lock(&world.state);
         // The instance takes its first full backup once it has the data.
         if s.instance.link_exists && s.full_backup.is_none() {
@@ -355,16 +384,17 @@ impl FakeInstance {
                 Ok(world.begin_operation(&mut s))
             }
             InstanceOp::Failover { failover_type, .. } => {
+                // The secondary becomes primary. A planned one needs synchronous commit.
                 if *failover_type == ArmFailoverType::Planned
-                    && s.instance.role == Some(ReplicaRole::Primary)
+                    && s.instance.mode != Some(AvailabilityMode::SynchronousCommit)
                 {
                     return Err(PortError::permanent(
-                        "arm:409:LinkAlreadyPrimary",
-                        "the instance is already the primary",
+                        "arm:409:DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
+                        "a planned failover needs synchronizing secondaries",
                     ));
                 }
-                s.instance.role = Some(ReplicaRole::Primary);
-                s.source.role = Some(ReplicaRole::Secondary);
+                let state = &mut *s;
+                std::mem::swap(&mut state.instance.role, &mut state.source.role);
                 Ok(world.begin_operation(&mut s))
             }
             InstanceOp::SetRole { role, .. } => {
