@@ -52,7 +52,11 @@ pub mod tsql;
 mod test_support;
 
 pub use error::{Error, Result};
+pub use journal::{FileJournal, MemoryJournal};
 pub use secret::Secret;
+pub use session::{
+    LinkSession, Session, SessionError, SessionEvent, SessionOptions, SessionStatus,
+};
 
 /// The version of milink-core.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

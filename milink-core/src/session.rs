@@ -144,7 +144,7 @@ pub struct SessionStatus {
     pub in_flight: Vec<String>,
     /// When the machine next wants a tick.
     pub deadline: Option<Timestamp>,
-    /// The last step error the driver saw, if any.
+    /// Why the link failed, if it is `Failed`; otherwise the last step or probe error seen.
     pub last_error: Option<StepError>,
     /// The operation last requested, if any.
     pub operation: Option<Operation>,
@@ -479,8 +479,10 @@ where
     }
 
     /// Reopens a link from its journal: replays every record, then, if the machine has
-    /// in-flight effects or is `Failed`, sends [`Input::Resume`] (journaled) so the machine
-    /// re-issues what must be re-issued. The effects run on the next operation or `resume`.
+    /// in-flight effects or failed with a retryable error, sends [`Input::Resume`] (journaled) so
+    /// the machine re-issues what must be re-issued. The effects run on the next operation or
+    /// [`LinkSession::resume`]. A failure that is not retryable waits for
+    /// [`LinkSession::retry`] (after its cause was fixed) or [`LinkSession::cancel`].
     pub fn resume(
         journal: J,
         source: Arc<S>,
@@ -1087,7 +1089,13 @@ where
             terminal: core.machine.is_terminal(),
             in_flight: core.machine.in_flight().iter().map(action).collect(),
             deadline: core.machine.deadline(),
-            last_error: core.last_error.clone(),
+            last_error: match state {
+                State::Failed { error, .. } => Some(error.clone()),
+                _ => core
+                    .last_error
+                    .clone()
+                    .or_else(|| core.machine.last_probe_error().cloned()),
+            },
             operation: core.operation,
             journal_path: self.journal_path.clone(),
             journal_records: core.next_seq,

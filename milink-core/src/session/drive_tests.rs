@@ -602,3 +602,54 @@ async fn cancel_during_seeding_removes_what_was_created() {
     // Nothing more can happen to a cancelled link.
     assert!(f.session.start().await.unwrap_err().is_caller_error());
 }
+
+#[tokio::test]
+async fn a_journal_torn_by_a_crash_is_repaired_explicitly_and_resumed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toystore.journal");
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases, timer.clone());
+    let open = |journal: FileJournal| {
+        Session::resume(
+            journal,
+            Arc::new(FakeSource(world.clone())),
+            Arc::new(FakeInstance(world.clone())),
+            timer.clone(),
+            options(),
+        )
+    };
+    {
+        let session = Session::create(
+            spec(),
+            Arc::new(FakeSource(world.clone())),
+            Arc::new(FakeInstance(world.clone())),
+            FileJournal::create(&path).unwrap(),
+            timer.clone(),
+            options(),
+        )
+        .unwrap();
+        session.record_assessment(no_blockers()).await.unwrap();
+        session.start().await.unwrap();
+    }
+    let good = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+    // A crash in the middle of writing the next record.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(br#"{"schema_version":1,"seq":"#)
+        .unwrap();
+
+    let err = FileJournal::open(&path).unwrap_err();
+    assert!(
+        matches!(err, JournalError::TornTail { line, .. } if line == good + 1),
+        "{err}"
+    );
+    let (journal, torn) = FileJournal::open_repairing(&path).unwrap();
+    assert_eq!(torn.map(|t| t.line), Some(good + 1));
+    let session = open(journal).unwrap();
+    assert_eq!(session.status().state, "Replicating");
+    session.failover(FailoverKind::Planned).await.unwrap();
+    assert_eq!(session.status().state, "FailedOver");
+}
