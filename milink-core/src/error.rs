@@ -24,13 +24,21 @@ pub enum Error {
     /// A journal could not be opened, read or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The readiness report has blockers for what the caller asked to do; the report says which
+    /// and how to fix each one.
+    #[error("{}", .0.not_ready_message())]
+    NotReady(Box<crate::assess::ReadinessReport>),
+    /// Gathering readiness facts failed.
+    #[error(transparent)]
+    Gather(#[from] crate::assess::GatherError),
 }
 
 impl Error {
     /// Retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => false,
+            Error::Gather(e) => e.is_transient(),
             Error::Session(e) => e.is_transient(),
             Error::Journal(e) => SessionError::journal_is_transient(e),
         }
@@ -39,7 +47,8 @@ impl Error {
     /// The caller's input is wrong; nothing was changed.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => true,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => true,
+            Error::Gather(_) => false,
             Error::Session(e) => e.is_caller_error(),
             Error::Journal(e) => SessionError::journal_is_caller_error(e),
         }
@@ -48,7 +57,10 @@ impl Error {
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::Journal(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) | Error::Journal(_) => {
+                false
+            }
+            Error::Gather(e) => e.is_remote(),
             Error::Session(e) => e.is_remote(),
         }
     }
