@@ -10,7 +10,7 @@ use crate::names::{EndpointHost, MiFqdn, TcpPort};
 use crate::secret::Secret;
 
 use super::RedirectError;
-use super::connection_string::{ConnectionString, Keyword};
+use super::connection_string::{ConnectionString, DataSource, Keyword};
 
 /// The managed instance's client ports.
 ///
@@ -194,6 +194,10 @@ const HOST_BOUND: &[(Keyword, &str)] = &[
     ),
 ];
 
+/// The note on a target computed without the user's connection string.
+const NO_ORIGINAL: &str = "no connection string was given for SQL Server, so this one names only \
+     the server: add the database, authentication and encryption settings the workload uses";
+
 /// Everything the session needs to compute a redirect.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RedirectOptions {
@@ -246,6 +250,9 @@ impl RedirectTarget {
     ///   settings, timeouts, `MultiSubnetFailover`, unknown keys) kept in place.
     /// - SQL Server: the original string as written, with the host and port of its
     ///   `Data Source`.
+    ///
+    /// With no original string at all (`RedirectOptions::default()`), the targets hold only the
+    /// server (`@@SERVERNAME` for SQL Server) and say so in their notes.
     pub fn for_primary(
         spec: &LinkSpec,
         primary: Side,
@@ -264,14 +271,31 @@ impl RedirectTarget {
                     ),
                     EndpointChoice::Custom { host, port } => (host.as_str().to_owned(), *port),
                 };
-                let (connection_string, notes) =
+                let (connection_string, mut notes) =
                     derive_for_instance(&options.original, &host, port, &options.auth)?;
+                if options.original.is_empty() {
+                    notes.insert(0, NO_ORIGINAL.to_owned());
+                }
                 Ok(RedirectTarget {
                     side: primary,
                     host,
                     port: Some(port),
                     connection_string,
                     notes,
+                })
+            }
+            Side::SqlServer if options.original.is_empty() => {
+                // No connection string was given: address SQL Server by @@SERVERNAME.
+                let server = spec.source.server.as_str();
+                let source = DataSource::parse(server)?;
+                let mut connection_string = ConnectionString::new();
+                connection_string.set_keyword(Keyword::DataSource, server);
+                Ok(RedirectTarget {
+                    side: primary,
+                    port: source.effective_port(),
+                    host: source.host,
+                    connection_string,
+                    notes: vec![NO_ORIGINAL.to_owned()],
                 })
             }
             Side::SqlServer => {
@@ -666,6 +690,21 @@ pub(crate) mod tests {
         let named = RedirectOptions::new(cs(r"Server=TailspinSql\PROD"));
         let t = RedirectTarget::for_primary(&spec(), Side::SqlServer, &named).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("TailspinSql", None));
+    }
+
+    #[test]
+    fn without_an_original_string_the_targets_name_only_the_server() {
+        let options = RedirectOptions::default();
+        let t = RedirectTarget::for_primary(&spec(), Side::SqlServer, &options).unwrap();
+        assert_eq!(t.connection_string.expose(), "Data Source=TailspinSql");
+        assert_eq!(
+            (t.host.as_str(), t.port),
+            ("TailspinSql", Some(TcpPort::new(1433).unwrap()))
+        );
+        assert!(t.notes[0].contains("no connection string was given"));
+        let t = RedirectTarget::for_primary(&spec(), Side::ManagedInstance, &options).unwrap();
+        assert_eq!(t.connection_string.expose(), format!("Data Source={MI}"));
+        assert!(t.notes[0].contains("no connection string was given"));
     }
 
     #[test]
