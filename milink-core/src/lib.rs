@@ -11,7 +11,9 @@
 //! - [`ports`]: the seams to SQL Server and the managed instance;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
-//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
+//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports;
+//! - `sim` (feature "sim"): a seeded, virtual-time world of a simulated SQL Server and managed
+//!   instance that implement the ports.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -20,6 +22,8 @@ pub mod lifecycle;
 pub mod names;
 pub mod ports;
 pub mod secret;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod tsql;
 
