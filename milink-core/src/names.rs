@@ -51,6 +51,13 @@ pub enum NameRule {
         /// The accepted spellings.
         accepted: &'static str,
     },
+    /// Not an IP address or a DNS host name that SQL Server and the managed instance can resolve.
+    NotAHost {
+        /// What exactly is wrong.
+        reason: &'static str,
+    },
+    /// Port 0 is not a listening port.
+    ZeroPort,
 }
 
 impl fmt::Display for NameRule {
@@ -82,6 +89,10 @@ impl fmt::Display for NameRule {
             }
             NameRule::NotAVersion => f.write_str("is not a product version such as 16.0.4125.3"),
             NameRule::UnknownValue { accepted } => write!(f, "is not one of {accepted}"),
+            NameRule::NotAHost { reason } => {
+                write!(f, "is not an IP address or DNS host name: {reason}")
+            }
+            NameRule::ZeroPort => f.write_str("is port 0, which is not a listening port"),
         }
     }
 }
@@ -250,72 +261,224 @@ sysname_type!(
 );
 
 sysname_type!(
-    /// A database mirroring endpoint name (sysname).
+    /// A database mirroring endpoint name (sysname), e.g. `database_mirroring_endpoint`.
     EndpointName,
     no_extra
 );
 
-fn check_dns_name(kind: &'static str, value: &str) -> Result<(), NameError> {
-    let bad = |rule| Err(NameError::new(kind, value, rule));
-    if value.is_empty() {
-        return bad(NameRule::Empty);
+impl CertificateName {
+    /// A name from a constant known to be valid (checked by a unit test).
+    pub(crate) fn from_static(value: &'static str) -> Self {
+        CertificateName(value.to_owned())
     }
-    if value.len() > 253 {
-        return bad(NameRule::TooLong {
-            len: value.len(),
-            max: 253,
+}
+
+/// Maximum length of a DNS name in characters (RFC 1035, without the trailing dot).
+pub const DNS_NAME_MAX: usize = 253;
+/// Maximum length of one DNS label.
+pub const DNS_LABEL_MAX: usize = 63;
+
+/// Checks a DNS host name: dot-separated labels of ASCII letters, digits and hyphens, each
+/// 1..=63 characters and not starting or ending with a hyphen, at most `max` characters in
+/// all, and not all-numeric in the last label (so `999.1.1.1` is not taken for a host name).
+fn check_dns_name(value: &str, max: usize) -> Result<(), NameRule> {
+    if value.is_empty() {
+        return Err(NameRule::Empty);
+    }
+    let len = value.chars().count();
+    if len > max {
+        return Err(NameRule::NotAHost {
+            reason: if max == DNS_NAME_MAX {
+                "longer than 253 characters"
+            } else {
+                "longer than 128 characters (a certificate is named after it)"
+            },
         });
     }
+    let mut last = "";
     for label in value.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !ok {
-            return bad(NameRule::UnknownValue {
-                accepted: "a DNS name: dot-separated labels of letters, digits and inner hyphens",
+        if label.is_empty() {
+            return Err(NameRule::NotAHost {
+                reason: "empty label (leading, trailing or doubled dot)",
             });
         }
+        if label.len() > DNS_LABEL_MAX {
+            return Err(NameRule::NotAHost {
+                reason: "a label is longer than 63 characters",
+            });
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(NameRule::NotAHost {
+                reason: "labels hold only ASCII letters, digits and hyphens",
+            });
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(NameRule::NotAHost {
+                reason: "a label starts or ends with a hyphen",
+            });
+        }
+        last = label;
+    }
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NameRule::NotAHost {
+            reason: "all-numeric last label (not a valid IPv4 address either)",
+        });
     }
     Ok(())
 }
 
-/// A host that carries the link: an IPv4 or IPv6 address or a DNS name that the other side resolves.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+/// A TCP port that a listener can use: 1..=65535. Port 0 cannot be represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct EndpointHost(String);
+pub struct TcpPort(u16);
+
+impl TcpPort {
+    /// The default database mirroring port, and the managed instance's fixed one: 5022.
+    pub const MIRRORING_DEFAULT: TcpPort = TcpPort(5022);
+
+    /// Validates `port` (refuses 0).
+    pub fn new(port: u16) -> Result<Self, NameError> {
+        if port == 0 {
+            return Err(NameError::new("TcpPort", "0", NameRule::ZeroPort));
+        }
+        Ok(TcpPort(port))
+    }
+
+    /// The port number.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl Default for TcpPort {
+    fn default() -> Self {
+        TcpPort::MIRRORING_DEFAULT
+    }
+}
+
+impl fmt::Display for TcpPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl TryFrom<u16> for TcpPort {
+    type Error = NameError;
+    fn try_from(port: u16) -> Result<Self, Self::Error> {
+        TcpPort::new(port)
+    }
+}
+
+impl<'de> Deserialize<'de> for TcpPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TcpPort::new(u16::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The network address of a database mirroring endpoint as the other side must resolve it:
+/// an IPv4 address, an IPv6 address, or a DNS host name.
+///
+/// Validation is strict so the value can sit in an `ENDPOINT_URL` / `LISTENER_URL` without
+/// surprises: DNS names are dot-separated labels of ASCII letters, digits and hyphens
+/// (1..=253 characters, labels 1..=63, no hyphen at a label's edge, no trailing dot; use
+/// punycode for internationalized names); IP addresses must parse (IPv6 may be given with or
+/// without brackets, and is stored without them). Spaces, quotes, `;`, `[`, `]`, `/`, `%`
+/// (IPv6 zone ids) and `:` outside an IPv6 address are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointHost {
+    host: String,
+    kind: HostKind,
+}
+
+/// What kind of address an [`EndpointHost`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostKind {
+    /// A dotted-quad IPv4 address.
+    Ipv4,
+    /// An IPv6 address (stored without brackets).
+    Ipv6,
+    /// A DNS host name.
+    Dns,
+}
 
 impl EndpointHost {
-    /// Validates an IP address or DNS host name.
-    pub fn new(value: impl Into<String>) -> Result<Self, NameError> {
-        let value = value.into();
-        if value.parse::<std::net::IpAddr>().is_err() {
-            check_dns_name("EndpointHost", &value)?;
+    /// Validates `value` as an IP address or DNS host name.
+    pub fn new(value: impl AsRef<str>) -> Result<Self, NameError> {
+        let value = value.as_ref();
+        let err = |rule| NameError::new("EndpointHost", value, rule);
+        if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            return match inner.parse::<std::net::Ipv6Addr>() {
+                Ok(ip) => Ok(EndpointHost {
+                    host: ip.to_string(),
+                    kind: HostKind::Ipv6,
+                }),
+                Err(_) => Err(err(NameRule::NotAHost {
+                    reason: "brackets hold only an IPv6 address",
+                })),
+            };
         }
-        Ok(EndpointHost(value))
+        if let Ok(ip) = value.parse::<std::net::Ipv4Addr>() {
+            return Ok(EndpointHost {
+                host: ip.to_string(),
+                kind: HostKind::Ipv4,
+            });
+        }
+        if let Ok(ip) = value.parse::<std::net::Ipv6Addr>() {
+            return Ok(EndpointHost {
+                host: ip.to_string(),
+                kind: HostKind::Ipv6,
+            });
+        }
+        if value.contains(':') {
+            return Err(err(NameRule::NotAHost {
+                reason: "':' is allowed only in an IPv6 address (give the port separately)",
+            }));
+        }
+        check_dns_name(value, DNS_NAME_MAX).map_err(err)?;
+        Ok(EndpointHost {
+            host: value.to_owned(),
+            kind: HostKind::Dns,
+        })
     }
 
-    /// The host as written.
+    /// The host as written (IPv6 without brackets, in canonical form).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.host
     }
 
-    /// `TCP://host:port`, with an IPv6 address in brackets.
-    pub fn tcp_url(&self, port: u16) -> String {
-        if self.0.parse::<std::net::Ipv6Addr>().is_ok() {
-            format!("TCP://[{}]:{port}", self.0)
-        } else {
-            format!("TCP://{}:{port}", self.0)
+    /// What kind of address this is.
+    pub fn kind(&self) -> HostKind {
+        self.kind
+    }
+
+    /// The endpoint URL SQL Server expects: `TCP://host:port`, an IPv6 address in brackets.
+    pub fn tcp_url(&self, port: TcpPort) -> String {
+        match self.kind {
+            HostKind::Ipv6 => format!("TCP://[{}]:{}", self.host, port),
+            HostKind::Ipv4 | HostKind::Dns => format!("TCP://{}:{}", self.host, port),
         }
     }
 }
 
 impl fmt::Display for EndpointHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.host)
+    }
+}
+
+impl FromStr for EndpointHost {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EndpointHost::new(s)
+    }
+}
+
+impl Serialize for EndpointHost {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.host)
     }
 }
 
@@ -326,17 +489,21 @@ impl<'de> Deserialize<'de> for EndpointHost {
     }
 }
 
-/// The fully qualified domain name of a managed instance (`<mi>.<zone>.database.windows.net`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+/// The fully qualified domain name of a managed instance, typically
+/// `<mi-name>.<dns-zone>.database.windows.net`; any valid DNS name is accepted.
+///
+/// SQL Server must hold the managed instance's endpoint certificate under exactly this name
+/// (milink-facts §1.4 d), so the name is limited to 128 characters (a sysname) and converts
+/// to a [`CertificateName`] without failing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MiFqdn(String);
 
 impl MiFqdn {
-    /// Validates a DNS name.
-    pub fn new(value: impl Into<String>) -> Result<Self, NameError> {
-        let value = value.into();
-        check_dns_name("MiFqdn", &value)?;
-        Ok(MiFqdn(value))
+    /// Validates `value` as a DNS name of at most 128 characters.
+    pub fn new(value: impl AsRef<str>) -> Result<Self, NameError> {
+        let value = value.as_ref();
+        check_dns_name(value, SYSNAME_MAX).map_err(|rule| NameError::new("MiFqdn", value, rule))?;
+        Ok(MiFqdn(value.to_owned()))
     }
 
     /// The FQDN as written.
@@ -344,20 +511,54 @@ impl MiFqdn {
         &self.0
     }
 
-    /// The instance name: the first DNS label.
+    /// The managed instance name: the first label (`tailspin-mi` in
+    /// `tailspin-mi.abc123.database.windows.net`).
     pub fn instance_name(&self) -> &str {
         self.0.split('.').next().unwrap_or(&self.0)
     }
 
-    /// The name SQL Server must give the MI's endpoint certificate: the FQDN itself.
-    pub fn certificate_name(&self) -> Result<CertificateName, NameError> {
-        CertificateName::new(self.0.clone())
+    /// The name SQL Server must give the managed instance's endpoint certificate: the FQDN.
+    pub fn certificate_name(&self) -> CertificateName {
+        CertificateName(self.0.clone())
+    }
+
+    /// The FQDN as an endpoint host (for `TCP://<fqdn>:5022`).
+    pub fn host(&self) -> EndpointHost {
+        EndpointHost {
+            host: self.0.clone(),
+            kind: HostKind::Dns,
+        }
+    }
+}
+
+impl From<&MiFqdn> for CertificateName {
+    fn from(fqdn: &MiFqdn) -> Self {
+        fqdn.certificate_name()
+    }
+}
+
+impl From<MiFqdn> for CertificateName {
+    fn from(fqdn: MiFqdn) -> Self {
+        CertificateName(fqdn.0)
     }
 }
 
 impl fmt::Display for MiFqdn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl FromStr for MiFqdn {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MiFqdn::new(s)
+    }
+}
+
+impl Serialize for MiFqdn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -1053,33 +1254,6 @@ mod tests {
     }
 
     #[test]
-    fn hosts_and_fqdns() {
-        assert_eq!(
-            EndpointHost::new("10.0.0.4").unwrap().tcp_url(5022),
-            "TCP://10.0.0.4:5022"
-        );
-        assert_eq!(
-            EndpointHost::new("fe80::1").unwrap().tcp_url(5022),
-            "TCP://[fe80::1]:5022"
-        );
-        assert_eq!(
-            EndpointHost::new("tailspinsql.corp.example")
-                .unwrap()
-                .tcp_url(5023),
-            "TCP://tailspinsql.corp.example:5023"
-        );
-        for bad in [
-            "", "a b", "host;x", "-host", "host-", "a..b", "[::1]", "h'x", "h/x",
-        ] {
-            assert!(EndpointHost::new(bad).is_err(), "{bad:?}");
-        }
-        let fqdn = MiFqdn::new("tailspin-mi.abc123.database.windows.net").unwrap();
-        assert_eq!(fqdn.instance_name(), "tailspin-mi");
-        assert_eq!(fqdn.certificate_name().unwrap().as_str(), fqdn.as_str());
-        assert!(MiFqdn::new("tailspin mi").is_err());
-    }
-
-    #[test]
     fn update_policy_reads_both_spellings() {
         assert_eq!(
             UpdatePolicy::parse("SQLServer2022").unwrap(),
@@ -1098,5 +1272,133 @@ mod tests {
             UpdatePolicy::AlwaysUpToDate
         );
         assert!(UpdatePolicy::parse("SQLServer2019").is_err());
+    }
+}
+
+#[cfg(test)]
+mod network_name_tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_host_accepts_ips_and_dns_names() {
+        let v4 = EndpointHost::new("10.0.0.4").unwrap();
+        assert_eq!(v4.kind(), HostKind::Ipv4);
+        assert_eq!(
+            v4.tcp_url(TcpPort::MIRRORING_DEFAULT),
+            "TCP://10.0.0.4:5022"
+        );
+        let v6 = EndpointHost::new("fd00:0:0:0::4").unwrap();
+        assert_eq!(v6.kind(), HostKind::Ipv6);
+        assert_eq!(v6.as_str(), "fd00::4");
+        assert_eq!(
+            v6.tcp_url(TcpPort::new(5023).unwrap()),
+            "TCP://[fd00::4]:5023"
+        );
+        assert_eq!(EndpointHost::new("[::1]").unwrap().as_str(), "::1");
+        let dns = EndpointHost::new("TailspinSql.corp.tailspin.example").unwrap();
+        assert_eq!(dns.kind(), HostKind::Dns);
+        assert_eq!(
+            dns.tcp_url(TcpPort::MIRRORING_DEFAULT),
+            "TCP://TailspinSql.corp.tailspin.example:5022"
+        );
+        assert!(EndpointHost::new("TAILSPINSQL").is_ok());
+        assert!(EndpointHost::new("a".repeat(63)).is_ok());
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(long.len(), 253);
+        assert!(EndpointHost::new(&long).is_ok());
+    }
+
+    #[test]
+    fn endpoint_host_refuses_everything_else() {
+        for bad in [
+            "",
+            "tailspin sql",
+            "host;Server=x",
+            "host'--",
+            "host\"",
+            "[host]",
+            "host]",
+            "tcp://host",
+            "host:5022",
+            "10.0.0.4:5022",
+            "fe80::1%eth0",
+            "-host",
+            "host-.corp",
+            "host..corp",
+            "host.",
+            ".host",
+            "hóst",
+            "host_name",
+            "999.1.1.1",
+            "10.0.0",
+            "01.2.3.4",
+            "host\n",
+        ] {
+            assert!(EndpointHost::new(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(EndpointHost::new("a".repeat(64)).is_err());
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(62)
+        );
+        assert!(EndpointHost::new(&long).is_err());
+        let e = EndpointHost::new("host:5022").unwrap_err();
+        assert!(e.to_string().contains("give the port separately"), "{e}");
+    }
+
+    #[test]
+    fn tcp_port_refuses_zero() {
+        assert_eq!(TcpPort::new(0).unwrap_err().rule, NameRule::ZeroPort);
+        assert_eq!(TcpPort::new(65535).unwrap().get(), 65535);
+        assert_eq!(TcpPort::default(), TcpPort::MIRRORING_DEFAULT);
+        assert!(serde_json::from_str::<TcpPort>("0").is_err());
+        assert_eq!(serde_json::from_str::<TcpPort>("5022").unwrap().get(), 5022);
+    }
+
+    #[test]
+    fn mi_fqdn_names_the_instance_and_the_certificate() {
+        let fqdn = MiFqdn::new("tailspin-mi.abc123.database.windows.net").unwrap();
+        assert_eq!(fqdn.instance_name(), "tailspin-mi");
+        assert_eq!(
+            CertificateName::from(&fqdn).as_str(),
+            "tailspin-mi.abc123.database.windows.net"
+        );
+        assert_eq!(
+            fqdn.host().tcp_url(TcpPort::MIRRORING_DEFAULT),
+            "TCP://tailspin-mi.abc123.database.windows.net:5022"
+        );
+        assert_eq!(MiFqdn::new("localmi").unwrap().instance_name(), "localmi");
+        for bad in [
+            "",
+            "tailspin mi.database.windows.net",
+            "mi].x",
+            "mi.x.",
+            "10.0.0.4",
+        ] {
+            assert!(MiFqdn::new(bad).is_err(), "{bad:?} should be refused");
+        }
+        // A certificate is named after it, so it must fit a sysname.
+        let long = format!("{}.{}.database.windows.net", "a".repeat(63), "b".repeat(44));
+        assert_eq!(long.len(), 129);
+        assert!(MiFqdn::new(&long).is_err());
+        assert!(EndpointHost::new(&long).is_ok());
+        assert!(serde_json::from_str::<MiFqdn>("\"mi.x.database.windows.net\"").is_ok());
+        assert!(serde_json::from_str::<MiFqdn>("\"mi x\"").is_err());
+    }
+
+    #[test]
+    fn endpoint_name_is_a_sysname() {
+        assert!(EndpointName::new("database_mirroring_endpoint").is_ok());
+        assert!(EndpointName::new("").is_err());
+        assert!(EndpointName::new("x".repeat(129)).is_err());
     }
 }

@@ -50,7 +50,7 @@ pub enum SourceOp {
         /// Endpoint name.
         name: crate::names::EndpointName,
         /// Listener port.
-        port: u16,
+        port: crate::names::TcpPort,
         /// Authentication certificate.
         certificate: CertificateName,
     },

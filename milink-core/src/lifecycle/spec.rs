@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::{
     AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode,
-    LinkName, MiFqdn, ServerName, SqlVersion, UpdatePolicy,
+    LinkName, MiFqdn, ServerName, SqlVersion, TcpPort, UpdatePolicy,
 };
 use crate::time::Date;
 
@@ -59,7 +59,7 @@ pub struct SourceSpec {
     /// The address the managed instance uses to reach the mirroring endpoint.
     pub endpoint_host: EndpointHost,
     /// The mirroring endpoint port (5022 by default; other instances on the host need others).
-    pub endpoint_port: u16,
+    pub endpoint_port: TcpPort,
     /// The mirroring endpoint name.
     pub endpoint_name: EndpointName,
     /// The endpoint certificate (`Cert_<server>_endpoint` by convention; no `\`).

@@ -3,12 +3,35 @@
 //! Builders accept only validated names and typed values, quote them through [`quote`], and
 //! return a [`Batch`]. No user data is ever formatted into SQL text any other way.
 
+pub mod availability_groups;
+pub mod certificates;
+pub mod endpoint;
+pub mod probes;
 pub mod quote;
 
 use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+pub use availability_groups::{
+    AvailabilityMode, CreateAgSpec, CreateDagSpec, create_availability_group,
+    create_distributed_availability_group, drop_availability_group,
+    drop_distributed_availability_group, failover_dag, force_failover_dag,
+    grant_create_any_database, mi_listener_url, set_dag_availability_mode, set_dag_role_secondary,
+};
+pub use certificates::{
+    AZURE_DNS_PATTERN, azure_root_cas, create_endpoint_certificate, create_master_key,
+    export_certificate_public_key, import_certificate_from_binary, import_root_ca,
+};
+pub use endpoint::{
+    EndpointAuth, EndpointEncryption, MirroringEndpointSpec, alter_mirroring_endpoint,
+    create_mirroring_endpoint,
+};
+pub use probes::{
+    probe_certificates, probe_database_replica_states, probe_database_replica_states_by_database,
+    probe_dns_record_name, probe_first_full_backups, probe_hadr_port, probe_replica_states,
+    probe_seeding_stats, probe_sp_certificate_add_issuer_exists,
+};
 pub use quote::{SqlIdentifier, binary_literal, quote_ident, quote_nstring};
 
 /// One T-SQL batch, ready to send.
