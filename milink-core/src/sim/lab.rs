@@ -14,7 +14,7 @@ use crate::lifecycle::{
 };
 use crate::names::{
     AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode,
-    LinkName, MiFqdn, NameError, ServerName, SqlVersion, UpdatePolicy,
+    LinkName, MiFqdn, NameError, ServerName, SqlVersion, TcpPort, UpdatePolicy,
 };
 use crate::time::{Date, Timestamp};
 
@@ -322,7 +322,7 @@ impl Lab {
                 server: src.server.clone(),
                 version: src.version,
                 endpoint_host: src.endpoint_host.clone(),
-                endpoint_port: 5022,
+                endpoint_port: TcpPort::MIRRORING_DEFAULT,
                 endpoint_name: EndpointName::new("database_mirroring_endpoint")?,
                 certificate: CertificateName::new(format!("Cert_{short_server}_endpoint"))?,
                 certificate_expiry: expiry,

@@ -948,7 +948,7 @@ async fn sql_server_refuses_what_it_refuses() {
     );
     let endpoint = SourceOp::EnsureMirroringEndpoint {
         name: s.source.endpoint_name.clone(),
-        port: 5022,
+        port: crate::names::TcpPort::MIRRORING_DEFAULT,
         certificate: s.source.certificate.clone(),
     };
     assert_eq!(

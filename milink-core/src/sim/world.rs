@@ -17,7 +17,7 @@ use crate::lifecycle::{
 };
 use crate::names::{
     AgName, CertificateName, DatabaseName, EndpointName, InstanceId, LinkName, Lsn, MiFqdn,
-    ServerName, SqlVersion, UpdatePolicy,
+    ServerName, SqlVersion, TcpPort, UpdatePolicy,
 };
 use crate::ports::PortError;
 use crate::time::{Date, Timestamp};
@@ -84,7 +84,7 @@ pub struct MirroringEndpoint {
     /// Name.
     pub name: EndpointName,
     /// Listener port.
-    pub port: u16,
+    pub port: TcpPort,
     /// The authentication certificate, if certificate authentication is on.
     pub certificate: Option<CertificateName>,
     /// `STATE = STARTED`.
