@@ -202,6 +202,15 @@ impl DbData {
         self.truncated_to = self.truncated_to.max(lsn);
     }
 
+    /// Forgets log records up to `lsn` that nothing in the simulation can need any more (they
+    /// are on every copy). Unlike [`DbData::truncate_log`] this is not a log backup: the log's
+    /// logical truncation point stays where it is.
+    pub(crate) fn compact(&mut self, lsn: u128) {
+        while self.log.front().is_some_and(|t| t.lsn <= lsn) {
+            self.log.pop_front();
+        }
+    }
+
     /// The log bytes not yet sent after `lsn`.
     pub(crate) fn bytes_after(&self, lsn: u128) -> u64 {
         self.log_after(lsn).map(|t| u64::from(t.bytes)).sum()

@@ -811,6 +811,37 @@ impl World {
         self.complete_due_operations();
         self.update_replications(t0, t);
         self.run_backups(t);
+        self.compact_logs();
+    }
+
+    /// Keeps memory bounded on long runs: log records that every copy has hardened are dropped
+    /// once a log holds many of them.
+    fn compact_logs(&mut self) {
+        const KEEP: usize = 8192;
+        for side in [Side::SqlServer, Side::ManagedInstance] {
+            let dbs: Vec<DatabaseName> = match side {
+                Side::SqlServer => self.source.databases.keys().cloned().collect(),
+                Side::ManagedInstance => self.instance.databases.keys().cloned().collect(),
+            };
+            for db in dbs {
+                if self.database(side, &db).is_none_or(|d| d.log.len() < KEEP) {
+                    continue;
+                }
+                let needed = self
+                    .replications
+                    .values()
+                    .filter_map(|r| r.databases.get(&db))
+                    .map(|d| match &d.phase {
+                        ReplicaPhase::Seeding(s) => s.start.lsn.min(d.common.lsn),
+                        _ => d.common.lsn,
+                    })
+                    .min();
+                if let Some(d) = self.database_mut(side, &db) {
+                    let keep = needed.unwrap_or(d.end.lsn).min(d.end.lsn);
+                    d.compact(keep);
+                }
+            }
+        }
     }
 
     // ----- calls and faults -------------------------------------------------------------------
