@@ -56,6 +56,9 @@ pub const DATABASE_NOT_FOUND: u32 = 911;
 pub const NO_CURRENT_BACKUP: u32 = 4214;
 /// 4208: `BACKUP LOG` under the SIMPLE recovery model.
 pub const LOG_BACKUP_SIMPLE: u32 = 4208;
+/// 7862: a `DATABASE_MIRRORING` endpoint of another name exists (SQL Server's catalogue; the
+/// `tsql` endpoint builder documents it).
+pub const ENDPOINT_EXISTS: u32 = 7862;
 /// 41190: the object is in use by a distributed availability group (dropping an AG a DAG still
 /// references).
 pub const AG_IN_USE_BY_DAG: u32 = 41190;

@@ -144,13 +144,21 @@ impl World {
                 if !self.source.certificates.contains_key(certificate.as_str()) {
                     return Err(not_found("certificate", certificate.as_str()));
                 }
-                // One DATABASE_MIRRORING endpoint per instance: an existing one (any name) is
-                // altered to add certificate authentication and started.
-                match self.source.endpoint.as_mut() {
+                // Guarded by name. One DATABASE_MIRRORING endpoint per instance: one under
+                // another name makes CREATE ENDPOINT fail.
+                match self.source.endpoint.as_ref() {
+                    Some(ep) if &ep.name == name => {}
                     Some(ep) => {
-                        ep.certificate = Some(certificate.clone());
-                        ep.started = true;
-                        ep.aes = true;
+                        return Err(errors::sql(
+                            errors::ENDPOINT_EXISTS,
+                            format!(
+                                "An endpoint of the requested type already exists ('{}'). Only \
+                                 one endpoint of this type is supported. Use ALTER ENDPOINT or \
+                                 DROP the existing endpoint and execute the CREATE ENDPOINT \
+                                 statement.",
+                                ep.name
+                            ),
+                        ));
                     }
                     None => {
                         self.source.endpoint = Some(MirroringEndpoint {
@@ -401,6 +409,10 @@ impl World {
         let Some(d) = self.source.dags.get(dag) else {
             return Err(not_found("availability group", dag.as_str()));
         };
+        if d.role == ReplicaRole::Secondary {
+            // Guarded by the local role: the failover has already happened.
+            return Ok(SourceReply::Done);
+        }
         if !self.source.version.capabilities().tsql_failover {
             return refuse(format!(
                 "ALTER AVAILABILITY GROUP [{dag}] FAILOVER on a distributed availability group \

@@ -547,6 +547,10 @@ async fn failover_is_refused_in_async_mode_and_succeeds_when_synchronized() {
     rig.tsql(SourceOp::Failover { dag: link.clone() })
         .await
         .unwrap();
+    // Re-running the guarded batch after the failover changes nothing.
+    rig.tsql(SourceOp::Failover { dag: link.clone() })
+        .await
+        .unwrap();
     rig.sim().with_world(|w| {
         assert_eq!(w.role(Side::SqlServer, &link), Some(ReplicaRole::Secondary));
         assert_eq!(
@@ -960,6 +964,12 @@ async fn sql_server_refuses_what_it_refuses() {
     rig.tsql(cert).await.unwrap();
     rig.tsql(endpoint.clone()).await.unwrap();
     rig.tsql(endpoint).await.unwrap();
+    let other = SourceOp::EnsureMirroringEndpoint {
+        name: crate::names::EndpointName::new("Hadr_endpoint").unwrap(),
+        port: crate::names::TcpPort::MIRRORING_DEFAULT,
+        certificate: s.source.certificate.clone(),
+    };
+    assert_eq!(code(&rig.tsql(other).await.unwrap_err()), "sql:7862");
     let c360 = DatabaseName::new(Lab::CUSTOMER360).unwrap();
     let ag = |db: DatabaseName| SourceOp::CreateAvailabilityGroup {
         ag: AgName::new(format!("AG_{db}")).unwrap(),
