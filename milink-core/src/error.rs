@@ -16,27 +16,37 @@ pub enum Error {
     /// The caller supplied an invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The readiness report has blockers for what the caller asked to do; the report says which
+    /// and how to fix each one.
+    #[error("{}", .0.not_ready_message())]
+    NotReady(Box<crate::assess::ReadinessReport>),
+    /// Gathering readiness facts failed.
+    #[error(transparent)]
+    Gather(#[from] crate::assess::GatherError),
 }
 
 impl Error {
     /// Retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => false,
+            Error::Gather(e) => e.is_transient(),
         }
     }
 
     /// The caller's input is wrong; nothing was changed.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => true,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => true,
+            Error::Gather(_) => false,
         }
     }
 
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => false,
+            Error::Gather(e) => e.is_remote(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! as one typed, resumable state machine.
 //!
 //! The crate is organised as a house (see ARCHITECTURE.md):
+//! - [`assess`]: readiness facts, rules, SKU recommendation and the readiness report;
 //! - [`names`]: validated names and values (database, AG, link, certificate and server names,
 //!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod assess;
 pub mod error;
 pub mod lifecycle;
 pub mod names;

@@ -259,6 +259,11 @@ sysname_type!(
     ServerName,
     no_extra
 );
+sysname_type!(
+    /// The logical name of a database file (`sys.master_files.name`).
+    LogicalFileName,
+    no_extra
+);
 
 sysname_type!(
     /// A database mirroring endpoint name (sysname), e.g. `database_mirroring_endpoint`.

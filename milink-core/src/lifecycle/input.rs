@@ -52,7 +52,12 @@ pub enum Command {
         keep: Side,
     },
     /// Undo link creation before any failover: remove the link, drop DAG and AG, keep data.
+    /// During the catch-up of a failover, failback or cutover: abandon it and return to the
+    /// steady state it started from.
     Cancel,
+    /// Re-issue the failed step after its cause was fixed (allowed for any failure, retryable or
+    /// not; `Input::Resume` only retries retryable failures).
+    Retry,
 }
 
 /// The readiness verdict the machine needs (the full report lives in `assess`).
@@ -228,4 +233,35 @@ pub enum Input {
     Tick,
     /// The driver restarted from the journal: re-issue the in-flight step.
     Resume,
+}
+
+impl Input {
+    /// A short label of the input's kind, as the edge table names it: `Command::Start`,
+    /// `Command::Failover(Forced)`, `Observed(ok)`, `Observed(err)`, `Tick`, `Resume`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Input::Command(command) => command.label(),
+            Input::Observed { result: Ok(_), .. } => "Observed(ok)",
+            Input::Observed { result: Err(_), .. } => "Observed(err)",
+            Input::Tick => "Tick",
+            Input::Resume => "Resume",
+        }
+    }
+}
+
+impl Command {
+    /// A short label of the command, as the edge table names it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Command::RecordAssessment(_) => "Command::RecordAssessment",
+            Command::Start => "Command::Start",
+            Command::Failover(FailoverKind::Planned) => "Command::Failover(Planned)",
+            Command::Failover(FailoverKind::Forced(_)) => "Command::Failover(Forced)",
+            Command::Failback => "Command::Failback",
+            Command::Cutover(_) => "Command::Cutover",
+            Command::RepairSplitBrain { .. } => "Command::RepairSplitBrain",
+            Command::Cancel => "Command::Cancel",
+            Command::Retry => "Command::Retry",
+        }
+    }
 }

@@ -2,10 +2,24 @@
 //!
 //! The machine does no I/O, reads no clock and logs nothing. Time comes in as `now`; the next
 //! wake-up goes out as `deadline()`. Other tools can embed it alone.
+//!
+//! - [`spec`]: what a link is ([`LinkSpec`]) and its validation ([`SpecError`]);
+//! - [`input`] and [`effect`]: what goes in and what comes out;
+//! - [`state`]: the states and their data;
+//! - [`machine`]: [`Machine`], the one exhaustive `match (state, input)`;
+//! - [`table`]: every edge as data, rendered to `docs/lifecycle.mmd`;
+//! - [`render`]: a [`SourceOp`] as the T-SQL batches SQL Server runs.
 
 pub mod effect;
 pub mod input;
+pub mod machine;
+pub mod render;
 pub mod spec;
+pub mod state;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
 
 pub use crate::names::LinkName;
 pub use effect::{
@@ -17,4 +31,13 @@ pub use input::{
     FailoverKind, FullBackup, Input, LinkObservation, Observation, ProgressEvent, ReplicaRole,
     SideView, StepError, SyncHealth, SyncState,
 };
-pub use spec::{FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, TargetSpec};
+pub use machine::{Machine, RejectReason, Rejected, Step};
+pub use render::{RenderContext, RenderError};
+pub use spec::{
+    FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, SpecError, TargetSpec,
+};
+pub use state::{
+    Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, FailoverVia, Goal, Phase, Plan,
+    PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then, TrustStep,
+};
+pub use table::{EDGES, Edge};

@@ -153,3 +153,187 @@ pub struct LinkSpec {
     /// Timing knobs.
     pub options: MachineOptions,
 }
+
+/// What is wrong with a [`LinkSpec`]; refused by [`super::Machine::new`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// The link carries no database.
+    #[error("the link carries no database; name at least one")]
+    NoDatabases,
+    /// SingleDatabase mode carries exactly one database.
+    #[error(
+        "a SingleDatabase link carries exactly one database, not {count}; use one link per \
+         database or LinkMode::MultiDatabase (SQL Server 2022 CU27+ / 2025 CU9+)"
+    )]
+    SingleDatabaseCount {
+        /// How many were given.
+        count: usize,
+    },
+    /// A database is listed twice.
+    #[error("database {database} is listed more than once")]
+    DuplicateDatabase {
+        /// The repeated database.
+        database: DatabaseName,
+    },
+    /// The link name breaks the MultiDatabase naming rule.
+    #[error(transparent)]
+    LinkName(#[from] crate::names::NameError),
+    /// The SQL Server build cannot carry the link.
+    #[error(
+        "{release} build {version} does not support the Managed Instance link{}",
+        match minimum { Some(m) => format!("; update to {m} or later"), None => String::new() }
+    )]
+    VersionNotSupported {
+        /// The build.
+        version: SqlVersion,
+        /// Its release name.
+        release: &'static str,
+        /// The minimum build of that release, if the release supports the link at all.
+        minimum: Option<SqlVersion>,
+    },
+    /// MultiDatabase mode needs SQL Server 2022 or later.
+    #[error(
+        "LinkMode::MultiDatabase needs SQL Server 2022 CU27+ or 2025 CU9+ (Enterprise or \
+         Developer); {version} is older"
+    )]
+    MultiDatabaseNeedsSql2022 {
+        /// The build.
+        version: SqlVersion,
+    },
+    /// MultiDatabase mode with the managed instance as initial primary is not modelled.
+    #[error(
+        "LinkMode::MultiDatabase with the managed instance as initial primary is not supported; \
+         create one SingleDatabase link per database"
+    )]
+    MultiDatabaseFromInstance,
+    /// A two-way link (`FailoverMode::Manual`) needs SQL Server 2022 or 2025.
+    #[error(
+        "FailoverMode::Manual (two-way) needs SQL Server 2022 or 2025; {release} links are \
+         one-way: use FailoverMode::None"
+    )]
+    TwoWayNotSupported {
+        /// The release name.
+        release: &'static str,
+    },
+    /// The build cannot create a link from the managed instance.
+    #[error(
+        "a link with the managed instance as initial primary needs SQL Server 2022 CU10 \
+         (16.0.4095.4) or 2025; {version} cannot"
+    )]
+    InstancePrimaryNotSupported {
+        /// The build.
+        version: SqlVersion,
+    },
+    /// A link from the managed instance must be two-way.
+    #[error(
+        "a link with the managed instance as initial primary replicates to SQL Server and must \
+         be two-way: use FailoverMode::Manual"
+    )]
+    InstancePrimaryNeedsTwoWay,
+    /// A link from the managed instance needs the update policy matching the SQL Server release.
+    #[error(
+        "a link with the managed instance as initial primary needs the managed instance update \
+         policy {}; the instance has {policy}",
+        match required { Some(r) => r.to_string(), None => "matching the SQL Server release".to_owned() }
+    )]
+    InstancePrimaryPolicyMismatch {
+        /// The instance's policy.
+        policy: UpdatePolicy,
+        /// The policy the SQL Server release needs.
+        required: Option<UpdatePolicy>,
+    },
+    /// The DAG session timeout is below the minimum.
+    #[error(
+        "SESSION_TIMEOUT must be at least 5 seconds (the documented scripts use 20), not {seconds}"
+    )]
+    SessionTimeoutTooShort {
+        /// The given value.
+        seconds: u16,
+    },
+    /// A zero probe interval would make the driver spin.
+    #[error("MachineOptions::probe_interval must be greater than zero")]
+    ZeroProbeInterval,
+}
+
+impl LinkSpec {
+    /// Checks the spec against the link's rules and the SQL Server build's capabilities
+    /// (milink-facts §1.1, §1.2, §1.9).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let version = self.source.version;
+        let caps = version.capabilities();
+        if !caps.link_supported {
+            return Err(SpecError::VersionNotSupported {
+                version,
+                release: version.release_name(),
+                minimum: caps.minimum_build,
+            });
+        }
+        if self.databases.is_empty() {
+            return Err(SpecError::NoDatabases);
+        }
+        for (i, db) in self.databases.iter().enumerate() {
+            if self.databases[..i].contains(db) {
+                return Err(SpecError::DuplicateDatabase {
+                    database: db.clone(),
+                });
+            }
+        }
+        match self.mode {
+            LinkMode::SingleDatabase => {
+                if self.databases.len() != 1 {
+                    return Err(SpecError::SingleDatabaseCount {
+                        count: self.databases.len(),
+                    });
+                }
+            }
+            LinkMode::MultiDatabase => {
+                if version.major < 16 {
+                    return Err(SpecError::MultiDatabaseNeedsSql2022 { version });
+                }
+                if self.initial_primary == Side::ManagedInstance {
+                    return Err(SpecError::MultiDatabaseFromInstance);
+                }
+            }
+        }
+        self.link.check_mode(self.mode)?;
+        if self.failover_mode == FailoverMode::Manual && !caps.two_way {
+            return Err(SpecError::TwoWayNotSupported {
+                release: version.release_name(),
+            });
+        }
+        if self.initial_primary == Side::ManagedInstance {
+            if !caps.mi_initial_primary {
+                return Err(SpecError::InstancePrimaryNotSupported { version });
+            }
+            if self.failover_mode != FailoverMode::Manual {
+                return Err(SpecError::InstancePrimaryNeedsTwoWay);
+            }
+            if !caps.failback_allowed_with(self.target.update_policy) {
+                return Err(SpecError::InstancePrimaryPolicyMismatch {
+                    policy: self.target.update_policy,
+                    required: caps.matching_update_policy,
+                });
+            }
+        }
+        if self.session_timeout_s < 5 {
+            return Err(SpecError::SessionTimeoutTooShort {
+                seconds: self.session_timeout_s,
+            });
+        }
+        if self.options.probe_interval.is_zero() {
+            return Err(SpecError::ZeroProbeInterval);
+        }
+        Ok(())
+    }
+
+    /// The SQL Server build's link capabilities.
+    pub fn capabilities(&self) -> crate::names::Capabilities {
+        self.source.version.capabilities()
+    }
+
+    /// Whether failover keeps the link (two-way).
+    pub fn is_two_way(&self) -> bool {
+        self.failover_mode == FailoverMode::Manual
+    }
+}

@@ -8,6 +8,8 @@ pub mod certificates;
 pub mod endpoint;
 pub mod probes;
 pub mod quote;
+pub mod readiness;
+pub mod remediation;
 
 use std::fmt;
 

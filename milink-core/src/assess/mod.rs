@@ -1,0 +1,289 @@
+//! Readiness assessment and SKU recommendation, as data (DESIGN §5).
+//!
+//! Facts in ([`InstanceFacts`], [`DatabaseFacts`], [`TargetFacts`]), a [`ReadinessReport`] out.
+//! [`assess`] is pure: no I/O, no clock (time comes in [`AssessOptions::now`]). Every rule in
+//! [`RULES`] runs; nothing stops at the first problem. Acting on a report with blockers is the
+//! error ([`ReadinessReport::ensure_ready`] → [`crate::Error::NotReady`]).
+//!
+//! Gathering the facts is separate ([`gather`]): a fixed set of [`PROBE_COUNT`] probe batches
+//! per instance, whatever the number of databases, sent through the [`FactSource`] seam, plus
+//! module text scanning, one batch per scanned database with bounded concurrency (the one
+//! documented exception). Network reachability ([`network`]) is async TCP and turns into
+//! findings through [`AssessOptions::network`].
+//!
+//! # Rule ids
+//!
+//! Link checks (milink-facts §1, §3.3): `Link.SqlVersion`, `Link.AzureConnectPack`,
+//! `Link.Edition`, `Link.MultiDatabaseMode`, `Link.HostOs`, `Link.HadrEnabled`,
+//! `Link.TraceFlags`, `Link.MasterKey`, `Link.EndpointMissing`, `Link.Endpoint`,
+//! `Link.CertificateExpired`, `Link.CertificateExpiring`, `Link.RootCaTrust`,
+//! `Link.Collation`, `Link.UpdatePolicy`, `Link.OneWay`, `Link.FailoverGroup`,
+//! `Link.DatabaseCountLimit`, `Link.StorageFits`, `Link.NetworkMiEndpoint`,
+//! `Link.NetworkMiHadrPort`, `Link.LocalEndpointListening`, `Link.SystemDatabase`,
+//! `Link.DatabaseMissing`, `Link.DatabaseState`, `Link.RecoveryModel`, `Link.FullBackup`,
+//! `Link.InMemoryOltpTier`, `Link.InMemoryOltpFiles`, `Link.TdeCertificate`,
+//! `Link.TdeCertificateUnverified`, `Link.NameTaken`, `Link.AgMembership`,
+//! `Link.SeedingLogBackupRisk`, `Link.AdrVersionStore`, `Link.AdrDisabled`,
+//! `Link.ServiceBroker`, `Link.Cdc`, `Link.Replication`.
+//!
+//! Managed instance compatibility rules (milink-facts §5.1), under their documented ids: all 34
+//! ids of the stored list (33 rows; the two non-ANSI join ids share one) — `AnalysisCommandJob`, `AnalysisQueryJob`, `AssemblyFromFile`,
+//! `BulkInsert`, `ClrStrictSecurity`, `ComputeClause`, `CryptographicProvider`,
+//! `DatabasePrincipalAlias`, `DbCompatLevelLowerThan100`, `DisableDefCNSTCHK`,
+//! `FastFirstRowHint`, `FileStream`, `LinkedServerWithNonSQLProvider`, `MergeJob`,
+//! `MIDatabaseSize`, `MIHeterogeneousMSDTCTransactSQL`, `MIHomogeneousMSDTCTransactSQL`,
+//! `MIInstanceSize`, `MultipleLogFiles`, `NextColumn`, `NonANSILeftOuterJoinSyntax`,
+//! `NonANSIRightOuterJoinSyntax`, `NumDbExceeds100`, `OpenRowsetWithNonBlobDataSourceBulk`,
+//! `OpenRowsetWithNonSQLProvider`, `PowerShellJob`, `QueueReaderJob`, `RAISERROR`, `SqlMail`,
+//! `SystemProcedures110`, `TraceFlags`, `TransactSqlJob`, `WindowsAuthentication`.
+//! "Issue" rules are blockers, "Warning" rules warnings.
+//!
+//! What the facts can't decide, and so what these rules can't see:
+//! - Code-based rules read the text of modules stored in the database (procedures, functions,
+//!   views, triggers) and of T-SQL Agent job steps. SQL sent by applications, SSIS packages or
+//!   reports, SQL built at run time (dynamic SQL in strings and variables) and encrypted
+//!   modules (counted in [`CodeFacts::encrypted_modules`]) are invisible to them.
+//! - `SystemProcedures110`: the stored rule page does not list the removed procedures; only
+//!   `sp_dboption` is recognised.
+//! - `TransactSqlJob`: "unsupported commands" are not enumerated; job steps are checked for
+//!   the constructs the module rules know.
+//! - `MIHomogeneousMSDTCTransactSQL` vs `MIHeterogeneousMSDTCTransactSQL`: decided by the
+//!   linked servers referenced in the same module; a remote reached only through dynamic SQL
+//!   or a synonym counts as homogeneous.
+//! - `LinkedServerWithNonSQLProvider` reports the databases whose code references such a
+//!   linked server (four-part names, `OPENQUERY`, `EXEC … AT`); an unreferenced one is not
+//!   reported.
+//! - `MIInstanceSize` / `MIDatabaseSize` use the current tier limits (§5.3), not the outdated
+//!   8 TB / 16 TB of the rule page.
+//!
+//! # Round trips
+//!
+//! [`gather_instance_facts`] sends [`PROBE_COUNT`] (10) batches per instance: instance
+//! properties, trace flags, mirroring endpoints, certificates, Agent job steps, Windows
+//! logins, linked servers, databases (with backups, AG membership and TDE), database files,
+//! and the per-database catalog (one batch that loops over the databases on the server), plus
+//! one module-text batch per scanned database, at most
+//! [`GatherOptions::module_concurrency`] at a time.
+
+pub mod facts;
+#[cfg(any(test, feature = "sim"))]
+pub mod fixtures;
+pub mod gather;
+pub mod network;
+pub mod report;
+pub mod rules;
+pub mod scan;
+pub mod sku;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::tsql::readiness::PROBE_COUNT;
+pub use facts::{
+    AgMembership, AssemblyFact, CatalogFacts, CertificateFact, CodeFacts, DatabaseFacts,
+    DatabaseState, Edition, EndpointState, HostOs, HostPlatform, InstanceFacts, JobStep,
+    LinkedServer, MirroringEndpoint, RecoveryModel, ReplicationFlags, ServiceTier, TargetFacts,
+    TdeFacts, TraceFlag, WindowsLogin,
+};
+pub use gather::{
+    Cell, FactSource, GatherError, GatherOptions, GatheredFacts, ModuleScan, Rows, SourceError,
+    gather_instance_facts,
+};
+pub use network::{
+    NetworkOptions, NetworkProbe, NetworkTargets, ProbeKind, ProbeOutcome, check_network,
+};
+pub use report::{DatabaseVerdict, ReadinessReport, SCHEMA_VERSION, Verdict};
+pub use rules::{Evidence, Finding, Fix, NotEvaluated, RULES, Rule, Scope, Severity, SqlFix};
+pub use scan::{Marker, MarkerHit};
+pub use sku::{PerfSamples, SkuOptions, SkuRecommendation, TierLimits};
+
+use crate::names::{DatabaseName, LinkMode};
+use crate::time::Timestamp;
+
+/// What to assess and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AssessOptions {
+    /// Now (certificate expiry, recent log backups). Set it: the default is the epoch.
+    pub now: Timestamp,
+    /// The databases to link; `None` means every user database.
+    pub databases: Option<Vec<DatabaseName>>,
+    /// Failback to SQL Server is intended.
+    pub failback: bool,
+    /// Link mode.
+    pub link_mode: LinkMode,
+    /// Performance samples for the SKU recommendation.
+    pub performance: Option<PerfSamples>,
+    /// How samples are summarised.
+    pub sku: SkuOptions,
+    /// Certificates expiring within this many days are a warning (default 30).
+    pub certificate_warning_days: u32,
+    /// A log backup this recent (hours, default 48) means log backups are scheduled.
+    pub log_backup_window_hours: u32,
+    /// Trace flags known to be supported on the managed instance (not reported by `TraceFlags`).
+    pub mi_supported_trace_flags: Vec<u32>,
+    /// Network probe results ([`check_network`]).
+    pub network: Vec<NetworkProbe>,
+}
+
+impl Default for AssessOptions {
+    fn default() -> Self {
+        AssessOptions {
+            now: Timestamp::EPOCH,
+            databases: None,
+            failback: false,
+            link_mode: LinkMode::SingleDatabase,
+            performance: None,
+            sku: SkuOptions::default(),
+            certificate_warning_days: 30,
+            log_backup_window_hours: 48,
+            mi_supported_trace_flags: Vec::new(),
+            network: Vec::new(),
+        }
+    }
+}
+
+impl AssessOptions {
+    /// Defaults, at `now`.
+    pub fn at(now: Timestamp) -> Self {
+        AssessOptions {
+            now,
+            ..AssessOptions::default()
+        }
+    }
+}
+
+/// Assesses `databases` of `instance` for a link to `target`.
+///
+/// `databases` are all user databases of the instance (the instance-wide rules count them);
+/// [`AssessOptions::databases`] picks the ones to link. System databases requested are
+/// reported (`Link.SystemDatabase`) and excluded; unknown names are blockers.
+pub fn assess(
+    instance: &InstanceFacts,
+    databases: &[DatabaseFacts],
+    target: Option<&TargetFacts>,
+    options: &AssessOptions,
+) -> ReadinessReport {
+    let mut requested: Vec<DatabaseName> = Vec::new();
+    let names = options
+        .databases
+        .clone()
+        .unwrap_or_else(|| databases.iter().map(|d| d.name.clone()).collect());
+    for n in names {
+        // A name that matches a database (case-insensitively) takes the database's spelling.
+        let n = databases
+            .iter()
+            .find(|d| d.name.as_str().eq_ignore_ascii_case(n.as_str()))
+            .map_or(n, |d| d.name.clone());
+        if !requested
+            .iter()
+            .any(|r| r.as_str().eq_ignore_ascii_case(n.as_str()))
+        {
+            requested.push(n);
+        }
+    }
+    let selected: Vec<&DatabaseFacts> = requested
+        .iter()
+        .filter(|n| !facts::is_system_database(n.as_str()))
+        .filter_map(|n| {
+            databases
+                .iter()
+                .find(|d| d.name.as_str().eq_ignore_ascii_case(n.as_str()))
+        })
+        .collect();
+    let ctx = rules::Context {
+        instance,
+        all_databases: databases,
+        selected: &selected,
+        target,
+        options,
+    };
+
+    let mut findings = Vec::new();
+    let mut not_evaluated = Vec::new();
+    let mut record = |rule: &rules::Rule, scope: Scope, outcome: rules::Outcome| match outcome {
+        rules::Outcome::Pass => {}
+        rules::Outcome::Fail(evidence, fix) => findings.push(Finding {
+            rule_id: rule.id.to_owned(),
+            severity: rule.severity,
+            scope,
+            title: rule.title.to_owned(),
+            evidence,
+            fix,
+        }),
+        rules::Outcome::NotEvaluated(reason) => not_evaluated.push(NotEvaluated {
+            rule_id: rule.id.to_owned(),
+            scope,
+            reason,
+        }),
+    };
+    for rule in RULES {
+        match rule.check {
+            rules::Check::Instance(f) => record(rule, Scope::Instance, f(&ctx)),
+            rules::Check::Database(f) => {
+                for d in &selected {
+                    record(rule, Scope::Database(d.name.clone()), f(&ctx, d));
+                }
+            }
+            rules::Check::Requested(f) => {
+                for n in &requested {
+                    record(rule, Scope::Database(n.clone()), f(&ctx, n));
+                }
+            }
+        }
+    }
+
+    let instance_verdict = Verdict::from_severities(
+        findings
+            .iter()
+            .filter(|f| f.scope == Scope::Instance)
+            .map(|f| f.severity),
+    );
+    let instance_blocked = instance_verdict == Verdict::NotReady;
+    let database_verdicts = requested
+        .iter()
+        .filter(|n| !facts::is_system_database(n.as_str()))
+        .map(|n| {
+            let own = Verdict::from_severities(
+                findings
+                    .iter()
+                    .filter(|f| matches!(&f.scope, Scope::Database(d) if d == n))
+                    .map(|f| f.severity),
+            );
+            DatabaseVerdict {
+                name: n.clone(),
+                verdict: if instance_blocked {
+                    Verdict::NotReady
+                } else {
+                    own
+                },
+            }
+        })
+        .collect();
+    let sku = (!selected.is_empty()).then(|| {
+        sku::recommend(
+            instance,
+            &selected,
+            options.performance.as_ref(),
+            &options.sku,
+        )
+    });
+
+    ReadinessReport {
+        schema_version: SCHEMA_VERSION,
+        generated_at: options.now,
+        server: instance.server_name.to_string(),
+        sql_version: instance.version,
+        target: target.map(|t| t.fqdn.to_string()),
+        link_mode: options.link_mode,
+        failback: options.failback,
+        instance_verdict,
+        databases: database_verdicts,
+        findings,
+        not_evaluated,
+        sku,
+        network: options.network.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,2915 @@
+//! The machine: one exhaustive `match (state, input)` that decides everything about a link.
+//!
+//! [`Machine::handle`] takes an [`Input`] and the current time and either returns the
+//! [`Step`] (the effects the driver must perform) or [`Rejected`], in which case the machine is
+//! unchanged. [`Machine::deadline`] says when the driver must send [`Input::Tick`].
+//!
+//! # Rules the machine follows
+//!
+//! - **Intent, then confirmation.** A state advances only on an observation carrying the
+//!   [`StepId`] of an effect it issued and that is still in flight ([`Machine::in_flight`]).
+//!   Observations for unknown or stale steps are rejected with [`RejectReason::UnknownStep`].
+//! - **Waiting phases probe.** Seeding, Replicating, CatchingUp, VerifyingRoles, FailedOver and
+//!   AwaitingFirstFullBackup issue a probe, and once it is answered schedule the next one
+//!   `probe_interval` later. Accepted ARM operations are polled the same way; the operation URL
+//!   lives in the state, so it survives a crash.
+//! - **Timeouts.** Every working phase has a limit from [`MachineOptions`] (`join_timeout`,
+//!   `seeding_timeout`, `catch_up_timeout` for PreparingFailover and CatchingUp together,
+//!   `failover_timeout`, `first_backup_timeout`, `join_timeout` for deleting the link, and
+//!   `step_timeout` for each single step). A Tick past it fails the phase with
+//!   `StepError { code: "timeout", retryable: true }`.
+//! - **Errors.** An error observation fails the phase: `Failed { phase, step, error, retryable }`.
+//!   One exception: a *retryable* error of a probe does not fail the phase; the probe is repeated
+//!   after `probe_interval` (the phase timeout still bounds the wait) and the error is kept in
+//!   [`Machine::last_probe_error`].
+//! - **Resume.** In `Failed` with a retryable error, [`Input::Resume`] re-enters the failed phase
+//!   and re-issues its step with a new id ([`Command::Retry`] does the same for any failure, for
+//!   a caller who fixed the cause). In any other state, Resume (sent by the driver after a crash)
+//!   re-issues the in-flight effects with their *same* ids, with one exception: a role change
+//!   (T-SQL `FAILOVER`, ARM `failover` or `setRole`, `SET (ROLE = SECONDARY)`) whose reply was
+//!   not seen is never re-issued blindly; the machine first reads both sides' roles and only
+//!   re-issues it if the roles did not change. The same check runs when a failed planned failover
+//!   or repair is resumed.
+//! - **Terminal states absorb.** Completed and Cancelled reject every input.
+//!
+//! # Paths
+//!
+//! - **Create:** Draft → Assessed (a verdict without blockers) → PreparingSource (master key,
+//!   endpoint certificate, endpoint) → ExchangingTrust (export the SQL Server certificate, upload
+//!   it to the instance, read the instance's certificate, import it, trust the Azure root CAs) →
+//!   CreatingAg (+ `GRANT CREATE ANY DATABASE` when the instance is the initial primary) →
+//!   CreatingDag → JoiningInstance (ARM PUT) → Seeding (done when every database on the
+//!   secondary is SYNCHRONIZING or SYNCHRONIZED and HEALTHY) → Replicating.
+//! - **Planned failover / failback:** PreparingFailover (T-SQL `SetAvailabilityMode` and ARM
+//!   `SetReplicationMode` to synchronous commit, both issued at once, also for failback where
+//!   the docs call it optional: it keeps the LSN gate meaningful) → CatchingUp → FailingOver →
+//!   VerifyingRoles → Redirecting → FailedOver (failover) or Replicating (failback).
+//!   The gate in CatchingUp: both sides report synchronous commit, the current primary reports
+//!   PRIMARY and the target SECONDARY, every database is SYNCHRONIZED on the target, and
+//!   `last_hardened_lsn` is equal on both sides for every database and unchanged for at least
+//!   two consecutive readings spanning `stability_window`. Any change of any LSN restarts the
+//!   window. The failover uses T-SQL when SQL Server is the current primary and the build has
+//!   `tsql_failover`, otherwise ARM `failover` Planned.
+//! - **Forced failover** (two-way links only; needs an acknowledgement naming the link; refused
+//!   while a database on the target is REVERTING or INITIALIZING in the latest reading):
+//!   ForcingFailover (ARM `ForcedAllowDataLoss` when the instance becomes primary, T-SQL
+//!   `FORCE_FAILOVER_ALLOW_DATA_LOSS` when SQL Server does) → VerifyingRoles (the old primary only
+//!   must not report PRIMARY; it may be down) → Redirecting → FailedOver{data_loss_possible}.
+//!   If the old primary still reports PRIMARY the machine goes to SplitBrain instead. A forced
+//!   failover back to the initial primary ends in Replicating.
+//! - **Split brain:** detected when both sides report PRIMARY in Replicating, CatchingUp,
+//!   FailedOver, the role check of FailingOver, or after a forced failover.
+//!   `RepairSplitBrain { keep }` → Repairing (T-SQL `SET (ROLE = SECONDARY)` on SQL Server, or
+//!   ARM `setRole` Secondary/Forced on the instance) → VerifyingRoles → Redirecting{keep} →
+//!   Replicating (kept the initial primary) or FailedOver{data_loss_possible: true}.
+//! - **Cutover** from Replicating or FailedOver. If SQL Server is primary, catch up as for a
+//!   planned failover; then two-way links fail over (FailingOver, VerifyingRoles,
+//!   Redirecting{instance}) while one-way links keep the roles. If the instance is already
+//!   primary, no catch-up is needed. Then AwaitingFirstFullBackup → RemovingLink (ARM DELETE) →
+//!   (one-way only: Redirecting{instance}, after the instance is writable and before anything
+//!   is dropped) → DroppingDag → DroppingAg (if asked) → Completed.
+//!   A full backup counts when it finished at or after: the time the last role change that made
+//!   the instance primary was issued; for one-way links, the time seeding began (the instance
+//!   cannot back up a database before seeding made it); no bound when the instance was the
+//!   initial primary and never changed role. Times compare the driver's clock with the
+//!   instance's `backup_finish_date`, so clock skew between them shifts the bound.
+//! - **Cancel:** in Draft and Assessed → Cancelled. From PreparingSource to Replicating (and
+//!   Failed in those phases) → Cancelling, which deletes the link if the join was attempted,
+//!   drops the DAG if its creation was attempted, and drops the AG if its creation was attempted
+//!   (the AG named in the spec is treated as owned by the link), then Cancelled. The master key,
+//!   certificates, endpoint and the server trust certificate stay (other links may use them);
+//!   no database is touched (a seeded copy on the instance stays as an independent database).
+//!   During PreparingFailover, CatchingUp or AwaitingFirstFullBackup, Cancel abandons the role
+//!   change or cutover: it restores asynchronous commit if it was switched from it
+//!   (AbortingFailover) and returns to the steady state. After a role change or once the link
+//!   removal has begun, Cancel is refused ([`RejectReason::CancelTooLate`]).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{DatabaseName, LinkName, Lsn, SqlVersion, UpdatePolicy};
+use crate::time::Timestamp;
+
+use super::effect::{
+    ArmFailoverType, AvailabilityMode, Effect, InstanceOp, LinkProperties, OperationRef, Probe,
+    RoleChangeType, SourceOp, StepId,
+};
+use super::input::{
+    AssessmentOutcome, Command, DataLossAcknowledgement, FailoverKind, FullBackup, Input,
+    LinkObservation, Observation, ProgressEvent, ReplicaRole, SideView, StepError, SyncHealth,
+    SyncState,
+};
+use super::spec::{LinkSpec, Side, SpecError};
+use super::state::{
+    Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, FailoverVia, Goal, Plan, PrepareStep,
+    RoleChange, SeedingProgress, StableLsns, State, Steady, Then, TrustStep, side_name,
+};
+
+/// The effects one accepted input produced, in the order the driver should perform them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Step {
+    /// Progress events first, then the effects that expect observations.
+    pub effects: Vec<Effect>,
+}
+
+/// Why an input was refused. The machine is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input} refused in state {state}: {reason}")]
+pub struct Rejected {
+    /// The phase the machine is in.
+    pub state: &'static str,
+    /// A short description of the input.
+    pub input: String,
+    /// The reason.
+    pub reason: RejectReason,
+}
+
+/// The class of refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The link is completed or cancelled; nothing more happens to it.
+    #[error("the link's life is over (completed or cancelled)")]
+    Terminal,
+    /// The input has no meaning in this state.
+    #[error("not allowed in this state")]
+    NotAllowedInState,
+    /// `Start` before an assessment without blockers was recorded.
+    #[error("record a readiness assessment without blockers first")]
+    AssessmentRequired,
+    /// A failover or cutover before the link replicates.
+    #[error("the link is not replicating yet; wait until seeding is done")]
+    NotReplicatingYet,
+    /// A planned failover while already failed over.
+    #[error("already failed over; use Command::Failback to return to the initial primary")]
+    AlreadyFailedOver,
+    /// A failback while the initial primary is primary.
+    #[error("the initial primary is primary; there is nothing to fail back")]
+    NotFailedOver,
+    /// An observation whose step is not in flight (stale, duplicate, or never issued).
+    #[error("the step is not in flight (stale or unknown); ignore this observation")]
+    UnknownStep,
+    /// An observation of the wrong kind for the effect it answers.
+    #[error("the observation does not answer the effect: expected {expected}")]
+    UnexpectedObservation {
+        /// What the effect expects.
+        expected: &'static str,
+    },
+    /// The assessment has blocking findings.
+    #[error("the readiness assessment has blockers: {}", .0.join("; "))]
+    NotReadyAssessment(Vec<String>),
+    /// A forced failover without the data-loss acknowledgement.
+    #[error(
+        "a forced failover may lose data: pass a DataLossAcknowledgement naming the link, or use \
+         a planned failover"
+    )]
+    DataLossNotAcknowledged,
+    /// The acknowledgement names another link.
+    #[error("the data-loss acknowledgement names link {given:?}, but this link is {expected}")]
+    AcknowledgementForWrongLink {
+        /// This link.
+        expected: LinkName,
+        /// The name in the acknowledgement.
+        given: String,
+    },
+    /// Failover, forced failover or failback on a one-way link.
+    #[error(
+        "the link is one-way (FailoverMode::None): the roles never reverse; use Command::Cutover \
+         to move to the managed instance and remove the link"
+    )]
+    OneWayLink,
+    /// Failback (or a role change to SQL Server) with an update policy that forbids it.
+    #[error(
+        "the managed instance update policy {policy} does not allow replication or failover to \
+         this SQL Server{}",
+        match required { Some(r) => format!(" (it needs {r})"), None => String::new() }
+    )]
+    UpdatePolicyMismatch {
+        /// The instance's policy.
+        policy: UpdatePolicy,
+        /// The policy the SQL Server release needs.
+        required: Option<UpdatePolicy>,
+    },
+    /// The SQL Server build cannot do what was asked.
+    #[error("SQL Server {version} cannot do this: needs {needed}")]
+    VersionNotCapable {
+        /// The build.
+        version: SqlVersion,
+        /// What is needed.
+        needed: &'static str,
+    },
+    /// A forced failover while a database on the future primary cannot start as primary.
+    #[error(
+        "database {database} on the future primary is {state:?}; a forced failover now would \
+         leave it unable to start (wait until it is SYNCHRONIZING or SYNCHRONIZED)"
+    )]
+    SecondaryNotReady {
+        /// The database.
+        database: DatabaseName,
+        /// Its state in the latest reading.
+        state: SyncState,
+    },
+    /// `RepairSplitBrain` without a split brain.
+    #[error("there is no split brain to repair")]
+    SplitBrainNotPresent,
+    /// A role change or cutover during a split brain.
+    #[error("both sides are PRIMARY; repair the split brain first")]
+    SplitBrainPresent,
+    /// Cancel after a role change or after the link removal began.
+    #[error(
+        "too late to cancel: a role change or the link removal has begun; resume or retry to \
+         finish it"
+    )]
+    CancelTooLate,
+    /// Resume of a failure that is not retryable.
+    #[error("the failure is not retryable: fix its cause and send Command::Retry, or cancel")]
+    NotRetryable,
+}
+
+/// What link creation attempted, so that cancel removes exactly that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Attempted {
+    ag: bool,
+    dag: bool,
+    link: bool,
+}
+
+/// The link lifecycle state machine. Pure: no I/O, no clock, no logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "MachineRepr")]
+pub struct Machine {
+    spec: LinkSpec,
+    state: State,
+    next_step: u64,
+    in_flight: Vec<Effect>,
+    wake_at: Option<Timestamp>,
+    timeout_at: Option<Timestamp>,
+    attempted: Attempted,
+    seeding_started_at: Option<Timestamp>,
+    role_changed_at: Option<Timestamp>,
+    last_link: Option<LinkObservation>,
+    last_probe_error: Option<StepError>,
+}
+
+/// The serialized shape of [`Machine`]; deserializing re-validates the spec.
+#[derive(Deserialize)]
+struct MachineRepr {
+    spec: LinkSpec,
+    state: State,
+    next_step: u64,
+    #[serde(default)]
+    in_flight: Vec<Effect>,
+    #[serde(default)]
+    wake_at: Option<Timestamp>,
+    #[serde(default)]
+    timeout_at: Option<Timestamp>,
+    #[serde(default)]
+    attempted: Attempted,
+    #[serde(default)]
+    seeding_started_at: Option<Timestamp>,
+    #[serde(default)]
+    role_changed_at: Option<Timestamp>,
+    #[serde(default)]
+    last_link: Option<LinkObservation>,
+    #[serde(default)]
+    last_probe_error: Option<StepError>,
+}
+
+impl TryFrom<MachineRepr> for Machine {
+    type Error = SpecError;
+    fn try_from(r: MachineRepr) -> Result<Self, SpecError> {
+        r.spec.validate()?;
+        Ok(Machine {
+            spec: r.spec,
+            state: r.state,
+            next_step: r.next_step,
+            in_flight: r.in_flight,
+            wake_at: r.wake_at,
+            timeout_at: r.timeout_at,
+            attempted: r.attempted,
+            seeding_started_at: r.seeding_started_at,
+            role_changed_at: r.role_changed_at,
+            last_link: r.last_link,
+            last_probe_error: r.last_probe_error,
+        })
+    }
+}
+
+type Outcome = Result<Vec<Effect>, RejectReason>;
+
+/// Unwraps an observation for the in-flight step `$step`; an error goes to `on_error` with the
+/// rebuilt state, a success to `$ok`.
+macro_rules! observe {
+    (
+        $m:ident, $step:ident, $result:ident, $now:ident, $rebuild:expr,
+        |$effect:ident, $obs:ident| $ok:expr $(,)?
+    ) => {{
+        let $effect = $m.take($step)?;
+        match $result {
+            Ok($obs) => $ok,
+            Err(error) => Ok($m.on_error($rebuild, &$effect, error, $now)),
+        }
+    }};
+}
+
+// The state groups the dispatch refers to. Each expands to an explicit list of variants.
+
+/// Link creation after Start, before the link replicates.
+macro_rules! creating {
+    () => {
+        State::PreparingSource { .. }
+            | State::ExchangingTrust { .. }
+            | State::CreatingAg { .. }
+            | State::CreatingDag
+            | State::JoiningInstance { .. }
+            | State::Seeding { .. }
+    };
+}
+
+/// Every state before the link replicates.
+macro_rules! before_replicating {
+    () => {
+        State::Draft | State::Assessed | creating!()
+    };
+}
+
+/// The two steady states of a replicating link.
+macro_rules! steady {
+    () => {
+        State::Replicating { .. } | State::FailedOver { .. }
+    };
+}
+
+/// A role change, cutover or removal under way.
+macro_rules! underway {
+    () => {
+        State::PreparingFailover { .. }
+            | State::CatchingUp { .. }
+            | State::FailingOver { .. }
+            | State::ForcingFailover { .. }
+            | State::VerifyingRoles { .. }
+            | State::Redirecting { .. }
+            | State::Repairing { .. }
+            | State::AwaitingFirstFullBackup { .. }
+            | State::RemovingLink { .. }
+            | State::DroppingDag { .. }
+            | State::DroppingAg
+            | State::AbortingFailover { .. }
+            | State::Cancelling { .. }
+    };
+}
+
+/// Every state that is neither terminal nor Failed.
+macro_rules! working {
+    () => {
+        before_replicating!() | steady!() | State::SplitBrain | underway!()
+    };
+}
+
+impl Machine {
+    /// A machine for `spec` in Draft. Refuses a spec the link cannot carry.
+    pub fn new(spec: LinkSpec) -> Result<Machine, SpecError> {
+        spec.validate()?;
+        Ok(Machine {
+            spec,
+            state: State::Draft,
+            next_step: 0,
+            in_flight: Vec::new(),
+            wake_at: None,
+            timeout_at: None,
+            attempted: Attempted::default(),
+            seeding_started_at: None,
+            role_changed_at: None,
+            last_link: None,
+            last_probe_error: None,
+        })
+    }
+
+    /// The link spec.
+    pub fn spec(&self) -> &LinkSpec {
+        &self.spec
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// When the driver must send [`Input::Tick`] (the next probe or poll, or the phase timeout),
+    /// if anything is time-bound.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        match (self.wake_at, self.timeout_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The effects awaiting observations (what a crash-resume re-issues).
+    pub fn in_flight(&self) -> Vec<Effect> {
+        self.in_flight.clone()
+    }
+
+    /// Completed or Cancelled.
+    pub fn is_terminal(&self) -> bool {
+        self.state.is_terminal()
+    }
+
+    /// The latest link observation, for status and health.
+    pub fn health(&self) -> Option<&LinkObservation> {
+        self.last_link.as_ref()
+    }
+
+    /// The error of the latest probe, if it failed and no probe succeeded since.
+    pub fn last_probe_error(&self) -> Option<&StepError> {
+        self.last_probe_error.as_ref()
+    }
+
+    /// Handles one input at time `now`. On `Err` the machine is unchanged.
+    pub fn handle(&mut self, input: Input, now: Timestamp) -> Result<Step, Rejected> {
+        let before = self.state.phase();
+        let description = describe(&input);
+        let mut next = self.clone();
+        match next.dispatch(input, now) {
+            Ok(mut effects) => {
+                // Progress first, then the effects that expect observations (stable order).
+                effects.sort_by_key(|e| !matches!(e, Effect::Progress(_)));
+                let after = next.state.phase();
+                if after != before {
+                    effects.insert(
+                        0,
+                        Effect::Progress(ProgressEvent::Phase {
+                            name: after.name().to_owned(),
+                        }),
+                    );
+                }
+                *self = next;
+                Ok(Step { effects })
+            }
+            Err(reason) => Err(Rejected {
+                state: before.name(),
+                input: description,
+                reason,
+            }),
+        }
+    }
+
+    /// The one decision point: every (state, input) pair, no wildcard arm. The state-group
+    /// macros below expand to explicit variant lists, so the compiler still checks that every
+    /// pair is covered exactly.
+    fn dispatch(&mut self, input: Input, now: Timestamp) -> Outcome {
+        use Command as C;
+        use FailoverKind as K;
+        use Input as I;
+        use RejectReason as R;
+        use State as S;
+        let state = std::mem::replace(&mut self.state, S::Draft);
+        match (state, input) {
+            // ---- Terminal states absorb everything.
+            (
+                S::Completed | S::Cancelled,
+                I::Command(
+                    C::RecordAssessment(_)
+                    | C::Start
+                    | C::Failover(K::Planned | K::Forced(_))
+                    | C::Failback
+                    | C::Cutover(_)
+                    | C::RepairSplitBrain { .. }
+                    | C::Cancel
+                    | C::Retry,
+                )
+                | I::Observed { .. }
+                | I::Tick
+                | I::Resume,
+            ) => Err(R::Terminal),
+
+            // ---- Observations, per phase.
+            (S::Draft | S::Assessed | S::SplitBrain | S::Failed { .. }, I::Observed { .. }) => {
+                Err(R::UnknownStep)
+            }
+            (S::PreparingSource { step: sub }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::PreparingSource { step: sub },
+                |_e, obs| self.on_prepare(sub, obs, now)
+            },
+            (S::ExchangingTrust { step: sub }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::ExchangingTrust { step: sub },
+                |e, obs| self.on_trust(sub, &e, obs, now)
+            },
+            (S::CreatingAg { step: sub }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::CreatingAg { step: sub },
+                |_e, obs| self.on_creating_ag(sub, obs, now)
+            },
+            (S::CreatingDag, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::CreatingDag,
+                |_e, obs| {
+                    expect_done(obs)?;
+                    Ok(self.enter(S::JoiningInstance { operation: None }, now))
+                }
+            },
+            (S::JoiningInstance { operation }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::JoiningInstance { operation },
+                |e, obs| self.on_joining(&e, obs, now)
+            },
+            (S::Seeding { databases }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::Seeding { databases },
+                |_e, obs| self.on_seeding(databases, obs, now)
+            },
+            (s @ S::Replicating { .. }, I::Observed { step, result }) => observe! {
+                self, step, result, now, s,
+                |_e, obs| self.on_replicating(obs, now)
+            },
+            (
+                S::PreparingFailover {
+                    plan,
+                    source_done,
+                    instance,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::PreparingFailover { plan, source_done, instance },
+                |e, obs| self.on_preparing_failover(plan, source_done, instance, &e, obs, now)
+            },
+            (
+                S::CatchingUp {
+                    plan,
+                    stable,
+                    blocker,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::CatchingUp { plan, stable, blocker },
+                |_e, obs| self.on_catching_up(plan, stable, obs, now)
+            },
+            (
+                S::FailingOver {
+                    target,
+                    via,
+                    change,
+                    then,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::FailingOver { target, via, change, then },
+                |e, obs| self.on_failing_over(target, via, then, &e, obs, now)
+            },
+            (
+                S::ForcingFailover {
+                    target,
+                    operation,
+                    then,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::ForcingFailover { target, operation, then },
+                |e, obs| self.on_forcing(target, then, &e, obs, now)
+            },
+            (
+                S::VerifyingRoles {
+                    primary,
+                    strict,
+                    then,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::VerifyingRoles { primary, strict, then },
+                |_e, obs| self.on_verifying(primary, strict, then, obs, now)
+            },
+            (S::Redirecting { primary, then }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::Redirecting { primary, then },
+                |_e, obs| {
+                    expect_done(obs)?;
+                    Ok(self.after_redirect(primary, then, now))
+                }
+            },
+            (
+                S::FailedOver {
+                    primary,
+                    data_loss_possible,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::FailedOver { primary, data_loss_possible },
+                |_e, obs| self.on_failed_over(primary, data_loss_possible, obs, now)
+            },
+            (S::Repairing { keep, change }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::Repairing { keep, change },
+                |e, obs| self.on_repairing(keep, &e, obs, now)
+            },
+            (
+                S::AwaitingFirstFullBackup {
+                    options,
+                    backup_after,
+                    redirect_after_removal,
+                    abort,
+                    missing,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now,
+                S::AwaitingFirstFullBackup {
+                    options, backup_after, redirect_after_removal, abort, missing
+                },
+                |_e, obs| self.on_first_backup(
+                    options, backup_after, redirect_after_removal, abort, obs, now
+                )
+            },
+            (
+                S::RemovingLink {
+                    options,
+                    redirect,
+                    operation,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::RemovingLink { options, redirect, operation },
+                |e, obs| self.on_removing_link(options, redirect, &e, obs, now)
+            },
+            (S::DroppingDag { options }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::DroppingDag { options },
+                |_e, obs| {
+                    expect_done(obs)?;
+                    let drop_ag = options.drop_availability_group;
+                    Ok(self.enter(if drop_ag { S::DroppingAg } else { S::Completed }, now))
+                }
+            },
+            (S::DroppingAg, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::DroppingAg,
+                |_e, obs| {
+                    expect_done(obs)?;
+                    Ok(self.enter(S::Completed, now))
+                }
+            },
+            (
+                S::AbortingFailover {
+                    abort,
+                    source_done,
+                    instance,
+                },
+                I::Observed { step, result },
+            ) => observe! {
+                self, step, result, now, S::AbortingFailover { abort, source_done, instance },
+                |e, obs| self.on_aborting(abort, source_done, instance, &e, obs, now)
+            },
+            (S::Cancelling { step: sub }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::Cancelling { step: sub },
+                |e, obs| self.on_cancelling(sub, &e, obs, now)
+            },
+
+            // ---- Time passes: timeouts, due probes and polls.
+            (s @ (working!() | S::Failed { .. }), I::Tick) => {
+                self.state = s;
+                Ok(self.tick(now))
+            }
+
+            // ---- Resume: after a failure, re-enter the phase; after a crash, re-issue.
+            (
+                S::Failed {
+                    phase, retryable, ..
+                },
+                I::Resume,
+            ) => {
+                if retryable {
+                    Ok(self.enter(reset_for_retry(*phase), now))
+                } else {
+                    Err(R::NotRetryable)
+                }
+            }
+            (s @ working!(), I::Resume) => {
+                self.state = s;
+                Ok(self.resume())
+            }
+
+            // ---- Command::Retry.
+            (S::Failed { phase, .. }, I::Command(C::Retry)) => {
+                Ok(self.enter(reset_for_retry(*phase), now))
+            }
+            (working!(), I::Command(C::Retry)) => Err(R::NotAllowedInState),
+
+            // ---- Command::RecordAssessment.
+            (S::Draft, I::Command(C::RecordAssessment(outcome))) => {
+                self.record_assessment(outcome, now)
+            }
+            (
+                S::Assessed
+                | creating!()
+                | steady!()
+                | S::SplitBrain
+                | underway!()
+                | S::Failed { .. },
+                I::Command(C::RecordAssessment(_)),
+            ) => Err(R::NotAllowedInState),
+
+            // ---- Command::Start.
+            (S::Assessed, I::Command(C::Start)) => Ok(self.enter(
+                S::PreparingSource {
+                    step: PrepareStep::MasterKey,
+                },
+                now,
+            )),
+            (S::Draft, I::Command(C::Start)) => Err(R::AssessmentRequired),
+            (
+                creating!() | steady!() | S::SplitBrain | underway!() | S::Failed { .. },
+                I::Command(C::Start),
+            ) => Err(R::NotAllowedInState),
+
+            // ---- Command::Failover(Planned).
+            (S::Replicating { .. }, I::Command(C::Failover(K::Planned))) => {
+                self.cmd_planned_failover(now)
+            }
+            (before_replicating!(), I::Command(C::Failover(K::Planned))) => {
+                Err(self.refuse_role_change(R::NotReplicatingYet))
+            }
+            (S::FailedOver { .. }, I::Command(C::Failover(K::Planned))) => {
+                Err(self.refuse_role_change(R::AlreadyFailedOver))
+            }
+            (S::SplitBrain, I::Command(C::Failover(K::Planned))) => {
+                Err(self.refuse_role_change(R::SplitBrainPresent))
+            }
+            (underway!() | S::Failed { .. }, I::Command(C::Failover(K::Planned))) => {
+                Err(self.refuse_role_change(R::NotAllowedInState))
+            }
+
+            // ---- Command::Failover(Forced).
+            (S::Replicating { .. }, I::Command(C::Failover(K::Forced(ack)))) => {
+                self.cmd_forced(Steady::Replicating, ack, now)
+            }
+            (
+                S::FailedOver {
+                    primary,
+                    data_loss_possible,
+                },
+                I::Command(C::Failover(K::Forced(ack))),
+            ) => self.cmd_forced(
+                Steady::FailedOver {
+                    primary,
+                    data_loss_possible,
+                },
+                ack,
+                now,
+            ),
+            (
+                S::PreparingFailover { plan, .. } | S::CatchingUp { plan, .. },
+                I::Command(C::Failover(K::Forced(ack))),
+            ) => self.cmd_forced(plan.from, ack, now),
+            (S::Failed { phase, .. }, I::Command(C::Failover(K::Forced(ack)))) => {
+                match steady_of_failed(&phase) {
+                    Some(from) => self.cmd_forced(from, ack, now),
+                    None => Err(self.refuse_role_change(R::NotAllowedInState)),
+                }
+            }
+            (before_replicating!(), I::Command(C::Failover(K::Forced(_)))) => {
+                Err(self.refuse_role_change(R::NotReplicatingYet))
+            }
+            (S::SplitBrain, I::Command(C::Failover(K::Forced(_)))) => {
+                Err(self.refuse_role_change(R::SplitBrainPresent))
+            }
+            (
+                S::FailingOver { .. }
+                | S::ForcingFailover { .. }
+                | S::VerifyingRoles { .. }
+                | S::Redirecting { .. }
+                | S::Repairing { .. }
+                | S::AwaitingFirstFullBackup { .. }
+                | S::RemovingLink { .. }
+                | S::DroppingDag { .. }
+                | S::DroppingAg
+                | S::AbortingFailover { .. }
+                | S::Cancelling { .. },
+                I::Command(C::Failover(K::Forced(_))),
+            ) => Err(self.refuse_role_change(R::NotAllowedInState)),
+
+            // ---- Command::Failback.
+            (
+                S::FailedOver {
+                    primary,
+                    data_loss_possible,
+                },
+                I::Command(C::Failback),
+            ) => self.cmd_failback(primary, data_loss_possible, now),
+            (S::Replicating { .. }, I::Command(C::Failback)) => {
+                Err(self.refuse_failback(R::NotFailedOver))
+            }
+            (before_replicating!(), I::Command(C::Failback)) => {
+                Err(self.refuse_failback(R::NotReplicatingYet))
+            }
+            (S::SplitBrain, I::Command(C::Failback)) => {
+                Err(self.refuse_failback(R::SplitBrainPresent))
+            }
+            (underway!() | S::Failed { .. }, I::Command(C::Failback)) => {
+                Err(self.refuse_failback(R::NotAllowedInState))
+            }
+
+            // ---- Command::Cutover.
+            (S::Replicating { .. }, I::Command(C::Cutover(options))) => {
+                Ok(self.cmd_cutover(Steady::Replicating, options, now))
+            }
+            (
+                S::FailedOver {
+                    primary,
+                    data_loss_possible,
+                },
+                I::Command(C::Cutover(options)),
+            ) => {
+                let from = Steady::FailedOver {
+                    primary,
+                    data_loss_possible,
+                };
+                Ok(self.cmd_cutover(from, options, now))
+            }
+            (before_replicating!(), I::Command(C::Cutover(_))) => Err(R::NotReplicatingYet),
+            (S::SplitBrain, I::Command(C::Cutover(_))) => Err(R::SplitBrainPresent),
+            (underway!() | S::Failed { .. }, I::Command(C::Cutover(_))) => {
+                Err(R::NotAllowedInState)
+            }
+
+            // ---- Command::RepairSplitBrain.
+            (S::SplitBrain, I::Command(C::RepairSplitBrain { keep })) => Ok(self.enter(
+                S::Repairing {
+                    keep,
+                    change: RoleChange::Issued,
+                },
+                now,
+            )),
+            (
+                before_replicating!() | steady!() | underway!() | S::Failed { .. },
+                I::Command(C::RepairSplitBrain { .. }),
+            ) => Err(R::SplitBrainNotPresent),
+
+            // ---- Command::Cancel.
+            (S::Draft | S::Assessed, I::Command(C::Cancel)) => Ok(self.enter(S::Cancelled, now)),
+            (creating!() | S::Replicating { .. }, I::Command(C::Cancel)) => {
+                Ok(self.cancel_creation(now))
+            }
+            (
+                S::PreparingFailover { plan, .. } | S::CatchingUp { plan, .. },
+                I::Command(C::Cancel),
+            ) => Ok(self.abort(plan_abort(&plan), now)),
+            (S::AwaitingFirstFullBackup { abort, .. }, I::Command(C::Cancel)) => {
+                Ok(self.abort(abort, now))
+            }
+            (S::Failed { phase, .. }, I::Command(C::Cancel)) => self.cancel_failed(*phase, now),
+            (S::AbortingFailover { .. } | S::Cancelling { .. }, I::Command(C::Cancel)) => {
+                Err(R::NotAllowedInState)
+            }
+            (
+                S::FailingOver { .. }
+                | S::ForcingFailover { .. }
+                | S::VerifyingRoles { .. }
+                | S::Redirecting { .. }
+                | S::FailedOver { .. }
+                | S::SplitBrain
+                | S::Repairing { .. }
+                | S::RemovingLink { .. }
+                | S::DroppingDag { .. }
+                | S::DroppingAg,
+                I::Command(C::Cancel),
+            ) => Err(R::CancelTooLate),
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Commands.
+
+    fn record_assessment(&mut self, outcome: AssessmentOutcome, now: Timestamp) -> Outcome {
+        if !outcome.blockers.is_empty() {
+            return Err(RejectReason::NotReadyAssessment(outcome.blockers));
+        }
+        Ok(self.enter(State::Assessed, now))
+    }
+
+    /// Capability guards of role changes win over state-based refusals, so that a one-way link
+    /// always says so.
+    fn refuse_role_change(&self, otherwise: RejectReason) -> RejectReason {
+        if self.spec.is_two_way() {
+            otherwise
+        } else {
+            RejectReason::OneWayLink
+        }
+    }
+
+    fn failback_guard(&self) -> Result<(), RejectReason> {
+        if !self.spec.is_two_way() {
+            return Err(RejectReason::OneWayLink);
+        }
+        let caps = self.spec.capabilities();
+        let policy = self.spec.target.update_policy;
+        if !caps.failback_allowed_with(policy) {
+            return Err(RejectReason::UpdatePolicyMismatch {
+                policy,
+                required: caps.matching_update_policy,
+            });
+        }
+        Ok(())
+    }
+
+    fn refuse_failback(&self, otherwise: RejectReason) -> RejectReason {
+        match self.failback_guard() {
+            Err(reason) => reason,
+            Ok(()) => otherwise,
+        }
+    }
+
+    fn cmd_planned_failover(&mut self, now: Timestamp) -> Outcome {
+        if !self.spec.is_two_way() {
+            return Err(RejectReason::OneWayLink);
+        }
+        let target = self.spec.initial_primary.other();
+        if target == Side::SqlServer {
+            self.failback_guard()?;
+        }
+        let plan = Plan {
+            goal: Goal::Failover,
+            from: Steady::Replicating,
+            target,
+            restore_mode: self.current_mode(),
+        };
+        Ok(self.enter(
+            State::PreparingFailover {
+                plan,
+                source_done: false,
+                instance: ArmCall::Requested,
+            },
+            now,
+        ))
+    }
+
+    fn cmd_failback(&mut self, primary: Side, data_loss_possible: bool, now: Timestamp) -> Outcome {
+        self.failback_guard()?;
+        let initial = self.spec.initial_primary;
+        if primary == initial {
+            return Err(RejectReason::NotFailedOver);
+        }
+        let plan = Plan {
+            goal: Goal::Failback,
+            from: Steady::FailedOver {
+                primary,
+                data_loss_possible,
+            },
+            target: initial,
+            restore_mode: self.current_mode(),
+        };
+        Ok(self.enter(
+            State::PreparingFailover {
+                plan,
+                source_done: false,
+                instance: ArmCall::Requested,
+            },
+            now,
+        ))
+    }
+
+    fn cmd_cutover(
+        &mut self,
+        from: Steady,
+        options: super::input::CutoverOptions,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        match from.primary(self.spec.initial_primary) {
+            Side::ManagedInstance => {
+                let state = State::AwaitingFirstFullBackup {
+                    options,
+                    backup_after: self.role_changed_at,
+                    redirect_after_removal: false,
+                    abort: Abort {
+                        back_to: from,
+                        restore_mode: None,
+                    },
+                    missing: self.spec.databases.clone(),
+                };
+                self.enter(state, now)
+            }
+            Side::SqlServer => {
+                let plan = Plan {
+                    goal: Goal::Cutover(options),
+                    from,
+                    target: Side::ManagedInstance,
+                    restore_mode: self.current_mode(),
+                };
+                self.enter(
+                    State::PreparingFailover {
+                        plan,
+                        source_done: false,
+                        instance: ArmCall::Requested,
+                    },
+                    now,
+                )
+            }
+        }
+    }
+
+    fn cmd_forced(
+        &mut self,
+        from: Steady,
+        ack: Option<DataLossAcknowledgement>,
+        now: Timestamp,
+    ) -> Outcome {
+        if !self.spec.is_two_way() {
+            return Err(RejectReason::OneWayLink);
+        }
+        let target = from.primary(self.spec.initial_primary).other();
+        if target == Side::SqlServer {
+            self.failback_guard()?;
+            if !self.spec.capabilities().tsql_failover {
+                return Err(RejectReason::VersionNotCapable {
+                    version: self.spec.source.version,
+                    needed: "SQL Server 2022 CU13 (16.0.4125.3) or 2025 to run \
+                             FORCE_FAILOVER_ALLOW_DATA_LOSS on the distributed availability group",
+                });
+            }
+        }
+        match ack {
+            None => return Err(RejectReason::DataLossNotAcknowledged),
+            Some(ack) if ack.link != self.spec.link.as_str() => {
+                return Err(RejectReason::AcknowledgementForWrongLink {
+                    expected: self.spec.link.clone(),
+                    given: ack.link,
+                });
+            }
+            Some(_) => {}
+        }
+        if let Some(link) = &self.last_link {
+            let view = side_view(link, target);
+            for db in &view.databases {
+                if self.spec.databases.contains(&db.name)
+                    && matches!(
+                        db.sync_state,
+                        SyncState::Reverting | SyncState::Initializing
+                    )
+                {
+                    return Err(RejectReason::SecondaryNotReady {
+                        database: db.name.clone(),
+                        state: db.sync_state,
+                    });
+                }
+            }
+        }
+        self.role_changed_at = Some(now);
+        let then = self.then_after(target, true);
+        Ok(self.enter(
+            State::ForcingFailover {
+                target,
+                operation: None,
+                then,
+            },
+            now,
+        ))
+    }
+
+    fn cancel_creation(&mut self, now: Timestamp) -> Vec<Effect> {
+        let step = if self.attempted.link {
+            Some(CancelStep::DeleteLink { operation: None })
+        } else if self.attempted.dag {
+            Some(CancelStep::DropDag)
+        } else if self.attempted.ag {
+            Some(CancelStep::DropAg)
+        } else {
+            None
+        };
+        match step {
+            Some(step) => self.enter(State::Cancelling { step }, now),
+            None => self.enter(State::Cancelled, now),
+        }
+    }
+
+    fn abort(&mut self, abort: Abort, now: Timestamp) -> Vec<Effect> {
+        match abort.restore_mode {
+            Some(AvailabilityMode::AsynchronousCommit) => self.enter(
+                State::AbortingFailover {
+                    abort,
+                    source_done: false,
+                    instance: ArmCall::Requested,
+                },
+                now,
+            ),
+            Some(AvailabilityMode::SynchronousCommit) | None => {
+                self.enter(abort.back_to.to_state(), now)
+            }
+        }
+    }
+
+    fn cancel_failed(&mut self, phase: State, now: Timestamp) -> Outcome {
+        use State as S;
+        match phase {
+            S::Draft | S::Assessed => Ok(self.enter(S::Cancelled, now)),
+            S::PreparingSource { .. }
+            | S::ExchangingTrust { .. }
+            | S::CreatingAg { .. }
+            | S::CreatingDag
+            | S::JoiningInstance { .. }
+            | S::Seeding { .. }
+            | S::Replicating { .. } => Ok(self.cancel_creation(now)),
+            S::PreparingFailover { plan, .. } | S::CatchingUp { plan, .. } => {
+                Ok(self.abort(plan_abort(&plan), now))
+            }
+            S::AwaitingFirstFullBackup { abort, .. } => Ok(self.abort(abort, now)),
+            S::AbortingFailover { .. } | S::Cancelling { .. } | S::Failed { .. } => {
+                Err(RejectReason::NotAllowedInState)
+            }
+            S::FailingOver { .. }
+            | S::ForcingFailover { .. }
+            | S::VerifyingRoles { .. }
+            | S::Redirecting { .. }
+            | S::FailedOver { .. }
+            | S::SplitBrain
+            | S::Repairing { .. }
+            | S::RemovingLink { .. }
+            | S::DroppingDag { .. }
+            | S::DroppingAg
+            | S::Completed
+            | S::Cancelled => Err(RejectReason::CancelTooLate),
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Observations.
+
+    fn take(&mut self, step: StepId) -> Result<Effect, RejectReason> {
+        match self.in_flight.iter().position(|e| e.step() == Some(step)) {
+            Some(i) => Ok(self.in_flight.remove(i)),
+            None => Err(RejectReason::UnknownStep),
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        state: State,
+        effect: &Effect,
+        error: StepError,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        if matches!(effect, Effect::Probe { .. }) && error.retryable {
+            self.state = state;
+            self.last_probe_error = Some(error);
+            self.schedule(now);
+            Vec::new()
+        } else {
+            self.fail(state, effect.step(), error)
+        }
+    }
+
+    fn on_prepare(&mut self, step: PrepareStep, obs: Observation, now: Timestamp) -> Outcome {
+        expect_done(obs)?;
+        let next = match step {
+            PrepareStep::MasterKey => State::PreparingSource {
+                step: PrepareStep::EndpointCertificate,
+            },
+            PrepareStep::EndpointCertificate => State::PreparingSource {
+                step: PrepareStep::Endpoint,
+            },
+            PrepareStep::Endpoint => State::ExchangingTrust {
+                step: TrustStep::ExportCertificate,
+            },
+        };
+        Ok(self.enter(next, now))
+    }
+
+    fn on_trust(
+        &mut self,
+        step: TrustStep,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let next = match step {
+            TrustStep::ExportCertificate => TrustStep::UploadCertificate {
+                public_key: expect_public_key(obs)?,
+                operation: None,
+            },
+            TrustStep::UploadCertificate {
+                public_key,
+                operation,
+            } => match arm_reply(effect, obs)? {
+                ArmReply::Completed => TrustStep::GetInstanceCertificate,
+                ArmReply::Accepted(op) => {
+                    return Ok(self.wait(
+                        State::ExchangingTrust {
+                            step: TrustStep::UploadCertificate {
+                                public_key,
+                                operation: Some(op),
+                            },
+                        },
+                        now,
+                    ));
+                }
+                ArmReply::Running => {
+                    return Ok(self.wait(
+                        State::ExchangingTrust {
+                            step: TrustStep::UploadCertificate {
+                                public_key,
+                                operation,
+                            },
+                        },
+                        now,
+                    ));
+                }
+            },
+            TrustStep::GetInstanceCertificate => TrustStep::ImportInstanceCertificate {
+                certificate: expect_public_key(obs)?,
+            },
+            TrustStep::ImportInstanceCertificate { .. } => {
+                expect_done(obs)?;
+                TrustStep::RootCertificates
+            }
+            TrustStep::RootCertificates => {
+                expect_done(obs)?;
+                return Ok(self.enter(
+                    State::CreatingAg {
+                        step: AgStep::Create,
+                    },
+                    now,
+                ));
+            }
+        };
+        Ok(self.enter(State::ExchangingTrust { step: next }, now))
+    }
+
+    fn on_creating_ag(&mut self, step: AgStep, obs: Observation, now: Timestamp) -> Outcome {
+        expect_done(obs)?;
+        let next = match (step, self.spec.initial_primary) {
+            (AgStep::Create, Side::ManagedInstance) => State::CreatingAg {
+                step: AgStep::GrantCreateAnyDatabase,
+            },
+            (AgStep::Create, Side::SqlServer) | (AgStep::GrantCreateAnyDatabase, _) => {
+                State::CreatingDag
+            }
+        };
+        Ok(self.enter(next, now))
+    }
+
+    fn on_joining(&mut self, effect: &Effect, obs: Observation, now: Timestamp) -> Outcome {
+        match arm_reply(effect, obs)? {
+            ArmReply::Completed => {
+                self.seeding_started_at = Some(now);
+                let databases = self
+                    .spec
+                    .databases
+                    .iter()
+                    .map(|d| SeedingProgress {
+                        database: d.clone(),
+                        percent: None,
+                        last_error: None,
+                    })
+                    .collect();
+                Ok(self.enter(State::Seeding { databases }, now))
+            }
+            ArmReply::Accepted(op) => Ok(self.wait(
+                State::JoiningInstance {
+                    operation: Some(op),
+                },
+                now,
+            )),
+            ArmReply::Running => Ok(self.wait(
+                State::JoiningInstance {
+                    operation: polled_operation(effect),
+                },
+                now,
+            )),
+        }
+    }
+
+    fn on_seeding(
+        &mut self,
+        mut databases: Vec<SeedingProgress>,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let link = self.record_link(obs)?;
+        let secondary = self.spec.initial_primary.other();
+        let mut events = Vec::new();
+        for progress in &mut databases {
+            let percent = find_db(side_view(&link, secondary), &progress.database)
+                .and_then(|d| d.seeding_percent)
+                .or_else(|| {
+                    find_db(side_view(&link, secondary.other()), &progress.database)
+                        .and_then(|d| d.seeding_percent)
+                })
+                .map(|p| p.min(100));
+            progress.last_error = find_db(side_view(&link, secondary), &progress.database)
+                .and_then(|d| d.last_error.clone())
+                .or_else(|| {
+                    find_db(side_view(&link, secondary.other()), &progress.database)
+                        .and_then(|d| d.last_error.clone())
+                });
+            if percent.is_some() && percent != progress.percent {
+                progress.percent = percent;
+                if let Some(percent) = percent {
+                    events.push(Effect::Progress(ProgressEvent::Seeding {
+                        database: progress.database.clone(),
+                        percent,
+                    }));
+                }
+            }
+        }
+        let done = self.spec.databases.iter().all(|name| {
+            find_db(side_view(&link, secondary), name).is_some_and(|d| {
+                matches!(
+                    d.sync_state,
+                    SyncState::Synchronizing | SyncState::Synchronized
+                ) && d.health == SyncHealth::Healthy
+            })
+        });
+        if done {
+            let (mode, health, lag_seconds, lag) =
+                self.replication_report(&link, self.spec.initial_primary);
+            events.extend(self.enter(
+                State::Replicating {
+                    mode,
+                    health,
+                    lag_seconds,
+                },
+                now,
+            ));
+            events.extend(lag);
+        } else {
+            events.extend(self.wait(State::Seeding { databases }, now));
+        }
+        Ok(events)
+    }
+
+    fn on_replicating(&mut self, obs: Observation, now: Timestamp) -> Outcome {
+        let link = self.record_link(obs)?;
+        if both_primary(&link) {
+            return Ok(self.enter(State::SplitBrain, now));
+        }
+        let (mode, health, lag_seconds, mut events) =
+            self.replication_report(&link, self.spec.initial_primary);
+        events.extend(self.wait(
+            State::Replicating {
+                mode,
+                health,
+                lag_seconds,
+            },
+            now,
+        ));
+        Ok(events)
+    }
+
+    fn on_failed_over(
+        &mut self,
+        primary: Side,
+        data_loss_possible: bool,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let link = self.record_link(obs)?;
+        if both_primary(&link) {
+            return Ok(self.enter(State::SplitBrain, now));
+        }
+        let (_, _, _, mut events) = self.replication_report(&link, primary);
+        events.extend(self.wait(
+            State::FailedOver {
+                primary,
+                data_loss_possible,
+            },
+            now,
+        ));
+        Ok(events)
+    }
+
+    fn on_preparing_failover(
+        &mut self,
+        plan: Plan,
+        mut source_done: bool,
+        mut instance: ArmCall,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let mut schedule = false;
+        self.mode_reply(effect, obs, &mut source_done, &mut instance, &mut schedule)?;
+        if source_done && instance == ArmCall::Done {
+            // The catch-up shares the preparation's timeout.
+            let timeout = self.timeout_at;
+            let effects = self.enter(
+                State::CatchingUp {
+                    plan,
+                    stable: None,
+                    blocker: None,
+                },
+                now,
+            );
+            self.timeout_at = timeout;
+            return Ok(effects);
+        }
+        self.state = State::PreparingFailover {
+            plan,
+            source_done,
+            instance,
+        };
+        if schedule {
+            self.schedule(now);
+        }
+        Ok(Vec::new())
+    }
+
+    fn on_aborting(
+        &mut self,
+        abort: Abort,
+        mut source_done: bool,
+        mut instance: ArmCall,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let mut schedule = false;
+        self.mode_reply(effect, obs, &mut source_done, &mut instance, &mut schedule)?;
+        if source_done && instance == ArmCall::Done {
+            return Ok(self.enter(abort.back_to.to_state(), now));
+        }
+        self.state = State::AbortingFailover {
+            abort,
+            source_done,
+            instance,
+        };
+        if schedule {
+            self.schedule(now);
+        }
+        Ok(Vec::new())
+    }
+
+    /// The reply to one of the two availability-mode changes.
+    fn mode_reply(
+        &mut self,
+        effect: &Effect,
+        obs: Observation,
+        source_done: &mut bool,
+        instance: &mut ArmCall,
+        schedule: &mut bool,
+    ) -> Result<(), RejectReason> {
+        match effect {
+            Effect::Source { .. } => {
+                expect_done(obs)?;
+                *source_done = true;
+            }
+            Effect::Instance { .. } | Effect::PollOperation { .. } => {
+                match arm_reply(effect, obs)? {
+                    ArmReply::Completed => *instance = ArmCall::Done,
+                    ArmReply::Accepted(op) => {
+                        *instance = ArmCall::Accepted(op);
+                        *schedule = true;
+                    }
+                    ArmReply::Running => *schedule = true,
+                }
+            }
+            Effect::Probe { .. } | Effect::Redirect { .. } | Effect::Progress(_) => {
+                return Err(RejectReason::UnexpectedObservation {
+                    expected: "an answer to an availability mode change",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_catching_up(
+        &mut self,
+        plan: Plan,
+        stable: Option<StableLsns>,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let link = self.record_link(obs)?;
+        if both_primary(&link) {
+            return Ok(self.enter(State::SplitBrain, now));
+        }
+        let (stable, blocker) = match self.catch_up_gate(&link, plan.target) {
+            Err(blocker) => (None, blocker),
+            Ok(lsns) => {
+                let (stable, moved) = match stable {
+                    Some(s) if s.lsns == lsns => (
+                        StableLsns {
+                            readings: s.readings.saturating_add(1),
+                            ..s
+                        },
+                        false,
+                    ),
+                    Some(_) => (
+                        StableLsns {
+                            lsns,
+                            since: now,
+                            readings: 1,
+                        },
+                        true,
+                    ),
+                    None => (
+                        StableLsns {
+                            lsns,
+                            since: now,
+                            readings: 1,
+                        },
+                        false,
+                    ),
+                };
+                if stable.readings >= 2
+                    && now.since(stable.since) >= self.spec.options.stability_window
+                {
+                    return Ok(self.after_catch_up(plan, now));
+                }
+                let blocker = if moved {
+                    CatchUpBlocker::LsnsStillMoving
+                } else {
+                    CatchUpBlocker::Stabilizing {
+                        since: stable.since,
+                    }
+                };
+                (Some(stable), blocker)
+            }
+        };
+        Ok(self.wait(
+            State::CatchingUp {
+                plan,
+                stable,
+                blocker: Some(blocker),
+            },
+            now,
+        ))
+    }
+
+    /// The LSN gate passed: fail over (two-way) or go on with a one-way cutover.
+    fn after_catch_up(&mut self, plan: Plan, now: Timestamp) -> Vec<Effect> {
+        let Plan {
+            goal,
+            from,
+            target,
+            restore_mode,
+        } = plan;
+        let then = match goal {
+            Goal::Cutover(options) if !self.spec.is_two_way() => {
+                let state = State::AwaitingFirstFullBackup {
+                    options,
+                    backup_after: self.seeding_started_at,
+                    redirect_after_removal: true,
+                    abort: Abort {
+                        back_to: from,
+                        restore_mode,
+                    },
+                    missing: self.spec.databases.clone(),
+                };
+                return self.enter(state, now);
+            }
+            Goal::Cutover(options) => Then::AwaitFirstFullBackup {
+                options,
+                backup_after: Some(now),
+                abort: Abort {
+                    back_to: self.steady_after(target, false),
+                    restore_mode: None,
+                },
+            },
+            Goal::Failover | Goal::Failback => self.then_after(target, false),
+        };
+        let via = if target.other() == Side::SqlServer && self.spec.capabilities().tsql_failover {
+            FailoverVia::Tsql
+        } else {
+            FailoverVia::Arm
+        };
+        self.role_changed_at = Some(now);
+        self.enter(
+            State::FailingOver {
+                target,
+                via,
+                change: RoleChange::Issued,
+                then,
+            },
+            now,
+        )
+    }
+
+    fn on_failing_over(
+        &mut self,
+        target: Side,
+        via: FailoverVia,
+        then: Then,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        match effect {
+            Effect::Probe { .. } => {
+                let link = self.record_link(obs)?;
+                let new = role_of(&link, target);
+                let old = role_of(&link, target.other());
+                match (new, old) {
+                    (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
+                        Ok(self.enter(State::SplitBrain, now))
+                    }
+                    (Some(ReplicaRole::Primary), _) => Ok(self.enter(
+                        State::VerifyingRoles {
+                            primary: target,
+                            strict: true,
+                            then,
+                        },
+                        now,
+                    )),
+                    (Some(ReplicaRole::Secondary), Some(ReplicaRole::Primary)) => {
+                        // The roles did not change: issue the failover again.
+                        self.state = State::FailingOver {
+                            target,
+                            via,
+                            change: RoleChange::Issued,
+                            then,
+                        };
+                        Ok(self.kick())
+                    }
+                    _ => Ok(self.wait(
+                        State::FailingOver {
+                            target,
+                            via,
+                            change: RoleChange::Checking,
+                            then,
+                        },
+                        now,
+                    )),
+                }
+            }
+            Effect::Source { .. } | Effect::Instance { .. } | Effect::PollOperation { .. } => {
+                let reply = match effect {
+                    Effect::Source { .. } => {
+                        expect_done(obs)?;
+                        ArmReply::Completed
+                    }
+                    Effect::Instance { .. }
+                    | Effect::PollOperation { .. }
+                    | Effect::Probe { .. }
+                    | Effect::Redirect { .. }
+                    | Effect::Progress(_) => arm_reply(effect, obs)?,
+                };
+                match reply {
+                    ArmReply::Completed => Ok(self.enter(
+                        State::VerifyingRoles {
+                            primary: target,
+                            strict: true,
+                            then,
+                        },
+                        now,
+                    )),
+                    ArmReply::Accepted(op) => Ok(self.wait(
+                        State::FailingOver {
+                            target,
+                            via,
+                            change: RoleChange::Accepted(op),
+                            then,
+                        },
+                        now,
+                    )),
+                    ArmReply::Running => {
+                        let change = match effect {
+                            Effect::PollOperation { operation, .. } => {
+                                RoleChange::Accepted(operation.clone())
+                            }
+                            Effect::Source { .. }
+                            | Effect::Instance { .. }
+                            | Effect::Probe { .. }
+                            | Effect::Redirect { .. }
+                            | Effect::Progress(_) => RoleChange::Issued,
+                        };
+                        Ok(self.wait(
+                            State::FailingOver {
+                                target,
+                                via,
+                                change,
+                                then,
+                            },
+                            now,
+                        ))
+                    }
+                }
+            }
+            Effect::Redirect { .. } | Effect::Progress(_) => {
+                Err(RejectReason::UnexpectedObservation {
+                    expected: "an answer to the failover",
+                })
+            }
+        }
+    }
+
+    fn on_forcing(
+        &mut self,
+        target: Side,
+        then: Then,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let reply = match effect {
+            Effect::Source { .. } => {
+                expect_done(obs)?;
+                ArmReply::Completed
+            }
+            Effect::Instance { .. }
+            | Effect::PollOperation { .. }
+            | Effect::Probe { .. }
+            | Effect::Redirect { .. }
+            | Effect::Progress(_) => arm_reply(effect, obs)?,
+        };
+        match reply {
+            ArmReply::Completed => Ok(self.enter(
+                State::VerifyingRoles {
+                    primary: target,
+                    strict: false,
+                    then,
+                },
+                now,
+            )),
+            ArmReply::Accepted(op) => Ok(self.wait(
+                State::ForcingFailover {
+                    target,
+                    operation: Some(op),
+                    then,
+                },
+                now,
+            )),
+            ArmReply::Running => Ok(self.wait(
+                State::ForcingFailover {
+                    target,
+                    operation: polled_operation(effect),
+                    then,
+                },
+                now,
+            )),
+        }
+    }
+
+    fn on_verifying(
+        &mut self,
+        primary: Side,
+        strict: bool,
+        then: Then,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let link = self.record_link(obs)?;
+        let new = role_of(&link, primary);
+        let old = role_of(&link, primary.other());
+        if new == Some(ReplicaRole::Primary) {
+            if strict && old == Some(ReplicaRole::Secondary) {
+                return Ok(self.enter(State::Redirecting { primary, then }, now));
+            }
+            if !strict {
+                return Ok(if old == Some(ReplicaRole::Primary) {
+                    self.enter(State::SplitBrain, now)
+                } else {
+                    self.enter(State::Redirecting { primary, then }, now)
+                });
+            }
+        }
+        Ok(self.wait(
+            State::VerifyingRoles {
+                primary,
+                strict,
+                then,
+            },
+            now,
+        ))
+    }
+
+    fn after_redirect(&mut self, primary: Side, then: Then, now: Timestamp) -> Vec<Effect> {
+        let next = match then {
+            Then::FailedOver { data_loss_possible } => State::FailedOver {
+                primary,
+                data_loss_possible,
+            },
+            Then::Replicating => Steady::Replicating.to_state(),
+            Then::AwaitFirstFullBackup {
+                options,
+                backup_after,
+                abort,
+            } => State::AwaitingFirstFullBackup {
+                options,
+                backup_after,
+                redirect_after_removal: false,
+                abort,
+                missing: self.spec.databases.clone(),
+            },
+            Then::DropDag { options } => State::DroppingDag { options },
+        };
+        self.enter(next, now)
+    }
+
+    fn on_repairing(
+        &mut self,
+        keep: Side,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let verify = |m: &mut Machine| {
+            let then = m.then_after(keep, true);
+            m.enter(
+                State::VerifyingRoles {
+                    primary: keep,
+                    strict: true,
+                    then,
+                },
+                now,
+            )
+        };
+        let reply = match effect {
+            Effect::Probe { .. } => {
+                let link = self.record_link(obs)?;
+                return Ok(match role_of(&link, keep.other()) {
+                    Some(ReplicaRole::Primary) => {
+                        self.state = State::Repairing {
+                            keep,
+                            change: RoleChange::Issued,
+                        };
+                        self.kick()
+                    }
+                    Some(ReplicaRole::Secondary) => verify(self),
+                    Some(ReplicaRole::Resolving) | None => self.wait(
+                        State::Repairing {
+                            keep,
+                            change: RoleChange::Checking,
+                        },
+                        now,
+                    ),
+                });
+            }
+            Effect::Source { .. } => {
+                expect_done(obs)?;
+                ArmReply::Completed
+            }
+            Effect::Instance { .. }
+            | Effect::PollOperation { .. }
+            | Effect::Redirect { .. }
+            | Effect::Progress(_) => arm_reply(effect, obs)?,
+        };
+        Ok(match reply {
+            ArmReply::Completed => verify(self),
+            ArmReply::Accepted(op) => self.wait(
+                State::Repairing {
+                    keep,
+                    change: RoleChange::Accepted(op),
+                },
+                now,
+            ),
+            ArmReply::Running => {
+                let change = match polled_operation(effect) {
+                    Some(op) => RoleChange::Accepted(op),
+                    None => RoleChange::Issued,
+                };
+                self.wait(State::Repairing { keep, change }, now)
+            }
+        })
+    }
+
+    fn on_first_backup(
+        &mut self,
+        options: super::input::CutoverOptions,
+        backup_after: Option<Timestamp>,
+        redirect_after_removal: bool,
+        abort: Abort,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let backups = expect_backups(obs)?;
+        let missing = missing_backups(&self.spec.databases, &backups, backup_after);
+        if missing.is_empty() {
+            return Ok(self.enter(
+                State::RemovingLink {
+                    options,
+                    redirect: redirect_after_removal,
+                    operation: None,
+                },
+                now,
+            ));
+        }
+        Ok(self.wait(
+            State::AwaitingFirstFullBackup {
+                options,
+                backup_after,
+                redirect_after_removal,
+                abort,
+                missing,
+            },
+            now,
+        ))
+    }
+
+    fn on_removing_link(
+        &mut self,
+        options: super::input::CutoverOptions,
+        redirect: bool,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        Ok(match arm_reply(effect, obs)? {
+            ArmReply::Completed => {
+                if redirect {
+                    self.enter(
+                        State::Redirecting {
+                            primary: Side::ManagedInstance,
+                            then: Then::DropDag { options },
+                        },
+                        now,
+                    )
+                } else {
+                    self.enter(State::DroppingDag { options }, now)
+                }
+            }
+            ArmReply::Accepted(op) => self.wait(
+                State::RemovingLink {
+                    options,
+                    redirect,
+                    operation: Some(op),
+                },
+                now,
+            ),
+            ArmReply::Running => self.wait(
+                State::RemovingLink {
+                    options,
+                    redirect,
+                    operation: polled_operation(effect),
+                },
+                now,
+            ),
+        })
+    }
+
+    fn on_cancelling(
+        &mut self,
+        step: CancelStep,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let next = match step {
+            CancelStep::DeleteLink { .. } => match arm_reply(effect, obs)? {
+                ArmReply::Completed => {
+                    self.cancel_after(CancelStep::DeleteLink { operation: None })
+                }
+                ArmReply::Accepted(op) => {
+                    return Ok(self.wait(
+                        State::Cancelling {
+                            step: CancelStep::DeleteLink {
+                                operation: Some(op),
+                            },
+                        },
+                        now,
+                    ));
+                }
+                ArmReply::Running => {
+                    return Ok(self.wait(
+                        State::Cancelling {
+                            step: CancelStep::DeleteLink {
+                                operation: polled_operation(effect),
+                            },
+                        },
+                        now,
+                    ));
+                }
+            },
+            CancelStep::DropDag | CancelStep::DropAg => {
+                expect_done(obs)?;
+                self.cancel_after(step)
+            }
+        };
+        Ok(self.enter(next, now))
+    }
+
+    /// The cancel step after `done`, or Cancelled.
+    fn cancel_after(&self, done: CancelStep) -> State {
+        let dag = self.attempted.dag;
+        let ag = self.attempted.ag;
+        let next = match done {
+            CancelStep::DeleteLink { .. } if dag => Some(CancelStep::DropDag),
+            CancelStep::DeleteLink { .. } | CancelStep::DropDag if ag => Some(CancelStep::DropAg),
+            CancelStep::DeleteLink { .. } | CancelStep::DropDag | CancelStep::DropAg => None,
+        };
+        match next {
+            Some(step) => State::Cancelling { step },
+            None => State::Cancelled,
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Time and resume.
+
+    fn tick(&mut self, now: Timestamp) -> Vec<Effect> {
+        if self.timeout_at.is_some_and(|t| now >= t) {
+            return self.time_out();
+        }
+        if self.wake_at.is_some_and(|w| now >= w) {
+            self.wake_at = None;
+            return self.kick();
+        }
+        Vec::new()
+    }
+
+    /// Crash-resume: re-issue what is in flight with the same ids, except a role change whose
+    /// reply was not seen, which is replaced by a check of both sides' roles.
+    fn resume(&mut self) -> Vec<Effect> {
+        let unconfirmed = !self.in_flight.is_empty();
+        let change = match &mut self.state {
+            State::FailingOver { change, .. } | State::Repairing { change, .. } => Some(change),
+            State::Draft
+            | State::Assessed
+            | State::PreparingSource { .. }
+            | State::ExchangingTrust { .. }
+            | State::CreatingAg { .. }
+            | State::CreatingDag
+            | State::JoiningInstance { .. }
+            | State::Seeding { .. }
+            | State::Replicating { .. }
+            | State::PreparingFailover { .. }
+            | State::CatchingUp { .. }
+            | State::ForcingFailover { .. }
+            | State::VerifyingRoles { .. }
+            | State::Redirecting { .. }
+            | State::FailedOver { .. }
+            | State::SplitBrain
+            | State::AwaitingFirstFullBackup { .. }
+            | State::RemovingLink { .. }
+            | State::DroppingDag { .. }
+            | State::DroppingAg
+            | State::Completed
+            | State::AbortingFailover { .. }
+            | State::Cancelling { .. }
+            | State::Cancelled
+            | State::Failed { .. } => None,
+        };
+        if let Some(change) = change
+            && *change == RoleChange::Issued
+            && unconfirmed
+        {
+            *change = RoleChange::Checking;
+            self.in_flight.clear();
+            self.wake_at = None;
+            return vec![self.probe(Probe::Link)];
+        }
+        self.in_flight.clone()
+    }
+
+    fn time_out(&mut self) -> Vec<Effect> {
+        let limit = self.timeout_for(&self.state).unwrap_or_default();
+        let detail = match &self.state {
+            State::CatchingUp {
+                blocker: Some(b), ..
+            } => format!(
+                ": {b}. Stop the application workload on the primary, check the lag, then resume"
+            ),
+            State::AwaitingFirstFullBackup { missing, .. } => format!(
+                ": the managed instance has no qualifying full backup yet of {}; the link is \
+                 kept until it has one. Resume to keep waiting",
+                join_names(missing)
+            ),
+            State::Seeding { databases } => format!(
+                ": seeding progress {}. Check the error logs for 1408/1412 and the network",
+                databases
+                    .iter()
+                    .map(|p| {
+                        let percent = match p.percent {
+                            Some(pc) => format!("{} {pc}%", p.database),
+                            None => format!("{} unknown", p.database),
+                        };
+                        match &p.last_error {
+                            Some(e) => format!("{percent} (last error: {e})"),
+                            None => percent,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            State::JoiningInstance { .. } => ": the managed instance did not join the link; \
+                 check connectivity on port 5022 and 11000-11999 (error 41962) and the \
+                 certificates (41973, 41974)"
+                .to_owned(),
+            State::VerifyingRoles { primary, .. } => format!(
+                ": {} did not report the expected roles{}",
+                side_name(*primary),
+                match &self.last_link {
+                    Some(l) => format!(
+                        " (last read: SQL Server {:?}, managed instance {:?})",
+                        l.source.role, l.instance.role
+                    ),
+                    None => String::new(),
+                }
+            ),
+            State::Draft
+            | State::Assessed
+            | State::PreparingSource { .. }
+            | State::ExchangingTrust { .. }
+            | State::CreatingAg { .. }
+            | State::CreatingDag
+            | State::Replicating { .. }
+            | State::PreparingFailover { .. }
+            | State::CatchingUp { blocker: None, .. }
+            | State::FailingOver { .. }
+            | State::ForcingFailover { .. }
+            | State::Redirecting { .. }
+            | State::FailedOver { .. }
+            | State::SplitBrain
+            | State::Repairing { .. }
+            | State::RemovingLink { .. }
+            | State::DroppingDag { .. }
+            | State::DroppingAg
+            | State::Completed
+            | State::AbortingFailover { .. }
+            | State::Cancelling { .. }
+            | State::Cancelled
+            | State::Failed { .. } => String::new(),
+        };
+        let error = StepError {
+            code: "timeout".to_owned(),
+            message: format!(
+                "{} did not finish within {}{detail}",
+                self.state.name(),
+                format_duration(limit)
+            ),
+            retryable: true,
+        };
+        let step = self.in_flight.first().and_then(Effect::step);
+        let state = std::mem::replace(&mut self.state, State::Draft);
+        self.fail(state, step, error)
+    }
+
+    fn timeout_for(&self, state: &State) -> Option<Duration> {
+        let o = &self.spec.options;
+        match state {
+            State::Draft
+            | State::Assessed
+            | State::Replicating { .. }
+            | State::FailedOver { .. }
+            | State::SplitBrain
+            | State::Completed
+            | State::Cancelled
+            | State::Failed { .. } => None,
+            State::PreparingSource { .. }
+            | State::ExchangingTrust { .. }
+            | State::CreatingAg { .. }
+            | State::CreatingDag
+            | State::Redirecting { .. }
+            | State::DroppingDag { .. }
+            | State::DroppingAg
+            | State::AbortingFailover { .. }
+            | State::Cancelling {
+                step: CancelStep::DropDag | CancelStep::DropAg,
+            } => Some(o.step_timeout),
+            State::JoiningInstance { .. }
+            | State::RemovingLink { .. }
+            | State::Cancelling {
+                step: CancelStep::DeleteLink { .. },
+            } => Some(o.join_timeout),
+            State::Seeding { .. } => Some(o.seeding_timeout),
+            State::PreparingFailover { .. } | State::CatchingUp { .. } => Some(o.catch_up_timeout),
+            State::FailingOver { .. }
+            | State::ForcingFailover { .. }
+            | State::VerifyingRoles { .. }
+            | State::Repairing { .. } => Some(o.failover_timeout),
+            State::AwaitingFirstFullBackup { .. } => Some(o.first_backup_timeout),
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Entering phases and issuing effects.
+
+    /// Enters `state` (a new phase or sub-step): resets timers and issues the phase's effects.
+    fn enter(&mut self, state: State, now: Timestamp) -> Vec<Effect> {
+        self.in_flight.clear();
+        self.wake_at = None;
+        self.timeout_at = self.timeout_for(&state).map(|d| now.plus(d));
+        self.state = state;
+        self.kick()
+    }
+
+    /// Stays in (an updated) `state` and schedules the next probe or poll.
+    fn wait(&mut self, state: State, now: Timestamp) -> Vec<Effect> {
+        self.state = state;
+        self.schedule(now);
+        Vec::new()
+    }
+
+    fn schedule(&mut self, now: Timestamp) {
+        self.wake_at = Some(now.plus(self.spec.options.probe_interval));
+    }
+
+    fn fail(&mut self, state: State, step: Option<StepId>, error: StepError) -> Vec<Effect> {
+        self.in_flight.clear();
+        self.wake_at = None;
+        self.timeout_at = None;
+        self.state = State::Failed {
+            phase: Box::new(state),
+            step,
+            retryable: error.retryable,
+            error,
+        };
+        Vec::new()
+    }
+
+    /// Issues what the current state needs now (and is not already in flight).
+    fn kick(&mut self) -> Vec<Effect> {
+        let spec = &self.spec;
+        let link = spec.link.clone();
+        match self.state.clone() {
+            State::Draft
+            | State::Assessed
+            | State::SplitBrain
+            | State::Completed
+            | State::Cancelled
+            | State::Failed { .. } => Vec::new(),
+            State::PreparingSource { step } => {
+                let op = match step {
+                    PrepareStep::MasterKey => SourceOp::EnsureMasterKey,
+                    PrepareStep::EndpointCertificate => SourceOp::EnsureEndpointCertificate {
+                        name: spec.source.certificate.clone(),
+                        subject: format!("Certificate for {}", spec.source.certificate),
+                        expiry: spec.source.certificate_expiry,
+                    },
+                    PrepareStep::Endpoint => SourceOp::EnsureMirroringEndpoint {
+                        name: spec.source.endpoint_name.clone(),
+                        port: spec.source.endpoint_port,
+                        certificate: spec.source.certificate.clone(),
+                    },
+                };
+                vec![self.source(op)]
+            }
+            State::ExchangingTrust { step } => match step {
+                TrustStep::ExportCertificate => {
+                    let name = spec.source.certificate.clone();
+                    vec![self.source(SourceOp::ExportCertificatePublicKey { name })]
+                }
+                TrustStep::UploadCertificate {
+                    public_key,
+                    operation: None,
+                } => {
+                    let name = spec.source.certificate.clone();
+                    vec![self.instance(InstanceOp::PutServerTrustCertificate {
+                        name,
+                        public_blob: public_key,
+                    })]
+                }
+                TrustStep::UploadCertificate {
+                    operation: Some(op),
+                    ..
+                } => vec![self.poll(op)],
+                TrustStep::GetInstanceCertificate => {
+                    vec![self.instance(InstanceOp::GetEndpointCertificate)]
+                }
+                TrustStep::ImportInstanceCertificate { certificate } => {
+                    let fqdn = spec.target.fqdn.clone();
+                    vec![self.source(SourceOp::ImportInstanceCertificate {
+                        fqdn,
+                        der: certificate,
+                    })]
+                }
+                TrustStep::RootCertificates => vec![self.source(SourceOp::EnsureRootCaTrust)],
+            },
+            State::CreatingAg { step } => {
+                let ag = spec.source.ag.clone();
+                let op = match step {
+                    AgStep::Create => SourceOp::CreateAvailabilityGroup {
+                        ag,
+                        databases: match spec.initial_primary {
+                            Side::SqlServer => spec.databases.clone(),
+                            Side::ManagedInstance => Vec::new(),
+                        },
+                        replica: spec.source.server.clone(),
+                        endpoint_url: spec.source.endpoint_url(),
+                        cluster_type_none: spec.capabilities().cluster_type_none,
+                    },
+                    AgStep::GrantCreateAnyDatabase => SourceOp::GrantCreateAnyDatabase { ag },
+                };
+                self.attempted.ag = true;
+                vec![self.source(op)]
+            }
+            State::CreatingDag => {
+                let op = SourceOp::CreateDistributedAvailabilityGroup {
+                    dag: link,
+                    sql_ag: spec.source.ag.clone(),
+                    sql_listener_url: spec.source.endpoint_url(),
+                    mi_ag: spec.target.ag.clone(),
+                    mi_fqdn: spec.target.fqdn.clone(),
+                    mi_database: match spec.initial_primary {
+                        Side::SqlServer => None,
+                        Side::ManagedInstance => spec.databases.first().cloned(),
+                    },
+                    session_timeout_s: spec.session_timeout_s,
+                };
+                self.attempted.dag = true;
+                vec![self.source(op)]
+            }
+            State::JoiningInstance { operation } => {
+                self.attempted.link = true;
+                match operation {
+                    Some(op) => vec![self.poll(op)],
+                    None => {
+                        let properties = LinkProperties {
+                            instance_link_role: spec.initial_primary,
+                            instance_ag: spec.target.ag.clone(),
+                            partner_ag: spec.source.ag.clone(),
+                            partner_endpoint: spec.source.endpoint_url(),
+                            failover_mode: spec.failover_mode,
+                            seeding_mode: spec.seeding_mode,
+                            link_mode: spec.mode,
+                            databases: spec.databases.clone(),
+                        };
+                        vec![self.instance(InstanceOp::PutLink { link, properties })]
+                    }
+                }
+            }
+            State::Seeding { .. }
+            | State::Replicating { .. }
+            | State::CatchingUp { .. }
+            | State::VerifyingRoles { .. }
+            | State::FailedOver { .. } => vec![self.probe(Probe::Link)],
+            State::AwaitingFirstFullBackup { .. } => vec![self.probe(Probe::FirstFullBackups)],
+            State::PreparingFailover {
+                source_done,
+                instance,
+                ..
+            } => self.kick_modes(AvailabilityMode::SynchronousCommit, source_done, instance),
+            State::AbortingFailover {
+                abort,
+                source_done,
+                instance,
+            } => self.kick_modes(
+                abort
+                    .restore_mode
+                    .unwrap_or(AvailabilityMode::AsynchronousCommit),
+                source_done,
+                instance,
+            ),
+            State::FailingOver { via, change, .. } => match change {
+                RoleChange::Checking => vec![self.probe(Probe::Link)],
+                RoleChange::Accepted(op) => vec![self.poll(op)],
+                RoleChange::Issued => match via {
+                    FailoverVia::Tsql => vec![self.source(SourceOp::Failover { dag: link })],
+                    FailoverVia::Arm => vec![self.instance(InstanceOp::Failover {
+                        link,
+                        failover_type: ArmFailoverType::Planned,
+                    })],
+                },
+            },
+            State::ForcingFailover {
+                target, operation, ..
+            } => match (operation, target) {
+                (Some(op), _) => vec![self.poll(op)],
+                (None, Side::ManagedInstance) => vec![self.instance(InstanceOp::Failover {
+                    link,
+                    failover_type: ArmFailoverType::ForcedAllowDataLoss,
+                })],
+                (None, Side::SqlServer) => {
+                    vec![self.source(SourceOp::ForceFailover { dag: link })]
+                }
+            },
+            State::Repairing { keep, change } => match change {
+                RoleChange::Checking => vec![self.probe(Probe::Link)],
+                RoleChange::Accepted(op) => vec![self.poll(op)],
+                RoleChange::Issued => match keep {
+                    Side::ManagedInstance => {
+                        vec![self.source(SourceOp::SetRoleSecondary { dag: link })]
+                    }
+                    // `role` names the side that is primary afterwards: the instance becomes
+                    // secondary.
+                    Side::SqlServer => vec![self.instance(InstanceOp::SetRole {
+                        link,
+                        role: Side::SqlServer,
+                        change: RoleChangeType::Forced,
+                    })],
+                },
+            },
+            State::Redirecting { primary, .. } => vec![self.redirect(primary)],
+            State::RemovingLink { operation, .. } => match operation {
+                Some(op) => vec![self.poll(op)],
+                None => vec![self.instance(InstanceOp::DeleteLink { link })],
+            },
+            State::DroppingDag { .. } => {
+                vec![self.source(SourceOp::DropDistributedAvailabilityGroup { dag: link })]
+            }
+            State::DroppingAg => {
+                let ag = spec.source.ag.clone();
+                vec![self.source(SourceOp::DropAvailabilityGroup { ag })]
+            }
+            State::Cancelling { step } => match step {
+                CancelStep::DeleteLink {
+                    operation: Some(op),
+                } => vec![self.poll(op)],
+                CancelStep::DeleteLink { operation: None } => {
+                    vec![self.instance(InstanceOp::DeleteLink { link })]
+                }
+                CancelStep::DropDag => {
+                    vec![self.source(SourceOp::DropDistributedAvailabilityGroup { dag: link })]
+                }
+                CancelStep::DropAg => {
+                    let ag = spec.source.ag.clone();
+                    vec![self.source(SourceOp::DropAvailabilityGroup { ag })]
+                }
+            },
+        }
+    }
+
+    /// The two availability-mode changes, each unless done or already in flight.
+    fn kick_modes(
+        &mut self,
+        mode: AvailabilityMode,
+        source_done: bool,
+        instance: ArmCall,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let source_in_flight = self
+            .in_flight
+            .iter()
+            .any(|e| matches!(e, Effect::Source { .. }));
+        let instance_in_flight = self
+            .in_flight
+            .iter()
+            .any(|e| matches!(e, Effect::Instance { .. } | Effect::PollOperation { .. }));
+        if !source_done && !source_in_flight {
+            let op = SourceOp::SetAvailabilityMode {
+                dag: self.spec.link.clone(),
+                sql_ag: self.spec.source.ag.clone(),
+                mi_ag: self.spec.target.ag.clone(),
+                mode,
+            };
+            effects.push(self.source(op));
+        }
+        if !instance_in_flight {
+            match instance {
+                ArmCall::Requested => {
+                    let link = self.spec.link.clone();
+                    effects.push(self.instance(InstanceOp::SetReplicationMode { link, mode }));
+                }
+                ArmCall::Accepted(op) => effects.push(self.poll(op)),
+                ArmCall::Done => {}
+            }
+        }
+        effects
+    }
+
+    fn next_id(&mut self) -> StepId {
+        self.next_step += 1;
+        StepId(self.next_step)
+    }
+
+    fn issue(&mut self, effect: Effect) -> Effect {
+        self.in_flight.push(effect.clone());
+        effect
+    }
+
+    fn source(&mut self, op: SourceOp) -> Effect {
+        let step = self.next_id();
+        self.issue(Effect::Source { step, op })
+    }
+
+    fn instance(&mut self, op: InstanceOp) -> Effect {
+        let step = self.next_id();
+        self.issue(Effect::Instance { step, op })
+    }
+
+    fn poll(&mut self, operation: OperationRef) -> Effect {
+        let step = self.next_id();
+        self.issue(Effect::PollOperation { step, operation })
+    }
+
+    fn probe(&mut self, probe: Probe) -> Effect {
+        let step = self.next_id();
+        self.issue(Effect::Probe { step, probe })
+    }
+
+    fn redirect(&mut self, primary: Side) -> Effect {
+        let step = self.next_id();
+        self.issue(Effect::Redirect { step, primary })
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Reading observations.
+
+    fn record_link(&mut self, obs: Observation) -> Result<LinkObservation, RejectReason> {
+        let link = expect_link(obs)?;
+        self.last_link = Some(link.clone());
+        self.last_probe_error = None;
+        Ok(link)
+    }
+
+    /// The SQL Server DAG mode as last read (restored when a role change is abandoned).
+    fn current_mode(&self) -> Option<AvailabilityMode> {
+        self.last_link.as_ref().and_then(|l| l.source.mode)
+    }
+
+    fn steady_after(&self, primary: Side, data_loss_possible: bool) -> Steady {
+        if primary == self.spec.initial_primary {
+            Steady::Replicating
+        } else {
+            Steady::FailedOver {
+                primary,
+                data_loss_possible,
+            }
+        }
+    }
+
+    fn then_after(&self, primary: Side, data_loss_possible: bool) -> Then {
+        match self.steady_after(primary, data_loss_possible) {
+            Steady::Replicating => Then::Replicating,
+            Steady::FailedOver {
+                data_loss_possible, ..
+            } => Then::FailedOver { data_loss_possible },
+        }
+    }
+
+    /// Mode, worst health and largest lag of the link with `primary` as primary, and one `Lag`
+    /// event per database.
+    fn replication_report(
+        &self,
+        link: &LinkObservation,
+        primary: Side,
+    ) -> (
+        Option<AvailabilityMode>,
+        Option<SyncHealth>,
+        Option<u64>,
+        Vec<Effect>,
+    ) {
+        let pview = side_view(link, primary);
+        let sview = side_view(link, primary.other());
+        let mut health: Option<SyncHealth> = None;
+        let mut lag: Option<u64> = None;
+        let mut events = Vec::new();
+        for name in &self.spec.databases {
+            let p = find_db(pview, name);
+            let s = find_db(sview, name);
+            if let Some(s) = s {
+                health = Some(match health {
+                    Some(h) if health_rank(h) <= health_rank(s.health) => h,
+                    Some(_) | None => s.health,
+                });
+            }
+            let seconds = s
+                .and_then(|d| d.lag_seconds)
+                .or_else(|| p.and_then(|d| d.lag_seconds));
+            let lsn_gap = match (
+                p.and_then(|d| d.last_hardened_lsn),
+                s.and_then(|d| d.last_hardened_lsn),
+            ) {
+                (Some(a), Some(b)) => Some(a.value().saturating_sub(b.value())),
+                (Some(_), None) | (None, Some(_)) | (None, None) => None,
+            };
+            if let Some(sec) = seconds {
+                lag = Some(lag.map_or(sec, |l| l.max(sec)));
+            }
+            if seconds.is_some() || lsn_gap.is_some() {
+                events.push(Effect::Progress(ProgressEvent::Lag {
+                    database: name.clone(),
+                    seconds,
+                    lsn_gap,
+                }));
+            }
+        }
+        (pview.mode, health, lag, events)
+    }
+
+    /// The catch-up gate for a role change to `target`: the equal LSNs, or why not yet.
+    fn catch_up_gate(
+        &self,
+        link: &LinkObservation,
+        target: Side,
+    ) -> Result<Vec<(DatabaseName, Lsn)>, CatchUpBlocker> {
+        for side in [Side::SqlServer, Side::ManagedInstance] {
+            let mode = side_view(link, side).mode;
+            if mode != Some(AvailabilityMode::SynchronousCommit) {
+                return Err(CatchUpBlocker::ModeNotSynchronous { side, mode });
+            }
+        }
+        if role_of(link, target) != Some(ReplicaRole::Secondary)
+            || role_of(link, target.other()) != Some(ReplicaRole::Primary)
+        {
+            return Err(CatchUpBlocker::RolesNotAsExpected);
+        }
+        let mut lsns = Vec::with_capacity(self.spec.databases.len());
+        for name in &self.spec.databases {
+            let on_target = find_db(side_view(link, target), name);
+            match on_target.map(|d| d.sync_state) {
+                Some(SyncState::Synchronized) => {}
+                state => {
+                    return Err(CatchUpBlocker::NotSynchronized {
+                        database: name.clone(),
+                        state,
+                    });
+                }
+            }
+            let lsn = |side: Side| {
+                find_db(side_view(link, side), name)
+                    .and_then(|d| d.last_hardened_lsn)
+                    .ok_or(CatchUpBlocker::LsnMissing {
+                        database: name.clone(),
+                        side,
+                    })
+            };
+            let source = lsn(Side::SqlServer)?;
+            let instance = lsn(Side::ManagedInstance)?;
+            if source != instance {
+                return Err(CatchUpBlocker::LsnsNotEqual {
+                    database: name.clone(),
+                    source,
+                    instance,
+                });
+            }
+            lsns.push((name.clone(), source));
+        }
+        Ok(lsns)
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Free helpers.
+
+/// A reply to an ARM call or poll.
+enum ArmReply {
+    Completed,
+    Accepted(OperationRef),
+    Running,
+}
+
+fn arm_reply(effect: &Effect, obs: Observation) -> Result<ArmReply, RejectReason> {
+    let polling = matches!(effect, Effect::PollOperation { .. });
+    match obs {
+        Observation::Done => Ok(ArmReply::Completed),
+        Observation::OperationAccepted(op) if !polling => Ok(ArmReply::Accepted(op)),
+        Observation::OperationRunning if polling => Ok(ArmReply::Running),
+        Observation::OperationAccepted(_)
+        | Observation::OperationRunning
+        | Observation::PublicKey(_)
+        | Observation::Link(_)
+        | Observation::FullBackups(_) => Err(RejectReason::UnexpectedObservation {
+            expected: if polling {
+                "Done or OperationRunning"
+            } else {
+                "Done or OperationAccepted"
+            },
+        }),
+    }
+}
+
+fn polled_operation(effect: &Effect) -> Option<OperationRef> {
+    match effect {
+        Effect::PollOperation { operation, .. } => Some(operation.clone()),
+        Effect::Source { .. }
+        | Effect::Instance { .. }
+        | Effect::Probe { .. }
+        | Effect::Redirect { .. }
+        | Effect::Progress(_) => None,
+    }
+}
+
+fn expect_done(obs: Observation) -> Result<(), RejectReason> {
+    match obs {
+        Observation::Done => Ok(()),
+        Observation::PublicKey(_)
+        | Observation::OperationAccepted(_)
+        | Observation::OperationRunning
+        | Observation::Link(_)
+        | Observation::FullBackups(_) => {
+            Err(RejectReason::UnexpectedObservation { expected: "Done" })
+        }
+    }
+}
+
+fn expect_public_key(obs: Observation) -> Result<Vec<u8>, RejectReason> {
+    match obs {
+        Observation::PublicKey(der) if !der.is_empty() => Ok(der),
+        Observation::PublicKey(_)
+        | Observation::Done
+        | Observation::OperationAccepted(_)
+        | Observation::OperationRunning
+        | Observation::Link(_)
+        | Observation::FullBackups(_) => Err(RejectReason::UnexpectedObservation {
+            expected: "a non-empty PublicKey",
+        }),
+    }
+}
+
+fn expect_link(obs: Observation) -> Result<LinkObservation, RejectReason> {
+    match obs {
+        Observation::Link(link) => Ok(link),
+        Observation::Done
+        | Observation::PublicKey(_)
+        | Observation::OperationAccepted(_)
+        | Observation::OperationRunning
+        | Observation::FullBackups(_) => {
+            Err(RejectReason::UnexpectedObservation { expected: "Link" })
+        }
+    }
+}
+
+fn expect_backups(obs: Observation) -> Result<Vec<FullBackup>, RejectReason> {
+    match obs {
+        Observation::FullBackups(backups) => Ok(backups),
+        Observation::Done
+        | Observation::PublicKey(_)
+        | Observation::OperationAccepted(_)
+        | Observation::OperationRunning
+        | Observation::Link(_) => Err(RejectReason::UnexpectedObservation {
+            expected: "FullBackups",
+        }),
+    }
+}
+
+/// The databases without a full backup finished at or after `after`.
+fn missing_backups(
+    databases: &[DatabaseName],
+    backups: &[FullBackup],
+    after: Option<Timestamp>,
+) -> Vec<DatabaseName> {
+    databases
+        .iter()
+        .filter(|db| {
+            !backups.iter().any(|b| {
+                &b.database == *db
+                    && b.finished
+                        .is_some_and(|t| after.is_none_or(|after| t >= after))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn side_view(link: &LinkObservation, side: Side) -> &SideView {
+    match side {
+        Side::SqlServer => &link.source,
+        Side::ManagedInstance => &link.instance,
+    }
+}
+
+fn role_of(link: &LinkObservation, side: Side) -> Option<ReplicaRole> {
+    side_view(link, side).role
+}
+
+fn both_primary(link: &LinkObservation) -> bool {
+    link.source.role == Some(ReplicaRole::Primary)
+        && link.instance.role == Some(ReplicaRole::Primary)
+}
+
+fn find_db<'a>(view: &'a SideView, name: &DatabaseName) -> Option<&'a super::input::DatabaseView> {
+    view.databases.iter().find(|d| &d.name == name)
+}
+
+fn health_rank(h: SyncHealth) -> u8 {
+    match h {
+        SyncHealth::NotHealthy => 0,
+        SyncHealth::PartiallyHealthy => 1,
+        SyncHealth::Healthy => 2,
+    }
+}
+
+fn plan_abort(plan: &Plan) -> Abort {
+    Abort {
+        back_to: plan.from,
+        restore_mode: plan.restore_mode,
+    }
+}
+
+/// The steady state a failed phase belongs to, when a forced failover may start from it.
+fn steady_of_failed(phase: &State) -> Option<Steady> {
+    match phase {
+        State::Replicating { .. } => Some(Steady::Replicating),
+        State::FailedOver {
+            primary,
+            data_loss_possible,
+        } => Some(Steady::FailedOver {
+            primary: *primary,
+            data_loss_possible: *data_loss_possible,
+        }),
+        State::PreparingFailover { plan, .. } | State::CatchingUp { plan, .. } => Some(plan.from),
+        State::Draft
+        | State::Assessed
+        | State::PreparingSource { .. }
+        | State::ExchangingTrust { .. }
+        | State::CreatingAg { .. }
+        | State::CreatingDag
+        | State::JoiningInstance { .. }
+        | State::Seeding { .. }
+        | State::FailingOver { .. }
+        | State::ForcingFailover { .. }
+        | State::VerifyingRoles { .. }
+        | State::Redirecting { .. }
+        | State::SplitBrain
+        | State::Repairing { .. }
+        | State::AwaitingFirstFullBackup { .. }
+        | State::RemovingLink { .. }
+        | State::DroppingDag { .. }
+        | State::DroppingAg
+        | State::Completed
+        | State::AbortingFailover { .. }
+        | State::Cancelling { .. }
+        | State::Cancelled
+        | State::Failed { .. } => None,
+    }
+}
+
+/// The state a failed phase is re-entered in: accepted operations are re-issued (PUT, PATCH and
+/// DELETE are idempotent), role changes start with a role check, and the catch-up window
+/// restarts.
+fn reset_for_retry(state: State) -> State {
+    match state {
+        State::ExchangingTrust {
+            step: TrustStep::UploadCertificate { public_key, .. },
+        } => State::ExchangingTrust {
+            step: TrustStep::UploadCertificate {
+                public_key,
+                operation: None,
+            },
+        },
+        State::JoiningInstance { .. } => State::JoiningInstance { operation: None },
+        State::PreparingFailover {
+            plan,
+            source_done,
+            instance,
+        } => State::PreparingFailover {
+            plan,
+            source_done,
+            instance: requested_unless_done(instance),
+        },
+        State::AbortingFailover {
+            abort,
+            source_done,
+            instance,
+        } => State::AbortingFailover {
+            abort,
+            source_done,
+            instance: requested_unless_done(instance),
+        },
+        State::CatchingUp { plan, .. } => State::CatchingUp {
+            plan,
+            stable: None,
+            blocker: None,
+        },
+        State::FailingOver {
+            target, via, then, ..
+        } => State::FailingOver {
+            target,
+            via,
+            change: RoleChange::Checking,
+            then,
+        },
+        State::ForcingFailover { target, then, .. } => State::ForcingFailover {
+            target,
+            operation: None,
+            then,
+        },
+        State::Repairing { keep, .. } => State::Repairing {
+            keep,
+            change: RoleChange::Checking,
+        },
+        State::RemovingLink {
+            options, redirect, ..
+        } => State::RemovingLink {
+            options,
+            redirect,
+            operation: None,
+        },
+        State::Cancelling {
+            step: CancelStep::DeleteLink { .. },
+        } => State::Cancelling {
+            step: CancelStep::DeleteLink { operation: None },
+        },
+        s @ (State::Draft
+        | State::Assessed
+        | State::PreparingSource { .. }
+        | State::ExchangingTrust { .. }
+        | State::CreatingAg { .. }
+        | State::CreatingDag
+        | State::Seeding { .. }
+        | State::Replicating { .. }
+        | State::VerifyingRoles { .. }
+        | State::Redirecting { .. }
+        | State::FailedOver { .. }
+        | State::SplitBrain
+        | State::AwaitingFirstFullBackup { .. }
+        | State::DroppingDag { .. }
+        | State::DroppingAg
+        | State::Completed
+        | State::Cancelling { .. }
+        | State::Cancelled
+        | State::Failed { .. }) => s,
+    }
+}
+
+fn requested_unless_done(call: ArmCall) -> ArmCall {
+    match call {
+        ArmCall::Done => ArmCall::Done,
+        ArmCall::Requested | ArmCall::Accepted(_) => ArmCall::Requested,
+    }
+}
+
+fn describe(input: &Input) -> String {
+    match input {
+        Input::Observed { step, .. } => format!("{} {step}", input.label()),
+        Input::Command(_) | Input::Tick | Input::Resume => input.label().to_owned(),
+    }
+}
+
+fn join_names(names: &[DatabaseName]) -> String {
+    names
+        .iter()
+        .map(DatabaseName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}

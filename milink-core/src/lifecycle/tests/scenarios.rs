@@ -1,0 +1,2284 @@
+//! Table tests: each scenario walks edges and asserts what a user of the link would notice
+//! (effects issued, states reached, refusals). Each is a `#[test]`, and the coverage test runs
+//! them all to check the edge table.
+
+use super::*;
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        /// Every scenario, for the coverage test.
+        pub const ALL: &[(&str, fn())] = &[$((stringify!($name), $name as fn())),*];
+        mod generated {
+            $( #[test] fn $name() { super::$name(); } )*
+        }
+    };
+}
+
+scenarios!(
+    create_from_sql_server_issues_every_documented_step_in_order,
+    long_running_operations_are_polled_and_kept_in_state,
+    create_from_the_instance_grants_create_any_database,
+    assessment_and_start_guards,
+    seeding_waits_for_every_database_to_be_synchronizing_and_healthy,
+    replicating_reports_lag_and_detects_split_brain,
+    planned_failover_catches_up_then_fails_over_with_tsql,
+    planned_failover_uses_arm_before_cu13,
+    guard_no_failover_while_asynchronous,
+    guard_no_failover_while_lsns_differ,
+    guard_no_failover_while_lsns_move,
+    guard_no_failover_while_not_synchronized_or_roles_unexpected,
+    guard_planned_failover_refused_before_replicating_and_on_one_way_links,
+    guard_forced_failover_needs_acknowledgement_for_this_link,
+    guard_forced_failover_refused_while_target_reverting_or_initializing,
+    forced_failover_to_the_instance,
+    forced_failover_with_old_primary_still_primary_is_split_brain,
+    forced_failover_back_to_sql_server_and_its_version_guard,
+    forced_failover_during_catch_up_and_after_a_failure,
+    split_brain_repair_keeping_the_instance,
+    split_brain_repair_keeping_sql_server,
+    split_brain_guards,
+    failback_returns_to_replicating,
+    guard_failback_refused_on_one_way_links_and_mismatched_policies,
+    cutover_two_way_fails_over_waits_for_backup_and_removes_everything,
+    cutover_one_way_keeps_roles_and_redirects_after_removing_the_link,
+    guard_link_never_removed_before_the_first_full_backup,
+    cutover_when_the_instance_is_already_primary,
+    cutover_on_a_reverse_link,
+    cancel_during_creation_removes_what_was_attempted,
+    cancel_during_catch_up_abandons_the_role_change,
+    cancel_of_a_cutover_before_link_removal,
+    cancel_is_refused_after_a_role_change,
+    cancel_after_a_failure,
+    every_phase_fails_resumes_retries_and_times_out,
+    crash_resume_reissues_in_flight_steps_with_the_same_ids,
+    crash_resume_checks_roles_before_reissuing_a_role_change,
+    stale_and_unexpected_observations_are_rejected,
+    terminal_states_absorb_every_input,
+    rejection_classes,
+    deadlines_follow_probes_and_timeouts,
+    machine_round_trips_through_json,
+);
+
+fn drop_ag() -> CutoverOptions {
+    CutoverOptions {
+        drop_availability_group: true,
+    }
+}
+
+fn keep_ag() -> CutoverOptions {
+    CutoverOptions::default()
+}
+
+fn phase_events(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Progress(ProgressEvent::Phase { name }) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn source_op(effects: &[Effect]) -> SourceOp {
+    let acts = actions(effects);
+    assert_eq!(acts.len(), 1, "{effects:?}");
+    match &acts[0] {
+        Effect::Source { op, .. } => op.clone(),
+        other => panic!("expected a T-SQL step, got {other:?}"),
+    }
+}
+
+fn instance_op(effects: &[Effect]) -> InstanceOp {
+    let acts = actions(effects);
+    assert_eq!(acts.len(), 1, "{effects:?}");
+    match &acts[0] {
+        Effect::Instance { op, .. } => op.clone(),
+        other => panic!("expected an ARM step, got {other:?}"),
+    }
+}
+
+fn is_probe(effects: &[Effect], probe: Probe) -> bool {
+    let acts = actions(effects);
+    acts.len() == 1 && matches!(&acts[0], Effect::Probe { probe: p, .. } if *p == probe)
+}
+
+fn is_poll(effects: &[Effect], operation: &OperationRef) -> bool {
+    let acts = actions(effects);
+    acts.len() == 1
+        && matches!(&acts[0], Effect::PollOperation { operation: o, .. } if o == operation)
+}
+
+/// Replicating → (sync both sides) → CatchingUp, for the machine's initial direction.
+fn to_catching_up(h: &mut H) {
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    h.done_all();
+    assert_eq!(h.phase(), Phase::CatchingUp);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create.
+
+pub fn create_from_sql_server_issues_every_documented_step_in_order() {
+    let mut h = H::new(two_way());
+    let spec = h.spec();
+    assert_eq!(h.m.deadline(), None);
+    let fx = h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    assert_eq!(phase_events(&fx), ["Assessed"]);
+    let fx = h.cmd(Command::Start);
+    assert_eq!(phase_events(&fx), ["PreparingSource"]);
+    assert_eq!(source_op(&fx), SourceOp::EnsureMasterKey);
+    let fx = h.done();
+    assert_eq!(
+        phase_events(&fx),
+        Vec::<String>::new(),
+        "sub-steps are not phases"
+    );
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::EnsureEndpointCertificate {
+            name: spec.source.certificate.clone(),
+            subject: "Certificate for Cert_TailspinSql_endpoint".to_owned(),
+            expiry: spec.source.certificate_expiry,
+        }
+    );
+    let fx = h.done();
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::EnsureMirroringEndpoint {
+            name: spec.source.endpoint_name.clone(),
+            port: TcpPort::MIRRORING_DEFAULT,
+            certificate: spec.source.certificate.clone(),
+        }
+    );
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["ExchangingTrust"]);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::ExportCertificatePublicKey {
+            name: spec.source.certificate.clone()
+        }
+    );
+    let fx = h.answer(Observation::PublicKey(vec![1, 2, 3]));
+    assert_eq!(
+        instance_op(&fx),
+        InstanceOp::PutServerTrustCertificate {
+            name: spec.source.certificate.clone(),
+            public_blob: vec![1, 2, 3],
+        }
+    );
+    let fx = h.done();
+    assert_eq!(instance_op(&fx), InstanceOp::GetEndpointCertificate);
+    let fx = h.answer(Observation::PublicKey(vec![9, 9]));
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::ImportInstanceCertificate {
+            fqdn: spec.target.fqdn.clone(),
+            der: vec![9, 9],
+        }
+    );
+    let fx = h.done();
+    assert_eq!(source_op(&fx), SourceOp::EnsureRootCaTrust);
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["CreatingAg"]);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::CreateAvailabilityGroup {
+            ag: spec.source.ag.clone(),
+            databases: vec![db("ToyStore")],
+            replica: spec.source.server.clone(),
+            endpoint_url: "TCP://10.0.0.4:5022".to_owned(),
+            cluster_type_none: true,
+        }
+    );
+    let fx = h.done();
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::CreateDistributedAvailabilityGroup {
+            dag: spec.link.clone(),
+            sql_ag: spec.source.ag.clone(),
+            sql_listener_url: "TCP://10.0.0.4:5022".to_owned(),
+            mi_ag: spec.target.ag.clone(),
+            mi_fqdn: spec.target.fqdn.clone(),
+            mi_database: None,
+            session_timeout_s: 20,
+        }
+    );
+    let fx = h.done();
+    assert_eq!(
+        instance_op(&fx),
+        InstanceOp::PutLink {
+            link: spec.link.clone(),
+            properties: LinkProperties {
+                instance_link_role: Side::SqlServer,
+                instance_ag: spec.target.ag.clone(),
+                partner_ag: spec.source.ag.clone(),
+                partner_endpoint: "TCP://10.0.0.4:5022".to_owned(),
+                failover_mode: FailoverMode::Manual,
+                seeding_mode: SeedingMode::Automatic,
+                link_mode: LinkMode::SingleDatabase,
+                databases: vec![db("ToyStore")],
+            }
+        }
+    );
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["Seeding"]);
+    assert!(is_probe(&fx, Probe::Link));
+
+    // Seeding at 40 %: a progress event, then nothing until the next probe is due.
+    let mut seeding = h.view(
+        Side::SqlServer,
+        AvailabilityMode::AsynchronousCommit,
+        SyncState::NotSynchronizing,
+        SyncHealth::NotHealthy,
+        100,
+        0,
+    );
+    if let Observation::Link(l) = &mut seeding {
+        l.instance.databases[0].seeding_percent = Some(40);
+    }
+    let fx = h.answer(seeding.clone());
+    assert_eq!(
+        fx,
+        vec![Effect::Progress(ProgressEvent::Seeding {
+            database: db("ToyStore"),
+            percent: 40
+        })]
+    );
+    assert!(h.tick().is_empty(), "the next probe is not due yet");
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    assert!(
+        h.answer(seeding).is_empty(),
+        "no event when the percentage is unchanged"
+    );
+    h.tick_at_deadline();
+    let obs = h.healthy();
+    let fx = h.answer(obs.clone());
+    assert_eq!(phase_events(&fx), ["Replicating"]);
+    assert_eq!(
+        h.m.state(),
+        &State::Replicating {
+            mode: Some(AvailabilityMode::AsynchronousCommit),
+            health: Some(SyncHealth::Healthy),
+            lag_seconds: Some(0),
+        }
+    );
+    assert!(fx.contains(&Effect::Progress(ProgressEvent::Lag {
+        database: db("ToyStore"),
+        seconds: Some(0),
+        lsn_gap: Some(10)
+    })));
+    if let Observation::Link(l) = obs {
+        assert_eq!(h.m.health(), Some(&l));
+    }
+}
+
+pub fn long_running_operations_are_polled_and_kept_in_state() {
+    let mut h = H::new(two_way());
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    h.cmd(Command::Start);
+    while h.phase() == Phase::PreparingSource {
+        h.done();
+    }
+    h.answer(Observation::PublicKey(vec![7]));
+    // The upload is accepted: its URL is kept in the state, and polled when due.
+    let fx = h.answer(Observation::OperationAccepted(op(1)));
+    assert!(fx.is_empty());
+    assert_eq!(
+        h.m.state(),
+        &State::ExchangingTrust {
+            step: TrustStep::UploadCertificate {
+                public_key: vec![7],
+                operation: Some(op(1))
+            }
+        }
+    );
+    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(5))));
+    assert!(h.tick().is_empty());
+    let fx = h.tick_at_deadline();
+    assert!(is_poll(&fx, &op(1)));
+    assert!(h.answer(Observation::OperationRunning).is_empty());
+    let fx = h.tick_at_deadline();
+    assert!(is_poll(&fx, &op(1)));
+    let fx = h.done();
+    assert_eq!(instance_op(&fx), InstanceOp::GetEndpointCertificate);
+    while h.phase() != Phase::JoiningInstance {
+        h.done();
+    }
+    h.answer(Observation::OperationAccepted(op(2)));
+    assert_eq!(
+        h.m.state(),
+        &State::JoiningInstance {
+            operation: Some(op(2))
+        }
+    );
+    // The URL survives a crash: a machine restored from JSON polls the same operation.
+    let restored: Machine = serde_json::from_str(&serde_json::to_string(&h.m).unwrap()).unwrap();
+    assert_eq!(restored, h.m);
+    let fx = h.tick_at_deadline();
+    assert!(is_poll(&fx, &op(2)));
+    h.answer(Observation::OperationRunning);
+    assert_eq!(
+        h.m.state(),
+        &State::JoiningInstance {
+            operation: Some(op(2))
+        }
+    );
+    h.tick_at_deadline();
+    let fx = h.done();
+    assert_eq!(h.phase(), Phase::Seeding);
+    assert!(is_probe(&fx, Probe::Link));
+}
+
+pub fn create_from_the_instance_grants_create_any_database() {
+    let mut h = H::new(reverse());
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    h.cmd(Command::Start);
+    while h.phase() != Phase::CreatingAg {
+        h.done();
+    }
+    match source_op(&h.m.in_flight()) {
+        SourceOp::CreateAvailabilityGroup { databases, .. } => assert!(databases.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let fx = h.done();
+    assert_eq!(h.phase(), Phase::CreatingAg);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::GrantCreateAnyDatabase {
+            ag: h.spec().source.ag
+        }
+    );
+    let fx = h.done();
+    match source_op(&fx) {
+        SourceOp::CreateDistributedAvailabilityGroup { mi_database, .. } => {
+            assert_eq!(mi_database, Some(db("ToyStore")))
+        }
+        other => panic!("{other:?}"),
+    }
+    let fx = h.done();
+    match instance_op(&fx) {
+        InstanceOp::PutLink { properties, .. } => {
+            assert_eq!(properties.instance_link_role, Side::ManagedInstance)
+        }
+        other => panic!("{other:?}"),
+    }
+    h.done();
+    // Seeding goes to SQL Server: its databases decide.
+    let obs = h.healthy();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Replicating);
+}
+
+pub fn assessment_and_start_guards() {
+    let mut h = H::new(two_way());
+    assert_eq!(
+        h.reject_cmd(Command::Start),
+        RejectReason::AssessmentRequired
+    );
+    let blockers = vec!["FileStream: FILESTREAM is not supported".to_owned()];
+    assert_eq!(
+        h.reject_cmd(Command::RecordAssessment(AssessmentOutcome {
+            blockers: blockers.clone()
+        })),
+        RejectReason::NotReadyAssessment(blockers)
+    );
+    assert_eq!(h.phase(), Phase::Draft);
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    assert_eq!(
+        h.reject_cmd(Command::RecordAssessment(AssessmentOutcome {
+            blockers: vec![]
+        })),
+        RejectReason::NotAllowedInState
+    );
+    h.cmd(Command::Start);
+    assert_eq!(
+        h.reject_cmd(Command::Start),
+        RejectReason::NotAllowedInState
+    );
+    // Nothing is in flight in Draft: a tick or resume changes nothing.
+    let mut d = H::new(two_way());
+    assert!(d.tick().is_empty());
+    assert!(d.resume().is_empty());
+    assert_eq!(d.phase(), Phase::Draft);
+}
+
+pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
+    let spec = spec_with(
+        "16.0.4125.3",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::SqlServer2022,
+        &["ToyStore", "Customer360"],
+    );
+    let mut h = H::new(spec);
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    h.cmd(Command::Start);
+    while h.phase() != Phase::Seeding {
+        h.done();
+    }
+    let healthy = h.healthy();
+    let with = |f: &dyn Fn(&mut DatabaseView)| {
+        let mut o = healthy.clone();
+        if let Observation::Link(l) = &mut o {
+            f(&mut l.instance.databases[1]);
+        }
+        o
+    };
+    h.answer(with(&|d| d.sync_state = SyncState::NotSynchronizing));
+    assert_eq!(h.phase(), Phase::Seeding, "one database still seeding");
+    h.tick_at_deadline();
+    h.answer(with(&|d| d.health = SyncHealth::PartiallyHealthy));
+    assert_eq!(h.phase(), Phase::Seeding, "one database not healthy");
+    h.tick_at_deadline();
+    h.answer(with(&|d| d.sync_state = SyncState::Initializing));
+    assert_eq!(h.phase(), Phase::Seeding);
+    // A database the secondary does not report at all is not seeded.
+    h.tick_at_deadline();
+    let mut missing = healthy.clone();
+    if let Observation::Link(l) = &mut missing {
+        l.instance.databases.truncate(1);
+    }
+    h.answer(missing);
+    assert_eq!(h.phase(), Phase::Seeding);
+    // A seeding that failed says why, in the state and in the timeout error.
+    h.tick_at_deadline();
+    h.answer(with(&|d| {
+        d.sync_state = SyncState::NotSynchronizing;
+        d.last_error = Some("sql:1408: the remote copy is not recovered far enough".to_owned());
+    }));
+    match h.m.state() {
+        State::Seeding { databases } => assert_eq!(
+            databases[1].last_error.as_deref(),
+            Some("sql:1408: the remote copy is not recovered far enough")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let mut failed = H::new(h.spec());
+    failed.m = h.m.clone();
+    failed.now = h.now;
+    failed.time_out();
+    match failed.m.state() {
+        State::Failed { error, .. } => {
+            assert!(
+                error
+                    .message
+                    .contains("Customer360 unknown (last error: sql:1408"),
+                "{}",
+                error.message
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    h.tick_at_deadline();
+    h.answer(healthy);
+    assert_eq!(h.phase(), Phase::Replicating);
+}
+
+pub fn replicating_reports_lag_and_detects_split_brain() {
+    let mut h = H::new(two_way());
+    h.create();
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    let mut obs = h.healthy();
+    if let Observation::Link(l) = &mut obs {
+        l.instance.databases[0].lag_seconds = Some(42);
+        l.instance.databases[0].health = SyncHealth::PartiallyHealthy;
+    }
+    let fx = h.answer(obs);
+    assert_eq!(
+        fx,
+        vec![Effect::Progress(ProgressEvent::Lag {
+            database: db("ToyStore"),
+            seconds: Some(42),
+            lsn_gap: Some(10)
+        })]
+    );
+    assert_eq!(
+        h.m.state(),
+        &State::Replicating {
+            mode: Some(AvailabilityMode::AsynchronousCommit),
+            health: Some(SyncHealth::PartiallyHealthy),
+            lag_seconds: Some(42)
+        }
+    );
+    h.tick_at_deadline();
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
+    assert_eq!(phase_events(&fx), ["SplitBrain"]);
+    assert_eq!(h.m.deadline(), None, "split brain waits for the caller");
+    assert!(h.resume().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planned failover and its guards.
+
+pub fn planned_failover_catches_up_then_fails_over_with_tsql() {
+    let mut h = H::new(two_way());
+    h.create();
+    let spec = h.spec();
+    let fx = h.cmd(Command::Failover(FailoverKind::Planned));
+    assert_eq!(phase_events(&fx), ["PreparingFailover"]);
+    let acts = actions(&fx);
+    assert_eq!(
+        acts.len(),
+        2,
+        "both sides switch to synchronous commit at once"
+    );
+    assert!(
+        matches!(&acts[0], Effect::Source { op: SourceOp::SetAvailabilityMode { mode: AvailabilityMode::SynchronousCommit, dag, .. }, .. } if *dag == spec.link)
+    );
+    assert!(matches!(
+        &acts[1],
+        Effect::Instance {
+            op: InstanceOp::SetReplicationMode {
+                mode: AvailabilityMode::SynchronousCommit,
+                ..
+            },
+            ..
+        }
+    ));
+    let (s_step, i_step) = (acts[0].step().unwrap(), acts[1].step().unwrap());
+    assert!(
+        h.answer_step(i_step, Ok(Observation::OperationAccepted(op(3))))
+            .is_empty()
+    );
+    assert_eq!(h.phase(), Phase::PreparingFailover);
+    assert!(h.answer_step(s_step, Ok(Observation::Done)).is_empty());
+    assert_eq!(
+        h.phase(),
+        Phase::PreparingFailover,
+        "the instance is not in sync yet"
+    );
+    let fx = h.tick_at_deadline();
+    assert!(is_poll(&fx, &op(3)));
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["CatchingUp"]);
+    assert!(is_probe(&fx, Probe::Link));
+
+    let equal = h.sync_equal(Side::SqlServer, 1000);
+    let first = h.now;
+    assert!(!has_failover(&h.answer(equal.clone())));
+    assert!(matches!(
+        h.m.state(),
+        State::CatchingUp {
+            blocker: Some(CatchUpBlocker::Stabilizing { .. }),
+            ..
+        }
+    ));
+    let mut issued = None;
+    for _ in 0..20 {
+        h.tick_at_deadline();
+        let fx = h.answer(equal.clone());
+        if has_failover(&fx) {
+            issued = Some((h.now, fx));
+            break;
+        }
+    }
+    let (at, fx) = issued.expect("the failover is issued once the window passed");
+    assert!(at.since(first) >= spec.options.stability_window);
+    assert!(at.since(first) < spec.options.stability_window + spec.options.probe_interval * 2);
+    assert_eq!(phase_events(&fx), ["FailingOver"]);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::Failover {
+            dag: spec.link.clone()
+        }
+    );
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["VerifyingRoles"]);
+    // Roles not settled yet: probe again.
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Resolving));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    h.tick_at_deadline();
+    h.verify_and_redirect(Side::ManagedInstance);
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::ManagedInstance,
+            data_loss_possible: false
+        }
+    );
+    // Failed over: keep watching.
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::FailedOver);
+}
+
+pub fn planned_failover_uses_arm_before_cu13() {
+    // 2022 CU10: links work, T-SQL FAILOVER on the DAG needs CU13.
+    let spec = spec_with(
+        "16.0.4095.4",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::SqlServer2022,
+        &["ToyStore"],
+    );
+    let mut h = H::new(spec);
+    h.create();
+    to_catching_up(&mut h);
+    h.pass_gate(Side::ManagedInstance);
+    let failover = h.pending();
+    assert!(matches!(
+        failover,
+        Effect::Instance {
+            op: InstanceOp::Failover {
+                failover_type: ArmFailoverType::Planned,
+                ..
+            },
+            ..
+        }
+    ));
+    h.answer(Observation::OperationAccepted(op(4)));
+    assert!(matches!(
+        h.m.state(),
+        State::FailingOver {
+            via: FailoverVia::Arm,
+            change: RoleChange::Accepted(_),
+            ..
+        }
+    ));
+    h.tick_at_deadline();
+    h.answer(Observation::OperationRunning);
+    h.tick_at_deadline();
+    h.done();
+    h.verify_and_redirect(Side::ManagedInstance);
+    assert_eq!(h.phase(), Phase::FailedOver);
+}
+
+/// Answers every catch-up probe with `obs` until the catch-up times out; no failover is ever
+/// issued. Returns the failure message.
+fn never_fails_over(h: &mut H, obs: Observation) -> String {
+    h.answer(obs.clone());
+    loop {
+        let fx = h.tick_at_deadline();
+        assert!(!has_failover(&fx));
+        if let State::Failed {
+            error,
+            retryable,
+            phase,
+            ..
+        } = h.m.state()
+        {
+            assert!(*retryable);
+            assert_eq!(error.code, "timeout");
+            assert_eq!(phase.phase(), Phase::CatchingUp);
+            return error.message.clone();
+        }
+        assert!(!has_failover(&h.answer(obs.clone())));
+        assert_eq!(h.phase(), Phase::CatchingUp);
+    }
+}
+
+pub fn guard_no_failover_while_asynchronous() {
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    // The instance switched, SQL Server still reports asynchronous commit.
+    let mut obs = h.sync_equal(Side::SqlServer, 1000);
+    if let Observation::Link(l) = &mut obs {
+        l.source.mode = Some(AvailabilityMode::AsynchronousCommit);
+    }
+    let message = never_fails_over(&mut h, obs);
+    assert!(
+        message.contains("SQL Server is not in synchronous commit"),
+        "{message}"
+    );
+    assert!(message.contains("within 15m"), "{message}");
+}
+
+pub fn guard_no_failover_while_lsns_differ() {
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    let obs = h.view(
+        Side::SqlServer,
+        AvailabilityMode::SynchronousCommit,
+        SyncState::Synchronized,
+        SyncHealth::Healthy,
+        1000,
+        990,
+    );
+    let message = never_fails_over(&mut h, obs);
+    assert!(
+        message.contains(
+            "last_hardened_lsn of database ToyStore differs: SQL Server 1000, managed instance 990"
+        ),
+        "{message}"
+    );
+}
+
+pub fn guard_no_failover_while_lsns_move() {
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    // Equal on every reading, but moving: the workload is still running.
+    let mut l = 1000;
+    let obs = h.sync_equal(Side::SqlServer, l);
+    h.answer(obs);
+    for _ in 0..30 {
+        l += 7;
+        h.tick_at_deadline();
+        let obs = h.sync_equal(Side::SqlServer, l);
+        assert!(!has_failover(&h.answer(obs)));
+        assert!(matches!(
+            h.m.state(),
+            State::CatchingUp {
+                blocker: Some(CatchUpBlocker::LsnsStillMoving),
+                ..
+            }
+        ));
+    }
+    // It stops: the window starts at the first unchanged reading.
+    h.tick_at_deadline();
+    let stopped = h.now;
+    let obs = h.sync_equal(Side::SqlServer, l + 1);
+    h.answer(obs.clone());
+    loop {
+        h.tick_at_deadline();
+        let fx = h.answer(obs.clone());
+        if has_failover(&fx) {
+            assert!(h.now.since(stopped) >= h.spec().options.stability_window);
+            break;
+        }
+        assert!(h.now.since(stopped) < h.spec().options.stability_window);
+    }
+    // And a timeout while moving fails with a message that says so.
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    let mut l = 1;
+    let obs = h.sync_equal(Side::SqlServer, l);
+    h.answer(obs);
+    loop {
+        let fx = h.tick_at_deadline();
+        assert!(!has_failover(&fx));
+        if let State::Failed { error, .. } = h.m.state() {
+            assert!(error.message.contains("still moving"), "{}", error.message);
+            break;
+        }
+        l += 1;
+        let obs = h.sync_equal(Side::SqlServer, l);
+        assert!(!has_failover(&h.answer(obs)));
+    }
+}
+
+pub fn guard_no_failover_while_not_synchronized_or_roles_unexpected() {
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    let obs = h.view(
+        Side::SqlServer,
+        AvailabilityMode::SynchronousCommit,
+        SyncState::Synchronizing,
+        SyncHealth::PartiallyHealthy,
+        1000,
+        1000,
+    );
+    let message = never_fails_over(&mut h, obs);
+    assert!(
+        message.contains("Synchronizing, not SYNCHRONIZED"),
+        "{message}"
+    );
+
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    let mut obs = h.sync_equal(Side::SqlServer, 1000);
+    if let Observation::Link(l) = &mut obs {
+        l.instance.role = Some(ReplicaRole::Resolving);
+    }
+    let message = never_fails_over(&mut h, obs);
+    assert!(message.contains("expected roles"), "{message}");
+
+    // Both sides PRIMARY during the catch-up: split brain, never a failover.
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
+    assert!(!has_failover(&fx));
+    assert_eq!(h.phase(), Phase::SplitBrain);
+}
+
+pub fn guard_planned_failover_refused_before_replicating_and_on_one_way_links() {
+    let planned = || Command::Failover(FailoverKind::Planned);
+    let mut h = H::new(two_way());
+    assert_eq!(h.reject_cmd(planned()), RejectReason::NotReplicatingYet);
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    assert_eq!(h.reject_cmd(planned()), RejectReason::NotReplicatingYet);
+    h.cmd(Command::Start);
+    while h.phase() != Phase::Seeding {
+        assert_eq!(h.reject_cmd(planned()), RejectReason::NotReplicatingYet);
+        h.done();
+    }
+    assert_eq!(h.reject_cmd(planned()), RejectReason::NotReplicatingYet);
+    assert_eq!(
+        h.reject_cmd(Command::Cutover(keep_ag())),
+        RejectReason::NotReplicatingYet
+    );
+    // One-way: refused in any state, with the reason that matters.
+    let mut h = H::new(one_way());
+    assert_eq!(h.reject_cmd(planned()), RejectReason::OneWayLink);
+    h.create();
+    assert_eq!(h.reject_cmd(planned()), RejectReason::OneWayLink);
+    assert_eq!(h.reject_cmd(ack()), RejectReason::OneWayLink);
+    // Already failed over: failback is the way back.
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    assert_eq!(h.reject_cmd(planned()), RejectReason::AlreadyFailedOver);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forced failover.
+
+pub fn guard_forced_failover_needs_acknowledgement_for_this_link() {
+    let mut h = H::new(two_way());
+    h.create();
+    assert_eq!(
+        h.reject_cmd(Command::Failover(FailoverKind::Forced(None))),
+        RejectReason::DataLossNotAcknowledged
+    );
+    assert_eq!(
+        h.reject_cmd(Command::Failover(FailoverKind::Forced(Some(
+            DataLossAcknowledgement {
+                link: "other-link".to_owned()
+            }
+        )))),
+        RejectReason::AcknowledgementForWrongLink {
+            expected: LinkName::new(LINK).unwrap(),
+            given: "other-link".to_owned()
+        }
+    );
+    assert_eq!(h.phase(), Phase::Replicating);
+}
+
+pub fn guard_forced_failover_refused_while_target_reverting_or_initializing() {
+    for state in [SyncState::Reverting, SyncState::Initializing] {
+        let mut h = H::new(two_way());
+        h.create();
+        h.tick_at_deadline();
+        let mut obs = h.healthy();
+        if let Observation::Link(l) = &mut obs {
+            l.instance.databases[0].sync_state = state;
+        }
+        h.answer(obs);
+        assert_eq!(
+            h.reject_cmd(ack()),
+            RejectReason::SecondaryNotReady {
+                database: db("ToyStore"),
+                state
+            }
+        );
+        // Once the secondary is synchronizing again, the forced failover is accepted.
+        h.tick_at_deadline();
+        let obs = h.healthy();
+        h.answer(obs);
+        h.cmd(ack());
+        assert_eq!(h.phase(), Phase::ForcingFailover);
+    }
+}
+
+pub fn forced_failover_to_the_instance() {
+    let mut h = H::new(two_way());
+    h.create();
+    let fx = h.cmd(ack());
+    assert_eq!(phase_events(&fx), ["ForcingFailover"]);
+    assert_eq!(
+        instance_op(&fx),
+        InstanceOp::Failover {
+            link: h.spec().link,
+            failover_type: ArmFailoverType::ForcedAllowDataLoss
+        }
+    );
+    h.answer(Observation::OperationAccepted(op(5)));
+    assert_eq!(h.phase(), Phase::ForcingFailover);
+    let fx = h.tick_at_deadline();
+    assert!(is_poll(&fx, &op(5)));
+    h.answer(Observation::OperationRunning);
+    h.tick_at_deadline();
+    h.done();
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    // SQL Server is down: it reports no role. The instance is primary: good enough.
+    let obs = h.roles(Side::ManagedInstance, None);
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    h.done();
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::ManagedInstance,
+            data_loss_possible: true
+        }
+    );
+    // The old primary comes back still PRIMARY: split brain.
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+}
+
+pub fn forced_failover_with_old_primary_still_primary_is_split_brain() {
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(ack());
+    h.done();
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
+    assert_eq!(phase_events(&fx), ["SplitBrain"]);
+    assert!(actions(&fx).is_empty(), "the application is not redirected");
+}
+
+pub fn forced_failover_back_to_sql_server_and_its_version_guard() {
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    let fx = h.cmd(ack());
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::ForceFailover { dag: h.spec().link }
+    );
+    h.done();
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    h.done();
+    assert_eq!(h.phase(), Phase::Replicating);
+
+    // 2022 before CU13 cannot force the DAG over to SQL Server with T-SQL.
+    let spec = spec_with(
+        "16.0.4095.4",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::SqlServer2022,
+        &["ToyStore"],
+    );
+    let mut h = H::new(spec);
+    h.create();
+    h.planned_failover();
+    assert!(matches!(
+        h.reject_cmd(ack()),
+        RejectReason::VersionNotCapable { .. }
+    ));
+}
+
+pub fn forced_failover_during_catch_up_and_after_a_failure() {
+    // The primary dies while catching up.
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    h.cmd(ack());
+    assert_eq!(h.phase(), Phase::ForcingFailover);
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    h.cmd(ack());
+    assert!(matches!(
+        h.m.state(),
+        State::ForcingFailover {
+            target: Side::ManagedInstance,
+            ..
+        }
+    ));
+    // Probing the primary fails for good: force from Failed.
+    let mut h = H::new(two_way());
+    h.create();
+    h.tick_at_deadline();
+    h.fail(false);
+    assert_eq!(h.phase(), Phase::Failed);
+    h.cmd(ack());
+    assert_eq!(h.phase(), Phase::ForcingFailover);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split brain.
+
+pub fn split_brain_repair_keeping_the_instance() {
+    let mut h = H::new(two_way());
+    h.create();
+    h.tick_at_deadline();
+    let obs = h.both_primary();
+    h.answer(obs);
+    let fx = h.cmd(Command::RepairSplitBrain {
+        keep: Side::ManagedInstance,
+    });
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::SetRoleSecondary { dag: h.spec().link }
+    );
+    h.done();
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    // Still both PRIMARY right after the demotion: wait, not a new split brain.
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    h.tick_at_deadline();
+    h.verify_and_redirect(Side::ManagedInstance);
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::ManagedInstance,
+            data_loss_possible: true
+        }
+    );
+}
+
+pub fn split_brain_repair_keeping_sql_server() {
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    h.tick_at_deadline();
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    let fx = h.cmd(Command::RepairSplitBrain {
+        keep: Side::SqlServer,
+    });
+    assert_eq!(
+        instance_op(&fx),
+        InstanceOp::SetRole {
+            link: h.spec().link,
+            role: Side::SqlServer,
+            change: RoleChangeType::Forced
+        }
+    );
+    h.answer(Observation::OperationAccepted(op(6)));
+    assert_eq!(h.phase(), Phase::Repairing);
+    h.tick_at_deadline();
+    h.answer(Observation::OperationRunning);
+    h.tick_at_deadline();
+    h.done();
+    h.verify_and_redirect(Side::SqlServer);
+    assert_eq!(h.phase(), Phase::Replicating);
+}
+
+pub fn split_brain_guards() {
+    let mut h = H::new(two_way());
+    h.create();
+    assert_eq!(
+        h.reject_cmd(Command::RepairSplitBrain {
+            keep: Side::SqlServer
+        }),
+        RejectReason::SplitBrainNotPresent
+    );
+    h.tick_at_deadline();
+    let obs = h.both_primary();
+    h.answer(obs);
+    for c in [
+        Command::Failover(FailoverKind::Planned),
+        ack(),
+        Command::Failback,
+        Command::Cutover(keep_ag()),
+    ] {
+        assert_eq!(h.reject_cmd(c), RejectReason::SplitBrainPresent);
+    }
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failback.
+
+pub fn failback_returns_to_replicating() {
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    let fx = h.cmd(Command::Failback);
+    assert_eq!(phase_events(&fx), ["PreparingFailover"]);
+    assert_eq!(actions(&fx).len(), 2);
+    h.done_all();
+    h.pass_gate(Side::SqlServer);
+    // The instance is primary: ARM planned failover.
+    assert!(matches!(
+        h.pending(),
+        Effect::Instance {
+            op: InstanceOp::Failover {
+                failover_type: ArmFailoverType::Planned,
+                ..
+            },
+            ..
+        }
+    ));
+    h.done();
+    h.verify_and_redirect(Side::SqlServer);
+    assert_eq!(h.phase(), Phase::Replicating);
+    assert_eq!(h.reject_cmd(Command::Failback), RejectReason::NotFailedOver);
+}
+
+pub fn guard_failback_refused_on_one_way_links_and_mismatched_policies() {
+    let mut h = H::new(one_way());
+    assert_eq!(h.reject_cmd(Command::Failback), RejectReason::OneWayLink);
+    h.create();
+    assert_eq!(h.reject_cmd(Command::Failback), RejectReason::OneWayLink);
+
+    // Always-up-to-date: failover to the instance works, failback never.
+    let spec = spec_with(
+        "16.0.4125.3",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::AlwaysUpToDate,
+        &["ToyStore"],
+    );
+    let mut h = H::new(spec);
+    h.create();
+    h.planned_failover();
+    assert_eq!(
+        h.reject_cmd(Command::Failback),
+        RejectReason::UpdatePolicyMismatch {
+            policy: UpdatePolicy::AlwaysUpToDate,
+            required: Some(UpdatePolicy::SqlServer2022)
+        }
+    );
+    assert!(matches!(
+        h.reject_cmd(ack()),
+        RejectReason::UpdatePolicyMismatch { .. }
+    ));
+    // SQL Server 2025 with the 2022 policy.
+    let spec = spec_with(
+        "17.0.1000.7",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::SqlServer2022,
+        &["ToyStore"],
+    );
+    let mut h = H::new(spec);
+    h.create();
+    h.planned_failover();
+    assert_eq!(
+        h.reject_cmd(Command::Failback),
+        RejectReason::UpdatePolicyMismatch {
+            policy: UpdatePolicy::SqlServer2022,
+            required: Some(UpdatePolicy::SqlServer2025)
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cutover.
+
+pub fn cutover_two_way_fails_over_waits_for_backup_and_removes_everything() {
+    let mut h = H::new(two_way());
+    h.create();
+    let fx = h.cmd(Command::Cutover(drop_ag()));
+    assert_eq!(phase_events(&fx), ["PreparingFailover"]);
+    h.done_all();
+    h.pass_gate(Side::ManagedInstance);
+    let failover_at = h.now;
+    assert_eq!(h.phase(), Phase::FailingOver);
+    h.done();
+    h.verify_and_redirect(Side::ManagedInstance);
+    assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+    assert!(is_probe(&h.m.in_flight(), Probe::FirstFullBackups));
+    // No backup yet, then one from before the failover: the link stays.
+    let obs = h.backups(None);
+    assert!(actions(&h.answer(obs)).is_empty());
+    h.tick_at_deadline();
+    let obs = h.backups(Some(Timestamp::from_millis(failover_at.as_millis() - 1)));
+    assert!(actions(&h.answer(obs)).is_empty());
+    assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+    h.tick_at_deadline();
+    let obs = h.backups(Some(h.now));
+    let fx = h.answer(obs);
+    assert_eq!(phase_events(&fx), ["RemovingLink"]);
+    assert_eq!(
+        instance_op(&fx),
+        InstanceOp::DeleteLink {
+            link: h.spec().link
+        }
+    );
+    h.answer(Observation::OperationAccepted(op(7)));
+    h.tick_at_deadline();
+    h.answer(Observation::OperationRunning);
+    h.tick_at_deadline();
+    let fx = h.done();
+    assert_eq!(
+        phase_events(&fx),
+        ["DroppingDag"],
+        "already redirected at the failover"
+    );
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::DropDistributedAvailabilityGroup { dag: h.spec().link }
+    );
+    let fx = h.done();
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::DropAvailabilityGroup {
+            ag: h.spec().source.ag
+        }
+    );
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["Completed"]);
+    assert!(h.m.is_terminal());
+    assert_eq!(h.m.deadline(), None);
+}
+
+pub fn cutover_one_way_keeps_roles_and_redirects_after_removing_the_link() {
+    let mut h = H::new(one_way());
+    h.create();
+    let mut all = h.cmd(Command::Cutover(keep_ag()));
+    all.extend(h.done_all());
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    all.extend(h.answer(obs.clone()));
+    while h.phase() == Phase::CatchingUp {
+        all.extend(h.tick_at_deadline());
+        all.extend(h.answer(obs.clone()));
+    }
+    assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+    let obs = h.backups(Some(h.now));
+    all.extend(h.answer(obs));
+    assert_eq!(h.phase(), Phase::RemovingLink);
+    all.extend(h.done());
+    assert_eq!(h.phase(), Phase::Redirecting);
+    all.extend(h.done());
+    assert_eq!(h.phase(), Phase::DroppingDag);
+    all.extend(h.done());
+    assert_eq!(h.phase(), Phase::Completed, "the AG is kept");
+    assert!(!has_failover(&all), "one-way links never change roles");
+    let position = |f: &dyn Fn(&Effect) -> bool| all.iter().position(f).unwrap();
+    let delete = position(&|e| {
+        matches!(
+            e,
+            Effect::Instance {
+                op: InstanceOp::DeleteLink { .. },
+                ..
+            }
+        )
+    });
+    let redirect = position(&|e| {
+        matches!(
+            e,
+            Effect::Redirect {
+                primary: Side::ManagedInstance,
+                ..
+            }
+        )
+    });
+    let drop = position(&|e| {
+        matches!(
+            e,
+            Effect::Source {
+                op: SourceOp::DropDistributedAvailabilityGroup { .. },
+                ..
+            }
+        )
+    });
+    assert!(delete < redirect && redirect < drop);
+}
+
+pub fn guard_link_never_removed_before_the_first_full_backup() {
+    let mut h = H::new(one_way());
+    h.create();
+    let seeded = h.now;
+    h.cmd(Command::Cutover(keep_ag()));
+    h.done_all();
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    h.answer(obs.clone());
+    while h.phase() == Phase::CatchingUp {
+        h.tick_at_deadline();
+        h.answer(obs.clone());
+    }
+    let removes = |fx: &[Effect]| {
+        fx.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Instance {
+                    op: InstanceOp::DeleteLink { .. },
+                    ..
+                }
+            )
+        })
+    };
+    // A backup finished before seeding began does not count; neither does none.
+    let old = h.backups(Some(Timestamp::from_millis(seeded.as_millis() - 3_600_000)));
+    assert!(!removes(&h.answer(old.clone())));
+    loop {
+        let fx = h.tick_at_deadline();
+        assert!(!removes(&fx));
+        if let State::Failed {
+            error, retryable, ..
+        } = h.m.state()
+        {
+            assert!(*retryable);
+            assert_eq!(error.code, "timeout");
+            assert!(
+                error
+                    .message
+                    .contains("no qualifying full backup yet of ToyStore")
+            );
+            break;
+        }
+        let obs = if h.now.as_millis().is_multiple_of(2) {
+            old.clone()
+        } else {
+            h.backups(None)
+        };
+        assert!(!removes(&h.answer(obs)));
+    }
+    // Resume keeps waiting; the backup arrives; the link goes.
+    h.resume();
+    let obs = h.backups(Some(h.now));
+    assert!(removes(&h.answer(obs)));
+}
+
+pub fn cutover_when_the_instance_is_already_primary() {
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    let failed_over_at = h.now;
+    h.advance(Duration::from_secs(3600));
+    let fx = h.cmd(Command::Cutover(keep_ag()));
+    assert_eq!(phase_events(&fx), ["AwaitingFirstFullBackup"]);
+    assert!(!has_failover(&fx));
+    match h.m.state() {
+        State::AwaitingFirstFullBackup { backup_after, .. } => {
+            assert!(backup_after.is_some_and(|t| t <= failed_over_at))
+        }
+        other => panic!("{other:?}"),
+    }
+    let obs = h.backups(Some(failed_over_at));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::RemovingLink);
+}
+
+pub fn cutover_on_a_reverse_link() {
+    // The instance is the initial primary: no catch-up, any full backup counts.
+    let mut h = H::new(reverse());
+    h.create();
+    h.cmd(Command::Cutover(keep_ag()));
+    assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+    let obs = h.backups(Some(Timestamp::from_millis(1)));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::RemovingLink);
+
+    // Failed over to SQL Server: the cutover brings the databases back to the instance first.
+    let mut h = H::new(reverse());
+    h.create();
+    h.planned_failover();
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::SqlServer,
+            data_loss_possible: false
+        }
+    );
+    h.cmd(Command::Cutover(keep_ag()));
+    assert!(matches!(
+        h.m.state(),
+        State::PreparingFailover {
+            plan: Plan {
+                target: Side::ManagedInstance,
+                ..
+            },
+            ..
+        }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancel.
+
+pub fn cancel_during_creation_removes_what_was_attempted() {
+    let start = |h: &mut H| {
+        h.cmd(Command::RecordAssessment(AssessmentOutcome {
+            blockers: vec![],
+        }));
+        h.cmd(Command::Start);
+    };
+    // Draft, Assessed, PreparingSource, ExchangingTrust: nothing link-related exists.
+    let mut h = H::new(two_way());
+    assert_eq!(phase_events(&h.cmd(Command::Cancel)), ["Cancelled"]);
+    let mut h = H::new(two_way());
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::Cancelled);
+    for phase in [Phase::PreparingSource, Phase::ExchangingTrust] {
+        let mut h = H::new(two_way());
+        start(&mut h);
+        while h.phase() != phase {
+            h.done();
+        }
+        let fx = h.cmd(Command::Cancel);
+        assert!(actions(&fx).is_empty());
+        assert_eq!(h.phase(), Phase::Cancelled);
+    }
+    // CreatingAg: drop the AG.
+    let mut h = H::new(two_way());
+    start(&mut h);
+    while h.phase() != Phase::CreatingAg {
+        h.done();
+    }
+    let fx = h.cmd(Command::Cancel);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::DropAvailabilityGroup {
+            ag: h.spec().source.ag
+        }
+    );
+    h.done();
+    assert_eq!(h.phase(), Phase::Cancelled);
+    // CreatingDag: drop DAG then AG.
+    let mut h = H::new(two_way());
+    start(&mut h);
+    while h.phase() != Phase::CreatingDag {
+        h.done();
+    }
+    let fx = h.cmd(Command::Cancel);
+    assert!(matches!(
+        source_op(&fx),
+        SourceOp::DropDistributedAvailabilityGroup { .. }
+    ));
+    let fx = h.done();
+    assert!(matches!(
+        source_op(&fx),
+        SourceOp::DropAvailabilityGroup { .. }
+    ));
+    h.done();
+    assert_eq!(h.phase(), Phase::Cancelled);
+    // JoiningInstance with the PUT in flight: delete the link (long-running), DAG, AG.
+    let mut h = H::new(two_way());
+    start(&mut h);
+    while h.phase() != Phase::JoiningInstance {
+        h.done();
+    }
+    let put = h.pending_step();
+    let fx = h.cmd(Command::Cancel);
+    assert_eq!(phase_events(&fx), ["Cancelling"]);
+    assert!(matches!(instance_op(&fx), InstanceOp::DeleteLink { .. }));
+    assert_eq!(
+        h.reject(Input::Observed {
+            step: put,
+            result: Ok(Observation::Done)
+        }),
+        RejectReason::UnknownStep,
+        "the abandoned PUT's answer is stale"
+    );
+    h.answer(Observation::OperationAccepted(op(8)));
+    assert_eq!(h.phase(), Phase::Cancelling);
+    h.tick_at_deadline();
+    let fx = h.done();
+    assert!(matches!(
+        source_op(&fx),
+        SourceOp::DropDistributedAvailabilityGroup { .. }
+    ));
+    assert_eq!(
+        h.reject_cmd(Command::Cancel),
+        RejectReason::NotAllowedInState
+    );
+    h.done();
+    h.done();
+    assert_eq!(h.phase(), Phase::Cancelled);
+    // Seeding and Replicating: the same removal, databases untouched.
+    for replicating in [false, true] {
+        let mut h = H::new(two_way());
+        if replicating {
+            h.create();
+        } else {
+            start(&mut h);
+            while h.phase() != Phase::Seeding {
+                h.done();
+            }
+        }
+        let mut all = h.cmd(Command::Cancel);
+        while h.phase() == Phase::Cancelling {
+            all.extend(h.done());
+        }
+        assert_eq!(h.phase(), Phase::Cancelled);
+        let ops: Vec<_> = actions(&all);
+        assert_eq!(ops.len(), 3, "{ops:?}");
+    }
+}
+
+pub fn cancel_during_catch_up_abandons_the_role_change() {
+    // The link was asynchronous: restore it, then back to Replicating.
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    let fx = h.cmd(Command::Cancel);
+    assert_eq!(phase_events(&fx), ["AbortingFailover"]);
+    let acts = actions(&fx);
+    assert!(matches!(
+        &acts[0],
+        Effect::Source {
+            op: SourceOp::SetAvailabilityMode {
+                mode: AvailabilityMode::AsynchronousCommit,
+                ..
+            },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &acts[1],
+        Effect::Instance {
+            op: InstanceOp::SetReplicationMode {
+                mode: AvailabilityMode::AsynchronousCommit,
+                ..
+            },
+            ..
+        }
+    ));
+    h.answer_step(
+        acts[1].step().unwrap(),
+        Ok(Observation::OperationAccepted(op(9))),
+    );
+    h.answer_step(acts[0].step().unwrap(), Ok(Observation::Done));
+    assert_eq!(h.phase(), Phase::AbortingFailover);
+    h.tick_at_deadline();
+    h.done();
+    assert_eq!(h.phase(), Phase::Replicating);
+
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::AbortingFailover);
+
+    // The link was already synchronous: nothing to restore.
+    for catching_up in [false, true] {
+        let mut h = H::new(two_way());
+        h.create();
+        h.tick_at_deadline();
+        let obs = h.sync_equal(Side::SqlServer, 5);
+        h.answer(obs);
+        h.cmd(Command::Failover(FailoverKind::Planned));
+        if catching_up {
+            h.done_all();
+        }
+        let fx = h.cmd(Command::Cancel);
+        assert!(
+            !actions(&fx)
+                .iter()
+                .any(|e| matches!(e, Effect::Source { .. }))
+        );
+        assert_eq!(h.phase(), Phase::Replicating);
+    }
+
+    // A failback abandoned: back to FailedOver.
+    for catching_up in [false, true] {
+        let mut h = H::new(two_way());
+        h.create();
+        h.planned_failover();
+        h.cmd(Command::Failback);
+        if catching_up {
+            h.done_all();
+        }
+        h.cmd(Command::Cancel);
+        assert_eq!(
+            h.m.state(),
+            &State::FailedOver {
+                primary: Side::ManagedInstance,
+                data_loss_possible: false
+            }
+        );
+    }
+    // ... restoring asynchronous commit if it was switched back after the failover.
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    h.tick_at_deadline();
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(l) = &mut obs {
+        l.source.mode = Some(AvailabilityMode::AsynchronousCommit);
+    }
+    h.answer(obs);
+    h.cmd(Command::Failback);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::AbortingFailover);
+    h.done_all();
+    assert_eq!(h.phase(), Phase::FailedOver);
+}
+
+pub fn cancel_of_a_cutover_before_link_removal() {
+    // One-way, waiting for the backup: restore async and go back to Replicating.
+    let one_way_waiting = |mode: AvailabilityMode| {
+        let mut h = H::new(one_way());
+        h.create();
+        h.tick_at_deadline();
+        let mut obs = h.healthy();
+        if let Observation::Link(l) = &mut obs {
+            l.source.mode = Some(mode);
+        }
+        h.answer(obs);
+        h.cmd(Command::Cutover(keep_ag()));
+        h.done_all();
+        h.pass_gate(Side::ManagedInstance);
+        assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+        h
+    };
+    let mut h = one_way_waiting(AvailabilityMode::AsynchronousCommit);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::AbortingFailover);
+    h.done_all();
+    assert_eq!(h.phase(), Phase::Replicating);
+    let mut h = one_way_waiting(AvailabilityMode::SynchronousCommit);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::Replicating);
+    // Two-way, after the cutover's failover: stay failed over.
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(Command::Cutover(keep_ag()));
+    h.done_all();
+    h.pass_gate(Side::ManagedInstance);
+    h.done();
+    h.verify_and_redirect(Side::ManagedInstance);
+    h.cmd(Command::Cancel);
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::ManagedInstance,
+            data_loss_possible: false
+        }
+    );
+}
+
+pub fn cancel_is_refused_after_a_role_change() {
+    let mut h = H::new(two_way());
+    h.create();
+    to_catching_up(&mut h);
+    h.pass_gate(Side::ManagedInstance);
+    assert_eq!(h.phase(), Phase::FailingOver);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    h.done();
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    h.done();
+    assert_eq!(h.phase(), Phase::FailedOver);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(ack());
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    // Link removal and the drops.
+    let mut h = reach(Phase::RemovingLink);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    h.done();
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    h.done();
+    assert_eq!(h.phase(), Phase::DroppingAg);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+}
+
+pub fn cancel_after_a_failure() {
+    // Failed while preparing SQL Server: nothing to remove.
+    let mut h = reach(Phase::PreparingSource);
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::Cancelled);
+    // Failed while creating the AG: drop it.
+    let mut h = reach(Phase::CreatingAg);
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::Cancelling);
+    // Failed while catching up: abandon the failover.
+    let mut h = reach(Phase::CatchingUp);
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::AbortingFailover);
+    let mut h = H::new(two_way());
+    h.create();
+    h.tick_at_deadline();
+    let obs = h.sync_equal(Side::SqlServer, 5);
+    h.answer(obs);
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    h.done_all();
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    assert_eq!(
+        h.phase(),
+        Phase::Replicating,
+        "already synchronous: nothing to restore"
+    );
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    h.cmd(Command::Failback);
+    h.fail_first(false);
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::FailedOver);
+    // Failed during the failover itself, or while cancelling: refused.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(false);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    let mut h = reach(Phase::Cancelling);
+    h.fail(false);
+    assert_eq!(
+        h.reject_cmd(Command::Cancel),
+        RejectReason::NotAllowedInState
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures, resume, retry, timeouts: every phase.
+
+/// A machine in `phase` with its step in flight.
+pub fn reach(phase: Phase) -> H {
+    let creating = |until: Phase| {
+        let mut h = H::new(two_way());
+        h.cmd(Command::RecordAssessment(AssessmentOutcome {
+            blockers: vec![],
+        }));
+        h.cmd(Command::Start);
+        while h.phase() != until {
+            h.done();
+        }
+        h
+    };
+    let mut h = match phase {
+        Phase::PreparingSource
+        | Phase::ExchangingTrust
+        | Phase::CreatingAg
+        | Phase::CreatingDag
+        | Phase::JoiningInstance
+        | Phase::Seeding => creating(phase),
+        Phase::Replicating => {
+            let mut h = H::new(two_way());
+            h.create();
+            h.tick_at_deadline();
+            h
+        }
+        Phase::PreparingFailover => {
+            let mut h = H::new(two_way());
+            h.create();
+            h.cmd(Command::Failover(FailoverKind::Planned));
+            h
+        }
+        Phase::CatchingUp => {
+            let mut h = H::new(two_way());
+            h.create();
+            to_catching_up(&mut h);
+            h
+        }
+        Phase::FailingOver => {
+            let mut h = reach(Phase::CatchingUp);
+            h.pass_gate(Side::ManagedInstance);
+            h
+        }
+        Phase::VerifyingRoles => {
+            let mut h = reach(Phase::FailingOver);
+            h.done();
+            h
+        }
+        Phase::Redirecting => {
+            let mut h = reach(Phase::VerifyingRoles);
+            let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+            h.answer(obs);
+            h
+        }
+        Phase::FailedOver => {
+            let mut h = reach(Phase::Redirecting);
+            h.done();
+            h
+        }
+        Phase::ForcingFailover => {
+            let mut h = H::new(two_way());
+            h.create();
+            h.cmd(ack());
+            h
+        }
+        Phase::Repairing => {
+            let mut h = reach(Phase::Replicating);
+            let obs = h.both_primary();
+            h.answer(obs);
+            h.cmd(Command::RepairSplitBrain {
+                keep: Side::ManagedInstance,
+            });
+            h
+        }
+        Phase::AwaitingFirstFullBackup => {
+            let mut h = H::new(two_way());
+            h.create();
+            h.cmd(Command::Cutover(drop_ag()));
+            h.done_all();
+            h.pass_gate(Side::ManagedInstance);
+            h.done();
+            h.verify_and_redirect(Side::ManagedInstance);
+            h
+        }
+        Phase::RemovingLink => {
+            let mut h = reach(Phase::AwaitingFirstFullBackup);
+            let obs = h.backups(Some(h.now));
+            h.answer(obs);
+            h
+        }
+        Phase::DroppingDag => {
+            let mut h = reach(Phase::RemovingLink);
+            h.done();
+            h
+        }
+        Phase::DroppingAg => {
+            let mut h = reach(Phase::DroppingDag);
+            h.done();
+            h
+        }
+        Phase::AbortingFailover => {
+            let mut h = reach(Phase::PreparingFailover);
+            h.cmd(Command::Cancel);
+            h
+        }
+        Phase::Cancelling => {
+            let mut h = reach(Phase::JoiningInstance);
+            h.cmd(Command::Cancel);
+            h
+        }
+        Phase::Draft
+        | Phase::Assessed
+        | Phase::SplitBrain
+        | Phase::Completed
+        | Phase::Cancelled
+        | Phase::Failed => panic!("{phase} has nothing in flight"),
+    };
+    assert_eq!(h.phase(), phase);
+    assert!(!h.m.in_flight().is_empty(), "{phase}");
+    h.journal.clear();
+    h
+}
+
+/// The phases with a step in flight.
+pub const WORKING: [Phase; 21] = [
+    Phase::PreparingSource,
+    Phase::ExchangingTrust,
+    Phase::CreatingAg,
+    Phase::CreatingDag,
+    Phase::JoiningInstance,
+    Phase::Seeding,
+    Phase::Replicating,
+    Phase::PreparingFailover,
+    Phase::CatchingUp,
+    Phase::FailingOver,
+    Phase::ForcingFailover,
+    Phase::VerifyingRoles,
+    Phase::Redirecting,
+    Phase::FailedOver,
+    Phase::Repairing,
+    Phase::AwaitingFirstFullBackup,
+    Phase::RemovingLink,
+    Phase::DroppingDag,
+    Phase::DroppingAg,
+    Phase::AbortingFailover,
+    Phase::Cancelling,
+];
+
+pub fn every_phase_fails_resumes_retries_and_times_out() {
+    for phase in WORKING {
+        // A retryable error: probes try again later; other steps fail the phase, and Resume
+        // re-enters it with a new step id.
+        let mut h = reach(phase);
+        let first = h.m.in_flight()[0].clone();
+        let old = first.step().unwrap();
+        let is_probe = matches!(first, Effect::Probe { .. });
+        h.fail_first(true);
+        if is_probe {
+            assert_eq!(
+                h.phase(),
+                phase,
+                "{phase}: a retryable probe error keeps the phase"
+            );
+            assert!(h.m.last_probe_error().is_some());
+            let fx = h.tick_at_deadline();
+            assert!(
+                matches!(actions(&fx)[..], [Effect::Probe { .. }]),
+                "{phase}"
+            );
+        } else {
+            match h.m.state() {
+                State::Failed {
+                    phase: p,
+                    step,
+                    retryable,
+                    error,
+                } => {
+                    assert_eq!(p.phase(), phase);
+                    assert_eq!(*step, Some(old));
+                    assert!(*retryable);
+                    assert_eq!(error.code, "http:503");
+                }
+                other => panic!("{phase}: {other:?}"),
+            }
+            assert_eq!(h.m.deadline(), None);
+            let fx = h.resume();
+            assert_eq!(
+                h.phase(),
+                phase,
+                "{phase}: resume re-enters the failed phase"
+            );
+            let acts = actions(&fx);
+            assert!(!acts.is_empty(), "{phase}");
+            assert!(
+                acts.iter().all(|e| e.step().unwrap() > old),
+                "{phase}: new ids"
+            );
+        }
+
+        // A permanent error: Resume is refused, Retry re-enters the phase.
+        let mut h = reach(phase);
+        h.fail_first(false);
+        assert_eq!(h.phase(), Phase::Failed, "{phase}");
+        assert_eq!(h.reject(Input::Resume), RejectReason::NotRetryable);
+        assert!(h.tick().is_empty(), "time does not heal a failure");
+        let fx = h.cmd(Command::Retry);
+        assert_eq!(h.phase(), phase);
+        assert!(!actions(&fx).is_empty());
+
+        // The phase timeout (steady states have none).
+        let mut h = reach(phase);
+        let fx = h.time_out();
+        assert!(actions(&fx).is_empty());
+        match (phase, h.m.state()) {
+            (Phase::Replicating | Phase::FailedOver, state) => {
+                assert_eq!(state.phase(), phase, "steady states do not time out")
+            }
+            (
+                _,
+                State::Failed {
+                    error, retryable, ..
+                },
+            ) => {
+                assert_eq!(error.code, "timeout");
+                assert!(*retryable);
+                assert!(error.message.starts_with(phase.name()), "{}", error.message);
+                let fx = h.resume();
+                assert_eq!(h.phase(), phase);
+                assert!(!actions(&fx).is_empty());
+            }
+            (_, other) => panic!("{phase}: {other:?}"),
+        }
+    }
+}
+
+pub fn crash_resume_reissues_in_flight_steps_with_the_same_ids() {
+    for phase in WORKING {
+        if matches!(phase, Phase::FailingOver | Phase::Repairing) {
+            continue;
+        }
+        let mut h = reach(phase);
+        let in_flight = h.m.in_flight();
+        let before = h.m.clone();
+        let fx = h.resume();
+        assert_eq!(fx, in_flight, "{phase}");
+        assert_eq!(h.m, before, "{phase}: a crash-resume changes nothing");
+        // The answer to the re-issued step is accepted.
+        h.done_all();
+    }
+}
+
+pub fn crash_resume_checks_roles_before_reissuing_a_role_change() {
+    // The failover's reply was lost: read the roles first.
+    let roles_then = |answer: fn(&H) -> Observation| {
+        let mut h = reach(Phase::FailingOver);
+        let lost = h.pending_step();
+        let fx = h.resume();
+        assert!(is_probe(&fx, Probe::Link));
+        assert!(!has_failover(&fx));
+        assert_eq!(
+            h.reject(Input::Observed {
+                step: lost,
+                result: Ok(Observation::Done)
+            }),
+            RejectReason::UnknownStep
+        );
+        let obs = answer(&h);
+        let fx = h.answer(obs);
+        (h, fx)
+    };
+    // It happened: verify, do not fail over again.
+    let (h, fx) = roles_then(|h| h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary)));
+    assert!(!has_failover(&fx));
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    // It did not: issue it again.
+    let (h, fx) = roles_then(|h| h.roles(Side::SqlServer, Some(ReplicaRole::Secondary)));
+    assert!(has_failover(&fx));
+    assert_eq!(h.phase(), Phase::FailingOver);
+    // Unsettled: look again later.
+    let (mut h, fx) = roles_then(|h| h.roles(Side::SqlServer, Some(ReplicaRole::Resolving)));
+    assert!(fx.is_empty());
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    h.fail(true);
+    assert_eq!(h.phase(), Phase::FailingOver);
+    // Both PRIMARY: split brain.
+    let (h, _) = roles_then(|h| h.both_primary());
+    assert_eq!(h.phase(), Phase::SplitBrain);
+
+    // The same for the split-brain repair.
+    let mut h = reach(Phase::Repairing);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
+    assert!(matches!(source_op(&fx), SourceOp::SetRoleSecondary { .. }));
+    let mut h = reach(Phase::Repairing);
+    h.resume();
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    let mut h = reach(Phase::Repairing);
+    h.resume();
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Resolving));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Repairing);
+    h.tick_at_deadline();
+    h.fail(true);
+    assert_eq!(h.phase(), Phase::Repairing);
+    // After a failure, resuming a planned failover starts with the role check too.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(true);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+}
+
+pub fn stale_and_unexpected_observations_are_rejected() {
+    let mut h = reach(Phase::PreparingSource);
+    let step = h.pending_step();
+    assert_eq!(
+        h.reject(Input::Observed {
+            step: StepId(step.0 + 100),
+            result: Ok(Observation::Done)
+        }),
+        RejectReason::UnknownStep
+    );
+    assert!(matches!(
+        h.reject(Input::Observed {
+            step,
+            result: Ok(Observation::OperationRunning)
+        }),
+        RejectReason::UnexpectedObservation { .. }
+    ));
+    h.done();
+    assert_eq!(
+        h.reject(Input::Observed {
+            step,
+            result: Ok(Observation::Done)
+        }),
+        RejectReason::UnknownStep,
+        "a duplicate answer is stale"
+    );
+    let mut h = reach(Phase::ExchangingTrust);
+    assert!(matches!(
+        h.reject(Input::Observed {
+            step: h.pending_step(),
+            result: Ok(Observation::PublicKey(vec![]))
+        }),
+        RejectReason::UnexpectedObservation { .. }
+    ));
+    let mut h = reach(Phase::Seeding);
+    assert!(matches!(
+        h.reject(Input::Observed {
+            step: h.pending_step(),
+            result: Ok(Observation::FullBackups(vec![]))
+        }),
+        RejectReason::UnexpectedObservation { .. }
+    ));
+    // Nothing is in flight in Draft, SplitBrain or Failed.
+    let mut h = H::new(two_way());
+    assert_eq!(
+        h.reject(Input::Observed {
+            step: StepId(1),
+            result: Ok(Observation::Done)
+        }),
+        RejectReason::UnknownStep
+    );
+}
+
+pub fn terminal_states_absorb_every_input() {
+    let mut completed = reach(Phase::DroppingAg);
+    completed.done();
+    let mut cancelled = H::new(two_way());
+    cancelled.cmd(Command::Cancel);
+    for h in [&mut completed, &mut cancelled] {
+        assert!(h.m.is_terminal());
+        let inputs = [
+            Input::Command(Command::RecordAssessment(AssessmentOutcome {
+                blockers: vec![],
+            })),
+            Input::Command(Command::Start),
+            Input::Command(Command::Failover(FailoverKind::Planned)),
+            Input::Command(ack()),
+            Input::Command(Command::Failback),
+            Input::Command(Command::Cutover(keep_ag())),
+            Input::Command(Command::RepairSplitBrain {
+                keep: Side::SqlServer,
+            }),
+            Input::Command(Command::Cancel),
+            Input::Command(Command::Retry),
+            Input::Observed {
+                step: StepId(1),
+                result: Ok(Observation::Done),
+            },
+            Input::Tick,
+            Input::Resume,
+        ];
+        for input in inputs {
+            assert_eq!(h.reject(input), RejectReason::Terminal);
+        }
+    }
+}
+
+pub fn rejection_classes() {
+    use RejectReason as R;
+    let rejected = |phase: Phase, c: Command| {
+        let mut h = reach(phase);
+        h.reject_cmd(c)
+    };
+    // Retry with nothing failed.
+    assert_eq!(
+        rejected(Phase::Seeding, Command::Retry),
+        R::NotAllowedInState
+    );
+    assert_eq!(
+        rejected(Phase::Replicating, Command::Retry),
+        R::NotAllowedInState
+    );
+    // Assessment and start outside their states.
+    assert_eq!(
+        rejected(
+            Phase::Replicating,
+            Command::RecordAssessment(AssessmentOutcome { blockers: vec![] })
+        ),
+        R::NotAllowedInState
+    );
+    assert_eq!(
+        rejected(Phase::FailedOver, Command::Start),
+        R::NotAllowedInState
+    );
+    // Role changes while another is under way.
+    for phase in [
+        Phase::PreparingFailover,
+        Phase::CatchingUp,
+        Phase::FailingOver,
+        Phase::VerifyingRoles,
+        Phase::AwaitingFirstFullBackup,
+        Phase::Cancelling,
+    ] {
+        assert_eq!(
+            rejected(phase, Command::Failover(FailoverKind::Planned)),
+            R::NotAllowedInState,
+            "{phase}"
+        );
+        assert_eq!(
+            rejected(phase, Command::Cutover(keep_ag())),
+            R::NotAllowedInState
+        );
+        assert_eq!(rejected(phase, Command::Failback), R::NotAllowedInState);
+    }
+    for phase in [
+        Phase::FailingOver,
+        Phase::ForcingFailover,
+        Phase::Redirecting,
+    ] {
+        assert_eq!(rejected(phase, ack()), R::NotAllowedInState, "{phase}");
+    }
+    assert_eq!(rejected(Phase::Seeding, ack()), R::NotReplicatingYet);
+    assert_eq!(
+        rejected(Phase::Seeding, Command::Failback),
+        R::NotReplicatingYet
+    );
+    assert_eq!(
+        rejected(Phase::AbortingFailover, Command::Cancel),
+        R::NotAllowedInState
+    );
+    // In Failed: only cancel, retry and forced failover.
+    let mut h = reach(Phase::JoiningInstance);
+    h.fail(true);
+    for c in [
+        Command::Start,
+        Command::Failover(FailoverKind::Planned),
+        Command::Failback,
+        Command::Cutover(keep_ag()),
+    ] {
+        assert_eq!(h.reject_cmd(c), R::NotAllowedInState);
+    }
+    assert_eq!(h.reject_cmd(ack()), R::NotAllowedInState);
+    assert_eq!(
+        h.reject_cmd(Command::RepairSplitBrain {
+            keep: Side::SqlServer
+        }),
+        R::SplitBrainNotPresent
+    );
+    // Rejections say what was refused and why.
+    let mut h = H::new(two_way());
+    let err =
+        h.m.handle(Input::Command(Command::Start), h.now)
+            .unwrap_err();
+    assert_eq!(err.state, "Draft");
+    assert_eq!(
+        err.to_string(),
+        "Command::Start refused in state Draft: record a readiness assessment without blockers first"
+    );
+}
+
+pub fn deadlines_follow_probes_and_timeouts() {
+    let h = reach(Phase::PreparingSource);
+    let o = MachineOptions::default();
+    assert_eq!(h.m.deadline(), Some(h.now.plus(o.step_timeout)));
+    let mut h = reach(Phase::Seeding);
+    let entered = h.now;
+    assert_eq!(h.m.deadline(), Some(entered.plus(o.seeding_timeout)));
+    h.advance(Duration::from_secs(1));
+    let obs = h.healthy();
+    let mut not_done = obs.clone();
+    if let Observation::Link(l) = &mut not_done {
+        l.instance.databases[0].sync_state = SyncState::NotSynchronizing;
+    }
+    h.answer(not_done);
+    assert_eq!(h.m.deadline(), Some(h.now.plus(o.probe_interval)));
+    let mut h = reach(Phase::Replicating);
+    assert_eq!(
+        h.m.deadline(),
+        None,
+        "probe in flight, no timeout in steady state"
+    );
+    let obs = h.healthy();
+    h.answer(obs);
+    assert_eq!(h.m.deadline(), Some(h.now.plus(o.probe_interval)));
+    // The catch-up timeout covers the preparation and the catch-up together.
+    let mut h = reach(Phase::PreparingFailover);
+    let started = h.now;
+    h.advance(Duration::from_secs(60));
+    h.done_all();
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    assert_eq!(h.m.deadline(), Some(started.plus(o.catch_up_timeout)));
+}
+
+pub fn machine_round_trips_through_json() {
+    for phase in WORKING {
+        let h = reach(phase);
+        let json = serde_json::to_string(&h.m).unwrap();
+        let back: Machine = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h.m, "{phase}");
+    }
+    // A journal edited to hold an invalid spec is refused on load.
+    let h = reach(Phase::Seeding);
+    let mut value = serde_json::to_value(&h.m).unwrap();
+    value["spec"]["session_timeout_s"] = serde_json::json!(1);
+    let err = serde_json::from_value::<Machine>(value).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("SESSION_TIMEOUT must be at least 5"),
+        "{err}"
+    );
+    // Steps serialize too (the driver logs them).
+    let mut h = reach(Phase::PreparingSource);
+    let step = h.m.handle(Input::Resume, h.now).unwrap();
+    assert!(
+        serde_json::to_string(&step)
+            .unwrap()
+            .contains("EnsureMasterKey")
+    );
+}
