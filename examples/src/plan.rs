@@ -4,8 +4,8 @@
 
 use milink_core::Secret;
 use milink_core::lifecycle::{
-    ArmFailoverType, AvailabilityMode, FailoverMode, InstanceOp, RoleChangeType, SeedingMode, Side,
-    SourceOp,
+    ArmFailoverType, AvailabilityMode, FailoverMode, InstanceOp, RenderContext, RoleChangeType,
+    SeedingMode, Side, SourceOp,
 };
 use milink_core::names::{InstanceId, LinkMode};
 use milink_core::tsql::{self, Batch};
@@ -14,102 +14,20 @@ use serde_json::{Value, json};
 /// The api-version the plan's URLs carry.
 pub const API_VERSION: &str = "2025-01-01";
 
-/// The T-SQL batches SQL Server would run for `op`.
+/// The T-SQL batches SQL Server would run for `op`, rendered by [`SourceOp::render`].
 ///
-/// Secrets and certificate blobs that come from the adapter's configuration (the master key
-/// password, the Azure root CA certificates) are shown as placeholders; the master key batch
-/// is redacted in its display form anyway.
+/// What comes from the SQL Server adapter's configuration is a placeholder here: the master key
+/// password (the batch shows it redacted anyway) and the Azure root CA certificates (empty
+/// blobs).
 pub fn source_batches(op: &SourceOp) -> Vec<Batch> {
-    match op {
-        SourceOp::EnsureMasterKey => vec![tsql::create_master_key(&Secret::new(
-            "<master key password from the adapter's secret store>",
-        ))],
-        SourceOp::EnsureEndpointCertificate {
-            name,
-            subject,
-            expiry,
-        } => vec![tsql::create_endpoint_certificate(name, subject, *expiry)],
-        SourceOp::EnsureMirroringEndpoint {
-            name,
-            port,
-            certificate,
-        } => vec![tsql::create_mirroring_endpoint(
-            &tsql::MirroringEndpointSpec {
-                name: name.clone(),
-                port: *port,
-                certificate: certificate.clone(),
-                auth: tsql::EndpointAuth::Certificate,
-                encryption: tsql::EndpointEncryption::Aes,
-            },
-        )],
-        SourceOp::ExportCertificatePublicKey { name } => {
-            vec![tsql::export_certificate_public_key(name)]
-        }
-        SourceOp::ImportInstanceCertificate { fqdn, der } => {
-            vec![tsql::import_certificate_from_binary(
-                &fqdn.certificate_name(),
-                der,
-            )]
-        }
-        SourceOp::EnsureRootCaTrust => tsql::azure_root_cas()
+    let ctx = RenderContext {
+        master_key_password: Secret::new("<from the adapter's secret store>"),
+        root_cas: tsql::azure_root_cas()
             .into_iter()
-            .map(|(name, _)| tsql::import_root_ca(&name, &[], tsql::AZURE_DNS_PATTERN))
+            .map(|(name, _)| (name, Vec::new()))
             .collect(),
-        SourceOp::CreateAvailabilityGroup {
-            ag,
-            databases,
-            replica,
-            endpoint_url,
-            cluster_type_none,
-        } => vec![tsql::create_availability_group(&tsql::CreateAgSpec {
-            ag: ag.clone(),
-            databases: databases.clone(),
-            replica: replica.clone(),
-            endpoint_url: endpoint_url.clone(),
-            cluster_type_none: *cluster_type_none,
-        })],
-        SourceOp::GrantCreateAnyDatabase { ag } => vec![tsql::grant_create_any_database(ag)],
-        SourceOp::CreateDistributedAvailabilityGroup {
-            dag,
-            sql_ag,
-            sql_listener_url,
-            mi_ag,
-            mi_fqdn,
-            mi_database,
-            session_timeout_s,
-        } => vec![tsql::create_distributed_availability_group(
-            &tsql::CreateDagSpec {
-                dag: dag.clone(),
-                sql_ag: sql_ag.clone(),
-                sql_listener_url: sql_listener_url.clone(),
-                mi_ag: mi_ag.clone(),
-                mi_fqdn: mi_fqdn.clone(),
-                mi_database: mi_database.clone(),
-                session_timeout_s: *session_timeout_s,
-            },
-        )],
-        SourceOp::SetAvailabilityMode {
-            dag,
-            sql_ag,
-            mi_ag,
-            mode,
-        } => vec![tsql::set_dag_availability_mode(
-            dag,
-            sql_ag,
-            mi_ag,
-            match mode {
-                AvailabilityMode::SynchronousCommit => tsql::AvailabilityMode::SynchronousCommit,
-                AvailabilityMode::AsynchronousCommit => tsql::AvailabilityMode::AsynchronousCommit,
-            },
-        )],
-        SourceOp::Failover { dag } => vec![tsql::failover_dag(dag)],
-        SourceOp::ForceFailover { dag } => vec![tsql::force_failover_dag(dag)],
-        SourceOp::SetRoleSecondary { dag } => vec![tsql::set_dag_role_secondary(dag)],
-        SourceOp::DropDistributedAvailabilityGroup { dag } => {
-            vec![tsql::drop_distributed_availability_group(dag)]
-        }
-        SourceOp::DropAvailabilityGroup { ag } => vec![tsql::drop_availability_group(ag)],
-    }
+    };
+    op.render(&ctx).unwrap_or_default()
 }
 
 /// One ARM request.
@@ -318,5 +236,6 @@ mod tests {
         let b = source_batches(&SourceOp::EnsureMasterKey);
         assert!(b[0].is_sensitive());
         assert!(!b[0].display_sql().contains("secret store"));
+        assert_eq!(source_batches(&SourceOp::EnsureRootCaTrust).len(), 2);
     }
 }

@@ -20,16 +20,8 @@ use crate::time::{Date, Timestamp};
 
 use super::{Sim, SimConfig};
 
-/// A database's recovery model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RecoveryModel {
-    /// FULL (required by the link).
-    Full,
-    /// BULK_LOGGED.
-    BulkLogged,
-    /// SIMPLE.
-    Simple,
-}
+pub use crate::assess::RecoveryModel;
+use crate::assess::{DatabaseFacts, Edition, HostOs, HostPlatform, InstanceFacts, ServiceTier};
 
 /// One table and its initial row count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,12 +43,14 @@ impl TableTopology {
 }
 
 /// A database and the facts about it that readiness and the link depend on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseTopology {
     /// Name.
     pub name: DatabaseName,
-    /// Allocated size in MB (what seeding copies).
+    /// Allocated data size in MB (what seeding copies).
     pub size_mb: u64,
+    /// Log size in MB.
+    pub log_size_mb: u64,
     /// Recovery model.
     pub recovery_model: RecoveryModel,
     /// Finish time of the last full (non copy-only) backup, if any.
@@ -77,6 +71,9 @@ pub struct DatabaseTopology {
     pub broker_enabled: bool,
     /// Tables and their initial rows.
     pub tables: Vec<TableTopology>,
+    /// The assessment facts this database was built from, if any: what the simulator does not
+    /// model (catalog, code, TDE details, replication flags) is reported from here.
+    pub facts: Option<DatabaseFacts>,
 }
 
 impl DatabaseTopology {
@@ -86,6 +83,7 @@ impl DatabaseTopology {
         DatabaseTopology {
             name,
             size_mb,
+            log_size_mb: (size_mb / 4).max(64),
             recovery_model: RecoveryModel::Full,
             last_full_backup: Some(last_full_backup),
             data_files: 1,
@@ -96,6 +94,7 @@ impl DatabaseTopology {
             compatibility_level: 160,
             broker_enabled: false,
             tables: vec![TableTopology::new("dbo.Items", 1000)],
+            facts: None,
         }
     }
 
@@ -106,16 +105,16 @@ impl DatabaseTopology {
 }
 
 /// The SQL Server instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceTopology {
     /// `@@SERVERNAME`.
     pub server: ServerName,
     /// `SERVERPROPERTY('ProductVersion')`.
     pub version: SqlVersion,
     /// `SERVERPROPERTY('Edition')`.
-    pub edition: String,
-    /// Host operating system, e.g. "Windows Server 2022".
-    pub host_platform: String,
+    pub edition: Edition,
+    /// Host operating system.
+    pub host: HostOs,
     /// Server collation.
     pub collation: String,
     /// `SERVERPROPERTY('IsHadrEnabled')`.
@@ -130,19 +129,26 @@ pub struct SourceTopology {
     pub cores: u32,
     /// Memory in MB.
     pub memory_mb: u64,
+    /// `max server memory (MB)`.
+    pub max_server_memory_mb: u64,
     /// User databases.
     pub databases: Vec<DatabaseTopology>,
+    /// The assessment facts this instance was built from, if any: what the simulator does not
+    /// model (Agent job steps, Windows logins, linked servers) is reported from here.
+    pub facts: Option<InstanceFacts>,
 }
 
 /// The managed instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceTopology {
     /// ARM resource id.
     pub id: InstanceId,
     /// VNet-local FQDN.
     pub fqdn: MiFqdn,
-    /// Service tier, e.g. `GeneralPurpose`.
-    pub tier: String,
+    /// Service tier.
+    pub tier: ServiceTier,
+    /// Hardware family, e.g. `Gen5`.
+    pub hardware: Option<String>,
     /// vCores.
     pub vcores: u32,
     /// Reserved storage in GB.
@@ -151,12 +157,14 @@ pub struct InstanceTopology {
     pub update_policy: UpdatePolicy,
     /// Collation.
     pub collation: String,
+    /// Member of a failover group (a linked instance cannot be).
+    pub in_failover_group: bool,
     /// Databases already on the instance (for links where it is the initial primary).
     pub databases: Vec<DatabaseTopology>,
 }
 
 /// A whole scenario: one SQL Server and one managed instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimTopology {
     /// SQL Server.
     pub source: SourceTopology,
@@ -241,6 +249,7 @@ impl Lab {
         let customer360 = DatabaseTopology {
             name: DatabaseName::new(Lab::CUSTOMER360)?,
             size_mb: 5 * 1024,
+            log_size_mb: 2048,
             recovery_model: RecoveryModel::Simple,
             last_full_backup: None,
             data_files: 2,
@@ -255,13 +264,17 @@ impl Lab {
                 TableTopology::new("dbo.Interactions", 900_000),
                 TableTopology::new("dbo.Documents", 35_000),
             ],
+            facts: None,
         };
         Ok(SimTopology {
             source: SourceTopology {
                 server: ServerName::new("TailspinSql")?,
                 version: SqlVersion::new(16, 0, 4125, 3),
-                edition: "Enterprise Edition (64-bit)".to_string(),
-                host_platform: "Windows Server 2022 Datacenter".to_string(),
+                edition: Edition::Enterprise,
+                host: HostOs {
+                    platform: HostPlatform::Windows,
+                    description: "Windows Server 2022 Datacenter 10.0".to_string(),
+                },
                 collation: "SQL_Latin1_General_CP1_CI_AS".to_string(),
                 hadr_enabled: true,
                 trace_flags: vec![1800, 9567],
@@ -269,7 +282,9 @@ impl Lab {
                 endpoint_host: EndpointHost::new("10.0.1.4")?,
                 cores: 8,
                 memory_mb: 32 * 1024,
+                max_server_memory_mb: 28 * 1024,
                 databases: vec![toystore, customer360],
+                facts: None,
             },
             instance: InstanceTopology {
                 id: InstanceId::from_parts(
@@ -278,11 +293,13 @@ impl Lab {
                     "tailspin-mi",
                 )?,
                 fqdn: MiFqdn::new("tailspin-mi.abc123def456.database.windows.net")?,
-                tier: "GeneralPurpose".to_string(),
+                tier: ServiceTier::GeneralPurpose,
+                hardware: Some("Gen5".to_string()),
                 vcores: 8,
                 storage_gb: 256,
                 update_policy: UpdatePolicy::SqlServer2022,
                 collation: "SQL_Latin1_General_CP1_CI_AS".to_string(),
+                in_failover_group: false,
                 databases: Vec::new(),
             },
         })

@@ -705,7 +705,9 @@ impl World {
                     Some("ManagedInstanceLinkSourceDbHasFilestream")
                 } else if facts.log_files > 1 {
                     Some("ManagedInstanceLinkSourceDbHasMultipleLogFiles")
-                } else if facts.in_memory_oltp && !self.instance.tier.contains("Critical") {
+                } else if facts.in_memory_oltp
+                    && self.instance.tier != crate::assess::ServiceTier::BusinessCritical
+                {
                     Some("ManagedInstanceLinkSourceDbHasHekatonFile")
                 } else {
                     None

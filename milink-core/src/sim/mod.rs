@@ -25,6 +25,7 @@
 
 pub mod clock;
 pub mod errors;
+pub mod facts;
 pub mod faults;
 pub mod lab;
 pub mod managed_instance;

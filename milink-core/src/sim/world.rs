@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::assess::{Edition, HostOs, InstanceFacts, ServiceTier};
 use crate::lifecycle::{
     AvailabilityMode, DatabaseView, InstanceOp, LinkProperties, ReplicaRole, Side, SideView,
     SyncHealth, SyncState,
@@ -130,7 +131,7 @@ pub struct SqlDistributedAg {
 }
 
 /// A user database on SQL Server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceDatabase {
     /// Facts (recovery model, files, backups, …).
     pub facts: DatabaseTopology,
@@ -138,19 +139,23 @@ pub struct SourceDatabase {
     pub data: DbData,
     /// Availability.
     pub state: DbState,
+    /// When the last log backup finished.
+    pub last_log_backup: Option<Timestamp>,
+    /// `database_id`.
+    pub database_id: i32,
 }
 
 /// SQL Server's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceState {
     /// `@@SERVERNAME`.
     pub server: ServerName,
     /// Version.
     pub version: SqlVersion,
     /// Edition.
-    pub edition: String,
+    pub edition: Edition,
     /// Host OS.
-    pub host_platform: String,
+    pub host: HostOs,
     /// Collation.
     pub collation: String,
     /// Always On enabled.
@@ -161,6 +166,10 @@ pub struct SourceState {
     pub cores: u32,
     /// Memory in MB.
     pub memory_mb: u64,
+    /// `max server memory (MB)`.
+    pub max_server_memory_mb: u64,
+    /// Assessment facts the simulator does not model (Agent jobs, logins, linked servers).
+    pub static_facts: Option<InstanceFacts>,
     /// A database master key exists in `master`.
     pub master_key: bool,
     /// Certificates in `master`, by name.
@@ -259,7 +268,11 @@ pub struct InstanceState {
     /// Region.
     pub location: String,
     /// Service tier.
-    pub tier: String,
+    pub tier: ServiceTier,
+    /// Hardware family.
+    pub hardware: Option<String>,
+    /// Member of a failover group.
+    pub in_failover_group: bool,
     /// vCores.
     pub vcores: u32,
     /// Reserved storage in GB.
@@ -592,7 +605,12 @@ impl World {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let now = config.start;
         let mut source_dbs = BTreeMap::new();
-        for d in &topology.source.databases {
+        for (i, d) in topology.source.databases.iter().enumerate() {
+            let database_id = d
+                .facts
+                .as_ref()
+                .map(|f| f.database_id)
+                .unwrap_or(i32::try_from(i + 5).unwrap_or(i32::MAX));
             let tables: Vec<(String, u64)> =
                 d.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
             let data = DbData::with_tables(&tables, rng.u64(30..90), rng.u64(..));
@@ -602,6 +620,8 @@ impl World {
                     facts: d.clone(),
                     data,
                     state: DbState::Online,
+                    last_log_backup: None,
+                    database_id,
                 },
             );
         }
@@ -636,13 +656,15 @@ impl World {
             source: SourceState {
                 server: topology.source.server.clone(),
                 version: topology.source.version,
-                edition: topology.source.edition.clone(),
-                host_platform: topology.source.host_platform.clone(),
+                edition: topology.source.edition,
+                host: topology.source.host.clone(),
                 collation: topology.source.collation.clone(),
                 hadr_enabled: topology.source.hadr_enabled,
                 trace_flags: topology.source.trace_flags.iter().copied().collect(),
                 cores: topology.source.cores,
                 memory_mb: topology.source.memory_mb,
+                max_server_memory_mb: topology.source.max_server_memory_mb,
+                static_facts: topology.source.facts.clone(),
                 master_key: topology.source.master_key,
                 certificates: BTreeMap::new(),
                 endpoint: None,
@@ -655,7 +677,9 @@ impl World {
                 id: topology.instance.id.clone(),
                 fqdn: topology.instance.fqdn.clone(),
                 location: config.location.clone(),
-                tier: topology.instance.tier.clone(),
+                tier: topology.instance.tier,
+                hardware: topology.instance.hardware.clone(),
+                in_failover_group: topology.instance.in_failover_group,
                 vcores: topology.instance.vcores,
                 storage_gb: topology.instance.storage_gb,
                 update_policy: topology.instance.update_policy,
@@ -1352,8 +1376,10 @@ impl World {
         let to = self
             .truncation_hold(Side::SqlServer, database)
             .map_or(end, |h| h.min(end));
+        let now = self.now;
         if let Some(d) = self.source.databases.get_mut(database) {
             d.data.truncate_log(to);
+            d.last_log_backup = Some(now);
         }
         self.event(EventKind::LogBackup {
             database: database.clone(),
@@ -1617,6 +1643,14 @@ impl World {
                 e.data = empty;
             }
             Side::SqlServer => {
+                let database_id = self
+                    .source
+                    .databases
+                    .values()
+                    .map(|d| d.database_id)
+                    .max()
+                    .unwrap_or(4)
+                    .saturating_add(1);
                 let facts = DatabaseTopology {
                     tables: Vec::new(),
                     last_full_backup: None,
@@ -1630,6 +1664,8 @@ impl World {
                         facts,
                         data: empty.clone(),
                         state: DbState::Restoring,
+                        last_log_backup: None,
+                        database_id,
                     });
                 e.state = DbState::Restoring;
                 e.data = empty;
