@@ -24,6 +24,7 @@
 //! ```
 
 pub mod clock;
+pub mod crash;
 pub mod errors;
 pub mod facts;
 pub mod faults;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use clock::SimClock;
+pub use crash::{CrashPoint, CrashingJournal, WorkloadRedirect};
 pub use faults::{Call, Fault, FaultPlan, InjectedError, InstanceCall, SourceCall, Trigger};
 pub use lab::{
     DatabaseTopology, InstanceTopology, Lab, RecoveryModel, SimTopology, SourceTopology,
