@@ -3,12 +3,16 @@
 use std::io;
 use std::process::ExitCode;
 
-use milink_examples::tailspin::{Options, run};
+use milink_examples::tailspin::{Options, USAGE, run};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match Options::parse(&args) {
         Ok(o) => o,
+        Err(message) if message == USAGE => {
+            println!("{message}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
