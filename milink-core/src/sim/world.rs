@@ -519,7 +519,8 @@ pub struct LagInfo {
     pub primary_lsn: u128,
     /// The secondary's hardened end of log.
     pub secondary_lsn: u128,
-    /// Commit-time difference of the two ends.
+    /// How long the oldest commit the secondary has not hardened has been waiting (zero when
+    /// caught up).
     pub lag: Duration,
     /// Log bytes committed on the primary and not yet hardened on the secondary.
     pub unshipped_bytes: u64,
@@ -1462,10 +1463,10 @@ impl World {
         let pd = self.database(p, database)?;
         let sd = self.database(p.other(), database)?;
         let behind: Vec<&Txn> = pd.log_after(sd.end.lsn).collect();
-        let lag = match (pd.end.committed, behind.first()) {
-            (Some(last), Some(first_missing)) => last.since(first_missing.committed),
-            _ => Duration::ZERO,
-        };
+        // How long the oldest commit the secondary lacks has been waiting.
+        let lag = behind
+            .first()
+            .map_or(Duration::ZERO, |t| self.now.since(t.committed));
         Some(LagInfo {
             primary_lsn: pd.end.lsn,
             secondary_lsn: sd.end.lsn,
