@@ -238,11 +238,15 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let w = self.lock();
-        f.debug_struct("Sim")
-            .field("now", &w.now)
-            .field("seed", &w.config.seed)
-            .finish_non_exhaustive()
+        // try_lock: formatting must not deadlock when the world is locked by this thread.
+        match self.world.try_lock() {
+            Ok(w) => f
+                .debug_struct("Sim")
+                .field("now", &w.now)
+                .field("seed", &w.config.seed)
+                .finish_non_exhaustive(),
+            Err(_) => f.debug_struct("Sim").finish_non_exhaustive(),
+        }
     }
 }
 
