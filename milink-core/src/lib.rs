@@ -17,7 +17,9 @@
 //!   the application's redirect hook) and the quiet-workload check before a failover;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
-//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
+//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports;
+//! - `sim` (feature "sim"): a seeded, virtual-time world of a simulated SQL Server and managed
+//!   instance that implement the ports.
 //!
 //! ## The drive loop
 //!
@@ -50,6 +52,8 @@ pub mod redirect;
 pub mod retry;
 pub mod secret;
 pub mod session;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod tsql;
 
