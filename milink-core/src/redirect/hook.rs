@@ -60,6 +60,10 @@ pub trait RedirectHook: Send + Sync {
 /// reader sees either the old file or the new one, never a mix, even after a crash. On Unix the
 /// file is created with permissions `0600` (it may hold a password), whatever the old file
 /// had. A symbolic link at `path` is replaced by the file, not followed.
+///
+/// The write happens inline, without yielding to the runtime: the file is small and written
+/// once per role change, and an inline write also completes under a virtual-time timer (the
+/// simulator), where work on another thread would look like a hook that never answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRedirectHook {
     path: PathBuf,
@@ -80,14 +84,9 @@ impl FileRedirectHook {
 #[async_trait]
 impl RedirectHook for FileRedirectHook {
     async fn redirect(&self, target: &RedirectTarget) -> Result<(), HookError> {
-        let path = self.path.clone();
         let mut contents = target.connection_string.expose();
         contents.push('\n');
-        let written =
-            tokio::task::spawn_blocking(move || write_atomically(&path, contents.as_bytes()))
-                .await
-                .map_err(|e| HookError::new(format!("the file writer stopped: {e}")))?;
-        written.map_err(|e| {
+        write_atomically(&self.path, contents.as_bytes()).map_err(|e| {
             HookError::new(format!(
                 "could not write the connection string to {}: {e}",
                 self.path.display()
