@@ -10,6 +10,7 @@ use crate::assess::network::NetworkProbe;
 use crate::assess::rules::{Finding, Fix, NotEvaluated, Scope, Severity};
 use crate::assess::sku::SkuRecommendation;
 use crate::error::Error;
+use crate::lifecycle::AssessmentOutcome;
 use crate::names::{DatabaseName, LinkMode, SqlVersion};
 use crate::time::Timestamp;
 
@@ -133,6 +134,36 @@ impl ReadinessReport {
         } else {
             Err(Error::NotReady(Box::new(self.clone())))
         }
+    }
+
+    /// The verdict the link machine records for `databases`
+    /// ([`crate::lifecycle::Command::RecordAssessment`]): every blocker of the instance and of
+    /// those databases as a `rule id: title (scope)` line, and a line for each of them the
+    /// report does not cover. Empty exactly when [`ReadinessReport::ensure_ready`] passes.
+    pub fn outcome_for(&self, databases: &[DatabaseName]) -> AssessmentOutcome {
+        let wanted = |scope: &Scope| match scope {
+            Scope::Instance => true,
+            Scope::Database(d) => databases
+                .iter()
+                .any(|n| n.as_str().eq_ignore_ascii_case(d.as_str())),
+        };
+        let mut blockers: Vec<String> = self
+            .blockers()
+            .filter(|f| wanted(&f.scope))
+            .map(|f| format!("{}: {} ({})", f.rule_id, f.title, f.scope))
+            .collect();
+        blockers.extend(
+            databases
+                .iter()
+                .filter(|d| self.verdict_of(d.as_str()).is_none())
+                .map(|d| {
+                    format!(
+                        "not assessed: database {d} is not in the report of {}",
+                        self.server
+                    )
+                }),
+        );
+        AssessmentOutcome { blockers }
     }
 
     /// A one-line summary of the blockers, for error messages.

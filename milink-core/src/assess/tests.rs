@@ -99,6 +99,39 @@ fn acting_on_a_blocked_database_is_an_error_that_carries_the_report() {
 }
 
 #[test]
+fn the_outcome_for_a_link_lists_only_its_own_and_the_instance_blockers() {
+    let report = fixtures::tailspin().assess();
+    // ToyStore is ready even though Customer360 in the same report is not.
+    assert!(report.outcome_for(&[dbn("ToyStore")]).blockers.is_empty());
+    assert!(report.outcome_for(&[]).blockers.is_empty());
+    let blocked = report.outcome_for(&[dbn("toystore"), dbn("Customer360")]);
+    assert!(
+        blocked.blockers.iter().any(
+            |b| b.starts_with("Link.RecoveryModel: ") && b.ends_with(" (database Customer360)")
+        ),
+        "{blocked:?}"
+    );
+    assert!(
+        blocked.blockers.iter().all(|b| b.contains("Customer360")),
+        "{blocked:?}"
+    );
+    let missing = report.outcome_for(&[dbn("Elsewhere")]);
+    assert_eq!(missing.blockers.len(), 1);
+    assert!(missing.blockers[0].contains("Elsewhere"), "{missing:?}");
+
+    let mut lab = fixtures::tailspin();
+    lab.instance.hadr_enabled = false;
+    let report = lab.assess();
+    let outcome = report.outcome_for(&[dbn("ToyStore")]);
+    assert!(
+        outcome.blockers.iter().any(|b| b.ends_with(" (instance)")),
+        "{outcome:?}"
+    );
+    // Empty exactly when ensure_ready passes.
+    assert!(report.ensure_ready(&[dbn("ToyStore")]).is_err());
+}
+
+#[test]
 fn an_instance_blocker_makes_every_database_not_ready() {
     let mut lab = fixtures::tailspin();
     lab.instance.hadr_enabled = false;

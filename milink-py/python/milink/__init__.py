@@ -1,9 +1,27 @@
-"""milink: migrate SQL Server databases to Azure SQL Managed Instance over the Managed Instance link."""
+"""milink: migrate SQL Server databases to Azure SQL Managed Instance over the Managed Instance link.
+
+Readiness is data: ``assess(...)`` returns a ``ReadinessReport`` (dicts, JSON, Markdown, HTML in
+notebooks, a pandas DataFrame when pandas is installed). Every error milink raises derives from
+``MilinkError``.
+"""
 
 from milink._milink import (
+    GatherError,
+    InvalidArgumentError,
+    JournalError,
     MilinkError,
     NameError,
+    NotReadyError,
+    ReadinessReport,
+    RejectedError,
+    SessionError,
+    SpecError,
+    SplitBrainError,
+    StalledError,
+    StepFailedError,
+    TimeoutError,
     __version__,
+    assess,
     binary_literal,
     create_availability_group_sql,
     create_distributed_availability_group_sql,
@@ -12,13 +30,27 @@ from milink._milink import (
     failover_dag_sql,
     quote_ident,
     quote_nstring,
+    tailspin_facts,
     tcp_url,
 )
 
 __all__ = [
+    "GatherError",
+    "InvalidArgumentError",
+    "JournalError",
     "MilinkError",
     "NameError",
+    "NotReadyError",
+    "ReadinessReport",
+    "RejectedError",
+    "SessionError",
+    "SpecError",
+    "SplitBrainError",
+    "StalledError",
+    "StepFailedError",
+    "TimeoutError",
     "__version__",
+    "assess",
     "binary_literal",
     "create_availability_group_sql",
     "create_distributed_availability_group_sql",
@@ -27,5 +59,6 @@ __all__ = [
     "failover_dag_sql",
     "quote_ident",
     "quote_nstring",
+    "tailspin_facts",
     "tcp_url",
 ]
