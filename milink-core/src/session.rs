@@ -22,10 +22,10 @@
 //! Because an input is journaled before its effects run, replaying the journal
 //! ([`crate::journal::replay`]) always gives a state whose in-flight effects may or may not have
 //! been performed. [`Session::resume`] replays and then sends [`Input::Resume`]; the machine
-//! decides what to re-issue (every effect is idempotent, and role changes are guarded by the
-//! machine). Dropping an operation's future mid-way has the same effect within one process: the
-//! next operation on the session notices in-flight effects it is not about to perform and sends
-//! `Resume` first.
+//! decides what to re-issue (every effect is idempotent, and role changes and the link's removal
+//! are guarded by the machine: it reads the link before sending one again). Dropping an
+//! operation's future mid-way has the same effect within one process: the next operation on the
+//! session notices in-flight effects it is not about to perform and sends `Resume` first.
 //!
 //! Role changes (`FAILOVER`, ARM failover and setRole, link deletion) are not idempotent at the
 //! remote side, so the driver does not retry them itself unless the remote side refused the
@@ -369,7 +369,9 @@ fn is_remote_code(code: &str) -> bool {
 #[async_trait]
 pub trait RedirectHook: Send + Sync {
     /// `primary` now accepts writes; move the workload there. An error fails the step (the
-    /// machine keeps the old side intact until the redirect is confirmed).
+    /// machine keeps the old side intact until the redirect is confirmed). The call may come
+    /// again with the same `primary` after a crash, resume or retry; it must be harmless to
+    /// repeat.
     async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError>;
 }
 
@@ -856,10 +858,27 @@ where
                 .link_state(&self.link, &databases)),
             self.call(step, false, || self.instance.link_state(&self.link)),
         );
-        Ok(LinkObservation {
-            source: source?,
-            instance: instance?,
-        })
+        // One side failing transiently still yields a reading: its view is empty and marked
+        // unreachable, so the machine can finish a forced failover while the old primary is down
+        // and never mistakes "could not read" for "absent". Anything else fails the probe.
+        match (source, instance) {
+            (Ok(source), Ok(instance)) => Ok(LinkObservation {
+                source,
+                instance,
+                unreachable: None,
+            }),
+            (Err(e), Ok(instance)) if e.transient => Ok(LinkObservation {
+                source: crate::lifecycle::SideView::unknown(),
+                instance,
+                unreachable: Some(Side::SqlServer),
+            }),
+            (Ok(source), Err(e)) if e.transient => Ok(LinkObservation {
+                source,
+                instance: crate::lifecycle::SideView::unknown(),
+                unreachable: Some(Side::ManagedInstance),
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
     }
 
     /// One port call with the call timeout and, unless it changes a role, retries.
