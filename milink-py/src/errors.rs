@@ -123,12 +123,12 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// An invalid argument, as the core would report it.
 pub(crate) fn invalid(message: impl Into<String>) -> PyErr {
-    to_py(Error::InvalidArgument(message.into()))
+    py_err(Error::InvalidArgument(message.into()))
 }
 
 /// The Python exception for a core error: its class by family, its message, and attributes
 /// (`transient`, `caller_error`, `remote` on every one; more per class).
-pub(crate) fn to_py(error: impl Into<Error>) -> PyErr {
+pub(crate) fn py_err(error: impl Into<Error>) -> PyErr {
     let error = error.into();
     Python::attach(|py| {
         let flags = (

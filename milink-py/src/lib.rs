@@ -3,7 +3,10 @@
 
 mod convert;
 mod errors;
+mod lab;
 mod report;
+mod runtime;
+mod session;
 
 use milink_core::Error;
 use milink_core::names::{
@@ -14,7 +17,7 @@ use milink_core::tsql::{self, Batch};
 use pyo3::prelude::*;
 
 fn parse<T>(f: impl FnOnce() -> Result<T, CoreNameError>) -> PyResult<T> {
-    f().map_err(|e| errors::to_py(Error::Name(e)))
+    f().map_err(|e| errors::py_err(Error::Name(e)))
 }
 
 /// The text of a batch without secrets (none of the builders exposed here carries one).
@@ -127,6 +130,9 @@ fn _milink(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", milink_core::VERSION)?;
     errors::register(m)?;
     m.add_class::<report::PyReadinessReport>()?;
+    m.add_class::<session::PyLinkSession>()?;
+    m.add_class::<lab::PyLab>()?;
+    m.add_function(wrap_pyfunction!(runtime::sleep_interruptibly, m)?)?;
     m.add_function(wrap_pyfunction!(report::assess, m)?)?;
     m.add_function(wrap_pyfunction!(report::tailspin_facts, m)?)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{from_py, to_py};
-use crate::errors::{invalid, to_py as error};
+use crate::errors::{invalid, py_err as error};
 
 /// The readiness report: verdicts, findings with evidence and fixes, the SKU recommendation.
 #[pyclass(module = "milink", name = "ReadinessReport", frozen)]

@@ -1,14 +1,18 @@
 """milink: migrate SQL Server databases to Azure SQL Managed Instance over the Managed Instance link.
 
 Readiness is data: ``assess(...)`` returns a ``ReadinessReport`` (dicts, JSON, Markdown, HTML in
-notebooks, a pandas DataFrame when pandas is installed). Every error milink raises derives from
-``MilinkError``.
+notebooks, a pandas DataFrame when pandas is installed). A ``LinkSession`` drives one link, journaled
+and resumable; ``Lab`` is the simulator to rehearse on. Blocking calls release the GIL and stop on
+Ctrl-C with the journal resumable; each has an ``_async`` twin. Every error milink raises derives
+from ``MilinkError``.
 """
 
 from milink._milink import (
     GatherError,
     InvalidArgumentError,
     JournalError,
+    Lab,
+    LinkSession,
     MilinkError,
     NameError,
     NotReadyError,
@@ -38,6 +42,8 @@ __all__ = [
     "GatherError",
     "InvalidArgumentError",
     "JournalError",
+    "Lab",
+    "LinkSession",
     "MilinkError",
     "NameError",
     "NotReadyError",
