@@ -298,3 +298,46 @@ def test_options_shape_the_session(lab: milink.Lab, journal: pathlib.Path) -> No
     assert len(hook.calls) == 1  # no retries
     with pytest.raises(milink.InvalidArgumentError, match="session options"):
         lab.session(journal.with_name("other.journal"), options={"call_timeout": "soon"})
+
+
+def test_a_report_that_blocks_the_links_database_is_refused(lab: milink.Lab, journal: pathlib.Path) -> None:
+    facts = lab.facts()
+    toystore = next(d for d in facts["databases"] if d["name"] == "ToyStore")
+    toystore["recovery_model"] = "SIMPLE"
+    report = milink.assess(**facts, failback=True)
+    assert report.verdicts["ToyStore"] == "NotReady"
+    session = lab.session(journal)
+    with pytest.raises(milink.RejectedError, match=r"Link\.RecoveryModel: .*\(database ToyStore\)"):
+        session.record_assessment(report)
+    assert session.status()["state"] == "Draft"
+
+
+def test_cancel_and_retry(lab: milink.Lab, journal: pathlib.Path) -> None:
+    hook = Hook()
+    hook.fail_with = RuntimeError("config service down")
+    session = replicating(lab, journal, redirect_hook=hook, options={"retry": {"max_attempts": 1}})
+    with pytest.raises(milink.StepFailedError):
+        session.failover()
+    hook.fail_with = None
+    session.retry()
+    assert primary(session) == "ManagedInstance"
+
+    # A fresh world: in this one ToyStore now exists on the instance, which readiness reports.
+    other = replicating(milink.Lab.tailspin(8), journal.with_name("cancelled.journal"))
+    other.cancel()
+    assert other.status()["state"] == "Cancelled"
+    assert other.status()["terminal"] is True
+    with pytest.raises(milink.RejectedError):
+        other.start()
+
+
+def test_a_lab_from_an_assessments_facts(journal: pathlib.Path) -> None:
+    facts = milink.Lab.tailspin().facts()
+    del facts["options"]
+    lab = milink.Lab.from_facts(**facts, database="ToyStore", seed=3)
+    assert lab.link == "DAG_ToyStore" and lab.spec["databases"] == ["ToyStore"]
+    session = replicating(lab, journal)
+    session.cutover()
+    assert session.status()["state"] == "Completed"
+    with pytest.raises(milink.NameError):
+        milink.Lab.from_facts(**facts, database="")
