@@ -88,9 +88,9 @@ impl PyReadinessReport {
         self.inner.to_html()
     }
 
-    /// The HTML notebooks show.
+    /// The HTML notebooks show: the report as a fragment whose styles apply to it only.
     fn _repr_html_(&self) -> String {
-        self.inner.to_html()
+        self.inner.to_html_fragment()
     }
 
     /// The findings as a pandas DataFrame, one row per finding; raises ImportError without pandas.

@@ -66,11 +66,19 @@ def test_keyword_arguments_override_the_options() -> None:
 def test_repr_html_is_the_report_with_names_escaped() -> None:
     facts = milink.tailspin_facts()
     facts["databases"][1]["name"] = "Cust<script>alert(1)</script>"
-    html = milink.assess(**facts)._repr_html_()
-    assert html.lstrip().lower().startswith("<!doctype html>")
+    report = milink.assess(**facts)
+    html = report._repr_html_()
+    # A fragment for a notebook cell, whose styles cannot restyle the notebook around it.
+    assert html.startswith('<div class="milink-report">')
+    assert "<body" not in html and "<html" not in html
+    assert "body{" not in html and ".milink-report table{" in html
     assert "ToyStore" in html
     assert "Cust&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in html
+    # to_html is the standalone page with the same escaping.
+    page = report.to_html()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "Cust&lt;script&gt;" in page and "<script>" not in page
 
 
 def test_ensure_ready_raises_not_ready_with_the_report(report: milink.ReadinessReport) -> None:

@@ -373,21 +373,39 @@ impl ReadinessReport {
     /// A self-contained HTML page (inline CSS, no scripts, no external assets; all text
     /// escaped).
     pub fn to_html(&self) -> String {
-        let mut out = String::new();
-        let title = format!(
+        let title = self.html_title();
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{}</body>\n</html>\n",
+            esc(&title),
+            self.html_content(&title)
+        )
+    }
+
+    /// The report as an HTML fragment to embed in another page (a notebook cell): one
+    /// `<div class="milink-report">` whose inline CSS applies inside it only.
+    pub fn to_html_fragment(&self) -> String {
+        format!(
+            "<div class=\"milink-report\">\n<style>{}</style>\n{}</div>\n",
+            scoped_css(),
+            self.html_content(&self.html_title())
+        )
+    }
+
+    fn html_title(&self) -> String {
+        format!(
             "MI link readiness: {}{}",
             self.server,
             self.target
                 .as_deref()
                 .map(|t| format!(" → {t}"))
                 .unwrap_or_default()
-        );
-        let _ = write!(
-            out,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-            esc(&title),
-            esc(&title)
-        );
+        )
+    }
+
+    /// Everything between `<body>` and `</body>`.
+    fn html_content(&self, title: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "<h1>{}</h1>", esc(title));
         let _ = writeln!(
             out,
             "<p class=\"meta\">SQL Server {} · link mode {:?} · failback {} · assessed {}</p>",
@@ -518,9 +536,27 @@ impl ReadinessReport {
             }
             out.push_str("</table>\n");
         }
-        out.push_str("</body>\n</html>\n");
         out
     }
+}
+
+/// [`CSS`] with every selector confined to `.milink-report` (`body` becomes the container).
+fn scoped_css() -> String {
+    let mut out = String::new();
+    for rule in CSS.split_inclusive('}') {
+        let Some((selectors, declarations)) = rule.split_once('{') else {
+            continue;
+        };
+        let scoped: Vec<String> = selectors
+            .split(',')
+            .map(|s| match s.trim() {
+                "body" => ".milink-report".to_owned(),
+                s => format!(".milink-report {s}"),
+            })
+            .collect();
+        let _ = write!(out, "{}{{{declarations}", scoped.join(","));
+    }
+    out
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem;max-width:70rem;color:#1b1b1b}\

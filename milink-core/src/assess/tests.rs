@@ -1096,6 +1096,46 @@ fn html_is_self_contained_and_escapes_names() {
 }
 
 #[test]
+fn the_html_fragment_styles_only_itself() {
+    let mut lab = fixtures::tailspin();
+    let mut evil = fixtures::customer_360();
+    evil.name = dbn("<script>alert('x')</script>");
+    lab.databases.push(evil);
+    let report = lab.assess();
+    let fragment = report.to_html_fragment();
+    assert!(fragment.starts_with("<div class=\"milink-report\">\n<style>"));
+    assert!(fragment.trim_end().ends_with("</div>"));
+    for page_only in ["<!DOCTYPE", "<html", "<head", "<body", "</body>"] {
+        assert!(!fragment.contains(page_only), "{page_only}");
+    }
+    assert!(
+        !fragment.contains("<script"),
+        "unescaped name in the fragment"
+    );
+    // The same content as the page.
+    let page = report.to_html();
+    let content = fragment.split_once("</style>\n").unwrap().1;
+    assert!(page.contains(content.trim_end().trim_end_matches("</div>")));
+    // Every CSS rule is confined to the container.
+    let css = fragment
+        .split_once("<style>")
+        .unwrap()
+        .1
+        .split_once("</style>")
+        .unwrap()
+        .0;
+    let rules: Vec<&str> = css.split_inclusive('}').collect();
+    assert!(rules.len() > 10);
+    for rule in rules {
+        let selectors = rule.split_once('{').unwrap().0;
+        for s in selectors.split(',') {
+            assert!(s.starts_with(".milink-report"), "{s} in {rule}");
+        }
+    }
+    assert!(css.starts_with(".milink-report{font-family:"));
+}
+
+#[test]
 fn sku_is_part_of_the_report() {
     let report = fixtures::tailspin().assess();
     let sku = report.sku.as_ref().unwrap();

@@ -185,7 +185,7 @@ class ReadinessReport:
     def to_html(self) -> str:
         """A self-contained HTML page."""
     def _repr_html_(self) -> str:
-        """The HTML notebooks show."""
+        """The HTML notebooks show: the report as a ``<div>`` whose styles apply to it only."""
     def to_dataframe(self) -> Any:
         """The findings as a ``pandas.DataFrame`` (columns rule_id, severity, database, title,
         evidence, fix); raises ImportError when pandas is not installed."""
