@@ -129,10 +129,14 @@ def test_forced_failover_split_brain_and_repair(lab: milink.Lab, journal: pathli
 
 def test_redirect_hook_is_called_once_per_role_change(lab: milink.Lab, journal: pathlib.Path) -> None:
     hook = Hook()
-    session = replicating(lab, journal, redirect_hook=hook)
+    states: List[str] = []
+    session = replicating(
+        lab, journal, redirect_hook=lambda target: (hook(target), states.append(session.status()["state"]))
+    )
     assert hook.calls == []
     session.failover()
     assert hook.calls == [TO_MI]
+    assert states == ["Redirecting"]  # the hook may read the session it serves
     session.failback()
     assert hook.calls == [TO_MI, TO_SQL]
     assert session.status()["state"] == "Replicating"
