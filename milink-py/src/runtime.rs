@@ -1,5 +1,5 @@
 //! Running core futures from Python: blocking (GIL released, Ctrl-C honoured) and awaitable, on
-//! one shared tokio runtime, with progress events delivered to Python as they arrive.
+//! one shared tokio runtime, with progress events delivered to Python between slices and at the end.
 //!
 //! Blocking calls poll the operation on the calling thread in short slices with the GIL
 //! released, and check for signals between slices. On Ctrl-C (or any signal handler that
