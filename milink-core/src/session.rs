@@ -360,7 +360,7 @@ impl SessionError {
 }
 
 fn is_remote_code(code: &str) -> bool {
-    ["sql:", "arm:", "http:"]
+    ["sql:", "arm:", "http:", "link:"]
         .iter()
         .any(|p| code.starts_with(p))
 }

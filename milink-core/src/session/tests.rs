@@ -73,6 +73,7 @@ fn side(role: ReplicaRole, lsn: u128) -> SideView {
             redo_queue_kb: Some(0),
             lag_seconds: Some(0),
             last_error: None,
+            replica_state: None,
         }],
     }
 }
@@ -554,6 +555,9 @@ fn errors_say_whose_fault_they_are() {
     assert!(remote.is_remote() && remote.is_transient() && !remote.is_caller_error());
     let local = step("timeout", true);
     assert!(!local.is_remote());
+    // A replica state the instance reports without an error number is the remote side's verdict.
+    let seeding = step("link:LinkCreationError", false);
+    assert!(seeding.is_remote() && !seeding.is_transient() && !seeding.is_caller_error());
     let locked = crate::Error::from(JournalError::Locked { path: "j".into() });
     assert!(locked.is_caller_error() && locked.is_transient() && !locked.is_remote());
     let timeout = crate::Error::from(SessionError::Timeout {

@@ -322,11 +322,13 @@ async fn the_link_is_created_seeded_and_replicates_a_workload() {
     let view = rig.mi_view().await;
     assert!(view.seeding_percent.is_some_and(|p| p > 10 && p < 100));
     assert_eq!(view.sync_state, SyncState::NotSynchronizing);
+    assert_eq!(view.replica_state.as_deref(), Some("Seeding"));
     rig.until_joined().await;
     rig.workload(Side::SqlServer, 15.0);
     rig.sleep(Duration::from_secs(120)).await;
     let v = rig.mi_view().await;
     assert_eq!(v.sync_state, SyncState::Synchronizing);
+    assert_eq!(v.replica_state.as_deref(), Some("LinkSynchronizing"));
     assert!(v.last_hardened_lsn.is_some());
     // Async primary's own row has no hardened LSN (facts §3.2).
     assert_eq!(rig.sql_view().await.last_hardened_lsn, None);
@@ -453,9 +455,17 @@ async fn a_log_backup_during_seeding_fails_the_link_with_1412_and_recreating_it_
         })
         .await
     );
-    let err = rig.mi_view().await.last_error.unwrap();
+    let view = rig.mi_view().await;
+    let err = view.last_error.unwrap();
     assert!(err.starts_with("1412: "), "{err}");
     assert!(err.contains("12381"));
+    // The link resource reports the database's replica state as the service does.
+    assert_eq!(view.replica_state.as_deref(), Some("LinkCreationError"));
+    assert_eq!(
+        rig.sql_view().await.replica_state,
+        None,
+        "SQL Server has no replicaState"
+    );
     // The documented recovery: delete the link, drop the DAG, create both again.
     rig.arm(InstanceOp::DeleteLink { link: link.clone() })
         .await

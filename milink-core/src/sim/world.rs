@@ -2069,6 +2069,7 @@ impl World {
             redo_queue_kb: None,
             lag_seconds: None,
             last_error: repl.and_then(|r| r.last_error.clone()),
+            replica_state: None,
         };
         if is_primary && own_mode == Some(AvailabilityMode::SynchronousCommit) {
             v.last_hardened_lsn = local.and_then(|d| lsn(d.end.lsn));
@@ -2079,6 +2080,18 @@ impl World {
             }
             return v;
         };
+        if side == Side::ManagedInstance {
+            // The link resource's `databases[].replicaState`.
+            v.replica_state = Some(
+                match &r.phase {
+                    ReplicaPhase::WaitingToSeed => "CreatingLink",
+                    ReplicaPhase::Seeding(_) => "Seeding",
+                    ReplicaPhase::Synchronizing => "LinkSynchronizing",
+                    ReplicaPhase::Failed { .. } => "LinkCreationError",
+                }
+                .to_owned(),
+            );
+        }
         match &r.phase {
             ReplicaPhase::WaitingToSeed => {}
             ReplicaPhase::Seeding(s) => v.seeding_percent = Some(s.percent()),
