@@ -769,10 +769,31 @@ async fn injected_429_5xx_and_409_are_transient_and_the_retry_succeeds() {
     assert!(e.transient);
     let e = rig.mi.begin(&op).await.unwrap_err();
     assert_eq!(code(&e), "arm:409:ManagedInstanceIsBusy");
-    assert!(e.transient);
+    assert!(e.transient && e.is_busy());
+    assert_eq!(e.retry_after, Some(Duration::from_secs(10)));
     rig.arm(op).await.unwrap();
     rig.until_joined().await;
     assert_eq!(rig.sim().with_world(|w| w.stats.faults_fired), 4);
+}
+
+#[tokio::test]
+async fn a_link_put_sent_again_while_the_first_runs_is_409_with_retry_after() {
+    let rig = Rig::new(23);
+    rig.prepare().await.unwrap();
+    rig.tsql(rig.dag_op()).await.unwrap();
+    let op = rig.put_link_op();
+    let ArmReply::Accepted(first) = rig.mi.begin(&op).await.unwrap() else {
+        panic!("expected 202")
+    };
+    // The process lost the operation URL and sends the same PUT again.
+    let e = rig.mi.begin(&op).await.unwrap_err();
+    assert_eq!(code(&e), "arm:409:ConflictingServerOperation");
+    assert!(e.transient && e.is_busy());
+    assert_eq!(e.retry_after, Some(Duration::from_secs(10)));
+    // Once the first one finished, the same PUT is accepted as already done.
+    rig.sleep(Duration::from_secs(240)).await;
+    assert_eq!(rig.mi.poll(&first).await.unwrap(), PollReply::Succeeded);
+    assert_eq!(rig.mi.begin(&op).await.unwrap(), ArmReply::Completed);
 }
 
 #[tokio::test]

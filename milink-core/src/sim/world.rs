@@ -896,7 +896,7 @@ impl World {
         match fault {
             Fault::Throttle { retry_after } => Err(errors::arm_throttled(retry_after)),
             Fault::ServerError { status } => Err(errors::arm_server_error(status)),
-            Fault::Busy => Err(errors::arm_busy()),
+            Fault::Busy => Err(errors::arm_busy(self.config.arm.retry_after)),
             Fault::ConnectionDrop => Err(errors::connection_dropped()),
             Fault::Fail(e) => Err(e.into()),
             Fault::LostResponse => Ok(CallFate {
