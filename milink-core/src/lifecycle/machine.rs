@@ -427,6 +427,13 @@ impl Machine {
         }
     }
 
+    /// When the current phase (or sub-step) times out, if it is time-bound. [`Machine::deadline`]
+    /// is the earlier of this and the next probe or poll; a driver bounds its own waits within a
+    /// step (retries of busy answers) by this.
+    pub fn phase_timeout(&self) -> Option<Timestamp> {
+        self.timeout_at
+    }
+
     /// The effects awaiting observations (what a crash-resume re-issues).
     pub fn in_flight(&self) -> Vec<Effect> {
         self.in_flight.clone()
