@@ -3,7 +3,8 @@
 //! ```text
 //! MilinkError                 every error milink raises (.transient, .caller_error, .remote)
 //! ├── NameError               a name or value refused by its validated type
-//! ├── InvalidArgumentError    an argument the core cannot use (facts, options, kinds)
+//! ├── InvalidArgumentError    an argument the core cannot use (facts, options, kinds,
+//! │                           a connection string)
 //! ├── NotReadyError           .report: the readiness report with the blockers
 //! ├── GatherError             reading readiness facts failed
 //! ├── JournalError            the journal could not be opened, read or written
@@ -169,7 +170,9 @@ fn classify(py: Python<'_>, error: Error, message: String) -> (PyErr, Attrs) {
     let built: PyResult<(PyErr, Attrs)> = (|| {
         Ok(match error {
             Error::Name(_) => (NameError::new_err(message), Vec::new()),
-            Error::InvalidArgument(_) => (InvalidArgumentError::new_err(message), Vec::new()),
+            Error::InvalidArgument(_) | Error::Redirect(_) => {
+                (InvalidArgumentError::new_err(message), Vec::new())
+            }
             Error::NotReady(report) => {
                 let report = Py::new(py, PyReadinessReport::from(*report))?;
                 (

@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use milink_core::assess::{DatabaseFacts, InstanceFacts, TargetFacts};
 use milink_core::journal::FileJournal;
+use milink_core::lifecycle::{LinkSpec, Side};
 use milink_core::names::DatabaseName;
+use milink_core::redirect::{
+    ConnectionString, EndpointChoice, RedirectError, RedirectOptions, RedirectTarget,
+};
 use milink_core::session::SessionError as CoreSessionError;
 use milink_core::sim::{Lab, SimConfig};
 use milink_core::time::Timer;
@@ -32,6 +36,40 @@ impl PyLab {
     }
 }
 
+/// The redirect keyword arguments of `Lab.session` and `LinkSession.resume_from`.
+pub(crate) struct Redirect<'a> {
+    /// The Python callable called after each role change.
+    pub(crate) hook: Option<Py<PyAny>>,
+    /// The workload's SQL Server connection string, as the user gave it.
+    pub(crate) connection_string: Option<&'a str>,
+    /// The managed instance's public endpoint instead of its VNet-local one.
+    pub(crate) public_endpoint: bool,
+}
+
+impl Redirect<'_> {
+    /// The core's options (authentication kept as written), checked against `spec` by
+    /// computing the target for each side, so that a string the session could not use is
+    /// refused before anything is opened or written.
+    fn options(&self, spec: &LinkSpec) -> Result<RedirectOptions, RedirectError> {
+        let original = match self.connection_string {
+            Some(text) => ConnectionString::parse(text)?,
+            None => ConnectionString::new(),
+        };
+        let options = RedirectOptions {
+            endpoint: if self.public_endpoint {
+                EndpointChoice::Public
+            } else {
+                EndpointChoice::VnetLocal
+            },
+            ..RedirectOptions::new(original)
+        };
+        for side in [Side::ManagedInstance, Side::SqlServer] {
+            RedirectTarget::for_primary(spec, side, &options)?;
+        }
+        Ok(options)
+    }
+}
+
 /// Opens a session on `lab`: a new link (`journal` must not exist) or, with `resume`, the link
 /// in `journal`.
 fn open(
@@ -39,11 +77,14 @@ fn open(
     lab: &PyLab,
     journal: PathBuf,
     resume: bool,
-    redirect_hook: Option<Py<PyAny>>,
+    redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
     options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyLinkSession> {
     let options = session_options(options)?;
+    let redirect_options = redirect
+        .options(&lab.lab.spec)
+        .map_err(|e| error(Error::from(e)))?;
     let (lab, timer) = lab.parts();
     let session = py.detach(move || {
         let source = Arc::new(lab.sim.sql_server());
@@ -57,7 +98,12 @@ fn open(
         }
     });
     let session = session.map_err(|e| error(Error::from(e)))?;
-    Ok(PyLinkSession::wrap(session, redirect_hook, on_progress))
+    Ok(PyLinkSession::wrap(
+        session,
+        redirect.hook,
+        redirect_options,
+        on_progress,
+    ))
 }
 
 /// Resumes the link journaled in `journal` on `lab` (see `LinkSession.resume_from`).
@@ -65,11 +111,11 @@ pub(crate) fn resume_from(
     py: Python<'_>,
     journal: PathBuf,
     lab: &PyLab,
-    redirect_hook: Option<Py<PyAny>>,
+    redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
     options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyLinkSession> {
-    open(py, lab, journal, true, redirect_hook, on_progress, options)
+    open(py, lab, journal, true, redirect, on_progress, options)
 }
 
 #[pymethods]
@@ -155,10 +201,29 @@ impl PyLab {
 
     /// A new link session journaled to `journal` (which must not exist yet).
     ///
-    /// `redirect_hook(target)` is called once per role change with `{"link", "primary"}`;
-    /// `on_progress(event)` with each event while an operation runs; `options` is a
+    /// `redirect_hook(target)` is called once per role change with `{"link", "primary",
+    /// "host", "port", "connection_string", "notes"}`: where the workload must connect now.
+    /// `connection_string` is the SQL Server connection string the workload uses: after a
+    /// failover the hook receives it pointed at the managed instance (`Data Source` set to its
+    /// VNet-local FQDN on port 1433, or with `public_endpoint=True` its public endpoint on port
+    /// 3342; host-bound keys removed, every other key kept; authentication kept as written, the
+    /// notes say what to check), after a failback the original string. The hook's
+    /// `connection_string` is the real text, password included if the string has one; milink
+    /// never logs or journals it. A string that does not parse raises InvalidArgumentError
+    /// and nothing is created.
+    ///
+    /// `on_progress(event)` is called with each event while an operation runs; `options` is a
     /// `SessionOptions` dict (retry, timeouts, seed).
-    #[pyo3(signature = (journal, *, redirect_hook = None, on_progress = None, options = None))]
+    #[pyo3(signature = (
+        journal,
+        *,
+        redirect_hook = None,
+        on_progress = None,
+        options = None,
+        connection_string = None,
+        public_endpoint = false,
+    ))]
+    #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn session(
         &self,
         py: Python<'_>,
@@ -166,16 +231,15 @@ impl PyLab {
         redirect_hook: Option<Py<PyAny>>,
         on_progress: Option<Py<PyAny>>,
         options: Option<&Bound<'_, PyAny>>,
+        connection_string: Option<&str>,
+        public_endpoint: bool,
     ) -> PyResult<PyLinkSession> {
-        open(
-            py,
-            self,
-            journal,
-            false,
-            redirect_hook,
-            on_progress,
-            options,
-        )
+        let redirect = Redirect {
+            hook: redirect_hook,
+            connection_string,
+            public_endpoint,
+        };
+        open(py, self, journal, false, redirect, on_progress, options)
     }
 
     fn __repr__(&self) -> String {

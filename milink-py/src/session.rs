@@ -14,11 +14,12 @@ use milink_core::lifecycle::{
 };
 use milink_core::names::DatabaseName;
 use milink_core::ports::{Journal, ManagedInstance, SourceServer};
-use milink_core::redirect::{HookError, RedirectHook, RedirectTarget};
+use milink_core::redirect::{HookError, RedirectHook, RedirectOptions, RedirectTarget};
 use milink_core::{Error, LinkSession, Session, SessionError, SessionOptions};
 use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::convert::{from_py, to_py};
 use crate::errors::{self, StepFailedError, invalid};
@@ -55,9 +56,9 @@ pub(crate) fn session_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Se
     }
 }
 
-/// A Python callable as the session's redirect hook: called with the GIL and
-/// `{"link": ..., "primary": "SqlServer" | "ManagedInstance"}`, on the thread that runs the
-/// operation (the caller's thread for blocking calls), to completion before the call returns.
+/// A Python callable as the session's redirect hook: called with the GIL and the dict of
+/// [`hook_argument`], on the thread that runs the operation (the caller's thread for blocking
+/// calls), to completion before the call returns.
 ///
 /// It is called in place rather than on another thread on purpose: the session bounds each
 /// call by its call timeout on the session's timer, and a lab's virtual clock would time out
@@ -77,10 +78,9 @@ struct PythonRedirectHook {
 #[async_trait]
 impl RedirectHook for PythonRedirectHook {
     async fn redirect(&self, target: &RedirectTarget) -> Result<(), HookError> {
-        let argument = serde_json::json!({ "link": self.link, "primary": target.side });
         let called = tokio::task::block_in_place(|| {
             Python::attach(|py| {
-                let argument = to_py(py, &argument)?;
+                let argument = hook_argument(py, &self.link, target)?;
                 self.callable.call1(py, (argument,)).map(drop)
             })
         });
@@ -107,6 +107,28 @@ impl RedirectHook for PythonRedirectHook {
     }
 }
 
+/// What the Python redirect hook is called with: `{"link", "primary", "host", "port" (int or
+/// None), "connection_string", "notes"}`.
+///
+/// `connection_string` is the real text ([`milink_core::redirect::ConnectionString::expose`]),
+/// password included when the string has one: the hook is the application's own code and must
+/// hand the string to the workload, as [`milink_core::redirect::FileRedirectHook`] writes it to
+/// its file. The dict is built in place for the call and is never logged or journaled.
+fn hook_argument<'py>(
+    py: Python<'py>,
+    link: &LinkName,
+    target: &RedirectTarget,
+) -> PyResult<Bound<'py, PyDict>> {
+    let argument = PyDict::new(py);
+    argument.set_item("link", link.to_string())?;
+    argument.set_item("primary", to_py(py, &target.side)?)?;
+    argument.set_item("host", &target.host)?;
+    argument.set_item("port", target.port.map(|p| p.get()))?;
+    argument.set_item("connection_string", target.connection_string.expose())?;
+    argument.set_item("notes", &target.notes)?;
+    Ok(argument)
+}
+
 /// One link, driven.
 #[pyclass(module = "milink", name = "LinkSession", frozen)]
 pub(crate) struct PyLinkSession {
@@ -118,10 +140,12 @@ pub(crate) struct PyLinkSession {
 }
 
 impl PyLinkSession {
-    /// Wraps a core session, with the Python redirect hook and progress callback.
+    /// Wraps a core session, with the Python redirect hook, the options its targets are
+    /// computed from, and the progress callback.
     pub(crate) fn wrap<S, M, J>(
         session: Session<S, M, J>,
         redirect_hook: Option<Py<PyAny>>,
+        redirect_options: RedirectOptions,
         on_progress: Option<Py<PyAny>>,
     ) -> Self
     where
@@ -131,14 +155,14 @@ impl PyLinkSession {
     {
         let hook_failure = Arc::new(Mutex::new(None));
         let link = session.link().clone();
-        let session = match redirect_hook {
-            Some(callable) => session.with_redirect_hook(Arc::new(PythonRedirectHook {
+        let hook = redirect_hook.map(|callable| -> Arc<dyn RedirectHook> {
+            Arc::new(PythonRedirectHook {
                 link,
                 callable,
                 failure: Arc::clone(&hook_failure),
-            })),
-            None => session,
-        };
+            })
+        });
+        let session = session.with_redirect(hook, redirect_options);
         let databases = session.machine().spec().databases.clone();
         let pump = EventPump::new(session.subscribe(), on_progress);
         PyLinkSession {
@@ -242,8 +266,20 @@ fn side(keep: &Bound<'_, PyAny>) -> PyResult<Side> {
 impl PyLinkSession {
     /// Reopens the link journaled in `journal` on `lab` after a crash, a Ctrl-C or a close:
     /// replays the journal, then `resume()` (or any operation) continues from where it stopped.
+    /// The keyword arguments are those of `Lab.session`; the redirect settings are not
+    /// journaled, so give them again.
     #[staticmethod]
-    #[pyo3(signature = (journal, lab, *, redirect_hook = None, on_progress = None, options = None))]
+    #[pyo3(signature = (
+        journal,
+        lab,
+        *,
+        redirect_hook = None,
+        on_progress = None,
+        options = None,
+        connection_string = None,
+        public_endpoint = false,
+    ))]
+    #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn resume_from(
         py: Python<'_>,
         journal: PathBuf,
@@ -251,8 +287,15 @@ impl PyLinkSession {
         redirect_hook: Option<Py<PyAny>>,
         on_progress: Option<Py<PyAny>>,
         options: Option<&Bound<'_, PyAny>>,
+        connection_string: Option<&str>,
+        public_endpoint: bool,
     ) -> PyResult<Self> {
-        crate::lab::resume_from(py, journal, lab.get(), redirect_hook, on_progress, options)
+        let redirect = crate::lab::Redirect {
+            hook: redirect_hook,
+            connection_string,
+            public_endpoint,
+        };
+        crate::lab::resume_from(py, journal, lab.get(), redirect, on_progress, options)
     }
 
     /// The link's name.

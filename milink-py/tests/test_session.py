@@ -17,15 +17,18 @@ TO_SQL = {"link": "DAG_ToyStore", "primary": "SqlServer"}
 
 
 class Hook:
-    """A redirect hook that records its calls; it can be made to fail or to hang."""
+    """A redirect hook that records its calls (as ``{"link", "primary"}``: which side it was
+    told about; test_redirect.py checks the rest); it can be made to fail or to hang."""
 
     def __init__(self) -> None:
         self.calls: List[Dict[str, Any]] = []
+        self.targets: List[Dict[str, Any]] = []
         self.fail_with: Optional[BaseException] = None
         self.hang = False
 
     def __call__(self, target: Dict[str, Any]) -> None:
-        self.calls.append(target)
+        self.targets.append(target)
+        self.calls.append({"link": target["link"], "primary": target["primary"]})
         if self.fail_with is not None:
             raise self.fail_with
         deadline = time.monotonic() + 30

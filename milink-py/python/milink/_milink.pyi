@@ -222,11 +222,37 @@ _Side = Literal["SqlServer", "ManagedInstance"]
 
 @type_check_only
 class RedirectTarget(TypedDict):
-    """What the redirect hook is called with after a role change."""
+    """What the redirect hook is called with after a role change: where the workload must
+    connect now.
+
+    ``connection_string`` is the real text, password included when the string has one: the hook
+    is the application's own code and hands it to the workload. milink never logs or journals it.
+    """
 
     link: str
     primary: _Side
     """The side that now accepts writes: point the workload there."""
+    host: str
+    """The managed instance's VNet-local FQDN, its public endpoint with ``public_endpoint=True``,
+    or SQL Server's host after a failback."""
+    port: Optional[int]
+    """1433 (VNet-local) or 3342 (public) on the managed instance; SQL Server's port, or None when
+    its connection string names an instance without one, or no TCP at all."""
+    connection_string: str
+    """The workload's connection string derived from the one given for SQL Server (``Data
+    Source`` replaced, host-bound keys removed, the rest kept); the original after a failback."""
+    notes: List[str]
+    """What changed beyond the host, and what to check (key names and reasons, never values)."""
+
+@type_check_only
+class RedirectStatus(TypedDict):
+    """The last redirect, as ``status()["redirect"]`` shows it: the password is ``***``."""
+
+    side: _Side
+    host: str
+    port: Optional[int]
+    connection_string: str
+    notes: List[str]
 
 @type_check_only
 class StepErrorInfo(TypedDict):
@@ -249,6 +275,8 @@ class SessionStatus(TypedDict):
     operation: Optional[str]
     journal_path: Optional[str]
     journal_records: int
+    redirect: Optional[RedirectStatus]
+    """Where the workload was last told to connect (in this process), or None."""
 
 _SessionEvent = Dict[str, Any]
 """One key, the event's kind (``StateChanged``, ``StepStarted``, ``StepRetrying``,
@@ -292,8 +320,18 @@ class Lab:
         redirect_hook: Optional[_RedirectHook] = None,
         on_progress: Optional[_ProgressCallback] = None,
         options: Optional[Mapping[str, Any]] = None,
+        connection_string: Optional[str] = None,
+        public_endpoint: bool = False,
     ) -> LinkSession:
-        """A new link session journaled to ``journal`` (which must not exist yet)."""
+        """A new link session journaled to ``journal`` (which must not exist yet).
+
+        ``redirect_hook`` is called once per role change with a ``RedirectTarget``, its connection
+        string derived from ``connection_string`` (the workload's SQL Server connection string):
+        pointed at the managed instance's VNet-local endpoint on port 1433, or with
+        ``public_endpoint=True`` its public endpoint on port 3342, after a failover; the original
+        after a failback. Authentication is kept as written. A connection string that does not
+        parse raises InvalidArgumentError and nothing is created.
+        """
 
 @final
 class LinkSession:
@@ -308,8 +346,11 @@ class LinkSession:
         redirect_hook: Optional[_RedirectHook] = None,
         on_progress: Optional[_ProgressCallback] = None,
         options: Optional[Mapping[str, Any]] = None,
+        connection_string: Optional[str] = None,
+        public_endpoint: bool = False,
     ) -> LinkSession:
-        """Reopens the link journaled in ``journal``; ``resume()`` then continues it."""
+        """Reopens the link journaled in ``journal``; ``resume()`` then continues it. The keyword
+        arguments are those of ``Lab.session`` (the redirect settings are not journaled)."""
     @property
     def link(self) -> str: ...
     @property

@@ -33,7 +33,13 @@ def readiness() -> List[str]:
 def migrate(journal: pathlib.Path) -> Optional[str]:
     lab = milink.Lab.tailspin(seed=7)
     targets: List[milink._milink.RedirectTarget] = []
-    with lab.session(journal, redirect_hook=targets.append, on_progress=print) as session:
+    with lab.session(
+        journal,
+        redirect_hook=targets.append,
+        on_progress=print,
+        connection_string="Server=tcp:sql01,1433;Database=ToyStore;Integrated Security=True",
+        public_endpoint=False,
+    ) as session:
         session.record_assessment(milink.assess(**lab.facts()))
         session.start()
         try:
@@ -55,8 +61,16 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
         health = session.health()
         if health is not None:
             print(health["instance"])
-    again = milink.LinkSession.resume_from(journal, lab)
+        redirect = status["redirect"]
+        if redirect is not None:
+            print(redirect["host"], redirect["connection_string"])
+    again = milink.LinkSession.resume_from(journal, lab, connection_string=None, public_endpoint=True)
     again.close()
+    for target in targets:
+        port: Optional[int] = target["port"]
+        connection_string: str = target["connection_string"]
+        notes: List[str] = target["notes"]
+        print(target["host"], port, len(connection_string), *notes)
     return targets[0]["primary"] if targets else None
 
 
