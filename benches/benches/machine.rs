@@ -46,30 +46,38 @@ fn handle_per_input(c: &mut Criterion) {
 }
 
 fn steady_probe_cycle(c: &mut Criterion) {
-    let (start, now) = replicating().expect("replicating machine");
-    let reading = link_view(
-        &start.spec().databases,
-        Side::SqlServer,
-        AvailabilityMode::AsynchronousCommit,
-        5_000_000,
-        10,
-    )
-    .expect("reading");
     let mut g = c.benchmark_group("machine");
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements(1));
-    // The machine stays in Replicating: each iteration waits one probe interval of virtual time.
-    let mut machine = start.clone();
-    let mut clock = now;
-    g.bench_function("steady_probe_cycle", |b| {
-        b.iter(|| probe_cycle(&mut machine, &mut clock, black_box(&reading)).expect("cycle"))
-    });
+    for databases in [1usize, 50] {
+        let (start, now) = replicating(databases).expect("replicating machine");
+        let reading = link_view(
+            &start.spec().databases,
+            Side::SqlServer,
+            AvailabilityMode::AsynchronousCommit,
+            5_000_000,
+            10,
+        )
+        .expect("reading");
+        // The machine stays in Replicating: each iteration waits one probe interval of
+        // virtual time.
+        let mut machine = start.clone();
+        let mut clock = now;
+        let name = if databases == 1 {
+            "steady_probe_cycle".to_owned()
+        } else {
+            format!("steady_probe_cycle_{databases}_databases")
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| probe_cycle(&mut machine, &mut clock, black_box(&reading)).expect("cycle"))
+        });
+    }
     g.finish();
 }
 
 fn serde_round_trip(c: &mut Criterion) {
-    let (machine, _) = replicating().expect("replicating machine");
+    let (machine, _) = replicating(1).expect("replicating machine");
     let json = serde_json::to_string(&machine).expect("serialize");
     println!(
         "machine/serde_round_trip: {} bytes of JSON (Replicating, one database)",

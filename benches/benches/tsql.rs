@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use milink_benches::scenario::create_source_ops;
 use milink_benches::sql::{hostile_names, render_context};
 use milink_core::names::DatabaseName;
-use milink_core::tsql::{SqlIdentifier, quote_ident, quote_nstring};
+use milink_core::tsql::{SqlIdentifier, binary_literal, quote_ident, quote_nstring};
 
 fn quoting(c: &mut Criterion) {
     let mut g = c.benchmark_group("quote");
@@ -30,6 +30,17 @@ fn quoting(c: &mut Criterion) {
     });
     g.bench_function("quote_nstring_worst_128", |b| {
         b.iter(|| quote_nstring(black_box(&worst)))
+    });
+    // A certificate's DER bytes as a `0x…` literal (the root CAs and the instance certificate).
+    let (_, der) = render_context()
+        .expect("render context")
+        .root_cas
+        .into_iter()
+        .next()
+        .expect("a root CA");
+    g.throughput(Throughput::Bytes(der.len() as u64));
+    g.bench_function(format!("binary_literal_{}_bytes", der.len()), |b| {
+        b.iter(|| binary_literal(black_box(&der)))
     });
     g.finish();
 }

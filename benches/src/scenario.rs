@@ -24,10 +24,34 @@ pub const T0_MS: u64 = 1_800_000_000_000;
 /// The Tailspin link: ToyStore from TailspinSql (SQL Server 2022 CU13, two-way, SQL Server 2022
 /// update policy) to `tailspin-mi`, default timing options.
 pub fn link_spec() -> Result<LinkSpec, WorkloadError> {
+    link_spec_with(1)
+}
+
+/// [`link_spec`] carrying `databases` databases: ToyStore alone for one, else a MultiDatabase
+/// link of `ToyStore0001`, … .
+pub fn link_spec_with(databases: usize) -> Result<LinkSpec, WorkloadError> {
+    let (mode, databases) = if databases == 1 {
+        (
+            LinkMode::SingleDatabase,
+            vec![ctx("database name", DatabaseName::new("ToyStore"))?],
+        )
+    } else {
+        (
+            LinkMode::MultiDatabase,
+            (1..=databases)
+                .map(|i| {
+                    ctx(
+                        "database name",
+                        DatabaseName::new(format!("ToyStore{i:04}")),
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+        )
+    };
     Ok(LinkSpec {
         link: ctx("link name", LinkName::new("tailspin-link"))?,
-        mode: LinkMode::SingleDatabase,
-        databases: vec![ctx("database name", DatabaseName::new("ToyStore"))?],
+        mode,
+        databases,
         initial_primary: Side::SqlServer,
         failover_mode: FailoverMode::Manual,
         seeding_mode: SeedingMode::Automatic,
@@ -437,9 +461,10 @@ pub fn journal_scenario(total: usize) -> Result<Scenario, WorkloadError> {
     Ok(r.into_scenario())
 }
 
-/// A machine in Replicating waiting for its next probe, and the time it was left at.
-pub fn replicating() -> Result<(Machine, Timestamp), WorkloadError> {
-    let mut r = Recorder::new(link_spec()?)?;
+/// A machine for [`link_spec_with`]`(databases)` in Replicating, waiting for its next probe, and
+/// the time it was left at.
+pub fn replicating(databases: usize) -> Result<(Machine, Timestamp), WorkloadError> {
+    let mut r = Recorder::new(link_spec_with(databases)?)?;
     r.create()?;
     Ok((r.machine().clone(), r.now()))
 }
@@ -521,8 +546,16 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_database_link_replicates_every_database() {
+        let (m, _) = replicating(50).unwrap();
+        assert_eq!(m.spec().databases.len(), 50);
+        assert_eq!(m.state().phase(), Phase::Replicating);
+        assert_eq!(m.health().unwrap().instance.databases.len(), 50);
+    }
+
+    #[test]
     fn a_probe_cycle_keeps_the_machine_replicating() {
-        let (mut m, mut now) = replicating().unwrap();
+        let (mut m, mut now) = replicating(1).unwrap();
         let reading = link_view(
             &m.spec().databases,
             Side::SqlServer,
