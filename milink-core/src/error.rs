@@ -1,6 +1,8 @@
 //! The umbrella error: every failure milink reports, with whose fault it is.
 
+use crate::journal::JournalError;
 use crate::names::NameError;
+use crate::session::SessionError;
 
 /// Any error milink returns.
 ///
@@ -16,6 +18,12 @@ pub enum Error {
     /// The caller supplied an invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A link session failed: a refused command, a failed step, a timeout.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A journal could not be opened, read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// The readiness report has blockers for what the caller asked to do; the report says which
     /// and how to fix each one.
     #[error("{}", .0.not_ready_message())]
@@ -31,6 +39,8 @@ impl Error {
         match self {
             Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => false,
             Error::Gather(e) => e.is_transient(),
+            Error::Session(e) => e.is_transient(),
+            Error::Journal(e) => SessionError::journal_is_transient(e),
         }
     }
 
@@ -39,14 +49,19 @@ impl Error {
         match self {
             Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => true,
             Error::Gather(_) => false,
+            Error::Session(e) => e.is_caller_error(),
+            Error::Journal(e) => SessionError::journal_is_caller_error(e),
         }
     }
 
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => false,
+            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) | Error::Journal(_) => {
+                false
+            }
             Error::Gather(e) => e.is_remote(),
+            Error::Session(e) => e.is_remote(),
         }
     }
 }

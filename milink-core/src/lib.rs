@@ -9,24 +9,56 @@
 //!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
 //! - [`lifecycle`]: the pure link state machine (spec, inputs, effects);
-//! - [`ports`]: the seams to SQL Server and the managed instance;
+//! - [`ports`]: the seams to SQL Server, the managed instance and the journal;
+//! - [`journal`]: the append-only record of every accepted input ([`journal::FileJournal`]);
+//! - [`session`]: the driver ([`session::Session`], object safe as [`session::LinkSession`]);
+//! - [`retry`]: jittered backoff that honours `Retry-After`;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
 //! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
+//!
+//! ## The drive loop
+//!
+//! The machine decides; the session acts. For every input (a command, an observation, a tick,
+//! a resume) the session asks the machine, appends the accepted input to the journal, and only
+//! then performs the effects it produced through the ports, feeding each result back as an
+//! observation:
+//!
+//! ```text
+//! step = machine.handle(input, now)?     // pure: no I/O, no clock
+//! journal.append(input)?                 // durable before anything happens
+//! for effect in step.effects:            // T-SQL, ARM, polls, probes
+//!     result = ports.perform(effect)     // retried if transient
+//!     -> next input: Observed { step, result }
+//! sleep until machine.deadline() -> next input: Tick
+//! ```
+//!
+//! After a crash, [`session::Session::resume`] replays the journal into a fresh machine and sends
+//! `Resume`; the machine re-issues what was in flight.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assess;
 pub mod error;
+pub mod journal;
 pub mod lifecycle;
 pub mod names;
 pub mod ports;
+pub mod retry;
 pub mod secret;
+pub mod session;
 pub mod time;
 pub mod tsql;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::{Error, Result};
+pub use journal::{FileJournal, MemoryJournal};
 pub use secret::Secret;
+pub use session::{
+    LinkSession, Session, SessionError, SessionEvent, SessionOptions, SessionStatus,
+};
 
 /// The version of milink-core.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

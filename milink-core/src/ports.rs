@@ -4,9 +4,12 @@
 //! traits, so the driver runs unchanged against either. Ports never expose vendor types; errors
 //! keep the vendor's identity in [`PortError::code`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::journal::{JournalError, JournalRecord};
 
 use crate::lifecycle::{
     DatabaseView, FullBackup, InstanceOp, LinkName, OperationRef, SideView, SourceOp,
@@ -121,6 +124,24 @@ pub trait ManagedInstance: Send + Sync {
 
     /// The latest full backup of each database on the instance (`msdb.dbo.backupset`).
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError>;
+}
+
+/// Where a link's accepted inputs are kept, in order, before their effects run.
+///
+/// Implementations must make a record durable before `append` returns and must refuse a record
+/// whose `seq` is not the next one. The calls are synchronous: a record is small and the driver
+/// appends one at a time.
+pub trait Journal: Send {
+    /// Appends one record durably.
+    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError>;
+
+    /// Every record, in order.
+    fn records(&self) -> Result<Vec<JournalRecord>, JournalError>;
+
+    /// The file behind the journal, if any (shown in session status).
+    fn location(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Convenience: find a database in a side's view.

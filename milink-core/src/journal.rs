@@ -1,0 +1,861 @@
+//! The journal: every accepted input of one link, appended before its effects run.
+//!
+//! The on-disk form ([`FileJournal`]) is JSON lines, one [`JournalRecord`] per line, each line
+//! written with a single `write` and made durable with `sync_data` before `append` returns. The
+//! first record (`seq` 0) is always [`JournalEntry::Created`] with the link's spec; every later
+//! record is one [`JournalEntry::Input`]. Replaying the inputs through a fresh machine gives the
+//! state the link was in (see `session`).
+//!
+//! A crash can leave the last line incomplete. [`FileJournal::open`] reports that as
+//! [`JournalError::TornTail`] instead of silently dropping data; [`FileJournal::open_repairing`]
+//! truncates the torn line (the input it held was never acted on, because effects only run after
+//! `append` returns) and says what it removed.
+//!
+//! The journal holds no secrets: the spec holds none, and step errors carry port messages, which
+//! never contain secrets.
+//!
+//! An open [`FileJournal`] holds an exclusive lock on its file, so two processes (or two sessions
+//! in one process) cannot drive the same link.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{Input, LinkSpec, Machine};
+use crate::ports::Journal;
+use crate::time::Timestamp;
+
+/// The journal format version written by this build. Files with a higher version are refused.
+pub const JOURNAL_SCHEMA_VERSION: u32 = 1;
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// The format version ([`JOURNAL_SCHEMA_VERSION`] when written by this build).
+    pub schema_version: u32,
+    /// Position in the journal: 0 for the `Created` record, then +1 per record, no gaps.
+    pub seq: u64,
+    /// When the input was accepted (the `now` given to the machine).
+    pub at: Timestamp,
+    /// What happened.
+    pub entry: JournalEntry,
+}
+
+impl JournalRecord {
+    /// A record in the current schema version.
+    pub fn new(seq: u64, at: Timestamp, entry: JournalEntry) -> Self {
+        JournalRecord {
+            schema_version: JOURNAL_SCHEMA_VERSION,
+            seq,
+            at,
+            entry,
+        }
+    }
+}
+
+/// What a journal record holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JournalEntry {
+    /// The link was created with this spec (always and only the first record).
+    Created {
+        /// The link's spec.
+        spec: Box<LinkSpec>,
+    },
+    /// The machine accepted this input.
+    Input {
+        /// The input.
+        input: Input,
+    },
+}
+
+/// What went wrong reading or writing a journal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The file system refused.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// `create` found a file already there: an existing link's journal is never overwritten.
+    #[error(
+        "journal {path} already exists; open it to resume that link, or choose another path for a new link"
+    )]
+    AlreadyExists {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// Another session holds the journal's lock: it is driving this link now.
+    #[error(
+        "journal {path} is locked by another session driving the same link; stop that session first"
+    )]
+    Locked {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// The last line is incomplete (no final newline) or unreadable: a crash interrupted its
+    /// write. The input it held was never acted on.
+    #[error(
+        "journal ends with a torn record at line {line} ({bytes} bytes), left by an interrupted write; \
+         open it with `open_repairing` to drop that record and resume"
+    )]
+    TornTail {
+        /// The 1-based line number of the torn record.
+        line: u64,
+        /// Its length in bytes.
+        bytes: u64,
+    },
+    /// A record was written by a newer milink.
+    #[error(
+        "journal line {line} has schema version {found}, this build reads up to {supported}; upgrade milink"
+    )]
+    UnsupportedSchema {
+        /// The 1-based line number.
+        line: u64,
+        /// The version found.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// A complete record in the middle of the journal is invalid (not a torn write).
+    #[error("journal is corrupt at line {line}: {reason}")]
+    Corrupt {
+        /// The 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The journal has no `Created` record: there is no link to resume.
+    #[error("journal is empty: it holds no link to resume")]
+    Empty,
+    /// A record was appended out of order.
+    #[error("record seq {found} appended where seq {expected} was due")]
+    OutOfOrder {
+        /// The seq the journal expected.
+        expected: u64,
+        /// The seq given.
+        found: u64,
+    },
+    /// A previous write failed part-way and could not be undone; the journal refuses further
+    /// writes. Reopen it (with `open_repairing` if the tail is torn).
+    #[error(
+        "journal {path} refused the write: an earlier write failed and the file must be reopened"
+    )]
+    Poisoned {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// Replaying a record through the machine failed: the journal does not match the machine
+    /// that wrote it.
+    #[error("journal record seq {seq} cannot be replayed: {reason}")]
+    Replay {
+        /// The record's seq.
+        seq: u64,
+        /// Why the machine refused it.
+        reason: String,
+    },
+}
+
+impl JournalError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A torn final record that [`FileJournal::open_repairing`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornTail {
+    /// The 1-based line number of the removed record.
+    pub line: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
+/// Checks a sequence of records as a journal: the first is `Created` at seq 0, then `Input`
+/// records with consecutive seqs, all in a schema version this build reads.
+pub fn validate_records(records: &[JournalRecord]) -> Result<(), JournalError> {
+    for (index, record) in records.iter().enumerate() {
+        let line = index as u64 + 1;
+        validate_next(record, index as u64, line)?;
+    }
+    Ok(())
+}
+
+fn validate_next(record: &JournalRecord, expected_seq: u64, line: u64) -> Result<(), JournalError> {
+    if record.schema_version > JOURNAL_SCHEMA_VERSION || record.schema_version == 0 {
+        return Err(JournalError::UnsupportedSchema {
+            line,
+            found: record.schema_version,
+            supported: JOURNAL_SCHEMA_VERSION,
+        });
+    }
+    if record.seq != expected_seq {
+        return Err(JournalError::Corrupt {
+            line,
+            reason: format!("seq {} where {expected_seq} was due", record.seq),
+        });
+    }
+    let created = matches!(record.entry, JournalEntry::Created { .. });
+    if expected_seq == 0 && !created {
+        return Err(JournalError::Corrupt {
+            line,
+            reason: "the first record is not `created`".into(),
+        });
+    }
+    if expected_seq != 0 && created {
+        return Err(JournalError::Corrupt {
+            line,
+            reason: "a second `created` record".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Rebuilds a link's machine from its journal: a fresh machine from the `Created` spec, then
+/// every input at the time it was accepted. The machine is deterministic, so this gives the state
+/// the link was in when the last record was written. A record the machine refuses means the
+/// journal does not belong to this machine (or was edited): [`JournalError::Replay`].
+pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
+    validate_records(records)?;
+    let Some(JournalRecord {
+        entry: JournalEntry::Created { spec },
+        ..
+    }) = records.first()
+    else {
+        return Err(JournalError::Empty);
+    };
+    let mut machine = Machine::new((**spec).clone()).map_err(|e| JournalError::Replay {
+        seq: 0,
+        reason: e.to_string(),
+    })?;
+    for record in &records[1..] {
+        if let JournalEntry::Input { input } = &record.entry {
+            machine
+                .handle(input.clone(), record.at)
+                .map_err(|e| JournalError::Replay {
+                    seq: record.seq,
+                    reason: e.to_string(),
+                })?;
+        }
+    }
+    Ok(machine)
+}
+
+/// The first field of every record, read before the rest so a newer format is reported as such
+/// rather than as a parse error.
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema_version: u32,
+}
+
+/// The result of scanning a journal file.
+struct Scan {
+    records: Vec<JournalRecord>,
+    /// Byte length of the valid prefix (everything up to and including the last good newline).
+    valid_len: u64,
+    torn: Option<TornTail>,
+}
+
+fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    let mut line = 0u64;
+    while offset < bytes.len() {
+        line += 1;
+        let rest = &bytes[offset..];
+        let (text, complete) = match rest.iter().position(|b| *b == b'\n') {
+            Some(end) => (&rest[..end], true),
+            None => (rest, false),
+        };
+        let is_last = !complete || offset + text.len() + 1 == bytes.len();
+        let torn = TornTail {
+            line,
+            bytes: rest.len() as u64,
+        };
+        if !complete {
+            return Ok(Scan {
+                records,
+                valid_len: offset as u64,
+                torn: Some(torn),
+            });
+        }
+        let parsed = parse_line(text, line);
+        match parsed {
+            Ok(record) => {
+                validate_next(&record, records.len() as u64, line)?;
+                records.push(record);
+            }
+            // An unreadable final line is a torn write (e.g. a crash after the file grew but
+            // before its data reached the disk); an unreadable line followed by good ones is not.
+            Err(JournalError::Corrupt { .. }) if is_last => {
+                return Ok(Scan {
+                    records,
+                    valid_len: offset as u64,
+                    torn: Some(torn),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        offset += text.len() + 1;
+    }
+    Ok(Scan {
+        records,
+        valid_len: offset as u64,
+        torn: None,
+    })
+}
+
+fn parse_line(text: &[u8], line: u64) -> Result<JournalRecord, JournalError> {
+    let corrupt = |e: serde_json::Error| JournalError::Corrupt {
+        line,
+        reason: e.to_string(),
+    };
+    let probe: VersionProbe = serde_json::from_slice(text).map_err(corrupt)?;
+    if probe.schema_version > JOURNAL_SCHEMA_VERSION {
+        return Err(JournalError::UnsupportedSchema {
+            line,
+            found: probe.schema_version,
+            supported: JOURNAL_SCHEMA_VERSION,
+        });
+    }
+    serde_json::from_slice(text).map_err(corrupt)
+}
+
+/// An append-only journal file: JSON lines, fsync per record, exclusively locked while open.
+#[derive(Debug)]
+pub struct FileJournal {
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+    /// Length of the file after the last successful append.
+    len: u64,
+    poisoned: bool,
+}
+
+impl FileJournal {
+    /// Creates a new, empty journal. Fails with [`JournalError::AlreadyExists`] if the file
+    /// exists: an existing link's history is never overwritten.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => JournalError::AlreadyExists {
+                    path: path.to_path_buf(),
+                },
+                _ => JournalError::io(path, e),
+            })?;
+        lock(&file, path)?;
+        sync_parent_dir(path)?;
+        Ok(FileJournal {
+            path: path.to_path_buf(),
+            file,
+            next_seq: 0,
+            len: 0,
+            poisoned: false,
+        })
+    }
+
+    /// Opens an existing journal for resuming: takes the lock, reads and validates every record.
+    /// A torn last line is reported as [`JournalError::TornTail`] and the file is left as it is.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let (journal, scan) = Self::open_scanned(path.as_ref())?;
+        match scan.torn {
+            Some(torn) => Err(JournalError::TornTail {
+                line: torn.line,
+                bytes: torn.bytes,
+            }),
+            None => Ok(journal),
+        }
+    }
+
+    /// Opens an existing journal like [`FileJournal::open`], but truncates a torn last line
+    /// instead of refusing, and returns what it removed. Only the torn line is removed: a corrupt
+    /// record followed by good ones is still an error.
+    pub fn open_repairing(
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, Option<TornTail>), JournalError> {
+        let path = path.as_ref();
+        let (mut journal, scan) = Self::open_scanned(path)?;
+        if scan.torn.is_some() {
+            journal
+                .file
+                .set_len(scan.valid_len)
+                .and_then(|()| journal.file.sync_all())
+                .map_err(|e| JournalError::io(path, e))?;
+            journal.len = scan.valid_len;
+        }
+        Ok((journal, scan.torn))
+    }
+
+    fn open_scanned(path: &Path) -> Result<(Self, Scan), JournalError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| JournalError::io(path, e))?;
+        lock(&file, path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| JournalError::io(path, e))?;
+        let scan = scan(&bytes)?;
+        let journal = FileJournal {
+            path: path.to_path_buf(),
+            file,
+            next_seq: scan.records.len() as u64,
+            len: scan.valid_len,
+            poisoned: false,
+        };
+        Ok((journal, scan))
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
+    file.try_lock().map_err(|e| match e {
+        TryLockError::WouldBlock => JournalError::Locked {
+            path: path.to_path_buf(),
+        },
+        TryLockError::Error(e) => JournalError::io(path, e),
+    })
+}
+
+/// Makes a newly created file's directory entry durable.
+fn sync_parent_dir(path: &Path) -> Result<(), JournalError> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| JournalError::io(path, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+impl Journal for FileJournal {
+    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        if record.seq != self.next_seq {
+            return Err(JournalError::OutOfOrder {
+                expected: self.next_seq,
+                found: record.seq,
+            });
+        }
+        validate_next(record, self.next_seq, self.next_seq + 1)?;
+        let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Corrupt {
+            line: self.next_seq + 1,
+            reason: format!("cannot encode the record: {e}"),
+        })?;
+        line.push(b'\n');
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Undo a partial line so the next append does not glue onto it.
+            let undone = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_data());
+            if undone.is_err() {
+                self.poisoned = true;
+            }
+            return Err(JournalError::io(&self.path, e));
+        }
+        self.len += line.len() as u64;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        // Read through the locked handle itself (a second handle could be refused by a
+        // mandatory lock on some platforms). Appends go to the end whatever the cursor is.
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        let mut bytes = Vec::new();
+        file.take(self.len)
+            .read_to_end(&mut bytes)
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        let scan = scan(&bytes)?;
+        if let Some(torn) = scan.torn {
+            return Err(JournalError::TornTail {
+                line: torn.line,
+                bytes: torn.bytes,
+            });
+        }
+        Ok(scan.records)
+    }
+
+    fn location(&self) -> Option<PathBuf> {
+        Some(self.path.clone())
+    }
+}
+
+/// A journal in memory, for tests and for callers who do not need durability. Clones share the
+/// same records, so a test can keep a handle and "restart" from it.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryJournal {
+    records: Arc<Mutex<Vec<JournalRecord>>>,
+}
+
+impl MemoryJournal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        MemoryJournal::default()
+    }
+
+    /// A snapshot of the records.
+    pub fn snapshot(&self) -> Vec<JournalRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps only the first `len` records (simulates losing the tail).
+    pub fn truncate(&self, len: usize) {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .truncate(len);
+    }
+}
+
+impl Journal for MemoryJournal {
+    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let expected = records.len() as u64;
+        if record.seq != expected {
+            return Err(JournalError::OutOfOrder {
+                expected,
+                found: record.seq,
+            });
+        }
+        validate_next(record, expected, expected + 1)?;
+        records.push(record.clone());
+        Ok(())
+    }
+
+    fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        Ok(self.snapshot())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{Command, Observation, StepId};
+
+    use crate::test_support::spec;
+
+    fn created() -> JournalRecord {
+        JournalRecord::new(
+            0,
+            Timestamp::from_millis(1),
+            JournalEntry::Created {
+                spec: Box::new(spec()),
+            },
+        )
+    }
+
+    fn input(seq: u64, input: Input) -> JournalRecord {
+        JournalRecord::new(
+            seq,
+            Timestamp::from_millis(1 + seq),
+            JournalEntry::Input { input },
+        )
+    }
+
+    fn three_records() -> Vec<JournalRecord> {
+        vec![
+            created(),
+            input(1, Input::Command(Command::Start)),
+            input(
+                2,
+                Input::Observed {
+                    step: StepId(1),
+                    result: Ok(Observation::Done),
+                },
+            ),
+        ]
+    }
+
+    fn write_all(path: &Path, records: &[JournalRecord]) {
+        let mut j = FileJournal::create(path).unwrap();
+        for r in records {
+            j.append(r).unwrap();
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("link.journal");
+        write_all(&path, &three_records());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.ends_with('\n'));
+        assert!(
+            text.starts_with("{\"schema_version\":1,\"seq\":0,"),
+            "{text}"
+        );
+        let j = FileJournal::open(&path).unwrap();
+        assert_eq!(j.records().unwrap(), three_records());
+    }
+
+    #[test]
+    fn appends_after_reopen_continue_the_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records()[..2]);
+        let mut j = FileJournal::open(&path).unwrap();
+        let err = j.append(&input(5, Input::Tick)).unwrap_err();
+        assert!(matches!(
+            err,
+            JournalError::OutOfOrder {
+                expected: 2,
+                found: 5
+            }
+        ));
+        j.append(&three_records()[2]).unwrap();
+        assert_eq!(j.records().unwrap(), three_records());
+    }
+
+    #[test]
+    fn create_refuses_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records());
+        let err = FileJournal::create(&path).unwrap_err();
+        assert!(matches!(err, JournalError::AlreadyExists { .. }), "{err}");
+        // And the existing history is untouched.
+        assert_eq!(
+            FileJournal::open(&path).unwrap().records().unwrap(),
+            three_records()
+        );
+    }
+
+    #[test]
+    fn a_second_open_is_refused_while_the_first_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let first = FileJournal::create(&path).unwrap();
+        let err = FileJournal::open(&path).unwrap_err();
+        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("locked by another session"));
+        drop(first);
+        FileJournal::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_final_line_without_newline_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records()[..2]);
+        let mut partial = serde_json::to_vec(&three_records()[2]).unwrap();
+        partial.truncate(partial.len() / 2);
+        let before = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&partial)
+            .unwrap();
+
+        let err = FileJournal::open(&path).unwrap_err();
+        match err {
+            JournalError::TornTail { line, bytes } => {
+                assert_eq!(line, 3);
+                assert_eq!(bytes, partial.len() as u64);
+            }
+            other => panic!("expected TornTail, got {other}"),
+        }
+        // `open` changed nothing.
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            before + partial.len() as u64
+        );
+
+        let (mut j, torn) = FileJournal::open_repairing(&path).unwrap();
+        assert_eq!(
+            torn,
+            Some(TornTail {
+                line: 3,
+                bytes: partial.len() as u64
+            })
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
+        assert_eq!(j.records().unwrap(), three_records()[..2].to_vec());
+        j.append(&three_records()[2]).unwrap();
+        drop(j);
+        assert_eq!(
+            FileJournal::open(&path).unwrap().records().unwrap(),
+            three_records()
+        );
+    }
+
+    #[test]
+    fn a_complete_record_without_its_newline_is_torn_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records()[..2]);
+        let whole = serde_json::to_vec(&three_records()[2]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&whole)
+            .unwrap();
+        assert!(matches!(
+            FileJournal::open(&path).unwrap_err(),
+            JournalError::TornTail { line: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_last_line_is_torn_but_an_unreadable_middle_line_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records()[..2]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"\0\0\0\0\n")
+            .unwrap();
+        assert!(matches!(
+            FileJournal::open(&path).unwrap_err(),
+            JournalError::TornTail { line: 3, bytes: 5 }
+        ));
+
+        let path = dir.path().join("k");
+        let mut text = String::new();
+        let recs = three_records();
+        text.push_str(&serde_json::to_string(&recs[0]).unwrap());
+        text.push_str("\n{not json}\n");
+        text.push_str(&serde_json::to_string(&recs[1]).unwrap());
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        let err = FileJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Corrupt { line: 2, .. }),
+            "{err}"
+        );
+        // Repairing does not paper over a corrupt middle.
+        assert!(matches!(
+            FileJournal::open_repairing(&path).unwrap_err(),
+            JournalError::Corrupt { line: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_newer_schema_version_is_refused_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let recs = three_records();
+        let mut v2 = serde_json::to_value(&recs[1]).unwrap();
+        v2["schema_version"] = 2.into();
+        v2["entry"] = serde_json::json!({"kind": "something_new"});
+        let text = format!(
+            "{}\n{}\n{}\n",
+            serde_json::to_string(&recs[0]).unwrap(),
+            v2,
+            serde_json::to_string(&recs[2]).unwrap()
+        );
+        std::fs::write(&path, text).unwrap();
+        let err = FileJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::UnsupportedSchema {
+                    line: 2,
+                    found: 2,
+                    supported: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn gaps_and_misplaced_created_records_are_corruption() {
+        let recs = three_records();
+        let mut gap = recs.clone();
+        gap[2].seq = 3;
+        assert!(matches!(
+            validate_records(&gap).unwrap_err(),
+            JournalError::Corrupt { line: 3, .. }
+        ));
+        let no_created = recs[1..].to_vec();
+        assert!(validate_records(&no_created).is_err());
+        let mut twice = recs.clone();
+        twice[1] = JournalRecord::new(
+            1,
+            Timestamp::EPOCH,
+            JournalEntry::Created {
+                spec: Box::new(spec()),
+            },
+        );
+        assert!(validate_records(&twice).is_err());
+        validate_records(&recs).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let text: String = gap
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(
+            FileJournal::open(&path).unwrap_err(),
+            JournalError::Corrupt { line: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn memory_journal_enforces_order_and_shares_records_between_clones() {
+        let mut j = MemoryJournal::new();
+        let other = j.clone();
+        assert!(j.append(&input(0, Input::Tick)).is_err());
+        j.append(&created()).unwrap();
+        assert!(matches!(
+            j.append(&input(2, Input::Tick)).unwrap_err(),
+            JournalError::OutOfOrder {
+                expected: 1,
+                found: 2
+            }
+        ));
+        j.append(&input(1, Input::Tick)).unwrap();
+        assert_eq!(other.records().unwrap().len(), 2);
+        other.truncate(1);
+        assert_eq!(j.records().unwrap(), vec![created()]);
+    }
+}

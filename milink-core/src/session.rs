@@ -1,0 +1,1141 @@
+//! The session driver: runs the pure lifecycle machine against the ports, journaling every
+//! accepted input before acting on it.
+//!
+//! # The drive loop
+//!
+//! ```text
+//! submit(input):  next = machine.clone(); step = next.handle(input, now)?   (Rejected: nothing changes)
+//!                 journal.append(record)?                                   (durable before any effect)
+//!                 machine = next; queue step.effects; forward Progress events
+//! loop:           goal reached? -> Ok      Failed? -> Err(StepFailed)      operation timeout? -> Err(Timeout)
+//!                 pop the next queued effect that is still in flight, perform it through the ports
+//!                 (transient errors retried with jittered backoff, each call bounded by call_timeout),
+//!                 submit(Observed { step, result })
+//!                 nothing queued: sleep until machine.deadline(), submit(Tick)
+//! ```
+//!
+//! Effects are performed one at a time, in the order the machine issued them, which keeps runs
+//! reproducible; a link probe reads both sides concurrently.
+//!
+//! # Crashes and interruptions
+//!
+//! Because an input is journaled before its effects run, replaying the journal
+//! ([`crate::journal::replay`]) always gives a state whose in-flight effects may or may not have
+//! been performed. [`Session::resume`] replays and then sends [`Input::Resume`]; the machine
+//! decides what to re-issue (every effect is idempotent, and role changes are guarded by the
+//! machine). Dropping an operation's future mid-way has the same effect within one process: the
+//! next operation on the session notices in-flight effects it is not about to perform and sends
+//! `Resume` first.
+//!
+//! Role changes (`FAILOVER`, ARM failover and setRole, link deletion) are not idempotent at the
+//! remote side, so the driver does not retry them itself unless the remote side refused the
+//! request outright (HTTP 429); any other failure goes to the machine as a retryable step error.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
+use crate::lifecycle::Input;
+use crate::lifecycle::{
+    AssessmentOutcome, Command, CutoverOptions, Effect, FailoverKind, InstanceOp, LinkName,
+    LinkObservation, LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side,
+    SourceOp, SpecError, State, StepError, StepId,
+};
+use crate::ports::{
+    ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
+};
+use crate::retry::{RetryPolicy, Retryable, retry_notify};
+use crate::time::{Timer, Timestamp};
+
+/// How a session drives: retries, timeouts and the jitter seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionOptions {
+    /// Retries of transient port errors.
+    pub retry: RetryPolicy,
+    /// Longest wait for any one port call; a call that takes longer fails with code `timeout`.
+    pub call_timeout: Duration,
+    /// Longest one operation (`start`, `failover`, …) may run before it returns
+    /// [`SessionError::Timeout`], leaving the journal resumable. The machine's own timeouts
+    /// (`MachineOptions`) bound each phase within it.
+    pub operation_timeout: Duration,
+    /// Seed of the retry jitter. Defaults to a random seed; set it for reproducible runs.
+    pub seed: u64,
+    /// How many events a slow subscriber may fall behind before it misses some.
+    pub event_capacity: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            retry: RetryPolicy::default(),
+            call_timeout: Duration::from_secs(120),
+            operation_timeout: Duration::from_secs(7 * 24 * 3600),
+            seed: fastrand::u64(..),
+            event_capacity: 256,
+        }
+    }
+}
+
+/// Something a session reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The link moved to another state.
+    StateChanged {
+        /// The previous state's name.
+        from: String,
+        /// The new state's name.
+        to: String,
+    },
+    /// The driver began performing a step.
+    StepStarted {
+        /// The step.
+        step: StepId,
+        /// What it does, e.g. `sql:CreateAvailabilityGroup`, `arm:PutLink`, `probe:link`.
+        action: String,
+    },
+    /// A step hit a transient error and will be retried.
+    StepRetrying {
+        /// The step.
+        step: StepId,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// The error code.
+        code: String,
+        /// How long the driver waits before the next attempt.
+        wait: Duration,
+    },
+    /// A step finished (its observation was handed to the machine).
+    StepFinished {
+        /// The step.
+        step: StepId,
+        /// What it did.
+        action: String,
+        /// The error, if it failed.
+        error: Option<StepError>,
+    },
+    /// Progress reported by the machine: phase, seeding percent, lag and LSN gap.
+    Progress(ProgressEvent),
+}
+
+/// A snapshot of a session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionStatus {
+    /// The link.
+    pub link: LinkName,
+    /// The state's name, e.g. `Seeding`.
+    pub state: String,
+    /// The state with its details, as the machine describes it.
+    pub detail: String,
+    /// The state as data (for JSON, Python dicts and notebooks).
+    pub phase: serde_json::Value,
+    /// The state is final (no command can leave it).
+    pub terminal: bool,
+    /// What the machine is waiting on.
+    pub in_flight: Vec<String>,
+    /// When the machine next wants a tick.
+    pub deadline: Option<Timestamp>,
+    /// Why the link failed, if it is `Failed`; otherwise the last step or probe error seen.
+    pub last_error: Option<StepError>,
+    /// The operation last requested, if any.
+    pub operation: Option<Operation>,
+    /// The journal file, if the journal is a file.
+    pub journal_path: Option<PathBuf>,
+    /// Records in the journal (the next record's seq).
+    pub journal_records: u64,
+}
+
+/// The user-level operations of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    /// Record the readiness verdict.
+    RecordAssessment,
+    /// Create the link and seed it.
+    Start,
+    /// Fail over (planned or forced).
+    Failover,
+    /// Fail back to SQL Server.
+    Failback,
+    /// Migrate and remove the link.
+    Cutover,
+    /// Repair a split brain.
+    RepairSplitBrain,
+    /// Undo link creation.
+    Cancel,
+}
+
+impl Operation {
+    /// The operation a command starts; `None` for [`Command::Retry`], which continues the
+    /// current one.
+    pub fn of(command: &Command) -> Option<Operation> {
+        match command {
+            Command::RecordAssessment(_) => Some(Operation::RecordAssessment),
+            Command::Start => Some(Operation::Start),
+            Command::Failover(_) => Some(Operation::Failover),
+            Command::Failback => Some(Operation::Failback),
+            Command::Cutover(_) => Some(Operation::Cutover),
+            Command::RepairSplitBrain { .. } => Some(Operation::RepairSplitBrain),
+            Command::Cancel => Some(Operation::Cancel),
+            Command::Retry => None,
+        }
+    }
+
+    /// The operation's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::RecordAssessment => "record_assessment",
+            Operation::Start => "start",
+            Operation::Failover => "failover",
+            Operation::Failback => "failback",
+            Operation::Cutover => "cutover",
+            Operation::RepairSplitBrain => "repair_split_brain",
+            Operation::Cancel => "cancel",
+        }
+    }
+
+    /// Whether the machine has reached this operation's goal.
+    fn reached(self, machine: &Machine) -> bool {
+        let state = machine.state();
+        match self {
+            Operation::RecordAssessment => matches!(state, State::Assessed),
+            Operation::Start | Operation::Failback => matches!(state, State::Replicating { .. }),
+            Operation::Failover => matches!(state, State::FailedOver { .. }),
+            Operation::Cutover => matches!(state, State::Completed),
+            // Cancel during creation ends in Cancelled; during the catch-up of a role change or
+            // cutover it abandons it and returns to the steady state it started from.
+            Operation::Cancel => matches!(
+                state,
+                State::Cancelled | State::Replicating { .. } | State::FailedOver { .. }
+            ),
+            Operation::RepairSplitBrain => {
+                matches!(state, State::Replicating { .. } | State::FailedOver { .. })
+            }
+        }
+    }
+}
+
+fn is_failed(state: &State) -> bool {
+    matches!(state, State::Failed { .. })
+}
+
+/// A failure that `Input::Resume` retries without outside help.
+fn is_retryable_failure(state: &State) -> bool {
+    matches!(
+        state,
+        State::Failed {
+            retryable: true,
+            ..
+        }
+    )
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The machine refused the command in the link's current state; nothing was changed.
+    #[error("the link refused {operation}: {source}")]
+    Rejected {
+        /// The operation.
+        operation: &'static str,
+        /// The machine's refusal: the state, the input and the reason.
+        #[source]
+        source: Box<Rejected>,
+    },
+    /// The link spec is invalid.
+    #[error("invalid link spec: {0}")]
+    Spec(#[source] SpecError),
+    /// A step failed and the link is in `Failed`; fix the cause and call `resume`, or `cancel`.
+    #[error("step failed with {}: {}{}", .0.code, .0.message,
+        if .0.retryable { " (retryable: call resume)" } else { "" })]
+    StepFailed(StepError),
+    /// The journal could not be read or written; the link was not changed beyond the last
+    /// journaled input.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// `create` was given a journal that already holds records.
+    #[error("the journal already holds {records} records of a link; resume it instead")]
+    JournalNotEmpty {
+        /// Records found.
+        records: usize,
+    },
+    /// The operation did not finish within `SessionOptions::operation_timeout`. The journal is
+    /// intact: call `resume` to continue.
+    #[error(
+        "{operation} did not finish within {waited:?}; the link is in {state}; call resume to continue"
+    )]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// How long it ran.
+        waited: Duration,
+        /// The state it stopped in.
+        state: String,
+    },
+    /// Both sides report PRIMARY: nothing else can happen until `repair_split_brain(keep)`.
+    #[error(
+        "split brain: both SQL Server and the managed instance report PRIMARY; choose the side whose \
+         data to keep and call repair_split_brain"
+    )]
+    SplitBrain,
+    /// The machine stopped in a state that is not the operation's goal and is waiting for
+    /// nothing (for example a one-way link that finished in another terminal state).
+    #[error("{operation} stopped in state {state} with nothing left to do")]
+    Stalled {
+        /// The operation.
+        operation: &'static str,
+        /// The state it stopped in.
+        state: String,
+    },
+}
+
+impl SessionError {
+    /// Retrying (usually `resume`) may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SessionError::StepFailed(e) => e.retryable,
+            SessionError::Timeout { .. } => true,
+            SessionError::Journal(e) => Self::journal_is_transient(e),
+            SessionError::Rejected { .. }
+            | SessionError::Spec(_)
+            | SessionError::JournalNotEmpty { .. }
+            | SessionError::Stalled { .. }
+            | SessionError::SplitBrain => false,
+        }
+    }
+
+    /// The caller asked for something the link cannot do now, or gave bad input.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            SessionError::Rejected { .. }
+            | SessionError::Spec(_)
+            | SessionError::JournalNotEmpty { .. } => true,
+            SessionError::Journal(e) => Self::journal_is_caller_error(e),
+            SessionError::StepFailed(_)
+            | SessionError::Timeout { .. }
+            | SessionError::Stalled { .. }
+            | SessionError::SplitBrain => false,
+        }
+    }
+
+    /// SQL Server or Azure refused or failed.
+    pub fn is_remote(&self) -> bool {
+        match self {
+            SessionError::StepFailed(e) => is_remote_code(&e.code),
+            SessionError::Rejected { .. }
+            | SessionError::Spec(_)
+            | SessionError::Journal(_)
+            | SessionError::JournalNotEmpty { .. }
+            | SessionError::Timeout { .. }
+            | SessionError::Stalled { .. }
+            | SessionError::SplitBrain => false,
+        }
+    }
+
+    /// A journal error that may go away by itself: the lock is released when the other session
+    /// ends, and I/O errors (a full or briefly unavailable disk) may clear.
+    pub(crate) fn journal_is_transient(e: &JournalError) -> bool {
+        matches!(e, JournalError::Locked { .. } | JournalError::Io { .. })
+    }
+
+    /// A journal error the caller causes: the wrong path (already exists, in use) or a torn tail
+    /// they must decide to repair.
+    pub(crate) fn journal_is_caller_error(e: &JournalError) -> bool {
+        matches!(
+            e,
+            JournalError::AlreadyExists { .. }
+                | JournalError::Locked { .. }
+                | JournalError::TornTail { .. }
+        )
+    }
+}
+
+fn is_remote_code(code: &str) -> bool {
+    ["sql:", "arm:", "http:"]
+        .iter()
+        .any(|p| code.starts_with(p))
+}
+
+/// Tells the application where its workload must connect after a role change.
+#[async_trait]
+pub trait RedirectHook: Send + Sync {
+    /// `primary` now accepts writes; move the workload there. An error fails the step (the
+    /// machine keeps the old side intact until the redirect is confirmed).
+    async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError>;
+}
+
+/// One link, driven: the object-safe face of a session (Python holds a `Box<dyn LinkSession>`).
+///
+/// Each operation sends its command and drives until the operation's goal state, a failed step,
+/// or the operation timeout. Dropping an operation's future stops it; the journal stays
+/// resumable and the next operation (or `resume`) continues from it.
+#[async_trait]
+pub trait LinkSession: Send + Sync {
+    /// The link this session drives.
+    fn link(&self) -> &LinkName;
+    /// Records the readiness verdict (Draft → Assessed).
+    async fn record_assessment(&self, outcome: AssessmentOutcome) -> Result<(), SessionError>;
+    /// Creates the link; returns once it replicates.
+    async fn start(&self) -> Result<(), SessionError>;
+    /// Fails over; returns once the other side is primary.
+    async fn failover(&self, kind: FailoverKind) -> Result<(), SessionError>;
+    /// Fails back to SQL Server (two-way links).
+    async fn failback(&self) -> Result<(), SessionError>;
+    /// Migrates and removes the link; returns once it is completed.
+    async fn cutover(&self, options: CutoverOptions) -> Result<(), SessionError>;
+    /// Repairs a split brain, keeping `keep` as primary.
+    async fn repair_split_brain(&self, keep: Side) -> Result<(), SessionError>;
+    /// Undoes link creation; returns once cancelled.
+    async fn cancel(&self) -> Result<(), SessionError>;
+    /// Continues the last operation after an interruption or a retryable failure.
+    async fn resume(&self) -> Result<(), SessionError>;
+    /// Re-issues a failed step after its cause was fixed (any failure, retryable or not), then
+    /// continues the last operation.
+    async fn retry(&self) -> Result<(), SessionError>;
+    /// Where the link is.
+    fn status(&self) -> SessionStatus;
+    /// The latest view of both sides; probes now if the session has none yet.
+    async fn health(&self) -> Result<Option<LinkObservation>, SessionError>;
+    /// Events from now on: state changes, steps, progress.
+    fn subscribe(&self) -> broadcast::Receiver<SessionEvent>;
+}
+
+/// The mutable part of a session, behind a short-held lock.
+struct Core {
+    machine: Machine,
+    next_seq: u64,
+    queue: VecDeque<Effect>,
+    last_error: Option<StepError>,
+    last_health: Option<LinkObservation>,
+    operation: Option<Operation>,
+}
+
+/// What happened to a submitted input.
+enum Submitted {
+    Accepted,
+    /// An observation for a step the machine no longer waits on: ignored.
+    Stale,
+}
+
+/// A link session over a SQL Server port `S`, a managed instance port `M` and a journal `J`.
+pub struct Session<S, M, J> {
+    link: LinkName,
+    source: Arc<S>,
+    instance: Arc<M>,
+    timer: Arc<dyn Timer>,
+    options: SessionOptions,
+    redirect: Option<Arc<dyn RedirectHook>>,
+    journal: Mutex<J>,
+    journal_path: Option<PathBuf>,
+    core: Mutex<Core>,
+    operation_lock: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<SessionEvent>,
+    rng: Mutex<fastrand::Rng>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S, M, J> Session<S, M, J>
+where
+    S: SourceServer + 'static,
+    M: ManagedInstance + 'static,
+    J: Journal + 'static,
+{
+    /// Starts a new link: validates the spec and writes the journal's `Created` record.
+    pub fn create(
+        spec: LinkSpec,
+        source: Arc<S>,
+        instance: Arc<M>,
+        mut journal: J,
+        timer: Arc<dyn Timer>,
+        options: SessionOptions,
+    ) -> Result<Self, SessionError> {
+        let machine = Machine::new(spec.clone()).map_err(SessionError::Spec)?;
+        let existing = journal.records()?.len();
+        if existing != 0 {
+            return Err(SessionError::JournalNotEmpty { records: existing });
+        }
+        journal.append(&JournalRecord::new(
+            0,
+            timer.now(),
+            JournalEntry::Created {
+                spec: Box::new(spec),
+            },
+        ))?;
+        Ok(Self::assemble(
+            machine, 1, None, source, instance, journal, timer, options,
+        ))
+    }
+
+    /// Reopens a link from its journal: replays every record, then, if the machine has
+    /// in-flight effects or failed with a retryable error, sends [`Input::Resume`] (journaled) so
+    /// the machine re-issues what must be re-issued. The effects run on the next operation or
+    /// [`LinkSession::resume`]. A failure that is not retryable waits for
+    /// [`LinkSession::retry`] (after its cause was fixed) or [`LinkSession::cancel`].
+    pub fn resume(
+        journal: J,
+        source: Arc<S>,
+        instance: Arc<M>,
+        timer: Arc<dyn Timer>,
+        options: SessionOptions,
+    ) -> Result<Self, SessionError> {
+        let records = journal.records()?;
+        let machine = replay(&records)?;
+        let operation = records.iter().rev().find_map(|r| match &r.entry {
+            JournalEntry::Input {
+                input: Input::Command(c),
+            } => Operation::of(c),
+            _ => None,
+        });
+        let session = Self::assemble(
+            machine,
+            records.len() as u64,
+            operation,
+            source,
+            instance,
+            journal,
+            timer,
+            options,
+        );
+        let needs_resume = {
+            let core = lock(&session.core);
+            !core.machine.in_flight().is_empty() || is_retryable_failure(core.machine.state())
+        };
+        if needs_resume {
+            session.submit(Input::Resume, "resume")?;
+        }
+        Ok(session)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        machine: Machine,
+        next_seq: u64,
+        operation: Option<Operation>,
+        source: Arc<S>,
+        instance: Arc<M>,
+        journal: J,
+        timer: Arc<dyn Timer>,
+        options: SessionOptions,
+    ) -> Self {
+        let (events, _) = broadcast::channel(options.event_capacity.max(1));
+        Session {
+            link: machine.spec().link.clone(),
+            journal_path: journal.location(),
+            source,
+            instance,
+            timer,
+            rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
+            options,
+            redirect: None,
+            journal: Mutex::new(journal),
+            core: Mutex::new(Core {
+                machine,
+                next_seq,
+                queue: VecDeque::new(),
+                last_error: None,
+                last_health: None,
+                operation,
+            }),
+            operation_lock: tokio::sync::Mutex::new(()),
+            events,
+        }
+    }
+
+    /// Calls `hook` for `Redirect` effects (without one they succeed at once).
+    pub fn with_redirect_hook(mut self, hook: Arc<dyn RedirectHook>) -> Self {
+        self.redirect = Some(hook);
+        self
+    }
+
+    /// A copy of the machine, for inspection.
+    pub fn machine(&self) -> Machine {
+        lock(&self.core).machine.clone()
+    }
+
+    /// The journal, for inspection.
+    pub fn with_journal<T>(&self, f: impl FnOnce(&J) -> T) -> T {
+        f(&lock(&self.journal))
+    }
+
+    fn emit(&self, event: SessionEvent) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Hands `input` to the machine; if accepted, journals it, then queues its effects.
+    fn submit(&self, input: Input, what: &'static str) -> Result<Submitted, SessionError> {
+        let now = self.timer.now();
+        let mut core = lock(&self.core);
+        let mut next = core.machine.clone();
+        let before = next.state().name();
+        let step = match next.handle(input.clone(), now) {
+            Ok(step) => step,
+            Err(rejected) => {
+                if let Input::Observed { step, .. } = &input
+                    && !core
+                        .machine
+                        .in_flight()
+                        .iter()
+                        .any(|e| e.step() == Some(*step))
+                {
+                    tracing::debug!(link = %self.link, step = %step, "stale observation ignored");
+                    return Ok(Submitted::Stale);
+                }
+                return Err(SessionError::Rejected {
+                    operation: what,
+                    source: Box::new(rejected),
+                });
+            }
+        };
+        let seq = core.next_seq;
+        lock(&self.journal).append(&JournalRecord::new(
+            seq,
+            now,
+            JournalEntry::Input {
+                input: input.clone(),
+            },
+        ))?;
+        core.next_seq += 1;
+        core.machine = next;
+        match input {
+            Input::Command(c) => {
+                if let Some(operation) = Operation::of(&c) {
+                    core.operation = Some(operation);
+                }
+            }
+            Input::Observed {
+                result: Ok(Observation::Link(link)),
+                ..
+            } => core.last_health = Some(link),
+            Input::Observed { result: Err(e), .. } => core.last_error = Some(e),
+            Input::Observed { .. } | Input::Tick | Input::Resume => {}
+        }
+        let after = core.machine.state().name();
+        let mut progress = Vec::new();
+        for effect in step.effects {
+            match effect {
+                Effect::Progress(p) => progress.push(p),
+                other => core.queue.push_back(other),
+            }
+        }
+        drop(core);
+        tracing::debug!(link = %self.link, seq, input = what, state = after, "input journaled");
+        if before != after {
+            self.emit(SessionEvent::StateChanged {
+                from: before.to_owned(),
+                to: after.to_owned(),
+            });
+        }
+        for p in progress {
+            self.emit(SessionEvent::Progress(p));
+        }
+        Ok(Submitted::Accepted)
+    }
+
+    /// Runs `operation` (sending `command` first, if any) until its goal.
+    async fn drive(&self, request: Request) -> Result<(), SessionError> {
+        let _exclusive = self.operation_lock.lock().await;
+        let started = self.timer.now();
+        let give_up = started.plus(self.options.operation_timeout);
+
+        // Effects in flight that nobody is about to perform were lost when an earlier
+        // operation was dropped: let the machine re-issue them.
+        let (lost, current, retryable_failure) = {
+            let mut core = lock(&self.core);
+            let queued: Vec<Option<StepId>> = core.queue.iter().map(Effect::step).collect();
+            let lost = core
+                .machine
+                .in_flight()
+                .iter()
+                .any(|e| !queued.contains(&e.step()));
+            if lost {
+                core.queue.clear();
+            }
+            (
+                lost,
+                core.operation,
+                is_retryable_failure(core.machine.state()),
+            )
+        };
+        if lost {
+            self.submit(Input::Resume, "resume")?;
+        }
+        let operation = match request {
+            Request::Command(command) => {
+                let operation = Operation::of(&command);
+                let name = operation.map_or("retry", Operation::name);
+                self.submit(Input::Command(command), name)?;
+                operation.or(current)
+            }
+            Request::Resume => {
+                if retryable_failure {
+                    self.submit(Input::Resume, "resume")?;
+                }
+                current
+            }
+        };
+        // Nothing was ever asked of this link: nothing to continue.
+        let Some(operation) = operation else {
+            return Ok(());
+        };
+
+        // Guards against a machine that neither issues effects nor moves its deadline: the loop
+        // would otherwise spin, journaling ticks or resumes without end.
+        let mut resumed_idle = false;
+        loop {
+            let next = {
+                let mut core = lock(&self.core);
+                if operation.reached(&core.machine) {
+                    return Ok(());
+                }
+                if let State::Failed { error, .. } = core.machine.state() {
+                    return Err(SessionError::StepFailed(error.clone()));
+                }
+                if matches!(core.machine.state(), State::SplitBrain)
+                    && operation != Operation::RepairSplitBrain
+                {
+                    return Err(SessionError::SplitBrain);
+                }
+                if self.timer.now() >= give_up {
+                    return Err(SessionError::Timeout {
+                        operation: operation.name(),
+                        waited: self.timer.now().since(started),
+                        state: core.machine.state().to_string(),
+                    });
+                }
+                let in_flight: Vec<Option<StepId>> =
+                    core.machine.in_flight().iter().map(Effect::step).collect();
+                let mut next = None;
+                while let Some(effect) = core.queue.pop_front() {
+                    if in_flight.contains(&effect.step()) {
+                        next = Some(effect);
+                        break;
+                    }
+                }
+                match next {
+                    Some(effect) => Next::Perform(effect),
+                    None => match core.machine.deadline() {
+                        Some(deadline) => Next::Wait(deadline),
+                        None if core.machine.is_terminal() || in_flight.is_empty() => {
+                            return Err(SessionError::Stalled {
+                                operation: operation.name(),
+                                state: core.machine.state().to_string(),
+                            });
+                        }
+                        // In flight but not queued (the machine re-issued nothing on the
+                        // last Resume): give up rather than spin.
+                        None if resumed_idle => {
+                            return Err(SessionError::Stalled {
+                                operation: operation.name(),
+                                state: core.machine.state().to_string(),
+                            });
+                        }
+                        None => Next::Resume,
+                    },
+                }
+            };
+            match next {
+                Next::Perform(effect) => {
+                    resumed_idle = false;
+                    let Some(step) = effect.step() else { continue };
+                    let action = action(&effect);
+                    let span = tracing::info_span!("step", link = %self.link, step = step.0, action = %action);
+                    self.emit(SessionEvent::StepStarted {
+                        step,
+                        action: action.clone(),
+                    });
+                    let result = self.perform(step, &effect).instrument(span).await;
+                    let error = result.as_ref().err().cloned();
+                    self.submit(Input::Observed { step, result }, "observation")?;
+                    self.emit(SessionEvent::StepFinished {
+                        step,
+                        action,
+                        error,
+                    });
+                }
+                Next::Wait(deadline) => {
+                    resumed_idle = false;
+                    self.timer.sleep_until(deadline.min(give_up)).await;
+                    let now = self.timer.now();
+                    if now >= deadline {
+                        self.submit(Input::Tick, "tick")?;
+                        let core = lock(&self.core);
+                        let unmoved = core.machine.deadline().is_some_and(|d| d <= now);
+                        if unmoved
+                            && core.queue.is_empty()
+                            && !is_failed(core.machine.state())
+                            && !operation.reached(&core.machine)
+                        {
+                            return Err(SessionError::Stalled {
+                                operation: operation.name(),
+                                state: core.machine.state().to_string(),
+                            });
+                        }
+                    }
+                }
+                Next::Resume => {
+                    self.submit(Input::Resume, "resume")?;
+                    resumed_idle = lock(&self.core).queue.is_empty();
+                }
+            }
+        }
+    }
+
+    /// Performs one effect through the ports.
+    async fn perform(&self, step: StepId, effect: &Effect) -> Result<Observation, StepError> {
+        let result = match effect {
+            Effect::Source { op, .. } => self
+                .call(step, source_is_role_change(op), || self.source.execute(op))
+                .await
+                .map(|reply| match reply {
+                    SourceReply::Done => Observation::Done,
+                    SourceReply::PublicKey(der) => Observation::PublicKey(der),
+                }),
+            Effect::Instance { op, .. } => self
+                .call(step, instance_is_role_change(op), || {
+                    self.instance.begin(op)
+                })
+                .await
+                .map(|reply| match reply {
+                    ArmReply::Completed => Observation::Done,
+                    ArmReply::PublicKey(der) => Observation::PublicKey(der),
+                    ArmReply::Accepted(operation) => Observation::OperationAccepted(operation),
+                }),
+            Effect::PollOperation { operation, .. } => self
+                .call(step, false, || self.instance.poll(operation))
+                .await
+                .map(|reply| match reply {
+                    PollReply::Running { .. } => Observation::OperationRunning,
+                    PollReply::Succeeded => Observation::Done,
+                }),
+            Effect::Probe {
+                probe: Probe::Link, ..
+            } => self.probe_link(step).await.map(Observation::Link),
+            Effect::Probe {
+                probe: Probe::FirstFullBackups,
+                ..
+            } => {
+                let databases = lock(&self.core).machine.spec().databases.clone();
+                self.call(step, false, || self.instance.full_backups(&databases))
+                    .await
+                    .map(Observation::FullBackups)
+            }
+            Effect::Redirect { primary, .. } => match &self.redirect {
+                Some(hook) => self
+                    .call(step, false, || hook.redirect(&self.link, *primary))
+                    .await
+                    .map(|()| Observation::Done),
+                None => Ok(Observation::Done),
+            },
+            Effect::Progress(_) => Ok(Observation::Done),
+        };
+        result.map_err(|e| StepError {
+            code: e.code,
+            message: e.message,
+            retryable: e.transient,
+        })
+    }
+
+    async fn probe_link(&self, step: StepId) -> Result<LinkObservation, PortError> {
+        let databases = lock(&self.core).machine.spec().databases.clone();
+        let (source, instance) = tokio::join!(
+            self.call(step, false, || self
+                .source
+                .link_state(&self.link, &databases)),
+            self.call(step, false, || self.instance.link_state(&self.link)),
+        );
+        Ok(LinkObservation {
+            source: source?,
+            instance: instance?,
+        })
+    }
+
+    /// One port call with the call timeout and, unless it changes a role, retries.
+    async fn call<'a, T, F, Fut>(
+        &'a self,
+        step: StepId,
+        role_change: bool,
+        mut op: F,
+    ) -> Result<T, PortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, PortError>> + 'a,
+    {
+        let mut rng = lock(&self.rng).fork();
+        retry_notify(
+            &self.options.retry,
+            self.timer.as_ref(),
+            &mut rng,
+            |_| {
+                let call = op();
+                async move {
+                    self.bounded(call).await.map_err(|error| AttemptError {
+                        // A role change is retried only when the remote side refused the
+                        // request outright; anything else may have changed the role already.
+                        retry: !role_change || refused_outright(&error),
+                        error,
+                    })
+                }
+            },
+            |attempt, failed: &AttemptError, wait| {
+                self.emit(SessionEvent::StepRetrying {
+                    step,
+                    attempt,
+                    code: failed.error.code.clone(),
+                    wait,
+                });
+                tracing::info!(link = %self.link, step = step.0, attempt, code = %failed.error.code, ?wait, "retrying");
+            },
+        )
+        .await
+        .map_err(|failed| failed.error)
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        let limit = self.options.call_timeout;
+        let deadline = self.timer.now().plus(limit);
+        tokio::select! {
+            biased;
+            result = call => result,
+            () = self.timer.sleep_until(deadline) => Err(PortError::transient(
+                "timeout",
+                format!("no answer within {limit:?}; the call may or may not have taken effect"),
+            )),
+        }
+    }
+}
+
+/// What an operation begins with.
+enum Request {
+    /// Send this command, then drive to its goal (`Retry` keeps the current goal).
+    Command(Command),
+    /// Continue the current operation (re-issuing a retryable failed step).
+    Resume,
+}
+
+enum Next {
+    Perform(Effect),
+    Wait(Timestamp),
+    Resume,
+}
+
+/// A failed attempt, and whether the driver may retry it.
+struct AttemptError {
+    error: PortError,
+    retry: bool,
+}
+
+impl Retryable for AttemptError {
+    fn is_transient(&self) -> bool {
+        self.retry && self.error.transient
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.error.retry_after
+    }
+}
+
+/// The remote side refused the request before acting on it (throttling).
+fn refused_outright(error: &PortError) -> bool {
+    error.code.starts_with("arm:429") || error.code.starts_with("http:429")
+}
+
+/// SQL Server operations that change a role: not safe to repeat blindly.
+fn source_is_role_change(op: &SourceOp) -> bool {
+    match op {
+        SourceOp::Failover { .. }
+        | SourceOp::ForceFailover { .. }
+        | SourceOp::SetRoleSecondary { .. } => true,
+        SourceOp::EnsureMasterKey
+        | SourceOp::EnsureEndpointCertificate { .. }
+        | SourceOp::EnsureMirroringEndpoint { .. }
+        | SourceOp::ExportCertificatePublicKey { .. }
+        | SourceOp::ImportInstanceCertificate { .. }
+        | SourceOp::EnsureRootCaTrust
+        | SourceOp::CreateAvailabilityGroup { .. }
+        | SourceOp::GrantCreateAnyDatabase { .. }
+        | SourceOp::CreateDistributedAvailabilityGroup { .. }
+        | SourceOp::SetAvailabilityMode { .. }
+        | SourceOp::DropDistributedAvailabilityGroup { .. }
+        | SourceOp::DropAvailabilityGroup { .. } => false,
+    }
+}
+
+/// ARM operations that change a role or remove the link: not safe to repeat blindly.
+fn instance_is_role_change(op: &InstanceOp) -> bool {
+    match op {
+        InstanceOp::Failover { .. }
+        | InstanceOp::SetRole { .. }
+        | InstanceOp::DeleteLink { .. } => true,
+        InstanceOp::PutServerTrustCertificate { .. }
+        | InstanceOp::GetEndpointCertificate
+        | InstanceOp::PutLink { .. }
+        | InstanceOp::SetReplicationMode { .. }
+        | InstanceOp::DeleteServerTrustCertificate { .. } => false,
+    }
+}
+
+/// Whether an effect changes a role (or removes the link) and so must not run twice.
+pub fn is_role_change(effect: &Effect) -> bool {
+    match effect {
+        Effect::Source { op, .. } => source_is_role_change(op),
+        Effect::Instance { op, .. } => instance_is_role_change(op),
+        Effect::PollOperation { .. }
+        | Effect::Probe { .. }
+        | Effect::Redirect { .. }
+        | Effect::Progress(_) => false,
+    }
+}
+
+/// The name of a serialized enum's variant (`"EnsureMasterKey"`, `"PutLink"`), without its data.
+fn variant_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
+        _ => String::from("?"),
+    }
+}
+
+/// A short label of an effect for events and traces: what it does, never its data.
+pub fn action(effect: &Effect) -> String {
+    match effect {
+        Effect::Source { op, .. } => format!("sql:{}", variant_name(op)),
+        Effect::Instance { op, .. } => format!("arm:{}", variant_name(op)),
+        Effect::PollOperation { .. } => "arm:poll".into(),
+        Effect::Probe {
+            probe: Probe::Link, ..
+        } => "probe:link".into(),
+        Effect::Probe {
+            probe: Probe::FirstFullBackups,
+            ..
+        } => "probe:full_backups".into(),
+        Effect::Redirect { primary, .. } => format!("redirect:{}", variant_name(primary)),
+        Effect::Progress(_) => "progress".into(),
+    }
+}
+
+#[async_trait]
+impl<S, M, J> LinkSession for Session<S, M, J>
+where
+    S: SourceServer + 'static,
+    M: ManagedInstance + 'static,
+    J: Journal + 'static,
+{
+    fn link(&self) -> &LinkName {
+        &self.link
+    }
+
+    async fn record_assessment(&self, outcome: AssessmentOutcome) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::RecordAssessment(outcome)))
+            .await
+    }
+
+    async fn start(&self) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::Start)).await
+    }
+
+    async fn failover(&self, kind: FailoverKind) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::Failover(kind))).await
+    }
+
+    async fn failback(&self) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::Failback)).await
+    }
+
+    async fn cutover(&self, options: CutoverOptions) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::Cutover(options)))
+            .await
+    }
+
+    async fn repair_split_brain(&self, keep: Side) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::RepairSplitBrain { keep }))
+            .await
+    }
+
+    async fn cancel(&self) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::Cancel)).await
+    }
+
+    async fn resume(&self) -> Result<(), SessionError> {
+        self.drive(Request::Resume).await
+    }
+
+    async fn retry(&self) -> Result<(), SessionError> {
+        self.drive(Request::Command(Command::Retry)).await
+    }
+
+    fn status(&self) -> SessionStatus {
+        let core = lock(&self.core);
+        let state = core.machine.state();
+        SessionStatus {
+            link: self.link.clone(),
+            state: state.name().to_owned(),
+            detail: state.to_string(),
+            phase: serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
+            terminal: core.machine.is_terminal(),
+            in_flight: core.machine.in_flight().iter().map(action).collect(),
+            deadline: core.machine.deadline(),
+            last_error: match state {
+                State::Failed { error, .. } => Some(error.clone()),
+                _ => core
+                    .last_error
+                    .clone()
+                    .or_else(|| core.machine.last_probe_error().cloned()),
+            },
+            operation: core.operation,
+            journal_path: self.journal_path.clone(),
+            journal_records: core.next_seq,
+        }
+    }
+
+    async fn health(&self) -> Result<Option<LinkObservation>, SessionError> {
+        let known = {
+            let core = lock(&self.core);
+            core.machine
+                .health()
+                .cloned()
+                .or_else(|| core.last_health.clone())
+        };
+        if known.is_some() {
+            return Ok(known);
+        }
+        match self.probe_link(StepId(0)).await {
+            Ok(link) => {
+                lock(&self.core).last_health = Some(link.clone());
+                Ok(Some(link))
+            }
+            Err(e) => Err(SessionError::StepFailed(StepError {
+                code: e.code,
+                message: e.message,
+                retryable: e.transient,
+            })),
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod drive_tests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod world;

@@ -1,0 +1,655 @@
+//! The drive loop against the fake world: journal before act, refusals, stale observations,
+//! timeouts, failures and how to get out of them, events, health and status.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::world::{FakeInstance, FakeSource, World};
+use super::*;
+use crate::journal::{FileJournal, MemoryJournal};
+use crate::lifecycle::FullBackup;
+use crate::lifecycle::{DataLossAcknowledgement, ReplicaRole, SideView};
+use crate::names::DatabaseName;
+use crate::retry::Jitter;
+use crate::test_support::{VirtualTimer, spec};
+use crate::time::Clock;
+
+fn options() -> SessionOptions {
+    SessionOptions {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+            max_retry_after: Duration::from_secs(60),
+        },
+        call_timeout: Duration::from_secs(30),
+        operation_timeout: Duration::from_secs(24 * 3600),
+        seed: 5,
+        event_capacity: 4096,
+    }
+}
+
+fn no_blockers() -> AssessmentOutcome {
+    AssessmentOutcome {
+        blockers: Vec::new(),
+    }
+}
+
+struct Fixture {
+    world: Arc<World>,
+    timer: Arc<VirtualTimer>,
+    journal: MemoryJournal,
+    session: Session<FakeSource, FakeInstance, MemoryJournal>,
+}
+
+fn fixture_with(options: SessionOptions) -> Fixture {
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases, timer.clone());
+    let journal = MemoryJournal::new();
+    let session = Session::create(
+        spec(),
+        Arc::new(FakeSource(world.clone())),
+        Arc::new(FakeInstance(world.clone())),
+        journal.clone(),
+        timer.clone(),
+        options,
+    )
+    .unwrap();
+    Fixture {
+        world,
+        timer,
+        journal,
+        session,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(options())
+}
+
+fn restart(
+    world: &Arc<World>,
+    timer: &Arc<VirtualTimer>,
+    journal: &MemoryJournal,
+) -> Session<FakeSource, FakeInstance, MemoryJournal> {
+    Session::resume(
+        journal.clone(),
+        Arc::new(FakeSource(world.clone())),
+        Arc::new(FakeInstance(world.clone())),
+        timer.clone(),
+        options(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn create_refuses_a_journal_that_already_holds_a_link() {
+    let f = fixture();
+    let err = Session::create(
+        spec(),
+        Arc::new(FakeSource(f.world.clone())),
+        Arc::new(FakeInstance(f.world.clone())),
+        f.journal.clone(),
+        f.timer.clone(),
+        options(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, SessionError::JournalNotEmpty { records: 1 }),
+        "{err}"
+    );
+    assert!(err.is_caller_error());
+    assert_eq!(f.journal.snapshot().len(), 1);
+}
+
+#[tokio::test]
+async fn create_refuses_an_invalid_spec_before_writing_anything() {
+    let mut bad = spec();
+    bad.databases.clear();
+    let timer = Arc::new(VirtualTimer::new(Timestamp::EPOCH));
+    let world = World::new(Vec::new(), timer.clone());
+    let journal = MemoryJournal::new();
+    let err = Session::create(
+        bad,
+        Arc::new(FakeSource(world.clone())),
+        Arc::new(FakeInstance(world)),
+        journal.clone(),
+        timer,
+        options(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, SessionError::Spec(_)), "{err}");
+    assert!(journal.snapshot().is_empty());
+}
+
+#[tokio::test]
+async fn resume_of_an_empty_journal_is_refused() {
+    let timer = Arc::new(VirtualTimer::new(Timestamp::EPOCH));
+    let world = World::new(spec().databases, timer.clone());
+    let err = Session::resume(
+        MemoryJournal::new(),
+        Arc::new(FakeSource(world.clone())),
+        Arc::new(FakeInstance(world)),
+        timer,
+        options(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, SessionError::Journal(JournalError::Empty)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_command_changes_nothing_and_says_why() {
+    let f = fixture();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let before = f.journal.snapshot();
+    let err = f.session.failover(FailoverKind::Planned).await.unwrap_err();
+    assert!(err.is_caller_error(), "{err}");
+    match &err {
+        SessionError::Rejected { source, .. } => {
+            assert_eq!(
+                source.reason,
+                crate::lifecycle::RejectReason::NotReplicatingYet
+            );
+        }
+        other => panic!("expected Rejected, got {other}"),
+    }
+    assert!(err.to_string().contains("not replicating yet"), "{err}");
+    assert_eq!(f.journal.snapshot(), before);
+    assert!(f.world.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_assessment_with_blockers_is_refused() {
+    let f = fixture();
+    let err = f
+        .session
+        .record_assessment(AssessmentOutcome {
+            blockers: vec!["db.recovery_model: ToyStore uses SIMPLE recovery".into()],
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("SIMPLE recovery"), "{err}");
+    assert_eq!(f.session.status().state, "Draft");
+}
+
+#[tokio::test]
+async fn stale_observations_are_ignored_without_journaling() {
+    let f = fixture();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let before = f.journal.snapshot();
+    let outcome = f
+        .session
+        .submit(
+            Input::Observed {
+                step: StepId(999),
+                result: Ok(Observation::Done),
+            },
+            "observation",
+        )
+        .unwrap();
+    assert!(matches!(outcome, Submitted::Stale));
+    assert_eq!(f.journal.snapshot(), before);
+}
+
+/// Ports that check, at every call, that the journal already holds the input that asked for it:
+/// replaying the journal as it is at that moment gives a machine with this effect in flight.
+struct Checked<P> {
+    inner: P,
+    journal: MemoryJournal,
+}
+
+impl<P> Checked<P> {
+    fn assert_in_flight(&self, what: &str, matches: impl Fn(&Effect) -> bool) {
+        let machine = replay(&self.journal.snapshot()).unwrap();
+        assert!(
+            machine.in_flight().iter().any(matches),
+            "{what} was called before the input that issued it was journaled; in flight: {:?}",
+            machine.in_flight()
+        );
+    }
+}
+
+#[async_trait]
+impl SourceServer for Checked<FakeSource> {
+    async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError> {
+        self.assert_in_flight(
+            "execute",
+            |e| matches!(e, Effect::Source { op: o, .. } if o == op),
+        );
+        self.inner.execute(op).await
+    }
+    async fn link_state(
+        &self,
+        link: &LinkName,
+        databases: &[DatabaseName],
+    ) -> Result<SideView, PortError> {
+        self.assert_in_flight("source link_state", |e| {
+            matches!(
+                e,
+                Effect::Probe {
+                    probe: Probe::Link,
+                    ..
+                }
+            )
+        });
+        self.inner.link_state(link, databases).await
+    }
+}
+
+#[async_trait]
+impl ManagedInstance for Checked<FakeInstance> {
+    async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
+        self.assert_in_flight(
+            "begin",
+            |e| matches!(e, Effect::Instance { op: o, .. } if o == op),
+        );
+        self.inner.begin(op).await
+    }
+    async fn poll(
+        &self,
+        operation: &crate::lifecycle::OperationRef,
+    ) -> Result<PollReply, PortError> {
+        self.assert_in_flight(
+            "poll",
+            |e| matches!(e, Effect::PollOperation { operation: o, .. } if o == operation),
+        );
+        self.inner.poll(operation).await
+    }
+    async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
+        self.assert_in_flight("instance link_state", |e| {
+            matches!(
+                e,
+                Effect::Probe {
+                    probe: Probe::Link,
+                    ..
+                }
+            )
+        });
+        self.inner.link_state(link).await
+    }
+    async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
+        self.assert_in_flight("full_backups", |e| {
+            matches!(
+                e,
+                Effect::Probe {
+                    probe: Probe::FirstFullBackups,
+                    ..
+                }
+            )
+        });
+        self.inner.full_backups(databases).await
+    }
+}
+
+#[tokio::test]
+async fn every_port_call_comes_after_the_journal_record_that_asked_for_it() {
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases, timer.clone());
+    let journal = MemoryJournal::new();
+    let session = Session::create(
+        spec(),
+        Arc::new(Checked {
+            inner: FakeSource(world.clone()),
+            journal: journal.clone(),
+        }),
+        Arc::new(Checked {
+            inner: FakeInstance(world.clone()),
+            journal: journal.clone(),
+        }),
+        journal.clone(),
+        timer,
+        options(),
+    )
+    .unwrap();
+    session.record_assessment(no_blockers()).await.unwrap();
+    session.start().await.unwrap();
+    session.failover(FailoverKind::Planned).await.unwrap();
+    session.failback().await.unwrap();
+    session
+        .cutover(CutoverOptions {
+            drop_availability_group: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(session.status().state, "Completed");
+    // Every kind of call was checked.
+    let calls = world.calls();
+    for call in [
+        "sql:CreateDistributedAvailabilityGroup",
+        "arm:PutLink",
+        "arm:poll",
+        "sql:link_state",
+        "arm:link_state",
+        "arm:full_backups",
+        "arm:DeleteLink",
+    ] {
+        assert!(calls.iter().any(|c| c == call), "{call} never ran");
+    }
+    // The AG was kept, as asked.
+    assert!(world.snapshot().ag);
+}
+
+#[tokio::test]
+async fn an_operation_that_outlives_its_budget_times_out_and_resumes_later() {
+    let f = fixture_with(SessionOptions {
+        operation_timeout: Duration::from_secs(600),
+        ..options()
+    });
+    f.world.seeding_blocked.store(true, Ordering::SeqCst);
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let started = f.timer.now();
+    let err = f.session.start().await.unwrap_err();
+    match &err {
+        SessionError::Timeout {
+            operation, state, ..
+        } => {
+            assert_eq!(*operation, "start");
+            assert_eq!(state, "Seeding");
+        }
+        other => panic!("expected Timeout, got {other}"),
+    }
+    assert!(err.is_transient());
+    let waited = f.timer.now().since(started);
+    assert!(
+        waited >= Duration::from_secs(600) && waited < Duration::from_secs(700),
+        "{waited:?}"
+    );
+
+    f.world.seeding_blocked.store(false, Ordering::SeqCst);
+    f.session.resume().await.unwrap();
+    assert_eq!(f.session.status().state, "Replicating");
+}
+
+#[tokio::test]
+async fn a_retryable_failure_stops_the_operation_and_resume_retries_it() {
+    let f = fixture();
+    // More transient failures than the driver's retries: the step fails, retryable.
+    f.world.inject(
+        "sql:EnsureEndpointCertificate",
+        [
+            PortError::transient("io", "connection reset"),
+            PortError::transient("io", "connection reset"),
+        ],
+    );
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let err = f.session.start().await.unwrap_err();
+    match &err {
+        SessionError::StepFailed(e) => {
+            assert_eq!(e.code, "io");
+            assert!(e.retryable);
+        }
+        other => panic!("expected StepFailed, got {other}"),
+    }
+    assert!(err.is_transient() && !err.is_remote());
+    let status = f.session.status();
+    assert_eq!(status.state, "Failed");
+    assert_eq!(status.last_error.unwrap().code, "io");
+
+    f.session.resume().await.unwrap();
+    assert_eq!(f.session.status().state, "Replicating");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_needs_retry_after_the_fix() {
+    let f = fixture();
+    f.world.inject(
+        "sql:CreateAvailabilityGroup",
+        [PortError::permanent(
+            "sql:41158",
+            "failed to join the replica; check the endpoint URL",
+        )],
+    );
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let err = f.session.start().await.unwrap_err();
+    assert!(err.is_remote() && !err.is_transient(), "{err}");
+    assert!(err.to_string().contains("sql:41158"), "{err}");
+
+    // Resume does not blindly repeat a permanent failure.
+    let again = f.session.resume().await.unwrap_err();
+    assert!(matches!(again, SessionError::StepFailed(_)), "{again}");
+    let ags = |calls: Vec<String>| {
+        calls
+            .iter()
+            .filter(|c| *c == "sql:CreateAvailabilityGroup")
+            .count()
+    };
+    assert_eq!(ags(f.world.calls()), 1);
+
+    // The caller fixed the cause: retry re-issues the step and finishes the start.
+    f.session.retry().await.unwrap();
+    assert_eq!(f.session.status().state, "Replicating");
+    assert_eq!(ags(f.world.calls()), 2);
+}
+
+#[tokio::test]
+async fn a_restart_after_a_failure_resumes_the_failed_operation() {
+    let f = fixture();
+    f.world.inject(
+        "arm:GetEndpointCertificate",
+        [
+            PortError::transient("http:503", "unavailable"),
+            PortError::transient("http:503", "unavailable"),
+        ],
+    );
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    assert!(f.session.start().await.is_err());
+    let Fixture {
+        world,
+        timer,
+        journal,
+        session,
+    } = f;
+    drop(session);
+    let session = restart(&world, &timer, &journal);
+    assert_eq!(session.status().operation, Some(Operation::Start));
+    session.resume().await.unwrap();
+    assert_eq!(session.status().state, "Replicating");
+}
+
+#[tokio::test]
+async fn progress_state_changes_and_steps_are_published() {
+    let f = fixture();
+    let mut events = f.session.subscribe();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    f.session.start().await.unwrap();
+    let mut states = Vec::new();
+    let mut phases = 0;
+    let mut started = 0;
+    let mut finished = 0;
+    while let Ok(event) = events.try_recv() {
+        match event {
+            SessionEvent::StateChanged { to, .. } => states.push(to),
+            SessionEvent::Progress(ProgressEvent::Phase { .. }) => phases += 1,
+            SessionEvent::StepStarted { .. } => started += 1,
+            SessionEvent::StepFinished { error, .. } => {
+                assert!(error.is_none());
+                finished += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(states.first().map(String::as_str), Some("Assessed"));
+    assert_eq!(states.last().map(String::as_str), Some("Replicating"));
+    for phase in [
+        "PreparingSource",
+        "ExchangingTrust",
+        "CreatingDag",
+        "Seeding",
+    ] {
+        assert!(
+            states.iter().any(|s| s == phase),
+            "{phase} missing: {states:?}"
+        );
+    }
+    assert!(phases > 0);
+    assert!(started > 5);
+    assert_eq!(started, finished);
+}
+
+#[tokio::test]
+async fn health_is_the_latest_reading_or_a_fresh_probe() {
+    let f = fixture();
+    // Before the link exists: a probe now, through both ports.
+    let fresh = f.session.health().await.unwrap().unwrap();
+    assert!(!fresh.source.exists && !fresh.instance.exists);
+    assert!(f.world.calls().contains(&"sql:link_state".to_string()));
+
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    f.session.start().await.unwrap();
+    let calls = f.world.calls().len();
+    let latest = f.session.health().await.unwrap().unwrap();
+    assert_eq!(latest.source.role, Some(ReplicaRole::Primary));
+    assert_eq!(latest.instance.role, Some(ReplicaRole::Secondary));
+    assert_eq!(
+        f.world.calls().len(),
+        calls,
+        "the latest reading needs no call"
+    );
+}
+
+#[tokio::test]
+async fn status_shows_the_journal_file_and_where_the_link_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toystore.journal");
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases, timer.clone());
+    let session = Session::create(
+        spec(),
+        Arc::new(FakeSource(world.clone())),
+        Arc::new(FakeInstance(world.clone())),
+        FileJournal::create(&path).unwrap(),
+        timer,
+        options(),
+    )
+    .unwrap();
+    let boxed: Box<dyn LinkSession> = Box::new(session);
+    boxed.record_assessment(no_blockers()).await.unwrap();
+    boxed.start().await.unwrap();
+    let status = boxed.status();
+    assert_eq!(status.link, spec().link);
+    assert_eq!(status.state, "Replicating");
+    assert!(!status.terminal);
+    assert_eq!(status.operation, Some(Operation::Start));
+    assert_eq!(status.journal_path.as_deref(), Some(path.as_path()));
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+    assert_eq!(status.journal_records, lines);
+    assert!(
+        status.phase.get("Replicating").is_some(),
+        "{}",
+        status.phase
+    );
+    assert_eq!(boxed.link(), &spec().link);
+}
+
+#[tokio::test]
+async fn a_forced_failover_needs_the_acknowledgement_and_then_runs() {
+    let f = fixture();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    f.session.start().await.unwrap();
+    let err = f
+        .session
+        .failover(FailoverKind::Forced(None))
+        .await
+        .unwrap_err();
+    assert!(err.is_caller_error(), "{err}");
+    assert!(f.world.applied().is_empty());
+
+    f.session
+        .failover(FailoverKind::Forced(Some(DataLossAcknowledgement {
+            link: spec().link.to_string(),
+        })))
+        .await
+        .unwrap();
+    match f.session.machine().state() {
+        State::FailedOver {
+            primary,
+            data_loss_possible,
+        } => {
+            assert_eq!(*primary, Side::ManagedInstance);
+            assert!(*data_loss_possible);
+        }
+        other => panic!("expected FailedOver, got {other}"),
+    }
+    assert_eq!(f.world.applied(), vec!["arm:Failover".to_string()]);
+}
+
+#[tokio::test]
+async fn cancel_during_seeding_removes_what_was_created() {
+    let f = fixture_with(SessionOptions {
+        operation_timeout: Duration::from_secs(60),
+        ..options()
+    });
+    f.world.seeding_blocked.store(true, Ordering::SeqCst);
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    assert!(matches!(
+        f.session.start().await.unwrap_err(),
+        SessionError::Timeout { .. }
+    ));
+    f.session.cancel().await.unwrap();
+    assert_eq!(f.session.status().state, "Cancelled");
+    assert!(f.session.status().terminal);
+    let world = f.world.snapshot();
+    assert!(!world.source.link_exists && !world.instance.link_exists && !world.ag);
+    // Nothing more can happen to a cancelled link.
+    assert!(f.session.start().await.unwrap_err().is_caller_error());
+}
+
+#[tokio::test]
+async fn a_journal_torn_by_a_crash_is_repaired_explicitly_and_resumed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toystore.journal");
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases, timer.clone());
+    let open = |journal: FileJournal| {
+        Session::resume(
+            journal,
+            Arc::new(FakeSource(world.clone())),
+            Arc::new(FakeInstance(world.clone())),
+            timer.clone(),
+            options(),
+        )
+    };
+    {
+        let session = Session::create(
+            spec(),
+            Arc::new(FakeSource(world.clone())),
+            Arc::new(FakeInstance(world.clone())),
+            FileJournal::create(&path).unwrap(),
+            timer.clone(),
+            options(),
+        )
+        .unwrap();
+        session.record_assessment(no_blockers()).await.unwrap();
+        session.start().await.unwrap();
+    }
+    let good = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+    // A crash in the middle of writing the next record.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(br#"{"schema_version":1,"seq":"#)
+        .unwrap();
+
+    let err = FileJournal::open(&path).unwrap_err();
+    assert!(
+        matches!(err, JournalError::TornTail { line, .. } if line == good + 1),
+        "{err}"
+    );
+    let (journal, torn) = FileJournal::open_repairing(&path).unwrap();
+    assert_eq!(torn.map(|t| t.line), Some(good + 1));
+    let session = open(journal).unwrap();
+    assert_eq!(session.status().state, "Replicating");
+    session.failover(FailoverKind::Planned).await.unwrap();
+    assert_eq!(session.status().state, "FailedOver");
+}
