@@ -22,10 +22,10 @@
 //! Because an input is journaled before its effects run, replaying the journal
 //! ([`crate::journal::replay`]) always gives a state whose in-flight effects may or may not have
 //! been performed. [`Session::resume`] replays and then sends [`Input::Resume`]; the machine
-//! decides what to re-issue (every effect is idempotent, and role changes are guarded by the
-//! machine). Dropping an operation's future mid-way has the same effect within one process: the
-//! next operation on the session notices in-flight effects it is not about to perform and sends
-//! `Resume` first.
+//! decides what to re-issue (every effect is idempotent, and role changes and the link's removal
+//! are guarded by the machine: it reads the link before sending one again). Dropping an
+//! operation's future mid-way has the same effect within one process: the next operation on the
+//! session notices in-flight effects it is not about to perform and sends `Resume` first.
 //!
 //! Role changes (`FAILOVER`, ARM failover and setRole, link deletion) are not idempotent at the
 //! remote side, so the driver does not retry them itself unless the remote side refused the
@@ -369,7 +369,9 @@ fn is_remote_code(code: &str) -> bool {
 #[async_trait]
 pub trait RedirectHook: Send + Sync {
     /// `primary` now accepts writes; move the workload there. An error fails the step (the
-    /// machine keeps the old side intact until the redirect is confirmed).
+    /// machine keeps the old side intact until the redirect is confirmed). The call may come
+    /// again with the same `primary` after a crash, resume or retry; it must be harmless to
+    /// repeat.
     async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError>;
 }
 

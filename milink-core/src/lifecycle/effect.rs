@@ -1,8 +1,9 @@
 //! Effects: what the machine asks the driver to do, as data.
 //!
 //! Every effect that touches a server carries the [`StepId`] the machine expects back in the
-//! observation, and every one is idempotent (guarded T-SQL, PUT, role checks), so re-issuing it
-//! after a crash is safe.
+//! observation, and re-issuing it after a crash is safe: it is idempotent (guarded T-SQL, PUT,
+//! PATCH to the same value, reads), or it is a role change or the link's removal, which the
+//! machine sends again only after reading the link showed it did not take effect.
 
 use serde::{Deserialize, Serialize};
 

@@ -25,11 +25,16 @@
 //! - **Resume.** In `Failed` with a retryable error, [`Input::Resume`] re-enters the failed phase
 //!   and re-issues its step with a new id ([`Command::Retry`] does the same for any failure, for
 //!   a caller who fixed the cause). In any other state, Resume (sent by the driver after a crash)
-//!   re-issues the in-flight effects with their *same* ids, with one exception: a role change
-//!   (T-SQL `FAILOVER`, ARM `failover` or `setRole`, `SET (ROLE = SECONDARY)`) whose reply was
-//!   not seen is never re-issued blindly; the machine first reads both sides' roles and only
-//!   re-issues it if the roles did not change. The same check runs when a failed planned failover
-//!   or repair is resumed.
+//!   re-issues the in-flight effects with their *same* ids, with one exception: a call that must
+//!   not run twice ([`RoleChange`]) whose reply was not seen is never re-issued blindly; the
+//!   machine first reads the link (`Probe::Link`) and re-issues the call only if it did not take
+//!   effect. These calls are the role changes (T-SQL `FAILOVER` and
+//!   `FORCE_FAILOVER_ALLOW_DATA_LOSS`, ARM `failover` Planned and ForcedAllowDataLoss, `setRole`,
+//!   `SET (ROLE = SECONDARY)`), judged by both sides' roles, and the link's ARM `DELETE`, judged
+//!   by whether the instance still reports the link. The same check runs when a failed role
+//!   change or link removal is resumed or retried. Every other effect is idempotent: guarded
+//!   T-SQL (`IF NOT EXISTS` / `IF EXISTS`, `MODIFY` to the same mode), ARM `PUT` and `PATCH` to
+//!   the same value, reads, polls of a saved operation, and the redirect to the same primary.
 //! - **Terminal states absorb.** Completed and Cancelled reject every input.
 //!
 //! # Paths
@@ -56,7 +61,11 @@
 //!   `FORCE_FAILOVER_ALLOW_DATA_LOSS` when SQL Server does) → VerifyingRoles (the old primary only
 //!   must not report PRIMARY; it may be down) → Redirecting → FailedOver{data_loss_possible}.
 //!   If the old primary still reports PRIMARY the machine goes to SplitBrain instead. A forced
-//!   failover back to the initial primary ends in Replicating.
+//!   failover back to the initial primary ends in Replicating. When the force's reply was lost,
+//!   the target's role decides: PRIMARY means it happened (go on to VerifyingRoles, or
+//!   SplitBrain if the old primary is PRIMARY too); SECONDARY while the old primary reports
+//!   PRIMARY or nothing (it may be down, the reason to force) means it did not, and the force is
+//!   sent again; anything else is read again after `probe_interval`.
 //! - **Split brain:** detected when both sides report PRIMARY in Replicating, CatchingUp,
 //!   FailedOver, the role check of FailingOver, or after a forced failover.
 //!   `RepairSplitBrain { keep }` → Repairing (T-SQL `SET (ROLE = SECONDARY)` on SQL Server, or
@@ -67,7 +76,8 @@
 //!   Redirecting{instance}) while one-way links keep the roles. If the instance is already
 //!   primary, no catch-up is needed. Then AwaitingFirstFullBackup → RemovingLink (ARM DELETE) →
 //!   (one-way only: Redirecting{instance}, after the instance is writable and before anything
-//!   is dropped) → DroppingDag → DroppingAg (if asked) → Completed.
+//!   is dropped) → DroppingDag → DroppingAg (if asked) → Completed. If the DELETE's reply was
+//!   lost, the link resource is read first and the DELETE is sent again only while it exists.
 //!   A full backup counts when it finished at or after: the time the last role change that made
 //!   the instance primary was issued; for one-way links, the time seeding began (the instance
 //!   cannot back up a database before seeding made it); no bound when the instance was the
@@ -76,9 +86,12 @@
 //! - **Cancel:** in Draft and Assessed → Cancelled. From PreparingSource to Replicating (and
 //!   Failed in those phases) → Cancelling, which deletes the link if the join was attempted,
 //!   drops the DAG if its creation was attempted, and drops the AG if its creation was attempted
-//!   (the AG named in the spec is treated as owned by the link), then Cancelled. The master key,
-//!   certificates, endpoint and the server trust certificate stay (other links may use them);
-//!   no database is touched (a seeded copy on the instance stays as an independent database).
+//!   (the AG named in the spec is treated as owned by the link), then Cancelled. A link DELETE
+//!   whose reply was lost is skipped only if the instance no longer reports a link it had
+//!   confirmed joining; a link whose join was never confirmed may still be appearing, so it is
+//!   deleted again. The master key, certificates, endpoint and the server trust certificate stay
+//!   (other links may use them); no database is touched (a seeded copy on the instance stays as
+//!   an independent database).
 //!   During PreparingFailover, CatchingUp or AwaitingFirstFullBackup, Cancel abandons the role
 //!   change or cutover: it restores asynchronous commit if it was switched from it
 //!   (AbortingFailover) and returns to the steady state. After a role change or once the link
@@ -555,12 +568,12 @@ impl Machine {
             (
                 S::ForcingFailover {
                     target,
-                    operation,
+                    change,
                     then,
                 },
                 I::Observed { step, result },
             ) => observe! {
-                self, step, result, now, S::ForcingFailover { target, operation, then },
+                self, step, result, now, S::ForcingFailover { target, change, then },
                 |e, obs| self.on_forcing(target, then, &e, obs, now)
             },
             (
@@ -617,11 +630,11 @@ impl Machine {
                 S::RemovingLink {
                     options,
                     redirect,
-                    operation,
+                    removal,
                 },
                 I::Observed { step, result },
             ) => observe! {
-                self, step, result, now, S::RemovingLink { options, redirect, operation },
+                self, step, result, now, S::RemovingLink { options, redirect, removal },
                 |e, obs| self.on_removing_link(options, redirect, &e, obs, now)
             },
             (S::DroppingDag { options }, I::Observed { step, result }) => observe! {
@@ -1048,7 +1061,7 @@ impl Machine {
         Ok(self.enter(
             State::ForcingFailover {
                 target,
-                operation: None,
+                change: RoleChange::Issued,
                 then,
             },
             now,
@@ -1057,7 +1070,9 @@ impl Machine {
 
     fn cancel_creation(&mut self, now: Timestamp) -> Vec<Effect> {
         let step = if self.attempted.link {
-            Some(CancelStep::DeleteLink { operation: None })
+            Some(CancelStep::DeleteLink {
+                removal: RoleChange::Issued,
+            })
         } else if self.attempted.dag {
             Some(CancelStep::DropDag)
         } else if self.attempted.ag {
@@ -1690,13 +1705,16 @@ impl Machine {
         now: Timestamp,
     ) -> Outcome {
         let reply = match effect {
+            Effect::Probe { .. } => {
+                let link = self.record_link(obs)?;
+                return Ok(self.on_force_check(target, then, &link, now));
+            }
             Effect::Source { .. } => {
                 expect_done(obs)?;
                 ArmReply::Completed
             }
             Effect::Instance { .. }
             | Effect::PollOperation { .. }
-            | Effect::Probe { .. }
             | Effect::Redirect { .. }
             | Effect::Progress(_) => arm_reply(effect, obs)?,
         };
@@ -1712,19 +1730,75 @@ impl Machine {
             ArmReply::Accepted(op) => Ok(self.wait(
                 State::ForcingFailover {
                     target,
-                    operation: Some(op),
+                    change: RoleChange::Accepted(op),
                     then,
                 },
                 now,
             )),
-            ArmReply::Running => Ok(self.wait(
+            ArmReply::Running => {
+                let change = match polled_operation(effect) {
+                    Some(op) => RoleChange::Accepted(op),
+                    None => RoleChange::Issued,
+                };
+                Ok(self.wait(
+                    State::ForcingFailover {
+                        target,
+                        change,
+                        then,
+                    },
+                    now,
+                ))
+            }
+        }
+    }
+
+    /// The roles read before re-sending a forced failover whose reply was lost. The force runs
+    /// on the target, so the target's role tells whether it happened; the old primary may be
+    /// down (the reason to force) and report nothing.
+    fn on_force_check(
+        &mut self,
+        target: Side,
+        then: Then,
+        link: &LinkObservation,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let new = role_of(link, target);
+        let old = role_of(link, target.other());
+        match (new, old) {
+            (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
+                self.enter(State::SplitBrain, now)
+            }
+            // It happened: never force again (a second force would hand the role back).
+            (Some(ReplicaRole::Primary), _) => self.enter(
+                State::VerifyingRoles {
+                    primary: target,
+                    strict: false,
+                    then,
+                },
+                now,
+            ),
+            // It did not: the target is still secondary and nothing else took the primary role.
+            (Some(ReplicaRole::Secondary), Some(ReplicaRole::Primary) | None) => {
+                self.state = State::ForcingFailover {
+                    target,
+                    change: RoleChange::Issued,
+                    then,
+                };
+                self.kick()
+            }
+            // Resolving, or both secondary: the roles are moving; read them again.
+            (
+                Some(ReplicaRole::Secondary),
+                Some(ReplicaRole::Secondary | ReplicaRole::Resolving),
+            )
+            | (Some(ReplicaRole::Resolving) | None, _) => self.wait(
                 State::ForcingFailover {
                     target,
-                    operation: polled_operation(effect),
+                    change: RoleChange::Checking,
                     then,
                 },
                 now,
-            )),
+            ),
         }
     }
 
@@ -1867,7 +1941,7 @@ impl Machine {
                 State::RemovingLink {
                     options,
                     redirect: redirect_after_removal,
-                    operation: None,
+                    removal: RoleChange::Issued,
                 },
                 now,
             ));
@@ -1892,25 +1966,27 @@ impl Machine {
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
-        Ok(match arm_reply(effect, obs)? {
-            ArmReply::Completed => {
-                if redirect {
-                    self.enter(
-                        State::Redirecting {
-                            primary: Side::ManagedInstance,
-                            then: Then::DropDag { options },
-                        },
-                        now,
-                    )
-                } else {
-                    self.enter(State::DroppingDag { options }, now)
-                }
+        if let Effect::Probe { .. } = effect {
+            // The DELETE's reply was lost. The link existed (it replicated), so its absence
+            // means the DELETE went through.
+            let link = self.record_link(obs)?;
+            if link.instance.exists {
+                self.state = State::RemovingLink {
+                    options,
+                    redirect,
+                    removal: RoleChange::Issued,
+                };
+                return Ok(self.kick());
             }
+            return Ok(self.after_link_removal(options, redirect, now));
+        }
+        Ok(match arm_reply(effect, obs)? {
+            ArmReply::Completed => self.after_link_removal(options, redirect, now),
             ArmReply::Accepted(op) => self.wait(
                 State::RemovingLink {
                     options,
                     redirect,
-                    operation: Some(op),
+                    removal: RoleChange::Accepted(op),
                 },
                 now,
             ),
@@ -1918,11 +1994,34 @@ impl Machine {
                 State::RemovingLink {
                     options,
                     redirect,
-                    operation: polled_operation(effect),
+                    removal: match polled_operation(effect) {
+                        Some(op) => RoleChange::Accepted(op),
+                        None => RoleChange::Issued,
+                    },
                 },
                 now,
             ),
         })
+    }
+
+    /// The link resource is gone: redirect first (one-way cutover), then drop the DAG.
+    fn after_link_removal(
+        &mut self,
+        options: super::input::CutoverOptions,
+        redirect: bool,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        if redirect {
+            self.enter(
+                State::Redirecting {
+                    primary: Side::ManagedInstance,
+                    then: Then::DropDag { options },
+                },
+                now,
+            )
+        } else {
+            self.enter(State::DroppingDag { options }, now)
+        }
     }
 
     fn on_cancelling(
@@ -1933,26 +2032,41 @@ impl Machine {
         now: Timestamp,
     ) -> Outcome {
         let next = match step {
-            CancelStep::DeleteLink { .. } => match arm_reply(effect, obs)? {
-                ArmReply::Completed => {
-                    self.cancel_after(CancelStep::DeleteLink { operation: None })
+            CancelStep::DeleteLink { .. } if matches!(effect, Effect::Probe { .. }) => {
+                // The DELETE's reply was lost. An absent link counts as deleted only if its join
+                // was confirmed; otherwise the PUT may still be creating it: delete again.
+                let link = self.record_link(obs)?;
+                let joined = self.seeding_started_at.is_some();
+                if link.instance.exists || !joined {
+                    self.state = State::Cancelling {
+                        step: CancelStep::DeleteLink {
+                            removal: RoleChange::Issued,
+                        },
+                    };
+                    return Ok(self.kick());
                 }
+                self.cancel_after(step)
+            }
+            CancelStep::DeleteLink { .. } => match arm_reply(effect, obs)? {
+                ArmReply::Completed => self.cancel_after(step),
                 ArmReply::Accepted(op) => {
                     return Ok(self.wait(
                         State::Cancelling {
                             step: CancelStep::DeleteLink {
-                                operation: Some(op),
+                                removal: RoleChange::Accepted(op),
                             },
                         },
                         now,
                     ));
                 }
                 ArmReply::Running => {
+                    let removal = match polled_operation(effect) {
+                        Some(op) => RoleChange::Accepted(op),
+                        None => RoleChange::Issued,
+                    };
                     return Ok(self.wait(
                         State::Cancelling {
-                            step: CancelStep::DeleteLink {
-                                operation: polled_operation(effect),
-                            },
+                            step: CancelStep::DeleteLink { removal },
                         },
                         now,
                     ));
@@ -1995,12 +2109,21 @@ impl Machine {
         Vec::new()
     }
 
-    /// Crash-resume: re-issue what is in flight with the same ids, except a role change whose
-    /// reply was not seen, which is replaced by a check of both sides' roles.
+    /// Crash-resume: re-issue what is in flight with the same ids, except a call that must not
+    /// run twice (a role change or the link's removal) whose reply was not seen: it is replaced
+    /// by a read of the link, which decides whether to issue it again.
     fn resume(&mut self) -> Vec<Effect> {
         let unconfirmed = !self.in_flight.is_empty();
         let change = match &mut self.state {
-            State::FailingOver { change, .. } | State::Repairing { change, .. } => Some(change),
+            State::FailingOver { change, .. }
+            | State::ForcingFailover { change, .. }
+            | State::Repairing { change, .. }
+            | State::RemovingLink {
+                removal: change, ..
+            }
+            | State::Cancelling {
+                step: CancelStep::DeleteLink { removal: change },
+            } => Some(change),
             State::Draft
             | State::Assessed
             | State::PreparingSource { .. }
@@ -2012,18 +2135,18 @@ impl Machine {
             | State::Replicating { .. }
             | State::PreparingFailover { .. }
             | State::CatchingUp { .. }
-            | State::ForcingFailover { .. }
             | State::VerifyingRoles { .. }
             | State::Redirecting { .. }
             | State::FailedOver { .. }
             | State::SplitBrain
             | State::AwaitingFirstFullBackup { .. }
-            | State::RemovingLink { .. }
             | State::DroppingDag { .. }
             | State::DroppingAg
             | State::Completed
             | State::AbortingFailover { .. }
-            | State::Cancelling { .. }
+            | State::Cancelling {
+                step: CancelStep::DropDag | CancelStep::DropAg,
+            }
             | State::Cancelled
             | State::Failed { .. } => None,
         };
@@ -2339,17 +2462,16 @@ impl Machine {
                     })],
                 },
             },
-            State::ForcingFailover {
-                target, operation, ..
-            } => match (operation, target) {
-                (Some(op), _) => vec![self.poll(op)],
-                (None, Side::ManagedInstance) => vec![self.instance(InstanceOp::Failover {
-                    link,
-                    failover_type: ArmFailoverType::ForcedAllowDataLoss,
-                })],
-                (None, Side::SqlServer) => {
-                    vec![self.source(SourceOp::ForceFailover { dag: link })]
-                }
+            State::ForcingFailover { target, change, .. } => match change {
+                RoleChange::Checking => vec![self.probe(Probe::Link)],
+                RoleChange::Accepted(op) => vec![self.poll(op)],
+                RoleChange::Issued => match target {
+                    Side::ManagedInstance => vec![self.instance(InstanceOp::Failover {
+                        link,
+                        failover_type: ArmFailoverType::ForcedAllowDataLoss,
+                    })],
+                    Side::SqlServer => vec![self.source(SourceOp::ForceFailover { dag: link })],
+                },
             },
             State::Repairing { keep, change } => match change {
                 RoleChange::Checking => vec![self.probe(Probe::Link)],
@@ -2368,10 +2490,7 @@ impl Machine {
                 },
             },
             State::Redirecting { primary, .. } => vec![self.redirect(primary)],
-            State::RemovingLink { operation, .. } => match operation {
-                Some(op) => vec![self.poll(op)],
-                None => vec![self.instance(InstanceOp::DeleteLink { link })],
-            },
+            State::RemovingLink { removal, .. } => self.kick_removal(removal),
             State::DroppingDag { .. } => {
                 vec![self.source(SourceOp::DropDistributedAvailabilityGroup { dag: link })]
             }
@@ -2380,12 +2499,7 @@ impl Machine {
                 vec![self.source(SourceOp::DropAvailabilityGroup { ag })]
             }
             State::Cancelling { step } => match step {
-                CancelStep::DeleteLink {
-                    operation: Some(op),
-                } => vec![self.poll(op)],
-                CancelStep::DeleteLink { operation: None } => {
-                    vec![self.instance(InstanceOp::DeleteLink { link })]
-                }
+                CancelStep::DeleteLink { removal } => self.kick_removal(removal),
                 CancelStep::DropDag => {
                     vec![self.source(SourceOp::DropDistributedAvailabilityGroup { dag: link })]
                 }
@@ -2394,6 +2508,18 @@ impl Machine {
                     vec![self.source(SourceOp::DropAvailabilityGroup { ag })]
                 }
             },
+        }
+    }
+
+    /// The link's `DELETE`, its poll, or the read of the link before sending it again.
+    fn kick_removal(&mut self, removal: RoleChange) -> Vec<Effect> {
+        match removal {
+            RoleChange::Checking => vec![self.probe(Probe::Link)],
+            RoleChange::Accepted(op) => vec![self.poll(op)],
+            RoleChange::Issued => {
+                let link = self.spec.link.clone();
+                vec![self.instance(InstanceOp::DeleteLink { link })]
+            }
         }
     }
 
@@ -2793,9 +2919,9 @@ fn steady_of_failed(phase: &State) -> Option<Steady> {
     }
 }
 
-/// The state a failed phase is re-entered in: accepted operations are re-issued (PUT, PATCH and
-/// DELETE are idempotent), role changes start with a role check, and the catch-up window
-/// restarts.
+/// The state a failed phase is re-entered in: accepted operations are re-issued (PUT and PATCH
+/// are idempotent), role changes and the link's removal start with a read of the link (the
+/// failed call may have taken effect: a timeout does not say), and the catch-up window restarts.
 fn reset_for_retry(state: State) -> State {
     match state {
         State::ExchangingTrust {
@@ -2840,7 +2966,7 @@ fn reset_for_retry(state: State) -> State {
         },
         State::ForcingFailover { target, then, .. } => State::ForcingFailover {
             target,
-            operation: None,
+            change: RoleChange::Checking,
             then,
         },
         State::Repairing { keep, .. } => State::Repairing {
@@ -2852,12 +2978,14 @@ fn reset_for_retry(state: State) -> State {
         } => State::RemovingLink {
             options,
             redirect,
-            operation: None,
+            removal: RoleChange::Checking,
         },
         State::Cancelling {
             step: CancelStep::DeleteLink { .. },
         } => State::Cancelling {
-            step: CancelStep::DeleteLink { operation: None },
+            step: CancelStep::DeleteLink {
+                removal: RoleChange::Checking,
+            },
         },
         s @ (State::Draft
         | State::Assessed

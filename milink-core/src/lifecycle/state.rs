@@ -293,16 +293,40 @@ pub enum FailoverVia {
     Arm,
 }
 
-/// Progress of a role-changing call. Role changes are never re-issued blindly: after a crash or a
-/// failure the machine first reads both sides' roles.
+/// Progress of a call that must not run twice: a role change (planned or forced failover,
+/// split-brain demotion) or the removal of the link resource.
+///
+/// Such a call is never re-issued blindly: after a crash that lost its reply, or a failure, the
+/// machine first reads the link (both sides' roles, or whether the link resource still exists)
+/// and issues the call again only if it did not take effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoleChange {
-    /// Reading both sides' roles before (re-)issuing the change.
+    /// Reading the link before (re-)issuing the call.
     Checking,
-    /// The change was issued; waiting for the reply.
+    /// The call was issued; waiting for the reply.
     Issued,
     /// The ARM operation was accepted and is polled.
     Accepted(OperationRef),
+}
+
+/// Reads a [`RoleChange`] also from the `operation: Option<OperationRef>` field that
+/// ForcingFailover, RemovingLink and the cancel's DeleteLink step had before they tracked the
+/// check: `null` was an issued call, an operation an accepted one.
+fn role_change_or_operation<'de, D>(deserializer: D) -> Result<RoleChange, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Change(RoleChange),
+        Operation(Option<OperationRef>),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::Change(change) => change,
+        Either::Operation(None) => RoleChange::Issued,
+        Either::Operation(Some(op)) => RoleChange::Accepted(op),
+    })
 }
 
 /// How to abandon a cutover or role change before the point of no return.
@@ -345,8 +369,10 @@ pub enum Then {
 pub enum CancelStep {
     /// Delete the link resource on the managed instance (may be long-running).
     DeleteLink {
-        /// The accepted ARM operation.
-        operation: Option<OperationRef>,
+        /// Progress of the `DELETE` (checked against the link's existence before it is sent
+        /// again).
+        #[serde(alias = "operation", deserialize_with = "role_change_or_operation")]
+        removal: RoleChange,
     },
     /// Drop the distributed availability group on SQL Server.
     DropDag,
@@ -536,8 +562,9 @@ pub enum State {
     ForcingFailover {
         /// The side that becomes primary.
         target: Side,
-        /// The accepted ARM operation, when the managed instance is forced.
-        operation: Option<OperationRef>,
+        /// Progress of the forced failover (T-SQL on SQL Server, ARM on the instance).
+        #[serde(alias = "operation", deserialize_with = "role_change_or_operation")]
+        change: RoleChange,
         /// Where to go once the roles are verified.
         then: Then,
     },
@@ -593,8 +620,10 @@ pub enum State {
         options: CutoverOptions,
         /// Redirect the application once the link is gone (one-way cutover).
         redirect: bool,
-        /// The accepted ARM operation.
-        operation: Option<OperationRef>,
+        /// Progress of the `DELETE` (checked against the link's existence before it is sent
+        /// again).
+        #[serde(alias = "operation", deserialize_with = "role_change_or_operation")]
+        removal: RoleChange,
     },
     /// Dropping the DAG on SQL Server.
     DroppingDag {

@@ -57,6 +57,8 @@ const STEP_ERROR: &str = "step failed";
 const PROBE_RETRY: &str = "retryable probe error, probe again";
 const PROBE_FAILED: &str = "probe error not retryable";
 const REISSUE: &str = "crash, re-issue in-flight steps";
+const CHECK_ROLES: &str = "crash, check roles before re-issuing";
+const CHECK_LINK: &str = "crash, check the link exists before deleting it again";
 const PROBE_DUE: &str = "probe or poll due";
 
 /// Every edge of the lifecycle machine.
@@ -288,24 +290,32 @@ pub const EDGES: &[Edge] = &[
     g("FailingOver", ERR, FAILED, STEP_ERROR),
     g("FailingOver", TICK, "FailingOver", PROBE_DUE),
     g("FailingOver", TICK, FAILED, TIMEOUT),
-    g(
-        "FailingOver",
-        RESUME,
-        "FailingOver",
-        "crash, check roles before re-issuing",
-    ),
+    g("FailingOver", RESUME, "FailingOver", CHECK_ROLES),
     // ---- Forced role change.
     g(
         "ForcingFailover",
         OK,
         "ForcingFailover",
-        "operation accepted or running",
+        "operation accepted or running, roles unsettled, or re-issue after role check (target \
+         SECONDARY, old primary PRIMARY or unreadable)",
     ),
-    g("ForcingFailover", OK, "VerifyingRoles", "forced"),
+    g(
+        "ForcingFailover",
+        OK,
+        "VerifyingRoles",
+        "forced, or role check shows the target PRIMARY",
+    ),
+    g(
+        "ForcingFailover",
+        OK,
+        "SplitBrain",
+        "role check shows both sides PRIMARY",
+    ),
+    g("ForcingFailover", ERR, "ForcingFailover", PROBE_RETRY),
     g("ForcingFailover", ERR, FAILED, STEP_ERROR),
     g("ForcingFailover", TICK, "ForcingFailover", PROBE_DUE),
     g("ForcingFailover", TICK, FAILED, TIMEOUT),
-    g("ForcingFailover", RESUME, "ForcingFailover", REISSUE),
+    g("ForcingFailover", RESUME, "ForcingFailover", CHECK_ROLES),
     // ---- Verify, redirect.
     g(
         "VerifyingRoles",
@@ -401,12 +411,7 @@ pub const EDGES: &[Edge] = &[
     g("Repairing", ERR, FAILED, STEP_ERROR),
     g("Repairing", TICK, "Repairing", PROBE_DUE),
     g("Repairing", TICK, FAILED, TIMEOUT),
-    g(
-        "Repairing",
-        RESUME,
-        "Repairing",
-        "crash, check roles before re-issuing",
-    ),
+    g("Repairing", RESUME, "Repairing", CHECK_ROLES),
     // ---- Cutover.
     g(
         "AwaitingFirstFullBackup",
@@ -462,14 +467,25 @@ pub const EDGES: &[Edge] = &[
         "RemovingLink",
         OK,
         "RemovingLink",
-        "operation accepted or running",
+        "operation accepted or running, or the check finds the link still there, delete again",
     ),
-    g("RemovingLink", OK, "Redirecting", "one-way cutover"),
-    g("RemovingLink", OK, "DroppingDag", "two-way cutover"),
+    g(
+        "RemovingLink",
+        OK,
+        "Redirecting",
+        "one-way cutover, link deleted or the check finds it gone",
+    ),
+    g(
+        "RemovingLink",
+        OK,
+        "DroppingDag",
+        "two-way cutover, link deleted or the check finds it gone",
+    ),
+    g("RemovingLink", ERR, "RemovingLink", PROBE_RETRY),
     g("RemovingLink", ERR, FAILED, STEP_ERROR),
     g("RemovingLink", TICK, "RemovingLink", PROBE_DUE),
     g("RemovingLink", TICK, FAILED, TIMEOUT),
-    g("RemovingLink", RESUME, "RemovingLink", REISSUE),
+    g("RemovingLink", RESUME, "RemovingLink", CHECK_LINK),
     g("DroppingDag", OK, "DroppingAg", "drop_availability_group"),
     g("DroppingDag", OK, "Completed", "keep the AG"),
     g("DroppingDag", ERR, FAILED, STEP_ERROR),
@@ -507,7 +523,8 @@ pub const EDGES: &[Edge] = &[
         "Cancelling",
         OK,
         "Cancelling",
-        "next removal, or operation accepted or running",
+        "next removal, operation accepted or running, or the check finds the link there (or its \
+         join unconfirmed), delete again",
     ),
     g(
         "Cancelling",
@@ -515,10 +532,16 @@ pub const EDGES: &[Edge] = &[
         "Cancelled",
         "everything attempted removed",
     ),
+    g("Cancelling", ERR, "Cancelling", PROBE_RETRY),
     g("Cancelling", ERR, FAILED, STEP_ERROR),
     g("Cancelling", TICK, "Cancelling", PROBE_DUE),
     g("Cancelling", TICK, FAILED, TIMEOUT),
-    g("Cancelling", RESUME, "Cancelling", REISSUE),
+    g(
+        "Cancelling",
+        RESUME,
+        "Cancelling",
+        "crash, re-issue in-flight steps (check the link exists before deleting it again)",
+    ),
     // ---- Failed: resume (retryable) or retry (any) re-enters the failed phase. Replicating and
     // FailedOver fail only on errors that are not retryable (they have no timeout), so only
     // Retry leaves a failure in them.

@@ -319,19 +319,15 @@ async fn a_crash_after_any_record_of_a_failback_resumes_to_the_same_end() {
     crash_everywhere(failback_scenario(), &ROLE_CHANGES).await;
 }
 
-/// Known gap: when the process dies after a forced failover was sent but before its reply was
-/// journaled, resume sends the forced failover again: the machine guards the role changes of
-/// FailingOver and Repairing on resume (it reads both sides' roles first) but not the one of
-/// ForcingFailover. In the fake world the second forced failover makes the old primary primary
-/// again, so the link never reaches FailedOver. Run with `--ignored` to see it.
+/// A forced failover whose reply was lost is not sent again once it happened: in the fake world a
+/// second one would hand the primary role back to the old primary, and the link would never
+/// reach FailedOver.
 #[tokio::test]
-#[ignore = "the machine re-issues a forced failover blindly on resume; see the doc comment"]
 async fn a_crash_after_any_record_of_a_forced_failover_resumes_to_the_same_end() {
     crash_everywhere(forced_failover_scenario(), &ROLE_CHANGES).await;
 }
 
-/// The role changes the machine guards on resume (it reads both sides' roles before re-issuing
-/// one whose reply was lost).
+/// The role changes alone (the link's removal is watched by the test below it).
 const GUARDED_ROLE_CHANGES: [&str; 5] = [
     "sql:Failover",
     "sql:ForceFailover",
@@ -345,13 +341,9 @@ async fn a_crash_after_any_record_of_a_cutover_resumes_to_the_same_end() {
     crash_everywhere(cutover_scenario(), &GUARDED_ROLE_CHANGES).await;
 }
 
-/// Known gap: when the process dies after the link's `DELETE` was sent but before its
-/// observation was journaled, resume sends the `DELETE` again (the machine re-issues in-flight
-/// effects other than role changes as they are). The end state is the same, because a repeated
-/// `DELETE` of a removed link is harmless to ARM, but the link's removal is not guarded the way
-/// role changes are. Run with `--ignored` to see it.
+/// The link's `DELETE` whose reply was lost is not sent again once the link is gone: the machine
+/// reads the link first, as it reads the roles before re-issuing a role change.
 #[tokio::test]
-#[ignore = "the machine re-issues DeleteLink blindly on resume; see the doc comment"]
 async fn a_crash_during_a_cutover_never_repeats_the_link_removal() {
     crash_everywhere(cutover_scenario(), &ROLE_CHANGES).await;
 }

@@ -52,6 +52,10 @@ scenarios!(
     every_phase_fails_resumes_retries_and_times_out,
     crash_resume_reissues_in_flight_steps_with_the_same_ids,
     crash_resume_checks_roles_before_reissuing_a_role_change,
+    crash_resume_checks_roles_before_forcing_again,
+    crash_resume_checks_the_link_before_deleting_it_again,
+    crash_resume_of_a_cancel_checks_the_link_before_deleting_it_again,
+    states_of_earlier_builds_still_load,
     stale_and_unexpected_observations_are_rejected,
     terminal_states_absorb_every_input,
     rejection_classes,
@@ -1963,18 +1967,50 @@ pub fn every_phase_fails_resumes_retries_and_times_out() {
 }
 
 pub fn crash_resume_reissues_in_flight_steps_with_the_same_ids() {
-    for phase in WORKING {
-        if matches!(phase, Phase::FailingOver | Phase::Repairing) {
-            continue;
-        }
-        let mut h = reach(phase);
+    let same_ids = |mut h: H, what: &str| {
         let in_flight = h.m.in_flight();
         let before = h.m.clone();
         let fx = h.resume();
-        assert_eq!(fx, in_flight, "{phase}");
-        assert_eq!(h.m, before, "{phase}: a crash-resume changes nothing");
+        assert_eq!(fx, in_flight, "{what}");
+        assert_eq!(h.m, before, "{what}: a crash-resume changes nothing");
         // The answer to the re-issued step is accepted.
         h.done_all();
+    };
+    for phase in WORKING {
+        // Calls that must not run twice are checked first (tests below).
+        if matches!(
+            phase,
+            Phase::FailingOver
+                | Phase::ForcingFailover
+                | Phase::Repairing
+                | Phase::RemovingLink
+                | Phase::Cancelling
+        ) {
+            continue;
+        }
+        same_ids(reach(phase), phase.name());
+    }
+    // The cancel's DAG and AG drops are guarded T-SQL: re-issued as they are.
+    let mut h = reach(Phase::Cancelling);
+    h.done();
+    assert!(matches!(
+        h.m.state(),
+        State::Cancelling {
+            step: CancelStep::DropDag
+        }
+    ));
+    same_ids(h, "Cancelling DropDag");
+    // An accepted ARM operation is polled again, not re-sent, in every phase that has one.
+    for phase in [
+        Phase::ForcingFailover,
+        Phase::RemovingLink,
+        Phase::Cancelling,
+    ] {
+        let mut h = reach(phase);
+        h.answer(Observation::OperationAccepted(op(9)));
+        let fx = h.tick_at_deadline();
+        assert!(is_poll(&fx, &op(9)), "{phase}");
+        same_ids(h, phase.name());
     }
 }
 
@@ -2041,6 +2077,389 @@ pub fn crash_resume_checks_roles_before_reissuing_a_role_change() {
     h.fail(true);
     let fx = h.resume();
     assert!(is_probe(&fx, Probe::Link));
+}
+
+/// Both sides' view with the given roles (`None`: the side reports no role, e.g. it is down).
+fn with_roles(h: &H, source: Option<ReplicaRole>, instance: Option<ReplicaRole>) -> Observation {
+    let mut obs = h.sync_equal(Side::SqlServer, 500);
+    if let Observation::Link(link) = &mut obs {
+        link.source.role = source;
+        link.instance.role = instance;
+    }
+    obs
+}
+
+/// Both sides' view with the instance's link resource gone (the DAG still on SQL Server).
+fn link_gone(h: &H) -> Observation {
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        link.instance = empty_side();
+    }
+    obs
+}
+
+fn has_delete_link(effects: &[Effect]) -> bool {
+    effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::Instance {
+                op: InstanceOp::DeleteLink { .. },
+                ..
+            }
+        )
+    })
+}
+
+pub fn crash_resume_checks_roles_before_forcing_again() {
+    use ReplicaRole::{Primary, Resolving, Secondary};
+    // The forced failover to the instance was sent; its reply was lost. Read the roles first.
+    let roles_then = |source: Option<ReplicaRole>, instance: Option<ReplicaRole>| {
+        let mut h = reach(Phase::ForcingFailover);
+        let lost = h.pending_step();
+        let fx = h.resume();
+        assert!(is_probe(&fx, Probe::Link), "{fx:?}");
+        assert!(!has_failover(&fx));
+        assert_eq!(
+            h.reject(Input::Observed {
+                step: lost,
+                result: Ok(Observation::Done)
+            }),
+            RejectReason::UnknownStep,
+            "the lost reply no longer counts"
+        );
+        let obs = with_roles(&h, source, instance);
+        let fx = h.answer(obs);
+        (h, fx)
+    };
+    // It happened (the old primary demoted, or down): verify, never force again.
+    for old in [Some(Secondary), None] {
+        let (h, fx) = roles_then(old, Some(Primary));
+        assert!(!has_failover(&fx), "{old:?}");
+        assert!(
+            matches!(
+                h.m.state(),
+                State::VerifyingRoles {
+                    primary: Side::ManagedInstance,
+                    strict: false,
+                    then: Then::FailedOver {
+                        data_loss_possible: true
+                    },
+                }
+            ),
+            "{:?}",
+            h.m.state()
+        );
+    }
+    // It happened and the old primary is still PRIMARY: split brain, no redirect.
+    let (h, fx) = roles_then(Some(Primary), Some(Primary));
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    assert!(actions(&fx).is_empty());
+    // It did not (the old primary PRIMARY, or down): force again, once.
+    for old in [Some(Primary), None] {
+        let (mut h, fx) = roles_then(old, Some(Secondary));
+        assert_eq!(
+            instance_op(&fx),
+            InstanceOp::Failover {
+                link: h.spec().link,
+                failover_type: ArmFailoverType::ForcedAllowDataLoss
+            },
+            "{old:?}"
+        );
+        assert_eq!(h.phase(), Phase::ForcingFailover);
+        h.done();
+        assert_eq!(h.phase(), Phase::VerifyingRoles);
+    }
+    // Unsettled (resolving, or both secondary): no force; read again after the interval, and a
+    // retryable probe error only delays the next reading.
+    for (source, instance) in [
+        (Some(Primary), Some(Resolving)),
+        (Some(Secondary), Some(Secondary)),
+        (Some(Resolving), Some(Secondary)),
+        (None, None),
+    ] {
+        let (mut h, fx) = roles_then(source, instance);
+        assert!(fx.is_empty(), "{source:?} {instance:?}: {fx:?}");
+        assert_eq!(h.phase(), Phase::ForcingFailover);
+        let fx = h.tick_at_deadline();
+        assert!(is_probe(&fx, Probe::Link));
+        h.fail(true);
+        assert_eq!(h.phase(), Phase::ForcingFailover);
+        let fx = h.tick_at_deadline();
+        assert!(is_probe(&fx, Probe::Link));
+        // Another crash while checking: the same read again.
+        let in_flight = h.m.in_flight();
+        assert_eq!(h.resume(), in_flight);
+        // The roles settle with the instance primary: no force was ever sent again.
+        let obs = with_roles(&h, Some(Secondary), Some(Primary));
+        let fx = h.answer(obs);
+        assert!(!has_failover(&fx));
+        assert_eq!(h.phase(), Phase::VerifyingRoles);
+    }
+    // The failover timeout bounds the check.
+    let (mut h, _) = roles_then(Some(Primary), Some(Resolving));
+    h.time_out();
+    assert_eq!(h.phase(), Phase::Failed);
+
+    // T-SQL force back to SQL Server (the instance primary after a planned failover).
+    let forced_back = || {
+        let mut h = H::new(two_way());
+        h.create();
+        h.planned_failover();
+        let fx = h.cmd(ack());
+        assert!(matches!(source_op(&fx), SourceOp::ForceFailover { .. }));
+        let fx = h.resume();
+        assert!(is_probe(&fx, Probe::Link));
+        h
+    };
+    let mut h = forced_back();
+    let obs = with_roles(&h, Some(Primary), None);
+    let fx = h.answer(obs);
+    assert!(!has_failover(&fx));
+    assert!(matches!(
+        h.m.state(),
+        State::VerifyingRoles {
+            primary: Side::SqlServer,
+            strict: false,
+            then: Then::Replicating,
+        }
+    ));
+    let mut h = forced_back();
+    let obs = with_roles(&h, Some(Secondary), Some(Primary));
+    let fx = h.answer(obs);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::ForceFailover { dag: h.spec().link }
+    );
+
+    // A failed force (a timeout does not say whether it happened) resumes with the check too,
+    // and so does a retry after a permanent failure.
+    let mut h = reach(Phase::ForcingFailover);
+    h.fail(true);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    assert!(!has_failover(&fx));
+    let obs = with_roles(&h, None, Some(Primary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    let mut h = reach(Phase::ForcingFailover);
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = with_roles(&h, Some(Primary), Some(Secondary));
+    let fx = h.answer(obs);
+    assert!(has_failover(&fx), "not forced yet: retry sends it");
+    // A reading that fails for good fails the phase.
+    let mut h = reach(Phase::ForcingFailover);
+    h.resume();
+    h.fail(false);
+    assert_eq!(h.phase(), Phase::Failed);
+}
+
+pub fn crash_resume_checks_the_link_before_deleting_it_again() {
+    // The cutover's DELETE was sent; its reply was lost. Read the link first.
+    let resumed = |h: &mut H| {
+        assert_eq!(h.phase(), Phase::RemovingLink);
+        let lost = h.pending_step();
+        let fx = h.resume();
+        assert!(is_probe(&fx, Probe::Link), "{fx:?}");
+        assert!(!has_delete_link(&fx));
+        assert_eq!(
+            h.reject(Input::Observed {
+                step: lost,
+                result: Ok(Observation::Done)
+            }),
+            RejectReason::UnknownStep
+        );
+    };
+    // It is gone: go on, never delete again.
+    let mut h = reach(Phase::RemovingLink);
+    resumed(&mut h);
+    let obs = link_gone(&h);
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+    assert_eq!(phase_events(&fx), ["DroppingDag"]);
+    assert!(matches!(
+        source_op(&fx),
+        SourceOp::DropDistributedAvailabilityGroup { .. }
+    ));
+    // It is still there: delete it again, once.
+    let mut h = reach(Phase::RemovingLink);
+    resumed(&mut h);
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert_eq!(
+        instance_op(&fx),
+        InstanceOp::DeleteLink {
+            link: h.spec().link
+        }
+    );
+    assert_eq!(h.phase(), Phase::RemovingLink);
+    h.done();
+    assert_eq!(h.phase(), Phase::DroppingDag);
+    // A retryable error of the reading reads again later; the removal timeout bounds it.
+    let mut h = reach(Phase::RemovingLink);
+    resumed(&mut h);
+    h.fail(true);
+    assert_eq!(h.phase(), Phase::RemovingLink);
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    assert!(!has_delete_link(&fx));
+    h.time_out();
+    assert_eq!(h.phase(), Phase::Failed);
+    // After a failure (a timeout does not say whether the DELETE went through), resume and
+    // retry read the link first too.
+    let mut h = reach(Phase::RemovingLink);
+    h.fail(true);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = link_gone(&h);
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+    assert_eq!(h.phase(), Phase::DroppingDag);
+    let mut h = reach(Phase::RemovingLink);
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    assert!(has_delete_link(&h.answer(obs)));
+
+    // One-way cutover: the link found gone, the application is redirected before any drop.
+    let mut h = H::new(one_way());
+    h.create();
+    h.cmd(Command::Cutover(keep_ag()));
+    h.done_all();
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    h.answer(obs.clone());
+    while h.phase() == Phase::CatchingUp {
+        h.tick_at_deadline();
+        h.answer(obs.clone());
+    }
+    let obs = h.backups(Some(h.now));
+    h.answer(obs);
+    resumed(&mut h);
+    let mut gone = h.sync_equal(Side::SqlServer, 1000);
+    if let Observation::Link(link) = &mut gone {
+        link.instance = empty_side();
+    }
+    let fx = h.answer(gone);
+    assert!(!has_delete_link(&fx));
+    assert_eq!(
+        actions(&fx)[..],
+        [Effect::Redirect {
+            step: h.pending_step(),
+            primary: Side::ManagedInstance
+        }]
+    );
+}
+
+pub fn crash_resume_of_a_cancel_checks_the_link_before_deleting_it_again() {
+    // Cancel after the join was confirmed (seeding): the DELETE's reply was lost.
+    let cancelled_while_seeding = || {
+        let mut h = reach(Phase::Seeding);
+        h.cmd(Command::Cancel);
+        assert_eq!(h.phase(), Phase::Cancelling);
+        assert!(has_delete_link(&h.m.in_flight()));
+        let fx = h.resume();
+        assert!(is_probe(&fx, Probe::Link));
+        assert!(!has_delete_link(&fx));
+        h
+    };
+    // Gone: go on with the DAG.
+    let mut h = cancelled_while_seeding();
+    let obs = link_gone(&h);
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+    assert!(matches!(
+        source_op(&fx),
+        SourceOp::DropDistributedAvailabilityGroup { .. }
+    ));
+    // Still there: delete again.
+    let mut h = cancelled_while_seeding();
+    let obs = h.healthy();
+    let fx = h.answer(obs);
+    assert!(has_delete_link(&fx));
+    h.done();
+    h.done();
+    h.done();
+    assert_eq!(h.phase(), Phase::Cancelled);
+    // A retryable error of the reading reads again later.
+    let mut h = cancelled_while_seeding();
+    h.fail(true);
+    assert_eq!(h.phase(), Phase::Cancelling);
+    assert!(is_probe(&h.tick_at_deadline(), Probe::Link));
+
+    // Cancel while the join's PUT was still running: an absent link may still be appearing, so
+    // it is deleted again rather than left behind.
+    let mut h = reach(Phase::JoiningInstance);
+    h.cmd(Command::Cancel);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = link_gone(&h);
+    let fx = h.answer(obs);
+    assert!(has_delete_link(&fx));
+    // After a failure, the check runs too.
+    let mut h = reach(Phase::Cancelling);
+    h.fail(true);
+    assert!(is_probe(&h.resume(), Probe::Link));
+}
+
+pub fn states_of_earlier_builds_still_load() {
+    // Before the check before re-sending, these states kept `operation: Option<OperationRef>`:
+    // `null` was a sent call, an operation an accepted one.
+    let op_json = serde_json::to_value(op(3)).unwrap();
+    let cases = [
+        (
+            serde_json::json!({"ForcingFailover": {
+                "target": "ManagedInstance", "operation": null,
+                "then": {"FailedOver": {"data_loss_possible": true}}}}),
+            State::ForcingFailover {
+                target: Side::ManagedInstance,
+                change: RoleChange::Issued,
+                then: Then::FailedOver {
+                    data_loss_possible: true,
+                },
+            },
+        ),
+        (
+            serde_json::json!({"RemovingLink": {
+                "options": {"drop_availability_group": false}, "redirect": true,
+                "operation": op_json}}),
+            State::RemovingLink {
+                options: keep_ag(),
+                redirect: true,
+                removal: RoleChange::Accepted(op(3)),
+            },
+        ),
+        (
+            serde_json::json!({"Cancelling": {"step": {"DeleteLink": {"operation": null}}}}),
+            State::Cancelling {
+                step: CancelStep::DeleteLink {
+                    removal: RoleChange::Issued,
+                },
+            },
+        ),
+    ];
+    for (old, expected) in cases {
+        let state: State = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(state, expected, "{old}");
+        // And the current shape round-trips.
+        let json = serde_json::to_value(&state).unwrap();
+        assert!(json.to_string().contains("Issued") || json.to_string().contains("Accepted"));
+        assert_eq!(serde_json::from_value::<State>(json).unwrap(), state);
+    }
+    let checking = State::RemovingLink {
+        options: keep_ag(),
+        redirect: false,
+        removal: RoleChange::Checking,
+    };
+    let json = serde_json::to_value(&checking).unwrap();
+    assert_eq!(serde_json::from_value::<State>(json).unwrap(), checking);
+    // Nonsense is still refused.
+    assert!(
+        serde_json::from_value::<State>(serde_json::json!({"Cancelling": {"step": {"DeleteLink":
+            {"removal": "Maybe"}}}}))
+        .is_err()
+    );
 }
 
 pub fn stale_and_unexpected_observations_are_rejected() {
