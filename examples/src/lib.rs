@@ -1,1 +1,10 @@
 //! Runnable examples for milink; `tailspin` is the main job.
+//!
+//! - [`tailspin`]: the Tailspin lab end to end on the simulator (the `tailspin` example is a thin
+//!   command line over [`tailspin::run`]);
+//! - [`narrate`]: port decorators that print what the session does, in virtual time;
+//! - [`plan`]: renders effects as the T-SQL batches and ARM requests they would send.
+
+pub mod narrate;
+pub mod plan;
+pub mod tailspin;

@@ -15,7 +15,9 @@
 //! - [`retry`]: jittered backoff that honours `Retry-After`;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
-//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports.
+//! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports;
+//! - `sim` (feature "sim"): a seeded, virtual-time world of a simulated SQL Server and managed
+//!   instance that implement the ports.
 //!
 //! ## The drive loop
 //!
@@ -47,6 +49,8 @@ pub mod ports;
 pub mod retry;
 pub mod secret;
 pub mod session;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod tsql;
 

@@ -858,10 +858,27 @@ where
                 .link_state(&self.link, &databases)),
             self.call(step, false, || self.instance.link_state(&self.link)),
         );
-        Ok(LinkObservation {
-            source: source?,
-            instance: instance?,
-        })
+        // One side failing transiently still yields a reading: its view is empty and marked
+        // unreachable, so the machine can finish a forced failover while the old primary is down
+        // and never mistakes "could not read" for "absent". Anything else fails the probe.
+        match (source, instance) {
+            (Ok(source), Ok(instance)) => Ok(LinkObservation {
+                source,
+                instance,
+                unreachable: None,
+            }),
+            (Err(e), Ok(instance)) if e.transient => Ok(LinkObservation {
+                source: crate::lifecycle::SideView::unknown(),
+                instance,
+                unreachable: Some(Side::SqlServer),
+            }),
+            (Ok(source), Err(e)) if e.transient => Ok(LinkObservation {
+                source,
+                instance: crate::lifecycle::SideView::unknown(),
+                unreachable: Some(Side::ManagedInstance),
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
     }
 
     /// One port call with the call timeout and, unless it changes a role, retries.

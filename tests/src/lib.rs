@@ -1,1 +1,92 @@
-//! Integration tests for milink (see `tests/`).
+//! Integration tests for milink (see `tests/`), and the helpers they share: a link session
+//! driven by the real [`Session`] against the simulated Tailspin lab.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use milink_core::lifecycle::{AssessmentOutcome, Side};
+use milink_core::ports::Journal;
+use milink_core::sim::{
+    Lab, Sim, SimConfig, SimManagedInstance, SimSqlServer, WorkloadRedirect, WorkloadSpec,
+};
+use milink_core::{Session, SessionError, SessionOptions};
+
+/// A session over the simulated servers.
+pub type SimSession<J> = Session<SimSqlServer, SimManagedInstance, J>;
+
+/// Session options for reproducible runs.
+pub fn options(seed: u64) -> SessionOptions {
+    SessionOptions {
+        seed,
+        event_capacity: 4096,
+        ..SessionOptions::default()
+    }
+}
+
+/// The Tailspin lab with `seed`.
+pub fn lab(seed: u64) -> Lab {
+    lab_with(SimConfig::with_seed(seed))
+}
+
+/// The Tailspin lab with a configuration.
+pub fn lab_with(config: SimConfig) -> Lab {
+    match Lab::tailspin_with(config) {
+        Ok(lab) => lab,
+        Err(e) => panic!("the lab's names are valid: {e}"),
+    }
+}
+
+/// A new link session for the lab's ToyStore link, writing `journal`.
+pub fn create<J: Journal + 'static>(
+    lab: &Lab,
+    journal: J,
+    options: SessionOptions,
+) -> Result<SimSession<J>, SessionError> {
+    Ok(Session::create(
+        lab.spec.clone(),
+        Arc::new(lab.sim.sql_server()),
+        Arc::new(lab.sim.managed_instance()),
+        journal,
+        Arc::new(lab.sim.clock()),
+        options,
+    )?
+    .with_redirect_hook(Arc::new(WorkloadRedirect::new(lab.sim.clone()))))
+}
+
+/// The session of the same link, reopened from its journal.
+pub fn resume<J: Journal + 'static>(
+    sim: &Sim,
+    journal: J,
+    options: SessionOptions,
+) -> Result<SimSession<J>, SessionError> {
+    Ok(Session::resume(
+        journal,
+        Arc::new(sim.sql_server()),
+        Arc::new(sim.managed_instance()),
+        Arc::new(sim.clock()),
+        options,
+    )?
+    .with_redirect_hook(Arc::new(WorkloadRedirect::new(sim.clone()))))
+}
+
+/// The readiness verdict of a ready database.
+pub fn ready() -> AssessmentOutcome {
+    AssessmentOutcome {
+        blockers: Vec::new(),
+    }
+}
+
+/// Starts the application's workload on `side`.
+pub fn workload(lab: &Lab, side: Side, tps: f64) {
+    lab.sim.start_workload(WorkloadSpec {
+        database: lab.database.clone(),
+        target: side,
+        transactions_per_second: tps,
+        max_rows_per_transaction: 4,
+    });
+}
+
+/// Lets `d` of virtual time pass.
+pub fn pass(lab: &Lab, d: Duration) {
+    lab.sim.advance(d);
+}

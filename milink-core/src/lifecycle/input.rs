@@ -163,6 +163,31 @@ pub struct LinkObservation {
     pub source: SideView,
     /// The managed instance's view.
     pub instance: SideView,
+    /// A side that could not be read (a transient failure that outlasted the retries). Its view
+    /// is empty: no role, not connected, no databases, and `exists` says nothing. The other
+    /// side's view is real. A forced failover needs this: the old primary is usually down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<Side>,
+}
+
+impl SideView {
+    /// The view of a side that could not be read.
+    pub fn unknown() -> SideView {
+        SideView {
+            exists: false,
+            role: None,
+            mode: None,
+            connected: false,
+            databases: Vec::new(),
+        }
+    }
+}
+
+impl LinkObservation {
+    /// Whether `side` was read.
+    pub fn reachable(&self, side: Side) -> bool {
+        self.unreachable != Some(side)
+    }
 }
 
 /// The managed instance's latest full backup of one database.

@@ -1970,7 +1970,7 @@ impl Machine {
             // The DELETE's reply was lost. The link existed (it replicated), so its absence
             // means the DELETE went through.
             let link = self.record_link(obs)?;
-            if link.instance.exists {
+            if link.instance.exists || !link.reachable(Side::ManagedInstance) {
                 self.state = State::RemovingLink {
                     options,
                     redirect,
@@ -2037,7 +2037,7 @@ impl Machine {
                 // was confirmed; otherwise the PUT may still be creating it: delete again.
                 let link = self.record_link(obs)?;
                 let joined = self.seeding_started_at.is_some();
-                if link.instance.exists || !joined {
+                if link.instance.exists || !joined || !link.reachable(Side::ManagedInstance) {
                     self.state = State::Cancelling {
                         step: CancelStep::DeleteLink {
                             removal: RoleChange::Issued,

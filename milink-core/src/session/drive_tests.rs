@@ -583,6 +583,71 @@ async fn a_forced_failover_needs_the_acknowledgement_and_then_runs() {
 }
 
 #[tokio::test]
+async fn a_forced_failover_completes_while_sql_server_cannot_be_read() {
+    let f = fixture();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    f.session.start().await.unwrap();
+    // The old primary is down: every read of SQL Server fails with a connection error.
+    f.world.inject(
+        "sql:link_state",
+        (0..10_000).map(|_| PortError::transient("io", "connection refused")),
+    );
+    f.session
+        .failover(FailoverKind::Forced(Some(DataLossAcknowledgement {
+            link: spec().link.to_string(),
+        })))
+        .await
+        .unwrap();
+    match f.session.machine().state() {
+        State::FailedOver {
+            primary,
+            data_loss_possible,
+        } => {
+            assert_eq!(*primary, Side::ManagedInstance);
+            assert!(*data_loss_possible);
+        }
+        other => panic!("expected FailedOver, got {other}"),
+    }
+    let health = f.session.machine().health().cloned().unwrap();
+    assert_eq!(health.unreachable, Some(Side::SqlServer));
+    assert_eq!(f.world.applied(), vec!["arm:Failover".to_string()]);
+}
+
+#[tokio::test]
+async fn a_link_that_cannot_be_read_is_never_taken_for_removed() {
+    let f = fixture();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    f.session.start().await.unwrap();
+    f.world.inject(
+        "arm:link_state",
+        (0..10_000).map(|_| PortError::transient("http:503", "service unavailable")),
+    );
+    let obs = f.session.probe_link(StepId(999)).await.unwrap();
+    assert_eq!(obs.unreachable, Some(Side::ManagedInstance));
+    assert!(!obs.instance.exists);
+    assert!(!obs.reachable(Side::ManagedInstance));
+    assert!(obs.source.exists, "SQL Server's view is real");
+    // Both sides unreadable is an error, not an empty reading.
+    f.world.inject(
+        "sql:link_state",
+        (0..10_000).map(|_| PortError::transient("io", "connection refused")),
+    );
+    assert!(f.session.probe_link(StepId(1000)).await.is_err());
+    // A permanent error on one side fails the reading too.
+    let g = fixture();
+    g.session.record_assessment(no_blockers()).await.unwrap();
+    g.session.start().await.unwrap();
+    g.world.inject(
+        "arm:link_state",
+        [PortError::permanent(
+            "arm:403:AuthorizationFailed",
+            "no access",
+        )],
+    );
+    assert!(g.session.probe_link(StepId(999)).await.is_err());
+}
+
+#[tokio::test]
 async fn cancel_during_seeding_removes_what_was_created() {
     let f = fixture_with(SessionOptions {
         operation_timeout: Duration::from_secs(60),

@@ -231,6 +231,7 @@ async fn a_link_probe_reads_both_sides_and_merges_them() {
         Ok(Observation::Link(LinkObservation {
             source: side(ReplicaRole::Primary, 1000),
             instance: side(ReplicaRole::Secondary, 900),
+            unreachable: None,
         }))
     );
 }

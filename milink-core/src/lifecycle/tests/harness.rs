@@ -201,10 +201,12 @@ impl H {
             Side::SqlServer => Observation::Link(LinkObservation {
                 source: p,
                 instance: s,
+                unreachable: None,
             }),
             Side::ManagedInstance => Observation::Link(LinkObservation {
                 source: s,
                 instance: p,
+                unreachable: None,
             }),
         }
     }
@@ -387,6 +389,7 @@ pub fn default_answer(effect: &Effect) -> Observation {
         } => Observation::Link(LinkObservation {
             source: empty_side(),
             instance: empty_side(),
+            unreachable: None,
         }),
         _ => Observation::Done,
     }

@@ -2296,6 +2296,16 @@ pub fn crash_resume_checks_the_link_before_deleting_it_again() {
     assert_eq!(h.phase(), Phase::RemovingLink);
     h.done();
     assert_eq!(h.phase(), Phase::DroppingDag);
+    // The instance could not be read: an empty view is not "gone". Delete again.
+    let mut h = reach(Phase::RemovingLink);
+    resumed(&mut h);
+    let mut obs = link_gone(&h);
+    if let Observation::Link(link) = &mut obs {
+        link.unreachable = Some(Side::ManagedInstance);
+    }
+    let fx = h.answer(obs);
+    assert!(has_delete_link(&fx), "{fx:?}");
+    assert_eq!(h.phase(), Phase::RemovingLink);
     // A retryable error of the reading reads again later; the removal timeout bounds it.
     let mut h = reach(Phase::RemovingLink);
     resumed(&mut h);

@@ -1,0 +1,749 @@
+//! The simulated managed instance: each [`InstanceOp`] is an ARM call with a latency. Mutations
+//! are long-running operations answered `202 Accepted` with a `Location` URL of the real shape;
+//! polling says "running" with `Retry-After` until the latency has passed, then succeeded or
+//! failed with the ARM code (or the SQL engine's link error number).
+
+use async_trait::async_trait;
+
+use crate::lifecycle::{
+    ArmFailoverType, FailoverMode, FullBackup, InstanceOp, LinkName, OperationKind, OperationRef,
+    ReplicaRole, RoleChangeType, Side, SideView,
+};
+use crate::names::{DatabaseName, LinkMode};
+use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError};
+
+use super::Sim;
+use super::errors;
+use super::faults::{Call, InjectedError, InstanceCall};
+use super::world::{
+    ArmOperation, DbState, EventKind, InstanceLink, LinkFault, ReplicaPhase, World,
+};
+
+/// The api-version in operation URLs.
+pub const API_VERSION: &str = "2025-01-01";
+
+/// The simulated managed instance (`tailspin-mi` in the lab). Implements [`ManagedInstance`].
+#[derive(Debug, Clone)]
+pub struct SimManagedInstance {
+    sim: Sim,
+}
+
+impl SimManagedInstance {
+    pub(crate) fn new(sim: Sim) -> Self {
+        SimManagedInstance { sim }
+    }
+
+    /// The world this instance lives in.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+}
+
+#[async_trait]
+impl ManagedInstance for SimManagedInstance {
+    async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
+        let mut w = self.sim.lock();
+        let latency = w.config.arm.request;
+        let fate = w.enter_call(Call::Instance(InstanceCall::of(op)), latency)?;
+        let reply = w.begin_instance(op);
+        if fate.lose_response {
+            return Err(errors::response_lost());
+        }
+        reply
+    }
+
+    async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
+        let mut w = self.sim.lock();
+        let latency = w.config.arm.request;
+        w.enter_call(Call::Poll, latency)?;
+        w.poll_operation(operation)
+    }
+
+    async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
+        let mut w = self.sim.lock();
+        let latency = w.config.arm.request;
+        w.enter_call(Call::InstanceLinkState, latency)?;
+        let dbs = w
+            .instance
+            .links
+            .get(link)
+            .map(|l| l.properties.databases.clone())
+            .unwrap_or_default();
+        Ok(w.side_view(Side::ManagedInstance, link, &dbs))
+    }
+
+    async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
+        let mut w = self.sim.lock();
+        let latency = w.config.sql_request;
+        w.enter_call(Call::FullBackups, latency)?;
+        Ok(w.full_backups_of(databases)
+            .into_iter()
+            .map(|(database, finished)| FullBackup { database, finished })
+            .collect())
+    }
+}
+
+enum Completion {
+    Done(Result<(), InjectedError>),
+    Postpone(crate::time::Timestamp),
+}
+
+fn link_error(f: &LinkFault, arm_code: &str) -> InjectedError {
+    InjectedError {
+        code: format!("sql:{}", f.code),
+        message: format!("{} (ARM error {arm_code})", f.message),
+        transient: f.code == errors::LINK_NOT_INITIATED,
+        retry_after: None,
+    }
+}
+
+fn not_found(link: &LinkName) -> PortError {
+    errors::arm(
+        404,
+        "ResourceNotFound",
+        format!("The distributed availability group '{link}' was not found on the instance."),
+    )
+}
+
+impl World {
+    fn operation_url(&self, collection: &str, id: &str) -> String {
+        format!(
+            "https://management.azure.com/subscriptions/{}/providers/Microsoft.Sql/locations/{}/{collection}OperationResults/{id}?api-version={API_VERSION}",
+            self.instance.id.subscription_id(),
+            self.instance.location,
+        )
+    }
+
+    fn accept(&mut self, op: &InstanceOp) -> ArmReply {
+        let id = self.guid();
+        let latency = match op {
+            InstanceOp::PutServerTrustCertificate { .. } => self.config.arm.put_trust_certificate,
+            InstanceOp::PutLink { .. } => self.config.arm.put_link,
+            InstanceOp::SetReplicationMode { .. } => self.config.arm.set_replication_mode,
+            InstanceOp::Failover { .. } => self.config.arm.failover,
+            InstanceOp::SetRole { .. } => self.config.arm.set_role,
+            InstanceOp::DeleteLink { .. } => self.config.arm.delete_link,
+            InstanceOp::DeleteServerTrustCertificate { .. } => {
+                self.config.arm.delete_trust_certificate
+            }
+            InstanceOp::GetEndpointCertificate => self.config.arm.request,
+        };
+        let d = self.sample(latency);
+        let collection = match op {
+            InstanceOp::PutServerTrustCertificate { .. }
+            | InstanceOp::DeleteServerTrustCertificate { .. } => "serverTrustCertificates",
+            _ => "distributedAvailabilityGroups",
+        };
+        let url = self.operation_url(collection, &id);
+        self.instance.operations.insert(
+            id.clone(),
+            ArmOperation {
+                id,
+                op: op.clone(),
+                started: self.now,
+                completes_at: self.now.plus(d),
+                outcome: None,
+            },
+        );
+        ArmReply::Accepted(OperationRef {
+            url,
+            kind: OperationKind::Location,
+        })
+    }
+
+    fn pending_on_link(&self, link: &LinkName) -> Option<&ArmOperation> {
+        self.instance.operations.values().find(|o| {
+            o.outcome.is_none()
+                && match &o.op {
+                    InstanceOp::PutLink { link: l, .. }
+                    | InstanceOp::SetReplicationMode { link: l, .. }
+                    | InstanceOp::Failover { link: l, .. }
+                    | InstanceOp::SetRole { link: l, .. }
+                    | InstanceOp::DeleteLink { link: l } => l == link,
+                    _ => false,
+                }
+        })
+    }
+
+    fn any_seeding(&self) -> bool {
+        self.replications.values().any(|r| {
+            r.databases.values().any(|d| {
+                matches!(
+                    d.phase,
+                    ReplicaPhase::Seeding(_) | ReplicaPhase::WaitingToSeed
+                )
+            })
+        })
+    }
+
+    /// Begins one ARM operation.
+    pub(crate) fn begin_instance(&mut self, op: &InstanceOp) -> Result<ArmReply, PortError> {
+        match op {
+            InstanceOp::GetEndpointCertificate => Ok(ArmReply::PublicKey(
+                self.instance.endpoint_certificate.clone(),
+            )),
+            InstanceOp::PutServerTrustCertificate { name, public_blob } => {
+                if self.instance.trust_certificates.get(name.as_str()) == Some(public_blob) {
+                    return Ok(ArmReply::Completed);
+                }
+                if self.any_seeding() {
+                    return Err(errors::arm(
+                        400,
+                        "OperationCanNotStartDueToMiLink",
+                        "The operation cannot start while a database is being created through a \
+                         Managed Instance link. Retry after seeding completes.",
+                    ));
+                }
+                if public_blob.first() != Some(&0x30) {
+                    return Err(errors::arm(
+                        400,
+                        "InvalidParameterValue",
+                        "publicBlob is not a DER-encoded certificate.",
+                    ));
+                }
+                Ok(self.accept(op))
+            }
+            InstanceOp::PutLink { link, properties } => {
+                let p = properties;
+                if p.instance_ag == p.partner_ag {
+                    return Err(errors::arm(
+                        400,
+                        "InstanceAvailabilityGroupNamePartnerAvailabilityGroupNameMatch",
+                        "instanceAvailabilityGroupName and partnerAvailabilityGroupName must \
+                         differ.",
+                    ));
+                }
+                if p.databases.is_empty() {
+                    return Err(errors::arm(
+                        400,
+                        "InvalidDistributedAvailabilityGroupsCreateOrUpdateRequestDatabases",
+                        "databases must name at least one database.",
+                    ));
+                }
+                if p.link_mode == LinkMode::SingleDatabase && p.databases.len() > 1 {
+                    return Err(errors::arm(
+                        400,
+                        "ManagedInstanceLinkForProvidedAvailabilityGroupsAlreadyExists",
+                        "In single-database mode a link can contain only one database; use a \
+                         new link (DAG) name for each database.",
+                    ));
+                }
+                if p.seeding_mode != crate::lifecycle::SeedingMode::Automatic {
+                    return Err(errors::arm(
+                        400,
+                        "InvalidDistributedAvailabilityGroupsCreateOrUpdateRequestSeedingMode",
+                        "Currently, only the 'Automatic' seeding mode is supported.",
+                    ));
+                }
+                if p.failover_mode == FailoverMode::Manual
+                    && !self
+                        .source
+                        .version
+                        .capabilities()
+                        .failback_allowed_with(self.instance.update_policy)
+                {
+                    return Err(errors::arm(
+                        400,
+                        "CloudLifterChimeraBoxAndMiOnDifferentDbVersionsFailoverModeManual",
+                        format!(
+                            "failoverMode 'Manual' needs matching database formats: SQL Server {} \
+                             and update policy {}. Use failoverMode 'None' (one-way).",
+                            self.source.version, self.instance.update_policy
+                        ),
+                    ));
+                }
+                if let Some(other) = self
+                    .instance
+                    .links
+                    .iter()
+                    .find(|(l, x)| *l != link && x.properties.instance_ag == p.instance_ag)
+                {
+                    return Err(errors::arm(
+                        400,
+                        "CloudLifterChimeraMIAgNameIsAlreadyUsed",
+                        format!(
+                            "instanceAvailabilityGroupName '{}' is already used by link '{}'.",
+                            p.instance_ag, other.0
+                        ),
+                    ));
+                }
+                if let Some(existing) = self.instance.links.get(link) {
+                    if &existing.properties == p {
+                        return Ok(ArmReply::Completed);
+                    }
+                    return Err(errors::arm(
+                        400,
+                        "InvalidDistributedAvailabilityGroupsCreateOrUpdateRequest",
+                        format!("The link '{link}' exists with other properties; delete it first."),
+                    ));
+                }
+                if self.pending_on_link(link).is_some() {
+                    return Err(errors::arm(
+                        409,
+                        "ConflictingServerOperation",
+                        format!("An operation on '{link}' is in progress; retry later."),
+                    )
+                    .with_retry_after(self.config.arm.retry_after));
+                }
+                for db in &p.databases {
+                    if self
+                        .instance
+                        .databases
+                        .get(db)
+                        .is_some_and(|d| d.link.is_none())
+                        && p.instance_link_role == Side::SqlServer
+                    {
+                        return Err(errors::arm(
+                            400,
+                            "InvalidDistributedAvailabilityGroupsCreateOrUpdateRequestDatabases",
+                            format!("A database named '{db}' already exists on the instance."),
+                        ));
+                    }
+                }
+                Ok(self.accept(op))
+            }
+            InstanceOp::SetReplicationMode { link, mode } => {
+                let Some(l) = self.instance.links.get(link) else {
+                    return Err(not_found(link));
+                };
+                if l.replication_mode == *mode {
+                    return Ok(ArmReply::Completed);
+                }
+                Ok(self.accept(op))
+            }
+            InstanceOp::Failover {
+                link,
+                failover_type,
+            } => {
+                let Some(l) = self.instance.links.get(link) else {
+                    return Err(not_found(link));
+                };
+                if self.pending_on_link(link).is_some() {
+                    return Err(errors::arm(
+                        409,
+                        "DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
+                        "A role change on this link is already in progress.",
+                    ));
+                }
+                match failover_type {
+                    ArmFailoverType::Planned => {
+                        if self.config.arm_planned_failover_requires_primary
+                            && l.role != ReplicaRole::Primary
+                        {
+                            return Err(errors::arm(
+                                400,
+                                "InvalidDistributedAvailabilityGroupFailoverInstanceRole",
+                                "Planned failover can be executed on a link in the primary role \
+                                 only.",
+                            ));
+                        }
+                        if l.role == ReplicaRole::Primary
+                            && l.properties.failover_mode == FailoverMode::None
+                        {
+                            return Err(errors::arm(
+                                400,
+                                "InvalidDistributedAvailabilityGroupFailoverRequest",
+                                "The link is one-way (failoverMode None): it cannot fail over to \
+                                 SQL Server.",
+                            ));
+                        }
+                        if !self.is_synchronized(link) {
+                            return Err(errors::arm(
+                                409,
+                                "DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
+                                "Planned failover needs synchronizing secondaries: switch the \
+                                 link to synchronous commit on both sides and wait until the \
+                                 secondary is SYNCHRONIZED.",
+                            ));
+                        }
+                    }
+                    ArmFailoverType::ForcedAllowDataLoss => {
+                        if l.properties.failover_mode == FailoverMode::None {
+                            return Err(errors::arm(
+                                409,
+                                "DistributedAvailabilityGroupForcedFailoverWrongDbVersion",
+                                "Forced failover is not supported on this managed instance \
+                                 link. For database migration, please delete the link instead.",
+                            ));
+                        }
+                        if l.role == ReplicaRole::Primary {
+                            return Err(errors::arm(
+                                409,
+                                "DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
+                                "The instance is already primary on this link.",
+                            ));
+                        }
+                        if !self.can_become_primary(link, Side::ManagedInstance) {
+                            return Err(errors::arm(
+                                409,
+                                "DistributedAvailabilityGroupSetRoleFailed",
+                                "The instance's databases are still seeding and cannot become \
+                                 primary.",
+                            ));
+                        }
+                    }
+                }
+                Ok(self.accept(op))
+            }
+            InstanceOp::SetRole { link, role, change } => {
+                let Some(l) = self.instance.links.get(link) else {
+                    return Err(not_found(link));
+                };
+                let wanted = match role {
+                    Side::ManagedInstance => ReplicaRole::Primary,
+                    Side::SqlServer => ReplicaRole::Secondary,
+                };
+                if l.role == wanted {
+                    return Err(errors::arm(
+                        409,
+                        "DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
+                        format!("The instance is already {wanted:?} on this link."),
+                    ));
+                }
+                if self.pending_on_link(link).is_some() {
+                    return Err(errors::arm(
+                        409,
+                        "DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
+                        "A role change on this link is already in progress.",
+                    ));
+                }
+                if wanted == ReplicaRole::Primary {
+                    if *change == RoleChangeType::Planned {
+                        return Err(errors::arm(
+                            409,
+                            "DistributedAvailabilityGroupSetRolePrimaryPlannedNotSupported",
+                            "A planned setRole to Primary is not supported; use failover.",
+                        ));
+                    }
+                    if !self.can_become_primary(link, Side::ManagedInstance) {
+                        return Err(errors::arm(
+                            409,
+                            "DistributedAvailabilityGroupSetRoleFailed",
+                            "The instance's databases cannot become primary.",
+                        ));
+                    }
+                }
+                Ok(self.accept(op))
+            }
+            InstanceOp::DeleteLink { link } => {
+                if let Some(existing) = self.instance.operations.values().find(|o| {
+                    o.outcome.is_none()
+                        && matches!(&o.op, InstanceOp::DeleteLink { link: l } if l == link)
+                }) {
+                    let collection = "distributedAvailabilityGroups";
+                    let id = existing.id.clone();
+                    return Ok(ArmReply::Accepted(OperationRef {
+                        url: self.operation_url(collection, &id),
+                        kind: OperationKind::Location,
+                    }));
+                }
+                if !self.instance.links.contains_key(link) {
+                    return Ok(ArmReply::Completed);
+                }
+                Ok(self.accept(op))
+            }
+            InstanceOp::DeleteServerTrustCertificate { name } => {
+                if !self.instance.trust_certificates.contains_key(name.as_str()) {
+                    return Ok(ArmReply::Completed);
+                }
+                Ok(self.accept(op))
+            }
+        }
+    }
+
+    /// Polls an operation by its URL.
+    pub(crate) fn poll_operation(
+        &mut self,
+        operation: &OperationRef,
+    ) -> Result<PollReply, PortError> {
+        let id = operation
+            .url
+            .rsplit_once("OperationResults/")
+            .map(|(_, rest)| rest.split('?').next().unwrap_or(rest))
+            .unwrap_or_default();
+        let Some(op) = self.instance.operations.get(id) else {
+            return Err(errors::arm(
+                404,
+                "ResourceNotFound",
+                format!("The operation '{}' was not found.", operation.url),
+            ));
+        };
+        match &op.outcome {
+            None => Ok(PollReply::Running {
+                retry_after: Some(self.config.arm.retry_after),
+            }),
+            Some(Ok(())) => Ok(PollReply::Succeeded),
+            Some(Err(e)) => Err(e.clone().into()),
+        }
+    }
+
+    /// Completes the operations whose time has come, oldest first.
+    pub(crate) fn complete_due_operations(&mut self) {
+        loop {
+            let now = self.now;
+            let Some(id) = self
+                .instance
+                .operations
+                .values()
+                .filter(|o| o.outcome.is_none() && o.completes_at <= now)
+                .min_by_key(|o| (o.completes_at, o.started))
+                .map(|o| o.id.clone())
+            else {
+                return;
+            };
+            let Some(op) = self.instance.operations.get(&id).cloned() else {
+                return;
+            };
+            match self.complete_operation(&op) {
+                Completion::Done(result) => {
+                    if let Some(o) = self.instance.operations.get_mut(&id) {
+                        o.outcome = Some(result);
+                    }
+                }
+                Completion::Postpone(at) => {
+                    if let Some(o) = self.instance.operations.get_mut(&id) {
+                        o.completes_at = at.max(now.plus(std::time::Duration::from_millis(1)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete_operation(&mut self, o: &ArmOperation) -> Completion {
+        match &o.op {
+            InstanceOp::GetEndpointCertificate => Completion::Done(Ok(())),
+            InstanceOp::PutServerTrustCertificate { name, public_blob } => {
+                self.instance
+                    .trust_certificates
+                    .insert(name.as_str().to_string(), public_blob.clone());
+                Completion::Done(Ok(()))
+            }
+            InstanceOp::DeleteServerTrustCertificate { name } => {
+                self.instance.trust_certificates.remove(name.as_str());
+                Completion::Done(Ok(()))
+            }
+            InstanceOp::PutLink { link, properties } => self.complete_put_link(o, link, properties),
+            InstanceOp::SetReplicationMode { link, mode } => {
+                match self.instance.links.get_mut(link) {
+                    Some(l) => {
+                        l.replication_mode = *mode;
+                        Completion::Done(Ok(()))
+                    }
+                    None => Completion::Done(Err(not_found(link).into())),
+                }
+            }
+            InstanceOp::Failover {
+                link,
+                failover_type: ArmFailoverType::Planned,
+            } => match self.planned_failover(link) {
+                Ok(_) => Completion::Done(Ok(())),
+                Err(why) => Completion::Done(Err(errors::arm(
+                    409,
+                    "DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
+                    format!("Planned failover failed: {why}."),
+                )
+                .into())),
+            },
+            InstanceOp::Failover {
+                link,
+                failover_type: ArmFailoverType::ForcedAllowDataLoss,
+            } => {
+                if !self.instance.links.contains_key(link) {
+                    return Completion::Done(Err(not_found(link).into()));
+                }
+                self.force_primary(link, Side::ManagedInstance);
+                Completion::Done(Ok(()))
+            }
+            InstanceOp::SetRole { link, role, .. } => {
+                if !self.instance.links.contains_key(link) {
+                    return Completion::Done(Err(not_found(link).into()));
+                }
+                match role {
+                    Side::ManagedInstance => self.force_primary(link, Side::ManagedInstance),
+                    Side::SqlServer => {
+                        self.set_role(Side::ManagedInstance, link, ReplicaRole::Secondary)
+                    }
+                }
+                Completion::Done(Ok(()))
+            }
+            InstanceOp::DeleteLink { link } => {
+                self.instance.links.remove(link);
+                self.remove_replication(link);
+                let now = self.now;
+                let dbs: Vec<DatabaseName> = self
+                    .instance
+                    .databases
+                    .iter()
+                    .filter(|(_, d)| d.link.as_ref() == Some(link))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for db in dbs {
+                    let restoring = self
+                        .instance
+                        .databases
+                        .get(&db)
+                        .is_some_and(|d| d.state == DbState::Restoring);
+                    if restoring {
+                        // Seeding never finished: there is no database to keep.
+                        self.instance.databases.remove(&db);
+                        self.instance.backup_schedule.remove(&db);
+                        continue;
+                    }
+                    let was_primary = self
+                        .instance
+                        .databases
+                        .get(&db)
+                        .is_some_and(|d| d.primary_since.is_some());
+                    if let Some(d) = self.instance.databases.get_mut(&db) {
+                        d.link = None;
+                        if d.primary_since.is_none() {
+                            d.primary_since = Some(now);
+                        }
+                    }
+                    if !was_primary {
+                        self.schedule_first_full(&db);
+                    }
+                    self.event(EventKind::DatabaseIndependent { database: db });
+                }
+                self.event(EventKind::LinkRemoved {
+                    link: link.clone(),
+                    side: Side::ManagedInstance,
+                });
+                Completion::Done(Ok(()))
+            }
+        }
+    }
+
+    fn complete_put_link(
+        &mut self,
+        o: &ArmOperation,
+        link: &LinkName,
+        p: &crate::lifecycle::LinkProperties,
+    ) -> Completion {
+        let fail = |f: LinkFault, arm: &str| Completion::Done(Err(link_error(&f, arm)));
+        let Some(dag) = self.source.dags.get(link) else {
+            return fail(
+                LinkFault {
+                    code: errors::AG_NOT_RESPONDING,
+                    message: format!(
+                        "The availability group on SQL Server is not responding: no distributed \
+                         availability group '{link}' exists there. Create it before joining."
+                    ),
+                },
+                "LinkInitError",
+            );
+        };
+        if dag.sql_ag != p.partner_ag || dag.mi_ag != p.instance_ag {
+            return fail(
+                LinkFault {
+                    code: errors::AG_NOT_RESPONDING,
+                    message: format!(
+                        "The availability group names do not match: SQL Server's DAG '{link}' \
+                         joins '{}' and '{}', the request names '{}' and '{}'.",
+                        dag.sql_ag, dag.mi_ag, p.partner_ag, p.instance_ag
+                    ),
+                },
+                "LinkInitError",
+            );
+        }
+        let sql_ag_dbs = self
+            .source
+            .ags
+            .get(&dag.sql_ag)
+            .map(|a| a.databases.clone())
+            .unwrap_or_default();
+        if p.instance_link_role == Side::SqlServer
+            && p.databases.iter().any(|d| !sql_ag_dbs.contains(d))
+        {
+            return fail(
+                LinkFault {
+                    code: errors::AG_NOT_RESPONDING,
+                    message: format!(
+                        "The availability group '{}' on SQL Server does not contain the \
+                         databases of the link.",
+                        dag.sql_ag
+                    ),
+                },
+                "LinkInitError",
+            );
+        }
+        if let Err(f) = self.transport() {
+            if f.code == errors::SQL_CERT_NOT_ON_INSTANCE {
+                return fail(f, "ManagedInstanceLinkCertificateNotFoundOnManagedInstance");
+            }
+            if f.code == errors::INSTANCE_CERT_NOT_ON_SQL {
+                return fail(f, "ManagedInstanceLinkCertificateNotFoundOnSqlServer");
+            }
+            let deadline = o.started.plus(self.config.link_init_timeout);
+            if self.now < deadline {
+                return Completion::Postpone(
+                    self.now
+                        .plus(std::time::Duration::from_secs(30))
+                        .min(deadline),
+                );
+            }
+            return fail(
+                LinkFault {
+                    code: errors::LINK_NOT_INITIATED,
+                    message: format!(
+                        "The link was not initiated within {} minutes: the instance could not \
+                         connect to SQL Server ({}). Check the network path, NSG and firewall \
+                         rules for TCP 5022 and 11000-11999.",
+                        self.config.link_init_timeout.as_secs() / 60,
+                        f.message
+                    ),
+                },
+                "ManagedInstanceLinkConnectivityIsNotEstablished",
+            );
+        }
+        if p.instance_link_role == Side::SqlServer {
+            for db in &p.databases {
+                let Some(facts) = self.source.databases.get(db).map(|d| &d.facts) else {
+                    continue;
+                };
+                let arm_code = if facts.filestream {
+                    Some("ManagedInstanceLinkSourceDbHasFilestream")
+                } else if facts.log_files > 1 {
+                    Some("ManagedInstanceLinkSourceDbHasMultipleLogFiles")
+                } else if facts.in_memory_oltp
+                    && self.instance.tier != crate::assess::ServiceTier::BusinessCritical
+                {
+                    Some("ManagedInstanceLinkSourceDbHasHekatonFile")
+                } else {
+                    None
+                };
+                if let Some(code) = arm_code {
+                    return Completion::Done(Err(errors::arm(
+                        400,
+                        code,
+                        format!("The source database '{db}' cannot be replicated to the instance."),
+                    )
+                    .into()));
+                }
+            }
+        }
+        let role = if p.instance_link_role == Side::ManagedInstance {
+            ReplicaRole::Primary
+        } else {
+            ReplicaRole::Secondary
+        };
+        self.instance.links.insert(
+            link.clone(),
+            InstanceLink {
+                properties: p.clone(),
+                role,
+                replication_mode: crate::lifecycle::AvailabilityMode::AsynchronousCommit,
+                created: self.now,
+            },
+        );
+        if role == ReplicaRole::Primary {
+            for db in &p.databases {
+                if let Some(d) = self.instance.databases.get_mut(db) {
+                    d.link = Some(link.clone());
+                }
+            }
+        }
+        self.create_replication(link, &p.databases);
+        Completion::Done(Ok(()))
+    }
+}
