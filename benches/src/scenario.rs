@@ -397,10 +397,12 @@ pub fn link_view(
         Side::SqlServer => LinkObservation {
             source: p,
             instance: s,
+            unreachable: None,
         },
         Side::ManagedInstance => LinkObservation {
             source: s,
             instance: p,
+            unreachable: None,
         },
     }))
 }
