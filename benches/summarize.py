@@ -2,6 +2,7 @@
 """Prints the latest criterion results as a Markdown table (standard library only).
 
 Usage: python3 benches/summarize.py [TARGET_DIR]   (default: ./target)
+       python3 benches/summarize.py --hyperfine RESULT.json...
 
 For every benchmark under TARGET_DIR/criterion/*/*/new/ it reads estimates.json and
 sample.json and prints: the median time per iteration; the median absolute deviation (MAD,
@@ -36,7 +37,27 @@ def percentile(values, q):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def hyperfine(paths) -> int:
+    """The same columns for hyperfine's --export-json results (wall time of each run)."""
+    print("| command | median | MAD | p10 – p90 | runs | user + sys (mean) |")
+    print("|---|---|---|---|---|---|")
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["results"]:
+            times = [t * 1e9 for t in r["times"]]
+            median = percentile(times, 0.5)
+            mad = percentile([abs(t - median) for t in times], 0.5)
+            cpu = (r["user"] + r["system"]) * 1e9
+            print(
+                f"| `{r['command']}` | {fmt_time(median)} | ± {fmt_time(mad)} "
+                f"({100 * mad / median:.1f} %) | {fmt_time(percentile(times, 0.1))} – "
+                f"{fmt_time(percentile(times, 0.9))} | {len(times)} | {fmt_time(cpu)} |"
+            )
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--hyperfine":
+        return hyperfine(sys.argv[2:])
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "target")
     rows = []
     for new in sorted(target.glob("criterion/*/*/new")):
