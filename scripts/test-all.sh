@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test, Rust and Python, on a fresh machine: creates .venv if missing, installs
-# maturin and pytest into it, builds and installs milink-py, then runs cargo test and pytest.
+# maturin, pytest and mypy into it, builds and installs milink-py, then runs cargo test, the
+# type-stub checks (mypy --strict on a typed usage file, stubtest against the built module) and
+# pytest.
 # Exits non-zero if anything fails, including pytest collecting no tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "==> creating virtual environment $venv"
   python3 -m venv "$venv"
 fi
-echo "==> installing maturin and pytest"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7"
+echo "==> installing maturin, pytest and mypy"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7" "mypy>=1.18,<3"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -25,6 +27,10 @@ cargo test --workspace
 
 echo "==> building milink-py into $venv"
 (cd milink-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet)
+
+echo "==> type stubs"
+"$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" milink-py/tests/typecheck/usage.py
+(cd "$venv" && "$venv/bin/python" -m mypy.stubtest milink._milink --ignore-disjoint-bases)
 
 echo "==> pytest"
 set +e

@@ -1031,19 +1031,12 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     Ok(run.report)
 }
 
-/// Continues the interrupted operation. A re-issued PUT can meet the first one still running
-/// (409, retryable) for longer than the driver's retries last; resuming again completes it.
+/// Continues the interrupted operation, once. A re-issued link PUT that meets the first one
+/// still running (409 ConflictingServerOperation) is waited out by the driver.
 async fn resume_session(run: &Run) -> Result<(), Box<dyn Error>> {
-    let mut attempts = 0;
-    loop {
-        match run.session.resume().await {
-            Ok(()) | Err(SessionError::Stalled { .. }) => break,
-            Err(e) if e.is_transient() && attempts < 3 => {
-                attempts += 1;
-                run.n().line(&format!("resume: {e}; resuming again"));
-            }
-            Err(e) => return Err(e.into()),
-        }
+    match run.session.resume().await {
+        Ok(()) | Err(SessionError::Stalled { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
     run.n().drain();
     Ok(())

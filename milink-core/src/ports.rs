@@ -57,6 +57,24 @@ impl PortError {
         self.retry_after = Some(after);
         self
     }
+
+    /// The remote side turned the request away because it is busy, before acting on it: ARM 409
+    /// `ConflictingServerOperation` or `ManagedInstanceIsBusy` (another operation on the instance
+    /// or the link is still running, which can take minutes) and any 429 (throttling). The
+    /// expected answer is to wait (honouring `Retry-After`) and send the same request again, so
+    /// the driver retries these for longer than other transient errors
+    /// ([`crate::retry::RetryPolicy::busy_timeout`]).
+    pub fn is_busy(&self) -> bool {
+        let mut parts = self.code.splitn(3, ':');
+        matches!(
+            (parts.next(), parts.next(), parts.next()),
+            (
+                Some("arm"),
+                Some("409"),
+                Some("ConflictingServerOperation" | "ManagedInstanceIsBusy"),
+            ) | (Some("arm" | "http"), Some("429"), _)
+        )
+    }
 }
 
 /// What a SQL Server operation returned.

@@ -1,5 +1,11 @@
 //! Retries: exponential backoff with jitter that honours `Retry-After`, for transient errors only.
 //!
+//! Two budgets: most transient errors (dropped connections, 5xx, timeouts) are retried up to
+//! [`RetryPolicy::max_attempts`] times in total; answers that only say "busy, ask again later"
+//! ([`Retryable::is_busy`]: ARM 409 `ConflictingServerOperation` / `ManagedInstanceIsBusy`, 429)
+//! are retried for [`RetryPolicy::busy_timeout`] instead, because the operation they wait for
+//! (a link `PUT`, an instance update) runs for minutes, longer than the backoff of a few attempts.
+//!
 //! The waiting goes through a [`Timer`], so under the simulator a retry costs virtual time, not
 //! wall-clock time, and the jitter comes from a caller-supplied seeded [`fastrand::Rng`], so a
 //! run is reproducible.
@@ -10,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ports::PortError;
-use crate::time::Timer;
+use crate::time::{Timer, Timestamp};
 
 /// How the backoff is randomised, so that many clients do not retry in lockstep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -28,7 +34,7 @@ pub enum Jitter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetryPolicy {
-    /// Attempts in total, the first included; 1 means no retry.
+    /// Attempts in total, the first included; 1 means no retry. Busy answers do not count.
     pub max_attempts: u32,
     /// The backoff after the first failure (before jitter).
     pub initial_delay: Duration,
@@ -40,6 +46,13 @@ pub struct RetryPolicy {
     pub jitter: Jitter,
     /// A server's `Retry-After` is honoured up to this long; a longer one is cut to it.
     pub max_retry_after: Duration,
+    /// How long busy answers are retried, counted from the call's first attempt: ARM 409
+    /// `ConflictingServerOperation` and `ManagedInstanceIsBusy` (another operation is still
+    /// running; a re-sent link `PUT` meets the first one for the minutes it runs) and 429
+    /// throttling. Each wait honours `Retry-After` (up to `max_retry_after`) and grows like the
+    /// backoff; the driver stops when the next attempt would start after this budget, and never
+    /// later than the machine's timeout of the step. 0 retries them like any transient error.
+    pub busy_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -51,15 +64,17 @@ impl Default for RetryPolicy {
             multiplier: 2.0,
             jitter: Jitter::Equal,
             max_retry_after: Duration::from_secs(5 * 60),
+            busy_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
 
 impl RetryPolicy {
-    /// A policy that never retries.
+    /// A policy that never retries, not even busy answers.
     pub fn no_retry() -> Self {
         RetryPolicy {
             max_attempts: 1,
+            busy_timeout: Duration::ZERO,
             ..RetryPolicy::default()
         }
     }
@@ -114,6 +129,11 @@ pub trait Retryable {
     fn retry_after(&self) -> Option<Duration> {
         None
     }
+    /// A transient answer that only means "busy, ask again later"; retried for
+    /// [`RetryPolicy::busy_timeout`] rather than `max_attempts` times.
+    fn is_busy(&self) -> bool {
+        false
+    }
 }
 
 impl Retryable for PortError {
@@ -122,6 +142,9 @@ impl Retryable for PortError {
     }
     fn retry_after(&self) -> Option<Duration> {
         self.retry_after
+    }
+    fn is_busy(&self) -> bool {
+        PortError::is_busy(self)
     }
 }
 
@@ -152,6 +175,30 @@ pub async fn retry_notify<T, E, F, Fut, N>(
     policy: &RetryPolicy,
     timer: &dyn Timer,
     rng: &mut fastrand::Rng,
+    op: F,
+    on_retry: N,
+) -> Result<T, E>
+where
+    E: Retryable,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    N: FnMut(u32, &E, Duration),
+{
+    retry_notify_until(policy, timer, rng, None, op, on_retry).await
+}
+
+/// [`retry_notify`] whose busy answers are also not retried past `busy_until` (the caller's own
+/// deadline, e.g. the step's timeout), when given.
+///
+/// A transient error that is not busy is retried while fewer than `max_attempts` such errors
+/// were seen. A busy one is retried while the next attempt would start no later than the first
+/// attempt plus `busy_timeout` (and `busy_until`). The backoff of each kind grows with its own
+/// count; `Retry-After` is a floor for both.
+pub async fn retry_notify_until<T, E, F, Fut, N>(
+    policy: &RetryPolicy,
+    timer: &dyn Timer,
+    rng: &mut fastrand::Rng,
+    busy_until: Option<Timestamp>,
     mut op: F,
     mut on_retry: N,
 ) -> Result<T, E>
@@ -162,12 +209,29 @@ where
     N: FnMut(u32, &E, Duration),
 {
     let max_attempts = policy.max_attempts.max(1);
+    let budget_end = timer.now().plus(policy.busy_timeout);
+    let busy_end = busy_until.map_or(budget_end, |until| until.min(budget_end));
     let mut attempt = 1;
+    let mut failures = 0;
+    let mut busy = 0;
     loop {
         match op(attempt).await {
             Ok(value) => return Ok(value),
-            Err(error) if error.is_transient() && attempt < max_attempts => {
-                let wait = policy.delay(attempt, error.retry_after(), rng);
+            Err(error) if error.is_transient() => {
+                let wait = if error.is_busy() && !policy.busy_timeout.is_zero() {
+                    busy += 1;
+                    let wait = policy.delay(busy, error.retry_after(), rng);
+                    if timer.now().plus(wait) > busy_end {
+                        return Err(error);
+                    }
+                    wait
+                } else {
+                    failures += 1;
+                    if failures >= max_attempts {
+                        return Err(error);
+                    }
+                    policy.delay(failures, error.retry_after(), rng)
+                };
                 on_retry(attempt, &error, wait);
                 timer.sleep_until(timer.now().plus(wait)).await;
                 attempt += 1;
@@ -191,6 +255,7 @@ mod tests {
             multiplier: 2.0,
             jitter,
             max_retry_after: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(120),
         }
     }
 
@@ -355,5 +420,133 @@ mod tests {
         })
         .await;
         assert_eq!(calls, 1);
+    }
+
+    fn conflict() -> PortError {
+        PortError::transient(
+            "arm:409:ConflictingServerOperation",
+            "an operation on the link is in progress",
+        )
+        .with_retry_after(Duration::from_secs(10))
+    }
+
+    #[test]
+    fn busy_answers_are_the_409_conflicts_and_throttling() {
+        for code in [
+            "arm:409:ConflictingServerOperation",
+            "arm:409:ManagedInstanceIsBusy",
+            "arm:429:SubscriptionTooManyRequests",
+            "arm:429:ConflictingSubscriptionOperation",
+            "http:429",
+        ] {
+            assert!(PortError::transient(code, "m").is_busy(), "{code}");
+        }
+        for code in [
+            "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
+            "arm:409:DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
+            "arm:503:TooManyRequests",
+            "http:503",
+            "sql:41962",
+            "io",
+            "timeout",
+        ] {
+            assert!(!PortError::transient(code, "m").is_busy(), "{code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn busy_answers_are_retried_past_max_attempts_for_the_busy_budget() {
+        // The first operation runs for 100 s; max_attempts (4) alone would give up after ~30 s.
+        let timer = VirtualTimer::new(Timestamp::EPOCH);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut waits = Vec::new();
+        let result: Result<u32, PortError> = retry_notify(
+            &policy(Jitter::Full),
+            &timer,
+            &mut rng,
+            |attempt| {
+                let busy = timer.now() < Timestamp::from_millis(100_000);
+                async move { if busy { Err(conflict()) } else { Ok(attempt) } }
+            },
+            |_, _, wait| waits.push(wait),
+        )
+        .await;
+        let attempts = result.unwrap();
+        assert!(attempts > 4, "{attempts}");
+        assert!(
+            waits.iter().all(|w| *w >= Duration::from_secs(10)),
+            "{waits:?}"
+        );
+        assert!(
+            timer.now() < Timestamp::from_millis(111_000),
+            "{:?}",
+            timer.now()
+        );
+    }
+
+    /// Runs a call that is always answered with a conflict: (error code, calls, time at the end).
+    async fn always_busy(
+        policy: RetryPolicy,
+        until: Option<Timestamp>,
+    ) -> (String, u32, Timestamp) {
+        let timer = VirtualTimer::new(Timestamp::EPOCH);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut calls = 0;
+        let result: Result<(), PortError> = retry_notify_until(
+            &policy,
+            &timer,
+            &mut rng,
+            until,
+            |_| {
+                calls += 1;
+                async { Err(conflict()) }
+            },
+            |_, _, _| {},
+        )
+        .await;
+        (result.unwrap_err().code, calls, timer.now())
+    }
+
+    #[tokio::test]
+    async fn busy_answers_give_up_at_the_busy_budget_or_the_callers_deadline() {
+        let (code, calls, now) = always_busy(policy(Jitter::None), None).await;
+        assert_eq!(code, "arm:409:ConflictingServerOperation");
+        assert_eq!(calls, 13, "one attempt every 10 s within the 120 s budget");
+        assert_eq!(now, Timestamp::from_millis(120_000));
+        // The caller's deadline (the step's timeout) is earlier than the budget.
+        let until = Some(Timestamp::from_millis(35_000));
+        let (_, calls, now) = always_busy(policy(Jitter::None), until).await;
+        assert_eq!((calls, now), (4, Timestamp::from_millis(30_000)));
+        // No busy budget: busy answers count against max_attempts like any transient error.
+        let plain = RetryPolicy {
+            busy_timeout: Duration::ZERO,
+            ..policy(Jitter::None)
+        };
+        let (_, calls, _) = always_busy(plain, None).await;
+        assert_eq!(calls, 4);
+        let (_, calls, _) = always_busy(RetryPolicy::no_retry(), None).await;
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn other_transient_errors_keep_their_attempt_limit_between_busy_answers() {
+        let timer = VirtualTimer::new(Timestamp::EPOCH);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut calls = 0;
+        let result: Result<(), PortError> =
+            retry(&policy(Jitter::None), &timer, &mut rng, |attempt| {
+                calls += 1;
+                async move {
+                    if attempt % 2 == 1 {
+                        Err(conflict())
+                    } else {
+                        Err(PortError::transient("http:503", "unavailable"))
+                    }
+                }
+            })
+            .await;
+        // Four 503s end it (max_attempts), with four conflicts between them.
+        assert_eq!(result.unwrap_err().code, "http:503");
+        assert_eq!(calls, 8);
     }
 }

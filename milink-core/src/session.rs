@@ -9,7 +9,8 @@
 //!                 machine = next; queue step.effects; forward Progress events
 //! loop:           goal reached? -> Ok      Failed? -> Err(StepFailed)      operation timeout? -> Err(Timeout)
 //!                 pop the next queued effect that is still in flight, perform it through the ports
-//!                 (transient errors retried with jittered backoff, each call bounded by call_timeout),
+//!                 (transient errors retried with jittered backoff, busy answers up to the
+//!                 step's timeout, each call bounded by call_timeout),
 //!                 submit(Observed { step, result })
 //!                 nothing queued: sleep until machine.deadline(), submit(Tick)
 //! ```
@@ -27,9 +28,19 @@
 //! operation's future mid-way has the same effect within one process: the next operation on the
 //! session notices in-flight effects it is not about to perform and sends `Resume` first.
 //!
+//! # Retries
+//!
+//! Transient port errors are retried by the driver within the step ([`RetryPolicy`]). Answers
+//! that only say "busy, ask again later" (ARM 409 `ConflictingServerOperation` and
+//! `ManagedInstanceIsBusy`, 429) are retried longer: honouring `Retry-After`, for
+//! [`RetryPolicy::busy_timeout`] but never past the machine's timeout of the step
+//! ([`Machine::phase_timeout`]). This is what a link `PUT` re-sent after a crash meets while the
+//! first one still runs (one to three minutes), so `resume` completes it in one call.
+//!
 //! Role changes (`FAILOVER`, ARM failover and setRole, link deletion) are not idempotent at the
 //! remote side, so the driver does not retry them itself unless the remote side refused the
-//! request outright (HTTP 429); any other failure goes to the machine as a retryable step error.
+//! request outright (HTTP 429, retried like any busy answer); any other failure, a 409 included,
+//! goes to the machine as a retryable step error.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -52,14 +63,16 @@ use crate::lifecycle::{
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
-use crate::retry::{RetryPolicy, Retryable, retry_notify};
+use crate::retry::{RetryPolicy, Retryable, retry_notify_until};
 use crate::time::{Timer, Timestamp};
 
 /// How a session drives: retries, timeouts and the jitter seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SessionOptions {
-    /// Retries of transient port errors.
+    /// Retries of transient port errors; busy answers (409 `ConflictingServerOperation` /
+    /// `ManagedInstanceIsBusy`, 429) are retried for `retry.busy_timeout`, up to the step's
+    /// timeout.
     pub retry: RetryPolicy,
     /// Longest wait for any one port call; a call that takes longer fails with code `timeout`.
     pub call_timeout: Duration,
@@ -360,7 +373,7 @@ impl SessionError {
 }
 
 fn is_remote_code(code: &str) -> bool {
-    ["sql:", "arm:", "http:"]
+    ["sql:", "arm:", "http:", "link:"]
         .iter()
         .any(|p| code.starts_with(p))
 }
@@ -893,10 +906,13 @@ where
         Fut: Future<Output = Result<T, PortError>> + 'a,
     {
         let mut rng = lock(&self.rng).fork();
-        retry_notify(
+        // Busy answers are waited out no longer than the step may take.
+        let step_timeout = lock(&self.core).machine.phase_timeout();
+        retry_notify_until(
             &self.options.retry,
             self.timer.as_ref(),
             &mut rng,
+            step_timeout,
             |_| {
                 let call = op();
                 async move {
@@ -965,6 +981,9 @@ impl Retryable for AttemptError {
     }
     fn retry_after(&self) -> Option<Duration> {
         self.error.retry_after
+    }
+    fn is_busy(&self) -> bool {
+        self.error.is_busy()
     }
 }
 

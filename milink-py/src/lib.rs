@@ -1,34 +1,23 @@
 //! Python bindings for milink (module `milink`): glue only.
 #![forbid(unsafe_code)]
 
+mod convert;
+mod errors;
+mod lab;
+mod report;
+mod runtime;
+mod session;
+
+use milink_core::Error;
 use milink_core::names::{
     AgName, DatabaseName, EndpointHost, LinkName, MiFqdn, NameError as CoreNameError, ServerName,
     TcpPort,
 };
 use milink_core::tsql::{self, Batch};
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(
-    milink,
-    MilinkError,
-    PyException,
-    "The root of every error milink raises."
-);
-create_exception!(
-    milink,
-    NameError,
-    MilinkError,
-    "A name or value was refused by its validated type (the message names the rule)."
-);
-
-fn name_error(e: CoreNameError) -> PyErr {
-    NameError::new_err(e.to_string())
-}
-
 fn parse<T>(f: impl FnOnce() -> Result<T, CoreNameError>) -> PyResult<T> {
-    f().map_err(name_error)
+    f().map_err(|e| errors::py_err(Error::Name(e)))
 }
 
 /// The text of a batch without secrets (none of the builders exposed here carries one).
@@ -138,10 +127,14 @@ fn drop_distributed_availability_group_sql(name: &str) -> PyResult<String> {
 /// The `milink._milink` extension module.
 #[pymodule]
 fn _milink(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add("__version__", milink_core::VERSION)?;
-    m.add("MilinkError", py.get_type::<MilinkError>())?;
-    m.add("NameError", py.get_type::<NameError>())?;
+    errors::register(m)?;
+    m.add_class::<report::PyReadinessReport>()?;
+    m.add_class::<session::PyLinkSession>()?;
+    m.add_class::<lab::PyLab>()?;
+    m.add_function(wrap_pyfunction!(runtime::sleep_interruptibly, m)?)?;
+    m.add_function(wrap_pyfunction!(report::assess, m)?)?;
+    m.add_function(wrap_pyfunction!(report::tailspin_facts, m)?)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     m.add_function(wrap_pyfunction!(quote_nstring, m)?)?;
     m.add_function(wrap_pyfunction!(binary_literal, m)?)?;

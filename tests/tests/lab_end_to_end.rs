@@ -255,7 +255,7 @@ async fn a_disconnect_during_seeding_restarts_it_and_the_link_still_completes() 
 }
 
 #[tokio::test]
-async fn a_log_backup_during_seeding_fails_the_link_and_recreating_it_recovers() {
+async fn a_log_backup_during_seeding_fails_the_link_at_once_and_recreating_it_recovers() {
     let lab = lab(7);
     lab.sim.inject(
         Trigger::SeedingReaches {
@@ -266,6 +266,8 @@ async fn a_log_backup_during_seeding_fails_the_link_and_recreating_it_recovers()
             database: lab.database.clone(),
         },
     );
+    // Without fail-fast the machine would wait for the six-day seeding timeout; an hour bounds
+    // this test instead.
     let opts = milink_core::SessionOptions {
         operation_timeout: Duration::from_secs(3600),
         ..options(7)
@@ -273,15 +275,62 @@ async fn a_log_backup_during_seeding_fails_the_link_and_recreating_it_recovers()
     let s = create(&lab, MemoryJournal::new(), opts.clone()).unwrap();
     s.record_assessment(ready()).await.unwrap();
     workload(&lab, Side::SqlServer, 5.0);
-    let failed = s.start().await.unwrap_err();
-    // Whether the machine fails the step or keeps waiting, the link reports 1412.
-    let seen = format!("{failed} {}", s.status().phase);
-    assert!(seen.contains("1412"), "{seen}");
-    // The documented recovery: remove the link (DAG on both sides) and create it again.
+    let started = lab.sim.now();
+    let failed = match s.start().await {
+        Err(SessionError::StepFailed(e)) => e,
+        other => panic!("start must fail on 1412, got {other:?}"),
+    };
+    let failed_at = lab.sim.now();
+    assert_eq!(failed.code, "sql:1412", "{failed:?}");
+    assert!(!failed.retryable, "re-probing cannot help: {failed:?}");
+    for recovery in [
+        "Cancel the link",
+        "create the link again",
+        "log backups",
+        "12381",
+    ] {
+        assert!(
+            failed.message.contains(recovery),
+            "{recovery}: {}",
+            failed.message
+        );
+    }
+    // The failure arrives with the first probe after the instance reports it, minutes into
+    // seeding, not at the seeding timeout days later.
+    let reported = lab
+        .sim
+        .events()
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::SeedingFailed { code: 1412, .. }))
+        .map(|e| e.at)
+        .expect("the simulated instance fails the seeding with 1412");
+    assert!(
+        failed_at.since(reported) <= Duration::from_secs(60),
+        "failed {:?} after the instance reported it",
+        failed_at.since(reported)
+    );
+    assert!(
+        failed_at.since(started) <= Duration::from_secs(3600),
+        "start ran {:?}",
+        failed_at.since(started)
+    );
+    let seq = s.status().journal_records;
+    // Resume would only probe the same failure again: it returns the failure, changing nothing.
+    let again = s.resume().await.unwrap_err();
+    assert!(!again.is_transient(), "{again}");
+    assert_eq!(s.status().journal_records, seq);
+    assert!(matches!(state(&s), State::Failed { .. }));
+    // The documented recovery: cancel removes the link (and the DAG and AG), a new link seeds.
     s.cancel().await.unwrap();
+    assert_eq!(state(&s), State::Cancelled);
+    lab.sim.with_world(|w| {
+        assert!(w.instance.links.is_empty());
+        assert!(w.source.dags.is_empty() && w.source.ags.is_empty());
+    });
     let again = create(&lab, MemoryJournal::new(), opts).unwrap();
     again.record_assessment(ready()).await.unwrap();
     again.start().await.unwrap();
+    assert!(matches!(state(&again), State::Replicating { .. }));
     lab.sim.stop_workload();
     pass(&lab, Duration::from_secs(10));
     assert!(lab.sim.parity(&lab.database).unwrap().all_match());

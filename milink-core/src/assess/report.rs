@@ -10,6 +10,7 @@ use crate::assess::network::NetworkProbe;
 use crate::assess::rules::{Finding, Fix, NotEvaluated, Scope, Severity};
 use crate::assess::sku::SkuRecommendation;
 use crate::error::Error;
+use crate::lifecycle::AssessmentOutcome;
 use crate::names::{DatabaseName, LinkMode, SqlVersion};
 use crate::time::Timestamp;
 
@@ -133,6 +134,36 @@ impl ReadinessReport {
         } else {
             Err(Error::NotReady(Box::new(self.clone())))
         }
+    }
+
+    /// The verdict the link machine records for `databases`
+    /// ([`crate::lifecycle::Command::RecordAssessment`]): every blocker of the instance and of
+    /// those databases as a `rule id: title (scope)` line, and a line for each of them the
+    /// report does not cover. Empty exactly when [`ReadinessReport::ensure_ready`] passes.
+    pub fn outcome_for(&self, databases: &[DatabaseName]) -> AssessmentOutcome {
+        let wanted = |scope: &Scope| match scope {
+            Scope::Instance => true,
+            Scope::Database(d) => databases
+                .iter()
+                .any(|n| n.as_str().eq_ignore_ascii_case(d.as_str())),
+        };
+        let mut blockers: Vec<String> = self
+            .blockers()
+            .filter(|f| wanted(&f.scope))
+            .map(|f| format!("{}: {} ({})", f.rule_id, f.title, f.scope))
+            .collect();
+        blockers.extend(
+            databases
+                .iter()
+                .filter(|d| self.verdict_of(d.as_str()).is_none())
+                .map(|d| {
+                    format!(
+                        "not assessed: database {d} is not in the report of {}",
+                        self.server
+                    )
+                }),
+        );
+        AssessmentOutcome { blockers }
     }
 
     /// A one-line summary of the blockers, for error messages.
@@ -342,21 +373,39 @@ impl ReadinessReport {
     /// A self-contained HTML page (inline CSS, no scripts, no external assets; all text
     /// escaped).
     pub fn to_html(&self) -> String {
-        let mut out = String::new();
-        let title = format!(
+        let title = self.html_title();
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{}</body>\n</html>\n",
+            esc(&title),
+            self.html_content(&title)
+        )
+    }
+
+    /// The report as an HTML fragment to embed in another page (a notebook cell): one
+    /// `<div class="milink-report">` whose inline CSS applies inside it only.
+    pub fn to_html_fragment(&self) -> String {
+        format!(
+            "<div class=\"milink-report\">\n<style>{}</style>\n{}</div>\n",
+            scoped_css(),
+            self.html_content(&self.html_title())
+        )
+    }
+
+    fn html_title(&self) -> String {
+        format!(
             "MI link readiness: {}{}",
             self.server,
             self.target
                 .as_deref()
                 .map(|t| format!(" → {t}"))
                 .unwrap_or_default()
-        );
-        let _ = write!(
-            out,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-            esc(&title),
-            esc(&title)
-        );
+        )
+    }
+
+    /// Everything between `<body>` and `</body>`.
+    fn html_content(&self, title: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "<h1>{}</h1>", esc(title));
         let _ = writeln!(
             out,
             "<p class=\"meta\">SQL Server {} · link mode {:?} · failback {} · assessed {}</p>",
@@ -487,9 +536,27 @@ impl ReadinessReport {
             }
             out.push_str("</table>\n");
         }
-        out.push_str("</body>\n</html>\n");
         out
     }
+}
+
+/// [`CSS`] with every selector confined to `.milink-report` (`body` becomes the container).
+fn scoped_css() -> String {
+    let mut out = String::new();
+    for rule in CSS.split_inclusive('}') {
+        let Some((selectors, declarations)) = rule.split_once('{') else {
+            continue;
+        };
+        let scoped: Vec<String> = selectors
+            .split(',')
+            .map(|s| match s.trim() {
+                "body" => ".milink-report".to_owned(),
+                s => format!(".milink-report {s}"),
+            })
+            .collect();
+        let _ = write!(out, "{}{{{declarations}", scoped.join(","));
+    }
+    out
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem;max-width:70rem;color:#1b1b1b}\

@@ -99,6 +99,39 @@ fn acting_on_a_blocked_database_is_an_error_that_carries_the_report() {
 }
 
 #[test]
+fn the_outcome_for_a_link_lists_only_its_own_and_the_instance_blockers() {
+    let report = fixtures::tailspin().assess();
+    // ToyStore is ready even though Customer360 in the same report is not.
+    assert!(report.outcome_for(&[dbn("ToyStore")]).blockers.is_empty());
+    assert!(report.outcome_for(&[]).blockers.is_empty());
+    let blocked = report.outcome_for(&[dbn("toystore"), dbn("Customer360")]);
+    assert!(
+        blocked.blockers.iter().any(
+            |b| b.starts_with("Link.RecoveryModel: ") && b.ends_with(" (database Customer360)")
+        ),
+        "{blocked:?}"
+    );
+    assert!(
+        blocked.blockers.iter().all(|b| b.contains("Customer360")),
+        "{blocked:?}"
+    );
+    let missing = report.outcome_for(&[dbn("Elsewhere")]);
+    assert_eq!(missing.blockers.len(), 1);
+    assert!(missing.blockers[0].contains("Elsewhere"), "{missing:?}");
+
+    let mut lab = fixtures::tailspin();
+    lab.instance.hadr_enabled = false;
+    let report = lab.assess();
+    let outcome = report.outcome_for(&[dbn("ToyStore")]);
+    assert!(
+        outcome.blockers.iter().any(|b| b.ends_with(" (instance)")),
+        "{outcome:?}"
+    );
+    // Empty exactly when ensure_ready passes.
+    assert!(report.ensure_ready(&[dbn("ToyStore")]).is_err());
+}
+
+#[test]
 fn an_instance_blocker_makes_every_database_not_ready() {
     let mut lab = fixtures::tailspin();
     lab.instance.hadr_enabled = false;
@@ -1060,6 +1093,46 @@ fn html_is_self_contained_and_escapes_names() {
         }
     }
     assert!(md.contains("\\<script\\>"));
+}
+
+#[test]
+fn the_html_fragment_styles_only_itself() {
+    let mut lab = fixtures::tailspin();
+    let mut evil = fixtures::customer_360();
+    evil.name = dbn("<script>alert('x')</script>");
+    lab.databases.push(evil);
+    let report = lab.assess();
+    let fragment = report.to_html_fragment();
+    assert!(fragment.starts_with("<div class=\"milink-report\">\n<style>"));
+    assert!(fragment.trim_end().ends_with("</div>"));
+    for page_only in ["<!DOCTYPE", "<html", "<head", "<body", "</body>"] {
+        assert!(!fragment.contains(page_only), "{page_only}");
+    }
+    assert!(
+        !fragment.contains("<script"),
+        "unescaped name in the fragment"
+    );
+    // The same content as the page.
+    let page = report.to_html();
+    let content = fragment.split_once("</style>\n").unwrap().1;
+    assert!(page.contains(content.trim_end().trim_end_matches("</div>")));
+    // Every CSS rule is confined to the container.
+    let css = fragment
+        .split_once("<style>")
+        .unwrap()
+        .1
+        .split_once("</style>")
+        .unwrap()
+        .0;
+    let rules: Vec<&str> = css.split_inclusive('}').collect();
+    assert!(rules.len() > 10);
+    for rule in rules {
+        let selectors = rule.split_once('{').unwrap().0;
+        for s in selectors.split(',') {
+            assert!(s.starts_with(".milink-report"), "{s} in {rule}");
+        }
+    }
+    assert!(css.starts_with(".milink-report{font-family:"));
 }
 
 #[test]

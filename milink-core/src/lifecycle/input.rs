@@ -71,7 +71,8 @@ pub struct AssessmentOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepError {
     /// The vendor's identity of the error: `sql:41962`, `arm:409:ManagedInstanceIsBusy`,
-    /// `http:503`, `io`, `timeout`, …
+    /// `http:503`, `link:LinkCreationError` (a replica state without an error number), `io`,
+    /// `timeout`, …
     pub code: String,
     /// A message with cause and fix.
     pub message: String,
@@ -137,8 +138,14 @@ pub struct DatabaseView {
     pub redo_queue_kb: Option<u64>,
     /// Replication lag in seconds.
     pub lag_seconds: Option<u64>,
-    /// The most recent link error reported for this database, if any.
+    /// The most recent link error reported for this database, if any (the instance's
+    /// `mostRecentLinkError`; on SQL Server the replica's last connection error).
     pub last_error: Option<String>,
+    /// The managed instance's `replicaState` of the database in the link resource (`CreatingLink`,
+    /// `Seeding`, `LinkSynchronizing`, `LinkCreationError`, `LinkInitError`, …), when the side
+    /// reports one. SQL Server's view has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_state: Option<String>,
 }
 
 /// One side's view of the link.

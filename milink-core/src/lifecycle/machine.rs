@@ -22,6 +22,12 @@
 //!   One exception: a *retryable* error of a probe does not fail the phase; the probe is repeated
 //!   after `probe_interval` (the phase timeout still bounds the wait) and the error is kept in
 //!   [`Machine::last_probe_error`].
+//! - **Seeding fails fast.** A probe in Seeding that shows a terminal seeding failure for a
+//!   database that is not yet seeded (SQL error 1408, 1412 or 41977, or a `*Error` replica state
+//!   such as `LinkCreationError`; see [`super::seeding`]) fails the phase at once with a
+//!   [`StepError`] that is not retryable, coded after the SQL error (`sql:1412`) and naming the
+//!   documented recovery: cancel, then create the link again. Other errors (a disconnect, after
+//!   which seeding restarts) are recorded in the state and the seeding timeout bounds the wait.
 //! - **Resume.** In `Failed` with a retryable error, [`Input::Resume`] re-enters the failed phase
 //!   and re-issues its step with a new id ([`Command::Retry`] does the same for any failure, for
 //!   a caller who fixed the cause). In any other state, Resume (sent by the driver after a crash)
@@ -44,7 +50,9 @@
 //!   it to the instance, read the instance's certificate, import it, trust the Azure root CAs) →
 //!   CreatingAg (+ `GRANT CREATE ANY DATABASE` when the instance is the initial primary) →
 //!   CreatingDag → JoiningInstance (ARM PUT) → Seeding (done when every database on the
-//!   secondary is SYNCHRONIZING or SYNCHRONIZED and HEALTHY) → Replicating.
+//!   secondary is SYNCHRONIZING or SYNCHRONIZED and HEALTHY) → Replicating. A terminal seeding
+//!   failure goes to Failed (not retryable); Cancel from there removes the link, and a new
+//!   machine creates it again.
 //! - **Planned failover / failback:** PreparingFailover (T-SQL `SetAvailabilityMode` and ARM
 //!   `SetReplicationMode` to synchronous commit, both issued at once, also for failback where
 //!   the docs call it optional: it keeps the LSN gate meaningful) → CatchingUp → FailingOver →
@@ -113,6 +121,7 @@ use super::input::{
     LinkObservation, Observation, ProgressEvent, ReplicaRole, SideView, StepError, SyncHealth,
     SyncState,
 };
+use super::seeding::SeedingFailure;
 use super::spec::{LinkSpec, Side, SpecError};
 use super::state::{
     Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, FailoverVia, Goal, Plan, PrepareStep,
@@ -418,6 +427,13 @@ impl Machine {
         }
     }
 
+    /// When the current phase (or sub-step) times out, if it is time-bound. [`Machine::deadline`]
+    /// is the earlier of this and the next probe or poll; a driver bounds its own waits within a
+    /// step (retries of busy answers) by this.
+    pub fn phase_timeout(&self) -> Option<Timestamp> {
+        self.timeout_at
+    }
+
     /// The effects awaiting observations (what a crash-resume re-issues).
     pub fn in_flight(&self) -> Vec<Effect> {
         self.in_flight.clone()
@@ -525,7 +541,7 @@ impl Machine {
             },
             (S::Seeding { databases }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::Seeding { databases },
-                |_e, obs| self.on_seeding(databases, obs, now)
+                |e, obs| self.on_seeding(databases, e.step(), obs, now)
             },
             (s @ S::Replicating { .. }, I::Observed { step, result }) => observe! {
                 self, step, result, now, s,
@@ -1285,6 +1301,7 @@ impl Machine {
     fn on_seeding(
         &mut self,
         mut databases: Vec<SeedingProgress>,
+        step: Option<StepId>,
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
@@ -1315,14 +1332,32 @@ impl Machine {
                 }
             }
         }
-        let done = self.spec.databases.iter().all(|name| {
+        let seeded = |name: &DatabaseName| {
             find_db(side_view(&link, secondary), name).is_some_and(|d| {
                 matches!(
                     d.sync_state,
                     SyncState::Synchronizing | SyncState::Synchronized
                 ) && d.health == SyncHealth::Healthy
             })
-        });
+        };
+        // A seeding that cannot finish fails the phase now, not at the seeding timeout.
+        let failure = self
+            .spec
+            .databases
+            .iter()
+            .filter(|name| !seeded(name))
+            .find_map(|name| {
+                [secondary, secondary.other()]
+                    .into_iter()
+                    .filter_map(|side| find_db(side_view(&link, side), name))
+                    .find_map(SeedingFailure::of)
+                    .map(|f| f.to_step_error(name))
+            });
+        if let Some(error) = failure {
+            events.extend(self.fail(State::Seeding { databases }, step, error));
+            return Ok(events);
+        }
+        let done = self.spec.databases.iter().all(seeded);
         if done {
             let (mode, health, lag_seconds, lag) =
                 self.replication_report(&link, self.spec.initial_primary);

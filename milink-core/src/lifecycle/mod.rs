@@ -8,12 +8,14 @@
 //! - [`state`]: the states and their data;
 //! - [`machine`]: [`Machine`], the one exhaustive `match (state, input)`;
 //! - [`table`]: every edge as data, rendered to `docs/lifecycle.mmd`;
-//! - [`render`]: a [`SourceOp`] as the T-SQL batches SQL Server runs.
+//! - [`render`]: a [`SourceOp`] as the T-SQL batches SQL Server runs;
+//! - [`seeding`]: which seeding failures are final ([`SeedingFailure`]).
 
 pub mod effect;
 pub mod input;
 pub mod machine;
 pub mod render;
+pub mod seeding;
 pub mod spec;
 pub mod state;
 pub mod table;
@@ -33,6 +35,7 @@ pub use input::{
 };
 pub use machine::{Machine, RejectReason, Rejected, Step};
 pub use render::{RenderContext, RenderError};
+pub use seeding::SeedingFailure;
 pub use spec::{
     FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, SpecError, TargetSpec,
 };

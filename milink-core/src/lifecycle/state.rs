@@ -201,8 +201,9 @@ pub struct SeedingProgress {
     pub database: DatabaseName,
     /// Percent done, once either side reported it.
     pub percent: Option<u8>,
-    /// The most recent link error either side reports for the database (e.g. 1408/1412 when a
-    /// log backup truncated the log during seeding: the link must be recreated).
+    /// The most recent link error either side reports for the database. Errors that end seeding
+    /// (1408/1412 when a log backup truncated the log, 41977, an `*Error` replica state) fail the
+    /// phase at once (see [`super::seeding`]); others, such as a disconnect, are kept here.
     #[serde(default)]
     pub last_error: Option<String>,
 }

@@ -136,6 +136,12 @@ pub const EDGES: &[Edge] = &[
         "Replicating",
         "every secondary database synchronizing and healthy",
     ),
+    g(
+        "Seeding",
+        OK,
+        FAILED,
+        "a database reports a terminal seeding error (1408, 1412, 41977, *Error replica state), not retryable",
+    ),
     g("Seeding", ERR, "Seeding", PROBE_RETRY),
     g("Seeding", ERR, FAILED, PROBE_FAILED),
     g("Seeding", TICK, "Seeding", PROBE_DUE),

@@ -22,6 +22,7 @@ fn options() -> SessionOptions {
             multiplier: 2.0,
             jitter: Jitter::Full,
             max_retry_after: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(15 * 60),
         },
         call_timeout: Duration::from_secs(30),
         operation_timeout: Duration::from_secs(24 * 3600),

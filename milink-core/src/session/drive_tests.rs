@@ -24,6 +24,7 @@ fn options() -> SessionOptions {
             multiplier: 2.0,
             jitter: Jitter::Full,
             max_retry_after: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(15 * 60),
         },
         call_timeout: Duration::from_secs(30),
         operation_timeout: Duration::from_secs(24 * 3600),
@@ -717,4 +718,96 @@ async fn a_journal_torn_by_a_crash_is_repaired_explicitly_and_resumed() {
     assert_eq!(session.status().state, "Replicating");
     session.failover(FailoverKind::Planned).await.unwrap();
     assert_eq!(session.status().state, "FailedOver");
+}
+
+fn conflict() -> PortError {
+    PortError::transient(
+        "arm:409:ConflictingServerOperation",
+        "An operation on 'ToyStoreLink' is in progress; retry after the Retry-After interval.",
+    )
+    .with_retry_after(Duration::from_secs(10))
+}
+
+#[tokio::test]
+async fn a_link_put_that_meets_a_running_operation_waits_it_out() {
+    // A PUT re-sent after a crash meets the first one still running for two minutes: far more
+    // 409s than the two attempts the policy allows other transient errors.
+    let f = fixture();
+    f.world
+        .inject("arm:PutLink", std::iter::repeat_n(conflict(), 12));
+    let mut events = f.session.subscribe();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let started = f.timer.now();
+    f.session.start().await.unwrap();
+    assert_eq!(f.session.status().state, "Replicating");
+    let puts = f
+        .world
+        .calls()
+        .iter()
+        .filter(|c| *c == "arm:PutLink")
+        .count();
+    assert_eq!(puts, 13);
+    let mut waits = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let SessionEvent::StepRetrying { code, wait, .. } = e {
+            assert_eq!(code, "arm:409:ConflictingServerOperation");
+            waits.push(wait);
+        }
+    }
+    assert_eq!(waits.len(), 12);
+    assert!(
+        waits.iter().all(|w| *w >= Duration::from_secs(10)),
+        "Retry-After honoured: {waits:?}"
+    );
+    assert!(f.timer.now().since(started) >= Duration::from_secs(120));
+}
+
+#[tokio::test]
+async fn busy_answers_are_not_waited_out_past_the_steps_timeout() {
+    // A budget far longer than the join timeout (15 minutes): the step's timeout wins.
+    let mut opts = options();
+    opts.retry.busy_timeout = Duration::from_secs(10 * 3600);
+    let f = fixture_with(opts);
+    f.world
+        .inject("arm:PutLink", std::iter::repeat_n(conflict(), 1000));
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    let started = f.timer.now();
+    let err = f.session.start().await.unwrap_err();
+    match &err {
+        SessionError::StepFailed(e) => {
+            assert_eq!(e.code, "arm:409:ConflictingServerOperation");
+            assert!(e.retryable, "resume tries again later");
+        }
+        other => panic!("expected StepFailed, got {other}"),
+    }
+    let waited = f.timer.now().since(started);
+    let join = spec().options.join_timeout;
+    assert!(
+        waited <= join && waited >= join - Duration::from_secs(60),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_role_change_meeting_a_conflict_is_left_to_the_machine() {
+    let f = fixture();
+    f.session.record_assessment(no_blockers()).await.unwrap();
+    f.session.start().await.unwrap();
+    // SQL Server 2022 CU13 fails over with T-SQL; the failback is the ARM failover.
+    f.session.failover(FailoverKind::Planned).await.unwrap();
+    f.world.inject("arm:Failover", [conflict()]);
+    let err = f.session.failback().await.unwrap_err();
+    match &err {
+        SessionError::StepFailed(e) => {
+            assert_eq!(e.code, "arm:409:ConflictingServerOperation");
+            assert!(e.retryable);
+        }
+        other => panic!("expected StepFailed, got {other}"),
+    }
+    let failovers = |calls: Vec<String>| calls.iter().filter(|c| *c == "arm:Failover").count();
+    assert_eq!(failovers(f.world.calls()), 1, "not retried by the driver");
+    // The machine reads the roles first, then sends it again.
+    f.session.resume().await.unwrap();
+    assert_eq!(f.session.status().state, "Replicating");
+    assert_eq!(failovers(f.world.calls()), 2);
 }

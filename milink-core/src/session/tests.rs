@@ -25,6 +25,7 @@ fn options() -> SessionOptions {
             multiplier: 2.0,
             jitter: Jitter::None,
             max_retry_after: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(15 * 60),
         },
         call_timeout: Duration::from_secs(30),
         operation_timeout: Duration::from_secs(3600),
@@ -73,6 +74,7 @@ fn side(role: ReplicaRole, lsn: u128) -> SideView {
             redo_queue_kb: Some(0),
             lag_seconds: Some(0),
             last_error: None,
+            replica_state: None,
         }],
     }
 }
@@ -554,6 +556,9 @@ fn errors_say_whose_fault_they_are() {
     assert!(remote.is_remote() && remote.is_transient() && !remote.is_caller_error());
     let local = step("timeout", true);
     assert!(!local.is_remote());
+    // A replica state the instance reports without an error number is the remote side's verdict.
+    let seeding = step("link:LinkCreationError", false);
+    assert!(seeding.is_remote() && !seeding.is_transient() && !seeding.is_caller_error());
     let locked = crate::Error::from(JournalError::Locked { path: "j".into() });
     assert!(locked.is_caller_error() && locked.is_transient() && !locked.is_remote());
     let timeout = crate::Error::from(SessionError::Timeout {

@@ -183,6 +183,7 @@ impl World {
                         redo_queue_kb: Some(0),
                         lag_seconds: Some(0),
                         last_error: None,
+                        replica_state: None,
                     })
                     .collect()
             } else {

@@ -112,13 +112,25 @@ pub fn arm_server_error(status: u16) -> PortError {
     )
 }
 
-/// 409 `ManagedInstanceIsBusy`.
-pub fn arm_busy() -> PortError {
+/// 409 `ManagedInstanceIsBusy` with `Retry-After`.
+pub fn arm_busy(retry_after: Duration) -> PortError {
     arm(
         409,
         "ManagedInstanceIsBusy",
-        "the managed instance is busy with another operation; retry later",
+        "the managed instance is busy with another operation; retry after the Retry-After interval",
     )
+    .with_retry_after(retry_after)
+}
+
+/// 409 `ConflictingServerOperation` with `Retry-After`: another operation on `target` (the
+/// link) is still running.
+pub fn arm_conflict(target: impl std::fmt::Display, retry_after: Duration) -> PortError {
+    arm(
+        409,
+        "ConflictingServerOperation",
+        format!("An operation on '{target}' is in progress; retry after the Retry-After interval."),
+    )
+    .with_retry_after(retry_after)
 }
 
 /// A dropped connection to SQL Server.

@@ -278,12 +278,7 @@ impl World {
                     ));
                 }
                 if self.pending_on_link(link).is_some() {
-                    return Err(errors::arm(
-                        409,
-                        "ConflictingServerOperation",
-                        format!("An operation on '{link}' is in progress; retry later."),
-                    )
-                    .with_retry_after(self.config.arm.retry_after));
+                    return Err(errors::arm_conflict(link, self.config.arm.retry_after));
                 }
                 for db in &p.databases {
                     if self

@@ -322,11 +322,13 @@ async fn the_link_is_created_seeded_and_replicates_a_workload() {
     let view = rig.mi_view().await;
     assert!(view.seeding_percent.is_some_and(|p| p > 10 && p < 100));
     assert_eq!(view.sync_state, SyncState::NotSynchronizing);
+    assert_eq!(view.replica_state.as_deref(), Some("Seeding"));
     rig.until_joined().await;
     rig.workload(Side::SqlServer, 15.0);
     rig.sleep(Duration::from_secs(120)).await;
     let v = rig.mi_view().await;
     assert_eq!(v.sync_state, SyncState::Synchronizing);
+    assert_eq!(v.replica_state.as_deref(), Some("LinkSynchronizing"));
     assert!(v.last_hardened_lsn.is_some());
     // Async primary's own row has no hardened LSN (facts §3.2).
     assert_eq!(rig.sql_view().await.last_hardened_lsn, None);
@@ -453,9 +455,17 @@ async fn a_log_backup_during_seeding_fails_the_link_with_1412_and_recreating_it_
         })
         .await
     );
-    let err = rig.mi_view().await.last_error.unwrap();
+    let view = rig.mi_view().await;
+    let err = view.last_error.unwrap();
     assert!(err.starts_with("1412: "), "{err}");
     assert!(err.contains("12381"));
+    // The link resource reports the database's replica state as the service does.
+    assert_eq!(view.replica_state.as_deref(), Some("LinkCreationError"));
+    assert_eq!(
+        rig.sql_view().await.replica_state,
+        None,
+        "SQL Server has no replicaState"
+    );
     // The documented recovery: delete the link, drop the DAG, create both again.
     rig.arm(InstanceOp::DeleteLink { link: link.clone() })
         .await
@@ -759,10 +769,31 @@ async fn injected_429_5xx_and_409_are_transient_and_the_retry_succeeds() {
     assert!(e.transient);
     let e = rig.mi.begin(&op).await.unwrap_err();
     assert_eq!(code(&e), "arm:409:ManagedInstanceIsBusy");
-    assert!(e.transient);
+    assert!(e.transient && e.is_busy());
+    assert_eq!(e.retry_after, Some(Duration::from_secs(10)));
     rig.arm(op).await.unwrap();
     rig.until_joined().await;
     assert_eq!(rig.sim().with_world(|w| w.stats.faults_fired), 4);
+}
+
+#[tokio::test]
+async fn a_link_put_sent_again_while_the_first_runs_is_409_with_retry_after() {
+    let rig = Rig::new(23);
+    rig.prepare().await.unwrap();
+    rig.tsql(rig.dag_op()).await.unwrap();
+    let op = rig.put_link_op();
+    let ArmReply::Accepted(first) = rig.mi.begin(&op).await.unwrap() else {
+        panic!("expected 202")
+    };
+    // The process lost the operation URL and sends the same PUT again.
+    let e = rig.mi.begin(&op).await.unwrap_err();
+    assert_eq!(code(&e), "arm:409:ConflictingServerOperation");
+    assert!(e.transient && e.is_busy());
+    assert_eq!(e.retry_after, Some(Duration::from_secs(10)));
+    // Once the first one finished, the same PUT is accepted as already done.
+    rig.sleep(Duration::from_secs(240)).await;
+    assert_eq!(rig.mi.poll(&first).await.unwrap(), PollReply::Succeeded);
+    assert_eq!(rig.mi.begin(&op).await.unwrap(), ArmReply::Completed);
 }
 
 #[tokio::test]

@@ -896,7 +896,7 @@ impl World {
         match fault {
             Fault::Throttle { retry_after } => Err(errors::arm_throttled(retry_after)),
             Fault::ServerError { status } => Err(errors::arm_server_error(status)),
-            Fault::Busy => Err(errors::arm_busy()),
+            Fault::Busy => Err(errors::arm_busy(self.config.arm.retry_after)),
             Fault::ConnectionDrop => Err(errors::connection_dropped()),
             Fault::Fail(e) => Err(e.into()),
             Fault::LostResponse => Ok(CallFate {
@@ -2069,6 +2069,7 @@ impl World {
             redo_queue_kb: None,
             lag_seconds: None,
             last_error: repl.and_then(|r| r.last_error.clone()),
+            replica_state: None,
         };
         if is_primary && own_mode == Some(AvailabilityMode::SynchronousCommit) {
             v.last_hardened_lsn = local.and_then(|d| lsn(d.end.lsn));
@@ -2079,6 +2080,18 @@ impl World {
             }
             return v;
         };
+        if side == Side::ManagedInstance {
+            // The link resource's `databases[].replicaState`.
+            v.replica_state = Some(
+                match &r.phase {
+                    ReplicaPhase::WaitingToSeed => "CreatingLink",
+                    ReplicaPhase::Seeding(_) => "Seeding",
+                    ReplicaPhase::Synchronizing => "LinkSynchronizing",
+                    ReplicaPhase::Failed { .. } => "LinkCreationError",
+                }
+                .to_owned(),
+            );
+        }
         match &r.phase {
             ReplicaPhase::WaitingToSeed => {}
             ReplicaPhase::Seeding(s) => v.seeding_percent = Some(s.percent()),

@@ -1,14 +1,377 @@
 """Type stubs for the milink extension module."""
 
-from typing import Optional
+import datetime
+import os
+from types import TracebackType
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Type,
+    TypedDict,
+    Union,
+    final,
+    type_check_only,
+)
 
 __version__: str
+__all__ = [
+    "__version__",
+    "MilinkError",
+    "NameError",
+    "InvalidArgumentError",
+    "NotReadyError",
+    "GatherError",
+    "JournalError",
+    "SessionError",
+    "RejectedError",
+    "SpecError",
+    "StepFailedError",
+    "TimeoutError",
+    "SplitBrainError",
+    "StalledError",
+    "ReadinessReport",
+    "LinkSession",
+    "Lab",
+    "_sleep",
+    "assess",
+    "tailspin_facts",
+    "quote_ident",
+    "quote_nstring",
+    "binary_literal",
+    "tcp_url",
+    "create_availability_group_sql",
+    "create_distributed_availability_group_sql",
+    "failover_dag_sql",
+    "drop_availability_group_sql",
+    "drop_distributed_availability_group_sql",
+]
+
+# ----------------------------------------------------------------------------------- exceptions
 
 class MilinkError(Exception):
     """The root of every error milink raises."""
 
+    transient: bool
+    """Retrying the same call (usually ``resume()``) may succeed."""
+    caller_error: bool
+    """The caller's input is wrong, or the link cannot do this now; nothing was changed."""
+    remote: bool
+    """SQL Server or Azure refused or failed."""
+
 class NameError(MilinkError):  # noqa: A001 - shadows the builtin inside the milink namespace only
     """A name or value was refused by its validated type (the message names the rule)."""
+
+class InvalidArgumentError(MilinkError):
+    """An argument milink cannot use: facts or options not in the expected shape, an unknown kind."""
+
+class NotReadyError(MilinkError):
+    """The readiness report has blockers for what was asked; ``.report`` says which and how to fix them."""
+
+    report: ReadinessReport
+
+class GatherError(MilinkError):
+    """Gathering readiness facts failed."""
+
+class JournalError(MilinkError):
+    """A journal could not be opened, read or written, or holds another link already."""
+
+class SessionError(MilinkError):
+    """A link operation failed."""
+
+class RejectedError(SessionError):
+    """The link refused the command in its current state; nothing was changed."""
+
+    operation: str
+    state: str
+    input: str
+    reason: str
+
+class SpecError(SessionError):
+    """The link spec is invalid."""
+
+class StepFailedError(SessionError):
+    """A step failed and the link is in Failed; fix the cause, then resume (retryable) or retry."""
+
+    code: str
+    """The vendor's identity of the error: ``sql:41962``, ``arm:409:...``, ``hook:redirect``, ..."""
+    message: str
+    retryable: bool
+
+class TimeoutError(SessionError):  # noqa: A001 - shadows the builtin inside the milink namespace only
+    """The operation did not finish within its timeout; the journal is intact: call resume."""
+
+    operation: str
+    waited_s: float
+    state: str
+
+class SplitBrainError(SessionError):
+    """Both SQL Server and the managed instance report PRIMARY: call repair_split_brain."""
+
+class StalledError(SessionError):
+    """The operation stopped short of its goal with nothing left to do."""
+
+    operation: str
+    state: str
+
+# ------------------------------------------------------------------------------------ readiness
+
+_Verdict = Literal["Ready", "ReadyWithWarnings", "NotReady"]
+_Severity = Literal["Info", "Warning", "Blocker"]
+
+@type_check_only
+class Evidence(TypedDict):
+    summary: str
+    details: Dict[str, str]
+
+@type_check_only
+class SqlFix(TypedDict):
+    purpose: str
+    sql: str
+    note: Optional[str]
+
+@type_check_only
+class Finding(TypedDict):
+    rule_id: str
+    severity: _Severity
+    scope: Union[Literal["Instance"], Dict[Literal["Database"], str]]
+    """``"Instance"`` or ``{"Database": name}``."""
+    title: str
+    evidence: Evidence
+    fix: Union[Literal["None"], Dict[Literal["Sql"], SqlFix], Dict[Literal["Action"], str]]
+    """``{"Sql": {...}}``, ``{"Action": "..."}`` or ``"None"``."""
+
+_Facts = Mapping[str, Any]
+"""_Facts in the serde shape of the core's ``InstanceFacts`` / ``DatabaseFacts`` / ``TargetFacts``."""
+
+@type_check_only
+class TailspinFacts(TypedDict):
+    instance: Dict[str, Any]
+    databases: List[Dict[str, Any]]
+    target: Dict[str, Any]
+    options: Dict[str, Any]
+
+@final
+class ReadinessReport:
+    """The readiness report: verdicts, findings with evidence and fixes, the SKU recommendation."""
+
+    @property
+    def server(self) -> str:
+        """The SQL Server instance assessed."""
+    @property
+    def instance_verdict(self) -> _Verdict:
+        """The instance's verdict."""
+    @property
+    def verdicts(self) -> Dict[str, _Verdict]:
+        """Each assessed database's verdict, by name."""
+    @property
+    def findings(self) -> List[Finding]:
+        """Every finding."""
+    @property
+    def blockers(self) -> List[Finding]:
+        """The blocking findings."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The whole report as a dict (the shape of ``to_json``)."""
+    def to_json(self) -> str:
+        """Pretty JSON with a schema version."""
+    def to_markdown(self) -> str:
+        """Markdown."""
+    def to_html(self) -> str:
+        """A self-contained HTML page."""
+    def _repr_html_(self) -> str:
+        """The HTML notebooks show: the report as a ``<div>`` whose styles apply to it only."""
+    def to_dataframe(self) -> Any:
+        """The findings as a ``pandas.DataFrame`` (columns rule_id, severity, database, title,
+        evidence, fix); raises ImportError when pandas is not installed."""
+    def ensure_ready(self, databases: Sequence[str] = ...) -> None:
+        """Raises NotReadyError unless the instance and every one of ``databases`` can be linked."""
+    @staticmethod
+    def from_json(text: str) -> ReadinessReport:
+        """Reads a report written by ``to_json``."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+def assess(
+    instance: _Facts,
+    databases: Sequence[_Facts],
+    target: Optional[_Facts] = None,
+    *,
+    options: Optional[Mapping[str, Any]] = None,
+    failback: Optional[bool] = None,
+    link: Optional[Sequence[str]] = None,
+    now: Union[datetime.datetime, int, None] = None,
+) -> ReadinessReport:
+    """Assesses the readiness of ``databases`` of ``instance`` for a link to ``target``.
+
+    ``options`` is an ``AssessOptions`` dict; ``failback``, ``link`` (the databases to link) and
+    ``now`` (a datetime or milliseconds since the epoch; default ``options["now"]``, else the
+    current time) override it. Raises InvalidArgumentError for facts of the wrong shape.
+    """
+
+def tailspin_facts() -> TailspinFacts:
+    """The Tailspin lab's facts, ready for ``assess(**tailspin_facts())``."""
+
+# ------------------------------------------------------------------------------------- sessions
+
+_Side = Literal["SqlServer", "ManagedInstance"]
+
+@type_check_only
+class RedirectTarget(TypedDict):
+    """What the redirect hook is called with after a role change."""
+
+    link: str
+    primary: _Side
+    """The side that now accepts writes: point the workload there."""
+
+@type_check_only
+class StepErrorInfo(TypedDict):
+    code: str
+    message: str
+    retryable: bool
+
+@type_check_only
+class SessionStatus(TypedDict):
+    link: str
+    state: str
+    """The state's name, e.g. ``"Seeding"``, ``"Replicating"``, ``"FailedOver"``."""
+    detail: str
+    phase: Union[str, Dict[str, Any]]
+    """The state as data: ``"Replicating"`` or e.g. ``{"FailedOver": {"primary": ..., "data_loss_possible": ...}}``."""
+    terminal: bool
+    in_flight: List[str]
+    deadline: Optional[int]
+    last_error: Optional[StepErrorInfo]
+    operation: Optional[str]
+    journal_path: Optional[str]
+    journal_records: int
+
+_SessionEvent = Dict[str, Any]
+"""One key, the event's kind (``StateChanged``, ``StepStarted``, ``StepRetrying``,
+``StepFinished``, ``Progress``, or ``Missed`` for events not kept), mapped to its fields."""
+
+_RedirectHook = Callable[[RedirectTarget], object]
+_ProgressCallback = Callable[[_SessionEvent], object]
+_JournalPath = Union[str, "os.PathLike[str]"]
+
+@final
+class Lab:
+    """A simulated SQL Server and managed instance sharing a virtual clock, and the link spec
+    for one of its databases. Sessions on a lab run in virtual time."""
+
+    @staticmethod
+    def tailspin(seed: int = 7) -> Lab:
+        """The Tailspin lab: TailspinSql with ToyStore (ready) and Customer360 (not ready)."""
+    @staticmethod
+    def from_facts(
+        instance: _Facts, databases: Sequence[_Facts], target: _Facts, database: str, *, seed: int = 7
+    ) -> Lab:
+        """A lab built from an assessment's facts, to rehearse linking ``database``."""
+    @property
+    def database(self) -> str:
+        """The database the lab's link carries."""
+    @property
+    def link(self) -> str:
+        """The link's name."""
+    @property
+    def spec(self) -> Dict[str, Any]:
+        """The link spec sessions on this lab start from."""
+    @property
+    def now(self) -> int:
+        """Virtual now, in milliseconds since the Unix epoch."""
+    def facts(self) -> TailspinFacts:
+        """The world's facts now, for ``assess(**lab.facts())``."""
+    def session(
+        self,
+        journal: _JournalPath,
+        *,
+        redirect_hook: Optional[_RedirectHook] = None,
+        on_progress: Optional[_ProgressCallback] = None,
+        options: Optional[Mapping[str, Any]] = None,
+    ) -> LinkSession:
+        """A new link session journaled to ``journal`` (which must not exist yet)."""
+
+@final
+class LinkSession:
+    """One link, driven. Blocking methods release the GIL and stop on Ctrl-C with the journal
+    resumable; each has an ``_async`` twin returning an awaitable."""
+
+    @staticmethod
+    def resume_from(
+        journal: _JournalPath,
+        lab: Lab,
+        *,
+        redirect_hook: Optional[_RedirectHook] = None,
+        on_progress: Optional[_ProgressCallback] = None,
+        options: Optional[Mapping[str, Any]] = None,
+    ) -> LinkSession:
+        """Reopens the link journaled in ``journal``; ``resume()`` then continues it."""
+    @property
+    def link(self) -> str: ...
+    @property
+    def databases(self) -> List[str]: ...
+    def record_assessment(self, assessment: Union[ReadinessReport, Sequence[str]]) -> None:
+        """Records the readiness verdict; blockers for this link's databases raise RejectedError."""
+    def record_assessment_async(
+        self, assessment: Union[ReadinessReport, Sequence[str]]
+    ) -> Awaitable[None]: ...
+    def start(self) -> None:
+        """Creates the link; returns once it replicates."""
+    def start_async(self) -> Awaitable[None]: ...
+    def failover(
+        self,
+        kind: Literal["planned", "forced"] = "planned",
+        acknowledge_data_loss: Optional[str] = None,
+    ) -> None:
+        """Fails over; ``"forced"`` needs ``acknowledge_data_loss`` set to the link's name."""
+    def failover_async(
+        self,
+        kind: Literal["planned", "forced"] = "planned",
+        acknowledge_data_loss: Optional[str] = None,
+    ) -> Awaitable[None]: ...
+    def failback(self) -> None:
+        """Fails back to SQL Server (two-way links)."""
+    def failback_async(self) -> Awaitable[None]: ...
+    def cutover(self, drop_availability_group: bool = False) -> None:
+        """Migrates and removes the link; returns once completed."""
+    def cutover_async(self, drop_availability_group: bool = False) -> Awaitable[None]: ...
+    def repair_split_brain(self, keep: _Side) -> None:
+        """Repairs a split brain, keeping ``keep`` as primary."""
+    def repair_split_brain_async(self, keep: _Side) -> Awaitable[None]: ...
+    def cancel(self) -> None:
+        """Undoes link creation (or abandons a catch-up)."""
+    def cancel_async(self) -> Awaitable[None]: ...
+    def resume(self) -> None:
+        """Continues the last operation after an interruption or a retryable failure."""
+    def resume_async(self) -> Awaitable[None]: ...
+    def retry(self) -> None:
+        """Re-issues a failed step after its cause was fixed, then continues."""
+    def retry_async(self) -> Awaitable[None]: ...
+    def status(self) -> SessionStatus:
+        """Where the link is."""
+    def health(self) -> Optional[Dict[str, Any]]:
+        """The latest view of both sides (``{"source": ..., "instance": ...}``), probing if needed."""
+    def health_async(self) -> Awaitable[Optional[Dict[str, Any]]]: ...
+    def events(self) -> List[_SessionEvent]:
+        """The events since the last call, oldest first."""
+    def close(self) -> None:
+        """Releases the session and its journal."""
+    def __enter__(self) -> LinkSession: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+def _sleep(seconds: float) -> None:
+    """Waits on the shared runtime as blocking calls do (GIL released, Ctrl-C honoured)."""
+
+# -------------------------------------------------------------------------------- T-SQL builders
 
 def quote_ident(value: str) -> str:
     """Bracket-quotes an identifier: ``[`` + value with ``]`` doubled + ``]``."""

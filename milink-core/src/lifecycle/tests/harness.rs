@@ -187,6 +187,7 @@ impl H {
                     redo_queue_kb: Some(0),
                     lag_seconds: Some(0),
                     last_error: None,
+                    replica_state: None,
                 })
                 .collect(),
         };

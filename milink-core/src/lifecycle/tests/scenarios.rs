@@ -20,6 +20,7 @@ scenarios!(
     create_from_the_instance_grants_create_any_database,
     assessment_and_start_guards,
     seeding_waits_for_every_database_to_be_synchronizing_and_healthy,
+    seeding_fails_fast_on_a_terminal_error_and_cancel_recovers,
     replicating_reports_lag_and_detects_split_brain,
     planned_failover_catches_up_then_fails_over_with_tsql,
     planned_failover_uses_arm_before_cu13,
@@ -455,17 +456,19 @@ pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
     }
     h.answer(missing);
     assert_eq!(h.phase(), Phase::Seeding);
-    // A seeding that failed says why, in the state and in the timeout error.
+    // A disconnect restarts seeding: the error is recorded, in the state and in the timeout
+    // error, and the machine keeps waiting.
     h.tick_at_deadline();
+    let lost = "41986: connection to the partner replica lost (network partition)";
     h.answer(with(&|d| {
         d.sync_state = SyncState::NotSynchronizing;
-        d.last_error = Some("sql:1408: the remote copy is not recovered far enough".to_owned());
+        d.last_error = Some(lost.to_owned());
+        d.replica_state = Some("Seeding".to_owned());
     }));
     match h.m.state() {
-        State::Seeding { databases } => assert_eq!(
-            databases[1].last_error.as_deref(),
-            Some("sql:1408: the remote copy is not recovered far enough")
-        ),
+        State::Seeding { databases } => {
+            assert_eq!(databases[1].last_error.as_deref(), Some(lost))
+        }
         other => panic!("{other:?}"),
     }
     let mut failed = H::new(h.spec());
@@ -477,7 +480,7 @@ pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
             assert!(
                 error
                     .message
-                    .contains("Customer360 unknown (last error: sql:1408"),
+                    .contains("Customer360 unknown (last error: 41986: connection"),
                 "{}",
                 error.message
             )
@@ -487,6 +490,190 @@ pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
     h.tick_at_deadline();
     h.answer(healthy);
     assert_eq!(h.phase(), Phase::Replicating);
+}
+
+pub fn seeding_fails_fast_on_a_terminal_error_and_cancel_recovers() {
+    let spec = spec_with(
+        "16.0.4125.3",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::SqlServer2022,
+        &["ToyStore", "Customer360"],
+    );
+    let seeding = |h: &mut H| {
+        h.cmd(Command::RecordAssessment(AssessmentOutcome {
+            blockers: vec![],
+        }));
+        h.cmd(Command::Start);
+        while h.phase() != Phase::Seeding {
+            h.done();
+        }
+    };
+    // Customer360 still seeding on the instance, with `f` applied to the given side's view.
+    let reading = |h: &H, side: Side, f: &dyn Fn(&mut DatabaseView)| {
+        let mut o = h.healthy();
+        if let Observation::Link(l) = &mut o {
+            let seeding = &mut l.instance.databases[1];
+            seeding.sync_state = SyncState::NotSynchronizing;
+            seeding.health = SyncHealth::NotHealthy;
+            seeding.seeding_percent = Some(40);
+            let view = match side {
+                Side::SqlServer => &mut l.source.databases[1],
+                Side::ManagedInstance => &mut l.instance.databases[1],
+            };
+            f(view);
+        }
+        o
+    };
+    // A log backup truncated the log during seeding: the first probe that shows 1412 fails the
+    // phase, minutes into seeding rather than at the six-day seeding timeout.
+    let mut h = H::new(spec.clone());
+    seeding(&mut h);
+    let fx = h.answer(reading(&h, Side::ManagedInstance, &|d| {
+        d.last_error = Some(
+            "1412: The remote copy of database 'Customer360' has not been rolled forward"
+                .to_owned(),
+        );
+        d.replica_state = Some("LinkCreationError".to_owned());
+    }));
+    assert!(
+        fx.iter().all(|e| e.step().is_none()),
+        "nothing issued: {fx:?}"
+    );
+    assert_eq!(h.m.deadline(), None, "no wait goes on after the failure");
+    match h.m.state() {
+        State::Failed {
+            phase,
+            error,
+            retryable,
+            step,
+        } => {
+            assert!(!retryable);
+            assert!(step.is_some());
+            assert_eq!(error.code, "sql:1412");
+            assert!(!error.retryable);
+            for needle in ["Customer360", "log backup", "Cancel the link", "12381"] {
+                assert!(
+                    error.message.contains(needle),
+                    "{needle}: {}",
+                    error.message
+                );
+            }
+            match phase.as_ref() {
+                State::Seeding { databases } => {
+                    assert_eq!(databases[1].percent, Some(40));
+                    assert!(
+                        databases[1]
+                            .last_error
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("1412:"))
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    // Probing again cannot help: resume is refused.
+    assert_eq!(h.reject(Input::Resume), RejectReason::NotRetryable);
+    // The documented recovery: cancel removes the link, the DAG and the AG.
+    let fx = h.cmd(Command::Cancel);
+    assert!(
+        matches!(
+            actions(&fx).as_slice(),
+            [Effect::Instance {
+                op: InstanceOp::DeleteLink { .. },
+                ..
+            }]
+        ),
+        "{fx:?}"
+    );
+    let mut removed = Vec::new();
+    while h.phase() == Phase::Cancelling {
+        removed.extend(actions(&h.done()));
+    }
+    assert_eq!(h.phase(), Phase::Cancelled);
+    assert!(removed.iter().any(|e| matches!(
+        e,
+        Effect::Source {
+            op: SourceOp::DropDistributedAvailabilityGroup { .. },
+            ..
+        }
+    )));
+    assert!(removed.iter().any(|e| matches!(
+        e,
+        Effect::Source {
+            op: SourceOp::DropAvailabilityGroup { .. },
+            ..
+        }
+    )));
+    // A new machine creates the link again and seeds to the end.
+    let mut again = H::new(spec.clone());
+    seeding(&mut again);
+    let healthy = again.healthy();
+    again.answer(healthy);
+    assert_eq!(again.phase(), Phase::Replicating);
+
+    // The same verdict from SQL Server's view alone (1408), and from the instance's error state
+    // alone, without a number.
+    for (side, f, code) in [
+        (
+            Side::SqlServer,
+            &(|d: &mut DatabaseView| {
+                d.last_error = Some("sql:1408: not recovered far enough".to_owned())
+            }) as &dyn Fn(&mut DatabaseView),
+            "sql:1408",
+        ),
+        (
+            Side::ManagedInstance,
+            &|d: &mut DatabaseView| d.replica_state = Some("LinkCreationError".to_owned()),
+            "link:LinkCreationError",
+        ),
+        (
+            Side::ManagedInstance,
+            &|d: &mut DatabaseView| d.last_error = Some("Error: 41977, Severity: 16".to_owned()),
+            "sql:41977",
+        ),
+    ] {
+        let mut h = H::new(spec.clone());
+        seeding(&mut h);
+        h.answer(reading(&h, side, f));
+        match h.m.state() {
+            State::Failed {
+                error, retryable, ..
+            } => {
+                assert_eq!(error.code, code);
+                assert!(!retryable);
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+        // Retry (after the cause was fixed) probes again; the same reading fails again at once.
+        h.cmd(Command::Retry);
+        assert_eq!(h.phase(), Phase::Seeding);
+        h.answer(reading(&h, side, f));
+        assert_eq!(h.phase(), Phase::Failed);
+    }
+
+    // Not terminal: a disconnect, or an error state on a database that finished seeding.
+    let mut h = H::new(spec);
+    seeding(&mut h);
+    h.answer(reading(&h, Side::ManagedInstance, &|d| {
+        d.last_error = Some("41986: connection to the partner replica lost".to_owned());
+        d.replica_state = Some("Seeding".to_owned());
+    }));
+    assert_eq!(h.phase(), Phase::Seeding);
+    h.tick_at_deadline();
+    let mut obs = reading(&h, Side::ManagedInstance, &|_| {});
+    if let Observation::Link(l) = &mut obs {
+        l.instance.databases[0].replica_state = Some("LinkCreationError".to_owned());
+        l.instance.databases[0].last_error = Some("1412: an earlier attempt".to_owned());
+    }
+    h.answer(obs);
+    assert_eq!(
+        h.phase(),
+        Phase::Seeding,
+        "ToyStore is seeded; its old error is moot"
+    );
 }
 
 pub fn replicating_reports_lag_and_detects_split_brain() {

@@ -1,0 +1,187 @@
+//! `Lab`: the simulator's seeded, virtual-time world, and sessions on it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use milink_core::assess::{DatabaseFacts, InstanceFacts, TargetFacts};
+use milink_core::journal::FileJournal;
+use milink_core::names::DatabaseName;
+use milink_core::session::SessionError as CoreSessionError;
+use milink_core::sim::{Lab, SimConfig};
+use milink_core::time::Timer;
+use milink_core::{Error, Session};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::{from_py, to_py};
+use crate::errors::py_err as error;
+use crate::session::{PyLinkSession, session_options};
+
+/// A simulated SQL Server and managed instance sharing a virtual clock, and the link spec for
+/// one of its databases. Sessions on a lab run in virtual time: hours of seeding take moments.
+#[pyclass(module = "milink", name = "Lab", frozen)]
+pub(crate) struct PyLab {
+    lab: Lab,
+}
+
+impl PyLab {
+    fn parts(&self) -> (Lab, Arc<dyn Timer>) {
+        let lab = self.lab.clone();
+        let timer: Arc<dyn Timer> = Arc::new(lab.sim.clock());
+        (lab, timer)
+    }
+}
+
+/// Opens a session on `lab`: a new link (`journal` must not exist) or, with `resume`, the link
+/// in `journal`.
+fn open(
+    py: Python<'_>,
+    lab: &PyLab,
+    journal: PathBuf,
+    resume: bool,
+    redirect_hook: Option<Py<PyAny>>,
+    on_progress: Option<Py<PyAny>>,
+    options: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyLinkSession> {
+    let options = session_options(options)?;
+    let (lab, timer) = lab.parts();
+    let session = py.detach(move || {
+        let source = Arc::new(lab.sim.sql_server());
+        let instance = Arc::new(lab.sim.managed_instance());
+        if resume {
+            let journal = FileJournal::open(&journal).map_err(CoreSessionError::from)?;
+            Session::resume(journal, source, instance, timer, options)
+        } else {
+            let journal = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
+            Session::create(lab.spec.clone(), source, instance, journal, timer, options)
+        }
+    });
+    let session = session.map_err(|e| error(Error::from(e)))?;
+    Ok(PyLinkSession::wrap(session, redirect_hook, on_progress))
+}
+
+/// Resumes the link journaled in `journal` on `lab` (see `LinkSession.resume_from`).
+pub(crate) fn resume_from(
+    py: Python<'_>,
+    journal: PathBuf,
+    lab: &PyLab,
+    redirect_hook: Option<Py<PyAny>>,
+    on_progress: Option<Py<PyAny>>,
+    options: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyLinkSession> {
+    open(py, lab, journal, true, redirect_hook, on_progress, options)
+}
+
+#[pymethods]
+impl PyLab {
+    /// The Tailspin lab: TailspinSql (SQL Server 2022) with ToyStore (ready) and Customer360
+    /// (not ready), the General Purpose instance `tailspin-mi`, and a two-way link spec for
+    /// ToyStore.
+    #[staticmethod]
+    #[pyo3(signature = (seed = 7))]
+    fn tailspin(seed: u64) -> PyResult<Self> {
+        let lab = Lab::tailspin(seed).map_err(error)?;
+        Ok(PyLab { lab })
+    }
+
+    /// A lab built from an assessment's facts (dicts as for `assess`), to rehearse linking
+    /// `database` of that estate.
+    #[staticmethod]
+    #[pyo3(signature = (instance, databases, target, database, *, seed = 7))]
+    fn from_facts(
+        instance: &Bound<'_, PyAny>,
+        databases: &Bound<'_, PyAny>,
+        target: &Bound<'_, PyAny>,
+        database: &str,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let instance: InstanceFacts = from_py("instance facts", instance)?;
+        let databases: Vec<DatabaseFacts> = from_py("database facts", databases)?;
+        let target: TargetFacts = from_py("target facts", target)?;
+        let database = DatabaseName::new(database).map_err(error)?;
+        let lab = Lab::from_facts(
+            &instance,
+            &databases,
+            &target,
+            SimConfig::with_seed(seed),
+            &database,
+        )
+        .map_err(error)?;
+        Ok(PyLab { lab })
+    }
+
+    /// The database the lab's link carries.
+    #[getter]
+    fn database(&self) -> String {
+        self.lab.database.to_string()
+    }
+
+    /// The link's name.
+    #[getter]
+    fn link(&self) -> String {
+        self.lab.spec.link.to_string()
+    }
+
+    /// The link spec sessions on this lab start from, as a dict.
+    #[getter]
+    fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.lab.spec)
+    }
+
+    /// Virtual now, in milliseconds since the Unix epoch.
+    #[getter]
+    fn now(&self) -> u64 {
+        self.lab.sim.now().as_millis()
+    }
+
+    /// The world's facts as readiness sees them now: `{"instance", "databases", "target",
+    /// "options"}` for `assess(**lab.facts())`.
+    fn facts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (instance, databases, target, now) = self.lab.sim.with_world(|w| {
+            (
+                w.instance_facts(),
+                w.database_facts(),
+                w.target_facts(),
+                w.now,
+            )
+        });
+        let facts = PyDict::new(py);
+        facts.set_item("instance", to_py(py, &instance)?)?;
+        facts.set_item("databases", to_py(py, &databases)?)?;
+        facts.set_item("target", to_py(py, &target)?)?;
+        facts.set_item("options", to_py(py, &serde_json::json!({ "now": now }))?)?;
+        Ok(facts.into_any())
+    }
+
+    /// A new link session journaled to `journal` (which must not exist yet).
+    ///
+    /// `redirect_hook(target)` is called once per role change with `{"link", "primary"}`;
+    /// `on_progress(event)` with each event while an operation runs; `options` is a
+    /// `SessionOptions` dict (retry, timeouts, seed).
+    #[pyo3(signature = (journal, *, redirect_hook = None, on_progress = None, options = None))]
+    fn session(
+        &self,
+        py: Python<'_>,
+        journal: PathBuf,
+        redirect_hook: Option<Py<PyAny>>,
+        on_progress: Option<Py<PyAny>>,
+        options: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyLinkSession> {
+        open(
+            py,
+            self,
+            journal,
+            false,
+            redirect_hook,
+            on_progress,
+            options,
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Lab {} → {} link={}>",
+            self.lab.topology.source.server, self.lab.topology.instance.fqdn, self.lab.spec.link
+        )
+    }
+}

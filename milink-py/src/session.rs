@@ -1,0 +1,468 @@
+//! `LinkSession`: one link, driven; Python holds the core's `dyn LinkSession`.
+//!
+//! Every operation has a blocking form (GIL released, Ctrl-C stops it with the journal
+//! resumable) and an `_async` twin returning an awaitable; both run on the one shared runtime
+//! ([`crate::runtime`]).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use milink_core::lifecycle::{
+    AssessmentOutcome, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName, Side,
+};
+use milink_core::names::DatabaseName;
+use milink_core::ports::{Journal, ManagedInstance, PortError, SourceServer};
+use milink_core::session::RedirectHook;
+use milink_core::{Error, LinkSession, Session, SessionError, SessionOptions};
+use pyo3::IntoPyObjectExt;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+use crate::convert::{from_py, to_py};
+use crate::errors::{self, StepFailedError, invalid};
+use crate::lab::PyLab;
+use crate::report::PyReadinessReport;
+use crate::runtime::{EventPump, abandon, awaitable, block_on};
+
+/// The step error code of a redirect hook that raised.
+pub(crate) const HOOK_CODE: &str = "hook:redirect";
+
+/// Events a session keeps for a slow reader unless the options say otherwise.
+const EVENT_CAPACITY: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The session options from a dict in the serde shape of `SessionOptions` (defaults for what
+/// it leaves out), with room for a few thousand undelivered events.
+pub(crate) fn session_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<SessionOptions> {
+    match options {
+        None => Ok(SessionOptions {
+            event_capacity: EVENT_CAPACITY,
+            ..SessionOptions::default()
+        }),
+        Some(o) => {
+            let capacity_given = o.get_item("event_capacity").is_ok();
+            let mut options: SessionOptions = from_py("session options", o)?;
+            if !capacity_given {
+                options.event_capacity = EVENT_CAPACITY;
+            }
+            Ok(options)
+        }
+    }
+}
+
+/// A Python callable as the session's redirect hook: called with the GIL and
+/// `{"link": ..., "primary": "SqlServer" | "ManagedInstance"}`, on the thread that runs the
+/// operation (the caller's thread for blocking calls), to completion before the call returns.
+///
+/// It is called in place rather than on another thread on purpose: the session bounds each
+/// call by its call timeout on the session's timer, and a lab's virtual clock would time out
+/// at once any call that waits for real time to pass.
+///
+/// An `Exception` fails the step (retryable) with a message naming only the exception's type:
+/// its text may hold a connection string or a password, and the message is journaled. The
+/// exception itself is kept in memory and becomes the `__cause__` of the `StepFailedError`.
+/// `KeyboardInterrupt` (Ctrl-C during the hook) or another `BaseException` abandons the
+/// operation instead, leaving the step in flight for `resume()` ([`crate::runtime::abandon`]).
+struct PythonRedirectHook {
+    callable: Py<PyAny>,
+    failure: Arc<Mutex<Option<PyErr>>>,
+}
+
+#[async_trait]
+impl RedirectHook for PythonRedirectHook {
+    async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError> {
+        let argument = serde_json::json!({ "link": link, "primary": primary });
+        let called = tokio::task::block_in_place(|| {
+            Python::attach(|py| {
+                let argument = to_py(py, &argument)?;
+                self.callable.call1(py, (argument,)).map(drop)
+            })
+        });
+        let Err(e) = called else {
+            // A stale failure must not become the cause of a later one.
+            lock(&self.failure).take();
+            return Ok(());
+        };
+        let (interrupt, kind) = Python::attach(|py| {
+            let kind = e
+                .get_type(py)
+                .name()
+                .and_then(|n| n.extract::<String>())
+                .unwrap_or_else(|_| "an exception".to_owned());
+            (!e.is_instance_of::<PyException>(py), kind)
+        });
+        if interrupt {
+            abandon(e);
+        }
+        *lock(&self.failure) = Some(e);
+        Err(PortError::transient(
+            HOOK_CODE,
+            format!(
+                "the redirect hook raised {kind} (its message is not recorded: it may hold a \
+                 secret); fix the hook, then call resume"
+            ),
+        ))
+    }
+}
+
+/// One link, driven.
+#[pyclass(module = "milink", name = "LinkSession", frozen)]
+pub(crate) struct PyLinkSession {
+    session: Mutex<Option<Arc<dyn LinkSession>>>,
+    link: String,
+    databases: Vec<DatabaseName>,
+    pump: Arc<EventPump>,
+    hook_failure: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl PyLinkSession {
+    /// Wraps a core session, with the Python redirect hook and progress callback.
+    pub(crate) fn wrap<S, M, J>(
+        session: Session<S, M, J>,
+        redirect_hook: Option<Py<PyAny>>,
+        on_progress: Option<Py<PyAny>>,
+    ) -> Self
+    where
+        S: SourceServer + 'static,
+        M: ManagedInstance + 'static,
+        J: Journal + 'static,
+    {
+        let hook_failure = Arc::new(Mutex::new(None));
+        let session = match redirect_hook {
+            Some(callable) => session.with_redirect_hook(Arc::new(PythonRedirectHook {
+                callable,
+                failure: Arc::clone(&hook_failure),
+            })),
+            None => session,
+        };
+        let databases = session.machine().spec().databases.clone();
+        let pump = EventPump::new(session.subscribe(), on_progress);
+        PyLinkSession {
+            link: session.link().to_string(),
+            session: Mutex::new(Some(Arc::new(session))),
+            databases,
+            pump,
+            hook_failure,
+        }
+    }
+
+    fn session(&self) -> PyResult<Arc<dyn LinkSession>> {
+        lock(&self.session).clone().ok_or_else(|| {
+            errors::SessionError::new_err(format!(
+                "the session of link {} is closed; open it again with LinkSession.resume_from",
+                self.link
+            ))
+        })
+    }
+
+    /// Runs `operation` blocking.
+    fn blocking<T, F, Fut>(&self, py: Python<'_>, operation: F) -> PyResult<T>
+    where
+        F: FnOnce(Arc<dyn LinkSession>) -> Fut + Send,
+        Fut: Future<Output = Result<T, SessionError>> + Send,
+        T: Send,
+    {
+        let session = self.session()?;
+        let result = block_on(py, Some(&self.pump), async move {
+            operation(session).await.map_err(Error::from)
+        });
+        result.map_err(|e| explain(py, &self.hook_failure, e))
+    }
+
+    /// Runs `operation` as an awaitable returning None.
+    fn awaitable<'py, F, Fut>(&self, py: Python<'py>, operation: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: FnOnce(Arc<dyn LinkSession>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), SessionError>> + Send + 'static,
+    {
+        let session = self.session()?;
+        let failure = Arc::clone(&self.hook_failure);
+        awaitable(
+            py,
+            Arc::clone(&self.pump),
+            async move { operation(session).await.map_err(Error::from) },
+            move |py: Python<'_>, result: Result<(), Error>| match result {
+                Ok(()) => Ok(py.None()),
+                Err(e) => Err(explain(py, &failure, errors::py_err(e))),
+            },
+        )
+    }
+
+    fn outcome(&self, assessment: &Bound<'_, PyAny>) -> PyResult<AssessmentOutcome> {
+        if let Ok(report) = assessment.cast::<PyReadinessReport>() {
+            return Ok(report.get().inner.outcome_for(&self.databases));
+        }
+        let blockers: Vec<String> = assessment.extract().map_err(|_| {
+            invalid("record_assessment takes a ReadinessReport or a list of blocker strings")
+        })?;
+        Ok(AssessmentOutcome { blockers })
+    }
+}
+
+/// Attaches the redirect hook's own exception as the `__cause__` of the step failure it caused.
+fn explain(py: Python<'_>, hook_failure: &Mutex<Option<PyErr>>, err: PyErr) -> PyErr {
+    if err.is_instance_of::<StepFailedError>(py) {
+        let code = err
+            .value(py)
+            .getattr("code")
+            .and_then(|c| c.extract::<String>());
+        if code.is_ok_and(|c| c == HOOK_CODE)
+            && let Some(cause) = lock(hook_failure).take()
+        {
+            err.set_cause(py, Some(cause));
+        }
+    }
+    err
+}
+
+fn failover_kind(kind: &str, acknowledge_data_loss: Option<String>) -> PyResult<FailoverKind> {
+    match (kind, acknowledge_data_loss) {
+        ("planned", None) => Ok(FailoverKind::Planned),
+        ("planned", Some(_)) => Err(invalid(
+            "acknowledge_data_loss applies to a forced failover only; a planned failover loses no data",
+        )),
+        ("forced", ack) => Ok(FailoverKind::Forced(
+            ack.map(|link| DataLossAcknowledgement { link }),
+        )),
+        (other, _) => Err(invalid(format!(
+            "failover kind {other:?}: use \"planned\" or \"forced\""
+        ))),
+    }
+}
+
+fn side(keep: &Bound<'_, PyAny>) -> PyResult<Side> {
+    from_py("keep (\"SqlServer\" or \"ManagedInstance\")", keep)
+}
+
+#[pymethods]
+impl PyLinkSession {
+    /// Reopens the link journaled in `journal` on `lab` after a crash, a Ctrl-C or a close:
+    /// replays the journal, then `resume()` (or any operation) continues from where it stopped.
+    #[staticmethod]
+    #[pyo3(signature = (journal, lab, *, redirect_hook = None, on_progress = None, options = None))]
+    fn resume_from(
+        py: Python<'_>,
+        journal: PathBuf,
+        lab: &Bound<'_, PyLab>,
+        redirect_hook: Option<Py<PyAny>>,
+        on_progress: Option<Py<PyAny>>,
+        options: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        crate::lab::resume_from(py, journal, lab.get(), redirect_hook, on_progress, options)
+    }
+
+    /// The link's name.
+    #[getter]
+    fn link(&self) -> &str {
+        &self.link
+    }
+
+    /// The databases the link carries.
+    #[getter]
+    fn databases(&self) -> Vec<String> {
+        self.databases.iter().map(|d| d.to_string()).collect()
+    }
+
+    /// Records the readiness verdict (Draft → Assessed): a `ReadinessReport` (its blockers for
+    /// this link's databases count) or a list of blocker strings. Blockers raise RejectedError.
+    fn record_assessment(&self, py: Python<'_>, assessment: &Bound<'_, PyAny>) -> PyResult<()> {
+        let outcome = self.outcome(assessment)?;
+        self.blocking(
+            py,
+            move |s| async move { s.record_assessment(outcome).await },
+        )
+    }
+
+    /// Awaitable `record_assessment`.
+    fn record_assessment_async<'py>(
+        &self,
+        py: Python<'py>,
+        assessment: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = self.outcome(assessment)?;
+        self.awaitable(
+            py,
+            move |s| async move { s.record_assessment(outcome).await },
+        )
+    }
+
+    /// Creates the link; returns once it replicates.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        self.blocking(py, move |s| async move { s.start().await })
+    }
+
+    /// Awaitable `start`.
+    fn start_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.awaitable(py, move |s| async move { s.start().await })
+    }
+
+    /// Fails over: `kind="planned"` (no data loss) or `"forced"`, which needs
+    /// `acknowledge_data_loss` set to the link's name.
+    #[pyo3(signature = (kind = "planned", acknowledge_data_loss = None))]
+    fn failover(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        acknowledge_data_loss: Option<String>,
+    ) -> PyResult<()> {
+        let kind = failover_kind(kind, acknowledge_data_loss)?;
+        self.blocking(py, move |s| async move { s.failover(kind).await })
+    }
+
+    /// Awaitable `failover`.
+    #[pyo3(signature = (kind = "planned", acknowledge_data_loss = None))]
+    fn failover_async<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        acknowledge_data_loss: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = failover_kind(kind, acknowledge_data_loss)?;
+        self.awaitable(py, move |s| async move { s.failover(kind).await })
+    }
+
+    /// Fails back to SQL Server (two-way links).
+    fn failback(&self, py: Python<'_>) -> PyResult<()> {
+        self.blocking(py, move |s| async move { s.failback().await })
+    }
+
+    /// Awaitable `failback`.
+    fn failback_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.awaitable(py, move |s| async move { s.failback().await })
+    }
+
+    /// Migrates and removes the link; returns once completed.
+    #[pyo3(signature = (drop_availability_group = false))]
+    fn cutover(&self, py: Python<'_>, drop_availability_group: bool) -> PyResult<()> {
+        let options = CutoverOptions {
+            drop_availability_group,
+        };
+        self.blocking(py, move |s| async move { s.cutover(options).await })
+    }
+
+    /// Awaitable `cutover`.
+    #[pyo3(signature = (drop_availability_group = false))]
+    fn cutover_async<'py>(
+        &self,
+        py: Python<'py>,
+        drop_availability_group: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = CutoverOptions {
+            drop_availability_group,
+        };
+        self.awaitable(py, move |s| async move { s.cutover(options).await })
+    }
+
+    /// Repairs a split brain, keeping `keep` (`"SqlServer"` or `"ManagedInstance"`) as primary.
+    fn repair_split_brain(&self, py: Python<'_>, keep: &Bound<'_, PyAny>) -> PyResult<()> {
+        let keep = side(keep)?;
+        self.blocking(py, move |s| async move { s.repair_split_brain(keep).await })
+    }
+
+    /// Awaitable `repair_split_brain`.
+    fn repair_split_brain_async<'py>(
+        &self,
+        py: Python<'py>,
+        keep: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keep = side(keep)?;
+        self.awaitable(py, move |s| async move { s.repair_split_brain(keep).await })
+    }
+
+    /// Undoes link creation (or abandons a catch-up); returns once done.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        self.blocking(py, move |s| async move { s.cancel().await })
+    }
+
+    /// Awaitable `cancel`.
+    fn cancel_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.awaitable(py, move |s| async move { s.cancel().await })
+    }
+
+    /// Continues the last operation after an interruption or a retryable failure.
+    fn resume(&self, py: Python<'_>) -> PyResult<()> {
+        self.blocking(py, move |s| async move { s.resume().await })
+    }
+
+    /// Awaitable `resume`.
+    fn resume_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.awaitable(py, move |s| async move { s.resume().await })
+    }
+
+    /// Re-issues a failed step after its cause was fixed, then continues the last operation.
+    fn retry(&self, py: Python<'_>) -> PyResult<()> {
+        self.blocking(py, move |s| async move { s.retry().await })
+    }
+
+    /// Awaitable `retry`.
+    fn retry_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.awaitable(py, move |s| async move { s.retry().await })
+    }
+
+    /// Where the link is, as a dict (`state`, `detail`, `phase`, `terminal`, `in_flight`,
+    /// `deadline`, `last_error`, `operation`, `journal_path`, `journal_records`, `link`).
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let status = self.session()?.status();
+        to_py(py, &status)
+    }
+
+    /// The latest view of both sides as a dict (probing now if there is none yet), or None.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let health = self.blocking(py, move |s| async move { s.health().await })?;
+        to_py(py, &health)
+    }
+
+    /// Awaitable `health`.
+    fn health_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.session()?;
+        let failure = Arc::clone(&self.hook_failure);
+        awaitable(
+            py,
+            Arc::clone(&self.pump),
+            async move { session.health().await.map_err(Error::from) },
+            move |py: Python<'_>, result| match result {
+                Ok(health) => to_py(py, &health)?.into_py_any(py),
+                Err(e) => Err(explain(py, &failure, errors::py_err(e))),
+            },
+        )
+    }
+
+    /// The events since the last call, oldest first, as dicts in the serde shape of the core's
+    /// `SessionEvent` (e.g. `{"StateChanged": {"from": "Draft", "to": "Assessed"}}`);
+    /// `{"Missed": {"count": n}}` stands for events that were not kept.
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        self.pump.drain(py)
+    }
+
+    /// Releases the session and its journal (another session may then resume the journal).
+    /// Operations on a closed session raise SessionError.
+    fn close(&self) {
+        lock(&self.session).take();
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        match lock(&self.session).as_ref() {
+            Some(s) => format!("<LinkSession {}: {}>", self.link, s.status().state),
+            None => format!("<LinkSession {}: closed>", self.link),
+        }
+    }
+}

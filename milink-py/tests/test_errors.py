@@ -1,0 +1,55 @@
+import pytest
+
+import milink
+
+FAMILIES = [
+    milink.NameError,
+    milink.InvalidArgumentError,
+    milink.NotReadyError,
+    milink.GatherError,
+    milink.JournalError,
+    milink.SessionError,
+]
+SESSION_FAMILIES = [
+    milink.RejectedError,
+    milink.SpecError,
+    milink.StepFailedError,
+    milink.TimeoutError,
+    milink.SplitBrainError,
+    milink.StalledError,
+]
+
+
+def test_every_error_family_is_rooted_at_milink_error() -> None:
+    assert issubclass(milink.MilinkError, Exception)
+    for cls in FAMILIES:
+        assert cls.__bases__ == (milink.MilinkError,), cls
+        assert cls.__module__ == "milink"
+    for cls in SESSION_FAMILIES:
+        assert cls.__bases__ == (milink.SessionError,), cls
+        assert cls.__module__ == "milink"
+    # The two names that shadow builtins stay inside the milink namespace.
+    assert milink.TimeoutError is not TimeoutError
+    assert not issubclass(milink.TimeoutError, TimeoutError)
+    assert milink.NameError is not NameError
+
+
+def test_core_errors_carry_their_classification() -> None:
+    with pytest.raises(milink.NameError) as info:
+        milink.failover_dag_sql("")
+    assert info.value.caller_error is True
+    assert info.value.transient is False
+    assert info.value.remote is False
+
+
+def test_facts_of_the_wrong_shape_raise_invalid_argument() -> None:
+    facts = milink.tailspin_facts()
+    del facts["instance"]["server_name"]
+    with pytest.raises(milink.InvalidArgumentError, match="instance facts: missing field `server_name`"):
+        milink.assess(facts["instance"], facts["databases"])
+    with pytest.raises(milink.InvalidArgumentError, match="database facts"):
+        milink.assess(milink.tailspin_facts()["instance"], [{"name": 3}])
+    with pytest.raises(milink.InvalidArgumentError, match="not plain data"):
+        milink.assess(milink.tailspin_facts()["instance"], [object()])
+    with pytest.raises(milink.InvalidArgumentError, match="now"):
+        milink.assess(**milink.tailspin_facts(), now="yesterday")

@@ -1,0 +1,347 @@
+import asyncio
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+import milink
+from milink._milink import _sleep
+
+TO_MI = {"link": "DAG_ToyStore", "primary": "ManagedInstance"}
+TO_SQL = {"link": "DAG_ToyStore", "primary": "SqlServer"}
+
+
+class Hook:
+    """A redirect hook that records its calls; it can be made to fail or to hang."""
+
+    def __init__(self) -> None:
+        self.calls: List[Dict[str, Any]] = []
+        self.fail_with: Optional[BaseException] = None
+        self.hang = False
+
+    def __call__(self, target: Dict[str, Any]) -> None:
+        self.calls.append(target)
+        if self.fail_with is not None:
+            raise self.fail_with
+        deadline = time.monotonic() + 30
+        while self.hang and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def lab() -> milink.Lab:
+    return milink.Lab.tailspin(7)
+
+
+@pytest.fixture
+def journal(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "DAG_ToyStore.journal"
+
+
+def replicating(lab: milink.Lab, journal: pathlib.Path, **kwargs: Any) -> milink.LinkSession:
+    session = lab.session(journal, **kwargs)
+    session.record_assessment(milink.assess(**lab.facts(), failback=True))
+    session.start()
+    return session
+
+
+def primary(session: milink.LinkSession) -> Optional[str]:
+    phase = session.status()["phase"]
+    return phase["FailedOver"]["primary"] if isinstance(phase, dict) and "FailedOver" in phase else None
+
+
+def send_sigint_after(seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_lab_session_end_to_end_planned_failover(lab: milink.Lab, journal: pathlib.Path) -> None:
+    assert lab.link == "DAG_ToyStore" and lab.database == "ToyStore"
+    session = lab.session(str(journal))
+    assert session.link == "DAG_ToyStore" and session.databases == ["ToyStore"]
+    assert session.status()["state"] == "Draft"
+    # The lab's own report blocks Customer360 but not ToyStore, the database this link carries.
+    report = milink.assess(**lab.facts(), failback=True)
+    assert report.verdicts["Customer360"] == "NotReady"
+    session.record_assessment(report)
+    session.start()
+    assert session.status()["state"] == "Replicating"
+    session.failover()
+    status = session.status()
+    assert status["state"] == "FailedOver"
+    assert status["phase"] == {"FailedOver": {"primary": "ManagedInstance", "data_loss_possible": False}}
+    assert status["journal_path"] == str(journal)
+    assert status["journal_records"] > 0
+    health = session.health()
+    assert health is not None and health["instance"]["role"] == "Primary"
+    assert "FailedOver" in repr(session)
+
+
+def test_commands_the_link_refuses_raise_rejected_error(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = lab.session(journal)
+    with pytest.raises(milink.RejectedError) as info:
+        session.start()
+    assert info.value.state == "Draft" and info.value.operation == "start"
+    with pytest.raises(milink.RejectedError, match="Link.RecoveryModel"):
+        session.record_assessment(["Link.RecoveryModel: FULL recovery (database ToyStore)"])
+    session.record_assessment([])
+    session.start()
+    with pytest.raises(milink.RejectedError) as info:
+        session.failover("forced")
+    err = info.value
+    assert isinstance(err, milink.SessionError) and err.caller_error and not err.transient
+    assert err.state == "Replicating" and err.operation == "failover"
+    assert "may lose data" in err.reason
+    with pytest.raises(milink.RejectedError, match="DAG_ToyStore"):
+        session.failover("forced", acknowledge_data_loss="DAG_Other")
+    assert session.status()["state"] == "Replicating"  # nothing changed
+
+
+def test_failover_arguments_are_checked_before_the_link_sees_them(
+    lab: milink.Lab, journal: pathlib.Path
+) -> None:
+    session = lab.session(journal)
+    with pytest.raises(milink.InvalidArgumentError, match="planned"):
+        session.failover("sideways")
+    with pytest.raises(milink.InvalidArgumentError, match="forced failover only"):
+        session.failover("planned", acknowledge_data_loss="DAG_ToyStore")
+    with pytest.raises(milink.InvalidArgumentError, match="ReadinessReport or a list"):
+        session.record_assessment(42)
+    with pytest.raises(milink.InvalidArgumentError, match="SqlServer"):
+        session.repair_split_brain("Mars")
+    assert session.status()["journal_records"] == 1  # only the link's creation
+
+
+def test_forced_failover_split_brain_and_repair(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = replicating(lab, journal)
+    with pytest.raises(milink.SplitBrainError):
+        session.failover("forced", acknowledge_data_loss="DAG_ToyStore")
+    assert session.status()["state"] == "SplitBrain"
+    session.repair_split_brain("ManagedInstance")
+    assert session.status()["phase"] == {"FailedOver": {"primary": "ManagedInstance", "data_loss_possible": True}}
+
+
+def test_redirect_hook_is_called_once_per_role_change(lab: milink.Lab, journal: pathlib.Path) -> None:
+    hook = Hook()
+    states: List[str] = []
+    session = replicating(
+        lab, journal, redirect_hook=lambda target: (hook(target), states.append(session.status()["state"]))
+    )
+    assert hook.calls == []
+    session.failover()
+    assert hook.calls == [TO_MI]
+    assert states == ["Redirecting"]  # the hook may read the session it serves
+    session.failback()
+    assert hook.calls == [TO_MI, TO_SQL]
+    assert session.status()["state"] == "Replicating"
+
+
+def test_a_hook_that_raises_leaves_a_resumable_session(lab: milink.Lab, journal: pathlib.Path) -> None:
+    hook = Hook()
+    session = replicating(lab, journal, redirect_hook=hook)
+    hook.fail_with = ValueError("cannot write Server=tailspin-mi;Password=hunter2")
+    with pytest.raises(milink.StepFailedError) as info:
+        session.failover()
+    err = info.value
+    assert err.code == "hook:redirect" and err.retryable and err.transient
+    assert "ValueError" in str(err) and "resume" in str(err)
+    assert "hunter2" not in str(err)
+    assert isinstance(err.__cause__, ValueError)  # the hook's own exception, kept in memory only
+    assert "hunter2" not in journal.read_text()
+    assert session.status()["state"] == "Failed"
+    assert primary(session) is None
+    calls_while_failing = len(hook.calls)
+    assert calls_while_failing >= 1
+    hook.fail_with = None
+    session.resume()
+    assert primary(session) == "ManagedInstance"
+    assert hook.calls[calls_while_failing:] == [TO_MI]
+
+
+def test_async_twins_under_asyncio_run(lab: milink.Lab, journal: pathlib.Path) -> None:
+    hook = Hook()
+    session = lab.session(journal, redirect_hook=hook)
+
+    async def migrate() -> Optional[Dict[str, Any]]:
+        await session.record_assessment_async([])
+        await session.start_async()
+        await session.failover_async("planned")
+        health = await session.health_async()
+        await session.failback_async()
+        await session.resume_async()  # nothing in flight: returns at once
+        return health
+
+    health = asyncio.run(migrate())
+    assert health is not None and health["instance"]["role"] == "Primary"
+    assert hook.calls == [TO_MI, TO_SQL]
+    assert session.status()["state"] == "Replicating"
+
+    async def refused() -> None:
+        await session.failover_async("forced")
+
+    with pytest.raises(milink.RejectedError):
+        asyncio.run(refused())
+
+    async def concurrently() -> None:
+        # Awaitables run on the shared runtime, so the event loop stays free meanwhile.
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        await session.cutover_async(drop_availability_group=True)
+        task.cancel()
+        assert ticks > 0
+
+    asyncio.run(concurrently())
+    assert session.status()["state"] == "Completed"
+
+
+def test_progress_events_and_callback(lab: milink.Lab, journal: pathlib.Path) -> None:
+    seen: List[Dict[str, Any]] = []
+    session = lab.session(journal, on_progress=seen.append)
+    session.record_assessment([])
+    session.start()
+    events = session.events()
+    assert events == seen  # the callback saw every event, in order, by the time start returned
+    assert events[0] == {"StateChanged": {"from": "Draft", "to": "Assessed"}}
+    assert {"StateChanged": {"from": "Seeding", "to": "Replicating"}} in events
+    assert any("Seeding" in e.get("Progress", {}) for e in events)
+    assert all(len(e) == 1 for e in events)
+    assert session.events() == []  # drained
+
+
+def test_a_failing_progress_callback_does_not_stop_the_link(
+    lab: milink.Lab, journal: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    def broken(event: Dict[str, Any]) -> None:
+        raise RuntimeError("display failed")
+
+    session = lab.session(journal, on_progress=broken)
+    session.record_assessment([])
+    session.start()
+    assert session.status()["state"] == "Replicating"
+    assert unraisable and isinstance(unraisable[0].exc_value, RuntimeError)
+
+
+def test_journals_close_and_resume_from(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = replicating(lab, journal)
+    with pytest.raises(milink.JournalError):
+        lab.session(journal)  # a journal names one link; it is never overwritten
+    with pytest.raises(milink.JournalError):
+        milink.LinkSession.resume_from(journal, lab)  # still open in this process
+    session.close()
+    with pytest.raises(milink.SessionError, match="closed"):
+        session.status()
+    assert "closed" in repr(session)
+    with milink.LinkSession.resume_from(os.fspath(journal), lab) as again:
+        assert again.status()["state"] == "Replicating"
+        again.failover()
+        assert primary(again) == "ManagedInstance"
+    with pytest.raises(milink.JournalError):
+        milink.LinkSession.resume_from(journal.with_name("missing.journal"), lab)
+
+
+def test_ctrl_c_during_a_blocking_wait_raises_keyboard_interrupt_promptly() -> None:
+    timer = send_sigint_after(0.2)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _sleep(30)
+    timer.join()
+    assert time.monotonic() - started < 2
+
+
+def test_ctrl_c_during_an_operation_leaves_the_journal_resumable(
+    lab: milink.Lab, journal: pathlib.Path
+) -> None:
+    hook = Hook()
+    session = replicating(lab, journal, redirect_hook=hook)
+    records_before = session.status()["journal_records"]
+    hook.hang = True  # the failover waits in the hook until Ctrl-C
+    timer = send_sigint_after(0.3)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        session.failover()
+    timer.join()
+    assert time.monotonic() - started < 3
+    assert hook.calls == [TO_MI]
+    # The failover stopped with the redirect in flight and nothing recorded about it.
+    status = session.status()
+    assert status["state"] != "Failed" and status["last_error"] is None
+    assert "redirect:ManagedInstance" in status["in_flight"]
+    assert status["journal_records"] > records_before
+    session.close()
+    hook.hang = False
+    resumed = milink.LinkSession.resume_from(journal, lab, redirect_hook=hook)
+    resumed.resume()
+    assert primary(resumed) == "ManagedInstance"
+    assert hook.calls == [TO_MI, TO_MI]  # the interrupted redirect was issued again
+
+
+def test_options_shape_the_session(lab: milink.Lab, journal: pathlib.Path) -> None:
+    hook = Hook()
+    hook.fail_with = ValueError("down")
+    session = lab.session(journal, redirect_hook=hook, options={"retry": {"max_attempts": 1}})
+    session.record_assessment([])
+    session.start()
+    with pytest.raises(milink.StepFailedError):
+        session.failover()
+    assert len(hook.calls) == 1  # no retries
+    with pytest.raises(milink.InvalidArgumentError, match="session options"):
+        lab.session(journal.with_name("other.journal"), options={"call_timeout": "soon"})
+
+
+def test_a_report_that_blocks_the_links_database_is_refused(lab: milink.Lab, journal: pathlib.Path) -> None:
+    facts = lab.facts()
+    toystore = next(d for d in facts["databases"] if d["name"] == "ToyStore")
+    toystore["recovery_model"] = "SIMPLE"
+    report = milink.assess(**facts, failback=True)
+    assert report.verdicts["ToyStore"] == "NotReady"
+    session = lab.session(journal)
+    with pytest.raises(milink.RejectedError, match=r"Link\.RecoveryModel: .*\(database ToyStore\)"):
+        session.record_assessment(report)
+    assert session.status()["state"] == "Draft"
+
+
+def test_cancel_and_retry(lab: milink.Lab, journal: pathlib.Path) -> None:
+    hook = Hook()
+    hook.fail_with = RuntimeError("config service down")
+    session = replicating(lab, journal, redirect_hook=hook, options={"retry": {"max_attempts": 1}})
+    with pytest.raises(milink.StepFailedError):
+        session.failover()
+    hook.fail_with = None
+    session.retry()
+    assert primary(session) == "ManagedInstance"
+
+    # A fresh world: in this one ToyStore now exists on the instance, which readiness reports.
+    other = replicating(milink.Lab.tailspin(8), journal.with_name("cancelled.journal"))
+    other.cancel()
+    assert other.status()["state"] == "Cancelled"
+    assert other.status()["terminal"] is True
+    with pytest.raises(milink.RejectedError):
+        other.start()
+
+
+def test_a_lab_from_an_assessments_facts(journal: pathlib.Path) -> None:
+    facts = milink.Lab.tailspin().facts()
+    del facts["options"]
+    lab = milink.Lab.from_facts(**facts, database="ToyStore", seed=3)
+    assert lab.link == "DAG_ToyStore" and lab.spec["databases"] == ["ToyStore"]
+    session = replicating(lab, journal)
+    session.cutover()
+    assert session.status()["state"] == "Completed"
+    with pytest.raises(milink.NameError):
+        milink.Lab.from_facts(**facts, database="")

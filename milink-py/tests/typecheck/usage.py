@@ -1,0 +1,77 @@
+"""Typed use of the public API, checked with ``mypy --strict`` against the stubs."""
+
+import asyncio
+import datetime
+import pathlib
+from typing import Any, Dict, List, Optional
+
+import milink
+
+
+def readiness() -> List[str]:
+    facts = milink.tailspin_facts()
+    report: milink.ReadinessReport = milink.assess(
+        facts["instance"],
+        facts["databases"],
+        facts["target"],
+        options=facts["options"],
+        failback=True,
+        link=["ToyStore"],
+        now=datetime.datetime.now(datetime.timezone.utc),
+    )
+    verdict: str = report.verdicts["ToyStore"]
+    html: str = report._repr_html_()
+    rule_ids = [f["rule_id"] for f in report.findings if f["severity"] == "Blocker"]
+    try:
+        report.ensure_ready(["Customer360"])
+    except milink.NotReadyError as e:
+        blocked: milink.ReadinessReport = e.report
+        rule_ids += [b["rule_id"] for b in blocked.blockers]
+    return [verdict, html[:10], *rule_ids]
+
+
+def migrate(journal: pathlib.Path) -> Optional[str]:
+    lab = milink.Lab.tailspin(seed=7)
+    targets: List[milink._milink.RedirectTarget] = []
+    with lab.session(journal, redirect_hook=targets.append, on_progress=print) as session:
+        session.record_assessment(milink.assess(**lab.facts()))
+        session.start()
+        try:
+            session.failover("forced")
+        except milink.RejectedError as e:
+            reason: str = e.reason
+            print(reason)
+        try:
+            session.failover()
+        except milink.StepFailedError as e:
+            code: str = e.code
+            retryable: bool = e.retryable
+            if retryable:
+                session.resume()
+            print(code)
+        status = session.status()
+        events: List[Dict[str, Any]] = session.events()
+        print(len(events), status["journal_records"])
+        health = session.health()
+        if health is not None:
+            print(health["instance"])
+    again = milink.LinkSession.resume_from(journal, lab)
+    again.close()
+    return targets[0]["primary"] if targets else None
+
+
+async def migrate_async(session: milink.LinkSession) -> None:
+    await session.start_async()
+    await session.failover_async("planned")
+    await session.cutover_async(drop_availability_group=True)
+
+
+def errors(e: milink.MilinkError) -> bool:
+    if isinstance(e, milink.TimeoutError):
+        return e.waited_s > 0
+    return e.transient or e.caller_error or e.remote
+
+
+if __name__ == "__main__":
+    print(readiness())
+    asyncio.run(migrate_async(milink.Lab.tailspin().session("x.journal")))
