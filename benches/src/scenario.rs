@@ -365,7 +365,7 @@ pub fn link_view(
 ) -> Result<Observation, WorkloadError> {
     let primary_lsn = ctx("LSN", Lsn::new(lsn))?;
     let secondary_lsn = ctx("LSN", Lsn::new(lsn.saturating_sub(behind)))?;
-    let side = |role, state, at: Lsn| SideView {
+    let side = |role, state, at: Lsn, on_instance: bool| SideView {
         exists: true,
         role: Some(role),
         mode: Some(mode),
@@ -383,6 +383,7 @@ pub fn link_view(
                 redo_queue_kb: Some(0),
                 lag_seconds: Some(0),
                 last_error: None,
+                replica_state: on_instance.then(|| "LinkSynchronizing".to_owned()),
             })
             .collect(),
     };
@@ -391,8 +392,19 @@ pub fn link_view(
     } else {
         SyncState::Synchronizing
     };
-    let p = side(ReplicaRole::Primary, SyncState::Synchronized, primary_lsn);
-    let s = side(ReplicaRole::Secondary, secondary_state, secondary_lsn);
+    let on_instance = primary == Side::ManagedInstance;
+    let p = side(
+        ReplicaRole::Primary,
+        SyncState::Synchronized,
+        primary_lsn,
+        on_instance,
+    );
+    let s = side(
+        ReplicaRole::Secondary,
+        secondary_state,
+        secondary_lsn,
+        !on_instance,
+    );
     Ok(Observation::Link(match primary {
         Side::SqlServer => LinkObservation {
             source: p,
