@@ -2,9 +2,11 @@
 //!
 //! - [`tailspin`]: the Tailspin lab end to end on the simulator (the `tailspin` example is a thin
 //!   command line over [`tailspin::run`]);
+//! - [`app`]: the lab's application, which follows the session's redirect hook;
 //! - [`narrate`]: port decorators that print what the session does, in virtual time;
 //! - [`plan`]: renders effects as the T-SQL batches and ARM requests they would send.
 
+pub mod app;
 pub mod narrate;
 pub mod plan;
 pub mod tailspin;

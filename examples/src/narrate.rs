@@ -18,6 +18,7 @@ use milink_core::names::{DatabaseName, InstanceId, Lsn};
 use milink_core::ports::{
     ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
+use milink_core::redirect::WorkloadActivity;
 use milink_core::sim::{EventKind, Sim, SimManagedInstance, SimSqlServer};
 use milink_core::time::Timestamp;
 use tokio::sync::broadcast;
@@ -360,6 +361,13 @@ impl SourceServer for Narrated<SimSqlServer> {
         }
         r
     }
+
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        self.inner.workload_activity(databases).await
+    }
 }
 
 #[async_trait]
@@ -434,6 +442,13 @@ impl ManagedInstance for Narrated<SimManagedInstance> {
             n.line("waiting for the managed instance's first full backup after the role change");
         }
         r
+    }
+
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        self.inner.workload_activity(databases).await
     }
 }
 

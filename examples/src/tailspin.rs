@@ -21,13 +21,15 @@ use milink_core::lifecycle::{
 };
 use milink_core::names::DatabaseName;
 use milink_core::sim::{
-    CrashPoint, CrashingJournal, DbSnapshot, Lab, ParityReport, Sim, WorkloadRedirect,
-    WorkloadSpec, WorkloadStats, World,
+    CrashPoint, CrashingJournal, DbSnapshot, Lab, ParityReport, Sim, WorkloadStats, World,
 };
 use milink_core::time::Timestamp;
 use milink_core::{LinkSession, MemoryJournal, Session, SessionError, SessionOptions};
 use serde::{Deserialize, Serialize};
 
+use milink_core::redirect::{ConnectionString, FileRedirectHook, RedirectOptions};
+
+use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING, WORKLOAD_TPS, WorkloadLedger};
 use crate::narrate::{LsnCheck, Narrated, Narrator, elapsed, side_name};
 
 /// The command line.
@@ -240,6 +242,10 @@ pub struct Report {
     pub resumed: bool,
     /// What the application did.
     pub workload: WorkloadStats,
+    /// How the application followed the role changes: the redirects made through the hook, where
+    /// each write landed (one leg per connection) and the writes refused by the old primary.
+    #[serde(default)]
+    pub redirect: WorkloadLedger,
 }
 
 /// What an interrupted run leaves next to its journal to continue with.
@@ -253,6 +259,9 @@ struct Saved {
     phase_wall_ms: f64,
     before: Option<DbSnapshot>,
     report: Report,
+    /// The application's connection and ledger.
+    #[serde(default)]
+    app: AppState,
 }
 
 /// The file next to a journal that holds the world of an interrupted run.
@@ -365,9 +374,8 @@ struct Run {
     report: Report,
     before: Option<DbSnapshot>,
     start: Timestamp,
+    app: Arc<App>,
 }
-
-const WORKLOAD_TPS: f64 = 15.0;
 
 fn severity(s: Severity) -> &'static str {
     match s {
@@ -423,21 +431,82 @@ impl Run {
         self.session.machine().state().clone()
     }
 
-    fn workload(&self, target: Side) {
-        self.sim.start_workload(WorkloadSpec {
-            database: self.database.clone(),
-            target,
-            transactions_per_second: WORKLOAD_TPS,
-            max_rows_per_transaction: 4,
-        });
-    }
-
     fn stop_workload(&self, why: &str) {
-        let stats = self.sim.stop_workload();
+        let stats = self.app.pause();
         self.n().line(&format!(
             "application stopped ({why}): {} transactions, {} rows committed so far",
             thousands(stats.committed),
             thousands(stats.rows)
+        ));
+    }
+
+    /// Asks the current primary who is still connected to the link's databases.
+    async fn quiet_check(&self) {
+        match self.session.check_workload_quiet().await {
+            Ok(activity) => {
+                for (i, line) in activity.summary().lines().enumerate() {
+                    let line = line.trim_start();
+                    self.n().line(&if i == 0 {
+                        format!("quiet check: {line}")
+                    } else {
+                        format!("  {line}")
+                    });
+                }
+            }
+            Err(e) => self.n().line(&format!("quiet check unavailable: {e}")),
+        }
+    }
+
+    /// Stops the application the way the failover procedures ask, showing the check before and
+    /// after.
+    async fn stop_for_role_change(&self, why: &str) {
+        self.quiet_check().await;
+        self.stop_workload(why);
+        self.quiet_check().await;
+    }
+
+    /// Tells where the session redirected the application.
+    fn narrate_redirect(&self) {
+        let Some(target) = self.session.status().redirect else {
+            return;
+        };
+        self.n().line(&format!(
+            "redirect hook (run once the new primary took writes, before anything was dropped): \
+             the application now uses the {target}"
+        ));
+        self.n()
+            .line(&format!("  connection string {}", target.connection_string));
+        for note in &target.notes {
+            self.n().line(&format!("  note: {note}"));
+        }
+    }
+
+    /// The application keeps writing for a minute; a client still on the old connection
+    /// string tries the old primary.
+    fn writes_after_redirect(&self, old: Side) {
+        self.sim.advance(Duration::from_secs(60));
+        let state = self.app.state();
+        if let Some(leg) = state.ledger.legs.last() {
+            let now = self.sim.workload_stats();
+            let since = state
+                .ledger
+                .leg_started
+                .as_ref()
+                .map_or(0, |s| now.committed.saturating_sub(s.committed));
+            self.n().line(&format!(
+                "application writes to the {} ({}): {} transactions since the redirect",
+                leg.side,
+                leg.server,
+                thousands(since)
+            ));
+        }
+        let tried = self.app.write_to_old_primary(old, 3);
+        self.n().line(&format!(
+            "a client still on the old connection string: {} of {} writes on the {} refused{}",
+            tried.refused,
+            tried.attempted,
+            tried.side,
+            tried.error.map(|e| format!(" ({e})")).unwrap_or_default()
         ));
     }
 
@@ -559,9 +628,10 @@ impl Run {
     async fn link(&mut self) -> Result<(), Box<dyn Error>> {
         if !matches!(self.state(), State::Replicating { .. }) {
             if self.sim.workload_stats().committed == 0 {
-                self.workload(Side::SqlServer);
+                let side = self.app.start()?;
                 self.n().line(&format!(
-                    "application running on SQL Server: {WORKLOAD_TPS} transactions/s into {}",
+                    "application running on {}: {WORKLOAD_TPS} transactions/s into {}",
+                    side_name(side),
                     self.database
                 ));
             }
@@ -605,13 +675,17 @@ impl Run {
     async fn failover(&mut self) -> Result<(), Box<dyn Error>> {
         if !matches!(self.state(), State::FailedOver { .. }) {
             if self.before.is_none() {
-                self.stop_workload("the docs say to stop the workload before a planned failover");
+                self.stop_for_role_change(
+                    "the docs say to stop the workload before a planned failover",
+                )
+                .await;
                 self.before = self.sim.snapshot(Side::SqlServer, &self.database);
             }
             self.n().reset_lsn_check();
             self.session.failover(FailoverKind::Planned).await?;
         }
         self.n().drain();
+        self.narrate_redirect();
         let state = self.state();
         let (primary, data_loss) = match &state {
             State::FailedOver {
@@ -637,7 +711,11 @@ impl Run {
 
     fn parity(&mut self, compared: &str, actual: Side) -> ParityOut {
         let expected = self.before.clone();
-        let actual_snap = self.sim.snapshot(actual, &self.database);
+        // The new primary as the redirect found it, before the application wrote to it.
+        let actual_snap = self
+            .app
+            .at_redirect(actual)
+            .or_else(|| self.sim.snapshot(actual, &self.database));
         let report = match (expected, actual_snap) {
             (Some(e), Some(a)) => ParityReport::compare(&e, &a),
             _ => ParityReport {
@@ -698,22 +776,12 @@ impl Run {
             Side::ManagedInstance,
         );
         self.report.parity.push(p);
+        if matches!(self.state(), State::FailedOver { .. } | State::Completed) {
+            // The application followed the redirect: it writes to the managed instance, and SQL
+            // Server refuses writes.
+            self.writes_after_redirect(Side::SqlServer);
+        }
         if matches!(self.state(), State::FailedOver { .. }) {
-            // The application follows the redirect: it now writes to the managed instance, and
-            // SQL Server, the secondary, refuses writes.
-            self.workload(Side::ManagedInstance);
-            self.sim.advance(Duration::from_secs(60));
-            let stats = self.sim.workload_stats();
-            let refused = self
-                .sim
-                .write(Side::SqlServer, &self.database, 1)
-                .err()
-                .map(|e| e.code)
-                .unwrap_or_else(|| "accepted".into());
-            self.n().line(&format!(
-                "application now writes to the managed instance ({} tx so far); a write on SQL Server: {refused}",
-                thousands(stats.committed)
-            ));
             let link = self.spec.link.clone();
             if let Some(l) = self.sim.with_world(|w| w.lag(&link, &self.database)) {
                 self.n().line(&format!(
@@ -733,13 +801,14 @@ impl Run {
                 .as_ref()
                 .is_none_or(|b| b.side != Side::ManagedInstance)
             {
-                self.stop_workload("before failing back");
+                self.stop_for_role_change("before failing back").await;
                 self.before = self.sim.snapshot(Side::ManagedInstance, &self.database);
             }
             self.n().reset_lsn_check();
             self.session.failback().await?;
         }
         self.n().drain();
+        self.narrate_redirect();
         self.report.failback = Some(RoleChangeReport {
             kind: "failback".into(),
             primary: side_name(Side::SqlServer).into(),
@@ -756,13 +825,17 @@ impl Run {
             Side::SqlServer,
         );
         self.report.parity.push(p);
+        if matches!(self.state(), State::Replicating { .. }) {
+            self.writes_after_redirect(Side::ManagedInstance);
+        }
         Ok(())
     }
 
     async fn cutover(&mut self) -> Result<(), Box<dyn Error>> {
         if !matches!(self.state(), State::Completed) {
             if self.before.is_none() {
-                self.stop_workload("the application moves to the managed instance");
+                self.stop_for_role_change("the application moves to the managed instance")
+                    .await;
                 self.before = self.sim.snapshot(Side::SqlServer, &self.database);
             }
             self.n().reset_lsn_check();
@@ -773,6 +846,7 @@ impl Run {
                 .await?;
         }
         self.n().drain();
+        self.narrate_redirect();
         let link = self.spec.link.clone();
         let (backup, dags, ags, mi_link) = self.sim.with_world(|w| {
             (
@@ -829,7 +903,7 @@ fn session_options(seed: u64) -> SessionOptions {
 /// Runs the lab and writes its narration to `out`.
 pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, Box<dyn Error>> {
     let wall_start = Instant::now();
-    let (sim, opts, next_phase, before, mut report, journal_path, resumed, interrupted) =
+    let (sim, opts, next_phase, before, mut report, journal_path, resumed, interrupted, app_state) =
         match &opts.resume {
             Some(path) => {
                 let text = std::fs::read_to_string(sidecar(path)).map_err(|e| {
@@ -858,6 +932,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
                     path.clone(),
                     true,
                     Some((saved.phase_started, saved.phase_wall_ms)),
+                    saved.app,
                 )
             }
             None => {
@@ -887,8 +962,19 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
                     crashed_after_record: None,
                     resumed: false,
                     workload: WorkloadStats::default(),
+                    redirect: WorkloadLedger::default(),
                 };
-                (lab.sim, opts.clone(), 0, None, report, path, false, None)
+                (
+                    lab.sim,
+                    opts.clone(),
+                    0,
+                    None,
+                    report,
+                    path,
+                    false,
+                    None,
+                    AppState::default(),
+                )
             }
         };
     let start = sim.with_world(|w| w.config.start);
@@ -921,20 +1007,32 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let sql = Arc::new(Narrated::new(sim.sql_server(), Arc::clone(&narrator)));
     let mi = Arc::new(Narrated::new(sim.managed_instance(), Arc::clone(&narrator)));
     let timer = Arc::new(sim.clock());
-    let hook = Arc::new(WorkloadRedirect::new(sim.clone()));
-    let session = if resumed {
-        Session::resume(journal, sql, mi, timer, session_options(opts.seed))?
-    } else {
-        Session::create(spec, sql, mi, journal, timer, session_options(opts.seed))?
-    }
-    .with_redirect_hook(hook);
-    narrator.follow(session.subscribe());
-    let spec = session.machine().spec().clone();
     let database = spec
         .databases
         .first()
         .cloned()
         .ok_or("the link spec names no database")?;
+    // The application reads its connection string from a file next to the journal; the
+    // session's redirect hook rewrites it and the application reconnects.
+    let connection_file =
+        (!opts.plan).then(|| FileRedirectHook::new(journal_path.with_extension("connstr")));
+    let app = App::new(
+        sim.clone(),
+        &spec,
+        database.clone(),
+        connection_file,
+        app_state,
+        !resumed,
+    )?;
+    let redirect = RedirectOptions::new(ConnectionString::parse(ORIGINAL_CONNECTION_STRING)?);
+    let session = if resumed {
+        Session::resume(journal, sql, mi, timer, session_options(opts.seed))?
+    } else {
+        Session::create(spec, sql, mi, journal, timer, session_options(opts.seed))?
+    }
+    .with_redirect(Some(app.clone()), redirect);
+    narrator.follow(session.subscribe());
+    let spec = session.machine().spec().clone();
 
     if opts.plan {
         narrator.raw(&format!(
@@ -961,6 +1059,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
         report,
         before,
         start,
+        app: app.clone(),
     };
 
     let all = phases(&opts);
@@ -995,6 +1094,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
                 run.report.crashed_after_record = Some(records);
                 run.report.final_state = run.session.status().state;
                 run.report.workload = sim.workload_stats();
+                run.report.redirect = app.state().ledger;
                 let saved = Saved {
                     options: opts.clone(),
                     world: sim.with_world(Clone::clone),
@@ -1003,6 +1103,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
                     phase_wall_ms: wall_before + w0.elapsed().as_secs_f64() * 1000.0,
                     before: run.before.clone(),
                     report: run.report.clone(),
+                    app: app.state(),
                 };
                 std::fs::write(sidecar(&journal_path), serde_json::to_string(&saved)?)?;
                 narrator.raw(&format!(
@@ -1023,6 +1124,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     sim.stop_workload();
     run.report.final_state = run.session.status().state;
     run.report.workload = sim.workload_stats();
+    run.report.redirect = app.finish().ledger;
     if opts.plan {
         print_monitoring(&run);
     } else {
@@ -1134,6 +1236,47 @@ fn print_summary(run: &Run, wall: Duration) {
         thousands(r.workload.committed),
         thousands(r.workload.refused)
     );
+    let mut redirects = r.redirect.redirects.iter();
+    for (i, leg) in r.redirect.legs.iter().enumerate() {
+        if i > 0
+            && let Some(to) = redirects.next()
+        {
+            let _ = writeln!(
+                s,
+                "  redirect    through the hook to the {} ({}) after {} transactions",
+                to.to,
+                to.server,
+                thousands(to.writes_before)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  writes      {} transactions on the {} ({}){}",
+            thousands(leg.committed),
+            leg.side,
+            leg.server,
+            if i == 0 && r.redirect.legs.len() > 1 {
+                " before the redirect"
+            } else if i > 0 {
+                " after it"
+            } else {
+                ""
+            }
+        );
+    }
+    for w in &r.redirect.old_primary_writes {
+        let _ = writeln!(
+            s,
+            "  old primary {} refused {} of {} writes after the redirect{}",
+            w.side,
+            w.refused,
+            w.attempted,
+            w.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(s, "  final state {}", r.final_state);
     if let Some(j) = &r.journal {
         let _ = write!(s, "  journal     {j}");

@@ -92,6 +92,7 @@ async fn the_same_seed_gives_the_same_run() {
     let dir = tempfile::tempdir().unwrap();
     let strip = |mut r: Report| {
         r.journal = None;
+        r.redirect.connection_file = None;
         for p in &mut r.phases {
             p.wall_ms = 0.0;
         }
@@ -205,6 +206,14 @@ async fn an_interrupted_run_continues_from_its_journal_to_the_same_outcome() {
         let names: Vec<&str> = resumed.phases.iter().map(|p| p.name.as_str()).collect();
         let expected: Vec<&str> = reference.phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, expected, "record {record}");
+        // The application was redirected once per role change, also across the crash.
+        let sides = |r: &Report| -> Vec<String> {
+            r.redirect.legs.iter().map(|l| l.side.clone()).collect()
+        };
+        assert_eq!(sides(&resumed), sides(&reference), "record {record}");
+        assert_eq!(resumed.redirect.redirects.len(), 2, "record {record}");
+        let landed: u64 = resumed.redirect.legs.iter().map(|l| l.committed).sum();
+        assert_eq!(landed, resumed.workload.committed, "record {record}");
     }
 }
 
@@ -218,4 +227,91 @@ fn arguments_are_checked() {
     assert!(parse(&["--bogus"]).is_err());
     let o = parse(&["--seed", "7", "--json", "--cutover"]).unwrap();
     assert_eq!((o.seed, o.json, o.cutover), (7, true, true));
+}
+
+#[tokio::test]
+async fn the_workload_is_redirected_through_the_hook_and_the_old_primary_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, text) = lab(opts(&dir, &["--seed", "5"])).await;
+    let legs = &r.redirect.legs;
+    assert_eq!(legs.len(), 2, "{legs:?}");
+    assert_eq!(
+        (legs[0].side.as_str(), legs[0].server.as_str()),
+        ("SQL Server", "TailspinSql,1433")
+    );
+    assert_eq!(legs[1].side, "managed instance");
+    assert_eq!(legs[1].server, format!("{},1433", r.target));
+    assert!(legs[0].committed > 0 && legs[1].committed > 0, "{legs:?}");
+    // Every committed write is accounted to the connection it went through, none refused.
+    assert_eq!(legs[0].committed + legs[1].committed, r.workload.committed);
+    assert_eq!(r.workload.refused, 0);
+    let redirect = &r.redirect.redirects[0];
+    assert_eq!(redirect.to, "managed instance");
+    assert_eq!(redirect.writes_before, legs[0].committed);
+    assert!(
+        redirect
+            .connection_string
+            .starts_with(&format!("Server=tcp:{},1433;Database=ToyStore;", r.target)),
+        "{}",
+        redirect.connection_string
+    );
+    let old = &r.redirect.old_primary_writes[0];
+    assert_eq!(
+        (old.side.as_str(), old.refused, old.attempted),
+        ("SQL Server", 3, 3)
+    );
+    assert!(old.error.as_deref().is_some_and(|e| e.starts_with("sql:")));
+
+    // The application's configuration file now names the managed instance, and only its
+    // owner can read it; the password is nowhere else.
+    let file = r.redirect.connection_file.clone().unwrap();
+    let config = std::fs::read_to_string(&file).unwrap();
+    assert!(config.starts_with(&format!("Server=tcp:{},1433;", r.target)));
+    assert!(config.contains("Password='lab-only;P@ss=word'"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let json = serde_json::to_string(&r).unwrap();
+    let journal = std::fs::read_to_string(r.journal.as_ref().unwrap()).unwrap();
+    for shown in [&json, &text, &journal] {
+        assert!(!shown.contains("lab-only"), "the password leaked");
+    }
+    for shown in [
+        "quiet check: not quiet: 1 client session",
+        "quiet check: quiet",
+        "redirect hook",
+        "3 of 3 writes on the SQL Server refused",
+        "before the redirect",
+    ] {
+        assert!(text.contains(shown), "{shown} missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn with_failback_the_workload_comes_back_to_sql_server_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = lab(opts(&dir, &["--seed", "5", "--failback"])).await;
+    let sides: Vec<&str> = r.redirect.legs.iter().map(|l| l.side.as_str()).collect();
+    assert_eq!(sides, ["SQL Server", "managed instance", "SQL Server"]);
+    assert!(r.redirect.legs.iter().all(|l| l.committed > 0));
+    let to: Vec<&str> = r.redirect.redirects.iter().map(|x| x.to.as_str()).collect();
+    assert_eq!(to, ["managed instance", "SQL Server"]);
+    let back = &r.redirect.redirects[1];
+    assert_eq!(back.server, "TailspinSql,1433");
+    let refused: Vec<(&str, u32)> = r
+        .redirect
+        .old_primary_writes
+        .iter()
+        .map(|w| (w.side.as_str(), w.refused))
+        .collect();
+    assert_eq!(refused, [("SQL Server", 3), ("managed instance", 3)]);
+    let config = std::fs::read_to_string(r.redirect.connection_file.unwrap()).unwrap();
+    assert!(
+        config.starts_with("Server=tcp:TailspinSql,1433;"),
+        "{config}"
+    );
+    assert!(r.parity.iter().all(|p| p.all_match));
 }

@@ -31,13 +31,19 @@ pub enum Error {
     /// Gathering readiness facts failed.
     #[error(transparent)]
     Gather(#[from] crate::assess::GatherError),
+    /// A redirect target could not be computed from the caller's options.
+    #[error(transparent)]
+    Redirect(#[from] crate::redirect::RedirectError),
 }
 
 impl Error {
     /// Retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => false,
+            Error::Name(_)
+            | Error::InvalidArgument(_)
+            | Error::NotReady(_)
+            | Error::Redirect(_) => false,
             Error::Gather(e) => e.is_transient(),
             Error::Session(e) => e.is_transient(),
             Error::Journal(e) => SessionError::journal_is_transient(e),
@@ -47,7 +53,10 @@ impl Error {
     /// The caller's input is wrong; nothing was changed.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) => true,
+            Error::Name(_)
+            | Error::InvalidArgument(_)
+            | Error::NotReady(_)
+            | Error::Redirect(_) => true,
             Error::Gather(_) => false,
             Error::Session(e) => e.is_caller_error(),
             Error::Journal(e) => SessionError::journal_is_caller_error(e),
@@ -57,9 +66,11 @@ impl Error {
     /// SQL Server or Azure refused or failed.
     pub fn is_remote(&self) -> bool {
         match self {
-            Error::Name(_) | Error::InvalidArgument(_) | Error::NotReady(_) | Error::Journal(_) => {
-                false
-            }
+            Error::Name(_)
+            | Error::InvalidArgument(_)
+            | Error::NotReady(_)
+            | Error::Journal(_)
+            | Error::Redirect(_) => false,
             Error::Gather(e) => e.is_remote(),
             Error::Session(e) => e.is_remote(),
         }

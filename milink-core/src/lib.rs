@@ -13,6 +13,8 @@
 //! - [`journal`]: the append-only record of every accepted input ([`journal::FileJournal`]);
 //! - [`session`]: the driver ([`session::Session`], object safe as [`session::LinkSession`]);
 //! - [`retry`]: jittered backoff that honours `Retry-After`;
+//! - [`redirect`]: where the workload goes after a role change (connection strings, targets,
+//!   the application's redirect hook) and the quiet-workload check before a failover;
 //! - [`error`]: the umbrella [`Error`];
 //! - [`time`]: [`time::Timestamp`], [`time::Date`] and the [`time::Clock`] trait;
 //! - [`secret`]: [`Secret`], a string that never reaches Debug, logs or reports;
@@ -46,6 +48,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod names;
 pub mod ports;
+pub mod redirect;
 pub mod retry;
 pub mod secret;
 pub mod session;

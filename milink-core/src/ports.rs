@@ -15,6 +15,20 @@ use crate::lifecycle::{
     DatabaseView, FullBackup, InstanceOp, LinkName, OperationRef, SideView, SourceOp,
 };
 use crate::names::DatabaseName;
+use crate::redirect::WorkloadActivity;
+
+/// The [`PortError::code`] of a call an adapter does not implement.
+pub const UNSUPPORTED: &str = "unsupported";
+
+fn workload_unsupported(side: &str) -> PortError {
+    PortError::permanent(
+        UNSUPPORTED,
+        format!(
+            "this {side} adapter cannot read workload activity; check the sessions on the \
+             link's databases yourself before failing over"
+        ),
+    )
+}
 
 /// What a port call failed with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +114,18 @@ pub trait SourceServer: Send + Sync {
         link: &LinkName,
         databases: &[DatabaseName],
     ) -> Result<SideView, PortError>;
+
+    /// Client sessions and open transactions on `databases` (one round trip, see
+    /// [`crate::tsql::probe_workload_activity`]), to check the workload has stopped before a
+    /// failover. Adapters that cannot read it keep this default, which answers
+    /// [`UNSUPPORTED`].
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        let _ = databases;
+        Err(workload_unsupported("SQL Server"))
+    }
 }
 
 /// What beginning an ARM operation returned.
@@ -142,6 +168,17 @@ pub trait ManagedInstance: Send + Sync {
 
     /// The latest full backup of each database on the instance (`msdb.dbo.backupset`).
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError>;
+
+    /// Client sessions and open transactions on `databases`, read over T-SQL on the instance
+    /// (the check before failing back). Adapters that cannot read it keep this default, which
+    /// answers [`UNSUPPORTED`].
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        let _ = databases;
+        Err(workload_unsupported("managed instance"))
+    }
 }
 
 /// Where a link's accepted inputs are kept, in order, before their effects run.
@@ -165,4 +202,59 @@ pub trait Journal: Send {
 /// Convenience: find a database in a side's view.
 pub fn find_database<'a>(view: &'a SideView, name: &DatabaseName) -> Option<&'a DatabaseView> {
     view.databases.iter().find(|d| &d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Minimal;
+
+    #[async_trait]
+    impl SourceServer for Minimal {
+        async fn execute(&self, _op: &SourceOp) -> Result<SourceReply, PortError> {
+            Ok(SourceReply::Done)
+        }
+        async fn link_state(
+            &self,
+            _link: &LinkName,
+            _databases: &[DatabaseName],
+        ) -> Result<SideView, PortError> {
+            Err(PortError::permanent("io", "not used"))
+        }
+    }
+
+    #[async_trait]
+    impl ManagedInstance for Minimal {
+        async fn begin(&self, _op: &InstanceOp) -> Result<ArmReply, PortError> {
+            Ok(ArmReply::Completed)
+        }
+        async fn poll(&self, _operation: &OperationRef) -> Result<PollReply, PortError> {
+            Ok(PollReply::Succeeded)
+        }
+        async fn link_state(&self, _link: &LinkName) -> Result<SideView, PortError> {
+            Err(PortError::permanent("io", "not used"))
+        }
+        async fn full_backups(
+            &self,
+            _databases: &[DatabaseName],
+        ) -> Result<Vec<FullBackup>, PortError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn workload_activity_is_unsupported_unless_an_adapter_implements_it() {
+        let dbs = [DatabaseName::new("ToyStore").unwrap()];
+        let source = SourceServer::workload_activity(&Minimal, &dbs)
+            .await
+            .unwrap_err();
+        let instance = ManagedInstance::workload_activity(&Minimal, &dbs)
+            .await
+            .unwrap_err();
+        for err in [source, instance] {
+            assert_eq!(err.code, UNSUPPORTED);
+            assert!(!err.transient);
+        }
+    }
 }

@@ -63,6 +63,8 @@ use crate::lifecycle::{
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
+pub use crate::redirect::RedirectHook;
+use crate::redirect::{RedirectOptions, RedirectTarget, WorkloadActivity};
 use crate::retry::{RetryPolicy, Retryable, retry_notify_until};
 use crate::time::{Timer, Timestamp};
 
@@ -165,6 +167,9 @@ pub struct SessionStatus {
     pub journal_path: Option<PathBuf>,
     /// Records in the journal (the next record's seq).
     pub journal_records: u64,
+    /// Where the workload was last told to connect (computed at the last role change in this
+    /// process; `None` before one). Its connection string shows `Password=***`.
+    pub redirect: Option<RedirectTarget>,
 }
 
 /// The user-level operations of a link.
@@ -378,16 +383,6 @@ fn is_remote_code(code: &str) -> bool {
         .any(|p| code.starts_with(p))
 }
 
-/// Tells the application where its workload must connect after a role change.
-#[async_trait]
-pub trait RedirectHook: Send + Sync {
-    /// `primary` now accepts writes; move the workload there. An error fails the step (the
-    /// machine keeps the old side intact until the redirect is confirmed). The call may come
-    /// again with the same `primary` after a crash, resume or retry; it must be harmless to
-    /// repeat.
-    async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError>;
-}
-
 /// One link, driven: the object-safe face of a session (Python holds a `Box<dyn LinkSession>`).
 ///
 /// Each operation sends its command and drives until the operation's goal state, a failed step,
@@ -422,6 +417,10 @@ pub trait LinkSession: Send + Sync {
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError>;
     /// Events from now on: state changes, steps, progress.
     fn subscribe(&self) -> broadcast::Receiver<SessionEvent>;
+    /// Who is still using the link's databases on the current primary: client sessions and
+    /// open transactions (check [`WorkloadActivity::is_quiet`] before a failover; the
+    /// procedures start with stopping the workload). Reads only; changes nothing.
+    async fn check_workload_quiet(&self) -> Result<WorkloadActivity, SessionError>;
 }
 
 /// The mutable part of a session, behind a short-held lock.
@@ -432,6 +431,7 @@ struct Core {
     last_error: Option<StepError>,
     last_health: Option<LinkObservation>,
     operation: Option<Operation>,
+    last_redirect: Option<RedirectTarget>,
 }
 
 /// What happened to a submitted input.
@@ -449,6 +449,7 @@ pub struct Session<S, M, J> {
     timer: Arc<dyn Timer>,
     options: SessionOptions,
     redirect: Option<Arc<dyn RedirectHook>>,
+    redirect_options: RedirectOptions,
     journal: Mutex<J>,
     journal_path: Option<PathBuf>,
     core: Mutex<Core>,
@@ -554,6 +555,7 @@ where
             rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
             options,
             redirect: None,
+            redirect_options: RedirectOptions::default(),
             journal: Mutex::new(journal),
             core: Mutex::new(Core {
                 machine,
@@ -562,16 +564,102 @@ where
                 last_error: None,
                 last_health: None,
                 operation,
+                last_redirect: None,
             }),
             operation_lock: tokio::sync::Mutex::new(()),
             events,
         }
     }
 
-    /// Calls `hook` for `Redirect` effects (without one they succeed at once).
+    /// Calls `hook` for `Redirect` effects (without one they succeed at once), with targets
+    /// computed from `RedirectOptions::default()` unless [`Self::with_redirect`] gives options.
     pub fn with_redirect_hook(mut self, hook: Arc<dyn RedirectHook>) -> Self {
         self.redirect = Some(hook);
         self
+    }
+
+    /// How `Redirect` effects are answered after a role change (failover, failback, cutover,
+    /// split-brain repair): the session computes the new primary's [`RedirectTarget`] from
+    /// `options` and the link spec, shows it in [`SessionStatus::redirect`], and calls `hook`
+    /// with it, once, after the new primary accepts writes and before anything is dropped on
+    /// the old side.
+    ///
+    /// - No hook: the step succeeds at once (the target is still shown in the status).
+    /// - The hook succeeds: the step succeeds (journaled as done).
+    /// - The hook fails or does not answer within `call_timeout`: the step fails with code
+    ///   `hook`, retryable, and its message scrubbed of the target's password; the link stays
+    ///   `Failed` in the redirect phase with both sides intact, and `resume` calls the hook again.
+    /// - The target cannot be computed from `options`: the step fails with code `redirect`,
+    ///   not retryable; reopen the session with corrected options and call `retry`.
+    ///
+    /// The hook is not retried by the driver: it runs exactly once per role change unless the
+    /// caller resumes.
+    pub fn with_redirect(
+        mut self,
+        hook: Option<Arc<dyn RedirectHook>>,
+        options: RedirectOptions,
+    ) -> Self {
+        self.redirect = hook;
+        self.redirect_options = options;
+        self
+    }
+
+    /// The side that accepts writes now: from the latest reading of both sides' roles, or, when
+    /// that is not conclusive, from the state.
+    fn current_primary(core: &Core) -> Side {
+        let health = core.machine.health().or(core.last_health.as_ref());
+        if let Some(link) = health {
+            let primary = |v: &crate::lifecycle::SideView| {
+                v.role == Some(crate::lifecycle::ReplicaRole::Primary)
+            };
+            match (primary(&link.source), primary(&link.instance)) {
+                (true, false) => return Side::SqlServer,
+                (false, true) => return Side::ManagedInstance,
+                _ => {}
+            }
+        }
+        match core.machine.state() {
+            State::FailedOver { primary, .. } => *primary,
+            State::Completed => Side::ManagedInstance,
+            _ => core.machine.spec().initial_primary,
+        }
+    }
+
+    /// Answers a `Redirect` effect (see [`Self::with_redirect`]).
+    async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
+        let spec = lock(&self.core).machine.spec().clone();
+        let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options);
+        let Some(hook) = &self.redirect else {
+            if let Ok(target) = target {
+                lock(&self.core).last_redirect = Some(target);
+            }
+            return Ok(Observation::Done);
+        };
+        let target = target.map_err(|e| {
+            PortError::permanent(
+                "redirect",
+                format!("cannot compute where the workload must connect: {e}"),
+            )
+        })?;
+        lock(&self.core).last_redirect = Some(target.clone());
+        tracing::info!(link = %self.link, target = %target, "redirecting the workload");
+        let called = self
+            .bounded(async {
+                hook.redirect(&target)
+                    .await
+                    .map_err(|e| PortError::transient("hook", e.scrubbed(&target).message()))
+            })
+            .await;
+        called.map(|()| Observation::Done).map_err(|e| {
+            PortError::transient(
+                "hook",
+                format!(
+                    "the redirect hook failed for {target}: {}; the link is intact: fix the \
+                     hook and resume",
+                    target.scrub(&e.message)
+                ),
+            )
+        })
     }
 
     /// A copy of the machine, for inspection.
@@ -847,13 +935,7 @@ where
                     .await
                     .map(Observation::FullBackups)
             }
-            Effect::Redirect { primary, .. } => match &self.redirect {
-                Some(hook) => self
-                    .call(step, false, || hook.redirect(&self.link, *primary))
-                    .await
-                    .map(|()| Observation::Done),
-                None => Ok(Observation::Done),
-            },
+            Effect::Redirect { primary, .. } => self.redirect(*primary).await,
             Effect::Progress(_) => Ok(Observation::Done),
         };
         result.map_err(|e| StepError {
@@ -1137,6 +1219,7 @@ where
             operation: core.operation,
             journal_path: self.journal_path.clone(),
             journal_records: core.next_seq,
+            redirect: core.last_redirect.clone(),
         }
     }
 
@@ -1167,12 +1250,45 @@ where
     fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.events.subscribe()
     }
+
+    async fn check_workload_quiet(&self) -> Result<WorkloadActivity, SessionError> {
+        let (primary, databases) = {
+            let core = lock(&self.core);
+            (
+                Self::current_primary(&core),
+                core.machine.spec().databases.clone(),
+            )
+        };
+        let activity = match primary {
+            Side::SqlServer => {
+                self.call(StepId(0), false, || {
+                    self.source.workload_activity(&databases)
+                })
+                .await
+            }
+            Side::ManagedInstance => {
+                self.call(StepId(0), false, || {
+                    self.instance.workload_activity(&databases)
+                })
+                .await
+            }
+        };
+        activity.map_err(|e| {
+            SessionError::StepFailed(StepError {
+                code: e.code,
+                message: e.message,
+                retryable: e.transient,
+            })
+        })
+    }
 }
 
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
 mod drive_tests;
+#[cfg(test)]
+mod redirect_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -13,8 +13,8 @@ use milink_core::lifecycle::{
     AssessmentOutcome, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName, Side,
 };
 use milink_core::names::DatabaseName;
-use milink_core::ports::{Journal, ManagedInstance, PortError, SourceServer};
-use milink_core::session::RedirectHook;
+use milink_core::ports::{Journal, ManagedInstance, SourceServer};
+use milink_core::redirect::{HookError, RedirectHook, RedirectTarget};
 use milink_core::{Error, LinkSession, Session, SessionError, SessionOptions};
 use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::PyException;
@@ -26,8 +26,8 @@ use crate::lab::PyLab;
 use crate::report::PyReadinessReport;
 use crate::runtime::{EventPump, abandon, awaitable, block_on};
 
-/// The step error code of a redirect hook that raised.
-pub(crate) const HOOK_CODE: &str = "hook:redirect";
+/// The step error code of a redirect hook that failed (the session's code for every hook).
+pub(crate) const HOOK_CODE: &str = "hook";
 
 /// Events a session keeps for a slow reader unless the options say otherwise.
 const EVENT_CAPACITY: usize = 4096;
@@ -69,14 +69,15 @@ pub(crate) fn session_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Se
 /// `KeyboardInterrupt` (Ctrl-C during the hook) or another `BaseException` abandons the
 /// operation instead, leaving the step in flight for `resume()` ([`crate::runtime::abandon`]).
 struct PythonRedirectHook {
+    link: LinkName,
     callable: Py<PyAny>,
     failure: Arc<Mutex<Option<PyErr>>>,
 }
 
 #[async_trait]
 impl RedirectHook for PythonRedirectHook {
-    async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError> {
-        let argument = serde_json::json!({ "link": link, "primary": primary });
+    async fn redirect(&self, target: &RedirectTarget) -> Result<(), HookError> {
+        let argument = serde_json::json!({ "link": self.link, "primary": target.side });
         let called = tokio::task::block_in_place(|| {
             Python::attach(|py| {
                 let argument = to_py(py, &argument)?;
@@ -100,13 +101,9 @@ impl RedirectHook for PythonRedirectHook {
             abandon(e);
         }
         *lock(&self.failure) = Some(e);
-        Err(PortError::transient(
-            HOOK_CODE,
-            format!(
-                "the redirect hook raised {kind} (its message is not recorded: it may hold a \
-                 secret); fix the hook, then call resume"
-            ),
-        ))
+        Err(HookError::new(format!(
+            "the redirect hook raised {kind} (its message is not recorded: it may hold a secret)"
+        )))
     }
 }
 
@@ -133,8 +130,10 @@ impl PyLinkSession {
         J: Journal + 'static,
     {
         let hook_failure = Arc::new(Mutex::new(None));
+        let link = session.link().clone();
         let session = match redirect_hook {
             Some(callable) => session.with_redirect_hook(Arc::new(PythonRedirectHook {
+                link,
                 callable,
                 failure: Arc::clone(&hook_failure),
             })),

@@ -290,9 +290,11 @@ struct RecordingHook(Mutex<Vec<Side>>);
 
 #[async_trait]
 impl RedirectHook for RecordingHook {
-    async fn redirect(&self, link: &LinkName, primary: Side) -> Result<(), PortError> {
-        assert_eq!(*link, spec().link);
-        lock(&self.0).push(primary);
+    async fn redirect(
+        &self,
+        target: &crate::redirect::RedirectTarget,
+    ) -> Result<(), crate::redirect::HookError> {
+        lock(&self.0).push(target.side);
         Ok(())
     }
 }

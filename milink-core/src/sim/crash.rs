@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 use crate::journal::{JournalError, JournalRecord};
-use crate::lifecycle::{LinkName, Side};
-use crate::ports::{Journal, PortError};
-use crate::session::RedirectHook;
+use crate::ports::Journal;
+use crate::redirect::{HookError, RedirectHook, RedirectTarget};
 
 use super::Sim;
 
@@ -114,8 +113,8 @@ impl WorkloadRedirect {
 
 #[async_trait]
 impl RedirectHook for WorkloadRedirect {
-    async fn redirect(&self, _link: &LinkName, primary: Side) -> Result<(), PortError> {
-        self.sim.redirect_workload(primary);
+    async fn redirect(&self, target: &RedirectTarget) -> Result<(), HookError> {
+        self.sim.redirect_workload(target.side);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use crate::lifecycle::{
 };
 use crate::names::{DatabaseName, LinkMode};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError};
+use crate::redirect::WorkloadActivity;
 
 use super::Sim;
 use super::errors;
@@ -80,6 +81,16 @@ impl ManagedInstance for SimManagedInstance {
             .into_iter()
             .map(|(database, finished)| FullBackup { database, finished })
             .collect())
+    }
+
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        Ok(self
+            .sim
+            .lock()
+            .client_sessions(Side::ManagedInstance, databases))
     }
 }
 

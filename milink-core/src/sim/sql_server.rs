@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::lifecycle::{AvailabilityMode, LinkName, ReplicaRole, Side, SideView, SourceOp};
 use crate::names::DatabaseName;
 use crate::ports::{PortError, SourceReply, SourceServer};
+use crate::redirect::WorkloadActivity;
 
 use super::errors;
 use super::faults::{Call, SourceCall};
@@ -58,6 +59,13 @@ impl SourceServer for SimSqlServer {
         let latency = w.config.sql_request;
         w.enter_call(Call::SourceLinkState, latency)?;
         Ok(w.side_view(Side::SqlServer, link, databases))
+    }
+
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        Ok(self.sim.lock().client_sessions(Side::SqlServer, databases))
     }
 }
 

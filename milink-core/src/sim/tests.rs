@@ -1247,3 +1247,24 @@ async fn hours_of_replicated_workload_keep_the_logs_small() {
     assert!(rig.sim().parity(&rig.db()).unwrap().all_match());
     assert!(wall.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn the_application_shows_as_a_client_session_where_it_runs() {
+    let rig = Rig::new(4);
+    let db = rig.db();
+    let dbs = [db.clone()];
+    assert!(rig.sql.workload_activity(&dbs).await.unwrap().is_quiet());
+    rig.workload(Side::SqlServer, 5.0);
+    let on_sql = rig.sql.workload_activity(&dbs).await.unwrap();
+    assert_eq!(on_sql.sessions.len(), 1);
+    assert_eq!(on_sql.sessions[0].program.as_deref(), Some("Tailspin.Web"));
+    assert!(rig.mi.workload_activity(&dbs).await.unwrap().is_quiet());
+    // Another database is not the application's.
+    let other = [crate::names::DatabaseName::new("Customer360").unwrap()];
+    assert!(rig.sql.workload_activity(&other).await.unwrap().is_quiet());
+    rig.sim().redirect_workload(Side::ManagedInstance);
+    assert!(rig.sql.workload_activity(&dbs).await.unwrap().is_quiet());
+    assert!(!rig.mi.workload_activity(&dbs).await.unwrap().is_quiet());
+    rig.sim().stop_workload();
+    assert!(rig.mi.workload_activity(&dbs).await.unwrap().is_quiet());
+}

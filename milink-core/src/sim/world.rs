@@ -26,10 +26,22 @@ use crate::time::{Date, Timestamp};
 use super::errors;
 use super::faults::{Call, Fault, FaultPlan, InjectedError};
 use super::lab::{DatabaseTopology, RecoveryModel, SimTopology};
+use crate::redirect::{ClientSession, WorkloadActivity};
+
 use super::workload::{
     DbData, DbSnapshot, LogPoint, Txn, Workload, WorkloadSpec, WorkloadStats, row_hash,
 };
 use super::{DurationRange, SimConfig};
+
+/// The simulated application's session id, login, client host and program name, as the DMVs
+/// show them.
+pub const APP_SESSION_ID: u16 = 57;
+/// The simulated application's login.
+pub const APP_LOGIN: &str = "tailspin_app";
+/// The simulated application's client host.
+pub const APP_HOST: &str = "TAILSPIN-WEB01";
+/// The simulated application's program name (its connection string's `Application Name`).
+pub const APP_PROGRAM: &str = "Tailspin.Web";
 
 /// The trace flag that keeps the log from being truncated during seeding (facts §1.3).
 pub const TF_HOLD_LOG_DURING_SEEDING: u32 = 12381;
@@ -1270,6 +1282,29 @@ impl World {
         if let Some(w) = self.workload.as_mut() {
             w.spec.target = target;
         }
+    }
+
+    /// What `sys.dm_exec_sessions` shows of the simulated application on `side`: one idle
+    /// client session while the workload runs there against one of `databases`, none otherwise.
+    pub fn client_sessions(&self, side: Side, databases: &[DatabaseName]) -> WorkloadActivity {
+        let sessions = match &self.workload {
+            Some(w)
+                if w.running && w.spec.target == side && databases.contains(&w.spec.database) =>
+            {
+                vec![ClientSession {
+                    session_id: APP_SESSION_ID,
+                    database: w.spec.database.clone(),
+                    login: APP_LOGIN.to_owned(),
+                    host: Some(APP_HOST.to_owned()),
+                    program: Some(APP_PROGRAM.to_owned()),
+                    status: "sleeping".to_owned(),
+                    open_transactions: 0,
+                    oldest_transaction_start: None,
+                }]
+            }
+            _ => Vec::new(),
+        };
+        WorkloadActivity { sessions }
     }
 
     fn run_workload(&mut self, until: Timestamp) {

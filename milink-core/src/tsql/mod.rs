@@ -10,6 +10,7 @@ pub mod probes;
 pub mod quote;
 pub mod readiness;
 pub mod remediation;
+pub mod workload;
 
 use std::fmt;
 
@@ -35,6 +36,7 @@ pub use probes::{
     probe_seeding_stats, probe_sp_certificate_add_issuer_exists,
 };
 pub use quote::{SqlIdentifier, binary_literal, quote_ident, quote_nstring};
+pub use workload::probe_workload_activity;
 
 /// One T-SQL batch, ready to send.
 ///

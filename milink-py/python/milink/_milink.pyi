@@ -100,7 +100,7 @@ class StepFailedError(SessionError):
     """A step failed and the link is in Failed; fix the cause, then resume (retryable) or retry."""
 
     code: str
-    """The vendor's identity of the error: ``sql:41962``, ``arm:409:...``, ``hook:redirect``, ..."""
+    """The vendor's identity of the error: ``sql:41962``, ``arm:409:...``, ``hook``, ..."""
     message: str
     retryable: bool
 
