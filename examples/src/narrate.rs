@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use milink_core::SessionEvent;
@@ -23,11 +23,8 @@ use milink_core::sim::{EventKind, Sim, SimManagedInstance, SimSqlServer};
 use milink_core::time::Timestamp;
 use tokio::sync::broadcast;
 
+use crate::app::lock;
 use crate::plan;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// `+HH:MM:SS` of virtual time since `start`.
 pub fn elapsed(start: Timestamp, now: Timestamp) -> String {

@@ -11,8 +11,8 @@ use milink_core::names::{InstanceId, LinkMode};
 use milink_core::tsql::{self, Batch};
 use serde_json::{Value, json};
 
-/// The api-version the plan's URLs carry.
-pub const API_VERSION: &str = "2025-01-01";
+/// The api-version the plan's URLs carry: the one the simulated instance's operation URLs use.
+pub use milink_core::sim::managed_instance::API_VERSION;
 
 /// The T-SQL batches SQL Server would run for `op`, rendered by [`SourceOp::render`].
 ///

@@ -80,13 +80,24 @@ impl PortError {
     /// ([`crate::retry::RetryPolicy::busy_timeout`]).
     pub fn is_busy(&self) -> bool {
         let mut parts = self.code.splitn(3, ':');
+        self.is_throttled()
+            || matches!(
+                (parts.next(), parts.next(), parts.next()),
+                (
+                    Some("arm"),
+                    Some("409"),
+                    Some("ConflictingServerOperation" | "ManagedInstanceIsBusy"),
+                )
+            )
+    }
+
+    /// The remote side throttled the request (ARM or HTTP 429): it was refused before it was
+    /// acted on, so even a call that must not run twice may be sent again.
+    pub fn is_throttled(&self) -> bool {
+        let mut parts = self.code.splitn(3, ':');
         matches!(
-            (parts.next(), parts.next(), parts.next()),
-            (
-                Some("arm"),
-                Some("409"),
-                Some("ConflictingServerOperation" | "ManagedInstanceIsBusy"),
-            ) | (Some("arm" | "http"), Some("429"), _)
+            (parts.next(), parts.next()),
+            (Some("arm" | "http"), Some("429"))
         )
     }
 }
@@ -240,6 +251,22 @@ mod tests {
             _databases: &[DatabaseName],
         ) -> Result<Vec<FullBackup>, PortError> {
             Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn only_429_answers_are_throttled() {
+        for code in ["arm:429:SubscriptionTooManyRequests", "http:429"] {
+            assert!(PortError::transient(code, "m").is_throttled(), "{code}");
+        }
+        for code in [
+            "arm:409:ConflictingServerOperation",
+            "arm:4290:Other",
+            "arm:503:TooManyRequests",
+            "sql:429",
+            "timeout",
+        ] {
+            assert!(!PortError::transient(code, "m").is_throttled(), "{code}");
         }
     }
 

@@ -1001,7 +1001,7 @@ where
                     self.bounded(call).await.map_err(|error| AttemptError {
                         // A role change is retried only when the remote side refused the
                         // request outright; anything else may have changed the role already.
-                        retry: !role_change || refused_outright(&error),
+                        retry: !role_change || error.is_throttled(),
                         error,
                     })
                 }
@@ -1067,11 +1067,6 @@ impl Retryable for AttemptError {
     fn is_busy(&self) -> bool {
         self.error.is_busy()
     }
-}
-
-/// The remote side refused the request before acting on it (throttling).
-fn refused_outright(error: &PortError) -> bool {
-    error.code.starts_with("arm:429") || error.code.starts_with("http:429")
 }
 
 /// SQL Server operations that change a role: not safe to repeat blindly.

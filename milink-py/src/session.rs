@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use milink_core::lifecycle::{
@@ -25,17 +25,13 @@ use crate::convert::{from_py, to_py};
 use crate::errors::{self, StepFailedError, invalid};
 use crate::lab::PyLab;
 use crate::report::PyReadinessReport;
-use crate::runtime::{EventPump, abandon, awaitable, block_on};
+use crate::runtime::{EventPump, abandon, awaitable, block_on, lock};
 
 /// The step error code of a redirect hook that failed (the session's code for every hook).
 pub(crate) const HOOK_CODE: &str = "hook";
 
 /// Events a session keeps for a slow reader unless the options say otherwise.
 const EVENT_CAPACITY: usize = 4096;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The session options from a dict in the serde shape of `SessionOptions` (defaults for what
 /// it leaves out), with room for a few thousand undelivered events.

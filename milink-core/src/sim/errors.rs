@@ -75,17 +75,10 @@ pub fn sql_transient(number: u32, message: impl Into<String>) -> PortError {
 
 /// An ARM error (`arm:<status>:<code>`); transient for 409 busy/conflict, 429 and 5xx.
 pub fn arm(status: u16, code: &str, message: impl Into<String>) -> PortError {
-    let transient = matches!(
-        (status, code),
-        (409, "ManagedInstanceIsBusy") | (409, "ConflictingServerOperation")
-    ) || status == 429
-        || status >= 500;
-    let code = format!("arm:{status}:{code}");
-    if transient {
-        PortError::transient(code, message)
-    } else {
-        PortError::permanent(code, message)
-    }
+    let error = PortError::permanent(format!("arm:{status}:{code}"), message);
+    // The busy codes are the ones the driver itself treats as busy ([`PortError::is_busy`]).
+    let transient = error.is_busy() || status >= 500;
+    PortError { transient, ..error }
 }
 
 /// 429 `SubscriptionTooManyRequests` with `Retry-After`.

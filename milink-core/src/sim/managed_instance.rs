@@ -100,11 +100,11 @@ enum Completion {
 }
 
 fn link_error(f: &LinkFault, arm_code: &str) -> InjectedError {
-    InjectedError {
-        code: format!("sql:{}", f.code),
-        message: format!("{} (ARM error {arm_code})", f.message),
-        transient: f.code == errors::LINK_NOT_INITIATED,
-        retry_after: None,
+    let message = format!("{} (ARM error {arm_code})", f.message);
+    if f.code == errors::LINK_NOT_INITIATED {
+        errors::sql_transient(f.code, message).into()
+    } else {
+        errors::sql(f.code, message).into()
     }
 }
 

@@ -203,7 +203,7 @@ pub fn probe_first_full_backups(databases: &[DatabaseName]) -> Batch {
     Batch::new("read the latest full backup per database", sql)
 }
 
-fn fabric_parameter(purpose: &'static str, parameter: &str, alias: &str) -> Batch {
+fn fabric_parameter(purpose: &'static str, parameter: &str, alias: &'static str) -> Batch {
     Batch::new(
         purpose,
         format!(
