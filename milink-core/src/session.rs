@@ -604,27 +604,6 @@ where
         self
     }
 
-    /// The side that accepts writes now: from the latest reading of both sides' roles, or, when
-    /// that is not conclusive, from the state.
-    fn current_primary(core: &Core) -> Side {
-        let health = core.machine.health().or(core.last_health.as_ref());
-        if let Some(link) = health {
-            let primary = |v: &crate::lifecycle::SideView| {
-                v.role == Some(crate::lifecycle::ReplicaRole::Primary)
-            };
-            match (primary(&link.source), primary(&link.instance)) {
-                (true, false) => return Side::SqlServer,
-                (false, true) => return Side::ManagedInstance,
-                _ => {}
-            }
-        }
-        match core.machine.state() {
-            State::FailedOver { primary, .. } => *primary,
-            State::Completed => Side::ManagedInstance,
-            _ => core.machine.spec().initial_primary,
-        }
-    }
-
     /// Answers a `Redirect` effect (see [`Self::with_redirect`]).
     async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
         let spec = lock(&self.core).machine.spec().clone();
@@ -1250,7 +1229,7 @@ where
         let (primary, databases) = {
             let core = lock(&self.core);
             (
-                Self::current_primary(&core),
+                core.machine.primary(core.last_health.as_ref()),
                 core.machine.spec().databases.clone(),
             )
         };

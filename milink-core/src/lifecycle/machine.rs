@@ -449,6 +449,51 @@ impl Machine {
         self.last_link.as_ref()
     }
 
+    /// The side that accepts writes now, as far as the machine knows: from the machine's latest
+    /// link reading (or, if it has none, the caller's `reading`) when exactly one side reports
+    /// PRIMARY; otherwise from the state (FailedOver names
+    /// its primary, Completed leaves only the managed instance, every other state still has the
+    /// initial primary writable).
+    pub fn primary(&self, reading: Option<&LinkObservation>) -> Side {
+        if let Some(link) = self.last_link.as_ref().or(reading) {
+            let is_primary = |v: &super::input::SideView| v.role == Some(ReplicaRole::Primary);
+            match (is_primary(&link.source), is_primary(&link.instance)) {
+                (true, false) => return Side::SqlServer,
+                (false, true) => return Side::ManagedInstance,
+                (true, true) | (false, false) => {}
+            }
+        }
+        match &self.state {
+            State::FailedOver { primary, .. } => *primary,
+            State::Completed => Side::ManagedInstance,
+            State::Draft
+            | State::Assessed
+            | State::PreparingSource { .. }
+            | State::ExchangingTrust { .. }
+            | State::CreatingAg { .. }
+            | State::CreatingDag
+            | State::JoiningInstance { .. }
+            | State::Seeding { .. }
+            | State::Replicating { .. }
+            | State::PreparingFailover { .. }
+            | State::CatchingUp { .. }
+            | State::FailingOver { .. }
+            | State::ForcingFailover { .. }
+            | State::VerifyingRoles { .. }
+            | State::Redirecting { .. }
+            | State::SplitBrain
+            | State::Repairing { .. }
+            | State::AwaitingFirstFullBackup { .. }
+            | State::RemovingLink { .. }
+            | State::DroppingDag { .. }
+            | State::DroppingAg
+            | State::AbortingFailover { .. }
+            | State::Cancelling { .. }
+            | State::Cancelled
+            | State::Failed { .. } => self.spec.initial_primary,
+        }
+    }
+
     /// The error of the latest probe, if it failed and no probe succeeded since.
     pub fn last_probe_error(&self) -> Option<&StepError> {
         self.last_probe_error.as_ref()

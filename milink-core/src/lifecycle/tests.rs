@@ -385,3 +385,40 @@ fn sql_server_2016_creates_the_ag_on_its_cluster() {
         }
     ));
 }
+
+#[test]
+fn the_machine_says_which_side_is_primary() {
+    // From the state when there is no reading.
+    let fresh = Machine::new(scenarios::reach(Phase::Replicating).spec()).unwrap();
+    assert_eq!(fresh.primary(None), Side::SqlServer);
+    // A caller's reading decides when the machine has none; both PRIMARY decides nothing.
+    let side = |role| SideView {
+        exists: true,
+        role: Some(role),
+        mode: None,
+        connected: true,
+        databases: Vec::new(),
+    };
+    let reading = |source, instance| LinkObservation {
+        source: side(source),
+        instance: side(instance),
+        unreachable: None,
+    };
+    let mi_primary = reading(ReplicaRole::Secondary, ReplicaRole::Primary);
+    assert_eq!(fresh.primary(Some(&mi_primary)), Side::ManagedInstance);
+    let both = reading(ReplicaRole::Primary, ReplicaRole::Primary);
+    assert_eq!(fresh.primary(Some(&both)), Side::SqlServer);
+    // The machine's own readings along the paths.
+    assert_eq!(
+        scenarios::reach(Phase::Replicating).m.primary(None),
+        Side::SqlServer
+    );
+    assert_eq!(
+        scenarios::reach(Phase::FailedOver).m.primary(None),
+        Side::ManagedInstance
+    );
+    assert_eq!(
+        scenarios::reach(Phase::DroppingDag).m.primary(None),
+        Side::ManagedInstance
+    );
+}
