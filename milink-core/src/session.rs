@@ -56,9 +56,9 @@ use tracing::Instrument;
 use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
 use crate::lifecycle::{
-    AssessmentOutcome, Command, CutoverOptions, Effect, FailoverKind, InstanceOp, LinkName,
-    LinkObservation, LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side,
-    SourceOp, SpecError, State, StepError, StepId,
+    AssessmentOutcome, Command, CutoverOptions, Effect, FailoverKind, LinkName, LinkObservation,
+    LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side, SpecError, State,
+    StepError, StepId,
 };
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
@@ -879,16 +879,14 @@ where
     async fn perform(&self, step: StepId, effect: &Effect) -> Result<Observation, StepError> {
         let result = match effect {
             Effect::Source { op, .. } => self
-                .call(step, source_is_role_change(op), || self.source.execute(op))
+                .call(step, op.is_role_change(), || self.source.execute(op))
                 .await
                 .map(|reply| match reply {
                     SourceReply::Done => Observation::Done,
                     SourceReply::PublicKey(der) => Observation::PublicKey(der),
                 }),
             Effect::Instance { op, .. } => self
-                .call(step, instance_is_role_change(op), || {
-                    self.instance.begin(op)
-                })
+                .call(step, op.is_role_change(), || self.instance.begin(op))
                 .await
                 .map(|reply| match reply {
                     ArmReply::Completed => Observation::Done,
@@ -1045,53 +1043,6 @@ impl Retryable for AttemptError {
     }
     fn is_busy(&self) -> bool {
         self.error.is_busy()
-    }
-}
-
-/// SQL Server operations that change a role: not safe to repeat blindly.
-fn source_is_role_change(op: &SourceOp) -> bool {
-    match op {
-        SourceOp::Failover { .. }
-        | SourceOp::ForceFailover { .. }
-        | SourceOp::SetRoleSecondary { .. } => true,
-        SourceOp::EnsureMasterKey
-        | SourceOp::EnsureEndpointCertificate { .. }
-        | SourceOp::EnsureMirroringEndpoint { .. }
-        | SourceOp::ExportCertificatePublicKey { .. }
-        | SourceOp::ImportInstanceCertificate { .. }
-        | SourceOp::EnsureRootCaTrust
-        | SourceOp::CreateAvailabilityGroup { .. }
-        | SourceOp::GrantCreateAnyDatabase { .. }
-        | SourceOp::CreateDistributedAvailabilityGroup { .. }
-        | SourceOp::SetAvailabilityMode { .. }
-        | SourceOp::DropDistributedAvailabilityGroup { .. }
-        | SourceOp::DropAvailabilityGroup { .. } => false,
-    }
-}
-
-/// ARM operations that change a role or remove the link: not safe to repeat blindly.
-fn instance_is_role_change(op: &InstanceOp) -> bool {
-    match op {
-        InstanceOp::Failover { .. }
-        | InstanceOp::SetRole { .. }
-        | InstanceOp::DeleteLink { .. } => true,
-        InstanceOp::PutServerTrustCertificate { .. }
-        | InstanceOp::GetEndpointCertificate
-        | InstanceOp::PutLink { .. }
-        | InstanceOp::SetReplicationMode { .. }
-        | InstanceOp::DeleteServerTrustCertificate { .. } => false,
-    }
-}
-
-/// Whether an effect changes a role (or removes the link) and so must not run twice.
-pub fn is_role_change(effect: &Effect) -> bool {
-    match effect {
-        Effect::Source { op, .. } => source_is_role_change(op),
-        Effect::Instance { op, .. } => instance_is_role_change(op),
-        Effect::PollOperation { .. }
-        | Effect::Probe { .. }
-        | Effect::Redirect { .. }
-        | Effect::Progress(_) => false,
     }
 }
 

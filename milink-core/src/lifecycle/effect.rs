@@ -144,6 +144,31 @@ pub enum SourceOp {
     },
 }
 
+impl SourceOp {
+    /// Whether the operation changes a role (`FAILOVER`, `FORCE_FAILOVER_ALLOW_DATA_LOSS`,
+    /// `SET (ROLE = SECONDARY)`): not safe to repeat blindly, so the driver never retries it and
+    /// the machine reads the roles before issuing it again.
+    pub fn is_role_change(&self) -> bool {
+        match self {
+            SourceOp::Failover { .. }
+            | SourceOp::ForceFailover { .. }
+            | SourceOp::SetRoleSecondary { .. } => true,
+            SourceOp::EnsureMasterKey
+            | SourceOp::EnsureEndpointCertificate { .. }
+            | SourceOp::EnsureMirroringEndpoint { .. }
+            | SourceOp::ExportCertificatePublicKey { .. }
+            | SourceOp::ImportInstanceCertificate { .. }
+            | SourceOp::EnsureRootCaTrust
+            | SourceOp::CreateAvailabilityGroup { .. }
+            | SourceOp::GrantCreateAnyDatabase { .. }
+            | SourceOp::CreateDistributedAvailabilityGroup { .. }
+            | SourceOp::SetAvailabilityMode { .. }
+            | SourceOp::DropDistributedAvailabilityGroup { .. }
+            | SourceOp::DropAvailabilityGroup { .. } => false,
+        }
+    }
+}
+
 /// REST `failoverType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ArmFailoverType {
@@ -241,6 +266,21 @@ pub enum InstanceOp {
 }
 
 impl InstanceOp {
+    /// Whether the operation changes a role or removes the link (`failover`, `setRole`,
+    /// `DELETE` of the link): not safe to repeat blindly (see [`SourceOp::is_role_change`]).
+    pub fn is_role_change(&self) -> bool {
+        match self {
+            InstanceOp::Failover { .. }
+            | InstanceOp::SetRole { .. }
+            | InstanceOp::DeleteLink { .. } => true,
+            InstanceOp::PutServerTrustCertificate { .. }
+            | InstanceOp::GetEndpointCertificate
+            | InstanceOp::PutLink { .. }
+            | InstanceOp::SetReplicationMode { .. }
+            | InstanceOp::DeleteServerTrustCertificate { .. } => false,
+        }
+    }
+
     /// Whether the operation only reads.
     pub fn is_read_only(&self) -> bool {
         matches!(self, InstanceOp::GetEndpointCertificate)
@@ -320,6 +360,18 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Whether the effect changes a role or removes the link and so must not run twice.
+    pub fn is_role_change(&self) -> bool {
+        match self {
+            Effect::Source { op, .. } => op.is_role_change(),
+            Effect::Instance { op, .. } => op.is_role_change(),
+            Effect::PollOperation { .. }
+            | Effect::Probe { .. }
+            | Effect::Redirect { .. }
+            | Effect::Progress(_) => false,
+        }
+    }
+
     /// The step this effect expects an observation for, if any.
     pub fn step(&self) -> Option<StepId> {
         match self {

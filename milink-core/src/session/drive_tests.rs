@@ -10,6 +10,7 @@ use super::*;
 use crate::journal::{FileJournal, MemoryJournal};
 use crate::lifecycle::FullBackup;
 use crate::lifecycle::{DataLossAcknowledgement, ReplicaRole, SideView};
+use crate::lifecycle::{InstanceOp, SourceOp};
 use crate::names::DatabaseName;
 use crate::retry::Jitter;
 use crate::test_support::{VirtualTimer, spec};

@@ -10,6 +10,7 @@ use crate::lifecycle::{
     ArmFailoverType, AvailabilityMode, DatabaseView, FullBackup, OperationKind, OperationRef,
     ReplicaRole, SideView, SyncHealth, SyncState,
 };
+use crate::lifecycle::{InstanceOp, SourceOp};
 use crate::names::{DatabaseName, Lsn};
 use crate::ports::{MockManagedInstance, MockSourceServer};
 use crate::retry::Jitter;
@@ -508,22 +509,34 @@ async fn a_call_that_never_answers_times_out_on_the_session_timer() {
 #[test]
 fn role_changes_are_recognised() {
     let link = spec().link;
-    assert!(is_role_change(&Effect::Source {
-        step: StepId(1),
-        op: SourceOp::ForceFailover { dag: link.clone() }
-    }));
-    assert!(is_role_change(&Effect::Instance {
-        step: StepId(1),
-        op: InstanceOp::DeleteLink { link: link.clone() }
-    }));
-    assert!(!is_role_change(&Effect::Source {
-        step: StepId(1),
-        op: SourceOp::DropDistributedAvailabilityGroup { dag: link }
-    }));
-    assert!(!is_role_change(&Effect::Probe {
-        step: StepId(1),
-        probe: Probe::Link
-    }));
+    assert!(
+        Effect::Source {
+            step: StepId(1),
+            op: SourceOp::ForceFailover { dag: link.clone() }
+        }
+        .is_role_change()
+    );
+    assert!(
+        Effect::Instance {
+            step: StepId(1),
+            op: InstanceOp::DeleteLink { link: link.clone() }
+        }
+        .is_role_change()
+    );
+    assert!(
+        !Effect::Source {
+            step: StepId(1),
+            op: SourceOp::DropDistributedAvailabilityGroup { dag: link }
+        }
+        .is_role_change()
+    );
+    assert!(
+        !Effect::Probe {
+            step: StepId(1),
+            probe: Probe::Link
+        }
+        .is_role_change()
+    );
 }
 
 #[test]
