@@ -369,14 +369,17 @@ pub fn link_view(
         exists: true,
         role: Some(role),
         mode: Some(mode),
+        partner_mode: None,
         connected: true,
         databases: databases
             .iter()
             .map(|d| DatabaseView {
                 name: d.clone(),
-                sync_state: state,
+                sync_state: Some(state),
                 health: SyncHealth::Healthy,
                 last_hardened_lsn: Some(at),
+                end_of_log_lsn: None,
+                partner: None,
                 last_commit_lsn: Some(at),
                 seeding_percent: None,
                 log_send_queue_kb: Some(0),

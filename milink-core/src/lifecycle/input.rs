@@ -122,12 +122,28 @@ pub enum SyncHealth {
 pub struct DatabaseView {
     /// Database name.
     pub name: DatabaseName,
-    /// Synchronization state of this side's replica of the database.
-    pub sync_state: SyncState,
+    /// `synchronization_state_desc` of this side's replica of the database, read from
+    /// `sys.dm_hadr_database_replica_states` (the local row) over T-SQL. `None` when the side
+    /// does not report it: ARM's `databases[]` has no such field, so a managed instance read
+    /// through ARM alone reports `None`, and the state of its replica comes from the primary's
+    /// [`DatabaseView::partner`] row instead.
+    pub sync_state: Option<SyncState>,
     /// Synchronization health.
     pub health: SyncHealth,
-    /// `last_hardened_lsn` (NULL on an async primary's own row).
+    /// `last_hardened_lsn` (NULL on an async primary's own row). SQL Server: the DMV's local
+    /// row; the managed instance through ARM: `databases[].lastHardenedLsn`, which may lag the
+    /// DMVs.
     pub last_hardened_lsn: Option<Lsn>,
+    /// `end_of_log_lsn` of this side's local replica (the DMV's local row): the last log record
+    /// written on this copy. The primary's end of log is what a secondary must have hardened
+    /// before a role change or the link's removal loses nothing. ARM does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_log_lsn: Option<Lsn>,
+    /// The other replica's row of this database as this side's DMV shows it (a primary has a
+    /// row per remote replica, `is_local = 0`): its synchronization state and hardened LSN as
+    /// the primary knows them. `None` on a secondary and through ARM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartnerReplica>,
     /// `last_commit_lsn`.
     pub last_commit_lsn: Option<Lsn>,
     /// Seeding progress in percent, while seeding.
@@ -148,6 +164,15 @@ pub struct DatabaseView {
     pub replica_state: Option<String>,
 }
 
+/// The remote replica's row of a database in the primary's `sys.dm_hadr_database_replica_states`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerReplica {
+    /// `synchronization_state_desc` of the remote replica.
+    pub sync_state: SyncState,
+    /// `last_hardened_lsn` of the remote replica, as the primary knows it.
+    pub last_hardened_lsn: Option<Lsn>,
+}
+
 /// One side's view of the link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideView {
@@ -155,8 +180,15 @@ pub struct SideView {
     pub exists: bool,
     /// This side's role in the DAG.
     pub role: Option<ReplicaRole>,
-    /// This side's DAG availability mode.
+    /// This side's DAG availability mode: SQL Server's own replica in
+    /// `sys.availability_replicas`; the managed instance's ARM `replicationMode`.
     pub mode: Option<AvailabilityMode>,
+    /// The availability mode this side's catalog holds for the *other* replica of the DAG
+    /// (SQL Server's `sys.availability_replicas` lists both replicas of the distributed
+    /// availability group, each with its own mode). `None` when the side does not report it
+    /// (ARM has one `replicationMode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_mode: Option<AvailabilityMode>,
     /// Connected to the other side.
     pub connected: bool,
     /// Per-database state.
@@ -184,6 +216,7 @@ impl SideView {
             exists: false,
             role: None,
             mode: None,
+            partner_mode: None,
             connected: false,
             databases: Vec::new(),
         }

@@ -1102,17 +1102,13 @@ impl Machine {
             Some(_) => {}
         }
         if let Some(link) = &self.last_link {
-            let view = side_view(link, target);
-            for db in &view.databases {
-                if self.spec.databases.contains(&db.name)
-                    && matches!(
-                        db.sync_state,
-                        SyncState::Reverting | SyncState::Initializing
-                    )
+            for name in link_databases(&self.spec.databases, link) {
+                if let Some(state @ (SyncState::Reverting | SyncState::Initializing)) =
+                    sync_state_of(link, target, &name)
                 {
                     return Err(RejectReason::SecondaryNotReady {
-                        database: db.name.clone(),
-                        state: db.sync_state,
+                        database: name,
+                        state,
                     });
                 }
             }
@@ -1380,8 +1376,8 @@ impl Machine {
         let seeded = |name: &DatabaseName| {
             find_db(side_view(&link, secondary), name).is_some_and(|d| {
                 matches!(
-                    d.sync_state,
-                    SyncState::Synchronizing | SyncState::Synchronized
+                    sync_state_of(&link, secondary, name),
+                    Some(SyncState::Synchronizing | SyncState::Synchronized)
                 ) && d.health == SyncHealth::Healthy
             })
         };
@@ -2762,6 +2758,22 @@ impl Machine {
     }
 
     /// The catch-up gate for a role change to `target`: the equal LSNs, or why not yet.
+    ///
+    /// Each fact comes from the source that really reports it:
+    /// - availability modes: SQL Server's `sys.availability_replicas` for both replicas of the
+    ///   distributed availability group (its own, and the managed instance's as SQL Server's
+    ///   catalog holds it, when reported), and the instance's ARM `replicationMode`;
+    /// - roles: SQL Server's `sys.dm_hadr_availability_replica_states` and the instance's ARM
+    ///   `instanceLinkRole`;
+    /// - the target's synchronization state: its own DMV row when the side reports one (SQL
+    ///   Server over T-SQL), else the primary's DMV row for the remote replica (ARM has no
+    ///   synchronization state);
+    /// - LSNs: the current primary's `end_of_log_lsn` (else its `last_hardened_lsn`), the
+    ///   target's `last_hardened_lsn` (the instance's through ARM `lastHardenedLsn`, which may
+    ///   lag), and, when the primary reports its remote replica's row, that row's
+    ///   `last_hardened_lsn`. All must be equal.
+    ///
+    /// Every database either side reports in the link is covered, not only the spec's.
     fn catch_up_gate(
         &self,
         link: &LinkObservation,
@@ -2772,42 +2784,70 @@ impl Machine {
             if mode != Some(AvailabilityMode::SynchronousCommit) {
                 return Err(CatchUpBlocker::ModeNotSynchronous { side, mode });
             }
+            let partner = side_view(link, side).partner_mode;
+            if partner.is_some_and(|m| m != AvailabilityMode::SynchronousCommit) {
+                return Err(CatchUpBlocker::ModeNotSynchronous {
+                    side: side.other(),
+                    mode: partner,
+                });
+            }
         }
         if role_of(link, target) != Some(ReplicaRole::Secondary)
             || role_of(link, target.other()) != Some(ReplicaRole::Primary)
         {
             return Err(CatchUpBlocker::RolesNotAsExpected);
         }
-        let mut lsns = Vec::with_capacity(self.spec.databases.len());
-        for name in &self.spec.databases {
-            let on_target = find_db(side_view(link, target), name);
-            match on_target.map(|d| d.sync_state) {
+        let primary = target.other();
+        let names = link_databases(&self.spec.databases, link);
+        let mut lsns = Vec::with_capacity(names.len());
+        for name in names {
+            match sync_state_of(link, target, &name) {
                 Some(SyncState::Synchronized) => {}
                 state => {
                     return Err(CatchUpBlocker::NotSynchronized {
-                        database: name.clone(),
+                        database: name,
                         state,
                     });
                 }
             }
-            let lsn = |side: Side| {
-                find_db(side_view(link, side), name)
-                    .and_then(|d| d.last_hardened_lsn)
-                    .ok_or(CatchUpBlocker::LsnMissing {
-                        database: name.clone(),
-                        side,
-                    })
+            let missing = |side: Side| CatchUpBlocker::LsnMissing {
+                database: name.clone(),
+                side,
             };
-            let source = lsn(Side::SqlServer)?;
-            let instance = lsn(Side::ManagedInstance)?;
+            let p = find_db(side_view(link, primary), &name);
+            let t = find_db(side_view(link, target), &name);
+            let primary_end = p
+                .and_then(|d| d.end_of_log_lsn.or(d.last_hardened_lsn))
+                .ok_or_else(|| missing(primary))?;
+            let target_hardened = t
+                .and_then(|d| d.last_hardened_lsn.or(d.end_of_log_lsn))
+                .ok_or_else(|| missing(target))?;
+            let partner_hardened = p.and_then(|d| d.partner).and_then(|r| r.last_hardened_lsn);
+            let (source, instance) = match primary {
+                Side::SqlServer => (primary_end, target_hardened),
+                Side::ManagedInstance => (target_hardened, primary_end),
+            };
             if source != instance {
                 return Err(CatchUpBlocker::LsnsNotEqual {
-                    database: name.clone(),
+                    database: name,
                     source,
                     instance,
                 });
             }
-            lsns.push((name.clone(), source));
+            if let Some(seen) = partner_hardened
+                && seen != primary_end
+            {
+                let (source, instance) = match primary {
+                    Side::SqlServer => (primary_end, seen),
+                    Side::ManagedInstance => (seen, primary_end),
+                };
+                return Err(CatchUpBlocker::LsnsNotEqual {
+                    database: name,
+                    source,
+                    instance,
+                });
+            }
+            lsns.push((name, primary_end));
         }
         Ok(lsns)
     }
@@ -2944,6 +2984,35 @@ fn both_primary(link: &LinkObservation) -> bool {
 
 fn find_db<'a>(view: &'a SideView, name: &DatabaseName) -> Option<&'a super::input::DatabaseView> {
     view.databases.iter().find(|d| &d.name == name)
+}
+
+/// The synchronization state of `side`'s replica of `name`: the side's own DMV row when it
+/// reports one (T-SQL), else the other side's row for its remote replica (a primary's DMV has a
+/// row per remote replica). ARM reports neither, so for a managed instance read through ARM
+/// the state comes from SQL Server's DMV.
+fn sync_state_of(link: &LinkObservation, side: Side, name: &DatabaseName) -> Option<SyncState> {
+    find_db(side_view(link, side), name)
+        .and_then(|d| d.sync_state)
+        .or_else(|| {
+            find_db(side_view(link, side.other()), name)
+                .and_then(|d| d.partner)
+                .map(|p| p.sync_state)
+        })
+}
+
+/// Every database the link carries: the spec's, and any other database either side reports
+/// in the link (a database added to the availability group later, in MultiDatabase mode), in
+/// name order.
+fn link_databases(spec: &[DatabaseName], link: &LinkObservation) -> Vec<DatabaseName> {
+    let mut names: Vec<DatabaseName> = spec.to_vec();
+    for view in [&link.source, &link.instance] {
+        for d in &view.databases {
+            if !names.contains(&d.name) {
+                names.push(d.name.clone());
+            }
+        }
+    }
+    names
 }
 
 fn health_rank(h: SyncHealth) -> u8 {

@@ -30,8 +30,8 @@ pub use effect::{
 };
 pub use input::{
     AssessmentOutcome, Command, CutoverOptions, DataLossAcknowledgement, DatabaseView,
-    FailoverKind, FullBackup, Input, LinkObservation, Observation, ProgressEvent, ReplicaRole,
-    SideView, StepError, SyncHealth, SyncState,
+    FailoverKind, FullBackup, Input, LinkObservation, Observation, PartnerReplica, ProgressEvent,
+    ReplicaRole, SideView, StepError, SyncHealth, SyncState,
 };
 pub use machine::{Machine, RejectReason, Rejected, Step};
 pub use render::{RenderContext, RenderError};

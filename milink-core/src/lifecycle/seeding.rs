@@ -190,9 +190,11 @@ mod tests {
     fn view(last_error: Option<&str>, replica_state: Option<&str>) -> DatabaseView {
         DatabaseView {
             name: DatabaseName::new("ToyStore").unwrap(),
-            sync_state: SyncState::NotSynchronizing,
+            sync_state: Some(SyncState::NotSynchronizing),
             health: SyncHealth::NotHealthy,
             last_hardened_lsn: None,
+            end_of_log_lsn: None,
+            partner: None,
             last_commit_lsn: None,
             seeding_percent: Some(40),
             log_send_queue_kb: None,

@@ -396,6 +396,7 @@ fn the_machine_says_which_side_is_primary() {
         exists: true,
         role: Some(role),
         mode: None,
+        partner_mode: None,
         connected: true,
         databases: Vec::new(),
     };

@@ -158,25 +158,28 @@ impl World {
             exists: side.link_exists,
             role: side.role,
             mode: side.mode,
+            partner_mode: None,
             connected: seeded,
             databases: if side.link_exists {
                 self.databases
                     .iter()
                     .map(|name| DatabaseView {
                         name: name.clone(),
-                        sync_state: if !seeded {
+                        sync_state: Some(if !seeded {
                             SyncState::NotSynchronizing
                         } else if synchronized {
                             SyncState::Synchronized
                         } else {
                             SyncState::Synchronizing
-                        },
+                        }),
                         health: if seeded {
                             SyncHealth::Healthy
                         } else {
                             SyncHealth::NotHealthy
                         },
                         last_hardened_lsn: seeded.then(|| Lsn::new(lsn).ok()).flatten(),
+                        end_of_log_lsn: None,
+                        partner: None,
                         last_commit_lsn: seeded.then(|| Lsn::new(lsn).ok()).flatten(),
                         seeding_percent: None,
                         log_send_queue_kb: Some(0),

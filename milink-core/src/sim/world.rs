@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::assess::{Edition, HostOs, InstanceFacts, ServiceTier};
 use crate::lifecycle::{
-    AvailabilityMode, DatabaseView, InstanceOp, LinkProperties, ReplicaRole, Side, SideView,
-    SyncHealth, SyncState,
+    AvailabilityMode, DatabaseView, InstanceOp, LinkProperties, PartnerReplica, ReplicaRole, Side,
+    SideView, SyncHealth, SyncState,
 };
 use crate::names::{
     AgName, CertificateName, DatabaseName, EndpointName, InstanceId, LinkName, Lsn, MiFqdn,
@@ -2060,23 +2060,36 @@ impl World {
             Side::ManagedInstance => self.instance.links.contains_key(link),
         };
         if !exists {
-            return SideView {
-                exists: false,
-                role: None,
-                mode: None,
-                connected: false,
-                databases: Vec::new(),
-            };
+            return SideView::unknown();
         }
         let repl = self.replications.get(link);
         SideView {
             exists: true,
             role: self.role(side, link),
             mode: self.mode_of(side, link),
+            // SQL Server's catalog lists both replicas of the DAG; ARM has one mode.
+            partner_mode: match side {
+                Side::SqlServer => self.mode_of(side, link),
+                Side::ManagedInstance => None,
+            },
             connected: repl.is_some_and(|r| r.connected),
             databases: databases
                 .iter()
-                .map(|db| self.database_view(side, link, db, repl))
+                .map(|db| {
+                    let mut v = self.database_view(side, link, db, repl);
+                    match side {
+                        // The DMV's local row: the end of this copy's log.
+                        Side::SqlServer => {
+                            v.end_of_log_lsn = self
+                                .database(side, db)
+                                .filter(|_| self.db_state(side, db) == Some(DbState::Online))
+                                .and_then(|d| lsn(d.end.lsn));
+                        }
+                        // ARM's `databases[]` has no synchronization state.
+                        Side::ManagedInstance => v.sync_state = None,
+                    }
+                    v
+                })
                 .collect(),
         }
     }
@@ -2095,9 +2108,11 @@ impl World {
         let own_mode = self.mode_of(side, link);
         let mut v = DatabaseView {
             name: db.clone(),
-            sync_state: SyncState::NotSynchronizing,
+            sync_state: Some(SyncState::NotSynchronizing),
             health: SyncHealth::NotHealthy,
             last_hardened_lsn: None,
+            end_of_log_lsn: None,
+            partner: None,
             last_commit_lsn: local.and_then(|d| lsn(d.end.lsn)),
             seeding_percent: None,
             log_send_queue_kb: None,
@@ -2141,11 +2156,22 @@ impl World {
                 let connected = repl.is_some_and(|x| x.connected);
                 if let (true, Some(p)) = (connected, self.primary_of(link)) {
                     let sync = self.mode_of(p, link) == Some(AvailabilityMode::SynchronousCommit);
-                    (v.sync_state, v.health) = match (sync, r.synchronized) {
+                    let state;
+                    (state, v.health) = match (sync, r.synchronized) {
                         (true, true) => (SyncState::Synchronized, SyncHealth::Healthy),
                         (true, false) => (SyncState::Synchronizing, SyncHealth::PartiallyHealthy),
                         (false, _) => (SyncState::Synchronizing, SyncHealth::Healthy),
                     };
+                    v.sync_state = Some(state);
+                    if is_primary && side == Side::SqlServer {
+                        // The primary's DMV row for the remote replica.
+                        v.partner = Some(PartnerReplica {
+                            sync_state: state,
+                            last_hardened_lsn: self
+                                .database(side.other(), db)
+                                .and_then(|d| lsn(d.end.lsn)),
+                        });
+                    }
                     if let Some(lag) = self.lag(link, db) {
                         v.lag_seconds = Some(lag.lag.as_secs());
                     }

@@ -173,14 +173,17 @@ impl H {
             exists: true,
             role: Some(role),
             mode: Some(mode),
+            partner_mode: None,
             connected: true,
             databases: dbs
                 .iter()
                 .map(|d| DatabaseView {
                     name: d.clone(),
-                    sync_state: st,
+                    sync_state: Some(st),
                     health: h,
                     last_hardened_lsn: Some(lsn(l)),
+                    end_of_log_lsn: None,
+                    partner: None,
                     last_commit_lsn: Some(lsn(l)),
                     seeding_percent: None,
                     log_send_queue_kb: Some(0),
@@ -401,6 +404,7 @@ pub fn empty_side() -> SideView {
         exists: false,
         role: None,
         mode: None,
+        partner_mode: None,
         connected: false,
         databases: vec![],
     }

@@ -440,13 +440,13 @@ pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
         }
         o
     };
-    h.answer(with(&|d| d.sync_state = SyncState::NotSynchronizing));
+    h.answer(with(&|d| d.sync_state = Some(SyncState::NotSynchronizing)));
     assert_eq!(h.phase(), Phase::Seeding, "one database still seeding");
     h.tick_at_deadline();
     h.answer(with(&|d| d.health = SyncHealth::PartiallyHealthy));
     assert_eq!(h.phase(), Phase::Seeding, "one database not healthy");
     h.tick_at_deadline();
-    h.answer(with(&|d| d.sync_state = SyncState::Initializing));
+    h.answer(with(&|d| d.sync_state = Some(SyncState::Initializing)));
     assert_eq!(h.phase(), Phase::Seeding);
     // A database the secondary does not report at all is not seeded.
     h.tick_at_deadline();
@@ -461,7 +461,7 @@ pub fn seeding_waits_for_every_database_to_be_synchronizing_and_healthy() {
     h.tick_at_deadline();
     let lost = "41986: connection to the partner replica lost (network partition)";
     h.answer(with(&|d| {
-        d.sync_state = SyncState::NotSynchronizing;
+        d.sync_state = Some(SyncState::NotSynchronizing);
         d.last_error = Some(lost.to_owned());
         d.replica_state = Some("Seeding".to_owned());
     }));
@@ -514,7 +514,7 @@ pub fn seeding_fails_fast_on_a_terminal_error_and_cancel_recovers() {
         let mut o = h.healthy();
         if let Observation::Link(l) = &mut o {
             let seeding = &mut l.instance.databases[1];
-            seeding.sync_state = SyncState::NotSynchronizing;
+            seeding.sync_state = Some(SyncState::NotSynchronizing);
             seeding.health = SyncHealth::NotHealthy;
             seeding.seeding_percent = Some(40);
             let view = match side {
@@ -1067,7 +1067,7 @@ pub fn guard_forced_failover_refused_while_target_reverting_or_initializing() {
         h.tick_at_deadline();
         let mut obs = h.healthy();
         if let Observation::Link(l) = &mut obs {
-            l.instance.databases[0].sync_state = state;
+            l.instance.databases[0].sync_state = Some(state);
         }
         h.answer(obs);
         assert_eq!(
@@ -2850,7 +2850,7 @@ pub fn deadlines_follow_probes_and_timeouts() {
     let obs = h.healthy();
     let mut not_done = obs.clone();
     if let Observation::Link(l) = &mut not_done {
-        l.instance.databases[0].sync_state = SyncState::NotSynchronizing;
+        l.instance.databases[0].sync_state = Some(SyncState::NotSynchronizing);
     }
     h.answer(not_done);
     assert_eq!(h.m.deadline(), Some(h.now.plus(o.probe_interval)));
