@@ -271,6 +271,12 @@ pub enum ProgressEvent {
         /// Percent done.
         percent: u8,
     },
+    /// A role change or the link's removal lost transactions: the old primary holds log the new
+    /// primary never hardened. Also kept in [`super::Machine::data_loss`] and the status.
+    DataLoss {
+        /// The evidence.
+        report: super::state::DataLoss,
+    },
     /// Replication lag and LSN gap of one database.
     Lag {
         /// Database.

@@ -124,9 +124,32 @@ use super::input::{
 use super::seeding::SeedingFailure;
 use super::spec::{LinkSpec, Side, SpecError};
 use super::state::{
-    Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, FailoverVia, Goal, Plan, PrepareStep,
-    RoleChange, SeedingProgress, StableLsns, State, Steady, Then, TrustStep, side_name,
+    Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, DataLoss, FailoverVia, FenceStep, Goal,
+    Plan, PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then, TrustStep,
+    side_name,
 };
+
+/// The data of [`State::FailingOver`], handed to its observation handler.
+struct Failover {
+    target: Side,
+    via: FailoverVia,
+    then: Then,
+    plan: Option<Plan>,
+    cancel: bool,
+}
+
+impl Failover {
+    fn state(self, change: RoleChange) -> State {
+        State::FailingOver {
+            target: self.target,
+            via: self.via,
+            change,
+            then: self.then,
+            plan: self.plan,
+            cancel: self.cancel,
+        }
+    }
+}
 
 /// The effects one accepted input produced, in the order the driver should perform them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -272,6 +295,13 @@ pub struct Machine {
     role_changed_at: Option<Timestamp>,
     last_link: Option<LinkObservation>,
     last_probe_error: Option<StepError>,
+    /// The LSNs the catch-up gate found equal before the last planned role change, checked
+    /// against both sides once the roles are verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    verified_lsns: Vec<(DatabaseName, Lsn)>,
+    /// Evidence of lost transactions, in the order seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    data_loss: Vec<DataLoss>,
 }
 
 /// The serialized shape of [`Machine`]; deserializing re-validates the spec.
@@ -296,6 +326,10 @@ struct MachineRepr {
     last_link: Option<LinkObservation>,
     #[serde(default)]
     last_probe_error: Option<StepError>,
+    #[serde(default)]
+    verified_lsns: Vec<(DatabaseName, Lsn)>,
+    #[serde(default)]
+    data_loss: Vec<DataLoss>,
 }
 
 impl TryFrom<MachineRepr> for Machine {
@@ -314,6 +348,8 @@ impl TryFrom<MachineRepr> for Machine {
             role_changed_at: r.role_changed_at,
             last_link: r.last_link,
             last_probe_error: r.last_probe_error,
+            verified_lsns: r.verified_lsns,
+            data_loss: r.data_loss,
         })
     }
 }
@@ -374,6 +410,7 @@ macro_rules! underway {
             | State::Redirecting { .. }
             | State::Repairing { .. }
             | State::AwaitingFirstFullBackup { .. }
+            | State::Fencing { .. }
             | State::RemovingLink { .. }
             | State::DroppingDag { .. }
             | State::DroppingAg
@@ -405,6 +442,8 @@ impl Machine {
             role_changed_at: None,
             last_link: None,
             last_probe_error: None,
+            verified_lsns: Vec::new(),
+            data_loss: Vec::new(),
         })
     }
 
@@ -465,7 +504,10 @@ impl Machine {
         }
         match &self.state {
             State::FailedOver { primary, .. } => *primary,
-            State::Completed => Side::ManagedInstance,
+            // The link is removed: the instance's databases are independent and writable.
+            State::DroppingDag { .. } | State::DroppingAg | State::Completed => {
+                Side::ManagedInstance
+            }
             State::Draft
             | State::Assessed
             | State::PreparingSource { .. }
@@ -484,14 +526,21 @@ impl Machine {
             | State::SplitBrain
             | State::Repairing { .. }
             | State::AwaitingFirstFullBackup { .. }
+            | State::Fencing { .. }
             | State::RemovingLink { .. }
-            | State::DroppingDag { .. }
-            | State::DroppingAg
             | State::AbortingFailover { .. }
             | State::Cancelling { .. }
             | State::Cancelled
             | State::Failed { .. } => self.spec.initial_primary,
         }
+    }
+
+    /// Evidence that a role change or the link's removal lost transactions (the old primary's
+    /// end of log beyond what the other side hardened), in the order seen. Empty when every
+    /// check passed. A cutover that lost data still ends in Completed (the link is gone), but
+    /// this list says so, as do the `DataLoss` progress events and the session status.
+    pub fn data_loss(&self) -> &[DataLoss] {
+        &self.data_loss
     }
 
     /// The error of the latest probe, if it failed and no probe succeeded since.
@@ -620,11 +669,16 @@ impl Machine {
                     via,
                     change,
                     then,
+                    plan,
+                    cancel,
                 },
                 I::Observed { step, result },
             ) => observe! {
-                self, step, result, now, S::FailingOver { target, via, change, then },
-                |e, obs| self.on_failing_over(target, via, then, &e, obs, now)
+                self, step, result, now,
+                S::FailingOver { target, via, change, then, plan, cancel },
+                |e, obs| self.on_failing_over(
+                    Failover { target, via, then, plan, cancel }, &e, obs, now
+                )
             },
             (
                 S::ForcingFailover {
@@ -692,11 +746,16 @@ impl Machine {
                     options,
                     redirect,
                     removal,
+                    verified,
                 },
                 I::Observed { step, result },
             ) => observe! {
-                self, step, result, now, S::RemovingLink { options, redirect, removal },
-                |e, obs| self.on_removing_link(options, redirect, &e, obs, now)
+                self, step, result, now, S::RemovingLink { options, redirect, removal, verified },
+                |e, obs| self.on_removing_link(options, redirect, verified, &e, obs, now)
+            },
+            (S::Fencing { plan, step: sub }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::Fencing { plan, step: sub },
+                |e, obs| self.on_fencing(plan, sub, &e, obs, now)
             },
             (S::DroppingDag { options }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::DroppingDag { options },
@@ -844,6 +903,7 @@ impl Machine {
                 | S::Redirecting { .. }
                 | S::Repairing { .. }
                 | S::AwaitingFirstFullBackup { .. }
+                | S::Fencing { .. }
                 | S::RemovingLink { .. }
                 | S::DroppingDag { .. }
                 | S::DroppingAg
@@ -921,6 +981,22 @@ impl Machine {
             (S::AwaitingFirstFullBackup { abort, .. }, I::Command(C::Cancel)) => {
                 Ok(self.abort(abort, now))
             }
+            (S::Fencing { plan, step }, I::Command(C::Cancel)) => match step {
+                FenceStep::Undo { change, .. } => {
+                    // Already undoing: abandon the cutover once SQL Server takes writes again.
+                    self.state = S::Fencing {
+                        plan,
+                        step: FenceStep::Undo {
+                            change,
+                            cancel: true,
+                        },
+                    };
+                    Ok(Vec::new())
+                }
+                FenceStep::Demote { .. } | FenceStep::Verify { .. } => {
+                    Ok(self.undo_fence(plan, now))
+                }
+            },
             (S::Failed { phase, .. }, I::Command(C::Cancel)) => self.cancel_failed(*phase, now),
             (S::AbortingFailover { .. } | S::Cancelling { .. }, I::Command(C::Cancel)) => {
                 Err(R::NotAllowedInState)
@@ -1052,6 +1128,22 @@ impl Machine {
                 };
                 self.enter(state, now)
             }
+            // One-way: SQL Server stays primary until the link is removed, so the first full
+            // backup is awaited while it still replicates; the catch-up gate and the fence come
+            // last, right before the removal.
+            Side::SqlServer if !self.spec.is_two_way() => {
+                let state = State::AwaitingFirstFullBackup {
+                    options,
+                    backup_after: self.seeding_started_at,
+                    redirect_after_removal: true,
+                    abort: Abort {
+                        back_to: from,
+                        restore_mode: None,
+                    },
+                    missing: self.spec.databases.clone(),
+                };
+                self.enter(state, now)
+            }
             Side::SqlServer => {
                 let plan = Plan {
                     goal: Goal::Cutover(options),
@@ -1174,10 +1266,29 @@ impl Machine {
                 Ok(self.abort(plan_abort(&plan), now))
             }
             S::AwaitingFirstFullBackup { abort, .. } => Ok(self.abort(abort, now)),
+            S::Fencing { plan, .. } => Ok(self.undo_fence(plan, now)),
+            // The failover failed: read the roles; if it did not take effect, abandon it.
+            S::FailingOver {
+                target,
+                via,
+                then,
+                plan: Some(plan),
+                ..
+            } => Ok(self.enter(
+                S::FailingOver {
+                    target,
+                    via,
+                    change: RoleChange::Checking,
+                    then,
+                    plan: Some(plan),
+                    cancel: true,
+                },
+                now,
+            )),
             S::AbortingFailover { .. } | S::Cancelling { .. } | S::Failed { .. } => {
                 Err(RejectReason::NotAllowedInState)
             }
-            S::FailingOver { .. }
+            S::FailingOver { plan: None, .. }
             | S::ForcingFailover { .. }
             | S::VerifyingRoles { .. }
             | S::Redirecting { .. }
@@ -1593,7 +1704,7 @@ impl Machine {
                 if stable.readings >= 2
                     && now.since(stable.since) >= self.spec.options.stability_window
                 {
-                    return Ok(self.after_catch_up(plan, now));
+                    return Ok(self.after_catch_up(plan, stable.lsns, now));
                 }
                 let blocker = if moved {
                     CatchUpBlocker::LsnsStillMoving
@@ -1616,29 +1727,28 @@ impl Machine {
     }
 
     /// The LSN gate passed: fail over (two-way) or go on with a one-way cutover.
-    fn after_catch_up(&mut self, plan: Plan, now: Timestamp) -> Vec<Effect> {
-        let Plan {
-            goal,
-            from,
-            target,
-            restore_mode,
-        } = plan;
-        let then = match goal {
-            Goal::Cutover(options) if !self.spec.is_two_way() => {
-                let state = State::AwaitingFirstFullBackup {
-                    options,
-                    backup_after: self.seeding_started_at,
-                    redirect_after_removal: true,
-                    abort: Abort {
-                        back_to: from,
-                        restore_mode,
+    fn after_catch_up(
+        &mut self,
+        plan: Plan,
+        lsns: Vec<(DatabaseName, Lsn)>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let target = plan.target;
+        let then = match &plan.goal {
+            // One-way: fence SQL Server's writes, check, then remove the link.
+            Goal::Cutover(_) if !self.spec.is_two_way() => {
+                return self.enter(
+                    State::Fencing {
+                        plan,
+                        step: FenceStep::Demote {
+                            change: RoleChange::Issued,
+                        },
                     },
-                    missing: self.spec.databases.clone(),
-                };
-                return self.enter(state, now);
+                    now,
+                );
             }
             Goal::Cutover(options) => Then::AwaitFirstFullBackup {
-                options,
+                options: options.clone(),
                 backup_after: Some(now),
                 abort: Abort {
                     back_to: self.steady_after(target, false),
@@ -1653,12 +1763,15 @@ impl Machine {
             FailoverVia::Arm
         };
         self.role_changed_at = Some(now);
+        self.verified_lsns = lsns;
         self.enter(
             State::FailingOver {
                 target,
                 via,
                 change: RoleChange::Issued,
                 then,
+                plan: Some(plan),
+                cancel: false,
             },
             now,
         )
@@ -1666,13 +1779,12 @@ impl Machine {
 
     fn on_failing_over(
         &mut self,
-        target: Side,
-        via: FailoverVia,
-        then: Then,
+        failover: Failover,
         effect: &Effect,
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
+        let target = failover.target;
         match effect {
             Effect::Probe { .. } => {
                 let link = self.record_link(obs)?;
@@ -1686,29 +1798,36 @@ impl Machine {
                         State::VerifyingRoles {
                             primary: target,
                             strict: true,
-                            then,
+                            then: failover.then,
                         },
                         now,
                     )),
+                    // The roles did not change. Never send the failover again on readings taken
+                    // before it: run the catch-up gate again (or abandon, on cancel).
                     (Some(ReplicaRole::Secondary), Some(ReplicaRole::Primary)) => {
-                        // The roles did not change: issue the failover again.
-                        self.state = State::FailingOver {
-                            target,
-                            via,
-                            change: RoleChange::Issued,
-                            then,
-                        };
-                        Ok(self.kick())
+                        match failover.plan {
+                            Some(plan) if failover.cancel => {
+                                self.verified_lsns.clear();
+                                Ok(self.abort(plan_abort(&plan), now))
+                            }
+                            Some(plan) => {
+                                self.verified_lsns.clear();
+                                Ok(self.enter(
+                                    State::CatchingUp {
+                                        plan,
+                                        stable: None,
+                                        blocker: None,
+                                    },
+                                    now,
+                                ))
+                            }
+                            None => {
+                                self.state = failover.state(RoleChange::Issued);
+                                Ok(self.kick())
+                            }
+                        }
                     }
-                    _ => Ok(self.wait(
-                        State::FailingOver {
-                            target,
-                            via,
-                            change: RoleChange::Checking,
-                            then,
-                        },
-                        now,
-                    )),
+                    _ => Ok(self.wait(failover.state(RoleChange::Checking), now)),
                 }
             }
             Effect::Source { .. } | Effect::Instance { .. } | Effect::PollOperation { .. } => {
@@ -1728,39 +1847,19 @@ impl Machine {
                         State::VerifyingRoles {
                             primary: target,
                             strict: true,
-                            then,
+                            then: failover.then,
                         },
                         now,
                     )),
-                    ArmReply::Accepted(op) => Ok(self.wait(
-                        State::FailingOver {
-                            target,
-                            via,
-                            change: RoleChange::Accepted(op),
-                            then,
-                        },
-                        now,
-                    )),
+                    ArmReply::Accepted(op) => {
+                        Ok(self.wait(failover.state(RoleChange::Accepted(op)), now))
+                    }
                     ArmReply::Running => {
-                        let change = match effect {
-                            Effect::PollOperation { operation, .. } => {
-                                RoleChange::Accepted(operation.clone())
-                            }
-                            Effect::Source { .. }
-                            | Effect::Instance { .. }
-                            | Effect::Probe { .. }
-                            | Effect::Redirect { .. }
-                            | Effect::Progress(_) => RoleChange::Issued,
+                        let change = match polled_operation(effect) {
+                            Some(op) => RoleChange::Accepted(op),
+                            None => RoleChange::Issued,
                         };
-                        Ok(self.wait(
-                            State::FailingOver {
-                                target,
-                                via,
-                                change,
-                                then,
-                            },
-                            now,
-                        ))
+                        Ok(self.wait(failover.state(change), now))
                     }
                 }
             }
@@ -1891,7 +1990,9 @@ impl Machine {
         let old = role_of(&link, primary.other());
         if new == Some(ReplicaRole::Primary) {
             if strict && old == Some(ReplicaRole::Secondary) {
-                return Ok(self.enter(State::Redirecting { primary, then }, now));
+                let mut events = self.prove_role_change(&link, primary, now);
+                events.extend(self.enter(State::Redirecting { primary, then }, now));
+                return Ok(events);
             }
             if !strict {
                 return Ok(if old == Some(ReplicaRole::Primary) {
@@ -2013,11 +2114,30 @@ impl Machine {
         let backups = expect_backups(obs)?;
         let missing = missing_backups(&self.spec.databases, &backups, backup_after);
         if missing.is_empty() {
+            // One-way: SQL Server is still primary; catch up, fence, then remove the link.
+            if redirect_after_removal {
+                let plan = Plan {
+                    goal: Goal::Cutover(options),
+                    from: abort.back_to,
+                    target: Side::ManagedInstance,
+                    restore_mode: self.current_mode(),
+                };
+                return Ok(self.enter(
+                    State::PreparingFailover {
+                        plan,
+                        source_done: false,
+                        instance: ArmCall::Requested,
+                    },
+                    now,
+                ));
+            }
+            // Two-way: the instance is primary; read the link before the DELETE.
             return Ok(self.enter(
                 State::RemovingLink {
                     options,
-                    redirect: redirect_after_removal,
-                    removal: RoleChange::Issued,
+                    redirect: false,
+                    removal: RoleChange::Checking,
+                    verified: Vec::new(),
                 },
                 now,
             ));
@@ -2038,46 +2158,333 @@ impl Machine {
         &mut self,
         options: super::input::CutoverOptions,
         redirect: bool,
+        verified: Vec<(DatabaseName, Lsn)>,
         effect: &Effect,
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
+        let state = |removal| State::RemovingLink {
+            options: options.clone(),
+            redirect,
+            removal,
+            verified: verified.clone(),
+        };
         if let Effect::Probe { .. } = effect {
-            // The DELETE's reply was lost. The link existed (it replicated), so its absence
-            // means the DELETE went through.
             let link = self.record_link(obs)?;
-            if link.instance.exists || !link.reachable(Side::ManagedInstance) {
-                self.state = State::RemovingLink {
-                    options,
-                    redirect,
-                    removal: RoleChange::Issued,
-                };
+            if !link.reachable(Side::ManagedInstance) {
+                // Never decide on a side that could not be read: read again.
+                return Ok(self.wait(state(RoleChange::Checking), now));
+            }
+            if !link.instance.exists {
+                // The link existed (it replicated), so its absence means the DELETE went
+                // through. Prove nothing was left behind on SQL Server.
+                let mut events = self.prove_removal(&link, &verified, now);
+                events.extend(self.after_link_removal(options, redirect, now));
+                return Ok(events);
+            }
+            if self.removal_gate(&link, redirect, &verified) {
+                self.state = state(RoleChange::Issued);
                 return Ok(self.kick());
             }
-            return Ok(self.after_link_removal(options, redirect, now));
+            return Ok(self.wait(state(RoleChange::Checking), now));
         }
         Ok(match arm_reply(effect, obs)? {
-            ArmReply::Completed => self.after_link_removal(options, redirect, now),
-            ArmReply::Accepted(op) => self.wait(
-                State::RemovingLink {
-                    options,
-                    redirect,
-                    removal: RoleChange::Accepted(op),
-                },
-                now,
-            ),
+            // Confirm with a reading (which also compares the logs) before going on.
+            ArmReply::Completed => {
+                self.state = state(RoleChange::Checking);
+                self.kick()
+            }
+            ArmReply::Accepted(op) => self.wait(state(RoleChange::Accepted(op)), now),
             ArmReply::Running => self.wait(
-                State::RemovingLink {
-                    options,
-                    redirect,
-                    removal: match polled_operation(effect) {
-                        Some(op) => RoleChange::Accepted(op),
-                        None => RoleChange::Issued,
-                    },
-                },
+                state(match polled_operation(effect) {
+                    Some(op) => RoleChange::Accepted(op),
+                    None => RoleChange::Issued,
+                }),
                 now,
             ),
         })
+    }
+
+    /// Whether the link may be deleted on this reading. One-way (fenced): SQL Server is not
+    /// PRIMARY and, for every database, its end of log equals what the instance hardened (and
+    /// what the fence verified). Two-way (after the failover): the instance is PRIMARY and SQL
+    /// Server is not (SQL Server's log then comes from the instance; the failover itself was
+    /// proven when the roles were verified).
+    fn removal_gate(
+        &self,
+        link: &LinkObservation,
+        fenced: bool,
+        verified: &[(DatabaseName, Lsn)],
+    ) -> bool {
+        if role_of(link, Side::SqlServer) == Some(ReplicaRole::Primary) {
+            return false;
+        }
+        if !fenced {
+            return role_of(link, Side::ManagedInstance) == Some(ReplicaRole::Primary);
+        }
+        link_databases(&self.spec.databases, link)
+            .iter()
+            .all(|name| match log_ends(link, name) {
+                (Some(source), Some(instance)) => {
+                    source == instance
+                        && verified
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .is_none_or(|(_, l)| *l == source)
+                }
+                (Some(_) | None, None) | (None, Some(_)) => false,
+            })
+    }
+
+    /// After the link's removal: SQL Server's end of log must still be what the fence verified.
+    fn prove_removal(
+        &mut self,
+        link: &LinkObservation,
+        verified: &[(DatabaseName, Lsn)],
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let mut events = Vec::new();
+        if !link.reachable(Side::SqlServer) {
+            return events;
+        }
+        for (name, hardened) in verified {
+            if let (Some(end), _) = log_ends(link, name)
+                && end > *hardened
+            {
+                events.push(
+                    self.report_loss(DataLoss {
+                        database: name.clone(),
+                        side: Side::SqlServer,
+                        end_of_log: end,
+                        hardened: Some(*hardened),
+                        seen_at: now,
+                        context: "after the link was removed: SQL Server wrote log the managed \
+                              instance never received"
+                            .to_owned(),
+                    }),
+                );
+            }
+        }
+        events
+    }
+
+    /// After a planned role change, on the first reading with the new roles: the old primary
+    /// holds no log beyond what the new primary hardened, and does not revert anything.
+    fn prove_role_change(
+        &mut self,
+        link: &LinkObservation,
+        primary: Side,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let verified = std::mem::take(&mut self.verified_lsns);
+        let mut events = Vec::new();
+        if verified.is_empty() {
+            // Not a planned role change (a repair or a forced failover): loss is expected.
+            return events;
+        }
+        let old = primary.other();
+        for name in link_databases(&self.spec.databases, link) {
+            let (source, instance) = log_ends(link, &name);
+            let (old_end, new_hardened) = match old {
+                Side::SqlServer => (source, instance),
+                Side::ManagedInstance => (instance, source),
+            };
+            let reverting = sync_state_of(link, old, &name) == Some(SyncState::Reverting);
+            let behind = matches!((old_end, new_hardened), (Some(o), Some(n)) if o > n);
+            if (reverting || behind)
+                && let Some(end_of_log) = old_end
+            {
+                events.push(self.report_loss(DataLoss {
+                    database: name,
+                    side: old,
+                    end_of_log,
+                    hardened: new_hardened,
+                    seen_at: now,
+                    context: if reverting {
+                        "after the failover: the old primary is reverting log the new primary \
+                         never hardened"
+                            .to_owned()
+                    } else {
+                        "after the failover".to_owned()
+                    },
+                }));
+            }
+        }
+        events
+    }
+
+    fn report_loss(&mut self, report: DataLoss) -> Effect {
+        self.data_loss.push(report.clone());
+        Effect::Progress(ProgressEvent::DataLoss { report })
+    }
+
+    fn on_fencing(
+        &mut self,
+        plan: Plan,
+        step: FenceStep,
+        effect: &Effect,
+        obs: Observation,
+        now: Timestamp,
+    ) -> Outcome {
+        let fencing = |step| State::Fencing {
+            plan: plan.clone(),
+            step,
+        };
+        match (step, effect) {
+            (FenceStep::Demote { .. }, Effect::Source { .. }) => {
+                expect_done(obs)?;
+                Ok(self.enter(fencing(FenceStep::Verify { behind_since: None }), now))
+            }
+            (FenceStep::Demote { .. }, Effect::Probe { .. }) => {
+                let link = self.record_link(obs)?;
+                Ok(match role_of(&link, Side::SqlServer) {
+                    Some(ReplicaRole::Secondary) => {
+                        self.enter(fencing(FenceStep::Verify { behind_since: None }), now)
+                    }
+                    Some(ReplicaRole::Primary) => {
+                        self.state = fencing(FenceStep::Demote {
+                            change: RoleChange::Issued,
+                        });
+                        self.kick()
+                    }
+                    Some(ReplicaRole::Resolving) | None => self.wait(
+                        fencing(FenceStep::Demote {
+                            change: RoleChange::Checking,
+                        }),
+                        now,
+                    ),
+                })
+            }
+            (FenceStep::Verify { behind_since }, Effect::Probe { .. }) => {
+                let link = self.record_link(obs)?;
+                match role_of(&link, Side::SqlServer) {
+                    // The fence was lifted outside milink: fence again.
+                    Some(ReplicaRole::Primary) => {
+                        self.state = fencing(FenceStep::Demote {
+                            change: RoleChange::Issued,
+                        });
+                        return Ok(self.kick());
+                    }
+                    Some(ReplicaRole::Secondary) => {}
+                    Some(ReplicaRole::Resolving) | None => {
+                        return Ok(self.wait(fencing(FenceStep::Verify { behind_since }), now));
+                    }
+                }
+                let names = link_databases(&self.spec.databases, &link);
+                let mut lsns = Vec::with_capacity(names.len());
+                for name in &names {
+                    if let (Some(source), Some(instance)) = log_ends(&link, name)
+                        && source == instance
+                    {
+                        lsns.push((name.clone(), source));
+                    }
+                }
+                if lsns.len() == names.len() && !names.is_empty() {
+                    let Goal::Cutover(options) = plan.goal else {
+                        return Err(RejectReason::NotAllowedInState);
+                    };
+                    return Ok(self.enter(
+                        State::RemovingLink {
+                            options,
+                            redirect: true,
+                            removal: RoleChange::Issued,
+                            verified: lsns,
+                        },
+                        now,
+                    ));
+                }
+                // The instance's reading may lag; a gap that outlasts the stability window is
+                // real: SQL Server holds log the instance never hardened. Undo the fence.
+                let since = behind_since.unwrap_or(now);
+                if now.since(since) >= self.spec.options.stability_window {
+                    return Ok(self.enter(
+                        fencing(FenceStep::Undo {
+                            change: RoleChange::Issued,
+                            cancel: false,
+                        }),
+                        now,
+                    ));
+                }
+                Ok(self.wait(
+                    fencing(FenceStep::Verify {
+                        behind_since: Some(since),
+                    }),
+                    now,
+                ))
+            }
+            (FenceStep::Undo { cancel, .. }, Effect::Source { .. }) => {
+                expect_done(obs)?;
+                Ok(self.after_undo(plan, cancel, now))
+            }
+            (FenceStep::Undo { cancel, .. }, Effect::Probe { .. }) => {
+                let link = self.record_link(obs)?;
+                Ok(match role_of(&link, Side::SqlServer) {
+                    Some(ReplicaRole::Primary) => self.after_undo(plan, cancel, now),
+                    Some(ReplicaRole::Secondary) => {
+                        self.state = fencing(FenceStep::Undo {
+                            change: RoleChange::Issued,
+                            cancel,
+                        });
+                        self.kick()
+                    }
+                    Some(ReplicaRole::Resolving) | None => self.wait(
+                        fencing(FenceStep::Undo {
+                            change: RoleChange::Checking,
+                            cancel,
+                        }),
+                        now,
+                    ),
+                })
+            }
+            (
+                FenceStep::Verify { .. },
+                Effect::Source { .. }
+                | Effect::Instance { .. }
+                | Effect::PollOperation { .. }
+                | Effect::Redirect { .. }
+                | Effect::Progress(_),
+            )
+            | (
+                FenceStep::Demote { .. } | FenceStep::Undo { .. },
+                Effect::Instance { .. }
+                | Effect::PollOperation { .. }
+                | Effect::Redirect { .. }
+                | Effect::Progress(_),
+            ) => Err(RejectReason::UnexpectedObservation {
+                expected: "an answer to the fence",
+            }),
+        }
+    }
+
+    /// SQL Server takes writes again: run the gate again, or abandon the cutover on cancel.
+    fn after_undo(&mut self, plan: Plan, cancel: bool, now: Timestamp) -> Vec<Effect> {
+        if cancel {
+            self.abort(plan_abort(&plan), now)
+        } else {
+            self.enter(
+                State::CatchingUp {
+                    plan,
+                    stable: None,
+                    blocker: None,
+                },
+                now,
+            )
+        }
+    }
+
+    /// Cancel during the fence: read SQL Server's role, undo the fence if it holds, then
+    /// abandon the cutover.
+    fn undo_fence(&mut self, plan: Plan, now: Timestamp) -> Vec<Effect> {
+        self.enter(
+            State::Fencing {
+                plan,
+                step: FenceStep::Undo {
+                    change: RoleChange::Checking,
+                    cancel: true,
+                },
+            },
+            now,
+        )
     }
 
     /// The link resource is gone: redirect first (one-way cutover), then drop the DAG.
@@ -2199,6 +2606,10 @@ impl Machine {
             }
             | State::Cancelling {
                 step: CancelStep::DeleteLink { removal: change },
+            }
+            | State::Fencing {
+                step: FenceStep::Demote { change } | FenceStep::Undo { change, .. },
+                ..
             } => Some(change),
             State::Draft
             | State::Assessed
@@ -2216,6 +2627,10 @@ impl Machine {
             | State::FailedOver { .. }
             | State::SplitBrain
             | State::AwaitingFirstFullBackup { .. }
+            | State::Fencing {
+                step: FenceStep::Verify { .. },
+                ..
+            }
             | State::DroppingDag { .. }
             | State::DroppingAg
             | State::Completed
@@ -2268,6 +2683,23 @@ impl Machine {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            State::Fencing {
+                step: FenceStep::Verify { .. },
+                ..
+            } => ": SQL Server is fenced (SECONDARY) and the managed instance has not reported \
+                 SQL Server's end of log as hardened yet; resume to keep checking, or cancel to \
+                 let SQL Server take writes again"
+                .to_owned(),
+            State::RemovingLink { redirect, .. } => format!(
+                ": the link is kept until a reading shows {}",
+                if *redirect {
+                    "SQL Server fenced (not PRIMARY) and its end of log hardened on the managed \
+                     instance"
+                } else {
+                    "the managed instance PRIMARY, SQL Server not, and no SQL Server log beyond \
+                     what the instance hardened"
+                }
+            ),
             State::JoiningInstance { .. } => ": the managed instance did not join the link; \
                  check connectivity on port 5022 and 11000-11999 (error 41962) and the \
                  certificates (41973, 41974)"
@@ -2298,7 +2730,10 @@ impl Machine {
             | State::FailedOver { .. }
             | State::SplitBrain
             | State::Repairing { .. }
-            | State::RemovingLink { .. }
+            | State::Fencing {
+                step: FenceStep::Demote { .. } | FenceStep::Undo { .. },
+                ..
+            }
             | State::DroppingDag { .. }
             | State::DroppingAg
             | State::Completed
@@ -2353,7 +2788,8 @@ impl Machine {
             State::FailingOver { .. }
             | State::ForcingFailover { .. }
             | State::VerifyingRoles { .. }
-            | State::Repairing { .. } => Some(o.failover_timeout),
+            | State::Repairing { .. }
+            | State::Fencing { .. } => Some(o.failover_timeout),
             State::AwaitingFirstFullBackup { .. } => Some(o.first_backup_timeout),
         }
     }
@@ -2567,6 +3003,24 @@ impl Machine {
             },
             State::Redirecting { primary, .. } => vec![self.redirect(primary)],
             State::RemovingLink { removal, .. } => self.kick_removal(removal),
+            State::Fencing { step, .. } => match step {
+                FenceStep::Demote {
+                    change: RoleChange::Issued,
+                } => vec![self.source(SourceOp::SetRoleSecondary { dag: link })],
+                FenceStep::Undo {
+                    change: RoleChange::Issued,
+                    ..
+                } => vec![self.source(SourceOp::ForceFailover { dag: link })],
+                // T-SQL calls are never accepted as operations; read the roles.
+                FenceStep::Demote {
+                    change: RoleChange::Checking | RoleChange::Accepted(_),
+                }
+                | FenceStep::Undo {
+                    change: RoleChange::Checking | RoleChange::Accepted(_),
+                    ..
+                }
+                | FenceStep::Verify { .. } => vec![self.probe(Probe::Link)],
+            },
             State::DroppingDag { .. } => {
                 vec![self.source(SourceOp::DropDistributedAvailabilityGroup { dag: link })]
             }
@@ -3000,6 +3454,15 @@ fn sync_state_of(link: &LinkObservation, side: Side, name: &DatabaseName) -> Opt
         })
 }
 
+/// SQL Server's end of log (the DMV's `end_of_log_lsn`, else `last_hardened_lsn`) and the
+/// instance's hardened LSN (ARM `lastHardenedLsn`, else its end of log) for `name`.
+fn log_ends(link: &LinkObservation, name: &DatabaseName) -> (Option<Lsn>, Option<Lsn>) {
+    let source = find_db(&link.source, name).and_then(|d| d.end_of_log_lsn.or(d.last_hardened_lsn));
+    let instance =
+        find_db(&link.instance, name).and_then(|d| d.last_hardened_lsn.or(d.end_of_log_lsn));
+    (source, instance)
+}
+
 /// Every database the link carries: the spec's, and any other database either side reports
 /// in the link (a database added to the availability group later, in MultiDatabase mode), in
 /// name order.
@@ -3057,6 +3520,7 @@ fn steady_of_failed(phase: &State) -> Option<Steady> {
         | State::SplitBrain
         | State::Repairing { .. }
         | State::AwaitingFirstFullBackup { .. }
+        | State::Fencing { .. }
         | State::RemovingLink { .. }
         | State::DroppingDag { .. }
         | State::DroppingAg
@@ -3106,12 +3570,31 @@ fn reset_for_retry(state: State) -> State {
             blocker: None,
         },
         State::FailingOver {
-            target, via, then, ..
+            target,
+            via,
+            then,
+            plan,
+            ..
         } => State::FailingOver {
             target,
             via,
             change: RoleChange::Checking,
             then,
+            plan,
+            cancel: false,
+        },
+        State::Fencing { plan, step } => State::Fencing {
+            plan,
+            step: match step {
+                FenceStep::Demote { .. } => FenceStep::Demote {
+                    change: RoleChange::Checking,
+                },
+                FenceStep::Verify { .. } => FenceStep::Verify { behind_since: None },
+                FenceStep::Undo { cancel, .. } => FenceStep::Undo {
+                    change: RoleChange::Checking,
+                    cancel,
+                },
+            },
         },
         State::ForcingFailover { target, then, .. } => State::ForcingFailover {
             target,
@@ -3123,11 +3606,15 @@ fn reset_for_retry(state: State) -> State {
             change: RoleChange::Checking,
         },
         State::RemovingLink {
-            options, redirect, ..
+            options,
+            redirect,
+            verified,
+            ..
         } => State::RemovingLink {
             options,
             redirect,
             removal: RoleChange::Checking,
+            verified,
         },
         State::Cancelling {
             step: CancelStep::DeleteLink { .. },

@@ -40,7 +40,8 @@ pub use spec::{
     FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, SpecError, TargetSpec,
 };
 pub use state::{
-    Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, FailoverVia, Goal, Phase, Plan,
-    PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then, TrustStep,
+    Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, DataLoss, FailoverVia, FenceStep, Goal,
+    Phase, Plan, PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then,
+    TrustStep,
 };
 pub use table::{EDGES, Edge};

@@ -56,6 +56,9 @@ pub enum Phase {
     Repairing,
     /// Cutover: waiting for the managed instance's first full backup.
     AwaitingFirstFullBackup,
+    /// One-way cutover: SQL Server stops taking writes (`SET (ROLE = SECONDARY)`) and the
+    /// instance is checked to hold its whole log before the link is removed.
+    Fencing,
     /// Cutover: deleting the link resource on the managed instance.
     RemovingLink,
     /// Cutover: dropping the distributed availability group on SQL Server.
@@ -76,7 +79,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in lifecycle order.
-    pub const ALL: [Phase; 27] = [
+    pub const ALL: [Phase; 28] = [
         Phase::Draft,
         Phase::Assessed,
         Phase::PreparingSource,
@@ -96,6 +99,7 @@ impl Phase {
         Phase::SplitBrain,
         Phase::Repairing,
         Phase::AwaitingFirstFullBackup,
+        Phase::Fencing,
         Phase::RemovingLink,
         Phase::DroppingDag,
         Phase::DroppingAg,
@@ -128,6 +132,7 @@ impl Phase {
             Phase::SplitBrain => "SplitBrain",
             Phase::Repairing => "Repairing",
             Phase::AwaitingFirstFullBackup => "AwaitingFirstFullBackup",
+            Phase::Fencing => "Fencing",
             Phase::RemovingLink => "RemovingLink",
             Phase::DroppingDag => "DroppingDag",
             Phase::DroppingAg => "DroppingAg",
@@ -381,6 +386,75 @@ pub enum CancelStep {
     DropAg,
 }
 
+/// Sub-steps of [`State::Fencing`].
+///
+/// A one-way link never reverses roles, so SQL Server stays PRIMARY and writable until the link
+/// is removed: a commit between the last gate reading and the `DELETE` would never reach the
+/// instance. The fence closes that window with the documented statement that makes a DAG's
+/// global primary stop taking writes, `ALTER AVAILABILITY GROUP [dag] SET (ROLE = SECONDARY)`,
+/// then checks that the instance hardened SQL Server's whole log, and only then removes the
+/// link. If the instance does not catch up, the fence is undone with
+/// `FORCE_FAILOVER_ALLOW_DATA_LOSS` on SQL Server, which holds the longer log and so loses
+/// nothing, and the catch-up gate runs again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FenceStep {
+    /// `SET (ROLE = SECONDARY)` on SQL Server (a role change: read the roles before re-sending).
+    Demote {
+        /// Progress of the call.
+        change: RoleChange,
+    },
+    /// Reading both sides until SQL Server's end of log equals the instance's hardened LSN.
+    Verify {
+        /// When a reading first showed SQL Server ahead of the instance (the instance's ARM
+        /// reading may lag; a difference that outlasts the stability window is real).
+        behind_since: Option<Timestamp>,
+    },
+    /// `FORCE_FAILOVER_ALLOW_DATA_LOSS` on SQL Server: SQL Server takes writes again.
+    Undo {
+        /// Progress of the call.
+        change: RoleChange,
+        /// Abandon the cutover afterwards (a cancel), instead of running the gate again.
+        cancel: bool,
+    },
+}
+
+/// Evidence that a role change or the link's removal lost transactions: the old primary holds
+/// log the side that is primary now never hardened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataLoss {
+    /// The database.
+    pub database: DatabaseName,
+    /// The side whose log is longer (the old primary).
+    pub side: Side,
+    /// Its end of log (or `last_hardened_lsn`).
+    pub end_of_log: Lsn,
+    /// What the other side hardened.
+    pub hardened: Option<Lsn>,
+    /// When the machine saw it.
+    pub seen_at: Timestamp,
+    /// What happened: `"after the failover"`, `"after the link was removed"`, …
+    pub context: String,
+}
+
+impl fmt::Display for DataLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DATA LOSS {}: {} ended its log at {} but {} hardened {} (seen {} {})",
+            self.database,
+            side_name(self.side),
+            self.end_of_log,
+            side_name(self.side.other()),
+            match self.hardened {
+                Some(l) => l.to_string(),
+                None => "nothing".to_owned(),
+            },
+            self.seen_at,
+            self.context
+        )
+    }
+}
+
 /// LSNs found equal on both sides, and since when they have not moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StableLsns {
@@ -558,6 +632,16 @@ pub enum State {
         change: RoleChange,
         /// Where to go once the roles are verified.
         then: Then,
+        /// The role change this failover carries out. When a failed or unconfirmed failover
+        /// left the roles unchanged, the machine returns to [`State::CatchingUp`] with it: a
+        /// FAILOVER is never sent again without a fresh pass of the catch-up gate. `None` only
+        /// in journals written before the plan was kept (then the failover is re-sent as it was).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Plan>,
+        /// A cancel arrived after the failover failed: the roles are read, and if the failover
+        /// did not take effect the role change is abandoned instead of retried.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cancel: bool,
     },
     /// A forced role change (possible data loss).
     ForcingFailover {
@@ -621,10 +705,22 @@ pub enum State {
         options: CutoverOptions,
         /// Redirect the application once the link is gone (one-way cutover).
         redirect: bool,
-        /// Progress of the `DELETE` (checked against the link's existence before it is sent
-        /// again).
+        /// Progress of the `DELETE`. Every `DELETE` is preceded by a reading of the link
+        /// (`Checking`) that passes the removal gate, and a completed `DELETE` is confirmed by
+        /// another reading, which also compares SQL Server's end of log with `verified`.
         #[serde(alias = "operation", deserialize_with = "role_change_or_operation")]
         removal: RoleChange,
+        /// One-way cutover: the `last_hardened_lsn` per database both sides held after SQL
+        /// Server was fenced. After the removal SQL Server's end of log must still be there.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        verified: Vec<(DatabaseName, Lsn)>,
+    },
+    /// One-way cutover: fencing SQL Server's writes before the link is removed.
+    Fencing {
+        /// The cutover being carried out (its abort returns here after undoing the fence).
+        plan: Plan,
+        /// The current sub-step.
+        step: FenceStep,
     },
     /// Dropping the DAG on SQL Server.
     DroppingDag {
@@ -687,6 +783,7 @@ impl State {
             State::SplitBrain => Phase::SplitBrain,
             State::Repairing { .. } => Phase::Repairing,
             State::AwaitingFirstFullBackup { .. } => Phase::AwaitingFirstFullBackup,
+            State::Fencing { .. } => Phase::Fencing,
             State::RemovingLink { .. } => Phase::RemovingLink,
             State::DroppingDag { .. } => Phase::DroppingDag,
             State::DroppingAg => Phase::DroppingAg,

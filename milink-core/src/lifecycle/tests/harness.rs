@@ -252,6 +252,45 @@ impl H {
         obs
     }
 
+    /// SQL Server fenced (SECONDARY), the instance SECONDARY, both at LSN `l`.
+    pub fn fenced(&self, l: u128) -> Observation {
+        let mut obs = self.sync_equal(Side::SqlServer, l);
+        if let Observation::Link(link) = &mut obs {
+            link.source.role = Some(ReplicaRole::Secondary);
+        }
+        obs
+    }
+
+    /// The link resource is gone on the instance; SQL Server (fenced) still ends at `l`.
+    pub fn gone(&self, l: u128) -> Observation {
+        let mut obs = self.fenced(l);
+        if let Observation::Link(link) = &mut obs {
+            link.instance = empty_side();
+        }
+        obs
+    }
+
+    /// One-way cutover from CatchingUp with the gate passing at `l`: fence, verify, DELETE
+    /// (completed at once), confirm, leaving the machine in Redirecting. Returns the effects.
+    pub fn fence_and_remove(&mut self, l: u128) -> Vec<Effect> {
+        let mut all = Vec::new();
+        let obs = self.sync_equal(Side::SqlServer, l);
+        all.extend(self.answer(obs.clone()));
+        while self.phase() == Phase::CatchingUp {
+            all.extend(self.tick_at_deadline());
+            all.extend(self.answer(obs.clone()));
+        }
+        assert_eq!(self.phase(), Phase::Fencing);
+        all.extend(self.done());
+        let obs = self.fenced(l);
+        all.extend(self.answer(obs));
+        assert_eq!(self.phase(), Phase::RemovingLink);
+        all.extend(self.done());
+        let obs = self.gone(l);
+        all.extend(self.answer(obs));
+        all
+    }
+
     pub fn both_primary(&self) -> Observation {
         self.roles(Side::SqlServer, Some(ReplicaRole::Primary))
     }

@@ -43,6 +43,9 @@ scenarios!(
     cutover_two_way_fails_over_waits_for_backup_and_removes_everything,
     cutover_one_way_keeps_roles_and_redirects_after_removing_the_link,
     guard_link_never_removed_before_the_first_full_backup,
+    guard_one_way_cutover_fences_sql_server_and_removes_the_link_only_when_caught_up,
+    guard_a_failed_failover_is_never_sent_again_without_a_fresh_gate,
+    data_loss_after_a_role_change_or_removal_is_reported,
     cutover_when_the_instance_is_already_primary,
     cutover_on_a_reverse_link,
     cancel_during_creation_removes_what_was_attempted,
@@ -1384,6 +1387,16 @@ pub fn cutover_two_way_fails_over_waits_for_backup_and_removes_everything() {
     let obs = h.backups(Some(h.now));
     let fx = h.answer(obs);
     assert_eq!(phase_events(&fx), ["RemovingLink"]);
+    // Every DELETE follows a reading that shows the instance PRIMARY and SQL Server not.
+    assert!(is_probe(&fx, Probe::Link));
+    let split = h.both_primary();
+    assert!(
+        actions(&h.answer(split)).is_empty(),
+        "no DELETE in a split brain"
+    );
+    h.tick_at_deadline();
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
     assert_eq!(
         instance_op(&fx),
         InstanceOp::DeleteLink {
@@ -1394,6 +1407,9 @@ pub fn cutover_two_way_fails_over_waits_for_backup_and_removes_everything() {
     h.tick_at_deadline();
     h.answer(Observation::OperationRunning);
     h.tick_at_deadline();
+    // The DELETE finished; a reading confirms the link is gone.
+    let fx = h.done();
+    assert!(is_probe(&fx, Probe::Link));
     let fx = h.done();
     assert_eq!(
         phase_events(&fx),
@@ -1420,26 +1436,32 @@ pub fn cutover_two_way_fails_over_waits_for_backup_and_removes_everything() {
 pub fn cutover_one_way_keeps_roles_and_redirects_after_removing_the_link() {
     let mut h = H::new(one_way());
     h.create();
+    // The first full backup is awaited while SQL Server still replicates and takes writes.
     let mut all = h.cmd(Command::Cutover(keep_ag()));
-    all.extend(h.done_all());
-    let obs = h.sync_equal(Side::SqlServer, 1000);
-    all.extend(h.answer(obs.clone()));
-    while h.phase() == Phase::CatchingUp {
-        all.extend(h.tick_at_deadline());
-        all.extend(h.answer(obs.clone()));
-    }
     assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
     let obs = h.backups(Some(h.now));
     all.extend(h.answer(obs));
-    assert_eq!(h.phase(), Phase::RemovingLink);
-    all.extend(h.done());
+    assert_eq!(h.phase(), Phase::PreparingFailover);
+    all.extend(h.done_all());
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    all.extend(h.fence_and_remove(1000));
     assert_eq!(h.phase(), Phase::Redirecting);
+    assert!(h.m.data_loss().is_empty());
     all.extend(h.done());
     assert_eq!(h.phase(), Phase::DroppingDag);
     all.extend(h.done());
     assert_eq!(h.phase(), Phase::Completed, "the AG is kept");
     assert!(!has_failover(&all), "one-way links never change roles");
     let position = |f: &dyn Fn(&Effect) -> bool| all.iter().position(f).unwrap();
+    let fence = position(&|e| {
+        matches!(
+            e,
+            Effect::Source {
+                op: SourceOp::SetRoleSecondary { .. },
+                ..
+            }
+        )
+    });
     let delete = position(&|e| {
         matches!(
             e,
@@ -1467,7 +1489,7 @@ pub fn cutover_one_way_keeps_roles_and_redirects_after_removing_the_link() {
             }
         )
     });
-    assert!(delete < redirect && redirect < drop);
+    assert!(fence < delete && delete < redirect && redirect < drop);
 }
 
 pub fn guard_link_never_removed_before_the_first_full_backup() {
@@ -1475,19 +1497,16 @@ pub fn guard_link_never_removed_before_the_first_full_backup() {
     h.create();
     let seeded = h.now;
     h.cmd(Command::Cutover(keep_ag()));
-    h.done_all();
-    let obs = h.sync_equal(Side::SqlServer, 1000);
-    h.answer(obs.clone());
-    while h.phase() == Phase::CatchingUp {
-        h.tick_at_deadline();
-        h.answer(obs.clone());
-    }
-    let removes = |fx: &[Effect]| {
+    assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+    let moves_on = |fx: &[Effect]| {
         fx.iter().any(|e| {
             matches!(
                 e,
                 Effect::Instance {
-                    op: InstanceOp::DeleteLink { .. },
+                    op: InstanceOp::DeleteLink { .. } | InstanceOp::SetReplicationMode { .. },
+                    ..
+                } | Effect::Source {
+                    op: SourceOp::SetRoleSecondary { .. },
                     ..
                 }
             )
@@ -1495,10 +1514,10 @@ pub fn guard_link_never_removed_before_the_first_full_backup() {
     };
     // A backup finished before seeding began does not count; neither does none.
     let old = h.backups(Some(Timestamp::from_millis(seeded.as_millis() - 3_600_000)));
-    assert!(!removes(&h.answer(old.clone())));
+    assert!(!moves_on(&h.answer(old.clone())));
     loop {
         let fx = h.tick_at_deadline();
-        assert!(!removes(&fx));
+        assert!(!moves_on(&fx));
         if let State::Failed {
             error, retryable, ..
         } = h.m.state()
@@ -1517,12 +1536,259 @@ pub fn guard_link_never_removed_before_the_first_full_backup() {
         } else {
             h.backups(None)
         };
-        assert!(!removes(&h.answer(obs)));
+        assert!(!moves_on(&h.answer(obs)));
     }
-    // Resume keeps waiting; the backup arrives; the link goes.
+    // Resume keeps waiting; the backup arrives; the cutover goes on (catch up, fence, remove).
     h.resume();
     let obs = h.backups(Some(h.now));
-    assert!(removes(&h.answer(obs)));
+    assert!(moves_on(&h.answer(obs)));
+    assert_eq!(h.phase(), Phase::PreparingFailover);
+    h.done_all();
+    let fx = h.fence_and_remove(1000);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Instance {
+            op: InstanceOp::DeleteLink { .. },
+            ..
+        }
+    )));
+}
+
+/// One-way cutover from Fencing with the fence in flight.
+fn fencing() -> H {
+    let mut h = H::new(one_way());
+    h.create();
+    h.cmd(Command::Cutover(keep_ag()));
+    let obs = h.backups(Some(h.now));
+    h.answer(obs);
+    h.done_all();
+    h.pass_gate(Side::ManagedInstance);
+    assert_eq!(h.phase(), Phase::Fencing);
+    h
+}
+
+fn behind(h: &H, source: u128, instance: u128) -> Observation {
+    let mut obs = h.fenced(instance);
+    if let Observation::Link(link) = &mut obs {
+        for d in &mut link.source.databases {
+            d.end_of_log_lsn = Some(Lsn::new(source).unwrap());
+        }
+    }
+    obs
+}
+
+pub fn guard_one_way_cutover_fences_sql_server_and_removes_the_link_only_when_caught_up() {
+    // The fence is SET (ROLE = SECONDARY) on SQL Server, after the gate, before any DELETE.
+    let mut h = fencing();
+    assert_eq!(
+        source_op(&h.m.in_flight()),
+        SourceOp::SetRoleSecondary { dag: h.spec().link }
+    );
+    let fx = h.done();
+    assert!(is_probe(&fx, Probe::Link));
+    // SQL Server wrote log the instance has not hardened (a commit slipped in before the
+    // fence): no DELETE while the gap lasts, whatever the instance's lagging reading says.
+    let obs = behind(&h, 1010, 1000);
+    assert!(actions(&h.answer(obs)).is_empty());
+    assert_eq!(h.phase(), Phase::Fencing);
+    h.tick_at_deadline();
+    let obs = behind(&h, 1010, 1000);
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+    // The gap outlasted the stability window: it is real. Undo the fence (SQL Server holds the
+    // longer log, so forcing it primary loses nothing) and run the gate again.
+    while h.phase() == Phase::Fencing
+        && !h
+            .m
+            .in_flight()
+            .iter()
+            .any(|e| matches!(e, Effect::Source { .. }))
+    {
+        h.tick_at_deadline();
+        let obs = behind(&h, 1010, 1000);
+        let fx = h.answer(obs);
+        assert!(!has_delete_link(&fx));
+    }
+    assert_eq!(
+        source_op(&h.m.in_flight()),
+        SourceOp::ForceFailover { dag: h.spec().link }
+    );
+    let fx = h.done();
+    assert_eq!(phase_events(&fx), ["CatchingUp"]);
+    // SQL Server caught the instance up; the gate passes again; fence, verify, remove.
+    let fx = h.fence_and_remove(1010);
+    assert!(has_delete_link(&fx));
+    assert!(h.m.data_loss().is_empty());
+    assert_eq!(h.phase(), Phase::Redirecting);
+
+    // A transient error of the verifying read reads again; a failure of the fence itself
+    // fails the phase; resume reads SQL Server's role before demoting it again.
+    let mut h = fencing();
+    h.done();
+    h.fail(true);
+    assert_eq!(h.phase(), Phase::Fencing);
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    let mut h = fencing();
+    h.fail(true);
+    assert_eq!(h.phase(), Phase::Failed);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link), "reads the role first: {fx:?}");
+    let obs = h.fenced(1000);
+    let fx = h.answer(obs);
+    assert!(is_probe(&fx, Probe::Link), "already demoted: verify");
+    let obs = h.fenced(1000);
+    assert!(has_delete_link(&h.answer(obs)));
+    // The fence's reply was lost: the role decides; SQL Server still PRIMARY: demote it.
+    let mut h = fencing();
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    let fx = h.answer(obs);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::SetRoleSecondary { dag: h.spec().link }
+    );
+    // The fence was lifted outside milink while verifying: fence again, never DELETE.
+    let mut h = fencing();
+    h.done();
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+    assert!(matches!(source_op(&fx), SourceOp::SetRoleSecondary { .. }));
+    // Failed while fenced: cancel undoes the fence; retry verifies again.
+    let mut h = fencing();
+    h.done();
+    h.fail(false);
+    let fx = h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::Fencing);
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.fenced(1000);
+    let fx = h.answer(obs);
+    assert!(matches!(source_op(&fx), SourceOp::ForceFailover { .. }));
+    h.done();
+    assert_eq!(
+        h.phase(),
+        Phase::AbortingFailover,
+        "restores asynchronous commit"
+    );
+    h.done_all();
+    assert_eq!(h.phase(), Phase::Replicating);
+    let mut h = fencing();
+    h.done();
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    assert_eq!(h.phase(), Phase::Fencing);
+    // Timed out while the instance stays behind: a retryable failure that says why.
+    let mut h = fencing();
+    h.done();
+    h.time_out();
+    match h.m.state() {
+        State::Failed {
+            error, retryable, ..
+        } => {
+            assert!(*retryable);
+            assert!(error.message.contains("fenced"), "{}", error.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A forced failover is refused (one-way), and so is cancel while undoing, which only marks
+    // the undo as final.
+    let mut h = fencing();
+    assert_eq!(h.reject_cmd(ack()), RejectReason::OneWayLink);
+}
+
+pub fn guard_a_failed_failover_is_never_sent_again_without_a_fresh_gate() {
+    // The FAILOVER failed; the workload came back. Resume reads the roles: unchanged, so the
+    // gate runs again on new readings and stays closed while the LSNs move.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(true);
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    assert!(!has_failover(&fx));
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert!(!has_failover(&fx));
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    let mut l = 600;
+    for _ in 0..10 {
+        let obs = h.sync_equal(Side::SqlServer, l);
+        let fx = h.answer(obs);
+        assert!(!has_failover(&fx), "LSNs move: no FAILOVER");
+        l += 7;
+        h.tick_at_deadline();
+    }
+    // Retry after a non-retryable failure does the same.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    assert!(!has_failover(&h.answer(obs)));
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    // Cancel of a failed failover that did not take effect, already synchronous before:
+    // straight back to Replicating.
+    let mut h = H::new(two_way());
+    h.create();
+    h.tick_at_deadline();
+    let obs = h.sync_equal(Side::SqlServer, 5);
+    h.answer(obs);
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    h.done_all();
+    h.pass_gate(Side::ManagedInstance);
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    assert!(!has_failover(&h.answer(obs)));
+    assert_eq!(h.phase(), Phase::Replicating);
+}
+
+pub fn data_loss_after_a_role_change_or_removal_is_reported() {
+    // A planned failover after which SQL Server (now secondary) holds log the instance never
+    // hardened: reported, not hidden.
+    let mut h = reach(Phase::VerifyingRoles);
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        for d in &mut link.source.databases {
+            d.end_of_log_lsn = Some(Lsn::new(900).unwrap());
+        }
+    }
+    let fx = h.answer(obs);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    let reports: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Progress(ProgressEvent::DataLoss { report }) => Some(report.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports.len(), 1, "{fx:?}");
+    assert_eq!(reports[0].side, Side::SqlServer);
+    assert_eq!(h.m.data_loss(), &reports[..]);
+    assert!(reports[0].to_string().contains("DATA LOSS"));
+    // The same failover with equal logs reports nothing.
+    let mut h = reach(Phase::VerifyingRoles);
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert!(h.m.data_loss().is_empty());
+    // One-way: after the DELETE, SQL Server's end of log moved past what the fence verified
+    // (the fence did not hold): reported.
+    let mut h = fencing();
+    h.done();
+    let obs = h.fenced(1000);
+    h.answer(obs);
+    h.done();
+    let mut gone = h.gone(1000);
+    if let Observation::Link(link) = &mut gone {
+        for d in &mut link.source.databases {
+            d.end_of_log_lsn = Some(Lsn::new(1003).unwrap());
+        }
+    }
+    h.answer(gone);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    assert_eq!(h.m.data_loss().len(), 1);
+    assert_eq!(h.m.data_loss()[0].end_of_log, Lsn::new(1003).unwrap());
 }
 
 pub fn cutover_when_the_instance_is_already_primary() {
@@ -1795,8 +2061,8 @@ pub fn cancel_during_catch_up_abandons_the_role_change() {
 }
 
 pub fn cancel_of_a_cutover_before_link_removal() {
-    // One-way, waiting for the backup: restore async and go back to Replicating.
-    let one_way_waiting = |mode: AvailabilityMode| {
+    // One-way, waiting for the backup: nothing changed yet, back to Replicating.
+    let one_way = |mode: AvailabilityMode| {
         let mut h = H::new(one_way());
         h.create();
         h.tick_at_deadline();
@@ -1806,18 +2072,53 @@ pub fn cancel_of_a_cutover_before_link_removal() {
         }
         h.answer(obs);
         h.cmd(Command::Cutover(keep_ag()));
-        h.done_all();
-        h.pass_gate(Side::ManagedInstance);
         assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
         h
     };
-    let mut h = one_way_waiting(AvailabilityMode::AsynchronousCommit);
+    let mut h = one_way(AvailabilityMode::AsynchronousCommit);
     h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::Replicating);
+    // One-way, fenced: undo the fence (SQL Server takes writes again), restore async, back to
+    // Replicating.
+    let fenced = |mode| {
+        let mut h = one_way(mode);
+        let obs = h.backups(Some(h.now));
+        h.answer(obs);
+        h.done_all();
+        h.pass_gate(Side::ManagedInstance);
+        assert_eq!(h.phase(), Phase::Fencing);
+        h.done();
+        h
+    };
+    let mut h = fenced(AvailabilityMode::AsynchronousCommit);
+    let fx = h.cmd(Command::Cancel);
+    assert!(is_probe(&fx, Probe::Link), "reads SQL Server's role first");
+    let obs = h.fenced(1000);
+    let fx = h.answer(obs);
+    assert_eq!(
+        source_op(&fx),
+        SourceOp::ForceFailover { dag: h.spec().link }
+    );
+    h.done();
     assert_eq!(h.phase(), Phase::AbortingFailover);
     h.done_all();
     assert_eq!(h.phase(), Phase::Replicating);
-    let mut h = one_way_waiting(AvailabilityMode::SynchronousCommit);
+    // Cancelled before the fence took effect: SQL Server still PRIMARY, nothing to undo.
+    let mut h = one_way(AvailabilityMode::SynchronousCommit);
+    let obs = h.backups(Some(h.now));
+    h.answer(obs);
+    h.done_all();
+    h.pass_gate(Side::ManagedInstance);
     h.cmd(Command::Cancel);
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    let fx = h.answer(obs);
+    assert!(!fx.iter().any(|e| matches!(
+        e,
+        Effect::Source {
+            op: SourceOp::ForceFailover { .. },
+            ..
+        }
+    )));
     assert_eq!(h.phase(), Phase::Replicating);
     // Two-way, after the cutover's failover: stay failed over.
     let mut h = H::new(two_way());
@@ -1862,6 +2163,9 @@ pub fn cancel_is_refused_after_a_role_change() {
     h.done();
     assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
     h.done();
+    assert_eq!(h.phase(), Phase::DroppingDag);
+    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    h.done();
     assert_eq!(h.phase(), Phase::DroppingAg);
     assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
 }
@@ -1903,10 +2207,26 @@ pub fn cancel_after_a_failure() {
     h.fail_first(false);
     h.cmd(Command::Cancel);
     assert_eq!(h.phase(), Phase::FailedOver);
-    // Failed during the failover itself, or while cancelling: refused.
+    // Failed during the failover itself: the roles are read first. Unchanged: the failover is
+    // abandoned (asynchronous commit restored).
     let mut h = reach(Phase::FailingOver);
     h.fail(false);
-    assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
+    let fx = h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::FailingOver);
+    assert!(is_probe(&fx, Probe::Link), "reads before deciding: {fx:?}");
+    assert!(!has_failover(&fx));
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert!(!has_failover(&fx));
+    assert_eq!(h.phase(), Phase::AbortingFailover);
+    // Changed: too late, the failover is carried through.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    // While cancelling: refused.
     let mut h = reach(Phase::Cancelling);
     h.fail(false);
     assert_eq!(
@@ -2006,10 +2326,25 @@ pub fn reach(phase: Phase) -> H {
             let mut h = reach(Phase::AwaitingFirstFullBackup);
             let obs = h.backups(Some(h.now));
             h.answer(obs);
+            // The reading before the DELETE: the instance is primary.
+            let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+            h.answer(obs);
+            h
+        }
+        Phase::Fencing => {
+            let mut h = H::new(one_way());
+            h.create();
+            h.cmd(Command::Cutover(drop_ag()));
+            let obs = h.backups(Some(h.now));
+            h.answer(obs);
+            h.done_all();
+            h.pass_gate(Side::ManagedInstance);
             h
         }
         Phase::DroppingDag => {
             let mut h = reach(Phase::RemovingLink);
+            h.done();
+            // The reading that confirms the link is gone.
             h.done();
             h
         }
@@ -2042,7 +2377,7 @@ pub fn reach(phase: Phase) -> H {
 }
 
 /// The phases with a step in flight.
-pub const WORKING: [Phase; 21] = [
+pub const WORKING: [Phase; 22] = [
     Phase::PreparingSource,
     Phase::ExchangingTrust,
     Phase::CreatingAg,
@@ -2059,6 +2394,7 @@ pub const WORKING: [Phase; 21] = [
     Phase::FailedOver,
     Phase::Repairing,
     Phase::AwaitingFirstFullBackup,
+    Phase::Fencing,
     Phase::RemovingLink,
     Phase::DroppingDag,
     Phase::DroppingAg,
@@ -2170,6 +2506,7 @@ pub fn crash_resume_reissues_in_flight_steps_with_the_same_ids() {
             Phase::FailingOver
                 | Phase::ForcingFailover
                 | Phase::Repairing
+                | Phase::Fencing
                 | Phase::RemovingLink
                 | Phase::Cancelling
         ) {
@@ -2224,10 +2561,14 @@ pub fn crash_resume_checks_roles_before_reissuing_a_role_change() {
     let (h, fx) = roles_then(|h| h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary)));
     assert!(!has_failover(&fx));
     assert_eq!(h.phase(), Phase::VerifyingRoles);
-    // It did not: issue it again.
-    let (h, fx) = roles_then(|h| h.roles(Side::SqlServer, Some(ReplicaRole::Secondary)));
-    assert!(has_failover(&fx));
+    // It did not: never re-send on readings from before the attempt; run the gate again.
+    let (mut h, fx) = roles_then(|h| h.roles(Side::SqlServer, Some(ReplicaRole::Secondary)));
+    assert!(!has_failover(&fx));
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    assert!(is_probe(&fx, Probe::Link));
+    h.pass_gate(Side::ManagedInstance);
     assert_eq!(h.phase(), Phase::FailingOver);
+    assert!(has_failover(&h.m.in_flight()));
     // Unsettled: look again later.
     let (mut h, fx) = roles_then(|h| h.roles(Side::SqlServer, Some(ReplicaRole::Resolving)));
     assert!(fx.is_empty());
@@ -2482,8 +2823,11 @@ pub fn crash_resume_checks_the_link_before_deleting_it_again() {
     );
     assert_eq!(h.phase(), Phase::RemovingLink);
     h.done();
+    assert_eq!(h.phase(), Phase::RemovingLink, "confirms the removal first");
+    h.done();
     assert_eq!(h.phase(), Phase::DroppingDag);
-    // The instance could not be read: an empty view is not "gone". Delete again.
+    // The instance could not be read: an empty view is not "gone", and no reason to delete
+    // again either. Read again later.
     let mut h = reach(Phase::RemovingLink);
     resumed(&mut h);
     let mut obs = link_gone(&h);
@@ -2491,8 +2835,10 @@ pub fn crash_resume_checks_the_link_before_deleting_it_again() {
         link.unreachable = Some(Side::ManagedInstance);
     }
     let fx = h.answer(obs);
-    assert!(has_delete_link(&fx), "{fx:?}");
+    assert!(!has_delete_link(&fx), "{fx:?}");
     assert_eq!(h.phase(), Phase::RemovingLink);
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
     // A retryable error of the reading reads again later; the removal timeout bounds it.
     let mut h = reach(Phase::RemovingLink);
     resumed(&mut h);
@@ -2524,6 +2870,8 @@ pub fn crash_resume_checks_the_link_before_deleting_it_again() {
     let mut h = H::new(one_way());
     h.create();
     h.cmd(Command::Cutover(keep_ag()));
+    let obs = h.backups(Some(h.now));
+    h.answer(obs);
     h.done_all();
     let obs = h.sync_equal(Side::SqlServer, 1000);
     h.answer(obs.clone());
@@ -2531,13 +2879,11 @@ pub fn crash_resume_checks_the_link_before_deleting_it_again() {
         h.tick_at_deadline();
         h.answer(obs.clone());
     }
-    let obs = h.backups(Some(h.now));
+    h.done();
+    let obs = h.fenced(1000);
     h.answer(obs);
     resumed(&mut h);
-    let mut gone = h.sync_equal(Side::SqlServer, 1000);
-    if let Observation::Link(link) = &mut gone {
-        link.instance = empty_side();
-    }
+    let gone = h.gone(1000);
     let fx = h.answer(gone);
     assert!(!has_delete_link(&fx));
     assert_eq!(
@@ -2625,6 +2971,7 @@ pub fn states_of_earlier_builds_still_load() {
                 options: keep_ag(),
                 redirect: true,
                 removal: RoleChange::Accepted(op(3)),
+                verified: vec![],
             },
         ),
         (
@@ -2648,6 +2995,7 @@ pub fn states_of_earlier_builds_still_load() {
         options: keep_ag(),
         redirect: false,
         removal: RoleChange::Checking,
+        verified: vec![],
     };
     let json = serde_json::to_value(&checking).unwrap();
     assert_eq!(serde_json::from_value::<State>(json).unwrap(), checking);
