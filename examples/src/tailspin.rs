@@ -183,6 +183,10 @@ pub struct RoleChangeReport {
     pub lost_transactions: u64,
     /// The LSNs compared before the role change.
     pub lsn_check: Option<LsnCheck>,
+    /// The machine's evidence of lost transactions (old primary's log beyond what the other
+    /// side hardened), one line per database; empty when every check passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_evidence: Vec<String>,
 }
 
 /// One table compared.
@@ -429,6 +433,21 @@ impl Run {
 
     fn state(&self) -> State {
         self.session.machine().state().clone()
+    }
+
+    /// The machine's data-loss evidence so far, one line each, and printed loudly.
+    fn loss_evidence(&mut self) -> Vec<String> {
+        let lines: Vec<String> = self
+            .session
+            .machine()
+            .data_loss()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for line in &lines {
+            self.n().line(&format!("!!! {line}"));
+        }
+        lines
     }
 
     fn stop_workload(&self, why: &str) {
@@ -699,12 +718,14 @@ impl Run {
             side_name(primary),
             if data_loss { "yes" } else { "no" }
         ));
+        let loss_evidence = self.loss_evidence();
         self.report.failover = Some(RoleChangeReport {
             kind: "planned".into(),
             primary: side_name(primary).into(),
-            data_loss,
+            data_loss: data_loss || !loss_evidence.is_empty(),
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
+            loss_evidence,
         });
         Ok(())
     }
@@ -809,12 +830,14 @@ impl Run {
         }
         self.n().drain();
         self.narrate_redirect();
+        let loss_evidence = self.loss_evidence();
         self.report.failback = Some(RoleChangeReport {
             kind: "failback".into(),
             primary: side_name(Side::SqlServer).into(),
-            data_loss: false,
+            data_loss: !loss_evidence.is_empty(),
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
+            loss_evidence,
         });
         Ok(())
     }
@@ -868,12 +891,14 @@ impl Run {
             if dags == 0 { "dropped" } else { "present" },
             if ags == 0 { "dropped" } else { "present" }
         ));
+        let loss_evidence = self.loss_evidence();
         self.report.failover = Some(RoleChangeReport {
             kind: "cutover".into(),
             primary: side_name(Side::ManagedInstance).into(),
-            data_loss: false,
+            data_loss: !loss_evidence.is_empty(),
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
+            loss_evidence,
         });
         Ok(())
     }
@@ -1206,6 +1231,9 @@ fn print_summary(run: &Run, wall: Duration) {
             if f.data_loss { "yes" } else { "no" },
             f.lost_transactions
         );
+        for line in &f.loss_evidence {
+            let _ = writeln!(s, "  !!!         {line}");
+        }
         if let Some(c) = f.lsn_check {
             let _ = writeln!(
                 s,
@@ -1215,7 +1243,15 @@ fn print_summary(run: &Run, wall: Duration) {
         }
     }
     if let Some(f) = &r.failback {
-        let _ = writeln!(s, "  failback    primary: {}, data loss: no", f.primary);
+        let _ = writeln!(
+            s,
+            "  failback    primary: {}, data loss: {}",
+            f.primary,
+            if f.data_loss { "yes" } else { "no" }
+        );
+        for line in &f.loss_evidence {
+            let _ = writeln!(s, "  !!!         {line}");
+        }
     }
     for p in &r.parity {
         let _ = writeln!(

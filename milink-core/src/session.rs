@@ -56,9 +56,9 @@ use tracing::Instrument;
 use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
 use crate::lifecycle::{
-    AssessmentOutcome, Command, CutoverOptions, Effect, FailoverKind, LinkName, LinkObservation,
-    LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side, SpecError, State,
-    StepError, StepId,
+    AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, FailoverKind, LinkName,
+    LinkObservation, LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side,
+    SpecError, State, StepError, StepId,
 };
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
@@ -170,6 +170,10 @@ pub struct SessionStatus {
     /// Where the workload was last told to connect (computed at the last role change in this
     /// process; `None` before one). Its connection string shows `Password=***`.
     pub redirect: Option<RedirectTarget>,
+    /// Evidence that a role change or the link's removal lost transactions (the old primary
+    /// holds log the other side never hardened). Empty when every check passed. A cutover
+    /// that lost data still ends `Completed` (the link is gone); this says so.
+    pub data_loss: Vec<DataLoss>,
 }
 
 /// The user-level operations of a link.
@@ -1145,6 +1149,7 @@ where
             journal_path: self.journal_path.clone(),
             journal_records: core.next_seq,
             redirect: core.last_redirect.clone(),
+            data_loss: core.machine.data_loss().to_vec(),
         }
     }
 

@@ -261,6 +261,18 @@ class StepErrorInfo(TypedDict):
     retryable: bool
 
 @type_check_only
+class DataLossReport(TypedDict):
+    """Evidence that a role change or the link's removal lost transactions: ``side`` (the old
+    primary) ended its log at ``end_of_log``, but the other side hardened only ``hardened``."""
+
+    database: str
+    side: _Side
+    end_of_log: str
+    hardened: Optional[str]
+    seen_at: int
+    context: str
+
+@type_check_only
 class SessionStatus(TypedDict):
     link: str
     state: str
@@ -277,6 +289,8 @@ class SessionStatus(TypedDict):
     journal_records: int
     redirect: Optional[RedirectStatus]
     """Where the workload was last told to connect (in this process), or None."""
+    data_loss: List[DataLossReport]
+    """Transactions a role change or the link's removal lost, as evidence; empty when none."""
 
 _SessionEvent = Dict[str, Any]
 """One key, the event's kind (``StateChanged``, ``StepStarted``, ``StepRetrying``,
