@@ -1701,8 +1701,9 @@ impl Machine {
                         false,
                     ),
                 };
-                if stable.readings >= 2
-                    && now.since(stable.since) >= self.spec.options.stability_window
+                if (stable.readings >= 2
+                    && now.since(stable.since) >= self.spec.options.stability_window)
+                    || self.mutated_stability()
                 {
                     return Ok(self.after_catch_up(plan, stable.lsns, now));
                 }
@@ -2226,11 +2227,11 @@ impl Machine {
             .iter()
             .all(|name| match log_ends(link, name) {
                 (Some(source), Some(instance)) => {
-                    source == instance
+                    (source == instance || self.mutated_equality())
                         && verified
                             .iter()
                             .find(|(n, _)| n == name)
-                            .is_none_or(|(_, l)| *l == source)
+                            .is_none_or(|(_, l)| *l == source || self.mutated_equality())
                 }
                 (Some(_) | None, None) | (None, Some(_)) => false,
             })
@@ -2313,6 +2314,30 @@ impl Machine {
         events
     }
 
+    /// Feature `mutations` only: the LSN-equality checks are switched off.
+    fn mutated_equality(&self) -> bool {
+        #[cfg(feature = "mutations")]
+        {
+            self.spec.options.mutations.skip_lsn_equality
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            false
+        }
+    }
+
+    /// Feature `mutations` only: the stability requirement is switched off.
+    fn mutated_stability(&self) -> bool {
+        #[cfg(feature = "mutations")]
+        {
+            self.spec.options.mutations.skip_stability
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            false
+        }
+    }
+
     fn report_loss(&mut self, report: DataLoss) -> Effect {
         self.data_loss.push(report.clone());
         Effect::Progress(ProgressEvent::DataLoss { report })
@@ -2374,7 +2399,7 @@ impl Machine {
                 let mut lsns = Vec::with_capacity(names.len());
                 for name in &names {
                     if let (Some(source), Some(instance)) = log_ends(&link, name)
-                        && source == instance
+                        && (source == instance || self.mutated_equality())
                     {
                         lsns.push((name.clone(), source));
                     }
@@ -3281,7 +3306,7 @@ impl Machine {
                 Side::SqlServer => (primary_end, target_hardened),
                 Side::ManagedInstance => (target_hardened, primary_end),
             };
-            if source != instance {
+            if source != instance && !self.mutated_equality() {
                 return Err(CatchUpBlocker::LsnsNotEqual {
                     database: name,
                     source,
@@ -3290,6 +3315,7 @@ impl Machine {
             }
             if let Some(seen) = partner_hardened
                 && seen != primary_end
+                && !self.mutated_equality()
             {
                 let (source, instance) = match primary {
                     Side::SqlServer => (primary_end, seen),

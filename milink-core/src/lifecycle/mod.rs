@@ -36,6 +36,8 @@ pub use input::{
 pub use machine::{Machine, RejectReason, Rejected, Step};
 pub use render::{RenderContext, RenderError};
 pub use seeding::SeedingFailure;
+#[cfg(feature = "mutations")]
+pub use spec::Mutations;
 pub use spec::{
     FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, SpecError, TargetSpec,
 };

@@ -111,6 +111,21 @@ pub struct MachineOptions {
     pub first_backup_timeout: Duration,
     /// Longest wait for any single other step (T-SQL batch, ARM operation).
     pub step_timeout: Duration,
+    /// Guards switched off, to show that the tests fail without them (feature `mutations`,
+    /// tests only).
+    #[cfg(feature = "mutations")]
+    #[serde(skip)]
+    pub mutations: Mutations,
+}
+
+/// Guards a mutation test switches off (feature `mutations`; never in a real build).
+#[cfg(feature = "mutations")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mutations {
+    /// The catch-up gate and the fence's check accept unequal LSNs.
+    pub skip_lsn_equality: bool,
+    /// The catch-up gate passes on the first equal reading (no stability window, one reading).
+    pub skip_stability: bool,
 }
 
 impl Default for MachineOptions {
@@ -124,6 +139,8 @@ impl Default for MachineOptions {
             failover_timeout: Duration::from_secs(15 * 60),
             first_backup_timeout: Duration::from_secs(24 * 3600),
             step_timeout: Duration::from_secs(10 * 60),
+            #[cfg(feature = "mutations")]
+            mutations: Mutations::default(),
         }
     }
 }
