@@ -61,8 +61,10 @@
 //!   PRIMARY and the target SECONDARY, every database is SYNCHRONIZED on the target, and
 //!   `last_hardened_lsn` is equal on both sides for every database and unchanged for at least
 //!   two consecutive readings spanning `stability_window`. Any change of any LSN restarts the
-//!   window. The failover uses T-SQL when SQL Server is the current primary and the build has
-//!   `tsql_failover`, otherwise ARM `failover` Planned.
+//!   window. A failed or unconfirmed failover whose roles are unchanged returns to CatchingUp:
+//!   the FAILOVER is never sent again on readings taken before the last attempt. The failover
+//!   uses T-SQL when SQL Server is the current primary and the build has `tsql_failover`,
+//!   otherwise ARM `failover` Planned.
 //! - **Forced failover** (two-way links only; needs an acknowledgement naming the link; refused
 //!   while a database on the target is REVERTING or INITIALIZING in the latest reading):
 //!   ForcingFailover (ARM `ForcedAllowDataLoss` when the instance becomes primary, T-SQL
@@ -79,13 +81,20 @@
 //!   `RepairSplitBrain { keep }` → Repairing (T-SQL `SET (ROLE = SECONDARY)` on SQL Server, or
 //!   ARM `setRole` Secondary/Forced on the instance) → VerifyingRoles → Redirecting{keep} →
 //!   Replicating (kept the initial primary) or FailedOver{data_loss_possible: true}.
-//! - **Cutover** from Replicating or FailedOver. If SQL Server is primary, catch up as for a
-//!   planned failover; then two-way links fail over (FailingOver, VerifyingRoles,
-//!   Redirecting{instance}) while one-way links keep the roles. If the instance is already
-//!   primary, no catch-up is needed. Then AwaitingFirstFullBackup → RemovingLink (ARM DELETE) →
-//!   (one-way only: Redirecting{instance}, after the instance is writable and before anything
-//!   is dropped) → DroppingDag → DroppingAg (if asked) → Completed. If the DELETE's reply was
-//!   lost, the link resource is read first and the DELETE is sent again only while it exists.
+//! - **Cutover** from Replicating or FailedOver. Two-way links with SQL Server primary catch up
+//!   as for a planned failover and fail over (FailingOver, VerifyingRoles,
+//!   Redirecting{instance}), then AwaitingFirstFullBackup → RemovingLink. One-way links keep the
+//!   roles: AwaitingFirstFullBackup first (SQL Server still replicates and takes writes), then
+//!   PreparingFailover → CatchingUp → Fencing (`SET (ROLE = SECONDARY)` on SQL Server, then
+//!   readings until SQL Server's end of log equals what the instance hardened; a gap that
+//!   outlasts the stability window undoes the fence with `FORCE_FAILOVER_ALLOW_DATA_LOSS` on SQL
+//!   Server and runs the gate again) → RemovingLink → Redirecting{instance} (after the instance
+//!   is writable and before anything is dropped). If the instance is already primary, no
+//!   catch-up is needed. Then DroppingDag → DroppingAg (if asked) → Completed. Every `DELETE`
+//!   follows a reading that passes the removal gate and is confirmed by another reading, which
+//!   for a one-way link also checks that SQL Server's end of log did not move past what the
+//!   fence verified ([`Machine::data_loss`] otherwise). If the DELETE's reply was lost, the link
+//!   resource is read first and the DELETE is sent again only while it exists.
 //!   A full backup counts when it finished at or after: the time the last role change that made
 //!   the instance primary was issued; for one-way links, the time seeding began (the instance
 //!   cannot back up a database before seeding made it); no bound when the instance was the
