@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use milink_core::lifecycle::{AssessmentOutcome, Side};
+use milink_core::names::{DatabaseName, SqlVersion};
 use milink_core::ports::Journal;
 use milink_core::sim::{
     Lab, Sim, SimConfig, SimManagedInstance, SimSqlServer, WorkloadRedirect, WorkloadSpec,
 };
 use milink_core::{Session, SessionError, SessionOptions};
+
+pub mod scenarios;
 
 /// A session over the simulated servers.
 pub type SimSession<J> = Session<SimSqlServer, SimManagedInstance, J>;
@@ -31,6 +34,25 @@ pub fn lab(seed: u64) -> Lab {
 /// The Tailspin lab with a configuration.
 pub fn lab_with(config: SimConfig) -> Lab {
     match Lab::tailspin_with(config) {
+        Ok(lab) => lab,
+        Err(e) => panic!("the lab's names are valid: {e}"),
+    }
+}
+
+/// SQL Server 2019 CU20: the link is one-way (no failback, `failoverMode None`).
+pub const SQL_2019_CU20: SqlVersion = SqlVersion::new(15, 0, 4312, 2);
+/// SQL Server 2022 CU12: two-way, but without T-SQL `FAILOVER` on the DAG (CU13), so planned
+/// failovers go through ARM.
+pub const SQL_2022_CU12: SqlVersion = SqlVersion::new(16, 0, 4115, 5);
+
+/// The Tailspin lab with TailspinSql running `version`.
+pub fn lab_on(version: SqlVersion, config: SimConfig) -> Lab {
+    let built = Lab::tailspin_topology(config.start).and_then(|mut topology| {
+        topology.source.version = version;
+        let database = DatabaseName::new(Lab::TOYSTORE)?;
+        Lab::from_topology(topology, config, &database)
+    });
+    match built {
         Ok(lab) => lab,
         Err(e) => panic!("the lab's names are valid: {e}"),
     }

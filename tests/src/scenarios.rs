@@ -1,0 +1,139 @@
+//! The reproductions of the catch-up gate review as reusable scenarios: the end-to-end tests
+//! run them as they are, the mutation tests run them with a guard switched off. Loss is counted
+//! by the rows the data holds (which transactions each copy of ToyStore holds), not by what the
+//! machine believes.
+
+use std::time::Duration;
+
+use milink_core::lifecycle::{CutoverOptions, FailoverKind, LinkSpec, Side, State};
+use milink_core::sim::{Call, Fault, InjectedError, InstanceCall, SimConfig, Trigger};
+use milink_core::{LinkSession, MemoryJournal};
+
+use crate::{SQL_2019_CU20, SQL_2022_CU12, create, lab_on, options, pass, ready, workload};
+
+/// What a run left behind, by the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Transactions SQL Server's copy holds that the managed instance's copy does not.
+    pub missing_on_instance: u64,
+    /// Transactions the simulator counted lost at a role change or removal.
+    pub lost: u64,
+    /// Data-loss reports the machine raised.
+    pub reported: usize,
+    /// The run ended as the test expects (Completed, FailedOver).
+    pub finished: bool,
+}
+
+/// A one-way cutover (SQL Server 2019 CU20) while the application still writes a trickle
+/// (0.05 transactions per second) to SQL Server, then keeps writing wherever the redirect hook
+/// sends it.
+pub async fn one_way_trickle_cutover(
+    seed: u64,
+    config: SimConfig,
+    tweak: &dyn Fn(&mut LinkSpec),
+) -> Outcome {
+    let mut lab = lab_on(SQL_2019_CU20, config);
+    tweak(&mut lab.spec);
+    assert!(!lab.spec.is_two_way());
+    let s = create(&lab, MemoryJournal::new(), options(seed)).expect("scenario step");
+    s.record_assessment(ready()).await.expect("scenario step");
+    s.start().await.expect("scenario step");
+    workload(&lab, Side::SqlServer, 0.05);
+    pass(&lab, Duration::from_secs(120));
+    let result = s.cutover(CutoverOptions::default()).await;
+    // The application goes on for a minute after the cutover.
+    pass(&lab, Duration::from_secs(60));
+    lab.sim.stop_workload();
+    let db = &lab.database;
+    Outcome {
+        missing_on_instance: lab
+            .sim
+            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
+            .0,
+        lost: lab.sim.lost_transactions(db),
+        reported: s.status().data_loss.len(),
+        finished: result.is_ok() && s.machine().state() == &State::Completed,
+    }
+}
+
+/// A planned failover through ARM (SQL Server 2022 CU12) whose first call fails; the
+/// application comes back at 50 transactions per second before the retry, and stops two minutes
+/// into it. Returns the outcome and how many ARM failover calls were made.
+pub async fn retried_failover_with_the_workload_back(
+    seed: u64,
+    config: SimConfig,
+    tweak: &dyn Fn(&mut LinkSpec),
+) -> (Outcome, u32) {
+    let mut lab = lab_on(SQL_2022_CU12, config);
+    tweak(&mut lab.spec);
+    assert!(lab.spec.is_two_way());
+    assert!(!lab.spec.capabilities().tsql_failover);
+    let failover = Call::Instance(InstanceCall::Failover);
+    lab.sim.inject(
+        Trigger::OnCall {
+            call: failover,
+            nth: 1,
+        },
+        Fault::Fail(InjectedError {
+            code: "arm:409:DistributedAvailabilityGroupSetRoleFailed".to_owned(),
+            message: "Set role failed (injected)".to_owned(),
+            transient: false,
+            retry_after: None,
+        }),
+    );
+    let s = create(&lab, MemoryJournal::new(), options(seed)).expect("scenario step");
+    s.record_assessment(ready()).await.expect("scenario step");
+    s.start().await.expect("scenario step");
+    workload(&lab, Side::SqlServer, 10.0);
+    pass(&lab, Duration::from_secs(60));
+    lab.sim.stop_workload();
+    assert!(s.failover(FailoverKind::Planned).await.is_err());
+    assert!(matches!(s.machine().state(), State::Failed { .. }));
+    // The application is back, at 50 tps, and the operator retries. The machine must not
+    // send the failover again until the gate passes on new readings.
+    workload(&lab, Side::SqlServer, 50.0);
+    pass(&lab, Duration::from_secs(5));
+    let sim = lab.sim.clone();
+    let stopper = tokio::spawn(async move {
+        // The application is stopped two minutes of virtual time into the retry.
+        let until = sim.now().plus(Duration::from_secs(120));
+        loop {
+            tokio::task::yield_now().await;
+            if sim.now() >= until {
+                sim.stop_workload();
+                break;
+            }
+        }
+    });
+    let result = s.retry().await;
+    stopper.abort();
+    lab.sim.stop_workload();
+    let db = &lab.database;
+    let calls = lab
+        .sim
+        .with_world(|w| w.faults.calls.get(&failover).copied().unwrap_or(0));
+    let outcome = Outcome {
+        missing_on_instance: lab
+            .sim
+            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
+            .0,
+        lost: lab.sim.lost_transactions(db),
+        reported: s.status().data_loss.len(),
+        finished: result.is_ok()
+            && matches!(
+                s.machine().state(),
+                State::FailedOver {
+                    primary: Side::ManagedInstance,
+                    ..
+                }
+            ),
+    };
+    (outcome, calls)
+}
+
+impl Outcome {
+    /// Nothing lost by any measure, nothing reported.
+    pub fn clean(&self) -> bool {
+        self.missing_on_instance == 0 && self.lost == 0 && self.reported == 0
+    }
+}

@@ -1,0 +1,53 @@
+//! Mutation tests: the end-to-end scenarios of `no_commit_lost.rs` with a guard of the
+//! catch-up gate switched off must lose data, counted by the rows the data holds. Run with
+//! `cargo test -p milink-tests --features mutations --test mutations` (the test script does).
+#![cfg(feature = "mutations")]
+
+use std::time::Duration;
+
+use milink_core::lifecycle::{LinkSpec, Mutations};
+use milink_core::sim::SimConfig;
+use milink_tests::scenarios::{Outcome, one_way_trickle_cutover, retried_failover_with_the_workload_back};
+
+/// Runs every scenario with `mutations` and returns (runs, runs that lost data, transactions
+/// lost in all).
+async fn run_suite(mutations: Mutations) -> (u32, u32, u64) {
+    let tweak = move |spec: &mut LinkSpec| spec.options.mutations = mutations;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for seed in 1..=5 {
+        outcomes.push(one_way_trickle_cutover(seed, SimConfig::with_seed(seed), &tweak).await);
+        for lag in [0, 2] {
+            let config = SimConfig {
+                arm_reading_lag: Duration::from_secs(lag),
+                ..SimConfig::with_seed(seed)
+            };
+            outcomes.push(retried_failover_with_the_workload_back(seed, config, &tweak).await.0);
+        }
+    }
+    let runs = outcomes.len() as u32;
+    let lossy = outcomes.iter().filter(|o| o.missing_on_instance > 0 || o.lost > 0).count() as u32;
+    let lost = outcomes.iter().map(|o| o.missing_on_instance.max(o.lost)).sum();
+    (runs, lossy, lost)
+}
+
+#[tokio::test]
+async fn the_suite_fails_without_the_lsn_equality_check_or_the_stability_window() {
+    let intact = run_suite(Mutations::default()).await;
+    let no_equality = run_suite(Mutations {
+        skip_lsn_equality: true,
+        ..Mutations::default()
+    })
+    .await;
+    let no_stability = run_suite(Mutations {
+        skip_stability: true,
+        ..Mutations::default()
+    })
+    .await;
+    eprintln!("runs, runs that lost data, transactions lost:");
+    eprintln!("  intact gate:          {intact:?}");
+    eprintln!("  no LSN equality:      {no_equality:?}");
+    eprintln!("  no stability window:  {no_stability:?}");
+    assert_eq!(intact.1, 0, "the intact gate loses nothing: {intact:?}");
+    assert!(no_equality.1 > 0, "without LSN equality data is lost: {no_equality:?}");
+    assert!(no_stability.1 > 0, "without the stability window data is lost: {no_stability:?}");
+}
