@@ -1291,3 +1291,5 @@ async fn the_application_shows_as_a_client_session_where_it_runs() {
     rig.sim().stop_workload();
     assert!(rig.mi.workload_activity(&dbs).await.unwrap().is_quiet());
 }
+
+mod loss;
