@@ -143,6 +143,15 @@ impl World {
         {
             return not_synchronizing("a database has not joined (still seeding)");
         }
+        let diverged = r.databases.iter().any(|(db, d)| {
+            d.reverting_until.is_some()
+                || self
+                    .database(p.other(), db)
+                    .is_some_and(|x| x.end.lsn > d.common.lsn)
+        });
+        if diverged {
+            return not_synchronizing("a secondary database is REVERTING");
+        }
         let max = self.config.arm_planned_failover_max_send_queue_kb;
         for (db, d) in &r.databases {
             let queue_kb = self

@@ -2263,9 +2263,10 @@ impl World {
     }
 
     /// Whether the secondary copy of every database of `link` on `side` can start as primary
-    /// (not seeding, not restoring).
+    /// (not seeding, not restoring, not REVERTING).
     pub(crate) fn can_become_primary(&self, link: &LinkName, side: Side) -> bool {
         let dbs = self.link_databases(link);
+        let secondary = self.role(side, link) != Some(ReplicaRole::Primary);
         !dbs.is_empty()
             && dbs.iter().all(|db| {
                 self.db_state(side, db) == Some(DbState::Online)
@@ -2273,7 +2274,10 @@ impl World {
                         .replications
                         .get(link)
                         .and_then(|r| r.databases.get(db))
-                        .is_none_or(|d| matches!(d.phase, ReplicaPhase::Synchronizing))
+                        .is_none_or(|d| {
+                            matches!(d.phase, ReplicaPhase::Synchronizing)
+                                && !(secondary && d.reverting_until.is_some())
+                        })
             })
     }
 

@@ -698,6 +698,24 @@ async fn a_demoted_old_primary_is_reverting_until_it_undoes_its_tail() {
     let v = rig.sql_view().await;
     assert_eq!(v.sync_state, Some(SyncState::Reverting));
     assert_eq!(v.end_of_log_lsn, divergent_end);
+    // A REVERTING database cannot become primary, forced or planned.
+    let e = rig
+        .tsql(SourceOp::ForceFailover { dag: link.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "sql:41142");
+    let e = rig
+        .mi
+        .begin(&InstanceOp::Failover {
+            link: link.clone(),
+            failover_type: ArmFailoverType::Planned,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e),
+        "arm:409:DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing"
+    );
     rig.sleep(Duration::from_secs(35)).await;
     let v = rig.sql_view().await;
     assert_eq!(v.sync_state, Some(SyncState::Synchronizing));
