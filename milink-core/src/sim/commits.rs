@@ -10,7 +10,7 @@
 //! or a fence ends the wait with an error instead.
 //!
 //! At every role change and every removal of the link, the transactions the old primary holds
-//! and the surviving primary does not are counted lost ([`World::count_loss`]), once each.
+//! and the surviving primary does not are counted lost, once each ([`World::missing_transactions`] tells what one copy lacks).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -9,6 +9,14 @@
 //! `last_hardened_lsn` per side, the instance's automatic backups, ARM long-running operations
 //! with latencies and `Retry-After`, certificates with expiry, and faults ([`faults`]).
 //!
+//! It can lose data, and counts loss by what the copies hold ([`commits`]): every transaction
+//! has an id and every copy of a database knows which ids it holds; at each role change and
+//! each removal of the link, what the old primary holds beyond the surviving primary is lost.
+//! Commits in synchronous commit wait for the secondary (up to the DAG's `SESSION_TIMEOUT`);
+//! each replica of SQL Server's DAG has its own availability mode; ARM's view of the link lags
+//! ([`SimConfig::arm_reading_lag`]); the application can hold transactions open, and a system
+//! writer can add log of its own ([`SimConfig::background_log_interval`]).
+//!
 //! Time is virtual: [`SimClock`] implements [`Timer`](crate::time::Timer) by advancing the world,
 //! never by sleeping. Every random choice comes from one seeded generator, so the same seed and
 //! the same calls give the same run.

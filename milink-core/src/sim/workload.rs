@@ -97,8 +97,8 @@ pub struct DbData {
     pub truncated_to: u128,
     /// The transactions (by id) whose effects this copy holds, whether or not their log records
     /// are still in `log`. Rows present at the start carry no id. Ids that every copy of the
-    /// database holds may be forgotten by all copies together to bound memory
-    /// ([`DbData::forget_common`]); what one copy holds and another lacks is never forgotten.
+    /// database holds may be forgotten by all copies together to bound memory; what one copy
+    /// holds and another lacks is never forgotten.
     #[serde(default)]
     pub held: BTreeMap<u64, HeldTxn>,
 }

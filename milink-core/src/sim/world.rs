@@ -3,7 +3,8 @@
 //!
 //! [`World::advance_to`] runs the world forward: the workload commits (the primary's LSN
 //! advances), log ships at the link's bandwidth and latency (the secondary's
-//! `last_hardened_lsn` follows), seeding progresses at its rate and restarts after a disconnect,
+//! `last_hardened_lsn` follows, and commits waiting for it are acknowledged), seeding progresses
+//! at its rate and restarts after a disconnect, a demoted old primary reverts its divergent tail,
 //! long-running ARM operations complete, and the managed instance takes its automatic backups.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
