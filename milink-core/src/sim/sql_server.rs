@@ -396,14 +396,8 @@ impl World {
                 self.remove_replication(dag);
                 if d.role != ReplicaRole::Primary {
                     // The forwarder's databases stop being a replica: they are left restoring.
-                    let dbs = self
-                        .source
-                        .ags
-                        .get(&d.sql_ag)
-                        .map(|a| a.databases.clone())
-                        .unwrap_or_default();
-                    for db in dbs {
-                        if let Some(x) = self.source.databases.get_mut(&db) {
+                    for db in &dbs {
+                        if let Some(x) = self.source.databases.get_mut(db) {
                             x.state = DbState::Restoring;
                         }
                     }
