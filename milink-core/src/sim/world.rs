@@ -1494,24 +1494,25 @@ impl World {
     /// (idle between commits), and each one it holds a transaction open in (with the count and
     /// start of its open transactions). None when it uses none of them.
     pub fn client_sessions(&self, side: Side, databases: &[DatabaseName]) -> WorkloadActivity {
-        let mut used: BTreeSet<&DatabaseName> = BTreeSet::new();
-        if let Some(w) = self
+        let workload_db = self
             .workload
             .as_ref()
             .filter(|w| w.running && w.spec.target == side)
-        {
-            used.insert(&w.spec.database);
-        }
-        used.extend(
-            self.open_transactions
-                .iter()
-                .filter(|o| o.side == side)
-                .map(|o| &o.database),
-        );
-        let sessions = used
+            .map(|w| &w.spec.database);
+        // The workload's session keeps its id; a transaction held open in another database has
+        // a session of its own.
+        let others: BTreeSet<&DatabaseName> = self
+            .open_transactions
+            .iter()
+            .filter(|o| o.side == side && Some(&o.database) != workload_db)
+            .map(|o| &o.database)
+            .collect();
+        let used = workload_db
+            .map(|db| (db, APP_SESSION_ID))
             .into_iter()
-            .filter(|db| databases.contains(db))
-            .zip(APP_SESSION_ID..)
+            .chain(others.into_iter().zip(APP_SESSION_ID.saturating_add(1)..));
+        let mut sessions: Vec<ClientSession> = used
+            .filter(|(db, _)| databases.contains(db))
             .map(|(db, session_id)| {
                 let open: Vec<&OpenTransaction> = self
                     .open_transactions
@@ -1530,6 +1531,7 @@ impl World {
                 }
             })
             .collect();
+        sessions.sort_by(|a, b| (&a.database, a.session_id).cmp(&(&b.database, b.session_id)));
         WorkloadActivity { sessions }
     }
 

@@ -476,6 +476,22 @@ async fn a_held_open_transaction_shows_in_client_sessions_until_it_commits() {
     let on_sql = rig.sql.workload_activity(&dbs).await.unwrap();
     assert_eq!(on_sql.sessions.len(), 1);
     assert_eq!(on_sql.sessions[0].open_transactions, 1);
+    // One held open in another database is a session of its own.
+    let other = DatabaseName::new(Lab::CUSTOMER360).unwrap();
+    rig.sim()
+        .hold_open_transaction(Side::SqlServer, &other, Duration::from_secs(5))
+        .unwrap();
+    let both = rig
+        .sql
+        .workload_activity(&[db.clone(), other.clone()])
+        .await
+        .unwrap();
+    let ids: Vec<(&str, u16, u32)> = both
+        .sessions
+        .iter()
+        .map(|s| (s.database.as_str(), s.session_id, s.open_transactions))
+        .collect();
+    assert_eq!(ids, [(Lab::CUSTOMER360, 58, 1), (Lab::TOYSTORE, 57, 1)]);
     rig.sim().stop_workload();
     rig.sleep(Duration::from_secs(20)).await;
     assert_eq!(rows(&rig), before + rig.sim().workload_stats().rows);
