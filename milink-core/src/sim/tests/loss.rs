@@ -743,3 +743,46 @@ async fn a_demoted_old_primary_is_reverting_until_it_undoes_its_tail() {
     );
     assert!(rig.sim().parity(&db).unwrap().all_match());
 }
+
+#[tokio::test]
+async fn set_role_secondary_on_the_instance_loses_what_it_wrote_in_the_split_brain() {
+    let rig = Rig::new(55);
+    let db = rig.db();
+    let link = rig.link();
+    rig.create_link().await.unwrap();
+    rig.until_joined().await;
+    rig.sim().partition(Duration::from_secs(300));
+    rig.sleep(Duration::from_secs(1)).await;
+    rig.arm(InstanceOp::Failover {
+        link: link.clone(),
+        failover_type: ArmFailoverType::ForcedAllowDataLoss,
+    })
+    .await
+    .unwrap();
+    // Nothing was unshipped on SQL Server: the force lost nothing.
+    assert_eq!(rig.sim().lost_transactions(&db), 0);
+    let on_mi: Vec<Committed> = (0..2)
+        .map(|_| rig.sim().commit(Side::ManagedInstance, &db, 3).unwrap())
+        .collect();
+    assert!(on_mi.iter().all(|c| c.status == CommitStatus::Acknowledged));
+    // The split brain is ended keeping SQL Server: the instance's writes are lost.
+    rig.arm(InstanceOp::SetRole {
+        link: link.clone(),
+        role: Side::SqlServer,
+        change: crate::lifecycle::RoleChangeType::Forced,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rig.sim().with_world(|w| w.primary_of(&link)),
+        Some(Side::SqlServer)
+    );
+    assert_eq!(rig.sim().lost_transactions(&db), 2);
+    assert_eq!(lost_rows(&rig), 6);
+    assert_eq!(rig.sim().lost_acknowledged_transactions(&db), 2);
+    // Healed, the instance undoes them and follows SQL Server again.
+    rig.sleep(Duration::from_secs(400)).await;
+    assert!(on_mi.iter().all(|c| !instance_holds(&rig, c.id)));
+    assert!(rig.sim().parity(&db).unwrap().all_match());
+    assert_eq!(rig.sim().lost_transactions(&db), 2);
+}
