@@ -64,13 +64,8 @@ impl ManagedInstance for SimManagedInstance {
         let mut w = self.sim.lock();
         let latency = w.config.arm.request;
         w.enter_call(Call::InstanceLinkState, latency)?;
-        let dbs = w
-            .instance
-            .links
-            .get(link)
-            .map(|l| l.properties.databases.clone())
-            .unwrap_or_default();
-        Ok(w.side_view(Side::ManagedInstance, link, &dbs))
+        // ARM reports what the service last refreshed (`SimConfig::arm_reading_lag`).
+        Ok(w.arm_link_view(link))
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
@@ -117,6 +112,79 @@ fn not_found(link: &LinkName) -> PortError {
 }
 
 impl World {
+    /// The preconditions of ARM planned failover: the replicas connected, every database joined
+    /// (SYNCHRONIZING or SYNCHRONIZED), and no log send queue above
+    /// [`SimConfig::arm_planned_failover_max_send_queue_kb`](super::SimConfig).
+    fn arm_planned_failover_precheck(&self, link: &LinkName) -> Result<(), PortError> {
+        let not_synchronizing = |why: &str| {
+            Err(errors::arm(
+                409,
+                "DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
+                format!(
+                    "Planned failover needs synchronizing secondaries: {why}. Wait until every \
+                     database of the link is SYNCHRONIZING or SYNCHRONIZED."
+                ),
+            ))
+        };
+        let Some(r) = self.replications.get(link) else {
+            return not_synchronizing("the link is not replicating");
+        };
+        let Some(p) = self.primary_of(link) else {
+            return not_synchronizing("the link has no single primary replica");
+        };
+        if !r.connected {
+            return not_synchronizing("the replicas are not connected");
+        }
+        if r.databases.is_empty()
+            || !r
+                .databases
+                .values()
+                .all(|d| matches!(d.phase, ReplicaPhase::Synchronizing))
+        {
+            return not_synchronizing("a database has not joined (still seeding)");
+        }
+        let diverged = r.databases.iter().any(|(db, d)| {
+            d.reverting_until.is_some()
+                || self
+                    .database(p.other(), db)
+                    .is_some_and(|x| x.end.lsn > d.common.lsn)
+        });
+        if diverged {
+            return not_synchronizing("a secondary database is REVERTING");
+        }
+        let max = self.config.arm_planned_failover_max_send_queue_kb;
+        for (db, d) in &r.databases {
+            let queue_kb = self
+                .database(p, db)
+                .map_or(0, |x| x.bytes_after(d.sent_upto).div_ceil(1024));
+            if queue_kb > max {
+                return Err(errors::arm(
+                    409,
+                    "DistributedAvailabilityGroupFailoverLogSendQueueSizeTooBig",
+                    format!(
+                        "The log send queue of '{db}' is {queue_kb} KB, more than a planned \
+                         failover accepts ({max} KB). Pause the workload and retry once the \
+                         secondary caught up."
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// ARM `setRole` Secondary: the instance gives up the primary role. With SQL Server primary
+    /// (a split brain) the instance's divergent tail is lost; otherwise nothing is primary
+    /// until one side is made primary again.
+    fn demote_instance(&mut self, link: &LinkName) {
+        let was_primary = self.role(Side::ManagedInstance, link) == Some(ReplicaRole::Primary);
+        self.set_role(Side::ManagedInstance, link, ReplicaRole::Secondary);
+        if was_primary && self.role(Side::SqlServer, link) == Some(ReplicaRole::Primary) {
+            for db in self.link_databases(link) {
+                self.count_loss(&db, Side::ManagedInstance, Side::SqlServer);
+            }
+        }
+    }
+
     fn operation_url(&self, collection: &str, id: &str) -> String {
         format!(
             "https://management.azure.com/subscriptions/{}/providers/Microsoft.Sql/locations/{}/{collection}OperationResults/{id}?api-version={API_VERSION}",
@@ -353,15 +421,7 @@ impl World {
                                  SQL Server.",
                             ));
                         }
-                        if !self.is_synchronized(link) {
-                            return Err(errors::arm(
-                                409,
-                                "DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
-                                "Planned failover needs synchronizing secondaries: switch the \
-                                 link to synchronous commit on both sides and wait until the \
-                                 secondary is SYNCHRONIZED.",
-                            ));
-                        }
+                        self.arm_planned_failover_precheck(link)?;
                     }
                     ArmFailoverType::ForcedAllowDataLoss => {
                         if l.properties.failover_mode == FailoverMode::None {
@@ -541,7 +601,7 @@ impl World {
             InstanceOp::Failover {
                 link,
                 failover_type: ArmFailoverType::Planned,
-            } => match self.planned_failover(link) {
+            } => match self.arm_planned_failover(link) {
                 Ok(_) => Completion::Done(Ok(())),
                 Err(why) => Completion::Done(Err(errors::arm(
                     409,
@@ -566,9 +626,7 @@ impl World {
                 }
                 match role {
                     Side::ManagedInstance => self.force_primary(link, Side::ManagedInstance),
-                    Side::SqlServer => {
-                        self.set_role(Side::ManagedInstance, link, ReplicaRole::Secondary)
-                    }
+                    Side::SqlServer => self.demote_instance(link),
                 }
                 Completion::Done(Ok(()))
             }
@@ -583,6 +641,11 @@ impl World {
                     .filter(|(_, d)| d.link.as_ref() == Some(link))
                     .map(|(n, _)| n.clone())
                     .collect();
+                let sql_primary = self
+                    .source
+                    .dags
+                    .get(link)
+                    .is_some_and(|d| d.role == ReplicaRole::Primary);
                 for db in dbs {
                     let restoring = self
                         .instance
@@ -594,6 +657,13 @@ impl World {
                         self.instance.databases.remove(&db);
                         self.instance.backup_schedule.remove(&db);
                         continue;
+                    }
+                    // The instance's copy becomes the database: what SQL Server's copy holds
+                    // beyond it is lost, and while SQL Server stays primary of its DAG every
+                    // commit there is lost too.
+                    self.count_loss(&db, Side::SqlServer, Side::ManagedInstance);
+                    if sql_primary {
+                        self.commits.orphaned.insert(db.clone(), link.clone());
                     }
                     let was_primary = self
                         .instance

@@ -9,6 +9,14 @@
 //! `last_hardened_lsn` per side, the instance's automatic backups, ARM long-running operations
 //! with latencies and `Retry-After`, certificates with expiry, and faults ([`faults`]).
 //!
+//! It can lose data, and counts loss by what the copies hold ([`commits`]): every transaction
+//! has an id and every copy of a database knows which ids it holds; at each role change and
+//! each removal of the link, what the old primary holds beyond the surviving primary is lost.
+//! Commits in synchronous commit wait for the secondary (up to the DAG's `SESSION_TIMEOUT`);
+//! each replica of SQL Server's DAG has its own availability mode; ARM's view of the link lags
+//! ([`SimConfig::arm_reading_lag`]); the application can hold transactions open, and a system
+//! writer can add log of its own ([`SimConfig::background_log_interval`]).
+//!
 //! Time is virtual: [`SimClock`] implements [`Timer`](crate::time::Timer) by advancing the world,
 //! never by sleeping. Every random choice comes from one seeded generator, so the same seed and
 //! the same calls give the same run.
@@ -23,7 +31,9 @@
 //! assert_eq!(lab.sim.clock().now().since(start).as_secs(), 3600);
 //! ```
 
+mod arm_view;
 pub mod clock;
+pub mod commits;
 pub mod crash;
 pub mod errors;
 pub mod facts;
@@ -40,6 +50,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use clock::SimClock;
+pub use commits::{CommitStatus, Committed};
 pub use crash::{CrashPoint, CrashingJournal, WorkloadRedirect};
 pub use faults::{Call, Fault, FaultPlan, InjectedError, InstanceCall, SourceCall, Trigger};
 pub use lab::{
@@ -51,7 +62,7 @@ pub use sql_server::SimSqlServer;
 pub use workload::{
     DbSnapshot, ParityReport, TableParity, TableState, WorkloadSpec, WorkloadStats,
 };
-pub use world::{BackupKind, BackupRecord, EventKind, SimEvent, World};
+pub use world::{BackupKind, BackupRecord, EventKind, OpenTransaction, SimEvent, World};
 
 use crate::lifecycle::Side;
 use crate::names::{DatabaseName, Lsn};
@@ -186,6 +197,21 @@ pub struct SimConfig {
     /// UNVERIFIED: whether a forced failover also demotes a reachable old primary. Off by
     /// default (distributed AG behaviour: both sides stay primary, a split brain).
     pub forced_failover_demotes_old_primary: bool,
+    /// UNVERIFIED threshold: ARM `failover` with `Planned` answers 409
+    /// `DistributedAvailabilityGroupFailoverLogSendQueueSizeTooBig` when a database's log send
+    /// queue is larger than this many KB (the spec names the error, not the limit). Default 64.
+    pub arm_planned_failover_max_send_queue_kb: u64,
+    /// How old the managed instance's ARM readings of a link are (role, `replicationMode`,
+    /// `databases[]`): ARM reports what the service last refreshed. Default 2 s; zero reads
+    /// live. T-SQL reads on SQL Server are always live.
+    pub arm_reading_lag: Duration,
+    /// Interval of log written by the servers themselves (index maintenance, ghost cleanup): a
+    /// log record without rows on the primary's copy of every linked database. `None` (the
+    /// default): only the application writes log.
+    pub background_log_interval: Option<Duration>,
+    /// How long a demoted old primary stays REVERTING while it undoes a divergent tail, before
+    /// it takes the new primary's log. Default 10 s.
+    pub revert_duration: Duration,
     /// The Azure region in operation URLs.
     pub location: String,
 }
@@ -215,6 +241,10 @@ impl Default for SimConfig {
             source_log_backup_interval: None,
             arm_planned_failover_requires_primary: false,
             forced_failover_demotes_old_primary: false,
+            arm_planned_failover_max_send_queue_kb: 64,
+            arm_reading_lag: Duration::from_secs(2),
+            background_log_interval: None,
+            revert_duration: Duration::from_secs(10),
             location: "eastus".to_string(),
         }
     }
@@ -361,6 +391,33 @@ impl Sim {
         self.lock().write(side, database, rows)
     }
 
+    /// Commits one transaction of `rows` rows on `side`, as an application would, and says
+    /// where its acknowledgement stands ([`World::commit_transaction`]).
+    pub fn commit(
+        &self,
+        side: Side,
+        database: &DatabaseName,
+        rows: u32,
+    ) -> Result<Committed, PortError> {
+        self.lock().commit_transaction(side, database, rows)
+    }
+
+    /// Where the application's commit `id` stands.
+    pub fn commit_status(&self, id: u64) -> Option<CommitStatus> {
+        self.lock().commit_status(id)
+    }
+
+    /// The application holds a transaction open on `side` for `duration`, then commits it
+    /// ([`World::hold_open_transaction`]).
+    pub fn hold_open_transaction(
+        &self,
+        side: Side,
+        database: &DatabaseName,
+        duration: Duration,
+    ) -> Result<(), PortError> {
+        self.lock().hold_open_transaction(side, database, duration)
+    }
+
     /// A copy of `database`'s tables on `side`, if it exists there.
     pub fn snapshot(&self, side: Side, database: &DatabaseName) -> Option<DbSnapshot> {
         self.lock().snapshot(side, database)
@@ -379,7 +436,8 @@ impl Sim {
         self.lock().events.clone()
     }
 
-    /// Transactions lost by forced failovers, per database.
+    /// Transactions of `database` counted lost so far, by the data (see
+    /// [`SimStats::lost_transactions`](world::SimStats::lost_transactions)).
     pub fn lost_transactions(&self, database: &DatabaseName) -> u64 {
         self.lock()
             .stats
@@ -387,6 +445,27 @@ impl Sim {
             .get(database)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Of the transactions of `database` counted lost, those the application was told had
+    /// committed.
+    pub fn lost_acknowledged_transactions(&self, database: &DatabaseName) -> u64 {
+        self.lock()
+            .stats
+            .lost_acknowledged_transactions
+            .get(database)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Transactions (and rows) `from`'s copy of `database` holds that `to`'s copy does not.
+    pub fn missing_transactions(
+        &self,
+        database: &DatabaseName,
+        from: Side,
+        to: Side,
+    ) -> (u64, u64) {
+        self.lock().missing_transactions(database, from, to)
     }
 
     /// The whole world as JSON (to continue a run in another process).

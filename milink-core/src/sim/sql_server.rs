@@ -324,7 +324,8 @@ impl World {
                         mi_ag: mi_ag.clone(),
                         sql_listener_url: sql_listener_url.clone(),
                         mi_fqdn: mi_fqdn.clone(),
-                        mode: AvailabilityMode::AsynchronousCommit,
+                        sql_mode: AvailabilityMode::AsynchronousCommit,
+                        mi_mode: AvailabilityMode::AsynchronousCommit,
                         role,
                         session_timeout_s: *session_timeout_s,
                     },
@@ -335,7 +336,9 @@ impl World {
                 let Some(d) = self.source.dags.get_mut(dag) else {
                     return Err(not_found("availability group", dag.as_str()));
                 };
-                d.mode = *mode;
+                // `MODIFY AVAILABILITY GROUP ON` names both AGs: both replicas change.
+                d.sql_mode = *mode;
+                d.mi_mode = *mode;
                 Ok(SourceReply::Done)
             }
             SourceOp::Failover { dag } => self.tsql_failover(dag),
@@ -364,24 +367,37 @@ impl World {
                 if !self.source.dags.contains_key(dag) {
                     return Err(not_found("availability group", dag.as_str()));
                 }
-                self.set_role(Side::SqlServer, dag, ReplicaRole::Secondary);
+                self.demote_sql_server(dag);
                 Ok(SourceReply::Done)
             }
             SourceOp::DropDistributedAvailabilityGroup { dag } => {
-                let Some(d) = self.source.dags.remove(dag) else {
+                let Some(d) = self.source.dags.get(dag).cloned() else {
                     return Ok(SourceReply::Done);
                 };
+                let dbs = self
+                    .source
+                    .ags
+                    .get(&d.sql_ag)
+                    .map(|a| a.databases.clone())
+                    .unwrap_or_default();
+                if d.role == ReplicaRole::Primary && self.instance.links.contains_key(dag) {
+                    // SQL Server leaves the link while it is primary: the instance keeps the
+                    // link's copy, and what SQL Server holds beyond it never reaches it.
+                    for db in &dbs {
+                        self.count_loss(db, Side::SqlServer, Side::ManagedInstance);
+                    }
+                }
+                self.source.dags.remove(dag);
+                for db in &dbs {
+                    if self.commits.orphaned.get(db) == Some(dag) {
+                        self.commits.orphaned.remove(db);
+                    }
+                }
                 self.remove_replication(dag);
                 if d.role != ReplicaRole::Primary {
                     // The forwarder's databases stop being a replica: they are left restoring.
-                    let dbs = self
-                        .source
-                        .ags
-                        .get(&d.sql_ag)
-                        .map(|a| a.databases.clone())
-                        .unwrap_or_default();
-                    for db in dbs {
-                        if let Some(x) = self.source.databases.get_mut(&db) {
+                    for db in &dbs {
+                        if let Some(x) = self.source.databases.get_mut(db) {
                             x.state = DbState::Restoring;
                         }
                     }
@@ -434,11 +450,30 @@ impl World {
                 d.role
             ));
         }
-        if d.mode != AvailabilityMode::SynchronousCommit {
+        if self.effective_mode(dag) != Some(AvailabilityMode::SynchronousCommit) {
+            let async_replicas: Vec<&str> = [
+                (d.sql_mode, d.sql_ag.as_str()),
+                (d.mi_mode, d.mi_ag.as_str()),
+            ]
+            .into_iter()
+            .filter(|(m, _)| *m != AvailabilityMode::SynchronousCommit)
+            .map(|(_, ag)| ag)
+            .collect();
+            let why = if !async_replicas.is_empty() {
+                format!(
+                    "replica(s) {} are ASYNCHRONOUS_COMMIT in this distributed availability group",
+                    async_replicas.join(", ")
+                )
+            } else if self.instance.links.contains_key(dag) {
+                "the managed instance's link has replicationMode Async (ASYNCHRONOUS_COMMIT)"
+                    .to_string()
+            } else {
+                "the managed instance has not joined the distributed availability group".to_string()
+            };
             return refuse(format!(
-                "The availability replica for '{dag}' cannot fail over: the distributed \
-                 availability group is ASYNCHRONOUS_COMMIT. Set AVAILABILITY_MODE = \
-                 SYNCHRONOUS_COMMIT on both replicas and wait for SYNCHRONIZED."
+                "The availability replica for '{dag}' cannot fail over: {why}. Set \
+                 AVAILABILITY_MODE = SYNCHRONOUS_COMMIT on both replicas and replicationMode Sync \
+                 on the instance, and wait for SYNCHRONIZED."
             ));
         }
         match self.planned_failover(dag) {

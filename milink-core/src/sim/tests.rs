@@ -50,6 +50,12 @@ impl Rig {
         self.clock.sleep_until(self.clock.now().plus(d)).await;
     }
 
+    /// Waits until ARM's lagging readings show what the world is now.
+    async fn arm_catches_up(&self) {
+        let lag = self.sim().with_world(|w| w.config.arm_reading_lag);
+        self.sleep(lag).await;
+    }
+
     async fn wait(&self, reply: ArmReply) -> Result<(), PortError> {
         let ArmReply::Accepted(op) = reply else {
             return Ok(());
@@ -405,6 +411,7 @@ async fn the_secondary_lags_by_bandwidth_and_latency() {
     assert!(hardened(&rig) < lsn.value());
     rig.sleep(Duration::from_millis(1200)).await;
     assert_eq!(hardened(&rig), lsn.value());
+    rig.arm_catches_up().await;
     assert_eq!(
         rig.mi_view().await.last_hardened_lsn.map(|l| l.value()),
         Some(lsn.value())
@@ -464,6 +471,7 @@ async fn a_log_backup_during_seeding_fails_the_link_with_1412_and_recreating_it_
         })
         .await
     );
+    rig.arm_catches_up().await;
     let view = rig.mi_view().await;
     let err = view.last_error.unwrap();
     assert!(err.starts_with("1412: "), "{err}");
@@ -537,7 +545,9 @@ async fn failover_is_refused_in_async_mode_and_succeeds_when_synchronized() {
         .unwrap_err();
     assert_eq!(code(&e), "sql:41142");
     assert!(e.message.contains("ASYNCHRONOUS_COMMIT"));
-    // ARM planned failover is refused too.
+    // ARM planned failover accepts a SYNCHRONIZING secondary, but not disconnected ones.
+    rig.sim().partition(Duration::from_secs(30));
+    rig.sleep(Duration::from_secs(1)).await;
     let e = rig
         .mi
         .begin(&InstanceOp::Failover {
@@ -550,6 +560,7 @@ async fn failover_is_refused_in_async_mode_and_succeeds_when_synchronized() {
         code(&e),
         "arm:409:DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing"
     );
+    rig.sleep(Duration::from_secs(35)).await;
     rig.workload(Side::SqlServer, 10.0);
     rig.set_mode(AvailabilityMode::SynchronousCommit).await;
     rig.until_synchronized().await;
@@ -1128,6 +1139,7 @@ async fn an_expired_endpoint_certificate_disconnects_the_link() {
             Some(crate::time::Date::new(2026, 1, 1).unwrap());
     });
     rig.sleep(Duration::from_secs(2)).await;
+    rig.arm_catches_up().await;
     let v = rig.mi.link_state(&rig.link()).await.unwrap();
     assert!(!v.connected);
     assert!(
@@ -1279,3 +1291,5 @@ async fn the_application_shows_as_a_client_session_where_it_runs() {
     rig.sim().stop_workload();
     assert!(rig.mi.workload_activity(&dbs).await.unwrap().is_quiet());
 }
+
+mod loss;

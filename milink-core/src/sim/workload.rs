@@ -6,7 +6,7 @@
 //! checksum is the wrapping sum of its rows' hashes, so the same set of rows gives the same
 //! checksum in any order and a missing or extra row changes it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,10 @@ pub struct TableState {
 /// One committed transaction as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
+    /// World-unique id, given at commit (the same on every copy the transaction reaches).
+    pub id: u64,
+    /// Committed by the application (a client), not by a system task of the server.
+    pub application: bool,
     /// The commit's LSN (numeric(25,0) value).
     pub lsn: u128,
     /// The log offset just after this record (decides the next LSN).
@@ -69,6 +73,15 @@ pub struct LogPoint {
     pub committed: Option<Timestamp>,
 }
 
+/// What a copy of a database remembers of one transaction it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldTxn {
+    /// Rows it inserted.
+    pub rows: u32,
+    /// Committed by the application.
+    pub application: bool,
+}
+
 /// The content of one copy of a database: tables and the log since the last truncation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbData {
@@ -82,6 +95,12 @@ pub struct DbData {
     pub vlf_base: u64,
     /// Log records up to this LSN are gone (log backup or checkpoint truncation).
     pub truncated_to: u128,
+    /// The transactions (by id) whose effects this copy holds, whether or not their log records
+    /// are still in `log`. Rows present at the start carry no id. Ids that every copy of the
+    /// database holds may be forgotten by all copies together to bound memory; what one copy
+    /// holds and another lacks is never forgotten.
+    #[serde(default)]
+    pub held: BTreeMap<u64, HeldTxn>,
 }
 
 impl DbData {
@@ -113,6 +132,7 @@ impl DbData {
             end,
             vlf_base,
             truncated_to: end.lsn,
+            held: BTreeMap::new(),
         }
     }
 
@@ -125,6 +145,20 @@ impl DbData {
             end: self.end,
             vlf_base: self.vlf_base,
             truncated_to: self.end.lsn,
+            held: self.held.clone(),
+        }
+    }
+
+    /// A copy being restored from `image`: no tables, no transactions, its log positioned at the
+    /// image's end.
+    pub(crate) fn restoring(image: &DbData) -> DbData {
+        DbData {
+            tables: Vec::new(),
+            log: VecDeque::new(),
+            end: image.end,
+            vlf_base: image.vlf_base,
+            truncated_to: image.end.lsn,
+            held: BTreeMap::new(),
         }
     }
 
@@ -139,10 +173,19 @@ impl DbData {
     }
 
     /// Builds the next transaction on this copy (does not apply it).
-    pub(crate) fn next_txn(&self, committed: Timestamp, rows: Vec<(u16, u64)>, bytes: u32) -> Txn {
+    pub(crate) fn next_txn(
+        &self,
+        id: u64,
+        application: bool,
+        committed: Timestamp,
+        rows: Vec<(u16, u64)>,
+        bytes: u32,
+    ) -> Txn {
         let bytes = bytes.max(MIN_TXN_BYTES);
         let end_offset = self.end.offset + u64::from(bytes);
         Txn {
+            id,
+            application,
             lsn: lsn_at(self.vlf_base, end_offset),
             end_offset,
             bytes,
@@ -164,6 +207,13 @@ impl DbData {
             offset: txn.end_offset,
             committed: Some(txn.committed),
         };
+        self.held.insert(
+            txn.id,
+            HeldTxn {
+                rows: u32::try_from(txn.rows.len()).unwrap_or(u32::MAX),
+                application: txn.application,
+            },
+        );
         self.log.push_back(txn);
     }
 
@@ -173,6 +223,7 @@ impl DbData {
         let mut removed = 0;
         while self.log.back().is_some_and(|t| t.lsn > point.lsn) {
             if let Some(txn) = self.log.pop_back() {
+                self.held.remove(&txn.id);
                 for (table, hash) in &txn.rows {
                     if let Some(t) = self.tables.get_mut(usize::from(*table)) {
                         t.rows = t.rows.saturating_sub(1);
@@ -209,6 +260,45 @@ impl DbData {
         while self.log.front().is_some_and(|t| t.lsn <= lsn) {
             self.log.pop_front();
         }
+    }
+
+    /// Whether this copy holds the transaction `id`.
+    pub fn holds(&self, id: u64) -> bool {
+        self.held.contains_key(&id)
+    }
+
+    /// The transactions this copy holds that `other` does not, oldest first.
+    pub fn missing_from<'a>(
+        &'a self,
+        other: &'a DbData,
+    ) -> impl Iterator<Item = (u64, HeldTxn)> + 'a {
+        self.held
+            .iter()
+            .filter(|(id, _)| !other.held.contains_key(id))
+            .map(|(id, t)| (*id, *t))
+    }
+
+    /// Forgets, on both copies, the transactions both hold (they cannot be missing from either).
+    /// Returns how many ids each copy forgot.
+    pub(crate) fn forget_common(a: &mut DbData, b: &mut DbData) -> usize {
+        let common: Vec<u64> = if a.held.len() <= b.held.len() {
+            a.held
+                .keys()
+                .filter(|id| b.held.contains_key(id))
+                .copied()
+                .collect()
+        } else {
+            b.held
+                .keys()
+                .filter(|id| a.held.contains_key(id))
+                .copied()
+                .collect()
+        };
+        for id in &common {
+            a.held.remove(id);
+            b.held.remove(id);
+        }
+        common.len()
     }
 
     /// The log bytes not yet sent after `lsn`.
@@ -249,6 +339,18 @@ pub struct WorkloadStats {
     pub refused: u64,
     /// The code and message of the last refusal.
     pub last_refusal: Option<String>,
+    /// Application commits (the workload's, single writes and held-open transactions) the
+    /// application was told succeeded: at once, or once the synchronous secondary hardened them
+    /// (or the primary stopped waiting for it).
+    #[serde(default)]
+    pub acknowledged: u64,
+    /// Application commits waiting now for the synchronous secondary to harden them.
+    #[serde(default)]
+    pub awaiting_acknowledgement: u64,
+    /// Application commits never acknowledged: a role change or fence ended their wait and the
+    /// application saw an error (the transaction may still be in the data).
+    #[serde(default)]
+    pub unacknowledged: u64,
 }
 
 /// The workload's state in the world.
@@ -350,9 +452,15 @@ mod tests {
     fn checksums_are_order_independent_and_revert_exactly() {
         let mut a = db();
         let mut b = db();
-        let t1 = a.next_txn(Timestamp::from_millis(1), vec![(0, 11), (1, 22)], 700);
+        let t1 = a.next_txn(
+            1,
+            true,
+            Timestamp::from_millis(1),
+            vec![(0, 11), (1, 22)],
+            700,
+        );
         a.apply(t1.clone());
-        let t2 = a.next_txn(Timestamp::from_millis(2), vec![(0, 33)], 700);
+        let t2 = a.next_txn(2, true, Timestamp::from_millis(2), vec![(0, 33)], 700);
         a.apply(t2.clone());
         // Same rows applied in another order give the same checksums.
         let mut t2b = t2.clone();
@@ -375,7 +483,7 @@ mod tests {
         assert_eq!(first, 40_000_000_000_000_000 + 16 * 100_000 + 1);
         let mut last = first;
         for i in 0..200 {
-            let t = a.next_txn(Timestamp::from_millis(i), vec![(0, i)], 600);
+            let t = a.next_txn(i, true, Timestamp::from_millis(i), vec![(0, i)], 600);
             assert!(t.lsn > last);
             last = t.lsn;
             a.apply(t);
@@ -387,7 +495,7 @@ mod tests {
     fn parity_detects_a_missing_row() {
         let mut a = db();
         let b = db();
-        let t = a.next_txn(Timestamp::from_millis(1), vec![(1, 99)], 700);
+        let t = a.next_txn(1, true, Timestamp::from_millis(1), vec![(1, 99)], 700);
         a.apply(t);
         let snap = |d: &DbData, side| DbSnapshot {
             side,

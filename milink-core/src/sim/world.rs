@@ -3,7 +3,8 @@
 //!
 //! [`World::advance_to`] runs the world forward: the workload commits (the primary's LSN
 //! advances), log ships at the link's bandwidth and latency (the secondary's
-//! `last_hardened_lsn` follows), seeding progresses at its rate and restarts after a disconnect,
+//! `last_hardened_lsn` follows, and commits waiting for it are acknowledged), seeding progresses
+//! at its rate and restarts after a disconnect, a demoted old primary reverts its divergent tail,
 //! long-running ARM operations complete, and the managed instance takes its automatic backups.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -23,6 +24,8 @@ use crate::names::{
 use crate::ports::PortError;
 use crate::time::{Date, Timestamp};
 
+use super::arm_view::ArmReading;
+use super::commits::{CommitBook, CommitStatus, Committed};
 use super::errors;
 use super::faults::{Call, Fault, FaultPlan, InjectedError};
 use super::lab::{DatabaseTopology, RecoveryModel, SimTopology};
@@ -134,8 +137,10 @@ pub struct SqlDistributedAg {
     pub sql_listener_url: String,
     /// The managed instance FQDN in the second `LISTENER_URL`.
     pub mi_fqdn: MiFqdn,
-    /// `AVAILABILITY_MODE` of both replicas.
-    pub mode: AvailabilityMode,
+    /// `AVAILABILITY_MODE` of SQL Server's replica (its AG) in this catalog.
+    pub sql_mode: AvailabilityMode,
+    /// `AVAILABILITY_MODE` of the managed instance's replica (its AG) in this catalog.
+    pub mi_mode: AvailabilityMode,
     /// SQL Server's role in the DAG.
     pub role: ReplicaRole,
     /// `SESSION_TIMEOUT`.
@@ -323,7 +328,7 @@ pub struct Seeding {
     /// Attempt number, from 1.
     pub attempt: u32,
     /// The content being copied.
-    pub(crate) image: DbData,
+    pub(crate) image: Box<DbData>,
 }
 
 impl Seeding {
@@ -368,6 +373,9 @@ pub struct DbReplication {
     pub synchronized: bool,
     /// Seeding attempts so far.
     pub seeding_attempts: u32,
+    /// A demoted old primary holds a divergent tail and undoes it until then (REVERTING).
+    #[serde(default)]
+    pub reverting_until: Option<Timestamp>,
     pub(crate) link_free_at: Timestamp,
     pub(crate) in_flight: VecDeque<(Timestamp, Txn)>,
 }
@@ -385,6 +393,9 @@ pub struct Replication {
     pub connected: bool,
     /// Why it is not connected, as `<number>: <message>`.
     pub last_error: Option<String>,
+    /// When the connection was lost, while it is down.
+    #[serde(default)]
+    pub disconnected_at: Option<Timestamp>,
     /// Per database.
     pub databases: BTreeMap<DatabaseName, DbReplication>,
 }
@@ -399,10 +410,17 @@ pub struct NetworkState {
 /// Counters the tests and the example read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
-    /// Transactions lost by forced failovers (committed on the old primary, never shipped).
+    /// Transactions lost, counted by the data: at every role change and every removal of the
+    /// link, the transactions the old primary's copy holds and the surviving primary's copy does
+    /// not; and every commit on SQL Server's copy of a database the instance owns independently
+    /// after the link was removed while SQL Server was still primary.
     pub lost_transactions: BTreeMap<DatabaseName, u64>,
     /// Rows in those transactions.
     pub lost_rows: BTreeMap<DatabaseName, u64>,
+    /// Of the lost transactions, the application commits the application was told had
+    /// committed (acknowledged before or after they were lost).
+    #[serde(default)]
+    pub lost_acknowledged_transactions: BTreeMap<DatabaseName, u64>,
     /// Transactions undone on a demoted old primary when it rejoined as secondary.
     pub reverted_transactions: BTreeMap<DatabaseName, u64>,
     /// Faults that fired.
@@ -471,7 +489,7 @@ pub enum EventKind {
         /// Database.
         database: DatabaseName,
     },
-    /// A forced failover lost transactions.
+    /// Transactions were lost: the old primary held them and the surviving primary does not.
     TransactionsLost {
         /// Database.
         database: DatabaseName,
@@ -513,6 +531,21 @@ pub enum EventKind {
     },
     /// The network healed.
     NetworkHealed,
+    /// A synchronous secondary was not waited for any more (`SESSION_TIMEOUT` passed, or the
+    /// link left synchronous commit while commits waited): it falls back to SYNCHRONIZING and the
+    /// waiting commits are acknowledged.
+    ReplicaFellOutOfSync {
+        /// Link.
+        link: LinkName,
+        /// Waiting commits acknowledged at that moment.
+        released: u64,
+    },
+    /// SQL Server's replica was set to SECONDARY while the instance was secondary too: nothing
+    /// accepts writes or ships until one side becomes primary.
+    Fenced {
+        /// Link.
+        link: LinkName,
+    },
 }
 
 /// An event at a virtual time.
@@ -594,6 +627,31 @@ pub struct World {
     pub stats: SimStats,
     /// When the next scheduled log backup on SQL Server runs.
     pub(crate) next_source_log_backup: Option<Timestamp>,
+    /// Transaction ids, waiting acknowledgements and what was counted lost.
+    #[serde(default)]
+    pub commits: CommitBook,
+    /// Application transactions held open, committed when they end.
+    #[serde(default)]
+    pub open_transactions: Vec<OpenTransaction>,
+    /// When the system writer next commits on the linked databases' primaries.
+    #[serde(default)]
+    pub(crate) next_background_log: Option<Timestamp>,
+    /// Recent readings of each link resource, for ARM's lagging view.
+    #[serde(default)]
+    pub(crate) arm_readings: BTreeMap<LinkName, VecDeque<ArmReading>>,
+}
+
+/// An application transaction held open on one side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTransaction {
+    /// The side it runs on.
+    pub side: Side,
+    /// Database.
+    pub database: DatabaseName,
+    /// When it began.
+    pub started: Timestamp,
+    /// When it commits.
+    pub ends_at: Timestamp,
 }
 
 pub(crate) fn fake_der(rng: &mut fastrand::Rng, len: usize) -> Vec<u8> {
@@ -664,6 +722,7 @@ impl World {
         }
         let endpoint_certificate = fake_der(&mut rng, 742);
         let next_source_log_backup = config.source_log_backup_interval.map(|i| now.plus(i));
+        let next_background_log = config.background_log_interval.map(|i| now.plus(i));
         World {
             now,
             source: SourceState {
@@ -715,6 +774,10 @@ impl World {
             events: Vec::new(),
             stats: SimStats::default(),
             next_source_log_backup,
+            commits: CommitBook::default(),
+            open_transactions: Vec::new(),
+            next_background_log,
+            arm_readings: BTreeMap::new(),
         }
     }
 
@@ -802,7 +865,16 @@ impl World {
             self.faults.next_time(now),
             self.network.partitioned_until,
             self.next_source_log_backup,
+            self.next_background_log,
         ];
+        candidates.extend(self.open_transactions.iter().map(|o| Some(o.ends_at)));
+        candidates.extend(self.commit_deadlines().into_iter().map(Some));
+        candidates.extend(
+            self.replications
+                .values()
+                .flat_map(|r| r.databases.values())
+                .map(|d| d.reverting_until),
+        );
         candidates.extend(
             self.instance
                 .operations
@@ -825,8 +897,12 @@ impl World {
 
     fn step_to(&mut self, t: Timestamp) {
         let t0 = self.now;
+        // What ARM reports is read from what the world was (see `arm_view`).
+        self.record_arm_readings();
         self.run_workload(t);
         self.now = t;
+        self.finish_open_transactions(t);
+        self.run_background_log(t);
         for f in self.faults.due_at(t) {
             self.apply_fault(&f);
         }
@@ -847,8 +923,10 @@ impl World {
         }
         self.complete_due_operations();
         self.update_replications(t0, t);
+        self.check_commit_timeouts();
         self.run_backups(t);
         self.compact_logs();
+        self.prune_held();
     }
 
     /// Keeps memory bounded on long runs: log records that every copy has hardened are dropped
@@ -1001,12 +1079,32 @@ impl World {
         }
     }
 
-    /// The availability mode `side` has configured for `link`.
+    /// The availability mode `side` has configured for its own replica of `link`: SQL Server's
+    /// replica in SQL Server's catalog, the instance's `replicationMode`.
     pub fn mode_of(&self, side: Side, link: &LinkName) -> Option<AvailabilityMode> {
         match side {
-            Side::SqlServer => self.source.dags.get(link).map(|d| d.mode),
+            Side::SqlServer => self.source.dags.get(link).map(|d| d.sql_mode),
             Side::ManagedInstance => self.instance.links.get(link).map(|l| l.replication_mode),
         }
+    }
+
+    /// Sets the mode of one replica of `link` in SQL Server's catalog alone (`replica` names the
+    /// side whose AG it is), as `MODIFY AVAILABILITY GROUP ON` naming one AG would. The instance's
+    /// own `replicationMode` is not changed.
+    pub fn set_dag_replica_mode(
+        &mut self,
+        link: &LinkName,
+        replica: Side,
+        mode: AvailabilityMode,
+    ) -> bool {
+        let Some(d) = self.source.dags.get_mut(link) else {
+            return false;
+        };
+        match replica {
+            Side::SqlServer => d.sql_mode = mode,
+            Side::ManagedInstance => d.mi_mode = mode,
+        }
+        true
     }
 
     /// Sets `side`'s role in `link` (records an event when it changes).
@@ -1029,6 +1127,11 @@ impl World {
                 side,
                 role,
             });
+            if role != ReplicaRole::Primary {
+                // The sessions of a demoted primary are ended: commits still waiting for the
+                // secondary get an error.
+                self.end_held_commits(side, link);
+            }
             if side == Side::ManagedInstance {
                 let now = self.now;
                 for db in self.instance.databases.values_mut() {
@@ -1210,33 +1313,72 @@ impl World {
         Ok(())
     }
 
-    fn commit(&mut self, side: Side, database: &DatabaseName, at: Timestamp, rows: u32) -> u128 {
-        let Some(ntables) = self.database(side, database).map(|d| d.tables.len()) else {
-            return 0;
-        };
-        if ntables == 0 {
-            return 0;
-        }
+    /// Commits one transaction on `side`'s copy of `database` at `at`: an application's with
+    /// `rows` rows (at least one), or a system task's with none. Returns its id, commit LSN and
+    /// where its acknowledgement stands; `None` when the copy does not exist (or, for the
+    /// application, has no tables).
+    fn commit(
+        &mut self,
+        side: Side,
+        database: &DatabaseName,
+        at: Timestamp,
+        rows: u32,
+        application: bool,
+    ) -> Option<(u64, u128, CommitStatus)> {
+        let ntables = self.database(side, database).map(|d| d.tables.len())?;
         let mut inserted = Vec::new();
-        for i in 0..rows.max(1) {
-            let table = self.rng().usize(0..ntables);
-            let payload = self.rng().u64(..);
-            let base = self
-                .database(side, database)
-                .and_then(|d| d.tables.get(table))
-                .map_or(0, |t| t.rows);
-            let id = base + u64::from(i);
-            let hash = row_hash(table, id, payload);
-            inserted.push((u16::try_from(table).unwrap_or(u16::MAX), hash));
-        }
-        let bytes = 300 + 450 * rows.max(1) + self.rng().u32(0..400);
-        let Some(data) = self.database_mut(side, database) else {
-            return 0;
+        let bytes = if application {
+            if ntables == 0 {
+                return None;
+            }
+            for i in 0..rows.max(1) {
+                let table = self.rng().usize(0..ntables);
+                let payload = self.rng().u64(..);
+                let base = self
+                    .database(side, database)
+                    .and_then(|d| d.tables.get(table))
+                    .map_or(0, |t| t.rows);
+                let id = base + u64::from(i);
+                let hash = row_hash(table, id, payload);
+                inserted.push((u16::try_from(table).unwrap_or(u16::MAX), hash));
+            }
+            300 + 450 * rows.max(1) + self.rng().u32(0..400)
+        } else {
+            self.rng().u32(600..2400)
         };
-        let txn = data.next_txn(at, inserted, bytes);
+        let nrows = u32::try_from(inserted.len()).unwrap_or(u32::MAX);
+        let id = self.next_txn_id();
+        let data = self.database_mut(side, database)?;
+        let txn = data.next_txn(id, application, at, inserted, bytes);
         let lsn = txn.lsn;
         data.apply(txn);
-        lsn
+        let status = if application {
+            self.register_app_commit(side, database, id, nrows, at)
+        } else {
+            CommitStatus::Acknowledged
+        };
+        Some((id, lsn, status))
+    }
+
+    /// Commits one application transaction of `rows` rows on `side` now, as an application
+    /// would. With the link in synchronous commit and its secondary SYNCHRONIZED the
+    /// acknowledgement waits for the secondary ([`World::commit_status`] follows it).
+    pub fn commit_transaction(
+        &mut self,
+        side: Side,
+        database: &DatabaseName,
+        rows: u32,
+    ) -> Result<Committed, PortError> {
+        self.writable(side, database)?;
+        let now = self.now;
+        let Some((id, lsn, status)) = self.commit(side, database, now, rows, true) else {
+            return Err(errors::sql(
+                errors::DATABASE_NOT_FOUND,
+                format!("Database '{database}' has no table to write to."),
+            ));
+        };
+        let lsn = Lsn::new(lsn).map_err(|e| PortError::permanent("sim", e.to_string()))?;
+        Ok(Committed { id, lsn, status })
     }
 
     /// Commits one transaction of `rows` rows on `side` now.
@@ -1246,10 +1388,73 @@ impl World {
         database: &DatabaseName,
         rows: u32,
     ) -> Result<Lsn, PortError> {
+        self.commit_transaction(side, database, rows).map(|c| c.lsn)
+    }
+
+    /// The application begins a transaction on `side`'s copy of `database` now and holds it open
+    /// for `duration`; then it commits one row (if the copy still accepts writes). While it is
+    /// open the application's session shows it ([`World::client_sessions`]).
+    pub fn hold_open_transaction(
+        &mut self,
+        side: Side,
+        database: &DatabaseName,
+        duration: Duration,
+    ) -> Result<(), PortError> {
         self.writable(side, database)?;
-        let now = self.now;
-        let v = self.commit(side, database, now, rows);
-        Lsn::new(v).map_err(|e| PortError::permanent("sim", e.to_string()))
+        self.open_transactions.push(OpenTransaction {
+            side,
+            database: database.clone(),
+            started: self.now,
+            ends_at: self.now.plus(duration),
+        });
+        Ok(())
+    }
+
+    /// Commits the open transactions whose time has come (by `t`).
+    fn finish_open_transactions(&mut self, t: Timestamp) {
+        let mut due: Vec<OpenTransaction> = Vec::new();
+        self.open_transactions.retain(|o| {
+            if o.ends_at <= t {
+                due.push(o.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due.sort_by_key(|o| o.ends_at);
+        for o in due {
+            match self.writable(o.side, &o.database) {
+                Ok(()) => {
+                    self.commit(o.side, &o.database, o.ends_at, 1, true);
+                }
+                Err(e) => {
+                    self.workload_stats.refused += 1;
+                    self.workload_stats.last_refusal = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// The system writer (index maintenance, ghost cleanup): at each interval, one log record
+    /// without rows on the primary's copy of every database of every replicating link.
+    fn run_background_log(&mut self, t: Timestamp) {
+        while let Some(due) = self.next_background_log.filter(|d| *d <= t) {
+            let targets: Vec<(Side, DatabaseName)> = self
+                .replications
+                .iter()
+                .filter_map(|(link, r)| self.primary_of(link).map(|p| (p, r)))
+                .flat_map(|(p, r)| r.databases.keys().map(move |db| (p, db.clone())))
+                .collect();
+            for (side, db) in targets {
+                if self.db_state(side, &db) == Some(DbState::Online) {
+                    self.commit(side, &db, due, 0, false);
+                }
+            }
+            self.next_background_log = match self.config.background_log_interval {
+                Some(i) if !i.is_zero() => Some(due.plus(i)),
+                _ => None,
+            };
+        }
     }
 
     fn next_interarrival(&mut self, tps: f64) -> Duration {
@@ -1284,26 +1489,49 @@ impl World {
         }
     }
 
-    /// What `sys.dm_exec_sessions` shows of the simulated application on `side`: one idle
-    /// client session while the workload runs there against one of `databases`, none otherwise.
+    /// What `sys.dm_exec_sessions` shows of the simulated application on `side`: a client
+    /// session per database of `databases` it uses there: the one the workload runs against
+    /// (idle between commits), and each one it holds a transaction open in (with the count and
+    /// start of its open transactions). None when it uses none of them.
     pub fn client_sessions(&self, side: Side, databases: &[DatabaseName]) -> WorkloadActivity {
-        let sessions = match &self.workload {
-            Some(w)
-                if w.running && w.spec.target == side && databases.contains(&w.spec.database) =>
-            {
-                vec![ClientSession {
-                    session_id: APP_SESSION_ID,
-                    database: w.spec.database.clone(),
+        let workload_db = self
+            .workload
+            .as_ref()
+            .filter(|w| w.running && w.spec.target == side)
+            .map(|w| &w.spec.database);
+        // The workload's session keeps its id; a transaction held open in another database has
+        // a session of its own.
+        let others: BTreeSet<&DatabaseName> = self
+            .open_transactions
+            .iter()
+            .filter(|o| o.side == side && Some(&o.database) != workload_db)
+            .map(|o| &o.database)
+            .collect();
+        let used = workload_db
+            .map(|db| (db, APP_SESSION_ID))
+            .into_iter()
+            .chain(others.into_iter().zip(APP_SESSION_ID.saturating_add(1)..));
+        let mut sessions: Vec<ClientSession> = used
+            .filter(|(db, _)| databases.contains(db))
+            .map(|(db, session_id)| {
+                let open: Vec<&OpenTransaction> = self
+                    .open_transactions
+                    .iter()
+                    .filter(|o| o.side == side && &o.database == db)
+                    .collect();
+                ClientSession {
+                    session_id,
+                    database: db.clone(),
                     login: APP_LOGIN.to_owned(),
                     host: Some(APP_HOST.to_owned()),
                     program: Some(APP_PROGRAM.to_owned()),
                     status: "sleeping".to_owned(),
-                    open_transactions: 0,
-                    oldest_transaction_start: None,
-                }]
-            }
-            _ => Vec::new(),
-        };
+                    open_transactions: u32::try_from(open.len()).unwrap_or(u32::MAX),
+                    oldest_transaction_start: open.iter().map(|o| o.started).min(),
+                }
+            })
+            .collect();
+        sessions.sort_by(|a, b| (&a.database, a.session_id).cmp(&(&b.database, b.session_id)));
         WorkloadActivity { sessions }
     }
 
@@ -1321,7 +1549,7 @@ impl World {
                 Ok(()) => {
                     let max = spec.max_rows_per_transaction.max(1);
                     let rows = self.rng().u32(1..=max);
-                    self.commit(spec.target, &spec.database, at, rows);
+                    self.commit(spec.target, &spec.database, at, rows, true);
                     self.workload_stats.committed += 1;
                     self.workload_stats.rows += u64::from(rows);
                 }
@@ -1447,6 +1675,7 @@ impl World {
                         sent_upto: 0,
                         synchronized: false,
                         seeding_attempts: 0,
+                        reverting_until: None,
                         link_free_at: now,
                         in_flight: VecDeque::new(),
                     },
@@ -1461,9 +1690,13 @@ impl World {
                 connect_at: now.plus(delay),
                 connected: false,
                 last_error: None,
+                disconnected_at: None,
                 databases: dbs,
             },
         );
+        for db in databases {
+            self.commits.orphaned.remove(db);
+        }
         self.event(EventKind::LinkJoined { link: link.clone() });
     }
 
@@ -1472,16 +1705,17 @@ impl World {
         self.replications.remove(link);
     }
 
-    /// Every database of `link` is joined, connected, in synchronous commit and caught up.
+    /// Every database of `link` is joined, connected, in synchronous commit (both replicas of
+    /// SQL Server's DAG and the instance's `replicationMode`) and SYNCHRONIZED.
     pub fn is_synchronized(&self, link: &LinkName) -> bool {
         let Some(r) = self.replications.get(link) else {
             return false;
         };
-        let Some(p) = self.primary_of(link) else {
+        if self.primary_of(link).is_none() {
             return false;
-        };
+        }
         r.connected
-            && self.mode_of(p, link) == Some(AvailabilityMode::SynchronousCommit)
+            && self.effective_mode(link) == Some(AvailabilityMode::SynchronousCommit)
             && !r.databases.is_empty()
             && r.databases
                 .values()
@@ -1567,6 +1801,7 @@ impl World {
 
     fn on_connect(&mut self, link: &LinkName, t: Timestamp) {
         if let Some(r) = self.replications.get_mut(link) {
+            r.disconnected_at = None;
             for d in r.databases.values_mut() {
                 d.link_free_at = t;
             }
@@ -1576,11 +1811,15 @@ impl World {
 
     fn on_disconnect(&mut self, link: &LinkName, reason: String) {
         let mut interrupted = Vec::new();
+        let now = self.now;
         if let Some(r) = self.replications.get_mut(link) {
+            r.disconnected_at = Some(now);
             for (db, d) in r.databases.iter_mut() {
                 d.in_flight.clear();
                 d.sent_upto = d.common.lsn;
-                d.synchronized = false;
+                d.reverting_until = None;
+                // A synchronous secondary stays SYNCHRONIZED for the primary (commits keep
+                // waiting for it) until `SESSION_TIMEOUT` passes without an answer.
                 if let ReplicaPhase::Seeding(s) = &d.phase {
                     interrupted.push((db.clone(), s.percent()));
                     d.phase = ReplicaPhase::WaitingToSeed;
@@ -1654,13 +1893,7 @@ impl World {
             Side::ManagedInstance => self.instance.databases.get(db).map_or(0, |d| d.size_bytes),
         };
         let secondary = primary.other();
-        let empty = DbData {
-            tables: Vec::new(),
-            log: VecDeque::new(),
-            end: image.end,
-            vlf_base: image.vlf_base,
-            truncated_to: image.end.lsn,
-        };
+        let empty = DbData::restoring(&image);
         match secondary {
             Side::ManagedInstance => {
                 let e = self
@@ -1714,7 +1947,7 @@ impl World {
             bytes_done: 0,
             start: image.end,
             attempt: r.seeding_attempts,
-            image,
+            image: Box::new(image),
         });
         self.event(EventKind::SeedingStarted {
             database: db.clone(),
@@ -1768,7 +2001,7 @@ impl World {
         }
         let secondary = primary.other();
         let start = s.start;
-        let image = s.image;
+        let image = *s.image;
         match secondary {
             Side::ManagedInstance => {
                 if let Some(d) = self.instance.databases.get_mut(db) {
@@ -1808,7 +2041,26 @@ impl World {
         t1: Timestamp,
     ) {
         let secondary = primary.other();
-        // A demoted old primary first undoes what the new primary never had.
+        // A demoted old primary first undoes what the new primary never had: it is REVERTING
+        // for a while and keeps its end of log until the tail is undone.
+        let divergent = self
+            .database(secondary, db)
+            .is_some_and(|d| d.end.lsn > r.common.lsn);
+        if divergent {
+            let until = match r.reverting_until {
+                Some(until) => until,
+                None => {
+                    r.sent_upto = r.common.lsn;
+                    r.in_flight.clear();
+                    t1.plus(self.config.revert_duration)
+                }
+            };
+            if until > t1 {
+                r.reverting_until = Some(until);
+                return;
+            }
+        }
+        r.reverting_until = None;
         let reverted = match self.database_mut(secondary, db) {
             Some(d) if d.end.lsn > r.common.lsn => d.revert_to(r.common),
             _ => 0,
@@ -1842,23 +2094,30 @@ impl World {
                 r.in_flight.push_back((sent_at.plus(latency), txn.clone()));
             }
         }
+        let mut hardened = Vec::new();
         while r.in_flight.front().is_some_and(|(at, _)| *at <= t1) {
             let Some((_, txn)) = r.in_flight.pop_front() else {
                 break;
             };
             if let Some(s) = self.database_mut(secondary, db) {
+                hardened.push(txn.id);
                 s.apply(txn);
                 r.common = s.end;
             }
         }
-        let sync = self.mode_of(primary, link) == Some(AvailabilityMode::SynchronousCommit);
+        for id in hardened {
+            self.harden(id);
+        }
+        let sync = self.effective_mode(link) == Some(AvailabilityMode::SynchronousCommit);
         let caught_up = r.in_flight.is_empty()
             && self.database(primary, db).map(|d| d.end.lsn)
                 == self.database(secondary, db).map(|d| d.end.lsn);
         r.synchronized = sync && (r.synchronized || caught_up);
     }
 
-    /// Planned failover: everything committed reaches the secondary, then the roles swap.
+    /// T-SQL planned failover (`ALTER AVAILABILITY GROUP … FAILOVER`): only from a SYNCHRONIZED
+    /// secondary in synchronous commit; what is still in flight reaches it (the primary waits for
+    /// its synchronized secondary), then the roles swap. Nothing is lost.
     pub(crate) fn planned_failover(&mut self, link: &LinkName) -> Result<Side, String> {
         let Some(p) = self.primary_of(link) else {
             return Err("the link has no single primary replica".to_string());
@@ -1876,10 +2135,14 @@ impl World {
                 (Some(pd), Some(sd)) => pd.log_after(sd.end.lsn).cloned().collect(),
                 _ => Vec::new(),
             };
+            let ids: Vec<u64> = tail.iter().map(|t| t.id).collect();
             if let Some(sd) = self.database_mut(s, &db) {
                 for txn in tail {
                     sd.apply(txn);
                 }
+            }
+            for id in ids {
+                self.harden(id);
             }
             let end = self.database(s, &db).map(|d| d.end);
             if let Some(r) = self
@@ -1893,17 +2156,58 @@ impl World {
                 r.sent_upto = end.lsn;
             }
         }
-        self.set_role(p, link, ReplicaRole::Secondary);
-        self.set_role(s, link, ReplicaRole::Primary);
-        if s == Side::ManagedInstance {
-            for db in self.link_databases(link) {
-                self.schedule_first_full(&db);
-            }
-        }
+        self.swap_roles(link, p);
         Ok(s)
     }
 
-    /// Forced failover: `new_primary` becomes primary with what it has; what it lacks is lost.
+    /// ARM planned failover (`failover` with `Planned`) as it completes: the roles swap with what
+    /// the secondary has hardened. The old primary's unshipped tail (not yet sent, or in flight)
+    /// is discarded and counted lost; the old primary reverts it when it rejoins as secondary.
+    pub(crate) fn arm_planned_failover(&mut self, link: &LinkName) -> Result<Side, String> {
+        let Some(p) = self.primary_of(link) else {
+            return Err("the link has no single primary replica".to_string());
+        };
+        if !self.replications.get(link).is_some_and(|r| r.connected) {
+            return Err("the replicas are not connected".to_string());
+        }
+        let s = p.other();
+        for db in self.link_databases(link) {
+            let ends = (
+                self.database(p, &db).map(|d| d.end),
+                self.database(s, &db).map(|d| d.end),
+            );
+            if let (Some(old_end), Some(end)) = ends
+                && let Some(r) = self
+                    .replications
+                    .get_mut(link)
+                    .and_then(|r| r.databases.get_mut(&db))
+            {
+                r.in_flight.clear();
+                r.common = end;
+                r.sent_upto = end.lsn;
+                r.synchronized = r.synchronized && old_end.lsn == end.lsn;
+            }
+        }
+        self.swap_roles(link, p);
+        Ok(s)
+    }
+
+    /// The planned role change itself: `old` becomes secondary, the other side primary; what
+    /// the old primary holds beyond the new primary is counted lost.
+    fn swap_roles(&mut self, link: &LinkName, old: Side) {
+        let new = old.other();
+        self.set_role(old, link, ReplicaRole::Secondary);
+        self.set_role(new, link, ReplicaRole::Primary);
+        for db in self.link_databases(link) {
+            self.count_loss(&db, old, new);
+            if new == Side::ManagedInstance {
+                self.schedule_first_full(&db);
+            }
+        }
+    }
+
+    /// Forced failover: `new_primary` becomes primary with what it has; what the other side
+    /// holds beyond it (the old primary's unshipped tail, or a fenced primary's) is lost.
     pub(crate) fn force_primary(&mut self, link: &LinkName, new_primary: Side) {
         let old = new_primary.other();
         let old_was_primary = self.role(old, link) == Some(ReplicaRole::Primary);
@@ -1918,28 +2222,21 @@ impl World {
             let Some(new_end) = self.database(new_primary, &db).map(|d| d.end) else {
                 continue;
             };
-            if old_was_primary {
-                let (txns, rows) = self.database(old, &db).map_or((0, 0), |d| {
-                    d.log_after(new_end.lsn)
-                        .fold((0u64, 0u64), |(t, r), x| (t + 1, r + x.rows.len() as u64))
-                });
-                *self.stats.lost_transactions.entry(db.clone()).or_insert(0) += txns;
-                *self.stats.lost_rows.entry(db.clone()).or_insert(0) += rows;
-                self.event(EventKind::TransactionsLost {
-                    database: db.clone(),
-                    transactions: txns,
-                    rows,
-                });
-            }
+            self.count_loss(&db, old, new_primary);
             if let Some(r) = self
                 .replications
                 .get_mut(link)
                 .and_then(|r| r.databases.get_mut(&db))
             {
-                r.common = new_end;
-                r.sent_upto = new_end.lsn;
+                // The logs part where they last agreed: the new primary's end, or, when the new
+                // primary is ahead of the other copy (a fenced old primary), the other copy's.
+                if r.common.lsn > new_end.lsn {
+                    r.common = new_end;
+                }
+                r.sent_upto = r.common.lsn;
                 r.in_flight.clear();
                 r.synchronized = false;
+                r.reverting_until = None;
             }
             if new_primary == Side::ManagedInstance {
                 self.schedule_first_full(&db);
@@ -1947,10 +2244,32 @@ impl World {
         }
     }
 
+    /// `SET (ROLE = SECONDARY)` on SQL Server. With the instance primary it ends a split brain:
+    /// SQL Server's divergent tail is lost (counted here; it reverts when it rejoins). With the
+    /// instance secondary it fences the link: no side accepts writes or ships, waiting commits
+    /// end with an error, and nothing is lost (the data stays).
+    pub(crate) fn demote_sql_server(&mut self, link: &LinkName) {
+        let was_primary = self.role(Side::SqlServer, link) == Some(ReplicaRole::Primary);
+        self.set_role(Side::SqlServer, link, ReplicaRole::Secondary);
+        if !was_primary {
+            return;
+        }
+        match self.role(Side::ManagedInstance, link) {
+            Some(ReplicaRole::Primary) => {
+                for db in self.link_databases(link) {
+                    self.count_loss(&db, Side::SqlServer, Side::ManagedInstance);
+                }
+            }
+            Some(ReplicaRole::Secondary) => self.event(EventKind::Fenced { link: link.clone() }),
+            Some(ReplicaRole::Resolving) | None => {}
+        }
+    }
+
     /// Whether the secondary copy of every database of `link` on `side` can start as primary
-    /// (not seeding, not restoring).
+    /// (not seeding, not restoring, not REVERTING).
     pub(crate) fn can_become_primary(&self, link: &LinkName, side: Side) -> bool {
         let dbs = self.link_databases(link);
+        let secondary = self.role(side, link) != Some(ReplicaRole::Primary);
         !dbs.is_empty()
             && dbs.iter().all(|db| {
                 self.db_state(side, db) == Some(DbState::Online)
@@ -1958,7 +2277,10 @@ impl World {
                         .replications
                         .get(link)
                         .and_then(|r| r.databases.get(db))
-                        .is_none_or(|d| matches!(d.phase, ReplicaPhase::Synchronizing))
+                        .is_none_or(|d| {
+                            matches!(d.phase, ReplicaPhase::Synchronizing)
+                                && !(secondary && d.reverting_until.is_some())
+                        })
             })
     }
 
@@ -2069,7 +2391,7 @@ impl World {
             mode: self.mode_of(side, link),
             // SQL Server's catalog lists both replicas of the DAG; ARM has one mode.
             partner_mode: match side {
-                Side::SqlServer => self.mode_of(side, link),
+                Side::SqlServer => self.source.dags.get(link).map(|d| d.mi_mode),
                 Side::ManagedInstance => None,
             },
             connected: repl.is_some_and(|r| r.connected),
@@ -2155,21 +2477,35 @@ impl World {
                 }
                 let connected = repl.is_some_and(|x| x.connected);
                 if let (true, Some(p)) = (connected, self.primary_of(link)) {
-                    let sync = self.mode_of(p, link) == Some(AvailabilityMode::SynchronousCommit);
-                    let state;
-                    (state, v.health) = match (sync, r.synchronized) {
+                    let sync =
+                        self.effective_mode(link) == Some(AvailabilityMode::SynchronousCommit);
+                    let (mut state, mut health) = match (sync, r.synchronized) {
                         (true, true) => (SyncState::Synchronized, SyncHealth::Healthy),
                         (true, false) => (SyncState::Synchronizing, SyncHealth::PartiallyHealthy),
                         (false, _) => (SyncState::Synchronizing, SyncHealth::Healthy),
                     };
+                    // A demoted old primary undoing its divergent tail: its own row and the
+                    // primary's row for it say REVERTING; the primary's own row does not.
+                    let reverting = r.reverting_until.is_some();
+                    let secondary_state = if reverting {
+                        SyncState::Reverting
+                    } else {
+                        state
+                    };
+                    if reverting && !is_primary {
+                        (state, health) = (SyncState::Reverting, SyncHealth::NotHealthy);
+                    }
                     v.sync_state = Some(state);
+                    v.health = health;
                     if is_primary && side == Side::SqlServer {
                         // The primary's DMV row for the remote replica.
                         v.partner = Some(PartnerReplica {
-                            sync_state: state,
-                            last_hardened_lsn: self
-                                .database(side.other(), db)
-                                .and_then(|d| lsn(d.end.lsn)),
+                            sync_state: secondary_state,
+                            last_hardened_lsn: if reverting {
+                                lsn(r.common.lsn)
+                            } else {
+                                self.database(side.other(), db).and_then(|d| lsn(d.end.lsn))
+                            },
                         });
                     }
                     if let Some(lag) = self.lag(link, db) {
