@@ -25,6 +25,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test --workspace"
 cargo test --workspace
 
+echo "==> mutation tests (the end-to-end scenarios with a guard of the catch-up gate switched off must lose data)"
+cargo test -p milink-tests --features mutations --test mutations
+
 echo "==> building milink-py into $venv"
 (cd milink-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet)
 

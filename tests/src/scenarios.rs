@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use milink_core::lifecycle::{CutoverOptions, FailoverKind, LinkSpec, Side, State};
+use milink_core::lifecycle::{
+    AvailabilityMode, CutoverOptions, FailoverKind, LinkSpec, Side, State,
+};
 use milink_core::sim::{Call, Fault, InjectedError, InstanceCall, SimConfig, Trigger};
 use milink_core::{LinkSession, MemoryJournal};
 
@@ -93,20 +95,11 @@ pub async fn retried_failover_with_the_workload_back(
     // send the failover again until the gate passes on new readings.
     workload(&lab, Side::SqlServer, 50.0);
     pass(&lab, Duration::from_secs(5));
-    let sim = lab.sim.clone();
-    let stopper = tokio::spawn(async move {
-        // The application is stopped two minutes of virtual time into the retry.
-        let until = sim.now().plus(Duration::from_secs(120));
-        loop {
-            tokio::task::yield_now().await;
-            if sim.now() >= until {
-                sim.stop_workload();
-                break;
-            }
-        }
-    });
+    // The application is stopped two minutes of virtual time into the retry.
+    lab.sim
+        .stop_workload_at(lab.sim.now().plus(Duration::from_secs(120)));
     let result = s.retry().await;
-    stopper.abort();
+    trace(&s, &result, &lab);
     lab.sim.stop_workload();
     let db = &lab.database;
     let calls = lab
@@ -129,6 +122,117 @@ pub async fn retried_failover_with_the_workload_back(
             ),
     };
     (outcome, calls)
+}
+
+/// A one-way link (SQL Server 2019 CU20) kept in synchronous commit with a long
+/// `SESSION_TIMEOUT` (120 s): the network to the instance drops while commits wait for it, the
+/// application stops a second later, and the operator starts the cutover. Within the session
+/// timeout SQL Server still reports the instance SYNCHRONIZED and both LSNs are stable, but
+/// unequal: only the LSN-equality check stands between the cutover and the lost commits.
+pub async fn cutover_while_the_synchronous_link_is_cut(
+    seed: u64,
+    config: SimConfig,
+    tweak: &dyn Fn(&mut LinkSpec),
+) -> Outcome {
+    let mut lab = lab_on(SQL_2019_CU20, config);
+    lab.spec.session_timeout_s = 120;
+    tweak(&mut lab.spec);
+    let s = create(&lab, MemoryJournal::new(), options(seed)).expect("scenario step");
+    s.record_assessment(ready()).await.expect("scenario step");
+    s.start().await.expect("scenario step");
+    workload(&lab, Side::SqlServer, 5.0);
+    // Long enough for the instance's first full backup.
+    pass(&lab, Duration::from_secs(15 * 60));
+    let link = lab.spec.link.clone();
+    lab.sim.with_world_mut(|w| {
+        w.set_dag_replica_mode(&link, Side::SqlServer, AvailabilityMode::SynchronousCommit);
+        w.set_dag_replica_mode(
+            &link,
+            Side::ManagedInstance,
+            AvailabilityMode::SynchronousCommit,
+        );
+        if let Some(l) = w.instance.links.get_mut(&link) {
+            l.replication_mode = AvailabilityMode::SynchronousCommit;
+        }
+    });
+    pass(&lab, Duration::from_secs(30));
+    lab.sim.partition(Duration::from_secs(10 * 60));
+    pass(&lab, Duration::from_secs(1));
+    lab.sim.stop_workload();
+    let result = s.cutover(CutoverOptions::default()).await;
+    trace(&s, &result, &lab);
+    let db = &lab.database;
+    Outcome {
+        missing_on_instance: lab
+            .sim
+            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
+            .0,
+        lost: lab.sim.lost_transactions(db),
+        reported: s.status().data_loss.len(),
+        finished: result.is_ok() && s.machine().state() == &State::Completed,
+    }
+}
+
+/// A planned failover through ARM (SQL Server 2022 CU12) over a long-distance link (100 ms)
+/// while the application still writes 4 transactions per second and the instance's ARM
+/// readings are fresh: LSNs are often equal at a single reading, and commits wait 100 ms for
+/// the instance. The application is stopped three minutes into the failover. Only the
+/// stability requirement (equal and unchanged across readings) keeps the failover from running
+/// while commits are in flight.
+pub async fn failover_while_the_application_still_writes(
+    seed: u64,
+    tweak: &dyn Fn(&mut LinkSpec),
+) -> Outcome {
+    let config = SimConfig {
+        link_latency: Duration::from_millis(100),
+        arm_reading_lag: Duration::ZERO,
+        ..SimConfig::with_seed(seed)
+    };
+    let mut lab = lab_on(SQL_2022_CU12, config);
+    tweak(&mut lab.spec);
+    let s = create(&lab, MemoryJournal::new(), options(seed)).expect("scenario step");
+    s.record_assessment(ready()).await.expect("scenario step");
+    s.start().await.expect("scenario step");
+    workload(&lab, Side::SqlServer, 4.0);
+    pass(&lab, Duration::from_secs(60));
+    lab.sim
+        .stop_workload_at(lab.sim.now().plus(Duration::from_secs(180)));
+    let result = s.failover(FailoverKind::Planned).await;
+    trace(&s, &result, &lab);
+    lab.sim.stop_workload();
+    let db = &lab.database;
+    Outcome {
+        missing_on_instance: lab
+            .sim
+            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
+            .0,
+        lost: lab.sim.lost_transactions(db),
+        reported: s.status().data_loss.len(),
+        finished: result.is_ok()
+            && matches!(
+                s.machine().state(),
+                State::FailedOver {
+                    primary: Side::ManagedInstance,
+                    ..
+                }
+            ),
+    }
+}
+
+/// With `MILINK_TEST_TRACE` set, prints how a scenario ended.
+fn trace<J: milink_core::ports::Journal + 'static>(
+    s: &crate::SimSession<J>,
+    result: &Result<(), milink_core::SessionError>,
+    lab: &milink_core::sim::Lab,
+) {
+    if std::env::var_os("MILINK_TEST_TRACE").is_some() {
+        eprintln!(
+            "{result:?}; state {:?}; workload {:?}; lost {}",
+            s.machine().state().name(),
+            lab.sim.workload_stats(),
+            lab.sim.lost_transactions(&lab.database)
+        );
+    }
 }
 
 impl Outcome {

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use milink_core::lifecycle::{LinkSpec, Mutations};
 use milink_core::sim::SimConfig;
-use milink_tests::scenarios::{Outcome, one_way_trickle_cutover, retried_failover_with_the_workload_back};
+use milink_tests::scenarios::{
+    Outcome, cutover_while_the_synchronous_link_is_cut,
+    failover_while_the_application_still_writes, one_way_trickle_cutover,
+    retried_failover_with_the_workload_back,
+};
 
 /// Runs every scenario with `mutations` and returns (runs, runs that lost data, transactions
 /// lost in all).
@@ -21,12 +25,27 @@ async fn run_suite(mutations: Mutations) -> (u32, u32, u64) {
                 arm_reading_lag: Duration::from_secs(lag),
                 ..SimConfig::with_seed(seed)
             };
-            outcomes.push(retried_failover_with_the_workload_back(seed, config, &tweak).await.0);
+            outcomes.push(
+                retried_failover_with_the_workload_back(seed, config, &tweak)
+                    .await
+                    .0,
+            );
         }
+        outcomes.push(
+            cutover_while_the_synchronous_link_is_cut(seed, SimConfig::with_seed(seed), &tweak)
+                .await,
+        );
+        outcomes.push(failover_while_the_application_still_writes(seed, &tweak).await);
     }
     let runs = outcomes.len() as u32;
-    let lossy = outcomes.iter().filter(|o| o.missing_on_instance > 0 || o.lost > 0).count() as u32;
-    let lost = outcomes.iter().map(|o| o.missing_on_instance.max(o.lost)).sum();
+    let lossy = outcomes
+        .iter()
+        .filter(|o| o.missing_on_instance > 0 || o.lost > 0)
+        .count() as u32;
+    let lost = outcomes
+        .iter()
+        .map(|o| o.missing_on_instance.max(o.lost))
+        .sum();
     (runs, lossy, lost)
 }
 
@@ -48,6 +67,12 @@ async fn the_suite_fails_without_the_lsn_equality_check_or_the_stability_window(
     eprintln!("  no LSN equality:      {no_equality:?}");
     eprintln!("  no stability window:  {no_stability:?}");
     assert_eq!(intact.1, 0, "the intact gate loses nothing: {intact:?}");
-    assert!(no_equality.1 > 0, "without LSN equality data is lost: {no_equality:?}");
-    assert!(no_stability.1 > 0, "without the stability window data is lost: {no_stability:?}");
+    assert!(
+        no_equality.1 > 0,
+        "without LSN equality data is lost: {no_equality:?}"
+    );
+    assert!(
+        no_stability.1 > 0,
+        "without the stability window data is lost: {no_stability:?}"
+    );
 }

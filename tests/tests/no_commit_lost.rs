@@ -2,7 +2,11 @@
 //! counted by the data (see `milink_tests::scenarios`).
 
 use milink_core::sim::SimConfig;
-use milink_tests::scenarios::{Outcome, one_way_trickle_cutover, retried_failover_with_the_workload_back};
+use milink_tests::scenarios::{
+    Outcome, cutover_while_the_synchronous_link_is_cut,
+    failover_while_the_application_still_writes, one_way_trickle_cutover,
+    retried_failover_with_the_workload_back,
+};
 
 const DONE: Outcome = Outcome {
     missing_on_instance: 0,
@@ -34,5 +38,23 @@ async fn a_retried_failover_runs_the_gate_again_while_the_workload_is_back() {
                 "seed {seed}: the failed call, and one more only after a fresh gate"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_cutover_waits_while_a_cut_synchronous_link_leaves_commits_behind() {
+    for seed in 1..=5 {
+        let o =
+            cutover_while_the_synchronous_link_is_cut(seed, SimConfig::with_seed(seed), &|_| {})
+                .await;
+        assert_eq!(o, DONE, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn a_failover_waits_until_the_application_has_stopped() {
+    for seed in 1..=5 {
+        let o = failover_while_the_application_still_writes(seed, &|_| {}).await;
+        assert_eq!(o, DONE, "seed {seed}");
     }
 }

@@ -369,6 +369,12 @@ impl Sim {
         self.lock().start_workload(spec);
     }
 
+    /// Makes the running workload stop by itself at `at` (virtual time): an application shut
+    /// down while a session call is under way.
+    pub fn stop_workload_at(&self, at: Timestamp) {
+        self.lock().stop_workload_at(at);
+    }
+
     /// Stops the workload; returns what it did.
     pub fn stop_workload(&self) -> WorkloadStats {
         let mut w = self.lock();

@@ -359,6 +359,9 @@ pub(crate) struct Workload {
     pub(crate) spec: WorkloadSpec,
     pub(crate) next_commit: Timestamp,
     pub(crate) running: bool,
+    /// The application stops by itself at this time (its last commit is before it).
+    #[serde(default)]
+    pub(crate) until: Option<Timestamp>,
 }
 
 /// A copy of a database's tables at one moment.

@@ -1474,7 +1474,16 @@ impl World {
             next_commit: self.now.plus(gap),
             spec,
             running: true,
+            until: None,
         });
+    }
+
+    /// Makes the running workload stop by itself at `at` (virtual time), as an application
+    /// that an operator shuts down while a session call is under way.
+    pub(crate) fn stop_workload_at(&mut self, at: Timestamp) {
+        if let Some(w) = self.workload.as_mut() {
+            w.until = Some(at);
+        }
     }
 
     pub(crate) fn stop_workload(&mut self) {
@@ -1540,6 +1549,10 @@ impl World {
             let Some(w) = self.workload.as_ref().filter(|w| w.running) else {
                 return;
             };
+            if w.until.is_some_and(|u| w.next_commit >= u) {
+                self.stop_workload();
+                return;
+            }
             if w.next_commit > until {
                 return;
             }
@@ -2394,7 +2407,8 @@ impl World {
                 Side::SqlServer => self.source.dags.get(link).map(|d| d.mi_mode),
                 Side::ManagedInstance => None,
             },
-            connected: repl.is_some_and(|r| r.connected),
+            connected: repl
+                .is_some_and(|r| r.connected || r.databases.values().any(|d| d.synchronized)),
             databases: databases
                 .iter()
                 .map(|db| {
@@ -2475,7 +2489,10 @@ impl World {
                     v.last_hardened_lsn = local.and_then(|d| lsn(d.end.lsn));
                     v.redo_queue_kb = Some(0);
                 }
-                let connected = repl.is_some_and(|x| x.connected);
+                // A cut network is noticed only when `SESSION_TIMEOUT` passes without an
+                // answer: until then the primary still reports its synchronous secondary
+                // connected and SYNCHRONIZED, at the log point it last heard of.
+                let connected = repl.is_some_and(|x| x.connected) || r.synchronized;
                 if let (true, Some(p)) = (connected, self.primary_of(link)) {
                     let sync =
                         self.effective_mode(link) == Some(AvailabilityMode::SynchronousCommit);
@@ -2501,7 +2518,7 @@ impl World {
                         // The primary's DMV row for the remote replica.
                         v.partner = Some(PartnerReplica {
                             sync_state: secondary_state,
-                            last_hardened_lsn: if reverting {
+                            last_hardened_lsn: if reverting || !repl.is_some_and(|x| x.connected) {
                                 lsn(r.common.lsn)
                             } else {
                                 self.database(side.other(), db).and_then(|d| lsn(d.end.lsn))
