@@ -118,8 +118,10 @@ pub trait SourceServer: Send + Sync {
     /// Runs one idempotent T-SQL operation.
     async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError>;
 
-    /// Reads SQL Server's view of the link: DAG role and mode, connection, and the per-database
-    /// replica states of `databases` (one round trip for all databases).
+    /// Reads SQL Server's view of the link: DAG role and both replicas' modes, connection, and
+    /// the per-database replica states of `databases` and of every other database in the
+    /// link's availability group (one round trip for all databases), so that the catch-up gate
+    /// also sees a database added to the group later.
     async fn link_state(
         &self,
         link: &LinkName,

@@ -58,7 +58,15 @@ impl SourceServer for SimSqlServer {
         let mut w = self.sim.lock();
         let latency = w.config.sql_request;
         w.enter_call(Call::SourceLinkState, latency)?;
-        Ok(w.side_view(Side::SqlServer, link, databases))
+        // The DMVs list every database of the link's availability group, not only the ones
+        // asked for (a database added to the AG later is replicated too).
+        let mut all = databases.to_vec();
+        for db in w.source_ag_databases(link) {
+            if !all.contains(&db) {
+                all.push(db);
+            }
+        }
+        Ok(w.side_view(Side::SqlServer, link, &all))
     }
 
     async fn workload_activity(

@@ -1143,6 +1143,16 @@ impl World {
         }
     }
 
+    /// The databases of SQL Server's availability group in `link` (empty without a DAG).
+    pub fn source_ag_databases(&self, link: &LinkName) -> Vec<DatabaseName> {
+        self.source
+            .dags
+            .get(link)
+            .and_then(|d| self.source.ags.get(&d.sql_ag))
+            .map(|ag| ag.databases.clone())
+            .unwrap_or_default()
+    }
+
     /// Databases of `link` (the link resource's list, else the SQL Server AG's).
     pub fn link_databases(&self, link: &LinkName) -> Vec<DatabaseName> {
         if let Some(r) = self.replications.get(link) {
