@@ -311,6 +311,10 @@ pub struct Machine {
     /// Evidence of lost transactions, in the order seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     data_loss: Vec<DataLoss>,
+    /// How many redirects this link has begun (one per role change or one-way removal); names
+    /// the current redirect in [`Machine::redirect_id`].
+    #[serde(default)]
+    redirects: u64,
 }
 
 /// The serialized shape of [`Machine`]; deserializing re-validates the spec.
@@ -339,6 +343,8 @@ struct MachineRepr {
     verified_lsns: Vec<(DatabaseName, Lsn)>,
     #[serde(default)]
     data_loss: Vec<DataLoss>,
+    #[serde(default)]
+    redirects: u64,
 }
 
 impl TryFrom<MachineRepr> for Machine {
@@ -359,6 +365,7 @@ impl TryFrom<MachineRepr> for Machine {
             last_probe_error: r.last_probe_error,
             verified_lsns: r.verified_lsns,
             data_loss: r.data_loss,
+            redirects: r.redirects,
         })
     }
 }
@@ -453,6 +460,7 @@ impl Machine {
             last_probe_error: None,
             verified_lsns: Vec::new(),
             data_loss: Vec::new(),
+            redirects: 0,
         })
     }
 
@@ -542,6 +550,16 @@ impl Machine {
             | State::Cancelled
             | State::Failed { .. } => self.spec.initial_primary,
         }
+    }
+
+    /// The identity of the current (or last) redirect: `<link>/redirect/<n>`, where `n` counts
+    /// the redirects this link has begun. The same redirect keeps its id across retries,
+    /// resumes and crashes, so an application whose hook is called again for it (the hook is
+    /// called at least once per redirect: a crash after the hook ran and before its outcome
+    /// was journaled calls it again) can recognise the repeat and ignore it. `None` before the
+    /// first redirect.
+    pub fn redirect_id(&self) -> Option<String> {
+        (self.redirects > 0).then(|| format!("{}/redirect/{}", self.spec.link, self.redirects))
     }
 
     /// Evidence that a role change or the link's removal lost transactions (the old primary's
@@ -2001,14 +2019,14 @@ impl Machine {
         if new == Some(ReplicaRole::Primary) {
             if strict && old == Some(ReplicaRole::Secondary) {
                 let mut events = self.prove_role_change(&link, primary, now);
-                events.extend(self.enter(State::Redirecting { primary, then }, now));
+                events.extend(self.begin_redirect(primary, then, now));
                 return Ok(events);
             }
             if !strict {
                 return Ok(if old == Some(ReplicaRole::Primary) {
                     self.enter(State::SplitBrain, now)
                 } else {
-                    self.enter(State::Redirecting { primary, then }, now)
+                    self.begin_redirect(primary, then, now)
                 });
             }
         }
@@ -2521,6 +2539,13 @@ impl Machine {
         )
     }
 
+    /// A new redirect (a role change was verified, or a one-way link was removed): counted once
+    /// here, so retries and resumes of the same redirect keep its id.
+    fn begin_redirect(&mut self, primary: Side, then: Then, now: Timestamp) -> Vec<Effect> {
+        self.redirects += 1;
+        self.enter(State::Redirecting { primary, then }, now)
+    }
+
     /// The link resource is gone: redirect first (one-way cutover), then drop the DAG.
     fn after_link_removal(
         &mut self,
@@ -2529,13 +2554,7 @@ impl Machine {
         now: Timestamp,
     ) -> Vec<Effect> {
         if redirect {
-            self.enter(
-                State::Redirecting {
-                    primary: Side::ManagedInstance,
-                    then: Then::DropDag { options },
-                },
-                now,
-            )
+            self.begin_redirect(Side::ManagedInstance, Then::DropDag { options }, now)
         } else {
             self.enter(State::DroppingDag { options }, now)
         }
