@@ -370,6 +370,9 @@ pub fn link_view(
         role: Some(role),
         mode: Some(mode),
         partner_mode: None,
+        version: None,
+        update_policy: None,
+        failover_mode: None,
         connected: true,
         databases: databases
             .iter()

@@ -174,6 +174,9 @@ pub struct SessionStatus {
     /// holds log the other side never hardened). Empty when every check passed. A cutover
     /// that lost data still ends `Completed` (the link is gone); this says so.
     pub data_loss: Vec<DataLoss>,
+    /// Since when both sides report PRIMARY, while the link is in SplitBrain (see
+    /// [`LinkSession::repair_split_brain`]).
+    pub split_brain_since: Option<Timestamp>,
 }
 
 /// The user-level operations of a link.
@@ -207,7 +210,7 @@ impl Operation {
             Command::Cutover(_) => Some(Operation::Cutover),
             Command::RepairSplitBrain { .. } => Some(Operation::RepairSplitBrain),
             Command::Cancel => Some(Operation::Cancel),
-            Command::Retry => None,
+            Command::Retry | Command::Refresh => None,
         }
     }
 
@@ -730,6 +733,41 @@ where
         Ok(Submitted::Accepted)
     }
 
+    /// Reads both sides through the machine when its state allows it (Replicating, FailedOver,
+    /// SplitBrain) and no operation is running: sends [`Command::Refresh`] and performs the
+    /// reading (and the few effects its answer issues).
+    async fn refresh(&self) -> Result<Refreshed, SessionError> {
+        let Ok(_exclusive) = self.operation_lock.try_lock() else {
+            return Ok(Refreshed::Busy);
+        };
+        match self.submit(Input::Command(Command::Refresh), "refresh") {
+            Ok(_) => {}
+            Err(SessionError::Rejected { .. }) => return Ok(Refreshed::NotApplicable),
+            Err(e) => return Err(e),
+        }
+        // The probe, then at most a probe issued by entering a steady state.
+        for _ in 0..4 {
+            let effect = {
+                let mut core = lock(&self.core);
+                let in_flight: Vec<Option<StepId>> =
+                    core.machine.in_flight().iter().map(Effect::step).collect();
+                let mut next = None;
+                while let Some(effect) = core.queue.pop_front() {
+                    if in_flight.contains(&effect.step()) {
+                        next = Some(effect);
+                        break;
+                    }
+                }
+                next
+            };
+            let Some(effect) = effect else { break };
+            let Some(step) = effect.step() else { continue };
+            let result = self.perform(step, &effect).await;
+            self.submit(Input::Observed { step, result }, "observation")?;
+        }
+        Ok(Refreshed::Read)
+    }
+
     /// Runs `operation` (sending `command` first, if any) until its goal.
     async fn drive(&self, request: Request) -> Result<(), SessionError> {
         let _exclusive = self.operation_lock.lock().await;
@@ -1019,6 +1057,16 @@ where
 }
 
 /// What an operation begins with.
+/// What [`Session::refresh`] did.
+enum Refreshed {
+    /// The machine read both sides.
+    Read,
+    /// An operation is running (it reads the link itself).
+    Busy,
+    /// The machine's state does not read on request.
+    NotApplicable,
+}
+
 enum Request {
     /// Send this command, then drive to its goal (`Retry` keeps the current goal).
     Command(Command),
@@ -1120,7 +1168,14 @@ where
     }
 
     async fn resume(&self) -> Result<(), SessionError> {
-        self.drive(Request::Resume).await
+        self.drive(Request::Resume).await?;
+        // Nothing left to continue: read both sides, so that a split brain that arose while
+        // nothing ran is seen (or one resolved outside milink is left).
+        self.refresh().await?;
+        if matches!(lock(&self.core).machine.state(), State::SplitBrain) {
+            return Err(SessionError::SplitBrain);
+        }
+        Ok(())
     }
 
     async fn retry(&self) -> Result<(), SessionError> {
@@ -1150,20 +1205,25 @@ where
             journal_records: core.next_seq,
             redirect: core.last_redirect.clone(),
             data_loss: core.machine.data_loss().to_vec(),
+            split_brain_since: core.machine.split_brain_since(),
         }
     }
 
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError> {
-        let known = {
-            let core = lock(&self.core);
-            core.machine
-                .health()
-                .cloned()
-                .or_else(|| core.last_health.clone())
-        };
-        if known.is_some() {
-            return Ok(known);
+        // In a steady state or a split brain the machine reads both sides now (and sees a
+        // split brain, or its end). While an operation runs, it reads the link itself: its
+        // latest reading is current.
+        match self.refresh().await? {
+            Refreshed::Read | Refreshed::Busy => {
+                let core = lock(&self.core);
+                if let Some(link) = core.machine.health() {
+                    return Ok(Some(link.clone()));
+                }
+            }
+            Refreshed::NotApplicable => {}
         }
+        // Elsewhere (creating, failed, completed): a fresh reading, never a cached one; a side
+        // that cannot be read is marked unreachable in it.
         match self.probe_link(StepId(0)).await {
             Ok(link) => {
                 lock(&self.core).last_health = Some(link.clone());

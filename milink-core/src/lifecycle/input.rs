@@ -58,6 +58,11 @@ pub enum Command {
     /// Re-issue the failed step after its cause was fixed (allowed for any failure, retryable or
     /// not; `Input::Resume` only retries retryable failures).
     Retry,
+    /// Read both sides now. Accepted in the steady states (Replicating, FailedOver) and in a
+    /// split brain, where the link is otherwise only read while an operation runs: it is how a
+    /// split brain that arose while nothing ran is seen (both sides PRIMARY → SplitBrain), and
+    /// how one resolved outside milink is left (exactly one PRIMARY → the steady state).
+    Refresh,
 }
 
 /// The readiness verdict the machine needs (the full report lives in `assess`).
@@ -193,6 +198,16 @@ pub struct SideView {
     pub connected: bool,
     /// Per-database state.
     pub databases: Vec<DatabaseView>,
+    /// SQL Server's build as it reports it now (`SERVERPROPERTY('ProductVersion')`), read with
+    /// the link so the failback guards judge the live server, not the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<crate::names::SqlVersion>,
+    /// The managed instance's update policy now (ARM `databaseFormat` of the instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_policy: Option<crate::names::UpdatePolicy>,
+    /// The link resource's `failoverMode` now (ARM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_mode: Option<super::spec::FailoverMode>,
 }
 
 /// Both sides' view of the link, read together.
@@ -219,6 +234,9 @@ impl SideView {
             partner_mode: None,
             connected: false,
             databases: Vec::new(),
+            version: None,
+            update_policy: None,
+            failover_mode: None,
         }
     }
 }
@@ -277,6 +295,12 @@ pub enum ProgressEvent {
         /// The evidence.
         report: super::state::DataLoss,
     },
+    /// Both sides report PRIMARY (also in [`super::Machine::split_brain_since`] and the
+    /// status).
+    SplitBrain {
+        /// When the machine first saw it.
+        seen_at: Timestamp,
+    },
     /// Replication lag and LSN gap of one database.
     Lag {
         /// Database.
@@ -333,6 +357,7 @@ impl Command {
             Command::RepairSplitBrain { .. } => "Command::RepairSplitBrain",
             Command::Cancel => "Command::Cancel",
             Command::Retry => "Command::Retry",
+            Command::Refresh => "Command::Refresh",
         }
     }
 }

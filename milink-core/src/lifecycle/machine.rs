@@ -134,8 +134,8 @@ use super::seeding::SeedingFailure;
 use super::spec::{LinkSpec, Side, SpecError};
 use super::state::{
     Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, DataLoss, FailoverVia, FenceStep, Goal,
-    Plan, PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then, TrustStep,
-    side_name,
+    Phase, Plan, PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then,
+    TrustStep, side_name,
 };
 
 /// The data of [`State::FailingOver`], handed to its observation handler.
@@ -276,6 +276,12 @@ pub enum RejectReason {
          finish it"
     )]
     CancelTooLate,
+    /// Cancel of a failed role change needs a reading that shows who is primary.
+    #[error(
+        "the latest reading does not show which side is primary; resume (it reads the roles) \
+         and cancel again, or force a failover"
+    )]
+    RolesUnknown,
     /// Resume of a failure that is not retryable.
     #[error("the failure is not retryable: fix its cause and send Command::Retry, or cancel")]
     NotRetryable,
@@ -311,6 +317,9 @@ pub struct Machine {
     /// Evidence of lost transactions, in the order seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     data_loss: Vec<DataLoss>,
+    /// When the machine entered SplitBrain (both sides PRIMARY), while it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    split_brain_since: Option<Timestamp>,
     /// How many redirects this link has begun (one per role change or one-way removal); names
     /// the current redirect in [`Machine::redirect_id`].
     #[serde(default)]
@@ -344,6 +353,8 @@ struct MachineRepr {
     #[serde(default)]
     data_loss: Vec<DataLoss>,
     #[serde(default)]
+    split_brain_since: Option<Timestamp>,
+    #[serde(default)]
     redirects: u64,
 }
 
@@ -365,6 +376,7 @@ impl TryFrom<MachineRepr> for Machine {
             last_probe_error: r.last_probe_error,
             verified_lsns: r.verified_lsns,
             data_loss: r.data_loss,
+            split_brain_since: r.split_brain_since,
             redirects: r.redirects,
         })
     }
@@ -460,6 +472,7 @@ impl Machine {
             last_probe_error: None,
             verified_lsns: Vec::new(),
             data_loss: Vec::new(),
+            split_brain_since: None,
             redirects: 0,
         })
     }
@@ -552,6 +565,11 @@ impl Machine {
         }
     }
 
+    /// Since when both sides report PRIMARY, while the machine is in SplitBrain.
+    pub fn split_brain_since(&self) -> Option<Timestamp> {
+        self.split_brain_since
+    }
+
     /// The identity of the current (or last) redirect: `<link>/redirect/<n>`, where `n` counts
     /// the redirects this link has begun. The same redirect keeps its id across retries,
     /// resumes and crashes, so an application whose hook is called again for it (the hook is
@@ -586,6 +604,15 @@ impl Machine {
                 effects.sort_by_key(|e| !matches!(e, Effect::Progress(_)));
                 let after = next.state.phase();
                 if after != before {
+                    if after == Phase::SplitBrain {
+                        next.split_brain_since = Some(now);
+                        effects.insert(
+                            0,
+                            Effect::Progress(ProgressEvent::SplitBrain { seen_at: now }),
+                        );
+                    } else {
+                        next.split_brain_since = None;
+                    }
                     effects.insert(
                         0,
                         Effect::Progress(ProgressEvent::Phase {
@@ -626,7 +653,8 @@ impl Machine {
                     | C::Cutover(_)
                     | C::RepairSplitBrain { .. }
                     | C::Cancel
-                    | C::Retry,
+                    | C::Retry
+                    | C::Refresh,
                 )
                 | I::Observed { .. }
                 | I::Tick
@@ -634,9 +662,11 @@ impl Machine {
             ) => Err(R::Terminal),
 
             // ---- Observations, per phase.
-            (S::Draft | S::Assessed | S::SplitBrain | S::Failed { .. }, I::Observed { .. }) => {
-                Err(R::UnknownStep)
-            }
+            (S::Draft | S::Assessed | S::Failed { .. }, I::Observed { .. }) => Err(R::UnknownStep),
+            (S::SplitBrain, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::SplitBrain,
+                |_e, obs| self.on_split_brain(obs, now)
+            },
             (S::PreparingSource { step: sub }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::PreparingSource { step: sub },
                 |_e, obs| self.on_prepare(sub, obs, now)
@@ -723,11 +753,13 @@ impl Machine {
                     primary,
                     strict,
                     then,
+                    both_primary_since,
                 },
                 I::Observed { step, result },
             ) => observe! {
-                self, step, result, now, S::VerifyingRoles { primary, strict, then },
-                |_e, obs| self.on_verifying(primary, strict, then, obs, now)
+                self, step, result, now,
+                S::VerifyingRoles { primary, strict, then, both_primary_since },
+                |_e, obs| self.on_verifying(primary, strict, then, both_primary_since, obs, now)
             },
             (S::Redirecting { primary, then }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::Redirecting { primary, then },
@@ -829,7 +861,7 @@ impl Machine {
                 I::Resume,
             ) => {
                 if retryable {
-                    Ok(self.enter(reset_for_retry(*phase), now))
+                    Ok(self.enter(reset_for_retry(*phase, true), now))
                 } else {
                     Err(R::NotRetryable)
                 }
@@ -840,10 +872,36 @@ impl Machine {
             }
 
             // ---- Command::Retry.
-            (S::Failed { phase, .. }, I::Command(C::Retry)) => {
-                Ok(self.enter(reset_for_retry(*phase), now))
-            }
+            (
+                S::Failed {
+                    phase, retryable, ..
+                },
+                I::Command(C::Retry),
+            ) => Ok(self.enter(reset_for_retry(*phase, retryable), now)),
             (working!(), I::Command(C::Retry)) => Err(R::NotAllowedInState),
+
+            // ---- Command::Refresh.
+            (s @ (steady!() | S::SplitBrain), I::Command(C::Refresh)) => {
+                self.state = s;
+                let probing = self.in_flight.iter().any(|e| {
+                    matches!(
+                        e,
+                        Effect::Probe {
+                            probe: Probe::Link,
+                            ..
+                        }
+                    )
+                });
+                if probing {
+                    Ok(Vec::new())
+                } else {
+                    self.wake_at = None;
+                    Ok(vec![self.probe(Probe::Link)])
+                }
+            }
+            (before_replicating!() | underway!() | S::Failed { .. }, I::Command(C::Refresh)) => {
+                Err(R::NotAllowedInState)
+            }
 
             // ---- Command::RecordAssessment.
             (S::Draft, I::Command(C::RecordAssessment(outcome))) => {
@@ -912,7 +970,7 @@ impl Machine {
                 I::Command(C::Failover(K::Forced(ack))),
             ) => self.cmd_forced(plan.from, ack, now),
             (S::Failed { phase, .. }, I::Command(C::Failover(K::Forced(ack)))) => {
-                match steady_of_failed(&phase) {
+                match steady_of_failed(&phase).or_else(|| self.way_out_of(&phase)) {
                     Some(from) => self.cmd_forced(from, ack, now),
                     None => Err(self.refuse_role_change(R::NotAllowedInState)),
                 }
@@ -984,13 +1042,14 @@ impl Machine {
             }
 
             // ---- Command::RepairSplitBrain.
-            (S::SplitBrain, I::Command(C::RepairSplitBrain { keep })) => Ok(self.enter(
-                S::Repairing {
-                    keep,
-                    change: RoleChange::Issued,
-                },
-                now,
-            )),
+            (S::SplitBrain, I::Command(C::RepairSplitBrain { keep })) => self.cmd_repair(keep, now),
+            // A failure whose latest reading shows both sides PRIMARY.
+            (s @ S::Failed { .. }, I::Command(C::RepairSplitBrain { keep }))
+                if self.last_link.as_ref().is_some_and(both_primary) =>
+            {
+                self.state = s;
+                self.cmd_repair(keep, now)
+            }
             (
                 before_replicating!() | steady!() | underway!() | S::Failed { .. },
                 I::Command(C::RepairSplitBrain { .. }),
@@ -1057,19 +1116,41 @@ impl Machine {
     /// Capability guards of role changes win over state-based refusals, so that a one-way link
     /// always says so.
     fn refuse_role_change(&self, otherwise: RejectReason) -> RejectReason {
-        if self.spec.is_two_way() {
+        if self.two_way_now() {
             otherwise
         } else {
             RejectReason::OneWayLink
         }
     }
 
+    /// The link can reverse roles: the spec says two-way and the link resource, as last read,
+    /// has `failoverMode Manual`.
+    fn two_way_now(&self) -> bool {
+        self.spec.is_two_way()
+            && self
+                .last_link
+                .as_ref()
+                .and_then(|l| l.instance.failover_mode)
+                .is_none_or(|m| m == super::spec::FailoverMode::Manual)
+    }
+
+    /// The guard of every role change to SQL Server (failback, a planned or forced failover to
+    /// SQL Server), judged on the live servers: SQL Server's build and the instance's update
+    /// policy as last read with the link (the spec's values only before any reading). It runs
+    /// when the command arrives and again on the catch-up gate's fresh readings, right before
+    /// the role change.
     fn failback_guard(&self) -> Result<(), RejectReason> {
-        if !self.spec.is_two_way() {
+        if !self.two_way_now() {
             return Err(RejectReason::OneWayLink);
         }
-        let caps = self.spec.capabilities();
-        let policy = self.spec.target.update_policy;
+        let link = self.last_link.as_ref();
+        let version = link
+            .and_then(|l| l.source.version)
+            .unwrap_or(self.spec.source.version);
+        let policy = link
+            .and_then(|l| l.instance.update_policy)
+            .unwrap_or(self.spec.target.update_policy);
+        let caps = version.capabilities();
         if !caps.failback_allowed_with(policy) {
             return Err(RejectReason::UpdatePolicyMismatch {
                 policy,
@@ -1086,8 +1167,23 @@ impl Machine {
         }
     }
 
+    /// Repair reads before it acts ([`State::Repairing`] starts with a reading), and never
+    /// reverses a one-way link: only its initial primary can be kept.
+    fn cmd_repair(&mut self, keep: Side, now: Timestamp) -> Outcome {
+        if !self.two_way_now() && keep != self.spec.initial_primary {
+            return Err(RejectReason::OneWayLink);
+        }
+        Ok(self.enter(
+            State::Repairing {
+                keep,
+                change: RoleChange::Checking,
+            },
+            now,
+        ))
+    }
+
     fn cmd_planned_failover(&mut self, now: Timestamp) -> Outcome {
-        if !self.spec.is_two_way() {
+        if !self.two_way_now() {
             return Err(RejectReason::OneWayLink);
         }
         let target = self.spec.initial_primary.other();
@@ -1196,7 +1292,7 @@ impl Machine {
         ack: Option<DataLossAcknowledgement>,
         now: Timestamp,
     ) -> Outcome {
-        if !self.spec.is_two_way() {
+        if !self.two_way_now() {
             return Err(RejectReason::OneWayLink);
         }
         let target = from.primary(self.spec.initial_primary).other();
@@ -1315,18 +1411,73 @@ impl Machine {
             S::AbortingFailover { .. } | S::Cancelling { .. } | S::Failed { .. } => {
                 Err(RejectReason::NotAllowedInState)
             }
+            // A role change that failed half-way: settle on the roles the servers last reported.
             S::FailingOver { plan: None, .. }
             | S::ForcingFailover { .. }
             | S::VerifyingRoles { .. }
-            | S::Redirecting { .. }
+            | S::Repairing { .. } => self.settle(&phase, now),
+            S::Redirecting { .. }
             | S::FailedOver { .. }
             | S::SplitBrain
-            | S::Repairing { .. }
             | S::RemovingLink { .. }
             | S::DroppingDag { .. }
             | S::DroppingAg
             | S::Completed
             | S::Cancelled => Err(RejectReason::CancelTooLate),
+        }
+    }
+
+    /// Cancel of a role change or repair that failed half-way: go to the steady state the
+    /// servers' latest reading shows (exactly one PRIMARY, the other SECONDARY or unreadable),
+    /// or to SplitBrain when both are PRIMARY. The application is not redirected: it is where
+    /// the last completed redirect sent it, and a later failover or failback moves it.
+    fn settle(&mut self, phase: &State, now: Timestamp) -> Outcome {
+        let Some(link) = self.last_link.clone() else {
+            return Err(RejectReason::RolesUnknown);
+        };
+        let data_loss_possible = match phase {
+            State::VerifyingRoles {
+                then: Then::FailedOver { data_loss_possible },
+                ..
+            } => *data_loss_possible,
+            State::VerifyingRoles { .. } | State::FailingOver { .. } => false,
+            _ => true,
+        };
+        let sql = role_of(&link, Side::SqlServer);
+        let mi = role_of(&link, Side::ManagedInstance);
+        let settled = |side: Side, other: Option<ReplicaRole>| {
+            other == Some(ReplicaRole::Secondary) || (other.is_none() && !link.reachable(side))
+        };
+        let primary = match (sql, mi) {
+            (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
+                return Ok(self.enter(State::SplitBrain, now));
+            }
+            (Some(ReplicaRole::Primary), other) if settled(Side::ManagedInstance, other) => {
+                Side::SqlServer
+            }
+            (other, Some(ReplicaRole::Primary)) if settled(Side::SqlServer, other) => {
+                Side::ManagedInstance
+            }
+            _ => return Err(RejectReason::RolesUnknown),
+        };
+        let steady = self.steady_after(primary, data_loss_possible);
+        Ok(self.enter(steady.to_state(), now))
+    }
+
+    /// A forced failover out of a role change that failed half-way, when the latest reading
+    /// could not read one side: that side is taken as the current primary, and the other side
+    /// is forced primary.
+    fn way_out_of(&self, phase: &State) -> Option<Steady> {
+        match phase {
+            State::FailingOver { .. }
+            | State::VerifyingRoles { .. }
+            | State::Redirecting { .. }
+            | State::ForcingFailover { .. }
+            | State::Repairing { .. } => {
+                let down = self.last_link.as_ref()?.unreachable?;
+                Some(self.steady_after(down, true))
+            }
+            _ => None,
         }
     }
 
@@ -1349,6 +1500,13 @@ impl Machine {
     ) -> Vec<Effect> {
         if matches!(effect, Effect::Probe { .. }) && error.retryable {
             self.state = state;
+            self.last_probe_error = Some(error);
+            self.schedule(now);
+            Vec::new()
+        } else if effect.is_role_change() && role_change_evidence(&error.code) {
+            // The service says a role change is already running, or already done: that is
+            // evidence, not a failure. Read the link (again later) and decide from the roles.
+            self.state = checking(state);
             self.last_probe_error = Some(error);
             self.schedule(now);
             Vec::new()
@@ -1573,6 +1731,25 @@ impl Machine {
         Ok(events)
     }
 
+    /// A reading while both sides were PRIMARY: still so, or resolved outside milink (exactly
+    /// one PRIMARY, the other SECONDARY: go to that side's steady state; data may have been
+    /// lost while both took writes).
+    fn on_split_brain(&mut self, obs: Observation, now: Timestamp) -> Outcome {
+        let link = self.record_link(obs)?;
+        let sql = role_of(&link, Side::SqlServer);
+        let mi = role_of(&link, Side::ManagedInstance);
+        let primary = match (sql, mi) {
+            (Some(ReplicaRole::Primary), Some(ReplicaRole::Secondary)) => Side::SqlServer,
+            (Some(ReplicaRole::Secondary), Some(ReplicaRole::Primary)) => Side::ManagedInstance,
+            _ => {
+                self.state = State::SplitBrain;
+                return Ok(Vec::new());
+            }
+        };
+        let steady = self.steady_after(primary, true);
+        Ok(self.enter(steady.to_state(), now))
+    }
+
     fn on_failed_over(
         &mut self,
         primary: Side,
@@ -1700,6 +1877,60 @@ impl Machine {
         if both_primary(&link) {
             return Ok(self.enter(State::SplitBrain, now));
         }
+        // An earlier attempt of this role change is still running, or went through (its reply
+        // was lost, or it completed after a failure): follow it, never send another.
+        if role_change_running(&link) {
+            return Ok(self.wait(
+                State::CatchingUp {
+                    plan,
+                    stable: None,
+                    blocker: Some(CatchUpBlocker::RolesNotAsExpected),
+                },
+                now,
+            ));
+        }
+        if self.spec.is_two_way()
+            && role_of(&link, plan.target) == Some(ReplicaRole::Primary)
+            && role_of(&link, plan.target.other()) == Some(ReplicaRole::Secondary)
+        {
+            let then = self.then_of(&plan.goal, plan.target, now);
+            return Ok(self.enter(
+                State::VerifyingRoles {
+                    primary: plan.target,
+                    strict: true,
+                    then,
+                    both_primary_since: None,
+                },
+                now,
+            ));
+        }
+        // The guards of the role change, on this fresh reading of the live servers.
+        let guard = match plan.goal {
+            Goal::Failover | Goal::Failback if !self.two_way_now() => Err(RejectReason::OneWayLink),
+            Goal::Failover | Goal::Failback | Goal::Cutover(_)
+                if plan.target == Side::SqlServer =>
+            {
+                self.failback_guard()
+            }
+            Goal::Failover | Goal::Failback | Goal::Cutover(_) => Ok(()),
+        };
+        if let Err(reason) = guard {
+            let error = StepError {
+                code: "guard".to_owned(),
+                message: format!(
+                    "the role change to {} is refused on the servers' current state: {reason}. \
+                     Cancel returns to the steady state it started from",
+                    side_name(plan.target)
+                ),
+                retryable: false,
+            };
+            let state = State::CatchingUp {
+                plan,
+                stable: None,
+                blocker: None,
+            };
+            return Ok(self.fail(state, None, error));
+        }
         let (stable, blocker) = match self.catch_up_gate(&link, plan.target) {
             Err(blocker) => (None, blocker),
             Ok(lsns) => {
@@ -1762,35 +1993,25 @@ impl Machine {
         now: Timestamp,
     ) -> Vec<Effect> {
         let target = plan.target;
-        let then = match &plan.goal {
-            // One-way: fence SQL Server's writes, check, then remove the link.
-            Goal::Cutover(_) if !self.spec.is_two_way() => {
-                return self.enter(
-                    State::Fencing {
-                        plan,
-                        step: FenceStep::Demote {
-                            change: RoleChange::Issued,
-                        },
+        // One-way: fence SQL Server's writes, check, then remove the link.
+        if matches!(plan.goal, Goal::Cutover(_)) && !self.spec.is_two_way() {
+            return self.enter(
+                State::Fencing {
+                    plan,
+                    step: FenceStep::Demote {
+                        change: RoleChange::Issued,
                     },
-                    now,
-                );
-            }
-            Goal::Cutover(options) => Then::AwaitFirstFullBackup {
-                options: options.clone(),
-                backup_after: Some(now),
-                abort: Abort {
-                    back_to: self.steady_after(target, false),
-                    restore_mode: None,
                 },
-            },
-            Goal::Failover | Goal::Failback => self.then_after(target, false),
-        };
+                now,
+            );
+        }
+        self.role_changed_at = Some(now);
+        let then = self.then_of(&plan.goal, target, now);
         let via = if target.other() == Side::SqlServer && self.spec.capabilities().tsql_failover {
             FailoverVia::Tsql
         } else {
             FailoverVia::Arm
         };
-        self.role_changed_at = Some(now);
         self.verified_lsns = lsns;
         self.enter(
             State::FailingOver {
@@ -1803,6 +2024,21 @@ impl Machine {
             },
             now,
         )
+    }
+
+    /// Where a two-way role change for `goal` goes once the roles are verified.
+    fn then_of(&self, goal: &Goal, target: Side, now: Timestamp) -> Then {
+        match goal {
+            Goal::Cutover(options) => Then::AwaitFirstFullBackup {
+                options: options.clone(),
+                backup_after: Some(self.role_changed_at.unwrap_or(now)),
+                abort: Abort {
+                    back_to: self.steady_after(target, false),
+                    restore_mode: None,
+                },
+            },
+            Goal::Failover | Goal::Failback => self.then_after(target, false),
+        }
     }
 
     fn on_failing_over(
@@ -1818,6 +2054,9 @@ impl Machine {
                 let link = self.record_link(obs)?;
                 let new = role_of(&link, target);
                 let old = role_of(&link, target.other());
+                if role_change_running(&link) {
+                    return Ok(self.wait(failover.state(RoleChange::Checking), now));
+                }
                 match (new, old) {
                     (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
                         Ok(self.enter(State::SplitBrain, now))
@@ -1827,6 +2066,7 @@ impl Machine {
                             primary: target,
                             strict: true,
                             then: failover.then,
+                            both_primary_since: None,
                         },
                         now,
                     )),
@@ -1876,6 +2116,7 @@ impl Machine {
                             primary: target,
                             strict: true,
                             then: failover.then,
+                            both_primary_since: None,
                         },
                         now,
                     )),
@@ -1927,6 +2168,7 @@ impl Machine {
                     primary: target,
                     strict: false,
                     then,
+                    both_primary_since: None,
                 },
                 now,
             )),
@@ -1967,6 +2209,16 @@ impl Machine {
     ) -> Vec<Effect> {
         let new = role_of(link, target);
         let old = role_of(link, target.other());
+        if role_change_running(link) {
+            return self.wait(
+                State::ForcingFailover {
+                    target,
+                    change: RoleChange::Checking,
+                    then,
+                },
+                now,
+            );
+        }
         match (new, old) {
             (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
                 self.enter(State::SplitBrain, now)
@@ -1977,6 +2229,7 @@ impl Machine {
                     primary: target,
                     strict: false,
                     then,
+                    both_primary_since: None,
                 },
                 now,
             ),
@@ -2010,13 +2263,30 @@ impl Machine {
         primary: Side,
         strict: bool,
         then: Then,
+        both_primary_since: Option<Timestamp>,
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
         let link = self.record_link(obs)?;
         let new = role_of(&link, primary);
         let old = role_of(&link, primary.other());
+        let mut both_since = None;
         if new == Some(ReplicaRole::Primary) {
+            // Both PRIMARY: right after a demotion a lagging reading may still say so; when it
+            // lasts the stability window, it is a split brain.
+            if strict && old == Some(ReplicaRole::Primary) {
+                let since = both_primary_since.unwrap_or(now);
+                if now.since(since) >= self.spec.options.stability_window {
+                    return Ok(self.enter(State::SplitBrain, now));
+                }
+                both_since = Some(since);
+            }
+            // A planned role change demotes the old primary itself; when that side can no
+            // longer be read, go on (the steady state keeps reading it, and a split brain is
+            // seen there).
+            if strict && old.is_none() && !link.reachable(primary.other()) {
+                return Ok(self.begin_redirect(primary, then, now));
+            }
             if strict && old == Some(ReplicaRole::Secondary) {
                 let mut events = self.prove_role_change(&link, primary, now);
                 events.extend(self.begin_redirect(primary, then, now));
@@ -2035,6 +2305,7 @@ impl Machine {
                 primary,
                 strict,
                 then,
+                both_primary_since: both_since,
             },
             now,
         ))
@@ -2077,6 +2348,7 @@ impl Machine {
                     primary: keep,
                     strict: true,
                     then,
+                    both_primary_since: None,
                 },
                 now,
             )
@@ -2084,22 +2356,56 @@ impl Machine {
         let reply = match effect {
             Effect::Probe { .. } => {
                 let link = self.record_link(obs)?;
-                return Ok(match role_of(&link, keep.other()) {
-                    Some(ReplicaRole::Primary) => {
+                if role_change_running(&link) {
+                    return Ok(self.wait(
+                        State::Repairing {
+                            keep,
+                            change: RoleChange::Checking,
+                        },
+                        now,
+                    ));
+                }
+                return Ok(match (role_of(&link, keep), role_of(&link, keep.other())) {
+                    // Both PRIMARY: demote the other side.
+                    (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
                         self.state = State::Repairing {
                             keep,
                             change: RoleChange::Issued,
                         };
                         self.kick()
                     }
-                    Some(ReplicaRole::Secondary) => verify(self),
-                    Some(ReplicaRole::Resolving) | None => self.wait(
-                        State::Repairing {
+                    // Already repaired (by the demotion, or outside milink).
+                    (Some(ReplicaRole::Primary), Some(ReplicaRole::Secondary)) => verify(self),
+                    // The side to keep is not PRIMARY: demoting the other would leave none.
+                    (Some(ReplicaRole::Secondary), _) => {
+                        let error = StepError {
+                            code: "guard".to_owned(),
+                            message: format!(
+                                "refusing to demote {}: {} is not PRIMARY (it reports SECONDARY), \
+                                 so the demotion would leave no primary. Read the roles \
+                                 (health) and keep the side that is PRIMARY, or cancel to settle \
+                                 on the roles the servers report",
+                                side_name(keep.other()),
+                                side_name(keep),
+                            ),
+                            retryable: false,
+                        };
+                        let state = State::Repairing {
                             keep,
                             change: RoleChange::Checking,
-                        },
-                        now,
-                    ),
+                        };
+                        let step = effect.step();
+                        self.fail(state, step, error)
+                    }
+                    // A side that cannot be read, or roles still moving: read again.
+                    (Some(ReplicaRole::Primary) | Some(ReplicaRole::Resolving) | None, _) => self
+                        .wait(
+                            State::Repairing {
+                                keep,
+                                change: RoleChange::Checking,
+                            },
+                            now,
+                        ),
                 });
             }
             Effect::Source { .. } => {
@@ -2209,6 +2515,9 @@ impl Machine {
                 let mut events = self.prove_removal(&link, &verified, now);
                 events.extend(self.after_link_removal(options, redirect, now));
                 return Ok(events);
+            }
+            if both_primary(&link) {
+                return Ok(self.enter(State::SplitBrain, now));
             }
             if self.removal_gate(&link, redirect, &verified) {
                 self.state = state(RoleChange::Issued);
@@ -3589,7 +3898,14 @@ fn steady_of_failed(phase: &State) -> Option<Steady> {
 /// The state a failed phase is re-entered in: accepted operations are re-issued (PUT and PATCH
 /// are idempotent), role changes and the link's removal start with a read of the link (the
 /// failed call may have taken effect: a timeout does not say), and the catch-up window restarts.
-fn reset_for_retry(state: State) -> State {
+fn reset_for_retry(state: State, retryable: bool) -> State {
+    // An accepted operation that did not report failure (the step timed out, or its poll failed
+    // transiently) may still be running: follow it by its URL, never send it again. One that
+    // failed for good is judged by a reading of the link.
+    let after = |change: RoleChange| match change {
+        RoleChange::Accepted(op) if retryable => RoleChange::Accepted(op),
+        RoleChange::Accepted(_) | RoleChange::Issued | RoleChange::Checking => RoleChange::Checking,
+    };
     match state {
         State::ExchangingTrust {
             step: TrustStep::UploadCertificate { public_key, .. },
@@ -3626,13 +3942,14 @@ fn reset_for_retry(state: State) -> State {
         State::FailingOver {
             target,
             via,
+            change,
             then,
             plan,
             ..
         } => State::FailingOver {
             target,
             via,
-            change: RoleChange::Checking,
+            change: after(change),
             then,
             plan,
             cancel: false,
@@ -3649,6 +3966,88 @@ fn reset_for_retry(state: State) -> State {
                     cancel,
                 },
             },
+        },
+        State::ForcingFailover {
+            target,
+            change,
+            then,
+        } => State::ForcingFailover {
+            target,
+            change: after(change),
+            then,
+        },
+        State::Repairing { keep, change } => State::Repairing {
+            keep,
+            change: after(change),
+        },
+        State::RemovingLink {
+            options,
+            redirect,
+            verified,
+            removal,
+        } => State::RemovingLink {
+            options,
+            redirect,
+            removal: after(removal),
+            verified,
+        },
+        State::Cancelling {
+            step: CancelStep::DeleteLink { removal },
+        } => State::Cancelling {
+            step: CancelStep::DeleteLink {
+                removal: after(removal),
+            },
+        },
+        s @ (State::Draft
+        | State::Assessed
+        | State::PreparingSource { .. }
+        | State::ExchangingTrust { .. }
+        | State::CreatingAg { .. }
+        | State::CreatingDag
+        | State::Seeding { .. }
+        | State::Replicating { .. }
+        | State::VerifyingRoles { .. }
+        | State::Redirecting { .. }
+        | State::FailedOver { .. }
+        | State::SplitBrain
+        | State::AwaitingFirstFullBackup { .. }
+        | State::DroppingDag { .. }
+        | State::DroppingAg
+        | State::Completed
+        | State::Cancelling { .. }
+        | State::Cancelled
+        | State::Failed { .. }) => s,
+    }
+}
+
+/// ARM answers to a role change that say one is already running or already done (the spec's
+/// 409 codes): evidence to read the roles by, never a reason to send the call again.
+pub(crate) const ROLE_CHANGE_EVIDENCE: [&str; 2] = [
+    "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
+    "arm:409:DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
+];
+
+fn role_change_evidence(code: &str) -> bool {
+    ROLE_CHANGE_EVIDENCE.contains(&code)
+}
+
+/// The state with its call that must not run twice set to be judged by a reading of the link.
+fn checking(state: State) -> State {
+    match state {
+        State::FailingOver {
+            target,
+            via,
+            then,
+            plan,
+            cancel,
+            ..
+        } => State::FailingOver {
+            target,
+            via,
+            change: RoleChange::Checking,
+            then,
+            plan,
+            cancel,
         },
         State::ForcingFailover { target, then, .. } => State::ForcingFailover {
             target,
@@ -3677,26 +4076,62 @@ fn reset_for_retry(state: State) -> State {
                 removal: RoleChange::Checking,
             },
         },
+        State::Fencing {
+            plan,
+            step: FenceStep::Demote { .. },
+        } => State::Fencing {
+            plan,
+            step: FenceStep::Demote {
+                change: RoleChange::Checking,
+            },
+        },
+        State::Fencing {
+            plan,
+            step: FenceStep::Undo { cancel, .. },
+        } => State::Fencing {
+            plan,
+            step: FenceStep::Undo {
+                change: RoleChange::Checking,
+                cancel,
+            },
+        },
         s @ (State::Draft
         | State::Assessed
         | State::PreparingSource { .. }
         | State::ExchangingTrust { .. }
         | State::CreatingAg { .. }
         | State::CreatingDag
+        | State::JoiningInstance { .. }
         | State::Seeding { .. }
         | State::Replicating { .. }
+        | State::PreparingFailover { .. }
+        | State::CatchingUp { .. }
         | State::VerifyingRoles { .. }
         | State::Redirecting { .. }
         | State::FailedOver { .. }
         | State::SplitBrain
         | State::AwaitingFirstFullBackup { .. }
+        | State::Fencing {
+            step: FenceStep::Verify { .. },
+            ..
+        }
         | State::DroppingDag { .. }
         | State::DroppingAg
         | State::Completed
+        | State::AbortingFailover { .. }
         | State::Cancelling { .. }
         | State::Cancelled
         | State::Failed { .. }) => s,
     }
+}
+
+/// The link resource says an accepted failover or setRole is still running
+/// (`databases[].replicaState` `LinkFailoverInProgress`): wait, never send another.
+fn role_change_running(link: &LinkObservation) -> bool {
+    link.instance
+        .databases
+        .iter()
+        .any(|d| d.replica_state.as_deref() == Some("LinkFailoverInProgress"))
 }
 
 fn requested_unless_done(call: ArmCall) -> ArmCall {

@@ -175,6 +175,20 @@ pub struct LinkSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
+    /// A two-way link whose instance update policy cannot replicate or fail back to this SQL
+    /// Server release (the same rule the failback guard applies to the live servers).
+    #[error(
+        "a two-way link (FailoverMode::Manual) needs the managed instance update policy to match \
+         SQL Server's release, but it is {policy}{}; use FailoverMode::None (one-way) or change \
+         the policy",
+        match required { Some(r) => format!(" (this release needs {r})"), None => String::new() }
+    )]
+    TwoWayPolicyMismatch {
+        /// The instance's policy.
+        policy: UpdatePolicy,
+        /// The policy the release needs.
+        required: Option<UpdatePolicy>,
+    },
     /// The link carries no database.
     #[error("the link carries no database; name at least one")]
     NoDatabases,
@@ -332,6 +346,14 @@ impl LinkSpec {
                     required: caps.matching_update_policy,
                 });
             }
+        }
+        if self.failover_mode == FailoverMode::Manual
+            && !caps.failback_allowed_with(self.target.update_policy)
+        {
+            return Err(SpecError::TwoWayPolicyMismatch {
+                policy: self.target.update_policy,
+                required: caps.matching_update_policy,
+            });
         }
         if self.session_timeout_s < 5 {
             return Err(SpecError::SessionTimeoutTooShort {

@@ -662,6 +662,11 @@ pub enum State {
         strict: bool,
         /// Where to go next.
         then: Then,
+        /// Since when consecutive readings show both sides PRIMARY (a first such reading may
+        /// be a lagging one, right after a demotion; one that lasts the stability window is a
+        /// split brain).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        both_primary_since: Option<Timestamp>,
     },
     /// The application is told to connect to `primary`.
     Redirecting {

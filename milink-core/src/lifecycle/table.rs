@@ -51,6 +51,7 @@ const CANCEL: &str = "Command::Cancel";
 const FORCED: &str = "Command::Failover(Forced)";
 const CUTOVER: &str = "Command::Cutover";
 const FAILED: &str = "Failed";
+const REFRESH: &str = "Command::Refresh";
 
 const TIMEOUT: &str = "phase timeout";
 const STEP_ERROR: &str = "step failed";
@@ -159,6 +160,7 @@ pub const EDGES: &[Edge] = &[
     g("Replicating", ERR, "Replicating", PROBE_RETRY),
     g("Replicating", ERR, FAILED, PROBE_FAILED),
     g("Replicating", TICK, "Replicating", PROBE_DUE),
+    g("Replicating", REFRESH, "Replicating", "read both sides now"),
     g("Replicating", RESUME, "Replicating", REISSUE),
     g(
         "Replicating",
@@ -250,6 +252,18 @@ pub const EDGES: &[Edge] = &[
         "gate open, one-way cutover: fence SQL Server's writes",
     ),
     g("CatchingUp", OK, "SplitBrain", "both sides PRIMARY"),
+    g(
+        "CatchingUp",
+        OK,
+        FAILED,
+        "a guard refuses on the live servers (update policy, version, one-way link)",
+    ),
+    g(
+        "CatchingUp",
+        OK,
+        "VerifyingRoles",
+        "an earlier attempt went through (target PRIMARY, old primary SECONDARY): verify it",
+    ),
     g("CatchingUp", ERR, "CatchingUp", PROBE_RETRY),
     g("CatchingUp", ERR, FAILED, PROBE_FAILED),
     g("CatchingUp", TICK, "CatchingUp", PROBE_DUE),
@@ -394,6 +408,7 @@ pub const EDGES: &[Edge] = &[
     // ---- Failed over.
     g("FailedOver", OK, "FailedOver", "health and lag read"),
     g("FailedOver", OK, "SplitBrain", "both sides PRIMARY"),
+    g("FailedOver", REFRESH, "FailedOver", "read both sides now"),
     g("FailedOver", ERR, "FailedOver", PROBE_RETRY),
     g("FailedOver", ERR, FAILED, PROBE_FAILED),
     g("FailedOver", TICK, "FailedOver", PROBE_DUE),
@@ -418,7 +433,26 @@ pub const EDGES: &[Edge] = &[
         "SQL Server is primary",
     ),
     // ---- Split brain.
-    e("SplitBrain", "Command::RepairSplitBrain", "Repairing"),
+    g(
+        "SplitBrain",
+        "Command::RepairSplitBrain",
+        "Repairing",
+        "read the roles first",
+    ),
+    g("SplitBrain", REFRESH, "SplitBrain", "read both sides now"),
+    g("SplitBrain", OK, "SplitBrain", "still both PRIMARY"),
+    g(
+        "SplitBrain",
+        OK,
+        "FailedOver",
+        "resolved outside milink: only the instance PRIMARY",
+    ),
+    g(
+        "SplitBrain",
+        OK,
+        "Replicating",
+        "resolved outside milink: only SQL Server PRIMARY",
+    ),
     g(
         "Repairing",
         OK,
@@ -430,6 +464,12 @@ pub const EDGES: &[Edge] = &[
         OK,
         "VerifyingRoles",
         "demoted, or role check shows it done",
+    ),
+    g(
+        "Repairing",
+        OK,
+        FAILED,
+        "the side to keep is not PRIMARY: demoting the other would leave no primary",
     ),
     g("Repairing", ERR, "Repairing", PROBE_RETRY),
     g("Repairing", ERR, FAILED, STEP_ERROR),
@@ -505,6 +545,12 @@ pub const EDGES: &[Edge] = &[
         OK,
         "DroppingDag",
         "two-way cutover, link deleted or the check finds it gone",
+    ),
+    g(
+        "RemovingLink",
+        OK,
+        "SplitBrain",
+        "the reading before the DELETE shows both sides PRIMARY",
     ),
     g("RemovingLink", ERR, "RemovingLink", PROBE_RETRY),
     g("RemovingLink", ERR, FAILED, STEP_ERROR),
@@ -686,6 +732,18 @@ pub const EDGES: &[Edge] = &[
         CANCEL,
         "Fencing",
         "failed during the fence: undo it",
+    ),
+    g(
+        FAILED,
+        CANCEL,
+        "SplitBrain",
+        "failed role change or repair, the latest reading shows both sides PRIMARY",
+    ),
+    g(
+        FAILED,
+        "Command::RepairSplitBrain",
+        "Repairing",
+        "the latest reading shows both sides PRIMARY",
     ),
     g(
         FAILED,

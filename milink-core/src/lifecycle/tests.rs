@@ -397,6 +397,9 @@ fn the_machine_says_which_side_is_primary() {
         role: Some(role),
         mode: None,
         partner_mode: None,
+        version: None,
+        update_policy: None,
+        failover_mode: None,
         connected: true,
         databases: Vec::new(),
     };

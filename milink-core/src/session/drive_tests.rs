@@ -498,7 +498,7 @@ async fn progress_state_changes_and_steps_are_published() {
 }
 
 #[tokio::test]
-async fn health_is_the_latest_reading_or_a_fresh_probe() {
+async fn health_reads_both_sides_now_and_never_returns_a_cached_side() {
     let f = fixture();
     // Before the link exists: a probe now, through both ports.
     let fresh = f.session.health().await.unwrap().unwrap();
@@ -511,11 +511,21 @@ async fn health_is_the_latest_reading_or_a_fresh_probe() {
     let latest = f.session.health().await.unwrap().unwrap();
     assert_eq!(latest.source.role, Some(ReplicaRole::Primary));
     assert_eq!(latest.instance.role, Some(ReplicaRole::Secondary));
-    assert_eq!(
-        f.world.calls().len(),
-        calls,
-        "the latest reading needs no call"
+    let read: Vec<String> = f.world.calls()[calls..].to_vec();
+    assert!(
+        read.contains(&"sql:link_state".to_string())
+            && read.contains(&"arm:link_state".to_string()),
+        "both sides read now: {read:?}"
     );
+    // SQL Server cannot be read: reported unreachable and empty, not as its last reading.
+    f.world.inject(
+        "sql:link_state",
+        (0..10).map(|_| PortError::transient("io", "connection reset")),
+    );
+    let now = f.session.health().await.unwrap().unwrap();
+    assert_eq!(now.unreachable, Some(Side::SqlServer));
+    assert_eq!(now.source.role, None);
+    assert_eq!(now.instance.role, Some(ReplicaRole::Secondary));
 }
 
 #[tokio::test]

@@ -64,6 +64,9 @@ fn side(role: ReplicaRole, lsn: u128) -> SideView {
         role: Some(role),
         mode: Some(AvailabilityMode::AsynchronousCommit),
         partner_mode: None,
+        version: None,
+        update_policy: None,
+        failover_mode: None,
         connected: true,
         databases: vec![DatabaseView {
             name: toystore(),

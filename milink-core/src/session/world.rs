@@ -159,6 +159,9 @@ impl World {
             role: side.role,
             mode: side.mode,
             partner_mode: None,
+            version: None,
+            update_policy: None,
+            failover_mode: None,
             connected: seeded,
             databases: if side.link_exists {
                 self.databases

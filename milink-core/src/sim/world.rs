@@ -1143,6 +1143,18 @@ impl World {
         }
     }
 
+    /// An accepted ARM failover or setRole on `link` is still running.
+    pub fn role_change_pending(&self, link: &LinkName) -> bool {
+        self.instance.operations.values().any(|o| {
+            o.outcome.is_none()
+                && matches!(
+                    &o.op,
+                    InstanceOp::Failover { link: l, .. } | InstanceOp::SetRole { link: l, .. }
+                        if l == link
+                )
+        })
+    }
+
     /// The databases of SQL Server's availability group in `link` (empty without a DAG).
     pub fn source_ag_databases(&self, link: &LinkName) -> Vec<DatabaseName> {
         self.source
@@ -2419,6 +2431,18 @@ impl World {
             },
             connected: repl
                 .is_some_and(|r| r.connected || r.databases.values().any(|d| d.synchronized)),
+            // Read with the link: the build from SQL Server, the update policy and the link's
+            // failover mode from ARM.
+            version: (side == Side::SqlServer).then_some(self.source.version),
+            update_policy: (side == Side::ManagedInstance).then_some(self.instance.update_policy),
+            failover_mode: match side {
+                Side::SqlServer => None,
+                Side::ManagedInstance => self
+                    .instance
+                    .links
+                    .get(link)
+                    .map(|l| l.properties.failover_mode),
+            },
             databases: databases
                 .iter()
                 .map(|db| {
@@ -2482,6 +2506,10 @@ impl World {
                 match &r.phase {
                     ReplicaPhase::WaitingToSeed => "CreatingLink",
                     ReplicaPhase::Seeding(_) => "Seeding",
+                    // An accepted failover or setRole that has not finished yet.
+                    ReplicaPhase::Synchronizing if self.role_change_pending(link) => {
+                        "LinkFailoverInProgress"
+                    }
                     ReplicaPhase::Synchronizing => "LinkSynchronizing",
                     ReplicaPhase::Failed { .. } => "LinkCreationError",
                 }

@@ -291,6 +291,8 @@ class SessionStatus(TypedDict):
     """Where the workload was last told to connect (in this process), or None."""
     data_loss: List[DataLossReport]
     """Transactions a role change or the link's removal lost, as evidence; empty when none."""
+    split_brain_since: Optional[int]
+    """While both sides report PRIMARY: when milink first saw it (ms since the epoch)."""
 
 _SessionEvent = Dict[str, Any]
 """One key, the event's kind (``StateChanged``, ``StepStarted``, ``StepRetrying``,

@@ -174,6 +174,9 @@ impl H {
             role: Some(role),
             mode: Some(mode),
             partner_mode: None,
+            version: None,
+            update_policy: None,
+            failover_mode: None,
             connected: true,
             databases: dbs
                 .iter()
@@ -444,6 +447,9 @@ pub fn empty_side() -> SideView {
         role: None,
         mode: None,
         partner_mode: None,
+        version: None,
+        update_policy: None,
+        failover_mode: None,
         connected: false,
         databases: vec![],
     }

@@ -47,6 +47,11 @@ scenarios!(
     guard_one_way_cutover_fences_sql_server_and_removes_the_link_only_when_caught_up,
     guard_a_failed_failover_is_never_sent_again_without_a_fresh_gate,
     data_loss_after_a_role_change_or_removal_is_reported,
+    an_accepted_role_change_is_followed_never_sent_again,
+    the_services_evidence_decides_before_a_role_change_is_sent_again,
+    split_brain_is_seen_whenever_the_roles_are_read,
+    repair_reads_before_it_acts_and_never_leaves_no_primary,
+    there_is_always_a_way_out_of_a_failed_role_change,
     cutover_when_the_instance_is_already_primary,
     cutover_on_a_reverse_link,
     cancel_during_creation_removes_what_was_attempted,
@@ -1211,6 +1216,10 @@ pub fn split_brain_repair_keeping_the_instance() {
     let fx = h.cmd(Command::RepairSplitBrain {
         keep: Side::ManagedInstance,
     });
+    // Repair reads before it acts.
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
     assert_eq!(
         source_op(&fx),
         SourceOp::SetRoleSecondary { dag: h.spec().link }
@@ -1243,6 +1252,9 @@ pub fn split_brain_repair_keeping_sql_server() {
     let fx = h.cmd(Command::RepairSplitBrain {
         keep: Side::SqlServer,
     });
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
     assert_eq!(
         instance_op(&fx),
         InstanceOp::SetRole {
@@ -1319,17 +1331,38 @@ pub fn guard_failback_refused_on_one_way_links_and_mismatched_policies() {
     h.create();
     assert_eq!(h.reject_cmd(Command::Failback), RejectReason::OneWayLink);
 
-    // Always-up-to-date: failover to the instance works, failback never.
-    let spec = spec_with(
+    // A two-way spec the policy cannot carry is refused up front (the same rule).
+    let invalid = spec_with(
         "16.0.4125.3",
         FailoverMode::Manual,
         Side::SqlServer,
         UpdatePolicy::AlwaysUpToDate,
         &["ToyStore"],
     );
-    let mut h = H::new(spec);
+    assert!(matches!(
+        Machine::new(invalid),
+        Err(SpecError::TwoWayPolicyMismatch {
+            policy: UpdatePolicy::AlwaysUpToDate,
+            ..
+        })
+    ));
+
+    // The guards read the live servers: the instance's policy changed to Always-up-to-date
+    // after the link was created (2022 / SQL Server 2022 policy in the spec).
+    let live = |h: &H, policy: Option<UpdatePolicy>, version: Option<&str>| {
+        let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+        if let Observation::Link(link) = &mut obs {
+            link.instance.update_policy = policy;
+            link.source.version = version.map(|v| SqlVersion::parse(v).unwrap());
+        }
+        obs
+    };
+    let mut h = H::new(two_way());
     h.create();
     h.planned_failover();
+    h.tick_at_deadline();
+    let obs = live(&h, Some(UpdatePolicy::AlwaysUpToDate), None);
+    h.answer(obs);
     assert_eq!(
         h.reject_cmd(Command::Failback),
         RejectReason::UpdatePolicyMismatch {
@@ -1341,17 +1374,13 @@ pub fn guard_failback_refused_on_one_way_links_and_mismatched_policies() {
         h.reject_cmd(ack()),
         RejectReason::UpdatePolicyMismatch { .. }
     ));
-    // SQL Server 2025 with the 2022 policy.
-    let spec = spec_with(
-        "17.0.1000.7",
-        FailoverMode::Manual,
-        Side::SqlServer,
-        UpdatePolicy::SqlServer2022,
-        &["ToyStore"],
-    );
-    let mut h = H::new(spec);
+    // SQL Server was upgraded to 2025 while the instance keeps the 2022 policy.
+    let mut h = H::new(two_way());
     h.create();
     h.planned_failover();
+    h.tick_at_deadline();
+    let obs = live(&h, Some(UpdatePolicy::SqlServer2022), Some("17.0.1000.7"));
+    h.answer(obs);
     assert_eq!(
         h.reject_cmd(Command::Failback),
         RejectReason::UpdatePolicyMismatch {
@@ -1359,6 +1388,44 @@ pub fn guard_failback_refused_on_one_way_links_and_mismatched_policies() {
             required: Some(UpdatePolicy::SqlServer2025)
         }
     );
+    // The policy changes between the command and the role change: the gate's fresh reading
+    // refuses, before any FAILOVER, with a failure that says why.
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    h.cmd(Command::Failback);
+    h.done_all();
+    let mut obs = h.sync_equal(Side::ManagedInstance, 900);
+    if let Observation::Link(link) = &mut obs {
+        link.instance.update_policy = Some(UpdatePolicy::AlwaysUpToDate);
+    }
+    let fx = h.answer(obs);
+    assert!(!has_failover(&fx));
+    match h.m.state() {
+        State::Failed {
+            error, retryable, ..
+        } => {
+            assert!(!*retryable);
+            assert_eq!(error.code, "guard");
+            assert!(
+                error.message.contains("AlwaysUpToDate"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The link resource became one-way (failoverMode None): no failback either.
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    h.tick_at_deadline();
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        link.instance.failover_mode = Some(FailoverMode::None);
+    }
+    h.answer(obs);
+    assert_eq!(h.reject_cmd(Command::Failback), RejectReason::OneWayLink);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1390,10 +1457,10 @@ pub fn cutover_two_way_fails_over_waits_for_backup_and_removes_everything() {
     assert_eq!(phase_events(&fx), ["RemovingLink"]);
     // Every DELETE follows a reading that shows the instance PRIMARY and SQL Server not.
     assert!(is_probe(&fx, Probe::Link));
-    let split = h.both_primary();
+    let not_yet = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
     assert!(
-        actions(&h.answer(split)).is_empty(),
-        "no DELETE in a split brain"
+        actions(&h.answer(not_yet)).is_empty(),
+        "no DELETE while SQL Server is PRIMARY"
     );
     h.tick_at_deadline();
     let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
@@ -1849,6 +1916,378 @@ pub fn data_loss_after_a_role_change_or_removal_is_reported() {
     assert_eq!(h.phase(), Phase::Redirecting);
     assert_eq!(h.m.data_loss().len(), 1);
     assert_eq!(h.m.data_loss()[0].end_of_log, Lsn::new(1003).unwrap());
+}
+
+/// A two-way link whose planned failovers go through ARM (SQL Server 2022 CU10).
+fn arm_failover() -> H {
+    let spec = spec_with(
+        "16.0.4095.4",
+        FailoverMode::Manual,
+        Side::SqlServer,
+        UpdatePolicy::SqlServer2022,
+        &["ToyStore"],
+    );
+    let mut h = H::new(spec);
+    h.create();
+    to_catching_up(&mut h);
+    h.pass_gate(Side::ManagedInstance);
+    assert_eq!(h.phase(), Phase::FailingOver);
+    h
+}
+
+fn posts_failover(effects: &[Effect]) -> bool {
+    effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::Instance {
+                op: InstanceOp::Failover { .. },
+                ..
+            }
+        )
+    })
+}
+
+/// The instance's link resource says a failover is running.
+fn failover_running(h: &H) -> Observation {
+    let mut obs = h.sync_equal(Side::SqlServer, 900);
+    if let Observation::Link(link) = &mut obs {
+        for d in &mut link.instance.databases {
+            d.replica_state = Some("LinkFailoverInProgress".to_owned());
+        }
+    }
+    obs
+}
+
+pub fn an_accepted_role_change_is_followed_never_sent_again() {
+    // Accepted, still running, and the step times out: resume and retry poll the same URL.
+    for retry in [false, true] {
+        let mut h = arm_failover();
+        h.answer(Observation::OperationAccepted(op(11)));
+        h.time_out();
+        assert_eq!(h.phase(), Phase::Failed);
+        let fx = if retry {
+            h.cmd(Command::Retry)
+        } else {
+            h.resume()
+        };
+        assert!(is_poll(&fx, &op(11)), "follows the operation: {fx:?}");
+        assert!(!posts_failover(&fx));
+        h.answer(Observation::OperationRunning);
+        h.tick_at_deadline();
+        let fx = h.done();
+        assert_eq!(phase_events(&fx), ["VerifyingRoles"]);
+    }
+    // The operation itself failed (not retryable): the roles decide, not the URL.
+    let mut h = arm_failover();
+    h.answer(Observation::OperationAccepted(op(12)));
+    h.tick_at_deadline();
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    // The same for a forced failover and the link's removal.
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(ack());
+    h.answer(Observation::OperationAccepted(op(13)));
+    h.time_out();
+    assert!(is_poll(&h.resume(), &op(13)));
+    let mut h = reach(Phase::RemovingLink);
+    h.answer(Observation::OperationAccepted(op(14)));
+    h.time_out();
+    let fx = h.resume();
+    assert!(is_poll(&fx, &op(14)));
+    assert!(!has_delete_link(&fx));
+}
+
+pub fn the_services_evidence_decides_before_a_role_change_is_sent_again() {
+    // The reply was lost before any URL was known; the link resource says a failover is
+    // running: wait and read again, never POST a second one.
+    let mut h = arm_failover();
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = failover_running(&h);
+    assert!(!posts_failover(&h.answer(obs)));
+    assert_eq!(h.phase(), Phase::FailingOver);
+    h.tick_at_deadline();
+    let obs = failover_running(&h);
+    assert!(!posts_failover(&h.answer(obs)));
+    h.tick_at_deadline();
+    // It finished: verify, never send it again.
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert!(!posts_failover(&fx));
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+
+    // A POST answered "a role change is already in progress" is evidence, not a failure.
+    let mut h = arm_failover();
+    let step = h.pending_step();
+    let fx = h.answer_step(
+        step,
+        Err(StepError {
+            code: "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress"
+                .to_owned(),
+            message: "A role change on this link is already in progress.".to_owned(),
+            retryable: false,
+        }),
+    );
+    assert!(fx.is_empty());
+    assert_eq!(h.phase(), Phase::FailingOver);
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link));
+    // "Already in the requested role": verify.
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+
+    // Gate again after a failure, but the earlier failover went through meanwhile (it was
+    // accepted before its reply was lost): verify it, never send a second one, which would
+    // hand the role back.
+    let mut h = arm_failover();
+    h.fail(true);
+    h.resume();
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    let obs = failover_running(&h);
+    assert!(!posts_failover(&h.answer(obs)));
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    h.tick_at_deadline();
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert!(!posts_failover(&fx));
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+}
+
+pub fn split_brain_is_seen_whenever_the_roles_are_read() {
+    // After a forced failover the old primary came back still PRIMARY while nothing ran: a
+    // refresh (health, resume) sees it, with the time.
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(ack());
+    h.done();
+    let mut obs = h.roles(Side::ManagedInstance, None);
+    if let Observation::Link(link) = &mut obs {
+        link.unreachable = Some(Side::SqlServer);
+        link.source = empty_side();
+    }
+    h.answer(obs);
+    h.done();
+    assert_eq!(h.phase(), Phase::FailedOver);
+    h.settle();
+    let fx = h.cmd(Command::Refresh);
+    assert!(is_probe(&fx, Probe::Link));
+    assert_eq!(h.cmd(Command::Refresh), vec![], "one reading at a time");
+    let seen = h.now;
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    assert!(fx.contains(&Effect::Progress(ProgressEvent::SplitBrain {
+        seen_at: seen
+    })));
+    assert_eq!(h.m.split_brain_since(), Some(seen));
+    // Still both PRIMARY: stays; resolved outside milink (SQL Server demoted): FailedOver.
+    h.cmd(Command::Refresh);
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    h.cmd(Command::Refresh);
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::ManagedInstance,
+            data_loss_possible: true
+        }
+    );
+    assert_eq!(h.m.split_brain_since(), None);
+    // Refresh in Replicating reads too; elsewhere it is refused.
+    let mut h = reach(Phase::Replicating);
+    h.done();
+    assert!(is_probe(&h.cmd(Command::Refresh), Probe::Link));
+    let obs = h.healthy();
+    h.answer(obs);
+    let mut h = reach(Phase::Seeding);
+    assert_eq!(
+        h.reject_cmd(Command::Refresh),
+        RejectReason::NotAllowedInState
+    );
+    // Before the link's removal: both PRIMARY is a split brain, never a DELETE.
+    let mut h = reach(Phase::AwaitingFirstFullBackup);
+    let obs = h.backups(Some(h.now));
+    h.answer(obs);
+    let obs = h.both_primary();
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    // During the strict role check: a lagging reading right after the change is waited out;
+    // both PRIMARY for the stability window is a split brain.
+    let mut h = reach(Phase::VerifyingRoles);
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    while h.phase() == Phase::VerifyingRoles {
+        h.tick_at_deadline();
+        let obs = h.both_primary();
+        h.answer(obs);
+    }
+    assert_eq!(h.phase(), Phase::SplitBrain);
+}
+
+pub fn repair_reads_before_it_acts_and_never_leaves_no_primary() {
+    let split = || {
+        let mut h = H::new(two_way());
+        h.create();
+        h.tick_at_deadline();
+        let obs = h.both_primary();
+        h.answer(obs);
+        assert_eq!(h.phase(), Phase::SplitBrain);
+        h
+    };
+    // A DBA already demoted SQL Server: keeping SQL Server would demote the instance too and
+    // leave no primary. Refused, nothing sent.
+    let mut h = split();
+    h.cmd(Command::RepairSplitBrain {
+        keep: Side::SqlServer,
+    });
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert!(actions(&fx).is_empty(), "{fx:?}");
+    match h.m.state() {
+        State::Failed {
+            error, retryable, ..
+        } => {
+            assert!(!*retryable);
+            assert!(
+                error.message.contains("leave no primary"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Cancel settles on the roles the servers report.
+    h.cmd(Command::Cancel);
+    assert_eq!(
+        h.m.state(),
+        &State::FailedOver {
+            primary: Side::ManagedInstance,
+            data_loss_possible: true
+        }
+    );
+    // Already repaired outside milink the way asked: verify, send nothing.
+    let mut h = split();
+    h.cmd(Command::RepairSplitBrain {
+        keep: Side::ManagedInstance,
+    });
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert_eq!(phase_events(&fx), ["VerifyingRoles"]);
+    // A one-way link is never reversed: only SQL Server can be kept.
+    let mut h = H::new(one_way());
+    h.create();
+    h.tick_at_deadline();
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    assert_eq!(
+        h.reject_cmd(Command::RepairSplitBrain {
+            keep: Side::ManagedInstance
+        }),
+        RejectReason::OneWayLink
+    );
+    let fx = h.cmd(Command::RepairSplitBrain {
+        keep: Side::SqlServer,
+    });
+    assert!(is_probe(&fx, Probe::Link));
+}
+
+pub fn there_is_always_a_way_out_of_a_failed_role_change() {
+    // SQL Server died during the planned failover: the failover failed, SQL Server cannot be
+    // read. A forced failover (acknowledged) is allowed.
+    let mut h = arm_failover();
+    h.fail(true);
+    h.resume();
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        link.source = empty_side();
+        link.instance.role = Some(ReplicaRole::Secondary);
+        link.unreachable = Some(Side::SqlServer);
+    }
+    h.answer(obs);
+    h.time_out();
+    assert_eq!(h.phase(), Phase::Failed);
+    let fx = h.cmd(ack());
+    assert_eq!(h.phase(), Phase::ForcingFailover);
+    assert!(matches!(
+        instance_op(&fx),
+        InstanceOp::Failover {
+            failover_type: ArmFailoverType::ForcedAllowDataLoss,
+            ..
+        }
+    ));
+    // Both sides answer: no forced failover out of the failed planned one (resume or retry).
+    let mut h = arm_failover();
+    h.fail(false);
+    assert_eq!(h.reject_cmd(ack()), RejectReason::NotAllowedInState);
+    // The role change completed but the old side cannot be read any more: the strict role
+    // check goes on to the redirect instead of waiting forever.
+    let mut h = reach(Phase::VerifyingRoles);
+    let mut obs = h.roles(Side::ManagedInstance, None);
+    if let Observation::Link(link) = &mut obs {
+        link.source = empty_side();
+        link.unreachable = Some(Side::SqlServer);
+    }
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    // Stuck in a failed role check with the roles flipped back: cancel settles on them.
+    let mut h = reach(Phase::VerifyingRoles);
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    h.time_out();
+    assert_eq!(h.phase(), Phase::Failed);
+    h.cmd(Command::Cancel);
+    assert!(matches!(h.m.state(), State::Replicating { .. }));
+    // Failed with both sides PRIMARY in the latest reading: repair is allowed.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(false);
+    h.cmd(Command::Cancel);
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    let mut h = reach(Phase::VerifyingRoles);
+    h.fail_first(false);
+    // (the failure came from the reading itself; make the latest reading a split brain)
+    let mut h2 = reach(Phase::VerifyingRoles);
+    let obs = h2.both_primary();
+    h2.answer(obs);
+    h2.time_out();
+    assert_eq!(h2.phase(), Phase::Failed);
+    assert!(is_probe(
+        &h2.cmd(Command::RepairSplitBrain {
+            keep: Side::ManagedInstance
+        }),
+        Probe::Link
+    ));
+    assert_eq!(h2.phase(), Phase::Repairing);
+    assert_eq!(
+        h.reject_cmd(Command::RepairSplitBrain {
+            keep: Side::ManagedInstance
+        }),
+        RejectReason::SplitBrainNotPresent
+    );
+    // Cancel of a failed role check whose latest reading shows both PRIMARY: SplitBrain, and a
+    // reading after a DBA demoted the instance settles in Replicating.
+    let mut h = reach(Phase::VerifyingRoles);
+    let obs = h.both_primary();
+    h.answer(obs);
+    h.time_out();
+    h.cmd(Command::Cancel);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    h.cmd(Command::Refresh);
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert!(matches!(h.m.state(), State::Replicating { .. }));
 }
 
 pub fn cutover_when_the_instance_is_already_primary() {
@@ -2732,6 +3171,7 @@ pub fn crash_resume_checks_roles_before_forcing_again() {
                     then: Then::FailedOver {
                         data_loss_possible: true
                     },
+                    ..
                 }
             ),
             "{:?}",
@@ -2809,6 +3249,7 @@ pub fn crash_resume_checks_roles_before_forcing_again() {
             primary: Side::SqlServer,
             strict: false,
             then: Then::Replicating,
+            ..
         }
     ));
     let mut h = forced_back();
