@@ -1278,6 +1278,8 @@ mod crash_tests;
 #[cfg(test)]
 mod drive_tests;
 #[cfg(test)]
+mod once_tests;
+#[cfg(test)]
 mod redirect_tests;
 #[cfg(test)]
 mod tests;

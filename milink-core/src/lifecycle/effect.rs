@@ -2,8 +2,31 @@
 //!
 //! Every effect that touches a server carries the [`StepId`] the machine expects back in the
 //! observation, and re-issuing it after a crash is safe: it is idempotent (guarded T-SQL, PUT,
-//! PATCH to the same value, reads), or it is a role change or the link's removal, which the
-//! machine sends again only after reading the link showed it did not take effect.
+//! PATCH to the same value, reads), or it is one of the calls below, which must not run twice.
+//!
+//! # Calls that must not run twice
+//!
+//! One place states, for each non-idempotent effect, how the machine knows whether it took
+//! effect and what it does when it does not know. Three situations are covered for each:
+//! *accepted but not finished* (an ARM operation still running), *finished but the reply was
+//! lost* (a timeout, a dropped connection, a crash before the reply was journaled), and
+//! *crashed in between* (the call may or may not have been sent). The driver never retries these
+//! calls itself except after a 429, which the service refuses before acting
+//! ([`crate::ports::PortError::is_throttled`]).
+//!
+//! | Effect | Evidence that it took effect | Accepted, not finished | Reply lost / crash |
+//! |---|---|---|---|
+//! | T-SQL `FAILOVER` (planned, [`SourceOp::Failover`]) | both sides' roles: target PRIMARY, old SECONDARY | (synchronous statement) | read the roles: changed → verify; unchanged → back to the catch-up gate on new readings, never re-sent on old ones; moving → read again |
+//! | ARM `failover` Planned ([`InstanceOp::Failover`]) | the roles; the link resource's `replicaState` `LinkFailoverInProgress` while it runs; 409 `…SetRoleChangeRoleAlreadyInProgress` / `…SetRoleInstanceAlreadyInRequestedRole` | poll the saved operation URL until it ends, across resume, retry and crash | as T-SQL `FAILOVER`, and while `LinkFailoverInProgress` shows, or a 409 says so, read again later |
+//! | T-SQL `FORCE_FAILOVER_ALLOW_DATA_LOSS` ([`SourceOp::ForceFailover`]) | the target's role (the old primary may be down) | (synchronous) | target PRIMARY → verify; target SECONDARY with the old primary PRIMARY or unreadable → send again; else read again |
+//! | ARM `failover` ForcedAllowDataLoss | as above, plus `LinkFailoverInProgress` and the 409 answers | poll the saved URL | as above; never while `LinkFailoverInProgress` shows |
+//! | T-SQL `SET (ROLE = SECONDARY)` ([`SourceOp::SetRoleSecondary`]): split-brain repair, and the one-way cutover's fence | SQL Server's role | (synchronous) | repair: read both roles first; the kept side must be PRIMARY, the other PRIMARY to be demoted, already SECONDARY → verify. Fence: SQL Server SECONDARY → verify the logs; PRIMARY → send again |
+//! | ARM `setRole` ([`InstanceOp::SetRole`]) | the instance's role; `LinkFailoverInProgress`; the 409 answers | poll the saved URL | as the repair above |
+//! | ARM `DELETE` of the link ([`InstanceOp::DeleteLink`]) | the link resource is absent (it existed: it replicated or its join was confirmed) | poll the saved URL | read the link: absent → go on (and compare the logs); present → the removal gate again, then `DELETE` (idempotent in ARM: a `DELETE` of a resource being deleted answers the running operation); the instance unreadable → read again, never delete on a guess |
+//! | The redirect hook ([`Effect::Redirect`]) | none outside the application | (synchronous) | called again: **at least once** per redirect, each call carrying the same [`crate::lifecycle::Machine::redirect_id`] so the application can ignore a repeat |
+//!
+//! An accepted operation whose step timed out, or whose poll failed transiently, is followed by
+//! its URL on resume and retry; only one that reported failure is judged by a reading instead.
 
 use serde::{Deserialize, Serialize};
 

@@ -2058,9 +2058,9 @@ impl Machine {
                     return Ok(self.wait(failover.state(RoleChange::Checking), now));
                 }
                 match (new, old) {
-                    (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
-                        Ok(self.enter(State::SplitBrain, now))
-                    }
+                    // The target took the role (both PRIMARY in one reading can be the two
+                    // sides read on either side of the switch): the strict role check decides,
+                    // and calls it a split brain only if it lasts.
                     (Some(ReplicaRole::Primary), _) => Ok(self.enter(
                         State::VerifyingRoles {
                             primary: target,
@@ -2220,10 +2220,9 @@ impl Machine {
             );
         }
         match (new, old) {
-            (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
-                self.enter(State::SplitBrain, now)
-            }
-            // It happened: never force again (a second force would hand the role back).
+            // It happened: never force again (a second force would hand the role back). If the
+            // old primary still reports PRIMARY, the role check calls it a split brain once it
+            // lasts (one reading can catch the sides on either side of the switch).
             (Some(ReplicaRole::Primary), _) => self.enter(
                 State::VerifyingRoles {
                     primary: target,
@@ -2274,7 +2273,7 @@ impl Machine {
         if new == Some(ReplicaRole::Primary) {
             // Both PRIMARY: right after a demotion a lagging reading may still say so; when it
             // lasts the stability window, it is a split brain.
-            if strict && old == Some(ReplicaRole::Primary) {
+            if old == Some(ReplicaRole::Primary) {
                 let since = both_primary_since.unwrap_or(now);
                 if now.since(since) >= self.spec.options.stability_window {
                     return Ok(self.enter(State::SplitBrain, now));
@@ -2292,12 +2291,8 @@ impl Machine {
                 events.extend(self.begin_redirect(primary, then, now));
                 return Ok(events);
             }
-            if !strict {
-                return Ok(if old == Some(ReplicaRole::Primary) {
-                    self.enter(State::SplitBrain, now)
-                } else {
-                    self.begin_redirect(primary, then, now)
-                });
+            if !strict && old != Some(ReplicaRole::Primary) {
+                return Ok(self.begin_redirect(primary, then, now));
             }
         }
         Ok(self.wait(

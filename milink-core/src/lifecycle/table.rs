@@ -298,13 +298,8 @@ pub const EDGES: &[Edge] = &[
         "FailingOver",
         OK,
         "VerifyingRoles",
-        "failover done, or role check shows it done",
-    ),
-    g(
-        "FailingOver",
-        OK,
-        "SplitBrain",
-        "role check shows both sides PRIMARY",
+        "failover done, or role check shows it done (both PRIMARY included: the role check \
+         decides whether that lasts)",
     ),
     g(
         "FailingOver",
@@ -343,12 +338,6 @@ pub const EDGES: &[Edge] = &[
         "VerifyingRoles",
         "forced, or role check shows the target PRIMARY",
     ),
-    g(
-        "ForcingFailover",
-        OK,
-        "SplitBrain",
-        "role check shows both sides PRIMARY",
-    ),
     g("ForcingFailover", ERR, "ForcingFailover", PROBE_RETRY),
     g("ForcingFailover", ERR, FAILED, STEP_ERROR),
     g("ForcingFailover", TICK, "ForcingFailover", PROBE_DUE),
@@ -371,7 +360,8 @@ pub const EDGES: &[Edge] = &[
         "VerifyingRoles",
         OK,
         "SplitBrain",
-        "forced failover and the old primary still PRIMARY",
+        "both sides PRIMARY for the stability window (after a forced failover: the old \
+         primary is up; after a planned change or repair: it did not take)",
     ),
     g("VerifyingRoles", ERR, "VerifyingRoles", PROBE_RETRY),
     g("VerifyingRoles", ERR, FAILED, PROBE_FAILED),

@@ -45,6 +45,9 @@ pub(crate) struct WorldState {
     /// Long-running operations: url -> polls left before it succeeds.
     pub operations: BTreeMap<String, u32>,
     pub next_operation: u32,
+    /// Role changes accepted and still running (deferred mode): url -> the operation, applied
+    /// when its last poll succeeds.
+    pub running: BTreeMap<String, InstanceOp>,
 }
 
 /// One world behind both ports.
@@ -64,6 +67,14 @@ pub(crate) struct World {
     pub role_change_delay: Mutex<Option<Duration>>,
     /// Polls a long-running operation answers `Running` before it succeeds.
     pub polls_per_operation: u32,
+    /// Readings (polls or link reads) a deferred role change runs before it takes effect.
+    pub role_change_polls: std::sync::atomic::AtomicU32,
+    /// "Accepted, still running": ARM role changes (failover, setRole, DELETE of the link) take
+    /// effect when their operation completes, not when accepted; meanwhile the link resource
+    /// shows `LinkFailoverInProgress` and a second role change gets 409 "already in progress".
+    pub deferred_role_changes: AtomicBool,
+    /// "Done, reply lost": the next calls named here take effect, then answer a timeout.
+    lost_replies: Mutex<BTreeMap<String, u32>>,
     databases: Vec<DatabaseName>,
     /// The world's clock (the instance stamps its backups with it).
     clock: Arc<dyn Clock>,
@@ -84,6 +95,9 @@ impl World {
             password: Secret::new("Pa55w0rd-never-in-the-journal"),
             role_change_delay: Mutex::new(None),
             polls_per_operation: 1,
+            deferred_role_changes: AtomicBool::new(false),
+            role_change_polls: std::sync::atomic::AtomicU32::new(3),
+            lost_replies: Mutex::new(BTreeMap::new()),
             databases,
         })
     }
@@ -102,6 +116,29 @@ impl World {
 
     pub fn applied(&self) -> Vec<String> {
         lock(&self.applied).clone()
+    }
+
+    /// Makes the next `n` calls named `call` take effect and then answer a timeout, as if the
+    /// reply was lost on the way back.
+    pub fn lose_replies(&self, call: &str, n: u32) {
+        *lock(&self.lost_replies).entry(call.to_owned()).or_default() += n;
+    }
+
+    /// Whether this call's reply is to be lost (consumes one).
+    fn reply_lost(&self, call: &str) -> bool {
+        let mut lost = lock(&self.lost_replies);
+        match lost.get_mut(call) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    /// How many times `call` was made.
+    pub fn count(&self, call: &str) -> usize {
+        lock(&self.calls).iter().filter(|c| *c == call).count()
     }
 
     /// Makes the next calls named `call` (e.g. `sql:EnsureEndpointCertificate`) fail with
@@ -228,7 +265,13 @@ impl SourceServer for FakeSource {
         }
         let result = self.apply(op);
         if role_change && result.is_ok() {
-            lock(&world.applied).push(name);
+            lock(&world.applied).push(name.clone());
+        }
+        if result.is_ok() && world.reply_lost(&name) {
+            return Err(PortError::transient(
+                "timeout",
+                "no answer; the call may or may not have taken effect",
+            ));
         }
         result
     }
@@ -314,9 +357,24 @@ impl ManagedInstance for FakeInstance {
         if role_change {
             world.role_change_pause().await;
         }
-        let result = self.apply(op);
-        if role_change && result.is_ok() {
-            lock(&world.applied).push(name);
+        let deferred = role_change
+            && world
+                .deferred_role_changes
+                .load(std::sync::atomic::Ordering::SeqCst);
+        let result = if deferred {
+            self.defer(op)
+        } else {
+            let result = self.apply(op);
+            if role_change && result.is_ok() {
+                lock(&world.applied).push(name.clone());
+            }
+            result
+        };
+        if result.is_ok() && world.reply_lost(&name) {
+            return Err(PortError::transient(
+                "timeout",
+                "no answer; the call may or may not have taken effect",
+            ));
         }
         result
     }
@@ -330,7 +388,11 @@ impl ManagedInstance for FakeInstance {
                 "arm:404:OperationNotFound",
                 "no such operation",
             )),
-            Some(0) => Ok(PollReply::Succeeded),
+            Some(0) => {
+                drop(s);
+                self.complete(&operation.url);
+                Ok(PollReply::Succeeded)
+            }
             Some(left) => {
                 *left -= 1;
                 Ok(PollReply::Running { retry_after: None })
@@ -341,9 +403,37 @@ impl ManagedInstance for FakeInstance {
     async fn link_state(&self, _link: &LinkName) -> Result<SideView, PortError> {
         let world = &self.0;
         world.record("arm:link_state".into())?;
+        // Time passes for a running operation whether or not anyone polls it.
+        let due: Vec<String> = {
+            let mut s = lock(&world.state);
+            let urls: Vec<String> = s.running.keys().cloned().collect();
+            urls.into_iter()
+                .filter(|url| match s.operations.get_mut(url) {
+                    Some(0) => true,
+                    Some(left) => {
+                        *left -= 1;
+                        false
+                    }
+                    None => false,
+                })
+                .collect()
+        };
+        for url in due {
+            self.complete(&url);
+        }
         let s = lock(&world.state);
         let seeded = world.seeded(&s);
-        Ok(world.view(&s.instance, s.lsn, seeded))
+        let mut view = world.view(&s.instance, s.lsn, seeded);
+        let failing_over = s
+            .running
+            .values()
+            .any(|op| matches!(op, InstanceOp::Failover { .. } | InstanceOp::SetRole { .. }));
+        if failing_over {
+            for d in &mut view.databases {
+                d.replica_state = Some("LinkFailoverInProgress".to_owned());
+            }
+        }
+        Ok(view)
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
@@ -365,6 +455,63 @@ impl ManagedInstance for FakeInstance {
 }
 
 impl FakeInstance {
+    /// A deferred role change's operation finished: it takes effect now.
+    fn complete(&self, url: &str) {
+        let world = &self.0;
+        let op = lock(&world.state).running.remove(url);
+        if let Some(op) = op {
+            let name = format!("arm:{}", variant(&op));
+            let _ = self.apply(&op);
+            lock(&world.applied).push(name);
+            // `apply` opened an operation of its own for the same change: drop it.
+            let mut s = lock(&world.state);
+            let last = format!(
+                "https://management.azure.com/subscriptions/s/providers/Microsoft.Sql/locations/l/operations/{}",
+                s.next_operation
+            );
+            s.operations.remove(&last);
+        }
+    }
+
+    /// Accepts a role change that takes effect only when its operation completes.
+    fn defer(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
+        let world = &self.0;
+        let mut s = lock(&world.state);
+        // ARM answers a DELETE of a resource being deleted with the running operation.
+        if let InstanceOp::DeleteLink { .. } = op
+            && let Some(url) = s
+                .running
+                .iter()
+                .find(|(_, o)| matches!(o, InstanceOp::DeleteLink { .. }))
+                .map(|(url, _)| url.clone())
+        {
+            return Ok(ArmReply::Accepted(OperationRef {
+                url,
+                kind: OperationKind::AzureAsyncOperation,
+            }));
+        }
+        if !s.running.is_empty() {
+            return Err(PortError::permanent(
+                "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
+                "a role change on this link is already in progress",
+            ));
+        }
+        if let InstanceOp::DeleteLink { .. } = op
+            && !s.instance.link_exists
+        {
+            return Ok(ArmReply::Completed);
+        }
+        let reply = world.begin_operation(&mut s);
+        if let ArmReply::Accepted(operation) = &reply {
+            let polls = world
+                .role_change_polls
+                .load(std::sync::atomic::Ordering::SeqCst);
+            s.operations.insert(operation.url.clone(), polls);
+            s.running.insert(operation.url.clone(), op.clone());
+        }
+        Ok(reply)
+    }
+
     fn apply(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
         let world = &self.0;
         let mut s = lock(&world.state);

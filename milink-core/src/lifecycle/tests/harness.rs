@@ -294,6 +294,24 @@ impl H {
         all
     }
 
+    /// Answers readings with both sides PRIMARY until the machine calls it a split brain
+    /// (a role check waits for it to last the stability window); returns the last effects.
+    pub fn until_split_brain(&mut self) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for _ in 0..20 {
+            if self.phase() == Phase::SplitBrain {
+                return fx;
+            }
+            if self.m.in_flight().is_empty() {
+                self.tick_at_deadline();
+            }
+            let obs = self.both_primary();
+            fx = self.answer(obs);
+        }
+        assert_eq!(self.phase(), Phase::SplitBrain);
+        fx
+    }
+
     pub fn both_primary(&self) -> Observation {
         self.roles(Side::SqlServer, Some(ReplicaRole::Primary))
     }
