@@ -276,6 +276,17 @@ pub enum RejectReason {
          finish it"
     )]
     CancelTooLate,
+    /// A forced failover out of a failed role change while the latest reading shows both sides
+    /// answering.
+    #[error(
+        "the latest reading shows both sides answering ({side:?} is primary as far as milink \
+         knows): retry the failed step (it reads the roles first) or cancel; a forced failover \
+         is allowed once a reading cannot reach the current primary"
+    )]
+    PrimaryAnswers {
+        /// The side milink takes as primary.
+        side: Side,
+    },
     /// Cancel of a failed role change needs a reading that shows who is primary.
     #[error(
         "the latest reading does not show which side is primary; resume (it reads the roles) \
@@ -972,6 +983,11 @@ impl Machine {
             (S::Failed { phase, .. }, I::Command(C::Failover(K::Forced(ack)))) => {
                 match steady_of_failed(&phase).or_else(|| self.way_out_of(&phase)) {
                     Some(from) => self.cmd_forced(from, ack, now),
+                    None if is_half_way(&phase) => {
+                        Err(self.refuse_role_change(R::PrimaryAnswers {
+                            side: self.primary(None),
+                        }))
+                    }
                     None => Err(self.refuse_role_change(R::NotAllowedInState)),
                 }
             }
@@ -3849,6 +3865,18 @@ fn plan_abort(plan: &Plan) -> Abort {
         back_to: plan.from,
         restore_mode: plan.restore_mode,
     }
+}
+
+/// A role change or repair that failed half-way (a forced failover may be the way out).
+fn is_half_way(phase: &State) -> bool {
+    matches!(
+        phase,
+        State::FailingOver { .. }
+            | State::VerifyingRoles { .. }
+            | State::Redirecting { .. }
+            | State::ForcingFailover { .. }
+            | State::Repairing { .. }
+    )
 }
 
 /// The steady state a failed phase belongs to, when a forced failover may start from it.

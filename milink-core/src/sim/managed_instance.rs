@@ -399,6 +399,26 @@ impl World {
                         "A role change on this link is already in progress.",
                     ));
                 }
+                // Failing over to SQL Server needs the instance's update policy to match SQL
+                // Server's release (the code is the one the service uses for the same mismatch
+                // at link creation; its use here is UNVERIFIED).
+                if l.role == ReplicaRole::Primary
+                    && !self
+                        .source
+                        .version
+                        .capabilities()
+                        .failback_allowed_with(self.instance.update_policy)
+                {
+                    return Err(errors::arm(
+                        409,
+                        "CloudLifterChimeraBoxAndMiOnDifferentDbVersionsFailoverModeManual",
+                        format!(
+                            "The managed instance's update policy {} does not match SQL Server {}: \
+                             it cannot fail over to SQL Server.",
+                            self.instance.update_policy, self.source.version
+                        ),
+                    ));
+                }
                 match failover_type {
                     ArmFailoverType::Planned => {
                         if self.config.arm_planned_failover_requires_primary

@@ -2232,7 +2232,12 @@ pub fn there_is_always_a_way_out_of_a_failed_role_change() {
     // Both sides answer: no forced failover out of the failed planned one (resume or retry).
     let mut h = arm_failover();
     h.fail(false);
-    assert_eq!(h.reject_cmd(ack()), RejectReason::NotAllowedInState);
+    assert_eq!(
+        h.reject_cmd(ack()),
+        RejectReason::PrimaryAnswers {
+            side: Side::SqlServer
+        }
+    );
     // The role change completed but the old side cannot be read any more: the strict role
     // check goes on to the redirect instead of waiting forever.
     let mut h = reach(Phase::VerifyingRoles);
