@@ -248,3 +248,40 @@ async fn the_links_delete_is_sent_once_whatever_its_reply() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_repairs_demotion_is_sent_once_whatever_its_reply() {
+    for deferred in [false, true] {
+        let rig = Rig::new(spec(), deferred, 3);
+        let s = rig.replicating().await;
+        // Both sides PRIMARY (the instance was made primary outside milink).
+        lock(&rig.world.state).instance.role = PRIMARY;
+        assert!(s.health().await.is_ok());
+        assert_eq!(s.status().state, "SplitBrain");
+        rig.world.lose_replies("arm:SetRole", 1);
+        if s.repair_split_brain(Side::SqlServer).await.is_err() {
+            s.resume().await.unwrap();
+        }
+        assert!(matches!(s.machine().state(), State::Replicating { .. }));
+        assert_eq!(roles(&rig), (PRIMARY, SECONDARY));
+        assert_eq!(rig.world.count("arm:SetRole"), 1, "deferred {deferred}");
+    }
+}
+
+#[tokio::test]
+async fn the_fence_is_sent_once_whatever_its_reply() {
+    // One-way (SQL Server 2019 CU20): the cutover fences SQL Server with SET (ROLE = SECONDARY)
+    // before the DELETE. Its reply is lost: the role decides, no second demotion.
+    let mut one_way = spec();
+    one_way.source.version = SqlVersion::new(15, 0, 4312, 2);
+    one_way.failover_mode = crate::lifecycle::FailoverMode::None;
+    let rig = Rig::new(one_way, false, 3);
+    let s = rig.replicating().await;
+    rig.world.lose_replies("sql:SetRoleSecondary", 1);
+    if s.cutover(CutoverOptions::default()).await.is_err() {
+        s.resume().await.unwrap();
+    }
+    assert_eq!(s.machine().state(), &State::Completed);
+    assert_eq!(rig.world.count("sql:SetRoleSecondary"), 1);
+    assert_eq!(rig.world.count("arm:DeleteLink"), 1);
+}

@@ -322,10 +322,9 @@ impl FakeSource {
             SourceOp::SetAvailabilityMode { mode, .. } => {
                 s.source.mode = Some(*mode);
             }
-            SourceOp::Failover { .. } | SourceOp::ForceFailover { .. } => {
-                if s.source.role != Some(ReplicaRole::Primary)
-                    && matches!(op, SourceOp::Failover { .. })
-                {
+            // Run on the primary: the secondary (the instance) takes over.
+            SourceOp::Failover { .. } => {
+                if s.source.role != Some(ReplicaRole::Primary) {
                     return Err(PortError::permanent(
                         "sql:41142",
                         "the availability replica is not the primary",
@@ -333,6 +332,11 @@ impl FakeSource {
                 }
                 s.source.role = Some(ReplicaRole::Secondary);
                 s.instance.role = Some(ReplicaRole::Primary);
+            }
+            // Run on SQL Server as secondary: SQL Server takes over.
+            SourceOp::ForceFailover { .. } => {
+                s.source.role = Some(ReplicaRole::Primary);
+                s.instance.role = Some(ReplicaRole::Secondary);
             }
             SourceOp::SetRoleSecondary { .. } => s.source.role = Some(ReplicaRole::Secondary),
             SourceOp::DropDistributedAvailabilityGroup { .. } => s.source = SideState::default(),
