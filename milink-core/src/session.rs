@@ -60,6 +60,7 @@ use crate::lifecycle::{
     LinkObservation, LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side,
     SpecError, State, StepError, StepId,
 };
+use crate::link_lock::{LinkLock, LinkLockError, LockHolder};
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
@@ -86,6 +87,11 @@ pub struct SessionOptions {
     pub seed: u64,
     /// How many events a slow subscriber may fall behind before it misses some.
     pub event_capacity: usize,
+    /// Where the link's lock file goes (see [`crate::link_lock`]): one session per link, across
+    /// processes. `None` puts it next to the journal file, so sessions whose journals are in
+    /// different directories must share a `lock_dir` to exclude each other. A session whose
+    /// journal is not a file takes no lock unless this is set. The directory must exist.
+    pub lock_dir: Option<PathBuf>,
 }
 
 impl Default for SessionOptions {
@@ -96,6 +102,7 @@ impl Default for SessionOptions {
             operation_timeout: Duration::from_secs(7 * 24 * 3600),
             seed: fastrand::u64(..),
             event_capacity: 256,
+            lock_dir: None,
         }
     }
 }
@@ -290,6 +297,38 @@ pub enum SessionError {
         /// Records found.
         records: usize,
     },
+    /// Another session drives this link (its lock file is held): only one session, in any
+    /// process, may drive a link at a time. Nothing was written.
+    #[error(
+        "link {link} is already driven by another session ({holder}), which holds the lock file \
+         {}; only one session may drive a link at a time: let that session finish or stop it, \
+         then resume the link from its journal",
+        .lock_file.display()
+    )]
+    LinkLocked {
+        /// The link.
+        link: LinkName,
+        /// The lock file the other session holds.
+        lock_file: PathBuf,
+        /// Who holds it: process id and journal path, as far as the lock file says.
+        holder: LockHolder,
+    },
+    /// The link's lock file could not be created, locked or written (a missing or read-only
+    /// directory, a full disk). Nothing was written to the journal.
+    #[error(
+        "cannot take the lock of link {link} in {}: {source}; check that the directory exists and \
+         is writable, or choose another with SessionOptions::lock_dir",
+        .lock_file.display()
+    )]
+    LockFile {
+        /// The link.
+        link: LinkName,
+        /// The lock file.
+        lock_file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The operation did not finish within `SessionOptions::operation_timeout`. The journal is
     /// intact: call `resume` to continue.
     #[error(
@@ -327,7 +366,11 @@ impl SessionError {
             SessionError::StepFailed(e) => e.retryable,
             SessionError::Timeout { .. } => true,
             SessionError::Journal(e) => Self::journal_is_transient(e),
-            SessionError::Rejected { .. }
+            // Like a journal I/O error: the disk or directory may recover.
+            SessionError::LockFile { .. } => true,
+            // The other session may run for days: waiting is not the answer, stopping it is.
+            SessionError::LinkLocked { .. }
+            | SessionError::Rejected { .. }
             | SessionError::Spec(_)
             | SessionError::JournalNotEmpty { .. }
             | SessionError::Stalled { .. }
@@ -340,9 +383,11 @@ impl SessionError {
         match self {
             SessionError::Rejected { .. }
             | SessionError::Spec(_)
-            | SessionError::JournalNotEmpty { .. } => true,
+            | SessionError::JournalNotEmpty { .. }
+            | SessionError::LinkLocked { .. } => true,
             SessionError::Journal(e) => Self::journal_is_caller_error(e),
-            SessionError::StepFailed(_)
+            SessionError::LockFile { .. }
+            | SessionError::StepFailed(_)
             | SessionError::Timeout { .. }
             | SessionError::Stalled { .. }
             | SessionError::SplitBrain => false,
@@ -357,6 +402,8 @@ impl SessionError {
             | SessionError::Spec(_)
             | SessionError::Journal(_)
             | SessionError::JournalNotEmpty { .. }
+            | SessionError::LinkLocked { .. }
+            | SessionError::LockFile { .. }
             | SessionError::Timeout { .. }
             | SessionError::Stalled { .. }
             | SessionError::SplitBrain => false,
@@ -456,6 +503,9 @@ pub struct Session<S, M, J> {
     redirect_options: RedirectOptions,
     journal: Mutex<J>,
     journal_path: Option<PathBuf>,
+    /// The link's lock, held for the session's lifetime (`None`: a journal in memory and no
+    /// `lock_dir`).
+    link_lock: Option<LinkLock>,
     core: Mutex<Core>,
     operation_lock: tokio::sync::Mutex<()>,
     events: broadcast::Sender<SessionEvent>,
@@ -472,7 +522,9 @@ where
     M: ManagedInstance + 'static,
     J: Journal + 'static,
 {
-    /// Starts a new link: validates the spec and writes the journal's `Created` record.
+    /// Starts a new link: validates the spec, takes the link's lock (see
+    /// [`SessionOptions::lock_dir`]; [`SessionError::LinkLocked`] if another session drives
+    /// the link) and writes the journal's `Created` record.
     pub fn create(
         spec: LinkSpec,
         source: Arc<S>,
@@ -482,6 +534,7 @@ where
         options: SessionOptions,
     ) -> Result<Self, SessionError> {
         let machine = Machine::new(spec.clone()).map_err(SessionError::Spec)?;
+        let link_lock = Self::lock_link(&spec, &journal, &options)?;
         let existing = journal.records()?.len();
         if existing != 0 {
             return Err(SessionError::JournalNotEmpty { records: existing });
@@ -494,13 +547,15 @@ where
             },
         ))?;
         Ok(Self::assemble(
-            machine, 1, None, source, instance, journal, timer, options,
+            machine, 1, None, link_lock, source, instance, journal, timer, options,
         ))
     }
 
-    /// Reopens a link from its journal: replays every record, then, if the machine has
-    /// in-flight effects or failed with a retryable error, sends [`Input::Resume`] (journaled) so
-    /// the machine re-issues what must be re-issued. The effects run on the next operation or
+    /// Reopens a link from its journal: replays every record, takes the link's lock (see
+    /// [`SessionOptions::lock_dir`]; [`SessionError::LinkLocked`] if another session drives
+    /// the link, with nothing written), then, if the machine has in-flight effects or failed
+    /// with a retryable error, sends [`Input::Resume`] (journaled) so the machine re-issues
+    /// what must be re-issued. The effects run on the next operation or
     /// [`LinkSession::resume`]. A failure that is not retryable waits for
     /// [`LinkSession::retry`] (after its cause was fixed) or [`LinkSession::cancel`].
     pub fn resume(
@@ -512,6 +567,7 @@ where
     ) -> Result<Self, SessionError> {
         let records = journal.records()?;
         let machine = replay(&records)?;
+        let link_lock = Self::lock_link(machine.spec(), &journal, &options)?;
         let operation = records.iter().rev().find_map(|r| match &r.entry {
             JournalEntry::Input {
                 input: Input::Command(c),
@@ -522,6 +578,7 @@ where
             machine,
             records.len() as u64,
             operation,
+            link_lock,
             source,
             instance,
             journal,
@@ -543,6 +600,7 @@ where
         machine: Machine,
         next_seq: u64,
         operation: Option<Operation>,
+        link_lock: Option<LinkLock>,
         source: Arc<S>,
         instance: Arc<M>,
         journal: J,
@@ -553,6 +611,7 @@ where
         Session {
             link: machine.spec().link.clone(),
             journal_path: journal.location(),
+            link_lock,
             source,
             instance,
             timer,
@@ -573,6 +632,46 @@ where
             operation_lock: tokio::sync::Mutex::new(()),
             events,
         }
+    }
+
+    /// Takes the lock of the link in `spec`: in `options.lock_dir`, else in the journal file's
+    /// directory; no lock for a journal that is not a file when no `lock_dir` is given.
+    fn lock_link(
+        spec: &LinkSpec,
+        journal: &J,
+        options: &SessionOptions,
+    ) -> Result<Option<LinkLock>, SessionError> {
+        let journal = journal
+            .location()
+            .map(|path| std::path::absolute(&path).unwrap_or(path));
+        let dir = match (&options.lock_dir, &journal) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(path)) => match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            (None, None) => return Ok(None),
+        };
+        LinkLock::acquire(&dir, &spec.target.instance, &spec.link, journal.as_deref())
+            .map(Some)
+            .map_err(|e| match e {
+                LinkLockError::Held { lock_file, holder } => SessionError::LinkLocked {
+                    link: spec.link.clone(),
+                    lock_file,
+                    holder,
+                },
+                LinkLockError::Io { lock_file, source } => SessionError::LockFile {
+                    link: spec.link.clone(),
+                    lock_file,
+                    source,
+                },
+            })
+    }
+
+    /// The link's lock file this session holds until it is dropped; `None` when it takes no
+    /// lock (a journal that is not a file and no [`SessionOptions::lock_dir`]).
+    pub fn lock_file(&self) -> Option<&std::path::Path> {
+        self.link_lock.as_ref().map(LinkLock::path)
     }
 
     /// Calls `hook` for `Redirect` effects (without one they succeed at once), with targets
@@ -1217,6 +1316,8 @@ where
 mod crash_tests;
 #[cfg(test)]
 mod drive_tests;
+#[cfg(test)]
+mod lock_tests;
 #[cfg(test)]
 mod redirect_tests;
 #[cfg(test)]

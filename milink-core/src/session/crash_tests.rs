@@ -28,6 +28,7 @@ fn options() -> SessionOptions {
         operation_timeout: Duration::from_secs(24 * 3600),
         seed: 11,
         event_capacity: 1024,
+        lock_dir: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn options() -> SessionOptions {
         operation_timeout: Duration::from_secs(24 * 3600),
         seed: 3,
         event_capacity: 4096,
+        lock_dir: None,
     }
 }
 
