@@ -332,6 +332,8 @@ def test_cancel_and_retry(lab: milink.Lab, journal: pathlib.Path) -> None:
     assert primary(session) == "ManagedInstance"
 
     # A fresh world: in this one ToyStore now exists on the instance, which readiness reports.
+    # Its link has the same identity (instance and name), so the first session lets go of it.
+    session.close()
     other = replicating(milink.Lab.tailspin(8), journal.with_name("cancelled.journal"))
     other.cancel()
     assert other.status()["state"] == "Cancelled"
@@ -350,3 +352,37 @@ def test_a_lab_from_an_assessments_facts(journal: pathlib.Path) -> None:
     assert session.status()["state"] == "Completed"
     with pytest.raises(milink.NameError):
         milink.Lab.from_facts(**facts, database="")
+
+
+def test_a_second_session_on_the_same_link_raises_link_locked_error(
+    lab: milink.Lab, journal: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    first = lab.session(journal)
+    second_journal = tmp_path / "second.journal"
+    with pytest.raises(milink.LinkLockedError) as info:
+        lab.session(second_journal)
+    err = info.value
+    assert isinstance(err, milink.SessionError)
+    assert err.caller_error and not err.transient and not err.remote
+    assert err.link == "DAG_ToyStore"
+    assert err.holder_pid == os.getpid()
+    assert err.holder_journal == str(journal)
+    lock_file = pathlib.Path(err.lock_file)
+    assert lock_file.parent == tmp_path and lock_file.name.endswith("__dag%5ftoystore.lock")
+    assert str(journal) in str(err) and err.lock_file in str(err) and "resume" in str(err)
+    assert not second_journal.exists()  # a refused session leaves no journal behind
+    first.record_assessment([])
+    first.close()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with milink.LinkSession.resume_from(journal, lab, lock_dir=other) as again:
+        assert again.status()["state"] == "Assessed"
+        # lock_dir puts the lock there only: a session locking next to its journal does not see
+        # it, which is why every session of a link must use the same lock_dir.
+        with lab.session(tmp_path / "nearby.journal") as nearby:
+            assert nearby.status()["state"] == "Draft"
+        with pytest.raises(milink.LinkLockedError) as info:
+            lab.session(tmp_path / "third.journal", lock_dir=os.fspath(other))
+        assert info.value.holder_journal == str(journal)
+    with lab.session(tmp_path / "third.journal", lock_dir=other) as third:
+        assert third.status()["state"] == "Draft"

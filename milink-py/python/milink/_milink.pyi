@@ -36,6 +36,7 @@ __all__ = [
     "TimeoutError",
     "SplitBrainError",
     "StalledError",
+    "LinkLockedError",
     "ReadinessReport",
     "LinkSession",
     "Lab",
@@ -119,6 +120,19 @@ class StalledError(SessionError):
 
     operation: str
     state: str
+
+class LinkLockedError(SessionError):
+    """Another session, in this process or another, drives the link: stop it (or let it finish),
+    then resume the link from its journal. A caller error, not transient."""
+
+    link: str
+    """The link's name."""
+    lock_file: str
+    """The lock file the other session holds (named after the managed instance and the link)."""
+    holder_pid: Optional[int]
+    """The other session's process id, or None when the lock file cannot be read."""
+    holder_journal: Optional[str]
+    """The other session's journal file, or None (a journal in memory, or unknown)."""
 
 # ------------------------------------------------------------------------------------ readiness
 
@@ -336,6 +350,7 @@ class Lab:
         options: Optional[Mapping[str, Any]] = None,
         connection_string: Optional[str] = None,
         public_endpoint: bool = False,
+        lock_dir: Optional[_JournalPath] = None,
     ) -> LinkSession:
         """A new link session journaled to ``journal`` (which must not exist yet).
 
@@ -345,6 +360,10 @@ class Lab:
         ``public_endpoint=True`` its public endpoint on port 3342, after a failover; the original
         after a failback. Authentication is kept as written. A connection string that does not
         parse raises InvalidArgumentError and nothing is created.
+
+        One session per link: the session locks a file named after the link in ``lock_dir``
+        (default: the journal's directory) until it is closed; a second session on the same
+        link, in this process or another, raises LinkLockedError and leaves no journal.
         """
 
 @final
@@ -362,9 +381,11 @@ class LinkSession:
         options: Optional[Mapping[str, Any]] = None,
         connection_string: Optional[str] = None,
         public_endpoint: bool = False,
+        lock_dir: Optional[_JournalPath] = None,
     ) -> LinkSession:
         """Reopens the link journaled in ``journal``; ``resume()`` then continues it. The keyword
-        arguments are those of ``Lab.session`` (the redirect settings are not journaled)."""
+        arguments are those of ``Lab.session`` (the redirect settings and ``lock_dir`` are not
+        journaled). Raises LinkLockedError while another session drives the link."""
     @property
     def link(self) -> str: ...
     @property
@@ -414,7 +435,7 @@ class LinkSession:
     def events(self) -> List[_SessionEvent]:
         """The events since the last call, oldest first."""
     def close(self) -> None:
-        """Releases the session and its journal."""
+        """Releases the session, its journal and the link's lock."""
     def __enter__(self) -> LinkSession: ...
     def __exit__(
         self,

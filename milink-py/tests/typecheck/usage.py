@@ -64,8 +64,14 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
         redirect = status["redirect"]
         if redirect is not None:
             print(redirect["host"], redirect["connection_string"])
-    again = milink.LinkSession.resume_from(journal, lab, connection_string=None, public_endpoint=True)
-    again.close()
+    try:
+        again = milink.LinkSession.resume_from(
+            journal, lab, connection_string=None, public_endpoint=True, lock_dir=journal.parent
+        )
+        again.close()
+    except milink.LinkLockedError as e:
+        holder: Optional[int] = e.holder_pid
+        print(e.link, e.lock_file, holder, e.holder_journal)
     for target in targets:
         port: Optional[int] = target["port"]
         connection_string: str = target["connection_string"]
