@@ -175,7 +175,8 @@ pub struct SessionStatus {
     /// Records in the journal (the next record's seq).
     pub journal_records: u64,
     /// Where the workload was last told to connect (computed at the last role change in this
-    /// process; `None` before one). Its connection string shows `Password=***`.
+    /// process; `None` before one), with the redirect's id. Its connection string shows
+    /// `Password=***`.
     pub redirect: Option<RedirectTarget>,
     /// Evidence that a role change or the link's removal lost transactions (the old primary
     /// holds log the other side never hardened). Empty when every check passed. A cutover
@@ -683,9 +684,10 @@ where
 
     /// How `Redirect` effects are answered after a role change (failover, failback, cutover,
     /// split-brain repair): the session computes the new primary's [`RedirectTarget`] from
-    /// `options` and the link spec, shows it in [`SessionStatus::redirect`], and calls `hook`
-    /// with it, once, after the new primary accepts writes and before anything is dropped on
-    /// the old side.
+    /// `options` and the link spec, names the redirect ([`RedirectTarget::redirect_id`], from
+    /// [`Machine::redirect_id`]), shows it in [`SessionStatus::redirect`], and calls `hook`
+    /// with it after the new primary accepts writes and before anything is dropped on the old
+    /// side.
     ///
     /// - No hook: the step succeeds at once (the target is still shown in the status).
     /// - The hook succeeds: the step succeeds (journaled as done).
@@ -695,8 +697,11 @@ where
     /// - The target cannot be computed from `options`: the step fails with code `redirect`,
     ///   not retryable; reopen the session with corrected options and call `retry`.
     ///
-    /// The hook is not retried by the driver: it runs exactly once per role change unless the
-    /// caller resumes.
+    /// The hook is called **at least once per redirect**, not exactly once: the driver never
+    /// retries it, but a `resume` after a failure calls it again, and so does a resume after a
+    /// crash between the hook's success and the journaling of that success. Every call for one
+    /// redirect carries the same `redirect_id`, so the hook can recognise a repeat and ignore
+    /// it ([`crate::redirect::FileRedirectHook`] does).
     pub fn with_redirect(
         mut self,
         hook: Option<Arc<dyn RedirectHook>>,
@@ -709,8 +714,18 @@ where
 
     /// Answers a `Redirect` effect (see [`Self::with_redirect`]).
     async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
-        let spec = lock(&self.core).machine.spec().clone();
-        let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options);
+        let (spec, redirect_id) = {
+            let core = lock(&self.core);
+            let spec = core.machine.spec().clone();
+            // The machine counts a redirect before it issues one; the fallback never shows.
+            let id = core
+                .machine
+                .redirect_id()
+                .unwrap_or_else(|| format!("{}/redirect/0", spec.link));
+            (spec, id)
+        };
+        let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options)
+            .map(|target| target.with_redirect_id(redirect_id));
         let Some(hook) = &self.redirect else {
             if let Ok(target) = target {
                 lock(&self.core).last_redirect = Some(target);
@@ -724,7 +739,7 @@ where
             )
         })?;
         lock(&self.core).last_redirect = Some(target.clone());
-        tracing::info!(link = %self.link, target = %target, "redirecting the workload");
+        tracing::info!(link = %self.link, target = %target, redirect_id = %target.redirect_id, "redirecting the workload");
         let called = self
             .bounded(async {
                 hook.redirect(&target)

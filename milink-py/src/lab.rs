@@ -222,8 +222,12 @@ impl PyLab {
 
     /// A new link session journaled to `journal` (which must not exist yet).
     ///
-    /// `redirect_hook(target)` is called once per role change with `{"link", "primary",
-    /// "host", "port", "connection_string", "notes"}`: where the workload must connect now.
+    /// `redirect_hook(target)` is called after each role change with `{"link", "redirect_id",
+    /// "primary", "host", "port", "connection_string", "notes"}`: where the workload must
+    /// connect now. It is called at least once per redirect: again after a failure and
+    /// `resume()`, and again when a crash came between its return and the journaling of its
+    /// success; every call for one redirect has the same `redirect_id`, so a repeat can be
+    /// recognised and ignored.
     /// `connection_string` is the SQL Server connection string the workload uses: after a
     /// failover the hook receives it pointed at the managed instance (`Data Source` set to its
     /// VNet-local FQDN on port 1433, or with `public_endpoint=True` its public endpoint on port

@@ -103,8 +103,9 @@ impl RedirectHook for PythonRedirectHook {
     }
 }
 
-/// What the Python redirect hook is called with: `{"link", "primary", "host", "port" (int or
-/// None), "connection_string", "notes"}`.
+/// What the Python redirect hook is called with: `{"link", "redirect_id", "primary", "host",
+/// "port" (int or None), "connection_string", "notes"}`. The hook is called at least once per
+/// redirect; `redirect_id` is the same for every call of one redirect.
 ///
 /// `connection_string` is the real text ([`milink_core::redirect::ConnectionString::expose`]),
 /// password included when the string has one: the hook is the application's own code and must
@@ -117,6 +118,7 @@ fn hook_argument<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let argument = PyDict::new(py);
     argument.set_item("link", link.to_string())?;
+    argument.set_item("redirect_id", &target.redirect_id)?;
     argument.set_item("primary", to_py(py, &target.side)?)?;
     argument.set_item("host", &target.host)?;
     argument.set_item("port", target.port.map(|p| p.get()))?;

@@ -132,7 +132,7 @@ def test_forced_failover_split_brain_and_repair(lab: milink.Lab, journal: pathli
     assert session.status()["phase"] == {"FailedOver": {"primary": "ManagedInstance", "data_loss_possible": True}}
 
 
-def test_redirect_hook_is_called_once_per_role_change(lab: milink.Lab, journal: pathlib.Path) -> None:
+def test_redirect_hook_is_called_once_per_role_change_without_failures(lab: milink.Lab, journal: pathlib.Path) -> None:
     hook = Hook()
     states: List[str] = []
     session = replicating(
@@ -145,6 +145,10 @@ def test_redirect_hook_is_called_once_per_role_change(lab: milink.Lab, journal: 
     session.failback()
     assert hook.calls == [TO_MI, TO_SQL]
     assert session.status()["state"] == "Replicating"
+    # One id per redirect; the status shows the last one.
+    assert [t["redirect_id"] for t in hook.targets] == ["DAG_ToyStore/redirect/1", "DAG_ToyStore/redirect/2"]
+    redirect = session.status()["redirect"]
+    assert redirect is not None and redirect["redirect_id"] == "DAG_ToyStore/redirect/2"
 
 
 def test_a_hook_that_raises_leaves_a_resumable_session(lab: milink.Lab, journal: pathlib.Path) -> None:
@@ -167,6 +171,8 @@ def test_a_hook_that_raises_leaves_a_resumable_session(lab: milink.Lab, journal:
     session.resume()
     assert primary(session) == "ManagedInstance"
     assert hook.calls[calls_while_failing:] == [TO_MI]
+    # Every call was for the same redirect: the same id, so the application can spot a repeat.
+    assert {t["redirect_id"] for t in hook.targets} == {"DAG_ToyStore/redirect/1"}
 
 
 def test_async_twins_under_asyncio_run(lab: milink.Lab, journal: pathlib.Path) -> None:
@@ -294,6 +300,7 @@ def test_ctrl_c_during_an_operation_leaves_the_journal_resumable(
     resumed.resume()
     assert primary(resumed) == "ManagedInstance"
     assert hook.calls == [TO_MI, TO_MI]  # the interrupted redirect was issued again
+    assert [t["redirect_id"] for t in hook.targets] == ["DAG_ToyStore/redirect/1"] * 2  # as the same redirect
 
 
 def test_options_shape_the_session(lab: milink.Lab, journal: pathlib.Path) -> None:

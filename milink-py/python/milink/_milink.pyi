@@ -239,11 +239,20 @@ class RedirectTarget(TypedDict):
     """What the redirect hook is called with after a role change: where the workload must
     connect now.
 
+    The hook is called at least once per redirect, not exactly once: again after it failed and
+    ``resume()`` is called, and again when the orchestrator crashed after the hook returned and
+    before its success was journaled. Every call for one redirect carries the same
+    ``redirect_id``: a hook whose action must not repeat records the id it last applied and
+    returns at once for a repeat.
+
     ``connection_string`` is the real text, password included when the string has one: the hook
     is the application's own code and hands it to the workload. milink never logs or journals it.
     """
 
     link: str
+    redirect_id: str
+    """``"<link>/redirect/<n>"``: the same for every call of one redirect (retries, resumes,
+    crashes), another for the next redirect."""
     primary: _Side
     """The side that now accepts writes: point the workload there."""
     host: str
@@ -262,6 +271,7 @@ class RedirectTarget(TypedDict):
 class RedirectStatus(TypedDict):
     """The last redirect, as ``status()["redirect"]`` shows it: the password is ``***``."""
 
+    redirect_id: str
     side: _Side
     host: str
     port: Optional[int]
@@ -354,9 +364,10 @@ class Lab:
     ) -> LinkSession:
         """A new link session journaled to ``journal`` (which must not exist yet).
 
-        ``redirect_hook`` is called once per role change with a ``RedirectTarget``, its connection
-        string derived from ``connection_string`` (the workload's SQL Server connection string):
-        pointed at the managed instance's VNet-local endpoint on port 1433, or with
+        ``redirect_hook`` is called after each role change, at least once per redirect (see
+        ``RedirectTarget.redirect_id``), with a ``RedirectTarget``, its connection string
+        derived from ``connection_string`` (the workload's SQL Server connection string): pointed
+        at the managed instance's VNet-local endpoint on port 1433, or with
         ``public_endpoint=True`` its public endpoint on port 3342, after a failover; the original
         after a failback. Authentication is kept as written. A connection string that does not
         parse raises InvalidArgumentError and nothing is created.

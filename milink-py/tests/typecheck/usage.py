@@ -63,7 +63,7 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
             print(health["instance"])
         redirect = status["redirect"]
         if redirect is not None:
-            print(redirect["host"], redirect["connection_string"])
+            print(redirect["redirect_id"], redirect["host"], redirect["connection_string"])
     try:
         again = milink.LinkSession.resume_from(
             journal, lab, connection_string=None, public_endpoint=True, lock_dir=journal.parent
@@ -76,6 +76,8 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
         port: Optional[int] = target["port"]
         connection_string: str = target["connection_string"]
         notes: List[str] = target["notes"]
+        redirect_id: str = target["redirect_id"]
+        print(redirect_id)
         print(target["host"], port, len(connection_string), *notes)
     return targets[0]["primary"] if targets else None
 
