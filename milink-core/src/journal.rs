@@ -15,7 +15,8 @@
 //! never contain secrets.
 //!
 //! An open [`FileJournal`] holds an exclusive lock on its file, so two processes (or two sessions
-//! in one process) cannot drive the same link.
+//! in one process) cannot write the same journal. That does not keep a second journal off the
+//! same link: the session locks the link itself ([`crate::link_lock`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -11,6 +11,7 @@
 //! - [`lifecycle`]: the pure link state machine (spec, inputs, effects);
 //! - [`ports`]: the seams to SQL Server, the managed instance and the journal;
 //! - [`journal`]: the append-only record of every accepted input ([`journal::FileJournal`]);
+//! - [`link_lock`]: one session per link, across processes ([`link_lock::LinkLock`]);
 //! - [`session`]: the driver ([`session::Session`], object safe as [`session::LinkSession`]);
 //! - [`retry`]: jittered backoff that honours `Retry-After`;
 //! - [`redirect`]: where the workload goes after a role change (connection strings, targets,
@@ -46,6 +47,7 @@ pub mod assess;
 pub mod error;
 pub mod journal;
 pub mod lifecycle;
+pub mod link_lock;
 pub mod names;
 pub mod ports;
 pub mod redirect;

@@ -60,6 +60,7 @@ use crate::lifecycle::{
     LinkObservation, LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side,
     SpecError, State, StepError, StepId,
 };
+use crate::link_lock::{LinkLock, LinkLockError, LockHolder};
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
@@ -86,6 +87,11 @@ pub struct SessionOptions {
     pub seed: u64,
     /// How many events a slow subscriber may fall behind before it misses some.
     pub event_capacity: usize,
+    /// Where the link's lock file goes (see [`crate::link_lock`]): one session per link, across
+    /// processes. `None` puts it next to the journal file, so sessions whose journals are in
+    /// different directories must share a `lock_dir` to exclude each other. A session whose
+    /// journal is not a file takes no lock unless this is set. The directory must exist.
+    pub lock_dir: Option<PathBuf>,
 }
 
 impl Default for SessionOptions {
@@ -96,6 +102,7 @@ impl Default for SessionOptions {
             operation_timeout: Duration::from_secs(7 * 24 * 3600),
             seed: fastrand::u64(..),
             event_capacity: 256,
+            lock_dir: None,
         }
     }
 }
@@ -168,7 +175,8 @@ pub struct SessionStatus {
     /// Records in the journal (the next record's seq).
     pub journal_records: u64,
     /// Where the workload was last told to connect (computed at the last role change in this
-    /// process; `None` before one). Its connection string shows `Password=***`.
+    /// process; `None` before one), with the redirect's id. Its connection string shows
+    /// `Password=***`.
     pub redirect: Option<RedirectTarget>,
     /// Evidence that a role change or the link's removal lost transactions (the old primary
     /// holds log the other side never hardened). Empty when every check passed. A cutover
@@ -293,6 +301,38 @@ pub enum SessionError {
         /// Records found.
         records: usize,
     },
+    /// Another session drives this link (its lock file is held): only one session, in any
+    /// process, may drive a link at a time. Nothing was written.
+    #[error(
+        "link {link} is already driven by another session ({holder}), which holds the lock file \
+         {}; only one session may drive a link at a time: let that session finish or stop it, \
+         then resume the link from its journal",
+        .lock_file.display()
+    )]
+    LinkLocked {
+        /// The link.
+        link: LinkName,
+        /// The lock file the other session holds.
+        lock_file: PathBuf,
+        /// Who holds it: process id and journal path, as far as the lock file says.
+        holder: LockHolder,
+    },
+    /// The link's lock file could not be created, locked or written (a missing or read-only
+    /// directory, a full disk). Nothing was written to the journal.
+    #[error(
+        "cannot take the lock of link {link} in {}: {source}; check that the directory exists and \
+         is writable, or choose another with SessionOptions::lock_dir",
+        .lock_file.display()
+    )]
+    LockFile {
+        /// The link.
+        link: LinkName,
+        /// The lock file.
+        lock_file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The operation did not finish within `SessionOptions::operation_timeout`. The journal is
     /// intact: call `resume` to continue.
     #[error(
@@ -330,7 +370,11 @@ impl SessionError {
             SessionError::StepFailed(e) => e.retryable,
             SessionError::Timeout { .. } => true,
             SessionError::Journal(e) => Self::journal_is_transient(e),
-            SessionError::Rejected { .. }
+            // Like a journal I/O error: the disk or directory may recover.
+            SessionError::LockFile { .. } => true,
+            // The other session may run for days: waiting is not the answer, stopping it is.
+            SessionError::LinkLocked { .. }
+            | SessionError::Rejected { .. }
             | SessionError::Spec(_)
             | SessionError::JournalNotEmpty { .. }
             | SessionError::Stalled { .. }
@@ -343,9 +387,11 @@ impl SessionError {
         match self {
             SessionError::Rejected { .. }
             | SessionError::Spec(_)
-            | SessionError::JournalNotEmpty { .. } => true,
+            | SessionError::JournalNotEmpty { .. }
+            | SessionError::LinkLocked { .. } => true,
             SessionError::Journal(e) => Self::journal_is_caller_error(e),
-            SessionError::StepFailed(_)
+            SessionError::LockFile { .. }
+            | SessionError::StepFailed(_)
             | SessionError::Timeout { .. }
             | SessionError::Stalled { .. }
             | SessionError::SplitBrain => false,
@@ -360,6 +406,8 @@ impl SessionError {
             | SessionError::Spec(_)
             | SessionError::Journal(_)
             | SessionError::JournalNotEmpty { .. }
+            | SessionError::LinkLocked { .. }
+            | SessionError::LockFile { .. }
             | SessionError::Timeout { .. }
             | SessionError::Stalled { .. }
             | SessionError::SplitBrain => false,
@@ -459,6 +507,9 @@ pub struct Session<S, M, J> {
     redirect_options: RedirectOptions,
     journal: Mutex<J>,
     journal_path: Option<PathBuf>,
+    /// The link's lock, held for the session's lifetime (`None`: a journal in memory and no
+    /// `lock_dir`).
+    link_lock: Option<LinkLock>,
     core: Mutex<Core>,
     operation_lock: tokio::sync::Mutex<()>,
     events: broadcast::Sender<SessionEvent>,
@@ -475,7 +526,9 @@ where
     M: ManagedInstance + 'static,
     J: Journal + 'static,
 {
-    /// Starts a new link: validates the spec and writes the journal's `Created` record.
+    /// Starts a new link: validates the spec, takes the link's lock (see
+    /// [`SessionOptions::lock_dir`]; [`SessionError::LinkLocked`] if another session drives
+    /// the link) and writes the journal's `Created` record.
     pub fn create(
         spec: LinkSpec,
         source: Arc<S>,
@@ -485,6 +538,7 @@ where
         options: SessionOptions,
     ) -> Result<Self, SessionError> {
         let machine = Machine::new(spec.clone()).map_err(SessionError::Spec)?;
+        let link_lock = Self::lock_link(&spec, &journal, &options)?;
         let existing = journal.records()?.len();
         if existing != 0 {
             return Err(SessionError::JournalNotEmpty { records: existing });
@@ -497,13 +551,15 @@ where
             },
         ))?;
         Ok(Self::assemble(
-            machine, 1, None, source, instance, journal, timer, options,
+            machine, 1, None, link_lock, source, instance, journal, timer, options,
         ))
     }
 
-    /// Reopens a link from its journal: replays every record, then, if the machine has
-    /// in-flight effects or failed with a retryable error, sends [`Input::Resume`] (journaled) so
-    /// the machine re-issues what must be re-issued. The effects run on the next operation or
+    /// Reopens a link from its journal: replays every record, takes the link's lock (see
+    /// [`SessionOptions::lock_dir`]; [`SessionError::LinkLocked`] if another session drives
+    /// the link, with nothing written), then, if the machine has in-flight effects or failed
+    /// with a retryable error, sends [`Input::Resume`] (journaled) so the machine re-issues
+    /// what must be re-issued. The effects run on the next operation or
     /// [`LinkSession::resume`]. A failure that is not retryable waits for
     /// [`LinkSession::retry`] (after its cause was fixed) or [`LinkSession::cancel`].
     pub fn resume(
@@ -515,6 +571,7 @@ where
     ) -> Result<Self, SessionError> {
         let records = journal.records()?;
         let machine = replay(&records)?;
+        let link_lock = Self::lock_link(machine.spec(), &journal, &options)?;
         let operation = records.iter().rev().find_map(|r| match &r.entry {
             JournalEntry::Input {
                 input: Input::Command(c),
@@ -525,6 +582,7 @@ where
             machine,
             records.len() as u64,
             operation,
+            link_lock,
             source,
             instance,
             journal,
@@ -546,6 +604,7 @@ where
         machine: Machine,
         next_seq: u64,
         operation: Option<Operation>,
+        link_lock: Option<LinkLock>,
         source: Arc<S>,
         instance: Arc<M>,
         journal: J,
@@ -556,6 +615,7 @@ where
         Session {
             link: machine.spec().link.clone(),
             journal_path: journal.location(),
+            link_lock,
             source,
             instance,
             timer,
@@ -578,6 +638,46 @@ where
         }
     }
 
+    /// Takes the lock of the link in `spec`: in `options.lock_dir`, else in the journal file's
+    /// directory; no lock for a journal that is not a file when no `lock_dir` is given.
+    fn lock_link(
+        spec: &LinkSpec,
+        journal: &J,
+        options: &SessionOptions,
+    ) -> Result<Option<LinkLock>, SessionError> {
+        let journal = journal
+            .location()
+            .map(|path| std::path::absolute(&path).unwrap_or(path));
+        let dir = match (&options.lock_dir, &journal) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(path)) => match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            (None, None) => return Ok(None),
+        };
+        LinkLock::acquire(&dir, &spec.target.instance, &spec.link, journal.as_deref())
+            .map(Some)
+            .map_err(|e| match e {
+                LinkLockError::Held { lock_file, holder } => SessionError::LinkLocked {
+                    link: spec.link.clone(),
+                    lock_file,
+                    holder,
+                },
+                LinkLockError::Io { lock_file, source } => SessionError::LockFile {
+                    link: spec.link.clone(),
+                    lock_file,
+                    source,
+                },
+            })
+    }
+
+    /// The link's lock file this session holds until it is dropped; `None` when it takes no
+    /// lock (a journal that is not a file and no [`SessionOptions::lock_dir`]).
+    pub fn lock_file(&self) -> Option<&std::path::Path> {
+        self.link_lock.as_ref().map(LinkLock::path)
+    }
+
     /// Calls `hook` for `Redirect` effects (without one they succeed at once), with targets
     /// computed from `RedirectOptions::default()` unless [`Self::with_redirect`] gives options.
     pub fn with_redirect_hook(mut self, hook: Arc<dyn RedirectHook>) -> Self {
@@ -587,9 +687,10 @@ where
 
     /// How `Redirect` effects are answered after a role change (failover, failback, cutover,
     /// split-brain repair): the session computes the new primary's [`RedirectTarget`] from
-    /// `options` and the link spec, shows it in [`SessionStatus::redirect`], and calls `hook`
-    /// with it, once, after the new primary accepts writes and before anything is dropped on
-    /// the old side.
+    /// `options` and the link spec, names the redirect ([`RedirectTarget::redirect_id`], from
+    /// [`Machine::redirect_id`]), shows it in [`SessionStatus::redirect`], and calls `hook`
+    /// with it after the new primary accepts writes and before anything is dropped on the old
+    /// side.
     ///
     /// - No hook: the step succeeds at once (the target is still shown in the status).
     /// - The hook succeeds: the step succeeds (journaled as done).
@@ -599,8 +700,11 @@ where
     /// - The target cannot be computed from `options`: the step fails with code `redirect`,
     ///   not retryable; reopen the session with corrected options and call `retry`.
     ///
-    /// The hook is not retried by the driver: it runs exactly once per role change unless the
-    /// caller resumes.
+    /// The hook is called **at least once per redirect**, not exactly once: the driver never
+    /// retries it, but a `resume` after a failure calls it again, and so does a resume after a
+    /// crash between the hook's success and the journaling of that success. Every call for one
+    /// redirect carries the same `redirect_id`, so the hook can recognise a repeat and ignore
+    /// it ([`crate::redirect::FileRedirectHook`] does).
     pub fn with_redirect(
         mut self,
         hook: Option<Arc<dyn RedirectHook>>,
@@ -613,8 +717,18 @@ where
 
     /// Answers a `Redirect` effect (see [`Self::with_redirect`]).
     async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
-        let spec = lock(&self.core).machine.spec().clone();
-        let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options);
+        let (spec, redirect_id) = {
+            let core = lock(&self.core);
+            let spec = core.machine.spec().clone();
+            // The machine counts a redirect before it issues one; the fallback never shows.
+            let id = core
+                .machine
+                .redirect_id()
+                .unwrap_or_else(|| format!("{}/redirect/0", spec.link));
+            (spec, id)
+        };
+        let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options)
+            .map(|target| target.with_redirect_id(redirect_id));
         let Some(hook) = &self.redirect else {
             if let Ok(target) = target {
                 lock(&self.core).last_redirect = Some(target);
@@ -628,7 +742,7 @@ where
             )
         })?;
         lock(&self.core).last_redirect = Some(target.clone());
-        tracing::info!(link = %self.link, target = %target, "redirecting the workload");
+        tracing::info!(link = %self.link, target = %target, redirect_id = %target.redirect_id, "redirecting the workload");
         let called = self
             .bounded(async {
                 hook.redirect(&target)
@@ -1277,6 +1391,8 @@ where
 mod crash_tests;
 #[cfg(test)]
 mod drive_tests;
+#[cfg(test)]
+mod lock_tests;
 #[cfg(test)]
 mod once_tests;
 #[cfg(test)]

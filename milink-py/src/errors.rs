@@ -14,7 +14,9 @@
 //!     ├── StepFailedError     a step failed (.code, .message, .retryable)
 //!     ├── TimeoutError        the operation timeout passed (.operation, .state)
 //!     ├── SplitBrainError     both sides report PRIMARY
-//!     └── StalledError        stopped short of the goal with nothing left to do
+//!     ├── StalledError        stopped short of the goal with nothing left to do
+//!     └── LinkLockedError     another session drives the link (.link, .lock_file,
+//!                             .holder_pid, .holder_journal)
 //! ```
 
 use milink_core::Error;
@@ -99,6 +101,12 @@ create_exception!(
     SessionError,
     "The operation stopped short of its goal with nothing left to do."
 );
+create_exception!(
+    milink,
+    LinkLockedError,
+    SessionError,
+    "Another session, in this process or another, drives the link: stop it (or let it finish), then resume the link from its journal."
+);
 
 /// Registers every exception class on the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -119,6 +127,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TimeoutError", py.get_type::<TimeoutError>())?;
     m.add("SplitBrainError", py.get_type::<SplitBrainError>())?;
     m.add("StalledError", py.get_type::<StalledError>())?;
+    m.add("LinkLockedError", py.get_type::<LinkLockedError>())?;
     Ok(())
 }
 
@@ -232,6 +241,23 @@ fn session_error(
             ],
         ),
         CoreSessionError::SplitBrain => (SplitBrainError::new_err(message), Vec::new()),
+        CoreSessionError::LinkLocked {
+            link,
+            lock_file,
+            holder,
+        } => (
+            LinkLockedError::new_err(message),
+            vec![
+                attr(py, "link", link.to_string())?,
+                attr(py, "lock_file", lock_file.display().to_string())?,
+                attr(py, "holder_pid", holder.pid)?,
+                attr(
+                    py,
+                    "holder_journal",
+                    holder.journal.map(|j| j.display().to_string()),
+                )?,
+            ],
+        ),
         CoreSessionError::Stalled { operation, state } => (
             StalledError::new_err(message),
             vec![attr(py, "operation", operation)?, attr(py, "state", state)?],

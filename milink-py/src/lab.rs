@@ -71,7 +71,8 @@ impl Redirect<'_> {
 }
 
 /// Opens a session on `lab`: a new link (`journal` must not exist) or, with `resume`, the link
-/// in `journal`.
+/// in `journal`. `lock_dir`, when given, replaces the options' `lock_dir`.
+#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
 fn open(
     py: Python<'_>,
     lab: &PyLab,
@@ -80,8 +81,12 @@ fn open(
     redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
     options: Option<&Bound<'_, PyAny>>,
+    lock_dir: Option<PathBuf>,
 ) -> PyResult<PyLinkSession> {
-    let options = session_options(options)?;
+    let mut options = session_options(options)?;
+    if lock_dir.is_some() {
+        options.lock_dir = lock_dir;
+    }
     let redirect_options = redirect
         .options(&lab.lab.spec)
         .map_err(|e| error(Error::from(e)))?;
@@ -93,8 +98,14 @@ fn open(
             let journal = FileJournal::open(&journal).map_err(CoreSessionError::from)?;
             Session::resume(journal, source, instance, timer, options)
         } else {
-            let journal = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
-            Session::create(lab.spec.clone(), source, instance, journal, timer, options)
+            let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
+            let created = Session::create(lab.spec.clone(), source, instance, file, timer, options);
+            if created.is_err() {
+                // The file was created just now and the refused session dropped it: a refusal
+                // (another session drives the link) leaves no journal behind.
+                let _ = std::fs::remove_file(&journal);
+            }
+            created
         }
     });
     let session = session.map_err(|e| error(Error::from(e)))?;
@@ -114,8 +125,18 @@ pub(crate) fn resume_from(
     redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
     options: Option<&Bound<'_, PyAny>>,
+    lock_dir: Option<PathBuf>,
 ) -> PyResult<PyLinkSession> {
-    open(py, lab, journal, true, redirect, on_progress, options)
+    open(
+        py,
+        lab,
+        journal,
+        true,
+        redirect,
+        on_progress,
+        options,
+        lock_dir,
+    )
 }
 
 #[pymethods]
@@ -201,8 +222,12 @@ impl PyLab {
 
     /// A new link session journaled to `journal` (which must not exist yet).
     ///
-    /// `redirect_hook(target)` is called once per role change with `{"link", "primary",
-    /// "host", "port", "connection_string", "notes"}`: where the workload must connect now.
+    /// `redirect_hook(target)` is called after each role change with `{"link", "redirect_id",
+    /// "primary", "host", "port", "connection_string", "notes"}`: where the workload must
+    /// connect now. It is called at least once per redirect: again after a failure and
+    /// `resume()`, and again when a crash came between its return and the journaling of its
+    /// success; every call for one redirect has the same `redirect_id`, so a repeat can be
+    /// recognised and ignored.
     /// `connection_string` is the SQL Server connection string the workload uses: after a
     /// failover the hook receives it pointed at the managed instance (`Data Source` set to its
     /// VNet-local FQDN on port 1433, or with `public_endpoint=True` its public endpoint on port
@@ -213,7 +238,11 @@ impl PyLab {
     /// and nothing is created.
     ///
     /// `on_progress(event)` is called with each event while an operation runs; `options` is a
-    /// `SessionOptions` dict (retry, timeouts, seed).
+    /// `SessionOptions` dict (retry, timeouts, seed, lock_dir).
+    ///
+    /// One session per link: the session locks a file named after the link in `lock_dir`
+    /// (default: the journal's directory) until it is closed or dropped; a second session on
+    /// the same link, in this process or another, raises LinkLockedError and leaves no journal.
     #[pyo3(signature = (
         journal,
         *,
@@ -222,6 +251,7 @@ impl PyLab {
         options = None,
         connection_string = None,
         public_endpoint = false,
+        lock_dir = None,
     ))]
     #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn session(
@@ -233,13 +263,23 @@ impl PyLab {
         options: Option<&Bound<'_, PyAny>>,
         connection_string: Option<&str>,
         public_endpoint: bool,
+        lock_dir: Option<PathBuf>,
     ) -> PyResult<PyLinkSession> {
         let redirect = Redirect {
             hook: redirect_hook,
             connection_string,
             public_endpoint,
         };
-        open(py, self, journal, false, redirect, on_progress, options)
+        open(
+            py,
+            self,
+            journal,
+            false,
+            redirect,
+            on_progress,
+            options,
+            lock_dir,
+        )
     }
 
     fn __repr__(&self) -> String {

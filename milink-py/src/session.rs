@@ -103,8 +103,9 @@ impl RedirectHook for PythonRedirectHook {
     }
 }
 
-/// What the Python redirect hook is called with: `{"link", "primary", "host", "port" (int or
-/// None), "connection_string", "notes"}`.
+/// What the Python redirect hook is called with: `{"link", "redirect_id", "primary", "host",
+/// "port" (int or None), "connection_string", "notes"}`. The hook is called at least once per
+/// redirect; `redirect_id` is the same for every call of one redirect.
 ///
 /// `connection_string` is the real text ([`milink_core::redirect::ConnectionString::expose`]),
 /// password included when the string has one: the hook is the application's own code and must
@@ -117,6 +118,7 @@ fn hook_argument<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let argument = PyDict::new(py);
     argument.set_item("link", link.to_string())?;
+    argument.set_item("redirect_id", &target.redirect_id)?;
     argument.set_item("primary", to_py(py, &target.side)?)?;
     argument.set_item("host", &target.host)?;
     argument.set_item("port", target.port.map(|p| p.get()))?;
@@ -262,8 +264,9 @@ fn side(keep: &Bound<'_, PyAny>) -> PyResult<Side> {
 impl PyLinkSession {
     /// Reopens the link journaled in `journal` on `lab` after a crash, a Ctrl-C or a close:
     /// replays the journal, then `resume()` (or any operation) continues from where it stopped.
-    /// The keyword arguments are those of `Lab.session`; the redirect settings are not
-    /// journaled, so give them again.
+    /// The keyword arguments are those of `Lab.session`; the redirect settings and `lock_dir`
+    /// are not journaled, so give them again. Raises LinkLockedError while another session
+    /// drives the link.
     #[staticmethod]
     #[pyo3(signature = (
         journal,
@@ -274,6 +277,7 @@ impl PyLinkSession {
         options = None,
         connection_string = None,
         public_endpoint = false,
+        lock_dir = None,
     ))]
     #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn resume_from(
@@ -285,13 +289,22 @@ impl PyLinkSession {
         options: Option<&Bound<'_, PyAny>>,
         connection_string: Option<&str>,
         public_endpoint: bool,
+        lock_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
         let redirect = crate::lab::Redirect {
             hook: redirect_hook,
             connection_string,
             public_endpoint,
         };
-        crate::lab::resume_from(py, journal, lab.get(), redirect, on_progress, options)
+        crate::lab::resume_from(
+            py,
+            journal,
+            lab.get(),
+            redirect,
+            on_progress,
+            options,
+            lock_dir,
+        )
     }
 
     /// The link's name.
@@ -477,7 +490,8 @@ impl PyLinkSession {
         self.pump.drain(py)
     }
 
-    /// Releases the session and its journal (another session may then resume the journal).
+    /// Releases the session, its journal and the link's lock (another session may then resume
+    /// the journal, or drive the link).
     /// Operations on a closed session raise SessionError.
     fn close(&self) {
         lock(&self.session).take();

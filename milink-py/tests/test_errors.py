@@ -17,6 +17,7 @@ SESSION_FAMILIES = [
     milink.TimeoutError,
     milink.SplitBrainError,
     milink.StalledError,
+    milink.LinkLockedError,
 ]
 
 

@@ -47,8 +47,9 @@ def test_after_a_planned_failover_the_hook_gets_the_instance_and_the_users_strin
     session.failover()
     assert len(targets) == 1
     target = targets[0]
-    assert set(target) == {"link", "primary", "host", "port", "connection_string", "notes"}
+    assert set(target) == {"link", "redirect_id", "primary", "host", "port", "connection_string", "notes"}
     assert target["link"] == "DAG_ToyStore" and target["primary"] == "ManagedInstance"
+    assert target["redirect_id"] == "DAG_ToyStore/redirect/1"
     assert re.fullmatch(r"tailspin-mi\.[a-z0-9]+\.database\.windows\.net", target["host"])
     assert target["host"] == lab.spec["target"]["fqdn"]
     assert target["port"] == 1433
@@ -67,6 +68,7 @@ def test_after_a_planned_failover_the_hook_gets_the_instance_and_the_users_strin
     redirect = session.status()["redirect"]
     assert redirect is not None and redirect["host"] == target["host"] and redirect["port"] == 1433
     assert "Password=***" in redirect["connection_string"]
+    assert redirect["redirect_id"] == target["redirect_id"]
     assert PASSWORD not in json.dumps(session.status())
     assert PASSWORD not in json.dumps(session.events())
     assert PASSWORD not in journal.read_text()

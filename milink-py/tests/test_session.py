@@ -132,7 +132,7 @@ def test_forced_failover_split_brain_and_repair(lab: milink.Lab, journal: pathli
     assert session.status()["phase"] == {"FailedOver": {"primary": "ManagedInstance", "data_loss_possible": True}}
 
 
-def test_redirect_hook_is_called_once_per_role_change(lab: milink.Lab, journal: pathlib.Path) -> None:
+def test_redirect_hook_is_called_once_per_role_change_without_failures(lab: milink.Lab, journal: pathlib.Path) -> None:
     hook = Hook()
     states: List[str] = []
     session = replicating(
@@ -145,6 +145,10 @@ def test_redirect_hook_is_called_once_per_role_change(lab: milink.Lab, journal: 
     session.failback()
     assert hook.calls == [TO_MI, TO_SQL]
     assert session.status()["state"] == "Replicating"
+    # One id per redirect; the status shows the last one.
+    assert [t["redirect_id"] for t in hook.targets] == ["DAG_ToyStore/redirect/1", "DAG_ToyStore/redirect/2"]
+    redirect = session.status()["redirect"]
+    assert redirect is not None and redirect["redirect_id"] == "DAG_ToyStore/redirect/2"
 
 
 def test_a_hook_that_raises_leaves_a_resumable_session(lab: milink.Lab, journal: pathlib.Path) -> None:
@@ -167,6 +171,8 @@ def test_a_hook_that_raises_leaves_a_resumable_session(lab: milink.Lab, journal:
     session.resume()
     assert primary(session) == "ManagedInstance"
     assert hook.calls[calls_while_failing:] == [TO_MI]
+    # Every call was for the same redirect: the same id, so the application can spot a repeat.
+    assert {t["redirect_id"] for t in hook.targets} == {"DAG_ToyStore/redirect/1"}
 
 
 def test_async_twins_under_asyncio_run(lab: milink.Lab, journal: pathlib.Path) -> None:
@@ -294,6 +300,7 @@ def test_ctrl_c_during_an_operation_leaves_the_journal_resumable(
     resumed.resume()
     assert primary(resumed) == "ManagedInstance"
     assert hook.calls == [TO_MI, TO_MI]  # the interrupted redirect was issued again
+    assert [t["redirect_id"] for t in hook.targets] == ["DAG_ToyStore/redirect/1"] * 2  # as the same redirect
 
 
 def test_options_shape_the_session(lab: milink.Lab, journal: pathlib.Path) -> None:
@@ -332,6 +339,8 @@ def test_cancel_and_retry(lab: milink.Lab, journal: pathlib.Path) -> None:
     assert primary(session) == "ManagedInstance"
 
     # A fresh world: in this one ToyStore now exists on the instance, which readiness reports.
+    # Its link has the same identity (instance and name), so the first session lets go of it.
+    session.close()
     other = replicating(milink.Lab.tailspin(8), journal.with_name("cancelled.journal"))
     other.cancel()
     assert other.status()["state"] == "Cancelled"
@@ -350,3 +359,37 @@ def test_a_lab_from_an_assessments_facts(journal: pathlib.Path) -> None:
     assert session.status()["state"] == "Completed"
     with pytest.raises(milink.NameError):
         milink.Lab.from_facts(**facts, database="")
+
+
+def test_a_second_session_on_the_same_link_raises_link_locked_error(
+    lab: milink.Lab, journal: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    first = lab.session(journal)
+    second_journal = tmp_path / "second.journal"
+    with pytest.raises(milink.LinkLockedError) as info:
+        lab.session(second_journal)
+    err = info.value
+    assert isinstance(err, milink.SessionError)
+    assert err.caller_error and not err.transient and not err.remote
+    assert err.link == "DAG_ToyStore"
+    assert err.holder_pid == os.getpid()
+    assert err.holder_journal == str(journal)
+    lock_file = pathlib.Path(err.lock_file)
+    assert lock_file.parent == tmp_path and lock_file.name.endswith("__dag%5ftoystore.lock")
+    assert str(journal) in str(err) and err.lock_file in str(err) and "resume" in str(err)
+    assert not second_journal.exists()  # a refused session leaves no journal behind
+    first.record_assessment([])
+    first.close()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with milink.LinkSession.resume_from(journal, lab, lock_dir=other) as again:
+        assert again.status()["state"] == "Assessed"
+        # lock_dir puts the lock there only: a session locking next to its journal does not see
+        # it, which is why every session of a link must use the same lock_dir.
+        with lab.session(tmp_path / "nearby.journal") as nearby:
+            assert nearby.status()["state"] == "Draft"
+        with pytest.raises(milink.LinkLockedError) as info:
+            lab.session(tmp_path / "third.journal", lock_dir=os.fspath(other))
+        assert info.value.holder_journal == str(journal)
+    with lab.session(tmp_path / "third.journal", lock_dir=other) as third:
+        assert third.status()["state"] == "Draft"

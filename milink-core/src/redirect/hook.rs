@@ -39,12 +39,24 @@ impl HookError {
     }
 }
 
-/// Called by the session once per role change, after the new primary accepts writes and
-/// before anything is dropped on the old side, with where the workload must now connect.
+/// Called by the session after each role change (and after a one-way link's removal), once the
+/// new primary accepts writes and before anything is dropped on the old side, with where the
+/// workload must now connect.
 ///
-/// An `Err` stops the workflow in a resumable state with the link intact; resuming calls the
-/// hook again, so it must be idempotent (pointing the workload at the same target twice is
-/// harmless).
+/// # At least once per redirect
+///
+/// The hook is called **at least once** for each redirect, not exactly once:
+/// - an `Err` (or no answer within the session's call timeout) stops the workflow in a
+///   resumable state with the link intact, and resuming calls the hook again;
+/// - the session journals the hook's success only after the hook returns, so a crash of the
+///   orchestrator between the two makes the resumed session call the hook again for the same
+///   redirect.
+///
+/// Every call for one redirect carries the same [`RedirectTarget::redirect_id`]
+/// (`<link>/redirect/<n>`), across retries, resumes and crashes; the next redirect has another.
+/// A hook whose action must not repeat records the id it last applied and returns `Ok` for a
+/// repeat without acting again, as [`FileRedirectHook`] does; record it only after the action
+/// took effect, so a crash in between repeats the action rather than losing it.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait RedirectHook: Send + Sync {
@@ -61,8 +73,20 @@ pub trait RedirectHook: Send + Sync {
 /// file is created with permissions `0600` (it may hold a password), whatever the old file
 /// had. A symbolic link at `path` is replaced by the file, not followed.
 ///
-/// The write happens inline, without yielding to the runtime: the file is small and written
-/// once per role change, and an inline write also completes under a virtual-time timer (the
+/// A repeat of a redirect it already applied (the same [`RedirectTarget::redirect_id`], see
+/// [`RedirectHook`]) is skipped: it returns `Ok` without rewriting the file, so readers see one
+/// write per redirect. The id it last applied is kept in a small file next to `path`,
+/// `<file name>.redirect-id` ([`FileRedirectHook::id_path`]), written the same atomic way
+/// (`0600`) after the connection string file, so a crash between the two writes repeats the
+/// write instead of losing it. A repeat is skipped only while the file still holds exactly the
+/// text the target would write: ids count one link's redirects, so a later link of the same
+/// name reuses them, and a file that was changed, removed or written for another target is
+/// always written again. If the id cannot be recorded the hook still succeeds (the connection
+/// string is in place) and logs a warning; a repeat then writes the same text again. A target
+/// without an id (computed outside a session) is always written.
+///
+/// The writes happen inline, without yielding to the runtime: the files are small and written
+/// once per redirect, and an inline write also completes under a virtual-time timer (the
 /// simulator), where work on another thread would look like a hook that never answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRedirectHook {
@@ -79,19 +103,59 @@ impl FileRedirectHook {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The file recording the id of the redirect it last applied: `<file name>.redirect-id`
+    /// next to [`FileRedirectHook::path`].
+    pub fn id_path(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".redirect-id");
+        self.path.with_file_name(name)
+    }
+
+    /// The id of the redirect it last applied, if it recorded one.
+    pub fn last_applied(&self) -> Option<String> {
+        let text = fs::read_to_string(self.id_path()).ok()?;
+        let id = text.trim_end_matches(['\r', '\n']);
+        (!id.is_empty()).then(|| id.to_owned())
+    }
 }
 
 #[async_trait]
 impl RedirectHook for FileRedirectHook {
     async fn redirect(&self, target: &RedirectTarget) -> Result<(), HookError> {
+        let id = target.redirect_id.as_str();
         let mut contents = target.connection_string.expose();
         contents.push('\n');
+        if !id.is_empty()
+            && self.last_applied().as_deref() == Some(id)
+            && fs::read(&self.path).is_ok_and(|held| held == contents.as_bytes())
+        {
+            tracing::info!(path = %self.path.display(), redirect_id = id, "redirect already applied; not written again");
+            return Ok(());
+        }
         write_atomically(&self.path, contents.as_bytes()).map_err(|e| {
             HookError::new(format!(
                 "could not write the connection string to {}: {e}",
                 self.path.display()
             ))
-        })
+        })?;
+        let id_path = self.id_path();
+        let recorded = if id.is_empty() {
+            match fs::remove_file(&id_path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            write_atomically(&id_path, format!("{id}\n").as_bytes())
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(path = %id_path.display(), error = %e, "could not record the redirect id; a repeat of this redirect will write the connection string again");
+        }
+        Ok(())
     }
 }
 
@@ -285,6 +349,104 @@ mod tests {
         let reads = reader.join().unwrap();
         assert!(reads > 0);
         assert_eq!(entries(dir.path()), ["app.connstr"]);
+    }
+
+    #[tokio::test]
+    async fn a_repeat_of_the_same_redirect_is_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.connstr");
+        let hook = FileRedirectHook::new(&path);
+        assert_eq!(hook.id_path(), dir.path().join("app.connstr.redirect-id"));
+        assert_eq!(hook.last_applied(), None);
+        let first = target("one").with_redirect_id("ToyStoreLink/redirect/1");
+        hook.redirect(&first).await.unwrap();
+        assert_eq!(
+            hook.last_applied().as_deref(),
+            Some("ToyStoreLink/redirect/1")
+        );
+        assert_eq!(
+            entries(dir.path()),
+            ["app.connstr", "app.connstr.redirect-id"]
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(hook.id_path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+
+        // A repeat of redirect 1 leaves the file alone (the test's mark on it survives).
+        let marked = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(marked)
+            .unwrap();
+        hook.redirect(&first).await.unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), marked);
+
+        // The same id for another target (a later link of the same name counts its redirects
+        // from 1 again) is written: only a file holding this very text is left alone.
+        let reused = target("other").with_redirect_id("ToyStoreLink/redirect/1");
+        hook.redirect(&reused).await.unwrap();
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("Password=other")
+        );
+        // So is a file changed since.
+        fs::write(&path, "edited\n").unwrap();
+        hook.redirect(&reused).await.unwrap();
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("Password=other")
+        );
+
+        // The next redirect is written, and recorded.
+        let second = target("two").with_redirect_id("ToyStoreLink/redirect/2");
+        hook.redirect(&second).await.unwrap();
+        assert!(fs::read_to_string(&path).unwrap().contains("Password=two"));
+        assert_eq!(
+            hook.last_applied().as_deref(),
+            Some("ToyStoreLink/redirect/2")
+        );
+
+        // A repeat whose file is gone writes it again.
+        fs::remove_file(&path).unwrap();
+        hook.redirect(&second).await.unwrap();
+        assert!(fs::read_to_string(&path).unwrap().contains("Password=two"));
+
+        // A target without an id is always written, and forgets the last id.
+        fs::write(&path, "old\n").unwrap();
+        hook.redirect(&target("three")).await.unwrap();
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("Password=three")
+        );
+        assert_eq!(hook.last_applied(), None);
+        assert_eq!(entries(dir.path()), ["app.connstr"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_records_no_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.connstr");
+        fs::create_dir(&path).unwrap();
+        let hook = FileRedirectHook::new(&path);
+        let t = target("x").with_redirect_id("ToyStoreLink/redirect/1");
+        assert!(hook.redirect(&t).await.is_err());
+        assert_eq!(hook.last_applied(), None);
+        // Fixed, the same redirect is written.
+        fs::remove_dir(&path).unwrap();
+        hook.redirect(&t).await.unwrap();
+        assert!(fs::read_to_string(&path).unwrap().contains("Password=x"));
+        assert_eq!(
+            hook.last_applied().as_deref(),
+            Some("ToyStoreLink/redirect/1")
+        );
     }
 
     #[test]

@@ -226,6 +226,12 @@ impl RedirectOptions {
 /// Where the workload must connect after a role change, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RedirectTarget {
+    /// The redirect this target answers: `<link>/redirect/<n>`, where `n` counts the link's
+    /// redirects ([`crate::lifecycle::Machine::redirect_id`]). The hook is called at least once
+    /// per redirect, and every call for one redirect carries the same id (across retries,
+    /// resumes and crashes), so an application can ignore a repeat. Empty on a target computed
+    /// by [`RedirectTarget::for_primary`] outside a session.
+    pub redirect_id: String,
     /// The side that is now primary.
     pub side: Side,
     /// The host to connect to.
@@ -253,6 +259,9 @@ impl RedirectTarget {
     ///
     /// With no original string at all (`RedirectOptions::default()`), the targets hold only the
     /// server (`@@SERVERNAME` for SQL Server) and say so in their notes.
+    ///
+    /// The target's `redirect_id` is empty: the session names the redirect with
+    /// [`RedirectTarget::with_redirect_id`].
     pub fn for_primary(
         spec: &LinkSpec,
         primary: Side,
@@ -277,6 +286,7 @@ impl RedirectTarget {
                     notes.insert(0, NO_ORIGINAL.to_owned());
                 }
                 Ok(RedirectTarget {
+                    redirect_id: String::new(),
                     side: primary,
                     host,
                     port: Some(port),
@@ -291,6 +301,7 @@ impl RedirectTarget {
                 let mut connection_string = ConnectionString::new();
                 connection_string.set_keyword(Keyword::DataSource, server);
                 Ok(RedirectTarget {
+                    redirect_id: String::new(),
                     side: primary,
                     port: source.effective_port(),
                     host: source.host,
@@ -304,6 +315,7 @@ impl RedirectTarget {
                     .data_source()?
                     .ok_or(RedirectError::NoDataSource)?;
                 Ok(RedirectTarget {
+                    redirect_id: String::new(),
                     side: primary,
                     port: source.effective_port(),
                     host: source.host,
@@ -311,6 +323,14 @@ impl RedirectTarget {
                     notes: Vec::new(),
                 })
             }
+        }
+    }
+
+    /// The same target, naming the redirect it answers (see [`RedirectTarget::redirect_id`]).
+    pub fn with_redirect_id(self, redirect_id: impl Into<String>) -> Self {
+        RedirectTarget {
+            redirect_id: redirect_id.into(),
+            ..self
         }
     }
 

@@ -10,6 +10,7 @@ use super::world::{FakeInstance, FakeSource, World, WorldState};
 use super::*;
 use crate::journal::{FileJournal, MemoryJournal};
 use crate::lifecycle::ReplicaRole;
+use crate::redirect::FileRedirectHook;
 use crate::retry::Jitter;
 use crate::test_support::{VirtualTimer, spec};
 
@@ -28,6 +29,7 @@ fn options() -> SessionOptions {
         operation_timeout: Duration::from_secs(24 * 3600),
         seed: 11,
         event_capacity: 1024,
+        lock_dir: None,
     }
 }
 
@@ -148,6 +150,8 @@ impl Journal for CrashingJournal {
 
 struct Outcome {
     state: State,
+    /// The session's last redirect target.
+    redirect: Option<RedirectTarget>,
     world: WorldState,
     calls: Vec<String>,
     records: usize,
@@ -160,14 +164,30 @@ fn new_session<J: Journal + 'static>(
     timer: &Arc<VirtualTimer>,
     journal: J,
 ) -> Result<FakeSession<J>, SessionError> {
+    new_session_for(spec(), world, timer, journal)
+}
+
+fn new_session_for<J: Journal + 'static>(
+    spec: LinkSpec,
+    world: &Arc<World>,
+    timer: &Arc<VirtualTimer>,
+    journal: J,
+) -> Result<FakeSession<J>, SessionError> {
     Session::create(
-        spec(),
+        spec,
         Arc::new(FakeSource(world.clone())),
         Arc::new(FakeInstance(world.clone())),
         journal,
         timer.clone(),
         options(),
     )
+}
+
+/// The application's redirect hook, if any (no hook: the redirect succeeds at once).
+type Hook = Option<Arc<dyn RedirectHook>>;
+
+fn hooked<J: Journal + 'static>(session: FakeSession<J>, hook: &Hook) -> FakeSession<J> {
+    session.with_redirect(hook.clone(), RedirectOptions::default())
 }
 
 fn resumed_session<J: Journal + 'static>(
@@ -185,10 +205,22 @@ fn resumed_session<J: Journal + 'static>(
 }
 
 async fn uninterrupted(scenario: &[Op]) -> Outcome {
+    uninterrupted_with(spec(), scenario, MemoryJournal::new(), None).await
+}
+
+/// [`uninterrupted`] for the link `spec`, journaled to `journal` (empty), with `hook`.
+async fn uninterrupted_with(
+    spec: LinkSpec,
+    scenario: &[Op],
+    journal: MemoryJournal,
+    hook: Hook,
+) -> Outcome {
     let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
-    let world = World::new(spec().databases, timer.clone());
-    let journal = MemoryJournal::new();
-    let session = new_session(&world, &timer, journal.clone()).unwrap();
+    let world = World::new(spec.databases.clone(), timer.clone());
+    let session = hooked(
+        new_session_for(spec, &world, &timer, journal.clone()).unwrap(),
+        &hook,
+    );
     for op in scenario {
         run(&session, op)
             .await
@@ -197,6 +229,7 @@ async fn uninterrupted(scenario: &[Op]) -> Outcome {
     assert_eq!(replay(&journal.snapshot()).unwrap(), session.machine());
     Outcome {
         state: session.machine().state().clone(),
+        redirect: session.status().redirect,
         world: world.snapshot(),
         calls: world.calls(),
         records: journal.snapshot().len(),
@@ -205,19 +238,41 @@ async fn uninterrupted(scenario: &[Op]) -> Outcome {
 
 /// Runs `scenario`, crashing at record `crash_at`, then restarts from the journal and finishes.
 async fn crash_and_resume(scenario: &[Op], crash_at: u64, write_then_crash: bool) -> Outcome {
+    crash_and_resume_with(
+        spec(),
+        scenario,
+        crash_at,
+        write_then_crash,
+        MemoryJournal::new(),
+        None,
+    )
+    .await
+}
+
+/// [`crash_and_resume`] for the link `spec`, journaled to `journal` (empty; the records that
+/// survive the crash stay in it), with `hook` as the redirect hook of the session before the
+/// crash and of the one after it.
+async fn crash_and_resume_with(
+    spec: LinkSpec,
+    scenario: &[Op],
+    crash_at: u64,
+    write_then_crash: bool,
+    journal: MemoryJournal,
+    hook: Hook,
+) -> Outcome {
     let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
-    let world = World::new(spec().databases, timer.clone());
-    let journal = MemoryJournal::new();
+    let world = World::new(spec.databases.clone(), timer.clone());
     let crashing = CrashingJournal {
         inner: journal.clone(),
         crash_at,
         write_then_crash,
     };
     let mut crashed = false;
-    match new_session(&world, &timer, crashing) {
+    match new_session_for(spec.clone(), &world, &timer, crashing) {
         Err(SessionError::Journal(_)) => crashed = true,
         Err(e) => panic!("create: {e}"),
         Ok(session) => {
+            let session = hooked(session, &hook);
             for op in scenario {
                 match run(&session, op).await {
                     Ok(()) => {}
@@ -235,10 +290,11 @@ async fn crash_and_resume(scenario: &[Op], crash_at: u64, write_then_crash: bool
     // Restart: a new process with the same world and the surviving journal.
     let records = journal.snapshot();
     let session = if records.is_empty() {
-        new_session(&world, &timer, journal.clone()).unwrap()
+        new_session_for(spec, &world, &timer, journal.clone()).unwrap()
     } else {
         resumed_session(&world, &timer, journal.clone()).unwrap()
     };
+    let session = hooked(session, &hook);
     let label = format!(
         "crash at record {crash_at} ({}), state after restart {}",
         if write_then_crash {
@@ -277,6 +333,7 @@ async fn crash_and_resume(scenario: &[Op], crash_at: u64, write_then_crash: bool
     );
     Outcome {
         state: session.machine().state().clone(),
+        redirect: session.status().redirect,
         world: world.snapshot(),
         calls: world.calls(),
         records: journal.snapshot().len(),
@@ -419,5 +476,286 @@ async fn the_journal_file_never_holds_the_password_the_ports_use() {
     assert!(!status.contains(&password));
     while let Ok(event) = events.try_recv() {
         assert!(!format!("{event:?}").contains(&password));
+    }
+}
+
+/// One call of [`CountingHook`].
+#[derive(Debug, Clone)]
+struct HookCall {
+    redirect_id: String,
+    side: Side,
+    /// The seq of the record that journals this call's outcome (the journal's length during
+    /// the call: effects run one at a time and each outcome is journaled right after).
+    outcome_record: u64,
+    /// The connection string file was written by this call (with a [`FileRedirectHook`]).
+    wrote: bool,
+}
+
+/// A redirect hook that records every call, and passes it on to a [`FileRedirectHook`] if
+/// given one, noting whether that call rewrote the file.
+struct CountingHook {
+    journal: MemoryJournal,
+    file: Option<FileRedirectHook>,
+    calls: Mutex<Vec<HookCall>>,
+}
+
+impl CountingHook {
+    fn new(journal: &MemoryJournal, file: Option<FileRedirectHook>) -> Arc<CountingHook> {
+        Arc::new(CountingHook {
+            journal: journal.clone(),
+            file,
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn calls(&self) -> Vec<HookCall> {
+        lock(&self.calls).clone()
+    }
+}
+
+/// A modification time no write of today can have: a file that still has it was not rewritten.
+fn untouched_mtime() -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1)
+}
+
+#[async_trait]
+impl RedirectHook for CountingHook {
+    async fn redirect(&self, target: &RedirectTarget) -> Result<(), crate::redirect::HookError> {
+        let mut wrote = false;
+        if let Some(file) = &self.file {
+            // The hook writes by renaming a new file over the old one, which gives it a new
+            // modification time: mark the old one to see whether this call replaced it.
+            if let Ok(f) = std::fs::File::options().write(true).open(file.path()) {
+                f.set_modified(untouched_mtime()).unwrap();
+            }
+            file.redirect(target).await?;
+            let modified = std::fs::metadata(file.path()).unwrap().modified().unwrap();
+            wrote = modified != untouched_mtime();
+        }
+        lock(&self.calls).push(HookCall {
+            redirect_id: target.redirect_id.clone(),
+            side: target.side,
+            outcome_record: self.journal.snapshot().len() as u64,
+            wrote,
+        });
+        Ok(())
+    }
+}
+
+/// What one crash point did to the hook: calls per redirect, in the baseline's order.
+#[derive(Debug, PartialEq, Eq)]
+struct HookCounts {
+    crash_at: u64,
+    written: bool,
+    calls: Vec<usize>,
+    writes: Vec<usize>,
+}
+
+/// Crashes `scenario` of the link `spec` at every record, before and after writing it, with a
+/// counting hook (passing each call to a [`FileRedirectHook`] when `file` is set), and checks
+/// the hook's contract: every redirect of the run without crashes is called at least once and
+/// at most twice, twice exactly when the crash fell on the record of its outcome before that
+/// record was written; every call for one redirect carries its id and side; and the file is
+/// written once per redirect, repeats included. Returns the counts for every crash point.
+async fn hook_calls_at_every_crash_point(
+    spec: LinkSpec,
+    scenario: Vec<Op>,
+    file: bool,
+) -> Vec<HookCounts> {
+    let new_hook = |journal: &MemoryJournal, dir: &tempfile::TempDir| {
+        CountingHook::new(
+            journal,
+            file.then(|| FileRedirectHook::new(dir.path().join("app.connstr"))),
+        )
+    };
+    // The run without crashes: one call per redirect, each with its own id.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = MemoryJournal::new();
+    let baseline_hook = new_hook(&journal, &dir);
+    let baseline = uninterrupted_with(
+        spec.clone(),
+        &scenario,
+        journal,
+        Some(baseline_hook.clone()),
+    )
+    .await;
+    assert_eq!(
+        baseline.redirect.map(|t| t.redirect_id),
+        baseline_hook.calls().last().map(|c| c.redirect_id.clone()),
+        "the status shows the last redirect's id"
+    );
+    let redirects = baseline_hook.calls();
+    assert!(!redirects.is_empty(), "the scenario redirects nothing");
+    for (n, call) in redirects.iter().enumerate() {
+        assert_eq!(
+            call.redirect_id,
+            format!("{}/redirect/{}", spec.link, n + 1)
+        );
+        assert!(!file || call.wrote, "the baseline wrote redirect {}", n + 1);
+    }
+    let mut observed = Vec::new();
+    for crash_at in 0..baseline.records as u64 {
+        for written in [true, false] {
+            let label = format!("crash at record {crash_at}, written: {written}");
+            let dir = tempfile::tempdir().unwrap();
+            let journal = MemoryJournal::new();
+            // The crashed run's hook must see the journal the crashed session writes to.
+            let hook = new_hook(&journal, &dir);
+            let outcome = crash_and_resume_with(
+                spec.clone(),
+                &scenario,
+                crash_at,
+                written,
+                journal,
+                Some(hook.clone()),
+            )
+            .await;
+            assert_eq!(outcome.state.name(), baseline.state.name(), "{label}");
+            assert_eq!(visible(&outcome.world), visible(&baseline.world), "{label}");
+            let calls = hook.calls();
+            for call in &calls {
+                assert!(
+                    redirects.iter().any(|r| r.redirect_id == call.redirect_id),
+                    "{label}: a call for a redirect the run without crashes never made: {call:?}"
+                );
+            }
+            let mut counts = HookCounts {
+                crash_at,
+                written,
+                calls: Vec::new(),
+                writes: Vec::new(),
+            };
+            for redirect in &redirects {
+                let mine: Vec<&HookCall> = calls
+                    .iter()
+                    .filter(|c| c.redirect_id == redirect.redirect_id)
+                    .collect();
+                let expected = if crash_at == redirect.outcome_record && !written {
+                    2
+                } else {
+                    1
+                };
+                assert_eq!(
+                    mine.len(),
+                    expected,
+                    "{label}: calls for {}: {calls:?}",
+                    redirect.redirect_id
+                );
+                assert!(mine.iter().all(|c| c.side == redirect.side), "{label}");
+                let writes = mine.iter().filter(|c| c.wrote).count();
+                if file {
+                    assert_eq!(
+                        writes, 1,
+                        "{label}: the file was not written exactly once for {}",
+                        redirect.redirect_id
+                    );
+                }
+                counts.calls.push(mine.len());
+                counts.writes.push(writes);
+            }
+            let last = redirects.last().map(|r| r.redirect_id.clone());
+            // The status keeps the redirects of this process only: none when the crash came
+            // after the last one.
+            if let Some(target) = outcome.redirect {
+                assert_eq!(
+                    Some(target.redirect_id),
+                    last,
+                    "{label}: the status's redirect"
+                );
+            }
+            if let Some(file) = &hook.file {
+                assert_eq!(file.last_applied(), last, "{label}");
+            }
+            observed.push(counts);
+        }
+    }
+    // Every redirect met the crash that repeats it.
+    for (n, redirect) in redirects.iter().enumerate() {
+        assert!(
+            observed
+                .iter()
+                .any(|c| c.crash_at == redirect.outcome_record && c.calls[n] == 2),
+            "no crash point repeated {}",
+            redirect.redirect_id
+        );
+    }
+    println!(
+        "{} redirects {:?}, outcomes journaled at records {:?}",
+        spec.link,
+        redirects
+            .iter()
+            .map(|r| r.redirect_id.as_str())
+            .collect::<Vec<_>>(),
+        redirects
+            .iter()
+            .map(|r| r.outcome_record)
+            .collect::<Vec<_>>()
+    );
+    for c in &observed {
+        if c.calls.iter().any(|n| *n != 1) {
+            println!(
+                "  crash at record {} ({}): calls per redirect {:?}, file writes {:?}",
+                c.crash_at,
+                if c.written {
+                    "after writing it"
+                } else {
+                    "before writing it"
+                },
+                c.calls,
+                c.writes
+            );
+        }
+    }
+    println!(
+        "  every other crash point ({} of {}): one call per redirect",
+        observed
+            .iter()
+            .filter(|c| c.calls.iter().all(|n| *n == 1))
+            .count(),
+        observed.len()
+    );
+    observed
+}
+
+fn one_way() -> LinkSpec {
+    LinkSpec {
+        failover_mode: crate::lifecycle::FailoverMode::None,
+        ..spec()
+    }
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_in_a_planned_failover_calls_the_hook_at_least_once_with_one_id() {
+    hook_calls_at_every_crash_point(spec(), failover_scenario(), false).await;
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_in_a_failback_calls_the_hook_at_least_once_per_redirect() {
+    hook_calls_at_every_crash_point(spec(), failback_scenario(), false).await;
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_in_a_one_way_cutover_calls_the_hook_at_least_once() {
+    // One way indeed: SQL Server is fenced and the roles never reverse.
+    let plain =
+        uninterrupted_with(one_way(), &cutover_scenario(), MemoryJournal::new(), None).await;
+    assert!(plain.calls.iter().any(|c| c == "sql:SetRoleSecondary"));
+    assert!(
+        !plain
+            .calls
+            .iter()
+            .any(|c| c == "sql:Failover" || c == "arm:Failover")
+    );
+    hook_calls_at_every_crash_point(one_way(), cutover_scenario(), false).await;
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_writes_the_connection_string_file_once_per_redirect() {
+    for (spec, scenario) in [
+        (spec(), failover_scenario()),
+        (spec(), failback_scenario()),
+        (one_way(), cutover_scenario()),
+    ] {
+        hook_calls_at_every_crash_point(spec, scenario, true).await;
     }
 }

@@ -31,6 +31,7 @@ fn options() -> SessionOptions {
         operation_timeout: Duration::from_secs(24 * 3600),
         seed: 5,
         event_capacity: 4096,
+        lock_dir: None,
     }
 }
 

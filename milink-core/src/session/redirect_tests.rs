@@ -1,6 +1,6 @@
-//! Redirecting the workload: the hook runs once per role change, after the new primary accepts
-//! writes and before anything is dropped; a failing hook leaves a resumable link; the quiet
-//! check asks the current primary.
+//! Redirecting the workload: without failures the hook runs once per role change (with one id
+//! per redirect), after the new primary accepts writes and before anything is dropped; a
+//! failing hook leaves a resumable link; the quiet check asks the current primary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +36,7 @@ fn options() -> SessionOptions {
         operation_timeout: Duration::from_secs(24 * 3600),
         seed: 3,
         event_capacity: 4096,
+        lock_dir: None,
     }
 }
 
@@ -197,6 +198,18 @@ async fn the_hook_runs_once_per_role_change_after_the_new_primary_accepts_writes
             Side::ManagedInstance
         ]
     );
+    // Each redirect has its own id, shown in the status too.
+    let ids: Vec<&str> = seen.iter().map(|s| s.target.redirect_id.as_str()).collect();
+    let link = spec().link;
+    assert_eq!(
+        ids,
+        [1, 2, 3].map(|n| format!("{link}/redirect/{n}")),
+        "one id per redirect"
+    );
+    assert_eq!(
+        f.session.status().redirect.map(|t| t.redirect_id),
+        Some(format!("{link}/redirect/3"))
+    );
     for s in &seen {
         assert!(
             s.new_primary_writable,
@@ -335,6 +348,12 @@ async fn a_failing_hook_stops_resumably_with_the_link_intact() {
     let seen = f.hook.seen();
     assert_eq!(seen.len(), 3, "two failed calls, one that succeeded");
     assert!(seen.iter().all(|s| s.target.side == Side::ManagedInstance));
+    // One redirect, called three times: the same id every time.
+    let first = format!("{}/redirect/1", spec().link);
+    assert!(
+        seen.iter().all(|s| s.target.redirect_id == first),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]

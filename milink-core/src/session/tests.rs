@@ -32,6 +32,7 @@ fn options() -> SessionOptions {
         operation_timeout: Duration::from_secs(3600),
         seed: 1,
         event_capacity: 64,
+        lock_dir: None,
     }
 }
 

@@ -36,6 +36,7 @@ __all__ = [
     "TimeoutError",
     "SplitBrainError",
     "StalledError",
+    "LinkLockedError",
     "ReadinessReport",
     "LinkSession",
     "Lab",
@@ -119,6 +120,19 @@ class StalledError(SessionError):
 
     operation: str
     state: str
+
+class LinkLockedError(SessionError):
+    """Another session, in this process or another, drives the link: stop it (or let it finish),
+    then resume the link from its journal. A caller error, not transient."""
+
+    link: str
+    """The link's name."""
+    lock_file: str
+    """The lock file the other session holds (named after the managed instance and the link)."""
+    holder_pid: Optional[int]
+    """The other session's process id, or None when the lock file cannot be read."""
+    holder_journal: Optional[str]
+    """The other session's journal file, or None (a journal in memory, or unknown)."""
 
 # ------------------------------------------------------------------------------------ readiness
 
@@ -225,11 +239,20 @@ class RedirectTarget(TypedDict):
     """What the redirect hook is called with after a role change: where the workload must
     connect now.
 
+    The hook is called at least once per redirect, not exactly once: again after it failed and
+    ``resume()`` is called, and again when the orchestrator crashed after the hook returned and
+    before its success was journaled. Every call for one redirect carries the same
+    ``redirect_id``: a hook whose action must not repeat records the id it last applied and
+    returns at once for a repeat.
+
     ``connection_string`` is the real text, password included when the string has one: the hook
     is the application's own code and hands it to the workload. milink never logs or journals it.
     """
 
     link: str
+    redirect_id: str
+    """``"<link>/redirect/<n>"``: the same for every call of one redirect (retries, resumes,
+    crashes), another for the next redirect."""
     primary: _Side
     """The side that now accepts writes: point the workload there."""
     host: str
@@ -248,6 +271,7 @@ class RedirectTarget(TypedDict):
 class RedirectStatus(TypedDict):
     """The last redirect, as ``status()["redirect"]`` shows it: the password is ``***``."""
 
+    redirect_id: str
     side: _Side
     host: str
     port: Optional[int]
@@ -338,15 +362,21 @@ class Lab:
         options: Optional[Mapping[str, Any]] = None,
         connection_string: Optional[str] = None,
         public_endpoint: bool = False,
+        lock_dir: Optional[_JournalPath] = None,
     ) -> LinkSession:
         """A new link session journaled to ``journal`` (which must not exist yet).
 
-        ``redirect_hook`` is called once per role change with a ``RedirectTarget``, its connection
-        string derived from ``connection_string`` (the workload's SQL Server connection string):
-        pointed at the managed instance's VNet-local endpoint on port 1433, or with
+        ``redirect_hook`` is called after each role change, at least once per redirect (see
+        ``RedirectTarget.redirect_id``), with a ``RedirectTarget``, its connection string
+        derived from ``connection_string`` (the workload's SQL Server connection string): pointed
+        at the managed instance's VNet-local endpoint on port 1433, or with
         ``public_endpoint=True`` its public endpoint on port 3342, after a failover; the original
         after a failback. Authentication is kept as written. A connection string that does not
         parse raises InvalidArgumentError and nothing is created.
+
+        One session per link: the session locks a file named after the link in ``lock_dir``
+        (default: the journal's directory) until it is closed; a second session on the same
+        link, in this process or another, raises LinkLockedError and leaves no journal.
         """
 
 @final
@@ -364,9 +394,11 @@ class LinkSession:
         options: Optional[Mapping[str, Any]] = None,
         connection_string: Optional[str] = None,
         public_endpoint: bool = False,
+        lock_dir: Optional[_JournalPath] = None,
     ) -> LinkSession:
         """Reopens the link journaled in ``journal``; ``resume()`` then continues it. The keyword
-        arguments are those of ``Lab.session`` (the redirect settings are not journaled)."""
+        arguments are those of ``Lab.session`` (the redirect settings and ``lock_dir`` are not
+        journaled). Raises LinkLockedError while another session drives the link."""
     @property
     def link(self) -> str: ...
     @property
@@ -416,7 +448,7 @@ class LinkSession:
     def events(self) -> List[_SessionEvent]:
         """The events since the last call, oldest first."""
     def close(self) -> None:
-        """Releases the session and its journal."""
+        """Releases the session, its journal and the link's lock."""
     def __enter__(self) -> LinkSession: ...
     def __exit__(
         self,

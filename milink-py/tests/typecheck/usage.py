@@ -63,13 +63,21 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
             print(health["instance"])
         redirect = status["redirect"]
         if redirect is not None:
-            print(redirect["host"], redirect["connection_string"])
-    again = milink.LinkSession.resume_from(journal, lab, connection_string=None, public_endpoint=True)
-    again.close()
+            print(redirect["redirect_id"], redirect["host"], redirect["connection_string"])
+    try:
+        again = milink.LinkSession.resume_from(
+            journal, lab, connection_string=None, public_endpoint=True, lock_dir=journal.parent
+        )
+        again.close()
+    except milink.LinkLockedError as e:
+        holder: Optional[int] = e.holder_pid
+        print(e.link, e.lock_file, holder, e.holder_journal)
     for target in targets:
         port: Optional[int] = target["port"]
         connection_string: str = target["connection_string"]
         notes: List[str] = target["notes"]
+        redirect_id: str = target["redirect_id"]
+        print(redirect_id)
         print(target["host"], port, len(connection_string), *notes)
     return targets[0]["primary"] if targets else None
 
