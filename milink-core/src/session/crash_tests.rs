@@ -154,6 +154,8 @@ struct Outcome {
     redirect: Option<RedirectTarget>,
     world: WorldState,
     calls: Vec<String>,
+    /// Role changes and removals that took effect, in order.
+    applied: Vec<String>,
     records: usize,
 }
 
@@ -205,7 +207,7 @@ fn resumed_session<J: Journal + 'static>(
 }
 
 async fn uninterrupted(scenario: &[Op]) -> Outcome {
-    uninterrupted_with(spec(), scenario, MemoryJournal::new(), None).await
+    uninterrupted_with(spec(), scenario, MemoryJournal::new(), None, false).await
 }
 
 /// [`uninterrupted`] for the link `spec`, journaled to `journal` (empty), with `hook`.
@@ -214,9 +216,13 @@ async fn uninterrupted_with(
     scenario: &[Op],
     journal: MemoryJournal,
     hook: Hook,
+    deferred: bool,
 ) -> Outcome {
     let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
     let world = World::new(spec.databases.clone(), timer.clone());
+    world
+        .deferred_role_changes
+        .store(deferred, std::sync::atomic::Ordering::SeqCst);
     let session = hooked(
         new_session_for(spec, &world, &timer, journal.clone()).unwrap(),
         &hook,
@@ -232,6 +238,7 @@ async fn uninterrupted_with(
         redirect: session.status().redirect,
         world: world.snapshot(),
         calls: world.calls(),
+        applied: world.applied(),
         records: journal.snapshot().len(),
     }
 }
@@ -245,6 +252,7 @@ async fn crash_and_resume(scenario: &[Op], crash_at: u64, write_then_crash: bool
         write_then_crash,
         MemoryJournal::new(),
         None,
+        false,
     )
     .await
 }
@@ -259,9 +267,13 @@ async fn crash_and_resume_with(
     write_then_crash: bool,
     journal: MemoryJournal,
     hook: Hook,
+    deferred: bool,
 ) -> Outcome {
     let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
     let world = World::new(spec.databases.clone(), timer.clone());
+    world
+        .deferred_role_changes
+        .store(deferred, std::sync::atomic::Ordering::SeqCst);
     let crashing = CrashingJournal {
         inner: journal.clone(),
         crash_at,
@@ -336,6 +348,7 @@ async fn crash_and_resume_with(
         redirect: session.status().redirect,
         world: world.snapshot(),
         calls: world.calls(),
+        applied: world.applied(),
         records: journal.snapshot().len(),
     }
 }
@@ -366,6 +379,84 @@ async fn crash_everywhere(scenario: Vec<Op>, watched: &[&'static str]) {
             assert!(outcome.records >= 2, "{label}");
         }
     }
+}
+
+/// [`crash_everywhere`] for `spec`, with ARM role changes that are accepted and run for a
+/// while before they take effect ("accepted, still running"), asserting each watched call's
+/// exact count: once.
+async fn crash_everywhere_while_running(
+    spec: LinkSpec,
+    scenario: Vec<Op>,
+    watched: &[&'static str],
+) {
+    let baseline =
+        uninterrupted_with(spec.clone(), &scenario, MemoryJournal::new(), None, true).await;
+    let once = role_change_counts(&baseline.calls, watched);
+    assert!(
+        once.iter().all(|(_, n)| *n == 1),
+        "each watched call once without crashes: {once:?}"
+    );
+    for crash_at in 0..baseline.records as u64 {
+        for written in [true, false] {
+            let outcome = crash_and_resume_with(
+                spec.clone(),
+                &scenario,
+                crash_at,
+                written,
+                MemoryJournal::new(),
+                None,
+                true,
+            )
+            .await;
+            let label = format!("crash at record {crash_at}, written: {written}");
+            assert_eq!(outcome.state.name(), baseline.state.name(), "{label}");
+            assert_eq!(visible(&outcome.world), visible(&baseline.world), "{label}");
+            // Every watched change took effect exactly once. A failover or setRole was also
+            // sent once; a DELETE whose reply was lost before its URL was journaled is sent
+            // again while the link still exists, and ARM answers it with the running deletion.
+            assert_eq!(
+                role_change_counts(&outcome.applied, watched),
+                once,
+                "{label}: applied {:?}",
+                outcome.applied
+            );
+            for (call, sent) in role_change_counts(&outcome.calls, watched) {
+                let limit = if call == "arm:DeleteLink" { 2 } else { 1 };
+                assert!(
+                    sent <= limit,
+                    "{label}: {call} sent {sent} times: {:?}",
+                    outcome.calls
+                );
+            }
+        }
+    }
+}
+
+/// SQL Server 2022 CU10: planned failovers go through ARM.
+fn arm_spec() -> LinkSpec {
+    let mut spec = spec();
+    spec.source.version = crate::names::SqlVersion::new(16, 0, 4095, 4);
+    spec
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_while_an_arm_failover_runs_never_posts_it_twice() {
+    crash_everywhere_while_running(arm_spec(), failover_scenario(), &["arm:Failover"]).await;
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_while_a_forced_failover_runs_never_posts_it_twice() {
+    crash_everywhere_while_running(spec(), forced_failover_scenario(), &["arm:Failover"]).await;
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_while_a_link_deletion_runs_never_deletes_twice() {
+    crash_everywhere_while_running(
+        spec(),
+        cutover_scenario(),
+        &["sql:Failover", "arm:DeleteLink"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -577,6 +668,7 @@ async fn hook_calls_at_every_crash_point(
         &scenario,
         journal,
         Some(baseline_hook.clone()),
+        false,
     )
     .await;
     assert_eq!(
@@ -608,6 +700,7 @@ async fn hook_calls_at_every_crash_point(
                 written,
                 journal,
                 Some(hook.clone()),
+                false,
             )
             .await;
             assert_eq!(outcome.state.name(), baseline.state.name(), "{label}");
@@ -737,8 +830,14 @@ async fn a_crash_anywhere_in_a_failback_calls_the_hook_at_least_once_per_redirec
 #[tokio::test]
 async fn a_crash_anywhere_in_a_one_way_cutover_calls_the_hook_at_least_once() {
     // One way indeed: SQL Server is fenced and the roles never reverse.
-    let plain =
-        uninterrupted_with(one_way(), &cutover_scenario(), MemoryJournal::new(), None).await;
+    let plain = uninterrupted_with(
+        one_way(),
+        &cutover_scenario(),
+        MemoryJournal::new(),
+        None,
+        false,
+    )
+    .await;
     assert!(plain.calls.iter().any(|c| c == "sql:SetRoleSecondary"));
     assert!(
         !plain
