@@ -489,6 +489,21 @@ struct Core {
     last_redirect: Option<RedirectTarget>,
 }
 
+impl Core {
+    /// The next queued effect the machine still waits on (queued effects it no longer waits
+    /// on are dropped).
+    fn next_effect(&mut self) -> Option<Effect> {
+        let in_flight: Vec<Option<StepId>> =
+            self.machine.in_flight().iter().map(Effect::step).collect();
+        while let Some(effect) = self.queue.pop_front() {
+            if in_flight.contains(&effect.step()) {
+                return Some(effect);
+            }
+        }
+        None
+    }
+}
+
 /// What happened to a submitted input.
 enum Submitted {
     Accepted,
@@ -861,19 +876,7 @@ where
         }
         // The probe, then at most a probe issued by entering a steady state.
         for _ in 0..4 {
-            let effect = {
-                let mut core = lock(&self.core);
-                let in_flight: Vec<Option<StepId>> =
-                    core.machine.in_flight().iter().map(Effect::step).collect();
-                let mut next = None;
-                while let Some(effect) = core.queue.pop_front() {
-                    if in_flight.contains(&effect.step()) {
-                        next = Some(effect);
-                        break;
-                    }
-                }
-                next
-            };
+            let effect = lock(&self.core).next_effect();
             let Some(effect) = effect else { break };
             let Some(step) = effect.step() else { continue };
             let result = self.perform(step, &effect).await;
@@ -955,14 +958,7 @@ where
                 }
                 let in_flight: Vec<Option<StepId>> =
                     core.machine.in_flight().iter().map(Effect::step).collect();
-                let mut next = None;
-                while let Some(effect) = core.queue.pop_front() {
-                    if in_flight.contains(&effect.step()) {
-                        next = Some(effect);
-                        break;
-                    }
-                }
-                match next {
+                match core.next_effect() {
                     Some(effect) => Next::Perform(effect),
                     None => match core.machine.deadline() {
                         Some(deadline) => Next::Wait(deadline),

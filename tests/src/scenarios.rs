@@ -46,16 +46,11 @@ pub async fn one_way_trickle_cutover(
     // The application goes on for a minute after the cutover.
     pass(&lab, Duration::from_secs(60));
     lab.sim.stop_workload();
-    let db = &lab.database;
-    Outcome {
-        missing_on_instance: lab
-            .sim
-            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
-            .0,
-        lost: lab.sim.lost_transactions(db),
-        reported: s.status().data_loss.len(),
-        finished: result.is_ok() && s.machine().state() == &State::Completed,
-    }
+    outcome(
+        &lab,
+        &s,
+        result.is_ok() && s.machine().state() == &State::Completed,
+    )
 }
 
 /// A planned failover through ARM (SQL Server 2022 CU12) whose first call fails; the
@@ -101,18 +96,13 @@ pub async fn retried_failover_with_the_workload_back(
     let result = s.retry().await;
     trace(&s, &result, &lab);
     lab.sim.stop_workload();
-    let db = &lab.database;
     let calls = lab
         .sim
         .with_world(|w| w.faults.calls.get(&failover).copied().unwrap_or(0));
-    let outcome = Outcome {
-        missing_on_instance: lab
-            .sim
-            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
-            .0,
-        lost: lab.sim.lost_transactions(db),
-        reported: s.status().data_loss.len(),
-        finished: result.is_ok()
+    let outcome = outcome(
+        &lab,
+        &s,
+        result.is_ok()
             && matches!(
                 s.machine().state(),
                 State::FailedOver {
@@ -120,7 +110,7 @@ pub async fn retried_failover_with_the_workload_back(
                     ..
                 }
             ),
-    };
+    );
     (outcome, calls)
 }
 
@@ -161,16 +151,11 @@ pub async fn cutover_while_the_synchronous_link_is_cut(
     lab.sim.stop_workload();
     let result = s.cutover(CutoverOptions::default()).await;
     trace(&s, &result, &lab);
-    let db = &lab.database;
-    Outcome {
-        missing_on_instance: lab
-            .sim
-            .missing_transactions(db, Side::SqlServer, Side::ManagedInstance)
-            .0,
-        lost: lab.sim.lost_transactions(db),
-        reported: s.status().data_loss.len(),
-        finished: result.is_ok() && s.machine().state() == &State::Completed,
-    }
+    outcome(
+        &lab,
+        &s,
+        result.is_ok() && s.machine().state() == &State::Completed,
+    )
 }
 
 /// A planned failover through ARM (SQL Server 2022 CU12) over a long-distance link (100 ms)
@@ -200,6 +185,26 @@ pub async fn failover_while_the_application_still_writes(
     let result = s.failover(FailoverKind::Planned).await;
     trace(&s, &result, &lab);
     lab.sim.stop_workload();
+    outcome(
+        &lab,
+        &s,
+        result.is_ok()
+            && matches!(
+                s.machine().state(),
+                State::FailedOver {
+                    primary: Side::ManagedInstance,
+                    ..
+                }
+            ),
+    )
+}
+
+/// What the run left behind, by the data, and whether it `finished` as the test expects.
+fn outcome<J: milink_core::ports::Journal + 'static>(
+    lab: &milink_core::sim::Lab,
+    s: &crate::SimSession<J>,
+    finished: bool,
+) -> Outcome {
     let db = &lab.database;
     Outcome {
         missing_on_instance: lab
@@ -208,14 +213,7 @@ pub async fn failover_while_the_application_still_writes(
             .0,
         lost: lab.sim.lost_transactions(db),
         reported: s.status().data_loss.len(),
-        finished: result.is_ok()
-            && matches!(
-                s.machine().state(),
-                State::FailedOver {
-                    primary: Side::ManagedInstance,
-                    ..
-                }
-            ),
+        finished,
     }
 }
 

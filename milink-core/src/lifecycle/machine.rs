@@ -3920,7 +3920,8 @@ fn steady_of_failed(phase: &State) -> Option<Steady> {
 
 /// The state a failed phase is re-entered in: accepted operations are re-issued (PUT and PATCH
 /// are idempotent), role changes and the link's removal start with a read of the link (the
-/// failed call may have taken effect: a timeout does not say), and the catch-up window restarts.
+/// failed call may have taken effect: a timeout does not say) unless their accepted operation is
+/// still to be followed, and the catch-up window restarts.
 fn reset_for_retry(state: State, retryable: bool) -> State {
     // An accepted operation that did not report failure (the step timed out, or its poll failed
     // transiently) may still be running: follow it by its URL, never send it again. One that
@@ -3977,18 +3978,35 @@ fn reset_for_retry(state: State, retryable: bool) -> State {
             plan,
             cancel: false,
         },
-        State::Fencing { plan, step } => State::Fencing {
+        State::Fencing {
             plan,
-            step: match step {
-                FenceStep::Demote { .. } => FenceStep::Demote {
-                    change: RoleChange::Checking,
-                },
-                FenceStep::Verify { .. } => FenceStep::Verify { behind_since: None },
-                FenceStep::Undo { cancel, .. } => FenceStep::Undo {
-                    change: RoleChange::Checking,
-                    cancel,
-                },
-            },
+            step: FenceStep::Verify { .. },
+        } => State::Fencing {
+            plan,
+            step: FenceStep::Verify { behind_since: None },
+        },
+        s => map_role_change(s, &after),
+    }
+}
+
+/// The state with the progress of its call that must not run twice (a role change, the fence
+/// and its undo, the link's removal) mapped by `f`; other states unchanged.
+fn map_role_change(state: State, f: &dyn Fn(RoleChange) -> RoleChange) -> State {
+    match state {
+        State::FailingOver {
+            target,
+            via,
+            change,
+            then,
+            plan,
+            cancel,
+        } => State::FailingOver {
+            target,
+            via,
+            change: f(change),
+            then,
+            plan,
+            cancel,
         },
         State::ForcingFailover {
             target,
@@ -3996,12 +4014,12 @@ fn reset_for_retry(state: State, retryable: bool) -> State {
             then,
         } => State::ForcingFailover {
             target,
-            change: after(change),
+            change: f(change),
             then,
         },
         State::Repairing { keep, change } => State::Repairing {
             keep,
-            change: after(change),
+            change: f(change),
         },
         State::RemovingLink {
             options,
@@ -4011,110 +4029,30 @@ fn reset_for_retry(state: State, retryable: bool) -> State {
         } => State::RemovingLink {
             options,
             redirect,
-            removal: after(removal),
+            removal: f(removal),
             verified,
         },
         State::Cancelling {
             step: CancelStep::DeleteLink { removal },
         } => State::Cancelling {
             step: CancelStep::DeleteLink {
-                removal: after(removal),
-            },
-        },
-        s @ (State::Draft
-        | State::Assessed
-        | State::PreparingSource { .. }
-        | State::ExchangingTrust { .. }
-        | State::CreatingAg { .. }
-        | State::CreatingDag
-        | State::Seeding { .. }
-        | State::Replicating { .. }
-        | State::VerifyingRoles { .. }
-        | State::Redirecting { .. }
-        | State::FailedOver { .. }
-        | State::SplitBrain
-        | State::AwaitingFirstFullBackup { .. }
-        | State::DroppingDag { .. }
-        | State::DroppingAg
-        | State::Completed
-        | State::Cancelling { .. }
-        | State::Cancelled
-        | State::Failed { .. }) => s,
-    }
-}
-
-/// ARM answers to a role change that say one is already running or already done (the spec's
-/// 409 codes): evidence to read the roles by, never a reason to send the call again.
-pub(crate) const ROLE_CHANGE_EVIDENCE: [&str; 2] = [
-    "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
-    "arm:409:DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
-];
-
-fn role_change_evidence(code: &str) -> bool {
-    ROLE_CHANGE_EVIDENCE.contains(&code)
-}
-
-/// The state with its call that must not run twice set to be judged by a reading of the link.
-fn checking(state: State) -> State {
-    match state {
-        State::FailingOver {
-            target,
-            via,
-            then,
-            plan,
-            cancel,
-            ..
-        } => State::FailingOver {
-            target,
-            via,
-            change: RoleChange::Checking,
-            then,
-            plan,
-            cancel,
-        },
-        State::ForcingFailover { target, then, .. } => State::ForcingFailover {
-            target,
-            change: RoleChange::Checking,
-            then,
-        },
-        State::Repairing { keep, .. } => State::Repairing {
-            keep,
-            change: RoleChange::Checking,
-        },
-        State::RemovingLink {
-            options,
-            redirect,
-            verified,
-            ..
-        } => State::RemovingLink {
-            options,
-            redirect,
-            removal: RoleChange::Checking,
-            verified,
-        },
-        State::Cancelling {
-            step: CancelStep::DeleteLink { .. },
-        } => State::Cancelling {
-            step: CancelStep::DeleteLink {
-                removal: RoleChange::Checking,
+                removal: f(removal),
             },
         },
         State::Fencing {
             plan,
-            step: FenceStep::Demote { .. },
+            step: FenceStep::Demote { change },
         } => State::Fencing {
             plan,
-            step: FenceStep::Demote {
-                change: RoleChange::Checking,
-            },
+            step: FenceStep::Demote { change: f(change) },
         },
         State::Fencing {
             plan,
-            step: FenceStep::Undo { cancel, .. },
+            step: FenceStep::Undo { change, cancel },
         } => State::Fencing {
             plan,
             step: FenceStep::Undo {
-                change: RoleChange::Checking,
+                change: f(change),
                 cancel,
             },
         },
@@ -4146,6 +4084,22 @@ fn checking(state: State) -> State {
         | State::Cancelled
         | State::Failed { .. }) => s,
     }
+}
+
+/// ARM answers to a role change that say one is already running or already done (the spec's
+/// 409 codes): evidence to read the roles by, never a reason to send the call again.
+pub(crate) const ROLE_CHANGE_EVIDENCE: [&str; 2] = [
+    "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
+    "arm:409:DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
+];
+
+fn role_change_evidence(code: &str) -> bool {
+    ROLE_CHANGE_EVIDENCE.contains(&code)
+}
+
+/// The state with its call that must not run twice set to be judged by a reading of the link.
+fn checking(state: State) -> State {
+    map_role_change(state, &|_| RoleChange::Checking)
 }
 
 /// The link resource says an accepted failover or setRole is still running
