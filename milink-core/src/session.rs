@@ -457,18 +457,26 @@ pub trait LinkSession: Send + Sync {
     async fn failback(&self) -> Result<(), SessionError>;
     /// Migrates and removes the link; returns once it is completed.
     async fn cutover(&self, options: CutoverOptions) -> Result<(), SessionError>;
-    /// Repairs a split brain, keeping `keep` as primary.
+    /// Repairs a split brain, keeping `keep` as primary: reads both sides first, demotes the
+    /// other side only while both are PRIMARY, refuses when `keep` is not PRIMARY (that would
+    /// leave no primary) and, on a one-way link, unless `keep` is the initial primary.
     async fn repair_split_brain(&self, keep: Side) -> Result<(), SessionError>;
     /// Undoes link creation; returns once cancelled.
     async fn cancel(&self) -> Result<(), SessionError>;
-    /// Continues the last operation after an interruption or a retryable failure.
+    /// Continues the last operation after an interruption or a retryable failure. With nothing
+    /// left to continue, reads both sides ([`Command::Refresh`]) and reports a split brain
+    /// ([`SessionError::SplitBrain`]) that arose while nothing ran.
     async fn resume(&self) -> Result<(), SessionError>;
     /// Re-issues a failed step after its cause was fixed (any failure, retryable or not), then
     /// continues the last operation.
     async fn retry(&self) -> Result<(), SessionError>;
     /// Where the link is.
     fn status(&self) -> SessionStatus;
-    /// The latest view of both sides; probes now if the session has none yet.
+    /// Both sides read now. In a steady state or a split brain the reading goes through the
+    /// machine ([`Command::Refresh`]), so a split brain is seen (and one resolved outside milink
+    /// is left); while an operation runs, its latest reading; elsewhere a direct reading. A side
+    /// that cannot be read is marked [`LinkObservation::unreachable`], never shown as its last
+    /// value.
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError>;
     /// Events from now on: state changes, steps, progress.
     fn subscribe(&self) -> broadcast::Receiver<SessionEvent>;

@@ -435,7 +435,8 @@ impl PyLinkSession {
         self.awaitable(py, move |s| async move { s.cancel().await })
     }
 
-    /// Continues the last operation after an interruption or a retryable failure.
+    /// Continues the last operation after an interruption or a retryable failure; with nothing
+    /// to continue, reads both sides (SplitBrainError if both are PRIMARY).
     fn resume(&self, py: Python<'_>) -> PyResult<()> {
         self.blocking(py, move |s| async move { s.resume().await })
     }
@@ -462,7 +463,8 @@ impl PyLinkSession {
         to_py(py, &status)
     }
 
-    /// The latest view of both sides as a dict (probing now if there is none yet), or None.
+    /// Both sides read now, as a dict (a side that cannot be read is named in `unreachable`),
+    /// or None.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let health = self.blocking(py, move |s| async move { s.health().await })?;
         to_py(py, &health)

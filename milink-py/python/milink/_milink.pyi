@@ -435,7 +435,8 @@ class LinkSession:
         """Undoes link creation (or abandons a catch-up)."""
     def cancel_async(self) -> Awaitable[None]: ...
     def resume(self) -> None:
-        """Continues the last operation after an interruption or a retryable failure."""
+        """Continues the last operation after an interruption or a retryable failure; with
+        nothing to continue, reads both sides (raises ``SplitBrainError`` if both are PRIMARY)."""
     def resume_async(self) -> Awaitable[None]: ...
     def retry(self) -> None:
         """Re-issues a failed step after its cause was fixed, then continues."""
@@ -443,7 +444,10 @@ class LinkSession:
     def status(self) -> SessionStatus:
         """Where the link is."""
     def health(self) -> Optional[Dict[str, Any]]:
-        """The latest view of both sides (``{"source": ..., "instance": ...}``), probing if needed."""
+        """Both sides read now (``{"source": ..., "instance": ...}``; a side that cannot be read
+        is named in ``"unreachable"`` and shows no role, never its last value). In a steady state
+        the reading goes through the link's state machine, so a split brain is seen and shows in
+        ``status()["split_brain_since"]``."""
     def health_async(self) -> Awaitable[Optional[Dict[str, Any]]]: ...
     def events(self) -> List[_SessionEvent]:
         """The events since the last call, oldest first."""
