@@ -50,6 +50,7 @@ pub mod lifecycle;
 pub mod link_lock;
 pub mod names;
 pub mod ports;
+pub mod reach;
 pub mod redirect;
 pub mod retry;
 pub mod secret;

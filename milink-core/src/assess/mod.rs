@@ -89,7 +89,8 @@ pub use gather::{
     gather_instance_facts,
 };
 pub use network::{
-    NetworkOptions, NetworkProbe, NetworkTargets, ProbeKind, ProbeOutcome, check_network,
+    HADR_PORT_RANGE, MI_ENDPOINT_PORT, NetworkOptions, NetworkProbe, NetworkTargets, ProbeKind,
+    ProbeOutcome,
 };
 pub use report::{DatabaseVerdict, ReadinessReport, SCHEMA_VERSION, Verdict};
 pub use rules::{Evidence, Finding, Fix, NotEvaluated, RULES, Rule, Scope, Severity, SqlFix};
@@ -121,7 +122,7 @@ pub struct AssessOptions {
     pub log_backup_window_hours: u32,
     /// Trace flags known to be supported on the managed instance (not reported by `TraceFlags`).
     pub mi_supported_trace_flags: Vec<u32>,
-    /// Network probe results ([`check_network`]).
+    /// Network probe results ([`crate::reach::check_network`]).
     pub network: Vec<NetworkProbe>,
 }
 
