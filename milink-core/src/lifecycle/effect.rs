@@ -46,14 +46,9 @@ impl std::fmt::Display for StepId {
     }
 }
 
-/// `AVAILABILITY_MODE` of the DAG replicas, and REST `replicationMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AvailabilityMode {
-    /// `SYNCHRONOUS_COMMIT` / `Sync`.
-    SynchronousCommit,
-    /// `ASYNCHRONOUS_COMMIT` / `Async`.
-    AsynchronousCommit,
-}
+/// `AVAILABILITY_MODE` of the DAG replicas, and REST `replicationMode`: one type, the T-SQL
+/// builders'.
+pub use crate::tsql::AvailabilityMode;
 
 /// A T-SQL operation on SQL Server. The adapter renders it with the `tsql` builders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use crate::names::CertificateName;
 use crate::secret::Secret;
 use crate::tsql::{self, Batch};
 
-use super::effect::{AvailabilityMode, SourceOp};
+use super::effect::SourceOp;
 
 /// What rendering needs besides the op: configuration of the SQL Server adapter.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ impl SourceOp {
                 sql_ag,
                 mi_ag,
                 mode,
-            } => tsql::set_dag_availability_mode(dag, sql_ag, mi_ag, tsql_mode(*mode)),
+            } => tsql::set_dag_availability_mode(dag, sql_ag, mi_ag, *mode),
             SourceOp::Failover { dag } => tsql::failover_dag(dag),
             SourceOp::ForceFailover { dag } => tsql::force_failover_dag(dag),
             SourceOp::SetRoleSecondary { dag } => tsql::set_dag_role_secondary(dag),
@@ -121,16 +121,10 @@ impl SourceOp {
     }
 }
 
-fn tsql_mode(mode: AvailabilityMode) -> tsql::AvailabilityMode {
-    match mode {
-        AvailabilityMode::SynchronousCommit => tsql::AvailabilityMode::SynchronousCommit,
-        AvailabilityMode::AsynchronousCommit => tsql::AvailabilityMode::AsynchronousCommit,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::AvailabilityMode;
     use crate::names::{AgName, DatabaseName, EndpointName, LinkName, MiFqdn, TcpPort};
 
     fn ctx() -> RenderContext {

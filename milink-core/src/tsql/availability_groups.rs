@@ -11,12 +11,13 @@ use crate::names::{AgName, DatabaseName, LinkName, MiFqdn, ServerName, TcpPort};
 
 use super::{Batch, SqlIdentifier, quote_ident, quote_nstring};
 
-/// A replica's availability mode.
+/// A replica's availability mode: T-SQL `AVAILABILITY_MODE`, and the link resource's REST
+/// `replicationMode` (`Sync` / `Async`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AvailabilityMode {
-    /// `SYNCHRONOUS_COMMIT`: needed on both sides before a planned failover.
+    /// `SYNCHRONOUS_COMMIT` / `Sync`: needed on both sides before a planned failover.
     SynchronousCommit,
-    /// `ASYNCHRONOUS_COMMIT`: the link's default.
+    /// `ASYNCHRONOUS_COMMIT` / `Async`: the link's default.
     AsynchronousCommit,
 }
 
