@@ -1067,7 +1067,7 @@ where
                 probe: Probe::FirstFullBackups,
                 ..
             } => {
-                let databases = lock(&self.core).machine.spec().databases.clone();
+                let databases = lock(&self.core).machine.link_databases();
                 self.call(step, false, || self.instance.full_backups(&databases))
                     .await
                     .map(Observation::FullBackups)

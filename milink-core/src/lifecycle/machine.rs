@@ -331,6 +331,21 @@ pub struct Machine {
     /// When the machine entered SplitBrain (both sides PRIMARY), while it is there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     split_brain_since: Option<Timestamp>,
+    /// The last role change was forced (or a split brain repaired): the old primary may still be
+    /// PRIMARY, so it must be read as not PRIMARY before the link is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    forced: bool,
+    /// After a planned role change whose old primary could not be read: the new primary, until
+    /// a reading of the old side proves (or disproves) that nothing was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proof_pending: Option<Side>,
+    /// Checks of lost transactions that could not be made, as readable notes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unverified: Vec<String>,
+    /// Fences undone in the current one-way cutover (bounded: a workload that keeps writing
+    /// would otherwise fence and undo forever).
+    #[serde(default)]
+    fences_undone: u32,
     /// How many redirects this link has begun (one per role change or one-way removal); names
     /// the current redirect in [`Machine::redirect_id`].
     #[serde(default)]
@@ -366,6 +381,14 @@ struct MachineRepr {
     #[serde(default)]
     split_brain_since: Option<Timestamp>,
     #[serde(default)]
+    forced: bool,
+    #[serde(default)]
+    proof_pending: Option<Side>,
+    #[serde(default)]
+    unverified: Vec<String>,
+    #[serde(default)]
+    fences_undone: u32,
+    #[serde(default)]
     redirects: u64,
 }
 
@@ -388,6 +411,10 @@ impl TryFrom<MachineRepr> for Machine {
             verified_lsns: r.verified_lsns,
             data_loss: r.data_loss,
             split_brain_since: r.split_brain_since,
+            forced: r.forced,
+            proof_pending: r.proof_pending,
+            unverified: r.unverified,
+            fences_undone: r.fences_undone,
             redirects: r.redirects,
         })
     }
@@ -484,6 +511,10 @@ impl Machine {
             verified_lsns: Vec::new(),
             data_loss: Vec::new(),
             split_brain_since: None,
+            forced: false,
+            proof_pending: None,
+            unverified: Vec::new(),
+            fences_undone: 0,
             redirects: 0,
         })
     }
@@ -573,6 +604,22 @@ impl Machine {
             | State::Cancelling { .. }
             | State::Cancelled
             | State::Failed { .. } => self.spec.initial_primary,
+        }
+    }
+
+    /// Checks of lost transactions that could not be made (a side could not be read when the
+    /// logs were to be compared), as readable notes; a later reading that can make the check
+    /// removes the note (and reports any loss in [`Machine::data_loss`]).
+    pub fn unverified(&self) -> &[String] {
+        &self.unverified
+    }
+
+    /// Every database the link carries as the machine knows it: the spec's, and any other
+    /// database a reading showed in the link's availability group.
+    pub fn link_databases(&self) -> Vec<DatabaseName> {
+        match &self.last_link {
+            Some(link) => link_databases(&self.spec.databases, link),
+            None => self.spec.databases.clone(),
         }
     }
 
@@ -673,7 +720,21 @@ impl Machine {
             ) => Err(R::Terminal),
 
             // ---- Observations, per phase.
-            (S::Draft | S::Assessed | S::Failed { .. }, I::Observed { .. }) => Err(R::UnknownStep),
+            (S::Draft | S::Assessed, I::Observed { .. }) => Err(R::UnknownStep),
+            (s @ S::Failed { .. }, I::Observed { step, result }) => {
+                self.take(step)?;
+                match result {
+                    Ok(obs) => {
+                        let link = self.record_link(obs)?;
+                        if both_primary(&link) {
+                            return Ok(self.enter(S::SplitBrain, now));
+                        }
+                    }
+                    Err(error) => self.last_probe_error = Some(error),
+                }
+                self.state = s;
+                Ok(Vec::new())
+            }
             (S::SplitBrain, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::SplitBrain,
                 |_e, obs| self.on_split_brain(obs, now)
@@ -729,7 +790,7 @@ impl Machine {
                 I::Observed { step, result },
             ) => observe! {
                 self, step, result, now, S::CatchingUp { plan, stable, blocker },
-                |_e, obs| self.on_catching_up(plan, stable, obs, now)
+                |_e, obs| self.on_catching_up(plan, stable, blocker, obs, now)
             },
             (
                 S::FailingOver {
@@ -910,7 +971,16 @@ impl Machine {
                     Ok(vec![self.probe(Probe::Link)])
                 }
             }
-            (before_replicating!() | underway!() | S::Failed { .. }, I::Command(C::Refresh)) => {
+            // A failed link is read too: a split brain that arises while it waits is seen.
+            (s @ S::Failed { .. }, I::Command(C::Refresh)) => {
+                self.state = s;
+                if self.in_flight.is_empty() {
+                    Ok(vec![self.probe(Probe::Link)])
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+            (before_replicating!() | underway!(), I::Command(C::Refresh)) => {
                 Err(R::NotAllowedInState)
             }
 
@@ -980,6 +1050,11 @@ impl Machine {
                 S::PreparingFailover { plan, .. } | S::CatchingUp { plan, .. },
                 I::Command(C::Failover(K::Forced(ack))),
             ) => self.cmd_forced(plan.from, ack, now),
+            (S::Failed { phase, .. }, I::Command(C::Failover(K::Forced(ack))))
+                if matches!(*phase, S::Fencing { .. }) =>
+            {
+                self.force_removal(*phase, ack, now)
+            }
             (S::Failed { phase, .. }, I::Command(C::Failover(K::Forced(ack)))) => {
                 match steady_of_failed(&phase).or_else(|| self.way_out_of(&phase)) {
                     Some(from) => self.cmd_forced(from, ack, now),
@@ -1155,14 +1230,20 @@ impl Machine {
     /// policy as last read with the link (the spec's values only before any reading). It runs
     /// when the command arrives and again on the catch-up gate's fresh readings, right before
     /// the role change.
+    /// SQL Server's build as last read with the link (the spec's before any reading).
+    fn live_version(&self) -> crate::names::SqlVersion {
+        self.last_link
+            .as_ref()
+            .and_then(|l| l.source.version)
+            .unwrap_or(self.spec.source.version)
+    }
+
     fn failback_guard(&self) -> Result<(), RejectReason> {
         if !self.two_way_now() {
             return Err(RejectReason::OneWayLink);
         }
         let link = self.last_link.as_ref();
-        let version = link
-            .and_then(|l| l.source.version)
-            .unwrap_or(self.spec.source.version);
+        let version = self.live_version();
         let policy = link
             .and_then(|l| l.instance.update_policy)
             .unwrap_or(self.spec.target.update_policy);
@@ -1186,8 +1267,10 @@ impl Machine {
     /// Repair reads before it acts ([`State::Repairing`] starts with a reading), and never
     /// reverses a one-way link: only its initial primary can be kept.
     fn cmd_repair(&mut self, keep: Side, now: Timestamp) -> Outcome {
-        if !self.two_way_now() && keep != self.spec.initial_primary {
-            return Err(RejectReason::OneWayLink);
+        if keep != self.spec.initial_primary {
+            // The initial primary becomes a secondary of the other side: only a two-way link
+            // whose live servers can carry that.
+            self.failback_guard()?;
         }
         Ok(self.enter(
             State::Repairing {
@@ -1203,9 +1286,9 @@ impl Machine {
             return Err(RejectReason::OneWayLink);
         }
         let target = self.spec.initial_primary.other();
-        if target == Side::SqlServer {
-            self.failback_guard()?;
-        }
+        // Either way SQL Server ends up a secondary of, or primary to, the instance: its build
+        // and the instance's update policy must match (facts §1.9).
+        self.failback_guard()?;
         let plan = Plan {
             goal: Goal::Failover,
             from: Steady::Replicating,
@@ -1312,11 +1395,12 @@ impl Machine {
             return Err(RejectReason::OneWayLink);
         }
         let target = from.primary(self.spec.initial_primary).other();
+        self.failback_guard()?;
         if target == Side::SqlServer {
-            self.failback_guard()?;
-            if !self.spec.capabilities().tsql_failover {
+            let version = self.live_version();
+            if !version.capabilities().tsql_failover {
                 return Err(RejectReason::VersionNotCapable {
-                    version: self.spec.source.version,
+                    version,
                     needed: "SQL Server 2022 CU13 (16.0.4125.3) or 2025 to run \
                              FORCE_FAILOVER_ALLOW_DATA_LOSS on the distributed availability group",
                 });
@@ -1345,6 +1429,9 @@ impl Machine {
             }
         }
         self.role_changed_at = Some(now);
+        self.forced = true;
+        self.verified_lsns.clear();
+        self.proof_pending = None;
         let then = self.then_after(target, true);
         Ok(self.enter(
             State::ForcingFailover {
@@ -1480,21 +1567,72 @@ impl Machine {
         Ok(self.enter(steady.to_state(), now))
     }
 
+    /// The way out of a one-way cutover stuck in its fence (SQL Server cannot be read, or will not
+    /// take writes back): remove the link anyway, as the documented one-way equivalent of a
+    /// forced failover ("delete the link instead"), with the same acknowledgement. SQL Server's
+    /// log is not verified; the machine notes that, and the instance becomes writable.
+    fn force_removal(
+        &mut self,
+        phase: State,
+        ack: Option<DataLossAcknowledgement>,
+        now: Timestamp,
+    ) -> Outcome {
+        match ack {
+            None => return Err(RejectReason::DataLossNotAcknowledged),
+            Some(ack) if ack.link != self.spec.link.as_str() => {
+                return Err(RejectReason::AcknowledgementForWrongLink {
+                    expected: self.spec.link.clone(),
+                    given: ack.link,
+                });
+            }
+            Some(_) => {}
+        }
+        let State::Fencing { plan, .. } = phase else {
+            return Err(RejectReason::NotAllowedInState);
+        };
+        let Goal::Cutover(options) = plan.goal else {
+            return Err(RejectReason::NotAllowedInState);
+        };
+        self.forced = true;
+        self.unverified.push(
+            "the link was removed without verifying SQL Server's end of log (acknowledged): \
+             transactions SQL Server committed after the instance last received its log may be \
+             lost"
+                .to_owned(),
+        );
+        Ok(self.enter(
+            State::RemovingLink {
+                options,
+                redirect: true,
+                removal: RoleChange::Checking,
+                verified: Vec::new(),
+            },
+            now,
+        ))
+    }
+
     /// A forced failover out of a role change that failed half-way, when the latest reading
     /// could not read one side: that side is taken as the current primary, and the other side
     /// is forced primary.
     fn way_out_of(&self, phase: &State) -> Option<Steady> {
-        match phase {
-            State::FailingOver { .. }
-            | State::VerifyingRoles { .. }
-            | State::Redirecting { .. }
-            | State::ForcingFailover { .. }
-            | State::Repairing { .. } => {
-                let down = self.last_link.as_ref()?.unreachable?;
-                Some(self.steady_after(down, true))
-            }
-            _ => None,
+        let target = match phase {
+            State::FailingOver { target, .. } | State::ForcingFailover { target, .. } => *target,
+            State::VerifyingRoles { primary, .. } | State::Redirecting { primary, .. } => *primary,
+            State::Repairing { keep, .. } => *keep,
+            _ => return None,
+        };
+        let link = self.last_link.as_ref()?;
+        if let Some(down) = link.unreachable {
+            return Some(self.steady_after(down, true));
         }
+        // Both sides read as SECONDARY: no primary at all. Force the side the role change was
+        // for.
+        if role_of(link, Side::SqlServer) == Some(ReplicaRole::Secondary)
+            && role_of(link, Side::ManagedInstance) == Some(ReplicaRole::Secondary)
+        {
+            return Some(self.steady_after(target.other(), true));
+        }
+        None
     }
 
     // ------------------------------------------------------------------------------------------
@@ -1734,8 +1872,10 @@ impl Machine {
         if both_primary(&link) {
             return Ok(self.enter(State::SplitBrain, now));
         }
+        let proof = self.pending_proof(&link, now);
         let (mode, health, lag_seconds, mut events) =
             self.replication_report(&link, self.spec.initial_primary);
+        events.extend(proof);
         events.extend(self.wait(
             State::Replicating {
                 mode,
@@ -1777,7 +1917,9 @@ impl Machine {
         if both_primary(&link) {
             return Ok(self.enter(State::SplitBrain, now));
         }
+        let proof = self.pending_proof(&link, now);
         let (_, _, _, mut events) = self.replication_report(&link, primary);
+        events.extend(proof);
         events.extend(self.wait(
             State::FailedOver {
                 primary,
@@ -1886,12 +2028,29 @@ impl Machine {
         &mut self,
         plan: Plan,
         stable: Option<StableLsns>,
+        blocker: Option<CatchUpBlocker>,
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
         let link = self.record_link(obs)?;
         if both_primary(&link) {
-            return Ok(self.enter(State::SplitBrain, now));
+            // One reading can catch the two sides on either side of a switch an earlier attempt
+            // made (the instance's ARM reading lags): it is a split brain once it lasts.
+            let since = match blocker {
+                Some(CatchUpBlocker::BothPrimary { since }) => since,
+                Some(_) | None => now,
+            };
+            if now.since(since) >= self.spec.options.stability_window {
+                return Ok(self.enter(State::SplitBrain, now));
+            }
+            return Ok(self.wait(
+                State::CatchingUp {
+                    plan,
+                    stable: None,
+                    blocker: Some(CatchUpBlocker::BothPrimary { since }),
+                },
+                now,
+            ));
         }
         // An earlier attempt of this role change is still running, or went through (its reply
         // was lost, or it completed after a failure): follow it, never send another.
@@ -1922,13 +2081,9 @@ impl Machine {
         }
         // The guards of the role change, on this fresh reading of the live servers.
         let guard = match plan.goal {
-            Goal::Failover | Goal::Failback if !self.two_way_now() => Err(RejectReason::OneWayLink),
-            Goal::Failover | Goal::Failback | Goal::Cutover(_)
-                if plan.target == Side::SqlServer =>
-            {
-                self.failback_guard()
-            }
-            Goal::Failover | Goal::Failback | Goal::Cutover(_) => Ok(()),
+            Goal::Failover | Goal::Failback => self.failback_guard(),
+            Goal::Cutover(_) if plan.target == Side::SqlServer => self.failback_guard(),
+            Goal::Cutover(_) => Ok(()),
         };
         if let Err(reason) = guard {
             let error = StepError {
@@ -2094,17 +2249,16 @@ impl Machine {
                                 self.verified_lsns.clear();
                                 Ok(self.abort(plan_abort(&plan), now))
                             }
-                            Some(plan) => {
-                                self.verified_lsns.clear();
-                                Ok(self.enter(
-                                    State::CatchingUp {
-                                        plan,
-                                        stable: None,
-                                        blocker: None,
-                                    },
-                                    now,
-                                ))
-                            }
+                            // The verified LSNs stay: if the earlier attempt went through after
+                            // all, they are what its proof compares against.
+                            Some(plan) => Ok(self.enter(
+                                State::CatchingUp {
+                                    plan,
+                                    stable: None,
+                                    blocker: None,
+                                },
+                                now,
+                            )),
                             None => {
                                 self.state = failover.state(RoleChange::Issued);
                                 Ok(self.kick())
@@ -2298,11 +2452,23 @@ impl Machine {
             }
             // A planned role change demotes the old primary itself; when that side can no
             // longer be read, go on (the steady state keeps reading it, and a split brain is
-            // seen there).
+            // seen there), and prove the logs once it can be read again.
             if strict && old.is_none() && !link.reachable(primary.other()) {
+                if !self.verified_lsns.is_empty() {
+                    self.proof_pending = Some(primary);
+                    self.unverified.push(format!(
+                        "after the role change to {}: {} could not be read, so whether it holds \
+                         transactions {} never hardened is not known yet; milink compares the \
+                         logs when it can read it again",
+                        side_name(primary),
+                        side_name(primary.other()),
+                        side_name(primary)
+                    ));
+                }
                 return Ok(self.begin_redirect(primary, then, now));
             }
             if strict && old == Some(ReplicaRole::Secondary) {
+                self.forced = false;
                 let mut events = self.prove_role_change(&link, primary, now);
                 events.extend(self.begin_redirect(primary, then, now));
                 return Ok(events);
@@ -2457,7 +2623,7 @@ impl Machine {
         now: Timestamp,
     ) -> Outcome {
         let backups = expect_backups(obs)?;
-        let missing = missing_backups(&self.spec.databases, &backups, backup_after);
+        let missing = missing_backups(&self.link_databases(), &backups, backup_after);
         if missing.is_empty() {
             // One-way: SQL Server is still primary; catch up, fence, then remove the link.
             if redirect_after_removal {
@@ -2567,8 +2733,17 @@ impl Machine {
         if role_of(link, Side::SqlServer) == Some(ReplicaRole::Primary) {
             return false;
         }
+        // After a forced role change the old primary may still be up and PRIMARY: it must be
+        // read, not assumed, before the link goes (unless the removal itself was forced).
+        if self.forced && !link.reachable(Side::SqlServer) && !(fenced && verified.is_empty()) {
+            return false;
+        }
         if !fenced {
             return role_of(link, Side::ManagedInstance) == Some(ReplicaRole::Primary);
+        }
+        // A removal forced out of a stuck fence: nothing to verify (the machine says so).
+        if verified.is_empty() && self.forced {
+            return true;
         }
         link_databases(&self.spec.databases, link)
             .iter()
@@ -2593,6 +2768,13 @@ impl Machine {
     ) -> Vec<Effect> {
         let mut events = Vec::new();
         if !link.reachable(Side::SqlServer) {
+            if !verified.is_empty() {
+                self.unverified.push(
+                    "after the link was removed SQL Server could not be read, so whether it \
+                     wrote log the managed instance never received is not known"
+                        .to_owned(),
+                );
+            }
             return events;
         }
         for (name, hardened) in verified {
@@ -2682,6 +2864,19 @@ impl Machine {
         #[cfg(not(feature = "mutations"))]
         {
             false
+        }
+    }
+
+    /// The proof of a planned role change whose old primary could not be read then, on the
+    /// first reading that can read it.
+    fn pending_proof(&mut self, link: &LinkObservation, now: Timestamp) -> Vec<Effect> {
+        match self.proof_pending {
+            Some(primary) if link.reachable(primary.other()) && link.reachable(primary) => {
+                self.proof_pending = None;
+                self.unverified.clear();
+                self.prove_role_change(link, primary, now)
+            }
+            Some(_) | None => Vec::new(),
         }
     }
 
@@ -2832,7 +3027,25 @@ impl Machine {
     fn after_undo(&mut self, plan: Plan, cancel: bool, now: Timestamp) -> Vec<Effect> {
         if cancel {
             self.abort(plan_abort(&plan), now)
+        } else if self.fences_undone + 1 >= MAX_FENCES {
+            self.fences_undone = 0;
+            let error = StepError {
+                code: "timeout".to_owned(),
+                message: format!(
+                    "SQL Server was fenced {MAX_FENCES} times and each time held log the managed \
+                     instance had not received: the workload still writes to SQL Server. Stop \
+                     it, then resume (the gate runs again); SQL Server takes writes meanwhile"
+                ),
+                retryable: true,
+            };
+            let state = State::CatchingUp {
+                plan,
+                stable: None,
+                blocker: None,
+            };
+            self.fail(state, None, error)
         } else {
+            self.fences_undone += 1;
             self.enter(
                 State::CatchingUp {
                     plan,
@@ -2893,7 +3106,17 @@ impl Machine {
                 // was confirmed; otherwise the PUT may still be creating it: delete again.
                 let link = self.record_link(obs)?;
                 let joined = self.seeding_started_at.is_some();
-                if link.instance.exists || !joined || !link.reachable(Side::ManagedInstance) {
+                if !link.reachable(Side::ManagedInstance) {
+                    return Ok(self.wait(
+                        State::Cancelling {
+                            step: CancelStep::DeleteLink {
+                                removal: RoleChange::Checking,
+                            },
+                        },
+                        now,
+                    ));
+                }
+                if link.instance.exists || !joined {
                     self.state = State::Cancelling {
                         step: CancelStep::DeleteLink {
                             removal: RoleChange::Issued,
@@ -3866,6 +4089,9 @@ fn plan_abort(plan: &Plan) -> Abort {
         restore_mode: plan.restore_mode,
     }
 }
+
+/// How many times a one-way cutover fences SQL Server and undoes the fence before it fails.
+const MAX_FENCES: u32 = 3;
 
 /// A role change or repair that failed half-way (a forced failover may be the way out).
 fn is_half_way(phase: &State) -> bool {

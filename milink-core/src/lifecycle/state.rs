@@ -503,6 +503,11 @@ pub enum CatchUpBlocker {
     },
     /// The LSNs are equal but moved since the previous reading (the workload is still running).
     LsnsStillMoving,
+    /// Both sides report PRIMARY, since then (a split brain if it lasts the stability window).
+    BothPrimary {
+        /// First seen.
+        since: Timestamp,
+    },
     /// The LSNs are equal and unchanged, but not yet for the whole stability window.
     Stabilizing {
         /// Unchanged since.
@@ -543,6 +548,9 @@ impl fmt::Display for CatchUpBlocker {
                 f,
                 "last_hardened_lsn of database {database} differs: SQL Server {source}, managed instance {instance}"
             ),
+            CatchUpBlocker::BothPrimary { since } => {
+                write!(f, "both sides report PRIMARY since {since}")
+            }
             CatchUpBlocker::LsnsStillMoving => {
                 f.write_str("last_hardened_lsn is equal but still moving (is the workload stopped?)")
             }

@@ -738,6 +738,20 @@ pub const EDGES: &[Edge] = &[
     g(
         FAILED,
         FORCED,
+        "RemovingLink",
+        "one-way cutover stuck in its fence: remove the link anyway, acknowledged",
+    ),
+    g(FAILED, REFRESH, FAILED, "read both sides now"),
+    g(FAILED, OK, FAILED, "the reading a refresh asked for, no split brain"),
+    g(
+        FAILED,
+        OK,
+        "SplitBrain",
+        "the reading a refresh asked for shows both sides PRIMARY",
+    ),
+    g(
+        FAILED,
+        FORCED,
         "ForcingFailover",
         "failed while replicating or catching up, acknowledged",
     ),

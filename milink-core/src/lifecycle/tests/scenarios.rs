@@ -52,6 +52,8 @@ scenarios!(
     split_brain_is_seen_whenever_the_roles_are_read,
     repair_reads_before_it_acts_and_never_leaves_no_primary,
     there_is_always_a_way_out_of_a_failed_role_change,
+    the_proof_runs_when_it_can_and_says_when_it_could_not,
+    no_removal_on_a_guess_and_a_way_out_of_every_stuck_state,
     cutover_when_the_instance_is_already_primary,
     cutover_on_a_reverse_link,
     cancel_during_creation_removes_what_was_attempted,
@@ -1004,14 +1006,17 @@ pub fn guard_no_failover_while_not_synchronized_or_roles_unexpected() {
     let message = never_fails_over(&mut h, obs);
     assert!(message.contains("expected roles"), "{message}");
 
-    // Both sides PRIMARY during the catch-up: split brain, never a failover.
+    // Both sides PRIMARY during the catch-up: never a failover; a split brain once it lasts the
+    // stability window (one lagging reading across an earlier attempt's switch is not one).
     let mut h = H::new(two_way());
     h.create();
     to_catching_up(&mut h);
     let obs = h.both_primary();
     let fx = h.answer(obs);
     assert!(!has_failover(&fx));
-    assert_eq!(h.phase(), Phase::SplitBrain);
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    let fx = h.until_split_brain();
+    assert!(!has_failover(&fx));
 }
 
 pub fn guard_planned_failover_refused_before_replicating_and_on_one_way_links() {
@@ -2294,6 +2299,196 @@ pub fn there_is_always_a_way_out_of_a_failed_role_change() {
     let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
     h.answer(obs);
     assert!(matches!(h.m.state(), State::Replicating { .. }));
+}
+
+pub fn the_proof_runs_when_it_can_and_says_when_it_could_not() {
+    // The failover's reply was lost; the gate runs again; the earlier attempt went through and
+    // SQL Server holds log the instance never hardened: the proof still runs and reports it.
+    let mut h = reach(Phase::FailingOver);
+    h.fail(true);
+    h.resume();
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    h.answer(obs.clone());
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    if let Observation::Link(link) = &mut obs {
+        for d in &mut link.source.databases {
+            d.end_of_log_lsn = Some(Lsn::new(900).unwrap());
+        }
+    }
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    assert_eq!(h.m.data_loss().len(), 1, "proof after a lost reply");
+
+    // The old primary cannot be read when the roles are verified: a note says the check is
+    // pending; the first steady reading that reads it runs the check.
+    let mut h = reach(Phase::VerifyingRoles);
+    let mut obs = h.roles(Side::ManagedInstance, None);
+    if let Observation::Link(link) = &mut obs {
+        link.source = empty_side();
+        link.unreachable = Some(Side::SqlServer);
+    }
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    assert_eq!(h.m.unverified().len(), 1);
+    assert!(h.m.unverified()[0].contains("could not be read"));
+    h.done();
+    assert_eq!(h.phase(), Phase::FailedOver);
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        for d in &mut link.source.databases {
+            d.sync_state = Some(SyncState::Reverting);
+        }
+    }
+    h.answer(obs);
+    assert!(h.m.unverified().is_empty(), "checked now");
+    assert_eq!(h.m.data_loss().len(), 1, "the old primary reverts: loss");
+
+    // A one-way removal whose confirming reading cannot read SQL Server: noted.
+    let mut h = fencing();
+    h.done();
+    let obs = h.fenced(1000);
+    h.answer(obs);
+    h.done();
+    let mut gone = h.gone(1000);
+    if let Observation::Link(link) = &mut gone {
+        link.source = empty_side();
+        link.unreachable = Some(Side::SqlServer);
+    }
+    h.answer(gone);
+    assert_eq!(h.phase(), Phase::Redirecting);
+    assert!(h.m.data_loss().is_empty());
+    assert_eq!(h.m.unverified().len(), 1);
+}
+
+pub fn no_removal_on_a_guess_and_a_way_out_of_every_stuck_state() {
+    // After a forced failover, the cutover's DELETE waits until SQL Server is read as not
+    // PRIMARY (it may be up and PRIMARY: a split brain).
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(ack());
+    h.done();
+    let mut obs = h.roles(Side::ManagedInstance, None);
+    if let Observation::Link(link) = &mut obs {
+        link.source = empty_side();
+        link.unreachable = Some(Side::SqlServer);
+    }
+    h.answer(obs.clone());
+    h.done();
+    assert_eq!(h.phase(), Phase::FailedOver);
+    h.settle();
+    h.cmd(Command::Cutover(keep_ag()));
+    let backups = h.backups(Some(h.now));
+    h.answer(backups);
+    assert_eq!(h.phase(), Phase::RemovingLink);
+    let fx = h.answer(obs);
+    assert!(
+        !has_delete_link(&fx),
+        "SQL Server unread after a forced failover"
+    );
+    h.tick_at_deadline();
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    assert!(has_delete_link(&h.answer(obs)));
+
+    // A one-way cutover stuck in its fence (SQL Server went dark after SET ROLE = SECONDARY):
+    // the acknowledged way out removes the link anyway, and says what it did not verify.
+    let mut h = fencing();
+    h.done();
+    h.time_out();
+    assert_eq!(h.phase(), Phase::Failed);
+    assert_eq!(
+        h.reject_cmd(Command::Failover(FailoverKind::Forced(None))),
+        RejectReason::DataLossNotAcknowledged
+    );
+    h.cmd(ack());
+    assert_eq!(h.phase(), Phase::RemovingLink);
+    let mut obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        link.source = empty_side();
+        link.unreachable = Some(Side::SqlServer);
+    }
+    let fx = h.answer(obs);
+    assert!(has_delete_link(&fx));
+    assert!(h.m.unverified()[0].contains("without verifying"));
+
+    // Both sides SECONDARY after a role change: a forced failover makes the target primary.
+    let mut h = reach(Phase::VerifyingRoles);
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    let mut both = obs;
+    if let Observation::Link(link) = &mut both {
+        link.source.role = Some(ReplicaRole::Secondary);
+    }
+    h.answer(both);
+    h.time_out();
+    let fx = h.cmd(ack());
+    assert_eq!(h.phase(), Phase::ForcingFailover);
+    assert!(matches!(
+        instance_op(&fx),
+        InstanceOp::Failover {
+            failover_type: ArmFailoverType::ForcedAllowDataLoss,
+            ..
+        }
+    ));
+
+    // A split brain that arises while the link is Failed is seen by a refresh.
+    let mut h = reach(Phase::CatchingUp);
+    h.time_out();
+    assert_eq!(h.phase(), Phase::Failed);
+    assert!(is_probe(&h.cmd(Command::Refresh), Probe::Link));
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    let mut h = reach(Phase::CatchingUp);
+    h.time_out();
+    h.cmd(Command::Refresh);
+    let obs = h.sync_equal(Side::SqlServer, 5);
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Failed, "nothing changed: still failed");
+
+    // The cancel's DELETE is not sent again when the instance cannot be read.
+    let mut h = reach(Phase::Cancelling);
+    h.resume();
+    let mut obs = h.roles(Side::SqlServer, None);
+    if let Observation::Link(link) = &mut obs {
+        link.instance = empty_side();
+        link.unreachable = Some(Side::ManagedInstance);
+    }
+    let fx = h.answer(obs);
+    assert!(!has_delete_link(&fx));
+
+    // The live update policy moved to Always-up-to-date: a failover to the instance that keeps
+    // the link (SQL Server would become its secondary) is refused; so is keeping it in a repair.
+    let mut h = H::new(two_way());
+    h.create();
+    h.tick_at_deadline();
+    let mut obs = h.healthy();
+    if let Observation::Link(link) = &mut obs {
+        link.instance.update_policy = Some(UpdatePolicy::AlwaysUpToDate);
+    }
+    h.answer(obs);
+    assert!(matches!(
+        h.reject_cmd(Command::Failover(FailoverKind::Planned)),
+        RejectReason::UpdatePolicyMismatch { .. }
+    ));
+    assert!(matches!(
+        h.reject_cmd(ack()),
+        RejectReason::UpdatePolicyMismatch { .. }
+    ));
+    h.tick_at_deadline();
+    let mut obs = h.both_primary();
+    if let Observation::Link(link) = &mut obs {
+        link.instance.update_policy = Some(UpdatePolicy::AlwaysUpToDate);
+    }
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::SplitBrain);
+    assert!(matches!(
+        h.reject_cmd(Command::RepairSplitBrain {
+            keep: Side::ManagedInstance
+        }),
+        RejectReason::UpdatePolicyMismatch { .. }
+    ));
 }
 
 pub fn cutover_when_the_instance_is_already_primary() {
