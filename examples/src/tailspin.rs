@@ -437,12 +437,17 @@ impl Run {
 
     /// The machine's data-loss evidence so far, one line each, and printed loudly.
     fn loss_evidence(&mut self) -> Vec<String> {
-        let lines: Vec<String> = self
-            .session
-            .machine()
+        let machine = self.session.machine();
+        let lines: Vec<String> = machine
             .data_loss()
             .iter()
             .map(ToString::to_string)
+            .chain(
+                machine
+                    .unverified()
+                    .iter()
+                    .map(|note| format!("NOT VERIFIED: {note}")),
+            )
             .collect();
         for line in &lines {
             self.n().line(&format!("!!! {line}"));

@@ -182,6 +182,9 @@ pub struct SessionStatus {
     /// holds log the other side never hardened). Empty when every check passed. A cutover
     /// that lost data still ends `Completed` (the link is gone); this says so.
     pub data_loss: Vec<DataLoss>,
+    /// Checks of lost transactions that could not be made (a side could not be read when the
+    /// logs were to be compared), as readable notes; empty when every check ran.
+    pub loss_unverified: Vec<String>,
     /// Since when both sides report PRIMARY, while the link is in SplitBrain (see
     /// [`LinkSession::repair_split_brain`]).
     pub split_brain_since: Option<Timestamp>,
@@ -1323,6 +1326,7 @@ where
             journal_records: core.next_seq,
             redirect: core.last_redirect.clone(),
             data_loss: core.machine.data_loss().to_vec(),
+            loss_unverified: core.machine.unverified().to_vec(),
             split_brain_since: core.machine.split_brain_since(),
         }
     }

@@ -742,7 +742,12 @@ pub const EDGES: &[Edge] = &[
         "one-way cutover stuck in its fence: remove the link anyway, acknowledged",
     ),
     g(FAILED, REFRESH, FAILED, "read both sides now"),
-    g(FAILED, OK, FAILED, "the reading a refresh asked for, no split brain"),
+    g(
+        FAILED,
+        OK,
+        FAILED,
+        "the reading a refresh asked for, no split brain",
+    ),
     g(
         FAILED,
         OK,

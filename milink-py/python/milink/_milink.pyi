@@ -315,6 +315,8 @@ class SessionStatus(TypedDict):
     """Where the workload was last told to connect (in this process), or None."""
     data_loss: List[DataLossReport]
     """Transactions a role change or the link's removal lost, as evidence; empty when none."""
+    loss_unverified: List[str]
+    """Checks of lost transactions that could not be made (a side could not be read), as notes."""
     split_brain_since: Optional[int]
     """While both sides report PRIMARY: when milink first saw it (ms since the epoch)."""
 
