@@ -1395,16 +1395,10 @@ impl Machine {
             return Err(RejectReason::OneWayLink);
         }
         let target = from.primary(self.spec.initial_primary).other();
-        self.failback_guard()?;
-        if target == Side::SqlServer {
-            let version = self.live_version();
-            if !version.capabilities().tsql_failover {
-                return Err(RejectReason::VersionNotCapable {
-                    version,
-                    needed: "SQL Server 2022 CU13 (16.0.4125.3) or 2025 to run \
-                             FORCE_FAILOVER_ALLOW_DATA_LOSS on the distributed availability group",
-                });
-            }
+        if let Some(link) = self.last_link.clone() {
+            self.forced_guard(target, &link)?;
+        } else {
+            self.failback_guard()?;
         }
         match ack {
             None => return Err(RejectReason::DataLossNotAcknowledged),
@@ -1416,31 +1410,49 @@ impl Machine {
             }
             Some(_) => {}
         }
-        if let Some(link) = &self.last_link {
-            for name in link_databases(&self.spec.databases, link) {
-                if let Some(state @ (SyncState::Reverting | SyncState::Initializing)) =
-                    sync_state_of(link, target, &name)
-                {
-                    return Err(RejectReason::SecondaryNotReady {
-                        database: name,
-                        state,
-                    });
-                }
-            }
-        }
         self.role_changed_at = Some(now);
         self.forced = true;
         self.verified_lsns.clear();
         self.proof_pending = None;
         let then = self.then_after(target, true);
+        // Read first: the guards are judged again on this reading of the live servers before
+        // anything is sent.
         Ok(self.enter(
             State::ForcingFailover {
                 target,
-                change: RoleChange::Issued,
+                change: RoleChange::Checking,
                 then,
             },
             now,
         ))
+    }
+
+    /// The guards of a forced failover to `target`, on `link`: the live build and update
+    /// policy, T-SQL `FORCE_FAILOVER_ALLOW_DATA_LOSS` on SQL Server 2022 CU13+, and no database
+    /// on the target REVERTING or INITIALIZING.
+    fn forced_guard(&self, target: Side, link: &LinkObservation) -> Result<(), RejectReason> {
+        self.failback_guard()?;
+        if target == Side::SqlServer {
+            let version = self.live_version();
+            if !version.capabilities().tsql_failover {
+                return Err(RejectReason::VersionNotCapable {
+                    version,
+                    needed: "SQL Server 2022 CU13 (16.0.4125.3) or 2025 to run \
+                             FORCE_FAILOVER_ALLOW_DATA_LOSS on the distributed availability group",
+                });
+            }
+        }
+        for name in link_databases(&self.spec.databases, link) {
+            if let Some(state @ (SyncState::Reverting | SyncState::Initializing)) =
+                sync_state_of(link, target, &name)
+            {
+                return Err(RejectReason::SecondaryNotReady {
+                    database: name,
+                    state,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn cancel_creation(&mut self, now: Timestamp) -> Vec<Effect> {
@@ -2402,8 +2414,26 @@ impl Machine {
                 },
                 now,
             ),
-            // It did not: the target is still secondary and nothing else took the primary role.
+            // It did not (or has not been sent yet): the target is still secondary and nothing
+            // else took the primary role. The guards again, on this fresh reading, then send.
             (Some(ReplicaRole::Secondary), Some(ReplicaRole::Primary) | None) => {
+                if let Err(reason) = self.forced_guard(target, link) {
+                    let error = StepError {
+                        code: "guard".to_owned(),
+                        message: format!(
+                            "the forced failover to {} is refused on the servers' current \
+                             state: {reason}",
+                            side_name(target)
+                        ),
+                        retryable: false,
+                    };
+                    let state = State::ForcingFailover {
+                        target,
+                        change: RoleChange::Checking,
+                        then,
+                    };
+                    return self.fail(state, None, error);
+                }
                 self.state = State::ForcingFailover {
                     target,
                     change: RoleChange::Issued,

@@ -338,6 +338,13 @@ pub const EDGES: &[Edge] = &[
         "VerifyingRoles",
         "forced, or role check shows the target PRIMARY",
     ),
+    g(
+        "ForcingFailover",
+        OK,
+        FAILED,
+        "a guard refuses on the reading taken before the force (update policy, version, \
+         a database REVERTING or INITIALIZING)",
+    ),
     g("ForcingFailover", ERR, "ForcingFailover", PROBE_RETRY),
     g("ForcingFailover", ERR, FAILED, STEP_ERROR),
     g("ForcingFailover", TICK, "ForcingFailover", PROBE_DUE),

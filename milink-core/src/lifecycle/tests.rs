@@ -133,6 +133,26 @@ fn ack() -> Command {
     })))
 }
 
+/// A forced failover: the acknowledgement, then the reading it starts with (the target
+/// SECONDARY, the current primary PRIMARY). The command's events, then what the reading
+/// issued.
+fn force(h: &mut H) -> Vec<Effect> {
+    let mut fx = h.cmd(ack());
+    if let State::ForcingFailover {
+        target,
+        change: RoleChange::Checking,
+        ..
+    } = h.m.state().clone()
+    {
+        // The reading's probe is answered here: keep the command's events, then what the
+        // reading issued.
+        fx.retain(|e| matches!(e, Effect::Progress(_)));
+        let obs = h.roles(target.other(), Some(ReplicaRole::Secondary));
+        fx.extend(h.answer(obs));
+    }
+    fx
+}
+
 fn t(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
 }

@@ -1095,7 +1095,7 @@ pub fn guard_forced_failover_refused_while_target_reverting_or_initializing() {
         h.tick_at_deadline();
         let obs = h.healthy();
         h.answer(obs);
-        h.cmd(ack());
+        force(&mut h);
         assert_eq!(h.phase(), Phase::ForcingFailover);
     }
 }
@@ -1103,7 +1103,7 @@ pub fn guard_forced_failover_refused_while_target_reverting_or_initializing() {
 pub fn forced_failover_to_the_instance() {
     let mut h = H::new(two_way());
     h.create();
-    let fx = h.cmd(ack());
+    let fx = force(&mut h);
     assert_eq!(phase_events(&fx), ["ForcingFailover"]);
     assert_eq!(
         instance_op(&fx),
@@ -1141,7 +1141,7 @@ pub fn forced_failover_to_the_instance() {
 pub fn forced_failover_with_old_primary_still_primary_is_split_brain() {
     let mut h = H::new(two_way());
     h.create();
-    h.cmd(ack());
+    force(&mut h);
     h.done();
     let obs = h.both_primary();
     let fx = h.answer(obs);
@@ -1156,7 +1156,7 @@ pub fn forced_failover_back_to_sql_server_and_its_version_guard() {
     let mut h = H::new(two_way());
     h.create();
     h.planned_failover();
-    let fx = h.cmd(ack());
+    let fx = force(&mut h);
     assert_eq!(
         source_op(&fx),
         SourceOp::ForceFailover { dag: h.spec().link }
@@ -1189,12 +1189,12 @@ pub fn forced_failover_during_catch_up_and_after_a_failure() {
     let mut h = H::new(two_way());
     h.create();
     h.cmd(Command::Failover(FailoverKind::Planned));
-    h.cmd(ack());
+    force(&mut h);
     assert_eq!(h.phase(), Phase::ForcingFailover);
     let mut h = H::new(two_way());
     h.create();
     to_catching_up(&mut h);
-    h.cmd(ack());
+    force(&mut h);
     assert!(matches!(
         h.m.state(),
         State::ForcingFailover {
@@ -1208,7 +1208,7 @@ pub fn forced_failover_during_catch_up_and_after_a_failure() {
     h.tick_at_deadline();
     h.fail(false);
     assert_eq!(h.phase(), Phase::Failed);
-    h.cmd(ack());
+    force(&mut h);
     assert_eq!(h.phase(), Phase::ForcingFailover);
 }
 
@@ -1415,6 +1415,32 @@ pub fn guard_failback_refused_on_one_way_links_and_mismatched_policies() {
         } => {
             assert!(!*retryable);
             assert_eq!(error.code, "guard");
+            assert!(
+                error.message.contains("AlwaysUpToDate"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A forced failover reads first: the policy changed since the last reading, so nothing is
+    // forced.
+    let mut h = H::new(two_way());
+    h.create();
+    h.planned_failover();
+    h.cmd(ack());
+    assert_eq!(h.phase(), Phase::ForcingFailover);
+    let mut obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    if let Observation::Link(link) = &mut obs {
+        link.instance.update_policy = Some(UpdatePolicy::AlwaysUpToDate);
+    }
+    let fx = h.answer(obs);
+    assert!(!has_failover(&fx) && !fx.iter().any(|e| matches!(e, Effect::Source { .. })));
+    match h.m.state() {
+        State::Failed {
+            error, retryable, ..
+        } => {
+            assert!(!*retryable);
             assert!(
                 error.message.contains("AlwaysUpToDate"),
                 "{}",
@@ -1995,7 +2021,7 @@ pub fn an_accepted_role_change_is_followed_never_sent_again() {
     // The same for a forced failover and the link's removal.
     let mut h = H::new(two_way());
     h.create();
-    h.cmd(ack());
+    force(&mut h);
     h.answer(Observation::OperationAccepted(op(13)));
     h.time_out();
     assert!(is_poll(&h.resume(), &op(13)));
@@ -2071,7 +2097,7 @@ pub fn split_brain_is_seen_whenever_the_roles_are_read() {
     // refresh (health, resume) sees it, with the time.
     let mut h = H::new(two_way());
     h.create();
-    h.cmd(ack());
+    force(&mut h);
     h.done();
     let mut obs = h.roles(Side::ManagedInstance, None);
     if let Observation::Link(link) = &mut obs {
@@ -2225,7 +2251,7 @@ pub fn there_is_always_a_way_out_of_a_failed_role_change() {
     h.answer(obs);
     h.time_out();
     assert_eq!(h.phase(), Phase::Failed);
-    let fx = h.cmd(ack());
+    let fx = force(&mut h);
     assert_eq!(h.phase(), Phase::ForcingFailover);
     assert!(matches!(
         instance_op(&fx),
@@ -2368,7 +2394,7 @@ pub fn no_removal_on_a_guess_and_a_way_out_of_every_stuck_state() {
     // PRIMARY (it may be up and PRIMARY: a split brain).
     let mut h = H::new(two_way());
     h.create();
-    h.cmd(ack());
+    force(&mut h);
     h.done();
     let mut obs = h.roles(Side::ManagedInstance, None);
     if let Observation::Link(link) = &mut obs {
@@ -2402,7 +2428,7 @@ pub fn no_removal_on_a_guess_and_a_way_out_of_every_stuck_state() {
         h.reject_cmd(Command::Failover(FailoverKind::Forced(None))),
         RejectReason::DataLossNotAcknowledged
     );
-    h.cmd(ack());
+    force(&mut h);
     assert_eq!(h.phase(), Phase::RemovingLink);
     let mut obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
     if let Observation::Link(link) = &mut obs {
@@ -2422,7 +2448,7 @@ pub fn no_removal_on_a_guess_and_a_way_out_of_every_stuck_state() {
     }
     h.answer(both);
     h.time_out();
-    let fx = h.cmd(ack());
+    let fx = force(&mut h);
     assert_eq!(h.phase(), Phase::ForcingFailover);
     assert!(matches!(
         instance_op(&fx),
@@ -2855,7 +2881,7 @@ pub fn cancel_is_refused_after_a_role_change() {
     assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
     let mut h = H::new(two_way());
     h.create();
-    h.cmd(ack());
+    force(&mut h);
     assert_eq!(h.reject_cmd(Command::Cancel), RejectReason::CancelTooLate);
     // Link removal and the drops.
     let mut h = reach(Phase::RemovingLink);
@@ -3000,7 +3026,7 @@ pub fn reach(phase: Phase) -> H {
         Phase::ForcingFailover => {
             let mut h = H::new(two_way());
             h.create();
-            h.cmd(ack());
+            force(&mut h);
             h
         }
         Phase::Repairing => {
@@ -3435,7 +3461,7 @@ pub fn crash_resume_checks_roles_before_forcing_again() {
         let mut h = H::new(two_way());
         h.create();
         h.planned_failover();
-        let fx = h.cmd(ack());
+        let fx = force(&mut h);
         assert!(matches!(source_op(&fx), SourceOp::ForceFailover { .. }));
         let fx = h.resume();
         assert!(is_probe(&fx, Probe::Link));
