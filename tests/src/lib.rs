@@ -8,7 +8,8 @@ use milink_core::lifecycle::{AssessmentOutcome, Side};
 use milink_core::names::{DatabaseName, SqlVersion};
 use milink_core::ports::Journal;
 use milink_core::sim::{
-    Lab, Sim, SimConfig, SimManagedInstance, SimSqlServer, WorkloadRedirect, WorkloadSpec,
+    Call, Fault, InjectedError, InstanceCall, Lab, Sim, SimConfig, SimManagedInstance,
+    SimSqlServer, Trigger, WorkloadRedirect, WorkloadSpec,
 };
 use milink_core::{Session, SessionError, SessionOptions};
 
@@ -56,6 +57,23 @@ pub fn lab_on(version: SqlVersion, config: SimConfig) -> Lab {
         Ok(lab) => lab,
         Err(e) => panic!("the lab's names are valid: {e}"),
     }
+}
+
+/// Makes the lab's first ARM `failover` call fail for good, as the service's 409
+/// `DistributedAvailabilityGroupSetRoleFailed` does.
+pub fn fail_first_arm_failover(lab: &Lab) {
+    lab.sim.inject(
+        Trigger::OnCall {
+            call: Call::Instance(InstanceCall::Failover),
+            nth: 1,
+        },
+        Fault::Fail(InjectedError {
+            code: "arm:409:DistributedAvailabilityGroupSetRoleFailed".to_owned(),
+            message: "Set role failed (injected)".to_owned(),
+            transient: false,
+            retry_after: None,
+        }),
+    );
 }
 
 /// A new link session for the lab's ToyStore link, writing `journal`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use milink_core::lifecycle::{
     AvailabilityMode, CutoverOptions, FailoverKind, LinkSpec, Side, State,
 };
-use milink_core::sim::{Call, Fault, InjectedError, InstanceCall, SimConfig, Trigger};
+use milink_core::sim::{Call, InstanceCall, SimConfig};
 use milink_core::{LinkSession, MemoryJournal};
 
 use crate::{SQL_2019_CU20, SQL_2022_CU12, create, lab_on, options, pass, ready, workload};
@@ -66,18 +66,7 @@ pub async fn retried_failover_with_the_workload_back(
     assert!(lab.spec.is_two_way());
     assert!(!lab.spec.capabilities().tsql_failover);
     let failover = Call::Instance(InstanceCall::Failover);
-    lab.sim.inject(
-        Trigger::OnCall {
-            call: failover,
-            nth: 1,
-        },
-        Fault::Fail(InjectedError {
-            code: "arm:409:DistributedAvailabilityGroupSetRoleFailed".to_owned(),
-            message: "Set role failed (injected)".to_owned(),
-            transient: false,
-            retry_after: None,
-        }),
-    );
+    crate::fail_first_arm_failover(&lab);
     let s = create(&lab, MemoryJournal::new(), options(seed)).expect("scenario step");
     s.record_assessment(ready()).await.expect("scenario step");
     s.start().await.expect("scenario step");

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use milink_core::journal::{FileJournal, JournalEntry, replay};
 use milink_core::lifecycle::{FailoverKind, Input, Side, State};
 use milink_core::ports::Journal;
-use milink_core::sim::{Call, Fault, InjectedError, InstanceCall, SimConfig, Trigger};
+use milink_core::sim::SimConfig;
 use milink_core::{LinkSession, SessionOptions};
 use milink_tests::{SQL_2022_CU12, create, lab_on, options, ready};
 
@@ -19,18 +19,7 @@ fn fixture() -> PathBuf {
 
 async fn record(path: &std::path::Path) {
     let lab = lab_on(SQL_2022_CU12, SimConfig::with_seed(31));
-    lab.sim.inject(
-        Trigger::OnCall {
-            call: Call::Instance(InstanceCall::Failover),
-            nth: 1,
-        },
-        Fault::Fail(InjectedError {
-            code: "arm:409:DistributedAvailabilityGroupSetRoleFailed".to_owned(),
-            message: "Set role failed (injected)".to_owned(),
-            transient: false,
-            retry_after: None,
-        }),
-    );
+    milink_tests::fail_first_arm_failover(&lab);
     let journal = FileJournal::create(path).unwrap();
     let s = create(
         &lab,

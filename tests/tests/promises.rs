@@ -10,7 +10,7 @@ use milink_core::lifecycle::{
 };
 use milink_core::names::UpdatePolicy;
 use milink_core::ports::{ManagedInstance, SourceServer};
-use milink_core::sim::{Call, Fault, InjectedError, InstanceCall, Lab, SimConfig, Trigger};
+use milink_core::sim::{Call, Fault, InstanceCall, Lab, SimConfig, Trigger};
 use milink_core::{LinkSession, MemoryJournal, SessionError};
 use milink_tests::{SQL_2019_CU20, SQL_2022_CU12, create, lab, lab_on, options, pass, ready};
 
@@ -270,18 +270,7 @@ async fn a_forced_failover_is_the_way_out_when_the_primary_dies_mid_failover() {
     let s = create(&lab, MemoryJournal::new(), options(26)).unwrap();
     s.record_assessment(ready()).await.unwrap();
     s.start().await.unwrap();
-    lab.sim.inject(
-        Trigger::OnCall {
-            call: Call::Instance(InstanceCall::Failover),
-            nth: 1,
-        },
-        Fault::Fail(InjectedError {
-            code: "arm:409:DistributedAvailabilityGroupSetRoleFailed".to_owned(),
-            message: "Set role failed (injected)".to_owned(),
-            transient: false,
-            retry_after: None,
-        }),
-    );
+    milink_tests::fail_first_arm_failover(&lab);
     assert!(s.failover(FailoverKind::Planned).await.is_err());
     lab.sim.partition(Duration::from_secs(6 * 3600));
     sql_server_down(&lab, 10_000);

@@ -1400,16 +1400,7 @@ impl Machine {
         } else {
             self.failback_guard()?;
         }
-        match ack {
-            None => return Err(RejectReason::DataLossNotAcknowledged),
-            Some(ack) if ack.link != self.spec.link.as_str() => {
-                return Err(RejectReason::AcknowledgementForWrongLink {
-                    expected: self.spec.link.clone(),
-                    given: ack.link,
-                });
-            }
-            Some(_) => {}
-        }
+        self.check_acknowledgement(ack)?;
         self.role_changed_at = Some(now);
         self.forced = true;
         self.verified_lsns.clear();
@@ -1425,6 +1416,23 @@ impl Machine {
             },
             now,
         ))
+    }
+
+    /// A forced failover (or a forced removal) needs an acknowledgement naming this link.
+    fn check_acknowledgement(
+        &self,
+        ack: Option<DataLossAcknowledgement>,
+    ) -> Result<(), RejectReason> {
+        match ack {
+            None => Err(RejectReason::DataLossNotAcknowledged),
+            Some(ack) if ack.link != self.spec.link.as_str() => {
+                Err(RejectReason::AcknowledgementForWrongLink {
+                    expected: self.spec.link.clone(),
+                    given: ack.link,
+                })
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// The guards of a forced failover to `target`, on `link`: the live build and update
@@ -1589,16 +1597,7 @@ impl Machine {
         ack: Option<DataLossAcknowledgement>,
         now: Timestamp,
     ) -> Outcome {
-        match ack {
-            None => return Err(RejectReason::DataLossNotAcknowledged),
-            Some(ack) if ack.link != self.spec.link.as_str() => {
-                return Err(RejectReason::AcknowledgementForWrongLink {
-                    expected: self.spec.link.clone(),
-                    given: ack.link,
-                });
-            }
-            Some(_) => {}
-        }
+        self.check_acknowledgement(ack)?;
         let State::Fencing { plan, .. } = phase else {
             return Err(RejectReason::NotAllowedInState);
         };
