@@ -481,6 +481,12 @@ pub trait LinkSession: Send + Sync {
     /// that cannot be read is marked [`LinkObservation::unreachable`], never shown as its last
     /// value.
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError>;
+    /// Watches an idle link for `duration`: reads both sides every probe interval of the spec
+    /// (through the machine, as [`LinkSession::health`] does) and returns early with
+    /// [`SessionError::SplitBrain`] as soon as both sides are PRIMARY. The library never reads
+    /// on its own: an embedding service calls this (or `health`) to watch a steady link, for
+    /// example after a forced failover while the old primary may come back.
+    async fn watch(&self, duration: Duration) -> Result<(), SessionError>;
     /// Events from now on: state changes, steps, progress.
     fn subscribe(&self) -> broadcast::Receiver<SessionEvent>;
     /// Who is still using the link's databases on the current primary: client sessions and
@@ -1356,6 +1362,22 @@ where
                 message: e.message,
                 retryable: e.transient,
             })),
+        }
+    }
+
+    async fn watch(&self, duration: Duration) -> Result<(), SessionError> {
+        let until = self.timer.now().plus(duration);
+        let every = lock(&self.core).machine.spec().options.probe_interval;
+        loop {
+            self.refresh().await?;
+            if matches!(lock(&self.core).machine.state(), State::SplitBrain) {
+                return Err(SessionError::SplitBrain);
+            }
+            let next = self.timer.now().plus(every);
+            if next > until {
+                return Ok(());
+            }
+            self.timer.sleep_until(next).await;
         }
     }
 

@@ -470,6 +470,19 @@ impl PyLinkSession {
         to_py(py, &health)
     }
 
+    /// Watches an idle link for `seconds`: reads both sides every probe interval; raises
+    /// SplitBrainError as soon as both are PRIMARY.
+    fn watch(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let duration = watch_duration(seconds)?;
+        self.blocking(py, move |s| async move { s.watch(duration).await })
+    }
+
+    /// Awaitable `watch`.
+    fn watch_async<'py>(&self, py: Python<'py>, seconds: f64) -> PyResult<Bound<'py, PyAny>> {
+        let duration = watch_duration(seconds)?;
+        self.awaitable(py, move |s| async move { s.watch(duration).await })
+    }
+
     /// Awaitable `health`.
     fn health_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let session = self.session()?;
@@ -519,4 +532,13 @@ impl PyLinkSession {
             None => format!("<LinkSession {}: closed>", self.link),
         }
     }
+}
+
+/// `seconds` as a duration, refusing what is not a finite, non-negative number.
+fn watch_duration(seconds: f64) -> PyResult<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
+        errors::invalid(format!(
+            "watch needs a finite, non-negative number of seconds, not {seconds}"
+        ))
+    })
 }

@@ -83,6 +83,11 @@ def test_lab_session_end_to_end_planned_failover(lab: milink.Lab, journal: pathl
     assert status["journal_records"] > 0
     # The logs were compared after the role change: nothing was lost.
     assert status["data_loss"] == []
+    assert status["loss_unverified"] == [] and status["split_brain_since"] is None
+    # Watching the idle link reads both sides; a bad duration is refused.
+    session.watch(30)
+    with pytest.raises(milink.InvalidArgumentError):
+        session.watch(-1)
     health = session.health()
     assert health is not None and health["instance"]["role"] == "Primary"
     assert "FailedOver" in repr(session)

@@ -145,6 +145,8 @@ async fn a_split_brain_after_a_forced_failover_is_seen_and_blocks_the_cutover() 
         }
     ));
     assert_eq!(roles(&lab), (PRIMARY, PRIMARY), "the old primary is up");
+    // While SQL Server is dark, watching the idle link finds nothing wrong.
+    s.watch(Duration::from_secs(30)).await.unwrap();
     // SQL Server answers again. Health reads both sides now and reports the split brain.
     lab.sim.with_world_mut(|w| w.faults.faults.clear());
     let health = s.health().await.unwrap().unwrap();
@@ -154,6 +156,11 @@ async fn a_split_brain_after_a_forced_failover_is_seen_and_blocks_the_cutover() 
     assert_eq!(status.state, "SplitBrain");
     assert!(status.split_brain_since.is_some());
     assert!(matches!(s.resume().await, Err(SessionError::SplitBrain)));
+    // Watching the link sees it too (from a fresh session state, it is reported at once).
+    assert!(matches!(
+        s.watch(Duration::from_secs(60)).await,
+        Err(SessionError::SplitBrain)
+    ));
     // A cutover now is refused; nothing was deleted.
     let refused = s.cutover(Default::default()).await.unwrap_err();
     assert!(refused.is_caller_error(), "{refused}");

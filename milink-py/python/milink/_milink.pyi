@@ -451,6 +451,10 @@ class LinkSession:
         the reading goes through the link's state machine, so a split brain is seen and shows in
         ``status()["split_brain_since"]``."""
     def health_async(self) -> Awaitable[Optional[Dict[str, Any]]]: ...
+    def watch(self, seconds: float) -> None:
+        """Watches an idle link for ``seconds``: reads both sides every probe interval; raises
+        ``SplitBrainError`` as soon as both are PRIMARY (milink never reads on its own)."""
+    def watch_async(self, seconds: float) -> Awaitable[None]: ...
     def events(self) -> List[_SessionEvent]:
         """The events since the last call, oldest first."""
     def close(self) -> None:

@@ -61,6 +61,11 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
         health = session.health()
         if health is not None:
             print(health["instance"])
+        session.watch(5.0)
+        for note in status["loss_unverified"]:
+            print(note)
+        if status["split_brain_since"] is not None:
+            print(status["split_brain_since"])
         redirect = status["redirect"]
         if redirect is not None:
             print(redirect["redirect_id"], redirect["host"], redirect["connection_string"])
