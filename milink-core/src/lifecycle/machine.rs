@@ -1558,14 +1558,18 @@ impl Machine {
         let Some(link) = self.last_link.clone() else {
             return Err(RejectReason::RolesUnknown);
         };
-        let data_loss_possible = match phase {
+        // A planned change whose roles were being verified keeps its flag; a forced failover
+        // or a repair may have lost data.
+        let data_loss_possible = matches!(
+            phase,
             State::VerifyingRoles {
-                then: Then::FailedOver { data_loss_possible },
+                then: Then::FailedOver {
+                    data_loss_possible: true
+                },
                 ..
-            } => *data_loss_possible,
-            State::VerifyingRoles { .. } | State::FailingOver { .. } => false,
-            _ => true,
-        };
+            } | State::ForcingFailover { .. }
+                | State::Repairing { .. }
+        );
         let sql = role_of(&link, Side::SqlServer);
         let mi = role_of(&link, Side::ManagedInstance);
         let settled = |side: Side, other: Option<ReplicaRole>| {
@@ -1626,12 +1630,7 @@ impl Machine {
     /// could not read one side: that side is taken as the current primary, and the other side
     /// is forced primary.
     fn way_out_of(&self, phase: &State) -> Option<Steady> {
-        let target = match phase {
-            State::FailingOver { target, .. } | State::ForcingFailover { target, .. } => *target,
-            State::VerifyingRoles { primary, .. } | State::Redirecting { primary, .. } => *primary,
-            State::Repairing { keep, .. } => *keep,
-            _ => return None,
-        };
+        let target = half_way_target(phase)?;
         let link = self.last_link.as_ref()?;
         if let Some(down) = link.unreachable {
             return Some(self.steady_after(down, true));
@@ -4124,14 +4123,41 @@ const MAX_FENCES: u32 = 3;
 
 /// A role change or repair that failed half-way (a forced failover may be the way out).
 fn is_half_way(phase: &State) -> bool {
-    matches!(
-        phase,
-        State::FailingOver { .. }
-            | State::VerifyingRoles { .. }
-            | State::Redirecting { .. }
-            | State::ForcingFailover { .. }
-            | State::Repairing { .. }
-    )
+    half_way_target(phase).is_some()
+}
+
+/// The side a role change or repair was making primary, for the phases that can fail half-way.
+fn half_way_target(phase: &State) -> Option<Side> {
+    match phase {
+        State::FailingOver { target, .. } | State::ForcingFailover { target, .. } => Some(*target),
+        State::VerifyingRoles { primary, .. } | State::Redirecting { primary, .. } => {
+            Some(*primary)
+        }
+        State::Repairing { keep, .. } => Some(*keep),
+        State::Draft
+        | State::Assessed
+        | State::PreparingSource { .. }
+        | State::ExchangingTrust { .. }
+        | State::CreatingAg { .. }
+        | State::CreatingDag
+        | State::JoiningInstance { .. }
+        | State::Seeding { .. }
+        | State::Replicating { .. }
+        | State::PreparingFailover { .. }
+        | State::CatchingUp { .. }
+        | State::FailedOver { .. }
+        | State::SplitBrain
+        | State::AwaitingFirstFullBackup { .. }
+        | State::Fencing { .. }
+        | State::RemovingLink { .. }
+        | State::DroppingDag { .. }
+        | State::DroppingAg
+        | State::Completed
+        | State::AbortingFailover { .. }
+        | State::Cancelling { .. }
+        | State::Cancelled
+        | State::Failed { .. } => None,
+    }
 }
 
 /// The steady state a failed phase belongs to, when a forced failover may start from it.

@@ -586,6 +586,12 @@ pub const EDGES: &[Edge] = &[
         "Replicating",
         "cancelled: fence undone (or never held), mode unchanged",
     ),
+    g(
+        "Fencing",
+        OK,
+        FAILED,
+        "the fence undone for the third time in this cutover: the workload still writes",
+    ),
     g("Fencing", ERR, "Fencing", PROBE_RETRY),
     g("Fencing", ERR, FAILED, STEP_ERROR),
     g("Fencing", TICK, "Fencing", PROBE_DUE),

@@ -1854,6 +1854,47 @@ pub fn guard_one_way_cutover_fences_sql_server_and_removes_the_link_only_when_ca
         }
         other => panic!("{other:?}"),
     }
+    // A workload that keeps writing: each fence meets a gap and is undone; the third undo
+    // fails the cutover (retryable) instead of fencing forever.
+    let mut h = fencing();
+    let mut undone = 0;
+    while h.phase() != Phase::Failed {
+        match h.phase() {
+            Phase::Fencing => {
+                if matches!(h.pending(), Effect::Source { .. }) {
+                    if matches!(
+                        h.pending(),
+                        Effect::Source {
+                            op: SourceOp::ForceFailover { .. },
+                            ..
+                        }
+                    ) {
+                        undone += 1;
+                    }
+                    h.done();
+                } else {
+                    let obs = behind(&h, 1010, 1000);
+                    h.answer(obs);
+                    if h.m.in_flight().is_empty() {
+                        h.tick_at_deadline();
+                    }
+                }
+            }
+            Phase::CatchingUp => h.pass_gate(Side::ManagedInstance),
+            other => panic!("{other}"),
+        }
+        assert!(undone <= 3, "bounded");
+    }
+    assert_eq!(undone, 3);
+    match h.m.state() {
+        State::Failed {
+            error, retryable, ..
+        } => {
+            assert!(*retryable);
+            assert!(error.message.contains("still writes"), "{}", error.message);
+        }
+        other => panic!("{other:?}"),
+    }
     // A forced failover is refused (one-way), and so is cancel while undoing, which only marks
     // the undo as final.
     let mut h = fencing();
