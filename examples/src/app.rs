@@ -251,7 +251,7 @@ impl App {
         for _ in 0..attempts {
             if let Err(e) = self.sim.write(side, &self.database, 1) {
                 refused += 1;
-                error.get_or_insert(e.code);
+                error.get_or_insert(e.code());
             }
         }
         let writes = OldPrimaryWrites {

@@ -316,7 +316,7 @@ impl<P> Narrated<P> {
 fn outcome<T>(r: &Result<T, PortError>) -> String {
     match r {
         Ok(_) => "ok".to_string(),
-        Err(e) => format!("FAILED {}", e.code),
+        Err(e) => format!("FAILED {}", e.code()),
     }
 }
 
@@ -398,7 +398,7 @@ impl ManagedInstance for Narrated<SimManagedInstance> {
             Ok(ArmReply::PublicKey(k)) => {
                 n.line(&format!("arm  {what}: certificate ({} bytes)", k.len()))
             }
-            Err(e) => n.line(&format!("arm  {what}: {}", e.code)),
+            Err(e) => n.line(&format!("arm  {what}: {}", e.code())),
         }
         r
     }

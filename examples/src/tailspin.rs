@@ -671,7 +671,7 @@ impl Run {
             .sim
             .write(Side::ManagedInstance, &self.database, 1)
             .err()
-            .map(|e| e.code)
+            .map(|e| e.code())
             .unwrap_or_else(|| "accepted".into());
         self.n().line(&format!(
             "the managed instance is a readable secondary: a write there gives {refused}"

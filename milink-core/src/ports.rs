@@ -4,6 +4,7 @@
 //! traits, so the driver runs unchanged against either. Ports never expose vendor types; errors
 //! keep the vendor's identity in [`PortError::code`].
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,13 +31,99 @@ fn workload_unsupported(side: &str) -> PortError {
     )
 }
 
+/// What kind of failure a port call met, as the vendor identifies it. Its [`fmt::Display`] is
+/// the error's code as the journal and messages show it (`sql:1412`,
+/// `arm:409:ManagedInstanceIsBusy`, `http:503`, `io`, `timeout`, `hook`, `unsupported`), and
+/// [`PortErrorKind::parse`] reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PortErrorKind {
+    /// A SQL Server error number (`sql:<number>`).
+    Sql(u32),
+    /// An ARM error: the HTTP status and the error code of its body (`arm:<status>:<code>`).
+    Arm {
+        /// HTTP status.
+        status: u16,
+        /// The ARM error code, e.g. `ManagedInstanceIsBusy`.
+        code: String,
+    },
+    /// An HTTP status without an ARM error body (`http:<status>`).
+    Http(u16),
+    /// A transport error: refused, reset, name resolution (`io`).
+    Io,
+    /// No answer in time; the call may or may not have taken effect (`timeout`).
+    Timeout,
+    /// The application's redirect hook failed (`hook`).
+    Hook,
+    /// The adapter does not implement the call (`unsupported`).
+    Unsupported,
+    /// Anything else, by its code (`link:LinkCreationError`, `redirect`, …).
+    Other(String),
+}
+
+impl PortErrorKind {
+    /// Reads a code as [`fmt::Display`] writes it; an unknown shape is [`PortErrorKind::Other`].
+    pub fn parse(code: &str) -> PortErrorKind {
+        let mut parts = code.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("sql"), Some(n), None) => match n.parse() {
+                Ok(number) => PortErrorKind::Sql(number),
+                Err(_) => PortErrorKind::Other(code.to_owned()),
+            },
+            (Some("arm"), Some(status), Some(arm_code)) => match status.parse() {
+                Ok(status) => PortErrorKind::Arm {
+                    status,
+                    code: arm_code.to_owned(),
+                },
+                Err(_) => PortErrorKind::Other(code.to_owned()),
+            },
+            (Some("http"), Some(status), None) => match status.parse() {
+                Ok(status) => PortErrorKind::Http(status),
+                Err(_) => PortErrorKind::Other(code.to_owned()),
+            },
+            (Some("io"), None, None) => PortErrorKind::Io,
+            (Some("timeout"), None, None) => PortErrorKind::Timeout,
+            (Some("hook"), None, None) => PortErrorKind::Hook,
+            (Some(UNSUPPORTED), None, None) => PortErrorKind::Unsupported,
+            _ => PortErrorKind::Other(code.to_owned()),
+        }
+    }
+
+    /// The HTTP status, for ARM and HTTP errors.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            PortErrorKind::Arm { status, .. } | PortErrorKind::Http(status) => Some(*status),
+            PortErrorKind::Sql(_)
+            | PortErrorKind::Io
+            | PortErrorKind::Timeout
+            | PortErrorKind::Hook
+            | PortErrorKind::Unsupported
+            | PortErrorKind::Other(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for PortErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortErrorKind::Sql(number) => write!(f, "sql:{number}"),
+            PortErrorKind::Arm { status, code } => write!(f, "arm:{status}:{code}"),
+            PortErrorKind::Http(status) => write!(f, "http:{status}"),
+            PortErrorKind::Io => f.write_str("io"),
+            PortErrorKind::Timeout => f.write_str("timeout"),
+            PortErrorKind::Hook => f.write_str("hook"),
+            PortErrorKind::Unsupported => f.write_str(UNSUPPORTED),
+            PortErrorKind::Other(code) => f.write_str(code),
+        }
+    }
+}
+
 /// What a port call failed with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{kind}: {message}")]
 pub struct PortError {
-    /// The vendor's identity of the error: `sql:<number>`, `arm:<status>:<code>`, `http:<status>`,
-    /// `io`, `timeout`.
-    pub code: String,
+    /// What kind of failure, as the vendor identifies it; its Display is the error's code.
+    pub kind: PortErrorKind,
     /// What happened, with cause and fix where known. Never contains a secret.
     pub message: String,
     /// Whether retrying the same call may succeed (connection drops, 429, 5xx, 409 busy …).
@@ -46,24 +133,29 @@ pub struct PortError {
 }
 
 impl PortError {
-    /// A transient error.
-    pub fn transient(code: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A transient error of `kind` (a [`PortErrorKind`], or a code string it parses).
+    pub fn transient(kind: impl Into<PortErrorKind>, message: impl Into<String>) -> Self {
         PortError {
-            code: code.into(),
+            kind: kind.into(),
             message: message.into(),
             transient: true,
             retry_after: None,
         }
     }
 
-    /// A permanent error.
-    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A permanent error of `kind` (a [`PortErrorKind`], or a code string it parses).
+    pub fn permanent(kind: impl Into<PortErrorKind>, message: impl Into<String>) -> Self {
         PortError {
-            code: code.into(),
+            kind: kind.into(),
             message: message.into(),
             transient: false,
             retry_after: None,
         }
+    }
+
+    /// The error's code, as the journal and messages show it (`sql:1412`, `arm:409:…`).
+    pub fn code(&self) -> String {
+        self.kind.to_string()
     }
 
     /// The same error with a `Retry-After` hint.
@@ -79,26 +171,36 @@ impl PortError {
     /// the driver retries these for longer than other transient errors
     /// ([`crate::retry::RetryPolicy::busy_timeout`]).
     pub fn is_busy(&self) -> bool {
-        let mut parts = self.code.splitn(3, ':');
         self.is_throttled()
             || matches!(
-                (parts.next(), parts.next(), parts.next()),
-                (
-                    Some("arm"),
-                    Some("409"),
-                    Some("ConflictingServerOperation" | "ManagedInstanceIsBusy"),
-                )
+                &self.kind,
+                PortErrorKind::Arm { status: 409, code }
+                    if code == "ConflictingServerOperation" || code == "ManagedInstanceIsBusy"
             )
     }
 
     /// The remote side throttled the request (ARM or HTTP 429): it was refused before it was
     /// acted on, so even a call that must not run twice may be sent again.
     pub fn is_throttled(&self) -> bool {
-        let mut parts = self.code.splitn(3, ':');
-        matches!(
-            (parts.next(), parts.next()),
-            (Some("arm" | "http"), Some("429"))
-        )
+        self.kind.http_status() == Some(429)
+    }
+}
+
+impl From<&str> for PortErrorKind {
+    fn from(code: &str) -> Self {
+        PortErrorKind::parse(code)
+    }
+}
+
+impl From<String> for PortErrorKind {
+    fn from(code: String) -> Self {
+        PortErrorKind::parse(&code)
+    }
+}
+
+impl From<&String> for PortErrorKind {
+    fn from(code: &String) -> Self {
+        PortErrorKind::parse(code)
     }
 }
 
@@ -272,6 +374,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn error_kinds_read_and_write_the_journal_codes() {
+        let cases = [
+            ("sql:1412", PortErrorKind::Sql(1412)),
+            (
+                "arm:409:ManagedInstanceIsBusy",
+                PortErrorKind::Arm {
+                    status: 409,
+                    code: "ManagedInstanceIsBusy".to_owned(),
+                },
+            ),
+            (
+                "arm:409:Code:with:colons",
+                PortErrorKind::Arm {
+                    status: 409,
+                    code: "Code:with:colons".to_owned(),
+                },
+            ),
+            ("http:503", PortErrorKind::Http(503)),
+            ("io", PortErrorKind::Io),
+            ("timeout", PortErrorKind::Timeout),
+            ("hook", PortErrorKind::Hook),
+            ("unsupported", PortErrorKind::Unsupported),
+            (
+                "link:LinkCreationError",
+                PortErrorKind::Other("link:LinkCreationError".to_owned()),
+            ),
+            ("sql:abc", PortErrorKind::Other("sql:abc".to_owned())),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(PortErrorKind::parse(code), kind, "{code}");
+            assert_eq!(kind.to_string(), code);
+            let e = PortError::transient(code, "m");
+            assert_eq!(e.code(), code);
+            assert_eq!(e.to_string(), format!("{code}: m"));
+        }
+        assert!(PortError::transient(PortErrorKind::Http(429), "m").is_throttled());
+        assert!(PortError::transient("arm:409:ConflictingServerOperation", "m").is_busy());
+        assert!(!PortError::transient("arm:409:SomethingElse", "m").is_busy());
+    }
+
     #[tokio::test]
     async fn workload_activity_is_unsupported_unless_an_adapter_implements_it() {
         let dbs = [DatabaseName::new("ToyStore").unwrap()];
@@ -282,7 +425,7 @@ mod tests {
             .await
             .unwrap_err();
         for err in [source, instance] {
-            assert_eq!(err.code, UNSUPPORTED);
+            assert_eq!(err.code(), UNSUPPORTED);
             assert!(!err.transient);
         }
     }

@@ -392,7 +392,7 @@ mod tests {
             async { Err(PortError::permanent("sql:41962", "refused")) }
         })
         .await;
-        assert_eq!(result.unwrap_err().code, "sql:41962");
+        assert_eq!(result.unwrap_err().code(), "sql:41962");
         assert_eq!(calls, 1);
         assert_eq!(timer.now(), Timestamp::EPOCH);
     }
@@ -504,7 +504,7 @@ mod tests {
             |_, _, _| {},
         )
         .await;
-        (result.unwrap_err().code, calls, timer.now())
+        (result.unwrap_err().code(), calls, timer.now())
     }
 
     #[tokio::test]
@@ -546,7 +546,7 @@ mod tests {
             })
             .await;
         // Four 503s end it (max_attempts), with four conflicts between them.
-        assert_eq!(result.unwrap_err().code, "http:503");
+        assert_eq!(result.unwrap_err().code(), "http:503");
         assert_eq!(calls, 8);
     }
 }

@@ -435,10 +435,19 @@ impl SessionError {
     }
 }
 
+/// A step error's code names an error the remote side reported (SQL Server, ARM, HTTP, or a
+/// link state such as `link:LinkCreationError`), rather than the transport or milink itself.
 fn is_remote_code(code: &str) -> bool {
-    ["sql:", "arm:", "http:", "link:"]
-        .iter()
-        .any(|p| code.starts_with(p))
+    match crate::ports::PortErrorKind::parse(code) {
+        crate::ports::PortErrorKind::Sql(_)
+        | crate::ports::PortErrorKind::Arm { .. }
+        | crate::ports::PortErrorKind::Http(_) => true,
+        crate::ports::PortErrorKind::Other(other) => other.starts_with("link:"),
+        crate::ports::PortErrorKind::Io
+        | crate::ports::PortErrorKind::Timeout
+        | crate::ports::PortErrorKind::Hook
+        | crate::ports::PortErrorKind::Unsupported => false,
+    }
 }
 
 /// One link, driven: the object-safe face of a session (Python holds a `Box<dyn LinkSession>`).
@@ -1085,7 +1094,7 @@ where
             Effect::Progress(_) => Ok(Observation::Done),
         };
         result.map_err(|e| StepError {
-            code: e.code,
+            code: e.code(),
             message: e.message,
             retryable: e.transient,
         })
@@ -1156,10 +1165,10 @@ where
                 self.emit(SessionEvent::StepRetrying {
                     step,
                     attempt,
-                    code: failed.error.code.clone(),
+                    code: failed.error.code(),
                     wait,
                 });
-                tracing::info!(link = %self.link, step = step.0, attempt, code = %failed.error.code, ?wait, "retrying");
+                tracing::info!(link = %self.link, step = step.0, attempt, code = %failed.error.kind, ?wait, "retrying");
             },
         )
         .await
@@ -1358,7 +1367,7 @@ where
                 Ok(Some(link))
             }
             Err(e) => Err(SessionError::StepFailed(StepError {
-                code: e.code,
+                code: e.code(),
                 message: e.message,
                 retryable: e.transient,
             })),
@@ -1409,7 +1418,7 @@ where
         };
         activity.map_err(|e| {
             SessionError::StepFailed(StepError {
-                code: e.code,
+                code: e.code(),
                 message: e.message,
                 retryable: e.transient,
             })

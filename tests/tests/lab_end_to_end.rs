@@ -53,7 +53,7 @@ async fn happy_path_links_replicates_and_fails_over_without_losing_a_row() {
         lab.sim
             .write(Side::SqlServer, &lab.database, 1)
             .unwrap_err()
-            .code,
+            .code(),
         "sql:976"
     );
     assert_eq!(lab.sim.lost_transactions(&lab.database), 0);

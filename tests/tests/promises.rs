@@ -263,7 +263,7 @@ async fn the_failback_guard_reads_the_live_update_policy() {
         })
         .await
         .unwrap_err();
-    assert!(direct.code.starts_with("arm:409:"), "{direct}");
+    assert!(direct.code().starts_with("arm:409:"), "{direct}");
     // Cancel returns to the steady state it started from.
     s.cancel().await.unwrap();
     assert!(matches!(s.machine().state(), State::FailedOver { .. }));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{InstanceOp, SourceOp};
 use crate::names::DatabaseName;
-use crate::ports::PortError;
+use crate::ports::{PortError, PortErrorKind};
 use crate::time::Timestamp;
 
 /// Serialises a map with non-string keys as a list of pairs (JSON keys must be strings).
@@ -176,7 +176,7 @@ pub struct InjectedError {
 impl From<PortError> for InjectedError {
     fn from(e: PortError) -> Self {
         InjectedError {
-            code: e.code,
+            code: e.code(),
             message: e.message,
             transient: e.transient,
             retry_after: e.retry_after,
@@ -187,7 +187,7 @@ impl From<PortError> for InjectedError {
 impl From<InjectedError> for PortError {
     fn from(e: InjectedError) -> Self {
         PortError {
-            code: e.code,
+            kind: PortErrorKind::parse(&e.code),
             message: e.message,
             transient: e.transient,
             retry_after: e.retry_after,

@@ -250,8 +250,8 @@ impl Rig {
     }
 }
 
-fn code(e: &PortError) -> &str {
-    e.code.as_str()
+fn code(e: &PortError) -> String {
+    e.code()
 }
 
 #[test]
