@@ -1122,7 +1122,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
                 let records = opts.crash_after.unwrap_or_default();
                 run.report.outcome = "crashed".into();
                 run.report.crashed_after_record = Some(records);
-                run.report.final_state = run.session.status().state;
+                run.report.final_state = run.session.status().state.name().to_owned();
                 run.report.workload = sim.workload_stats();
                 run.report.redirect = app.state().ledger;
                 let saved = Saved {
@@ -1152,7 +1152,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
         });
     }
     sim.stop_workload();
-    run.report.final_state = run.session.status().state;
+    run.report.final_state = run.session.status().state.name().to_owned();
     run.report.workload = sim.workload_stats();
     run.report.redirect = app.finish().ledger;
     if opts.plan {

@@ -57,7 +57,7 @@ use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
 use crate::lifecycle::{
     AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, FailoverKind, LinkName,
-    LinkObservation, LinkSpec, Machine, Observation, Probe, ProgressEvent, Rejected, Side,
+    LinkObservation, LinkSpec, Machine, Observation, Phase, Probe, ProgressEvent, Rejected, Side,
     SpecError, State, StepError, StepId,
 };
 use crate::link_lock::{LinkLock, LinkLockError, LockHolder};
@@ -154,12 +154,13 @@ pub enum SessionEvent {
 pub struct SessionStatus {
     /// The link.
     pub link: LinkName,
-    /// The state's name, e.g. `Seeding`.
-    pub state: String,
+    /// The state's phase, e.g. [`Phase::Seeding`] (its name in JSON and Python: `"Seeding"`).
+    pub state: Phase,
     /// The state with its details, as the machine describes it.
     pub detail: String,
-    /// The state as data (for JSON, Python dicts and notebooks).
-    pub phase: serde_json::Value,
+    /// The state with its data (for JSON, Python dicts and notebooks: `"Replicating"`, or e.g.
+    /// `{"FailedOver": {"primary": ..., "data_loss_possible": ...}}`).
+    pub phase: State,
     /// The state is final (no command can leave it).
     pub terminal: bool,
     /// What the machine is waiting on.
@@ -1323,9 +1324,9 @@ where
         let state = core.machine.state();
         SessionStatus {
             link: self.link.clone(),
-            state: state.name().to_owned(),
+            state: state.phase(),
             detail: state.to_string(),
-            phase: serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
+            phase: state.clone(),
             terminal: core.machine.is_terminal(),
             in_flight: core.machine.in_flight().iter().map(action).collect(),
             deadline: core.machine.deadline(),

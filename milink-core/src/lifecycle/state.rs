@@ -150,6 +150,19 @@ impl Phase {
     }
 }
 
+/// A phase equals its name (`Phase::Seeding == "Seeding"`), as status and events show it.
+impl PartialEq<&str> for Phase {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl PartialEq<str> for Phase {
+    fn eq(&self, other: &str) -> bool {
+        self.name() == other
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
