@@ -279,8 +279,8 @@ pub enum Observation {
 pub enum ProgressEvent {
     /// A phase began.
     Phase {
-        /// Phase name.
-        name: String,
+        /// The phase (its name in JSON and Python, e.g. `"Seeding"`).
+        name: super::state::Phase,
     },
     /// Seeding progress of one database.
     Seeding {

@@ -671,12 +671,7 @@ impl Machine {
                     } else {
                         next.split_brain_since = None;
                     }
-                    effects.insert(
-                        0,
-                        Effect::Progress(ProgressEvent::Phase {
-                            name: after.name().to_owned(),
-                        }),
-                    );
+                    effects.insert(0, Effect::Progress(ProgressEvent::Phase { name: after }));
                 }
                 *self = next;
                 Ok(Step { effects })

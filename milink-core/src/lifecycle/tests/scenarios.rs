@@ -89,7 +89,7 @@ fn phase_events(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Progress(ProgressEvent::Phase { name }) => Some(name.clone()),
+            Effect::Progress(ProgressEvent::Phase { name }) => Some(name.name().to_owned()),
             _ => None,
         })
         .collect()
