@@ -630,13 +630,10 @@ impl Run {
             ));
         }
         if matches!(self.state(), State::Draft) {
-            let mut blockers = instance_blockers;
-            blockers.extend(
-                report
-                    .database_findings(self.database.as_str())
-                    .filter(|f| f.severity == Severity::Blocker)
-                    .map(|f| format!("{}: {}", f.rule_id, f.title)),
-            );
+            // The instance's blockers and the linked database's, as the report has them.
+            let blockers = report
+                .outcome_for(std::slice::from_ref(&self.database))
+                .blockers;
             self.session
                 .record_assessment(AssessmentOutcome { blockers })
                 .await?;

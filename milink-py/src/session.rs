@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use milink_core::lifecycle::{
-    AssessmentOutcome, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName, Side,
+    AssessmentOutcome, Blocker, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName,
+    Side,
 };
 use milink_core::names::DatabaseName;
 use milink_core::ports::{Journal, ManagedInstance, SourceServer};
@@ -218,10 +219,12 @@ impl PyLinkSession {
         if let Ok(report) = assessment.cast::<PyReadinessReport>() {
             return Ok(report.get().inner.outcome_for(&self.databases));
         }
-        let blockers: Vec<String> = assessment.extract().map_err(|_| {
+        let lines: Vec<String> = assessment.extract().map_err(|_| {
             invalid("record_assessment takes a ReadinessReport or a list of blocker strings")
         })?;
-        Ok(AssessmentOutcome { blockers })
+        Ok(AssessmentOutcome {
+            blockers: lines.iter().map(|l| Blocker::from_line(l)).collect(),
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::assess::network::NetworkProbe;
 use crate::assess::rules::{Finding, Fix, NotEvaluated, Scope, Severity};
 use crate::assess::sku::SkuRecommendation;
 use crate::error::Error;
-use crate::lifecycle::AssessmentOutcome;
+use crate::lifecycle::{AssessmentOutcome, Blocker};
 use crate::names::{DatabaseName, LinkMode, SqlVersion};
 use crate::time::Timestamp;
 
@@ -147,20 +147,23 @@ impl ReadinessReport {
                 .iter()
                 .any(|n| n.as_str().eq_ignore_ascii_case(d.as_str())),
         };
-        let mut blockers: Vec<String> = self
+        let mut blockers: Vec<Blocker> = self
             .blockers()
             .filter(|f| wanted(&f.scope))
-            .map(|f| format!("{}: {} ({})", f.rule_id, f.title, f.scope))
+            .map(|f| Blocker {
+                rule: f.rule_id.to_string(),
+                scope: Some(f.scope.clone()),
+                title: f.title.to_string(),
+            })
             .collect();
         blockers.extend(
             databases
                 .iter()
                 .filter(|d| self.verdict_of(d.as_str()).is_none())
-                .map(|d| {
-                    format!(
-                        "not assessed: database {d} is not in the report of {}",
-                        self.server
-                    )
+                .map(|d| Blocker {
+                    rule: "not-assessed".to_owned(),
+                    scope: Some(Scope::Database(d.clone())),
+                    title: format!("database {d} is not in the report of {}", self.server),
                 }),
         );
         AssessmentOutcome { blockers }

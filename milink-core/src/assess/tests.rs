@@ -106,25 +106,36 @@ fn the_outcome_for_a_link_lists_only_its_own_and_the_instance_blockers() {
     assert!(report.outcome_for(&[]).blockers.is_empty());
     let blocked = report.outcome_for(&[dbn("toystore"), dbn("Customer360")]);
     assert!(
-        blocked.blockers.iter().any(
-            |b| b.starts_with("Link.RecoveryModel: ") && b.ends_with(" (database Customer360)")
-        ),
+        blocked
+            .blockers
+            .iter()
+            .any(|b| b.to_string().starts_with("Link.RecoveryModel: ")
+                && b.to_string().ends_with(" (database Customer360)")),
         "{blocked:?}"
     );
     assert!(
-        blocked.blockers.iter().all(|b| b.contains("Customer360")),
+        blocked
+            .blockers
+            .iter()
+            .all(|b| b.to_string().contains("Customer360")),
         "{blocked:?}"
     );
     let missing = report.outcome_for(&[dbn("Elsewhere")]);
     assert_eq!(missing.blockers.len(), 1);
-    assert!(missing.blockers[0].contains("Elsewhere"), "{missing:?}");
+    assert!(
+        missing.blockers[0].to_string().contains("Elsewhere"),
+        "{missing:?}"
+    );
 
     let mut lab = fixtures::tailspin();
     lab.instance.hadr_enabled = false;
     let report = lab.assess();
     let outcome = report.outcome_for(&[dbn("ToyStore")]);
     assert!(
-        outcome.blockers.iter().any(|b| b.ends_with(" (instance)")),
+        outcome
+            .blockers
+            .iter()
+            .any(|b| b.to_string().ends_with(" (instance)")),
         "{outcome:?}"
     );
     // Empty exactly when ensure_ready passes.

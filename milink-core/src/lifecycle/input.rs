@@ -68,8 +68,89 @@ pub enum Command {
 /// The readiness verdict the machine needs (the full report lives in `assess`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssessmentOutcome {
-    /// Blocking findings, as `rule id: title` lines; empty when ready.
-    pub blockers: Vec<String>,
+    /// Blocking findings; empty when ready.
+    pub blockers: Vec<Blocker>,
+}
+
+/// One blocking finding as the machine records it: the rule's id, what it is about, and its
+/// title. Journals written before it was typed hold `rule id: title` strings; they still load
+/// (the scope is then unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "BlockerRepr")]
+pub struct Blocker {
+    /// The rule id, e.g. `Link.RecoveryModel` (`not-assessed` for a database the report does not
+    /// cover).
+    pub rule: String,
+    /// What the finding is about, when known.
+    pub scope: Option<crate::assess::Scope>,
+    /// The finding's title.
+    pub title: String,
+}
+
+impl Blocker {
+    /// A blocker from a `rule id: title` line (what earlier versions recorded, and what callers
+    /// without a report pass); a line without `: ` is all title.
+    pub fn from_line(line: &str) -> Blocker {
+        match line.split_once(": ") {
+            Some((rule, title)) if !rule.contains(' ') => Blocker {
+                rule: rule.to_owned(),
+                scope: None,
+                title: title.to_owned(),
+            },
+            Some(_) | None => Blocker {
+                rule: String::new(),
+                scope: None,
+                title: line.to_owned(),
+            },
+        }
+    }
+}
+
+impl From<&str> for Blocker {
+    fn from(line: &str) -> Blocker {
+        Blocker::from_line(line)
+    }
+}
+
+impl From<String> for Blocker {
+    fn from(line: String) -> Blocker {
+        Blocker::from_line(&line)
+    }
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.rule.is_empty() {
+            write!(f, "{}: ", self.rule)?;
+        }
+        f.write_str(&self.title)?;
+        match &self.scope {
+            Some(scope) => write!(f, " ({scope})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A blocker as stored: the typed shape, or an earlier version's line.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BlockerRepr {
+    Typed {
+        rule: String,
+        #[serde(default)]
+        scope: Option<crate::assess::Scope>,
+        title: String,
+    },
+    Line(String),
+}
+
+impl From<BlockerRepr> for Blocker {
+    fn from(repr: BlockerRepr) -> Blocker {
+        match repr {
+            BlockerRepr::Typed { rule, scope, title } => Blocker { rule, scope, title },
+            BlockerRepr::Line(line) => Blocker::from_line(&line),
+        }
+    }
 }
 
 /// Why an effect failed, as the journal keeps it (no secrets, no vendor types).
@@ -359,5 +440,39 @@ impl Command {
             Command::Retry => "Command::Retry",
             Command::Refresh => "Command::Refresh",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::Scope;
+
+    #[test]
+    fn blockers_load_from_earlier_lines_and_round_trip_typed() {
+        // What earlier versions journaled.
+        let old: AssessmentOutcome = serde_json::from_str(
+            r#"{"blockers":["Link.RecoveryModel: SIMPLE recovery (database ToyStore)"]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.blockers[0].rule, "Link.RecoveryModel");
+        assert_eq!(old.blockers[0].scope, None);
+        assert_eq!(
+            old.blockers[0].to_string(),
+            "Link.RecoveryModel: SIMPLE recovery (database ToyStore)"
+        );
+        let typed = Blocker {
+            rule: "FileStream".to_owned(),
+            scope: Some(Scope::Database(DatabaseName::new("Customer360").unwrap())),
+            title: "FILESTREAM is not supported".to_owned(),
+        };
+        let json = serde_json::to_string(&typed).unwrap();
+        assert!(json.contains("\"rule\":\"FileStream\""), "{json}");
+        assert_eq!(serde_json::from_str::<Blocker>(&json).unwrap(), typed);
+        assert_eq!(
+            typed.to_string(),
+            "FileStream: FILESTREAM is not supported (database Customer360)"
+        );
+        assert_eq!(Blocker::from_line("no rule here").rule, "");
     }
 }

@@ -211,8 +211,11 @@ pub enum RejectReason {
         expected: &'static str,
     },
     /// The assessment has blocking findings.
-    #[error("the readiness assessment has blockers: {}", .0.join("; "))]
-    NotReadyAssessment(Vec<String>),
+    #[error(
+        "the readiness assessment has blockers: {}",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NotReadyAssessment(Vec<super::input::Blocker>),
     /// A forced failover without the data-loss acknowledgement.
     #[error(
         "a forced failover may lose data: pass a DataLossAcknowledgement naming the link, or use \

@@ -29,7 +29,7 @@ pub use effect::{
     OperationRef, Probe, RoleChangeType, SourceOp, StepId,
 };
 pub use input::{
-    AssessmentOutcome, Command, CutoverOptions, DataLossAcknowledgement, DatabaseView,
+    AssessmentOutcome, Blocker, Command, CutoverOptions, DataLossAcknowledgement, DatabaseView,
     FailoverKind, FullBackup, Input, LinkObservation, Observation, PartnerReplica, ProgressEvent,
     ReplicaRole, SideView, StepError, SyncHealth, SyncState,
 };

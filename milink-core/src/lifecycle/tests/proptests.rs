@@ -38,7 +38,7 @@ fn command(h: &H, c: u8, p: u8) -> Command {
     match c % 10 {
         0 => Command::RecordAssessment(AssessmentOutcome { blockers: vec![] }),
         1 => Command::RecordAssessment(AssessmentOutcome {
-            blockers: vec!["MultipleLogFiles".to_owned()],
+            blockers: vec!["MultipleLogFiles".into()],
         }),
         2 => Command::Start,
         3 => Command::Failover(FailoverKind::Planned),

@@ -398,7 +398,7 @@ pub fn assessment_and_start_guards() {
         h.reject_cmd(Command::Start),
         RejectReason::AssessmentRequired
     );
-    let blockers = vec!["FileStream: FILESTREAM is not supported".to_owned()];
+    let blockers: Vec<Blocker> = vec!["FileStream: FILESTREAM is not supported".into()];
     assert_eq!(
         h.reject_cmd(Command::RecordAssessment(AssessmentOutcome {
             blockers: blockers.clone()
