@@ -3,16 +3,14 @@
 //! REST API). Used by the lab's `--plan` mode.
 
 use milink_core::Secret;
-use milink_core::lifecycle::{
-    ArmFailoverType, AvailabilityMode, FailoverMode, InstanceOp, RenderContext, RoleChangeType,
-    SeedingMode, Side, SourceOp,
-};
-use milink_core::names::{InstanceId, LinkMode};
+use milink_core::lifecycle::{InstanceOp, RenderContext, SourceOp};
+use milink_core::names::InstanceId;
 use milink_core::tsql::{self, Batch};
 use serde_json::{Value, json};
 
-/// The api-version the plan's URLs carry: the one the simulated instance's operation URLs use.
-pub use milink_core::sim::managed_instance::API_VERSION;
+/// The api-version the plan's URLs carry (milink's own, which the simulated instance's
+/// operation URLs use too).
+pub use milink_core::arm::API_VERSION;
 
 /// The T-SQL batches SQL Server would run for `op`, rendered by [`SourceOp::render`].
 ///
@@ -51,20 +49,7 @@ impl std::fmt::Display for ArmRequest {
     }
 }
 
-/// Percent-encodes one URL path segment (RFC 3986 unreserved characters stay).
-fn segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A public key as the REST API shows it: `0x` and upper-case hex, shortened for display.
+/// A public key as the plan shows it: `0x` and upper-case hex, shortened for display.
 fn blob(der: &[u8]) -> String {
     let hex: String = der.iter().take(16).map(|b| format!("{b:02X}")).collect();
     if der.len() > 16 {
@@ -74,118 +59,28 @@ fn blob(der: &[u8]) -> String {
     }
 }
 
-fn side_role(side: Side) -> &'static str {
-    match side {
-        Side::ManagedInstance => "Primary",
-        Side::SqlServer => "Secondary",
-    }
-}
-
-/// The ARM request the managed instance adapter would send for `op`.
+/// The ARM request the managed instance adapter would send for `op`, from
+/// [`milink_core::arm::request`] (public keys shortened for display).
 pub fn arm_request(op: &InstanceOp, instance: &InstanceId) -> ArmRequest {
-    let base = format!("https://management.azure.com{instance}");
-    let url = |path: String| format!("{base}/{path}?api-version={API_VERSION}");
-    let dag = |link: &str, tail: &str| {
-        url(format!(
-            "distributedAvailabilityGroups/{}{tail}",
-            segment(link)
-        ))
-    };
-    match op {
-        InstanceOp::PutServerTrustCertificate { name, public_blob } => ArmRequest {
-            method: "PUT",
-            url: url(format!(
-                "serverTrustCertificates/{}",
-                segment(name.as_str())
-            )),
-            body: Some(json!({"properties": {"publicBlob": blob(public_blob)}})),
-        },
-        InstanceOp::GetEndpointCertificate => ArmRequest {
-            method: "GET",
-            url: url("endpointCertificates/DATABASE_MIRRORING".to_string()),
-            body: None,
-        },
-        InstanceOp::PutLink { link, properties } => {
-            let p = properties;
-            let mut body = json!({"properties": {
-                "instanceLinkRole": side_role(p.instance_link_role),
-                "instanceAvailabilityGroupName": p.instance_ag.as_str(),
-                "partnerAvailabilityGroupName": p.partner_ag.as_str(),
-                "partnerEndpoint": p.partner_endpoint,
-                "failoverMode": match p.failover_mode {
-                    FailoverMode::Manual => "Manual",
-                    FailoverMode::None => "None",
-                },
-                "seedingMode": match p.seeding_mode {
-                    SeedingMode::Automatic => "Automatic",
-                    SeedingMode::Manual => "Manual",
-                },
-                "databases": p.databases.iter()
-                    .map(|d| json!({"databaseName": d.as_str()}))
-                    .collect::<Vec<_>>(),
-            }});
-            if p.link_mode == LinkMode::MultiDatabase
-                && let Some(props) = body.get_mut("properties").and_then(Value::as_object_mut)
-            {
-                props.insert("linkMode".into(), json!("MultiDatabase"));
-            }
-            ArmRequest {
-                method: "PUT",
-                url: dag(link.as_str(), ""),
-                body: Some(body),
-            }
-        }
-        InstanceOp::SetReplicationMode { link, mode } => ArmRequest {
-            method: "PATCH",
-            url: dag(link.as_str(), ""),
-            body: Some(json!({"properties": {"replicationMode": match mode {
-                AvailabilityMode::SynchronousCommit => "Sync",
-                AvailabilityMode::AsynchronousCommit => "Async",
-            }}})),
-        },
-        InstanceOp::Failover {
-            link,
-            failover_type,
-        } => ArmRequest {
-            method: "POST",
-            url: dag(link.as_str(), "/failover"),
-            body: Some(json!({"failoverType": match failover_type {
-                ArmFailoverType::Planned => "Planned",
-                ArmFailoverType::ForcedAllowDataLoss => "ForcedAllowDataLoss",
-            }})),
-        },
-        InstanceOp::SetRole { link, role, change } => ArmRequest {
-            method: "POST",
-            url: dag(link.as_str(), "/setRole"),
-            body: Some(json!({
-                "instanceRole": side_role(*role),
-                "roleChangeType": match change {
-                    RoleChangeType::Planned => "Planned",
-                    RoleChangeType::Forced => "Forced",
-                },
-            })),
-        },
-        InstanceOp::DeleteLink { link } => ArmRequest {
-            method: "DELETE",
-            url: dag(link.as_str(), ""),
-            body: None,
-        },
-        InstanceOp::DeleteServerTrustCertificate { name } => ArmRequest {
-            method: "DELETE",
-            url: url(format!(
-                "serverTrustCertificates/{}",
-                segment(name.as_str())
-            )),
-            body: None,
-        },
+    let request = milink_core::arm::request(op, instance);
+    let mut body = request.body.clone();
+    if let (InstanceOp::PutServerTrustCertificate { public_blob, .. }, Some(b)) =
+        (op, body.as_mut())
+    {
+        b["properties"]["publicBlob"] = json!(blob(public_blob));
+    }
+    ArmRequest {
+        method: request.method.as_str(),
+        url: request.url(milink_core::arm::MANAGEMENT_ENDPOINT),
+        body,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use milink_core::lifecycle::LinkProperties;
-    use milink_core::names::{AgName, DatabaseName, LinkName};
+    use milink_core::lifecycle::{FailoverMode, LinkProperties, SeedingMode, Side};
+    use milink_core::names::{AgName, DatabaseName, LinkMode, LinkName};
 
     fn instance() -> InstanceId {
         InstanceId::from_parts("sub", "rg", "tailspin-mi").unwrap()

@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod arm;
 pub mod assess;
 pub mod error;
 pub mod journal;

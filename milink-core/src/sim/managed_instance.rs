@@ -21,7 +21,9 @@ use super::world::{
 };
 
 /// The api-version in operation URLs.
-pub const API_VERSION: &str = "2025-01-01";
+
+/// The api-version of the operation URLs the simulated instance hands out: milink's own.
+pub use crate::arm::API_VERSION;
 
 /// The simulated managed instance (`tailspin-mi` in the lab). Implements [`ManagedInstance`].
 #[derive(Debug, Clone)]

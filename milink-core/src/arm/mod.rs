@@ -1,0 +1,274 @@
+//! The managed instance's side of the link as Azure Resource Manager requests: each
+//! [`InstanceOp`] becomes one request (method, path under the management endpoint, api-version
+//! and JSON body) following the official REST specs of
+//! `Microsoft.Sql/managedInstances/{mi}/distributedAvailabilityGroups` and
+//! `…/serverTrustCertificates` (milink-facts §2.5–§2.6).
+//!
+//! This is the one source of truth for what milink sends: the lab's plan prints it, the
+//! simulator's operation URLs carry its api-version, and the ARM adapter will send it. Pure: no
+//! I/O, no credentials.
+
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use crate::lifecycle::{
+    ArmFailoverType, AvailabilityMode, FailoverMode, InstanceOp, RoleChangeType, SeedingMode, Side,
+};
+use crate::names::{InstanceId, LinkMode};
+
+/// The stable api-version milink uses (default package of the SQL resource provider).
+pub const API_VERSION: &str = "2025-01-01";
+/// The preview api-version, the only one with `linkMode` (MultiDatabase links).
+pub const PREVIEW_API_VERSION: &str = "2025-08-01-preview";
+/// Azure public cloud's management endpoint (sovereign clouds have their own).
+pub const MANAGEMENT_ENDPOINT: &str = "https://management.azure.com";
+
+/// An HTTP method ARM uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `POST`.
+    Post,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One ARM request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// The path under the management endpoint, starting with the instance's resource id
+    /// (`/subscriptions/…/managedInstances/{mi}/…`), each segment percent-encoded.
+    pub path: String,
+    /// The api-version query parameter.
+    pub api_version: &'static str,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+}
+
+impl ArmRequest {
+    /// The full URL on `endpoint` (e.g. [`MANAGEMENT_ENDPOINT`]).
+    pub fn url(&self, endpoint: &str) -> String {
+        format!(
+            "{}{}?api-version={}",
+            endpoint.trim_end_matches('/'),
+            self.path,
+            self.api_version
+        )
+    }
+}
+
+/// Percent-encodes one URL path segment (RFC 3986 unreserved characters stay).
+pub fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A certificate's public key as the REST API takes it: `0x` and upper-case hex.
+pub fn public_blob(der: &[u8]) -> String {
+    let mut out = String::with_capacity(2 + der.len() * 2);
+    out.push_str("0x");
+    for b in der {
+        out.push_str(&format!("{b:02X}"));
+    }
+    out
+}
+
+fn side_role(side: Side) -> &'static str {
+    match side {
+        Side::ManagedInstance => "Primary",
+        Side::SqlServer => "Secondary",
+    }
+}
+
+/// The ARM request the managed instance adapter sends for `op` on `instance`.
+pub fn request(op: &InstanceOp, instance: &InstanceId) -> ArmRequest {
+    let base = instance.to_string();
+    let at = |method: Method, path: String, body: Option<Value>| ArmRequest {
+        method,
+        path: format!("{base}/{path}"),
+        api_version: API_VERSION,
+        body,
+    };
+    let dag =
+        |link: &str, tail: &str| format!("distributedAvailabilityGroups/{}{tail}", segment(link));
+    match op {
+        InstanceOp::PutServerTrustCertificate {
+            name,
+            public_blob: der,
+        } => at(
+            Method::Put,
+            format!("serverTrustCertificates/{}", segment(name.as_str())),
+            Some(json!({"properties": {"publicBlob": public_blob(der)}})),
+        ),
+        InstanceOp::GetEndpointCertificate => at(
+            Method::Get,
+            "endpointCertificates/DATABASE_MIRRORING".to_owned(),
+            None,
+        ),
+        InstanceOp::PutLink { link, properties } => {
+            let p = properties;
+            let mut body = json!({"properties": {
+                "instanceLinkRole": side_role(p.instance_link_role),
+                "instanceAvailabilityGroupName": p.instance_ag.as_str(),
+                "partnerAvailabilityGroupName": p.partner_ag.as_str(),
+                "partnerEndpoint": p.partner_endpoint,
+                "failoverMode": match p.failover_mode {
+                    FailoverMode::Manual => "Manual",
+                    FailoverMode::None => "None",
+                },
+                "seedingMode": match p.seeding_mode {
+                    SeedingMode::Automatic => "Automatic",
+                    SeedingMode::Manual => "Manual",
+                },
+                "databases": p.databases.iter()
+                    .map(|d| json!({"databaseName": d.as_str()}))
+                    .collect::<Vec<_>>(),
+            }});
+            let mut request = at(Method::Put, dag(link.as_str(), ""), None);
+            // `linkMode` exists only in the preview api-version.
+            if p.link_mode == LinkMode::MultiDatabase
+                && let Some(props) = body.get_mut("properties").and_then(Value::as_object_mut)
+            {
+                props.insert("linkMode".into(), json!("MultiDatabase"));
+                request.api_version = PREVIEW_API_VERSION;
+            }
+            request.body = Some(body);
+            request
+        }
+        InstanceOp::SetReplicationMode { link, mode } => at(
+            Method::Patch,
+            dag(link.as_str(), ""),
+            Some(json!({"properties": {"replicationMode": match mode {
+                AvailabilityMode::SynchronousCommit => "Sync",
+                AvailabilityMode::AsynchronousCommit => "Async",
+            }}})),
+        ),
+        InstanceOp::Failover {
+            link,
+            failover_type,
+        } => at(
+            Method::Post,
+            dag(link.as_str(), "/failover"),
+            Some(json!({"failoverType": match failover_type {
+                ArmFailoverType::Planned => "Planned",
+                ArmFailoverType::ForcedAllowDataLoss => "ForcedAllowDataLoss",
+            }})),
+        ),
+        InstanceOp::SetRole { link, role, change } => at(
+            Method::Post,
+            dag(link.as_str(), "/setRole"),
+            Some(json!({
+                "instanceRole": side_role(*role),
+                "roleChangeType": match change {
+                    RoleChangeType::Planned => "Planned",
+                    RoleChangeType::Forced => "Forced",
+                },
+            })),
+        ),
+        InstanceOp::DeleteLink { link } => at(Method::Delete, dag(link.as_str(), ""), None),
+        InstanceOp::DeleteServerTrustCertificate { name } => at(
+            Method::Delete,
+            format!("serverTrustCertificates/{}", segment(name.as_str())),
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::LinkProperties;
+    use crate::names::{AgName, CertificateName, DatabaseName, LinkName};
+
+    fn instance() -> InstanceId {
+        InstanceId::from_parts("sub", "rg", "tailspin-mi").unwrap()
+    }
+
+    fn put_link(mode: LinkMode) -> InstanceOp {
+        InstanceOp::PutLink {
+            link: LinkName::new("DAG_ToyStore").unwrap(),
+            properties: LinkProperties {
+                instance_link_role: Side::SqlServer,
+                instance_ag: AgName::new("AG_ToyStore_MI").unwrap(),
+                partner_ag: AgName::new("AG_ToyStore").unwrap(),
+                partner_endpoint: "TCP://10.0.1.4:5022".into(),
+                failover_mode: FailoverMode::Manual,
+                seeding_mode: SeedingMode::Automatic,
+                link_mode: mode,
+                databases: vec![DatabaseName::new("ToyStore").unwrap()],
+            },
+        }
+    }
+
+    #[test]
+    fn put_link_follows_the_rest_shape() {
+        let r = request(&put_link(LinkMode::SingleDatabase), &instance());
+        assert_eq!(r.method, Method::Put);
+        assert_eq!(
+            r.url(MANAGEMENT_ENDPOINT),
+            "https://management.azure.com/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/tailspin-mi/distributedAvailabilityGroups/DAG_ToyStore?api-version=2025-01-01"
+        );
+        let p = &r.body.unwrap()["properties"];
+        assert_eq!(p["instanceLinkRole"], "Secondary");
+        assert_eq!(p["failoverMode"], "Manual");
+        assert_eq!(p["databases"][0]["databaseName"], "ToyStore");
+        assert!(p.get("linkMode").is_none());
+        // MultiDatabase needs the preview api-version, the only one with linkMode.
+        let r = request(&put_link(LinkMode::MultiDatabase), &instance());
+        assert_eq!(r.api_version, PREVIEW_API_VERSION);
+        assert_eq!(r.body.unwrap()["properties"]["linkMode"], "MultiDatabase");
+    }
+
+    #[test]
+    fn names_are_escaped_and_blobs_are_hex() {
+        let op = InstanceOp::DeleteLink {
+            link: LinkName::new("a b/c").unwrap(),
+        };
+        assert!(
+            request(&op, &instance())
+                .path
+                .ends_with("/distributedAvailabilityGroups/a%20b%2Fc")
+        );
+        let op = InstanceOp::PutServerTrustCertificate {
+            name: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
+            public_blob: vec![0x30, 0x82, 0x0a],
+        };
+        let r = request(&op, &instance());
+        assert_eq!(r.body.unwrap()["properties"]["publicBlob"], "0x30820A");
+        assert_eq!(r.method.as_str(), "PUT");
+    }
+}
