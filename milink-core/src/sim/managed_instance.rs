@@ -20,8 +20,6 @@ use super::world::{
     ArmOperation, DbState, EventKind, InstanceLink, LinkFault, ReplicaPhase, World,
 };
 
-/// The api-version in operation URLs.
-
 /// The api-version of the operation URLs the simulated instance hands out: milink's own.
 pub use crate::arm::API_VERSION;
 
