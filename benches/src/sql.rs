@@ -1,8 +1,8 @@
 //! Inputs of the T-SQL builder benchmarks: hostile names and the rendering context.
 
 use milink_core::Secret;
-use milink_core::lifecycle::RenderContext;
 use milink_core::names::{CertificateName, SYSNAME_MAX};
+use milink_core::sqlserver::RenderContext;
 
 use crate::{WorkloadError, ctx};
 

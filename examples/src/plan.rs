@@ -3,8 +3,9 @@
 //! REST API). Used by the lab's `--plan` mode.
 
 use milink_core::Secret;
-use milink_core::lifecycle::{InstanceOp, RenderContext, SourceOp};
+use milink_core::lifecycle::{InstanceOp, SourceOp};
 use milink_core::names::InstanceId;
+use milink_core::sqlserver::RenderContext;
 use milink_core::tsql::{self, Batch};
 use serde_json::{Value, json};
 

@@ -58,6 +58,7 @@ pub mod secret;
 pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod sqlserver;
 pub mod time;
 pub mod tsql;
 

@@ -8,13 +8,12 @@
 //! - [`state`]: the states and their data;
 //! - [`machine`]: [`Machine`], the one exhaustive `match (state, input)`;
 //! - [`table`]: every edge as data, rendered to `docs/lifecycle.mmd`;
-//! - [`render`]: a [`SourceOp`] as the T-SQL batches SQL Server runs;
+//! - rendering a [`SourceOp`] to T-SQL lives outside the machine, in [`crate::sqlserver`];
 //! - [`seeding`]: which seeding failures are final ([`SeedingFailure`]).
 
 pub mod effect;
 pub mod input;
 pub mod machine;
-pub mod render;
 pub mod seeding;
 pub mod spec;
 pub mod state;
@@ -34,7 +33,6 @@ pub use input::{
     ReplicaRole, SideView, StepError, SyncHealth, SyncState,
 };
 pub use machine::{Machine, RejectReason, Rejected, Step};
-pub use render::{RenderContext, RenderError};
 pub use seeding::SeedingFailure;
 #[cfg(feature = "mutations")]
 pub use spec::Mutations;

@@ -1,5 +1,6 @@
 //! Rendering a [`SourceOp`] to the T-SQL batches SQL Server runs, with the [`crate::tsql`]
-//! builders. The SQL Server adapter calls this; the machine itself never sees T-SQL.
+//! builders. The SQL Server adapter calls this; the machine itself never sees T-SQL, nor the
+//! secrets and certificates rendering needs.
 //!
 //! The two inputs that are not in the op live in a [`RenderContext`]: the database master key
 //! password (a [`Secret`]: the batch shows it redacted) and the Azure root CA certificates.
@@ -8,7 +9,7 @@ use crate::names::CertificateName;
 use crate::secret::Secret;
 use crate::tsql::{self, Batch};
 
-use super::effect::SourceOp;
+use crate::lifecycle::SourceOp;
 
 /// What rendering needs besides the op: configuration of the SQL Server adapter.
 #[derive(Debug, Clone)]
