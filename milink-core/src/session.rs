@@ -485,9 +485,9 @@ pub trait LinkSession: Send + Sync {
     async fn retry(&self) -> Result<(), SessionError>;
     /// Where the link is.
     fn status(&self) -> SessionStatus;
-    /// Both sides read now. In a steady state or a split brain the reading goes through the
-    /// machine ([`Command::Refresh`]), so a split brain is seen (and one resolved outside milink
-    /// is left); while an operation runs, its latest reading; elsewhere a direct reading. A side
+    /// Both sides read now. In a steady state, a split brain or a failure the reading goes
+    /// through the machine ([`Command::Refresh`]), so a split brain is seen (and one resolved
+    /// outside milink is left); while an operation runs, and elsewhere, a direct reading. A side
     /// that cannot be read is marked [`LinkObservation::unreachable`], never shown as its last
     /// value.
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError>;
@@ -1348,20 +1348,16 @@ where
     }
 
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError> {
-        // In a steady state or a split brain the machine reads both sides now (and sees a
-        // split brain, or its end). While an operation runs, it reads the link itself: its
-        // latest reading is current.
-        match self.refresh().await? {
-            Refreshed::Read | Refreshed::Busy => {
-                let core = lock(&self.core);
-                if let Some(link) = core.machine.health() {
-                    return Ok(Some(link.clone()));
-                }
+        // In a steady state, a split brain or a failure the machine reads both sides now (and
+        // sees a split brain, or its end).
+        if let Refreshed::Read = self.refresh().await? {
+            let core = lock(&self.core);
+            if let Some(link) = core.machine.health() {
+                return Ok(Some(link.clone()));
             }
-            Refreshed::NotApplicable => {}
         }
-        // Elsewhere (creating, failed, completed): a fresh reading, never a cached one; a side
-        // that cannot be read is marked unreachable in it.
+        // While an operation runs, or elsewhere (creating, completed): a fresh reading straight
+        // from the ports, never a cached one; a side that cannot be read is marked unreachable.
         match self.probe_link(StepId(0)).await {
             Ok(link) => {
                 lock(&self.core).last_health = Some(link.clone());
