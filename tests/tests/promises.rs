@@ -49,6 +49,21 @@ fn sql_server_down(lab: &Lab, n: u32) {
     }
 }
 
+/// A replicating link on lab `seed`, forced over to the instance while SQL Server is cut off
+/// and dark for milink (it stays PRIMARY: nothing demoted it).
+async fn forced_while_sql_server_is_dark(
+    seed: u64,
+) -> (Lab, milink_tests::SimSession<MemoryJournal>) {
+    let lab = lab(seed);
+    let s = create(&lab, MemoryJournal::new(), options(seed)).unwrap();
+    s.record_assessment(ready()).await.unwrap();
+    s.start().await.unwrap();
+    lab.sim.partition(Duration::from_secs(3600));
+    sql_server_down(&lab, 40);
+    s.failover(ack(&lab)).await.unwrap();
+    (lab, s)
+}
+
 const PRIMARY: Option<ReplicaRole> = Some(ReplicaRole::Primary);
 const SECONDARY: Option<ReplicaRole> = Some(ReplicaRole::Secondary);
 
@@ -130,13 +145,7 @@ async fn a_failback_whose_reply_was_lost_is_posted_once() {
 async fn a_split_brain_after_a_forced_failover_is_seen_and_blocks_the_cutover() {
     // SQL Server is down for milink while the forced failover runs, and comes back still
     // PRIMARY (nothing demoted it). Both sides then take writes.
-    let lab = lab(22);
-    let s = create(&lab, MemoryJournal::new(), options(22)).unwrap();
-    s.record_assessment(ready()).await.unwrap();
-    s.start().await.unwrap();
-    lab.sim.partition(Duration::from_secs(3600));
-    sql_server_down(&lab, 40);
-    s.failover(ack(&lab)).await.unwrap();
+    let (lab, s) = forced_while_sql_server_is_dark(22).await;
     assert!(matches!(
         s.machine().state(),
         State::FailedOver {
@@ -172,13 +181,7 @@ async fn a_split_brain_after_a_forced_failover_is_seen_and_blocks_the_cutover() 
 
 #[tokio::test]
 async fn repair_reads_the_roles_first_and_never_leaves_no_primary() {
-    let lab = lab(23);
-    let s = create(&lab, MemoryJournal::new(), options(23)).unwrap();
-    s.record_assessment(ready()).await.unwrap();
-    s.start().await.unwrap();
-    lab.sim.partition(Duration::from_secs(3600));
-    sql_server_down(&lab, 40);
-    s.failover(ack(&lab)).await.unwrap();
+    let (lab, s) = forced_while_sql_server_is_dark(23).await;
     lab.sim.with_world_mut(|w| w.faults.faults.clear());
     s.health().await.unwrap();
     assert_eq!(s.status().state, "SplitBrain");
