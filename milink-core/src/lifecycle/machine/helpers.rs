@@ -29,6 +29,34 @@ pub(super) fn arm_reply(effect: &Effect, obs: Observation) -> Result<ArmReply, R
     }
 }
 
+/// The reply to a call that must not run twice (a role change, the fence, the link's removal):
+/// `None` when it completed, else its progress to wait with (an accepted or still running ARM
+/// operation is followed by its URL). SQL Server's T-SQL is complete when it answers.
+pub(super) fn change_reply(
+    effect: &Effect,
+    obs: Observation,
+) -> Result<Option<RoleChange>, RejectReason> {
+    let reply = match effect {
+        Effect::Source { .. } => {
+            expect_done(obs)?;
+            ArmReply::Completed
+        }
+        Effect::Instance { .. }
+        | Effect::PollOperation { .. }
+        | Effect::Probe { .. }
+        | Effect::Redirect { .. }
+        | Effect::Progress(_) => arm_reply(effect, obs)?,
+    };
+    Ok(match reply {
+        ArmReply::Completed => None,
+        ArmReply::Accepted(op) => Some(RoleChange::Accepted(op)),
+        ArmReply::Running => Some(match polled_operation(effect) {
+            Some(op) => RoleChange::Accepted(op),
+            None => RoleChange::Issued,
+        }),
+    })
+}
+
 pub(super) fn polled_operation(effect: &Effect) -> Option<OperationRef> {
     match effect {
         Effect::PollOperation { operation, .. } => Some(operation.clone()),
@@ -344,74 +372,24 @@ pub(super) fn reset_for_retry(state: State, retryable: bool) -> State {
     }
 }
 
-/// The state with the progress of its call that must not run twice (a role change, the fence
-/// and its undo, the link's removal) mapped by `f`; other states unchanged.
-pub(super) fn map_role_change(state: State, f: &dyn Fn(RoleChange) -> RoleChange) -> State {
+/// The progress of the state's call that must not run twice (a role change, the fence and its
+/// undo, the link's removal); `None` for every other state. The one list of those states.
+pub(super) fn role_change_mut(state: &mut State) -> Option<&mut RoleChange> {
     match state {
-        State::FailingOver {
-            target,
-            via,
-            change,
-            then,
-            plan,
-            cancel,
-        } => State::FailingOver {
-            target,
-            via,
-            change: f(change),
-            then,
-            plan,
-            cancel,
-        },
-        State::ForcingFailover {
-            target,
-            change,
-            then,
-        } => State::ForcingFailover {
-            target,
-            change: f(change),
-            then,
-        },
-        State::Repairing { keep, change } => State::Repairing {
-            keep,
-            change: f(change),
-        },
-        State::RemovingLink {
-            options,
-            redirect,
-            verified,
-            removal,
-        } => State::RemovingLink {
-            options,
-            redirect,
-            removal: f(removal),
-            verified,
-        },
-        State::Cancelling {
-            step: CancelStep::DeleteLink { removal },
-        } => State::Cancelling {
-            step: CancelStep::DeleteLink {
-                removal: f(removal),
-            },
-        },
-        State::Fencing {
-            plan,
-            step: FenceStep::Demote { change },
-        } => State::Fencing {
-            plan,
-            step: FenceStep::Demote { change: f(change) },
-        },
-        State::Fencing {
-            plan,
-            step: FenceStep::Undo { change, cancel },
-        } => State::Fencing {
-            plan,
-            step: FenceStep::Undo {
-                change: f(change),
-                cancel,
-            },
-        },
-        s @ (State::Draft
+        State::FailingOver { change, .. }
+        | State::ForcingFailover { change, .. }
+        | State::Repairing { change, .. }
+        | State::RemovingLink {
+            removal: change, ..
+        }
+        | State::Cancelling {
+            step: CancelStep::DeleteLink { removal: change },
+        }
+        | State::Fencing {
+            step: FenceStep::Demote { change } | FenceStep::Undo { change, .. },
+            ..
+        } => Some(change),
+        State::Draft
         | State::Assessed
         | State::PreparingSource { .. }
         | State::ExchangingTrust { .. }
@@ -435,10 +413,21 @@ pub(super) fn map_role_change(state: State, f: &dyn Fn(RoleChange) -> RoleChange
         | State::DroppingAg
         | State::Completed
         | State::AbortingFailover { .. }
-        | State::Cancelling { .. }
+        | State::Cancelling {
+            step: CancelStep::DropDag | CancelStep::DropAg,
+        }
         | State::Cancelled
-        | State::Failed { .. }) => s,
+        | State::Failed { .. } => None,
     }
+}
+
+/// The state with the progress of its call that must not run twice mapped by `f`; other states
+/// unchanged.
+pub(super) fn map_role_change(mut state: State, f: &dyn Fn(RoleChange) -> RoleChange) -> State {
+    if let Some(change) = role_change_mut(&mut state) {
+        *change = f(change.clone());
+    }
+    state
 }
 
 /// ARM answers to a role change that say one is already running or already done (the spec's

@@ -649,19 +649,8 @@ impl Machine {
                 }
             }
             Effect::Source { .. } | Effect::Instance { .. } | Effect::PollOperation { .. } => {
-                let reply = match effect {
-                    Effect::Source { .. } => {
-                        expect_done(obs)?;
-                        ArmReply::Completed
-                    }
-                    Effect::Instance { .. }
-                    | Effect::PollOperation { .. }
-                    | Effect::Probe { .. }
-                    | Effect::Redirect { .. }
-                    | Effect::Progress(_) => arm_reply(effect, obs)?,
-                };
-                match reply {
-                    ArmReply::Completed => Ok(self.enter(
+                match change_reply(effect, obs)? {
+                    None => Ok(self.enter(
                         State::VerifyingRoles {
                             primary: target,
                             strict: true,
@@ -670,16 +659,7 @@ impl Machine {
                         },
                         now,
                     )),
-                    ArmReply::Accepted(op) => {
-                        Ok(self.wait(failover.state(RoleChange::Accepted(op)), now))
-                    }
-                    ArmReply::Running => {
-                        let change = match polled_operation(effect) {
-                            Some(op) => RoleChange::Accepted(op),
-                            None => RoleChange::Issued,
-                        };
-                        Ok(self.wait(failover.state(change), now))
-                    }
+                    Some(change) => Ok(self.wait(failover.state(change), now)),
                 }
             }
             Effect::Redirect { .. } | Effect::Progress(_) => {
@@ -698,22 +678,12 @@ impl Machine {
         obs: Observation,
         now: Timestamp,
     ) -> Outcome {
-        let reply = match effect {
-            Effect::Probe { .. } => {
-                let link = self.record_link(obs)?;
-                return Ok(self.on_force_check(target, then, &link, now));
-            }
-            Effect::Source { .. } => {
-                expect_done(obs)?;
-                ArmReply::Completed
-            }
-            Effect::Instance { .. }
-            | Effect::PollOperation { .. }
-            | Effect::Redirect { .. }
-            | Effect::Progress(_) => arm_reply(effect, obs)?,
-        };
-        match reply {
-            ArmReply::Completed => Ok(self.enter(
+        if let Effect::Probe { .. } = effect {
+            let link = self.record_link(obs)?;
+            return Ok(self.on_force_check(target, then, &link, now));
+        }
+        match change_reply(effect, obs)? {
+            None => Ok(self.enter(
                 State::VerifyingRoles {
                     primary: target,
                     strict: false,
@@ -722,28 +692,14 @@ impl Machine {
                 },
                 now,
             )),
-            ArmReply::Accepted(op) => Ok(self.wait(
+            Some(change) => Ok(self.wait(
                 State::ForcingFailover {
                     target,
-                    change: RoleChange::Accepted(op),
+                    change,
                     then,
                 },
                 now,
             )),
-            ArmReply::Running => {
-                let change = match polled_operation(effect) {
-                    Some(op) => RoleChange::Accepted(op),
-                    None => RoleChange::Issued,
-                };
-                Ok(self.wait(
-                    State::ForcingFailover {
-                        target,
-                        change,
-                        then,
-                    },
-                    now,
-                ))
-            }
         }
     }
 
@@ -933,86 +889,62 @@ impl Machine {
                 now,
             )
         };
-        let reply = match effect {
-            Effect::Probe { .. } => {
-                let link = self.record_link(obs)?;
-                if role_change_running(&link) {
-                    return Ok(self.wait(
-                        State::Repairing {
-                            keep,
-                            change: RoleChange::Checking,
-                        },
-                        now,
-                    ));
+        if let Effect::Probe { .. } = effect {
+            let link = self.record_link(obs)?;
+            if role_change_running(&link) {
+                return Ok(self.wait(
+                    State::Repairing {
+                        keep,
+                        change: RoleChange::Checking,
+                    },
+                    now,
+                ));
+            }
+            return Ok(match (role_of(&link, keep), role_of(&link, keep.other())) {
+                // Both PRIMARY: demote the other side.
+                (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
+                    self.state = State::Repairing {
+                        keep,
+                        change: RoleChange::Issued,
+                    };
+                    self.kick()
                 }
-                return Ok(match (role_of(&link, keep), role_of(&link, keep.other())) {
-                    // Both PRIMARY: demote the other side.
-                    (Some(ReplicaRole::Primary), Some(ReplicaRole::Primary)) => {
-                        self.state = State::Repairing {
-                            keep,
-                            change: RoleChange::Issued,
-                        };
-                        self.kick()
-                    }
-                    // Already repaired (by the demotion, or outside milink).
-                    (Some(ReplicaRole::Primary), Some(ReplicaRole::Secondary)) => verify(self),
-                    // The side to keep is not PRIMARY: demoting the other would leave none.
-                    (Some(ReplicaRole::Secondary), _) => {
-                        let error = StepError {
-                            code: "guard".to_owned(),
-                            message: format!(
-                                "refusing to demote {}: {} is not PRIMARY (it reports SECONDARY), \
-                                 so the demotion would leave no primary. Read the roles \
-                                 (health) and keep the side that is PRIMARY, or cancel to settle \
-                                 on the roles the servers report",
-                                side_name(keep.other()),
-                                side_name(keep),
-                            ),
-                            retryable: false,
-                        };
-                        let state = State::Repairing {
-                            keep,
-                            change: RoleChange::Checking,
-                        };
-                        let step = effect.step();
-                        self.fail(state, step, error)
-                    }
-                    // A side that cannot be read, or roles still moving: read again.
-                    (Some(ReplicaRole::Primary) | Some(ReplicaRole::Resolving) | None, _) => self
-                        .wait(
-                            State::Repairing {
-                                keep,
-                                change: RoleChange::Checking,
-                            },
-                            now,
+                // Already repaired (by the demotion, or outside milink).
+                (Some(ReplicaRole::Primary), Some(ReplicaRole::Secondary)) => verify(self),
+                // The side to keep is not PRIMARY: demoting the other would leave none.
+                (Some(ReplicaRole::Secondary), _) => {
+                    let error = StepError {
+                        code: "guard".to_owned(),
+                        message: format!(
+                            "refusing to demote {}: {} is not PRIMARY (it reports SECONDARY), \
+                             so the demotion would leave no primary. Read the roles \
+                             (health) and keep the side that is PRIMARY, or cancel to settle \
+                             on the roles the servers report",
+                            side_name(keep.other()),
+                            side_name(keep),
                         ),
-                });
-            }
-            Effect::Source { .. } => {
-                expect_done(obs)?;
-                ArmReply::Completed
-            }
-            Effect::Instance { .. }
-            | Effect::PollOperation { .. }
-            | Effect::Redirect { .. }
-            | Effect::Progress(_) => arm_reply(effect, obs)?,
-        };
-        Ok(match reply {
-            ArmReply::Completed => verify(self),
-            ArmReply::Accepted(op) => self.wait(
-                State::Repairing {
-                    keep,
-                    change: RoleChange::Accepted(op),
-                },
-                now,
-            ),
-            ArmReply::Running => {
-                let change = match polled_operation(effect) {
-                    Some(op) => RoleChange::Accepted(op),
-                    None => RoleChange::Issued,
-                };
-                self.wait(State::Repairing { keep, change }, now)
-            }
+                        retryable: false,
+                    };
+                    let state = State::Repairing {
+                        keep,
+                        change: RoleChange::Checking,
+                    };
+                    let step = effect.step();
+                    self.fail(state, step, error)
+                }
+                // A side that cannot be read, or roles still moving: read again.
+                (Some(ReplicaRole::Primary) | Some(ReplicaRole::Resolving) | None, _) => self.wait(
+                    State::Repairing {
+                        keep,
+                        change: RoleChange::Checking,
+                    },
+                    now,
+                ),
+            });
+        }
+        Ok(match change_reply(effect, obs)? {
+            None => verify(self),
+            Some(change) => self.wait(State::Repairing { keep, change }, now),
         })
     }
 
@@ -1105,20 +1037,13 @@ impl Machine {
             }
             return Ok(self.wait(state(RoleChange::Checking), now));
         }
-        Ok(match arm_reply(effect, obs)? {
+        Ok(match change_reply(effect, obs)? {
             // Confirm with a reading (which also compares the logs) before going on.
-            ArmReply::Completed => {
+            None => {
                 self.state = state(RoleChange::Checking);
                 self.kick()
             }
-            ArmReply::Accepted(op) => self.wait(state(RoleChange::Accepted(op)), now),
-            ArmReply::Running => self.wait(
-                state(match polled_operation(effect) {
-                    Some(op) => RoleChange::Accepted(op),
-                    None => RoleChange::Issued,
-                }),
-                now,
-            ),
+            Some(change) => self.wait(state(change), now),
         })
     }
 
@@ -1534,23 +1459,9 @@ impl Machine {
                 }
                 self.cancel_after(step)
             }
-            CancelStep::DeleteLink { .. } => match arm_reply(effect, obs)? {
-                ArmReply::Completed => self.cancel_after(step),
-                ArmReply::Accepted(op) => {
-                    return Ok(self.wait(
-                        State::Cancelling {
-                            step: CancelStep::DeleteLink {
-                                removal: RoleChange::Accepted(op),
-                            },
-                        },
-                        now,
-                    ));
-                }
-                ArmReply::Running => {
-                    let removal = match polled_operation(effect) {
-                        Some(op) => RoleChange::Accepted(op),
-                        None => RoleChange::Issued,
-                    };
+            CancelStep::DeleteLink { .. } => match change_reply(effect, obs)? {
+                None => self.cancel_after(step),
+                Some(removal) => {
                     return Ok(self.wait(
                         State::Cancelling {
                             step: CancelStep::DeleteLink { removal },

@@ -19,50 +19,7 @@ impl Machine {
     /// by a read of the link, which decides whether to issue it again.
     pub(super) fn resume(&mut self) -> Vec<Effect> {
         let unconfirmed = !self.in_flight.is_empty();
-        let change = match &mut self.state {
-            State::FailingOver { change, .. }
-            | State::ForcingFailover { change, .. }
-            | State::Repairing { change, .. }
-            | State::RemovingLink {
-                removal: change, ..
-            }
-            | State::Cancelling {
-                step: CancelStep::DeleteLink { removal: change },
-            }
-            | State::Fencing {
-                step: FenceStep::Demote { change } | FenceStep::Undo { change, .. },
-                ..
-            } => Some(change),
-            State::Draft
-            | State::Assessed
-            | State::PreparingSource { .. }
-            | State::ExchangingTrust { .. }
-            | State::CreatingAg { .. }
-            | State::CreatingDag
-            | State::JoiningInstance { .. }
-            | State::Seeding { .. }
-            | State::Replicating { .. }
-            | State::PreparingFailover { .. }
-            | State::CatchingUp { .. }
-            | State::VerifyingRoles { .. }
-            | State::Redirecting { .. }
-            | State::FailedOver { .. }
-            | State::SplitBrain
-            | State::AwaitingFirstFullBackup { .. }
-            | State::Fencing {
-                step: FenceStep::Verify { .. },
-                ..
-            }
-            | State::DroppingDag { .. }
-            | State::DroppingAg
-            | State::Completed
-            | State::AbortingFailover { .. }
-            | State::Cancelling {
-                step: CancelStep::DropDag | CancelStep::DropAg,
-            }
-            | State::Cancelled
-            | State::Failed { .. } => None,
-        };
+        let change = role_change_mut(&mut self.state);
         if let Some(change) = change
             && *change == RoleChange::Issued
             && unconfirmed
