@@ -55,6 +55,7 @@ use tracing::Instrument;
 
 use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
+pub use crate::lifecycle::Operation;
 use crate::lifecycle::{
     AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, FailoverKind, LinkName,
     LinkObservation, LinkSpec, Machine, Observation, Phase, Probe, ProgressEvent, Rejected, Side,
@@ -189,90 +190,6 @@ pub struct SessionStatus {
     /// Since when both sides report PRIMARY, while the link is in SplitBrain (see
     /// [`LinkSession::repair_split_brain`]).
     pub split_brain_since: Option<Timestamp>,
-}
-
-/// The user-level operations of a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Operation {
-    /// Record the readiness verdict.
-    RecordAssessment,
-    /// Create the link and seed it.
-    Start,
-    /// Fail over (planned or forced).
-    Failover,
-    /// Fail back to SQL Server.
-    Failback,
-    /// Migrate and remove the link.
-    Cutover,
-    /// Repair a split brain.
-    RepairSplitBrain,
-    /// Undo link creation.
-    Cancel,
-}
-
-impl Operation {
-    /// The operation a command starts; `None` for [`Command::Retry`], which continues the
-    /// current one.
-    pub fn of(command: &Command) -> Option<Operation> {
-        match command {
-            Command::RecordAssessment(_) => Some(Operation::RecordAssessment),
-            Command::Start => Some(Operation::Start),
-            Command::Failover(_) => Some(Operation::Failover),
-            Command::Failback => Some(Operation::Failback),
-            Command::Cutover(_) => Some(Operation::Cutover),
-            Command::RepairSplitBrain { .. } => Some(Operation::RepairSplitBrain),
-            Command::Cancel => Some(Operation::Cancel),
-            Command::Retry | Command::Refresh => None,
-        }
-    }
-
-    /// The operation's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::RecordAssessment => "record_assessment",
-            Operation::Start => "start",
-            Operation::Failover => "failover",
-            Operation::Failback => "failback",
-            Operation::Cutover => "cutover",
-            Operation::RepairSplitBrain => "repair_split_brain",
-            Operation::Cancel => "cancel",
-        }
-    }
-
-    /// Whether the machine has reached this operation's goal.
-    fn reached(self, machine: &Machine) -> bool {
-        let state = machine.state();
-        match self {
-            Operation::RecordAssessment => matches!(state, State::Assessed),
-            Operation::Start | Operation::Failback => matches!(state, State::Replicating { .. }),
-            Operation::Failover => matches!(state, State::FailedOver { .. }),
-            Operation::Cutover => matches!(state, State::Completed),
-            // Cancel during creation ends in Cancelled; during the catch-up of a role change or
-            // cutover it abandons it and returns to the steady state it started from.
-            Operation::Cancel => matches!(
-                state,
-                State::Cancelled | State::Replicating { .. } | State::FailedOver { .. }
-            ),
-            Operation::RepairSplitBrain => {
-                matches!(state, State::Replicating { .. } | State::FailedOver { .. })
-            }
-        }
-    }
-}
-
-fn is_failed(state: &State) -> bool {
-    matches!(state, State::Failed { .. })
-}
-
-/// A failure that `Input::Resume` retries without outside help.
-fn is_retryable_failure(state: &State) -> bool {
-    matches!(
-        state,
-        State::Failed {
-            retryable: true,
-            ..
-        }
-    )
 }
 
 /// Why a session operation failed.
@@ -633,7 +550,7 @@ where
         );
         let needs_resume = {
             let core = lock(&session.core);
-            !core.machine.in_flight().is_empty() || is_retryable_failure(core.machine.state())
+            !core.machine.in_flight().is_empty() || core.machine.state().is_retryable_failure()
         };
         if needs_resume {
             session.submit(Input::Resume, "resume")?;
@@ -934,7 +851,7 @@ where
             (
                 lost,
                 core.operation,
-                is_retryable_failure(core.machine.state()),
+                core.machine.state().is_retryable_failure(),
             )
         };
         if lost {
@@ -965,7 +882,7 @@ where
         loop {
             let next = {
                 let mut core = lock(&self.core);
-                if operation.reached(&core.machine) {
+                if operation.reached(core.machine.state()) {
                     return Ok(());
                 }
                 if let State::Failed { error, .. } = core.machine.state() {
@@ -1036,8 +953,8 @@ where
                         let unmoved = core.machine.deadline().is_some_and(|d| d <= now);
                         if unmoved
                             && core.queue.is_empty()
-                            && !is_failed(core.machine.state())
-                            && !operation.reached(&core.machine)
+                            && !core.machine.state().is_failed()
+                            && !operation.reached(core.machine.state())
                         {
                             return Err(SessionError::Stalled {
                                 operation: operation.name(),

@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 
 use super::effect::{AvailabilityMode, OperationRef, StepId};
 use super::spec::Side;
+use super::state::State;
 
 /// The caller's explicit acknowledgement that a forced failover may lose data.
 ///
@@ -439,6 +440,74 @@ impl Command {
             Command::Cancel => "Command::Cancel",
             Command::Retry => "Command::Retry",
             Command::Refresh => "Command::Refresh",
+        }
+    }
+}
+
+/// The user-level operations of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    /// Record the readiness verdict.
+    RecordAssessment,
+    /// Create the link and seed it.
+    Start,
+    /// Fail over (planned or forced).
+    Failover,
+    /// Fail back to SQL Server.
+    Failback,
+    /// Migrate and remove the link.
+    Cutover,
+    /// Repair a split brain.
+    RepairSplitBrain,
+    /// Undo link creation.
+    Cancel,
+}
+
+impl Operation {
+    /// The operation a command starts; `None` for [`Command::Retry`], which continues the
+    /// current one.
+    pub fn of(command: &Command) -> Option<Operation> {
+        match command {
+            Command::RecordAssessment(_) => Some(Operation::RecordAssessment),
+            Command::Start => Some(Operation::Start),
+            Command::Failover(_) => Some(Operation::Failover),
+            Command::Failback => Some(Operation::Failback),
+            Command::Cutover(_) => Some(Operation::Cutover),
+            Command::RepairSplitBrain { .. } => Some(Operation::RepairSplitBrain),
+            Command::Cancel => Some(Operation::Cancel),
+            Command::Retry | Command::Refresh => None,
+        }
+    }
+
+    /// The operation's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::RecordAssessment => "record_assessment",
+            Operation::Start => "start",
+            Operation::Failover => "failover",
+            Operation::Failback => "failback",
+            Operation::Cutover => "cutover",
+            Operation::RepairSplitBrain => "repair_split_brain",
+            Operation::Cancel => "cancel",
+        }
+    }
+
+    /// Whether a link in `state` has reached this operation's goal (the drive loop stops there).
+    pub fn reached(self, state: &State) -> bool {
+        match self {
+            Operation::RecordAssessment => matches!(state, State::Assessed),
+            Operation::Start | Operation::Failback => matches!(state, State::Replicating { .. }),
+            Operation::Failover => matches!(state, State::FailedOver { .. }),
+            Operation::Cutover => matches!(state, State::Completed),
+            // Cancel during creation ends in Cancelled; during the catch-up of a role change or
+            // cutover it abandons it and returns to the steady state it started from.
+            Operation::Cancel => matches!(
+                state,
+                State::Cancelled | State::Replicating { .. } | State::FailedOver { .. }
+            ),
+            Operation::RepairSplitBrain => {
+                matches!(state, State::Replicating { .. } | State::FailedOver { .. })
+            }
         }
     }
 }

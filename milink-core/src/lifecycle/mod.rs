@@ -29,8 +29,8 @@ pub use effect::{
 };
 pub use input::{
     AssessmentOutcome, Blocker, Command, CutoverOptions, DataLossAcknowledgement, DatabaseView,
-    FailoverKind, FullBackup, Input, LinkObservation, Observation, PartnerReplica, ProgressEvent,
-    ReplicaRole, SideView, StepError, SyncHealth, SyncState,
+    FailoverKind, FullBackup, Input, LinkObservation, Observation, Operation, PartnerReplica,
+    ProgressEvent, ReplicaRole, SideView, StepError, SyncHealth, SyncState,
 };
 pub use machine::{Machine, RejectReason, Rejected, Step};
 pub use seeding::SeedingFailure;

@@ -787,6 +787,22 @@ pub enum State {
 }
 
 impl State {
+    /// Whether the link is in `Failed`.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, State::Failed { .. })
+    }
+
+    /// A failure that `Input::Resume` retries without outside help.
+    pub fn is_retryable_failure(&self) -> bool {
+        matches!(
+            self,
+            State::Failed {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
     /// The phase of this state.
     pub fn phase(&self) -> Phase {
         match self {
