@@ -180,10 +180,7 @@ impl Recorder {
     /// The single in-flight effect's step.
     fn pending_step(&self) -> Result<(StepId, Effect), WorkloadError> {
         match self.machine.in_flight().as_slice() {
-            [effect] => effect
-                .step()
-                .map(|s| (s, effect.clone()))
-                .ok_or_else(|| WorkloadError("in-flight effect without a step".into())),
+            [effect] => Ok((effect.step(), effect.clone())),
             other => Err(WorkloadError(format!(
                 "expected one effect in flight in {:?}, found {}",
                 self.phase(),
@@ -292,9 +289,7 @@ impl Recorder {
         self.expect_phase(Phase::Replicating)?;
         self.feed(Input::Command(Command::Failover(FailoverKind::Planned)))?;
         for effect in self.machine.in_flight() {
-            let step = effect
-                .step()
-                .ok_or_else(|| WorkloadError("in-flight effect without a step".into()))?;
+            let step = effect.step();
             self.answer(step, default_answer(&effect))?;
         }
         self.expect_phase(Phase::CatchingUp)?;
@@ -504,8 +499,8 @@ pub fn probe_cycle(
     let tick = ctx("tick", machine.handle(Input::Tick, *now))?;
     let step = tick
         .effects
-        .iter()
-        .find_map(Effect::step)
+        .first()
+        .map(Effect::step)
         .ok_or_else(|| WorkloadError("the tick issued no probe".into()))?;
     let observed = ctx(
         "probe reading",

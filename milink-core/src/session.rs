@@ -3,16 +3,22 @@
 //!
 //! # The drive loop
 //!
+//! The session decides nothing: the [`Engine`] (the machine with its outbox) says what to do
+//! next, and the session moves data between it, the journal and the ports.
+//!
 //! ```text
-//! submit(input):  next = machine.clone(); step = next.handle(input, now)?   (Rejected: nothing changes)
-//!                 journal.append(record)?                                   (durable before any effect)
-//!                 machine = next; queue step.effects; forward Progress events
-//! loop:           goal reached? -> Ok      Failed? -> Err(StepFailed)      operation timeout? -> Err(Timeout)
-//!                 pop the next queued effect that is still in flight, perform it through the ports
-//!                 (transient errors retried with jittered backoff, busy answers up to the
-//!                 step's timeout, each call bounded by call_timeout),
-//!                 submit(Observed { step, result })
-//!                 nothing queued: sleep until machine.deadline(), submit(Tick)
+//! submit(input):  next = engine.clone(); next.handle(input, now)?   (Rejected or Stale: nothing changes)
+//!                 journal.append(record)?                          (durable before any effect)
+//!                 engine = next; forward engine.poll_event()s as SessionEvents
+//! drive(command): submit each of engine.begin(command, now, operation_timeout)
+//!                 loop match engine.poll(now):
+//!                   Perform(effect) -> perform it through the ports (transient errors retried
+//!                                      with jittered backoff, busy answers up to the step's
+//!                                      timeout, each call bounded by call_timeout),
+//!                                      submit(Observed { step, result })
+//!                   Submit(input)   -> submit(input)              (a Tick after a wait, a Resume)
+//!                   Sleep(until)    -> sleep until `until`
+//!                   Done(outcome)   -> return it
 //! ```
 //!
 //! Effects are performed one at a time, in the order the machine issued them, which keeps runs
@@ -42,7 +48,6 @@
 //! request outright (HTTP 429, retried like any busy answer); any other failure, a 409 included,
 //! goes to the machine as a retryable step error.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -57,9 +62,9 @@ use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
 pub use crate::lifecycle::Operation;
 use crate::lifecycle::{
-    AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, FailoverKind, LinkName,
-    LinkObservation, LinkSpec, Machine, Observation, Phase, Probe, ProgressEvent, Rejected, Side,
-    SpecError, State, StepError, StepId,
+    AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, Ended, Engine, Event,
+    FailoverKind, Handled, LinkName, LinkObservation, LinkSpec, Machine, Observation, Phase, Poll,
+    Probe, ProgressEvent, Rejected, Side, SpecError, State, StepError, StepId,
 };
 use crate::link_lock::{LinkLock, LinkLockError, LockHolder};
 use crate::ports::{
@@ -424,35 +429,9 @@ pub trait LinkSession: Send + Sync {
 
 /// The mutable part of a session, behind a short-held lock.
 struct Core {
-    machine: Machine,
+    engine: Engine,
     next_seq: u64,
-    queue: VecDeque<Effect>,
-    last_error: Option<StepError>,
-    last_health: Option<LinkObservation>,
-    operation: Option<Operation>,
     last_redirect: Option<RedirectTarget>,
-}
-
-impl Core {
-    /// The next queued effect the machine still waits on (queued effects it no longer waits
-    /// on are dropped).
-    fn next_effect(&mut self) -> Option<Effect> {
-        let in_flight: Vec<Option<StepId>> =
-            self.machine.in_flight().iter().map(Effect::step).collect();
-        while let Some(effect) = self.queue.pop_front() {
-            if in_flight.contains(&effect.step()) {
-                return Some(effect);
-            }
-        }
-        None
-    }
-}
-
-/// What happened to a submitted input.
-enum Submitted {
-    Accepted,
-    /// An observation for a step the machine no longer waits on: ignored.
-    Stale,
 }
 
 /// A link session over a SQL Server port `S`, a managed instance port `M` and a journal `J`.
@@ -548,12 +527,9 @@ where
             timer,
             options,
         );
-        let needs_resume = {
-            let core = lock(&session.core);
-            !core.machine.in_flight().is_empty() || core.machine.state().is_retryable_failure()
-        };
+        let needs_resume = lock(&session.core).engine.needs_resume();
         if needs_resume {
-            session.submit(Input::Resume, "resume")?;
+            session.submit(Input::Resume)?;
         }
         Ok(session)
     }
@@ -584,12 +560,8 @@ where
             redirect_options: RedirectOptions::default(),
             journal: Mutex::new(journal),
             core: Mutex::new(Core {
-                machine,
+                engine: Engine::new(machine, operation),
                 next_seq,
-                queue: VecDeque::new(),
-                last_error: None,
-                last_health: None,
-                operation,
                 last_redirect: None,
             }),
             operation_lock: tokio::sync::Mutex::new(()),
@@ -678,10 +650,11 @@ where
     async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
         let (spec, redirect_id) = {
             let core = lock(&self.core);
-            let spec = core.machine.spec().clone();
+            let spec = core.engine.machine().spec().clone();
             // The machine counts a redirect before it issues one; the fallback never shows.
             let id = core
-                .machine
+                .engine
+                .machine()
                 .redirect_id()
                 .unwrap_or_else(|| format!("{}/redirect/0", spec.link));
             (spec, id)
@@ -723,7 +696,7 @@ where
 
     /// A copy of the machine, for inspection.
     pub fn machine(&self) -> Machine {
-        lock(&self.core).machine.clone()
+        lock(&self.core).engine.machine().clone()
     }
 
     /// The journal, for inspection.
@@ -736,74 +709,46 @@ where
         let _ = self.events.send(event);
     }
 
-    /// Hands `input` to the machine; if accepted, journals it, then queues its effects.
-    fn submit(&self, input: Input, what: &'static str) -> Result<Submitted, SessionError> {
+    /// Hands `input` to the engine; if accepted, journals it, then reports what happened.
+    fn submit(&self, input: Input) -> Result<Handled, SessionError> {
+        let what = label(&input);
         let now = self.timer.now();
         let mut core = lock(&self.core);
-        let mut next = core.machine.clone();
-        let before = next.state().name();
-        let step = match next.handle(input.clone(), now) {
-            Ok(step) => step,
+        let mut next = core.engine.clone();
+        match next.handle(input.clone(), now) {
+            Ok(Handled::Accepted) => {}
+            Ok(Handled::Stale) => {
+                tracing::debug!(link = %self.link, input = what, "stale observation ignored");
+                return Ok(Handled::Stale);
+            }
             Err(rejected) => {
-                if let Input::Observed { step, .. } = &input
-                    && !core
-                        .machine
-                        .in_flight()
-                        .iter()
-                        .any(|e| e.step() == Some(*step))
-                {
-                    tracing::debug!(link = %self.link, step = %step, "stale observation ignored");
-                    return Ok(Submitted::Stale);
-                }
                 return Err(SessionError::Rejected {
                     operation: what,
                     source: Box::new(rejected),
                 });
             }
-        };
-        let seq = core.next_seq;
-        lock(&self.journal).append(&JournalRecord::new(
-            seq,
-            now,
-            JournalEntry::Input {
-                input: input.clone(),
-            },
-        ))?;
-        core.next_seq += 1;
-        core.machine = next;
-        match input {
-            Input::Command(c) => {
-                if let Some(operation) = Operation::of(&c) {
-                    core.operation = Some(operation);
-                }
-            }
-            Input::Observed {
-                result: Ok(Observation::Link(link)),
-                ..
-            } => core.last_health = Some(link),
-            Input::Observed { result: Err(e), .. } => core.last_error = Some(e),
-            Input::Observed { .. } | Input::Tick | Input::Resume => {}
         }
-        let after = core.machine.state().name();
-        let mut progress = Vec::new();
-        for effect in step.effects {
-            match effect {
-                Effect::Progress(p) => progress.push(p),
-                other => core.queue.push_back(other),
-            }
+        let seq = core.next_seq;
+        lock(&self.journal).append(&JournalRecord::new(seq, now, JournalEntry::Input { input }))?;
+        core.next_seq += 1;
+        core.engine = next;
+        let after = core.engine.machine().state().name();
+        let mut events = Vec::new();
+        while let Some(event) = core.engine.poll_event() {
+            events.push(event);
         }
         drop(core);
         tracing::debug!(link = %self.link, seq, input = what, state = after, "input journaled");
-        if before != after {
-            self.emit(SessionEvent::StateChanged {
-                from: before.to_owned(),
-                to: after.to_owned(),
+        for event in events {
+            self.emit(match event {
+                Event::StateChanged { from, to } => SessionEvent::StateChanged {
+                    from: from.name().to_owned(),
+                    to: to.name().to_owned(),
+                },
+                Event::Progress(p) => SessionEvent::Progress(p),
             });
         }
-        for p in progress {
-            self.emit(SessionEvent::Progress(p));
-        }
-        Ok(Submitted::Accepted)
+        Ok(Handled::Accepted)
     }
 
     /// Reads both sides through the machine when its state allows it (Replicating, FailedOver,
@@ -813,121 +758,38 @@ where
         let Ok(_exclusive) = self.operation_lock.try_lock() else {
             return Ok(Refreshed::Busy);
         };
-        match self.submit(Input::Command(Command::Refresh), "refresh") {
+        match self.submit(Input::Command(Command::Refresh)) {
             Ok(_) => {}
             Err(SessionError::Rejected { .. }) => return Ok(Refreshed::NotApplicable),
             Err(e) => return Err(e),
         }
         // The probe, then at most a probe issued by entering a steady state.
         for _ in 0..4 {
-            let effect = lock(&self.core).next_effect();
+            let effect = lock(&self.core).engine.poll_effect();
             let Some(effect) = effect else { break };
-            let Some(step) = effect.step() else { continue };
+            let step = effect.step();
             let result = self.perform(step, &effect).await;
-            self.submit(Input::Observed { step, result }, "observation")?;
+            self.submit(Input::Observed { step, result })?;
         }
         Ok(Refreshed::Read)
     }
 
-    /// Runs `operation` (sending `command` first, if any) until its goal.
-    async fn drive(&self, request: Request) -> Result<(), SessionError> {
+    /// Runs the operation (sending `command` first, if any) until the engine says it is over:
+    /// perform effects, hand back observations and the inputs the engine asks for, sleep.
+    async fn drive(&self, command: Option<Command>) -> Result<(), SessionError> {
         let _exclusive = self.operation_lock.lock().await;
         let started = self.timer.now();
-        let give_up = started.plus(self.options.operation_timeout);
-
-        // Effects in flight that nobody is about to perform were lost when an earlier
-        // operation was dropped: let the machine re-issue them.
-        let (lost, current, retryable_failure) = {
-            let mut core = lock(&self.core);
-            let queued: Vec<Option<StepId>> = core.queue.iter().map(Effect::step).collect();
-            let lost = core
-                .machine
-                .in_flight()
-                .iter()
-                .any(|e| !queued.contains(&e.step()));
-            if lost {
-                core.queue.clear();
-            }
-            (
-                lost,
-                core.operation,
-                core.machine.state().is_retryable_failure(),
-            )
-        };
-        if lost {
-            self.submit(Input::Resume, "resume")?;
+        let first = lock(&self.core)
+            .engine
+            .begin(command, started, self.options.operation_timeout);
+        for input in first {
+            self.submit(input)?;
         }
-        let operation = match request {
-            Request::Command(command) => {
-                let operation = Operation::of(&command);
-                let name = operation.map_or("retry", Operation::name);
-                self.submit(Input::Command(command), name)?;
-                operation.or(current)
-            }
-            Request::Resume => {
-                if retryable_failure {
-                    self.submit(Input::Resume, "resume")?;
-                }
-                current
-            }
-        };
-        // Nothing was ever asked of this link: nothing to continue.
-        let Some(operation) = operation else {
-            return Ok(());
-        };
-
-        // Guards against a machine that neither issues effects nor moves its deadline: the loop
-        // would otherwise spin, journaling ticks or resumes without end.
-        let mut resumed_idle = false;
         loop {
-            let next = {
-                let mut core = lock(&self.core);
-                if operation.reached(core.machine.state()) {
-                    return Ok(());
-                }
-                if let State::Failed { error, .. } = core.machine.state() {
-                    return Err(SessionError::StepFailed(error.clone()));
-                }
-                if matches!(core.machine.state(), State::SplitBrain)
-                    && operation != Operation::RepairSplitBrain
-                {
-                    return Err(SessionError::SplitBrain);
-                }
-                if self.timer.now() >= give_up {
-                    return Err(SessionError::Timeout {
-                        operation: operation.name(),
-                        waited: self.timer.now().since(started),
-                        state: core.machine.state().to_string(),
-                    });
-                }
-                let in_flight: Vec<Option<StepId>> =
-                    core.machine.in_flight().iter().map(Effect::step).collect();
-                match core.next_effect() {
-                    Some(effect) => Next::Perform(effect),
-                    None => match core.machine.deadline() {
-                        Some(deadline) => Next::Wait(deadline),
-                        None if core.machine.is_terminal() || in_flight.is_empty() => {
-                            return Err(SessionError::Stalled {
-                                operation: operation.name(),
-                                state: core.machine.state().to_string(),
-                            });
-                        }
-                        // In flight but not queued (the machine re-issued nothing on the
-                        // last Resume): give up rather than spin.
-                        None if resumed_idle => {
-                            return Err(SessionError::Stalled {
-                                operation: operation.name(),
-                                state: core.machine.state().to_string(),
-                            });
-                        }
-                        None => Next::Resume,
-                    },
-                }
-            };
+            let next = lock(&self.core).engine.poll(self.timer.now());
             match next {
-                Next::Perform(effect) => {
-                    resumed_idle = false;
-                    let Some(step) = effect.step() else { continue };
+                Poll::Perform(effect) => {
+                    let step = effect.step();
                     let action = action(&effect);
                     let span = tracing::info_span!("step", link = %self.link, step = step.0, action = %action);
                     self.emit(SessionEvent::StepStarted {
@@ -936,38 +798,36 @@ where
                     });
                     let result = self.perform(step, &effect).instrument(span).await;
                     let error = result.as_ref().err().cloned();
-                    self.submit(Input::Observed { step, result }, "observation")?;
+                    self.submit(Input::Observed { step, result })?;
                     self.emit(SessionEvent::StepFinished {
                         step,
                         action,
                         error,
                     });
                 }
-                Next::Wait(deadline) => {
-                    resumed_idle = false;
-                    self.timer.sleep_until(deadline.min(give_up)).await;
-                    let now = self.timer.now();
-                    if now >= deadline {
-                        self.submit(Input::Tick, "tick")?;
-                        let core = lock(&self.core);
-                        let unmoved = core.machine.deadline().is_some_and(|d| d <= now);
-                        if unmoved
-                            && core.queue.is_empty()
-                            && !core.machine.state().is_failed()
-                            && !operation.reached(core.machine.state())
-                        {
-                            return Err(SessionError::Stalled {
-                                operation: operation.name(),
-                                state: core.machine.state().to_string(),
-                            });
-                        }
-                    }
+                Poll::Submit(input) => {
+                    self.submit(input)?;
                 }
-                Next::Resume => {
-                    self.submit(Input::Resume, "resume")?;
-                    resumed_idle = lock(&self.core).queue.is_empty();
-                }
+                Poll::Sleep(until) => self.timer.sleep_until(until).await,
+                Poll::Done(outcome) => return outcome.map_err(|ended| self.ended(ended, started)),
             }
+        }
+    }
+
+    /// The session error for an operation that ended short of its goal.
+    fn ended(&self, ended: Ended, started: Timestamp) -> SessionError {
+        let core = lock(&self.core);
+        let operation = core.engine.operation().map_or("retry", Operation::name);
+        let state = core.engine.machine().state().to_string();
+        match ended {
+            Ended::Failed(error) => SessionError::StepFailed(error),
+            Ended::SplitBrain => SessionError::SplitBrain,
+            Ended::Stalled => SessionError::Stalled { operation, state },
+            Ended::TimedOut => SessionError::Timeout {
+                operation,
+                waited: self.timer.now().since(started),
+                state,
+            },
         }
     }
 
@@ -1003,13 +863,12 @@ where
                 probe: Probe::FirstFullBackups,
                 ..
             } => {
-                let databases = lock(&self.core).machine.link_databases();
+                let databases = lock(&self.core).engine.machine().link_databases();
                 self.call(step, false, || self.instance.full_backups(&databases))
                     .await
                     .map(Observation::FullBackups)
             }
             Effect::Redirect { primary, .. } => self.redirect(*primary).await,
-            Effect::Progress(_) => Ok(Observation::Done),
         };
         result.map_err(|e| StepError {
             code: e.code(),
@@ -1019,7 +878,7 @@ where
     }
 
     async fn probe_link(&self, step: StepId) -> Result<LinkObservation, PortError> {
-        let databases = lock(&self.core).machine.spec().databases.clone();
+        let databases = lock(&self.core).engine.machine().spec().databases.clone();
         let (source, instance) = tokio::join!(
             self.call(step, false, || self
                 .source
@@ -1062,7 +921,7 @@ where
     {
         let mut rng = lock(&self.rng).fork();
         // Busy answers are waited out no longer than the step may take.
-        let step_timeout = lock(&self.core).machine.phase_timeout();
+        let step_timeout = lock(&self.core).engine.machine().phase_timeout();
         retry_notify_until(
             &self.options.retry,
             self.timer.as_ref(),
@@ -1121,19 +980,6 @@ enum Refreshed {
     NotApplicable,
 }
 
-enum Request {
-    /// Send this command, then drive to its goal (`Retry` keeps the current goal).
-    Command(Command),
-    /// Continue the current operation (re-issuing a retryable failed step).
-    Resume,
-}
-
-enum Next {
-    Perform(Effect),
-    Wait(Timestamp),
-    Resume,
-}
-
 /// A failed attempt, and whether the driver may retry it.
 struct AttemptError {
     error: PortError,
@@ -1161,6 +1007,18 @@ fn variant_name<T: Serialize>(value: &T) -> String {
     }
 }
 
+/// A short label of an input for traces and refusals: the operation a command starts
+/// (`retry`, `refresh`), `observation`, `tick` or `resume`.
+fn label(input: &Input) -> &'static str {
+    match input {
+        Input::Command(Command::Refresh) => "refresh",
+        Input::Command(c) => Operation::of(c).map_or("retry", Operation::name),
+        Input::Observed { .. } => "observation",
+        Input::Tick => "tick",
+        Input::Resume => "resume",
+    }
+}
+
 /// A short label of an effect for events and traces: what it does, never its data.
 pub fn action(effect: &Effect) -> String {
     match effect {
@@ -1175,7 +1033,6 @@ pub fn action(effect: &Effect) -> String {
             ..
         } => "probe:full_backups".into(),
         Effect::Redirect { primary, .. } => format!("redirect:{}", variant_name(primary)),
-        Effect::Progress(_) => "progress".into(),
     }
 }
 
@@ -1191,76 +1048,68 @@ where
     }
 
     async fn record_assessment(&self, outcome: AssessmentOutcome) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::RecordAssessment(outcome)))
-            .await
+        self.drive(Some(Command::RecordAssessment(outcome))).await
     }
 
     async fn start(&self) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::Start)).await
+        self.drive(Some(Command::Start)).await
     }
 
     async fn failover(&self, kind: FailoverKind) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::Failover(kind))).await
+        self.drive(Some(Command::Failover(kind))).await
     }
 
     async fn failback(&self) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::Failback)).await
+        self.drive(Some(Command::Failback)).await
     }
 
     async fn cutover(&self, options: CutoverOptions) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::Cutover(options)))
-            .await
+        self.drive(Some(Command::Cutover(options))).await
     }
 
     async fn repair_split_brain(&self, keep: Side) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::RepairSplitBrain { keep }))
-            .await
+        self.drive(Some(Command::RepairSplitBrain { keep })).await
     }
 
     async fn cancel(&self) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::Cancel)).await
+        self.drive(Some(Command::Cancel)).await
     }
 
     async fn resume(&self) -> Result<(), SessionError> {
-        self.drive(Request::Resume).await?;
+        self.drive(None).await?;
         // Nothing left to continue: read both sides, so that a split brain that arose while
         // nothing ran is seen (or one resolved outside milink is left).
         self.refresh().await?;
-        if matches!(lock(&self.core).machine.state(), State::SplitBrain) {
+        if lock(&self.core).engine.is_split_brain() {
             return Err(SessionError::SplitBrain);
         }
         Ok(())
     }
 
     async fn retry(&self) -> Result<(), SessionError> {
-        self.drive(Request::Command(Command::Retry)).await
+        self.drive(Some(Command::Retry)).await
     }
 
     fn status(&self) -> SessionStatus {
         let core = lock(&self.core);
-        let state = core.machine.state();
+        let machine = core.engine.machine();
+        let state = machine.state();
         SessionStatus {
             link: self.link.clone(),
             state: state.phase(),
             detail: state.to_string(),
             phase: state.clone(),
-            terminal: core.machine.is_terminal(),
-            in_flight: core.machine.in_flight().iter().map(action).collect(),
-            deadline: core.machine.deadline(),
-            last_error: match state {
-                State::Failed { error, .. } => Some(error.clone()),
-                _ => core
-                    .last_error
-                    .clone()
-                    .or_else(|| core.machine.last_probe_error().cloned()),
-            },
-            operation: core.operation,
+            terminal: machine.is_terminal(),
+            in_flight: machine.in_flight().iter().map(action).collect(),
+            deadline: machine.deadline(),
+            last_error: core.engine.last_error(),
+            operation: core.engine.operation(),
             journal_path: self.journal_path.clone(),
             journal_records: core.next_seq,
             redirect: core.last_redirect.clone(),
-            data_loss: core.machine.data_loss().to_vec(),
-            loss_unverified: core.machine.unverified().to_vec(),
-            split_brain_since: core.machine.split_brain_since(),
+            data_loss: machine.data_loss().to_vec(),
+            loss_unverified: machine.unverified().to_vec(),
+            split_brain_since: machine.split_brain_since(),
         }
     }
 
@@ -1269,7 +1118,7 @@ where
         // sees a split brain, or its end).
         if let Refreshed::Read = self.refresh().await? {
             let core = lock(&self.core);
-            if let Some(link) = core.machine.health() {
+            if let Some(link) = core.engine.machine().health() {
                 return Ok(Some(link.clone()));
             }
         }
@@ -1277,7 +1126,7 @@ where
         // from the ports, never a cached one; a side that cannot be read is marked unreachable.
         match self.probe_link(StepId(0)).await {
             Ok(link) => {
-                lock(&self.core).last_health = Some(link.clone());
+                lock(&self.core).engine.note_reading(link.clone());
                 Ok(Some(link))
             }
             Err(e) => Err(SessionError::StepFailed(StepError {
@@ -1290,10 +1139,15 @@ where
 
     async fn watch(&self, duration: Duration) -> Result<(), SessionError> {
         let until = self.timer.now().plus(duration);
-        let every = lock(&self.core).machine.spec().options.probe_interval;
+        let every = lock(&self.core)
+            .engine
+            .machine()
+            .spec()
+            .options
+            .probe_interval;
         loop {
             self.refresh().await?;
-            if matches!(lock(&self.core).machine.state(), State::SplitBrain) {
+            if lock(&self.core).engine.is_split_brain() {
                 return Err(SessionError::SplitBrain);
             }
             let next = self.timer.now().plus(every);
@@ -1312,8 +1166,8 @@ where
         let (primary, databases) = {
             let core = lock(&self.core);
             (
-                core.machine.primary(core.last_health.as_ref()),
-                core.machine.spec().databases.clone(),
+                core.engine.primary(),
+                core.engine.machine().spec().databases.clone(),
             )
         };
         let activity = match primary {

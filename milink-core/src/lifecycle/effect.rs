@@ -373,8 +373,6 @@ pub enum Effect {
         /// The side that is now primary.
         primary: Side,
     },
-    /// Report progress (no observation expected).
-    Progress(super::input::ProgressEvent),
 }
 
 impl Effect {
@@ -383,22 +381,18 @@ impl Effect {
         match self {
             Effect::Source { op, .. } => op.is_role_change(),
             Effect::Instance { op, .. } => op.is_role_change(),
-            Effect::PollOperation { .. }
-            | Effect::Probe { .. }
-            | Effect::Redirect { .. }
-            | Effect::Progress(_) => false,
+            Effect::PollOperation { .. } | Effect::Probe { .. } | Effect::Redirect { .. } => false,
         }
     }
 
-    /// The step this effect expects an observation for, if any.
-    pub fn step(&self) -> Option<StepId> {
+    /// The step this effect expects an observation for.
+    pub fn step(&self) -> StepId {
         match self {
             Effect::Source { step, .. }
             | Effect::Instance { step, .. }
             | Effect::PollOperation { step, .. }
             | Effect::Probe { step, .. }
-            | Effect::Redirect { step, .. } => Some(*step),
-            Effect::Progress(_) => None,
+            | Effect::Redirect { step, .. } => *step,
         }
     }
 }

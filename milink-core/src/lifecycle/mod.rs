@@ -12,6 +12,7 @@
 //! - [`seeding`]: which seeding failures are final ([`SeedingFailure`]).
 
 pub mod effect;
+pub mod engine;
 pub mod input;
 pub mod machine;
 pub mod seeding;
@@ -27,6 +28,7 @@ pub use effect::{
     ArmFailoverType, AvailabilityMode, Effect, InstanceOp, LinkProperties, OperationKind,
     OperationRef, Probe, RoleChangeType, SourceOp, StepId,
 };
+pub use engine::{Ended, Engine, Event, Handled, OperationStatus, Poll};
 pub use input::{
     AssessmentOutcome, Blocker, Command, CutoverOptions, DataLossAcknowledgement, DatabaseView,
     FailoverKind, FullBackup, Input, LinkObservation, Observation, Operation, PartnerReplica,

@@ -146,9 +146,11 @@ fn force(h: &mut H) -> Vec<Effect> {
     {
         // The reading's probe is answered here: keep the command's events, then what the
         // reading issued.
-        fx.retain(|e| matches!(e, Effect::Progress(_)));
+        let mut events = std::mem::take(&mut h.events);
         let obs = h.roles(target.other(), Some(ReplicaRole::Secondary));
-        fx.extend(h.answer(obs));
+        fx = h.answer(obs);
+        events.append(&mut h.events);
+        h.events = events;
     }
     fx
 }

@@ -191,15 +191,12 @@ async fn stale_observations_are_ignored_without_journaling() {
     let before = f.journal.snapshot();
     let outcome = f
         .session
-        .submit(
-            Input::Observed {
-                step: StepId(999),
-                result: Ok(Observation::Done),
-            },
-            "observation",
-        )
+        .submit(Input::Observed {
+            step: StepId(999),
+            result: Ok(Observation::Done),
+        })
         .unwrap();
-    assert!(matches!(outcome, Submitted::Stale));
+    assert!(matches!(outcome, crate::lifecycle::Handled::Stale));
     assert_eq!(f.journal.snapshot(), before);
 }
 

@@ -44,8 +44,7 @@ pub(super) fn change_reply(
         Effect::Instance { .. }
         | Effect::PollOperation { .. }
         | Effect::Probe { .. }
-        | Effect::Redirect { .. }
-        | Effect::Progress(_) => arm_reply(effect, obs)?,
+        | Effect::Redirect { .. } => arm_reply(effect, obs)?,
     };
     Ok(match reply {
         ArmReply::Completed => None,
@@ -63,8 +62,7 @@ pub(super) fn polled_operation(effect: &Effect) -> Option<OperationRef> {
         Effect::Source { .. }
         | Effect::Instance { .. }
         | Effect::Probe { .. }
-        | Effect::Redirect { .. }
-        | Effect::Progress(_) => None,
+        | Effect::Redirect { .. } => None,
     }
 }
 

@@ -163,8 +163,11 @@ impl Failover {
 /// The effects one accepted input produced, in the order the driver should perform them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Step {
-    /// Progress events first, then the effects that expect observations.
+    /// The effects to perform; each expects an observation.
     pub effects: Vec<Effect>,
+    /// What happened, in order: the phase change first (and split brain, if entered), then
+    /// seeding progress, lag and evidence of lost transactions.
+    pub events: Vec<ProgressEvent>,
 }
 
 /// Why an input was refused. The machine is unchanged.
@@ -353,6 +356,9 @@ pub struct Machine {
     /// the current redirect in [`Machine::redirect_id`].
     #[serde(default)]
     redirects: u64,
+    /// Events of the input being handled (always empty between inputs).
+    #[serde(skip)]
+    events: Vec<ProgressEvent>,
 }
 
 /// The serialized shape of [`Machine`]; deserializing re-validates the spec.
@@ -419,6 +425,7 @@ impl TryFrom<MachineRepr> for Machine {
             unverified: r.unverified,
             fences_undone: r.fences_undone,
             redirects: r.redirects,
+            events: Vec::new(),
         })
     }
 }
@@ -519,6 +526,7 @@ impl Machine {
             unverified: Vec::new(),
             fences_undone: 0,
             redirects: 0,
+            events: Vec::new(),
         })
     }
 
@@ -660,24 +668,21 @@ impl Machine {
         let description = describe(&input);
         let mut next = self.clone();
         match next.dispatch(input, now) {
-            Ok(mut effects) => {
-                // Progress first, then the effects that expect observations (stable order).
-                effects.sort_by_key(|e| !matches!(e, Effect::Progress(_)));
+            Ok(effects) => {
+                let mut events = Vec::with_capacity(next.events.len() + 2);
                 let after = next.state.phase();
                 if after != before {
+                    events.push(ProgressEvent::Phase { name: after });
                     if after == Phase::SplitBrain {
                         next.split_brain_since = Some(now);
-                        effects.insert(
-                            0,
-                            Effect::Progress(ProgressEvent::SplitBrain { seen_at: now }),
-                        );
+                        events.push(ProgressEvent::SplitBrain { seen_at: now });
                     } else {
                         next.split_brain_since = None;
                     }
-                    effects.insert(0, Effect::Progress(ProgressEvent::Phase { name: after }));
                 }
+                events.append(&mut next.events);
                 *self = next;
-                Ok(Step { effects })
+                Ok(Step { effects, events })
             }
             Err(reason) => Err(Rejected {
                 state: before.name(),
@@ -762,7 +767,7 @@ impl Machine {
             },
             (S::Seeding { databases }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::Seeding { databases },
-                |e, obs| self.on_seeding(databases, e.step(), obs, now)
+                |e, obs| self.on_seeding(databases, Some(e.step()), obs, now)
             },
             (s @ S::Replicating { .. }, I::Observed { step, result }) => observe! {
                 self, step, result, now, s,

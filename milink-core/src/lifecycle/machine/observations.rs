@@ -4,7 +4,7 @@ use super::*;
 
 impl Machine {
     pub(super) fn take(&mut self, step: StepId) -> Result<Effect, RejectReason> {
-        match self.in_flight.iter().position(|e| e.step() == Some(step)) {
+        match self.in_flight.iter().position(|e| e.step() == step) {
             Some(i) => Ok(self.in_flight.remove(i)),
             None => Err(RejectReason::UnknownStep),
         }
@@ -30,7 +30,7 @@ impl Machine {
             self.schedule(now);
             Vec::new()
         } else {
-            self.fail(state, effect.step(), error)
+            self.fail(state, Some(effect.step()), error)
         }
     }
 
@@ -196,10 +196,10 @@ impl Machine {
             if percent.is_some() && percent != progress.percent {
                 progress.percent = percent;
                 if let Some(percent) = percent {
-                    events.push(Effect::Progress(ProgressEvent::Seeding {
+                    self.events.push(ProgressEvent::Seeding {
                         database: progress.database.clone(),
                         percent,
-                    }));
+                    });
                 }
             }
         }
@@ -232,6 +232,7 @@ impl Machine {
         if done {
             let (mode, health, lag_seconds, lag) =
                 self.replication_report(&link, self.spec.initial_primary);
+            self.events.extend(lag);
             events.extend(self.enter(
                 State::Replicating {
                     mode,
@@ -240,7 +241,6 @@ impl Machine {
                 },
                 now,
             ));
-            events.extend(lag);
         } else {
             events.extend(self.wait(State::Seeding { databases }, now));
         }
@@ -252,19 +252,18 @@ impl Machine {
         if both_primary(&link) {
             return Ok(self.enter(State::SplitBrain, now));
         }
-        let proof = self.pending_proof(&link, now);
-        let (mode, health, lag_seconds, mut events) =
+        let (mode, health, lag_seconds, lag) =
             self.replication_report(&link, self.spec.initial_primary);
-        events.extend(proof);
-        events.extend(self.wait(
+        self.events.extend(lag);
+        self.pending_proof(&link, now);
+        Ok(self.wait(
             State::Replicating {
                 mode,
                 health,
                 lag_seconds,
             },
             now,
-        ));
-        Ok(events)
+        ))
     }
 
     /// A reading while both sides were PRIMARY: still so, or resolved outside milink (exactly
@@ -297,17 +296,16 @@ impl Machine {
         if both_primary(&link) {
             return Ok(self.enter(State::SplitBrain, now));
         }
-        let proof = self.pending_proof(&link, now);
-        let (_, _, _, mut events) = self.replication_report(&link, primary);
-        events.extend(proof);
-        events.extend(self.wait(
+        let (_, _, _, lag) = self.replication_report(&link, primary);
+        self.events.extend(lag);
+        self.pending_proof(&link, now);
+        Ok(self.wait(
             State::FailedOver {
                 primary,
                 data_loss_possible,
             },
             now,
-        ));
-        Ok(events)
+        ))
     }
 
     pub(super) fn on_preparing_failover(
@@ -395,7 +393,7 @@ impl Machine {
                     ArmReply::Running => *schedule = true,
                 }
             }
-            Effect::Probe { .. } | Effect::Redirect { .. } | Effect::Progress(_) => {
+            Effect::Probe { .. } | Effect::Redirect { .. } => {
                 return Err(RejectReason::UnexpectedObservation {
                     expected: "an answer to an availability mode change",
                 });
@@ -662,11 +660,9 @@ impl Machine {
                     Some(change) => Ok(self.wait(failover.state(change), now)),
                 }
             }
-            Effect::Redirect { .. } | Effect::Progress(_) => {
-                Err(RejectReason::UnexpectedObservation {
-                    expected: "an answer to the failover",
-                })
-            }
+            Effect::Redirect { .. } => Err(RejectReason::UnexpectedObservation {
+                expected: "an answer to the failover",
+            }),
         }
     }
 
@@ -823,9 +819,8 @@ impl Machine {
             }
             if strict && old == Some(ReplicaRole::Secondary) {
                 self.forced = false;
-                let mut events = self.prove_role_change(&link, primary, now);
-                events.extend(self.begin_redirect(primary, then, now));
-                return Ok(events);
+                self.prove_role_change(&link, primary, now);
+                return Ok(self.begin_redirect(primary, then, now));
             }
             if !strict && old != Some(ReplicaRole::Primary) {
                 return Ok(self.begin_redirect(primary, then, now));
@@ -929,7 +924,7 @@ impl Machine {
                         keep,
                         change: RoleChange::Checking,
                     };
-                    let step = effect.step();
+                    let step = Some(effect.step());
                     self.fail(state, step, error)
                 }
                 // A side that cannot be read, or roles still moving: read again.
@@ -1024,9 +1019,8 @@ impl Machine {
             if !link.instance.exists {
                 // The link existed (it replicated), so its absence means the DELETE went
                 // through. Prove nothing was left behind on SQL Server.
-                let mut events = self.prove_removal(&link, &verified, now);
-                events.extend(self.after_link_removal(options, redirect, now));
-                return Ok(events);
+                self.prove_removal(&link, &verified, now);
+                return Ok(self.after_link_removal(options, redirect, now));
             }
             if both_primary(&link) {
                 return Ok(self.enter(State::SplitBrain, now));
@@ -1093,8 +1087,7 @@ impl Machine {
         link: &LinkObservation,
         verified: &[(DatabaseName, Lsn)],
         now: Timestamp,
-    ) -> Vec<Effect> {
-        let mut events = Vec::new();
+    ) {
         if !link.reachable(Side::SqlServer) {
             if !verified.is_empty() {
                 self.unverified.push(
@@ -1103,27 +1096,24 @@ impl Machine {
                         .to_owned(),
                 );
             }
-            return events;
+            return;
         }
         for (name, hardened) in verified {
             if let (Some(end), _) = log_ends(link, name)
                 && end > *hardened
             {
-                events.push(
-                    self.report_loss(DataLoss {
-                        database: name.clone(),
-                        side: Side::SqlServer,
-                        end_of_log: end,
-                        hardened: Some(*hardened),
-                        seen_at: now,
-                        context: "after the link was removed: SQL Server wrote log the managed \
+                self.report_loss(DataLoss {
+                    database: name.clone(),
+                    side: Side::SqlServer,
+                    end_of_log: end,
+                    hardened: Some(*hardened),
+                    seen_at: now,
+                    context: "after the link was removed: SQL Server wrote log the managed \
                               instance never received"
-                            .to_owned(),
-                    }),
-                );
+                        .to_owned(),
+                });
             }
         }
-        events
     }
 
     /// After a planned role change, on the first reading with the new roles: the old primary
@@ -1133,12 +1123,11 @@ impl Machine {
         link: &LinkObservation,
         primary: Side,
         now: Timestamp,
-    ) -> Vec<Effect> {
+    ) {
         let verified = std::mem::take(&mut self.verified_lsns);
-        let mut events = Vec::new();
         if verified.is_empty() {
             // Not a planned role change (a repair or a forced failover): loss is expected.
-            return events;
+            return;
         }
         let old = primary.other();
         for name in link_databases(&self.spec.databases, link) {
@@ -1152,7 +1141,7 @@ impl Machine {
             if (reverting || behind)
                 && let Some(end_of_log) = old_end
             {
-                events.push(self.report_loss(DataLoss {
+                self.report_loss(DataLoss {
                     database: name,
                     side: old,
                     end_of_log,
@@ -1165,10 +1154,9 @@ impl Machine {
                     } else {
                         "after the failover".to_owned()
                     },
-                }));
+                });
             }
         }
-        events
     }
 
     /// Feature `mutations` only: the LSN-equality checks are switched off.
@@ -1197,20 +1185,20 @@ impl Machine {
 
     /// The proof of a planned role change whose old primary could not be read then, on the
     /// first reading that can read it.
-    pub(super) fn pending_proof(&mut self, link: &LinkObservation, now: Timestamp) -> Vec<Effect> {
+    pub(super) fn pending_proof(&mut self, link: &LinkObservation, now: Timestamp) {
         match self.proof_pending {
             Some(primary) if link.reachable(primary.other()) && link.reachable(primary) => {
                 self.proof_pending = None;
                 self.unverified.clear();
-                self.prove_role_change(link, primary, now)
+                self.prove_role_change(link, primary, now);
             }
-            Some(_) | None => Vec::new(),
+            Some(_) | None => {}
         }
     }
 
-    pub(super) fn report_loss(&mut self, report: DataLoss) -> Effect {
+    pub(super) fn report_loss(&mut self, report: DataLoss) {
         self.data_loss.push(report.clone());
-        Effect::Progress(ProgressEvent::DataLoss { report })
+        self.events.push(ProgressEvent::DataLoss { report });
     }
 
     pub(super) fn on_fencing(
@@ -1336,15 +1324,11 @@ impl Machine {
                 Effect::Source { .. }
                 | Effect::Instance { .. }
                 | Effect::PollOperation { .. }
-                | Effect::Redirect { .. }
-                | Effect::Progress(_),
+                | Effect::Redirect { .. },
             )
             | (
                 FenceStep::Demote { .. } | FenceStep::Undo { .. },
-                Effect::Instance { .. }
-                | Effect::PollOperation { .. }
-                | Effect::Redirect { .. }
-                | Effect::Progress(_),
+                Effect::Instance { .. } | Effect::PollOperation { .. } | Effect::Redirect { .. },
             ) => Err(RejectReason::UnexpectedObservation {
                 expected: "an answer to the fence",
             }),

@@ -48,7 +48,7 @@ impl Machine {
         Option<AvailabilityMode>,
         Option<SyncHealth>,
         Option<u64>,
-        Vec<Effect>,
+        Vec<ProgressEvent>,
     ) {
         let pview = side_view(link, primary);
         let sview = side_view(link, primary.other());
@@ -78,11 +78,11 @@ impl Machine {
                 lag = Some(lag.map_or(sec, |l| l.max(sec)));
             }
             if seconds.is_some() || lsn_gap.is_some() {
-                events.push(Effect::Progress(ProgressEvent::Lag {
+                events.push(ProgressEvent::Lag {
                     database: name.clone(),
                     seconds,
                     lsn_gap,
-                }));
+                });
             }
         }
         (pview.mode, health, lag, events)

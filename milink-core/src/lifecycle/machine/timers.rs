@@ -130,7 +130,7 @@ impl Machine {
             ),
             retryable: true,
         };
-        let step = self.in_flight.first().and_then(Effect::step);
+        let step = self.in_flight.first().map(Effect::step);
         let state = std::mem::replace(&mut self.state, State::Draft);
         self.fail(state, step, error)
     }

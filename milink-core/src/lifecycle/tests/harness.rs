@@ -7,6 +7,8 @@ pub struct H {
     pub m: Machine,
     pub now: Timestamp,
     pub journal: Vec<(Input, Timestamp)>,
+    /// The events of the last accepted input.
+    pub events: Vec<ProgressEvent>,
 }
 
 impl H {
@@ -15,6 +17,7 @@ impl H {
             m: Machine::new(spec).unwrap(),
             now: t(T0),
             journal: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -49,7 +52,10 @@ impl H {
     pub fn ok(&mut self, input: Input) -> Vec<Effect> {
         let state = self.m.state().name();
         match self.input(input.clone()) {
-            Ok(step) => step.effects,
+            Ok(step) => {
+                self.events = step.events;
+                step.effects
+            }
             Err(r) => panic!("{input:?} rejected in {state}: {r}"),
         }
     }
@@ -108,7 +114,7 @@ impl H {
     }
 
     pub fn pending_step(&self) -> StepId {
-        self.pending().step().unwrap()
+        self.pending().step()
     }
 
     pub fn answer_step(
@@ -131,7 +137,7 @@ impl H {
 
     /// Fails the first in-flight effect.
     pub fn fail_first(&mut self, retryable: bool) -> Vec<Effect> {
-        let step = self.m.in_flight()[0].step().unwrap();
+        let step = self.m.in_flight()[0].step();
         self.answer_step(step, Err(step_error(retryable)))
     }
 
@@ -144,10 +150,13 @@ impl H {
     /// Answers every in-flight effect with success.
     pub fn done_all(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
+        let mut events = Vec::new();
         for e in self.m.in_flight() {
             let obs = default_answer(&e);
-            effects.extend(self.answer_step(e.step().unwrap(), Ok(obs)));
+            effects.extend(self.answer_step(e.step(), Ok(obs)));
+            events.append(&mut self.events);
         }
+        self.events = events;
         effects
     }
 
@@ -478,16 +487,15 @@ pub fn check_step_invariants(m: &Machine, step: &Step) {
     let in_flight = m.in_flight();
     let mut ids = BTreeSet::new();
     for e in &in_flight {
-        let id = e.step().expect("in-flight effects carry a step id");
+        let id = e.step();
         assert!(ids.insert(id), "duplicate in-flight step id {id}");
     }
     for e in &step.effects {
-        if let Some(id) = e.step() {
-            assert!(
-                in_flight.iter().any(|f| f.step() == Some(id)),
-                "emitted effect {e:?} is not tracked in flight"
-            );
-        }
+        let id = e.step();
+        assert!(
+            in_flight.iter().any(|f| f.step() == id),
+            "emitted effect {e:?} is not tracked in flight"
+        );
     }
     if m.is_terminal() {
         assert!(in_flight.is_empty());
@@ -509,13 +517,9 @@ pub fn check_step_invariants(m: &Machine, step: &Step) {
     }
 }
 
-/// The effects that carry a step, without progress events.
+/// The effects that carry a step (all of them: progress is reported as events).
 pub fn actions(effects: &[Effect]) -> Vec<Effect> {
-    effects
-        .iter()
-        .filter(|e| !matches!(e, Effect::Progress(_)))
-        .cloned()
-        .collect()
+    effects.to_vec()
 }
 
 pub fn has_failover(effects: &[Effect]) -> bool {
