@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use milink_core::SessionEvent;
 use milink_core::lifecycle::{
-    DatabaseView, FullBackup, InstanceOp, LinkName, OperationRef, ProgressEvent, Side, SideView,
-    SourceOp,
+    FullBackup, InstanceOp, LinkName, OperationRef, ProgressEvent, Side, SideView, SourceOp,
 };
 use milink_core::names::{DatabaseName, InstanceId, Lsn};
 use milink_core::ports::{
@@ -47,8 +46,7 @@ pub struct LsnCheck {
 struct Watch {
     state: String,
     seeding: Option<u8>,
-    sql_view: Option<SideView>,
-    equal_since: Option<(u128, Timestamp)>,
+    lsn_database: Option<DatabaseName>,
     lsn_check: Option<LsnCheck>,
     printed_ops: BTreeSet<String>,
     sim_events: usize,
@@ -129,7 +127,7 @@ impl Narrator {
     pub fn reset_lsn_check(&self) {
         let mut w = lock(&self.watch);
         w.lsn_check = None;
-        w.equal_since = None;
+        w.lsn_database = None;
     }
 
     /// Prints the session's and the simulator's events that happened since the last call.
@@ -222,6 +220,12 @@ impl Narrator {
                     "{action} failed: {}: {}",
                     error.code, error.message
                 )),
+                SessionEvent::Progress(ProgressEvent::CatchUp {
+                    database,
+                    sql_server: Some(sql_server),
+                    managed_instance: Some(managed_instance),
+                    equal_for,
+                }) => self.note_catch_up(database, sql_server, managed_instance, equal_for),
                 SessionEvent::Progress(ProgressEvent::Seeding { database, percent }) => {
                     let mut w = lock(&self.watch);
                     let show = w.seeding.is_none_or(|last| percent / 10 > last / 10)
@@ -245,39 +249,22 @@ impl Narrator {
         lock(&self.watch).printed_ops.insert(key)
     }
 
-    fn note_views(&self, source: Option<SideView>, instance: Option<&SideView>) {
+    /// The machine's catch-up gate read both sides' LSNs (the first database of the link).
+    fn note_catch_up(
+        &self,
+        database: DatabaseName,
+        sql_server: Lsn,
+        managed_instance: Lsn,
+        equal_for: Option<std::time::Duration>,
+    ) {
         let mut w = lock(&self.watch);
-        if let Some(v) = source {
-            w.sql_view = Some(v);
+        if w.lsn_database.get_or_insert_with(|| database.clone()) != &database {
             return;
         }
-        let (Some(s), Some(i)) = (w.sql_view.clone(), instance) else {
-            return;
-        };
-        let catching_up = matches!(w.state.as_str(), "CatchingUp" | "AwaitingFirstFullBackup");
-        let first = |v: &SideView| -> Option<DatabaseView> { v.databases.first().cloned() };
-        let (Some(sd), Some(md)) = (first(&s), first(i)) else {
-            return;
-        };
-        let (Some(sl), Some(ml)) = (sd.last_hardened_lsn, md.last_hardened_lsn) else {
-            return;
-        };
-        if !catching_up {
-            return;
-        }
-        let now = self.sim.now();
-        let (sl_lsn, ml_lsn) = (sl, ml);
-        let (sl, ml) = (sl.value(), ml.value());
-        let since = match w.equal_since {
-            Some((lsn, t)) if sl == ml && lsn == sl => t,
-            _ if sl == ml => now,
-            _ => now,
-        };
-        w.equal_since = (sl == ml).then_some((sl, since));
         let check = LsnCheck {
-            sql_server: sl_lsn,
-            managed_instance: ml_lsn,
-            stable_seconds: now.since(since).as_secs(),
+            sql_server,
+            managed_instance,
+            stable_seconds: equal_for.map_or(0, |d| d.as_secs()),
         };
         // Printed when the values change and every 10 s while they hold.
         let changed = w.lsn_check.is_none_or(|c| {
@@ -288,6 +275,7 @@ impl Narrator {
         w.lsn_check = Some(check);
         drop(w);
         if changed && !self.plan {
+            let (sl, ml) = (sql_server.value(), managed_instance.value());
             let verdict = if sl == ml {
                 format!("equal, unchanged for {} s", check.stable_seconds)
             } else {
@@ -352,11 +340,7 @@ impl SourceServer for Narrated<SimSqlServer> {
         databases: &[DatabaseName],
     ) -> Result<SideView, PortError> {
         self.narrator.drain();
-        let r = self.inner.link_state(link, databases).await;
-        if let Ok(v) = &r {
-            self.narrator.note_views(Some(v.clone()), None);
-        }
-        r
+        self.inner.link_state(link, databases).await
     }
 
     async fn workload_activity(
@@ -422,11 +406,7 @@ impl ManagedInstance for Narrated<SimManagedInstance> {
 
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
         self.narrator.drain();
-        let r = self.inner.link_state(link).await;
-        if let Ok(v) = &r {
-            self.narrator.note_views(None, Some(v));
-        }
-        r
+        self.inner.link_state(link).await
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {

@@ -383,6 +383,21 @@ pub enum ProgressEvent {
         /// When the machine first saw it.
         seen_at: Timestamp,
     },
+    /// A reading while catching up before a role change, for one database: both sides'
+    /// `last_hardened_lsn` and how long they have been equal to this value (`None` while they
+    /// differ). The gate lets the role change go ahead once they have held for the stability
+    /// window over at least two readings and its other conditions hold (see the `CatchingUp`
+    /// state's blocker).
+    CatchUp {
+        /// Database.
+        database: DatabaseName,
+        /// SQL Server's `last_hardened_lsn`, if reported.
+        sql_server: Option<crate::names::Lsn>,
+        /// The managed instance's `last_hardened_lsn`, if reported.
+        managed_instance: Option<crate::names::Lsn>,
+        /// How long both sides have reported these equal LSNs.
+        equal_for: Option<std::time::Duration>,
+    },
     /// Replication lag and LSN gap of one database.
     Lag {
         /// Database.

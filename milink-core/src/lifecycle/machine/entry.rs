@@ -8,6 +8,9 @@ impl Machine {
         self.in_flight.clear();
         self.wake_at = None;
         self.timeout_at = self.timeout_for(&state).map(|d| now.plus(d));
+        if state.phase() == Phase::PreparingFailover {
+            self.lsns_equal.clear();
+        }
         self.state = state;
         self.kick()
     }

@@ -356,6 +356,10 @@ pub struct Machine {
     /// the current redirect in [`Machine::redirect_id`].
     #[serde(default)]
     redirects: u64,
+    /// While catching up: per database, the `last_hardened_lsn` both sides last reported equal
+    /// and since when (for the `CatchUp` progress events; the gate keeps its own record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    lsns_equal: Vec<(DatabaseName, Lsn, Timestamp)>,
     /// Events of the input being handled (always empty between inputs).
     #[serde(skip)]
     events: Vec<ProgressEvent>,
@@ -399,6 +403,8 @@ struct MachineRepr {
     fences_undone: u32,
     #[serde(default)]
     redirects: u64,
+    #[serde(default)]
+    lsns_equal: Vec<(DatabaseName, Lsn, Timestamp)>,
 }
 
 impl TryFrom<MachineRepr> for Machine {
@@ -425,6 +431,7 @@ impl TryFrom<MachineRepr> for Machine {
             unverified: r.unverified,
             fences_undone: r.fences_undone,
             redirects: r.redirects,
+            lsns_equal: r.lsns_equal,
             events: Vec::new(),
         })
     }
@@ -526,6 +533,7 @@ impl Machine {
             unverified: Vec::new(),
             fences_undone: 0,
             redirects: 0,
+            lsns_equal: Vec::new(),
             events: Vec::new(),
         })
     }

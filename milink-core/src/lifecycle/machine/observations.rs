@@ -411,6 +411,7 @@ impl Machine {
         now: Timestamp,
     ) -> Outcome {
         let link = self.record_link(obs)?;
+        self.report_catch_up(&link, now);
         if both_primary(&link) {
             // One reading can catch the two sides on either side of a switch an earlier attempt
             // made (the instance's ARM reading lags): it is a split brain once it lasts.
@@ -532,6 +533,43 @@ impl Machine {
             },
             now,
         ))
+    }
+
+    /// One `CatchUp` event per database of the link: both sides' `last_hardened_lsn` in this
+    /// reading and, while they are equal, since how long they have been equal to this value.
+    fn report_catch_up(&mut self, link: &LinkObservation, now: Timestamp) {
+        for database in link_databases(&self.spec.databases, link) {
+            let lsn = |side: Side| {
+                find_db(side_view(link, side), &database).and_then(|d| d.last_hardened_lsn)
+            };
+            let (sql_server, managed_instance) = (lsn(Side::SqlServer), lsn(Side::ManagedInstance));
+            let known = self.lsns_equal.iter().position(|(d, _, _)| *d == database);
+            let equal_for = match (sql_server, managed_instance) {
+                (Some(a), Some(b)) if a == b => {
+                    let since = match known.map(|i| &self.lsns_equal[i]) {
+                        Some((_, lsn, since)) if *lsn == a => *since,
+                        Some(_) | None => now,
+                    };
+                    match known {
+                        Some(i) => self.lsns_equal[i] = (database.clone(), a, since),
+                        None => self.lsns_equal.push((database.clone(), a, since)),
+                    }
+                    Some(now.since(since))
+                }
+                _ => {
+                    if let Some(i) = known {
+                        self.lsns_equal.remove(i);
+                    }
+                    None
+                }
+            };
+            self.events.push(ProgressEvent::CatchUp {
+                database,
+                sql_server,
+                managed_instance,
+                equal_for,
+            });
+        }
     }
 
     /// The LSN gate passed: fail over (two-way) or go on with a one-way cutover.
