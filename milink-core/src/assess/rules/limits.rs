@@ -1,0 +1,282 @@
+//! Instance checks of milink-facts §5.1: size, trace flags, logins and Agent jobs.
+
+use crate::assess::sku::{NEXT_GEN_GENERAL_PURPOSE, TierLimits};
+
+use super::{Check, Context, Evidence, F51, Fix, Outcome, Rule, ScopeKind, Severity, gb, list};
+
+/// This group's part of the catalogue, in catalogue order.
+pub(super) const RULES: &[Rule] = &[
+    NUM_DB_EXCEEDS_100,
+    MI_INSTANCE_SIZE,
+    MI_TRACE_FLAGS,
+    WINDOWS_AUTHENTICATION,
+    POWERSHELL_JOB,
+    ANALYSIS_COMMAND_JOB,
+    ANALYSIS_QUERY_JOB,
+    MERGE_JOB,
+    QUEUE_READER_JOB,
+    TRANSACT_SQL_JOB,
+];
+
+const NUM_DB_EXCEEDS_100: Rule = rule!(
+    "NumDbExceeds100",
+    Warning,
+    Instance,
+    "More than 100 databases",
+    F51,
+    "count of user databases",
+    Instance(num_db_exceeds_100)
+);
+fn num_db_exceeds_100(ctx: &Context<'_>) -> Outcome {
+    let n = ctx.all_databases.len();
+    if n <= 100 {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!(
+            "{n} user databases; General Purpose and Business Critical hold 100"
+        ))
+        .with("databases", n),
+        Fix::action(
+            "Spread the databases across instances, or use Next-gen General Purpose (500).",
+        ),
+    )
+}
+
+const MI_INSTANCE_SIZE: Rule = rule!(
+    "MIInstanceSize",
+    Warning,
+    Instance,
+    "Instance storage exceeds the managed instance maximum",
+    F51,
+    "sum of data and log sizes against the current tier maximum (not the outdated 8 TB of the rule page)",
+    Instance(mi_instance_size)
+);
+fn mi_instance_size(ctx: &Context<'_>) -> Outcome {
+    let total_mb: u64 = ctx.all_databases.iter().map(|d| d.size_mb()).sum();
+    let limits = ctx
+        .target
+        .map(|t| TierLimits::of(t.tier))
+        .unwrap_or(&NEXT_GEN_GENERAL_PURPOSE);
+    let max = limits.absolute_max_storage_gb();
+    if gb(total_mb) <= max {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!(
+            "the instance holds {} GB; {} offers at most {max} GB",
+            gb(total_mb),
+            limits.tier
+        ))
+        .with("total GB", gb(total_mb))
+        .with("max GB", max),
+        Fix::action("Migrate the databases to more than one managed instance."),
+    )
+}
+
+const MI_TRACE_FLAGS: Rule = rule!(
+    "TraceFlags",
+    Warning,
+    Instance,
+    "Trace flags don't carry over",
+    F51,
+    "global trace flags other than 1800, 9567, 12381 and the ones listed as supported in the options",
+    Instance(mi_trace_flags)
+);
+fn mi_trace_flags(ctx: &Context<'_>) -> Outcome {
+    let ignored = [1800u32, 9567, 12381];
+    let flags: Vec<u32> = ctx
+        .instance
+        .trace_flags
+        .iter()
+        .filter(|t| t.enabled)
+        .map(|t| t.flag)
+        .filter(|f| !ignored.contains(f) && !ctx.options.mi_supported_trace_flags.contains(f))
+        .collect();
+    if flags.is_empty() {
+        return Outcome::Pass;
+    }
+    let shown = list(flags.iter().map(u32::to_string));
+    Outcome::Fail(
+        Evidence::new(format!(
+            "global trace flags {shown} don't carry over to the managed instance"
+        ))
+        .with("trace flags", &shown),
+        Fix::action(
+            "Check which of these the managed instance supports and what each one was for; \
+             trace flags are not replicated.",
+        ),
+    )
+}
+
+const WINDOWS_AUTHENTICATION: Rule = rule!(
+    "WindowsAuthentication",
+    Warning,
+    Instance,
+    "Windows logins",
+    F51,
+    "enabled Windows logins and groups except NT SERVICE, NT AUTHORITY and BUILTIN",
+    Instance(windows_authentication)
+);
+fn windows_authentication(ctx: &Context<'_>) -> Outcome {
+    let logins: Vec<&str> = ctx
+        .instance
+        .windows_logins
+        .iter()
+        .filter(|l| !l.is_builtin() && !l.is_disabled)
+        .map(|l| l.name.as_str())
+        .collect();
+    if logins.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!("{} Windows login(s) or group(s)", logins.len()))
+            .with("logins", list(logins.iter().take(20))),
+        Fix::action(
+            "Create Microsoft Entra logins (or SQL logins) on the managed instance for these \
+             principals; logins are not replicated by the link.",
+        ),
+    )
+}
+
+fn job_rule(ctx: &Context<'_>, subsystem: &str, what: &str) -> Outcome {
+    let steps: Vec<String> = ctx
+        .instance
+        .job_steps
+        .iter()
+        .filter(|s| s.subsystem.eq_ignore_ascii_case(subsystem))
+        .map(|s| format!("{} step {}", s.job, s.step_id))
+        .collect();
+    if steps.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!("{} {subsystem} job step(s)", steps.len()))
+            .with("steps", list(steps.iter().take(20))),
+        Fix::action(format!(
+            "{what} Agent jobs are not replicated; recreate the supported ones on the managed instance."
+        )),
+    )
+}
+
+const POWERSHELL_JOB: Rule = rule!(
+    "PowerShellJob",
+    Warning,
+    Instance,
+    "PowerShell job steps",
+    F51,
+    "msdb job steps by subsystem",
+    Instance(powershell_job)
+);
+fn powershell_job(ctx: &Context<'_>) -> Outcome {
+    job_rule(
+        ctx,
+        "PowerShell",
+        "The managed instance's SQL Agent does not run PowerShell steps; move them to Azure Automation or another scheduler.",
+    )
+}
+
+const ANALYSIS_COMMAND_JOB: Rule = rule!(
+    "AnalysisCommandJob",
+    Warning,
+    Instance,
+    "SSAS command job steps",
+    F51,
+    "msdb job steps by subsystem",
+    Instance(analysis_command_job)
+);
+fn analysis_command_job(ctx: &Context<'_>) -> Outcome {
+    job_rule(
+        ctx,
+        "ANALYSISCOMMAND",
+        "SSAS command steps are not supported on the managed instance.",
+    )
+}
+
+const ANALYSIS_QUERY_JOB: Rule = rule!(
+    "AnalysisQueryJob",
+    Warning,
+    Instance,
+    "SSAS query job steps",
+    F51,
+    "msdb job steps by subsystem",
+    Instance(analysis_query_job)
+);
+fn analysis_query_job(ctx: &Context<'_>) -> Outcome {
+    job_rule(
+        ctx,
+        "ANALYSISQUERY",
+        "SSAS query steps are not supported on the managed instance.",
+    )
+}
+
+const MERGE_JOB: Rule = rule!(
+    "MergeJob",
+    Warning,
+    Instance,
+    "Merge replication job steps",
+    F51,
+    "msdb job steps by subsystem",
+    Instance(merge_job)
+);
+fn merge_job(ctx: &Context<'_>) -> Outcome {
+    job_rule(
+        ctx,
+        "Merge",
+        "Merge replication is not supported on the managed instance.",
+    )
+}
+
+const QUEUE_READER_JOB: Rule = rule!(
+    "QueueReaderJob",
+    Warning,
+    Instance,
+    "Queue Reader job steps",
+    F51,
+    "msdb job steps by subsystem",
+    Instance(queue_reader_job)
+);
+fn queue_reader_job(ctx: &Context<'_>) -> Outcome {
+    job_rule(
+        ctx,
+        "QueueReader",
+        "Queue Reader steps are not supported on the managed instance.",
+    )
+}
+
+const TRANSACT_SQL_JOB: Rule = rule!(
+    "TransactSqlJob",
+    Warning,
+    Instance,
+    "T-SQL job steps with unsupported commands",
+    F51,
+    "T-SQL job step commands scanned for the same constructs as module text",
+    Instance(transact_sql_job)
+);
+fn transact_sql_job(ctx: &Context<'_>) -> Outcome {
+    let steps: Vec<String> = ctx
+        .instance
+        .job_steps
+        .iter()
+        .filter(|s| s.subsystem.eq_ignore_ascii_case("TSQL") && !s.markers.is_empty())
+        .map(|s| {
+            format!(
+                "{} step {} ({})",
+                s.job,
+                s.step_id,
+                list(s.markers.iter().map(|m| format!("{m:?}")))
+            )
+        })
+        .collect();
+    if steps.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!(
+            "{} T-SQL job step(s) use commands the managed instance does not support",
+            steps.len()
+        ))
+        .with("steps", list(steps.iter().take(20))),
+        Fix::action("Rewrite those steps before recreating the jobs on the managed instance."),
+    )
+}
