@@ -9,6 +9,8 @@
 //!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
 //! - [`lifecycle`]: the pure link state machine (spec, inputs, effects);
+//! - [`plan`]: the whole plan of a link (every T-SQL batch and ARM request, by state) before
+//!   anything runs;
 //! - [`ports`]: the seams to SQL Server, the managed instance and the journal;
 //! - [`journal`]: the append-only record of every accepted input ([`journal::FileJournal`]);
 //! - [`link_lock`]: one session per link, across processes ([`link_lock::LinkLock`]);
@@ -50,6 +52,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod link_lock;
 pub mod names;
+pub mod plan;
 pub mod ports;
 pub mod reach;
 pub mod redirect;

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{
@@ -24,8 +25,9 @@ pub const PREVIEW_API_VERSION: &str = "2025-08-01-preview";
 /// Azure public cloud's management endpoint (sovereign clouds have their own).
 pub const MANAGEMENT_ENDPOINT: &str = "https://management.azure.com";
 
-/// An HTTP method ARM uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An HTTP method ARM uses (serialized as its name, `"PUT"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     /// `GET`.
     Get,
@@ -58,8 +60,9 @@ impl fmt::Display for Method {
     }
 }
 
-/// One ARM request.
-#[derive(Debug, Clone, PartialEq)]
+/// One ARM request. It carries no credentials: the adapter adds the bearer token when it sends
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArmRequest {
     /// HTTP method.
     pub method: Method,
