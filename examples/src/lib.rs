@@ -4,7 +4,8 @@
 //!   command line over [`tailspin::run`]);
 //! - [`app`]: the lab's application, which follows the session's redirect hook;
 //! - [`narrate`]: port decorators that print what the session does, in virtual time;
-//! - [`plan`]: renders effects as the T-SQL batches and ARM requests they would send.
+//! - [`plan`]: prints the library's plan of a link ([`milink_core::plan`]; the `plan` example),
+//!   and renders single effects for the lab's `--plan` mode.
 
 pub mod app;
 pub mod narrate;

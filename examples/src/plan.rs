@@ -1,32 +1,105 @@
-//! What an effect would send: the T-SQL batches of a [`SourceOp`] (rendered with milink's
-//! builders) and the ARM request of an [`InstanceOp`] (method, URL and body per the 2025-01-01
-//! REST API). Used by the lab's `--plan` mode.
+//! Printing milink's plan: the T-SQL batches of each [`SourceOp`] and the ARM request of each
+//! [`InstanceOp`] a link journey sends, in order, by machine state.
+//!
+//! The plan itself comes from the library ([`milink_core::plan`]), which drives the real
+//! lifecycle machine with successful answers; this module only prints it ([`print`],
+//! [`lab_plan`]; the `plan` example is a command line over them). The lab's `--plan` mode, which
+//! runs the simulator, prints each effect as it happens with [`source_batches`] and
+//! [`arm_request`], which render through the same library functions.
 
-use milink_core::Secret;
-use milink_core::lifecycle::{InstanceOp, SourceOp};
+use milink_core::lifecycle::{CutoverOptions, InstanceOp, LinkSpec, SourceOp};
 use milink_core::names::InstanceId;
-use milink_core::sqlserver::RenderContext;
-use milink_core::tsql::{self, Batch};
+use milink_core::plan::{Journey, Plan, PlanError, PlanStep};
+use milink_core::tsql::Batch;
 use serde_json::{Value, json};
+
+use crate::narrate::{shorten_blobs, side_name};
 
 /// The api-version the plan's URLs carry (milink's own, which the simulated instance's
 /// operation URLs use too).
 pub use milink_core::arm::API_VERSION;
 
-/// The T-SQL batches SQL Server would run for `op`, rendered by [`SourceOp::render`].
-///
-/// What comes from the SQL Server adapter's configuration is a placeholder here: the master key
-/// password (the batch shows it redacted anyway) and the Azure root CA certificates (empty
-/// blobs).
+/// The T-SQL batches SQL Server would run for `op`, rendered by [`SourceOp::render`] with the
+/// library's labelled placeholders ([`milink_core::plan::placeholder_context`]) for what comes
+/// from the SQL Server adapter's configuration: the master key password (the batch shows it
+/// redacted anyway) and the Azure root CA certificates (empty blobs).
 pub fn source_batches(op: &SourceOp) -> Vec<Batch> {
-    let ctx = RenderContext {
-        master_key_password: Secret::new("<from the adapter's secret store>"),
-        root_cas: tsql::azure_root_cas()
-            .into_iter()
-            .map(|(name, _)| (name, Vec::new()))
-            .collect(),
-    };
-    op.render(&ctx).unwrap_or_default()
+    op.render(&milink_core::plan::placeholder_context())
+        .unwrap_or_default()
+}
+
+/// The journey of the lab's mode: failover (the default), failover and failback, or a cutover
+/// that drops the availability group too (as the lab's cutover does).
+pub fn journey(failback: bool, cutover: bool) -> Journey {
+    if cutover {
+        Journey::Cutover(CutoverOptions {
+            drop_availability_group: true,
+        })
+    } else if failback {
+        Journey::Failback
+    } else {
+        Journey::Failover
+    }
+}
+
+/// The library's plan of the lab's mode for `spec`.
+pub fn lab_plan(spec: &LinkSpec, failback: bool, cutover: bool) -> Result<Plan, PlanError> {
+    milink_core::plan::plan(spec, &journey(failback, cutover))
+}
+
+/// The plan as the lab prints it: a header per operation and per machine state, each T-SQL
+/// batch and ARM request in full (certificate bytes and public keys shortened), the redirects
+/// of the application. The master key password shows redacted.
+pub fn print(plan: &Plan) -> String {
+    let mut out = format!(
+        "-- milink {}: plan of link {} ({} steps)\n-- every T-SQL batch (SQL Server) and ARM request (managed instance), in order, by machine state;\n-- computed by the lifecycle machine, nothing is sent to a server.",
+        milink_core::VERSION,
+        plan.link,
+        plan.len()
+    );
+    if plan.placeholders {
+        out.push_str(
+            "\n-- Master key password and root CA certificates come from the adapter's configuration and\n-- are placeholders here; certificates exchanged between the sides are read at run time.",
+        );
+    }
+    let mut operation = None;
+    for stage in &plan.stages {
+        if operation != Some(stage.operation) {
+            operation = Some(stage.operation);
+            out.push_str(&format!("\n\n-- == {}", stage.operation.name()));
+        }
+        out.push_str(&format!("\n\n-- state: {}", stage.phase.name()));
+        for step in &stage.steps {
+            out.push('\n');
+            out.push_str(&print_step(step, &plan.instance));
+        }
+    }
+    out.push_str(&format!("\n\n-- final state: {}", plan.final_phase.name()));
+    out
+}
+
+/// One step as [`print`] shows it.
+pub fn print_step(step: &PlanStep, instance: &InstanceId) -> String {
+    match step {
+        PlanStep::Sql { batches, .. } => batches
+            .iter()
+            .map(|b| {
+                format!(
+                    "-- [SQL Server] {}\n{}",
+                    b.purpose(),
+                    shorten_blobs(b.display_sql().trim_end())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        PlanStep::Arm { op, .. } => {
+            format!("-- [Azure Resource Manager]\n{}", arm_request(op, instance))
+        }
+        PlanStep::Redirect { primary } => format!(
+            "-- [application] the redirect hook moves the workload to the {}",
+            side_name(*primary)
+        ),
+    }
 }
 
 /// One ARM request.
@@ -133,5 +206,35 @@ mod tests {
         assert!(b[0].is_sensitive());
         assert!(!b[0].display_sql().contains("secret store"));
         assert_eq!(source_batches(&SourceOp::EnsureRootCaTrust).len(), 2);
+    }
+
+    #[test]
+    fn the_lab_plans_print_from_the_library() {
+        let spec = milink_core::sim::Lab::tailspin(1).unwrap().spec;
+        let counts: Vec<usize> = [(false, false), (true, false), (false, true)]
+            .into_iter()
+            .map(|(failback, cutover)| lab_plan(&spec, failback, cutover).unwrap().len())
+            .collect();
+        assert_eq!(counts, [15, 19, 18]);
+        let text = print(&lab_plan(&spec, false, true).unwrap());
+        for expected in [
+            "CREATE MASTER KEY ENCRYPTION BY PASSWORD = N'***'",
+            "CREATE ENDPOINT [database_mirroring_endpoint]",
+            "CREATE AVAILABILITY GROUP [AG_ToyStore]",
+            "WITH (DISTRIBUTED)",
+            "/serverTrustCertificates/Cert_TailspinSql_endpoint?api-version=2025-01-01",
+            "{\"properties\":{\"replicationMode\":\"Sync\"}}",
+            "FAILOVER;",
+            "-- [application] the redirect hook moves the workload to the managed instance",
+            "DELETE https://management.azure.com/",
+            "DROP AVAILABILITY GROUP [DAG_ToyStore]",
+            "DROP AVAILABILITY GROUP [AG_ToyStore]",
+            "-- state: RemovingLink",
+            "-- final state: Completed",
+        ] {
+            assert!(text.contains(expected), "{expected} missing:\n{text}");
+        }
+        assert!(!text.contains(milink_core::plan::PLACEHOLDER_MASTER_KEY_PASSWORD));
+        assert_eq!(journey(false, false), Journey::Failover);
     }
 }
