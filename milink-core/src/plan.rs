@@ -448,7 +448,13 @@ impl Planner<'_> {
                 });
             }
             inputs += 1;
-            match (next.and_then(|e| e.step().map(|step| (e, step))), reached) {
+            match (
+                next.map(|e| {
+                    let step = e.step();
+                    (e, step)
+                }),
+                reached,
+            ) {
                 (Some((effect, step)), _) => {
                     let result = Ok(self.world.answer(&effect, self.now));
                     self.feed(operation, Input::Observed { step, result })?;
@@ -511,7 +517,7 @@ impl Planner<'_> {
                     PlanStep::Arm { op, request, url }
                 }
                 Effect::Redirect { primary, .. } => PlanStep::Redirect { primary },
-                Effect::PollOperation { .. } | Effect::Probe { .. } | Effect::Progress(_) => {
+                Effect::PollOperation { .. } | Effect::Probe { .. } => {
                     continue;
                 }
             };
@@ -615,7 +621,7 @@ impl Scripted {
                         .collect(),
                 );
             }
-            Effect::PollOperation { .. } | Effect::Redirect { .. } | Effect::Progress(_) => {}
+            Effect::PollOperation { .. } | Effect::Redirect { .. } => {}
         }
         Observation::Done
     }
