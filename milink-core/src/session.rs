@@ -60,7 +60,7 @@ use tracing::Instrument;
 
 use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
-pub use crate::lifecycle::Operation;
+pub use crate::lifecycle::{Operation, OperationStatus};
 use crate::lifecycle::{
     AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, Ended, Engine, Event,
     FailoverKind, Handled, LinkName, LinkObservation, LinkSpec, Machine, Observation, Phase, Poll,
@@ -177,6 +177,15 @@ pub struct SessionStatus {
     pub last_error: Option<StepError>,
     /// The operation last requested, if any.
     pub operation: Option<Operation>,
+    /// Where that operation stands (JSON and Python: `{"status": "running", "operation":
+    /// "Failover"}`; `status` is `idle`, `running`, `reached`, `failed`, `stalled` or
+    /// `split_brain`).
+    pub progress: OperationStatus,
+    /// The side that accepts writes now, as far as the machine knows.
+    pub primary: Side,
+    /// After a role change: transactions may have been lost (a forced failover or a repaired
+    /// split brain).
+    pub data_loss_possible: bool,
     /// The journal file, if the journal is a file.
     pub journal_path: Option<PathBuf>,
     /// Records in the journal (the next record's seq).
@@ -195,6 +204,14 @@ pub struct SessionStatus {
     /// Since when both sides report PRIMARY, while the link is in SplitBrain (see
     /// [`LinkSession::repair_split_brain`]).
     pub split_brain_since: Option<Timestamp>,
+}
+
+impl SessionStatus {
+    /// Whether the link is at `operation`'s goal now (e.g. `Failover`: failed over; `Start`
+    /// and `Failback`: replicating; `Cutover`: completed).
+    pub fn reached(&self, operation: Operation) -> bool {
+        operation.reached(&self.phase)
+    }
 }
 
 /// Why a session operation failed.
@@ -1104,6 +1121,9 @@ where
             deadline: machine.deadline(),
             last_error: core.engine.last_error(),
             operation: core.engine.operation(),
+            progress: core.engine.operation_status(),
+            primary: core.engine.primary(),
+            data_loss_possible: core.engine.data_loss_possible(),
             journal_path: self.journal_path.clone(),
             journal_records: core.next_seq,
             redirect: core.last_redirect.clone(),

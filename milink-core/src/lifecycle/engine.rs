@@ -215,6 +215,18 @@ impl Engine {
         self.machine.primary(self.last_reading.as_ref())
     }
 
+    /// After a role change: whether transactions may have been lost (a forced failover, a
+    /// repaired split brain). False in every other state.
+    pub fn data_loss_possible(&self) -> bool {
+        matches!(
+            self.machine.state(),
+            State::FailedOver {
+                data_loss_possible: true,
+                ..
+            }
+        )
+    }
+
     /// Whether both sides report PRIMARY (the machine is in SplitBrain).
     pub fn is_split_brain(&self) -> bool {
         self.machine.state().phase() == Phase::SplitBrain

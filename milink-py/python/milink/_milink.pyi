@@ -309,6 +309,14 @@ class SessionStatus(TypedDict):
     deadline: Optional[int]
     last_error: Optional[StepErrorInfo]
     operation: Optional[str]
+    progress: Dict[str, Any]
+    """Where the operation stands: ``{"status": "running", "operation": "Failover"}``; ``status`` is
+    ``idle``, ``running``, ``reached``, ``failed`` (with ``error`` and ``retryable``), ``stalled``
+    or ``split_brain``."""
+    primary: str
+    """The side that accepts writes now: ``"SqlServer"`` or ``"ManagedInstance"``."""
+    data_loss_possible: bool
+    """After a forced failover or a repaired split brain: transactions may have been lost."""
     journal_path: Optional[str]
     journal_records: int
     redirect: Optional[RedirectStatus]
