@@ -26,22 +26,49 @@
 //!
 //! ## The drive loop
 //!
-//! The machine decides; the session acts. For every input (a command, an observation, a tick,
-//! a resume) the session asks the machine, appends the accepted input to the journal, and only
-//! then performs the effects it produced through the ports, feeding each result back as an
-//! observation:
+//! The machine decides; a driver only moves data. [`lifecycle::Engine`] (the machine with its
+//! outbox) says what to do next; the driver journals each input before handing it in, performs
+//! effects through the ports and sleeps until the engine's deadline. This is the whole loop of
+//! [`session::Session`], without its retries, tracing and locks:
 //!
-//! ```text
-//! step = machine.handle(input, now)?     // pure: no I/O, no clock
-//! journal.append(input)?                 // durable before anything happens
-//! for effect in step.effects:            // T-SQL, ARM, polls, probes
-//!     result = ports.perform(effect)     // retried if transient
-//!     -> next input: Observed { step, result }
-//! sleep until machine.deadline() -> next input: Tick
+//! ```
+//! use std::time::Duration;
+//! use milink_core::lifecycle::{Command, Effect, Engine, Input, Observation, Poll, StepError};
+//! use milink_core::time::Timestamp;
+//!
+//! fn drive(
+//!     engine: &mut Engine,
+//!     command: Command,
+//!     journal: &mut impl FnMut(&Input),                                   // durable storage
+//!     perform: &mut impl FnMut(&Effect) -> Result<Observation, StepError>, // the ports
+//!     now: &impl Fn() -> Timestamp,                                      // the clock
+//!     sleep_until: &mut impl FnMut(Timestamp),
+//! ) -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut inputs = engine.begin(Some(command), now(), Duration::from_secs(3600));
+//!     loop {
+//!         for input in inputs.drain(..) {
+//!             journal(&input); // before anything happens
+//!             engine.handle(input, now())?; // Rejected: nothing changed
+//!             while let Some(event) = engine.poll_event() {
+//!                 println!("{event:?}"); // phases, seeding, lag, the LSN gate, data loss
+//!             }
+//!         }
+//!         match engine.poll(now()) {
+//!             Poll::Perform(effect) => inputs.push(Input::Observed {
+//!                 step: effect.step(),
+//!                 result: perform(&effect),
+//!             }),
+//!             Poll::Submit(input) => inputs.push(input), // a Tick after a wait, a Resume
+//!             Poll::Sleep(until) => sleep_until(until),
+//!             Poll::Done(outcome) => return Ok(outcome?), // reached, or why not
+//!         }
+//!     }
+//! }
 //! ```
 //!
-//! After a crash, [`session::Session::resume`] replays the journal into a fresh machine and sends
-//! `Resume`; the machine re-issues what was in flight.
+//! After a crash, [`session::Session::resume`] replays the journal into a fresh machine
+//! ([`journal::replay`]) and hands in `Resume`; the machine re-issues what was in flight, and
+//! reads the link first before it would send a role change again.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

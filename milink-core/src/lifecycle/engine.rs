@@ -67,15 +67,19 @@ pub enum Poll {
 }
 
 /// Why an operation ended without reaching its goal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Ended {
     /// The link is `Failed` with this error.
+    #[error("the link failed: {}: {}", .0.code, .0.message)]
     Failed(StepError),
     /// Both sides report PRIMARY; only a repair continues.
+    #[error("both sides report PRIMARY: repair the split brain")]
     SplitBrain,
     /// The machine neither issues effects nor waits for anything.
+    #[error("the operation stalled: nothing to perform and nothing to wait for")]
     Stalled,
     /// The driver's time budget for the operation ran out.
+    #[error("the operation ran out of time")]
     TimedOut,
 }
 
