@@ -84,8 +84,8 @@ use crate::arm::{self, ArmRequest};
 use crate::lifecycle::{
     AssessmentOutcome, AvailabilityMode, Command, CutoverOptions, DatabaseView, Effect,
     FailoverKind, FullBackup, Input, InstanceOp, LinkObservation, LinkSpec, Machine, Observation,
-    Operation, Phase, Probe, Rejected, ReplicaRole, Side, SideView, SourceOp, SpecError, State,
-    StepError, SyncHealth, SyncState,
+    Operation, Phase, Probe, Rejected, ReplicaRole, Side, SideView, SourceOp, SpecError, StepError,
+    SyncHealth, SyncState,
 };
 use crate::names::{InstanceId, LinkName, Lsn};
 use crate::secret::Secret;
@@ -473,10 +473,10 @@ impl Planner<'_> {
                     }
                 },
             }
-            if let State::Failed { phase, error, .. } = self.machine.state() {
+            if let Some((phase, error)) = self.machine.state().failure() {
                 return Err(PlanError::Failed {
                     operation,
-                    phase: phase.phase(),
+                    phase,
                     error: error.clone(),
                 });
             }

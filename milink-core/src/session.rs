@@ -60,12 +60,12 @@ use tracing::Instrument;
 
 use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
 use crate::lifecycle::Input;
-pub use crate::lifecycle::{Operation, OperationStatus};
 use crate::lifecycle::{
     AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, Ended, Engine, Event,
     FailoverKind, Handled, LinkName, LinkObservation, LinkSpec, Machine, Observation, Phase, Poll,
     Probe, ProgressEvent, Rejected, Side, SpecError, State, StepError, StepId,
 };
+pub use crate::lifecycle::{Operation, OperationStatus};
 use crate::link_lock::{LinkLock, LinkLockError, LockHolder};
 use crate::ports::{
     ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,

@@ -792,6 +792,14 @@ impl State {
         matches!(self, State::Failed { .. })
     }
 
+    /// In `Failed`: the phase that failed and why.
+    pub fn failure(&self) -> Option<(Phase, &StepError)> {
+        match self {
+            State::Failed { phase, error, .. } => Some((phase.phase(), error)),
+            _ => None,
+        }
+    }
+
     /// A failure that `Input::Resume` retries without outside help.
     pub fn is_retryable_failure(&self) -> bool {
         matches!(
