@@ -234,28 +234,13 @@ pub(super) fn half_way_target(phase: &State) -> Option<Side> {
             Some(*primary)
         }
         State::Repairing { keep, .. } => Some(*keep),
-        State::Draft
-        | State::Assessed
-        | State::PreparingSource { .. }
-        | State::ExchangingTrust { .. }
-        | State::CreatingAg { .. }
-        | State::CreatingDag
-        | State::JoiningInstance { .. }
-        | State::Seeding { .. }
-        | State::Replicating { .. }
-        | State::PreparingFailover { .. }
-        | State::CatchingUp { .. }
-        | State::FailedOver { .. }
+        before_replicating!()
+        | steady!()
+        | catching_up!()
         | State::SplitBrain
-        | State::AwaitingFirstFullBackup { .. }
-        | State::Fencing { .. }
-        | State::RemovingLink { .. }
-        | State::DroppingDag { .. }
-        | State::DroppingAg
-        | State::Completed
-        | State::AbortingFailover { .. }
-        | State::Cancelling { .. }
-        | State::Cancelled
+        | removing!()
+        | backing_out!()
+        | terminal!()
         | State::Failed { .. } => None,
     }
 }
@@ -272,29 +257,12 @@ pub(super) fn steady_of_failed(phase: &State) -> Option<Steady> {
             data_loss_possible: *data_loss_possible,
         }),
         State::PreparingFailover { plan, .. } | State::CatchingUp { plan, .. } => Some(plan.from),
-        State::Draft
-        | State::Assessed
-        | State::PreparingSource { .. }
-        | State::ExchangingTrust { .. }
-        | State::CreatingAg { .. }
-        | State::CreatingDag
-        | State::JoiningInstance { .. }
-        | State::Seeding { .. }
-        | State::FailingOver { .. }
-        | State::ForcingFailover { .. }
-        | State::VerifyingRoles { .. }
-        | State::Redirecting { .. }
+        before_replicating!()
+        | changing_roles!()
         | State::SplitBrain
-        | State::Repairing { .. }
-        | State::AwaitingFirstFullBackup { .. }
-        | State::Fencing { .. }
-        | State::RemovingLink { .. }
-        | State::DroppingDag { .. }
-        | State::DroppingAg
-        | State::Completed
-        | State::AbortingFailover { .. }
-        | State::Cancelling { .. }
-        | State::Cancelled
+        | removing!()
+        | backing_out!()
+        | terminal!()
         | State::Failed { .. } => None,
     }
 }
@@ -387,20 +355,11 @@ pub(super) fn role_change_mut(state: &mut State) -> Option<&mut RoleChange> {
             step: FenceStep::Demote { change } | FenceStep::Undo { change, .. },
             ..
         } => Some(change),
-        State::Draft
-        | State::Assessed
-        | State::PreparingSource { .. }
-        | State::ExchangingTrust { .. }
-        | State::CreatingAg { .. }
-        | State::CreatingDag
-        | State::JoiningInstance { .. }
-        | State::Seeding { .. }
-        | State::Replicating { .. }
-        | State::PreparingFailover { .. }
-        | State::CatchingUp { .. }
+        before_replicating!()
+        | steady!()
+        | catching_up!()
         | State::VerifyingRoles { .. }
         | State::Redirecting { .. }
-        | State::FailedOver { .. }
         | State::SplitBrain
         | State::AwaitingFirstFullBackup { .. }
         | State::Fencing {
@@ -409,12 +368,11 @@ pub(super) fn role_change_mut(state: &mut State) -> Option<&mut RoleChange> {
         }
         | State::DroppingDag { .. }
         | State::DroppingAg
-        | State::Completed
+        | terminal!()
         | State::AbortingFailover { .. }
         | State::Cancelling {
             step: CancelStep::DropDag | CancelStep::DropAg,
         }
-        | State::Cancelled
         | State::Failed { .. } => None,
     }
 }

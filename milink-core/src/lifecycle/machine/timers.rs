@@ -94,19 +94,17 @@ impl Machine {
                     None => String::new(),
                 }
             ),
-            State::Draft
-            | State::Assessed
+            setup!()
             | State::PreparingSource { .. }
             | State::ExchangingTrust { .. }
             | State::CreatingAg { .. }
             | State::CreatingDag
-            | State::Replicating { .. }
+            | steady!()
             | State::PreparingFailover { .. }
             | State::CatchingUp { blocker: None, .. }
             | State::FailingOver { .. }
             | State::ForcingFailover { .. }
             | State::Redirecting { .. }
-            | State::FailedOver { .. }
             | State::SplitBrain
             | State::Repairing { .. }
             | State::Fencing {
@@ -115,10 +113,8 @@ impl Machine {
             }
             | State::DroppingDag { .. }
             | State::DroppingAg
-            | State::Completed
-            | State::AbortingFailover { .. }
-            | State::Cancelling { .. }
-            | State::Cancelled
+            | backing_out!()
+            | terminal!()
             | State::Failed { .. } => String::new(),
         };
         let error = StepError {
@@ -138,14 +134,7 @@ impl Machine {
     pub(super) fn timeout_for(&self, state: &State) -> Option<Duration> {
         let o = &self.spec.options;
         match state {
-            State::Draft
-            | State::Assessed
-            | State::Replicating { .. }
-            | State::FailedOver { .. }
-            | State::SplitBrain
-            | State::Completed
-            | State::Cancelled
-            | State::Failed { .. } => None,
+            setup!() | steady!() | State::SplitBrain | terminal!() | State::Failed { .. } => None,
             State::PreparingSource { .. }
             | State::ExchangingTrust { .. }
             | State::CreatingAg { .. }
@@ -163,7 +152,7 @@ impl Machine {
                 step: CancelStep::DeleteLink { .. },
             } => Some(o.join_timeout),
             State::Seeding { .. } => Some(o.seeding_timeout),
-            State::PreparingFailover { .. } | State::CatchingUp { .. } => Some(o.catch_up_timeout),
+            catching_up!() => Some(o.catch_up_timeout),
             State::FailingOver { .. }
             | State::ForcingFailover { .. }
             | State::VerifyingRoles { .. }
