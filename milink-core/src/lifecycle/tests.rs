@@ -16,6 +16,7 @@ use crate::names::{
 };
 use crate::time::{Date, Timestamp};
 
+mod engine;
 mod harness;
 mod proptests;
 mod scenarios;
