@@ -237,6 +237,27 @@ def test_progress_events_and_callback(lab: milink.Lab, journal: pathlib.Path) ->
     assert session.events() == []  # drained
 
 
+def test_status_says_where_the_operation_stands_and_events_carry_the_lsn_gate(
+    lab: milink.Lab, journal: pathlib.Path
+) -> None:
+    session = lab.session(journal)
+    assert session.status()["progress"] == {"status": "idle"}
+    assert session.status()["primary"] == "SqlServer"
+    session.record_assessment([])
+    session.start()
+    assert session.status()["progress"] == {"status": "reached", "operation": "Start"}
+    session.events()
+    session.failover()
+    status = session.status()
+    assert status["progress"] == {"status": "reached", "operation": "Failover"}
+    assert status["primary"] == "ManagedInstance" and status["data_loss_possible"] is False
+    gate = [e["Progress"]["CatchUp"] for e in session.events() if "CatchUp" in e.get("Progress", {})]
+    assert gate, "the catch-up gate reported its readings"
+    assert {"database", "sql_server", "managed_instance", "equal_for"} <= set(gate[-1])
+    assert gate[-1]["sql_server"] == gate[-1]["managed_instance"]
+    assert gate[-1]["equal_for"]["secs"] >= 30  # held for the stability window before the role change
+
+
 def test_a_failing_progress_callback_does_not_stop_the_link(
     lab: milink.Lab, journal: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
