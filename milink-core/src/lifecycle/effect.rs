@@ -30,8 +30,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{AgName, CertificateName, DatabaseName, LinkMode, LinkName, MiFqdn, ServerName};
+use crate::names::{AgName, CertificateName, DatabaseName, LinkMode, LinkName, MiFqdn};
 use crate::time::Date;
+use crate::tsql::{CreateAgSpec, CreateDagSpec, MirroringEndpointSpec};
 
 use super::spec::{FailoverMode, SeedingMode, Side};
 
@@ -50,7 +51,10 @@ impl std::fmt::Display for StepId {
 /// builders'.
 pub use crate::tsql::AvailabilityMode;
 
-/// A T-SQL operation on SQL Server. The adapter renders it with the `tsql` builders.
+/// A T-SQL operation on SQL Server. The adapter renders it with the `tsql` builders: an op
+/// whose builder takes a spec struct carries that spec, and what is not the machine's to know
+/// (the master key password, the Azure root CA certificates) comes from the adapter's
+/// configuration instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SourceOp {
     /// Create the database master key in `master` if absent (password from the adapter's config).
@@ -64,14 +68,11 @@ pub enum SourceOp {
         /// Expiry date.
         expiry: Date,
     },
-    /// Create the mirroring endpoint if absent (certificate auth, AES, started).
+    /// Create the mirroring endpoint if absent (started; the machine asks for certificate
+    /// authentication and AES).
     EnsureMirroringEndpoint {
-        /// Endpoint name.
-        name: crate::names::EndpointName,
-        /// Listener port.
-        port: crate::names::TcpPort,
-        /// Authentication certificate.
-        certificate: CertificateName,
+        /// The endpoint, as [`crate::tsql::create_mirroring_endpoint`] takes it.
+        spec: MirroringEndpointSpec,
     },
     /// Read the endpoint certificate's public key (`CERTENCODED`); answered with
     /// [`super::input::Observation::PublicKey`].
@@ -91,16 +92,9 @@ pub enum SourceOp {
     EnsureRootCaTrust,
     /// Create the availability group on SQL Server if absent.
     CreateAvailabilityGroup {
-        /// AG name.
-        ag: AgName,
-        /// Databases; empty when the managed instance is the initial primary.
-        databases: Vec<DatabaseName>,
-        /// `@@SERVERNAME`.
-        replica: ServerName,
-        /// `TCP://host:port` of the mirroring endpoint.
-        endpoint_url: String,
-        /// `CLUSTER_TYPE = NONE` (not on SQL Server 2016).
-        cluster_type_none: bool,
+        /// The AG, as [`crate::tsql::create_availability_group`] takes it; no databases when
+        /// the managed instance is the initial primary.
+        spec: CreateAgSpec,
     },
     /// `ALTER AVAILABILITY GROUP … GRANT CREATE ANY DATABASE` (managed instance initial primary).
     GrantCreateAnyDatabase {
@@ -109,20 +103,9 @@ pub enum SourceOp {
     },
     /// Create the distributed availability group on SQL Server if absent.
     CreateDistributedAvailabilityGroup {
-        /// DAG (link) name.
-        dag: LinkName,
-        /// The SQL Server AG.
-        sql_ag: AgName,
-        /// `TCP://host:port` of the SQL Server endpoint.
-        sql_listener_url: String,
-        /// The managed instance AG.
-        mi_ag: AgName,
-        /// The managed instance FQDN.
-        mi_fqdn: MiFqdn,
-        /// The database, when the managed instance is the initial primary.
-        mi_database: Option<DatabaseName>,
-        /// `SESSION_TIMEOUT`.
-        session_timeout_s: u16,
+        /// The DAG (the link), as [`crate::tsql::create_distributed_availability_group`]
+        /// takes it.
+        spec: CreateDagSpec,
     },
     /// Change the DAG's availability mode on both replicas.
     SetAvailabilityMode {

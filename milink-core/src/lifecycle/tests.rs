@@ -401,8 +401,10 @@ fn sql_server_2016_creates_the_ag_on_its_cluster() {
         h.pending(),
         Effect::Source {
             op: SourceOp::CreateAvailabilityGroup {
-                cluster_type_none: false,
-                ..
+                spec: crate::tsql::CreateAgSpec {
+                    cluster_type_none: false,
+                    ..
+                },
             },
             ..
         }

@@ -419,9 +419,13 @@ mod tests {
         .await
         .unwrap();
         sql.execute(&SourceOp::EnsureMirroringEndpoint {
-            name: s.source.endpoint_name.clone(),
-            port: s.source.endpoint_port,
-            certificate: s.source.certificate.clone(),
+            spec: crate::tsql::MirroringEndpointSpec {
+                name: s.source.endpoint_name.clone(),
+                port: s.source.endpoint_port,
+                certificate: s.source.certificate.clone(),
+                auth: crate::tsql::EndpointAuth::Certificate,
+                encryption: crate::tsql::EndpointEncryption::Aes,
+            },
         })
         .await
         .unwrap();

@@ -7,6 +7,7 @@ use crate::lifecycle::{AvailabilityMode, LinkName, ReplicaRole, Side, SideView, 
 use crate::names::DatabaseName;
 use crate::ports::{PortError, SourceReply, SourceServer};
 use crate::redirect::WorkloadActivity;
+use crate::tsql::{CreateAgSpec, CreateDagSpec, MirroringEndpointSpec};
 
 use super::errors;
 use super::faults::{Call, SourceCall};
@@ -152,11 +153,13 @@ impl World {
                 );
                 Ok(SourceReply::Done)
             }
-            SourceOp::EnsureMirroringEndpoint {
-                name,
-                port,
-                certificate,
-            } => {
+            SourceOp::EnsureMirroringEndpoint { spec } => {
+                let MirroringEndpointSpec {
+                    name,
+                    port,
+                    certificate,
+                    ..
+                } = spec;
                 if !self.source.certificates.contains_key(certificate.as_str()) {
                     return Err(not_found("certificate", certificate.as_str()));
                 }
@@ -237,13 +240,14 @@ impl World {
                 self.source.root_ca_trust = true;
                 Ok(SourceReply::Done)
             }
-            SourceOp::CreateAvailabilityGroup {
-                ag,
-                databases,
-                replica,
-                endpoint_url,
-                cluster_type_none,
-            } => {
+            SourceOp::CreateAvailabilityGroup { spec } => {
+                let CreateAgSpec {
+                    ag,
+                    databases,
+                    replica,
+                    endpoint_url,
+                    cluster_type_none,
+                } = spec;
                 if !self.source.hadr_enabled {
                     return Err(hadr_disabled());
                 }
@@ -301,15 +305,16 @@ impl World {
                 a.create_any_database = true;
                 Ok(SourceReply::Done)
             }
-            SourceOp::CreateDistributedAvailabilityGroup {
-                dag,
-                sql_ag,
-                sql_listener_url,
-                mi_ag,
-                mi_fqdn,
-                mi_database,
-                session_timeout_s,
-            } => {
+            SourceOp::CreateDistributedAvailabilityGroup { spec } => {
+                let CreateDagSpec {
+                    dag,
+                    sql_ag,
+                    sql_listener_url,
+                    mi_ag,
+                    mi_fqdn,
+                    mi_database,
+                    session_timeout_s,
+                } = spec;
                 if !self.source.hadr_enabled {
                     return Err(hadr_disabled());
                 }

@@ -104,13 +104,15 @@ impl Rig {
     fn dag_op(&self) -> SourceOp {
         let s = self.spec();
         SourceOp::CreateDistributedAvailabilityGroup {
-            dag: s.link.clone(),
-            sql_ag: s.source.ag.clone(),
-            sql_listener_url: s.source.endpoint_url(),
-            mi_ag: s.target.ag.clone(),
-            mi_fqdn: s.target.fqdn.clone(),
-            mi_database: None,
-            session_timeout_s: s.session_timeout_s,
+            spec: crate::tsql::CreateDagSpec {
+                dag: s.link.clone(),
+                sql_ag: s.source.ag.clone(),
+                sql_listener_url: s.source.endpoint_url(),
+                mi_ag: s.target.ag.clone(),
+                mi_fqdn: s.target.fqdn.clone(),
+                mi_database: None,
+                session_timeout_s: s.session_timeout_s,
+            },
         }
     }
 
@@ -125,9 +127,13 @@ impl Rig {
         })
         .await?;
         self.tsql(SourceOp::EnsureMirroringEndpoint {
-            name: s.source.endpoint_name.clone(),
-            port: s.source.endpoint_port,
-            certificate: s.source.certificate.clone(),
+            spec: crate::tsql::MirroringEndpointSpec {
+                name: s.source.endpoint_name.clone(),
+                port: s.source.endpoint_port,
+                certificate: s.source.certificate.clone(),
+                auth: crate::tsql::EndpointAuth::Certificate,
+                encryption: crate::tsql::EndpointEncryption::Aes,
+            },
         })
         .await?;
         let SourceReply::PublicKey(der) = self
@@ -155,11 +161,13 @@ impl Rig {
         .await?;
         self.tsql(SourceOp::EnsureRootCaTrust).await?;
         self.tsql(SourceOp::CreateAvailabilityGroup {
-            ag: s.source.ag.clone(),
-            databases: s.databases.clone(),
-            replica: s.source.server.clone(),
-            endpoint_url: s.source.endpoint_url(),
-            cluster_type_none: true,
+            spec: crate::tsql::CreateAgSpec {
+                ag: s.source.ag.clone(),
+                databases: s.databases.clone(),
+                replica: s.source.server.clone(),
+                endpoint_url: s.source.endpoint_url(),
+                cluster_type_none: true,
+            },
         })
         .await?;
         Ok(())
@@ -1004,9 +1012,13 @@ async fn sql_server_refuses_what_it_refuses() {
         "sql:15581"
     );
     let endpoint = SourceOp::EnsureMirroringEndpoint {
-        name: s.source.endpoint_name.clone(),
-        port: crate::names::TcpPort::MIRRORING_DEFAULT,
-        certificate: s.source.certificate.clone(),
+        spec: crate::tsql::MirroringEndpointSpec {
+            name: s.source.endpoint_name.clone(),
+            port: crate::names::TcpPort::MIRRORING_DEFAULT,
+            certificate: s.source.certificate.clone(),
+            auth: crate::tsql::EndpointAuth::Certificate,
+            encryption: crate::tsql::EndpointEncryption::Aes,
+        },
     };
     assert_eq!(
         code(&rig.tsql(endpoint.clone()).await.unwrap_err()),
@@ -1018,18 +1030,24 @@ async fn sql_server_refuses_what_it_refuses() {
     rig.tsql(endpoint.clone()).await.unwrap();
     rig.tsql(endpoint).await.unwrap();
     let other = SourceOp::EnsureMirroringEndpoint {
-        name: crate::names::EndpointName::new("Hadr_endpoint").unwrap(),
-        port: crate::names::TcpPort::MIRRORING_DEFAULT,
-        certificate: s.source.certificate.clone(),
+        spec: crate::tsql::MirroringEndpointSpec {
+            name: crate::names::EndpointName::new("Hadr_endpoint").unwrap(),
+            port: crate::names::TcpPort::MIRRORING_DEFAULT,
+            certificate: s.source.certificate.clone(),
+            auth: crate::tsql::EndpointAuth::Certificate,
+            encryption: crate::tsql::EndpointEncryption::Aes,
+        },
     };
     assert_eq!(code(&rig.tsql(other).await.unwrap_err()), "sql:7862");
     let c360 = DatabaseName::new(Lab::CUSTOMER360).unwrap();
     let ag = |db: DatabaseName| SourceOp::CreateAvailabilityGroup {
-        ag: AgName::new(format!("AG_{db}")).unwrap(),
-        databases: vec![db],
-        replica: s.source.server.clone(),
-        endpoint_url: s.source.endpoint_url(),
-        cluster_type_none: true,
+        spec: crate::tsql::CreateAgSpec {
+            ag: AgName::new(format!("AG_{db}")).unwrap(),
+            databases: vec![db],
+            replica: s.source.server.clone(),
+            endpoint_url: s.source.endpoint_url(),
+            cluster_type_none: true,
+        },
     };
     assert_eq!(
         code(&rig.tsql(ag(c360.clone())).await.unwrap_err()),

@@ -46,17 +46,7 @@ impl SourceOp {
                 subject,
                 expiry,
             } => tsql::create_endpoint_certificate(name, subject, *expiry),
-            SourceOp::EnsureMirroringEndpoint {
-                name,
-                port,
-                certificate,
-            } => tsql::create_mirroring_endpoint(&tsql::MirroringEndpointSpec {
-                name: name.clone(),
-                port: *port,
-                certificate: certificate.clone(),
-                auth: tsql::EndpointAuth::Certificate,
-                encryption: tsql::EndpointEncryption::Aes,
-            }),
+            SourceOp::EnsureMirroringEndpoint { spec } => tsql::create_mirroring_endpoint(spec),
             SourceOp::ExportCertificatePublicKey { name } => {
                 tsql::export_certificate_public_key(name)
             }
@@ -73,37 +63,11 @@ impl SourceOp {
                     .map(|(name, der)| tsql::import_root_ca(name, der, tsql::AZURE_DNS_PATTERN))
                     .collect());
             }
-            SourceOp::CreateAvailabilityGroup {
-                ag,
-                databases,
-                replica,
-                endpoint_url,
-                cluster_type_none,
-            } => tsql::create_availability_group(&tsql::CreateAgSpec {
-                ag: ag.clone(),
-                databases: databases.clone(),
-                replica: replica.clone(),
-                endpoint_url: endpoint_url.clone(),
-                cluster_type_none: *cluster_type_none,
-            }),
+            SourceOp::CreateAvailabilityGroup { spec } => tsql::create_availability_group(spec),
             SourceOp::GrantCreateAnyDatabase { ag } => tsql::grant_create_any_database(ag),
-            SourceOp::CreateDistributedAvailabilityGroup {
-                dag,
-                sql_ag,
-                sql_listener_url,
-                mi_ag,
-                mi_fqdn,
-                mi_database,
-                session_timeout_s,
-            } => tsql::create_distributed_availability_group(&tsql::CreateDagSpec {
-                dag: dag.clone(),
-                sql_ag: sql_ag.clone(),
-                sql_listener_url: sql_listener_url.clone(),
-                mi_ag: mi_ag.clone(),
-                mi_fqdn: mi_fqdn.clone(),
-                mi_database: mi_database.clone(),
-                session_timeout_s: *session_timeout_s,
-            }),
+            SourceOp::CreateDistributedAvailabilityGroup { spec } => {
+                tsql::create_distributed_availability_group(spec)
+            }
             SourceOp::SetAvailabilityMode {
                 dag,
                 sql_ag,
@@ -202,9 +166,13 @@ mod tests {
     #[test]
     fn the_endpoint_uses_certificate_authentication_and_aes() {
         let b = one(SourceOp::EnsureMirroringEndpoint {
-            name: EndpointName::new("database_mirroring_endpoint").unwrap(),
-            port: TcpPort::new(5023).unwrap(),
-            certificate: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
+            spec: tsql::MirroringEndpointSpec {
+                name: EndpointName::new("database_mirroring_endpoint").unwrap(),
+                port: TcpPort::new(5023).unwrap(),
+                certificate: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
+                auth: tsql::EndpointAuth::Certificate,
+                encryption: tsql::EndpointEncryption::Aes,
+            },
         });
         let sql = b.expose_sql();
         assert!(sql.contains("LISTENER_PORT = 5023"), "{sql}");
@@ -254,11 +222,13 @@ mod tests {
             ),
             (
                 SourceOp::CreateAvailabilityGroup {
-                    ag: ag.clone(),
-                    databases: vec![DatabaseName::new("ToyStore").unwrap()],
-                    replica: crate::names::ServerName::new("TailspinSql").unwrap(),
-                    endpoint_url: "TCP://10.0.0.4:5022".to_owned(),
-                    cluster_type_none: true,
+                    spec: tsql::CreateAgSpec {
+                        ag: ag.clone(),
+                        databases: vec![DatabaseName::new("ToyStore").unwrap()],
+                        replica: crate::names::ServerName::new("TailspinSql").unwrap(),
+                        endpoint_url: "TCP://10.0.0.4:5022".to_owned(),
+                        cluster_type_none: true,
+                    },
                 },
                 "CREATE AVAILABILITY GROUP [AG_ToyStore]",
             ),
@@ -268,13 +238,15 @@ mod tests {
             ),
             (
                 SourceOp::CreateDistributedAvailabilityGroup {
-                    dag: link(),
-                    sql_ag: ag.clone(),
-                    sql_listener_url: "TCP://10.0.0.4:5022".to_owned(),
-                    mi_ag: AgName::new("AG_ToyStore_MI").unwrap(),
-                    mi_fqdn: MiFqdn::new("tailspin-mi.abc123.database.windows.net").unwrap(),
-                    mi_database: None,
-                    session_timeout_s: 20,
+                    spec: tsql::CreateDagSpec {
+                        dag: link(),
+                        sql_ag: ag.clone(),
+                        sql_listener_url: "TCP://10.0.0.4:5022".to_owned(),
+                        mi_ag: AgName::new("AG_ToyStore_MI").unwrap(),
+                        mi_fqdn: MiFqdn::new("tailspin-mi.abc123.database.windows.net").unwrap(),
+                        mi_database: None,
+                        session_timeout_s: 20,
+                    },
                 },
                 "WITH (DISTRIBUTED)",
             ),

@@ -1,6 +1,9 @@
 //! Entering phases and issuing effects.
 
 use super::*;
+use crate::tsql::{
+    CreateAgSpec, CreateDagSpec, EndpointAuth, EndpointEncryption, MirroringEndpointSpec,
+};
 
 impl Machine {
     /// Enters `state` (a new phase or sub-step): resets timers and issues the phase's effects.
@@ -64,9 +67,13 @@ impl Machine {
                         expiry: spec.source.certificate_expiry,
                     },
                     PrepareStep::Endpoint => SourceOp::EnsureMirroringEndpoint {
-                        name: spec.source.endpoint_name.clone(),
-                        port: spec.source.endpoint_port,
-                        certificate: spec.source.certificate.clone(),
+                        spec: MirroringEndpointSpec {
+                            name: spec.source.endpoint_name.clone(),
+                            port: spec.source.endpoint_port,
+                            certificate: spec.source.certificate.clone(),
+                            auth: EndpointAuth::Certificate,
+                            encryption: EndpointEncryption::Aes,
+                        },
                     },
                 };
                 vec![self.source(op)]
@@ -106,14 +113,16 @@ impl Machine {
                 let ag = spec.source.ag.clone();
                 let op = match step {
                     AgStep::Create => SourceOp::CreateAvailabilityGroup {
-                        ag,
-                        databases: match spec.initial_primary {
-                            Side::SqlServer => spec.databases.clone(),
-                            Side::ManagedInstance => Vec::new(),
+                        spec: CreateAgSpec {
+                            ag,
+                            databases: match spec.initial_primary {
+                                Side::SqlServer => spec.databases.clone(),
+                                Side::ManagedInstance => Vec::new(),
+                            },
+                            replica: spec.source.server.clone(),
+                            endpoint_url: spec.source.endpoint_url(),
+                            cluster_type_none: spec.capabilities().cluster_type_none,
                         },
-                        replica: spec.source.server.clone(),
-                        endpoint_url: spec.source.endpoint_url(),
-                        cluster_type_none: spec.capabilities().cluster_type_none,
                     },
                     AgStep::GrantCreateAnyDatabase => SourceOp::GrantCreateAnyDatabase { ag },
                 };
@@ -122,16 +131,18 @@ impl Machine {
             }
             State::CreatingDag => {
                 let op = SourceOp::CreateDistributedAvailabilityGroup {
-                    dag: link,
-                    sql_ag: spec.source.ag.clone(),
-                    sql_listener_url: spec.source.endpoint_url(),
-                    mi_ag: spec.target.ag.clone(),
-                    mi_fqdn: spec.target.fqdn.clone(),
-                    mi_database: match spec.initial_primary {
-                        Side::SqlServer => None,
-                        Side::ManagedInstance => spec.databases.first().cloned(),
+                    spec: CreateDagSpec {
+                        dag: link,
+                        sql_ag: spec.source.ag.clone(),
+                        sql_listener_url: spec.source.endpoint_url(),
+                        mi_ag: spec.target.ag.clone(),
+                        mi_fqdn: spec.target.fqdn.clone(),
+                        mi_database: match spec.initial_primary {
+                            Side::SqlServer => None,
+                            Side::ManagedInstance => spec.databases.first().cloned(),
+                        },
+                        session_timeout_s: spec.session_timeout_s,
                     },
-                    session_timeout_s: spec.session_timeout_s,
                 };
                 self.attempted.dag = true;
                 vec![self.source(op)]

@@ -163,9 +163,13 @@ pub fn create_from_sql_server_issues_every_documented_step_in_order() {
     assert_eq!(
         source_op(&fx),
         SourceOp::EnsureMirroringEndpoint {
-            name: spec.source.endpoint_name.clone(),
-            port: TcpPort::MIRRORING_DEFAULT,
-            certificate: spec.source.certificate.clone(),
+            spec: crate::tsql::MirroringEndpointSpec {
+                name: spec.source.endpoint_name.clone(),
+                port: TcpPort::MIRRORING_DEFAULT,
+                certificate: spec.source.certificate.clone(),
+                auth: crate::tsql::EndpointAuth::Certificate,
+                encryption: crate::tsql::EndpointEncryption::Aes,
+            },
         }
     );
     let fx = h.done();
@@ -201,24 +205,28 @@ pub fn create_from_sql_server_issues_every_documented_step_in_order() {
     assert_eq!(
         source_op(&fx),
         SourceOp::CreateAvailabilityGroup {
-            ag: spec.source.ag.clone(),
-            databases: vec![db("ToyStore")],
-            replica: spec.source.server.clone(),
-            endpoint_url: "TCP://10.0.0.4:5022".to_owned(),
-            cluster_type_none: true,
+            spec: crate::tsql::CreateAgSpec {
+                ag: spec.source.ag.clone(),
+                databases: vec![db("ToyStore")],
+                replica: spec.source.server.clone(),
+                endpoint_url: "TCP://10.0.0.4:5022".to_owned(),
+                cluster_type_none: true,
+            },
         }
     );
     let fx = h.done();
     assert_eq!(
         source_op(&fx),
         SourceOp::CreateDistributedAvailabilityGroup {
-            dag: spec.link.clone(),
-            sql_ag: spec.source.ag.clone(),
-            sql_listener_url: "TCP://10.0.0.4:5022".to_owned(),
-            mi_ag: spec.target.ag.clone(),
-            mi_fqdn: spec.target.fqdn.clone(),
-            mi_database: None,
-            session_timeout_s: 20,
+            spec: crate::tsql::CreateDagSpec {
+                dag: spec.link.clone(),
+                sql_ag: spec.source.ag.clone(),
+                sql_listener_url: "TCP://10.0.0.4:5022".to_owned(),
+                mi_ag: spec.target.ag.clone(),
+                mi_fqdn: spec.target.fqdn.clone(),
+                mi_database: None,
+                session_timeout_s: 20,
+            },
         }
     );
     let fx = h.done();
@@ -361,7 +369,7 @@ pub fn create_from_the_instance_grants_create_any_database() {
         h.done();
     }
     match source_op(&h.m.in_flight()) {
-        SourceOp::CreateAvailabilityGroup { databases, .. } => assert!(databases.is_empty()),
+        SourceOp::CreateAvailabilityGroup { spec } => assert!(spec.databases.is_empty()),
         other => panic!("{other:?}"),
     }
     let fx = h.done();
@@ -374,8 +382,8 @@ pub fn create_from_the_instance_grants_create_any_database() {
     );
     let fx = h.done();
     match source_op(&fx) {
-        SourceOp::CreateDistributedAvailabilityGroup { mi_database, .. } => {
-            assert_eq!(mi_database, Some(db("ToyStore")))
+        SourceOp::CreateDistributedAvailabilityGroup { spec } => {
+            assert_eq!(spec.mi_database, Some(db("ToyStore")))
         }
         other => panic!("{other:?}"),
     }
