@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use milink_core::SessionEvent;
 use milink_core::lifecycle::{
-    FullBackup, InstanceOp, LinkName, OperationRef, ProgressEvent, Side, SideView, SourceOp,
+    FullBackup, InstanceOp, LinkName, OperationRef, Phase, ProgressEvent, Side, SideView, SourceOp,
 };
 use milink_core::names::{DatabaseName, InstanceId, Lsn};
 use milink_core::ports::{
@@ -44,7 +44,8 @@ pub struct LsnCheck {
 
 #[derive(Default)]
 struct Watch {
-    state: String,
+    /// The phase the session last reported entering.
+    phase: Option<Phase>,
     seeding: Option<u8>,
     lsn_database: Option<DatabaseName>,
     lsn_check: Option<LsnCheck>,
@@ -194,9 +195,6 @@ impl Narrator {
         for e in session_events {
             match e {
                 SessionEvent::StateChanged { to, .. } => {
-                    let mut w = lock(&self.watch);
-                    w.state = to.clone();
-                    drop(w);
                     if self.plan {
                         self.raw(&format!("\n-- state: {to}"));
                     } else {
@@ -226,6 +224,9 @@ impl Narrator {
                     managed_instance: Some(managed_instance),
                     equal_for,
                 }) => self.note_catch_up(database, sql_server, managed_instance, equal_for),
+                SessionEvent::Progress(ProgressEvent::Phase { name }) => {
+                    lock(&self.watch).phase = Some(name);
+                }
                 SessionEvent::Progress(ProgressEvent::Seeding { database, percent }) => {
                     let mut w = lock(&self.watch);
                     let show = w.seeding.is_none_or(|last| percent / 10 > last / 10)
@@ -241,8 +242,8 @@ impl Narrator {
         }
     }
 
-    fn state(&self) -> String {
-        lock(&self.watch).state.clone()
+    fn phase(&self) -> Option<Phase> {
+        lock(&self.watch).phase
     }
 
     fn first_time(&self, key: String) -> bool {
@@ -413,7 +414,7 @@ impl ManagedInstance for Narrated<SimManagedInstance> {
         let n = &self.narrator;
         n.drain();
         let r = self.inner.full_backups(databases).await;
-        if n.state() == "AwaitingFirstFullBackup"
+        if n.phase() == Some(Phase::AwaitingFirstFullBackup)
             && n.first_time(format!("backups-wait-{}", n.link))
         {
             n.line("waiting for the managed instance's first full backup after the role change");
