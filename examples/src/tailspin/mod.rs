@@ -1,0 +1,341 @@
+//! The Tailspin lab end to end on the simulator: readiness, link creation, seeding, replication
+//! under a running workload, planned failover with the LSN check, validation of every row, and
+//! optionally failback or a one-way cutover; interrupted runs continue from their journal.
+//!
+//! The real session driver and lifecycle machine run unchanged; only the servers are simulated.
+//!
+//! [`run`] ties the parts together: the command line ([`Options`]), the phases, the report
+//! ([`Report`]) and the continuation of an interrupted run from the file next to its journal
+//! ([`sidecar`]).
+
+mod checks;
+mod cli;
+mod phases;
+mod readiness;
+mod report;
+mod resume;
+
+pub use cli::{Options, USAGE};
+pub use report::{
+    DatabaseReport, FindingReport, ParityOut, PhaseTime, Report, RoleChangeReport, TableReport,
+};
+pub use resume::sidecar;
+
+use std::error::Error;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use milink_core::journal::{FileJournal, JournalEntry, JournalError, JournalRecord};
+use milink_core::redirect::{ConnectionString, FileRedirectHook, RedirectOptions};
+use milink_core::sim::{
+    CrashPoint, CrashingJournal, DbSnapshot, Lab, Sim, SimManagedInstance, SimSqlServer,
+    WorkloadStats,
+};
+use milink_core::time::Timestamp;
+use milink_core::{LinkSession, MemoryJournal, Session, SessionOptions};
+
+use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING, WorkloadLedger};
+use crate::narrate::{Narrated, Narrator};
+use phases::{Run, phases};
+
+/// The lab's journal: a file, or memory in plan mode (which writes nothing).
+enum LabJournal {
+    File(FileJournal),
+    Memory(MemoryJournal),
+}
+
+impl milink_core::ports::Journal for LabJournal {
+    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        match self {
+            LabJournal::File(j) => j.append(record),
+            LabJournal::Memory(j) => j.append(record),
+        }
+    }
+
+    fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        match self {
+            LabJournal::File(j) => j.records(),
+            LabJournal::Memory(j) => j.records(),
+        }
+    }
+
+    fn location(&self) -> Option<PathBuf> {
+        match self {
+            LabJournal::File(j) => j.location(),
+            LabJournal::Memory(j) => j.location(),
+        }
+    }
+}
+
+/// The lab's session: narrated simulated servers over the lab's journal, which can stop after a
+/// given record.
+type LabSession =
+    Session<Narrated<SimSqlServer>, Narrated<SimManagedInstance>, CrashingJournal<LabJournal>>;
+
+/// Where the interrupted phase of a continued run stood.
+struct Interrupted {
+    /// When the phase began (virtual).
+    phase_started: Timestamp,
+    /// The wall time it had used, in milliseconds.
+    phase_wall_ms: f64,
+}
+
+/// Where a run begins: a new world, or the one an interrupted run left.
+struct Setup {
+    /// The simulated world.
+    sim: Sim,
+    /// The options in force (a continued run's are mostly the saved ones).
+    options: Options,
+    /// The index of the first phase to run.
+    next_phase: usize,
+    /// The old primary's snapshot at the last role change, if taken.
+    before: Option<DbSnapshot>,
+    /// The report so far.
+    report: Report,
+    /// The journal's file.
+    journal_path: PathBuf,
+    /// Set when continuing an interrupted run.
+    interrupted: Option<Interrupted>,
+    /// The application's connection and ledger.
+    app: AppState,
+}
+
+impl Setup {
+    /// A new run of `opts`: the lab's world for the seed and an empty report.
+    fn new(opts: &Options) -> Result<Setup, Box<dyn Error>> {
+        let lab = Lab::tailspin(opts.seed)?;
+        if !opts.plan {
+            std::fs::create_dir_all(&opts.journal_dir)?;
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let journal_path = opts
+            .journal_dir
+            .join(format!("tailspin-seed{}-{stamp}.journal", opts.seed));
+        let report = Report {
+            seed: opts.seed,
+            server: lab.topology.source.server.to_string(),
+            target: lab.topology.instance.fqdn.to_string(),
+            databases: Vec::new(),
+            phases: Vec::new(),
+            failover: None,
+            failback: None,
+            parity: Vec::new(),
+            final_state: String::new(),
+            journal: None,
+            outcome: if opts.plan { "planned" } else { "completed" }.into(),
+            crashed_after_record: None,
+            resumed: false,
+            workload: WorkloadStats::default(),
+            redirect: WorkloadLedger::default(),
+        };
+        Ok(Setup {
+            sim: lab.sim,
+            options: opts.clone(),
+            next_phase: 0,
+            before: None,
+            report,
+            journal_path,
+            interrupted: None,
+            app: AppState::default(),
+        })
+    }
+
+    /// Whether this continues an interrupted run.
+    fn resumed(&self) -> bool {
+        self.interrupted.is_some()
+    }
+}
+
+fn session_options(seed: u64) -> SessionOptions {
+    SessionOptions {
+        seed,
+        event_capacity: 8192,
+        ..SessionOptions::default()
+    }
+}
+
+/// Runs the lab and writes its narration to `out`.
+pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, Box<dyn Error>> {
+    let wall_start = Instant::now();
+    let setup = match &opts.resume {
+        Some(path) => resume::load(path, opts)?,
+        None => Setup::new(opts)?,
+    };
+    let resumed = setup.resumed();
+    let Setup {
+        sim,
+        options: opts,
+        next_phase,
+        before,
+        mut report,
+        journal_path,
+        interrupted,
+        app: app_state,
+    } = setup;
+    let start = sim.with_world(|w| w.config.start);
+    let file = if resumed {
+        LabJournal::File(FileJournal::open(&journal_path)?)
+    } else if opts.plan {
+        LabJournal::Memory(MemoryJournal::new())
+    } else {
+        LabJournal::File(FileJournal::create(&journal_path)?)
+    };
+    if !opts.plan {
+        report.journal = Some(journal_path.display().to_string());
+    }
+    // The spec: the lab's, or the one the journal was created with when resuming.
+    let spec = if resumed {
+        let records = milink_core::ports::Journal::records(&file)?;
+        match records.first().map(|r| &r.entry) {
+            Some(JournalEntry::Created { spec }) => (**spec).clone(),
+            _ => return Err("the journal does not start with the link's spec".into()),
+        }
+    } else {
+        Lab::tailspin(opts.seed)?.spec
+    };
+    let (instance_id, link_name) = (spec.target.instance.clone(), spec.link.clone());
+    let point = CrashPoint::AfterRecord(opts.crash_after.unwrap_or(u64::MAX));
+    let journal = CrashingJournal::new(file, point);
+    let crashed = journal.crashed_flag();
+
+    let narrator = Narrator::new(out, sim.clone(), start, opts.plan, instance_id, link_name);
+    let sql = Arc::new(Narrated::new(sim.sql_server(), Arc::clone(&narrator)));
+    let mi = Arc::new(Narrated::new(sim.managed_instance(), Arc::clone(&narrator)));
+    let timer = Arc::new(sim.clock());
+    let database = spec
+        .databases
+        .first()
+        .cloned()
+        .ok_or("the link spec names no database")?;
+    // The application reads its connection string from a file next to the journal; the
+    // session's redirect hook rewrites it and the application reconnects.
+    let connection_file =
+        (!opts.plan).then(|| FileRedirectHook::new(journal_path.with_extension("connstr")));
+    let app = App::new(
+        sim.clone(),
+        &spec,
+        database.clone(),
+        connection_file,
+        app_state,
+        !resumed,
+    )?;
+    let redirect = RedirectOptions::new(ConnectionString::parse(ORIGINAL_CONNECTION_STRING)?);
+    let session = if resumed {
+        Session::resume(journal, sql, mi, timer, session_options(opts.seed))?
+    } else {
+        Session::create(spec, sql, mi, journal, timer, session_options(opts.seed))?
+    }
+    .with_redirect(Some(app.clone()), redirect);
+    narrator.follow(session.subscribe());
+    let spec = session.machine().spec().clone();
+
+    if opts.plan {
+        narrator.raw(&format!(
+            "-- milink {}: plan for the Tailspin lab, seed {}\n-- every T-SQL batch (SQL Server) and ARM request (managed instance) the run makes, in order;\n-- computed on the simulator, nothing is sent to a server. Master key password and root CA\n-- certificates come from the adapter's configuration and are placeholders here.",
+            milink_core::VERSION,
+            opts.seed
+        ));
+    } else {
+        narrator.raw(&format!(
+            "milink {} | Tailspin lab | seed {} | virtual start {}",
+            milink_core::VERSION,
+            opts.seed,
+            start
+        ));
+        narrator.raw(&format!("journal {}", journal_path.display()));
+    }
+
+    let mut run = Run {
+        sim: sim.clone(),
+        spec,
+        database,
+        narrator: Arc::clone(&narrator),
+        session,
+        report,
+        before,
+        start,
+        app: app.clone(),
+    };
+
+    let all = phases(&opts);
+    for (i, phase) in all.iter().enumerate().skip(next_phase) {
+        if opts.plan {
+            narrator.raw(&format!("\n-- == {}", phase.title()));
+        } else {
+            narrator.raw(&format!("\n== {}. {}", i + 1, phase.title()));
+        }
+        let (mut v0, w0) = (sim.now(), Instant::now());
+        let mut wall_before = 0.0;
+        let mut result = Ok(());
+        if i == next_phase
+            && let Some(interrupted) = &interrupted
+        {
+            (v0, wall_before) = (interrupted.phase_started, interrupted.phase_wall_ms);
+            narrator.line(&format!(
+                "resuming from the journal ({} records) in state {}",
+                run.session.status().journal_records,
+                run.session.status().state
+            ));
+            result = resume::resume_session(&run).await;
+        }
+        if result.is_ok() {
+            result = run.phase(*phase).await;
+        }
+        if let Err(e) = result {
+            if crashed.load(Ordering::SeqCst) {
+                let wall_ms = wall_before + w0.elapsed().as_secs_f64() * 1000.0;
+                resume::save(&mut run, &opts, &journal_path, *phase, i, v0, wall_ms)?;
+                return Ok(run.report);
+            }
+            return Err(e);
+        }
+        run.report.phases.push(PhaseTime {
+            name: phase.name().to_string(),
+            virtual_seconds: sim.now().since(v0).as_secs_f64(),
+            wall_ms: wall_before + w0.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+    sim.stop_workload();
+    run.report.final_state = run.session.status().state.name().to_owned();
+    run.report.workload = sim.workload_stats();
+    run.report.redirect = app.finish().ledger;
+    if opts.plan {
+        print_monitoring(&run);
+    } else {
+        let summary = run
+            .report
+            .summary(sim.now().since(start), wall_start.elapsed());
+        narrator.raw(&summary);
+    }
+    Ok(run.report)
+}
+
+/// The read-only probes the session repeats while it waits, as plan mode prints them.
+fn print_monitoring(run: &Run) {
+    let n = run.n();
+    let link = &run.spec.link;
+    n.raw("\n-- == Monitoring, repeated while waiting (every probe interval)");
+    for b in [
+        milink_core::tsql::probe_replica_states(link),
+        milink_core::tsql::probe_database_replica_states(link),
+        milink_core::tsql::probe_seeding_stats(),
+        milink_core::tsql::probe_first_full_backups(std::slice::from_ref(&run.database)),
+    ] {
+        n.raw(&format!(
+            "-- [SQL Server / managed instance] {}\n{}",
+            b.purpose(),
+            b.display_sql().trim_end()
+        ));
+    }
+    n.raw(&format!(
+        "-- [Azure Resource Manager]\nGET https://management.azure.com{}/distributedAvailabilityGroups/{link}?api-version={}\nGET <the Location URL of each long-running operation, honouring Retry-After>",
+        run.spec.target.instance,
+        crate::plan::API_VERSION
+    ));
+}

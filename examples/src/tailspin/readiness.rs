@@ -1,0 +1,152 @@
+//! The readiness phase: the instance and its databases assessed, the verdict recorded on the link.
+
+use std::error::Error;
+use std::sync::Arc;
+
+use milink_core::LinkSession;
+use milink_core::assess::{
+    self, AssessOptions, Fix, NetworkProbe, ProbeKind, ProbeOutcome, Scope, Severity,
+};
+use milink_core::lifecycle::AssessmentOutcome;
+
+use super::phases::Run;
+use super::report::{DatabaseReport, FindingReport, clip};
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Blocker => "blocker",
+        Severity::Warning => "warning",
+        _ => "info",
+    }
+}
+
+fn fix_text(f: &Fix) -> String {
+    match f {
+        Fix::Sql(s) => {
+            let first = s
+                .sql
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("USE "))
+                .unwrap_or_default();
+            format!("run T-SQL ({}): {}", s.purpose, first.trim())
+        }
+        Fix::Action(a) => a.clone(),
+        Fix::None => String::new(),
+    }
+}
+
+impl Run {
+    /// Assesses the instance and its databases, and records the verdict on a draft link.
+    pub(super) async fn readiness(&mut self) -> Result<(), Box<dyn Error>> {
+        let (instance, databases, target, now) = self.sim.with_world(|w| {
+            (
+                w.instance_facts(),
+                w.database_facts(),
+                w.target_facts(),
+                w.now,
+            )
+        });
+        let network = vec![NetworkProbe {
+            kind: ProbeKind::MiEndpoint,
+            host: target.fqdn.to_string(),
+            port: 5022,
+            outcome: ProbeOutcome::Reachable,
+            elapsed_ms: 21,
+        }];
+        let options = AssessOptions {
+            failback: self.spec.failover_mode == milink_core::lifecycle::FailoverMode::Manual,
+            network,
+            ..AssessOptions::at(now)
+        };
+        if self.n().is_plan() {
+            self.n().raw(
+                "-- Readiness: read-only probes, one batch each, whatever the number of databases",
+            );
+            let probes = std::iter::once(milink_core::tsql::readiness::instance_properties())
+                .chain(milink_core::tsql::readiness::version_probes(
+                    instance.version,
+                ));
+            for b in probes {
+                self.n().raw(&format!(
+                    "-- [SQL Server] {}\n{}",
+                    b.purpose(),
+                    b.display_sql().trim_end()
+                ));
+            }
+        }
+        let report = assess::assess(&instance, &databases, Some(&target), &options);
+        self.report.databases = report
+            .databases
+            .iter()
+            .map(|d| DatabaseReport {
+                name: d.name.to_string(),
+                verdict: format!("{:?}", d.verdict),
+                findings: report
+                    .database_findings(d.name.as_str())
+                    .filter(|f| f.severity != Severity::Info)
+                    .map(|f| FindingReport {
+                        rule: f.rule_id.clone(),
+                        severity: severity(f.severity).to_string(),
+                        title: f.title.clone(),
+                        evidence: f.evidence.summary.clone(),
+                        fix: fix_text(&f.fix),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let n = Arc::clone(&self.narrator);
+        n.line(&format!(
+            "{} {} {} -> {} ({}, {} vCores, {:?} update policy)",
+            instance.server_name,
+            instance.version,
+            instance.edition,
+            target.fqdn,
+            target.tier,
+            target.vcores,
+            self.spec.target.update_policy
+        ));
+        for d in &self.report.databases {
+            let verdict = match d.verdict.as_str() {
+                "Ready" => "READY",
+                "ReadyWithWarnings" => "READY (with warnings)",
+                _ => "NOT READY",
+            };
+            n.line(&format!("{:<14}{verdict}", d.name));
+            for f in d.findings.iter().filter(|f| f.severity == "blocker") {
+                n.line(&format!("    x {}: {}", f.rule, clip(&f.evidence, 90)));
+                n.line(&format!("      fix: {}", clip(&f.fix, 100)));
+            }
+        }
+        let instance_blockers: Vec<String> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Blocker && f.scope == Scope::Instance)
+            .map(|f| format!("{}: {}", f.rule_id, f.title))
+            .collect();
+        for b in &instance_blockers {
+            n.line(&format!("instance blocker {b}"));
+        }
+        if let Some(sku) = &report.sku {
+            n.line(&format!(
+                "SKU for the linked databases: {} {} {} vCores, {} GB",
+                sku.tier, sku.hardware, sku.vcores, sku.storage_gb
+            ));
+        }
+        // No command accepted yet: the link is still a draft.
+        if self.status().operation.is_none() {
+            // The instance's blockers and the linked database's, as the report has them.
+            let blockers = report
+                .outcome_for(std::slice::from_ref(&self.database))
+                .blockers;
+            self.session
+                .record_assessment(AssessmentOutcome { blockers })
+                .await?;
+            n.drain();
+            n.line(&format!(
+                "{} is linked; Customer360 stays on SQL Server until its blockers are fixed",
+                self.database
+            ));
+        }
+        Ok(())
+    }
+}

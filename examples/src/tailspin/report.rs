@@ -1,0 +1,282 @@
+//! The run's report (the `--json` document) and the summary printed from it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use milink_core::sim::WorkloadStats;
+use serde::{Deserialize, Serialize};
+
+use crate::app::WorkloadLedger;
+use crate::narrate::LsnCheck;
+
+/// One phase's duration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    /// Phase name.
+    pub name: String,
+    /// Virtual seconds.
+    pub virtual_seconds: f64,
+    /// Wall milliseconds.
+    pub wall_ms: f64,
+}
+
+/// One readiness finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingReport {
+    /// Rule id.
+    pub rule: String,
+    /// `blocker`, `warning` or `info`.
+    pub severity: String,
+    /// Rule title.
+    pub title: String,
+    /// What was seen.
+    pub evidence: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// One database's readiness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseReport {
+    /// Name.
+    pub name: String,
+    /// `Ready`, `ReadyWithWarnings` or `NotReady`.
+    pub verdict: String,
+    /// Its findings (blockers and warnings).
+    pub findings: Vec<FindingReport>,
+}
+
+/// A role change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleChangeReport {
+    /// `planned`, `failback` or `cutover`.
+    pub kind: String,
+    /// The side that is primary afterwards.
+    pub primary: String,
+    /// The machine flagged possible data loss.
+    pub data_loss: bool,
+    /// Transactions the simulator counted as lost.
+    pub lost_transactions: u64,
+    /// The LSNs compared before the role change.
+    pub lsn_check: Option<LsnCheck>,
+    /// The machine's evidence of lost transactions (old primary's log beyond what the other
+    /// side hardened), one line per database; empty when every check passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_evidence: Vec<String>,
+}
+
+/// One table compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableReport {
+    /// Table.
+    pub table: String,
+    /// Rows on the side the data came from.
+    pub expected_rows: u64,
+    /// Rows on the other side.
+    pub actual_rows: u64,
+    /// Checksums equal as well as counts.
+    pub matches: bool,
+}
+
+/// A parity check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParityOut {
+    /// What was compared.
+    pub compared: String,
+    /// Database.
+    pub database: String,
+    /// Every table matches.
+    pub all_match: bool,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+}
+
+/// The run's result (the `--json` document).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Seed.
+    pub seed: u64,
+    /// SQL Server.
+    pub server: String,
+    /// Managed instance.
+    pub target: String,
+    /// Readiness per database.
+    pub databases: Vec<DatabaseReport>,
+    /// Phases with virtual and wall times.
+    pub phases: Vec<PhaseTime>,
+    /// The failover (or cutover).
+    pub failover: Option<RoleChangeReport>,
+    /// The failback, if run.
+    pub failback: Option<RoleChangeReport>,
+    /// Parity checks.
+    pub parity: Vec<ParityOut>,
+    /// The link's final state.
+    pub final_state: String,
+    /// The journal file.
+    pub journal: Option<String>,
+    /// `completed`, `crashed` or `planned`.
+    pub outcome: String,
+    /// Set when the run stopped after a journal record on purpose.
+    pub crashed_after_record: Option<u64>,
+    /// The run continued from a journal.
+    pub resumed: bool,
+    /// What the application did.
+    pub workload: WorkloadStats,
+    /// How the application followed the role changes: the redirects made through the hook, where
+    /// each write landed (one leg per connection) and the writes refused by the old primary.
+    #[serde(default)]
+    pub redirect: WorkloadLedger,
+}
+
+/// `n` with thousands separators: `1,234,567`.
+pub(super) fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `s` cut to `n` characters, with `…` when cut.
+pub(super) fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+impl Report {
+    /// The summary printed at the end of a run: per-phase times (`virtual_total` of virtual
+    /// time since the start, `wall` of wall time), readiness, the role changes, parity, the
+    /// workload and its redirects.
+    pub(crate) fn summary(&self, virtual_total: Duration, wall: Duration) -> String {
+        let r = self;
+        let mut s = String::new();
+        let _ = writeln!(s, "\n== Summary");
+        let _ = writeln!(s, "  {:<28}{:>12}{:>12}", "phase", "virtual", "wall");
+        for p in &r.phases {
+            let v = p.virtual_seconds as u64;
+            let _ = writeln!(
+                s,
+                "  {:<28}{:>12}{:>10.1}ms",
+                p.name,
+                format!("{}:{:02}:{:02}", v / 3600, (v / 60) % 60, v % 60),
+                p.wall_ms
+            );
+        }
+        let tv = virtual_total.as_secs();
+        let _ = writeln!(
+            s,
+            "  {:<28}{:>12}{:>10.1}ms",
+            "total",
+            format!("{}:{:02}:{:02}", tv / 3600, (tv / 60) % 60, tv % 60),
+            wall.as_secs_f64() * 1000.0
+        );
+        for d in &r.databases {
+            let _ = writeln!(s, "  readiness   {:<14}{}", d.name, d.verdict);
+        }
+        if let Some(f) = &r.failover {
+            let _ = writeln!(
+                s,
+                "  {:<11} primary: {}, data loss: {}, lost transactions: {}",
+                f.kind,
+                f.primary,
+                if f.data_loss { "yes" } else { "no" },
+                f.lost_transactions
+            );
+            for line in &f.loss_evidence {
+                let _ = writeln!(s, "  !!!         {line}");
+            }
+            if let Some(c) = f.lsn_check {
+                let _ = writeln!(
+                    s,
+                    "  LSN check   SQL Server {} = managed instance {} (stable {} s)",
+                    c.sql_server, c.managed_instance, c.stable_seconds
+                );
+            }
+        }
+        if let Some(f) = &r.failback {
+            let _ = writeln!(
+                s,
+                "  failback    primary: {}, data loss: {}",
+                f.primary,
+                if f.data_loss { "yes" } else { "no" }
+            );
+            for line in &f.loss_evidence {
+                let _ = writeln!(s, "  !!!         {line}");
+            }
+        }
+        for p in &r.parity {
+            let _ = writeln!(
+                s,
+                "  parity      {}: {} ({} tables)",
+                p.compared,
+                if p.all_match {
+                    "every row there"
+                } else {
+                    "MISMATCH"
+                },
+                p.tables.len()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  workload    {} transactions committed, {} refused",
+            thousands(r.workload.committed),
+            thousands(r.workload.refused)
+        );
+        let mut redirects = r.redirect.redirects.iter();
+        for (i, leg) in r.redirect.legs.iter().enumerate() {
+            if i > 0
+                && let Some(to) = redirects.next()
+            {
+                let _ = writeln!(
+                    s,
+                    "  redirect    through the hook to the {} ({}) after {} transactions",
+                    to.to,
+                    to.server,
+                    thousands(to.writes_before)
+                );
+            }
+            let _ = writeln!(
+                s,
+                "  writes      {} transactions on the {} ({}){}",
+                thousands(leg.committed),
+                leg.side,
+                leg.server,
+                if i == 0 && r.redirect.legs.len() > 1 {
+                    " before the redirect"
+                } else if i > 0 {
+                    " after it"
+                } else {
+                    ""
+                }
+            );
+        }
+        for w in &r.redirect.old_primary_writes {
+            let _ = writeln!(
+                s,
+                "  old primary {} refused {} of {} writes after the redirect{}",
+                w.side,
+                w.refused,
+                w.attempted,
+                w.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(s, "  final state {}", r.final_state);
+        if let Some(j) = &r.journal {
+            let _ = write!(s, "  journal     {j}");
+        }
+        s
+    }
+}
