@@ -4,8 +4,8 @@
 //!   command line over [`tailspin::run`]);
 //! - [`app`]: the lab's application, which follows the session's redirect hook;
 //! - [`narrate`]: port decorators that print what the session does, in virtual time;
-//! - [`plan`]: prints the library's plan of a link ([`milink_core::plan`]; the `plan` example),
-//!   and renders single effects for the lab's `--plan` mode.
+//! - [`plan`]: prints the library's plan of a link ([`milink_core::plan`]; the `plan` example and
+//!   the lab's `--plan` mode), and renders single effects for the lab's narration.
 
 pub mod app;
 pub mod narrate;

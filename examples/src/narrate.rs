@@ -1,8 +1,5 @@
 //! Narration: port decorators that print what the session does as it does it, stamped with
 //! virtual time, plus the session's and the simulator's notable events in between.
-//!
-//! In plan mode the decorators print the full T-SQL batch or ARM request of each distinct
-//! operation instead of a one-line summary.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -59,7 +56,6 @@ pub struct Narrator {
     out: Mutex<Box<dyn Write + Send>>,
     sim: Sim,
     start: Timestamp,
-    plan: bool,
     instance: InstanceId,
     link: LinkName,
     events: Mutex<Option<broadcast::Receiver<SessionEvent>>>,
@@ -67,12 +63,11 @@ pub struct Narrator {
 }
 
 impl Narrator {
-    /// Narration of `sim` to `out`; `plan` prints full batches and requests instead of steps.
+    /// Narration of `sim` to `out`, in virtual time since `start`.
     pub fn new(
         out: Box<dyn Write + Send>,
         sim: Sim,
         start: Timestamp,
-        plan: bool,
         instance: InstanceId,
         link: LinkName,
     ) -> Arc<Narrator> {
@@ -81,7 +76,6 @@ impl Narrator {
             out: Mutex::new(out),
             sim,
             start,
-            plan,
             instance,
             link,
             events: Mutex::new(None),
@@ -97,11 +91,6 @@ impl Narrator {
         *lock(&self.events) = Some(events);
     }
 
-    /// Whether this is plan mode.
-    pub fn is_plan(&self) -> bool {
-        self.plan
-    }
-
     /// Writes a line as is.
     pub fn raw(&self, text: &str) {
         let mut out = lock(&self.out);
@@ -110,11 +99,8 @@ impl Narrator {
         let _ = out.flush();
     }
 
-    /// Writes a line stamped with the virtual time (not in plan mode).
+    /// Writes a line stamped with the virtual time.
     pub fn line(&self, text: &str) {
-        if self.plan {
-            return;
-        }
         let stamp = elapsed(self.start, self.sim.now());
         self.raw(&format!("  {stamp}  {text}"));
     }
@@ -187,20 +173,12 @@ impl Narrator {
             };
             if let Some(t) = text {
                 let stamp = elapsed(self.start, e.at);
-                if !self.plan {
-                    self.raw(&format!("  {stamp}  {t}"));
-                }
+                self.raw(&format!("  {stamp}  {t}"));
             }
         }
         for e in session_events {
             match e {
-                SessionEvent::StateChanged { to, .. } => {
-                    if self.plan {
-                        self.raw(&format!("\n-- state: {to}"));
-                    } else {
-                        self.line(&format!("state -> {to}"));
-                    }
-                }
+                SessionEvent::StateChanged { to, .. } => self.line(&format!("state -> {to}")),
                 SessionEvent::StepRetrying {
                     code,
                     wait,
@@ -275,7 +253,7 @@ impl Narrator {
         });
         w.lsn_check = Some(check);
         drop(w);
-        if changed && !self.plan {
+        if changed {
             let (sl, ml) = (sql_server.value(), managed_instance.value());
             let verdict = if sl == ml {
                 format!("equal, unchanged for {} s", check.stable_seconds)
@@ -315,18 +293,6 @@ impl SourceServer for Narrated<SimSqlServer> {
         let n = &self.narrator;
         n.drain();
         let batches = plan::source_batches(op);
-        if n.is_plan() {
-            if n.first_time(format!("{op:?}")) {
-                for b in &batches {
-                    n.raw(&format!(
-                        "-- [SQL Server] {}\n{}",
-                        b.purpose(),
-                        shorten_blobs(b.display_sql().trim_end())
-                    ));
-                }
-            }
-            return self.inner.execute(op).await;
-        }
         let what = batches
             .first()
             .map_or_else(|| format!("{op:?}"), |b| b.purpose().to_string());
@@ -358,12 +324,6 @@ impl ManagedInstance for Narrated<SimManagedInstance> {
         let n = &self.narrator;
         n.drain();
         let req = plan::arm_request(op, &n.instance);
-        if n.is_plan() {
-            if n.first_time(format!("{op:?}")) {
-                n.raw(&format!("-- [Azure Resource Manager]\n{req}"));
-            }
-            return self.inner.begin(op).await;
-        }
         let short = req
             .url
             .split_once("/providers/Microsoft.Sql/managedInstances/")

@@ -3,8 +3,8 @@
 //!
 //! The plan itself comes from the library ([`milink_core::plan`]), which drives the real
 //! lifecycle machine with successful answers; this module only prints it ([`print`],
-//! [`lab_plan`]; the `plan` example is a command line over them). The lab's `--plan` mode, which
-//! runs the simulator, prints each effect as it happens with [`source_batches`] and
+//! [`lab_plan`]; the `plan` example is a command line over them, and the lab's `--plan` mode
+//! prints it too). The lab's narration names each effect with [`source_batches`] and
 //! [`arm_request`], which render through the same library functions.
 
 use milink_core::lifecycle::{CutoverOptions, InstanceOp, LinkSpec, SourceOp};

@@ -10,7 +10,7 @@ usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECO
                 [--resume JOURNAL] [--json] [--journal-dir DIR]
 
   --seed N              seed of the simulated world (default 1); the same seed gives the same run
-  --plan                print every T-SQL batch and ARM call the run would make; nothing is sent
+  --plan                print the plan: every T-SQL batch and ARM request, by state; nothing runs
   --failback            after the failover, fail back to SQL Server
   --cutover             one-way migration: the link ends removed and the DAG dropped
   --crash-after RECORD  stop the orchestrator right after journal record RECORD (>= 1)

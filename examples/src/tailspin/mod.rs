@@ -6,11 +6,13 @@
 //!
 //! [`run`] ties the parts together: the command line ([`Options`]), the phases, the report
 //! ([`Report`]) and the continuation of an interrupted run from the file next to its journal
-//! ([`sidecar`]).
+//! ([`sidecar`]). With `--plan` it runs nothing and prints the library's plan of the link
+//! ([`crate::plan`]).
 
 mod checks;
 mod cli;
 mod phases;
+mod plan_mode;
 mod readiness;
 mod report;
 mod resume;
@@ -28,52 +30,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use milink_core::journal::{FileJournal, JournalEntry, JournalError, JournalRecord};
+use milink_core::journal::{FileJournal, JournalEntry};
 use milink_core::redirect::{ConnectionString, FileRedirectHook, RedirectOptions};
 use milink_core::sim::{
     CrashPoint, CrashingJournal, DbSnapshot, Lab, Sim, SimManagedInstance, SimSqlServer,
-    WorkloadStats,
 };
 use milink_core::time::Timestamp;
-use milink_core::{LinkSession, MemoryJournal, Session, SessionOptions};
+use milink_core::{LinkSession, Session, SessionOptions};
 
-use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING, WorkloadLedger};
+use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING};
 use crate::narrate::{Narrated, Narrator};
 use phases::{Run, phases};
 
-/// The lab's journal: a file, or memory in plan mode (which writes nothing).
-enum LabJournal {
-    File(FileJournal),
-    Memory(MemoryJournal),
-}
-
-impl milink_core::ports::Journal for LabJournal {
-    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
-        match self {
-            LabJournal::File(j) => j.append(record),
-            LabJournal::Memory(j) => j.append(record),
-        }
-    }
-
-    fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
-        match self {
-            LabJournal::File(j) => j.records(),
-            LabJournal::Memory(j) => j.records(),
-        }
-    }
-
-    fn location(&self) -> Option<PathBuf> {
-        match self {
-            LabJournal::File(j) => j.location(),
-            LabJournal::Memory(j) => j.location(),
-        }
-    }
-}
-
-/// The lab's session: narrated simulated servers over the lab's journal, which can stop after a
-/// given record.
+/// The lab's session: narrated simulated servers over the lab's journal file, which can stop
+/// after a given record.
 type LabSession =
-    Session<Narrated<SimSqlServer>, Narrated<SimManagedInstance>, CrashingJournal<LabJournal>>;
+    Session<Narrated<SimSqlServer>, Narrated<SimManagedInstance>, CrashingJournal<FileJournal>>;
 
 /// Where the interrupted phase of a continued run stood.
 struct Interrupted {
@@ -107,9 +79,7 @@ impl Setup {
     /// A new run of `opts`: the lab's world for the seed and an empty report.
     fn new(opts: &Options) -> Result<Setup, Box<dyn Error>> {
         let lab = Lab::tailspin(opts.seed)?;
-        if !opts.plan {
-            std::fs::create_dir_all(&opts.journal_dir)?;
-        }
+        std::fs::create_dir_all(&opts.journal_dir)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -117,23 +87,7 @@ impl Setup {
         let journal_path = opts
             .journal_dir
             .join(format!("tailspin-seed{}-{stamp}.journal", opts.seed));
-        let report = Report {
-            seed: opts.seed,
-            server: lab.topology.source.server.to_string(),
-            target: lab.topology.instance.fqdn.to_string(),
-            databases: Vec::new(),
-            phases: Vec::new(),
-            failover: None,
-            failback: None,
-            parity: Vec::new(),
-            final_state: String::new(),
-            journal: None,
-            outcome: if opts.plan { "planned" } else { "completed" }.into(),
-            crashed_after_record: None,
-            resumed: false,
-            workload: WorkloadStats::default(),
-            redirect: WorkloadLedger::default(),
-        };
+        let report = Report::new(opts, &lab);
         Ok(Setup {
             sim: lab.sim,
             options: opts.clone(),
@@ -160,11 +114,13 @@ fn session_options(seed: u64) -> SessionOptions {
     }
 }
 
-/// Runs the lab and writes its narration to `out`.
+/// Runs the lab and writes its narration to `out`; in plan mode, prints the plan instead and
+/// runs nothing.
 pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, Box<dyn Error>> {
     let wall_start = Instant::now();
     let setup = match &opts.resume {
         Some(path) => resume::load(path, opts)?,
+        None if opts.plan => return plan_mode::plan(opts, out),
         None => Setup::new(opts)?,
     };
     let resumed = setup.resumed();
@@ -180,15 +136,11 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     } = setup;
     let start = sim.with_world(|w| w.config.start);
     let file = if resumed {
-        LabJournal::File(FileJournal::open(&journal_path)?)
-    } else if opts.plan {
-        LabJournal::Memory(MemoryJournal::new())
+        FileJournal::open(&journal_path)?
     } else {
-        LabJournal::File(FileJournal::create(&journal_path)?)
+        FileJournal::create(&journal_path)?
     };
-    if !opts.plan {
-        report.journal = Some(journal_path.display().to_string());
-    }
+    report.journal = Some(journal_path.display().to_string());
     // The spec: the lab's, or the one the journal was created with when resuming.
     let spec = if resumed {
         let records = milink_core::ports::Journal::records(&file)?;
@@ -204,7 +156,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let journal = CrashingJournal::new(file, point);
     let crashed = journal.crashed_flag();
 
-    let narrator = Narrator::new(out, sim.clone(), start, opts.plan, instance_id, link_name);
+    let narrator = Narrator::new(out, sim.clone(), start, instance_id, link_name);
     let sql = Arc::new(Narrated::new(sim.sql_server(), Arc::clone(&narrator)));
     let mi = Arc::new(Narrated::new(sim.managed_instance(), Arc::clone(&narrator)));
     let timer = Arc::new(sim.clock());
@@ -215,8 +167,9 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
         .ok_or("the link spec names no database")?;
     // The application reads its connection string from a file next to the journal; the
     // session's redirect hook rewrites it and the application reconnects.
-    let connection_file =
-        (!opts.plan).then(|| FileRedirectHook::new(journal_path.with_extension("connstr")));
+    let connection_file = Some(FileRedirectHook::new(
+        journal_path.with_extension("connstr"),
+    ));
     let app = App::new(
         sim.clone(),
         &spec,
@@ -235,21 +188,13 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     narrator.follow(session.subscribe());
     let spec = session.machine().spec().clone();
 
-    if opts.plan {
-        narrator.raw(&format!(
-            "-- milink {}: plan for the Tailspin lab, seed {}\n-- every T-SQL batch (SQL Server) and ARM request (managed instance) the run makes, in order;\n-- computed on the simulator, nothing is sent to a server. Master key password and root CA\n-- certificates come from the adapter's configuration and are placeholders here.",
-            milink_core::VERSION,
-            opts.seed
-        ));
-    } else {
-        narrator.raw(&format!(
-            "milink {} | Tailspin lab | seed {} | virtual start {}",
-            milink_core::VERSION,
-            opts.seed,
-            start
-        ));
-        narrator.raw(&format!("journal {}", journal_path.display()));
-    }
+    narrator.raw(&format!(
+        "milink {} | Tailspin lab | seed {} | virtual start {}",
+        milink_core::VERSION,
+        opts.seed,
+        start
+    ));
+    narrator.raw(&format!("journal {}", journal_path.display()));
 
     let mut run = Run {
         sim: sim.clone(),
@@ -265,11 +210,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
 
     let all = phases(&opts);
     for (i, phase) in all.iter().enumerate().skip(next_phase) {
-        if opts.plan {
-            narrator.raw(&format!("\n-- == {}", phase.title()));
-        } else {
-            narrator.raw(&format!("\n== {}. {}", i + 1, phase.title()));
-        }
+        narrator.raw(&format!("\n== {}. {}", i + 1, phase.title()));
         let (mut v0, w0) = (sim.now(), Instant::now());
         let mut wall_before = 0.0;
         let mut result = Ok(());
@@ -305,37 +246,9 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     run.report.final_state = run.session.status().state.name().to_owned();
     run.report.workload = sim.workload_stats();
     run.report.redirect = app.finish().ledger;
-    if opts.plan {
-        print_monitoring(&run);
-    } else {
-        let summary = run
-            .report
-            .summary(sim.now().since(start), wall_start.elapsed());
-        narrator.raw(&summary);
-    }
+    let summary = run
+        .report
+        .summary(sim.now().since(start), wall_start.elapsed());
+    narrator.raw(&summary);
     Ok(run.report)
-}
-
-/// The read-only probes the session repeats while it waits, as plan mode prints them.
-fn print_monitoring(run: &Run) {
-    let n = run.n();
-    let link = &run.spec.link;
-    n.raw("\n-- == Monitoring, repeated while waiting (every probe interval)");
-    for b in [
-        milink_core::tsql::probe_replica_states(link),
-        milink_core::tsql::probe_database_replica_states(link),
-        milink_core::tsql::probe_seeding_stats(),
-        milink_core::tsql::probe_first_full_backups(std::slice::from_ref(&run.database)),
-    ] {
-        n.raw(&format!(
-            "-- [SQL Server / managed instance] {}\n{}",
-            b.purpose(),
-            b.display_sql().trim_end()
-        ));
-    }
-    n.raw(&format!(
-        "-- [Azure Resource Manager]\nGET https://management.azure.com{}/distributedAvailabilityGroups/{link}?api-version={}\nGET <the Location URL of each long-running operation, honouring Retry-After>",
-        run.spec.target.instance,
-        crate::plan::API_VERSION
-    ));
 }

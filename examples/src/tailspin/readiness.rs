@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use milink_core::LinkSession;
 use milink_core::assess::{
-    self, AssessOptions, Fix, NetworkProbe, ProbeKind, ProbeOutcome, Scope, Severity,
+    self, AssessOptions, Fix, InstanceFacts, NetworkProbe, ProbeKind, ProbeOutcome,
+    ReadinessReport, Scope, Severity, TargetFacts,
 };
-use milink_core::lifecycle::AssessmentOutcome;
+use milink_core::lifecycle::{AssessmentOutcome, FailoverMode, LinkSpec};
+use milink_core::sim::Sim;
 
 use super::phases::Run;
 use super::report::{DatabaseReport, FindingReport, clip};
@@ -35,65 +37,96 @@ fn fix_text(f: &Fix) -> String {
     }
 }
 
+/// The lab's readiness assessment: what was read and what it concluded. Nothing is changed.
+pub(super) struct Assessed {
+    /// The SQL Server instance.
+    pub(super) instance: InstanceFacts,
+    /// The managed instance.
+    pub(super) target: TargetFacts,
+    /// The assessment.
+    pub(super) report: ReadinessReport,
+    /// Each database's verdict and findings, as the lab reports them.
+    pub(super) databases: Vec<DatabaseReport>,
+}
+
+/// Assesses the simulated instance and its databases for the link of `spec`.
+pub(super) fn assess_lab(sim: &Sim, spec: &LinkSpec) -> Assessed {
+    let (instance, databases, target, now) = sim.with_world(|w| {
+        (
+            w.instance_facts(),
+            w.database_facts(),
+            w.target_facts(),
+            w.now,
+        )
+    });
+    let network = vec![NetworkProbe {
+        kind: ProbeKind::MiEndpoint,
+        host: target.fqdn.to_string(),
+        port: 5022,
+        outcome: ProbeOutcome::Reachable,
+        elapsed_ms: 21,
+    }];
+    let options = AssessOptions {
+        failback: spec.failover_mode == FailoverMode::Manual,
+        network,
+        ..AssessOptions::at(now)
+    };
+    let report = assess::assess(&instance, &databases, Some(&target), &options);
+    let databases = report
+        .databases
+        .iter()
+        .map(|d| DatabaseReport {
+            name: d.name.to_string(),
+            verdict: format!("{:?}", d.verdict),
+            findings: report
+                .database_findings(d.name.as_str())
+                .filter(|f| f.severity != Severity::Info)
+                .map(|f| FindingReport {
+                    rule: f.rule_id.clone(),
+                    severity: severity(f.severity).to_string(),
+                    title: f.title.clone(),
+                    evidence: f.evidence.summary.clone(),
+                    fix: fix_text(&f.fix),
+                })
+                .collect(),
+        })
+        .collect();
+    Assessed {
+        instance,
+        target,
+        report,
+        databases,
+    }
+}
+
+/// The read-only probes the readiness phase reads `instance` with, as the plan prints them.
+pub(super) fn probes(instance: &InstanceFacts) -> String {
+    let mut out =
+        "-- Readiness: read-only probes, one batch each, whatever the number of databases"
+            .to_string();
+    let probes = std::iter::once(milink_core::tsql::readiness::instance_properties()).chain(
+        milink_core::tsql::readiness::version_probes(instance.version),
+    );
+    for b in probes {
+        out.push_str(&format!(
+            "\n-- [SQL Server] {}\n{}",
+            b.purpose(),
+            b.display_sql().trim_end()
+        ));
+    }
+    out
+}
+
 impl Run {
     /// Assesses the instance and its databases, and records the verdict on a draft link.
     pub(super) async fn readiness(&mut self) -> Result<(), Box<dyn Error>> {
-        let (instance, databases, target, now) = self.sim.with_world(|w| {
-            (
-                w.instance_facts(),
-                w.database_facts(),
-                w.target_facts(),
-                w.now,
-            )
-        });
-        let network = vec![NetworkProbe {
-            kind: ProbeKind::MiEndpoint,
-            host: target.fqdn.to_string(),
-            port: 5022,
-            outcome: ProbeOutcome::Reachable,
-            elapsed_ms: 21,
-        }];
-        let options = AssessOptions {
-            failback: self.spec.failover_mode == milink_core::lifecycle::FailoverMode::Manual,
-            network,
-            ..AssessOptions::at(now)
-        };
-        if self.n().is_plan() {
-            self.n().raw(
-                "-- Readiness: read-only probes, one batch each, whatever the number of databases",
-            );
-            let probes = std::iter::once(milink_core::tsql::readiness::instance_properties())
-                .chain(milink_core::tsql::readiness::version_probes(
-                    instance.version,
-                ));
-            for b in probes {
-                self.n().raw(&format!(
-                    "-- [SQL Server] {}\n{}",
-                    b.purpose(),
-                    b.display_sql().trim_end()
-                ));
-            }
-        }
-        let report = assess::assess(&instance, &databases, Some(&target), &options);
-        self.report.databases = report
-            .databases
-            .iter()
-            .map(|d| DatabaseReport {
-                name: d.name.to_string(),
-                verdict: format!("{:?}", d.verdict),
-                findings: report
-                    .database_findings(d.name.as_str())
-                    .filter(|f| f.severity != Severity::Info)
-                    .map(|f| FindingReport {
-                        rule: f.rule_id.clone(),
-                        severity: severity(f.severity).to_string(),
-                        title: f.title.clone(),
-                        evidence: f.evidence.summary.clone(),
-                        fix: fix_text(&f.fix),
-                    })
-                    .collect(),
-            })
-            .collect();
+        let Assessed {
+            instance,
+            target,
+            report,
+            databases,
+        } = assess_lab(&self.sim, &self.spec);
+        self.report.databases = databases;
         let n = Arc::clone(&self.narrator);
         n.line(&format!(
             "{} {} {} -> {} ({}, {} vCores, {:?} update policy)",

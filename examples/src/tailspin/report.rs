@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use milink_core::sim::WorkloadStats;
+use milink_core::sim::{Lab, WorkloadStats};
 use serde::{Deserialize, Serialize};
 
+use super::cli::Options;
 use crate::app::WorkloadLedger;
 use crate::narrate::LsnCheck;
 
@@ -153,6 +154,27 @@ pub(super) fn clip(s: &str, n: usize) -> String {
 }
 
 impl Report {
+    /// The report of a new run of `opts` on `lab`, before anything ran.
+    pub(crate) fn new(opts: &Options, lab: &Lab) -> Report {
+        Report {
+            seed: opts.seed,
+            server: lab.topology.source.server.to_string(),
+            target: lab.topology.instance.fqdn.to_string(),
+            databases: Vec::new(),
+            phases: Vec::new(),
+            failover: None,
+            failback: None,
+            parity: Vec::new(),
+            final_state: String::new(),
+            journal: None,
+            outcome: if opts.plan { "planned" } else { "completed" }.into(),
+            crashed_after_record: None,
+            resumed: false,
+            workload: WorkloadStats::default(),
+            redirect: WorkloadLedger::default(),
+        }
+    }
+
     /// The summary printed at the end of a run: per-phase times (`virtual_total` of virtual
     /// time since the start, `wall` of wall time), readiness, the role changes, parity, the
     /// workload and its redirects.
