@@ -6,7 +6,7 @@ use std::sync::Arc;
 use milink_core::LinkSession;
 use milink_core::assess::{
     self, AssessOptions, Fix, InstanceFacts, NetworkProbe, ProbeKind, ProbeOutcome,
-    ReadinessReport, Scope, Severity, TargetFacts,
+    ReadinessReport, Scope, Severity, TargetFacts, Verdict,
 };
 use milink_core::lifecycle::{AssessmentOutcome, FailoverMode, LinkSpec};
 use milink_core::sim::Sim;
@@ -77,7 +77,7 @@ pub(super) fn assess_lab(sim: &Sim, spec: &LinkSpec) -> Assessed {
         .iter()
         .map(|d| DatabaseReport {
             name: d.name.to_string(),
-            verdict: format!("{:?}", d.verdict),
+            verdict: d.verdict.name().to_owned(),
             findings: report
                 .database_findings(d.name.as_str())
                 .filter(|f| f.severity != Severity::Info)
@@ -138,11 +138,11 @@ impl Run {
             target.vcores,
             self.spec.target.update_policy
         ));
-        for d in &self.report.databases {
-            let verdict = match d.verdict.as_str() {
-                "Ready" => "READY",
-                "ReadyWithWarnings" => "READY (with warnings)",
-                _ => "NOT READY",
+        for (d, assessed) in self.report.databases.iter().zip(&report.databases) {
+            let verdict = match assessed.verdict {
+                Verdict::Ready => "READY",
+                Verdict::ReadyWithWarnings => "READY (with warnings)",
+                Verdict::NotReady => "NOT READY",
             };
             n.line(&format!("{:<14}{verdict}", d.name));
             for f in d.findings.iter().filter(|f| f.severity == "blocker") {

@@ -42,6 +42,15 @@ impl Verdict {
             .unwrap_or(Verdict::Ready)
     }
 
+    /// Its name, as in JSON and Python: `Ready`, `ReadyWithWarnings` or `NotReady`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ready => "Ready",
+            Verdict::ReadyWithWarnings => "ReadyWithWarnings",
+            Verdict::NotReady => "NotReady",
+        }
+    }
+
     /// Words for people.
     pub fn words(self) -> &'static str {
         match self {
