@@ -48,7 +48,6 @@
 //! request outright (HTTP 429, retried like any busy answer); any other failure, a 409 included,
 //! goes to the machine as a retryable step error.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -58,21 +57,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
-use crate::journal::{JournalEntry, JournalError, JournalRecord, replay};
+use crate::journal::{JournalEntry, JournalRecord, replay};
 use crate::lifecycle::Input;
 use crate::lifecycle::{
-    AssessmentOutcome, Command, CutoverOptions, DataLoss, Effect, Ended, Engine, Event,
-    FailoverKind, Handled, LinkName, LinkObservation, LinkSpec, Machine, Observation, Phase, Poll,
-    Probe, ProgressEvent, Rejected, Side, SpecError, State, StepError, StepId,
+    AssessmentOutcome, Command, CutoverOptions, Ended, Engine, Event, FailoverKind, Handled,
+    LinkName, LinkObservation, LinkSpec, Machine, Poll, Side, StepError, StepId,
 };
 pub use crate::lifecycle::{Operation, OperationStatus};
-use crate::link_lock::{LinkLock, LinkLockError, LockHolder};
-use crate::ports::{
-    ArmReply, Journal, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
-};
+use crate::link_lock::{LinkLock, LinkLockError};
+use crate::ports::{Journal, ManagedInstance, SourceServer};
 pub use crate::redirect::RedirectHook;
 use crate::redirect::{RedirectOptions, RedirectTarget, WorkloadActivity};
-use crate::retry::{RetryPolicy, Retryable, retry_notify_until};
+use crate::retry::RetryPolicy;
 use crate::time::{Timer, Timestamp};
 
 /// How a session drives: retries, timeouts and the jitter seed.
@@ -110,283 +106,6 @@ impl Default for SessionOptions {
             event_capacity: 256,
             lock_dir: None,
         }
-    }
-}
-
-/// Something a session reports while it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum SessionEvent {
-    /// The link moved to another state.
-    StateChanged {
-        /// The previous state's name.
-        from: String,
-        /// The new state's name.
-        to: String,
-    },
-    /// The driver began performing a step.
-    StepStarted {
-        /// The step.
-        step: StepId,
-        /// What it does, e.g. `sql:CreateAvailabilityGroup`, `arm:PutLink`, `probe:link`.
-        action: String,
-    },
-    /// A step hit a transient error and will be retried.
-    StepRetrying {
-        /// The step.
-        step: StepId,
-        /// The attempt that failed (1-based).
-        attempt: u32,
-        /// The error code.
-        code: String,
-        /// How long the driver waits before the next attempt.
-        wait: Duration,
-    },
-    /// A step finished (its observation was handed to the machine).
-    StepFinished {
-        /// The step.
-        step: StepId,
-        /// What it did.
-        action: String,
-        /// The error, if it failed.
-        error: Option<StepError>,
-    },
-    /// Progress reported by the machine: phase, seeding percent, lag and LSN gap.
-    Progress(ProgressEvent),
-}
-
-/// A snapshot of a session.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SessionStatus {
-    /// The link.
-    pub link: LinkName,
-    /// The state's phase, e.g. [`Phase::Seeding`] (its name in JSON and Python: `"Seeding"`).
-    pub state: Phase,
-    /// The state with its details, as the machine describes it.
-    pub detail: String,
-    /// The state with its data (for JSON, Python dicts and notebooks: `"Replicating"`, or e.g.
-    /// `{"FailedOver": {"primary": ..., "data_loss_possible": ...}}`).
-    pub phase: State,
-    /// The state is final (no command can leave it).
-    pub terminal: bool,
-    /// What the machine is waiting on.
-    pub in_flight: Vec<String>,
-    /// When the machine next wants a tick.
-    pub deadline: Option<Timestamp>,
-    /// Why the link failed, if it is `Failed`; otherwise the last step or probe error seen.
-    pub last_error: Option<StepError>,
-    /// The operation last requested, if any.
-    pub operation: Option<Operation>,
-    /// Where that operation stands (JSON and Python: `{"status": "running", "operation":
-    /// "Failover"}`; `status` is `idle`, `running`, `reached`, `failed`, `stalled` or
-    /// `split_brain`).
-    pub progress: OperationStatus,
-    /// The side that accepts writes now, as far as the machine knows.
-    pub primary: Side,
-    /// After a role change: transactions may have been lost (a forced failover or a repaired
-    /// split brain).
-    pub data_loss_possible: bool,
-    /// The journal file, if the journal is a file.
-    pub journal_path: Option<PathBuf>,
-    /// Records in the journal (the next record's seq).
-    pub journal_records: u64,
-    /// Where the workload was last told to connect (computed at the last role change in this
-    /// process; `None` before one), with the redirect's id. Its connection string shows
-    /// `Password=***`.
-    pub redirect: Option<RedirectTarget>,
-    /// Evidence that a role change or the link's removal lost transactions (the old primary
-    /// holds log the other side never hardened). Empty when every check passed. A cutover
-    /// that lost data still ends `Completed` (the link is gone); this says so.
-    pub data_loss: Vec<DataLoss>,
-    /// Checks of lost transactions that could not be made (a side could not be read when the
-    /// logs were to be compared), as readable notes; empty when every check ran.
-    pub loss_unverified: Vec<String>,
-    /// Since when both sides report PRIMARY, while the link is in SplitBrain (see
-    /// [`LinkSession::repair_split_brain`]).
-    pub split_brain_since: Option<Timestamp>,
-}
-
-impl SessionStatus {
-    /// Whether the link is at `operation`'s goal now (e.g. `Failover`: failed over; `Start`
-    /// and `Failback`: replicating; `Cutover`: completed).
-    pub fn reached(&self, operation: Operation) -> bool {
-        operation.reached(&self.phase)
-    }
-}
-
-/// Why a session operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// The machine refused the command in the link's current state; nothing was changed.
-    #[error("the link refused {operation}: {source}")]
-    Rejected {
-        /// The operation.
-        operation: &'static str,
-        /// The machine's refusal: the state, the input and the reason.
-        #[source]
-        source: Box<Rejected>,
-    },
-    /// The link spec is invalid.
-    #[error("invalid link spec: {0}")]
-    Spec(#[source] SpecError),
-    /// A step failed and the link is in `Failed`; fix the cause and call `resume`, or `cancel`.
-    #[error("step failed with {}: {}{}", .0.code, .0.message,
-        if .0.retryable { " (retryable: call resume)" } else { "" })]
-    StepFailed(StepError),
-    /// The journal could not be read or written; the link was not changed beyond the last
-    /// journaled input.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// `create` was given a journal that already holds records.
-    #[error("the journal already holds {records} records of a link; resume it instead")]
-    JournalNotEmpty {
-        /// Records found.
-        records: usize,
-    },
-    /// Another session drives this link (its lock file is held): only one session, in any
-    /// process, may drive a link at a time. Nothing was written.
-    #[error(
-        "link {link} is already driven by another session ({holder}), which holds the lock file \
-         {}; only one session may drive a link at a time: let that session finish or stop it, \
-         then resume the link from its journal",
-        .lock_file.display()
-    )]
-    LinkLocked {
-        /// The link.
-        link: LinkName,
-        /// The lock file the other session holds.
-        lock_file: PathBuf,
-        /// Who holds it: process id and journal path, as far as the lock file says.
-        holder: LockHolder,
-    },
-    /// The link's lock file could not be created, locked or written (a missing or read-only
-    /// directory, a full disk). Nothing was written to the journal.
-    #[error(
-        "cannot take the lock of link {link} in {}: {source}; check that the directory exists and \
-         is writable, or choose another with SessionOptions::lock_dir",
-        .lock_file.display()
-    )]
-    LockFile {
-        /// The link.
-        link: LinkName,
-        /// The lock file.
-        lock_file: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The operation did not finish within `SessionOptions::operation_timeout`. The journal is
-    /// intact: call `resume` to continue.
-    #[error(
-        "{operation} did not finish within {waited:?}; the link is in {state}; call resume to continue"
-    )]
-    Timeout {
-        /// The operation.
-        operation: &'static str,
-        /// How long it ran.
-        waited: Duration,
-        /// The state it stopped in.
-        state: String,
-    },
-    /// Both sides report PRIMARY: nothing else can happen until `repair_split_brain(keep)`.
-    #[error(
-        "split brain: both SQL Server and the managed instance report PRIMARY; choose the side whose \
-         data to keep and call repair_split_brain"
-    )]
-    SplitBrain,
-    /// The machine stopped in a state that is not the operation's goal and is waiting for
-    /// nothing (for example a one-way link that finished in another terminal state).
-    #[error("{operation} stopped in state {state} with nothing left to do")]
-    Stalled {
-        /// The operation.
-        operation: &'static str,
-        /// The state it stopped in.
-        state: String,
-    },
-}
-
-impl SessionError {
-    /// Retrying (usually `resume`) may succeed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SessionError::StepFailed(e) => e.retryable,
-            SessionError::Timeout { .. } => true,
-            SessionError::Journal(e) => Self::journal_is_transient(e),
-            // Like a journal I/O error: the disk or directory may recover.
-            SessionError::LockFile { .. } => true,
-            // The other session may run for days: waiting is not the answer, stopping it is.
-            SessionError::LinkLocked { .. }
-            | SessionError::Rejected { .. }
-            | SessionError::Spec(_)
-            | SessionError::JournalNotEmpty { .. }
-            | SessionError::Stalled { .. }
-            | SessionError::SplitBrain => false,
-        }
-    }
-
-    /// The caller asked for something the link cannot do now, or gave bad input.
-    pub fn is_caller_error(&self) -> bool {
-        match self {
-            SessionError::Rejected { .. }
-            | SessionError::Spec(_)
-            | SessionError::JournalNotEmpty { .. }
-            | SessionError::LinkLocked { .. } => true,
-            SessionError::Journal(e) => Self::journal_is_caller_error(e),
-            SessionError::LockFile { .. }
-            | SessionError::StepFailed(_)
-            | SessionError::Timeout { .. }
-            | SessionError::Stalled { .. }
-            | SessionError::SplitBrain => false,
-        }
-    }
-
-    /// SQL Server or Azure refused or failed.
-    pub fn is_remote(&self) -> bool {
-        match self {
-            SessionError::StepFailed(e) => is_remote_code(&e.code),
-            SessionError::Rejected { .. }
-            | SessionError::Spec(_)
-            | SessionError::Journal(_)
-            | SessionError::JournalNotEmpty { .. }
-            | SessionError::LinkLocked { .. }
-            | SessionError::LockFile { .. }
-            | SessionError::Timeout { .. }
-            | SessionError::Stalled { .. }
-            | SessionError::SplitBrain => false,
-        }
-    }
-
-    /// A journal error that may go away by itself: the lock is released when the other session
-    /// ends, and I/O errors (a full or briefly unavailable disk) may clear.
-    pub(crate) fn journal_is_transient(e: &JournalError) -> bool {
-        matches!(e, JournalError::Locked { .. } | JournalError::Io { .. })
-    }
-
-    /// A journal error the caller causes: the wrong path (already exists, in use) or a torn tail
-    /// they must decide to repair.
-    pub(crate) fn journal_is_caller_error(e: &JournalError) -> bool {
-        matches!(
-            e,
-            JournalError::AlreadyExists { .. }
-                | JournalError::Locked { .. }
-                | JournalError::TornTail { .. }
-        )
-    }
-}
-
-/// A step error's code names an error the remote side reported (SQL Server, ARM, HTTP, or a
-/// link state such as `link:LinkCreationError`), rather than the transport or milink itself.
-fn is_remote_code(code: &str) -> bool {
-    match crate::ports::PortErrorKind::parse(code) {
-        crate::ports::PortErrorKind::Sql(_)
-        | crate::ports::PortErrorKind::Arm { .. }
-        | crate::ports::PortErrorKind::Http(_) => true,
-        crate::ports::PortErrorKind::Other(other) => other.starts_with("link:"),
-        crate::ports::PortErrorKind::Io
-        | crate::ports::PortErrorKind::Timeout
-        | crate::ports::PortErrorKind::Hook
-        | crate::ports::PortErrorKind::Unsupported => false,
     }
 }
 
@@ -663,54 +382,6 @@ where
         self
     }
 
-    /// Answers a `Redirect` effect (see [`Self::with_redirect`]).
-    async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
-        let (spec, redirect_id) = {
-            let core = lock(&self.core);
-            let spec = core.engine.machine().spec().clone();
-            // The machine counts a redirect before it issues one; the fallback never shows.
-            let id = core
-                .engine
-                .machine()
-                .redirect_id()
-                .unwrap_or_else(|| format!("{}/redirect/0", spec.link));
-            (spec, id)
-        };
-        let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options)
-            .map(|target| target.with_redirect_id(redirect_id));
-        let Some(hook) = &self.redirect else {
-            if let Ok(target) = target {
-                lock(&self.core).last_redirect = Some(target);
-            }
-            return Ok(Observation::Done);
-        };
-        let target = target.map_err(|e| {
-            PortError::permanent(
-                "redirect",
-                format!("cannot compute where the workload must connect: {e}"),
-            )
-        })?;
-        lock(&self.core).last_redirect = Some(target.clone());
-        tracing::info!(link = %self.link, target = %target, redirect_id = %target.redirect_id, "redirecting the workload");
-        let called = self
-            .bounded(async {
-                hook.redirect(&target)
-                    .await
-                    .map_err(|e| PortError::transient("hook", e.scrubbed(&target).message()))
-            })
-            .await;
-        called.map(|()| Observation::Done).map_err(|e| {
-            PortError::transient(
-                "hook",
-                format!(
-                    "the redirect hook failed for {target}: {}; the link is intact: fix the \
-                     hook and resume",
-                    target.scrub(&e.message)
-                ),
-            )
-        })
-    }
-
     /// A copy of the machine, for inspection.
     pub fn machine(&self) -> Machine {
         lock(&self.core).engine.machine().clone()
@@ -847,146 +518,8 @@ where
             },
         }
     }
-
-    /// Performs one effect through the ports.
-    async fn perform(&self, step: StepId, effect: &Effect) -> Result<Observation, StepError> {
-        let result = match effect {
-            Effect::Source { op, .. } => self
-                .call(step, op.is_role_change(), || self.source.execute(op))
-                .await
-                .map(|reply| match reply {
-                    SourceReply::Done => Observation::Done,
-                    SourceReply::PublicKey(der) => Observation::PublicKey(der),
-                }),
-            Effect::Instance { op, .. } => self
-                .call(step, op.is_role_change(), || self.instance.begin(op))
-                .await
-                .map(|reply| match reply {
-                    ArmReply::Completed => Observation::Done,
-                    ArmReply::PublicKey(der) => Observation::PublicKey(der),
-                    ArmReply::Accepted(operation) => Observation::OperationAccepted(operation),
-                }),
-            Effect::PollOperation { operation, .. } => self
-                .call(step, false, || self.instance.poll(operation))
-                .await
-                .map(|reply| match reply {
-                    PollReply::Running { .. } => Observation::OperationRunning,
-                    PollReply::Succeeded => Observation::Done,
-                }),
-            Effect::Probe {
-                probe: Probe::Link, ..
-            } => self.probe_link(step).await.map(Observation::Link),
-            Effect::Probe {
-                probe: Probe::FirstFullBackups,
-                ..
-            } => {
-                let databases = lock(&self.core).engine.machine().link_databases();
-                self.call(step, false, || self.instance.full_backups(&databases))
-                    .await
-                    .map(Observation::FullBackups)
-            }
-            Effect::Redirect { primary, .. } => self.redirect(*primary).await,
-        };
-        result.map_err(|e| StepError {
-            code: e.code(),
-            message: e.message,
-            retryable: e.transient,
-        })
-    }
-
-    async fn probe_link(&self, step: StepId) -> Result<LinkObservation, PortError> {
-        let databases = lock(&self.core).engine.machine().spec().databases.clone();
-        let (source, instance) = tokio::join!(
-            self.call(step, false, || self
-                .source
-                .link_state(&self.link, &databases)),
-            self.call(step, false, || self.instance.link_state(&self.link)),
-        );
-        // One side failing transiently still yields a reading: its view is empty and marked
-        // unreachable, so the machine can finish a forced failover while the old primary is down
-        // and never mistakes "could not read" for "absent". Anything else fails the probe.
-        match (source, instance) {
-            (Ok(source), Ok(instance)) => Ok(LinkObservation {
-                source,
-                instance,
-                unreachable: None,
-            }),
-            (Err(e), Ok(instance)) if e.transient => Ok(LinkObservation {
-                source: crate::lifecycle::SideView::unknown(),
-                instance,
-                unreachable: Some(Side::SqlServer),
-            }),
-            (Ok(source), Err(e)) if e.transient => Ok(LinkObservation {
-                source,
-                instance: crate::lifecycle::SideView::unknown(),
-                unreachable: Some(Side::ManagedInstance),
-            }),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        }
-    }
-
-    /// One port call with the call timeout and, unless it changes a role, retries.
-    async fn call<'a, T, F, Fut>(
-        &'a self,
-        step: StepId,
-        role_change: bool,
-        mut op: F,
-    ) -> Result<T, PortError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, PortError>> + 'a,
-    {
-        let mut rng = lock(&self.rng).fork();
-        // Busy answers are waited out no longer than the step may take.
-        let step_timeout = lock(&self.core).engine.machine().phase_timeout();
-        retry_notify_until(
-            &self.options.retry,
-            self.timer.as_ref(),
-            &mut rng,
-            step_timeout,
-            |_| {
-                let call = op();
-                async move {
-                    self.bounded(call).await.map_err(|error| AttemptError {
-                        // A role change is retried only when the remote side refused the
-                        // request outright; anything else may have changed the role already.
-                        retry: !role_change || error.is_throttled(),
-                        error,
-                    })
-                }
-            },
-            |attempt, failed: &AttemptError, wait| {
-                self.emit(SessionEvent::StepRetrying {
-                    step,
-                    attempt,
-                    code: failed.error.code(),
-                    wait,
-                });
-                tracing::info!(link = %self.link, step = step.0, attempt, code = %failed.error.kind, ?wait, "retrying");
-            },
-        )
-        .await
-        .map_err(|failed| failed.error)
-    }
-
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<T, PortError>>,
-    ) -> Result<T, PortError> {
-        let limit = self.options.call_timeout;
-        let deadline = self.timer.now().plus(limit);
-        tokio::select! {
-            biased;
-            result = call => result,
-            () = self.timer.sleep_until(deadline) => Err(PortError::transient(
-                "timeout",
-                format!("no answer within {limit:?}; the call may or may not have taken effect"),
-            )),
-        }
-    }
 }
 
-/// What an operation begins with.
 /// What [`Session::refresh`] did.
 enum Refreshed {
     /// The machine read both sides.
@@ -995,62 +528,6 @@ enum Refreshed {
     Busy,
     /// The machine's state does not read on request.
     NotApplicable,
-}
-
-/// A failed attempt, and whether the driver may retry it.
-struct AttemptError {
-    error: PortError,
-    retry: bool,
-}
-
-impl Retryable for AttemptError {
-    fn is_transient(&self) -> bool {
-        self.retry && self.error.transient
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.error.retry_after
-    }
-    fn is_busy(&self) -> bool {
-        self.error.is_busy()
-    }
-}
-
-/// The name of a serialized enum's variant (`"EnsureMasterKey"`, `"PutLink"`), without its data.
-fn variant_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
-        _ => String::from("?"),
-    }
-}
-
-/// A short label of an input for traces and refusals: the operation a command starts
-/// (`retry`, `refresh`), `observation`, `tick` or `resume`.
-fn label(input: &Input) -> &'static str {
-    match input {
-        Input::Command(Command::Refresh) => "refresh",
-        Input::Command(c) => Operation::of(c).map_or("retry", Operation::name),
-        Input::Observed { .. } => "observation",
-        Input::Tick => "tick",
-        Input::Resume => "resume",
-    }
-}
-
-/// A short label of an effect for events and traces: what it does, never its data.
-pub fn action(effect: &Effect) -> String {
-    match effect {
-        Effect::Source { op, .. } => format!("sql:{}", variant_name(op)),
-        Effect::Instance { op, .. } => format!("arm:{}", variant_name(op)),
-        Effect::PollOperation { .. } => "arm:poll".into(),
-        Effect::Probe {
-            probe: Probe::Link, ..
-        } => "probe:link".into(),
-        Effect::Probe {
-            probe: Probe::FirstFullBackups,
-            ..
-        } => "probe:full_backups".into(),
-        Effect::Redirect { primary, .. } => format!("redirect:{}", variant_name(primary)),
-    }
 }
 
 #[async_trait]
@@ -1213,6 +690,26 @@ where
         })
     }
 }
+
+mod calls;
+// What the tests below reach through `use super::*`.
+#[cfg(test)]
+use crate::journal::JournalError;
+#[cfg(test)]
+use crate::lifecycle::{Effect, Observation, Probe, ProgressEvent, State};
+#[cfg(test)]
+use crate::link_lock::LockHolder;
+#[cfg(test)]
+use crate::ports::{ArmReply, PollReply, PortError, SourceReply};
+#[cfg(test)]
+use calls::variant_name;
+mod error;
+mod status;
+
+pub use calls::action;
+use calls::label;
+pub use error::SessionError;
+pub use status::{SessionEvent, SessionStatus};
 
 #[cfg(test)]
 mod crash_tests;
