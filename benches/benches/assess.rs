@@ -48,6 +48,36 @@ fn rules(c: &mut Criterion) {
     g.finish();
 }
 
+/// The assessment and its reports at 10,000 and 100,000 databases: linear, or it shows here.
+fn scale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scale");
+    g.warm_up_time(Duration::from_secs(1));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    for n in [10_000usize, 100_000] {
+        let lab = toy_store_copies(n).expect("databases");
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("assess_{n}"), |b| {
+            b.iter(|| {
+                assess(
+                    black_box(&lab.instance),
+                    &lab.databases,
+                    Some(&lab.target),
+                    &lab.options,
+                )
+            })
+        });
+        let report = lab.assess();
+        g.bench_function(format!("markdown_{n}"), |b| {
+            b.iter(|| black_box(&report).to_markdown())
+        });
+        g.bench_function(format!("html_{n}"), |b| {
+            b.iter(|| black_box(&report).to_html())
+        });
+    }
+    g.finish();
+}
+
 fn gather_once(rt: &tokio::runtime::Runtime, source: &RecordedSource) -> GatheredFacts {
     rt.block_on(gather_instance_facts(source, &GatherOptions::default()))
         .expect("gather")
@@ -109,5 +139,5 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rules, gather, render);
+criterion_group!(benches, rules, gather, render, scale);
 criterion_main!(benches);

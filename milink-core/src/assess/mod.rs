@@ -75,6 +75,8 @@ pub mod rules;
 pub mod scan;
 pub mod sku;
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::tsql::readiness::PROBE_COUNT;
@@ -164,32 +166,26 @@ pub fn assess(
     target: Option<&TargetFacts>,
     options: &AssessOptions,
 ) -> ReadinessReport {
+    // Every lookup by name goes through this index (case-insensitive, first database of a
+    // name wins), so the assessment stays linear in the number of databases.
+    let index = rules::DatabaseIndex::new(databases);
     let mut requested: Vec<DatabaseName> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let names = options
         .databases
         .clone()
         .unwrap_or_else(|| databases.iter().map(|d| d.name.clone()).collect());
     for n in names {
         // A name that matches a database (case-insensitively) takes the database's spelling.
-        let n = databases
-            .iter()
-            .find(|d| d.name.as_str().eq_ignore_ascii_case(n.as_str()))
-            .map_or(n, |d| d.name.clone());
-        if !requested
-            .iter()
-            .any(|r| r.as_str().eq_ignore_ascii_case(n.as_str()))
-        {
+        let n = index.get(n.as_str()).map_or(n, |d| d.name.clone());
+        if seen.insert(n.as_str().to_ascii_lowercase()) {
             requested.push(n);
         }
     }
     let selected: Vec<&DatabaseFacts> = requested
         .iter()
         .filter(|n| !facts::is_system_database(n.as_str()))
-        .filter_map(|n| {
-            databases
-                .iter()
-                .find(|d| d.name.as_str().eq_ignore_ascii_case(n.as_str()))
-        })
+        .filter_map(|n| index.get(n.as_str()))
         .collect();
     let ctx = rules::Context {
         instance,
@@ -197,6 +193,7 @@ pub fn assess(
         selected: &selected,
         target,
         options,
+        index: &index,
     };
 
     let mut findings = Vec::new();
@@ -240,16 +237,18 @@ pub fn assess(
             .map(|f| f.severity),
     );
     let instance_blocked = instance_verdict == Verdict::NotReady;
+    let mut own_verdicts: HashMap<&DatabaseName, Verdict> = HashMap::new();
+    for f in &findings {
+        if let Scope::Database(d) = &f.scope {
+            let v = own_verdicts.entry(d).or_insert(Verdict::Ready);
+            *v = (*v).max(Verdict::from_severities([f.severity]));
+        }
+    }
     let database_verdicts = requested
         .iter()
         .filter(|n| !facts::is_system_database(n.as_str()))
         .map(|n| {
-            let own = Verdict::from_severities(
-                findings
-                    .iter()
-                    .filter(|f| matches!(&f.scope, Scope::Database(d) if d == n))
-                    .map(|f| f.severity),
-            );
+            let own = own_verdicts.get(n).copied().unwrap_or(Verdict::Ready);
             DatabaseVerdict {
                 name: n.clone(),
                 verdict: if instance_blocked {

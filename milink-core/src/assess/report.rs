@@ -2,6 +2,7 @@
 //! that could not run, the SKU recommendation and the network probes. Renders to JSON (with a
 //! schema version), Markdown and a self-contained HTML page.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -134,9 +135,16 @@ impl ReadinessReport {
     /// only; a database the report does not cover is not ready.
     pub fn ensure_ready(&self, databases: &[DatabaseName]) -> Result<(), Error> {
         let instance_ok = self.instance_verdict != Verdict::NotReady;
+        let verdicts: HashMap<String, Verdict> = self
+            .databases
+            .iter()
+            .rev()
+            .map(|d| (d.name.as_str().to_ascii_lowercase(), d.verdict))
+            .collect();
         let dbs_ok = databases.iter().all(|d| {
-            self.verdict_of(d.as_str())
-                .is_some_and(|v| v != Verdict::NotReady)
+            verdicts
+                .get(&d.as_str().to_ascii_lowercase())
+                .is_some_and(|v| *v != Verdict::NotReady)
         });
         if instance_ok && dbs_ok {
             Ok(())
@@ -150,11 +158,13 @@ impl ReadinessReport {
     /// those databases as a `rule id: title (scope)` line, and a line for each of them the
     /// report does not cover. Empty exactly when [`ReadinessReport::ensure_ready`] passes.
     pub fn outcome_for(&self, databases: &[DatabaseName]) -> AssessmentOutcome {
+        let asked: HashSet<String> = databases
+            .iter()
+            .map(|n| n.as_str().to_ascii_lowercase())
+            .collect();
         let wanted = |scope: &Scope| match scope {
             Scope::Instance => true,
-            Scope::Database(d) => databases
-                .iter()
-                .any(|n| n.as_str().eq_ignore_ascii_case(d.as_str())),
+            Scope::Database(d) => asked.contains(&d.as_str().to_ascii_lowercase()),
         };
         let mut blockers: Vec<Blocker> = self
             .blockers()
@@ -165,10 +175,15 @@ impl ReadinessReport {
                 title: f.title.to_string(),
             })
             .collect();
+        let assessed: HashSet<String> = self
+            .databases
+            .iter()
+            .map(|d| d.name.as_str().to_ascii_lowercase())
+            .collect();
         blockers.extend(
             databases
                 .iter()
-                .filter(|d| self.verdict_of(d.as_str()).is_none())
+                .filter(|d| !assessed.contains(&d.as_str().to_ascii_lowercase()))
                 .map(|d| Blocker {
                     rule: "not-assessed".to_owned(),
                     scope: Some(Scope::Database(d.clone())),
@@ -227,33 +242,29 @@ impl ReadinessReport {
             .map_err(|e| Error::InvalidArgument(format!("readiness report JSON: {e}")))
     }
 
-    /// The instance, then the databases in report order, then any other scope with findings
-    /// (system databases asked for).
-    fn scopes(&self) -> Vec<Scope> {
-        let mut scopes = vec![Scope::Instance];
-        scopes.extend(
+    /// The findings grouped by scope, in order: the instance, then the databases in report
+    /// order, then any other scope with findings (system databases asked for). One pass over
+    /// the findings, so the reports stay linear in the number of databases.
+    fn by_scope(&self) -> Vec<(Scope, Vec<&Finding>)> {
+        let mut groups: Vec<(Scope, Vec<&Finding>)> = vec![(Scope::Instance, Vec::new())];
+        groups.extend(
             self.databases
                 .iter()
-                .map(|d| Scope::Database(d.name.clone())),
+                .map(|d| (Scope::Database(d.name.clone()), Vec::new())),
         );
+        let mut index: HashMap<Scope, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (scope, _))| (scope.clone(), i))
+            .collect();
         for f in &self.findings {
-            if !scopes.contains(&f.scope) {
-                scopes.push(f.scope.clone());
-            }
+            let i = *index.entry(f.scope.clone()).or_insert_with(|| {
+                groups.push((f.scope.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(f);
         }
-        scopes
-    }
-
-    fn counts(&self, scope: &Scope) -> (usize, usize, usize) {
-        let mut c = (0, 0, 0);
-        for f in self.findings_for(scope) {
-            match f.severity {
-                Severity::Blocker => c.0 += 1,
-                Severity::Warning => c.1 += 1,
-                Severity::Info => c.2 += 1,
-            }
-        }
-        c
+        groups
     }
 
     /// Markdown for people (and snapshot tests).
@@ -278,15 +289,16 @@ impl ReadinessReport {
             self.generated_at
         );
         out.push_str("## Verdicts\n\n| Scope | Verdict | Blockers | Warnings | Info |\n|---|---|---|---|---|\n");
-        let (b, w, i) = self.counts(&Scope::Instance);
+        let groups = self.by_scope();
+        let (b, w, i) = counts(&groups[0].1);
         let _ = writeln!(
             out,
             "| Instance {} | {} | {b} | {w} | {i} |",
             md(&self.server),
             self.instance_verdict.words()
         );
-        for d in &self.databases {
-            let (b, w, i) = self.counts(&Scope::Database(d.name.clone()));
+        for (d, (_, findings)) in self.databases.iter().zip(&groups[1..]) {
+            let (b, w, i) = counts(findings);
             let _ = writeln!(
                 out,
                 "| Database {} | {} | {b} | {w} | {i} |",
@@ -308,8 +320,7 @@ impl ReadinessReport {
             }
         }
         out.push_str("\n## Findings\n");
-        for scope in self.scopes() {
-            let findings: Vec<&Finding> = self.findings_for(&scope).collect();
+        for (scope, findings) in &groups {
             if findings.is_empty() {
                 continue;
             }
@@ -443,18 +454,19 @@ impl ReadinessReport {
                 v.words()
             );
         };
+        let groups = self.by_scope();
         row(
             &mut out,
             format!("Instance {}", self.server),
             self.instance_verdict,
-            self.counts(&Scope::Instance),
+            counts(&groups[0].1),
         );
-        for d in &self.databases {
+        for (d, (_, findings)) in self.databases.iter().zip(&groups[1..]) {
             row(
                 &mut out,
                 format!("Database {}", d.name),
                 d.verdict,
-                self.counts(&Scope::Database(d.name.clone())),
+                counts(findings),
             );
         }
         out.push_str("</table>\n");
@@ -473,8 +485,7 @@ impl ReadinessReport {
             out.push_str("</ul>\n");
         }
         out.push_str("<h2>Findings</h2>\n");
-        for scope in self.scopes() {
-            let findings: Vec<&Finding> = self.findings_for(&scope).collect();
+        for (scope, findings) in &groups {
             if findings.is_empty() {
                 continue;
             }
@@ -579,6 +590,18 @@ th{background:#f3f3f3}.verdict{padding:.1rem .5rem;border-radius:.3rem;font-weig
 .finding.blocker{border-color:#c50f1f}.finding.warning{border-color:#c19c00}.finding.info{border-color:#0f6cbd}\
 .sev{font-weight:700}pre{background:#f6f8fa;padding:.6rem;overflow-x:auto}dt{font-weight:600}dd{margin:0 0 .3rem 1rem}\
 .meta,.note{color:#555}";
+
+fn counts(findings: &[&Finding]) -> (usize, usize, usize) {
+    let mut c = (0, 0, 0);
+    for f in findings {
+        match f.severity {
+            Severity::Blocker => c.0 += 1,
+            Severity::Warning => c.1 += 1,
+            Severity::Info => c.2 += 1,
+        }
+    }
+    c
+}
 
 fn verdict_class(v: Verdict) -> &'static str {
     match v {

@@ -197,6 +197,33 @@ pub struct Context<'a> {
     pub target: Option<&'a TargetFacts>,
     /// Options.
     pub options: &'a AssessOptions,
+    /// [`Context::all_databases`] by name, case-insensitively.
+    pub index: &'a DatabaseIndex<'a>,
+}
+
+/// The instance's databases by name, compared case-insensitively (the first database of a name
+/// wins, as a scan in order would find it).
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseIndex<'a> {
+    by_name: std::collections::HashMap<String, &'a DatabaseFacts>,
+}
+
+impl<'a> DatabaseIndex<'a> {
+    /// Indexes `databases`.
+    pub fn new(databases: &'a [DatabaseFacts]) -> DatabaseIndex<'a> {
+        let mut by_name = std::collections::HashMap::with_capacity(databases.len());
+        for d in databases {
+            by_name
+                .entry(d.name.as_str().to_ascii_lowercase())
+                .or_insert(d);
+        }
+        DatabaseIndex { by_name }
+    }
+
+    /// The database named `name` (any case).
+    pub fn get(&self, name: &str) -> Option<&'a DatabaseFacts> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
 }
 
 /// How a rule is run.

@@ -42,12 +42,7 @@ const DATABASE_MISSING: Rule = rule!(
     Requested(database_missing)
 );
 fn database_missing(ctx: &Context<'_>, name: &DatabaseName) -> Outcome {
-    if is_system_database(name.as_str())
-        || ctx
-            .all_databases
-            .iter()
-            .any(|d| d.name.as_str().eq_ignore_ascii_case(name.as_str()))
-    {
+    if is_system_database(name.as_str()) || ctx.index.get(name.as_str()).is_some() {
         return Outcome::Pass;
     }
     Outcome::Fail(
