@@ -808,6 +808,28 @@ async fn a_silent_server_times_out_with_the_system_timer() {
 }
 
 #[tokio::test]
+async fn a_server_that_hangs_up_is_a_transient_network_failure() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let c = Connection::new(
+        loopback(port).reconnect_attempts(0).build().unwrap(),
+        Arc::new(NeverTimer),
+    );
+    let server = async {
+        // Accept and close at once, before the prelogin answer.
+        drop(listener.accept().await.unwrap());
+    };
+    let (result, ()) = bounded(async { tokio::join!(c.connect(), server) }).await;
+    let e = result.unwrap_err();
+    assert!(
+        matches!(e, SqlError::Connect(ConnectError::Network { port: p, .. }) if p == port),
+        "{e:?}"
+    );
+    let p = PortError::from(e);
+    assert_eq!((p.kind, p.transient), (PortErrorKind::Io, true));
+}
+
+#[tokio::test]
 async fn missing_credentials_are_reported_before_the_network() {
     let port = refused_port().await;
     let o = ConnectOptions::from_connection_string(&format!(
