@@ -1,10 +1,17 @@
-//! The SQL Server side of the link: what milink runs there. Today the pure part, each
-//! [`SourceOp`](crate::lifecycle::SourceOp) rendered into its T-SQL batches with the
-//! [`crate::tsql`] builders ([`render`]); the TDS adapter that sends them belongs here too.
-//! With the feature `tds`, `connection` opens and drives the connection to SQL Server.
+//! The SQL Server side of the link: what milink runs there and how it reads the answers.
+//!
+//! The pure parts live here: each [`SourceOp`](crate::lifecycle::SourceOp) rendered into its
+//! T-SQL batches with the [`crate::tsql`] builders ([`render`]); SQL Server's error numbers typed
+//! into the port's errors, with which "already exists" answers count as success ([`errors`]);
+//! and result rows free of any driver's types ([`rows`]). With the feature `tds`, `connection`
+//! opens and drives the connection to SQL Server over TDS.
 
 #[cfg(feature = "tds")]
 pub mod connection;
+pub mod errors;
 pub mod render;
+pub mod rows;
 
+pub use errors::{AlreadyExistsPolicy, SqlError};
 pub use render::{RenderContext, RenderError};
+pub use rows::{Row, RowError, Value};
