@@ -3,15 +3,18 @@
 //! The pure parts live here: each [`SourceOp`](crate::lifecycle::SourceOp) rendered into its
 //! T-SQL batches with the [`crate::tsql`] builders ([`render`]); SQL Server's error numbers typed
 //! into the port's errors, with which "already exists" answers count as success ([`errors`]);
-//! and result rows free of any driver's types ([`rows`]). With the feature `tds`, `connection`
-//! opens and drives the connection to SQL Server over TDS.
+//! result rows free of any driver's types ([`rows`]) and the probes' rowsets parsed into the
+//! core's types ([`parse`]). With the feature `tds`, `connection` opens and drives the
+//! connection to SQL Server over TDS.
 
 #[cfg(feature = "tds")]
 pub mod connection;
 pub mod errors;
+pub mod parse;
 pub mod render;
 pub mod rows;
 
 pub use errors::{AlreadyExistsPolicy, SqlError};
+pub use parse::ParseError;
 pub use render::{RenderContext, RenderError};
 pub use rows::{Row, RowError, Value};
