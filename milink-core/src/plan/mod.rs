@@ -91,7 +91,7 @@ use crate::names::{InstanceId, LinkName, Lsn};
 use crate::secret::Secret;
 use crate::sqlserver::{RenderContext, RenderError};
 use crate::time::Timestamp;
-use crate::tsql::{self, Batch};
+use crate::tsql::Batch;
 
 /// The public key the plan's SQL Server returns when its endpoint certificate is exported: an
 /// empty DER `SEQUENCE`, standing in for the real certificate, which only exists at run time.
@@ -373,16 +373,11 @@ pub enum PlanError {
     },
 }
 
-/// A [`RenderContext`] of labelled placeholders: [`PLACEHOLDER_MASTER_KEY_PASSWORD`] and the
-/// Azure root CAs the docs name ([`tsql::azure_root_cas`]) with empty certificate bytes.
+/// A [`RenderContext`] with the labelled placeholder [`PLACEHOLDER_MASTER_KEY_PASSWORD`] and the
+/// real Azure root CAs the docs name ([`crate::tsql::azure_root_cas`]), as shipped in the crate
+/// ([`crate::sqlserver::certs`]).
 pub fn placeholder_context() -> RenderContext {
-    RenderContext {
-        master_key_password: Secret::new(PLACEHOLDER_MASTER_KEY_PASSWORD),
-        root_cas: tsql::azure_root_cas()
-            .into_iter()
-            .map(|(name, _)| (name, Vec::new()))
-            .collect(),
-    }
+    RenderContext::new(Secret::new(PLACEHOLDER_MASTER_KEY_PASSWORD))
 }
 
 /// The plan of `journey` for `spec`, with [`placeholder_context`] for what comes from the SQL

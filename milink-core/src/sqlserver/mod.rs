@@ -4,17 +4,22 @@
 //! T-SQL batches with the [`crate::tsql`] builders ([`render`]); SQL Server's error numbers typed
 //! into the port's errors, with which "already exists" answers count as success ([`errors`]);
 //! result rows free of any driver's types ([`rows`]) and the probes' rowsets parsed into the
-//! core's types ([`parse`]). With the feature `tds`, `connection` opens and drives the
-//! connection to SQL Server over TDS.
+//! core's types ([`parse`]); the Azure root CA certificates shipped in the crate ([`certs`]); and
+//! the database master key password ([`password`]). With the feature `tds`, `connection` opens
+//! and drives the connection to SQL Server over TDS.
 
+pub mod certs;
 #[cfg(feature = "tds")]
 pub mod connection;
 pub mod errors;
 pub mod parse;
+pub mod password;
 pub mod render;
 pub mod rows;
 
+pub use certs::azure_root_ca_certificates;
 pub use errors::{AlreadyExistsPolicy, SqlError};
 pub use parse::ParseError;
+pub use password::PasswordError;
 pub use render::{RenderContext, RenderError};
 pub use rows::{Row, RowError, Value};

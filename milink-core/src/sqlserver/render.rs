@@ -21,6 +21,26 @@ pub struct RenderContext {
     pub root_cas: Vec<(CertificateName, Vec<u8>)>,
 }
 
+impl RenderContext {
+    /// A context with `master_key_password` and the Azure root CAs shipped in the crate
+    /// ([`super::certs::azure_root_ca_certificates`]).
+    pub fn new(master_key_password: Secret) -> Self {
+        RenderContext {
+            master_key_password,
+            root_cas: super::certs::azure_root_ca_certificates(),
+        }
+    }
+
+    /// A context with the user's master key password when `given` (checked against SQL
+    /// Server's password policy), else a generated one ([`super::password`]), and the shipped
+    /// root CAs.
+    pub fn with_password(given: Option<Secret>) -> Result<Self, super::PasswordError> {
+        Ok(RenderContext::new(super::password::master_key_password(
+            given,
+        )?))
+    }
+}
+
 /// Why an op could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -116,6 +136,23 @@ mod tests {
 
     fn link() -> LinkName {
         LinkName::new("tailspin-link").unwrap()
+    }
+
+    #[test]
+    fn the_default_context_carries_the_shipped_root_cas() {
+        let ctx = RenderContext::new(Secret::new("Str0ng!Passw0rd"));
+        let batches = SourceOp::EnsureRootCaTrust.render(&ctx).unwrap();
+        assert_eq!(batches.len(), 2);
+        assert!(batches[0].expose_sql().contains(
+            "CREATE CERTIFICATE [MicrosoftPKI] FROM BINARY = 0x308205A830820390A00302010202101ED3"
+        ));
+        assert!(batches[1].expose_sql().contains(
+            "CREATE CERTIFICATE [DigiCertPKI] FROM BINARY = \
+             0x3082038E30820276A0030201020210033AF1E6A711A9A0BB2864B11D09FAE5"
+        ));
+        let generated = RenderContext::with_password(None).unwrap();
+        assert_eq!(generated.root_cas, ctx.root_cas);
+        assert!(RenderContext::with_password(Some(Secret::new("weak"))).is_err());
     }
 
     #[test]
