@@ -68,6 +68,7 @@ mod probe {
     pub const CERTIFICATES: &str = "probe_certificates";
     pub const PUBLIC_KEY: &str = "export_certificate_public_key";
     pub const WORKLOAD: &str = "probe_workload_activity";
+    pub const INSTANCE_PROPERTIES: &str = "instance_properties";
 }
 
 /// Parses every row of `rows` with `f`, naming `probe` and the row in errors.
@@ -454,6 +455,22 @@ pub fn add_issuer_exists(rows: &[Row]) -> Result<bool, ParseError> {
             row: 0,
             error,
         })
+}
+
+/// SQL Server's build from the `product_version` column of the one-row rowset of
+/// [`crate::tsql::readiness::instance_properties`] (`SERVERPROPERTY('ProductVersion')`), which
+/// [`SideView::version`] carries.
+pub fn product_version(rows: &[Row]) -> Result<SqlVersion, ParseError> {
+    let row = single(probe::INSTANCE_PROPERTIES, rows)?;
+    let version = || -> Result<SqlVersion, RowError> {
+        let text = row.str("product_version")?;
+        SqlVersion::parse(text.trim()).map_err(|_| invalid("product_version", "a build", text))
+    };
+    version().map_err(|error| ParseError::Row {
+        probe: probe::INSTANCE_PROPERTIES,
+        row: 0,
+        error,
+    })
 }
 
 /// One row of [`crate::tsql::probe_certificates`].

@@ -706,3 +706,27 @@ fn business_critical_rows_keep_the_primary_replica() {
     assert_eq!(primary.len(), 1);
     assert_eq!(primary[0].last_hardened_lsn.unwrap().value(), 7);
 }
+
+#[test]
+fn the_build_read_with_the_link() {
+    let rows = vec![
+        Row::new()
+            .with("product_version", "16.0.4125.3")
+            .with("product_update_level", "CU13"),
+    ];
+    assert_eq!(
+        product_version(&rows).unwrap(),
+        SqlVersion::parse("16.0.4125.3").unwrap()
+    );
+    let bad = vec![Row::new().with("product_version", "sixteen")];
+    assert!(
+        product_version(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("product_version")
+    );
+    assert!(matches!(
+        product_version(&[]),
+        Err(ParseError::RowCount { found: 0, .. })
+    ));
+}
