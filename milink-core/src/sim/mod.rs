@@ -17,6 +17,9 @@
 //! ([`SimConfig::arm_reading_lag`]); the application can hold transactions open, and a system
 //! writer can add log of its own ([`SimConfig::background_log_interval`]).
 //!
+//! [`tds`] serves the simulated SQL Server over TDS on loopback (TLS with a generated
+//! certificate), so the real SQL Server client is tested end to end against it.
+//!
 //! Time is virtual: [`SimClock`] implements [`Timer`](crate::time::Timer) by advancing the world,
 //! never by sleeping. Every random choice comes from one seeded generator, so the same seed and
 //! the same calls give the same run.
@@ -41,6 +44,7 @@ pub mod faults;
 pub mod lab;
 pub mod managed_instance;
 pub mod sql_server;
+pub mod tds;
 pub mod workload;
 pub mod world;
 
