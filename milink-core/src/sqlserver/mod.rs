@@ -6,8 +6,11 @@
 //! result rows free of any driver's types ([`rows`]) and the probes' rowsets parsed into the
 //! core's types ([`parse`]); the Azure root CA certificates shipped in the crate ([`certs`]); and
 //! the database master key password ([`password`]). With the feature `tds`, `connection` opens
-//! and drives the connection to SQL Server over TDS.
+//! and drives the connection to SQL Server over TDS, and `adapter` implements the
+//! [`SourceServer`](crate::ports::SourceServer) port on it (`SqlServerAdapter`).
 
+#[cfg(feature = "tds")]
+pub mod adapter;
 pub mod certs;
 #[cfg(feature = "tds")]
 pub mod connection;
@@ -17,6 +20,8 @@ pub mod password;
 pub mod render;
 pub mod rows;
 
+#[cfg(feature = "tds")]
+pub use adapter::SqlServerAdapter;
 pub use certs::azure_root_ca_certificates;
 pub use errors::{AlreadyExistsPolicy, SqlError};
 pub use parse::ParseError;

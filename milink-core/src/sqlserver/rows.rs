@@ -102,7 +102,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// `datetime`, `datetime2`, `smalldatetime` (a `date` has ticks 0).
     DateTime(DateTime),
-    /// `uniqueidentifier`, in SQL Server's wire order.
+    /// `uniqueidentifier`, its bytes in the order of its text form (RFC 4122), as
+    /// [`Row::opt_guid`] reads a string.
     Guid([u8; 16]),
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use crate::secret::Secret;
+use crate::sqlserver::rows::{DateTime, Row, Value};
 use crate::time::Timer;
 
 use super::error::{ConnectError, SqlError, is_transient_number};
@@ -18,23 +19,26 @@ use super::options::{Authentication, CommandKind, ConnectOptions, Encryption};
 
 type TdsClient = tiberius::Client<Compat<TcpStream>>;
 
-/// One result set of a query: its column names and its rows, each cell as text (`None` for
-/// NULL).
+/// One result set of a query: its column names and its rows, each a [`Row`] of typed
+/// [`Value`]s by column name.
 ///
-/// An interim representation: every conversion from the driver's rows happens in
-/// [`ResultSet`]'s private `push_row`, so a richer row type can take its place there.
+/// Every conversion from the driver's rows happens in one place, [`cell_value`], so the rest of
+/// milink reads only [`Row`]s (the probe parsers in [`crate::sqlserver::parse`] among them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResultSet {
     /// Column names, in order (empty strings for unnamed columns).
     pub columns: Vec<String>,
-    /// Rows, each with one cell per column.
-    pub rows: Vec<Vec<Option<String>>>,
+    /// Rows, each with one value per column, named as in [`ResultSet::columns`].
+    pub rows: Vec<Row>,
 }
 
 impl ResultSet {
     fn push_row(&mut self, row: &tiberius::Row) {
-        self.rows
-            .push(row.cells().map(|(_, data)| cell_text(data)).collect());
+        let mut out = Row::new();
+        for (column, data) in row.cells() {
+            out.push(column.name(), cell_value(data));
+        }
+        self.rows.push(out);
     }
 
     /// The index of the column called `name` (case-insensitive, as SQL Server compares
@@ -46,60 +50,78 @@ impl ResultSet {
     }
 }
 
-/// A cell as text: numbers in decimal, `bit` as `0`/`1`, GUIDs upper-case, binary as `0x…`,
-/// dates and times as `YYYY-MM-DD hh:mm:ss.fffffff` (an offset as `+hh:mm`).
-fn cell_text(data: &ColumnData<'static>) -> Option<String> {
-    use tiberius::time::time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
-    fn time_text(t: Time) -> String {
-        format!(
-            "{:02}:{:02}:{:02}.{:07}",
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond() / 100
-        )
+/// Days from the Julian day epoch to 1970-01-01.
+const JULIAN_DAY_1970: i64 = 2_440_588;
+
+/// A cell as a [`Value`], by its column type:
+/// - `tinyint`, `smallint`, `int`, `bigint`: [`Value::Int`]; `bit`: [`Value::Bool`];
+/// - `decimal`/`numeric(p, s)`: [`Value::Numeric`] with its unscaled value and scale
+///   (`numeric(25,0)` LSNs exactly);
+/// - `char`, `varchar`, `nchar`, `nvarchar`, `text`, `xml`: [`Value::String`];
+/// - `binary`, `varbinary`, `image`: [`Value::Bytes`];
+/// - `uniqueidentifier`: [`Value::Guid`], bytes in text order;
+/// - `datetime`, `smalldatetime`, `datetime2`, `date`: [`Value::DateTime`] (a date at
+///   midnight); `datetimeoffset`: its instant in UTC;
+/// - `time` (no date) and `real`/`float`: [`Value::String`], as `hh:mm:ss.fffffff` and the
+///   shortest decimal that reads back as the same number (no probe reads them);
+/// - NULL of any type: [`Value::Null`].
+fn cell_value(data: &ColumnData<'static>) -> Value {
+    use tiberius::time::time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+    fn ticks(t: Time) -> u64 {
+        (u64::from(t.hour()) * 3600 + u64::from(t.minute()) * 60 + u64::from(t.second()))
+            * 10_000_000
+            + u64::from(t.nanosecond() / 100)
     }
-    fn date_text(d: Date) -> String {
-        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    fn days(d: Date) -> i64 {
+        i64::from(d.to_julian_day()) - JULIAN_DAY_1970
+    }
+    fn date_time(d: Date, t: Time) -> Value {
+        // A time of day is less than a day: the ticks are in range.
+        Value::DateTime(DateTime {
+            days: days(d),
+            ticks: ticks(t),
+        })
+    }
+    fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
+        v.map_or(Value::Null, f)
     }
     match data {
-        ColumnData::U8(v) => v.map(|v| v.to_string()),
-        ColumnData::I16(v) => v.map(|v| v.to_string()),
-        ColumnData::I32(v) => v.map(|v| v.to_string()),
-        ColumnData::I64(v) => v.map(|v| v.to_string()),
-        ColumnData::F32(v) => v.map(|v| v.to_string()),
-        ColumnData::F64(v) => v.map(|v| v.to_string()),
-        ColumnData::Bit(v) => v.map(|b| if b { "1" } else { "0" }.to_owned()),
-        ColumnData::String(v) => v.as_ref().map(|s| s.to_string()),
-        ColumnData::Guid(v) => v.map(|g| g.to_string().to_uppercase()),
-        ColumnData::Binary(v) => v.as_ref().map(|bytes| {
-            let mut s = String::with_capacity(2 + bytes.len() * 2);
-            s.push_str("0x");
-            for b in bytes.iter() {
-                s.push_str(&format!("{b:02X}"));
-            }
-            s
+        ColumnData::U8(v) => opt(*v, |n| Value::Int(i64::from(n))),
+        ColumnData::I16(v) => opt(*v, |n| Value::Int(i64::from(n))),
+        ColumnData::I32(v) => opt(*v, |n| Value::Int(i64::from(n))),
+        ColumnData::I64(v) => opt(*v, Value::Int),
+        ColumnData::F32(v) => opt(*v, |n| Value::String(n.to_string())),
+        ColumnData::F64(v) => opt(*v, |n| Value::String(n.to_string())),
+        ColumnData::Bit(v) => opt(*v, Value::Bool),
+        ColumnData::String(v) => opt(v.as_ref(), |s| Value::String(s.to_string())),
+        ColumnData::Guid(v) => opt(*v, |g| Value::Guid(*g.as_bytes())),
+        ColumnData::Binary(v) => opt(v.as_ref(), |b| Value::Bytes(b.to_vec())),
+        ColumnData::Numeric(v) => opt(*v, |n| Value::Numeric {
+            value: n.value(),
+            scale: n.scale(),
         }),
-        ColumnData::Numeric(v) => v.map(|n| n.to_string()),
-        ColumnData::Xml(v) => v.as_ref().map(|x| x.to_string()),
+        ColumnData::Xml(v) => opt(v.as_ref(), |x| Value::String(x.to_string())),
         ColumnData::DateTime(_) | ColumnData::SmallDateTime(_) | ColumnData::DateTime2(_) => {
-            PrimitiveDateTime::from_sql(data)
-                .ok()
-                .flatten()
-                .map(|t| format!("{} {}", date_text(t.date()), time_text(t.time())))
+            opt(PrimitiveDateTime::from_sql(data).ok().flatten(), |t| {
+                date_time(t.date(), t.time())
+            })
         }
-        ColumnData::Date(_) => Date::from_sql(data).ok().flatten().map(date_text),
-        ColumnData::Time(_) => Time::from_sql(data).ok().flatten().map(time_text),
-        ColumnData::DateTimeOffset(_) => OffsetDateTime::from_sql(data).ok().flatten().map(|t| {
-            let (h, m, _) = t.offset().as_hms();
-            format!(
-                "{} {} {}{:02}:{:02}",
-                date_text(t.date()),
-                time_text(t.time()),
-                if t.offset().is_negative() { '-' } else { '+' },
-                h.unsigned_abs(),
-                m.unsigned_abs()
-            )
+        ColumnData::Date(_) => opt(Date::from_sql(data).ok().flatten(), |d| {
+            date_time(d, Time::MIDNIGHT)
+        }),
+        ColumnData::Time(_) => opt(Time::from_sql(data).ok().flatten(), |t| {
+            let secs = ticks(t) / 10_000_000;
+            Value::String(format!(
+                "{:02}:{:02}:{:02}.{:07}",
+                secs / 3600,
+                (secs / 60) % 60,
+                secs % 60,
+                ticks(t) % 10_000_000
+            ))
+        }),
+        ColumnData::DateTimeOffset(_) => opt(OffsetDateTime::from_sql(data).ok().flatten(), |t| {
+            let utc = t.to_offset(UtcOffset::UTC);
+            date_time(utc.date(), utc.time())
         }),
     }
 }
@@ -558,20 +580,99 @@ mod tests {
     }
 
     #[test]
-    fn cells_as_text() {
-        assert_eq!(cell_text(&ColumnData::I32(Some(-5))).as_deref(), Some("-5"));
-        assert_eq!(cell_text(&ColumnData::I32(None)), None);
-        assert_eq!(
-            cell_text(&ColumnData::Bit(Some(true))).as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            cell_text(&ColumnData::Binary(Some(vec![0x0a, 0xff].into()))).as_deref(),
-            Some("0x0AFF")
-        );
-        assert_eq!(
-            cell_text(&ColumnData::String(Some("x".into()))).as_deref(),
-            Some("x")
-        );
+    fn cells_become_typed_values() {
+        use tiberius::numeric::Numeric;
+        let cases: Vec<(ColumnData<'static>, Value)> = vec![
+            (ColumnData::U8(Some(250)), Value::Int(250)),
+            (ColumnData::I16(Some(-3)), Value::Int(-3)),
+            (ColumnData::I32(Some(-5)), Value::Int(-5)),
+            (ColumnData::I64(Some(i64::MAX)), Value::Int(i64::MAX)),
+            (ColumnData::Bit(Some(true)), Value::Bool(true)),
+            (ColumnData::F64(Some(0.5)), Value::String("0.5".into())),
+            (
+                ColumnData::String(Some("Grüße".into())),
+                Value::String("Grüße".into()),
+            ),
+            (
+                ColumnData::Binary(Some(vec![0x0a, 0xff].into())),
+                Value::Bytes(vec![0x0a, 0xff]),
+            ),
+            (
+                ColumnData::Numeric(Some(Numeric::new_with_scale(
+                    9_999_999_999_999_999_999_999_999,
+                    0,
+                ))),
+                Value::Numeric {
+                    value: 9_999_999_999_999_999_999_999_999,
+                    scale: 0,
+                },
+            ),
+            (
+                ColumnData::Numeric(Some(Numeric::new_with_scale(-12_345, 2))),
+                Value::Numeric {
+                    value: -12_345,
+                    scale: 2,
+                },
+            ),
+            (
+                ColumnData::Guid(Some(tiberius::Uuid::from_bytes([7; 16]))),
+                Value::Guid([7; 16]),
+            ),
+            // 1970-01-02 00:00:01.5 as datetime (days since 1900, 1/300 s since midnight).
+            (
+                ColumnData::DateTime(Some(tiberius::time::DateTime::new(25_568, 450))),
+                Value::DateTime(DateTime {
+                    days: 1,
+                    ticks: 15_000_000,
+                }),
+            ),
+            // 2026-11-26 06:41:03.1234567 as datetime2(7) (days since 0001-01-01).
+            (
+                ColumnData::DateTime2(Some(tiberius::time::DateTime2::new(
+                    tiberius::time::Date::new(719_162 + 20_783),
+                    tiberius::time::Time::new(240_631_234_567, 7),
+                ))),
+                Value::DateTime(DateTime {
+                    days: 20_783,
+                    ticks: 240_631_234_567,
+                }),
+            ),
+            (
+                ColumnData::Date(Some(tiberius::time::Date::new(719_162))),
+                Value::DateTime(DateTime { days: 0, ticks: 0 }),
+            ),
+            // 01:30 at +01:30 is midnight UTC.
+            (
+                ColumnData::DateTimeOffset(Some(tiberius::time::DateTimeOffset::new(
+                    tiberius::time::DateTime2::new(
+                        tiberius::time::Date::new(719_163),
+                        tiberius::time::Time::new(0, 7),
+                    ),
+                    90,
+                ))),
+                Value::DateTime(DateTime { days: 1, ticks: 0 }),
+            ),
+            (
+                ColumnData::Time(Some(tiberius::time::Time::new(36_610_000_001, 7))),
+                Value::String("01:01:01.0000001".into()),
+            ),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(cell_value(&data), expected, "{data:?}");
+        }
+        for null in [
+            ColumnData::U8(None),
+            ColumnData::I32(None),
+            ColumnData::Bit(None),
+            ColumnData::String(None),
+            ColumnData::Binary(None),
+            ColumnData::Numeric(None),
+            ColumnData::Guid(None),
+            ColumnData::DateTime(None),
+            ColumnData::DateTime2(None),
+            ColumnData::Time(None),
+        ] {
+            assert_eq!(cell_value(&null), Value::Null, "{null:?}");
+        }
     }
 }

@@ -31,7 +31,7 @@
 //! )?;
 //! let connection = Connection::new(options, Arc::new(SystemTimer));
 //! let sets = connection.simple_query("SELECT @@VERSION AS v", CommandKind::Probe).await?;
-//! println!("{:?}", sets[0].rows[0][0]);
+//! println!("{}", sets[0].rows[0].str("v")?);
 //! # Ok(()) }
 //! ```
 //!

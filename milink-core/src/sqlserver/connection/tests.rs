@@ -910,7 +910,7 @@ async fn live_select_version() {
         .unwrap();
     assert_eq!(sets.len(), 1);
     assert_eq!(sets[0].columns, vec!["version".to_owned()]);
-    let version = sets[0].rows[0][0].clone().unwrap_or_default();
+    let version = sets[0].rows[0].str("version").unwrap().to_owned();
     assert!(version.contains("Microsoft SQL"), "{version}");
     c.execute("SET NOCOUNT ON", CommandKind::Probe)
         .await
