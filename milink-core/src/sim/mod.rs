@@ -43,6 +43,7 @@ pub mod facts;
 pub mod faults;
 pub mod lab;
 pub mod managed_instance;
+pub mod sql;
 pub mod sql_server;
 pub mod tds;
 pub mod workload;

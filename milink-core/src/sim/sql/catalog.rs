@@ -1,0 +1,1 @@
+//! The catalog views and DMVs of a simulated server, built from the world.

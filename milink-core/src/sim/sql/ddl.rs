@@ -1,0 +1,1 @@
+//! The DDL of the link, read by a small tokenizer.

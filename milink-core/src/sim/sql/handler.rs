@@ -1,0 +1,1 @@
+//! The simulated servers' [`TdsHandler`](super::super::tds::TdsHandler).
