@@ -15,7 +15,7 @@ use milink_core::ports::{
     ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
 use milink_core::redirect::WorkloadActivity;
-use milink_core::sim::{EventKind, Sim, SimManagedInstance, SimSqlServer};
+use milink_core::sim::{EventKind, Sim, SimManagedInstance};
 use milink_core::time::Timestamp;
 use tokio::sync::broadcast;
 
@@ -288,7 +288,7 @@ fn outcome<T>(r: &Result<T, PortError>) -> String {
 }
 
 #[async_trait]
-impl SourceServer for Narrated<SimSqlServer> {
+impl<S: SourceServer> SourceServer for Narrated<S> {
     async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError> {
         let n = &self.narrator;
         n.drain();
@@ -315,6 +315,10 @@ impl SourceServer for Narrated<SimSqlServer> {
         databases: &[DatabaseName],
     ) -> Result<WorkloadActivity, PortError> {
         self.inner.workload_activity(databases).await
+    }
+
+    fn connection_warnings(&self) -> Vec<String> {
+        self.inner.connection_warnings()
     }
 }
 

@@ -241,6 +241,13 @@ pub trait SourceServer: Send + Sync {
         let _ = databases;
         Err(workload_unsupported("SQL Server"))
     }
+
+    /// What the session status must say about how this port reaches SQL Server, e.g. that the
+    /// server's TLS certificate is not verified because the user asked for
+    /// `TrustServerCertificate`. Empty (the default) when there is nothing to say.
+    fn connection_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What beginning an ARM operation returned.

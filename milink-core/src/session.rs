@@ -607,6 +607,7 @@ where
             data_loss: machine.data_loss().to_vec(),
             loss_unverified: machine.unverified().to_vec(),
             split_brain_since: machine.split_brain_since(),
+            connection_warnings: self.source.connection_warnings(),
         }
     }
 

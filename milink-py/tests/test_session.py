@@ -84,6 +84,7 @@ def test_lab_session_end_to_end_planned_failover(lab: milink.Lab, journal: pathl
     # The logs were compared after the role change: nothing was lost.
     assert status["data_loss"] == []
     assert status["loss_unverified"] == [] and status["split_brain_since"] is None
+    assert status["connection_warnings"] == []
     # Watching the idle link reads both sides; a bad duration is refused.
     session.watch(30)
     with pytest.raises(milink.InvalidArgumentError):

@@ -103,6 +103,10 @@ pub struct SessionStatus {
     /// Since when both sides report PRIMARY, while the link is in SplitBrain (see
     /// [`super::LinkSession::repair_split_brain`]).
     pub split_brain_since: Option<Timestamp>,
+    /// What the SQL Server port says about how it reaches the server (e.g. a TLS certificate
+    /// that is not verified, on the user's explicit request); empty when nothing is amiss.
+    #[serde(default)]
+    pub connection_warnings: Vec<String>,
 }
 
 impl SessionStatus {

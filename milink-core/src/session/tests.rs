@@ -513,6 +513,56 @@ async fn a_call_that_never_answers_times_out_on_the_session_timer() {
     assert_eq!(timer.now(), Timestamp::from_millis(30_000));
 }
 
+/// A SQL Server reached without verifying its certificate.
+struct Unverified;
+
+#[async_trait]
+impl SourceServer for Unverified {
+    async fn execute(&self, _: &SourceOp) -> Result<SourceReply, PortError> {
+        Ok(SourceReply::Done)
+    }
+    async fn link_state(&self, _: &LinkName, _: &[DatabaseName]) -> Result<SideView, PortError> {
+        std::future::pending().await
+    }
+    fn connection_warnings(&self) -> Vec<String> {
+        vec!["SQL Server's TLS certificate is not verified".to_owned()]
+    }
+}
+
+#[test]
+fn the_status_repeats_what_the_sql_server_port_warns_about_its_connection() {
+    let timer = Arc::new(VirtualTimer::new(Timestamp::EPOCH));
+    let quiet = Session::create(
+        spec(),
+        Arc::new(Silent),
+        Arc::new(MockManagedInstance::new()),
+        MemoryJournal::new(),
+        timer.clone(),
+        options(),
+    )
+    .unwrap();
+    assert!(quiet.status().connection_warnings.is_empty());
+    let warned = Session::create(
+        spec(),
+        Arc::new(Unverified),
+        Arc::new(MockManagedInstance::new()),
+        MemoryJournal::new(),
+        timer,
+        options(),
+    )
+    .unwrap();
+    let status = warned.status();
+    assert_eq!(
+        status.connection_warnings,
+        vec!["SQL Server's TLS certificate is not verified".to_owned()]
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(
+        json["connection_warnings"][0],
+        status.connection_warnings[0]
+    );
+}
+
 #[test]
 fn role_changes_are_recognised() {
     let link = spec().link;

@@ -269,6 +269,20 @@ impl SourceServer for SqlServerAdapter {
         let set = exactly_one("probe_workload_activity", &sets)?;
         Ok(parse::workload_activity(&set.rows)?)
     }
+
+    fn connection_warnings(&self) -> Vec<String> {
+        let options = self.connection.options();
+        if options.trusts_server_certificate() {
+            vec![format!(
+                "SQL Server's TLS certificate is not verified (TrustServerCertificate was asked \
+                 for): anyone on the path to {} can pose as the server. Trust its certificate \
+                 or CA instead (TrustedCa / ConnectOptions::trusted_ca).",
+                options.host()
+            )]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -327,6 +327,9 @@ class SessionStatus(TypedDict):
     """Checks of lost transactions that could not be made (a side could not be read), as notes."""
     split_brain_since: Optional[int]
     """While both sides report PRIMARY: when milink first saw it (ms since the epoch)."""
+    connection_warnings: List[str]
+    """What the SQL Server connection must be known for, e.g. a TLS certificate that is not
+    verified because ``TrustServerCertificate`` was asked for; empty when nothing is amiss."""
 
 _SessionEvent = Dict[str, Any]
 """One key, the event's kind (``StateChanged``, ``StepStarted``, ``StepRetrying``,

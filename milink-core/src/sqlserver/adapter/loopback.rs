@@ -561,6 +561,7 @@ async fn tds_logs_in_with_mandatory_and_strict_encryption_trusting_the_certifica
     for encryption in [Encryption::Mandatory, Encryption::Strict] {
         let adapter = lab.adapter(encryption);
         assert!(!adapter.connection().options().trusts_server_certificate());
+        assert!(adapter.connection_warnings().is_empty());
         bounded(adapter.connection().connect()).await.unwrap();
         assert!(adapter.connection().is_open().await, "{encryption:?}");
         let activity = bounded(adapter.workload_activity(&[db("ToyStore")]))
@@ -637,6 +638,10 @@ async fn tds_trust_server_certificate_is_honoured_when_asked_for() {
     assert!(options.trusts_server_certificate());
     let adapter = adapter(options, Arc::new(NeverTimer));
     assert!(adapter.connection().options().trusts_server_certificate());
+    let warnings = adapter.connection_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("not verified"), "{warnings:?}");
+    assert!(!warnings[0].contains(PASSWORD), "{warnings:?}");
     bounded(adapter.connection().connect()).await.unwrap();
     let reply = bounded(adapter.execute(&SourceOp::Failover { dag: link() }))
         .await
