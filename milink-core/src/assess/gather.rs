@@ -95,6 +95,11 @@ impl Rows {
         &self.columns
     }
 
+    /// The rows, each with one cell per column.
+    pub fn rows(&self) -> &[Vec<Cell>] {
+        &self.rows
+    }
+
     /// The number of rows.
     pub fn len(&self) -> usize {
         self.rows.len()

@@ -15,15 +15,21 @@ pub mod certs;
 #[cfg(feature = "tds")]
 pub mod connection;
 pub mod errors;
+#[cfg(feature = "tds")]
+pub mod facts;
 pub mod parse;
 pub mod password;
 pub mod render;
 pub mod rows;
+#[cfg(all(test, feature = "sim", feature = "tds"))]
+mod testkit;
 
 #[cfg(feature = "tds")]
 pub use adapter::SqlServerAdapter;
 pub use certs::azure_root_ca_certificates;
 pub use errors::{AlreadyExistsPolicy, SqlError};
+#[cfg(feature = "tds")]
+pub use facts::TdsFactSource;
 pub use parse::ParseError;
 pub use password::PasswordError;
 pub use render::{RenderContext, RenderError};
