@@ -17,6 +17,8 @@ pub mod connection;
 pub mod errors;
 #[cfg(feature = "tds")]
 pub mod facts;
+#[cfg(feature = "tds")]
+pub mod instance_reads;
 pub mod parse;
 pub mod password;
 pub mod render;
@@ -30,6 +32,8 @@ pub use certs::azure_root_ca_certificates;
 pub use errors::{AlreadyExistsPolicy, SqlError};
 #[cfg(feature = "tds")]
 pub use facts::TdsFactSource;
+#[cfg(feature = "tds")]
+pub use instance_reads::{InstanceTsql, WithInstanceTsql};
 pub use parse::ParseError;
 pub use password::PasswordError;
 pub use render::{RenderContext, RenderError};
