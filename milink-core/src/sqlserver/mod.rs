@@ -14,6 +14,8 @@ pub mod adapter;
 pub mod certs;
 #[cfg(feature = "tds")]
 pub mod connection;
+#[cfg(feature = "entra")]
+pub mod entra;
 pub mod errors;
 #[cfg(feature = "tds")]
 pub mod facts;
@@ -29,6 +31,8 @@ mod testkit;
 #[cfg(feature = "tds")]
 pub use adapter::SqlServerAdapter;
 pub use certs::azure_root_ca_certificates;
+#[cfg(feature = "entra")]
+pub use entra::CredentialTokens;
 pub use errors::{AlreadyExistsPolicy, SqlError};
 #[cfg(feature = "tds")]
 pub use facts::TdsFactSource;
