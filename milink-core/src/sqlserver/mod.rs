@@ -7,7 +7,13 @@
 //! core's types ([`parse`]); the Azure root CA certificates shipped in the crate ([`certs`]); and
 //! the database master key password ([`password`]). With the feature `tds`, `connection` opens
 //! and drives the connection to SQL Server over TDS, and `adapter` implements the
-//! [`SourceServer`](crate::ports::SourceServer) port on it (`SqlServerAdapter`).
+//! [`SourceServer`](crate::ports::SourceServer) port on it (`SqlServerAdapter`), which also
+//! checks first that the server's build can host the link (`link_host`). On the same
+//! connection, `facts` is the assessment's [`FactSource`](crate::assess::FactSource)
+//! (`TdsFactSource`), and `instance_reads` reads the managed instance's full backups and
+//! sessions over its T-SQL endpoint (`InstanceTsql`, and `WithInstanceTsql` adding them to an
+//! ARM port). With the feature `entra`, `entra::CredentialTokens` logs in with Microsoft Entra
+//! tokens from an `azure_core` credential.
 
 #[cfg(feature = "tds")]
 pub mod adapter;
@@ -21,6 +27,8 @@ pub mod errors;
 pub mod facts;
 #[cfg(feature = "tds")]
 pub mod instance_reads;
+#[cfg(feature = "tds")]
+pub mod link_host;
 pub mod parse;
 pub mod password;
 pub mod render;
@@ -38,6 +46,8 @@ pub use errors::{AlreadyExistsPolicy, SqlError};
 pub use facts::TdsFactSource;
 #[cfg(feature = "tds")]
 pub use instance_reads::{InstanceTsql, WithInstanceTsql};
+#[cfg(feature = "tds")]
+pub use link_host::LinkHostError;
 pub use parse::ParseError;
 pub use password::PasswordError;
 pub use render::{RenderContext, RenderError};
