@@ -129,6 +129,7 @@ impl Lab {
     }
 
     /// The logins received, in order.
+    #[cfg_attr(not(feature = "entra"), allow(dead_code))]
     pub(crate) fn logins(&self) -> Vec<Login> {
         self.scripted().logins.lock().unwrap().clone()
     }

@@ -85,7 +85,7 @@ fn values_become_cells_by_type() {
 #[test]
 fn decimals_convert_exactly_then_round_once() {
     assert_eq!(decimal_to_f64(1, 1), 0.1);
-    assert_eq!(decimal_to_f64(123_456_789, 4), 12_345.6789);
+    assert_eq!(decimal_to_f64(123_456_789, 4), 12_345.678_9);
     assert_eq!(decimal_to_f64(-100, 2), -1.0);
     assert_eq!(decimal_to_f64(7, 38), 7e-38);
 }
