@@ -96,7 +96,10 @@ fn normalized(mut view: SideView) -> SideView {
 }
 
 /// Asserts the three consistencies at the world's current state.
-fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) {
+/// What was compared: SQL Server's view, the client sessions on SQL Server, the full backups.
+type Checked = (SideView, crate::redirect::WorkloadActivity, Vec<FullBackup>);
+
+fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) -> Checked {
     // SQL Server's view of the link.
     let sets = run(world, Side::SqlServer, link_state_batch(link).expose_sql());
     let wire = side_view_from_result_sets(dbs, &sets).unwrap();
@@ -124,6 +127,7 @@ fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) {
         }
     }
     assert_eq!(wire, expected, "SQL Server's view at stage {stage}");
+    let mut checked = (wire, Default::default(), Vec::new());
 
     // The workload probe, on both sides.
     for side in [Side::SqlServer, Side::ManagedInstance] {
@@ -137,6 +141,9 @@ fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) {
             s.oldest_transaction_start = s.oldest_transaction_start.map(wire_datetime);
         }
         assert_eq!(parsed, expected, "workload on {side:?} at stage {stage}");
+        if side == Side::SqlServer {
+            checked.1 = parsed;
+        }
     }
 
     // The first full backups, on the managed instance.
@@ -155,6 +162,8 @@ fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) {
         })
         .collect();
     assert_eq!(parsed, expected, "full backups at stage {stage}");
+    checked.2 = parsed;
+    checked
 }
 
 struct Rig {
@@ -179,10 +188,10 @@ impl Rig {
         &self.lab.spec
     }
 
-    fn check(&self, stage: &str) {
+    fn check(&self, stage: &str) -> Checked {
         let link = self.spec().link.clone();
         let dbs = vec![self.lab.database.clone()];
-        self.lab.sim.with_world(|w| check(w, &link, &dbs, stage));
+        self.lab.sim.with_world(|w| check(w, &link, &dbs, stage))
     }
 
     async fn sleep(&self, d: Duration) {
@@ -316,12 +325,15 @@ async fn probes_over_the_catalog_give_back_the_in_process_views_through_a_links_
     let rig = Rig::new(21);
     let link = rig.spec().link.clone();
     let db = rig.lab.database.clone();
-    rig.check("before anything");
+    let (view, _, backups) = rig.check("before anything");
+    assert!(!view.exists);
+    assert_eq!(backups.len(), 1);
 
     rig.create_link().await;
     rig.wait_for(|w| matches!(rig.phase(w), Some(ReplicaPhase::Seeding(s)) if s.percent() > 5))
         .await;
-    rig.check("seeding");
+    let (view, _, _) = rig.check("seeding");
+    assert!(view.databases[0].seeding_percent.is_some_and(|p| p > 5));
 
     rig.wait_for(|w| matches!(rig.phase(w), Some(ReplicaPhase::Synchronizing)))
         .await;
@@ -340,7 +352,13 @@ async fn probes_over_the_catalog_give_back_the_in_process_views_through_a_links_
             max_rows_per_transaction: 4,
         });
     rig.sleep(Duration::from_secs(30)).await;
-    rig.check("replicating a workload with an open transaction");
+    let (view, activity, _) = rig.check("replicating a workload with an open transaction");
+    assert!(view.connected);
+    assert!(view.databases[0].log_send_queue_kb.is_some());
+    assert!(
+        activity.sessions.iter().any(|s| s.open_transactions == 1),
+        "{activity:?}"
+    );
 
     // Synchronous commit, then a planned failover to the instance.
     let s = rig.spec().clone();
@@ -362,7 +380,8 @@ async fn probes_over_the_catalog_give_back_the_in_process_views_through_a_links_
     rig.sleep(Duration::from_secs(5)).await;
     rig.tsql(SourceOp::Failover { dag: link.clone() }).await;
     rig.sleep(Duration::from_secs(5)).await;
-    rig.check("after a planned failover");
+    let (view, _, _) = rig.check("after a planned failover");
+    assert_eq!(view.role, Some(crate::lifecycle::ReplicaRole::Secondary));
 
     // Back to SQL Server, then a partition and a forced failover: both primaries.
     rig.arm(InstanceOp::Failover {
@@ -375,13 +394,21 @@ async fn probes_over_the_catalog_give_back_the_in_process_views_through_a_links_
     rig.lab.sim.partition(Duration::from_secs(600));
     rig.sleep(Duration::from_secs(2)).await;
     rig.lab.sim.write(Side::SqlServer, &db, 2).unwrap();
-    rig.check("partitioned");
+    let (view, _, _) = rig.check("partitioned");
+    assert!(!view.connected || view.databases[0].partner.is_some());
     rig.arm(InstanceOp::Failover {
         link: link.clone(),
         failover_type: ArmFailoverType::ForcedAllowDataLoss,
     })
     .await;
-    rig.check("split brain after a forced failover");
+    let (view, _, _) = rig.check("split brain after a forced failover");
+    assert_eq!(view.role, Some(crate::lifecycle::ReplicaRole::Primary));
+    assert!(
+        rig.lab
+            .sim
+            .with_world(|w| w.role(Side::ManagedInstance, &link))
+            == Some(crate::lifecycle::ReplicaRole::Primary)
+    );
     rig.tsql(SourceOp::SetRoleSecondary { dag: link.clone() })
         .await;
     rig.sleep(Duration::from_secs(700)).await;
@@ -389,7 +416,9 @@ async fn probes_over_the_catalog_give_back_the_in_process_views_through_a_links_
 
     rig.tsql(SourceOp::DropDistributedAvailabilityGroup { dag: link.clone() })
         .await;
-    rig.check("after the link was dropped on SQL Server");
+    let (view, _, backups) = rig.check("after the link was dropped on SQL Server");
+    assert!(!view.exists);
+    assert!(backups[0].finished.is_some());
 }
 
 #[test]
