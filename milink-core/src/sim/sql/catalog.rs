@@ -37,10 +37,7 @@ impl TableBuilder {
     pub(crate) fn new(columns: &[(&str, SqlType)]) -> Self {
         TableBuilder {
             set: ResultSet {
-                columns: columns
-                    .iter()
-                    .map(|(n, t)| Column::new(*n, t.clone()))
-                    .collect(),
+                columns: columns.iter().map(|(n, t)| Column::new(*n, *t)).collect(),
                 rows: Vec::new(),
             },
         }
@@ -120,9 +117,7 @@ pub fn table(
     } else {
         schema
     };
-    if database_id(world, side, &db).is_none() {
-        return None;
-    }
+    database_id(world, side, &db)?;
     match (db.as_str(), schema.as_str(), name.as_str()) {
         ("msdb", "dbo", "backupset") => Some(server::backupset(world, side)),
         (_, "sys", view) => sys_view(world, side, session, view),

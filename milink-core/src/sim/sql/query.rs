@@ -73,7 +73,7 @@ pub fn run_select(
                 let columns: Vec<Column> = rel
                     .cols
                     .iter()
-                    .map(|c| Column::new(c.name.clone(), c.ty.clone()))
+                    .map(|c| Column::new(c.name.clone(), c.ty))
                     .collect();
                 let rows = rel
                     .rows

@@ -200,7 +200,12 @@ fn literal(v: &AstValue, raw: &Expr) -> Result<Value, SqlError> {
             } else {
                 digits
             };
-            Value::Binary(padded.chunks(2).map(|p| p[0] * 16 + p[1]).collect())
+            Value::Binary(
+                padded
+                    .chunks(2)
+                    .map(|p| p.iter().fold(0u8, |acc, d| acc * 16 + d))
+                    .collect(),
+            )
         }
         AstValue::Boolean(b) => Value::Bit(*b),
         _ => return Err(unsupported(&raw.to_string())),
@@ -233,11 +238,11 @@ pub fn expr_type(ctx: &Ctx<'_>, env: &Env<'_>, expr: &Expr) -> SqlType {
             functions::global_type(&id.value).unwrap_or(fallback)
         }
         Expr::Identifier(id) => resolve(env, std::slice::from_ref(id))
-            .map(|(c, _)| c.ty.clone())
+            .map(|(c, _)| c.ty)
             .unwrap_or(fallback),
-        Expr::CompoundIdentifier(parts) => resolve(env, parts)
-            .map(|(c, _)| c.ty.clone())
-            .unwrap_or(fallback),
+        Expr::CompoundIdentifier(parts) => {
+            resolve(env, parts).map(|(c, _)| c.ty).unwrap_or(fallback)
+        }
         Expr::Value(v) => literal_type(&v.value),
         Expr::Cast { data_type, .. } => parse_type(&data_type.to_string()).unwrap_or(fallback),
         Expr::Convert {
@@ -280,7 +285,7 @@ pub fn expr_type(ctx: &Ctx<'_>, env: &Env<'_>, expr: &Expr) -> SqlType {
         },
         Expr::Subquery(q) => eval_query(ctx, q, Some(env))
             .ok()
-            .and_then(|r| r.cols.first().map(|c| c.ty.clone()))
+            .and_then(|r| r.cols.first().map(|c| c.ty))
             .unwrap_or(fallback),
         _ => fallback,
     }

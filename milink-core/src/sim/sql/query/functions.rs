@@ -65,15 +65,19 @@ pub fn result_type(f: &Function, arg: &dyn Fn(usize) -> Option<SqlType>) -> Opti
     })
 }
 
-fn arity(name: &str, args: &[Value], n: usize) -> Result<(), SqlError> {
-    if args.len() == n {
-        Ok(())
-    } else {
-        Err(SqlError::new(
-            174,
-            15,
-            format!("The {name} function requires {n} argument(s)."),
-        ))
+fn arity(name: &str, n: usize) -> SqlError {
+    SqlError::new(
+        174,
+        15,
+        format!("The {name} function requires {n} argument(s)."),
+    )
+}
+
+/// The one argument of a one-argument function.
+fn one<'a>(name: &str, args: &'a [Value]) -> Result<&'a Value, SqlError> {
+    match args {
+        [a] => Ok(a),
+        _ => Err(arity(name, 1)),
     }
 }
 
@@ -90,40 +94,29 @@ pub fn call(ctx: &Ctx<'_>, name: &str, args: &[Value]) -> Result<Value, SqlError
                 .cloned()
                 .unwrap_or(Value::Null))
         }
-        "ISNULL" => {
-            arity(name, args, 2)?;
-            Ok(match &args[0] {
-                Value::Null => args[1].clone(),
-                v => v.clone(),
-            })
-        }
-        "SERVERPROPERTY" => {
-            arity(name, args, 1)?;
-            Ok(match to_text(&args[0]) {
-                Some(p) => catalog::server_property(ctx.world, ctx.side, &p),
-                None => Value::Null,
-            })
-        }
-        "CERT_ID" => {
-            arity(name, args, 1)?;
-            Ok(to_text(&args[0])
-                .and_then(|n| catalog::certificate_id(ctx.world, ctx.side, &n))
-                .map_or(Value::Null, Value::Int))
-        }
-        "CERTENCODED" => {
-            arity(name, args, 1)?;
-            Ok(as_int(&args[0])
-                .and_then(|id| i32::try_from(id).ok())
-                .and_then(|id| catalog::certificate_der(ctx.world, ctx.side, id))
-                .map_or(Value::Null, Value::Binary))
-        }
+        "ISNULL" => match args {
+            [Value::Null, b] => Ok(b.clone()),
+            [a, _] => Ok(a.clone()),
+            _ => Err(arity(name, 2)),
+        },
+        "SERVERPROPERTY" => Ok(match to_text(one(name, args)?) {
+            Some(p) => catalog::server_property(ctx.world, ctx.side, &p),
+            None => Value::Null,
+        }),
+        "CERT_ID" => Ok(to_text(one(name, args)?)
+            .and_then(|n| catalog::certificate_id(ctx.world, ctx.side, &n))
+            .map_or(Value::Null, Value::Int)),
+        "CERTENCODED" => Ok(as_int(one(name, args)?)
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(|id| catalog::certificate_der(ctx.world, ctx.side, id))
+            .map_or(Value::Null, Value::Binary)),
         "DB_NAME" => match args {
             [] => Ok(Value::String(ctx.session.database.clone())),
             [id] => Ok(as_int(id)
                 .and_then(|id| i32::try_from(id).ok())
                 .and_then(|id| catalog::database_name(ctx.world, ctx.side, id))
                 .map_or(Value::Null, Value::String)),
-            _ => arity(name, args, 1).map(|()| Value::Null),
+            _ => Err(arity(name, 1)),
         },
         "DB_ID" => match args {
             [] => Ok(
@@ -133,7 +126,7 @@ pub fn call(ctx: &Ctx<'_>, name: &str, args: &[Value]) -> Result<Value, SqlError
             [n] => Ok(to_text(n)
                 .and_then(|n| catalog::database_id(ctx.world, ctx.side, &n))
                 .map_or(Value::Null, Value::Int)),
-            _ => arity(name, args, 1).map(|()| Value::Null),
+            _ => Err(arity(name, 1)),
         },
         other => Err(unknown_function(other)),
     }

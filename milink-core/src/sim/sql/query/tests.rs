@@ -322,7 +322,7 @@ fn guards_and_the_public_key_export_follow_the_world() {
             w,
             Side::SqlServer,
             &session(),
-            tsql::probe_certificates(&[cert.clone()]).expose_sql(),
+            tsql::probe_certificates(std::slice::from_ref(&cert)).expose_sql(),
         )
         .unwrap();
         assert_eq!(certs[0].rows.len(), 1);
