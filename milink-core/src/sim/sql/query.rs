@@ -5,8 +5,13 @@
 //! tables [`super::catalog`] builds (only the ones a statement names): joins (`JOIN`,
 //! `LEFT JOIN`, `CROSS`/`OUTER APPLY`), `WHERE` with three-valued logic, `GROUP BY` with
 //! `COUNT`/`MIN`/`MAX`/`SUM`, `UNION [ALL]`, CTEs, derived tables and `VALUES`, scalar and
-//! `EXISTS`/`IN` subqueries (correlated too), `CASE`, `CAST`/`CONVERT`, `ORDER BY` (NULLs first
-//! ascending) and `TOP (n)`.
+//! `EXISTS`/`IN` subqueries (correlated too), `CASE`, `CAST`/`CONVERT`, `LIKE`, `BETWEEN`,
+//! `DATEDIFF[_BIG]`, `ORDER BY` (NULLs first ascending) and `TOP (n)`. Strings compare
+//! case-insensitively, ignoring trailing spaces (`SQL_Latin1_General_CP1_CI_AS`).
+//!
+//! Readiness probes that need temporary tables, table variables, `DBCC` or dynamic SQL are
+//! answered with [`UNSUPPORTED`]; those over views the catalog does not have (`msdb.dbo.sysjobs`,
+//! `sys.server_principals`, `sys.servers`, `sys.master_files`, …) with 208.
 //!
 //! Errors, as SQL Server numbers them:
 //! - text `sqlparser` cannot parse: 102 (class 15) "Incorrect syntax near '…'.";

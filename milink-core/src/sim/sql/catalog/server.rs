@@ -255,10 +255,21 @@ pub fn certificates(world: &World, side: Side) -> ResultSet {
         ("expiry_date", SqlType::DateTime),
         ("thumbprint", SqlType::VarBinary(Some(32))),
     ]);
+    let roots = crate::tsql::azure_root_cas();
+    // A certificate created without an expiry date gets SQL Server's far default here.
+    let far = crate::time::Date::new(9999, 12, 31)
+        .map(crate::time::Date::start)
+        .ok();
     for c in certs(world, side) {
         let subject = c
             .subject
             .clone()
+            .or_else(|| {
+                roots
+                    .iter()
+                    .find(|(n, _)| n.as_str() == c.name)
+                    .map(|(_, s)| format!("CN={s}"))
+            })
             .unwrap_or_else(|| format!("CN={}", c.name));
         t.row(vec![
             Value::Int(c.id),
@@ -271,7 +282,7 @@ pub fn certificates(world: &World, side: Side) -> ResultSet {
                 "NO_PRIVATE_KEY"
             }),
             Value::Null,
-            c.expiry.map_or(Value::Null, Value::DateTime),
+            c.expiry.or(far).map_or(Value::Null, Value::DateTime),
             Value::Binary(thumbprint(&c.der)),
         ]);
     }

@@ -16,7 +16,9 @@ use super::errors::{
 };
 use super::functions;
 use super::select::{Ctx, eval_query};
-use super::values::{as_int, compare, convert, parse_type, sort_order, type_of_value};
+use super::values::{
+    as_int, compare, convert, like, parse_type, sort_order, to_text, type_of_value,
+};
 
 /// A column of a relation: the table (alias) it belongs to, its name and type.
 #[derive(Debug, Clone)]
@@ -411,6 +413,21 @@ pub fn eval_pred(ctx: &Ctx<'_>, env: &Env<'_>, expr: &Expr) -> Result<Truth, Sql
             };
             Ok(if *negated { not(t) } else { t })
         }
+        Expr::Like {
+            negated,
+            any: false,
+            expr,
+            pattern,
+            escape_char: None,
+        } => {
+            let v = eval(ctx, env, expr)?;
+            let p = eval(ctx, env, pattern)?;
+            let t = match (to_text(&v), to_text(&p)) {
+                (Some(v), Some(p)) => Some(like(&v, &p)),
+                _ => None,
+            };
+            Ok(if *negated { not(t) } else { t })
+        }
         // A value where a condition is expected (`WHERE 1`) is not T-SQL.
         other => Err(super::errors::syntax_error(&other.to_string())),
     }
@@ -533,6 +550,11 @@ pub fn eval(ctx: &Ctx<'_>, env: &Env<'_>, expr: &Expr) -> Result<Value, SqlError
             }
         }
         Expr::Function(f) if functions::is_aggregate(f) => aggregate(ctx, env, f),
+        Expr::Function(f)
+            if matches!(functions::name_of(f).as_str(), "DATEDIFF" | "DATEDIFF_BIG") =>
+        {
+            datediff(ctx, env, f)
+        }
         Expr::Function(f) => {
             let name = functions::name_of(f);
             let args: Vec<Value> = function_exprs(f)?
@@ -552,6 +574,45 @@ pub fn eval(ctx: &Ctx<'_>, env: &Env<'_>, expr: &Expr) -> Result<Value, SqlError
         } => Ok(truth_value(eval_pred(ctx, env, expr)?)),
         other => Err(unsupported(&other.to_string())),
     }
+}
+
+/// `DATEDIFF[_BIG](part, start, end)`: the whole units of `part` from `start` to `end` (SQL
+/// Server counts boundaries crossed; for the millisecond and second parts the simulator uses,
+/// that is the truncated difference).
+fn datediff(ctx: &Ctx<'_>, env: &Env<'_>, f: &Function) -> Result<Value, SqlError> {
+    let name = functions::name_of(f);
+    let exprs = function_exprs(f)?;
+    let [Expr::Identifier(part), start, end] = exprs.as_slice() else {
+        return Err(SqlError::new(
+            174,
+            15,
+            format!("The {name} function requires 3 argument(s)."),
+        ));
+    };
+    let unit: i128 = match part.value.to_ascii_lowercase().as_str() {
+        "millisecond" | "ms" => 1,
+        "second" | "ss" | "s" => 1000,
+        "minute" | "mi" | "n" => 60_000,
+        "hour" | "hh" => 3_600_000,
+        "day" | "dd" | "d" => 86_400_000,
+        other => return Err(unsupported(&format!("{name}({other}, …)"))),
+    };
+    let at = |e: &Expr| -> Result<Option<i128>, SqlError> {
+        match convert(&eval(ctx, env, e)?, &SqlType::DateTime)? {
+            Value::DateTime(t) => Ok(Some(i128::from(t.as_millis()))),
+            _ => Ok(None),
+        }
+    };
+    let (Some(a), Some(b)) = (at(start)?, at(end)?) else {
+        return Ok(Value::Null);
+    };
+    let diff = (b - a) / unit;
+    let ty = if name == "DATEDIFF" {
+        SqlType::Int
+    } else {
+        SqlType::BigInt
+    };
+    convert(&Value::BigInt(i64::try_from(diff).unwrap_or(i64::MAX)), &ty)
 }
 
 /// `COUNT(*)`, `COUNT([DISTINCT] x)`, `MIN(x)`, `MAX(x)`, `SUM(x)` over the nearest group.

@@ -58,7 +58,8 @@ pub fn result_type(f: &Function, arg: &dyn Fn(usize) -> Option<SqlType>) -> Opti
         },
         // sql_variant on SQL Server; the simulator has no such type.
         "SERVERPROPERTY" => SqlType::NVarChar(Some(128)),
-        "CERT_ID" | "DB_ID" => SqlType::Int,
+        "CERT_ID" | "DB_ID" | "DATEDIFF" => SqlType::Int,
+        "DATEDIFF_BIG" => SqlType::BigInt,
         "CERTENCODED" => SqlType::VarBinary(None),
         "DB_NAME" => SqlType::NVarChar(Some(128)),
         _ => return None,

@@ -263,7 +263,9 @@ pub fn convert(v: &Value, ty: &SqlType) -> Result<Value, SqlError> {
         }
         SqlType::DateTime | SqlType::DateTime2(_) => match v {
             Value::DateTime(t) => Ok(Value::DateTime(*t)),
-            Value::String(_) => Err(conversion_failed(v, ty)),
+            Value::String(text) => parse_datetime(text)
+                .map(Value::DateTime)
+                .ok_or_else(|| conversion_failed(v, ty)),
             _ => Err(not_allowed()),
         },
         SqlType::UniqueIdentifier => match v {
@@ -272,6 +274,75 @@ pub fn convert(v: &Value, ty: &SqlType) -> Result<Value, SqlError> {
             _ => Err(not_allowed()),
         },
     }
+}
+
+/// A date-time literal: `YYYYMMDD`, `YYYY-MM-DD`, either with ` HH:MM:SS[.mmm]` or
+/// `THH:MM:SS[.mmm]`, UTC.
+pub fn parse_datetime(text: &str) -> Option<crate::time::Timestamp> {
+    let text = text.trim();
+    let (date, time) = match text.split_once([' ', 'T']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let digits: String = date.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 8 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let y = digits.get(0..4)?.parse::<u16>().ok()?;
+    let m = digits.get(4..6)?.parse::<u8>().ok()?;
+    let d = digits.get(6..8)?.parse::<u8>().ok()?;
+    let day = crate::time::Date::new(y, m, d).ok()?.start();
+    let millis = match time {
+        None => 0,
+        Some(t) => {
+            let (hms, frac) = t.split_once('.').unwrap_or((t, "0"));
+            let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+            let h = parts.next()??;
+            let mi = parts.next()??;
+            let s = parts.next().unwrap_or(Some(0))?;
+            let frac = format!("{frac:0<3}");
+            let ms = frac.get(0..3)?.parse::<u64>().ok()?;
+            if h > 23 || mi > 59 || s > 59 {
+                return None;
+            }
+            ((h * 60 + mi) * 60 + s) * 1000 + ms
+        }
+    };
+    Some(crate::time::Timestamp::from_millis(
+        day.as_millis() + millis,
+    ))
+}
+
+/// `text LIKE pattern` (`%`, `_`, `[…]` sets), case-insensitively.
+pub fn like(text: &str, pattern: &str) -> bool {
+    fn go(t: &[char], p: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(t.get(i..).unwrap_or(&[]), rest)),
+            Some(('_', rest)) => t.split_first().is_some_and(|(_, tr)| go(tr, rest)),
+            Some(('[', rest)) => match rest.iter().position(|c| *c == ']') {
+                Some(end) => {
+                    let set = rest.get(..end).unwrap_or(&[]);
+                    let after = rest.get(end + 1..).unwrap_or(&[]);
+                    let (negate, set) = match set.split_first() {
+                        Some(('^', s)) => (true, s),
+                        _ => (false, set),
+                    };
+                    t.split_first()
+                        .is_some_and(|(c, tr)| (set.contains(c) != negate) && go(tr, after))
+                }
+                None => t
+                    .split_first()
+                    .is_some_and(|(c, tr)| *c == '[' && go(tr, rest)),
+            },
+            Some((c, rest)) => t
+                .split_first()
+                .is_some_and(|(x, tr)| x == c && go(tr, rest)),
+        }
+    }
+    let t: Vec<char> = text.to_lowercase().trim_end_matches(' ').chars().collect();
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    go(&t, &p)
 }
 
 fn parse_decimal(s: &str) -> Option<(i128, u8)> {
@@ -478,6 +549,19 @@ mod tests {
             Some(Ordering::Equal)
         );
         assert_eq!(compare(&Value::Null, &Value::Int(1)).unwrap(), None);
+        assert!(like("##MS_Key##", "##%"));
+        assert!(!like("Cert_Tailspin", "##%"));
+        assert!(like("abc", "A_c"));
+        assert!(like("b", "[abc]") && !like("d", "[abc]") && like("d", "[^abc]"));
+        assert_eq!(
+            parse_datetime("19700102").map(|t| t.as_millis()),
+            Some(86_400_000)
+        );
+        assert_eq!(
+            parse_datetime("1970-01-01 00:00:01.5").map(|t| t.as_millis()),
+            Some(1_500)
+        );
+        assert_eq!(parse_datetime("1970-13-01"), None);
         assert_eq!(
             compare(&Value::Int(2), &Value::String("10".into())).unwrap(),
             Some(Ordering::Less)

@@ -166,6 +166,63 @@ fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) -> C
     checked
 }
 
+/// The readiness probes of certificates and endpoints against [`World::instance_facts`].
+fn check_readiness(world: &World) {
+    let facts = world.instance_facts();
+    let sets = run(
+        world,
+        Side::SqlServer,
+        tsql::readiness::certificates().expose_sql(),
+    );
+    let got: Vec<(String, String, String, i64)> = sets[0]
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.str("name").unwrap().to_owned(),
+                r.str("subject").unwrap().to_owned(),
+                r.str("pvt_key_encryption_type_desc").unwrap().to_owned(),
+                r.i64("expiry_ms").unwrap(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String, String, i64)> = facts
+        .certificates
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.subject.clone(),
+                c.private_key.clone(),
+                i64::try_from(wire_datetime(c.expiry).as_millis()).unwrap(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert!(got.len() >= 3, "{got:?}");
+    assert_eq!(got, want);
+
+    let sets = run(
+        world,
+        Side::SqlServer,
+        tsql::readiness::mirroring_endpoints().expose_sql(),
+    );
+    let [row] = sets[0].rows.as_slice() else {
+        panic!("one endpoint: {:?}", sets[0].rows)
+    };
+    let [e] = facts.endpoints.as_slice() else {
+        panic!("one endpoint in the facts")
+    };
+    assert_eq!(row.str("name").unwrap(), e.name);
+    assert_eq!(row.str("connection_auth_desc").unwrap(), e.authentication);
+    assert_eq!(row.str("encryption_algorithm_desc").unwrap(), e.algorithm);
+    assert_eq!(
+        row.opt_str("certificate_name").unwrap(),
+        e.certificate.as_deref()
+    );
+    assert_eq!(row.i64("port").unwrap(), i64::from(e.port));
+}
+
 struct Rig {
     lab: Lab,
     sql: SimSqlServer,
@@ -338,6 +395,7 @@ async fn probes_over_the_catalog_give_back_the_in_process_views_through_a_links_
     rig.wait_for(|w| matches!(rig.phase(w), Some(ReplicaPhase::Synchronizing)))
         .await;
     rig.check("joined");
+    rig.lab.sim.with_world(check_readiness);
 
     rig.lab
         .sim
