@@ -146,6 +146,45 @@ fn check(world: &World, link: &LinkName, dbs: &[DatabaseName], stage: &str) -> C
         }
     }
 
+    // The managed instance's own DMVs: its local replica's role is its link role, and its
+    // database rows carry its view's LSNs.
+    let mi = run(
+        world,
+        Side::ManagedInstance,
+        &format!(
+            "{}{}{}",
+            tsql::probe_replica_states(link).expose_sql(),
+            tsql::probe_database_replica_states_by_database(dbs).expose_sql(),
+            tsql::probe_seeding_stats().expose_sql()
+        ),
+    );
+    let replicas = parse::replica_states(&mi[0].rows).unwrap();
+    let local = replicas.iter().find(|r| r.is_local == Some(true));
+    assert_eq!(
+        local.and_then(|r| r.role),
+        world.role(Side::ManagedInstance, link),
+        "the instance's role at stage {stage}"
+    );
+    let states = parse::database_replica_states(&mi[1].rows).unwrap();
+    let mi_view = world.side_view(Side::ManagedInstance, link, dbs);
+    for v in &mi_view.databases {
+        let row = states.iter().find(|s| s.database == v.name && s.is_local);
+        assert_eq!(
+            row.and_then(|r| r.last_hardened_lsn),
+            v.last_hardened_lsn,
+            "the instance's hardened LSN at stage {stage}"
+        );
+        let seeding = parse::seeding_stats(&mi[2].rows).unwrap();
+        assert_eq!(
+            seeding
+                .iter()
+                .find(|s| s.database == v.name)
+                .and_then(parse::SeedingStat::percent),
+            v.seeding_percent,
+            "the instance's seeding at stage {stage}"
+        );
+    }
+
     // The first full backups, on the managed instance.
     let sets = run(
         world,
