@@ -11,11 +11,8 @@ use crate::tsql::{CreateAgSpec, CreateDagSpec, MirroringEndpointSpec};
 
 use super::errors;
 use super::faults::{Call, SourceCall};
-use super::lab::RecoveryModel;
-use super::world::{
-    DbState, EventKind, MirroringEndpoint, SqlAvailabilityGroup, SqlCertificate, SqlDistributedAg,
-    World, fake_der,
-};
+use super::sql::ddl::apply::{EndpointSettings, ISSUER_EXISTS, NewAg, NewDag, not_found};
+use super::world::{World, fake_der};
 use super::{DurationRange, Sim};
 
 /// The DNS name the Azure root CAs are registered for.
@@ -78,80 +75,50 @@ impl SourceServer for SimSqlServer {
     }
 }
 
-fn not_found(kind: &str, name: &str) -> PortError {
-    errors::sql(
-        errors::OBJECT_NOT_FOUND,
-        format!(
-            "Cannot find the {kind} '{name}', because it does not exist or you do not have permission."
-        ),
-    )
-}
-
-fn hadr_disabled() -> PortError {
-    errors::sql(
-        errors::HADR_DISABLED,
-        "Could not process the operation. Always On Availability Groups replica manager is \
-         disabled on this instance of SQL Server. Enable Always On Availability Groups in SQL \
-         Server Configuration Manager and restart the service.",
-    )
-}
-
 impl World {
     pub(crate) fn source_latency(&self, op: &SourceOp) -> DurationRange {
-        match op {
-            SourceOp::CreateAvailabilityGroup { .. }
-            | SourceOp::GrantCreateAnyDatabase { .. }
-            | SourceOp::CreateDistributedAvailabilityGroup { .. }
-            | SourceOp::SetAvailabilityMode { .. }
-            | SourceOp::DropDistributedAvailabilityGroup { .. }
-            | SourceOp::DropAvailabilityGroup { .. }
-            | SourceOp::EnsureMirroringEndpoint { .. } => self.config.sql_hadr_ddl,
-            SourceOp::Failover { .. }
-            | SourceOp::ForceFailover { .. }
-            | SourceOp::SetRoleSecondary { .. } => self.config.sql_failover,
-            SourceOp::EnsureMasterKey
-            | SourceOp::EnsureEndpointCertificate { .. }
-            | SourceOp::ExportCertificatePublicKey { .. }
-            | SourceOp::ImportInstanceCertificate { .. }
-            | SourceOp::EnsureRootCaTrust => self.config.sql_request,
+        self.source_call_latency(SourceCall::of(op))
+    }
+
+    /// The virtual latency of one T-SQL operation kind.
+    pub(crate) fn source_call_latency(&self, call: SourceCall) -> DurationRange {
+        match call {
+            SourceCall::CreateAvailabilityGroup
+            | SourceCall::GrantCreateAnyDatabase
+            | SourceCall::CreateDistributedAvailabilityGroup
+            | SourceCall::SetAvailabilityMode
+            | SourceCall::DropDistributedAvailabilityGroup
+            | SourceCall::DropAvailabilityGroup
+            | SourceCall::EnsureMirroringEndpoint => self.config.sql_hadr_ddl,
+            SourceCall::Failover | SourceCall::ForceFailover | SourceCall::SetRoleSecondary => {
+                self.config.sql_failover
+            }
+            SourceCall::EnsureMasterKey
+            | SourceCall::EnsureEndpointCertificate
+            | SourceCall::ExportCertificatePublicKey
+            | SourceCall::ImportInstanceCertificate
+            | SourceCall::EnsureRootCaTrust => self.config.sql_request,
         }
     }
 
-    /// Runs one T-SQL operation on the simulated SQL Server.
+    /// Runs one T-SQL operation on the simulated SQL Server: its guard (checked here, as the
+    /// rendered batch's `IF [NOT] EXISTS` would), then the statements' world functions
+    /// ([`super::sql::ddl`]), which the T-SQL path calls too.
     pub(crate) fn exec_source(&mut self, op: &SourceOp) -> Result<SourceReply, PortError> {
         match op {
             SourceOp::EnsureMasterKey => {
-                self.source.master_key = true;
-                Ok(SourceReply::Done)
+                if !self.source.master_key {
+                    self.sql_create_master_key()?;
+                }
             }
             SourceOp::EnsureEndpointCertificate {
                 name,
                 subject,
                 expiry,
             } => {
-                if self.source.certificates.contains_key(name.as_str()) {
-                    return Ok(SourceReply::Done);
+                if !self.source.certificates.contains_key(name.as_str()) {
+                    self.sql_create_certificate(name.as_str(), subject, Some(*expiry))?;
                 }
-                if !self.source.master_key {
-                    return Err(errors::sql(
-                        errors::NO_MASTER_KEY,
-                        "Please create a master key in the database or open the master key in \
-                         the session before performing this operation.",
-                    ));
-                }
-                let der = fake_der(self.rng(), 812);
-                self.source.certificates.insert(
-                    name.as_str().to_string(),
-                    SqlCertificate {
-                        name: name.as_str().to_string(),
-                        subject: Some(subject.clone()),
-                        expiry: Some(*expiry),
-                        der,
-                        has_private_key: true,
-                        trusted_issuer_for: None,
-                    },
-                );
-                Ok(SourceReply::Done)
             }
             SourceOp::EnsureMirroringEndpoint { spec } => {
                 let MirroringEndpointSpec {
@@ -160,85 +127,53 @@ impl World {
                     certificate,
                     ..
                 } = spec;
-                if !self.source.certificates.contains_key(certificate.as_str()) {
-                    return Err(not_found("certificate", certificate.as_str()));
-                }
                 // Guarded by name. One DATABASE_MIRRORING endpoint per instance: one under
                 // another name makes CREATE ENDPOINT fail.
-                match self.source.endpoint.as_ref() {
-                    Some(ep) if &ep.name == name => {}
-                    Some(ep) => {
-                        return Err(errors::sql(
-                            errors::ENDPOINT_EXISTS,
-                            format!(
-                                "An endpoint of the requested type already exists ('{}'). Only \
-                                 one endpoint of this type is supported. Use ALTER ENDPOINT or \
-                                 DROP the existing endpoint and execute the CREATE ENDPOINT \
-                                 statement.",
-                                ep.name
-                            ),
-                        ));
-                    }
-                    None => {
-                        self.source.endpoint = Some(MirroringEndpoint {
-                            name: name.clone(),
-                            port: *port,
+                if !self
+                    .source
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|ep| &ep.name == name)
+                {
+                    self.sql_create_endpoint(
+                        name,
+                        &EndpointSettings {
+                            port: Some(*port),
                             certificate: Some(certificate.clone()),
-                            started: true,
-                            aes: true,
-                        });
-                    }
+                            started: Some(true),
+                            aes: Some(true),
+                        },
+                    )?;
                 }
-                Ok(SourceReply::Done)
             }
-            SourceOp::ExportCertificatePublicKey { name } => self
-                .source
-                .certificates
-                .get(name.as_str())
-                .map(|c| SourceReply::PublicKey(c.der.clone()))
-                .ok_or_else(|| not_found("certificate", name.as_str())),
+            SourceOp::ExportCertificatePublicKey { name } => {
+                return self
+                    .source
+                    .certificates
+                    .get(name.as_str())
+                    .map(|c| SourceReply::PublicKey(c.der.clone()))
+                    .ok_or_else(|| not_found("certificate", name.as_str()));
+            }
             SourceOp::ImportInstanceCertificate { fqdn, der } => {
                 // Guarded by IF NOT EXISTS: an existing certificate of that name stays as it is.
-                self.source
-                    .certificates
-                    .entry(fqdn.as_str().to_string())
-                    .or_insert_with(|| SqlCertificate {
-                        name: fqdn.as_str().to_string(),
-                        subject: None,
-                        expiry: None,
-                        der: der.clone(),
-                        has_private_key: false,
-                        trusted_issuer_for: None,
-                    });
-                Ok(SourceReply::Done)
+                let name = fqdn.certificate_name();
+                if !self.source.certificates.contains_key(name.as_str()) {
+                    self.sql_create_certificate_from_binary(name.as_str(), der)?;
+                }
             }
             SourceOp::EnsureRootCaTrust => {
-                if !self.source.version.capabilities().link_supported {
-                    return Err(errors::sql(
-                        errors::PROC_NOT_FOUND,
-                        "Could not find stored procedure 'sp_certificate_add_issuer'. This build \
-                         does not support the Managed Instance link; install the required \
-                         cumulative update.",
-                    ));
-                }
+                // One batch per root CA: import it unless it exists, then add it as an issuer;
+                // "already added as a trusted issuer" is what a re-run answers (caught).
                 for name in ["MicrosoftPKI", "DigiCertPKI"] {
                     let der = fake_der(self.rng(), 1452);
-                    let c = self
-                        .source
-                        .certificates
-                        .entry(name.to_string())
-                        .or_insert_with(|| SqlCertificate {
-                            name: name.to_string(),
-                            subject: None,
-                            expiry: None,
-                            der,
-                            has_private_key: false,
-                            trusted_issuer_for: None,
-                        });
-                    c.trusted_issuer_for = Some(AZURE_ISSUER_DNS.to_string());
+                    if !self.source.certificates.contains_key(name) {
+                        self.sql_create_certificate_from_binary(name, &der)?;
+                    }
+                    match self.sql_add_certificate_issuer(name, AZURE_ISSUER_DNS) {
+                        Err(e) if e.code() == format!("sql:{ISSUER_EXISTS}") => {}
+                        other => other?,
+                    }
                 }
-                self.source.root_ca_trust = true;
-                Ok(SourceReply::Done)
             }
             SourceOp::CreateAvailabilityGroup { spec } => {
                 let CreateAgSpec {
@@ -248,62 +183,18 @@ impl World {
                     endpoint_url,
                     cluster_type_none,
                 } = spec;
-                if !self.source.hadr_enabled {
-                    return Err(hadr_disabled());
+                if !self.source.hadr_enabled || !self.source.ags.contains_key(ag) {
+                    self.sql_create_ag(&NewAg {
+                        name: ag,
+                        databases,
+                        replica,
+                        endpoint_url,
+                        cluster_type_none: *cluster_type_none,
+                    })?;
                 }
-                if self.source.ags.contains_key(ag) {
-                    return Ok(SourceReply::Done);
-                }
-                if *cluster_type_none && !self.source.version.capabilities().cluster_type_none {
-                    return Err(errors::sql(102, "Incorrect syntax near 'CLUSTER_TYPE'."));
-                }
-                for db in databases {
-                    let Some(d) = self.source.databases.get(db) else {
-                        return Err(errors::sql(
-                            errors::DATABASE_NOT_FOUND,
-                            format!("Database '{db}' does not exist."),
-                        ));
-                    };
-                    if d.facts.recovery_model != RecoveryModel::Full {
-                        return Err(errors::sql(
-                            errors::NOT_FULL_RECOVERY,
-                            format!(
-                                "Database \"{db}\" is not in full recovery mode. The full \
-                                 recovery model is required for a database to participate in an \
-                                 availability group. Run ALTER DATABASE [{db}] SET RECOVERY FULL \
-                                 and take a full backup."
-                            ),
-                        ));
-                    }
-                    if d.facts.last_full_backup.is_none() {
-                        return Err(errors::sql(
-                            errors::NEEDS_FULL_BACKUP,
-                            format!(
-                                "Database \"{db}\" might contain bulk logged changes that have \
-                                 not been backed up, or has never been backed up. Take a full \
-                                 database backup (not COPY_ONLY) to start a backup chain."
-                            ),
-                        ));
-                    }
-                }
-                self.source.ags.insert(
-                    ag.clone(),
-                    SqlAvailabilityGroup {
-                        name: ag.clone(),
-                        databases: databases.clone(),
-                        replica: replica.clone(),
-                        endpoint_url: endpoint_url.clone(),
-                        create_any_database: false,
-                    },
-                );
-                Ok(SourceReply::Done)
             }
             SourceOp::GrantCreateAnyDatabase { ag } => {
-                let Some(a) = self.source.ags.get_mut(ag) else {
-                    return Err(not_found("availability group", ag.as_str()));
-                };
-                a.create_any_database = true;
-                Ok(SourceReply::Done)
+                self.sql_grant_create_any_database(ag.as_str())?;
             }
             SourceOp::CreateDistributedAvailabilityGroup { spec } => {
                 let CreateDagSpec {
@@ -315,133 +206,50 @@ impl World {
                     mi_database,
                     session_timeout_s,
                 } = spec;
-                if !self.source.hadr_enabled {
-                    return Err(hadr_disabled());
-                }
-                if self.source.dags.contains_key(dag) {
-                    return Ok(SourceReply::Done);
-                }
-                if !self.source.ags.contains_key(sql_ag) {
-                    return Err(not_found("availability group", sql_ag.as_str()));
-                }
-                let role = if mi_database.is_some() {
-                    ReplicaRole::Secondary
-                } else {
-                    ReplicaRole::Primary
-                };
-                self.source.dags.insert(
-                    dag.clone(),
-                    SqlDistributedAg {
-                        name: dag.clone(),
-                        sql_ag: sql_ag.clone(),
-                        mi_ag: mi_ag.clone(),
-                        sql_listener_url: sql_listener_url.clone(),
-                        mi_fqdn: mi_fqdn.clone(),
-                        sql_mode: AvailabilityMode::AsynchronousCommit,
-                        mi_mode: AvailabilityMode::AsynchronousCommit,
-                        role,
+                if !self.source.hadr_enabled || !self.source.dags.contains_key(dag) {
+                    self.sql_create_dag(&NewDag {
+                        name: dag,
+                        sql_ag,
+                        sql_listener_url,
+                        mi_ag,
+                        mi_fqdn,
+                        mi_database: mi_database.as_ref(),
                         session_timeout_s: *session_timeout_s,
-                    },
-                );
-                Ok(SourceReply::Done)
+                    })?;
+                }
             }
-            SourceOp::SetAvailabilityMode { dag, mode, .. } => {
-                let Some(d) = self.source.dags.get_mut(dag) else {
-                    return Err(not_found("availability group", dag.as_str()));
-                };
+            SourceOp::SetAvailabilityMode {
+                dag,
+                sql_ag,
+                mi_ag,
+                mode,
+            } => {
                 // `MODIFY AVAILABILITY GROUP ON` names both AGs: both replicas change.
-                d.sql_mode = *mode;
-                d.mi_mode = *mode;
-                Ok(SourceReply::Done)
+                self.sql_set_dag_modes(
+                    dag.as_str(),
+                    &[(sql_ag.as_str(), *mode), (mi_ag.as_str(), *mode)],
+                )?;
             }
-            SourceOp::Failover { dag } => self.tsql_failover(dag),
-            SourceOp::ForceFailover { dag } => {
-                let Some(d) = self.source.dags.get(dag) else {
-                    return Err(not_found("availability group", dag.as_str()));
-                };
-                if d.role == ReplicaRole::Primary {
-                    return Ok(SourceReply::Done);
-                }
-                if !self.can_become_primary(dag, Side::SqlServer) {
-                    return Err(errors::sql(
-                        errors::FAILOVER_REFUSED,
-                        format!(
-                            "The availability replica for '{dag}' on this instance cannot become \
-                             the primary replica: a database is still seeding, restoring or has \
-                             not joined. Never force failover while a secondary database is \
-                             INITIALIZING or REVERTING."
-                        ),
-                    ));
-                }
-                self.force_primary(dag, Side::SqlServer);
-                Ok(SourceReply::Done)
-            }
-            SourceOp::SetRoleSecondary { dag } => {
-                if !self.source.dags.contains_key(dag) {
-                    return Err(not_found("availability group", dag.as_str()));
-                }
-                self.demote_sql_server(dag);
-                Ok(SourceReply::Done)
-            }
+            SourceOp::Failover { dag } => self.tsql_failover(dag).map(|_| ())?,
+            SourceOp::ForceFailover { dag } => self.sql_force_failover(dag)?,
+            SourceOp::SetRoleSecondary { dag } => self.sql_set_role_secondary(dag)?,
             SourceOp::DropDistributedAvailabilityGroup { dag } => {
-                let Some(d) = self.source.dags.get(dag).cloned() else {
-                    return Ok(SourceReply::Done);
-                };
-                let dbs = self
-                    .source
-                    .ags
-                    .get(&d.sql_ag)
-                    .map(|a| a.databases.clone())
-                    .unwrap_or_default();
-                if d.role == ReplicaRole::Primary && self.instance.links.contains_key(dag) {
-                    // SQL Server leaves the link while it is primary: the instance keeps the
-                    // link's copy, and what SQL Server holds beyond it never reaches it.
-                    for db in &dbs {
-                        self.count_loss(db, Side::SqlServer, Side::ManagedInstance);
-                    }
+                if self.source.dags.contains_key(dag) {
+                    self.sql_drop_availability_group(dag.as_str())?;
                 }
-                self.source.dags.remove(dag);
-                for db in &dbs {
-                    if self.commits.orphaned.get(db) == Some(dag) {
-                        self.commits.orphaned.remove(db);
-                    }
-                }
-                self.remove_replication(dag);
-                if d.role != ReplicaRole::Primary {
-                    // The forwarder's databases stop being a replica: they are left restoring.
-                    for db in &dbs {
-                        if let Some(x) = self.source.databases.get_mut(db) {
-                            x.state = DbState::Restoring;
-                        }
-                    }
-                }
-                self.event(EventKind::LinkRemoved {
-                    link: dag.clone(),
-                    side: Side::SqlServer,
-                });
-                Ok(SourceReply::Done)
             }
             SourceOp::DropAvailabilityGroup { ag } => {
-                if !self.source.ags.contains_key(ag) {
-                    return Ok(SourceReply::Done);
+                if self.source.ags.contains_key(ag) {
+                    self.sql_drop_availability_group(ag.as_str())?;
                 }
-                if let Some(d) = self.source.dags.values().find(|d| &d.sql_ag == ag) {
-                    return Err(errors::sql(
-                        errors::AG_IN_USE_BY_DAG,
-                        format!(
-                            "Cannot drop availability group '{ag}': it is a member of the \
-                             distributed availability group '{}'. Drop that first.",
-                            d.name
-                        ),
-                    ));
-                }
-                self.source.ags.remove(ag);
-                Ok(SourceReply::Done)
             }
         }
+        Ok(SourceReply::Done)
     }
 
-    fn tsql_failover(&mut self, dag: &LinkName) -> Result<SourceReply, PortError> {
+    /// `ALTER AVAILABILITY GROUP dag FAILOVER` (nothing to do when SQL Server is already the
+    /// secondary).
+    pub(crate) fn tsql_failover(&mut self, dag: &LinkName) -> Result<SourceReply, PortError> {
         let refuse = |m: String| Err(errors::sql(errors::FAILOVER_REFUSED, m));
         let Some(d) = self.source.dags.get(dag) else {
             return Err(not_found("availability group", dag.as_str()));
