@@ -19,7 +19,11 @@ mod parse_ddl;
 pub mod token;
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exec;
 
 pub use ast::{Ddl, Script, Statement};
 pub use exec::{Evaluator, Executor, GuardFn, classify, sql_error};
