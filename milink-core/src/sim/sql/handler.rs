@@ -43,6 +43,8 @@
 //! ([`Outcome::Close`] first, so the client's request fails). Batches on the managed instance's
 //! endpoint are no port call in process and enter none here.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::lifecycle::Side;
@@ -66,6 +68,8 @@ pub struct SimSqlHandler {
     user: String,
     password: Secret,
     accept_access_tokens: bool,
+    /// Replaces the query engine for guards and queries (tests with a fake).
+    evaluator: Option<Arc<dyn Evaluator + Send + Sync>>,
 }
 
 impl std::fmt::Debug for SimSqlHandler {
@@ -87,7 +91,15 @@ impl SimSqlHandler {
             user: user.into(),
             password,
             accept_access_tokens: false,
+            evaluator: None,
         }
+    }
+
+    /// The same handler answering guards and queries with `evaluator` instead of the query
+    /// engine ([`query::exists`], [`query::run_select`]): a fake, in tests.
+    pub fn with_evaluator(mut self, evaluator: Arc<dyn Evaluator + Send + Sync>) -> Self {
+        self.evaluator = Some(evaluator);
+        self
     }
 
     /// The same handler also accepting any Entra access token (FEDAUTH login).
@@ -136,8 +148,12 @@ impl SimSqlHandler {
                 }
             }
         }
-        let eval = QueryEvaluator { side: self.side };
-        let mut exec = Executor::new(&eval, session.clone(), sql, &tokens);
+        let engine = QueryEvaluator { side: self.side };
+        let eval: &dyn Evaluator = match &self.evaluator {
+            Some(e) => e.as_ref(),
+            None => &engine,
+        };
+        let mut exec = Executor::new(eval, session.clone(), sql, &tokens);
         for p in params {
             exec.bind(&p.name, p.value.clone());
         }
