@@ -129,11 +129,11 @@ impl World {
                 } = spec;
                 // Guarded by name. One DATABASE_MIRRORING endpoint per instance: one under
                 // another name makes CREATE ENDPOINT fail.
-                if !self
+                if self
                     .source
                     .endpoint
                     .as_ref()
-                    .is_some_and(|ep| &ep.name == name)
+                    .is_none_or(|ep| &ep.name != name)
                 {
                     self.sql_create_endpoint(
                         name,

@@ -242,3 +242,5 @@ impl TdsHandler for SimSqlHandler {
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "tds"))]
+mod tests_wire;

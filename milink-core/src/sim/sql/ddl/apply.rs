@@ -271,11 +271,11 @@ impl World {
 
     /// `DROP ENDPOINT name`.
     pub(crate) fn sql_drop_endpoint(&mut self, name: &str) -> Result<(), PortError> {
-        if !self
+        if self
             .source
             .endpoint
             .as_ref()
-            .is_some_and(|ep| ep.name.as_str() == name)
+            .is_none_or(|ep| ep.name.as_str() != name)
         {
             return Err(not_found("endpoint", name));
         }

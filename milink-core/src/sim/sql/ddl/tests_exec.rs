@@ -157,8 +157,17 @@ fn each_batch_is_the_port_call_of_its_op() {
         }
         let _ = run_in_process(&mut w, &op);
     }
-    let link = crate::sqlserver::adapter::link_state_batch(&lab.spec.link);
-    let (_, script) = parse_script(link.expose_sql()).unwrap();
+    #[cfg(feature = "tds")]
+    {
+        let link = crate::sqlserver::adapter::link_state_batch(&lab.spec.link);
+        let (_, script) = parse_script(link.expose_sql()).unwrap();
+        assert_eq!(
+            classify(&w, &script.statements),
+            Some(Call::SourceLinkState)
+        );
+    }
+    let probe = crate::tsql::probe_replica_states(&lab.spec.link);
+    let (_, script) = parse_script(probe.expose_sql()).unwrap();
     assert_eq!(
         classify(&w, &script.statements),
         Some(Call::SourceLinkState)
