@@ -13,10 +13,12 @@
 
 pub mod apply;
 pub mod ast;
+mod classify;
 pub mod exec;
 pub mod parse;
 mod parse_ddl;
 pub mod token;
+mod values;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -117,6 +117,9 @@ pub enum Expr {
     ErrorMessage,
     /// `ERROR_NUMBER()`.
     ErrorNumber,
+    /// Any other scalar (in `DECLARE @v type = <scalar>`): evaluated by the query engine as
+    /// `SELECT <scalar>`.
+    Query(Query),
 }
 
 /// `STATE =` of an endpoint.

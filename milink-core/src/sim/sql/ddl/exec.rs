@@ -15,17 +15,18 @@
 use std::collections::BTreeMap;
 
 use crate::lifecycle::LinkName;
-use crate::names::{
-    AgName, CertificateName, DatabaseName, EndpointName, MiFqdn, ServerName, TcpPort,
-};
+use crate::names::{AgName, CertificateName, DatabaseName, EndpointName, ServerName, TcpPort};
 use crate::ports::PortError;
 
-use super::super::super::faults::{Call, SourceCall};
 use super::super::super::tds::{ResultSet, SessionInfo, SqlError, Value};
 use super::super::super::world::World;
 use super::apply::{EndpointSettings, NewAg, NewDag};
 use super::ast::{Condition, Ddl, EndpointBody, EndpointState, Expr, Query, Statement};
 use super::token::{Token, TokenKind, syntax_error};
+use super::values::{cert_id, cert_name, literal, parse_mi_listener_url, undeclared};
+
+pub use super::classify::classify;
+pub(crate) use super::values::like;
 
 /// Answers the read-only parts of a batch: guards and queries.
 pub trait Evaluator {
@@ -67,98 +68,6 @@ pub fn sql_error(e: &PortError) -> SqlError {
         16
     };
     SqlError::new(number, class, e.message.clone())
-}
-
-/// Which port call a batch is, for faults and virtual latency (see the module docs of
-/// [`super::super::handler`]): the first changing statement's [`SourceCall`]
-/// (`sp_certificate_add_issuer` makes it root CA trust); else `CERTENCODED` is the public key
-/// read and a read of the availability group views the link's state; else none.
-pub fn classify(world: &World, script: &[Statement]) -> Option<Call> {
-    fn walk<'s>(s: &'s [Statement], out: &mut Vec<&'s Statement>) {
-        for st in s {
-            out.push(st);
-            match st {
-                Statement::If {
-                    then, otherwise, ..
-                } => {
-                    walk(std::slice::from_ref(then.as_ref()), out);
-                    if let Some(o) = otherwise {
-                        walk(std::slice::from_ref(o.as_ref()), out);
-                    }
-                }
-                Statement::Block(b) => walk(b, out),
-                Statement::TryCatch { body, handler } => {
-                    walk(body, out);
-                    walk(handler, out);
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut all = Vec::new();
-    walk(script, &mut all);
-    let adds_issuer = all.iter().any(|s| {
-        matches!(s, Statement::Exec { procedure, .. }
-            if procedure.eq_ignore_ascii_case("sp_certificate_add_issuer"))
-    });
-    if adds_issuer {
-        return Some(Call::Source(SourceCall::EnsureRootCaTrust));
-    }
-    let ddl_call = all.iter().find_map(|s| match s {
-        Statement::Ddl(d) => ddl_call(world, d),
-        _ => None,
-    });
-    if let Some(c) = ddl_call {
-        return Some(Call::Source(c));
-    }
-    let queries = all.iter().filter_map(|s| match s {
-        Statement::Query(q) => Some(q),
-        Statement::If {
-            condition: Condition::Exists { query, .. },
-            ..
-        } => Some(query),
-        _ => None,
-    });
-    let (mut key, mut hadr) = (false, false);
-    for q in queries {
-        key |= q.reads_public_key;
-        hadr |= q.reads_hadr;
-    }
-    if key {
-        Some(Call::Source(SourceCall::ExportCertificatePublicKey))
-    } else if hadr {
-        Some(Call::SourceLinkState)
-    } else {
-        None
-    }
-}
-
-fn ddl_call(world: &World, d: &Ddl) -> Option<SourceCall> {
-    Some(match d {
-        Ddl::CreateMasterKey { .. } => SourceCall::EnsureMasterKey,
-        Ddl::CreateCertificate { .. } => SourceCall::EnsureEndpointCertificate,
-        Ddl::CreateCertificateFromBinary { .. } => SourceCall::ImportInstanceCertificate,
-        Ddl::CreateEndpoint { .. } | Ddl::AlterEndpoint { .. } => {
-            SourceCall::EnsureMirroringEndpoint
-        }
-        Ddl::CreateAvailabilityGroup { .. } => SourceCall::CreateAvailabilityGroup,
-        Ddl::CreateDistributedAvailabilityGroup { .. } => {
-            SourceCall::CreateDistributedAvailabilityGroup
-        }
-        Ddl::GrantCreateAnyDatabase(_) => SourceCall::GrantCreateAnyDatabase,
-        Ddl::ModifyDistributed { .. } => SourceCall::SetAvailabilityMode,
-        Ddl::Failover(_) => SourceCall::Failover,
-        Ddl::ForceFailover(_) => SourceCall::ForceFailover,
-        Ddl::SetRoleSecondary(_) => SourceCall::SetRoleSecondary,
-        Ddl::DropAvailabilityGroup(name) => {
-            if world.source.dags.keys().any(|d| d.as_str() == name) {
-                SourceCall::DropDistributedAvailabilityGroup
-            } else {
-                SourceCall::DropAvailabilityGroup
-            }
-        }
-        Ddl::DropCertificate(_) | Ddl::DropEndpoint(_) => return None,
-    })
 }
 
 /// Runs a parsed batch's statements, one top-level statement per call.
@@ -382,6 +291,15 @@ impl<'e> Executor<'e> {
 
     fn eval_expr(&self, world: &World, e: &Expr) -> Result<Value, SqlError> {
         Ok(match e {
+            Expr::Query(q) => {
+                let text = format!("SELECT {}", self.bound_text(q)?);
+                let sets = self.eval.select(world, &self.session, &text)?;
+                sets.first()
+                    .and_then(|s| s.rows.first())
+                    .and_then(|r| r.first())
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            }
             Expr::Literal(v) => v.clone(),
             Expr::Var(v) => self
                 .vars
@@ -596,132 +514,4 @@ fn endpoint_settings(body: &EndpointBody) -> Result<EndpointSettings, PortError>
                 && (e.algorithms.is_empty() || e.algorithms.iter().any(|a| a == "AES"))
         }),
     })
-}
-
-/// `tcp://<fqdn>:<port>;Server=[<name>][;Database=[<db>]]`.
-fn parse_mi_listener_url(url: &str) -> Result<(MiFqdn, Option<DatabaseName>), PortError> {
-    let bad = || {
-        crate::sim::errors::sql(
-            crate::sim::errors::AG_NOT_RESPONDING,
-            format!(
-                "The LISTENER_URL '{url}' does not name a managed instance \
-                 (tcp://<fqdn>:5022;Server=[<name>])."
-            ),
-        )
-    };
-    let mut parts = url.split(';');
-    let address = parts.next().unwrap_or("");
-    let rest = address
-        .get(..6)
-        .filter(|p| p.eq_ignore_ascii_case("tcp://"))
-        .and_then(|_| address.get(6..))
-        .ok_or_else(bad)?;
-    let host = rest.split(':').next().unwrap_or("");
-    let fqdn = MiFqdn::new(host).map_err(|_| bad())?;
-    let mut database = None;
-    let tail: String = parts.collect::<Vec<_>>().join(";");
-    if let Some(i) = tail.to_ascii_lowercase().find("database=[") {
-        let inner = tail.get(i + "database=[".len()..).unwrap_or("");
-        let mut name = String::new();
-        let mut chars = inner.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == ']' {
-                if chars.peek() == Some(&']') {
-                    chars.next();
-                    name.push(']');
-                } else {
-                    break;
-                }
-            } else {
-                name.push(c);
-            }
-        }
-        database = Some(DatabaseName::new(name).map_err(|_| bad())?);
-    }
-    Ok((fqdn, database))
-}
-
-/// `CERT_ID(name)`: 256 + the certificate's place in `master` (by name).
-fn cert_id(world: &World, name: &str) -> Option<i32> {
-    let i = world.source.certificates.keys().position(|k| k == name)?;
-    i32::try_from(i).ok().map(|i| 256 + i)
-}
-
-fn cert_name(world: &World, id: i32) -> Option<String> {
-    let i = usize::try_from(id.checked_sub(256)?).ok()?;
-    world.source.certificates.keys().nth(i).cloned()
-}
-
-fn undeclared(v: &str) -> SqlError {
-    SqlError::new(
-        137,
-        15,
-        format!("Must declare the scalar variable \"{v}\"."),
-    )
-}
-
-/// A value as a T-SQL literal.
-fn literal(v: &Value) -> String {
-    use crate::tsql::{binary_literal, quote_nstring};
-    match v {
-        Value::Null => "NULL".to_string(),
-        Value::String(s) => quote_nstring(s),
-        Value::Binary(b) => binary_literal(b),
-        Value::Numeric { value, scale } => {
-            let digits = value.unsigned_abs().to_string();
-            let scale = usize::from(*scale);
-            let sign = if *value < 0 { "-" } else { "" };
-            if scale == 0 {
-                format!("{sign}{digits}")
-            } else {
-                let padded = format!("{digits:0>width$}", width = scale + 1);
-                let (i, f) = padded.split_at(padded.len() - scale);
-                format!("{sign}{i}.{f}")
-            }
-        }
-        Value::Int(i) => i.to_string(),
-        Value::BigInt(i) => i.to_string(),
-        Value::SmallInt(i) => i.to_string(),
-        Value::TinyInt(i) => i.to_string(),
-        Value::Bit(b) => u8::from(*b).to_string(),
-        Value::DateTime(t) => quote_nstring(&t.to_string()),
-        Value::Guid(g) => quote_nstring(&uuid_text(g)),
-    }
-}
-
-fn uuid_text(g: &[u8; 16]) -> String {
-    let hex: String = g.iter().map(|b| format!("{b:02X}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex.get(0..8).unwrap_or(""),
-        hex.get(8..12).unwrap_or(""),
-        hex.get(12..16).unwrap_or(""),
-        hex.get(16..20).unwrap_or(""),
-        hex.get(20..32).unwrap_or("")
-    )
-}
-
-/// `LIKE` with `%` and `_`.
-pub(crate) fn like(value: &str, pattern: &str) -> bool {
-    let v: Vec<char> = value.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    // dp[j]: pattern[..i] matches value[..j].
-    let mut dp = vec![false; v.len() + 1];
-    dp[0] = true;
-    for &pc in &p {
-        let mut next = vec![false; v.len() + 1];
-        if pc == '%' {
-            let mut any = false;
-            for j in 0..=v.len() {
-                any |= dp[j];
-                next[j] = any;
-            }
-        } else {
-            for j in 1..=v.len() {
-                next[j] = dp[j - 1] && (pc == '_' || pc == v[j - 1]);
-            }
-        }
-        dp = next;
-    }
-    dp[v.len()]
 }

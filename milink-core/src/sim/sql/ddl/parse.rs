@@ -416,7 +416,14 @@ impl<'a> Parser<'a> {
                 self.expect_punct(")")?;
             }
             let init = if self.eat_punct("=") {
-                Some(self.expr()?)
+                let at = self.pos;
+                match self.expr() {
+                    Ok(e) if self.at_declare_item_end() => Some(e),
+                    _ => {
+                        self.pos = at;
+                        Some(Expr::Query(self.scalar()?))
+                    }
+                }
             } else {
                 None
             };
@@ -425,6 +432,39 @@ impl<'a> Parser<'a> {
                 return Ok(Statement::Declare(vars));
             }
         }
+    }
+
+    fn at_declare_item_end(&self) -> bool {
+        self.at_end()
+            || self.is_punct_here(",")
+            || self.is_punct_here(";")
+            || self.at_statement_start()
+    }
+
+    /// A scalar expression's tokens, up to `,` or `;` at depth 0 or the next statement.
+    fn scalar(&mut self) -> Result<Query, SqlError> {
+        let first = self.pos;
+        let mut depth = 0usize;
+        while let Some(t) = self.peek() {
+            if depth == 0 && (t.is_punct(",") || t.is_punct(";") || self.at_statement_start()) {
+                break;
+            }
+            if t.is_punct("(") {
+                depth += 1;
+            } else if t.is_punct(")") {
+                depth = depth.checked_sub(1).ok_or_else(|| self.error())?;
+            }
+            self.pos += 1;
+        }
+        if depth != 0 || self.pos == first {
+            return Err(self.error());
+        }
+        Ok(Query {
+            first,
+            last: self.pos,
+            reads_public_key: false,
+            reads_hadr: false,
+        })
     }
 
     fn variable(&mut self) -> Result<String, SqlError> {

@@ -288,7 +288,7 @@ fn what_sql_server_would_not_read_is_error_102() {
     ] {
         syntax(sql);
     }
-    let e = parse_script("DECLARE @x int = SOUNDEX(N'a')").unwrap_err();
+    let e = parse_script("EXEC sp_certificate_add_issuer SOUNDEX(N'a'), N'x'").unwrap_err();
     assert_eq!(e.number, 195);
     let m = syntax("CREATE MASTER KEY ENCRYPTION BY PASSWORD N'Hunter2-secret'");
     assert!(!m.contains("Hunter2"), "{m}");
@@ -296,4 +296,56 @@ fn what_sql_server_would_not_read_is_error_102() {
         syntax("ALTER AVAILABILITY GROUP d FAILOVR"),
         "Incorrect syntax near 'FAILOVR'."
     );
+}
+
+#[test]
+fn the_link_probes_parse_as_read_only_statements() {
+    use crate::names::{CertificateName, DatabaseName, LinkName};
+    use crate::tsql;
+    let link = LinkName::new("DAG_ToyStore").unwrap();
+    let dbs = [DatabaseName::new("ToyStore").unwrap()];
+    let probes = [
+        tsql::probe_replica_states(&link),
+        tsql::probe_database_replica_states(&link),
+        tsql::probe_database_replica_states_by_database(&dbs),
+        tsql::probe_seeding_stats(),
+        tsql::probe_first_full_backups(&dbs),
+        tsql::probe_hadr_port(),
+        tsql::probe_dns_record_name(),
+        tsql::probe_sp_certificate_add_issuer_exists(),
+        tsql::probe_certificates(&[CertificateName::new("c").unwrap()]),
+        tsql::probe_workload_activity(&dbs),
+        tsql::readiness::instance_properties(),
+        tsql::readiness::mirroring_endpoints(),
+        tsql::readiness::certificates(),
+        tsql::readiness::database_files(),
+    ];
+    for p in probes {
+        let stmts = parse(p.expose_sql());
+        assert!(
+            stmts.iter().all(|s| matches!(
+                s,
+                Statement::Query(_) | Statement::SetOption { .. } | Statement::Use(_)
+            )),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn declared_scalars_the_parser_does_not_know_go_to_the_query_engine() {
+    use crate::names::SqlVersion;
+    let b = crate::tsql::readiness::databases(SqlVersion::new(16, 0, 4125, 3));
+    let stmts = parse(b.expose_sql());
+    let Some(Statement::Declare(vars)) = stmts.get(1) else {
+        panic!("{stmts:?}")
+    };
+    assert!(matches!(&vars[0].1, Some(Expr::Query(_))), "{vars:?}");
+    // Temporary tables, table variables and cursors are not read (assessment batches only).
+    for b in [
+        crate::tsql::readiness::trace_flags(),
+        crate::tsql::readiness::database_catalog(SqlVersion::new(16, 0, 4125, 3)),
+    ] {
+        syntax(b.expose_sql());
+    }
 }

@@ -363,3 +363,44 @@ fn like_matches_percent_and_underscore() {
     assert!(like("abc", "a_c") && like("abc", "%") && like("", "%"));
     assert!(!like("abc", "a_") && !like("abc", "%d%"));
 }
+
+#[test]
+fn a_declared_scalar_the_parser_does_not_know_is_selected_through_the_evaluator() {
+    use crate::sim::tds::{Column, ResultSet, SqlType};
+    struct Sixty(std::cell::RefCell<Vec<String>>);
+    impl super::exec::Evaluator for Sixty {
+        fn exists(&self, _: &World, _: &SessionInfo, sql: &str) -> Result<bool, SqlError> {
+            self.0.borrow_mut().push(sql.to_string());
+            Ok(false)
+        }
+        fn select(
+            &self,
+            _: &World,
+            _: &SessionInfo,
+            sql: &str,
+        ) -> Result<Vec<ResultSet>, SqlError> {
+            self.0.borrow_mut().push(sql.to_string());
+            Ok(vec![ResultSet {
+                columns: vec![Column::new("", SqlType::Int)],
+                rows: vec![vec![Value::Int(60)]],
+            }])
+        }
+    }
+    let lab = lab();
+    let mut w = lab.sim.with_world(World::clone);
+    let eval = Sixty(std::cell::RefCell::new(Vec::new()));
+    run_sql(
+        &mut w,
+        &eval,
+        "DECLARE @tz int = DATEPART(TZOFFSET, SYSDATETIMEOFFSET()); \
+         IF EXISTS (SELECT 1 WHERE @tz = 60) SET NOCOUNT ON",
+    )
+    .unwrap();
+    assert_eq!(
+        eval.0.borrow().as_slice(),
+        [
+            "SELECT DATEPART(TZOFFSET, SYSDATETIMEOFFSET())",
+            "SELECT 1 WHERE 60 = 60"
+        ]
+    );
+}
