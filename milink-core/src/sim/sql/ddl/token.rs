@@ -10,8 +10,8 @@ use super::super::super::tds::SqlError;
 /// Incorrect syntax.
 pub const SYNTAX_ERROR: u32 = 102;
 
-/// What a token is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a token is. `Debug` never shows a string literal's text (it may be a password).
+#[derive(Clone, PartialEq, Eq)]
 pub enum TokenKind {
     /// A plain identifier or keyword, as written (compare case-insensitively).
     Word(String),
@@ -32,6 +32,24 @@ pub enum TokenKind {
     Variable(String),
     /// Punctuation or an operator: `( ) , ; . = < > <= >= <> != + - * / % ~ & | ^ :: :`.
     Punct(&'static str),
+}
+
+impl std::fmt::Debug for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenKind::Word(w) => f.debug_tuple("Word").field(w).finish(),
+            TokenKind::Quoted(q) => f.debug_tuple("Quoted").field(q).finish(),
+            TokenKind::Str { value, unicode } => f
+                .debug_struct("Str")
+                .field("chars", &value.chars().count())
+                .field("unicode", unicode)
+                .finish_non_exhaustive(),
+            TokenKind::Binary(b) => f.debug_tuple("Binary").field(&b.len()).finish(),
+            TokenKind::Number(n) => f.debug_tuple("Number").field(n).finish(),
+            TokenKind::Variable(v) => f.debug_tuple("Variable").field(v).finish(),
+            TokenKind::Punct(p) => f.debug_tuple("Punct").field(p).finish(),
+        }
+    }
 }
 
 /// A token and where it is in the batch text (byte offsets).
@@ -419,5 +437,7 @@ mod tests {
         }
         let e = tokenize("CREATE MASTER KEY ENCRYPTION BY PASSWORD = N'Hunter2").unwrap_err();
         assert!(!e.message.contains("Hunter2"), "{}", e.message);
+        let toks = tokenize("PASSWORD = N'Hunter2'").unwrap();
+        assert!(!format!("{toks:?}").contains("Hunter2"));
     }
 }
