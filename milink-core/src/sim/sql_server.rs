@@ -12,7 +12,7 @@ use crate::tsql::{CreateAgSpec, CreateDagSpec, MirroringEndpointSpec};
 use super::errors;
 use super::faults::{Call, SourceCall};
 use super::sql::ddl::apply::{EndpointSettings, ISSUER_EXISTS, NewAg, NewDag, not_found};
-use super::world::{World, fake_der};
+use super::world::World;
 use super::{DurationRange, Sim};
 
 /// The DNS name the Azure root CAs are registered for.
@@ -40,6 +40,19 @@ impl SourceServer for SimSqlServer {
     async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError> {
         let mut w = self.sim.lock();
         let latency = w.source_latency(op);
+        if let SourceOp::EnsureRootCaTrust = op {
+            // One round trip per root CA, as the adapter sends them (its batch declares a
+            // variable, so the two cannot share one): each costs a call, and a failure stops
+            // before the next.
+            for (name, der) in crate::sqlserver::azure_root_ca_certificates() {
+                let fate = w.enter_call(Call::Source(SourceCall::of(op)), latency)?;
+                w.trust_root_ca(name.as_str(), &der)?;
+                if fate.lose_response {
+                    return Err(errors::response_lost());
+                }
+            }
+            return Ok(SourceReply::Done);
+        }
         let fate = w.enter_call(Call::Source(SourceCall::of(op)), latency)?;
         let reply = w.exec_source(op);
         if fate.lose_response {
@@ -98,6 +111,19 @@ impl World {
             | SourceCall::ExportCertificatePublicKey
             | SourceCall::ImportInstanceCertificate
             | SourceCall::EnsureRootCaTrust => self.config.sql_request,
+        }
+    }
+
+    /// One root CA's batch: import the certificate (the shipped DER, as the adapter sends it)
+    /// unless it exists, then add it as a trusted issuer; "already added as a trusted issuer"
+    /// is what a re-run answers (caught).
+    pub(crate) fn trust_root_ca(&mut self, name: &str, der: &[u8]) -> Result<(), PortError> {
+        if !self.source.certificates.contains_key(name) {
+            self.sql_create_certificate_from_binary(name, der)?;
+        }
+        match self.sql_add_certificate_issuer(name, AZURE_ISSUER_DNS) {
+            Err(e) if e.code() == format!("sql:{ISSUER_EXISTS}") => Ok(()),
+            other => other,
         }
     }
 
@@ -162,17 +188,8 @@ impl World {
                 }
             }
             SourceOp::EnsureRootCaTrust => {
-                // One batch per root CA: import it unless it exists, then add it as an issuer;
-                // "already added as a trusted issuer" is what a re-run answers (caught).
-                for name in ["MicrosoftPKI", "DigiCertPKI"] {
-                    let der = fake_der(self.rng(), 1452);
-                    if !self.source.certificates.contains_key(name) {
-                        self.sql_create_certificate_from_binary(name, &der)?;
-                    }
-                    match self.sql_add_certificate_issuer(name, AZURE_ISSUER_DNS) {
-                        Err(e) if e.code() == format!("sql:{ISSUER_EXISTS}") => {}
-                        other => other?,
-                    }
+                for (name, der) in crate::sqlserver::azure_root_ca_certificates() {
+                    self.trust_root_ca(name.as_str(), &der)?;
                 }
             }
             SourceOp::CreateAvailabilityGroup { spec } => {

@@ -16,7 +16,7 @@ mod hadr;
 mod server;
 mod sessions;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tds"))]
 mod tests;
 
 use crate::lifecycle::Side;

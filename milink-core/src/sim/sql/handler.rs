@@ -35,13 +35,16 @@
 //! | `DROP AVAILABILITY GROUP x`                            | `Source(DropDistributedAvailabilityGroup)` when `x` is a DAG, else `Source(DropAvailabilityGroup)` | `sql_hadr_ddl` |
 //! | read-only, calls `CERTENCODED`                         | `Source(ExportCertificatePublicKey)`          | `sql_request`    |
 //! | read-only, reads `availability_groups`, `availability_replicas` or a `dm_hadr_*` view | `SourceLinkState` | `sql_request` |
+//! | read-only, reads `backupset` (on the managed instance's endpoint only) | `FullBackups` | `sql_request` |
 //! | anything else (workload and readiness probes, `DROP CERTIFICATE`/`ENDPOINT`) | none: no fault, no latency, as in process | — |
 //!
 //! An injected SQL error (`sql:<number>`) is answered as that TDS error and nothing runs; any
 //! other injected failure (a dropped connection, ARM codes) closes the connection before
 //! anything runs; a lost response runs the batch and then closes the connection
-//! ([`Outcome::Close`] first, so the client's request fails). Batches on the managed instance's
-//! endpoint are no port call in process and enter none here.
+//! ([`Outcome::Close`] first, so the client's request fails). On the managed instance's
+//! endpoint only a batch that reads `msdb.dbo.backupset` is a port call, `FullBackups` with
+//! `sql_request` latency, as `SimManagedInstance::full_backups` makes in process; its other
+//! reads (client sessions) are none, as in process.
 
 use std::sync::Arc;
 
@@ -132,9 +135,14 @@ impl SimSqlHandler {
             ))];
         }
         let mut lose_response = false;
-        if self.side == Side::SqlServer {
+        {
             let mut w = self.sim.lock();
-            if let Some(call) = classify(&w, &script.statements) {
+            let call = classify(&w, &script.statements).filter(|c| match self.side {
+                Side::SqlServer => !matches!(c, Call::FullBackups),
+                // The instance's endpoint: only the backups read is a port call in process.
+                Side::ManagedInstance => matches!(c, Call::FullBackups),
+            });
+            if let Some(call) = call {
                 let latency = match call {
                     Call::Source(c) => w.source_call_latency(c),
                     _ => w.config.sql_request,

@@ -148,6 +148,12 @@ fn tls_setup() -> Result<(CertificateDer<'static>, TlsAcceptor, TlsAcceptor), Td
     Ok((certificate, tls, strict))
 }
 
+/// The first session id handed to a connection. User sessions on SQL Server start at 51; the
+/// simulated application's sessions sit just above that (57 onwards), so the server's own
+/// connections start well clear of them and a probe's `session_id <> @@SPID` never hides the
+/// application.
+const FIRST_SPID: u16 = 201;
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -155,7 +161,7 @@ async fn accept_loop(
 ) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut connections = JoinSet::new();
-    let mut next_spid: u16 = 51;
+    let mut next_spid: u16 = FIRST_SPID;
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
@@ -177,7 +183,7 @@ async fn accept_loop(
                     continue;
                 };
                 let spid = next_spid;
-                next_spid = next_spid.checked_add(1).unwrap_or(51);
+                next_spid = next_spid.checked_add(1).unwrap_or(FIRST_SPID);
                 let shared = shared.clone();
                 let stopped = stopped.clone();
                 connections.spawn(async move {

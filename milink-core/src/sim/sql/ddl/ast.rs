@@ -72,6 +72,8 @@ pub struct Query {
     pub reads_public_key: bool,
     /// Whether it reads an availability group view or HADR DMV (the link's state).
     pub reads_hadr: bool,
+    /// Whether it reads `backupset` (the managed instance's first full backups).
+    pub reads_backups: bool,
 }
 
 /// An `IF` condition.

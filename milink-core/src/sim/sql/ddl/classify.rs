@@ -54,12 +54,15 @@ pub fn classify(world: &World, script: &[Statement]) -> Option<Call> {
         } => Some(query),
         _ => None,
     });
-    let (mut key, mut hadr) = (false, false);
+    let (mut key, mut hadr, mut backups) = (false, false, false);
     for q in queries {
         key |= q.reads_public_key;
         hadr |= q.reads_hadr;
+        backups |= q.reads_backups;
     }
-    if key {
+    if backups {
+        Some(Call::FullBackups)
+    } else if key {
         Some(Call::Source(SourceCall::ExportCertificatePublicKey))
     } else if hadr {
         Some(Call::SourceLinkState)

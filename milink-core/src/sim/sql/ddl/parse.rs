@@ -260,6 +260,7 @@ impl<'a> Parser<'a> {
         let mut case_depth = 0usize;
         let mut reads_public_key = false;
         let mut reads_hadr = false;
+        let mut reads_backups = false;
         while let Some(t) = self.peek() {
             if depth == 0 && case_depth == 0 && self.pos > first {
                 if t.is_punct(";") || (t.is_punct(")")) {
@@ -289,6 +290,7 @@ impl<'a> Parser<'a> {
                     reads_hadr |= lower.starts_with("dm_hadr_")
                         || lower == "availability_groups"
                         || lower == "availability_replicas";
+                    reads_backups |= lower == "backupset";
                 }
                 _ => {}
             }
@@ -302,6 +304,7 @@ impl<'a> Parser<'a> {
             last: self.pos,
             reads_public_key,
             reads_hadr,
+            reads_backups,
         })
     }
 
@@ -464,6 +467,7 @@ impl<'a> Parser<'a> {
             last: self.pos,
             reads_public_key: false,
             reads_hadr: false,
+            reads_backups: false,
         })
     }
 
