@@ -15,7 +15,7 @@ use milink_core::ports::{
     ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
 use milink_core::redirect::WorkloadActivity;
-use milink_core::sim::{EventKind, Sim, SimManagedInstance};
+use milink_core::sim::{EventKind, Sim};
 use milink_core::time::Timestamp;
 use tokio::sync::broadcast;
 
@@ -323,7 +323,7 @@ impl<S: SourceServer> SourceServer for Narrated<S> {
 }
 
 #[async_trait]
-impl ManagedInstance for Narrated<SimManagedInstance> {
+impl<M: ManagedInstance> ManagedInstance for Narrated<M> {
     async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
         let n = &self.narrator;
         n.drain();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The command line.
 pub const USAGE: &str = "\
 usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECORD]
-                [--resume JOURNAL] [--json] [--journal-dir DIR]
+                [--resume JOURNAL] [--json] [--journal-dir DIR] [--wire]
 
   --seed N              seed of the simulated world (default 1); the same seed gives the same run
   --plan                print the plan: every T-SQL batch and ARM request, by state; nothing runs
@@ -16,7 +16,9 @@ usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECO
   --crash-after RECORD  stop the orchestrator right after journal record RECORD (>= 1)
   --resume JOURNAL      continue an interrupted run from its journal
   --json                print only one JSON document (verdicts, phases, failover, parity, journal)
-  --journal-dir DIR     where journals are written (default: the system temp dir)";
+  --journal-dir DIR     where journals are written (default: the system temp dir)
+  --wire                drive the SQL Server half through the real adapter over TDS (loopback,
+                        TLS) to the simulator's T-SQL handler, instead of calling it in process";
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,9 @@ pub struct Options {
     pub json: bool,
     /// Where journals go.
     pub journal_dir: PathBuf,
+    /// SQL Server over TDS instead of in process.
+    #[serde(default)]
+    pub wire: bool,
 }
 
 impl Default for Options {
@@ -50,6 +55,7 @@ impl Default for Options {
             resume: None,
             json: false,
             journal_dir: std::env::temp_dir().join("milink-tailspin"),
+            wire: false,
         }
     }
 }
@@ -75,6 +81,7 @@ impl Options {
                 "--failback" => o.failback = true,
                 "--cutover" => o.cutover = true,
                 "--json" => o.json = true,
+                "--wire" => o.wire = true,
                 "--crash-after" => {
                     let n: u64 = value("--crash-after")?
                         .parse()

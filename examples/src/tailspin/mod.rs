@@ -16,6 +16,7 @@ mod plan_mode;
 mod readiness;
 mod report;
 mod resume;
+mod wire;
 
 pub use cli::{Options, USAGE};
 pub use report::{
@@ -32,20 +33,18 @@ use std::time::Instant;
 
 use milink_core::journal::{FileJournal, JournalEntry};
 use milink_core::redirect::{ConnectionString, FileRedirectHook, RedirectOptions};
-use milink_core::sim::{
-    CrashPoint, CrashingJournal, DbSnapshot, Lab, Sim, SimManagedInstance, SimSqlServer,
-};
+use milink_core::sim::{CrashPoint, CrashingJournal, DbSnapshot, Lab, Sim};
 use milink_core::time::Timestamp;
 use milink_core::{LinkSession, Session, SessionOptions};
 
 use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING};
 use crate::narrate::{Narrated, Narrator};
 use phases::{Run, phases};
+pub use wire::{InFlight, LabClock, LabInstance, LabSource};
 
 /// The lab's session: narrated simulated servers over the lab's journal file, which can stop
 /// after a given record.
-type LabSession =
-    Session<Narrated<SimSqlServer>, Narrated<SimManagedInstance>, CrashingJournal<FileJournal>>;
+type LabSession = Session<Narrated<LabSource>, Narrated<LabInstance>, CrashingJournal<FileJournal>>;
 
 /// Where the interrupted phase of a continued run stood.
 struct Interrupted {
@@ -157,9 +156,15 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let crashed = journal.crashed_flag();
 
     let narrator = Narrator::new(out, sim.clone(), start, instance_id, link_name);
-    let sql = Arc::new(Narrated::new(sim.sql_server(), Arc::clone(&narrator)));
-    let mi = Arc::new(Narrated::new(sim.managed_instance(), Arc::clone(&narrator)));
-    let timer = Arc::new(sim.clock());
+    let in_flight = Arc::new(InFlight::default());
+    let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
+    report.wire = opts.wire;
+    let transport = source.describe();
+    let sql = Arc::new(Narrated::new(source, Arc::clone(&narrator)));
+    let instance = LabInstance::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
+    let transport_mi = instance.describe();
+    let mi = Arc::new(Narrated::new(instance, Arc::clone(&narrator)));
+    let timer = Arc::new(LabClock::new(sim.clock(), in_flight));
     let database = spec
         .databases
         .first()
@@ -195,6 +200,8 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
         start
     ));
     narrator.raw(&format!("journal {}", journal_path.display()));
+    narrator.raw(&transport);
+    narrator.raw(&transport_mi);
 
     let mut run = Run {
         sim: sim.clone(),

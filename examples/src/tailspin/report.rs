@@ -127,6 +127,9 @@ pub struct Report {
     /// each write landed (one leg per connection) and the writes refused by the old primary.
     #[serde(default)]
     pub redirect: WorkloadLedger,
+    /// Set when SQL Server was driven over TDS (`--wire`); absent in process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wire: bool,
 }
 
 /// `n` with thousands separators: `1,234,567`.
@@ -172,6 +175,7 @@ impl Report {
             resumed: false,
             workload: WorkloadStats::default(),
             redirect: WorkloadLedger::default(),
+            wire: opts.wire,
         }
     }
 

@@ -55,6 +55,7 @@ pub(super) fn load(path: &Path, opts: &Options) -> Result<Setup, Box<dyn Error>>
         json: opts.json,
         crash_after: opts.crash_after,
         resume: opts.resume.clone(),
+        wire: opts.wire,
         ..saved.options
     };
     Ok(Setup {

@@ -1,0 +1,368 @@
+//! `--wire`: the lab's SQL Server half over TDS.
+//!
+//! In-process, the session calls the simulated SQL Server directly. Over the wire it calls the
+//! real adapter ([`SqlServerAdapter`]): every op is rendered to T-SQL, sent by tiberius over TLS
+//! to a loopback TDS server ([`TdsServer`]) and parsed there by the simulator's own T-SQL
+//! handler ([`SimSqlHandler`]), which answers from the same world. The managed instance's T-SQL
+//! reads (its first full backups, its client sessions) take a second connection to the
+//! simulated instance's T-SQL endpoint; its ARM half stays in process.
+//!
+//! Virtual time meets real sockets in [`LabClock`]: the simulator's clock jumps to a deadline
+//! as soon as someone sleeps, which would let a call timeout fire while an answer is still on
+//! its way over loopback. The lab's clock first waits until no call is on the wire
+//! ([`InFlight`]); the session races each call against its timeout with the call first, so a
+//! call that answers wins, and one that hangs still times out (in wall time, on the
+//! connection's own timer).
+
+use std::error::Error;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use milink_core::lifecycle::{
+    FullBackup, InstanceOp, LinkName, OperationRef, Side, SideView, SourceOp,
+};
+use milink_core::names::DatabaseName;
+use milink_core::ports::{
+    ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
+};
+use milink_core::redirect::WorkloadActivity;
+use milink_core::secret::Secret;
+use milink_core::sim::sql::handler::SimSqlHandler;
+use milink_core::sim::tds::{TdsServer, TdsServerConfig};
+use milink_core::sim::{Sim, SimClock, SimManagedInstance, SimSqlServer};
+use milink_core::sqlserver::SqlServerAdapter;
+use milink_core::sqlserver::connection::{CommandKind, ConnectOptions, Connection, Encryption};
+use milink_core::sqlserver::instance_reads::{InstanceTsql, WithInstanceTsql};
+use milink_core::sqlserver::render::RenderContext;
+use milink_core::time::{Clock, SystemTimer, Timer, Timestamp};
+use tokio::sync::Notify;
+
+/// How many calls are on the wire now, and a wake-up when the count drops to zero.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    calls: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    /// Counts a call until the guard is dropped.
+    fn enter(self: &Arc<Self>) -> CallGuard {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        CallGuard(Arc::clone(self))
+    }
+
+    /// Returns once no call is on the wire.
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.calls.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One call on the wire; dropping it (answered, failed or cancelled) ends it.
+struct CallGuard(Arc<InFlight>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The lab's clock: the simulator's virtual clock, whose sleeps wait until no call is on the
+/// wire before time jumps.
+#[derive(Debug, Clone)]
+pub struct LabClock {
+    clock: SimClock,
+    in_flight: Arc<InFlight>,
+}
+
+impl LabClock {
+    /// The simulator's `clock`, holding its jumps while a call of `in_flight` is on the wire.
+    pub fn new(clock: SimClock, in_flight: Arc<InFlight>) -> Self {
+        LabClock { clock, in_flight }
+    }
+}
+
+impl Clock for LabClock {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+#[async_trait]
+impl Timer for LabClock {
+    async fn sleep_until(&self, deadline: Timestamp) {
+        self.in_flight.idle().await;
+        self.clock.sleep_until(deadline).await;
+    }
+}
+
+/// The login the simulated servers accept over the wire.
+const USER: &str = "milink";
+
+/// The lab's SQL Server port: the simulator in process, or the real adapter over TDS.
+pub enum LabSource {
+    /// The simulated SQL Server, called directly.
+    InProcess(SimSqlServer),
+    /// The real adapter, over TDS to the simulator's T-SQL handler.
+    Wire(Box<WireSource>),
+}
+
+/// The real adapter and the loopback server it talks to.
+pub struct WireSource {
+    adapter: SqlServerAdapter,
+    in_flight: Arc<InFlight>,
+    /// Kept alive for as long as the adapter needs it.
+    server: TdsServer,
+}
+
+impl LabSource {
+    /// The in-process port, or (with `wire`) a loopback TDS server over `sim` and the real
+    /// adapter connected to it. The server's certificate is written into `dir` for the client
+    /// to trust.
+    pub async fn start(
+        sim: &Sim,
+        wire: bool,
+        dir: &Path,
+        in_flight: &Arc<InFlight>,
+    ) -> Result<LabSource, Box<dyn Error>> {
+        if !wire {
+            return Ok(LabSource::InProcess(sim.sql_server()));
+        }
+        let password = milink_core::sqlserver::password::generate()?;
+        let (server, options) = serve(sim, Side::SqlServer, &password, dir, "sql-server").await?;
+        let connection = Connection::new(options, Arc::new(SystemTimer));
+        let adapter = SqlServerAdapter::new(connection, RenderContext::with_password(None)?);
+        Ok(LabSource::Wire(Box::new(WireSource {
+            adapter,
+            in_flight: Arc::clone(in_flight),
+            server,
+        })))
+    }
+}
+
+impl LabSource {
+    /// How SQL Server is reached, for the narration.
+    pub fn describe(&self) -> String {
+        match self {
+            LabSource::InProcess(_) => "sql server: simulated, called in process".to_owned(),
+            LabSource::Wire(w) => format!(
+                "sql server: simulated, over TDS at {} (TLS, the server's certificate trusted \
+                 from a file), through the real adapter",
+                w.server.addr()
+            ),
+        }
+    }
+}
+
+/// Starts a TDS server answering as `side` of `sim`, and the options that reach it: the SQL
+/// login, Mandatory encryption with the server's certificate trusted from a file in `dir`.
+pub async fn serve(
+    sim: &Sim,
+    side: Side,
+    password: &Secret,
+    dir: &Path,
+    name: &str,
+) -> Result<(TdsServer, ConnectOptions), Box<dyn Error>> {
+    let handler = Arc::new(SimSqlHandler::new(
+        sim.clone(),
+        side,
+        USER,
+        password.clone(),
+    ));
+    let server = TdsServer::start(TdsServerConfig::default(), handler).await?;
+    std::fs::create_dir_all(dir)?;
+    let ca = dir.join(format!("{name}-{}.der", server.addr().port()));
+    std::fs::write(&ca, server.certificate_der())?;
+    let options = ConnectOptions::builder("127.0.0.1")
+        .port(server.addr().port())
+        .sql_login(USER, password.clone())
+        .encryption(Encryption::Mandatory)
+        .trusted_ca(ca)
+        .application_name("milink tailspin --wire")
+        .login_timeout(Duration::from_secs(30))
+        .command_timeout(CommandKind::Probe, Duration::from_secs(30))
+        .command_timeout(CommandKind::Ddl, Duration::from_secs(120))
+        .build()?;
+    Ok((server, options))
+}
+
+#[async_trait]
+impl SourceServer for LabSource {
+    async fn execute(&self, op: &SourceOp) -> Result<SourceReply, PortError> {
+        match self {
+            LabSource::InProcess(s) => s.execute(op).await,
+            LabSource::Wire(w) => {
+                let _call = w.in_flight.enter();
+                w.adapter.execute(op).await
+            }
+        }
+    }
+
+    async fn link_state(
+        &self,
+        link: &LinkName,
+        databases: &[DatabaseName],
+    ) -> Result<SideView, PortError> {
+        match self {
+            LabSource::InProcess(s) => s.link_state(link, databases).await,
+            LabSource::Wire(w) => {
+                let _call = w.in_flight.enter();
+                w.adapter.link_state(link, databases).await
+            }
+        }
+    }
+
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        match self {
+            LabSource::InProcess(s) => s.workload_activity(databases).await,
+            LabSource::Wire(w) => {
+                let _call = w.in_flight.enter();
+                w.adapter.workload_activity(databases).await
+            }
+        }
+    }
+
+    fn connection_warnings(&self) -> Vec<String> {
+        match self {
+            LabSource::InProcess(s) => s.connection_warnings(),
+            LabSource::Wire(w) => w.adapter.connection_warnings(),
+        }
+    }
+}
+
+/// The lab's managed instance port: ARM in process, and its T-SQL reads (first full backups,
+/// client sessions) either in process too or (with `--wire`) over TDS to the simulated
+/// instance's T-SQL endpoint.
+pub enum LabInstance {
+    /// Everything in process.
+    InProcess(SimManagedInstance),
+    /// The T-SQL reads over TDS.
+    Wire(Box<WireInstance>),
+}
+
+/// The instance's port with its T-SQL reads over a connection, and the server they reach.
+///
+/// Its ARM calls run in process, but only once no call is on the wire: the session may probe
+/// both sides at once, and the world must see the calls in the order the session made them
+/// (in process the SQL Server probe, polled first, has finished before the instance's starts),
+/// or their virtual latencies are drawn in another order and the run differs.
+pub struct WireInstance {
+    port: WithInstanceTsql<SimManagedInstance>,
+    in_flight: Arc<InFlight>,
+    /// Kept alive for as long as the port needs it.
+    server: TdsServer,
+}
+
+impl LabInstance {
+    /// The in-process port, or (with `wire`) one whose T-SQL reads go over a loopback TDS
+    /// server answering as the managed instance's endpoint.
+    pub async fn start(
+        sim: &Sim,
+        wire: bool,
+        dir: &Path,
+        in_flight: &Arc<InFlight>,
+    ) -> Result<LabInstance, Box<dyn Error>> {
+        if !wire {
+            return Ok(LabInstance::InProcess(sim.managed_instance()));
+        }
+        let password = milink_core::sqlserver::password::generate()?;
+        let (server, options) = serve(
+            sim,
+            Side::ManagedInstance,
+            &password,
+            dir,
+            "managed-instance",
+        )
+        .await?;
+        let connection = Connection::new(options, Arc::new(SystemTimer));
+        let port = WithInstanceTsql::new(sim.managed_instance(), InstanceTsql::new(connection));
+        Ok(LabInstance::Wire(Box::new(WireInstance {
+            port,
+            in_flight: Arc::clone(in_flight),
+            server,
+        })))
+    }
+
+    /// How the instance's T-SQL endpoint is reached, for the narration.
+    pub fn describe(&self) -> String {
+        match self {
+            LabInstance::InProcess(_) => {
+                "managed instance: simulated, ARM and T-SQL called in process".to_owned()
+            }
+            LabInstance::Wire(w) => format!(
+                "managed instance: simulated, ARM in process, its T-SQL endpoint over TDS at {}",
+                w.server.addr()
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl ManagedInstance for LabInstance {
+    async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.begin(op).await,
+            LabInstance::Wire(w) => {
+                w.in_flight.idle().await;
+                w.port.begin(op).await
+            }
+        }
+    }
+
+    async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.poll(operation).await,
+            LabInstance::Wire(w) => {
+                w.in_flight.idle().await;
+                w.port.poll(operation).await
+            }
+        }
+    }
+
+    async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.link_state(link).await,
+            LabInstance::Wire(w) => {
+                w.in_flight.idle().await;
+                w.port.link_state(link).await
+            }
+        }
+    }
+
+    async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.full_backups(databases).await,
+            LabInstance::Wire(w) => {
+                let _call = w.in_flight.enter();
+                w.port.full_backups(databases).await
+            }
+        }
+    }
+
+    async fn workload_activity(
+        &self,
+        databases: &[DatabaseName],
+    ) -> Result<WorkloadActivity, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.workload_activity(databases).await,
+            LabInstance::Wire(w) => {
+                let _call = w.in_flight.enter();
+                w.port.workload_activity(databases).await
+            }
+        }
+    }
+}
