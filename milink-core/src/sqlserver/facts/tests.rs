@@ -172,3 +172,48 @@ fn module_text_reads_longer_than_a_probe() {
         CommandKind::Probe
     );
 }
+
+// ---------------------------------------------------------------- a real server, on demand
+
+/// The read-only assessment of a real SQL Server: the readiness probes over TDS, the report,
+/// and whether its build can host the link. Nothing is written to the server.
+#[tokio::test]
+#[ignore = "needs a SQL Server: set MILINK_LIVE_SQLSERVER to a connection string"]
+async fn live_read_only_assessment() {
+    use std::sync::Arc;
+
+    use crate::assess::{AssessOptions, GatherOptions, assess, gather_instance_facts};
+    use crate::sqlserver::SqlServerAdapter;
+    use crate::sqlserver::connection::{ConnectOptions, Connection};
+    use crate::sqlserver::render::RenderContext;
+    use crate::time::SystemTimer;
+
+    let Ok(text) = std::env::var("MILINK_LIVE_SQLSERVER") else {
+        eprintln!("MILINK_LIVE_SQLSERVER is not set; nothing to do");
+        return;
+    };
+    let options = ConnectOptions::from_connection_string(&text).unwrap();
+    let connection = Arc::new(Connection::new(options, Arc::new(SystemTimer)));
+    let source = TdsFactSource::new(Arc::clone(&connection));
+    let gathered = gather_instance_facts(&source, &GatherOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(gathered.probe_batches, crate::tsql::readiness::PROBE_COUNT);
+    assert!(!gathered.instance.server_name.to_string().is_empty());
+    let report = assess(
+        &gathered.instance,
+        &gathered.databases,
+        None,
+        &AssessOptions::default(),
+    );
+    println!("{}", report.to_markdown());
+    let adapter = SqlServerAdapter::new(
+        Connection::new(connection.options().clone(), Arc::new(SystemTimer)),
+        RenderContext::with_password(None).unwrap(),
+    );
+    match adapter.check_can_host_link().await {
+        Ok(version) => println!("this build can host the link: {version}"),
+        Err(e) => println!("this build cannot host the link: {e}"),
+    }
+    connection.close().await;
+}
