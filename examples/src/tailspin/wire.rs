@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use milink_core::lifecycle::{
     FullBackup, InstanceOp, LinkName, OperationRef, Side, SideView, SourceOp,
 };
-use milink_core::names::DatabaseName;
+use milink_core::names::{DatabaseName, SqlVersion};
 use milink_core::ports::{
     ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
@@ -121,6 +121,8 @@ pub enum LabSource {
 /// The real adapter and the loopback server it talks to.
 pub struct WireSource {
     adapter: SqlServerAdapter,
+    /// The build read over the wire, checked to host the link.
+    version: SqlVersion,
     in_flight: Arc<InFlight>,
     /// Kept alive for as long as the adapter needs it.
     server: TdsServer,
@@ -143,7 +145,11 @@ impl LabSource {
         let (server, options) = serve(sim, Side::SqlServer, &password, dir, "sql-server").await?;
         let connection = Connection::new(options, Arc::new(SystemTimer));
         let adapter = SqlServerAdapter::new(connection, RenderContext::with_password(None)?);
+        // Before anything is prepared: a build that cannot host the link is refused here, with
+        // the update to install, and nothing has changed.
+        let version = adapter.check_can_host_link().await?;
         Ok(LabSource::Wire(Box::new(WireSource {
+            version,
             adapter,
             in_flight: Arc::clone(in_flight),
             server,
@@ -158,8 +164,9 @@ impl LabSource {
             LabSource::InProcess(_) => "sql server: simulated, called in process".to_owned(),
             LabSource::Wire(w) => format!(
                 "sql server: simulated, over TDS at {} (TLS, the server's certificate trusted \
-                 from a file), through the real adapter",
-                w.server.addr()
+                 from a file), through the real adapter; build {} can host the link",
+                w.server.addr(),
+                w.version
             ),
         }
     }
