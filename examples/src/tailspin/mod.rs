@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use milink_core::journal::{FileJournal, JournalEntry};
 use milink_core::redirect::{ConnectionString, FileRedirectHook, RedirectOptions};
+use milink_core::sim::wire::{InFlight, WireClock};
 use milink_core::sim::{CrashPoint, CrashingJournal, DbSnapshot, Lab, Sim};
 use milink_core::time::Timestamp;
 use milink_core::{LinkSession, Session, SessionOptions};
@@ -40,7 +41,7 @@ use milink_core::{LinkSession, Session, SessionOptions};
 use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING};
 use crate::narrate::{Narrated, Narrator};
 use phases::{Run, phases};
-pub use wire::{InFlight, LabClock, LabInstance, LabSource};
+pub use wire::{LabInstance, LabSource};
 
 /// The lab's session: narrated simulated servers over the lab's journal file, which can stop
 /// after a given record.
@@ -156,7 +157,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let crashed = journal.crashed_flag();
 
     let narrator = Narrator::new(out, sim.clone(), start, instance_id, link_name);
-    let in_flight = Arc::new(InFlight::default());
+    let in_flight = InFlight::new();
     let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
     report.wire = opts.wire;
     let transport = source.describe();
@@ -164,7 +165,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let instance = LabInstance::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
     let transport_mi = instance.describe();
     let mi = Arc::new(Narrated::new(instance, Arc::clone(&narrator)));
-    let timer = Arc::new(LabClock::new(sim.clock(), in_flight));
+    let timer = Arc::new(WireClock::new(sim.clock(), in_flight));
     let database = spec
         .databases
         .first()

@@ -7,19 +7,14 @@
 //! reads (its first full backups, its client sessions) take a second connection to the
 //! simulated instance's T-SQL endpoint; its ARM half stays in process.
 //!
-//! Virtual time meets real sockets in [`LabClock`]: the simulator's clock jumps to a deadline
-//! as soon as someone sleeps, which would let a call timeout fire while an answer is still on
-//! its way over loopback. The lab's clock first waits until no call is on the wire
-//! ([`InFlight`]); the session races each call against its timeout with the call first, so a
-//! call that answers wins, and one that hangs still times out (in wall time, on the
-//! connection's own timer).
+//! Virtual time meets real sockets in the session's clock, a
+//! [`WireClock`](milink_core::sim::wire::WireClock): the ports count their calls on the wire
+//! ([`InFlight`]) and the clock's jumps wait for them.
 
 use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use milink_core::lifecycle::{
@@ -33,79 +28,13 @@ use milink_core::redirect::WorkloadActivity;
 use milink_core::secret::Secret;
 use milink_core::sim::sql::handler::SimSqlHandler;
 use milink_core::sim::tds::{TdsServer, TdsServerConfig};
-use milink_core::sim::{Sim, SimClock, SimManagedInstance, SimSqlServer};
+use milink_core::sim::wire::InFlight;
+use milink_core::sim::{Sim, SimManagedInstance, SimSqlServer};
 use milink_core::sqlserver::SqlServerAdapter;
 use milink_core::sqlserver::connection::{CommandKind, ConnectOptions, Connection, Encryption};
 use milink_core::sqlserver::instance_reads::{InstanceTsql, WithInstanceTsql};
 use milink_core::sqlserver::render::RenderContext;
-use milink_core::time::{Clock, SystemTimer, Timer, Timestamp};
-use tokio::sync::Notify;
-
-/// How many calls are on the wire now, and a wake-up when the count drops to zero.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    calls: AtomicUsize,
-    idle: Notify,
-}
-
-impl InFlight {
-    /// Counts a call until the guard is dropped.
-    fn enter(self: &Arc<Self>) -> CallGuard {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        CallGuard(Arc::clone(self))
-    }
-
-    /// Returns once no call is on the wire.
-    async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.calls.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// One call on the wire; dropping it (answered, failed or cancelled) ends it.
-struct CallGuard(Arc<InFlight>);
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// The lab's clock: the simulator's virtual clock, whose sleeps wait until no call is on the
-/// wire before time jumps.
-#[derive(Debug, Clone)]
-pub struct LabClock {
-    clock: SimClock,
-    in_flight: Arc<InFlight>,
-}
-
-impl LabClock {
-    /// The simulator's `clock`, holding its jumps while a call of `in_flight` is on the wire.
-    pub fn new(clock: SimClock, in_flight: Arc<InFlight>) -> Self {
-        LabClock { clock, in_flight }
-    }
-}
-
-impl Clock for LabClock {
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-}
-
-#[async_trait]
-impl Timer for LabClock {
-    async fn sleep_until(&self, deadline: Timestamp) {
-        self.in_flight.idle().await;
-        self.clock.sleep_until(deadline).await;
-    }
-}
+use milink_core::time::SystemTimer;
 
 /// The login the simulated servers accept over the wire.
 const USER: &str = "milink";

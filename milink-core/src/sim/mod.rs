@@ -46,6 +46,7 @@ pub mod managed_instance;
 pub mod sql;
 pub mod sql_server;
 pub mod tds;
+pub mod wire;
 pub mod workload;
 pub mod world;
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::lifecycle::SourceOp;
-use crate::ports::SourceServer;
+use crate::ports::{PortError, SourceServer};
 use crate::sim::Lab;
 use crate::sim::faults::{Fault, InjectedError, SourceCall, Trigger};
 use crate::sim::sql::ddl::fixtures::{comparable, first_difference, link_ops, render_context};
@@ -171,4 +171,100 @@ async fn every_op_through_the_adapter_with_world_guards_changes_the_world_as_in_
     twice.extend(ops.iter().cloned());
     let h = handler(&wire_lab, Side::SqlServer).with_evaluator(Arc::new(WorldGuard));
     compare_over_tds(Wire::serve(h).await, &wire_lab, &twin, &twice).await;
+}
+
+/// The adapter, counting its calls on the wire for the session's [`WireClock`].
+struct Counted {
+    adapter: crate::sqlserver::SqlServerAdapter,
+    in_flight: Arc<crate::sim::wire::InFlight>,
+}
+
+#[async_trait]
+impl SourceServer for Counted {
+    async fn execute(&self, op: &SourceOp) -> Result<crate::ports::SourceReply, PortError> {
+        let _call = self.in_flight.enter();
+        self.adapter.execute(op).await
+    }
+    async fn link_state(
+        &self,
+        link: &crate::lifecycle::LinkName,
+        databases: &[crate::names::DatabaseName],
+    ) -> Result<crate::lifecycle::SideView, PortError> {
+        let _call = self.in_flight.enter();
+        self.adapter.link_state(link, databases).await
+    }
+}
+
+/// A SQL error SQL Server answers reaches the session as its typed kind, over TDS: a
+/// permanent one fails the step with `sql:<number>` and leaves it to the user; a transient one
+/// is retried and the link goes on.
+#[tokio::test]
+async fn sql_errors_over_tds_reach_the_session_typed() {
+    use crate::journal::MemoryJournal;
+    use crate::lifecycle::Phase;
+    use crate::session::{LinkSession, Session, SessionOptions};
+    use crate::sim::wire::{InFlight, WireClock};
+
+    let call = Call::Source(SourceCall::EnsureEndpointCertificate);
+    // Transience comes from milink's table of SQL Server errors, not from the simulator: the
+    // wire carries only the number and the text.
+    for (number, transient) in [
+        (15151u32, false),
+        (41973, false),
+        (2812, false),
+        (41962, true),
+        (1205, true),
+        (40613, true),
+    ] {
+        let lab = Lab::tailspin(2).unwrap();
+        lab.sim.inject(
+            Trigger::OnCall { call, nth: 1 },
+            Fault::Fail(InjectedError {
+                code: format!("sql:{number}"),
+                message: format!("injected error {number}"),
+                // The opposite flag in the simulator: over the wire it must not matter.
+                transient: !transient,
+                retry_after: None,
+            }),
+        );
+        let wire = Wire::start(&lab).await;
+        let in_flight = InFlight::new();
+        let source = Counted {
+            adapter: wire.adapter(&lab),
+            in_flight: Arc::clone(&in_flight),
+        };
+        let session = Session::create(
+            lab.spec.clone(),
+            Arc::new(source),
+            Arc::new(lab.sim.managed_instance()),
+            MemoryJournal::new(),
+            Arc::new(WireClock::new(lab.sim.clock(), in_flight)),
+            SessionOptions::default(),
+        )
+        .unwrap();
+        session
+            .record_assessment(crate::lifecycle::AssessmentOutcome { blockers: vec![] })
+            .await
+            .unwrap();
+        let result = session.start().await;
+        let status = session.status();
+        if transient {
+            result.unwrap();
+            assert!(
+                matches!(status.state, Phase::Seeding | Phase::Replicating),
+                "{number}: {}",
+                status.detail
+            );
+            assert_eq!(lab.sim.with_world(|w| w.faults.count(call)), 2, "{number}");
+        } else {
+            assert!(result.is_err(), "{number}");
+            let error = status.last_error.expect("the step's error");
+            assert_eq!(error.code, format!("sql:{number}"));
+            assert!(!error.retryable, "{number}");
+            // The error's text names the cause and the fix from milink's table, not only the
+            // server's words.
+            assert!(error.message.len() > format!("injected error {number}").len());
+        }
+        wire.server.shutdown().await;
+    }
 }
