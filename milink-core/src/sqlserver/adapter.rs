@@ -197,7 +197,7 @@ fn rowset_error(detail: String) -> PortError {
 
 /// A statement's failure as the port sees it: SQL Server's numbers typed by
 /// [`super::errors`] (cause, fix, transient flag), the rest as the connection types them.
-fn port_error(error: ConnectionError) -> PortError {
+pub(crate) fn port_error(error: ConnectionError) -> PortError {
     match error {
         ConnectionError::Server {
             number, message, ..

@@ -27,8 +27,8 @@ use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKin
 use crate::redirect::WorkloadActivity;
 use crate::tsql::{self, Batch};
 
-use super::connection::{CommandKind, Connection, ResultSet, SqlError as ConnectionError};
-use super::errors::SqlError;
+use super::adapter::port_error;
+use super::connection::{CommandKind, Connection, ResultSet};
 use super::parse::{self, ROWSET_CODE};
 
 /// T-SQL reads on the managed instance, over a [`Connection`] to its endpoint.
@@ -133,17 +133,6 @@ fn rowset_error(detail: String) -> PortError {
         PortErrorKind::Other(ROWSET_CODE.to_owned()),
         format!("the managed instance answered a probe with an unexpected rowset: {detail}"),
     )
-}
-
-/// A statement's failure as the port sees it: SQL Server's numbers typed by
-/// [`super::errors`], the rest as the connection types them.
-pub(crate) fn port_error(error: ConnectionError) -> PortError {
-    match error {
-        ConnectionError::Server {
-            number, message, ..
-        } => SqlError::new(number, message).to_port_error(),
-        other => PortError::from(other),
-    }
 }
 
 /// A [`ManagedInstance`] port whose ARM calls (`begin`, `poll`, `link_state`) go to the inner

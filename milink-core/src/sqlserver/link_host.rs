@@ -16,8 +16,8 @@ use crate::ports::{PortError, PortErrorKind};
 use crate::tsql::readiness;
 
 use super::adapter::SqlServerAdapter;
+use super::adapter::port_error;
 use super::connection::CommandKind;
-use super::instance_reads::port_error;
 use super::parse::{self, ROWSET_CODE};
 
 /// The [`PortError`] code of a SQL Server that cannot host the link.
