@@ -8,6 +8,9 @@
 //! simulator's operation URLs carry its api-version, and the ARM adapter will send it. Pure: no
 //! I/O, no credentials.
 
+pub mod errors;
+pub mod models;
+
 use std::fmt;
 
 use serde::Serialize;
@@ -210,6 +213,11 @@ pub fn request(op: &InstanceOp, instance: &InstanceId) -> ArmRequest {
         ),
     }
 }
+
+#[cfg(test)]
+mod examples_tests;
+#[cfg(test)]
+mod schema_tests;
 
 #[cfg(test)]
 mod tests {
