@@ -167,7 +167,7 @@ pub fn permission(method: Method, path: &str) -> String {
     // POST's segment after the last name is its action (`failover`, `setRole`), a GET's the
     // collection it lists.
     let mut types: Vec<&str> = rest.iter().step_by(2).copied().collect();
-    let action = (method == Method::Post && rest.len() % 2 == 1 && rest.len() > 1)
+    let action = (method == Method::Post && !rest.len().is_multiple_of(2) && rest.len() > 1)
         .then(|| types.pop())
         .flatten();
     let verb = match (method, action) {

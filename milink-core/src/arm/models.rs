@@ -562,7 +562,7 @@ pub fn normalize_blob(blob: &str) -> Option<Vec<u8>> {
             _ => None,
         })
         .collect::<Option<_>>()?;
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     Some(

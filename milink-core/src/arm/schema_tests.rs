@@ -512,11 +512,14 @@ fn errors_with(mut request: ArmRequest, edit: impl FnOnce(&mut Value)) -> Vec<St
     spec_for(&request, request.api_version).check(&request)
 }
 
+/// A change to a body.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
 /// Each refusal of the validator, proven with a hand-made bad body.
 #[test]
 fn bad_bodies_are_refused() {
     assert!(errors_with(put_link_request(), |_| {}).is_empty());
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "unknown property",
             Box::new(|b| b["properties"]["targetDatabase"] = json!("ToyStore")),
