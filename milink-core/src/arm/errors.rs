@@ -1,6 +1,6 @@
 //! ARM's failed answers as [`PortError`]s, with the same codes the simulator uses
 //! (`arm:<status>:<code>` when the body carries ARM's error envelope, `http:<status>` when it
-//! does not; see [`crate::sim`]'s errors).
+//! does not; the simulator's `sim::errors` writes the same).
 //!
 //! What is transient: 408, 429 and 5xx, and the 409s that say the instance or the link is busy;
 //! `Retry-After` (seconds) is kept. The 409 codes of milink-facts §2.5 carry their cause and fix;
@@ -284,8 +284,8 @@ fn hint(request: &ArmRequest, status: u16, code: Option<&str>) -> Option<String>
             permission()
         )),
         403 => Some(format!(
-            "the identity lacks the permission {} (milink-facts §1.7: the role SQL Managed \
-             Instance Contributor, or a custom role with it){}",
+            "the identity lacks the permission {} (grant the role SQL Managed Instance \
+             Contributor, or a custom role with it){}",
             permission(),
             if request.path.ends_with("/failover") {
                 "; the failover action's permission is not documented, check the role's actions"

@@ -218,6 +218,8 @@ pub fn request(op: &InstanceOp, instance: &InstanceId) -> ArmRequest {
 mod examples_tests;
 #[cfg(test)]
 mod schema_tests;
+#[cfg(test)]
+mod swagger_check;
 
 #[cfg(test)]
 mod tests {
