@@ -14,7 +14,7 @@
 //! databases. Errors are [`PortError`]s as the SQL Server adapter types them: SQL Server's
 //! numbers as `sql:<number>` with cause, fix and transient flag, connection failures as the
 //! connection types them, and a rowset of another shape as a permanent
-//! [`ROWSET_CODE`](super::parse::ROWSET_CODE) error.
+//! [`ROWSET_CODE`] error.
 
 use std::borrow::Borrow;
 use std::fmt;

@@ -7,10 +7,10 @@
 //! there, with the types of the SQL Server docs (`sql_variant` columns as `nvarchar`/`bigint`).
 //!
 //! The rows are derived from the same world state the in-process simulator reports: the
-//! availability group DMVs from [`World::side_view`] (roles, health, LSNs, queues, lag) and the
+//! availability group DMVs from `World::side_view` (roles, health, LSNs, queues, lag) and the
 //! replication's seeding phase, the session DMVs from [`World::client_sessions`] and the
 //! world's open transactions, `msdb.dbo.backupset` from the instance's backups
-//! ([`World::full_backups_of`] reads the same records).
+//! (`World::full_backups_of` reads the same records).
 
 mod hadr;
 mod server;

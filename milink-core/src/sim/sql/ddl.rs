@@ -7,7 +7,7 @@
 //! each guard and read-only statement through an [`exec::Evaluator`] (the query engine, or a
 //! fake in tests).
 //!
-//! What the parser does not know is error 102, "Incorrect syntax near '<token>'.", as SQL Server
+//! What the parser does not know is error 102, "Incorrect syntax near '`<token>`'.", as SQL Server
 //! answers; a statement it reads but whose option or object is wrong gets SQL Server's number
 //! for that (15151, 15232, 7862, 19509, 2812, 195, 241 …).
 

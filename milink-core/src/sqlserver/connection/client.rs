@@ -22,7 +22,7 @@ type TdsClient = tiberius::Client<Compat<TcpStream>>;
 /// One result set of a query: its column names and its rows, each a [`Row`] of typed
 /// [`Value`]s by column name.
 ///
-/// Every conversion from the driver's rows happens in one place, [`cell_value`], so the rest of
+/// Every conversion from the driver's rows happens in one place, `cell_value`, so the rest of
 /// milink reads only [`Row`]s (the probe parsers in [`crate::sqlserver::parse`] among them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResultSet {

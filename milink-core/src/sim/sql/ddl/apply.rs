@@ -1,5 +1,5 @@
 //! What each DDL statement does to the simulated SQL Server, as world functions. Both paths
-//! call them: [`World::exec_source`] (a [`crate::lifecycle::SourceOp`] in process, with its
+//! call them: `World::exec_source` (a [`crate::lifecycle::SourceOp`] in process, with its
 //! guard checked in Rust) and the DDL executor (the same statement parsed from T-SQL, its guard
 //! evaluated by the query engine), so the two cannot drift.
 //!

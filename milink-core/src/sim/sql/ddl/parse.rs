@@ -1,6 +1,6 @@
 //! The parser: a batch's tokens into [`Script`] statements. Control flow (`IF`, `BEGIN … END`,
 //! `TRY … CATCH`), variables, `EXEC`, `THROW`, `USE`, `SET` and the span of each read-only
-//! statement are read here; the DDL forms in [`super::parse_ddl`].
+//! statement are read here; the DDL forms in `parse_ddl`.
 //!
 //! A statement ends at `;` or where the next statement's keyword begins, as in T-SQL. `GO` is
 //! a client's batch separator, not T-SQL: the server reads it as a word it does not expect.
