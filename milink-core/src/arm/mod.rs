@@ -8,6 +8,8 @@
 //! simulator's operation URLs carry its api-version, and the ARM adapter will send it. Pure: no
 //! I/O, no credentials.
 
+#[cfg(feature = "arm")]
+pub mod client;
 pub mod errors;
 pub mod models;
 

@@ -1,0 +1,335 @@
+//! The managed instance through Azure Resource Manager (feature `arm`): [`ArmManagedInstance`]
+//! sends each [`InstanceOp`] as [`crate::arm::request`] renders it, with a bearer token from an
+//! `azure_core` [`TokenCredential`], over reqwest with rustls.
+//!
+//! | call | HTTP | answer |
+//! |---|---|---|
+//! | `begin(GetEndpointCertificate)` | `GET …/endpointCertificates/DATABASE_MIRRORING` | 200 → `PublicKey(der)` from `publicBlob` |
+//! | `begin(PUT …)` (certificate, link) | `PUT` | 200/204 → `Completed`; 201 → `Accepted` if it names an operation, else a final `GET` of the resource → `Completed`; 202 → `Accepted` |
+//! | `begin(PATCH/POST/DELETE …)` | as rendered | 200/201/204 → `Completed`; 202 → `Accepted` |
+//! | `poll(op)` | `GET op.url` exactly as kept | `Azure-AsyncOperation`: `InProgress` → `Running`, `Succeeded`, `Failed`/`Canceled` → error; `Location`: 202 → `Running`, 200/201/204 → `Succeeded` |
+//! | `link_state(link)` | `GET …/distributedAvailabilityGroups/{link}`, then `GET …/managedInstances/{mi}` | 404 → not there; 200 → the instance's [`SideView`] with `databaseFormat` |
+//! | `full_backups`, `workload_activity` | none | `unsupported`: T-SQL reads, see `sqlserver::instance_reads::WithInstanceTsql` |
+//!
+//! `Accepted` carries the `Azure-AsyncOperation` URL when ARM sends one, else `Location`. The
+//! URL is a continuation kept in the lifecycle state: a new adapter polls it as is and never
+//! begins the operation again.
+//!
+//! Every request carries `User-Agent: milink/<version>` and a fresh `x-ms-client-request-id`;
+//! 429 (and 408 and 5xx except for `POST` actions) is retried up to
+//! [`ArmOptions::max_retries`] times on the caller's [`Timer`], waiting `Retry-After` up to
+//! [`ArmOptions::max_retry_after`]. An error keeps ARM's code (`arm:409:ManagedInstanceIsBusy`,
+//! `http:503`), transport failures are `io`, `timeout` or `tls`, and its message names
+//! `x-ms-request-id` and `x-ms-correlation-request-id`. Bodies are read up to 1 MiB. The token
+//! never appears in `Debug`, logs or errors.
+
+mod http;
+mod options;
+mod token;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use serde_json::Value;
+
+use crate::arm::{self, API_VERSION, Method, segment};
+use crate::lifecycle::{FullBackup, InstanceOp, LinkName, OperationKind, OperationRef, SideView};
+use crate::names::{DatabaseName, InstanceId};
+use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind, UNSUPPORTED};
+use crate::time::{SystemTimer, Timer};
+
+pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
+
+use http::MALFORMED;
+use token::ArmTokens;
+use view::OperationStatus;
+
+/// Called as a request goes on the wire; the value it returns is dropped when the answer has
+/// been read (never held across a retry's wait). The lab counts wire calls with it
+/// (`sim::wire::InFlight::enter`), so virtual time waits for an answer.
+pub type OnTheWire = Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>;
+
+/// The managed instance through ARM. Implements [`ManagedInstance`].
+pub struct ArmManagedInstance {
+    instance: InstanceId,
+    options: ArmOptions,
+    http: reqwest::Client,
+    tokens: ArmTokens,
+    timer: Arc<dyn Timer>,
+    on_the_wire: Option<OnTheWire>,
+}
+
+impl fmt::Debug for ArmManagedInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArmManagedInstance")
+            .field("instance", &self.instance.to_string())
+            .field("options", &self.options)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArmManagedInstance {
+    /// The adapter for `instance`, with tokens from `credential`, waiting on the system timer.
+    pub fn new(
+        instance: InstanceId,
+        credential: Arc<dyn TokenCredential>,
+        options: ArmOptions,
+    ) -> Result<Self, PortError> {
+        ArmManagedInstance::with_timer(instance, credential, options, Arc::new(SystemTimer))
+    }
+
+    /// The adapter waiting between retries (and judging token expiry) on `timer`.
+    pub fn with_timer(
+        instance: InstanceId,
+        credential: Arc<dyn TokenCredential>,
+        options: ArmOptions,
+        timer: Arc<dyn Timer>,
+    ) -> Result<Self, PortError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(options.user_agent.as_str())
+            .timeout(options.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .http1_only();
+        for der in &options.extra_root_der {
+            let certificate = reqwest::Certificate::from_der(der).map_err(|e| {
+                PortError::permanent(http::TLS, format!("the trusted root is not DER: {e}"))
+            })?;
+            builder = builder.tls_certs_merge([certificate]);
+        }
+        let http = builder.build().map_err(|e| {
+            PortError::permanent(http::TLS, format!("the HTTPS client could not start: {e}"))
+        })?;
+        let clock: Arc<dyn crate::time::Clock> = Arc::new(TimerClock(Arc::clone(&timer)));
+        let tokens = ArmTokens::new(
+            credential,
+            clock,
+            options.scope.clone(),
+            options.token_timeout,
+        );
+        Ok(ArmManagedInstance {
+            instance,
+            options,
+            http,
+            tokens,
+            timer,
+            on_the_wire: None,
+        })
+    }
+
+    /// Counts each request on the wire with `enter` (see [`OnTheWire`]).
+    pub fn on_the_wire(mut self, enter: OnTheWire) -> Self {
+        self.on_the_wire = Some(enter);
+        self
+    }
+
+    /// The instance this adapter manages.
+    pub fn instance(&self) -> &InstanceId {
+        &self.instance
+    }
+
+    fn resource_url(&self, path: &str) -> String {
+        format!(
+            "{}{}/{path}?api-version={API_VERSION}",
+            self.options.endpoint, self.instance
+        )
+    }
+
+    fn accepted(answer: &http::Answer, what: &str) -> Result<ArmReply, PortError> {
+        let operation = match (&answer.azure_async_operation, &answer.location) {
+            (Some(url), _) => OperationRef {
+                url: url.clone(),
+                kind: OperationKind::AzureAsyncOperation,
+            },
+            (None, Some(url)) => OperationRef {
+                url: url.clone(),
+                kind: OperationKind::Location,
+            },
+            (None, None) => {
+                return Err(PortError::permanent(
+                    MALFORMED,
+                    format!(
+                        "ARM accepted {what} ({}) without an Azure-AsyncOperation or Location \
+                         header to follow",
+                        answer.status
+                    ),
+                ));
+            }
+        };
+        Ok(ArmReply::Accepted(operation))
+    }
+
+    /// The final `GET` of a resource a `PUT` created (201 without an operation to follow).
+    async fn final_get(&self, url: &str, what: &str) -> Result<ArmReply, PortError> {
+        let answer = self.send(Method::Get, url, None, what).await?;
+        if answer.status != 200 {
+            return Err(answer.error(what, None));
+        }
+        let body = answer.json(what)?;
+        match body
+            .get("properties")
+            .and_then(|p| p.get("provisioningState"))
+            .and_then(Value::as_str)
+        {
+            Some("Failed" | "Canceled") => Err(PortError::permanent(
+                PortErrorKind::Other("arm:ProvisioningFailed".to_owned()),
+                format!("ARM created the resource of {what} but its provisioning ended failed"),
+            )),
+            _ => Ok(ArmReply::Completed),
+        }
+    }
+}
+
+/// The timer as a clock, for the token cache.
+struct TimerClock(Arc<dyn Timer>);
+
+impl crate::time::Clock for TimerClock {
+    fn now(&self) -> crate::time::Timestamp {
+        self.0.now()
+    }
+}
+
+/// The permission a 403 on `op` names (milink-facts §1.7).
+fn permission(op: &InstanceOp) -> &'static str {
+    match op {
+        InstanceOp::PutServerTrustCertificate { .. } => {
+            "Microsoft.Sql/managedInstances/serverTrustCertificates/write"
+        }
+        InstanceOp::DeleteServerTrustCertificate { .. } => {
+            "Microsoft.Sql/managedInstances/serverTrustCertificates/delete"
+        }
+        InstanceOp::GetEndpointCertificate => {
+            "Microsoft.Sql/managedInstances/endpointCertificates/read"
+        }
+        InstanceOp::PutLink { .. } | InstanceOp::SetReplicationMode { .. } => {
+            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/write"
+        }
+        InstanceOp::Failover { .. } => {
+            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/failover/action"
+        }
+        InstanceOp::SetRole { .. } => {
+            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/setRole/action"
+        }
+        InstanceOp::DeleteLink { .. } => {
+            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/delete"
+        }
+    }
+}
+
+/// A failed or canceled operation as an error: a SQL Server error number that ARM passes on
+/// as the code is `sql:<number>`, any other code `arm:<status>:<code>`.
+fn ended(status: u16, outcome: &str, code: Option<String>, message: &str) -> PortError {
+    let code = code.unwrap_or_else(|| format!("Operation{outcome}"));
+    let kind = if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) {
+        code.parse::<u32>()
+            .map(PortErrorKind::Sql)
+            .unwrap_or(PortErrorKind::Arm { status, code })
+    } else {
+        PortErrorKind::Arm { status, code }
+    };
+    PortError::permanent(
+        kind,
+        format!("the ARM operation ended {outcome}: {message}"),
+    )
+}
+
+#[async_trait]
+impl ManagedInstance for ArmManagedInstance {
+    async fn begin(&self, op: &InstanceOp) -> Result<ArmReply, PortError> {
+        let request = arm::request(op, &self.instance);
+        let url = request.url(&self.options.endpoint);
+        let what = format!("{} {}", request.method, request.path);
+        let answer = self
+            .send(request.method, &url, request.body.as_ref(), &what)
+            .await?;
+        if !answer.is_success() {
+            return Err(answer.error(&what, Some(permission(op))));
+        }
+        if matches!(op, InstanceOp::GetEndpointCertificate) {
+            if answer.status != 200 {
+                return Err(answer.error(&what, None));
+            }
+            return view::public_blob(&answer.json(&what)?).map(ArmReply::PublicKey);
+        }
+        match (request.method, answer.status) {
+            (_, 202) => Self::accepted(&answer, &what),
+            (Method::Put, 201)
+                if answer.azure_async_operation.is_some() || answer.location.is_some() =>
+            {
+                Self::accepted(&answer, &what)
+            }
+            (Method::Put, 201) => self.final_get(&url, &what).await,
+            _ => Ok(ArmReply::Completed),
+        }
+    }
+
+    async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
+        let what = "the operation's status";
+        let answer = self.send(Method::Get, &operation.url, None, what).await?;
+        let running = PollReply::Running {
+            retry_after: answer.retry_after,
+        };
+        match operation.kind {
+            OperationKind::Location => match answer.status {
+                202 => Ok(running),
+                200 | 201 | 204 => Ok(PollReply::Succeeded),
+                _ => Err(answer.error(what, None)),
+            },
+            OperationKind::AzureAsyncOperation => {
+                if !answer.is_success() {
+                    return Err(answer.error(what, None));
+                }
+                match view::operation_status(&answer.json(what)?)? {
+                    OperationStatus::Running => Ok(running),
+                    OperationStatus::Succeeded => Ok(PollReply::Succeeded),
+                    OperationStatus::Ended {
+                        status,
+                        code,
+                        message,
+                    } => Err(ended(answer.status, &status, code, &message)),
+                }
+            }
+        }
+    }
+
+    async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
+        let path = format!("distributedAvailabilityGroups/{}", segment(link.as_str()));
+        let what = format!("GET {path}");
+        let answer = self
+            .send(Method::Get, &self.resource_url(&path), None, &what)
+            .await?;
+        match answer.status {
+            404 => return Ok(SideView::unknown()),
+            200 => {}
+            _ => return Err(answer.error(&what, None)),
+        }
+        let body = answer.json(&what)?;
+        let instance_url = format!(
+            "{}{}?api-version={API_VERSION}",
+            self.options.endpoint, self.instance
+        );
+        let what = "GET the managed instance";
+        let instance = self.send(Method::Get, &instance_url, None, what).await?;
+        if instance.status != 200 {
+            return Err(instance.error(what, None));
+        }
+        view::link_view(&body, view::update_policy(&instance.json(what)?))
+    }
+
+    async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
+        let _ = databases;
+        Err(PortError::permanent(
+            UNSUPPORTED,
+            "ARM cannot read the instance's msdb.dbo.backupset; give the instance's endpoint \
+             so the T-SQL reads go to it (sqlserver::instance_reads::WithInstanceTsql)",
+        ))
+    }
+}
