@@ -309,7 +309,12 @@ impl ManagedInstance for ArmManagedInstance {
         match answer.status {
             404 => return Ok(SideView::unknown()),
             200 => {}
-            _ => return Err(answer.error(&what, None)),
+            _ => {
+                return Err(answer.error(
+                    &what,
+                    Some("Microsoft.Sql/managedInstances/distributedAvailabilityGroups/read"),
+                ));
+            }
         }
         let body = answer.json(&what)?;
         let instance_url = format!(
@@ -319,7 +324,7 @@ impl ManagedInstance for ArmManagedInstance {
         let what = "GET the managed instance";
         let instance = self.send(Method::Get, &instance_url, None, what).await?;
         if instance.status != 200 {
-            return Err(instance.error(what, None));
+            return Err(instance.error(what, Some("Microsoft.Sql/managedInstances/read")));
         }
         view::link_view(&body, view::update_policy(&instance.json(what)?))
     }

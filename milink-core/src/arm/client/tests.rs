@@ -527,3 +527,153 @@ async fn backups_and_sessions_are_not_read_through_arm() {
     );
     assert!(f.server.seen().is_empty());
 }
+
+#[tokio::test]
+async fn a_body_cut_short_is_a_transport_error() {
+    let server = Server::start_raw(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"properties\": {",
+    )
+    .await;
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(NOW_MS)));
+    let mi = adapter(&server, &Arc::new(FakeCredential::default()), &timer);
+    let e = mi.link_state(&link()).await.unwrap_err();
+    assert_eq!(e.code(), "io", "{e}");
+    assert!(e.transient);
+    assert!(e.message.contains("ARM had answered 200"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout() {
+    let server = Server::start_raw(b"").await;
+    let options = ArmOptions::builder()
+        .endpoint(server.base.clone())
+        .trust_root_der(server.certificate.clone())
+        .request_timeout(Duration::from_millis(300))
+        .build();
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(NOW_MS)));
+    let mi = ArmManagedInstance::with_timer(
+        instance(),
+        Arc::new(FakeCredential::default()),
+        options,
+        timer,
+    )
+    .unwrap();
+    let e = mi
+        .poll(&OperationRef {
+            url: format!("{}/ops/3", server.base),
+            kind: OperationKind::Location,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "timeout", "{e}");
+    assert!(e.transient);
+}
+
+/// A credential that never answers (offline, retrying on its own).
+#[derive(Debug)]
+struct HangingCredential;
+
+#[async_trait]
+impl TokenCredential for HangingCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_credential_that_hangs_is_cut_by_the_token_timeout() {
+    let server = Server::start(Vec::new()).await;
+    let options = ArmOptions::builder()
+        .endpoint(server.base.clone())
+        .trust_root_der(server.certificate.clone())
+        .token_timeout(Duration::from_millis(100))
+        .build();
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(NOW_MS)));
+    let mi =
+        ArmManagedInstance::with_timer(instance(), Arc::new(HangingCredential), options, timer)
+            .unwrap();
+    let e = mi.link_state(&link()).await.unwrap_err();
+    assert_eq!(e.code(), "timeout", "{e}");
+    assert!(e.message.contains("management.azure.com") || e.message.contains("/.default"));
+    assert!(server.seen().is_empty(), "nothing is sent without a token");
+}
+
+/// A timer that records how many calls were on the wire whenever it was asked to wait.
+struct WatchingTimer {
+    inner: VirtualTimer,
+    on_wire: Arc<AtomicUsize>,
+    seen_on_wire: std::sync::Mutex<Vec<usize>>,
+}
+
+impl Clock for WatchingTimer {
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+}
+
+#[async_trait]
+impl Timer for WatchingTimer {
+    async fn sleep_until(&self, deadline: Timestamp) {
+        self.seen_on_wire
+            .lock()
+            .unwrap()
+            .push(self.on_wire.load(Ordering::SeqCst));
+        self.inner.sleep_until(deadline).await;
+    }
+}
+
+struct Guard(Arc<AtomicUsize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn requests_count_on_the_wire_but_retry_waits_do_not() {
+    let server = Server::start(vec![
+        Reply::new(503).header("Retry-After", "2"),
+        Reply::new(204),
+    ])
+    .await;
+    let on_wire = Arc::new(AtomicUsize::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let timer = Arc::new(WatchingTimer {
+        inner: VirtualTimer::new(Timestamp::from_millis(NOW_MS)),
+        on_wire: Arc::clone(&on_wire),
+        seen_on_wire: std::sync::Mutex::new(Vec::new()),
+    });
+    let options = ArmOptions::builder()
+        .endpoint(server.base.clone())
+        .trust_root_der(server.certificate.clone())
+        .build();
+    let (counter, entries) = (Arc::clone(&on_wire), Arc::clone(&entered));
+    let mi = ArmManagedInstance::with_timer(
+        instance(),
+        Arc::new(FakeCredential::default()),
+        options,
+        timer.clone(),
+    )
+    .unwrap()
+    .on_the_wire(Arc::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        entries.fetch_add(1, Ordering::SeqCst);
+        Box::new(Guard(Arc::clone(&counter)))
+    }));
+    let op = InstanceOp::DeleteServerTrustCertificate {
+        name: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
+    };
+    assert_eq!(mi.begin(&op).await.unwrap(), ArmReply::Completed);
+    assert_eq!(entered.load(Ordering::SeqCst), 2);
+    assert_eq!(on_wire.load(Ordering::SeqCst), 0);
+    assert_eq!(*timer.seen_on_wire.lock().unwrap(), vec![0]);
+    assert_eq!(
+        timer.now().since(Timestamp::from_millis(NOW_MS)),
+        Duration::from_secs(2)
+    );
+}

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -84,6 +85,17 @@ impl Server {
     /// Starts on 127.0.0.1 with a fresh certificate, answering `script` in order (500 once it
     /// runs out).
     pub(super) async fn start(script: Vec<Reply>) -> Server {
+        Server::spawn(script, None).await
+    }
+
+    /// Starts a server that answers every request with `raw` bytes as they are (e.g. a body
+    /// shorter than its `Content-Length`), then closes the connection; or, with `raw` empty,
+    /// completes the TLS handshake and never answers.
+    pub(super) async fn start_raw(raw: &'static [u8]) -> Server {
+        Server::spawn(Vec::new(), Some(raw)).await
+    }
+
+    async fn spawn(script: Vec<Reply>, raw: Option<&'static [u8]>) -> Server {
         let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         let certificate = generated.cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -110,9 +122,13 @@ impl Server {
                 let acceptor = acceptor.clone();
                 let state = Arc::clone(&shared);
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    if let Some(raw) = raw {
+                        answer_raw(&mut tls, raw).await;
+                        return;
+                    }
                     let service = service_fn(move |req| answer(Arc::clone(&state), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -137,6 +153,22 @@ impl Server {
     pub(super) fn then(&self, replies: Vec<Reply>) {
         self.state.script.lock().unwrap().extend(replies);
     }
+}
+
+async fn answer_raw<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, raw: &[u8]) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    if raw.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    let _ = stream.write_all(raw).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn answer(
