@@ -677,3 +677,16 @@ async fn requests_count_on_the_wire_but_retry_waits_do_not() {
         Duration::from_secs(2)
     );
 }
+
+#[tokio::test]
+async fn a_multi_database_link_is_sent_with_the_preview_api_version() {
+    let f = fixture(vec![Reply::new(200)]).await;
+    let mut op = put_link();
+    if let InstanceOp::PutLink { properties, .. } = &mut op {
+        properties.link_mode = LinkMode::MultiDatabase;
+    }
+    assert_eq!(f.mi.begin(&op).await.unwrap(), ArmReply::Completed);
+    let seen = f.server.seen();
+    assert_eq!(seen[0].query, "api-version=2025-08-01-preview");
+    assert!(seen[0].body.contains("\"linkMode\":\"MultiDatabase\""));
+}
