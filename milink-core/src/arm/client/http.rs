@@ -2,8 +2,9 @@
 //! 429 and 5xx on the caller's [`Timer`] honouring `Retry-After` within a cap, a bounded body,
 //! and the answer or a typed [`PortError`].
 //!
-//! The mapping from an answer to a [`PortError`] here is private and small; it is to be replaced
-//! by `arm::errors` at merge.
+//! An answer the caller does not accept becomes a [`PortError`] through
+//! [`crate::arm::errors::response_error`], the one mapping of ARM's answers (409 causes and
+//! fixes, the permission a 401/403 needs, transience), with the client's request id added.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use crate::arm::Method;
+use crate::arm::errors::response_error;
+use crate::arm::{ArmRequest, Method};
 use crate::ports::{PortError, PortErrorKind};
 use crate::time::Timer;
 
@@ -73,9 +75,28 @@ impl Answer {
         })
     }
 
-    /// The answer as an error, for a status the caller does not accept.
-    pub(crate) fn error(&self, what: &str, permission: Option<&str>) -> PortError {
-        error_of(self, what, permission)
+    /// The answer to `request` as an error, for a status the caller does not accept.
+    pub(crate) fn error(&self, request: &ArmRequest) -> PortError {
+        let retry_after = self.retry_after.map(|d| d.as_secs().to_string());
+        let headers = [
+            ("x-ms-request-id", self.request_ids.request.as_deref()),
+            (
+                "x-ms-correlation-request-id",
+                self.request_ids.correlation.as_deref(),
+            ),
+            ("retry-after", retry_after.as_deref()),
+        ];
+        let mut error = response_error(
+            request,
+            self.status,
+            headers.iter().filter_map(|(n, v)| v.map(|v| (*n, v))),
+            &self.body,
+        );
+        error.message = format!(
+            "{} (x-ms-client-request-id: {})",
+            error.message, self.request_ids.client
+        );
+        error
     }
 }
 
@@ -334,55 +355,6 @@ fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// ARM's error envelope `{"error": {"code", "message"}}` (some providers answer the inner
-/// object alone); to be replaced by `arm::models` at merge.
-fn arm_error(body: &[u8]) -> Option<(String, String)> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let inner = value.get("error").unwrap_or(&value);
-    let code = inner.get("code")?.as_str()?.to_owned();
-    let message = inner
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    Some((code, message))
-}
-
-/// An error answer as a [`PortError`]: `arm:<status>:<code>` when the body names a code,
-/// `http:<status>` otherwise; transient for 408, 429, 5xx and the busy 409s; with
-/// `Retry-After`, the request ids, and for 401/403 what to check.
-fn error_of(answer: &Answer, what: &str, permission: Option<&str>) -> PortError {
-    let status = answer.status;
-    let (kind, arm_message) = match arm_error(&answer.body) {
-        Some((code, message)) => (PortErrorKind::Arm { status, code }, message),
-        None => (PortErrorKind::Http(status), String::new()),
-    };
-    let hint = match status {
-        401 => " The token was refused: check that the credential signs in to the tenant of the \
-                subscription and that the token is for the management endpoint."
-            .to_owned(),
-        403 => format!(
-            " The identity lacks a permission: grant it the role SQL Managed Instance \
-             Contributor, or a custom role with {}.",
-            permission.unwrap_or("the Microsoft.Sql/managedInstances permissions of the link")
-        ),
-        _ => String::new(),
-    };
-    let message = format!(
-        "ARM answered {status} to {what}{}{}.{hint} ({})",
-        if arm_message.is_empty() { "" } else { ": " },
-        arm_message.trim_end_matches('.'),
-        answer.request_ids.describe()
-    );
-    let transient = status == 408 || status == 429 || status >= 500;
-    let mut error = PortError::permanent(kind, message);
-    error.transient = transient || error.is_busy();
-    if let Some(after) = answer.retry_after {
-        error = error.with_retry_after(after);
-    }
-    error
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,29 +374,41 @@ mod tests {
         }
     }
 
+    fn request(method: Method) -> ArmRequest {
+        ArmRequest {
+            method,
+            path: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Sql/managedInstances/mi/\
+                   distributedAvailabilityGroups/dag"
+                .to_owned(),
+            api_version: crate::arm::API_VERSION,
+            body: None,
+        }
+    }
+
     #[test]
     fn error_answers_keep_the_arm_code_and_the_request_ids() {
         let busy = answer(
             409,
             r#"{"error":{"code":"ManagedInstanceIsBusy","message":"Busy."}}"#,
         )
-        .error("PUT link", None);
+        .error(&request(Method::Put));
         assert_eq!(busy.code(), "arm:409:ManagedInstanceIsBusy");
         assert!(busy.transient && busy.is_busy());
         assert_eq!(busy.retry_after, Some(Duration::from_secs(7)));
-        assert!(busy.message.contains("x-ms-request-id r-1"), "{busy}");
-        assert!(busy.message.contains("x-ms-correlation-request-id k-1"));
+        assert!(busy.message.contains("x-ms-request-id: r-1"), "{busy}");
+        assert!(busy.message.contains("x-ms-correlation-request-id: k-1"));
+        assert!(busy.message.contains("x-ms-client-request-id: c"), "{busy}");
         let other = answer(
             409,
-            r#"{"code":"DistributedAvailabilityGroupSetRoleFailed"}"#,
+            r#"{"error":{"code":"DistributedAvailabilityGroupSetRoleFailed"}}"#,
         )
-        .error("setRole", None);
+        .error(&request(Method::Post));
         assert_eq!(
             other.code(),
             "arm:409:DistributedAvailabilityGroupSetRoleFailed"
         );
         assert!(!other.transient);
-        let bare = answer(503, "<html>").error("GET", None);
+        let bare = answer(503, "<html>").error(&request(Method::Get));
         assert_eq!(bare.code(), "http:503");
         assert!(bare.transient);
     }

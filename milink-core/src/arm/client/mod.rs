@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 
-use crate::arm::{self, API_VERSION, Method, segment};
+use crate::arm::{self, API_VERSION, ArmRequest, Method, segment};
 use crate::lifecycle::{FullBackup, InstanceOp, LinkName, OperationKind, OperationRef, SideView};
 use crate::names::{DatabaseName, InstanceId};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind, UNSUPPORTED};
@@ -168,10 +168,15 @@ impl ArmManagedInstance {
     }
 
     /// The final `GET` of a resource a `PUT` created (201 without an operation to follow).
-    async fn final_get(&self, url: &str, what: &str) -> Result<ArmReply, PortError> {
+    async fn final_get(
+        &self,
+        request: &ArmRequest,
+        url: &str,
+        what: &str,
+    ) -> Result<ArmReply, PortError> {
         let answer = self.send(Method::Get, url, None, what).await?;
         if answer.status != 200 {
-            return Err(answer.error(what, None));
+            return Err(answer.error(&get(request.path.clone())));
         }
         let body = answer.json(what)?;
         match body
@@ -197,31 +202,22 @@ impl crate::time::Clock for TimerClock {
     }
 }
 
-/// The permission a 403 on `op` names (milink-facts §1.7).
-fn permission(op: &InstanceOp) -> &'static str {
-    match op {
-        InstanceOp::PutServerTrustCertificate { .. } => {
-            "Microsoft.Sql/managedInstances/serverTrustCertificates/write"
-        }
-        InstanceOp::DeleteServerTrustCertificate { .. } => {
-            "Microsoft.Sql/managedInstances/serverTrustCertificates/delete"
-        }
-        InstanceOp::GetEndpointCertificate => {
-            "Microsoft.Sql/managedInstances/endpointCertificates/read"
-        }
-        InstanceOp::PutLink { .. } | InstanceOp::SetReplicationMode { .. } => {
-            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/write"
-        }
-        InstanceOp::Failover { .. } => {
-            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/failover/action"
-        }
-        InstanceOp::SetRole { .. } => {
-            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/setRole/action"
-        }
-        InstanceOp::DeleteLink { .. } => {
-            "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/delete"
-        }
+/// A `GET` of `path` (under the management endpoint), as [`crate::arm::errors`] reads the
+/// request an answer came from (the permission a 401/403 needs is derived from it).
+fn get(path: String) -> ArmRequest {
+    ArmRequest {
+        method: Method::Get,
+        path,
+        api_version: API_VERSION,
+        body: None,
     }
+}
+
+/// The path of an absolute URL (what follows the authority, without the query).
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = rest.find('/').map_or("/", |at| &rest[at..]);
+    path.split('?').next().unwrap_or("/").to_owned()
 }
 
 /// A failed or canceled operation as an error: a SQL Server error number that ARM passes on
@@ -251,11 +247,11 @@ impl ManagedInstance for ArmManagedInstance {
             .send(request.method, &url, request.body.as_ref(), &what)
             .await?;
         if !answer.is_success() {
-            return Err(answer.error(&what, Some(permission(op))));
+            return Err(answer.error(&request));
         }
         if matches!(op, InstanceOp::GetEndpointCertificate) {
             if answer.status != 200 {
-                return Err(answer.error(&what, None));
+                return Err(answer.error(&request));
             }
             return view::public_blob(&answer.json(&what)?).map(ArmReply::PublicKey);
         }
@@ -266,7 +262,7 @@ impl ManagedInstance for ArmManagedInstance {
             {
                 Self::accepted(&answer, &what)
             }
-            (Method::Put, 201) => self.final_get(&url, &what).await,
+            (Method::Put, 201) => self.final_get(&request, &url, &what).await,
             _ => Ok(ArmReply::Completed),
         }
     }
@@ -274,6 +270,7 @@ impl ManagedInstance for ArmManagedInstance {
     async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
         let what = "the operation's status";
         let answer = self.send(Method::Get, &operation.url, None, what).await?;
+        let request = get(url_path(&operation.url));
         let running = PollReply::Running {
             retry_after: answer.retry_after,
         };
@@ -281,11 +278,11 @@ impl ManagedInstance for ArmManagedInstance {
             OperationKind::Location => match answer.status {
                 202 => Ok(running),
                 200 | 201 | 204 => Ok(PollReply::Succeeded),
-                _ => Err(answer.error(what, None)),
+                _ => Err(answer.error(&request)),
             },
             OperationKind::AzureAsyncOperation => {
                 if !answer.is_success() {
-                    return Err(answer.error(what, None));
+                    return Err(answer.error(&request));
                 }
                 match view::operation_status(&answer.json(what)?)? {
                     OperationStatus::Running => Ok(running),
@@ -309,12 +306,7 @@ impl ManagedInstance for ArmManagedInstance {
         match answer.status {
             404 => return Ok(SideView::unknown()),
             200 => {}
-            _ => {
-                return Err(answer.error(
-                    &what,
-                    Some("Microsoft.Sql/managedInstances/distributedAvailabilityGroups/read"),
-                ));
-            }
+            _ => return Err(answer.error(&get(format!("{}/{path}", self.instance)))),
         }
         let body = answer.json(&what)?;
         let instance_url = format!(
@@ -324,7 +316,7 @@ impl ManagedInstance for ArmManagedInstance {
         let what = "GET the managed instance";
         let instance = self.send(Method::Get, &instance_url, None, what).await?;
         if instance.status != 200 {
-            return Err(instance.error(what, Some("Microsoft.Sql/managedInstances/read")));
+            return Err(instance.error(&get(self.instance.to_string())));
         }
         view::link_view(&body, view::update_policy(&instance.json(what)?))
     }
