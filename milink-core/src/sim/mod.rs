@@ -34,6 +34,7 @@
 //! assert_eq!(lab.sim.clock().now().since(start).as_secs(), 3600);
 //! ```
 
+pub mod arm_https;
 mod arm_view;
 pub mod clock;
 pub mod commits;

@@ -1,0 +1,1 @@
+//! Tests over HTTPS with a real client.
