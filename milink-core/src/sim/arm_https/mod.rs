@@ -43,12 +43,15 @@
 //! for engine errors. A fault plan's connection drop, and a lost response (after the operation
 //! took effect), close the connection without an answer.
 
+mod body;
 mod handle;
 mod resources;
 mod route;
 mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_refusals;
 
 use std::fmt;
 use std::sync::Arc;
