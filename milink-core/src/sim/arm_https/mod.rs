@@ -38,6 +38,10 @@
 //! `Azure-AsyncOperation`; their URLs point at this server (the world builds them on
 //! `https://management.azure.com`, the server rewrites that base to its own).
 //!
+//! A session whose managed instance port reaches this server counts its calls with
+//! [`InFlight`](super::wire::InFlight) and sleeps on a [`WireClock`](super::wire::WireClock),
+//! exactly as over TDS: the server itself only locks the world while it answers a request.
+//!
 //! Errors use the ARM envelope `{"error": {"code", "message"}}`; a SQL engine error of the link
 //! (`sql:41976`, …) is reported with its number as the code (`"41976"`), as Microsoft.Sql does
 //! for engine errors. A fault plan's connection drop, and a lost response (after the operation

@@ -41,6 +41,9 @@ pub struct ArmHttpsServer {
 
 struct Shared {
     config: ArmServerConfig,
+    /// Numbers the `x-ms-request-id` of each answer (the world's generator is not used, so
+    /// that serving over HTTPS draws nothing the in-process instance does not).
+    requests: std::sync::atomic::AtomicU64,
     sim: Sim,
     base_url: String,
     tls: TlsAcceptor,
@@ -71,6 +74,7 @@ impl ArmHttpsServer {
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
+            requests: std::sync::atomic::AtomicU64::new(0),
             sim,
             base_url: base_url.clone(),
             tls,
@@ -201,7 +205,7 @@ async fn serve(
     Ok(())
 }
 
-fn to_response(reply: Reply) -> Result<Response<Full<Bytes>>, CloseConnection> {
+fn to_response(shared: &Shared, reply: Reply) -> Result<Response<Full<Bytes>>, CloseConnection> {
     let Reply::Answer {
         status,
         headers,
@@ -210,7 +214,13 @@ fn to_response(reply: Reply) -> Result<Response<Full<Bytes>>, CloseConnection> {
     else {
         return Err(CloseConnection);
     };
-    let mut builder = Response::builder().status(status);
+    let n = shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let request_id = format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff);
+    let mut builder = Response::builder()
+        .status(status)
+        .header("x-ms-request-id", request_id);
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
@@ -237,7 +247,7 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
     if let Err(reply) = authenticate(&shared.config.tokens, req.headers()) {
-        return to_response(reply);
+        return to_response(shared, reply);
     }
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -248,11 +258,14 @@ async fn respond(
     {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return to_response(Reply::error(
-                413,
-                "RequestEntityTooLarge",
-                "The request body is larger than the server accepts.",
-            ));
+            return to_response(
+                shared,
+                Reply::error(
+                    413,
+                    "RequestEntityTooLarge",
+                    "The request body is larger than the server accepts.",
+                ),
+            );
         }
     };
     // Synchronous: the world is locked inside, for this request only.
@@ -269,7 +282,7 @@ async fn respond(
             body: &body,
         },
     );
-    to_response(reply)
+    to_response(shared, reply)
 }
 
 fn unauthorized(code: &str, message: &str) -> Reply {
