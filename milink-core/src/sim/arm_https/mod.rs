@@ -56,6 +56,8 @@ mod server;
 mod tests;
 #[cfg(test)]
 mod tests_refusals;
+#[cfg(test)]
+mod tests_session;
 
 use std::fmt;
 use std::sync::Arc;
