@@ -179,7 +179,9 @@ impl Twin {
                     .url
                     .replacen(MANAGEMENT_ENDPOINT, self.server.base_url(), 1);
                 assert_eq!(h.header("Location"), Some(expected.as_str()), "{what}");
-                assert!(h.header("Retry-After").is_some(), "{what}");
+                let after = self.local.sim.with_world(|w| w.config.arm.retry_after);
+                let after = after.as_millis().div_ceil(1000).max(1).to_string();
+                assert_eq!(h.header("Retry-After"), Some(after.as_str()), "{what}");
                 assert!(h.body.is_none());
             }
         }
