@@ -1,5 +1,6 @@
 //! The lab over the wire (`--wire`): SQL Server driven through the real adapter over TDS to the
-//! simulator's T-SQL handler. For seeds 1 to 10 it reaches the same report as in process, virtual
+//! simulator's T-SQL handler, the managed instance through the real ARM adapter over HTTPS to
+//! the simulator's REST API (and its T-SQL reads over TDS). For seeds 1 to 10 it reaches the same report as in process, virtual
 //! times, LSNs and row counts included (only wall-clock times and file paths differ); an
 //! interrupted run continues over the wire too.
 

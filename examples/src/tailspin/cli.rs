@@ -17,8 +17,9 @@ usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECO
   --resume JOURNAL      continue an interrupted run from its journal
   --json                print only one JSON document (verdicts, phases, failover, parity, journal)
   --journal-dir DIR     where journals are written (default: the system temp dir)
-  --wire                drive the SQL Server half through the real adapter over TDS (loopback,
-                        TLS) to the simulator's T-SQL handler, instead of calling it in process";
+  --wire                drive SQL Server through the real adapter over TDS and the managed
+                        instance through the real ARM adapter over HTTPS (loopback, TLS) to the
+                        simulator, instead of calling it in process";
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -156,16 +156,24 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let journal = CrashingJournal::new(file, point);
     let crashed = journal.crashed_flag();
 
-    let narrator = Narrator::new(out, sim.clone(), start, instance_id, link_name);
+    let narrator = Narrator::new(out, sim.clone(), start, instance_id.clone(), link_name);
     let in_flight = InFlight::new();
+    let timer = Arc::new(WireClock::new(sim.clock(), Arc::clone(&in_flight)));
     let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
     report.wire = opts.wire;
     let transport = source.describe();
     let sql = Arc::new(Narrated::new(source, Arc::clone(&narrator)));
-    let instance = LabInstance::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
+    let instance = LabInstance::start(
+        &sim,
+        opts.wire,
+        &opts.journal_dir,
+        &in_flight,
+        &instance_id,
+        timer.clone(),
+    )
+    .await?;
     let transport_mi = instance.describe();
     let mi = Arc::new(Narrated::new(instance, Arc::clone(&narrator)));
-    let timer = Arc::new(WireClock::new(sim.clock(), in_flight));
     let database = spec
         .databases
         .first()

@@ -5,7 +5,8 @@
 //! to a loopback TDS server ([`TdsServer`]) and parsed there by the simulator's own T-SQL
 //! handler ([`SimSqlHandler`]), which answers from the same world. The managed instance's T-SQL
 //! reads (its first full backups, its client sessions) take a second connection to the
-//! simulated instance's T-SQL endpoint; its ARM half stays in process.
+//! simulated instance's T-SQL endpoint, and its ARM half goes through the real ARM adapter
+//! ([`ArmManagedInstance`]) over HTTPS to the simulator's REST API ([`ArmHttpsServer`]).
 //!
 //! Virtual time meets real sockets in the session's clock, a
 //! [`WireClock`](milink_core::sim::wire::WireClock): the ports count their calls on the wire
@@ -17,15 +18,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::time::OffsetDateTime;
+use milink_core::arm::client::{ArmManagedInstance, ArmOptions};
 use milink_core::lifecycle::{
     FullBackup, InstanceOp, LinkName, OperationRef, Side, SideView, SourceOp,
 };
+use milink_core::names::InstanceId;
 use milink_core::names::{DatabaseName, SqlVersion};
 use milink_core::ports::{
     ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer,
 };
 use milink_core::redirect::WorkloadActivity;
 use milink_core::secret::Secret;
+use milink_core::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
 use milink_core::sim::sql::handler::SimSqlHandler;
 use milink_core::sim::tds::{TdsServer, TdsServerConfig};
 use milink_core::sim::wire::InFlight;
@@ -35,6 +41,7 @@ use milink_core::sqlserver::connection::{CommandKind, ConnectOptions, Connection
 use milink_core::sqlserver::instance_reads::{InstanceTsql, WithInstanceTsql};
 use milink_core::sqlserver::render::RenderContext;
 use milink_core::time::SystemTimer;
+use milink_core::time::Timer;
 
 /// The login the simulated servers accept over the wire.
 const USER: &str = "milink";
@@ -190,27 +197,56 @@ pub enum LabInstance {
     Wire(Box<WireInstance>),
 }
 
-/// The instance's port with its T-SQL reads over a connection, and the server they reach.
+/// The instance's ARM port over HTTPS with its T-SQL reads over TDS, and the servers they
+/// reach.
 ///
-/// Its ARM calls run in process, but only once no call is on the wire: the session may probe
-/// both sides at once, and the world must see the calls in the order the session made them
-/// (in process the SQL Server probe, polled first, has finished before the instance's starts),
-/// or their virtual latencies are drawn in another order and the run differs.
+/// Its ARM calls start only once no call is on the wire: the session may probe both sides at
+/// once, and the world must see the calls in the order the session made them (in process the
+/// SQL Server probe, polled first, has finished before the instance's starts), or their virtual
+/// latencies are drawn in another order and the run differs.
 pub struct WireInstance {
-    port: WithInstanceTsql<SimManagedInstance>,
+    port: WithInstanceTsql<ArmManagedInstance>,
     in_flight: Arc<InFlight>,
-    /// Kept alive for as long as the port needs it.
+    /// The instance's T-SQL endpoint, kept alive for as long as the port needs it.
     server: TdsServer,
+    /// The instance's REST API.
+    arm: ArmHttpsServer,
+}
+
+/// The lab's Microsoft Entra credential: the one token the simulated ARM server accepts.
+struct LabCredential(Secret);
+
+impl std::fmt::Debug for LabCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LabCredential(***)")
+    }
+}
+
+#[async_trait]
+impl TokenCredential for LabCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        // Valid for the whole run whatever the virtual clock says (it reads the lab's time).
+        let expires = OffsetDateTime::from_unix_timestamp(4_102_444_800) // 2100-01-01
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Ok(AccessToken::new(self.0.expose().to_owned(), expires))
+    }
 }
 
 impl LabInstance {
-    /// The in-process port, or (with `wire`) one whose T-SQL reads go over a loopback TDS
-    /// server answering as the managed instance's endpoint.
+    /// The in-process port, or (with `wire`) the real ARM adapter over HTTPS to the simulated
+    /// REST API, with the T-SQL reads over a loopback TDS server answering as the managed
+    /// instance's endpoint. ARM retry waits go through `timer`.
     pub async fn start(
         sim: &Sim,
         wire: bool,
         dir: &Path,
         in_flight: &Arc<InFlight>,
+        instance: &InstanceId,
+        timer: Arc<dyn Timer>,
     ) -> Result<LabInstance, Box<dyn Error>> {
         if !wire {
             return Ok(LabInstance::InProcess(sim.managed_instance()));
@@ -225,11 +261,27 @@ impl LabInstance {
         )
         .await?;
         let connection = Connection::new(options, Arc::new(SystemTimer));
-        let port = WithInstanceTsql::new(sim.managed_instance(), InstanceTsql::new(connection));
+        let token = milink_core::sqlserver::password::generate()?;
+        let arm =
+            ArmHttpsServer::start(ArmServerConfig::with_token(token.clone()), sim.clone()).await?;
+        let arm_options = ArmOptions::builder()
+            .endpoint(arm.base_url())
+            .trust_root_der(arm.certificate_der().to_vec())
+            .build();
+        let counter = Arc::clone(in_flight);
+        let client = ArmManagedInstance::with_timer(
+            instance.clone(),
+            Arc::new(LabCredential(token)),
+            arm_options,
+            timer,
+        )?
+        .on_the_wire(Arc::new(move || Box::new(counter.enter())));
+        let port = WithInstanceTsql::new(client, InstanceTsql::new(connection));
         Ok(LabInstance::Wire(Box::new(WireInstance {
             port,
             in_flight: Arc::clone(in_flight),
             server,
+            arm,
         })))
     }
 
@@ -240,7 +292,9 @@ impl LabInstance {
                 "managed instance: simulated, ARM and T-SQL called in process".to_owned()
             }
             LabInstance::Wire(w) => format!(
-                "managed instance: simulated, ARM in process, its T-SQL endpoint over TDS at {}",
+                "managed instance: simulated, ARM over HTTPS at {} through the real ARM adapter, \
+                 its T-SQL endpoint over TDS at {}",
+                w.arm.base_url(),
                 w.server.addr()
             ),
         }

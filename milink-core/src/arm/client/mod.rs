@@ -213,6 +213,12 @@ fn get(path: String) -> ArmRequest {
     }
 }
 
+/// What follows the authority of an absolute URL: its path and query (`/` when none).
+fn url_path_and_query(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.find('/').map_or("/", |at| &rest[at..])
+}
+
 /// The path of an absolute URL (what follows the authority, without the query).
 fn url_path(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -269,7 +275,16 @@ impl ManagedInstance for ArmManagedInstance {
 
     async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
         let what = "the operation's status";
-        let answer = self.send(Method::Get, &operation.url, None, what).await?;
+        // The bearer token goes to the management endpoint only: the operation's path and
+        // query are followed there, whatever host the header named (on ARM it is the same
+        // host; a kept URL from another process or a hostile header cannot redirect the
+        // token).
+        let url = format!(
+            "{}{}",
+            self.options.endpoint.trim_end_matches('/'),
+            url_path_and_query(&operation.url)
+        );
+        let answer = self.send(Method::Get, &url, None, what).await?;
         let request = get(url_path(&operation.url));
         let running = PollReply::Running {
             retry_after: answer.retry_after,

@@ -476,6 +476,23 @@ async fn a_resumed_session_polls_the_kept_url_without_beginning_again() {
 }
 
 #[tokio::test]
+async fn an_operation_url_on_another_host_is_followed_on_the_management_endpoint() {
+    // A kept URL from a run whose endpoint moved, or a header naming a host of its own: the
+    // token goes to the configured endpoint only, with the operation's path and query.
+    let f = fixture(vec![status("Succeeded")]).await;
+    let op = OperationRef {
+        url: "https://attacker.example.net:8443/ops/78?api-version=2025-01-01".to_owned(),
+        kind: OperationKind::AzureAsyncOperation,
+    };
+    let arm = adapter(&f.server, &f.credential, &f.timer);
+    assert_eq!(arm.poll(&op).await.unwrap(), PollReply::Succeeded);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/ops/78");
+    assert_eq!(seen[0].query, "api-version=2025-01-01");
+}
+
+#[tokio::test]
 async fn link_state_reads_the_link_and_the_update_policy() {
     let f = fixture(vec![
         Reply::json(
