@@ -216,6 +216,54 @@ pub fn request(op: &InstanceOp, instance: &InstanceId) -> ArmRequest {
     }
 }
 
+/// A read of the managed instance's resources: one `GET`, rendered by [`read_request`] as
+/// [`request`] renders operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArmRead<'a> {
+    /// `ManagedInstances_Get`: the instance itself.
+    Instance,
+    /// `ManagedDatabases_ListByInstance`: its databases (paged).
+    Databases,
+    /// `ServerTrustCertificates_ListByInstance` (paged).
+    TrustCertificates,
+    /// `ServerTrustCertificates_Get` of one certificate by name.
+    TrustCertificate(&'a str),
+    /// `DistributedAvailabilityGroups_ListByInstance`: the links (paged).
+    Links,
+    /// `DistributedAvailabilityGroups_Get` of one link by name.
+    Link(&'a str),
+    /// `EndpointCertificates_Get` of the mirroring endpoint's certificate.
+    EndpointCertificate,
+}
+
+/// The `GET` milink sends for `read` of `instance`.
+pub fn read_request(read: ArmRead<'_>, instance: &InstanceId) -> ArmRequest {
+    let tail = match read {
+        ArmRead::Instance => String::new(),
+        ArmRead::Databases => "/databases".to_owned(),
+        ArmRead::TrustCertificates => "/serverTrustCertificates".to_owned(),
+        ArmRead::TrustCertificate(name) => format!("/serverTrustCertificates/{}", segment(name)),
+        ArmRead::Links => "/distributedAvailabilityGroups".to_owned(),
+        ArmRead::Link(name) => format!("/distributedAvailabilityGroups/{}", segment(name)),
+        ArmRead::EndpointCertificate => "/endpointCertificates/DATABASE_MIRRORING".to_owned(),
+    };
+    ArmRequest {
+        method: Method::Get,
+        path: format!("{instance}{tail}"),
+        api_version: API_VERSION,
+        body: None,
+    }
+}
+
+/// The resource a `PUT` of `op` creates or replaces, to read with a final `GET` once its
+/// operation succeeds: its path and `api-version` query under the management endpoint (the
+/// `PUT`'s own, so a MultiDatabase link is read in the preview). `None` for an `op` that is not
+/// a `PUT`.
+pub fn put_resource(op: &InstanceOp, instance: &InstanceId) -> Option<String> {
+    let r = request(op, instance);
+    (r.method == Method::Put).then(|| format!("{}?api-version={}", r.path, r.api_version))
+}
+
 #[cfg(test)]
 mod examples_tests;
 #[cfg(test)]
@@ -285,5 +333,48 @@ mod tests {
         let r = request(&op, &instance());
         assert_eq!(r.body.unwrap()["properties"]["publicBlob"], "0x30820A");
         assert_eq!(r.method.as_str(), "PUT");
+    }
+
+    #[test]
+    fn reads_and_put_resources_share_the_operations_paths() {
+        let mi = instance();
+        let base = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/tailspin-mi";
+        assert_eq!(read_request(ArmRead::Instance, &mi).path, base);
+        assert_eq!(
+            read_request(ArmRead::Databases, &mi).url(MANAGEMENT_ENDPOINT),
+            format!("{MANAGEMENT_ENDPOINT}{base}/databases?api-version={API_VERSION}")
+        );
+        let link = request(&put_link(LinkMode::SingleDatabase), &mi);
+        assert_eq!(
+            read_request(ArmRead::Link("DAG_ToyStore"), &mi).path,
+            link.path
+        );
+        assert_eq!(
+            read_request(ArmRead::Link("a b"), &mi).path,
+            format!("{base}/distributedAvailabilityGroups/a%20b")
+        );
+        assert_eq!(
+            put_resource(&put_link(LinkMode::SingleDatabase), &mi),
+            Some(format!("{}?api-version={API_VERSION}", link.path))
+        );
+        assert_eq!(
+            put_resource(&put_link(LinkMode::MultiDatabase), &mi),
+            Some(format!("{}?api-version={PREVIEW_API_VERSION}", link.path))
+        );
+        let delete = InstanceOp::DeleteLink {
+            link: LinkName::new("DAG_ToyStore").unwrap(),
+        };
+        assert_eq!(put_resource(&delete, &mi), None);
+        let cert = InstanceOp::PutServerTrustCertificate {
+            name: CertificateName::new("Cert_A").unwrap(),
+            public_blob: vec![1],
+        };
+        assert_eq!(
+            put_resource(&cert, &mi),
+            Some(format!(
+                "{}?api-version={API_VERSION}",
+                read_request(ArmRead::TrustCertificate("Cert_A"), &mi).path
+            ))
+        );
     }
 }

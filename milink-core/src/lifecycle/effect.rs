@@ -295,6 +295,23 @@ pub struct OperationRef {
     pub url: String,
     /// Which header it came from (decides how completion is read).
     pub kind: OperationKind,
+    /// For a `PUT`: the resource's path and query under the management endpoint
+    /// (`/subscriptions/…/distributedAvailabilityGroups/{dag}?api-version=…`), read with a final
+    /// `GET` once the operation succeeds, so success means the resource's `provisioningState`
+    /// did too. Absent in states saved before it existed, and for other operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+impl OperationRef {
+    /// An operation to poll at `url`, with no resource to read when it succeeds.
+    pub fn new(url: impl Into<String>, kind: OperationKind) -> Self {
+        OperationRef {
+            url: url.into(),
+            kind,
+            resource: None,
+        }
+    }
 }
 
 /// Where an operation URL came from.

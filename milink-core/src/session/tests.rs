@@ -91,6 +91,7 @@ fn operation() -> OperationRef {
     OperationRef {
         url: "https://management.azure.com/subscriptions/s/providers/Microsoft.Sql/locations/westeurope/operations/op1".into(),
         kind: OperationKind::AzureAsyncOperation,
+        resource: None,
     }
 }
 

@@ -186,6 +186,7 @@ impl World {
         ArmReply::Accepted(OperationRef {
             url,
             kind: OperationKind::AzureAsyncOperation,
+            resource: None,
         })
     }
 
@@ -492,6 +493,7 @@ impl FakeInstance {
             return Ok(ArmReply::Accepted(OperationRef {
                 url,
                 kind: OperationKind::AzureAsyncOperation,
+                resource: None,
             }));
         }
         if !s.running.is_empty() {

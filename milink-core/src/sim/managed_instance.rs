@@ -227,6 +227,7 @@ impl World {
         ArmReply::Accepted(OperationRef {
             url,
             kind: OperationKind::Location,
+            resource: None,
         })
     }
 
@@ -521,6 +522,7 @@ impl World {
                     return Ok(ArmReply::Accepted(OperationRef {
                         url: self.operation_url(collection, &id),
                         kind: OperationKind::Location,
+                        resource: None,
                     }));
                 }
                 if !self.instance.links.contains_key(link) {

@@ -754,6 +754,7 @@ async fn arm_operations_are_polled_with_retry_after_until_done() {
     let bogus = OperationRef {
         url: "https://management.azure.com/x/distributedAvailabilityGroupsOperationResults/nope?api-version=2025-01-01".into(),
         kind: crate::lifecycle::OperationKind::Location,
+        resource: None,
     };
     assert_eq!(
         code(&rig.mi.poll(&bogus).await.unwrap_err()),

@@ -8,12 +8,21 @@
 //! | `begin(PUT …)` (certificate, link) | `PUT` | 200/204 → `Completed`; 201 → `Accepted` if it names an operation, else a final `GET` of the resource → `Completed`; 202 → `Accepted` |
 //! | `begin(PATCH/POST/DELETE …)` | as rendered | 200/201/204 → `Completed`; 202 → `Accepted` |
 //! | `poll(op)` | `GET op.url` exactly as kept | `Azure-AsyncOperation`: `InProgress` → `Running`, `Succeeded`, `Failed`/`Canceled` → error; `Location`: 202 → `Running`, 200/201/204 → `Succeeded` |
+//! | `poll(op)` of a `PUT`, done | then `GET op.resource` | `provisioningState` `Succeeded` or absent → `Succeeded`; `Failed`/`Canceled` → `arm:ProvisioningFailed`; another state → transient `arm:ProvisioningPending` |
 //! | `link_state(link)` | `GET …/distributedAvailabilityGroups/{link}`, then `GET …/managedInstances/{mi}` | 404 → not there; 200 → the instance's [`SideView`] with `databaseFormat` |
 //! | `full_backups`, `workload_activity` | none | `unsupported`: T-SQL reads, see `sqlserver::instance_reads::WithInstanceTsql` |
 //!
-//! `Accepted` carries the `Azure-AsyncOperation` URL when ARM sends one, else `Location`. The
-//! URL is a continuation kept in the lifecycle state: a new adapter polls it as is and never
-//! begins the operation again.
+//! `Accepted` carries the `Azure-AsyncOperation` URL when ARM sends one, else `Location`, and
+//! for a `PUT` the resource to read when it is done ([`crate::arm::put_resource`]). Both are a
+//! continuation kept in the lifecycle state: a new adapter polls the URL as is and never begins
+//! the operation again.
+//!
+//! Reads (no [`InstanceOp`]): [`ArmManagedInstance::managed_instance`],
+//! [`ArmManagedInstance::databases`], [`ArmManagedInstance::server_trust_certificates`],
+//! [`ArmManagedInstance::find_server_trust_certificate`], [`ArmManagedInstance::links`] and
+//! [`ArmManagedInstance::link`], typed with [`crate::arm::models`], lists followed through
+//! `nextLink` on the management endpoint. Tokens come from any `TokenCredential`, e.g. the one
+//! the environment names ([`credential_from_environment`]).
 //!
 //! Every request carries `User-Agent: milink/<version>` and a fresh `x-ms-client-request-id`;
 //! 429 (and 408 and 5xx except for `POST` actions) is retried up to
@@ -23,8 +32,10 @@
 //! `x-ms-request-id` and `x-ms-correlation-request-id`. Bodies are read up to 1 MiB. The token
 //! never appears in `Debug`, logs or errors.
 
+pub mod credential;
 mod http;
 mod options;
+mod reads;
 mod token;
 mod view;
 
@@ -45,6 +56,7 @@ use crate::names::{DatabaseName, InstanceId};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind, UNSUPPORTED};
 use crate::time::{SystemTimer, Timer};
 
+pub use credential::{CredentialChoice, CredentialError, credential_from_environment};
 pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
 
 use http::MALFORMED;
@@ -143,15 +155,21 @@ impl ArmManagedInstance {
         )
     }
 
-    fn accepted(answer: &http::Answer, what: &str) -> Result<ArmReply, PortError> {
+    fn accepted(
+        answer: &http::Answer,
+        what: &str,
+        resource: Option<String>,
+    ) -> Result<ArmReply, PortError> {
         let operation = match (&answer.azure_async_operation, &answer.location) {
             (Some(url), _) => OperationRef {
                 url: url.clone(),
                 kind: OperationKind::AzureAsyncOperation,
+                resource,
             },
             (None, Some(url)) => OperationRef {
                 url: url.clone(),
                 kind: OperationKind::Location,
+                resource,
             },
             (None, None) => {
                 return Err(PortError::permanent(
@@ -178,19 +196,57 @@ impl ArmManagedInstance {
         if answer.status != 200 {
             return Err(answer.error(&get(request.path.clone())));
         }
-        let body = answer.json(what)?;
-        match body
-            .get("properties")
-            .and_then(|p| p.get("provisioningState"))
-            .and_then(Value::as_str)
-        {
-            Some("Failed" | "Canceled") => Err(PortError::permanent(
-                PortErrorKind::Other("arm:ProvisioningFailed".to_owned()),
-                format!("ARM created the resource of {what} but its provisioning ended failed"),
-            )),
+        match provisioning_state(&answer.json(what)?) {
+            Some(state @ ("Failed" | "Canceled")) => Err(provisioning_failed(what, state)),
             _ => Ok(ArmReply::Completed),
         }
     }
+
+    /// The final `GET` of the resource a `PUT`'s operation created, once the operation
+    /// succeeded: `Succeeded` only if the resource's `provisioningState` is `Succeeded` (or
+    /// absent). `resource` is a path and query, read on the management endpoint only.
+    async fn resource_succeeded(&self, resource: &str) -> Result<PollReply, PortError> {
+        let path_and_query = url_path_and_query(resource);
+        let url = format!(
+            "{}{path_and_query}",
+            self.options.endpoint.trim_end_matches('/')
+        );
+        let path = url_path(resource);
+        let what = format!("GET {path} (the resource of a finished operation)");
+        let answer = self.send(Method::Get, &url, None, &what).await?;
+        if answer.status != 200 {
+            return Err(answer.error(&get(path)));
+        }
+        match provisioning_state(&answer.json(&what)?) {
+            None | Some("Succeeded") => Ok(PollReply::Succeeded),
+            Some(state @ ("Failed" | "Canceled")) => Err(provisioning_failed(&what, state)),
+            Some(state) => Err(PortError::transient(
+                PortErrorKind::Other(PROVISIONING_PENDING.to_owned()),
+                format!(
+                    "the operation succeeded but {what} says provisioningState {state}; \
+                     poll again"
+                ),
+            )),
+        }
+    }
+}
+
+/// The code of a resource whose provisioning ended `Failed` or `Canceled`.
+pub const PROVISIONING_FAILED: &str = "arm:ProvisioningFailed";
+/// The code of a resource still provisioning after its operation succeeded (transient).
+pub const PROVISIONING_PENDING: &str = "arm:ProvisioningPending";
+
+fn provisioning_state(body: &Value) -> Option<&str> {
+    body.get("properties")
+        .and_then(|p| p.get("provisioningState"))
+        .and_then(Value::as_str)
+}
+
+fn provisioning_failed(what: &str, state: &str) -> PortError {
+    PortError::permanent(
+        PortErrorKind::Other(PROVISIONING_FAILED.to_owned()),
+        format!("{what}: the resource's provisioningState is {state}"),
+    )
 }
 
 /// The timer as a clock, for the token cache.
@@ -261,12 +317,13 @@ impl ManagedInstance for ArmManagedInstance {
             }
             return view::public_blob(&answer.json(&what)?).map(ArmReply::PublicKey);
         }
+        let resource = arm::put_resource(op, &self.instance);
         match (request.method, answer.status) {
-            (_, 202) => Self::accepted(&answer, &what),
+            (_, 202) => Self::accepted(&answer, &what, resource),
             (Method::Put, 201)
                 if answer.azure_async_operation.is_some() || answer.location.is_some() =>
             {
-                Self::accepted(&answer, &what)
+                Self::accepted(&answer, &what, resource)
             }
             (Method::Put, 201) => self.final_get(&request, &url, &what).await,
             _ => Ok(ArmReply::Completed),
@@ -289,26 +346,30 @@ impl ManagedInstance for ArmManagedInstance {
         let running = PollReply::Running {
             retry_after: answer.retry_after,
         };
-        match operation.kind {
+        let reply = match operation.kind {
             OperationKind::Location => match answer.status {
-                202 => Ok(running),
-                200 | 201 | 204 => Ok(PollReply::Succeeded),
-                _ => Err(answer.error(&request)),
+                202 => running,
+                200 | 201 | 204 => PollReply::Succeeded,
+                _ => return Err(answer.error(&request)),
             },
             OperationKind::AzureAsyncOperation => {
                 if !answer.is_success() {
                     return Err(answer.error(&request));
                 }
                 match view::operation_status(&answer.json(what)?)? {
-                    OperationStatus::Running => Ok(running),
-                    OperationStatus::Succeeded => Ok(PollReply::Succeeded),
+                    OperationStatus::Running => running,
+                    OperationStatus::Succeeded => PollReply::Succeeded,
                     OperationStatus::Ended {
                         status,
                         code,
                         message,
-                    } => Err(ended(answer.status, &status, code, &message)),
+                    } => return Err(ended(answer.status, &status, code, &message)),
                 }
             }
+        };
+        match (&reply, &operation.resource) {
+            (PollReply::Succeeded, Some(resource)) => self.resource_succeeded(resource).await,
+            _ => Ok(reply),
         }
     }
 

@@ -1,7 +1,11 @@
 //! The adapter against a scripted HTTPS server on loopback, with a fake credential that counts
 //! its calls and a virtual timer for the retries' waits.
 
+mod live;
+mod reads;
 mod server;
+#[cfg(feature = "sim")]
+mod sim;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -123,6 +127,10 @@ async fn a_put_accepted_with_an_async_operation_is_polled_to_success() {
             .header("Retry-After", "5"),
         status("InProgress").header("Retry-After", "7"),
         status("Succeeded"),
+        Reply::json(
+            200,
+            json!({"properties": {"provisioningState": "Succeeded"}}),
+        ),
     ])
     .await;
     let reply = f.mi.begin(&put_link()).await.unwrap();
@@ -143,8 +151,14 @@ async fn a_put_accepted_with_an_async_operation_is_polled_to_success() {
     assert_eq!(f.mi.poll(&op).await.unwrap(), PollReply::Succeeded);
 
     let seen = f.server.seen();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 4);
     assert_eq!(seen[0].method, "PUT");
+    // The final GET of the link the PUT created.
+    assert_eq!(
+        (seen[3].method.as_str(), seen[3].path.as_str()),
+        ("GET", seen[0].path.as_str())
+    );
+    assert_eq!(seen[3].query, "api-version=2025-01-01");
     assert_eq!(
         seen[0].path,
         format!("{MI_PATH}/distributedAvailabilityGroups/DAG_ToyStore")
@@ -171,7 +185,7 @@ async fn a_put_accepted_with_an_async_operation_is_polled_to_success() {
             "ids repeat"
         );
     }
-    // One token for the three requests.
+    // One token for the four requests.
     assert_eq!(f.credential.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -216,6 +230,7 @@ async fn failed_and_canceled_operations_end_with_the_arm_error() {
     let op = OperationRef {
         url: format!("{}/ops/2", f.server.base),
         kind: OperationKind::AzureAsyncOperation,
+        resource: None,
     };
     let failed = f.mi.poll(&op).await.unwrap_err();
     assert_eq!(failed.code(), "arm:200:LinkCreationError");
@@ -457,6 +472,7 @@ async fn a_resumed_session_polls_the_kept_url_without_beginning_again() {
     let kept = serde_json::to_string(&OperationRef {
         url: format!("{}/ops/77?api-version=2025-01-01", f.server.base),
         kind: OperationKind::AzureAsyncOperation,
+        resource: None,
     })
     .unwrap();
     let op: OperationRef = serde_json::from_str(&kept).unwrap();
@@ -483,6 +499,7 @@ async fn an_operation_url_on_another_host_is_followed_on_the_management_endpoint
     let op = OperationRef {
         url: "https://attacker.example.net:8443/ops/78?api-version=2025-01-01".to_owned(),
         kind: OperationKind::AzureAsyncOperation,
+        resource: None,
     };
     let arm = adapter(&f.server, &f.credential, &f.timer);
     assert_eq!(arm.poll(&op).await.unwrap(), PollReply::Succeeded);
@@ -579,6 +596,7 @@ async fn a_server_that_never_answers_is_a_timeout() {
         .poll(&OperationRef {
             url: format!("{}/ops/3", server.base),
             kind: OperationKind::Location,
+            resource: None,
         })
         .await
         .unwrap_err();

@@ -439,6 +439,7 @@ pub fn op(n: u32) -> OperationRef {
     OperationRef {
         url: format!("https://management.azure.com/operations/{n}"),
         kind: OperationKind::AzureAsyncOperation,
+        resource: None,
     }
 }
 

@@ -502,6 +502,7 @@ fn poll(
         } else {
             OperationKind::Location
         },
+        resource: None,
     };
     let latency = w.config.arm.request;
     if let Err(e) = w.enter_call(Call::Poll, latency) {

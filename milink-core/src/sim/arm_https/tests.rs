@@ -514,6 +514,7 @@ async fn a_failed_operation_reads_failed_through_both_headers() {
         .poll(&OperationRef {
             url: unknown.replacen(t.server.base_url(), MANAGEMENT_ENDPOINT, 1),
             kind: crate::lifecycle::OperationKind::Location,
+            resource: None,
         })
         .await
         .unwrap_err();

@@ -154,10 +154,12 @@ impl ManagedInstance for HttpsInstance {
                 Some(url) => OperationRef {
                     url: url.to_owned(),
                     kind: OperationKind::AzureAsyncOperation,
+                    resource: None,
                 },
                 None => OperationRef {
                     url: h.header("Location").unwrap().to_owned(),
                     kind: OperationKind::Location,
+                    resource: None,
                 },
             })),
             _ => Err(port_error(&h)),

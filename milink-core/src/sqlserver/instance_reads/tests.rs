@@ -261,6 +261,7 @@ async fn the_decorator_sends_arm_calls_inward_and_reads_over_tsql() {
     let operation = OperationRef {
         url: "https://management.azure.com/operations/1".into(),
         kind: OperationKind::AzureAsyncOperation,
+        resource: None,
     };
     assert_eq!(port.poll(&operation).await.unwrap(), PollReply::Succeeded);
     assert!(!port.link_state(&link).await.unwrap().exists);

@@ -1,0 +1,183 @@
+//! The adapter against the simulator's own REST API ([`ArmHttpsServer`]): it creates a server
+//! trust certificate and a link in a world, each `PUT` ending with the final `GET` of its
+//! resource, then reads the world's instance, certificates and links back, typed.
+
+use crate::arm::models::{LinkRole, ReplicationMode};
+use crate::lifecycle::SourceOp;
+use crate::ports::{SourceReply, SourceServer};
+use crate::sim::Lab;
+use crate::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
+use crate::sim::sql::ddl::fixtures::link_ops;
+
+use super::*;
+
+const SIM_TOKEN: &str = "the-simulator's-shared-token";
+
+#[derive(Debug)]
+struct SharedToken;
+
+#[async_trait]
+impl TokenCredential for SharedToken {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let expires = i64::try_from(NOW_MS / 1000 + 3600).unwrap();
+        Ok(AccessToken::new(
+            SIM_TOKEN.to_owned(),
+            OffsetDateTime::from_unix_timestamp(expires).unwrap(),
+        ))
+    }
+}
+
+/// Begins `op` and polls it to its end, letting the world's time pass between polls.
+async fn run(lab: &Lab, mi: &ArmManagedInstance, op: &InstanceOp) -> ArmReply {
+    let reply = mi.begin(op).await.unwrap();
+    let ArmReply::Accepted(operation) = &reply else {
+        return reply;
+    };
+    assert!(
+        operation.resource.is_some(),
+        "{op:?}: a PUT keeps its resource"
+    );
+    for _ in 0..600 {
+        match mi.poll(operation).await.unwrap() {
+            PollReply::Succeeded => return reply,
+            PollReply::Running { .. } => lab.sim.advance(Duration::from_secs(10)),
+        }
+    }
+    panic!("{op:?} did not finish");
+}
+
+#[tokio::test]
+async fn the_simulated_instance_is_read_back_typed_over_https() {
+    let lab = Lab::tailspin(5).unwrap();
+    let server = ArmHttpsServer::start(ArmServerConfig::with_token(SIM_TOKEN), lab.sim.clone())
+        .await
+        .unwrap();
+    let options = ArmOptions::builder()
+        .endpoint(server.base_url())
+        .trust_root_der(server.certificate_der().to_vec())
+        .build();
+    let timer = Arc::new(VirtualTimer::new(lab.sim.now()));
+    let mi = ArmManagedInstance::with_timer(
+        lab.spec.target.instance.clone(),
+        Arc::new(SharedToken),
+        options,
+        timer,
+    )
+    .unwrap();
+    let spec = lab.spec.clone();
+    let sql = lab.sim.sql_server();
+
+    // Nothing yet: no link, no certificate of SQL Server's.
+    assert!(mi.links().await.unwrap().is_empty());
+    assert_eq!(mi.link(&spec.link).await.unwrap(), None);
+
+    let mut ops = link_ops(&lab).into_iter();
+    let mut der = Vec::new();
+    for op in ops.by_ref().take(4) {
+        if let SourceReply::PublicKey(d) = sql.execute(&op).await.unwrap() {
+            der = d;
+        }
+    }
+    assert!(
+        mi.find_server_trust_certificate(&der, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ArmReply::PublicKey(mi_der) = mi.begin(&InstanceOp::GetEndpointCertificate).await.unwrap()
+    else {
+        panic!("no endpoint certificate")
+    };
+    let put_cert = InstanceOp::PutServerTrustCertificate {
+        name: spec.source.certificate.clone(),
+        public_blob: der.clone(),
+    };
+    run(&lab, &mi, &put_cert).await;
+    for op in ops.by_ref().take(5) {
+        let op = match op {
+            SourceOp::ImportInstanceCertificate { fqdn, .. } => {
+                SourceOp::ImportInstanceCertificate {
+                    fqdn,
+                    der: mi_der.clone(),
+                }
+            }
+            op => op,
+        };
+        sql.execute(&op).await.unwrap();
+    }
+    let put_link = InstanceOp::PutLink {
+        link: spec.link.clone(),
+        properties: LinkProperties {
+            instance_link_role: Side::SqlServer,
+            instance_ag: spec.target.ag.clone(),
+            partner_ag: spec.source.ag.clone(),
+            partner_endpoint: spec.source.endpoint_url(),
+            failover_mode: spec.failover_mode,
+            seeding_mode: spec.seeding_mode,
+            link_mode: LinkMode::SingleDatabase,
+            databases: spec.databases.clone(),
+        },
+    };
+    assert!(matches!(
+        run(&lab, &mi, &put_link).await,
+        ArmReply::Accepted(_)
+    ));
+
+    // The instance, as the world holds it.
+    let instance = mi.managed_instance().await.unwrap();
+    let world_fqdn = lab.sim.with_world(|w| w.instance.fqdn.to_string());
+    assert_eq!(
+        instance.properties.fully_qualified_domain_name.as_deref(),
+        Some(world_fqdn.as_str())
+    );
+    assert_eq!(instance.name.as_deref(), Some(spec.target.instance.name()));
+    // The certificate, found by its key bytes and by its name.
+    let certificates = mi.server_trust_certificates().await.unwrap();
+    assert_eq!(certificates.len(), 1, "{certificates:?}");
+    let by_key = mi
+        .find_server_trust_certificate(&der, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        by_key.certificate_name(),
+        Some(spec.source.certificate.as_str())
+    );
+    assert!(
+        mi.find_server_trust_certificate(&mi_der, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let by_name = mi
+        .find_server_trust_certificate(&mi_der, Some(spec.source.certificate.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!by_name.holds(&mi_der) && by_name.holds(&der));
+    // The link, listed and read by name.
+    let links = mi.links().await.unwrap();
+    assert_eq!(links.len(), 1);
+    let link = mi.link(&spec.link).await.unwrap().unwrap();
+    assert_eq!(links[0], link);
+    assert_eq!(link.name.as_deref(), Some(spec.link.as_str()));
+    assert_eq!(
+        link.properties.instance_link_role,
+        Some(LinkRole::Secondary)
+    );
+    assert_eq!(
+        link.properties.partner_availability_group_name.as_deref(),
+        Some(spec.source.ag.as_str())
+    );
+    assert!(matches!(
+        link.properties.replication_mode,
+        Some(ReplicationMode::Async | ReplicationMode::Sync)
+    ));
+    let other = LinkName::new("DAG_Elsewhere").unwrap();
+    assert_eq!(mi.link(&other).await.unwrap(), None);
+    server.shutdown().await;
+}
