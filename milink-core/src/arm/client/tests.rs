@@ -244,31 +244,6 @@ async fn failed_and_canceled_operations_end_with_the_arm_error() {
 }
 
 #[tokio::test]
-async fn a_put_answered_201_is_followed_by_a_final_get() {
-    let f = fixture(vec![
-        Reply::new(201),
-        Reply::json(
-            200,
-            json!({"properties": {"provisioningState": "Succeeded"}}),
-        ),
-    ])
-    .await;
-    let op = InstanceOp::PutServerTrustCertificate {
-        name: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
-        public_blob: vec![0x30, 0x82],
-    };
-    assert_eq!(f.mi.begin(&op).await.unwrap(), ArmReply::Completed);
-    let seen = f.server.seen();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(
-        (seen[0].method.as_str(), seen[1].method.as_str()),
-        ("PUT", "GET")
-    );
-    assert_eq!(seen[0].path, seen[1].path);
-    assert!(seen[0].body.contains("\"publicBlob\":\"0x3082\""));
-}
-
-#[tokio::test]
 async fn throttling_is_retried_after_the_hint_within_the_cap() {
     let blob = json!({"properties": {"publicBlob": "0x308203B2"}});
     let f = fixture(vec![
