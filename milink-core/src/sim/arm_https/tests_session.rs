@@ -114,6 +114,34 @@ fn side_view(dag: &Value, update_policy: Option<UpdatePolicy>) -> SideView {
 }
 
 impl HttpsInstance {
+    async fn poll_operation(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
+        let h = self.get(&operation.url).await?;
+        let retry_after = h
+            .header("Retry-After")
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs);
+        match (operation.kind, h.status) {
+            (OperationKind::AzureAsyncOperation, 200) => {
+                let doc = h.body.as_ref().unwrap();
+                match doc["status"].as_str() {
+                    Some("InProgress") => Ok(PollReply::Running { retry_after }),
+                    Some("Succeeded") => Ok(PollReply::Succeeded),
+                    _ => {
+                        let failed = Http {
+                            status: 400,
+                            headers: h.headers.clone(),
+                            body: Some(serde_json::json!({"error": doc["error"].clone()})),
+                        };
+                        Err(port_error(&failed))
+                    }
+                }
+            }
+            (OperationKind::Location, 202) => Ok(PollReply::Running { retry_after }),
+            (OperationKind::Location, 200 | 204) => Ok(PollReply::Succeeded),
+            _ => Err(port_error(&h)),
+        }
+    }
+
     async fn get(&self, url: &str) -> Result<Http, PortError> {
         let _call = self.in_flight.enter();
         match self.client.get(url).bearer_auth(TOKEN).send().await {
@@ -154,12 +182,12 @@ impl ManagedInstance for HttpsInstance {
                 Some(url) => OperationRef {
                     url: url.to_owned(),
                     kind: OperationKind::AzureAsyncOperation,
-                    resource: None,
+                    resource: arm::put_resource(op, &self.instance),
                 },
                 None => OperationRef {
                     url: h.header("Location").unwrap().to_owned(),
                     kind: OperationKind::Location,
-                    resource: None,
+                    resource: arm::put_resource(op, &self.instance),
                 },
             })),
             _ => Err(port_error(&h)),
@@ -167,31 +195,13 @@ impl ManagedInstance for HttpsInstance {
     }
 
     async fn poll(&self, operation: &OperationRef) -> Result<PollReply, PortError> {
-        let h = self.get(&operation.url).await?;
-        let retry_after = h
-            .header("Retry-After")
-            .and_then(|s| s.parse().ok())
-            .map(Duration::from_secs);
-        match (operation.kind, h.status) {
-            (OperationKind::AzureAsyncOperation, 200) => {
-                let doc = h.body.as_ref().unwrap();
-                match doc["status"].as_str() {
-                    Some("InProgress") => Ok(PollReply::Running { retry_after }),
-                    Some("Succeeded") => Ok(PollReply::Succeeded),
-                    _ => {
-                        let failed = Http {
-                            status: 400,
-                            headers: h.headers.clone(),
-                            body: Some(serde_json::json!({"error": doc["error"].clone()})),
-                        };
-                        Err(port_error(&failed))
-                    }
-                }
-            }
-            (OperationKind::Location, 202) => Ok(PollReply::Running { retry_after }),
-            (OperationKind::Location, 200 | 204) => Ok(PollReply::Succeeded),
-            _ => Err(port_error(&h)),
+        let reply = self.poll_operation(operation).await?;
+        // As ARM clients do, a PUT's operation ends with the GET of its resource.
+        if let (PollReply::Succeeded, Some(resource)) = (&reply, &operation.resource) {
+            let h = self.get(&format!("{}{resource}", self.base)).await?;
+            assert_eq!(h.status, 200, "the final GET of {resource}");
         }
+        Ok(reply)
     }
 
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
