@@ -26,6 +26,7 @@ fn normalized(report: &Report) -> serde_json::Value {
     if let Some(o) = value.as_object_mut() {
         o.remove("journal");
         o.remove("wire");
+        o.remove("requests");
         if let Some(r) = o.get_mut("redirect").and_then(|r| r.as_object_mut()) {
             r.remove("connection_file");
         }
@@ -127,4 +128,55 @@ async fn an_interrupted_run_over_the_wire_continues_over_the_wire() {
             resumed.parity
         );
     }
+}
+
+/// Failback (`--failback`) and cutover (`--cutover`) over the wire, seeds 1 to 3: the same
+/// report as in process, and the ARM requests of every phase counted (the role changes reach
+/// the REST API as `POST failover`, polled to their end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failback_and_cutover_over_the_wire_report_what_they_report_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut differing = Vec::new();
+    for seed in 1..=3u64 {
+        for (path, failback, cutover) in [("failback", true, false), ("cutover", false, true)] {
+            let with = |wire| Options {
+                failback,
+                cutover,
+                ..options(&dir, seed, wire)
+            };
+            let local = run(&with(false), Box::new(Sink)).await.unwrap();
+            let wire = run(&with(true), Box::new(Sink)).await.unwrap();
+            assert!(local.requests.is_empty(), "seed {seed} {path}");
+            assert_eq!(wire.outcome, "completed", "seed {seed} {path}");
+            assert_eq!(
+                wire.requests.len(),
+                wire.phases.len(),
+                "seed {seed} {path}: one count per phase"
+            );
+            let posts: u64 = wire
+                .requests
+                .iter()
+                .filter_map(|p| p.arm.get("POST failover"))
+                .sum();
+            assert_eq!(
+                posts,
+                if failback { 2 } else { 1 },
+                "seed {seed} {path}: {:?}",
+                wire.requests
+            );
+            assert!(
+                wire.requests.iter().any(|p| p.tds_sql_server > 0),
+                "seed {seed} {path}"
+            );
+            if normalized(&wire) != normalized(&local) {
+                differing.push((seed, path));
+                eprintln!(
+                    "seed {seed} {path}:\n in process {}\n over the wire {}",
+                    serde_json::to_string(&normalized(&local)).unwrap(),
+                    serde_json::to_string(&normalized(&wire)).unwrap()
+                );
+            }
+        }
+    }
+    assert!(differing.is_empty(), "reports differ: {differing:?}");
 }

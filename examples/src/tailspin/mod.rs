@@ -20,7 +20,8 @@ mod wire;
 
 pub use cli::{Options, USAGE};
 pub use report::{
-    DatabaseReport, FindingReport, ParityOut, PhaseTime, Report, RoleChangeReport, TableReport,
+    DatabaseReport, FindingReport, ParityOut, PhaseRequests, PhaseTime, Report, RoleChangeReport,
+    TableReport,
 };
 pub use resume::sidecar;
 
@@ -41,7 +42,7 @@ use milink_core::{LinkSession, Session, SessionOptions};
 use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING};
 use crate::narrate::{Narrated, Narrator};
 use phases::{Run, phases};
-pub use wire::{LabInstance, LabSource};
+pub use wire::{LabInstance, LabSource, WireCounters};
 
 /// The lab's session: narrated simulated servers over the lab's journal file, which can stop
 /// after a given record.
@@ -162,6 +163,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
     report.wire = opts.wire;
     let transport = source.describe();
+    let source_counter = source.batch_counter();
     let sql = Arc::new(Narrated::new(source, Arc::clone(&narrator)));
     let instance = LabInstance::start(
         &sim,
@@ -173,6 +175,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     )
     .await?;
     let transport_mi = instance.describe();
+    let counters = WireCounters::of(&source_counter, &instance);
     let mi = Arc::new(Narrated::new(instance, Arc::clone(&narrator)));
     let database = spec
         .databases
@@ -228,6 +231,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     for (i, phase) in all.iter().enumerate().skip(next_phase) {
         narrator.raw(&format!("\n== {}. {}", i + 1, phase.title()));
         let (mut v0, w0) = (sim.now(), Instant::now());
+        let sent_before = counters.snapshot();
         let mut wall_before = 0.0;
         let mut result = Ok(());
         if i == next_phase
@@ -251,6 +255,9 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
                 return Ok(run.report);
             }
             return Err(e);
+        }
+        if let Some(sent) = counters.since(&sent_before, phase.name()) {
+            run.report.requests.push(sent);
         }
         run.report.phases.push(PhaseTime {
             name: phase.name().to_string(),

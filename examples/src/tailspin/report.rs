@@ -1,5 +1,6 @@
 //! The run's report (the `--json` document) and the summary printed from it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -19,6 +20,27 @@ pub struct PhaseTime {
     pub virtual_seconds: f64,
     /// Wall milliseconds.
     pub wall_ms: f64,
+}
+
+/// The requests one phase sent over the wire (`--wire` only).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PhaseRequests {
+    /// Phase name.
+    pub phase: String,
+    /// ARM requests the simulated REST API received, by method and route kind
+    /// (`PUT link`, `GET operation (AzureAsyncOperation)`, …).
+    pub arm: BTreeMap<String, u64>,
+    /// T-SQL batches (and RPCs) SQL Server's TDS endpoint received.
+    pub tds_sql_server: u64,
+    /// T-SQL batches (and RPCs) the managed instance's TDS endpoint received.
+    pub tds_managed_instance: u64,
+}
+
+impl PhaseRequests {
+    /// The phase's ARM requests in all.
+    pub fn arm_total(&self) -> u64 {
+        self.arm.values().sum()
+    }
 }
 
 /// One readiness finding.
@@ -130,6 +152,9 @@ pub struct Report {
     /// Set when SQL Server was driven over TDS (`--wire`); absent in process.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wire: bool,
+    /// The requests each phase sent over the wire (`--wire`); absent in process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<PhaseRequests>,
 }
 
 /// `n` with thousands separators: `1,234,567`.
@@ -176,6 +201,7 @@ impl Report {
             workload: WorkloadStats::default(),
             redirect: WorkloadLedger::default(),
             wire: opts.wire,
+            requests: Vec::new(),
         }
     }
 
@@ -298,6 +324,25 @@ impl Report {
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default()
             );
+        }
+        if !r.requests.is_empty() {
+            let _ = writeln!(
+                s,
+                "  requests    {:<26}{:>6}{:>8}{:>8}  ARM by route",
+                "phase", "ARM", "TDS sql", "TDS mi"
+            );
+            for p in &r.requests {
+                let routes: Vec<String> = p.arm.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let _ = writeln!(
+                    s,
+                    "              {:<26}{:>6}{:>8}{:>8}  {}",
+                    p.phase,
+                    p.arm_total(),
+                    p.tds_sql_server,
+                    p.tds_managed_instance,
+                    routes.join(", ")
+                );
+            }
         }
         let _ = writeln!(s, "  final state {}", r.final_state);
         if let Some(j) = &r.journal {

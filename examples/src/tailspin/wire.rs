@@ -15,6 +15,7 @@
 use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +32,9 @@ use milink_core::ports::{
 };
 use milink_core::redirect::WorkloadActivity;
 use milink_core::secret::Secret;
-use milink_core::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
+use milink_core::sim::arm_https::{
+    ArmHttpsServer, ArmServerConfig, RequestCounter, RequestCounts, difference,
+};
 use milink_core::sim::sql::handler::SimSqlHandler;
 use milink_core::sim::tds::{TdsServer, TdsServerConfig};
 use milink_core::sim::wire::InFlight;
@@ -43,8 +46,66 @@ use milink_core::sqlserver::render::RenderContext;
 use milink_core::time::SystemTimer;
 use milink_core::time::Timer;
 
+use super::report::PhaseRequests;
+
 /// The login the simulated servers accept over the wire.
 const USER: &str = "milink";
+
+/// The tallies of what the lab sent over the wire (all empty in process).
+#[derive(Debug, Clone, Default)]
+pub struct WireCounters {
+    arm: Option<RequestCounter>,
+    tds_sql_server: Option<Arc<AtomicU64>>,
+    tds_managed_instance: Option<Arc<AtomicU64>>,
+}
+
+/// A reading of [`WireCounters`].
+#[derive(Debug, Clone, Default)]
+pub struct WireSnapshot {
+    arm: RequestCounts,
+    tds_sql_server: u64,
+    tds_managed_instance: u64,
+}
+
+impl WireCounters {
+    /// The tallies of the lab's two ports.
+    pub fn of(source: &Option<Arc<AtomicU64>>, instance: &LabInstance) -> WireCounters {
+        let (arm, tds_mi) = instance.counters().unzip();
+        WireCounters {
+            arm,
+            tds_sql_server: source.clone(),
+            tds_managed_instance: tds_mi,
+        }
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> WireSnapshot {
+        let read = |c: &Option<Arc<AtomicU64>>| c.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
+        WireSnapshot {
+            arm: self
+                .arm
+                .as_ref()
+                .map(RequestCounter::snapshot)
+                .unwrap_or_default(),
+            tds_sql_server: read(&self.tds_sql_server),
+            tds_managed_instance: read(&self.tds_managed_instance),
+        }
+    }
+
+    /// What `phase` sent since `before`; `None` in process.
+    pub fn since(&self, before: &WireSnapshot, phase: &str) -> Option<PhaseRequests> {
+        self.arm.as_ref()?;
+        let now = self.snapshot();
+        Some(PhaseRequests {
+            phase: phase.to_owned(),
+            arm: difference(&now.arm, &before.arm),
+            tds_sql_server: now.tds_sql_server.saturating_sub(before.tds_sql_server),
+            tds_managed_instance: now
+                .tds_managed_instance
+                .saturating_sub(before.tds_managed_instance),
+        })
+    }
+}
 
 /// The lab's SQL Server port: the simulator in process, or the real adapter over TDS.
 pub enum LabSource {
@@ -94,6 +155,14 @@ impl LabSource {
 }
 
 impl LabSource {
+    /// The TDS server's tally of batches, over the wire.
+    pub fn batch_counter(&self) -> Option<Arc<AtomicU64>> {
+        match self {
+            LabSource::InProcess(_) => None,
+            LabSource::Wire(w) => Some(w.server.batch_counter()),
+        }
+    }
+
     /// How SQL Server is reached, for the narration.
     pub fn describe(&self) -> String {
         match self {
@@ -283,6 +352,14 @@ impl LabInstance {
             server,
             arm,
         })))
+    }
+
+    /// The REST API's tally of requests and the T-SQL endpoint's of batches, over the wire.
+    pub fn counters(&self) -> Option<(RequestCounter, Arc<AtomicU64>)> {
+        match self {
+            LabInstance::InProcess(_) => None,
+            LabInstance::Wire(w) => Some((w.arm.request_counter(), w.server.batch_counter())),
+        }
     }
 
     /// How the instance's T-SQL endpoint is reached, for the narration.

@@ -12,6 +12,8 @@
 pub mod client;
 pub mod errors;
 pub mod models;
+#[cfg(any(test, feature = "sim"))]
+pub mod spec;
 
 use std::fmt;
 
@@ -267,9 +269,7 @@ pub fn put_resource(op: &InstanceOp, instance: &InstanceId) -> Option<String> {
 #[cfg(test)]
 mod examples_tests;
 #[cfg(test)]
-mod schema_tests;
-#[cfg(test)]
-mod swagger_check;
+pub(crate) mod schema_tests;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 //! Reading is lenient: unknown fields are ignored, every field ARM may omit is an `Option` (or an
 //! empty `Vec`), and the enums milink branches on keep a value ARM may add later as `Other`. The
 //! resource envelopes (`id`, `name`, `type`) are read-only in the specs and kept as given.
+//! The types serialize too (the simulator answers with them); a `None` serializes as `null`.
 //!
 //! The two api-versions differ for these resources only in the distributed availability group:
 //! the preview adds `properties.linkMode` ([`ArmLinkMode`]). The request and response shapes of
@@ -202,7 +203,7 @@ impl OperationState {
 }
 
 /// A list of resources (`value`, `nextLink`): one page.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     /// The resources of this page.
@@ -214,7 +215,7 @@ pub struct Page<T> {
 }
 
 /// A managed instance's `sku`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Sku {
     /// The sku's name, e.g. `GP_Gen5`.
@@ -228,7 +229,7 @@ pub struct Sku {
 }
 
 /// A managed instance (`GET …/managedInstances/{mi}`): what the link needs of it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManagedInstance {
     /// Resource id.
     #[serde(default)]
@@ -248,7 +249,7 @@ pub struct ManagedInstance {
 }
 
 /// The properties of a [`ManagedInstance`] milink reads.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ManagedInstanceProperties {
     /// `<name>.<dnsZone>.database.windows.net`: the link's instance endpoint is
@@ -272,7 +273,7 @@ pub struct ManagedInstanceProperties {
 }
 
 /// A database of the managed instance, as a list item (`GET …/managedInstances/{mi}/databases`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManagedDatabase {
     /// Resource id.
     #[serde(default)]
@@ -286,7 +287,7 @@ pub struct ManagedDatabase {
 }
 
 /// The properties of a [`ManagedDatabase`] milink reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ManagedDatabaseProperties {
     /// Status, a string ARM extends (`Online`, `Restoring`, `Creating`, …).
@@ -298,7 +299,7 @@ pub struct ManagedDatabaseProperties {
 }
 
 /// A server trust certificate: SQL Server's certificate the instance trusts.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerTrustCertificate {
     /// Resource id.
     #[serde(default)]
@@ -312,7 +313,7 @@ pub struct ServerTrustCertificate {
 }
 
 /// The properties of a [`ServerTrustCertificate`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ServerTrustCertificateProperties {
     /// The certificate's DER as hex, with or without `0x` (see [`normalize_blob`]).
@@ -346,7 +347,7 @@ impl ServerTrustCertificate {
 pub const DATABASE_MIRRORING: &str = "DATABASE_MIRRORING";
 
 /// One of the instance's own endpoint certificates (`DATABASE_MIRRORING`, `SERVICE_BROKER`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointCertificate {
     /// Resource id.
     #[serde(default)]
@@ -360,7 +361,7 @@ pub struct EndpointCertificate {
 }
 
 /// The properties of an [`EndpointCertificate`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct EndpointCertificateProperties {
     /// The certificate's DER as hex, `0x…` in ARM's examples.
@@ -378,7 +379,7 @@ impl EndpointCertificate {
 }
 
 /// A distributed availability group: the link resource, in both api-versions.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistributedAvailabilityGroup {
     /// Resource id.
     #[serde(default)]
@@ -392,7 +393,7 @@ pub struct DistributedAvailabilityGroup {
 }
 
 /// The properties of a [`DistributedAvailabilityGroup`].
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DagProperties {
     /// Name (read-only).
@@ -422,7 +423,7 @@ pub struct DagProperties {
 }
 
 /// One database of a link, with its replica state (all read-only but `databaseName`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DagDatabase {
     /// The database's name.
@@ -477,7 +478,7 @@ impl DagDatabase {
 }
 
 /// A certificate's name and expiry (`CertificateInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CertificateInfo {
     /// The certificate's name.
@@ -487,7 +488,7 @@ pub struct CertificateInfo {
 }
 
 /// ARM's error envelope (common-types `ErrorResponse`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ErrorResponse {
     /// The error.
@@ -495,7 +496,7 @@ pub struct ErrorResponse {
 }
 
 /// ARM's error detail (common-types `ErrorDetail`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ErrorDetail {
     /// The error code, e.g. `ManagedInstanceIsBusy`.
@@ -505,13 +506,15 @@ pub struct ErrorDetail {
     /// The error's target.
     pub target: Option<String>,
     /// Nested details.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<ErrorDetail>,
     /// Additional information.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub additional_info: Vec<AdditionalInfo>,
 }
 
 /// One item of [`ErrorDetail::additional_info`].
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AdditionalInfo {
     /// The information's type.
@@ -522,7 +525,7 @@ pub struct AdditionalInfo {
 }
 
 /// The status body of a long-running operation (the `Azure-AsyncOperation` URL's answer).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStatus {
     /// The operation's id or name, if given.

@@ -1,16 +1,16 @@
 //! Every request [`super::request`] renders validates against its operation in the official
-//! Swagger files (`testdata/`; validator in [`super::swagger_check`]): path template and path
+//! Swagger files (`testdata/`; validator in [`super::spec`]): path template and path
 //! parameters, api-version, and the body against the operation's body schema. Each refusal of the
 //! validator is proven with a hand-made bad body.
 
 use serde_json::{Value, json};
 
-use super::swagger_check::*;
+use super::spec::*;
 use super::*;
 use crate::lifecycle::{LinkProperties, Side};
 use crate::names::{AgName, CertificateName, DatabaseName, LinkName};
 
-fn instance() -> InstanceId {
+pub(crate) fn instance() -> InstanceId {
     InstanceId::from_parts("sub", "rg", "tailspin-mi").unwrap()
 }
 
@@ -40,7 +40,7 @@ fn link_properties(
 
 /// Every `InstanceOp` with every value of its enums, on a single-database link (`DAG_ToyStore`)
 /// and, for the link's operations, on a MultiDatabase link (`dag-toystore`).
-fn every_op() -> Vec<InstanceOp> {
+pub(crate) fn every_op() -> Vec<InstanceOp> {
     let mut ops = vec![
         InstanceOp::PutServerTrustCertificate {
             name: CertificateName::new("Cert_TailspinSql_endpoint").unwrap(),
@@ -120,7 +120,7 @@ fn every_request_validates_against_its_spec() {
     assert_eq!(ops.len(), 3 + 2 * (2 * (4 + 2) + 2 + 2 + 1));
     for op in &ops {
         let request = request(op, &instance());
-        let errors = spec_for(&request, request.api_version).check(&request);
+        let errors = spec_for(&request, request.api_version).check_request(&request);
         if is_multi_database_failover(op) {
             // The specs contradict themselves: a MultiDatabase link's name must be lowercase
             // letters, digits and hyphens (InvalidMultiDbDistributedAvailabilityGroupName), but
@@ -153,14 +153,14 @@ fn stable_requests_also_fit_the_preview_and_link_mode_does_not_fit_stable() {
                 api_version: PREVIEW_API_VERSION,
                 ..request.clone()
             };
-            let errors = spec_for(&preview, PREVIEW_API_VERSION).check(&preview);
+            let errors = spec_for(&preview, PREVIEW_API_VERSION).check_request(&preview);
             assert!(errors.is_empty(), "{op:?}: {errors:?}");
         } else {
             let stable = ArmRequest {
                 api_version: API_VERSION,
                 ..request.clone()
             };
-            let errors = spec_for(&stable, API_VERSION).check(&stable);
+            let errors = spec_for(&stable, API_VERSION).check_request(&stable);
             assert_eq!(
                 errors,
                 ["$.properties.linkMode: unknown property"],
@@ -201,7 +201,7 @@ fn example_request_bodies_validate() {
             },
             body: Some(body.clone()),
         };
-        let errors = spec_for(&request, request.api_version).check(&request);
+        let errors = spec_for(&request, request.api_version).check_request(&request);
         assert!(errors.is_empty(), "{version}/{name}: {errors:?}");
         checked += 1;
     }
@@ -225,7 +225,7 @@ fn put_link_request() -> ArmRequest {
 
 fn errors_with(mut request: ArmRequest, edit: impl FnOnce(&mut Value)) -> Vec<String> {
     edit(request.body.get_or_insert(Value::Null));
-    spec_for(&request, request.api_version).check(&request)
+    spec_for(&request, request.api_version).check_request(&request)
 }
 
 /// A change to a body.
@@ -305,7 +305,7 @@ fn bad_bodies_are_refused() {
     let mut no_body = failover.clone();
     no_body.body = None;
     assert_eq!(
-        spec_for(&no_body, API_VERSION).check(&no_body),
+        spec_for(&no_body, API_VERSION).check_request(&no_body),
         ["post needs a body"]
     );
     let set_role = request(
@@ -329,15 +329,15 @@ fn bad_bodies_are_refused() {
     );
     delete.body = Some(json!({}));
     assert_eq!(
-        spec_for(&delete, API_VERSION).check(&delete),
+        spec_for(&delete, API_VERSION).check_request(&delete),
         ["delete takes no body"]
     );
     delete.body = None;
     delete.api_version = "2023-08-01";
-    assert!(spec_for(&delete, API_VERSION).check(&delete)[0].contains("api-version"));
+    assert!(spec_for(&delete, API_VERSION).check_request(&delete)[0].contains("api-version"));
     delete.api_version = API_VERSION;
     delete.path.push_str("/restart");
-    assert!(spec_for(&delete, API_VERSION).check(&delete)[0].contains("no operation"));
+    assert!(spec_for(&delete, API_VERSION).check_request(&delete)[0].contains("no operation"));
     // A certificate body with a read-only thumbprint.
     let put_cert = request(
         &InstanceOp::PutServerTrustCertificate {
@@ -390,7 +390,7 @@ fn the_api_versions_differ_only_in_link_mode() {
         (STC_STABLE, STC_PREVIEW),
         (EC_STABLE, EC_PREVIEW),
     ] {
-        let (s, p) = (Spec::parse(stable).doc, Spec::parse(preview).doc);
+        let (s, p) = (Spec::parse(stable).unwrap().doc, Spec::parse(preview).unwrap().doc);
         assert_eq!(
             s["paths"].as_object().unwrap().keys().collect::<Vec<_>>(),
             p["paths"].as_object().unwrap().keys().collect::<Vec<_>>()
@@ -429,7 +429,7 @@ fn the_api_versions_differ_only_in_link_mode() {
 #[test]
 fn typed_409_codes_are_in_the_catalogues() {
     let catalogue = |text: &str| {
-        let doc = Spec::parse(text).doc;
+        let doc = Spec::parse(text).unwrap().doc;
         let mut codes = std::collections::BTreeSet::new();
         for ops in doc["paths"].as_object().unwrap().values() {
             for op in ops.as_object().unwrap().values() {

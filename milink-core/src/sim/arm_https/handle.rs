@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::arm::{API_VERSION, MANAGEMENT_ENDPOINT, PREVIEW_API_VERSION};
+use crate::arm::{API_VERSION, MANAGEMENT_ENDPOINT, PREVIEW_API_VERSION, models};
 use crate::lifecycle::{
     ArmFailoverType, AvailabilityMode, InstanceOp, OperationKind, OperationRef, RoleChangeType,
     Side,
@@ -398,9 +398,7 @@ fn begin(cx: &Context<'_>, api: &'static str, op: &InstanceOp) -> Reply {
     match reply {
         Err(e) => error_reply(&e),
         Ok(ArmReply::PublicKey(der)) => {
-            let mut body = resources::endpoint_certificate(&w.instance);
-            body["properties"]["publicBlob"] = json!(crate::arm::public_blob(&der));
-            Reply::json(200, body)
+            Reply::json(200, resources::endpoint_certificate(&w.instance, &der))
         }
         Ok(ArmReply::Completed) => completed(&w, op, api),
         Ok(ArmReply::Accepted(operation)) => {
@@ -449,7 +447,10 @@ fn completed(w: &World, op: &InstanceOp, api: &str) -> Reply {
             }
         }
         InstanceOp::GetEndpointCertificate => {
-            Reply::json(200, resources::endpoint_certificate(&w.instance))
+            Reply::json(
+                200,
+                resources::endpoint_certificate(&w.instance, &w.instance.endpoint_certificate),
+            )
         }
         InstanceOp::DeleteLink { .. } | InstanceOp::DeleteServerTrustCertificate { .. } => {
             Reply::empty(204)
@@ -551,30 +552,40 @@ fn poll(
     };
     owe_final_get(cx, &op.op, &result);
     if status {
-        let mut doc = json!({
-            "id": format!("{path}/{coll}AzureAsyncOperation/{id}"),
-            "name": id,
-            "startTime": op.started.to_string(),
-        });
-        let retry = match &result {
+        let (state, error, retry) = match &result {
             Ok(PollReply::Running { retry_after }) => {
-                doc["status"] = json!("InProgress");
-                *retry_after
+                (models::OperationState::InProgress, None, *retry_after)
             }
-            Ok(PollReply::Succeeded) => {
-                doc["status"] = json!("Succeeded");
-                doc["endTime"] = json!(op.completes_at.to_string());
-                None
-            }
+            Ok(PollReply::Succeeded) => (models::OperationState::Succeeded, None, None),
             Err(e) => {
                 let (_, code) =
                     resources::status_and_code(e).unwrap_or((500, "InternalServerError".into()));
-                doc["status"] = json!("Failed");
-                doc["endTime"] = json!(op.completes_at.to_string());
-                doc["error"] = json!({"code": code, "message": e.message});
-                None
+                let detail = models::ErrorDetail {
+                    code: Some(code),
+                    message: Some(e.message.clone()),
+                    ..models::ErrorDetail::default()
+                };
+                (models::OperationState::Failed, Some(detail), None)
             }
         };
+        let done = state.is_terminal();
+        let mut doc = resources::model_json(&models::OperationStatus {
+            name: Some(id.to_owned()),
+            status: state,
+            error,
+            start_time: Some(op.started.to_string()),
+            percent_complete: None,
+        });
+        // The status document's `id` and `endTime`, which milink's model does not read.
+        if let Some(o) = doc.as_object_mut() {
+            o.insert(
+                "id".into(),
+                json!(format!("{path}/{coll}AzureAsyncOperation/{id}")),
+            );
+            if done {
+                o.insert("endTime".into(), json!(op.completes_at.to_string()));
+            }
+        }
         let reply = Reply::json(200, doc);
         return match retry {
             Some(after) => reply.with_header("Retry-After", retry_after_secs(after)),

@@ -48,6 +48,7 @@
 //! took effect), close the connection without an answer.
 
 mod body;
+mod counts;
 mod handle;
 mod resources;
 mod route;
@@ -58,6 +59,8 @@ mod tests;
 mod tests_refusals;
 #[cfg(test)]
 mod tests_session;
+#[cfg(test)]
+mod tests_spec;
 
 use std::fmt;
 use std::sync::Arc;
@@ -66,6 +69,7 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
+pub use counts::{RequestCounter, RequestCounts, difference, route_kind};
 pub use server::ArmHttpsServer;
 
 /// Who may call: every request needs `Authorization: Bearer <token>`.
@@ -100,15 +104,15 @@ pub struct BodyToCheck<'a> {
     pub body: &'a Value,
 }
 
-/// The hook where a validator of request bodies against the official spec schema plugs in.
-/// It runs after the body parsed as JSON and before the server interprets it; a refusal is
-/// answered 400 `InvalidRequestContent` with its message. The default accepts everything.
+/// The hook where a validator of request bodies plugs in. It runs after the body parsed as JSON
+/// and before the server interprets it; a refusal is answered 400 `InvalidRequestContent` with
+/// its message, and the world is not touched. The default is [`SpecBodyCheck`].
 pub trait BodyCheck: Send + Sync {
     /// `Err(message)` refuses the body.
     fn check(&self, request: &BodyToCheck<'_>) -> Result<(), String>;
 }
 
-/// The default [`BodyCheck`]: accepts every body.
+/// A [`BodyCheck`] that accepts every body (the server still refuses what it cannot read).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AcceptAllBodies;
 
@@ -118,12 +122,33 @@ impl BodyCheck for AcceptAllBodies {
     }
 }
 
+/// The default [`BodyCheck`]: the body against its operation's schema in the official spec of
+/// the request's api-version ([`crate::arm::spec::validate_operation`]), as ARM validates it:
+/// unknown and read-only properties, wrong types, values outside an enum and missing required
+/// properties are refused, every violation named in the message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecBodyCheck;
+
+impl BodyCheck for SpecBodyCheck {
+    fn check(&self, request: &BodyToCheck<'_>) -> Result<(), String> {
+        crate::arm::spec::validate_operation(
+            request.operation_id,
+            request.api_version,
+            Some(request.body),
+        )
+        .map_err(|violations| {
+            let named: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            format!("the body does not fit the spec: {}", named.join("; "))
+        })
+    }
+}
+
 /// How the server behaves.
 #[derive(Clone)]
 pub struct ArmServerConfig {
     /// Which bearer tokens are accepted.
     pub tokens: TokenPolicy,
-    /// The body validator (default [`AcceptAllBodies`]).
+    /// The body validator (default [`SpecBodyCheck`]).
     pub body_check: Arc<dyn BodyCheck>,
     /// The most connections served at once; more are closed at once.
     pub max_connections: usize,
@@ -142,11 +167,12 @@ impl ArmServerConfig {
 }
 
 impl Default for ArmServerConfig {
-    /// Any management token, every body accepted, 64 connections, 1 MiB bodies.
+    /// Any management token, bodies checked against the official specs, 64 connections, 1 MiB
+    /// bodies.
     fn default() -> Self {
         ArmServerConfig {
             tokens: TokenPolicy::AnyManagementToken,
-            body_check: Arc::new(AcceptAllBodies),
+            body_check: Arc::new(SpecBodyCheck),
             max_connections: 64,
             max_body_bytes: 1 << 20,
         }

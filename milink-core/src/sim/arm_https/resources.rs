@@ -1,11 +1,14 @@
-//! The REST API's JSON shapes of the world's resources, and the error envelope. A private
-//! mapping, to be replaced by `arm::models` (resources, LRO status, envelope) at merge.
+//! The world's resources and the error envelope as the REST API answers them: the
+//! [`crate::arm::models`] the client reads, serialized (plus the read-only `type`, and the two
+//! instance properties milink does not read), so what the server writes and what the client
+//! reads cannot drift apart.
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::arm::{PREVIEW_API_VERSION, public_blob};
+use crate::arm::{PREVIEW_API_VERSION, models, public_blob};
 use crate::assess::ServiceTier;
 use crate::lifecycle::{
     AvailabilityMode, FailoverMode, ReplicaRole, SeedingMode, SideView, SyncHealth,
@@ -58,9 +61,15 @@ impl Reply {
     }
 }
 
-/// `{"error": {"code", "message"}}`.
+/// ARM's error envelope ([`models::ErrorResponse`]): `{"error": {"code", "message"}}`.
 pub(crate) fn envelope(code: &str, message: &str) -> Value {
-    json!({"error": {"code": code, "message": message}})
+    model_json(&models::ErrorResponse {
+        error: Some(models::ErrorDetail {
+            code: Some(code.to_owned()),
+            message: Some(message.to_owned()),
+            ..models::ErrorDetail::default()
+        }),
+    })
 }
 
 /// `Retry-After` in whole seconds, at least 1.
@@ -95,13 +104,6 @@ pub(crate) fn error_reply(e: &PortError) -> Reply {
     }
 }
 
-fn role_name(role: ReplicaRole) -> &'static str {
-    match role {
-        ReplicaRole::Primary => "Primary",
-        ReplicaRole::Secondary | ReplicaRole::Resolving => "Secondary",
-    }
-}
-
 /// A stable UUID-shaped id from a name (the world keeps no ids for these).
 pub(crate) fn name_uuid(kind: &str, name: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -122,6 +124,33 @@ pub(crate) fn name_uuid(kind: &str, name: &str) -> String {
     )
 }
 
+/// A model as the JSON the server answers: its `None`s left out rather than `null`.
+pub(crate) fn model_json<T: Serialize>(model: &T) -> Value {
+    fn compact(v: Value) -> Value {
+        match v {
+            Value::Object(o) => Value::Object(
+                o.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, compact(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.into_iter().map(compact).collect()),
+            other => other,
+        }
+    }
+    compact(serde_json::to_value(model).unwrap_or(Value::Null))
+}
+
+/// A resource model's JSON with the `type` the models do not carry (read-only; milink does not
+/// read it).
+fn typed<T: Serialize>(model: &T, kind: &str) -> Value {
+    let mut v = model_json(model);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("type".into(), json!(kind));
+    }
+    v
+}
+
 /// The managed instance resource (`ManagedInstances_Get`).
 pub(crate) fn managed_instance(i: &InstanceState) -> Value {
     let fqdn = i.fqdn.as_str();
@@ -133,38 +162,54 @@ pub(crate) fn managed_instance(i: &InstanceState) -> Value {
         ServiceTier::BusinessCritical => ("BusinessCritical", "BC"),
     };
     let family = i.hardware.clone().unwrap_or_else(|| "Gen5".to_owned());
-    json!({
-        "name": i.id.name(),
-        "type": "Microsoft.Sql/managedInstances",
-        "id": i.id.to_string(),
-        "location": i.location,
-        "properties": {
-            "provisioningState": "Succeeded",
-            "state": "Ready",
-            "fullyQualifiedDomainName": fqdn,
-            "dnsZone": dns_zone,
-            "collation": i.collation,
-            "databaseFormat": i.update_policy.to_string(),
+    let model = models::ManagedInstance {
+        id: Some(i.id.to_string()),
+        name: Some(i.id.name().to_owned()),
+        location: Some(i.location.clone()),
+        sku: Some(models::Sku {
+            name: Some(format!("{prefix}_{family}")),
+            tier: Some(tier.to_owned()),
+            capacity: Some(i.vcores),
+            family: Some(family),
+        }),
+        properties: models::ManagedInstanceProperties {
+            fully_qualified_domain_name: Some(fqdn.to_owned()),
+            dns_zone: Some(dns_zone.to_owned()),
+            state: Some("Ready".to_owned()),
+            provisioning_state: Some(models::ProvisioningState::Succeeded),
+            database_format: Some(models::DatabaseFormat::parse(
+                &i.update_policy.to_string(),
+            )),
             // The world does not model the licence setting: the instance serves workloads.
-            "hybridSecondaryUsage": "Active",
-            "storageSizeInGB": i.storage_gb,
-            "vCores": i.vcores,
-            "isGeneralPurposeV2": i.tier == ServiceTier::NextGenGeneralPurpose,
+            hybrid_secondary_usage: Some(models::HybridSecondaryUsage::Active),
+            v_cores: Some(i.vcores),
+            storage_size_in_gb: Some(u64::from(i.storage_gb)),
         },
-        "sku": {
-            "name": format!("{prefix}_{family}"),
-            "tier": tier,
-            "family": family,
-            "capacity": i.vcores,
-        },
-    })
+    };
+    let mut v = typed(&model, "Microsoft.Sql/managedInstances");
+    // Two properties the spec has and milink's model does not read.
+    if let Some(p) = v.get_mut("properties").and_then(Value::as_object_mut) {
+        p.insert("collation".into(), json!(i.collation));
+        p.insert(
+            "isGeneralPurposeV2".into(),
+            json!(i.tier == ServiceTier::NextGenGeneralPurpose),
+        );
+    }
+    v
 }
 
-fn health(h: SyncHealth) -> &'static str {
+fn health(h: SyncHealth) -> models::SynchronizationHealth {
     match h {
-        SyncHealth::NotHealthy => "NOT_HEALTHY",
-        SyncHealth::PartiallyHealthy => "PARTIALLY_HEALTHY",
-        SyncHealth::Healthy => "HEALTHY",
+        SyncHealth::NotHealthy => models::SynchronizationHealth::NotHealthy,
+        SyncHealth::PartiallyHealthy => models::SynchronizationHealth::PartiallyHealthy,
+        SyncHealth::Healthy => models::SynchronizationHealth::Healthy,
+    }
+}
+
+fn link_role(role: ReplicaRole) -> models::LinkRole {
+    match role {
+        ReplicaRole::Primary => models::LinkRole::Primary,
+        ReplicaRole::Secondary | ReplicaRole::Resolving => models::LinkRole::Secondary,
     }
 }
 
@@ -184,119 +229,119 @@ pub(crate) fn dag(
         ReplicaRole::Secondary | ReplicaRole::Resolving => ReplicaRole::Primary,
     };
     let connected = if view.connected {
-        "CONNECTED"
+        models::ConnectedState::Connected
     } else {
-        "DISCONNECTED"
+        models::ConnectedState::Disconnected
     };
-    let databases: Vec<Value> = view
+    let mut databases: Vec<models::DagDatabase> = view
         .databases
         .iter()
         .map(|d| {
-            let mut db = json!({
-                "databaseName": d.name.as_str(),
-                "instanceReplicaId": name_uuid("instanceReplica", &format!("{name}/{}", d.name)),
-                "partnerReplicaId": name_uuid("partnerReplica", &format!("{name}/{}", d.name)),
-                "synchronizationHealth": health(d.health),
-                "connectedState": connected,
-            });
-            let o = db.as_object_mut();
-            if let Some(o) = o {
-                if let Some(s) = &d.replica_state {
-                    o.insert("replicaState".into(), json!(s));
-                }
-                if let Some(pct) = d.seeding_percent {
-                    o.insert("seedingProgress".into(), json!(format!("{pct}%")));
-                }
-                if let Some(lsn) = d.last_hardened_lsn {
-                    o.insert("lastHardenedLsn".into(), json!(lsn.to_string()));
-                }
-                if let Some(lsn) = d.last_commit_lsn {
-                    o.insert("lastCommitLsn".into(), json!(lsn.to_string()));
-                }
-                if let Some(e) = &d.last_error {
-                    o.insert("mostRecentLinkError".into(), json!(e));
-                }
-                if role == ReplicaRole::Primary
-                    && let Some(lag) = d.lag_seconds
-                {
-                    let lag = i32::try_from(lag).unwrap_or(i32::MAX);
-                    o.insert("instanceSendReplicationLagSeconds".into(), json!(lag));
-                    o.insert("instanceRedoReplicationLagSeconds".into(), json!(lag));
-                }
+            let replica = format!("{name}/{}", d.name);
+            let lag = (role == ReplicaRole::Primary)
+                .then_some(d.lag_seconds)
+                .flatten()
+                .map(|lag| i32::try_from(lag).unwrap_or(i32::MAX));
+            models::DagDatabase {
+                database_name: Some(d.name.as_str().to_owned()),
+                instance_replica_id: Some(name_uuid("instanceReplica", &replica)),
+                partner_replica_id: Some(name_uuid("partnerReplica", &replica)),
+                replica_state: d.replica_state.clone(),
+                seeding_progress: d.seeding_percent.map(|pct| format!("{pct}%")),
+                synchronization_health: Some(health(d.health)),
+                connected_state: Some(connected.clone()),
+                last_hardened_lsn: d.last_hardened_lsn.map(|lsn| lsn.to_string()),
+                last_commit_lsn: d.last_commit_lsn.map(|lsn| lsn.to_string()),
+                most_recent_link_error: d.last_error.clone(),
+                instance_send_replication_lag_seconds: lag,
+                instance_redo_replication_lag_seconds: lag,
+                ..models::DagDatabase::default()
             }
-            db
         })
         .collect();
-    let databases = if databases.is_empty() {
-        p.databases
+    if databases.is_empty() {
+        databases = p
+            .databases
             .iter()
-            .map(|d| json!({"databaseName": d.as_str()}))
-            .collect()
-    } else {
-        databases
-    };
-    let mut props = json!({
-        "distributedAvailabilityGroupName": name,
-        "distributedAvailabilityGroupId": name_uuid("dag", name),
-        "replicationMode": match view.mode.unwrap_or(l.replication_mode) {
-            AvailabilityMode::SynchronousCommit => "Sync",
-            AvailabilityMode::AsynchronousCommit => "Async",
-        },
-        "partnerLinkRole": role_name(partner),
-        "partnerAvailabilityGroupName": p.partner_ag.as_str(),
-        "partnerEndpoint": p.partner_endpoint,
-        "instanceLinkRole": role_name(role),
-        "instanceAvailabilityGroupName": p.instance_ag.as_str(),
-        "failoverMode": match p.failover_mode {
-            FailoverMode::Manual => "Manual",
-            FailoverMode::None => "None",
-        },
-        "seedingMode": match p.seeding_mode {
-            SeedingMode::Automatic => "Automatic",
-            SeedingMode::Manual => "Manual",
-        },
-        "databases": databases,
-    });
-    if api_version == PREVIEW_API_VERSION
-        && let Some(o) = props.as_object_mut()
-    {
-        let mode = match p.link_mode {
-            LinkMode::SingleDatabase => "SingleDatabase",
-            LinkMode::MultiDatabase => "MultiDatabase",
-        };
-        o.insert("linkMode".into(), json!(mode));
+            .map(|d| models::DagDatabase {
+                database_name: Some(d.as_str().to_owned()),
+                ..models::DagDatabase::default()
+            })
+            .collect();
     }
-    json!({
-        "properties": props,
-        "id": format!("{}/distributedAvailabilityGroups/{}", i.id, crate::arm::segment(name)),
-        "name": name,
-        "type": "Microsoft.Sql/managedInstances/distributedAvailabilityGroups",
-    })
+    let model = models::DistributedAvailabilityGroup {
+        id: Some(format!(
+            "{}/distributedAvailabilityGroups/{}",
+            i.id,
+            crate::arm::segment(name)
+        )),
+        name: Some(name.to_owned()),
+        properties: models::DagProperties {
+            distributed_availability_group_name: Some(name.to_owned()),
+            distributed_availability_group_id: Some(name_uuid("dag", name)),
+            replication_mode: Some(match view.mode.unwrap_or(l.replication_mode) {
+                AvailabilityMode::SynchronousCommit => models::ReplicationMode::Sync,
+                AvailabilityMode::AsynchronousCommit => models::ReplicationMode::Async,
+            }),
+            partner_link_role: Some(link_role(partner)),
+            partner_availability_group_name: Some(p.partner_ag.as_str().to_owned()),
+            partner_endpoint: Some(p.partner_endpoint.clone()),
+            instance_link_role: Some(link_role(role)),
+            instance_availability_group_name: Some(p.instance_ag.as_str().to_owned()),
+            failover_mode: Some(match p.failover_mode {
+                FailoverMode::Manual => models::ArmFailoverMode::Manual,
+                FailoverMode::None => models::ArmFailoverMode::None,
+            }),
+            seeding_mode: Some(match p.seeding_mode {
+                SeedingMode::Automatic => models::ArmSeedingMode::Automatic,
+                SeedingMode::Manual => models::ArmSeedingMode::Manual,
+            }),
+            link_mode: (api_version == PREVIEW_API_VERSION).then_some(match p.link_mode {
+                LinkMode::SingleDatabase => models::ArmLinkMode::SingleDatabase,
+                LinkMode::MultiDatabase => models::ArmLinkMode::MultiDatabase,
+            }),
+            databases,
+        },
+    };
+    typed(
+        &model,
+        "Microsoft.Sql/managedInstances/distributedAvailabilityGroups",
+    )
 }
 
 /// A `ServerTrustCertificate`.
 pub(crate) fn trust_certificate(i: &InstanceState, name: &str, der: &[u8]) -> Value {
     let blob = public_blob(der);
-    json!({
-        "properties": {
-            "publicBlob": blob.trim_start_matches("0x"),
-            "thumbprint": sha1_hex(der),
-            "certificateName": name,
+    let model = models::ServerTrustCertificate {
+        id: Some(format!(
+            "{}/serverTrustCertificates/{}",
+            i.id,
+            crate::arm::segment(name)
+        )),
+        name: Some(name.to_owned()),
+        properties: models::ServerTrustCertificateProperties {
+            public_blob: Some(blob.trim_start_matches("0x").to_owned()),
+            thumbprint: Some(sha1_hex(der)),
+            certificate_name: Some(name.to_owned()),
         },
-        "id": format!("{}/serverTrustCertificates/{}", i.id, crate::arm::segment(name)),
-        "name": name,
-        "type": "Microsoft.Sql/managedInstances/serverTrustCertificates",
-    })
+    };
+    typed(&model, "Microsoft.Sql/managedInstances/serverTrustCertificates")
 }
 
-/// The `DATABASE_MIRRORING` `EndpointCertificate`.
-pub(crate) fn endpoint_certificate(i: &InstanceState) -> Value {
-    json!({
-        "properties": {"publicBlob": public_blob(&i.endpoint_certificate)},
-        "id": format!("{}/endpointCertificates/DATABASE_MIRRORING", i.id),
-        "name": "DATABASE_MIRRORING",
-        "type": "Microsoft.Sql/managedInstances/endpointCertificates",
-    })
+/// The `DATABASE_MIRRORING` `EndpointCertificate` holding `der`.
+pub(crate) fn endpoint_certificate(i: &InstanceState, der: &[u8]) -> Value {
+    let model = models::EndpointCertificate {
+        id: Some(format!(
+            "{}/endpointCertificates/{}",
+            i.id,
+            models::DATABASE_MIRRORING
+        )),
+        name: Some(models::DATABASE_MIRRORING.to_owned()),
+        properties: models::EndpointCertificateProperties {
+            public_blob: Some(public_blob(der)),
+        },
+    };
+    typed(&model, "Microsoft.Sql/managedInstances/endpointCertificates")
 }
 
 /// SHA-1 (a certificate's thumbprint), upper-case hex.

@@ -22,6 +22,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 
 use super::handle::{self, Context};
 use super::resources::{Reply, envelope};
+use super::counts::{RequestCounter, RequestCounts};
 use super::{ArmServerConfig, ArmServerError, TokenPolicy};
 use crate::sim::Sim;
 
@@ -37,10 +38,13 @@ pub struct ArmHttpsServer {
     certificate: CertificateDer<'static>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    counts: RequestCounter,
 }
 
 struct Shared {
     config: ArmServerConfig,
+    /// Every request received, by method and route kind.
+    counts: RequestCounter,
     /// Numbers the `x-ms-request-id` of each answer (the world's generator is not used, so
     /// that serving over HTTPS draws nothing the in-process instance does not).
     requests: std::sync::atomic::AtomicU64,
@@ -74,8 +78,10 @@ impl ArmHttpsServer {
         let addr = listener.local_addr()?;
         let base_url = format!("https://{addr}");
         let (stop, stopped) = watch::channel(false);
+        let counts = RequestCounter::default();
         let shared = Arc::new(Shared {
             config,
+            counts: counts.clone(),
             requests: std::sync::atomic::AtomicU64::new(0),
             sim,
             base_url: base_url.clone(),
@@ -89,7 +95,19 @@ impl ArmHttpsServer {
             certificate,
             stop,
             task: Some(task),
+            counts,
         })
+    }
+
+    /// The requests received so far, by method and route kind (`PUT link`,
+    /// `GET operation (AzureAsyncOperation)`, …), refused ones included.
+    pub fn requests(&self) -> RequestCounts {
+        self.counts.snapshot()
+    }
+
+    /// A handle on the same tally, to read it after the server is moved away.
+    pub fn request_counter(&self) -> RequestCounter {
+        self.counts.clone()
     }
 
     /// The address it listens on.
@@ -249,6 +267,7 @@ async fn respond(
     shared: &Shared,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    shared.counts.add(req.method().as_str(), req.uri().path());
     if let Err(reply) = authenticate(&shared.config.tokens, req.headers()) {
         return to_response(shared, reply);
     }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -57,11 +58,14 @@ pub struct TdsServer {
     certificate: CertificateDer<'static>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    batches: Arc<AtomicU64>,
 }
 
 struct Shared {
     config: TdsServerConfig,
     handler: Arc<dyn TdsHandler>,
+    /// SQL batches and RPC requests received.
+    batches: Arc<AtomicU64>,
     /// TDS 7.4: the handshake inside PRELOGIN packets.
     tls: TlsAcceptor,
     /// TDS 8 strict: ALPN `tds/8.0`.
@@ -78,9 +82,11 @@ impl TdsServer {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
+        let batches = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             config,
             handler,
+            batches: Arc::clone(&batches),
             tls,
             strict_tls,
         });
@@ -90,7 +96,18 @@ impl TdsServer {
             certificate,
             stop,
             task: Some(task),
+            batches,
         })
+    }
+
+    /// The SQL batches and RPC requests received so far (malformed ones included).
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// The same tally, to read after the server is moved away.
+    pub fn batch_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.batches)
     }
 
     /// The address it listens on.
@@ -262,6 +279,7 @@ async fn serve(
         };
         let (answer, close) = match message.kind {
             kind::SQL_BATCH | kind::RPC => {
+                shared.batches.fetch_add(1, Ordering::Relaxed);
                 let rpc = message.kind == kind::RPC;
                 let parsed = if rpc {
                     parse_rpc(&message.payload)
