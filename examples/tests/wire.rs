@@ -131,8 +131,8 @@ async fn an_interrupted_run_over_the_wire_continues_over_the_wire() {
 }
 
 /// Failback (`--failback`) and cutover (`--cutover`) over the wire, seeds 1 to 3: the same
-/// report as in process, and the ARM requests of every phase counted (the role changes reach
-/// the REST API as `POST failover`, polled to their end).
+/// report as in process, and the requests of every phase counted: the failback reaches the REST
+/// API as one `POST failover`, the cutover as one `DELETE link`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failback_and_cutover_over_the_wire_report_what_they_report_in_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,17 +153,32 @@ async fn failback_and_cutover_over_the_wire_report_what_they_report_in_process()
                 wire.phases.len(),
                 "seed {seed} {path}: one count per phase"
             );
-            let posts: u64 = wire
-                .requests
-                .iter()
-                .filter_map(|p| p.arm.get("POST failover"))
-                .sum();
+            // The role change's own ARM request, once, in its phase: failback posts the
+            // failover of the link (planned failover to Azure is driven from SQL Server), a
+            // cutover deletes the link; the failover to Azure only switches the replication
+            // mode (PATCH).
+            let count = |phase: &str, key: &str| -> u64 {
+                wire.requests
+                    .iter()
+                    .filter(|p| p.phase == phase)
+                    .filter_map(|p| p.arm.get(key))
+                    .sum()
+            };
+            let total =
+                |key: &str| -> u64 { wire.requests.iter().filter_map(|p| p.arm.get(key)).sum() };
+            let (phase, key) = if failback {
+                ("failback", "POST failover")
+            } else {
+                ("cutover", "DELETE link")
+            };
             assert_eq!(
-                posts,
-                if failback { 2 } else { 1 },
+                (count(phase, key), total(key)),
+                (1, 1),
                 "seed {seed} {path}: {:?}",
                 wire.requests
             );
+            assert_eq!(total("PUT link"), 1, "seed {seed} {path}");
+            assert_eq!(count("link", "PUT link"), 1, "seed {seed} {path}");
             assert!(
                 wire.requests.iter().any(|p| p.tds_sql_server > 0),
                 "seed {seed} {path}"

@@ -390,7 +390,10 @@ fn the_api_versions_differ_only_in_link_mode() {
         (STC_STABLE, STC_PREVIEW),
         (EC_STABLE, EC_PREVIEW),
     ] {
-        let (s, p) = (Spec::parse(stable).unwrap().doc, Spec::parse(preview).unwrap().doc);
+        let (s, p) = (
+            Spec::parse(stable).unwrap().doc,
+            Spec::parse(preview).unwrap().doc,
+        );
         assert_eq!(
             s["paths"].as_object().unwrap().keys().collect::<Vec<_>>(),
             p["paths"].as_object().unwrap().keys().collect::<Vec<_>>()

@@ -173,7 +173,9 @@ fn common_definition(reference: &str) -> Option<Value> {
             "type": {"type": "string", "readOnly": true},
         }}))
     } else if reference.ends_with("#/definitions/ErrorResponse") {
-        Some(json!({"type": "object", "properties": {"error": {"type": "object", "readOnly": true}}}))
+        Some(
+            json!({"type": "object", "properties": {"error": {"type": "object", "readOnly": true}}}),
+        )
     } else {
         None
     }
@@ -338,7 +340,10 @@ impl Spec {
                 "number" => value.is_number(),
                 "boolean" => value.is_boolean(),
                 other => {
-                    violations.push(Violation::new(at, format!("spec: type {other} not handled")));
+                    violations.push(Violation::new(
+                        at,
+                        format!("spec: type {other} not handled"),
+                    ));
                     return;
                 }
             };
@@ -486,7 +491,10 @@ pub(crate) fn check_path_parameter(
                 && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '@' | '#' | '$'))
         }
         other => {
-            violations.push(Violation::new(at, format!("spec: pattern {other} not handled")));
+            violations.push(Violation::new(
+                at,
+                format!("spec: pattern {other} not handled"),
+            ));
             return;
         }
     };
@@ -503,7 +511,11 @@ pub(crate) fn check_path_parameter(
 #[cfg(test)]
 pub(crate) fn spec_for(request: &ArmRequest, version: &str) -> &'static Spec {
     let [stable, preview] = all_specs();
-    let specs = if version == API_VERSION { stable } else { preview };
+    let specs = if version == API_VERSION {
+        stable
+    } else {
+        preview
+    };
     let at = if request.path.contains("/distributedAvailabilityGroups/") {
         0
     } else if request.path.contains("/serverTrustCertificates/") {

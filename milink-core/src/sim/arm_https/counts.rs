@@ -76,7 +76,10 @@ mod tests {
         let twin = counter.clone();
         counter.add("PUT", &format!("{MI}/distributedAvailabilityGroups/DAG_x"));
         twin.add("PUT", &format!("{MI}/distributedAvailabilityGroups/DAG_y"));
-        counter.add("POST", &format!("{MI}/distributedAvailabilityGroups/d/failover"));
+        counter.add(
+            "POST",
+            &format!("{MI}/distributedAvailabilityGroups/d/failover"),
+        );
         counter.add(
             "GET",
             "/subscriptions/s/providers/Microsoft.Sql/locations/l/distributedAvailabilityGroupsAzureAsyncOperation/1",

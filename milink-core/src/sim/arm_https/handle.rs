@@ -446,12 +446,10 @@ fn completed(w: &World, op: &InstanceOp, api: &str) -> Reply {
                 None => Reply::empty(204),
             }
         }
-        InstanceOp::GetEndpointCertificate => {
-            Reply::json(
-                200,
-                resources::endpoint_certificate(&w.instance, &w.instance.endpoint_certificate),
-            )
-        }
+        InstanceOp::GetEndpointCertificate => Reply::json(
+            200,
+            resources::endpoint_certificate(&w.instance, &w.instance.endpoint_certificate),
+        ),
         InstanceOp::DeleteLink { .. } | InstanceOp::DeleteServerTrustCertificate { .. } => {
             Reply::empty(204)
         }

@@ -177,9 +177,7 @@ pub(crate) fn managed_instance(i: &InstanceState) -> Value {
             dns_zone: Some(dns_zone.to_owned()),
             state: Some("Ready".to_owned()),
             provisioning_state: Some(models::ProvisioningState::Succeeded),
-            database_format: Some(models::DatabaseFormat::parse(
-                &i.update_policy.to_string(),
-            )),
+            database_format: Some(models::DatabaseFormat::parse(&i.update_policy.to_string())),
             // The world does not model the licence setting: the instance serves workloads.
             hybrid_secondary_usage: Some(models::HybridSecondaryUsage::Active),
             v_cores: Some(i.vcores),
@@ -325,7 +323,10 @@ pub(crate) fn trust_certificate(i: &InstanceState, name: &str, der: &[u8]) -> Va
             certificate_name: Some(name.to_owned()),
         },
     };
-    typed(&model, "Microsoft.Sql/managedInstances/serverTrustCertificates")
+    typed(
+        &model,
+        "Microsoft.Sql/managedInstances/serverTrustCertificates",
+    )
 }
 
 /// The `DATABASE_MIRRORING` `EndpointCertificate` holding `der`.
@@ -341,7 +342,10 @@ pub(crate) fn endpoint_certificate(i: &InstanceState, der: &[u8]) -> Value {
             public_blob: Some(public_blob(der)),
         },
     };
-    typed(&model, "Microsoft.Sql/managedInstances/endpointCertificates")
+    typed(
+        &model,
+        "Microsoft.Sql/managedInstances/endpointCertificates",
+    )
 }
 
 /// SHA-1 (a certificate's thumbprint), upper-case hex.

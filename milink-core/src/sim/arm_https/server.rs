@@ -20,9 +20,9 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::counts::{RequestCounter, RequestCounts};
 use super::handle::{self, Context};
 use super::resources::{Reply, envelope};
-use super::counts::{RequestCounter, RequestCounts};
 use super::{ArmServerConfig, ArmServerError, TokenPolicy};
 use crate::sim::Sim;
 

@@ -136,7 +136,11 @@ async fn bodies_outside_the_spec_are_refused_with_400_and_the_world_does_not_cha
         let mut body = good.clone();
         edit(&mut body);
         let h = send(&t, &put, &body).await;
-        assert_eq!((h.status, h.code()), (400, "InvalidRequestContent"), "{expected}");
+        assert_eq!(
+            (h.status, h.code()),
+            (400, "InvalidRequestContent"),
+            "{expected}"
+        );
         let message = h.body.as_ref().unwrap()["error"]["message"]
             .as_str()
             .unwrap()
@@ -182,5 +186,10 @@ async fn bodies_outside_the_spec_are_refused_with_400_and_the_world_does_not_cha
     // The body milink renders is accepted by the same server.
     let h = send(&t, &put, &good).await;
     assert!(matches!(h.status, 200 | 202), "{h:?}");
-    assert!(t.server.requests().get("PUT link").is_some_and(|n| *n == 12));
+    assert!(
+        t.server
+            .requests()
+            .get("PUT link")
+            .is_some_and(|n| *n == 12)
+    );
 }
