@@ -333,8 +333,7 @@ impl Report {
             );
             for p in &r.requests {
                 let routes: Vec<String> = p.arm.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                let _ = writeln!(
-                    s,
+                let line = format!(
                     "              {:<26}{:>6}{:>8}{:>8}  {}",
                     p.phase,
                     p.arm_total(),
@@ -342,6 +341,7 @@ impl Report {
                     p.tds_managed_instance,
                     routes.join(", ")
                 );
+                let _ = writeln!(s, "{}", line.trim_end());
             }
         }
         let _ = writeln!(s, "  final state {}", r.final_state);

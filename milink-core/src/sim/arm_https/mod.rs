@@ -42,7 +42,14 @@
 //! [`InFlight`](super::wire::InFlight) and sleeps on a [`WireClock`](super::wire::WireClock),
 //! exactly as over TDS: the server itself only locks the world while it answers a request.
 //!
-//! Errors use the ARM envelope `{"error": {"code", "message"}}`; a SQL engine error of the link
+//! Every request body is checked against its operation's schema in the official spec of the
+//! request's api-version before it is interpreted ([`SpecBodyCheck`], the default
+//! [`BodyCheck`]): a body ARM would refuse is answered 400 `InvalidRequestContent` naming each
+//! violation, and the world is not touched. Answers are the [`crate::arm::models`] the client
+//! reads, serialized. The server counts the requests it receives by method and route kind
+//! ([`ArmHttpsServer::requests`]).
+//!
+//! Errors use the ARM envelope `{"error": {"code", "message"}}` ([`crate::arm::models::ErrorResponse`]); a SQL engine error of the link
 //! (`sql:41976`, …) is reported with its number as the code (`"41976"`), as Microsoft.Sql does
 //! for engine errors. A fault plan's connection drop, and a lost response (after the operation
 //! took effect), close the connection without an answer.
