@@ -541,3 +541,60 @@ impl Spec {
         .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAG: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi/distributedAvailabilityGroups/DAG_x";
+
+    #[test]
+    fn the_public_entry_points_pick_the_operation_and_name_the_violations() {
+        let body = json!({"failoverType": "Planned"});
+        let failover = format!("{DAG}/failover");
+        assert_eq!(
+            validate(Method::Post, &failover, API_VERSION, Some(&body)),
+            Ok(())
+        );
+        assert_eq!(
+            validate_operation(
+                "DistributedAvailabilityGroups_Failover",
+                PREVIEW_API_VERSION,
+                Some(&body)
+            ),
+            Ok(())
+        );
+        let bad = json!({"failoverType": "Forced", "force": true});
+        let Err(violations) = validate_operation(
+            "DistributedAvailabilityGroups_Failover",
+            API_VERSION,
+            Some(&bad),
+        ) else {
+            panic!("a bad body passed");
+        };
+        let named: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        assert_eq!(named.len(), 2, "{named:?}");
+        assert!(named.contains(&"$.force: unknown property".to_owned()));
+        assert!(named[0].starts_with("$.failoverType: \"Forced\" is not one of"));
+        // The certificate's path is in another spec file than the link's.
+        let cert = DAG.replace(
+            "distributedAvailabilityGroups/DAG_x",
+            "serverTrustCertificates/c",
+        );
+        let cert_body = json!({"properties": {"publicBlob": "0x30"}});
+        assert_eq!(
+            validate(Method::Put, &cert, API_VERSION, Some(&cert_body)),
+            Ok(())
+        );
+        assert_eq!(
+            validate(Method::Put, &cert, "2021-11-01", Some(&cert_body)).map_err(|v| v.len()),
+            Err(1)
+        );
+        assert!(validate(Method::Post, &cert, API_VERSION, None).is_err());
+        assert!(validate_operation("Databases_Get", API_VERSION, None).is_err());
+        assert_eq!(
+            validate_operation("DistributedAvailabilityGroups_Delete", API_VERSION, None),
+            Ok(())
+        );
+    }
+}
