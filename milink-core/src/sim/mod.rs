@@ -43,6 +43,7 @@ pub mod errors;
 pub mod facts;
 pub mod faults;
 pub mod lab;
+mod loopback_tls;
 pub mod managed_instance;
 pub mod sql;
 pub mod sql_server;

@@ -16,9 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::crypto::aws_lc_rs;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::pki_types::CertificateDer;
+
+use crate::sim::loopback_tls::LoopbackCert;
 
 use super::counts::{RequestCounter, RequestCounts};
 use super::handle::{self, Context};
@@ -146,21 +146,11 @@ impl Drop for ArmHttpsServer {
 }
 
 fn tls_setup() -> Result<(CertificateDer<'static>, TlsAcceptor), ArmServerError> {
-    let tls_err = |e: &dyn std::fmt::Display| ArmServerError::Tls(e.to_string());
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| tls_err(&e))?;
-    let certificate = generated.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        generated.signing_key.serialize_der(),
-    ));
-    let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(&e))?
-        .with_no_client_auth()
-        .with_single_cert(vec![certificate.clone()], key)
-        .map_err(|e| tls_err(&e))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((certificate, TlsAcceptor::from(Arc::new(config))))
+    let cert = LoopbackCert::generate().map_err(ArmServerError::Tls)?;
+    let acceptor = cert
+        .acceptor(vec![b"http/1.1".to_vec()], true)
+        .map_err(ArmServerError::Tls)?;
+    Ok((cert.certificate, acceptor))
 }
 
 async fn accept_loop(

@@ -11,9 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::crypto::aws_lc_rs;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::pki_types::CertificateDer;
+
+use crate::sim::loopback_tls::LoopbackCert;
 
 use super::login::{self, Login};
 use super::packet::{
@@ -140,29 +140,13 @@ impl Drop for TdsServer {
 }
 
 fn tls_setup() -> Result<(CertificateDer<'static>, TlsAcceptor, TlsAcceptor), TdsError> {
-    let tls_err = |e: &dyn std::fmt::Display| TdsError::Tls(e.to_string());
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| tls_err(&e))?;
-    let certificate = generated.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        generated.signing_key.serialize_der(),
-    ));
-    let provider = Arc::new(aws_lc_rs::default_provider());
-    let acceptor = |alpn: Vec<Vec<u8>>| -> Result<TlsAcceptor, TdsError> {
-        let mut config = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_err(&e))?
-            .with_no_client_auth()
-            .with_single_cert(vec![certificate.clone()], key.clone_key())
-            .map_err(|e| tls_err(&e))?;
-        // TLS 1.3 tickets would follow the handshake after the client has left PRELOGIN framing.
-        config.send_tls13_tickets = 0;
-        config.alpn_protocols = alpn;
-        Ok(TlsAcceptor::from(Arc::new(config)))
-    };
-    let tls = acceptor(Vec::new())?;
-    let strict = acceptor(vec![b"tds/8.0".to_vec()])?;
-    Ok((certificate, tls, strict))
+    let cert = LoopbackCert::generate().map_err(TdsError::Tls)?;
+    // TLS 1.3 tickets would follow the handshake after the client has left PRELOGIN framing.
+    let tls = cert.acceptor(Vec::new(), false).map_err(TdsError::Tls)?;
+    let strict = cert
+        .acceptor(vec![b"tds/8.0".to_vec()], false)
+        .map_err(TdsError::Tls)?;
+    Ok((cert.certificate, tls, strict))
 }
 
 /// The first session id handed to a connection. User sessions on SQL Server start at 51; the
