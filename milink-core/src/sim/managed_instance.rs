@@ -57,7 +57,17 @@ impl ManagedInstance for SimManagedInstance {
         let mut w = self.sim.lock();
         let latency = w.config.arm.request;
         w.enter_call(Call::Poll, latency)?;
-        w.poll_operation(operation)
+        let reply = w.poll_operation(operation)?;
+        // An ARM client ends a PUT of a link with a GET of the link once its operation
+        // succeeded (`arm::put_resource`); the in-process instance charges that read too, so
+        // the timeline in process and over HTTPS is one.
+        if reply == PollReply::Succeeded
+            && let Some(InstanceOp::PutLink { link, .. }) = w.operation_of(operation).cloned()
+        {
+            w.enter_call(Call::InstanceLinkState, latency)?;
+            w.arm_link_view(&link);
+        }
+        Ok(reply)
     }
 
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
@@ -539,16 +549,28 @@ impl World {
         }
     }
 
+    fn operation_id(operation: &OperationRef) -> &str {
+        operation
+            .url
+            .rsplit_once("OperationResults/")
+            .map(|(_, rest)| rest.split('?').next().unwrap_or(rest))
+            .unwrap_or_default()
+    }
+
+    /// The operation `operation` refers to, if the instance knows it.
+    pub(crate) fn operation_of(&self, operation: &OperationRef) -> Option<&InstanceOp> {
+        self.instance
+            .operations
+            .get(Self::operation_id(operation))
+            .map(|o| &o.op)
+    }
+
     /// Polls an operation by its URL.
     pub(crate) fn poll_operation(
         &mut self,
         operation: &OperationRef,
     ) -> Result<PollReply, PortError> {
-        let id = operation
-            .url
-            .rsplit_once("OperationResults/")
-            .map(|(_, rest)| rest.split('?').next().unwrap_or(rest))
-            .unwrap_or_default();
+        let id = Self::operation_id(operation);
         let Some(op) = self.instance.operations.get(id) else {
             return Err(errors::arm(
                 404,

@@ -35,18 +35,6 @@ pub(crate) struct Context<'a> {
     /// `https://127.0.0.1:{port}`: operation URLs are rewritten onto it.
     pub(crate) base_url: &'a str,
     pub(crate) body_check: &'a dyn BodyCheck,
-    /// The link whose `PutLink` operation the last request's poll reported done. The `GET` of
-    /// that link that comes next (an ARM client's final `GET` of the resource its `PUT`
-    /// created) is answered without a call's latency or faults, as the in-process instance
-    /// has no such call; any other request clears it.
-    pub(crate) final_get: &'a std::sync::Mutex<Option<String>>,
-}
-
-fn take_final_get(cx: &Context<'_>) -> Option<String> {
-    cx.final_get
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
 }
 
 fn not_found(what: &str) -> Reply {
@@ -59,7 +47,6 @@ fn not_found(what: &str) -> Reply {
 
 /// Answers one request.
 pub(crate) fn handle(cx: &Context<'_>, req: &Request<'_>) -> Reply {
-    let final_get = take_final_get(cx);
     let Some(route) = route::parse_path(req.path) else {
         return Reply::error(
             404,
@@ -105,7 +92,7 @@ pub(crate) fn handle(cx: &Context<'_>, req: &Request<'_>) -> Reply {
             if let Err(reply) = check_scope(cx.sim, &scope) {
                 return reply;
             }
-            instance_route(cx, req, api_version, target, final_get)
+            instance_route(cx, req, api_version, target)
         }
         Route::Operation {
             subscription,
@@ -167,13 +154,7 @@ fn method_not_allowed(method: &str) -> Reply {
     )
 }
 
-fn instance_route(
-    cx: &Context<'_>,
-    req: &Request<'_>,
-    api: &'static str,
-    target: Target,
-    final_get: Option<String>,
-) -> Reply {
+fn instance_route(cx: &Context<'_>, req: &Request<'_>, api: &'static str, target: Target) -> Reply {
     let dag_path =
         |name: &str| format!("Microsoft.Sql/managedInstances/distributedAvailabilityGroups/{name}");
     match (req.method, target) {
@@ -181,10 +162,7 @@ fn instance_route(
             Reply::json(200, resources::managed_instance(&cx.sim.lock().instance))
         }
         ("GET", Target::Dags) => list_dags(cx.sim, api),
-        ("GET", Target::Dag(name)) => {
-            let free = final_get.is_some_and(|l| l.eq_ignore_ascii_case(&name));
-            get_dag(cx.sim, &name, api, free)
-        }
+        ("GET", Target::Dag(name)) => get_dag(cx.sim, &name, api),
         ("PUT", Target::Dag(name)) => {
             let link = match LinkName::new(name.as_str()) {
                 Ok(l) => l,
@@ -456,9 +434,8 @@ fn completed(w: &World, op: &InstanceOp, api: &str) -> Reply {
     }
 }
 
-/// The DAG as ARM shows it; `free` (the final `GET` after its `PUT`) passes no virtual time,
-/// meets no fault and records no reading: it answers as the completed `PUT` would have.
-fn get_dag(sim: &Sim, name: &str, api: &str, free: bool) -> Reply {
+/// The DAG as ARM shows it: one read of the link, as `SimManagedInstance::link_state`.
+fn get_dag(sim: &Sim, name: &str, api: &str) -> Reply {
     let missing = || {
         not_found(&format!(
             "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/{name}"
@@ -468,16 +445,6 @@ fn get_dag(sim: &Sim, name: &str, api: &str, free: bool) -> Reply {
         return missing();
     };
     let mut w = sim.lock();
-    if free {
-        // As a completed PUT answers: the world is read, not touched (no call, no reading).
-        return match w.instance.links.get(&link) {
-            Some(l) => {
-                let view = w.side_view(Side::ManagedInstance, &link, &l.properties.databases);
-                Reply::json(200, resources::dag(&w.instance, name, l, &view, api))
-            }
-            None => missing(),
-        };
-    }
     let latency = w.config.arm.request;
     if let Err(e) = w.enter_call(Call::InstanceLinkState, latency) {
         return error_reply(&e);
@@ -548,7 +515,6 @@ fn poll(
             Ok(_) => not_found(&format!("operation {id}")),
         };
     };
-    owe_final_get(cx, &op.op, &result);
     if status {
         let (state, error, retry) = match &result {
             Ok(PollReply::Running { retry_after }) => {
@@ -604,18 +570,5 @@ fn poll(
         }
         Ok(PollReply::Succeeded) => completed(&w, &op.op, api),
         Err(e) => error_reply(&e),
-    }
-}
-
-/// After a poll that reported `op` done: a `PutLink`'s final `GET` comes next.
-fn owe_final_get(
-    cx: &Context<'_>,
-    op: &InstanceOp,
-    result: &Result<PollReply, crate::ports::PortError>,
-) {
-    if let (InstanceOp::PutLink { link, .. }, Ok(PollReply::Succeeded)) = (op, result) {
-        *cx.final_get
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(link.as_str().to_owned());
     }
 }

@@ -51,8 +51,6 @@ struct Shared {
     sim: Sim,
     base_url: String,
     tls: TlsAcceptor,
-    /// The link whose `PUT` operation a poll just reported done (see [`Context::final_get`]).
-    final_get: std::sync::Mutex<Option<String>>,
 }
 
 /// The connection is closed without an answer.
@@ -86,7 +84,6 @@ impl ArmHttpsServer {
             sim,
             base_url: base_url.clone(),
             tls,
-            final_get: std::sync::Mutex::new(None),
         });
         let task = tokio::spawn(accept_loop(listener, shared, stopped));
         Ok(ArmHttpsServer {
@@ -286,7 +283,6 @@ async fn respond(
             sim: &shared.sim,
             base_url: &shared.base_url,
             body_check: shared.config.body_check.as_ref(),
-            final_get: &shared.final_get,
         },
         &handle::Request {
             method: &method,

@@ -9,7 +9,9 @@ use reqwest::{Certificate, Client};
 use serde_json::Value;
 
 use super::{ArmHttpsServer, ArmServerConfig};
-use crate::arm::{self, API_VERSION, ArmRequest, MANAGEMENT_ENDPOINT, PREVIEW_API_VERSION};
+use crate::arm::{
+    self, API_VERSION, ArmRead, ArmRequest, MANAGEMENT_ENDPOINT, PREVIEW_API_VERSION,
+};
 use crate::lifecycle::{
     ArmFailoverType, AvailabilityMode, InstanceOp, LinkProperties, OperationRef, RoleChangeType,
     Side, SourceOp,
@@ -201,6 +203,19 @@ impl Twin {
         for _ in 0..100_000 {
             let h = self.get(&url).await;
             let l = self.local.sim.managed_instance().poll(operation).await;
+            // In process, a poll that reports a link's PUT done charges the final GET a client
+            // sends next; over HTTPS that GET is a request of its own.
+            let put_link = self
+                .local
+                .sim
+                .with_world(|w| match w.operation_of(operation) {
+                    Some(InstanceOp::PutLink { link, .. }) => Some(link.clone()),
+                    _ => None,
+                });
+            if let (Ok(PollReply::Succeeded), Some(link)) = (&l, put_link) {
+                let get = arm::read_request(ArmRead::Link(link.as_str()), &self.instance());
+                assert_eq!(self.get(&self.url(&get)).await.status, 200);
+            }
             self.assert_same_worlds("a poll");
             let doc_status = h
                 .body
