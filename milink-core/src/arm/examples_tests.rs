@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::models::*;
 
 const STABLE: &str = "stable/2025-01-01";
-const PREVIEW: &str = "preview/2025-08-01-preview";
+pub(super) const PREVIEW: &str = "preview/2025-08-01-preview";
 
 macro_rules! examples {
     ($($name:literal),+ $(,)?) => {

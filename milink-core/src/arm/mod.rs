@@ -187,6 +187,20 @@ pub fn request(op: &InstanceOp, instance: &InstanceId) -> ArmRequest {
                 AvailabilityMode::AsynchronousCommit => "Async",
             }}})),
         ),
+        InstanceOp::SetLinkDatabases { link, databases } => {
+            let mut request = at(
+                Method::Patch,
+                dag(link.as_str(), ""),
+                Some(json!({"properties": {"databases": databases
+                    .iter()
+                    .map(|d| json!({"databaseName": d.as_str()}))
+                    .collect::<Vec<_>>()}})),
+            );
+            // Only MultiDatabase links change their list, and `linkMode` exists only in the
+            // preview api-version.
+            request.api_version = PREVIEW_API_VERSION;
+            request
+        }
         InstanceOp::Failover {
             link,
             failover_type,
@@ -314,6 +328,32 @@ mod tests {
         let r = request(&put_link(LinkMode::MultiDatabase), &instance());
         assert_eq!(r.api_version, PREVIEW_API_VERSION);
         assert_eq!(r.body.unwrap()["properties"]["linkMode"], "MultiDatabase");
+    }
+
+    #[test]
+    fn a_new_database_list_is_the_official_update_example() {
+        let op = InstanceOp::SetLinkDatabases {
+            link: LinkName::new("dag").unwrap(),
+            databases: ["testdb1", "testdb2", "testdb3"]
+                .into_iter()
+                .map(|d| DatabaseName::new(d).unwrap())
+                .collect(),
+        };
+        let r = request(&op, &instance());
+        assert_eq!(r.method, Method::Patch);
+        // Only the preview knows MultiDatabase links.
+        assert_eq!(r.api_version, PREVIEW_API_VERSION);
+        assert!(r.path.ends_with("/distributedAvailabilityGroups/dag"));
+        let example = examples_tests::example(
+            examples_tests::PREVIEW,
+            "DistributedAvailabilityGroupsUpdateDatabases",
+        );
+        assert_eq!(r.body.as_ref(), Some(&example["parameters"]["parameters"]));
+        assert_eq!(
+            put_resource(&op, &instance()),
+            None,
+            "a PATCH has no final GET"
+        );
     }
 
     #[test]

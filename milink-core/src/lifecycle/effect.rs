@@ -237,6 +237,16 @@ pub enum InstanceOp {
         /// The new mode.
         mode: AvailabilityMode,
     },
+    /// `PATCH …/distributedAvailabilityGroups/{link}` with `databases`: the link's database
+    /// list becomes `databases` (MultiDatabase links only; sent with the preview api-version,
+    /// the only one with `linkMode`). The list replaces the membership: a database left out
+    /// leaves the link, and its copy on the instance becomes independent.
+    SetLinkDatabases {
+        /// Link name.
+        link: LinkName,
+        /// The whole new list.
+        databases: Vec<DatabaseName>,
+    },
     /// `POST …/distributedAvailabilityGroups/{link}/failover`.
     Failover {
         /// Link name.
@@ -278,6 +288,7 @@ impl InstanceOp {
             | InstanceOp::GetEndpointCertificate
             | InstanceOp::PutLink { .. }
             | InstanceOp::SetReplicationMode { .. }
+            | InstanceOp::SetLinkDatabases { .. }
             | InstanceOp::DeleteServerTrustCertificate { .. } => false,
         }
     }

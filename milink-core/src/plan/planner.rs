@@ -182,6 +182,7 @@ impl Scripted {
                 InstanceOp::DeleteLink { .. } => self.instance_link = false,
                 InstanceOp::PutServerTrustCertificate { .. }
                 | InstanceOp::PutLink { .. }
+                | InstanceOp::SetLinkDatabases { .. }
                 | InstanceOp::DeleteServerTrustCertificate { .. } => {}
             },
             Effect::Probe {

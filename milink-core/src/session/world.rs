@@ -543,6 +543,7 @@ impl FakeInstance {
                 s.instance.mode = Some(*mode);
                 Ok(world.begin_operation(&mut s))
             }
+            InstanceOp::SetLinkDatabases { .. } => Ok(world.begin_operation(&mut s)),
             InstanceOp::Failover { failover_type, .. } => {
                 // The secondary becomes primary. A planned one needs synchronous commit.
                 if *failover_type == ArmFailoverType::Planned

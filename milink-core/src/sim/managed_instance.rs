@@ -209,6 +209,7 @@ impl World {
             InstanceOp::PutServerTrustCertificate { .. } => self.config.arm.put_trust_certificate,
             InstanceOp::PutLink { .. } => self.config.arm.put_link,
             InstanceOp::SetReplicationMode { .. } => self.config.arm.set_replication_mode,
+            InstanceOp::SetLinkDatabases { .. } => self.config.arm.set_link_databases,
             InstanceOp::Failover { .. } => self.config.arm.failover,
             InstanceOp::SetRole { .. } => self.config.arm.set_role,
             InstanceOp::DeleteLink { .. } => self.config.arm.delete_link,
@@ -247,6 +248,7 @@ impl World {
                 && match &o.op {
                     InstanceOp::PutLink { link: l, .. }
                     | InstanceOp::SetReplicationMode { link: l, .. }
+                    | InstanceOp::SetLinkDatabases { link: l, .. }
                     | InstanceOp::Failover { link: l, .. }
                     | InstanceOp::SetRole { link: l, .. }
                     | InstanceOp::DeleteLink { link: l } => l == link,
@@ -395,6 +397,9 @@ impl World {
                     return Ok(ArmReply::Completed);
                 }
                 Ok(self.accept(op))
+            }
+            InstanceOp::SetLinkDatabases { link, databases } => {
+                self.begin_set_link_databases(op, link, databases)
             }
             InstanceOp::Failover {
                 link,
@@ -642,6 +647,9 @@ impl World {
                     None => Completion::Done(Err(not_found(link).into())),
                 }
             }
+            InstanceOp::SetLinkDatabases { link, databases } => {
+                self.complete_set_link_databases(link, databases)
+            }
             InstanceOp::Failover {
                 link,
                 failover_type: ArmFailoverType::Planned,
@@ -677,7 +685,6 @@ impl World {
             InstanceOp::DeleteLink { link } => {
                 self.instance.links.remove(link);
                 self.remove_replication(link);
-                let now = self.now;
                 let dbs: Vec<DatabaseName> = self
                     .instance
                     .databases
@@ -691,39 +698,7 @@ impl World {
                     .get(link)
                     .is_some_and(|d| d.role == ReplicaRole::Primary);
                 for db in dbs {
-                    let restoring = self
-                        .instance
-                        .databases
-                        .get(&db)
-                        .is_some_and(|d| d.state == DbState::Restoring);
-                    if restoring {
-                        // Seeding never finished: there is no database to keep.
-                        self.instance.databases.remove(&db);
-                        self.instance.backup_schedule.remove(&db);
-                        continue;
-                    }
-                    // The instance's copy becomes the database: what SQL Server's copy holds
-                    // beyond it is lost, and while SQL Server stays primary of its DAG every
-                    // commit there is lost too.
-                    self.count_loss(&db, Side::SqlServer, Side::ManagedInstance);
-                    if sql_primary {
-                        self.commits.orphaned.insert(db.clone(), link.clone());
-                    }
-                    let was_primary = self
-                        .instance
-                        .databases
-                        .get(&db)
-                        .is_some_and(|d| d.primary_since.is_some());
-                    if let Some(d) = self.instance.databases.get_mut(&db) {
-                        d.link = None;
-                        if d.primary_since.is_none() {
-                            d.primary_since = Some(now);
-                        }
-                    }
-                    if !was_primary {
-                        self.schedule_first_full(&db);
-                    }
-                    self.event(EventKind::DatabaseIndependent { database: db });
+                    self.detach_instance_database(link, db, sql_primary);
                 }
                 self.event(EventKind::LinkRemoved {
                     link: link.clone(),
@@ -732,6 +707,215 @@ impl World {
                 Completion::Done(Ok(()))
             }
         }
+    }
+
+    /// `db` leaves `link` on the instance (the link is deleted, or its list no longer names
+    /// `db`): a copy still seeding is dropped; a seeded copy becomes the database, writable
+    /// and independent, and what SQL Server's copy holds beyond it is counted lost.
+    fn detach_instance_database(&mut self, link: &LinkName, db: DatabaseName, sql_primary: bool) {
+        let now = self.now;
+        let restoring = self
+            .instance
+            .databases
+            .get(&db)
+            .is_some_and(|d| d.state == DbState::Restoring);
+        if restoring {
+            // Seeding never finished: there is no database to keep.
+            self.instance.databases.remove(&db);
+            self.instance.backup_schedule.remove(&db);
+            return;
+        }
+        // The instance's copy becomes the database: what SQL Server's copy holds
+        // beyond it is lost, and while SQL Server stays primary of its DAG every
+        // commit there is lost too.
+        self.count_loss(&db, Side::SqlServer, Side::ManagedInstance);
+        if sql_primary {
+            self.commits.orphaned.insert(db.clone(), link.clone());
+        }
+        let was_primary = self
+            .instance
+            .databases
+            .get(&db)
+            .is_some_and(|d| d.primary_since.is_some());
+        if let Some(d) = self.instance.databases.get_mut(&db) {
+            d.link = None;
+            if d.primary_since.is_none() {
+                d.primary_since = Some(now);
+            }
+        }
+        if !was_primary {
+            self.schedule_first_full(&db);
+        }
+        self.event(EventKind::DatabaseIndependent { database: db });
+    }
+
+    /// The ARM code refusing to replicate SQL Server's `db` to the instance, if any.
+    fn source_db_refusal(&self, db: &DatabaseName) -> Option<&'static str> {
+        let facts = &self.source.databases.get(db)?.facts;
+        if facts.filestream {
+            Some("ManagedInstanceLinkSourceDbHasFilestream")
+        } else if facts.log_files > 1 {
+            Some("ManagedInstanceLinkSourceDbHasMultipleLogFiles")
+        } else if facts.in_memory_oltp
+            && self.instance.tier != crate::assess::ServiceTier::BusinessCritical
+        {
+            Some("ManagedInstanceLinkSourceDbHasHekatonFile")
+        } else {
+            None
+        }
+    }
+
+    /// The checks ARM makes before it accepts a new database list for `link`.
+    fn begin_set_link_databases(
+        &mut self,
+        op: &InstanceOp,
+        link: &LinkName,
+        databases: &[DatabaseName],
+    ) -> Result<ArmReply, PortError> {
+        const CODE: &str = "InvalidDistributedAvailabilityGroupsUpdateRequestDatabases";
+        let Some(l) = self.instance.links.get(link) else {
+            return Err(not_found(link));
+        };
+        if l.properties.link_mode != LinkMode::MultiDatabase {
+            return Err(errors::arm(
+                400,
+                CODE,
+                format!(
+                    "The link '{link}' is a single-database link: its database list cannot \
+                     change. Create a link per database, or use MultiDatabase link mode."
+                ),
+            ));
+        }
+        if databases.is_empty() {
+            return Err(errors::arm(
+                400,
+                CODE,
+                "databases must name at least one database; to end the link, delete it.",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = databases.iter().find(|d| !seen.insert(*d)) {
+            return Err(errors::arm(
+                400,
+                CODE,
+                format!("The database '{dup}' is named twice."),
+            ));
+        }
+        let current: std::collections::BTreeSet<&DatabaseName> =
+            l.properties.databases.iter().collect();
+        if seen == current {
+            return Ok(ArmReply::Completed);
+        }
+        if self.pending_on_link(link).is_some() {
+            return Err(errors::arm_conflict(link, self.config.arm.retry_after));
+        }
+        let instance_primary = l.role == ReplicaRole::Primary;
+        for db in databases.iter().filter(|d| !current.contains(d)) {
+            let on_instance = self.instance.databases.get(db);
+            let refusal = match (instance_primary, on_instance) {
+                (true, None) => Some(format!(
+                    "The database '{db}' does not exist on the instance, which is the link's \
+                     primary."
+                )),
+                (true, Some(d)) => d.link.as_ref().filter(|x| *x != link).map(|x| {
+                    format!("The database '{db}' is already replicated by the link '{x}'.")
+                }),
+                (false, Some(_)) => Some(format!(
+                    "A database named '{db}' already exists on the instance."
+                )),
+                (false, None) => None,
+            };
+            if let Some(message) = refusal {
+                return Err(errors::arm(400, CODE, message));
+            }
+        }
+        Ok(self.accept(op))
+    }
+
+    /// The link's database list becomes `databases`: new ones join the replication (seeded
+    /// from the primary), those left out leave it.
+    fn complete_set_link_databases(
+        &mut self,
+        link: &LinkName,
+        databases: &[DatabaseName],
+    ) -> Completion {
+        let Some(l) = self.instance.links.get(link) else {
+            return Completion::Done(Err(not_found(link).into()));
+        };
+        let old = l.properties.databases.clone();
+        let instance_primary = l.role == ReplicaRole::Primary;
+        let added: Vec<DatabaseName> = databases
+            .iter()
+            .filter(|d| !old.contains(d))
+            .cloned()
+            .collect();
+        let removed: Vec<DatabaseName> = old
+            .iter()
+            .filter(|d| !databases.contains(d))
+            .cloned()
+            .collect();
+        if !instance_primary {
+            // SQL Server is primary: a database joins the link through its AG first
+            // (`ALTER AVAILABILITY GROUP … ADD DATABASE`).
+            let sql_ag_dbs = self.source_ag_databases(link);
+            if let Some(db) = added.iter().find(|d| !sql_ag_dbs.contains(d)) {
+                let ag = self
+                    .source
+                    .dags
+                    .get(link)
+                    .map(|d| d.sql_ag.to_string())
+                    .unwrap_or_default();
+                return Completion::Done(Err(link_error(
+                    &LinkFault {
+                        code: errors::AG_NOT_RESPONDING,
+                        message: format!(
+                            "The availability group '{ag}' on SQL Server does not contain '{db}': \
+                             add it there first (ALTER AVAILABILITY GROUP … ADD DATABASE)."
+                        ),
+                    },
+                    "LinkCreationError",
+                )));
+            }
+            if let Some((db, code)) = added
+                .iter()
+                .find_map(|d| self.source_db_refusal(d).map(|c| (d, c)))
+            {
+                return Completion::Done(Err(errors::arm(
+                    400,
+                    code,
+                    format!("The source database '{db}' cannot be replicated to the instance."),
+                )
+                .into()));
+            }
+        }
+        if let Some(l) = self.instance.links.get_mut(link) {
+            l.properties.databases = databases.to_vec();
+        }
+        if instance_primary {
+            for db in &added {
+                if let Some(d) = self.instance.databases.get_mut(db) {
+                    d.link = Some(link.clone());
+                }
+            }
+        }
+        let sql_primary = self
+            .source
+            .dags
+            .get(link)
+            .is_some_and(|d| d.role == ReplicaRole::Primary);
+        for db in removed {
+            self.remove_replica_database(link, &db);
+            let copy_in_link = self
+                .instance
+                .databases
+                .get(&db)
+                .is_some_and(|d| d.link.as_ref() == Some(link));
+            if copy_in_link {
+                self.detach_instance_database(link, db, sql_primary);
+            }
+        }
+        self.add_replica_databases(link, &added);
+        Completion::Done(Ok(()))
     }
 
     fn complete_put_link(
@@ -818,21 +1002,7 @@ impl World {
         }
         if p.instance_link_role == Side::SqlServer {
             for db in &p.databases {
-                let Some(facts) = self.source.databases.get(db).map(|d| &d.facts) else {
-                    continue;
-                };
-                let arm_code = if facts.filestream {
-                    Some("ManagedInstanceLinkSourceDbHasFilestream")
-                } else if facts.log_files > 1 {
-                    Some("ManagedInstanceLinkSourceDbHasMultipleLogFiles")
-                } else if facts.in_memory_oltp
-                    && self.instance.tier != crate::assess::ServiceTier::BusinessCritical
-                {
-                    Some("ManagedInstanceLinkSourceDbHasHekatonFile")
-                } else {
-                    None
-                };
-                if let Some(code) = arm_code {
+                if let Some(code) = self.source_db_refusal(db) {
                     return Completion::Done(Err(errors::arm(
                         400,
                         code,

@@ -42,6 +42,8 @@ pub mod crash;
 pub mod errors;
 pub mod facts;
 pub mod faults;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod lab;
 mod loopback_tls;
 pub mod managed_instance;
@@ -130,6 +132,8 @@ pub struct ArmTiming {
     pub put_link: DurationRange,
     /// `PATCH replicationMode`.
     pub set_replication_mode: DurationRange,
+    /// `PATCH databases` (a MultiDatabase link's list).
+    pub set_link_databases: DurationRange,
     /// `POST failover`.
     pub failover: DurationRange,
     /// `POST setRole`.
@@ -149,6 +153,7 @@ impl Default for ArmTiming {
             put_trust_certificate: DurationRange::secs(15, 45),
             put_link: DurationRange::secs(60, 180),
             set_replication_mode: DurationRange::secs(10, 40),
+            set_link_databases: DurationRange::secs(20, 60),
             failover: DurationRange::secs(30, 90),
             set_role: DurationRange::secs(20, 60),
             delete_link: DurationRange::secs(30, 90),

@@ -1311,4 +1311,5 @@ async fn the_application_shows_as_a_client_session_where_it_runs() {
     assert!(rig.mi.workload_activity(&dbs).await.unwrap().is_quiet());
 }
 
+mod link_databases;
 mod loss;

@@ -67,6 +67,25 @@ pub(crate) fn decode_hex(blob: &str) -> Option<Vec<u8>> {
 /// The body of `DistributedAvailabilityGroups_CreateOrUpdate`, with the spec's defaults
 /// (`instanceLinkRole` Secondary, `failoverMode` None, `seedingMode` Automatic, `linkMode`
 /// SingleDatabase; `linkMode` only in the preview api-version).
+/// A `databases` array (`[{"databaseName": …}]`) as database names.
+pub(crate) fn database_list(v: &Value) -> Result<Vec<DatabaseName>, Reply> {
+    v.as_array()
+        .ok_or_else(|| invalid_content("properties.databases (array) is required"))?
+        .iter()
+        .map(|d| {
+            let name = d
+                .get("databaseName")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid_content("databases[].databaseName (string) is required"))?;
+            DatabaseName::new(name).map_err(name_err)
+        })
+        .collect()
+}
+
+fn name_err(e: crate::names::NameError) -> Reply {
+    Reply::error(400, "InvalidParameterValue", e.to_string())
+}
+
 pub(crate) fn put_link(link: LinkName, body: &Value, api: &str) -> Result<InstanceOp, Reply> {
     let p: &Map<String, Value> = body
         .get("properties")
@@ -77,8 +96,6 @@ pub(crate) fn put_link(link: LinkName, body: &Value, api: &str) -> Result<Instan
             .and_then(Value::as_str)
             .ok_or_else(|| invalid_content(format!("properties.{field} (string) is required")))
     };
-    let name_err =
-        |e: crate::names::NameError| Reply::error(400, "InvalidParameterValue", e.to_string());
     let instance_ag = AgName::new(text("instanceAvailabilityGroupName")?).map_err(name_err)?;
     let partner_ag = AgName::new(text("partnerAvailabilityGroupName")?).map_err(name_err)?;
     let partner_endpoint = text("partnerEndpoint")?.to_owned();
@@ -132,19 +149,10 @@ pub(crate) fn put_link(link: LinkName, body: &Value, api: &str) -> Result<Instan
             ],
         )?,
     };
-    let databases = p
-        .get("databases")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid_content("properties.databases (array) is required"))?
-        .iter()
-        .map(|d| {
-            let name = d
-                .get("databaseName")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid_content("databases[].databaseName (string) is required"))?;
-            DatabaseName::new(name).map_err(name_err)
-        })
-        .collect::<Result<Vec<_>, Reply>>()?;
+    let databases = database_list(
+        p.get("databases")
+            .ok_or_else(|| invalid_content("properties.databases (array) is required"))?,
+    )?;
     Ok(InstanceOp::PutLink {
         link,
         properties: LinkProperties {

@@ -13,7 +13,7 @@ use crate::lifecycle::{
 use crate::names::{CertificateName, LinkName};
 use crate::ports::{ArmReply, PollReply};
 
-use super::body::{decode_hex, enum_value, invalid_content, put_link, required};
+use super::body::{self, decode_hex, enum_value, invalid_content, put_link, required};
 use super::resources::{self, Reply, error_reply, retry_after_secs};
 use super::route::{self, Collection, InstanceScope, Route, Target};
 use super::{BodyCheck, BodyToCheck};
@@ -182,23 +182,29 @@ fn instance_route(cx: &Context<'_>, req: &Request<'_>, api: &'static str, target
             };
             body_then(cx, req, "DistributedAvailabilityGroups_Update", api, |b| {
                 let props = b.get("properties").and_then(Value::as_object);
-                let mode = match props.and_then(|p| p.get("replicationMode")) {
-                    None => {
-                        return Err(invalid_content(
-                            "properties.replicationMode is required (the only property this \
-                             instance updates)",
-                        ));
+                let mode = props.and_then(|p| p.get("replicationMode"));
+                let databases = props.and_then(|p| p.get("databases"));
+                match (mode, databases) {
+                    (Some(v), None) => {
+                        let mode = enum_value(
+                            v,
+                            "replicationMode",
+                            &[
+                                ("Sync", AvailabilityMode::SynchronousCommit),
+                                ("Async", AvailabilityMode::AsynchronousCommit),
+                            ],
+                        )?;
+                        Ok(InstanceOp::SetReplicationMode { link, mode })
                     }
-                    Some(v) => enum_value(
-                        v,
-                        "replicationMode",
-                        &[
-                            ("Sync", AvailabilityMode::SynchronousCommit),
-                            ("Async", AvailabilityMode::AsynchronousCommit),
-                        ],
-                    )?,
-                };
-                Ok(InstanceOp::SetReplicationMode { link, mode })
+                    (None, Some(v)) => Ok(InstanceOp::SetLinkDatabases {
+                        link,
+                        databases: body::database_list(v)?,
+                    }),
+                    _ => Err(invalid_content(
+                        "properties must hold either replicationMode or databases (the \
+                         properties this instance updates, one per request)",
+                    )),
+                }
             })
         }
         ("DELETE", Target::Dag(name)) => match LinkName::new(name.as_str()) {
@@ -413,6 +419,7 @@ fn completed(w: &World, op: &InstanceOp, api: &str) -> Reply {
     match op {
         InstanceOp::PutLink { link, .. }
         | InstanceOp::SetReplicationMode { link, .. }
+        | InstanceOp::SetLinkDatabases { link, .. }
         | InstanceOp::Failover { link, .. }
         | InstanceOp::SetRole { link, .. } => dag(link),
         InstanceOp::PutServerTrustCertificate { name, .. } => {

@@ -18,7 +18,8 @@
 //! | GET | `/distributedAvailabilityGroups` | `{value: [DistributedAvailabilityGroup]}` |
 //! | GET | `/distributedAvailabilityGroups/{dag}` | the DAG (`linkMode` with the preview api-version) |
 //! | PUT | `/distributedAvailabilityGroups/{dag}` | `PutLink`: 200 or 202 |
-//! | PATCH | `/distributedAvailabilityGroups/{dag}` | `SetReplicationMode`: 200 or 202 |
+//! | PATCH | `/distributedAvailabilityGroups/{dag}` with `replicationMode` | `SetReplicationMode`: 200 or 202 |
+//! | PATCH | `/distributedAvailabilityGroups/{dag}` with `databases` | `SetLinkDatabases` (MultiDatabase links): 200 or 202 |
 //! | DELETE | `/distributedAvailabilityGroups/{dag}` | `DeleteLink`: 202 or 204 |
 //! | POST | `/distributedAvailabilityGroups/{dag}/failover` | `Failover`: 202 |
 //! | POST | `/distributedAvailabilityGroups/{dag}/setRole` | `SetRole`: 202 |

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::tests::{TOKEN, Twin, client_trusting, read};
 use super::{ArmHttpsServer, ArmServerConfig, BodyCheck, BodyToCheck};
-use crate::arm::{self, API_VERSION, Method};
+use crate::arm::{self, API_VERSION, Method, PREVIEW_API_VERSION};
 use crate::lifecycle::InstanceOp;
 use crate::names::{CertificateName, LinkName};
 use crate::ports::ManagedInstance;
@@ -119,6 +119,23 @@ async fn unknown_resources_wrong_api_versions_and_malformed_bodies_are_refused()
             reqwest::Method::PATCH,
             format!("{base}/distributedAvailabilityGroups/DAG_X?api-version={API_VERSION}"),
             None,
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            // Two properties in one PATCH: this instance updates one per request.
+            reqwest::Method::PATCH,
+            format!("{base}/distributedAvailabilityGroups/DAG_X?api-version={PREVIEW_API_VERSION}"),
+            Some(
+                r#"{"properties":{"replicationMode":"Sync","databases":[{"databaseName":"ToyStore"}]}}"#,
+            ),
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("{base}/distributedAvailabilityGroups/DAG_X?api-version={PREVIEW_API_VERSION}"),
+            Some(r#"{"properties":{"databases":[{"name":"ToyStore"}]}}"#),
             400,
             "InvalidRequestContent",
         ),

@@ -12,26 +12,7 @@ impl World {
         let now = self.now;
         let dbs = databases
             .iter()
-            .map(|db| {
-                let point = LogPoint {
-                    lsn: 0,
-                    offset: 0,
-                    committed: None,
-                };
-                (
-                    db.clone(),
-                    DbReplication {
-                        phase: ReplicaPhase::WaitingToSeed,
-                        common: point,
-                        sent_upto: 0,
-                        synchronized: false,
-                        seeding_attempts: 0,
-                        reverting_until: None,
-                        link_free_at: now,
-                        in_flight: VecDeque::new(),
-                    },
-                )
-            })
+            .map(|db| (db.clone(), Self::waiting_to_seed(now)))
             .collect();
         self.replications.insert(
             link.clone(),
@@ -49,6 +30,47 @@ impl World {
             self.commits.orphaned.remove(db);
         }
         self.event(EventKind::LinkJoined { link: link.clone() });
+    }
+
+    fn waiting_to_seed(now: Timestamp) -> DbReplication {
+        DbReplication {
+            phase: ReplicaPhase::WaitingToSeed,
+            common: LogPoint {
+                lsn: 0,
+                offset: 0,
+                committed: None,
+            },
+            sent_upto: 0,
+            synchronized: false,
+            seeding_attempts: 0,
+            reverting_until: None,
+            link_free_at: now,
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    /// `databases` join the replication of `link` (its list grew): each waits to be seeded
+    /// from the primary, as at the link's creation.
+    pub(crate) fn add_replica_databases(&mut self, link: &LinkName, databases: &[DatabaseName]) {
+        let now = self.now;
+        let Some(r) = self.replications.get_mut(link) else {
+            return;
+        };
+        for db in databases {
+            r.databases
+                .entry(db.clone())
+                .or_insert_with(|| Self::waiting_to_seed(now));
+        }
+        for db in databases {
+            self.commits.orphaned.remove(db);
+        }
+    }
+
+    /// `database` leaves the replication of `link` (its list shrank).
+    pub(crate) fn remove_replica_database(&mut self, link: &LinkName, database: &DatabaseName) {
+        if let Some(r) = self.replications.get_mut(link) {
+            r.databases.remove(database);
+        }
     }
 
     /// Stops replicating `link` (either side removed it).

@@ -181,3 +181,86 @@ async fn the_simulated_instance_is_read_back_typed_over_https() {
     assert_eq!(mi.link(&other).await.unwrap(), None);
     server.shutdown().await;
 }
+
+/// A MultiDatabase link's database list, changed through the adapter over HTTPS: the `PATCH`
+/// (preview api-version) is accepted, polled to its end with no final `GET`, and the world's
+/// link and the link read back both carry the new list; a list ARM refuses is a typed error
+/// that changes nothing.
+#[tokio::test]
+async fn a_multidatabase_links_database_list_changes_over_https() {
+    use crate::sim::fixtures::{RETURNS, add_to_sql_ag, join_link, multi_database_lab};
+
+    let lab = multi_database_lab(11);
+    join_link(&lab).await;
+    let server = ArmHttpsServer::start(ArmServerConfig::with_token(SIM_TOKEN), lab.sim.clone())
+        .await
+        .unwrap();
+    let options = ArmOptions::builder()
+        .endpoint(server.base_url())
+        .trust_root_der(server.certificate_der().to_vec())
+        .build();
+    let timer = Arc::new(VirtualTimer::new(lab.sim.now()));
+    let mi = ArmManagedInstance::with_timer(
+        lab.spec.target.instance.clone(),
+        Arc::new(SharedToken),
+        options,
+        timer,
+    )
+    .unwrap();
+    let link = lab.spec.link.clone();
+    let toystore = DatabaseName::new(Lab::TOYSTORE).unwrap();
+    let returns = DatabaseName::new(RETURNS).unwrap();
+
+    // Refused: an empty list. Typed, and the link keeps its list.
+    let e = mi
+        .begin(&InstanceOp::SetLinkDatabases {
+            link: link.clone(),
+            databases: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        "arm:400:InvalidDistributedAvailabilityGroupsUpdateRequestDatabases",
+        "{e}"
+    );
+
+    add_to_sql_ag(&lab, &returns);
+    let before = server.requests();
+    let op = InstanceOp::SetLinkDatabases {
+        link: link.clone(),
+        databases: vec![toystore.clone(), returns.clone()],
+    };
+    let ArmReply::Accepted(operation) = mi.begin(&op).await.unwrap() else {
+        panic!("not accepted");
+    };
+    assert_eq!(operation.resource, None, "a PATCH ends with its operation");
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        match mi.poll(&operation).await.unwrap() {
+            PollReply::Succeeded => break,
+            PollReply::Running { .. } => lab.sim.advance(Duration::from_secs(10)),
+        }
+        assert!(polls < 600, "the PATCH never ended");
+    }
+    let sent = crate::sim::arm_https::difference(&server.requests(), &before);
+    assert_eq!(sent.get("PATCH link"), Some(&1), "{sent:?}");
+    assert_eq!(sent.values().sum::<u64>(), 1 + polls, "{sent:?}");
+    let world = lab.sim.with_world(|w| {
+        w.instance
+            .links
+            .get(&link)
+            .map(|l| l.properties.databases.clone())
+    });
+    assert_eq!(world, Some(vec![toystore.clone(), returns.clone()]));
+    let read = mi.link(&link).await.unwrap().unwrap();
+    let names: Vec<_> = read
+        .properties
+        .databases
+        .iter()
+        .filter_map(|d| d.database_name.clone())
+        .collect();
+    assert_eq!(names, [Lab::TOYSTORE, RETURNS]);
+    server.shutdown().await;
+}
