@@ -142,8 +142,9 @@ impl ResponseIds {
     }
 }
 
-/// `Retry-After` as seconds. ARM sends delta-seconds; an HTTP date (or anything else) is not
-/// read (the caller's own interval applies).
+/// `Retry-After` as seconds. ARM sends delta-seconds; an HTTP date needs a clock to read, so it
+/// is not read here (the ARM client reads one against the answer's `Date` and hands seconds on);
+/// anything else is ignored (the caller's own interval applies).
 pub fn retry_after(value: &str) -> Option<Duration> {
     let seconds: u64 = value.trim().parse().ok()?;
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))

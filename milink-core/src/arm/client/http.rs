@@ -1,6 +1,6 @@
 //! One ARM call over HTTPS: the bearer token, a fresh `x-ms-client-request-id`, retries of 408,
-//! 429 and 5xx on the caller's [`Timer`] honouring `Retry-After` within a cap, a bounded body,
-//! and the answer or a typed [`PortError`].
+//! 429 and 5xx on the caller's [`Timer`] honouring `Retry-After` (seconds or an HTTP date)
+//! within a cap, a bounded body, and the answer or a typed [`PortError`].
 //!
 //! An answer the caller does not accept becomes a [`PortError`] through
 //! [`crate::arm::errors::response_error`], the one mapping of ARM's answers (409 causes and
@@ -133,11 +133,20 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `Retry-After` in seconds (the form ARM sends); an HTTP date is not read.
+/// `Retry-After` in seconds (the form ARM sends), or as an HTTP date (RFC 9110 §10.2.3). A date
+/// is measured from the response's own `Date` header, so the server's clock is compared with
+/// itself; without one, from this machine's clock. A date already past means "now" (zero).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    header(headers, "retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+    let value = header(headers, "retry-after")?;
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let now = header(headers, "date")
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn reqwest_method(method: Method) -> reqwest::Method {
@@ -383,6 +392,49 @@ mod tests {
             api_version: crate::arm::API_VERSION,
             body: None,
         }
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_a_date_against_the_answers_date() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", " 17 ")])),
+            Some(Duration::from_secs(17))
+        );
+        // A date is measured from the server's own Date, whatever this machine's clock says.
+        assert_eq!(
+            retry_after(&headers(&[
+                ("retry-after", "Wed, 21 Oct 2015 07:28:45 GMT"),
+                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+            ])),
+            Some(Duration::from_secs(45))
+        );
+        // A date in the past: retry now.
+        assert_eq!(
+            retry_after(&headers(&[
+                ("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("date", "Wed, 21 Oct 2015 07:30:00 GMT"),
+            ])),
+            Some(Duration::ZERO)
+        );
+        // Without a Date, against this machine's clock: a date long past is zero.
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            Some(Duration::ZERO)
+        );
+        // Neither form: no hint (the caller's own backoff applies).
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "-3")])), None);
+        assert_eq!(retry_after(&headers(&[])), None);
     }
 
     #[test]

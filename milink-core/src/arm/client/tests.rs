@@ -212,6 +212,33 @@ async fn a_location_operation_is_running_on_202_and_done_on_204() {
     assert_eq!(f.server.seen()[0].method, "DELETE");
 }
 
+/// A `Retry-After` sent as an HTTP date waits until that date by the server's own `Date`.
+#[tokio::test]
+async fn a_retry_after_date_is_read_against_the_servers_date() {
+    let f = fixture(vec![
+        Reply::new(202).header("Location", "{base}/results/9"),
+        Reply::new(202)
+            .header("Retry-After", "Mon, 07 Dec 2026 10:00:12 GMT")
+            .header("Date", "Mon, 07 Dec 2026 10:00:00 GMT"),
+        Reply::new(204),
+    ])
+    .await;
+    let ArmReply::Accepted(op_ref) =
+        f.mi.begin(&InstanceOp::DeleteLink { link: link() })
+            .await
+            .unwrap()
+    else {
+        panic!("not accepted")
+    };
+    assert_eq!(
+        f.mi.poll(&op_ref).await.unwrap(),
+        PollReply::Running {
+            retry_after: Some(Duration::from_secs(12))
+        }
+    );
+    assert_eq!(f.mi.poll(&op_ref).await.unwrap(), PollReply::Succeeded);
+}
+
 #[tokio::test]
 async fn failed_and_canceled_operations_end_with_the_arm_error() {
     let f = fixture(vec![
