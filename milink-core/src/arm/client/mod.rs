@@ -8,7 +8,7 @@
 //! | `begin(PUT …)` (certificate, link) | `PUT` | 200/204 → `Completed`; 201 → `Accepted` if it names an operation, else a final `GET` of the resource → `Completed`; 202 → `Accepted` |
 //! | `begin(PATCH/POST/DELETE …)` | as rendered | 200/201/204 → `Completed`; 202 → `Accepted` |
 //! | `poll(op)` | `GET op.url` exactly as kept | `Azure-AsyncOperation`: `InProgress` → `Running`, `Succeeded`, `Failed`/`Canceled` → error; `Location`: 202 → `Running`, 200/201/204 → `Succeeded` |
-//! | `poll(op)` of a `PUT`, done | then `GET op.resource` | `provisioningState` `Succeeded` or absent → `Succeeded`; `Failed`/`Canceled` → `arm:ProvisioningFailed`; another state → transient `arm:ProvisioningPending` |
+//! | `poll(op)` of a `PUT`, done | then `GET op.resource` | `provisioningState` `Succeeded` or absent → `Succeeded`; `Failed`/`Canceled` → `arm:ProvisioningFailed`; another state (`Updating`, …) → `Running` |
 //! | `link_state(link)` | `GET …/distributedAvailabilityGroups/{link}`, then `GET …/managedInstances/{mi}` | 404 → not there; 200 → the instance's [`SideView`] with `databaseFormat` |
 //! | `full_backups`, `workload_activity` | none | `unsupported`: T-SQL reads, see `sqlserver::instance_reads::WithInstanceTsql` |
 //!
@@ -220,21 +220,21 @@ impl ArmManagedInstance {
         match provisioning_state(&answer.json(&what)?) {
             None | Some("Succeeded") => Ok(PollReply::Succeeded),
             Some(state @ ("Failed" | "Canceled")) => Err(provisioning_failed(&what, state)),
-            Some(state) => Err(PortError::transient(
-                PortErrorKind::Other(PROVISIONING_PENDING.to_owned()),
-                format!(
-                    "the operation succeeded but {what} says provisioningState {state}; \
-                     poll again"
-                ),
-            )),
+            // The operation is done but the resource is still settling (`Updating`,
+            // `Creating`, …): not an error, the operation is still running as far as the
+            // caller is concerned; the next poll reads both again.
+            Some(state) => {
+                tracing::debug!(%state, "{what}: provisioning not finished; polling again");
+                Ok(PollReply::Running {
+                    retry_after: answer.retry_after,
+                })
+            }
         }
     }
 }
 
 /// The code of a resource whose provisioning ended `Failed` or `Canceled`.
 pub const PROVISIONING_FAILED: &str = "arm:ProvisioningFailed";
-/// The code of a resource still provisioning after its operation succeeded (transient).
-pub const PROVISIONING_PENDING: &str = "arm:ProvisioningPending";
 
 fn provisioning_state(body: &Value) -> Option<&str> {
     body.get("properties")
