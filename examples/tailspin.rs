@@ -3,6 +3,7 @@
 use std::io;
 use std::process::ExitCode;
 
+use milink_examples::tailspin::serve::{ServeOptions, Served};
 use milink_examples::tailspin::{Options, USAGE, run};
 
 fn main() -> ExitCode {
@@ -28,6 +29,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if options.serve {
+        return match runtime.block_on(serve(&options)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let out: Box<dyn io::Write + Send> = if options.json {
         Box::new(io::sink())
     } else {
@@ -55,4 +65,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--serve`: prints the configuration, then serves until Ctrl-C (or SIGTERM on Unix).
+async fn serve(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = match &options.serve_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("milink-serve-{}", std::process::id())),
+    };
+    let served = Served::start(&ServeOptions {
+        seed: options.seed,
+        dir,
+        speed: options.speed,
+    })
+    .await?;
+    let text = served.config().to_toml()?;
+    println!("{text}");
+    println!(
+        "# serving seed {} at {}x: configuration in {}, secrets in {} (source it); \
+         Ctrl-C stops",
+        options.seed,
+        options.speed,
+        served.config_file().display(),
+        served.secrets_file().display()
+    );
+    println!("# ready");
+    io::Write::flush(&mut io::stdout())?;
+    stopped().await?;
+    served.stop().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn stopped() -> io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn stopped() -> io::Result<()> {
+    tokio::signal::ctrl_c().await
 }

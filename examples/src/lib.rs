@@ -3,11 +3,13 @@
 //! - [`tailspin`]: the Tailspin lab end to end on the simulator (the `tailspin` example is a thin
 //!   command line over [`tailspin::run`]);
 //! - [`app`]: the lab's application, which follows the session's redirect hook;
+//! - [`config`]: the configuration file of a link (what `tailspin --serve` prints);
 //! - [`narrate`]: port decorators that print what the session does, in virtual time;
 //! - [`plan`]: prints the library's plan of a link ([`milink_core::plan`]; the `plan` example and
 //!   the lab's `--plan` mode), and renders single effects for the lab's narration.
 
 pub mod app;
+pub mod config;
 pub mod narrate;
 pub mod plan;
 pub mod tailspin;

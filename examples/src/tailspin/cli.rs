@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const USAGE: &str = "\
 usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECORD]
                 [--resume JOURNAL] [--json] [--journal-dir DIR] [--wire]
+       tailspin --serve [--seed N] [--dir DIR] [--speed X]
 
   --seed N              seed of the simulated world (default 1); the same seed gives the same run
   --plan                print the plan: every T-SQL batch and ARM request, by state; nothing runs
@@ -19,10 +20,16 @@ usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECO
   --journal-dir DIR     where journals are written (default: the system temp dir)
   --wire                drive SQL Server through the real adapter over TDS and the managed
                         instance through the real ARM adapter over HTTPS (loopback, TLS) to the
-                        simulator, instead of calling it in process";
+                        simulator, instead of calling it in process
+  --serve               run nothing: serve the simulated TailspinSql (TDS) and its managed
+                        instance (TDS and ARM over HTTPS) on loopback, with its application
+                        writing, until stopped; print the link's configuration (milink.toml)
+  --dir DIR             with --serve: where milink.toml, secrets.env (mode 0600) and the
+                        servers' certificates are written (default: a new temp dir)
+  --speed X             with --serve: virtual seconds per wall-clock second (default 1)";
 
 /// Parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Options {
     /// World seed.
     pub seed: u64,
@@ -43,6 +50,19 @@ pub struct Options {
     /// SQL Server over TDS instead of in process.
     #[serde(default)]
     pub wire: bool,
+    /// Serve the simulated pair on loopback instead of running the lab.
+    #[serde(default)]
+    pub serve: bool,
+    /// With `serve`: where its files go.
+    #[serde(default)]
+    pub serve_dir: Option<PathBuf>,
+    /// With `serve`: virtual seconds per wall-clock second.
+    #[serde(default = "one")]
+    pub speed: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for Options {
@@ -57,6 +77,9 @@ impl Default for Options {
             json: false,
             journal_dir: std::env::temp_dir().join("milink-tailspin"),
             wire: false,
+            serve: false,
+            serve_dir: None,
+            speed: 1.0,
         }
     }
 }
@@ -83,6 +106,16 @@ impl Options {
                 "--cutover" => o.cutover = true,
                 "--json" => o.json = true,
                 "--wire" => o.wire = true,
+                "--serve" => o.serve = true,
+                "--dir" => o.serve_dir = Some(PathBuf::from(value("--dir")?)),
+                "--speed" => {
+                    o.speed = value("--speed")?
+                        .parse()
+                        .map_err(|_| "--speed takes a number".to_string())?;
+                    if !(o.speed.is_finite() && o.speed > 0.0 && o.speed <= 10_000.0) {
+                        return Err("--speed must be in (0, 10000]".into());
+                    }
+                }
                 "--crash-after" => {
                     let n: u64 = value("--crash-after")?
                         .parse()
@@ -106,9 +139,56 @@ impl Options {
                 "--failback and --cutover exclude each other: a cutover removes the link".into(),
             );
         }
+        let lab_only = o.plan
+            || o.failback
+            || o.cutover
+            || o.crash_after.is_some()
+            || o.resume.is_some()
+            || o.json
+            || o.wire;
+        if o.serve && lab_only {
+            return Err("--serve runs no lab: it takes only --seed, --dir and --speed".into());
+        }
+        if !o.serve && (o.serve_dir.is_some() || args.iter().any(|a| a == "--speed")) {
+            return Err("--dir and --speed go with --serve".into());
+        }
         if o.plan && (o.crash_after.is_some() || o.resume.is_some()) {
             return Err("--plan runs nothing, so it cannot crash or resume".into());
         }
         Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn serve_takes_its_own_options_only() {
+        let o = parse(&["--serve", "--seed", "3", "--speed", "60", "--dir", "/tmp/x"]).unwrap();
+        assert!(o.serve);
+        assert_eq!((o.seed, o.speed), (3, 60.0));
+        assert_eq!(o.serve_dir, Some(PathBuf::from("/tmp/x")));
+        for lab_flag in ["--cutover", "--wire", "--json", "--plan"] {
+            let e = parse(&["--serve", lab_flag]).unwrap_err();
+            assert!(e.contains("--serve runs no lab"), "{lab_flag}: {e}");
+        }
+        assert!(
+            parse(&["--speed", "2"])
+                .unwrap_err()
+                .contains("go with --serve")
+        );
+        assert!(
+            parse(&["--dir", "/tmp"])
+                .unwrap_err()
+                .contains("go with --serve")
+        );
+        for bad in ["0", "-1", "NaN", "inf", "1e9", "fast"] {
+            assert!(parse(&["--serve", "--speed", bad]).is_err(), "{bad}");
+        }
     }
 }

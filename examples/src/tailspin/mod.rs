@@ -16,6 +16,7 @@ mod plan_mode;
 mod readiness;
 mod report;
 mod resume;
+pub mod serve;
 mod wire;
 
 pub use cli::{Options, USAGE};

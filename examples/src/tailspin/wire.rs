@@ -49,7 +49,7 @@ use milink_core::time::Timer;
 use super::report::PhaseRequests;
 
 /// The login the simulated servers accept over the wire.
-const USER: &str = "milink";
+pub(crate) const USER: &str = "milink";
 
 /// The tallies of what the lab sent over the wire (all empty in process).
 #[derive(Debug, Clone, Default)]

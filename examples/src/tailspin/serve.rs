@@ -1,0 +1,219 @@
+//! `--serve`: the simulated TailspinSql and its managed instance on loopback, for a tool that
+//! drives a real pair. SQL Server and the instance's T-SQL endpoint answer over TDS (TLS), the
+//! instance's ARM half over HTTPS, all from one simulated world whose time follows the wall
+//! clock (times `speed`) and whose application keeps writing to ToyStore.
+//!
+//! What a client needs is written into a directory: the servers' certificates (DER, to trust
+//! explicitly), `secrets.env` (mode 0600: the SQL password and the ARM token, never printed),
+//! and `milink.toml`, the link's configuration ([`LinkConfig`]), also printed.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use milink_core::lifecycle::Side;
+use milink_core::secret::Secret;
+use milink_core::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
+use milink_core::sim::tds::TdsServer;
+use milink_core::sim::{Lab, Sim, WorkloadSpec};
+
+use super::wire::{USER, serve as serve_tds};
+use crate::config::{CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint};
+
+/// The environment variable of the SQL Server login's password in `secrets.env`.
+pub const SQL_PASSWORD_ENV: &str = "MILINK_SQL_PASSWORD";
+/// The environment variable of the instance's T-SQL login's password in `secrets.env`.
+pub const MI_PASSWORD_ENV: &str = "MILINK_MI_SQL_PASSWORD";
+/// The environment variable of the ARM bearer token in `secrets.env`.
+pub const ARM_TOKEN_ENV: &str = "MILINK_ARM_TOKEN";
+
+/// The application's write rate while served (transactions per second of virtual time).
+const SERVED_TPS: f64 = 20.0;
+/// How often the world's clock is brought up to the wall clock.
+const TICK: Duration = Duration::from_millis(50);
+
+/// What `--serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The world's seed.
+    pub seed: u64,
+    /// Where the certificates, `secrets.env` and `milink.toml` are written.
+    pub dir: PathBuf,
+    /// Virtual seconds per wall-clock second (1 = real time).
+    pub speed: f64,
+}
+
+/// The served world; it runs until dropped (or [`Served::stop`]).
+pub struct Served {
+    sim: Sim,
+    config: LinkConfig,
+    config_file: PathBuf,
+    secrets_file: PathBuf,
+    _sql: TdsServer,
+    _mi_tsql: TdsServer,
+    arm: ArmHttpsServer,
+    clock: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Starts the servers, the application's workload and the clock; writes the files.
+    pub async fn start(options: &ServeOptions) -> Result<Served, Box<dyn Error>> {
+        if !(options.speed.is_finite() && options.speed > 0.0 && options.speed <= 10_000.0) {
+            return Err(format!(
+                "--speed must be a number of virtual seconds per second in (0, 10000], not {}",
+                options.speed
+            )
+            .into());
+        }
+        std::fs::create_dir_all(&options.dir)?;
+        let lab = Lab::tailspin(options.seed)?;
+        let sim = lab.sim.clone();
+        let sql_password = milink_core::sqlserver::password::generate()?;
+        let mi_password = milink_core::sqlserver::password::generate()?;
+        let token = milink_core::sqlserver::password::generate()?;
+        let (sql, _) = serve_tds(
+            &sim,
+            Side::SqlServer,
+            &sql_password,
+            &options.dir,
+            "sql-server",
+        )
+        .await?;
+        let (mi_tsql, _) = serve_tds(
+            &sim,
+            Side::ManagedInstance,
+            &mi_password,
+            &options.dir,
+            "managed-instance",
+        )
+        .await?;
+        let arm =
+            ArmHttpsServer::start(ArmServerConfig::with_token(token.clone()), sim.clone()).await?;
+        let arm_ca = options.dir.join(format!("arm-{}.der", arm.addr().port()));
+        std::fs::write(&arm_ca, arm.certificate_der())?;
+        let ca = |server: &TdsServer, name: &str| {
+            options
+                .dir
+                .join(format!("{name}-{}.der", server.addr().port()))
+        };
+        let endpoint = |server: &TdsServer, env: &str, name: &str| SqlEndpoint {
+            host: "127.0.0.1".to_owned(),
+            port: server.addr().port(),
+            user: USER.to_owned(),
+            password_env: env.to_owned(),
+            trusted_ca_file: Some(ca(server, name)),
+        };
+        let config = LinkConfig {
+            sql_server: endpoint(&sql, SQL_PASSWORD_ENV, "sql-server"),
+            managed_instance: InstanceConfig {
+                resource_id: lab.spec.target.instance.to_string(),
+                arm_endpoint: arm.base_url().to_owned(),
+                arm_trusted_ca_file: Some(arm_ca),
+                credential: CredentialKind::TokenEnv,
+                token_env: Some(ARM_TOKEN_ENV.to_owned()),
+                tsql: Some(endpoint(&mi_tsql, MI_PASSWORD_ENV, "managed-instance")),
+            },
+            link: LinkSection {
+                name: lab.spec.link.to_string(),
+                databases: lab.spec.databases.iter().map(ToString::to_string).collect(),
+            },
+        };
+        let config_file = options.dir.join("milink.toml");
+        std::fs::write(&config_file, config.to_toml()?)?;
+        let secrets_file = options.dir.join("secrets.env");
+        write_secrets(
+            &secrets_file,
+            &[
+                (SQL_PASSWORD_ENV, &sql_password),
+                (MI_PASSWORD_ENV, &mi_password),
+                (ARM_TOKEN_ENV, &token),
+            ],
+        )?;
+        sim.start_workload(WorkloadSpec {
+            database: lab.database.clone(),
+            target: Side::SqlServer,
+            transactions_per_second: SERVED_TPS,
+            max_rows_per_transaction: 4,
+        });
+        let clock = tokio::spawn(follow_the_wall_clock(sim.clone(), options.speed));
+        Ok(Served {
+            sim,
+            config,
+            config_file,
+            secrets_file,
+            _sql: sql,
+            _mi_tsql: mi_tsql,
+            arm,
+            clock,
+        })
+    }
+
+    /// The link's configuration for this pair.
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// `milink.toml`.
+    pub fn config_file(&self) -> &Path {
+        &self.config_file
+    }
+
+    /// `secrets.env` (`NAME=value` lines, mode 0600 on Unix).
+    pub fn secrets_file(&self) -> &Path {
+        &self.secrets_file
+    }
+
+    /// The world served.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// Stops the clock and the servers.
+    pub async fn stop(self) {
+        self.clock.abort();
+        self.arm.shutdown().await;
+    }
+}
+
+/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`].
+async fn follow_the_wall_clock(sim: Sim, speed: f64) {
+    let start = Instant::now();
+    let origin = sim.now();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let due = Duration::from_secs_f64(start.elapsed().as_secs_f64() * speed);
+        let target = origin.plus(due);
+        // A call on the wire may have moved the world past the wall clock already.
+        if target > sim.now() {
+            sim.advance_to(target);
+        }
+    }
+}
+
+/// Writes `NAME=value` lines readable by their owner only.
+fn write_secrets(path: &Path, secrets: &[(&str, &Secret)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    for (name, value) in secrets {
+        writeln!(file, "{name}={}", value.expose())?;
+    }
+    Ok(())
+}
+
+/// Reads a `secrets.env` written by `--serve`: `NAME=value` lines.
+pub fn read_secrets(path: &Path) -> std::io::Result<Vec<(String, Secret)>> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), Secret::new(v.trim())))
+        .collect())
+}
