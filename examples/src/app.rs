@@ -8,6 +8,7 @@
 //! the old primary show whether it refuses them.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use milink_core::lifecycle::{LinkSpec, Side};
@@ -59,6 +60,11 @@ pub struct RedirectRecord {
     pub notes: Vec<String>,
     /// Transactions the application had committed before it (all connections).
     pub writes_before: u64,
+    /// How long the application could not write: from the moment it was told to stop to this
+    /// redirect, which comes once the new primary takes writes (milliseconds of virtual time;
+    /// absent when it was never stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_unavailable_ms: Option<u64>,
 }
 
 /// Writes sent to the old primary after a redirect (a client that was not redirected).
@@ -100,6 +106,9 @@ pub struct AppState {
     pub at_redirect: Option<DbSnapshot>,
     /// The side the application is connected to.
     pub connected: Option<Side>,
+    /// When the application was last told to stop writing (cleared by the next redirect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<milink_core::time::Timestamp>,
 }
 
 /// The lab's application and its redirect hook.
@@ -225,6 +234,8 @@ impl App {
             self.close_leg(&mut state);
             self.open_leg(&mut state, side, server);
         }
+        // Writing again without a redirect: no window to measure.
+        state.stopped_at = None;
         drop(state);
         self.sim.start_workload(self.spec(side));
         Ok(side)
@@ -232,7 +243,22 @@ impl App {
 
     /// Stops writing (the connection stays configured). Returns the counters so far.
     pub fn pause(&self) -> WorkloadStats {
-        self.sim.stop_workload()
+        let stats = self.sim.stop_workload();
+        let mut state = lock(&self.state);
+        if state.stopped_at.is_none() {
+            state.stopped_at = Some(self.sim.now());
+        }
+        stats
+    }
+
+    /// The last redirect's window without writes (see [`RedirectRecord::write_unavailable_ms`]).
+    pub fn last_write_unavailable(&self) -> Option<Duration> {
+        lock(&self.state)
+            .ledger
+            .redirects
+            .last()
+            .and_then(|r| r.write_unavailable_ms)
+            .map(Duration::from_millis)
     }
 
     /// The new primary's copy at the last redirect, if it is on `side`.
@@ -306,12 +332,18 @@ impl RedirectHook for App {
         }
         self.close_leg(&mut state);
         let writes_before = self.sim.workload_stats().committed;
+        let now = self.sim.now();
+        let write_unavailable_ms = state
+            .stopped_at
+            .take()
+            .map(|t| u64::try_from(now.since(t).as_millis()).unwrap_or(u64::MAX));
         state.ledger.redirects.push(RedirectRecord {
             to: side_name(side).to_owned(),
             server: server.clone(),
             connection_string: cs.to_string(),
             notes: target.notes.clone(),
             writes_before,
+            write_unavailable_ms,
         });
         // What parity compares: the new primary's copy before the application writes to it.
         state.at_redirect = self.sim.snapshot(side, &self.database);

@@ -187,6 +187,7 @@ impl Run {
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
             loss_evidence,
+            write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
         });
         Ok(())
     }
@@ -239,6 +240,7 @@ impl Run {
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
             loss_evidence,
+            write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
         });
         Ok(())
     }
@@ -300,6 +302,7 @@ impl Run {
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
             loss_evidence,
+            write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
         });
         Ok(())
     }

@@ -70,7 +70,7 @@ pub struct DatabaseReport {
 }
 
 /// A role change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleChangeReport {
     /// `planned`, `failback` or `cutover`.
     pub kind: String,
@@ -86,6 +86,10 @@ pub struct RoleChangeReport {
     /// side hardened), one line per database; empty when every check passed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loss_evidence: Vec<String>,
+    /// How long the application could not write, in seconds of virtual time: from the moment it
+    /// was told to stop to the moment it wrote to the new primary (the redirect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_unavailable_seconds: Option<f64>,
 }
 
 /// One table compared.
@@ -246,6 +250,9 @@ impl Report {
             for line in &f.loss_evidence {
                 let _ = writeln!(s, "  !!!         {line}");
             }
+            if let Some(w) = f.write_unavailable_seconds {
+                let _ = writeln!(s, "  downtime    writes unavailable for {w:.1} s");
+            }
             if let Some(c) = f.lsn_check {
                 let _ = writeln!(
                     s,
@@ -263,6 +270,9 @@ impl Report {
             );
             for line in &f.loss_evidence {
                 let _ = writeln!(s, "  !!!         {line}");
+            }
+            if let Some(w) = f.write_unavailable_seconds {
+                let _ = writeln!(s, "  downtime    writes unavailable for {w:.1} s");
             }
         }
         for p in &r.parity {

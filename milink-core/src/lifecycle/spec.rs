@@ -94,8 +94,12 @@ pub struct TargetSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MachineOptions {
-    /// How often to probe link state while waiting (seeding, catch-up, role checks).
+    /// How often to probe link state while waiting (seeding, catch-up, role checks), and to
+    /// poll a long-running ARM operation after its first poll.
     pub probe_interval: Duration,
+    /// How soon an accepted long-running ARM operation is polled the first time (then every
+    /// `probe_interval`): an operation that takes 3 s is not waited on for a whole interval.
+    pub first_poll: Duration,
     /// How long `last_hardened_lsn` must stay equal and unchanged on both sides before a
     /// planned failover or cutover proceeds.
     pub stability_window: Duration,
@@ -132,6 +136,7 @@ impl Default for MachineOptions {
     fn default() -> Self {
         MachineOptions {
             probe_interval: Duration::from_secs(5),
+            first_poll: Duration::from_secs(1),
             stability_window: Duration::from_secs(30),
             join_timeout: Duration::from_secs(15 * 60),
             seeding_timeout: Duration::from_secs(6 * 24 * 3600),

@@ -701,9 +701,20 @@ impl Machine {
     pub fn handle(&mut self, input: Input, now: Timestamp) -> Result<Step, Rejected> {
         let before = self.state.phase();
         let description = describe(&input);
+        let accepted = matches!(
+            &input,
+            Input::Observed {
+                result: Ok(Observation::OperationAccepted(_)),
+                ..
+            }
+        );
         let mut next = self.clone();
         match next.dispatch(input, now) {
             Ok(effects) => {
+                // An operation just accepted is polled soon, then every probe interval.
+                if accepted && let Some(wake) = next.wake_at {
+                    next.wake_at = Some(wake.min(now.plus(next.spec.options.first_poll)));
+                }
                 let mut events = Vec::with_capacity(next.events.len() + 2);
                 let after = next.state.phase();
                 if after != before {

@@ -322,11 +322,13 @@ pub fn long_running_operations_are_polled_and_kept_in_state() {
             }
         }
     );
-    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(5))));
+    // Polled first after `first_poll` (1 s), then every probe interval (5 s).
+    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(1))));
     assert!(h.tick().is_empty());
     let fx = h.tick_at_deadline();
     assert!(is_poll(&fx, &op(1)));
     assert!(h.answer(Observation::OperationRunning).is_empty());
+    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(5))));
     let fx = h.tick_at_deadline();
     assert!(is_poll(&fx, &op(1)));
     let fx = h.done();
