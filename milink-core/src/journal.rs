@@ -11,6 +11,11 @@
 //! truncates the torn line (the input it held was never acted on, because effects only run after
 //! `append` returns) and says what it removed.
 //!
+//! A file whose first line is no journal record, and cannot be one torn by a crash (every record
+//! starts with [`RECORD_START`]), is not a journal at all: [`JournalError::NotAJournal`], which
+//! neither `open` nor `open_repairing` ever offers to repair, so a file given by mistake is never
+//! truncated.
+//!
 //! The journal holds no secrets: the spec holds none, and step errors carry port messages, which
 //! never contain secrets.
 //!
@@ -31,6 +36,9 @@ use crate::time::Timestamp;
 
 /// The journal format version written by this build. Files with a higher version are refused.
 pub const JOURNAL_SCHEMA_VERSION: u32 = 1;
+
+/// How every record's line starts: `schema_version` is the first field written.
+pub const RECORD_START: &str = "{\"schema_version\":";
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,14 +113,31 @@ pub enum JournalError {
     /// The last line is incomplete (no final newline) or unreadable: a crash interrupted its
     /// write. The input it held was never acted on.
     #[error(
-        "journal ends with a torn record at line {line} ({bytes} bytes), left by an interrupted write; \
-         open it with `open_repairing` to drop that record and resume"
+        "journal {} ends with a torn record at line {line} ({bytes} bytes), left by an interrupted \
+         write; open it with `FileJournal::open_repairing` to drop that record and resume",
+        .path.display()
     )]
     TornTail {
+        /// The journal file.
+        path: PathBuf,
         /// The 1-based line number of the torn record.
         line: u64,
         /// Its length in bytes.
         bytes: u64,
+    },
+    /// The file is not a milink journal: its first line is not a journal record, nor what an
+    /// interrupted write of one leaves. Nothing offers to repair it (that would truncate it);
+    /// it is left as it is.
+    #[error(
+        "{} is not a milink journal: its first line is not a journal record ({reason}); it was \
+         left as it is: give the path of the journal file the session wrote",
+        .path.display()
+    )]
+    NotAJournal {
+        /// The file.
+        path: PathBuf,
+        /// What the first line is instead.
+        reason: String,
     },
     /// A record was written by a newer milink.
     #[error(
@@ -268,7 +293,33 @@ struct Scan {
     torn: Option<TornTail>,
 }
 
-fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
+/// Whether an unreadable line can be what an interrupted append left behind: a prefix of a
+/// record, a record cut or damaged after its start, or bytes the file system allocated but never
+/// wrote (NUL).
+fn could_be_torn(text: &[u8]) -> bool {
+    let start = RECORD_START.as_bytes();
+    text.first() == Some(&0) || text.starts_with(start) || start.starts_with(text)
+}
+
+/// Why an unreadable first line makes the file something other than a journal.
+fn not_a_journal(path: &Path, text: &[u8], error: Option<JournalError>) -> JournalError {
+    let reason = match error {
+        Some(JournalError::Corrupt { reason, .. }) if text.starts_with(b"{") => {
+            format!("a JSON text that is no journal record: {reason}")
+        }
+        _ if std::str::from_utf8(text).is_err() => "binary data".to_owned(),
+        _ if text.starts_with(b"{") || text.starts_with(b"[") => {
+            "JSON of something else".to_owned()
+        }
+        _ => "text that is not JSON".to_owned(),
+    };
+    JournalError::NotAJournal {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
     let mut records = Vec::new();
     let mut offset = 0usize;
     let mut line = 0u64;
@@ -284,7 +335,13 @@ fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
             line,
             bytes: rest.len() as u64,
         };
+        // The first line decides whether this is a journal at all: a file given by mistake is
+        // never taken for a journal with a torn record, which a repair would truncate.
+        let first = records.is_empty();
         if !complete {
+            if first && !could_be_torn(text) {
+                return Err(not_a_journal(path, text, None));
+            }
             return Ok(Scan {
                 records,
                 valid_len: offset as u64,
@@ -293,6 +350,9 @@ fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
         }
         let parsed = parse_line(text, line);
         match parsed {
+            Err(e @ JournalError::Corrupt { .. }) if first && !could_be_torn(text) => {
+                return Err(not_a_journal(path, text, Some(e)));
+            }
             Ok(record) => {
                 validate_next(&record, records.len() as u64, line)?;
                 records.push(record);
@@ -377,6 +437,7 @@ impl FileJournal {
         let (journal, scan) = Self::open_scanned(path.as_ref())?;
         match scan.torn {
             Some(torn) => Err(JournalError::TornTail {
+                path: journal.path.clone(),
                 line: torn.line,
                 bytes: torn.bytes,
             }),
@@ -413,7 +474,7 @@ impl FileJournal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| JournalError::io(path, e))?;
-        let scan = scan(&bytes)?;
+        let scan = scan(path, &bytes)?;
         let journal = FileJournal {
             path: path.to_path_buf(),
             file,
@@ -505,9 +566,10 @@ impl Journal for FileJournal {
         file.take(self.len)
             .read_to_end(&mut bytes)
             .map_err(|e| JournalError::io(&self.path, e))?;
-        let scan = scan(&bytes)?;
+        let scan = scan(&self.path, &bytes)?;
         if let Some(torn) = scan.torn {
             return Err(JournalError::TornTail {
+                path: self.path.clone(),
                 line: torn.line,
                 bytes: torn.bytes,
             });
@@ -693,7 +755,7 @@ mod tests {
 
         let err = FileJournal::open(&path).unwrap_err();
         match err {
-            JournalError::TornTail { line, bytes } => {
+            JournalError::TornTail { line, bytes, .. } => {
                 assert_eq!(line, 3);
                 assert_eq!(bytes, partial.len() as u64);
             }
@@ -754,7 +816,11 @@ mod tests {
             .unwrap();
         assert!(matches!(
             FileJournal::open(&path).unwrap_err(),
-            JournalError::TornTail { line: 3, bytes: 5 }
+            JournalError::TornTail {
+                line: 3,
+                bytes: 5,
+                ..
+            }
         ));
 
         let path = dir.path().join("k");
@@ -775,6 +841,61 @@ mod tests {
             FileJournal::open_repairing(&path).unwrap_err(),
             JournalError::Corrupt { line: 2, .. }
         ));
+    }
+
+    #[test]
+    fn a_file_that_never_was_a_journal_is_not_a_journal_and_is_never_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, &[u8], &str); 6] = [
+            ("words", b"hello world", "not JSON"),
+            ("lines", b"hello\nworld\n", "not JSON"),
+            ("json", b"{\"name\": \"ToyStore\"}\n", "JSON text"),
+            ("json-no-newline", b"{\"name\": \"ToyStore\"}", "JSON"),
+            ("array", b"[1, 2, 3]\n", "JSON"),
+            ("binary", b"\x89PNG\r\n\x1a\n\xff\xfe", "binary"),
+        ];
+        for (name, bytes, reason) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = FileJournal::open(&path).unwrap_err();
+            assert!(
+                matches!(&err, JournalError::NotAJournal { reason: r, .. } if r.contains(reason)),
+                "{name}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("is not a milink journal"), "{text}");
+            assert!(!text.contains("torn") && !text.contains("repair"), "{text}");
+            assert!(matches!(
+                FileJournal::open_repairing(&path).unwrap_err(),
+                JournalError::NotAJournal { .. }
+            ));
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} was changed");
+        }
+    }
+
+    #[test]
+    fn a_torn_first_record_is_still_a_torn_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = serde_json::to_vec(&created()).unwrap();
+        assert!(whole.starts_with(RECORD_START.as_bytes()));
+        for (name, bytes) in [
+            ("cut", whole[..whole.len() / 2].to_vec()),
+            ("cut-in-the-start", whole[..5].to_vec()),
+            ("no-newline", whole.clone()),
+            ("unwritten", vec![0u8; 40]),
+            ("unwritten-line", b"\0\0\0\n".to_vec()),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let err = FileJournal::open(&path).unwrap_err();
+            assert!(
+                matches!(err, JournalError::TornTail { line: 1, .. }),
+                "{name}: {err}"
+            );
+            let (j, torn) = FileJournal::open_repairing(&path).unwrap();
+            assert_eq!(torn.map(|t| t.line), Some(1), "{name}");
+            assert_eq!(j.records().unwrap(), Vec::new());
+        }
     }
 
     #[test]

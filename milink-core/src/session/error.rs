@@ -156,14 +156,15 @@ impl SessionError {
         matches!(e, JournalError::Locked { .. } | JournalError::Io { .. })
     }
 
-    /// A journal error the caller causes: the wrong path (already exists, in use) or a torn tail
-    /// they must decide to repair.
+    /// A journal error the caller causes: the wrong path (already exists, in use, not a journal)
+    /// or a torn tail they must decide to repair.
     pub(crate) fn journal_is_caller_error(e: &JournalError) -> bool {
         matches!(
             e,
             JournalError::AlreadyExists { .. }
                 | JournalError::Locked { .. }
                 | JournalError::TornTail { .. }
+                | JournalError::NotAJournal { .. }
         )
     }
 }
