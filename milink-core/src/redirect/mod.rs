@@ -37,6 +37,13 @@ pub enum RedirectError {
          uses for SQL Server"
     )]
     NoDataSource,
+    /// A connection string was given but holds no `key=value` pair at all (empty, blank, only
+    /// separators): refused rather than taken for no connection string.
+    #[error(
+        "the connection string is empty (no key=value pair): give the one the workload uses for \
+         SQL Server, or none at all"
+    )]
+    EmptyConnectionString,
     /// The public endpoint's host cannot be derived from the managed instance's FQDN.
     #[error("cannot derive the public endpoint from {fqdn}: {reason}; use EndpointChoice::Custom")]
     PublicEndpoint {

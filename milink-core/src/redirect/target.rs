@@ -221,6 +221,22 @@ impl RedirectOptions {
             ..RedirectOptions::default()
         }
     }
+
+    /// Options for the connection string the workload uses for SQL Server, as the user gave
+    /// it (`text`), every other setting at its default.
+    ///
+    /// A string that is given must name the server. One without any `key=value` pair (empty,
+    /// blank, only `;`) is refused with [`RedirectError::EmptyConnectionString`] rather than
+    /// taken for "no connection string" (`RedirectOptions::default()`, whose targets name only
+    /// the server); one without `Server` / `Data Source` with [`RedirectError::NoDataSource`].
+    pub fn from_connection_string(text: &str) -> Result<Self, RedirectError> {
+        let original = ConnectionString::parse(text)?;
+        if original.is_empty() {
+            return Err(RedirectError::EmptyConnectionString);
+        }
+        original.data_source()?.ok_or(RedirectError::NoDataSource)?;
+        Ok(RedirectOptions::new(original))
+    }
 }
 
 /// Where the workload must connect after a role change, and how.
@@ -739,6 +755,29 @@ pub(crate) mod tests {
             RedirectTarget::for_primary(&spec(), Side::SqlServer, &options),
             Err(RedirectError::ConnectionString(_))
         ));
+    }
+
+    #[test]
+    fn a_given_connection_string_must_name_the_server() {
+        for blank in ["", "   ", ";;;", " ; ;\t"] {
+            assert_eq!(
+                RedirectOptions::from_connection_string(blank),
+                Err(RedirectError::EmptyConnectionString),
+                "{blank:?}"
+            );
+        }
+        assert_eq!(
+            RedirectOptions::from_connection_string("Database=ToyStore;Password=x"),
+            Err(RedirectError::NoDataSource)
+        );
+        assert!(matches!(
+            RedirectOptions::from_connection_string("Server=sql01,notaport"),
+            Err(RedirectError::ConnectionString(_))
+        ));
+        let options = RedirectOptions::from_connection_string("Server=sql01;Database=D").unwrap();
+        assert_eq!(options, RedirectOptions::new(cs("Server=sql01;Database=D")));
+        let message = RedirectError::EmptyConnectionString.to_string();
+        assert!(message.contains("empty"), "{message}");
     }
 
     #[test]
