@@ -163,6 +163,10 @@ pub trait LinkSession: Send + Sync {
     async fn check_workload_quiet(&self) -> Result<WorkloadActivity, SessionError>;
 }
 
+/// What a session calls each time it has sent events to its subscribers; see
+/// [`Session::with_events_sent`].
+pub type EventsSent = Arc<dyn Fn() + Send + Sync>;
+
 /// The mutable part of a session, behind a short-held lock.
 struct Core {
     engine: Engine,
@@ -187,6 +191,7 @@ pub struct Session<S, M, J> {
     core: Mutex<Core>,
     operation_lock: tokio::sync::Mutex<()>,
     events: broadcast::Sender<SessionEvent>,
+    events_sent: Option<EventsSent>,
     rng: Mutex<fastrand::Rng>,
 }
 
@@ -302,6 +307,7 @@ where
             }),
             operation_lock: tokio::sync::Mutex::new(()),
             events,
+            events_sent: None,
         }
     }
 
@@ -382,6 +388,22 @@ where
         self
     }
 
+    /// `notify` is called each time the session has sent events to its subscribers
+    /// ([`LinkSession::subscribe`]): on the thread that runs the operation, inside it, after the
+    /// events were sent and with no lock of the session held.
+    ///
+    /// An operation on a simulator's virtual clock never waits, so it runs from start to end
+    /// in one poll of its future; an embedding that must see progress while it runs (a
+    /// progress callback, an interrupt raised in one) drains its receiver here rather than
+    /// between polls. What `notify` does delays the operation. If it unwinds, the operation is
+    /// abandoned as if its future were dropped at that point: every event is sent after the
+    /// input that produced it was journaled, and no lock is held, so the journal and the
+    /// session stay consistent and `resume` continues.
+    pub fn with_events_sent(mut self, notify: Option<EventsSent>) -> Self {
+        self.events_sent = notify;
+        self
+    }
+
     /// A copy of the machine, for inspection.
     pub fn machine(&self) -> Machine {
         lock(&self.core).engine.machine().clone()
@@ -392,9 +414,21 @@ where
         f(&lock(&self.journal))
     }
 
+    /// Sends `event` to the subscribers and says so ([`Self::with_events_sent`]).
     fn emit(&self, event: SessionEvent) {
+        self.send(event);
+        self.events_sent();
+    }
+
+    fn send(&self, event: SessionEvent) {
         // No subscribers is fine.
         let _ = self.events.send(event);
+    }
+
+    fn events_sent(&self) {
+        if let Some(notify) = &self.events_sent {
+            notify();
+        }
     }
 
     /// Hands `input` to the engine; if accepted, journals it, then reports what happened.
@@ -427,14 +461,18 @@ where
         }
         drop(core);
         tracing::debug!(link = %self.link, seq, input = what, state = after, "input journaled");
+        let sent = !events.is_empty();
         for event in events {
-            self.emit(match event {
+            self.send(match event {
                 Event::StateChanged { from, to } => SessionEvent::StateChanged {
                     from: from.name().to_owned(),
                     to: to.name().to_owned(),
                 },
                 Event::Progress(p) => SessionEvent::Progress(p),
             });
+        }
+        if sent {
+            self.events_sent();
         }
         Ok(Handled::Accepted)
     }

@@ -496,6 +496,59 @@ async fn progress_state_changes_and_steps_are_published() {
 }
 
 #[tokio::test]
+async fn events_are_announced_inside_the_operation_and_an_unwind_there_leaves_it_resumable() {
+    use futures_util::FutureExt;
+    use std::sync::Mutex;
+
+    let f = fixture();
+    let receiver = Arc::new(Mutex::new(f.session.subscribe()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let interrupt_on = Arc::new(Mutex::new(None::<String>));
+    let notify: EventsSent = {
+        let (receiver, seen, interrupt_on) = (receiver.clone(), seen.clone(), interrupt_on.clone());
+        Arc::new(move || {
+            let mut stop = false;
+            while let Ok(event) = receiver.lock().unwrap().try_recv() {
+                let mut interrupt_on = interrupt_on.lock().unwrap();
+                if matches!(&event, SessionEvent::StateChanged { to, .. }
+                    if interrupt_on.as_ref() == Some(to))
+                {
+                    *interrupt_on = None;
+                    stop = true;
+                }
+                seen.lock().unwrap().push(event);
+            }
+            // No lock of the test's held: the unwind poisons nothing.
+            assert!(!stop, "interrupted from the notification");
+        })
+    };
+    let session = f.session.with_events_sent(Some(notify));
+    session.record_assessment(no_blockers()).await.unwrap();
+    // Every event was handed over while the operation ran: none is left for afterwards.
+    assert!(receiver.lock().unwrap().try_recv().is_err());
+    assert_eq!(
+        seen.lock().unwrap().first(),
+        Some(&SessionEvent::StateChanged {
+            from: "Draft".into(),
+            to: "Assessed".into()
+        })
+    );
+
+    // Unwinding out of the notification abandons the operation there.
+    *interrupt_on.lock().unwrap() = Some("Seeding".into());
+    let unwound = std::panic::AssertUnwindSafe(session.start())
+        .catch_unwind()
+        .await;
+    assert!(unwound.is_err(), "start ran to its end");
+    assert_eq!(session.status().state, "Seeding");
+    session.resume().await.unwrap();
+    assert_eq!(session.status().state, "Replicating");
+    drop(session);
+    let again = restart(&f.world, &f.timer, &f.journal);
+    assert_eq!(again.status().state, "Replicating");
+}
+
+#[tokio::test]
 async fn health_reads_both_sides_now_and_never_returns_a_cached_side() {
     let f = fixture();
     // Before the link exists: a probe now, through both ports.
