@@ -7,9 +7,7 @@ use milink_core::assess::{DatabaseFacts, InstanceFacts, TargetFacts};
 use milink_core::journal::FileJournal;
 use milink_core::lifecycle::{LinkSpec, Side};
 use milink_core::names::DatabaseName;
-use milink_core::redirect::{
-    ConnectionString, EndpointChoice, RedirectError, RedirectOptions, RedirectTarget,
-};
+use milink_core::redirect::{EndpointChoice, RedirectError, RedirectOptions, RedirectTarget};
 use milink_core::session::SessionError as CoreSessionError;
 use milink_core::sim::{Lab, SimConfig};
 use milink_core::time::Timer;
@@ -48,12 +46,13 @@ pub(crate) struct Redirect<'a> {
 
 impl Redirect<'_> {
     /// The core's options (authentication kept as written), checked against `spec` by
-    /// computing the target for each side, so that a string the session could not use is
-    /// refused before anything is opened or written.
+    /// computing the target for each side, so that a string the session could not use (one
+    /// that does not parse, or names no server, or is empty) is refused before anything is
+    /// opened or written.
     fn options(&self, spec: &LinkSpec) -> Result<RedirectOptions, RedirectError> {
-        let original = match self.connection_string {
-            Some(text) => ConnectionString::parse(text)?,
-            None => ConnectionString::new(),
+        let given = match self.connection_string {
+            Some(text) => RedirectOptions::from_connection_string(text)?,
+            None => RedirectOptions::default(),
         };
         let options = RedirectOptions {
             endpoint: if self.public_endpoint {
@@ -61,7 +60,7 @@ impl Redirect<'_> {
             } else {
                 EndpointChoice::VnetLocal
             },
-            ..RedirectOptions::new(original)
+            ..given
         };
         for side in [Side::ManagedInstance, Side::SqlServer] {
             RedirectTarget::for_primary(spec, side, &options)?;

@@ -151,3 +151,20 @@ def test_a_connection_string_the_session_cannot_use_is_refused_and_nothing_is_cr
     assert journal.read_bytes() == before
     with milink.LinkSession.resume_from(journal, lab) as again:
         assert again.status()["state"] == "Replicating"
+
+
+@pytest.mark.parametrize("blank", ["", "   ", ";;;", " ;\t; "])
+def test_an_empty_connection_string_is_refused_not_taken_for_none(
+    lab: milink.Lab, tmp_path: pathlib.Path, blank: str
+) -> None:
+    journal = tmp_path / "DAG_ToyStore.journal"
+    with pytest.raises(milink.InvalidArgumentError, match="connection string is empty") as info:
+        lab.session(journal, connection_string=blank)
+    assert info.value.caller_error and not info.value.transient
+    assert list(tmp_path.iterdir()) == []  # nothing created: no journal, no lock file
+
+    replicating(lab, journal).close()
+    before = journal.read_bytes()
+    with pytest.raises(milink.InvalidArgumentError, match="connection string is empty"):
+        milink.LinkSession.resume_from(journal, lab, connection_string=blank)
+    assert journal.read_bytes() == before
