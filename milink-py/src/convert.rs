@@ -1,9 +1,16 @@
-//! Core values to and from Python data, through their serde shape as JSON text: Python's `json`
-//! module on one side, `serde_json` on the other. No conversion code per type.
+//! Core values to and from Python data, through their serde shape: Python's `json` module on
+//! one side, `serde_json` on the other. No conversion code per type.
+//!
+//! Data that does not fit is refused with the path of the field at fault (`serde_path_to_error`)
+//! and, in a list of named items such as database facts, the item's name; never with a position
+//! in a JSON text the caller never saw.
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_path_to_error::{Path, Segment};
 
 use crate::errors::invalid;
 
@@ -19,15 +26,55 @@ pub(crate) fn to_py<'py, T: Serialize + ?Sized>(
 
 /// Reads `value` (Python data in the serde shape of `T`); `what` names it in the error.
 pub(crate) fn from_py<T: DeserializeOwned>(what: &str, value: &Bound<'_, PyAny>) -> PyResult<T> {
-    let text: String = value
-        .py()
+    read(what, None, value)
+}
+
+/// Reads a list of items named by their `"name"` key, each an `item` (e.g. "database"): an
+/// error names the item at fault as well as the field.
+pub(crate) fn from_py_named<T: DeserializeOwned>(
+    what: &str,
+    item: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<T> {
+    read(what, Some(item), value)
+}
+
+fn read<T: DeserializeOwned>(
+    what: &str,
+    item: Option<&str>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<T> {
+    let py = value.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("allow_nan", false)?;
+    let text: String = py
         .import("json")?
-        .call_method1("dumps", (value,))
+        .call_method("dumps", (value,), Some(&kwargs))
         .map_err(|e| {
             invalid(format!(
-                "{what}: not plain data (dicts, lists, strings, numbers): {e}"
+                "{what}: not plain data (dicts, lists, strings, finite numbers): {e}"
             ))
         })?
         .extract()?;
-    serde_json::from_str(&text).map_err(|e| invalid(format!("{what}: {e}")))
+    let data: Value =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("{what}: not plain data: {e}")))?;
+    serde_path_to_error::deserialize(&data).map_err(|e| {
+        let path = e.path();
+        let mut at = String::new();
+        if path.iter().next().is_some() {
+            at = format!(" at {path}");
+            if let Some((item, name)) = item.zip(item_name(&data, path)) {
+                at.push_str(&format!(" ({item} {name})"));
+            }
+        }
+        invalid(format!("{what}{at}: {}", e.inner()))
+    })
+}
+
+/// The `"name"` of the list item the path starts in, if it has one.
+fn item_name(data: &Value, path: &Path) -> Option<String> {
+    match path.iter().next()? {
+        Segment::Seq { index } => data.get(*index)?.get("name")?.as_str().map(str::to_owned),
+        _ => None,
+    }
 }

@@ -15,7 +15,7 @@ use milink_core::{Error, Session};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{from_py, to_py};
+use crate::convert::{from_py, from_py_named, to_py};
 use crate::errors::py_err as error;
 use crate::session::{PyLinkSession, session_options};
 
@@ -162,7 +162,7 @@ impl PyLab {
         seed: u64,
     ) -> PyResult<Self> {
         let instance: InstanceFacts = from_py("instance facts", instance)?;
-        let databases: Vec<DatabaseFacts> = from_py("database facts", databases)?;
+        let databases: Vec<DatabaseFacts> = from_py_named("database facts", "database", databases)?;
         let target: TargetFacts = from_py("target facts", target)?;
         let database = DatabaseName::new(database).map_err(error)?;
         let lab = Lab::from_facts(

@@ -9,7 +9,7 @@ use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{from_py, to_py};
+use crate::convert::{from_py, from_py_named, to_py};
 use crate::errors::{invalid, py_err as error};
 
 /// The readiness report: verdicts, findings with evidence and fixes, the SKU recommendation.
@@ -204,7 +204,7 @@ pub(crate) fn assess(
     now: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyReadinessReport> {
     let instance: InstanceFacts = from_py("instance facts", instance)?;
-    let databases: Vec<DatabaseFacts> = from_py("database facts", databases)?;
+    let databases: Vec<DatabaseFacts> = from_py_named("database facts", "database", databases)?;
     let target: Option<TargetFacts> = target.map(|t| from_py("target facts", t)).transpose()?;
     let given_now = options.is_some_and(|o| o.get_item("now").is_ok());
     let mut options: AssessOptions = match options {
