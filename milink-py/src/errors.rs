@@ -4,10 +4,17 @@
 //! MilinkError                 every error milink raises (.transient, .caller_error, .remote)
 //! ├── NameError               a name or value refused by its validated type
 //! ├── InvalidArgumentError    an argument the core cannot use (facts, options, kinds,
-//! │                           a connection string)
+//! │   │                       a connection string)
+//! │   ├── ArgumentTypeError   an argument of the wrong type, e.g. a hook that is not callable
+//! │   │                       (also a builtin TypeError)
+//! │   └── ArgumentRangeError  an integer argument outside its range (also a builtin
+//! │                           OverflowError)
 //! ├── NotReadyError           .report: the readiness report with the blockers
 //! ├── GatherError             reading readiness facts failed
 //! ├── JournalError            the journal could not be opened, read or written
+//! │   ├── TornJournalError    its last record is torn (.path, .line, .bytes): resume_from(...,
+//! │   │                       repair=True) drops it
+//! │   └── NotAJournalError    the file is not a milink journal (.path); never repaired
 //! └── SessionError            a link operation failed
 //!     ├── RejectedError       refused in the link's state (.operation, .state, .input, .reason)
 //!     ├── SpecError           the link spec is invalid
@@ -20,11 +27,14 @@
 //! ```
 
 use milink_core::Error;
+use milink_core::journal::JournalError as CoreJournalError;
 use milink_core::session::SessionError as CoreSessionError;
 use pyo3::IntoPyObjectExt;
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::report::PyReadinessReport;
 
@@ -63,6 +73,18 @@ create_exception!(
     JournalError,
     MilinkError,
     "A journal could not be opened, read or written, or holds another link already."
+);
+create_exception!(
+    milink,
+    TornJournalError,
+    JournalError,
+    "The journal's last record is torn, left by an interrupted write; the input it held was never acted on. `LinkSession.resume_from(journal, lab, repair=True)` drops it and resumes."
+);
+create_exception!(
+    milink,
+    NotAJournalError,
+    JournalError,
+    "The file is not a milink journal (its first line is not a journal record); it is left as it is and never repaired."
 );
 create_exception!(
     milink,
@@ -108,6 +130,56 @@ create_exception!(
     "Another session, in this process or another, drives the link: stop it (or let it finish), then resume the link from its journal."
 );
 
+/// The classes that derive from a milink error and a builtin one (`create_exception!` takes a
+/// single base), made once with Python's `type`.
+static ARGUMENT_TYPE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static ARGUMENT_RANGE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn two_based<'py>(
+    py: Python<'py>,
+    cell: &PyOnceLock<Py<PyType>>,
+    name: &str,
+    builtin: Bound<'py, PyType>,
+    doc: &str,
+) -> PyResult<Bound<'py, PyType>> {
+    let made = cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        let namespace = PyDict::new(py);
+        namespace.set_item("__module__", "milink")?;
+        namespace.set_item("__doc__", doc)?;
+        let bases = PyTuple::new(py, [py.get_type::<InvalidArgumentError>(), builtin])?;
+        let class = py
+            .get_type::<PyType>()
+            .call1((name, bases, namespace))?
+            .cast_into::<PyType>()?;
+        Ok(class.unbind())
+    })?;
+    Ok(made.bind(py).clone())
+}
+
+/// `ArgumentTypeError`: an `InvalidArgumentError` that is also a builtin `TypeError`.
+fn argument_type_error(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    two_based(
+        py,
+        &ARGUMENT_TYPE_ERROR,
+        "ArgumentTypeError",
+        py.get_type::<PyTypeError>(),
+        "An argument of the wrong type, named in the message (a hook or callback that is not \
+         callable, or is an async function; a string where an int is due). Also a TypeError.",
+    )
+}
+
+/// `ArgumentRangeError`: an `InvalidArgumentError` that is also a builtin `OverflowError`.
+fn argument_range_error(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    two_based(
+        py,
+        &ARGUMENT_RANGE_ERROR,
+        "ArgumentRangeError",
+        py.get_type::<PyOverflowError>(),
+        "An integer argument outside the range its type allows; the message names the argument \
+         and the range. Also an OverflowError.",
+    )
+}
+
 /// Registers every exception class on the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -117,9 +189,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "InvalidArgumentError",
         py.get_type::<InvalidArgumentError>(),
     )?;
+    m.add("ArgumentTypeError", argument_type_error(py)?)?;
+    m.add("ArgumentRangeError", argument_range_error(py)?)?;
     m.add("NotReadyError", py.get_type::<NotReadyError>())?;
     m.add("GatherError", py.get_type::<GatherError>())?;
     m.add("JournalError", py.get_type::<JournalError>())?;
+    m.add("TornJournalError", py.get_type::<TornJournalError>())?;
+    m.add("NotAJournalError", py.get_type::<NotAJournalError>())?;
     m.add("SessionError", py.get_type::<SessionError>())?;
     m.add("RejectedError", py.get_type::<RejectedError>())?;
     m.add("SpecError", py.get_type::<SpecError>())?;
@@ -134,6 +210,34 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// An invalid argument, as the core would report it.
 pub(crate) fn invalid(message: impl Into<String>) -> PyErr {
     py_err(Error::InvalidArgument(message.into()))
+}
+
+/// `class(message)` with the flags of a caller error (not transient, not remote).
+fn caller_error(class: PyResult<Bound<'_, PyType>>, message: String) -> PyErr {
+    let made = class.and_then(|class| {
+        let value = class.call1((message,))?;
+        value.setattr("transient", false)?;
+        value.setattr("caller_error", true)?;
+        value.setattr("remote", false)?;
+        Ok(PyErr::from_value(value))
+    });
+    made.unwrap_or_else(|e| e)
+}
+
+/// `ArgumentTypeError(message)`: an argument of the wrong type; the message names it.
+pub(crate) fn argument_type(py: Python<'_>, message: String) -> PyErr {
+    caller_error(argument_type_error(py), message)
+}
+
+/// `ArgumentRangeError(message)`: an integer argument out of range; the message names it.
+pub(crate) fn argument_range(py: Python<'_>, message: String) -> PyErr {
+    caller_error(argument_range_error(py), message)
+}
+
+/// `SessionError(message)` for a call the binding refuses before the session sees it (a caller
+/// error: not transient, not remote).
+pub(crate) fn session_refused(py: Python<'_>, message: String) -> PyErr {
+    caller_error(Ok(py.get_type::<SessionError>()), message)
 }
 
 /// The Python exception for a core error: its class by family, its message, and attributes
@@ -190,7 +294,7 @@ fn classify(py: Python<'_>, error: Error, message: String) -> (PyErr, Attrs) {
                 )
             }
             Error::Gather(_) => (GatherError::new_err(message), Vec::new()),
-            Error::Journal(_) => (JournalError::new_err(message), Vec::new()),
+            Error::Journal(e) => journal_error(py, e, message)?,
             Error::Session(e) => session_error(py, e, message)?,
             _ => (MilinkError::new_err(message), Vec::new()),
         })
@@ -199,6 +303,36 @@ fn classify(py: Python<'_>, error: Error, message: String) -> (PyErr, Attrs) {
         Ok(built) => built,
         Err(e) => (e, Vec::new()),
     }
+}
+
+/// The Python spelling of the journal repair, which the core's message names in Rust.
+pub(crate) const REPAIR: &str = "LinkSession.resume_from(journal, lab, repair=True)";
+
+fn journal_error(
+    py: Python<'_>,
+    error: CoreJournalError,
+    message: String,
+) -> PyResult<(PyErr, Attrs)> {
+    Ok(match error {
+        CoreJournalError::TornTail { path, line, bytes } => (
+            TornJournalError::new_err(format!(
+                "journal {} ends with a torn record at line {line} ({bytes} bytes), left by an \
+                 interrupted write (the input it held was never acted on); resume it with \
+                 {REPAIR} to drop that record",
+                path.display()
+            )),
+            vec![
+                attr(py, "path", path.display().to_string())?,
+                attr(py, "line", line)?,
+                attr(py, "bytes", bytes)?,
+            ],
+        ),
+        CoreJournalError::NotAJournal { path, .. } => (
+            NotAJournalError::new_err(message),
+            vec![attr(py, "path", path.display().to_string())?],
+        ),
+        _ => (JournalError::new_err(message), Vec::new()),
+    })
 }
 
 fn session_error(
@@ -225,9 +359,8 @@ fn session_error(
                 attr(py, "retryable", e.retryable)?,
             ],
         ),
-        CoreSessionError::Journal(_) | CoreSessionError::JournalNotEmpty { .. } => {
-            (JournalError::new_err(message), Vec::new())
-        }
+        CoreSessionError::Journal(e) => journal_error(py, e, message)?,
+        CoreSessionError::JournalNotEmpty { .. } => (JournalError::new_err(message), Vec::new()),
         CoreSessionError::Timeout {
             operation,
             waited,

@@ -15,6 +15,7 @@ use milink_core::{Error, Session};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args::callback;
 use crate::convert::{from_py, from_py_named, to_py};
 use crate::errors::py_err as error;
 use crate::session::{PyLinkSession, session_options};
@@ -69,19 +70,31 @@ impl Redirect<'_> {
     }
 }
 
-/// Opens a session on `lab`: a new link (`journal` must not exist) or, with `resume`, the link
-/// in `journal`. `lock_dir`, when given, replaces the options' `lock_dir`.
+/// How [`open`] opens the journal.
+#[derive(Clone, Copy)]
+enum Open {
+    /// A new link: the journal must not exist.
+    Create,
+    /// The link in the journal; with `repair`, a torn last record is dropped first.
+    Resume { repair: bool },
+}
+
+/// Opens a session on `lab`: a new link or the link in `journal`, as `how` says. `lock_dir`,
+/// when given, replaces the options' `lock_dir`. Every argument is checked before anything is
+/// opened or written.
 #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
 fn open(
     py: Python<'_>,
     lab: &PyLab,
     journal: PathBuf,
-    resume: bool,
-    redirect: Redirect<'_>,
+    how: Open,
+    mut redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
     options: Option<&Bound<'_, PyAny>>,
     lock_dir: Option<PathBuf>,
 ) -> PyResult<PyLinkSession> {
+    redirect.hook = callback(py, "redirect_hook", "the target dict", redirect.hook)?;
+    let on_progress = callback(py, "on_progress", "an event dict", on_progress)?;
     let mut options = session_options(options)?;
     if lock_dir.is_some() {
         options.lock_dir = lock_dir;
@@ -90,33 +103,44 @@ fn open(
         .options(&lab.lab.spec)
         .map_err(|e| error(Error::from(e)))?;
     let (lab, timer) = lab.parts();
-    let session = py.detach(move || {
+    let opened = py.detach(move || {
         let source = Arc::new(lab.sim.sql_server());
         let instance = Arc::new(lab.sim.managed_instance());
-        if resume {
-            let journal = FileJournal::open(&journal).map_err(CoreSessionError::from)?;
-            Session::resume(journal, source, instance, timer, options)
-        } else {
-            let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
-            let created = Session::create(lab.spec.clone(), source, instance, file, timer, options);
-            if created.is_err() {
-                // The file was created just now and the refused session dropped it: a refusal
-                // (another session drives the link) leaves no journal behind.
-                let _ = std::fs::remove_file(&journal);
+        match how {
+            Open::Resume { repair } => {
+                let (journal, repaired) = if repair {
+                    FileJournal::open_repairing(&journal)
+                } else {
+                    FileJournal::open(&journal).map(|j| (j, None))
+                }
+                .map_err(CoreSessionError::from)?;
+                Session::resume(journal, source, instance, timer, options).map(|s| (s, repaired))
             }
-            created
+            Open::Create => {
+                let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
+                let created =
+                    Session::create(lab.spec.clone(), source, instance, file, timer, options);
+                if created.is_err() {
+                    // The file was created just now and the refused session dropped it: a
+                    // refusal (another session drives the link) leaves no journal behind.
+                    let _ = std::fs::remove_file(&journal);
+                }
+                created.map(|s| (s, None))
+            }
         }
     });
-    let session = session.map_err(|e| error(Error::from(e)))?;
+    let (session, repaired) = opened.map_err(|e| error(Error::from(e)))?;
     Ok(PyLinkSession::wrap(
         session,
         redirect.hook,
         redirect_options,
         on_progress,
+        repaired,
     ))
 }
 
 /// Resumes the link journaled in `journal` on `lab` (see `LinkSession.resume_from`).
+#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
 pub(crate) fn resume_from(
     py: Python<'_>,
     journal: PathBuf,
@@ -125,12 +149,13 @@ pub(crate) fn resume_from(
     on_progress: Option<Py<PyAny>>,
     options: Option<&Bound<'_, PyAny>>,
     lock_dir: Option<PathBuf>,
+    repair: bool,
 ) -> PyResult<PyLinkSession> {
     open(
         py,
         lab,
         journal,
-        true,
+        Open::Resume { repair },
         redirect,
         on_progress,
         options,
@@ -145,7 +170,7 @@ impl PyLab {
     /// ToyStore.
     #[staticmethod]
     #[pyo3(signature = (seed = 7))]
-    fn tailspin(seed: u64) -> PyResult<Self> {
+    fn tailspin(#[pyo3(from_py_with = crate::args::seed)] seed: u64) -> PyResult<Self> {
         let lab = Lab::tailspin(seed).map_err(error)?;
         Ok(PyLab { lab })
     }
@@ -159,7 +184,7 @@ impl PyLab {
         databases: &Bound<'_, PyAny>,
         target: &Bound<'_, PyAny>,
         database: &str,
-        seed: u64,
+        #[pyo3(from_py_with = crate::args::seed)] seed: u64,
     ) -> PyResult<Self> {
         let instance: InstanceFacts = from_py("instance facts", instance)?;
         let databases: Vec<DatabaseFacts> = from_py_named("database facts", "database", databases)?;
@@ -233,11 +258,13 @@ impl PyLab {
     /// 3342; host-bound keys removed, every other key kept; authentication kept as written, the
     /// notes say what to check), after a failback the original string. The hook's
     /// `connection_string` is the real text, password included if the string has one; milink
-    /// never logs or journals it. A string that does not parse raises InvalidArgumentError
-    /// and nothing is created.
+    /// never logs or journals it. A string that does not parse, names no server or is empty
+    /// raises InvalidArgumentError and nothing is created.
     ///
-    /// `on_progress(event)` is called with each event while an operation runs; `options` is a
-    /// `SessionOptions` dict (retry, timeouts, seed, lock_dir).
+    /// `on_progress(event)` is called in place with each event while an operation runs;
+    /// `options` is a `SessionOptions` dict (retry, timeouts, seed, lock_dir). Both callbacks
+    /// must be plain functions, run to completion: one that is not callable or is an `async
+    /// def` raises ArgumentTypeError and nothing is created.
     ///
     /// One session per link: the session locks a file named after the link in `lock_dir`
     /// (default: the journal's directory) until it is closed or dropped; a second session on
@@ -273,7 +300,7 @@ impl PyLab {
             py,
             self,
             journal,
-            false,
+            Open::Create,
             redirect,
             on_progress,
             options,

@@ -1,6 +1,7 @@
 //! Python bindings for milink (module `milink`): glue only.
 #![forbid(unsafe_code)]
 
+mod args;
 mod convert;
 mod errors;
 mod lab;
@@ -46,7 +47,7 @@ fn binary_literal(value: &[u8]) -> String {
 /// The endpoint URL for a host (IP address or DNS name) and port: `TCP://host:port`.
 #[pyfunction]
 #[pyo3(signature = (host, port = 5022))]
-fn tcp_url(host: &str, port: u16) -> PyResult<String> {
+fn tcp_url(host: &str, #[pyo3(from_py_with = args::port)] port: u16) -> PyResult<String> {
     let host = parse(|| EndpointHost::new(host))?;
     let port = parse(|| TcpPort::new(port))?;
     Ok(host.tcp_url(port))
@@ -86,7 +87,7 @@ fn create_distributed_availability_group_sql(
     mi_ag: &str,
     mi_fqdn: &str,
     mi_database: Option<&str>,
-    session_timeout_s: u16,
+    #[pyo3(from_py_with = args::session_timeout_s)] session_timeout_s: u16,
 ) -> PyResult<String> {
     let spec = tsql::CreateDagSpec {
         dag: parse(|| LinkName::new(dag))?,

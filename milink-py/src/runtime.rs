@@ -8,7 +8,13 @@
 //! operation (or `resume()`) continues from it. Python callbacks the operation makes (the
 //! redirect hook) run on the same thread with the GIL, so Ctrl-C during a callback raises
 //! `KeyboardInterrupt` inside it; the callback adapter then [`abandon`]s the operation the
-//! same way.
+//! same way. The progress callback runs the same way, in place, each time the session has sent
+//! events ([`EventPump::deliver_in_place`]), and between slices: a `KeyboardInterrupt` or
+//! `SystemExit` it raises abandons the operation, or drops it between slices.
+//!
+//! [`Callbacks`] knows which threads are inside one of a session's callbacks, so that an
+//! operation started there on the same session is refused at once instead of waiting for ever
+//! for the operation that runs the callback.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,10 +22,12 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use milink_core::Error;
 use milink_core::SessionEvent;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::broadcast;
@@ -41,6 +49,45 @@ pub(crate) fn runtime() -> &'static Runtime {
 /// Locks `m`, going on with the data a panicking holder left behind.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which threads are running one of a session's Python callbacks now, and which callback.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    running: Mutex<Vec<(ThreadId, &'static str)>>,
+}
+
+impl Callbacks {
+    /// Marks the current thread as running `which` (e.g. "redirect hook") until the guard drops.
+    pub(crate) fn enter(&self, which: &'static str) -> InCallback<'_> {
+        lock(&self.running).push((std::thread::current().id(), which));
+        InCallback { callbacks: self }
+    }
+
+    /// The callback the current thread is running for this session, if any.
+    pub(crate) fn running_here(&self) -> Option<&'static str> {
+        let here = std::thread::current().id();
+        lock(&self.running)
+            .iter()
+            .rev()
+            .find(|(thread, _)| *thread == here)
+            .map(|(_, which)| *which)
+    }
+}
+
+/// The current thread runs a session's callback while this lives.
+pub(crate) struct InCallback<'a> {
+    callbacks: &'a Callbacks,
+}
+
+impl Drop for InCallback<'_> {
+    fn drop(&mut self) {
+        let here = std::thread::current().id();
+        let mut running = lock(&self.callbacks.running);
+        if let Some(at) = running.iter().rposition(|(thread, _)| *thread == here) {
+            running.remove(at);
+        }
+    }
 }
 
 /// One queued item: an event, or a count of events missed.
@@ -93,13 +140,15 @@ struct PumpState {
 pub(crate) struct EventPump {
     state: Mutex<PumpState>,
     callback: Option<Py<PyAny>>,
+    callbacks: Arc<Callbacks>,
 }
 
 impl EventPump {
-    /// A pump reading `events`.
+    /// A pump reading `events`; `callbacks` is the session's record of running callbacks.
     pub(crate) fn new(
         events: broadcast::Receiver<SessionEvent>,
         callback: Option<Py<PyAny>>,
+        callbacks: Arc<Callbacks>,
     ) -> Arc<EventPump> {
         Arc::new(EventPump {
             state: Mutex::new(PumpState {
@@ -108,6 +157,7 @@ impl EventPump {
                 for_callback: VecDeque::new(),
             }),
             callback,
+            callbacks,
         })
     }
 
@@ -127,6 +177,21 @@ impl EventPump {
         }
     }
 
+    /// Hands waiting events to the callback from inside the running operation, on its thread
+    /// (the session calls this each time it has sent events: `Session::with_events_sent`), so
+    /// that progress is seen while an operation runs even when it never waits (on the lab's
+    /// virtual clock it runs in one poll). A `KeyboardInterrupt` or `SystemExit` raised by the
+    /// callback [`abandon`]s the operation, as one raised in the redirect hook does.
+    pub(crate) fn deliver_in_place(&self) {
+        if self.callback.is_none() {
+            return;
+        }
+        let delivered = tokio::task::block_in_place(|| Python::attach(|py| self.deliver(py)));
+        if let Err(interrupt) = delivered {
+            abandon(interrupt);
+        }
+    }
+
     /// The events not drained yet, as dicts.
     pub(crate) fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         self.pull();
@@ -134,22 +199,35 @@ impl EventPump {
         items.iter().map(|i| i.to_py(py)).collect()
     }
 
-    /// Hands waiting events to the callback, in order. A callback that raises does not stop the
-    /// operation: its exception goes to `sys.unraisablehook`.
-    pub(crate) fn deliver(&self, py: Python<'_>) {
+    /// Hands waiting events to the callback, in order. A callback that raises an `Exception`
+    /// does not stop the operation: its exception goes to `sys.unraisablehook`. One that raises
+    /// `KeyboardInterrupt`, `SystemExit` or another `BaseException` interrupts it: the error is
+    /// returned, the events not delivered yet stay queued (and in `events()`), and the caller
+    /// drops the operation as for Ctrl-C between slices.
+    pub(crate) fn deliver(&self, py: Python<'_>) -> PyResult<()> {
         self.pull();
         let Some(callback) = &self.callback else {
-            return;
+            return Ok(());
         };
         loop {
             let Some(item) = lock(&self.state).for_callback.pop_front() else {
-                return;
+                return Ok(());
             };
-            let called = item
-                .to_py(py)
-                .and_then(|event| callback.call1(py, (event,)));
-            if let Err(e) = called {
-                e.write_unraisable(py, Some(callback.bind(py)));
+            let called = {
+                let _running = self.callbacks.enter("progress callback");
+                item.to_py(py)
+                    .and_then(|event| callback.bind(py).call1((event,)))
+            };
+            match called {
+                Ok(returned) => {
+                    if let Some(e) = crate::args::not_awaited(py, "on_progress", &returned) {
+                        e.write_unraisable(py, Some(callback.bind(py)));
+                    }
+                }
+                Err(e) if e.is_instance_of::<PyException>(py) => {
+                    e.write_unraisable(py, Some(callback.bind(py)));
+                }
+                Err(interrupt) => return Err(interrupt),
             }
         }
     }
@@ -209,7 +287,8 @@ impl<F: Future> Future for CatchAbandon<F> {
 /// Runs `operation` to completion with the GIL released, delivering progress between slices.
 ///
 /// Ctrl-C between slices, or a `KeyboardInterrupt` raised in a callback the operation runs
-/// (the redirect hook runs on this thread), drops the operation and raises `KeyboardInterrupt`.
+/// (the redirect hook and the progress callback run on this thread), drops the operation and
+/// raises `KeyboardInterrupt`.
 pub(crate) fn block_on<T, F>(py: Python<'_>, pump: Option<&EventPump>, operation: F) -> PyResult<T>
 where
     F: Future<Output = Result<T, Error>> + Send,
@@ -221,8 +300,12 @@ where
         let slice = py.detach(|| {
             rt.block_on(async { tokio::time::timeout(SLICE, &mut operation).await.ok() })
         });
-        if let Some(pump) = pump {
-            pump.deliver(py);
+        if let Some(pump) = pump
+            && let Err(interrupted) = pump.deliver(py)
+        {
+            // Ctrl-C (or SystemExit) in the progress callback: as between slices.
+            drop(operation);
+            return Err(interrupted);
         }
         match slice {
             Some(Ok(result)) => return result.map_err(errors::py_err),
@@ -259,14 +342,20 @@ where
             tokio::select! {
                 result = &mut operation => break result,
                 _ = tick.tick() => match pump.callback {
-                    Some(_) => Python::attach(|py| pump.deliver(py)),
+                    Some(_) => {
+                        if let Err(interrupted) = Python::attach(|py| pump.deliver(py)) {
+                            break Err(interrupted);
+                        }
+                    }
                     None => pump.pull(),
                 },
             }
         };
+        drop(operation);
         Python::attach(|py| {
-            pump.deliver(py);
-            finish(py, result?)
+            let result = result?;
+            pump.deliver(py)?;
+            finish(py, result)
         })
     })
 }
@@ -274,7 +363,10 @@ where
 /// Waits `seconds` on the shared runtime the way every blocking call waits (GIL released,
 /// Ctrl-C honoured between slices); the interrupt path's own check.
 #[pyfunction(name = "_sleep")]
-pub(crate) fn sleep_interruptibly(py: Python<'_>, seconds: f64) -> PyResult<()> {
+pub(crate) fn sleep_interruptibly(
+    py: Python<'_>,
+    #[pyo3(from_py_with = crate::args::seconds)] seconds: f64,
+) -> PyResult<()> {
     let wait = Duration::try_from_secs_f64(seconds)
         .map_err(|e| errors::invalid(format!("seconds: {e}")))?;
     block_on(py, None, async move {

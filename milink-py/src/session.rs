@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use milink_core::journal::TornTail;
 use milink_core::lifecycle::{
     AssessmentOutcome, Blocker, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName,
     Side,
@@ -16,6 +17,7 @@ use milink_core::lifecycle::{
 use milink_core::names::DatabaseName;
 use milink_core::ports::{Journal, ManagedInstance, SourceServer};
 use milink_core::redirect::{HookError, RedirectHook, RedirectOptions, RedirectTarget};
+use milink_core::session::EventsSent;
 use milink_core::{Error, LinkSession, Session, SessionError, SessionOptions};
 use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::PyException;
@@ -26,7 +28,7 @@ use crate::convert::{from_py, to_py};
 use crate::errors::{self, StepFailedError, invalid};
 use crate::lab::PyLab;
 use crate::report::PyReadinessReport;
-use crate::runtime::{EventPump, abandon, awaitable, block_on, lock};
+use crate::runtime::{Callbacks, EventPump, abandon, awaitable, block_on, lock};
 
 /// The step error code of a redirect hook that failed (the session's code for every hook).
 pub(crate) const HOOK_CODE: &str = "hook";
@@ -66,10 +68,15 @@ pub(crate) fn session_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Se
 /// exception itself is kept in memory and becomes the `__cause__` of the `StepFailedError`.
 /// `KeyboardInterrupt` (Ctrl-C during the hook) or another `BaseException` abandons the
 /// operation instead, leaving the step in flight for `resume()` ([`crate::runtime::abandon`]).
+///
+/// A hook that returns an awaitable fails the step the same way (its work was not done: milink
+/// awaits nothing); async functions are refused before the session is created
+/// ([`crate::args::callback`]).
 struct PythonRedirectHook {
     link: LinkName,
     callable: Py<PyAny>,
     failure: Arc<Mutex<Option<PyErr>>>,
+    callbacks: Arc<Callbacks>,
 }
 
 #[async_trait]
@@ -78,13 +85,28 @@ impl RedirectHook for PythonRedirectHook {
         let called = tokio::task::block_in_place(|| {
             Python::attach(|py| {
                 let argument = hook_argument(py, &self.link, target)?;
-                self.callable.call1(py, (argument,)).map(drop)
+                let returned = {
+                    let _running = self.callbacks.enter("redirect hook");
+                    self.callable.bind(py).call1((argument,))?
+                };
+                Ok(crate::args::not_awaited(py, "redirect_hook", &returned))
             })
         });
-        let Err(e) = called else {
-            // A stale failure must not become the cause of a later one.
-            lock(&self.failure).take();
-            return Ok(());
+        let e: PyErr = match called {
+            Ok(None) => {
+                // A stale failure must not become the cause of a later one.
+                lock(&self.failure).take();
+                return Ok(());
+            }
+            Ok(Some(not_done)) => {
+                // milink's own message, which holds no secret: it may be journaled as it is.
+                let message = Python::attach(|py| not_done.value(py).to_string());
+                *lock(&self.failure) = Some(not_done);
+                return Err(HookError::new(format!(
+                    "{message}; the workload was not redirected"
+                )));
+            }
+            Err(e) => e,
         };
         let (interrupt, kind) = Python::attach(|py| {
             let kind = e
@@ -136,16 +158,25 @@ pub(crate) struct PyLinkSession {
     databases: Vec<DatabaseName>,
     pump: Arc<EventPump>,
     hook_failure: Arc<Mutex<Option<PyErr>>>,
+    /// The threads running this session's redirect hook or progress callback now.
+    callbacks: Arc<Callbacks>,
+    /// The torn last record `resume_from(..., repair=True)` dropped.
+    repaired: Option<TornTail>,
 }
+
+/// Operations that only read and never wait for a running one: they may be called from the
+/// session's own callbacks.
+const READS: [&str; 2] = ["health", "watch"];
 
 impl PyLinkSession {
     /// Wraps a core session, with the Python redirect hook, the options its targets are
-    /// computed from, and the progress callback.
+    /// computed from, the progress callback, and the torn record a repair dropped.
     pub(crate) fn wrap<S, M, J>(
         session: Session<S, M, J>,
         redirect_hook: Option<Py<PyAny>>,
         redirect_options: RedirectOptions,
         on_progress: Option<Py<PyAny>>,
+        repaired: Option<TornTail>,
     ) -> Self
     where
         S: SourceServer + 'static,
@@ -153,24 +184,55 @@ impl PyLinkSession {
         J: Journal + 'static,
     {
         let hook_failure = Arc::new(Mutex::new(None));
+        let callbacks = Arc::new(Callbacks::default());
         let link = session.link().clone();
         let hook = redirect_hook.map(|callable| -> Arc<dyn RedirectHook> {
             Arc::new(PythonRedirectHook {
                 link,
                 callable,
                 failure: Arc::clone(&hook_failure),
+                callbacks: Arc::clone(&callbacks),
             })
         });
         let session = session.with_redirect(hook, redirect_options);
         let databases = session.machine().spec().databases.clone();
-        let pump = EventPump::new(session.subscribe(), on_progress);
+        let with_callback = on_progress.is_some();
+        let pump = EventPump::new(session.subscribe(), on_progress, Arc::clone(&callbacks));
+        let session = session.with_events_sent(with_callback.then(|| -> EventsSent {
+            let pump = Arc::clone(&pump);
+            Arc::new(move || pump.deliver_in_place())
+        }));
         PyLinkSession {
             link: session.link().to_string(),
             session: Mutex::new(Some(Arc::new(session))),
             databases,
             pump,
             hook_failure,
+            callbacks,
+            repaired,
         }
+    }
+
+    /// The session, unless `operation` was called from one of its own callbacks and would wait
+    /// for the operation running that callback: operations run one at a time, so it would wait
+    /// for ever. Reads ([`READS`]) do not wait and are allowed.
+    fn session_for(&self, py: Python<'_>, operation: &str) -> PyResult<Arc<dyn LinkSession>> {
+        if !READS.contains(&operation)
+            && let Some(callback) = self.callbacks.running_here()
+        {
+            return Err(errors::session_refused(
+                py,
+                format!(
+                    "{operation}() was called from the {callback} of the session it would run on \
+                     (link {}): operations run one at a time, and this one would wait for ever for \
+                     the operation that is running the {callback}; return from the {callback} \
+                     instead, and call {operation}() after that operation returns (the \
+                     {callback} may read status() and health())",
+                    self.link
+                ),
+            ));
+        }
+        self.session()
     }
 
     fn session(&self) -> PyResult<Arc<dyn LinkSession>> {
@@ -182,27 +244,32 @@ impl PyLinkSession {
         })
     }
 
-    /// Runs `operation` blocking.
-    fn blocking<T, F, Fut>(&self, py: Python<'_>, operation: F) -> PyResult<T>
+    /// Runs `operation` (named `name`) blocking.
+    fn blocking<T, F, Fut>(&self, py: Python<'_>, name: &str, operation: F) -> PyResult<T>
     where
         F: FnOnce(Arc<dyn LinkSession>) -> Fut + Send,
         Fut: Future<Output = Result<T, SessionError>> + Send,
         T: Send,
     {
-        let session = self.session()?;
+        let session = self.session_for(py, name)?;
         let result = block_on(py, Some(&self.pump), async move {
             operation(session).await.map_err(Error::from)
         });
         result.map_err(|e| explain(py, &self.hook_failure, e))
     }
 
-    /// Runs `operation` as an awaitable returning None.
-    fn awaitable<'py, F, Fut>(&self, py: Python<'py>, operation: F) -> PyResult<Bound<'py, PyAny>>
+    /// Runs `operation` (named `name`) as an awaitable returning None.
+    fn awaitable<'py, F, Fut>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        operation: F,
+    ) -> PyResult<Bound<'py, PyAny>>
     where
         F: FnOnce(Arc<dyn LinkSession>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), SessionError>> + Send + 'static,
     {
-        let session = self.session()?;
+        let session = self.session_for(py, name)?;
         let failure = Arc::clone(&self.hook_failure);
         awaitable(
             py,
@@ -270,6 +337,11 @@ impl PyLinkSession {
     /// The keyword arguments are those of `Lab.session`; the redirect settings and `lock_dir`
     /// are not journaled, so give them again. Raises LinkLockedError while another session
     /// drives the link.
+    ///
+    /// A journal whose last record was torn by a crash raises TornJournalError; with
+    /// `repair=True` that record (an input never acted on) is dropped first, and `repaired`
+    /// says what was dropped. A file that is not a journal raises NotAJournalError, with or
+    /// without `repair`, and is left as it is.
     #[staticmethod]
     #[pyo3(signature = (
         journal,
@@ -281,6 +353,7 @@ impl PyLinkSession {
         connection_string = None,
         public_endpoint = false,
         lock_dir = None,
+        repair = false,
     ))]
     #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn resume_from(
@@ -293,6 +366,7 @@ impl PyLinkSession {
         connection_string: Option<&str>,
         public_endpoint: bool,
         lock_dir: Option<PathBuf>,
+        repair: bool,
     ) -> PyResult<Self> {
         let redirect = crate::lab::Redirect {
             hook: redirect_hook,
@@ -307,7 +381,21 @@ impl PyLinkSession {
             on_progress,
             options,
             lock_dir,
+            repair,
         )
+    }
+
+    /// The torn last record `resume_from(..., repair=True)` dropped from the journal, as
+    /// `{"line": n, "bytes": n}`, or None when nothing was dropped.
+    #[getter]
+    fn repaired<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(torn) = self.repaired else {
+            return Ok(None);
+        };
+        let dropped = PyDict::new(py);
+        dropped.set_item("line", torn.line)?;
+        dropped.set_item("bytes", torn.bytes)?;
+        Ok(Some(dropped))
     }
 
     /// The link's name.
@@ -326,10 +414,9 @@ impl PyLinkSession {
     /// this link's databases count) or a list of blocker strings. Blockers raise RejectedError.
     fn record_assessment(&self, py: Python<'_>, assessment: &Bound<'_, PyAny>) -> PyResult<()> {
         let outcome = self.outcome(assessment)?;
-        self.blocking(
-            py,
-            move |s| async move { s.record_assessment(outcome).await },
-        )
+        self.blocking(py, "record_assessment", move |s| async move {
+            s.record_assessment(outcome).await
+        })
     }
 
     /// Awaitable `record_assessment`.
@@ -339,20 +426,19 @@ impl PyLinkSession {
         assessment: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let outcome = self.outcome(assessment)?;
-        self.awaitable(
-            py,
-            move |s| async move { s.record_assessment(outcome).await },
-        )
+        self.awaitable(py, "record_assessment", move |s| async move {
+            s.record_assessment(outcome).await
+        })
     }
 
     /// Creates the link; returns once it replicates.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        self.blocking(py, move |s| async move { s.start().await })
+        self.blocking(py, "start", move |s| async move { s.start().await })
     }
 
     /// Awaitable `start`.
     fn start_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.awaitable(py, move |s| async move { s.start().await })
+        self.awaitable(py, "start", move |s| async move { s.start().await })
     }
 
     /// Fails over: `kind="planned"` (no data loss) or `"forced"`, which needs
@@ -365,7 +451,11 @@ impl PyLinkSession {
         acknowledge_data_loss: Option<String>,
     ) -> PyResult<()> {
         let kind = failover_kind(kind, acknowledge_data_loss)?;
-        self.blocking(py, move |s| async move { s.failover(kind).await })
+        self.blocking(
+            py,
+            "failover",
+            move |s| async move { s.failover(kind).await },
+        )
     }
 
     /// Awaitable `failover`.
@@ -377,17 +467,21 @@ impl PyLinkSession {
         acknowledge_data_loss: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let kind = failover_kind(kind, acknowledge_data_loss)?;
-        self.awaitable(py, move |s| async move { s.failover(kind).await })
+        self.awaitable(
+            py,
+            "failover",
+            move |s| async move { s.failover(kind).await },
+        )
     }
 
     /// Fails back to SQL Server (two-way links).
     fn failback(&self, py: Python<'_>) -> PyResult<()> {
-        self.blocking(py, move |s| async move { s.failback().await })
+        self.blocking(py, "failback", move |s| async move { s.failback().await })
     }
 
     /// Awaitable `failback`.
     fn failback_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.awaitable(py, move |s| async move { s.failback().await })
+        self.awaitable(py, "failback", move |s| async move { s.failback().await })
     }
 
     /// Migrates and removes the link; returns once completed.
@@ -396,7 +490,11 @@ impl PyLinkSession {
         let options = CutoverOptions {
             drop_availability_group,
         };
-        self.blocking(py, move |s| async move { s.cutover(options).await })
+        self.blocking(
+            py,
+            "cutover",
+            move |s| async move { s.cutover(options).await },
+        )
     }
 
     /// Awaitable `cutover`.
@@ -409,13 +507,19 @@ impl PyLinkSession {
         let options = CutoverOptions {
             drop_availability_group,
         };
-        self.awaitable(py, move |s| async move { s.cutover(options).await })
+        self.awaitable(
+            py,
+            "cutover",
+            move |s| async move { s.cutover(options).await },
+        )
     }
 
     /// Repairs a split brain, keeping `keep` (`"SqlServer"` or `"ManagedInstance"`) as primary.
     fn repair_split_brain(&self, py: Python<'_>, keep: &Bound<'_, PyAny>) -> PyResult<()> {
         let keep = side(keep)?;
-        self.blocking(py, move |s| async move { s.repair_split_brain(keep).await })
+        self.blocking(py, "repair_split_brain", move |s| async move {
+            s.repair_split_brain(keep).await
+        })
     }
 
     /// Awaitable `repair_split_brain`.
@@ -425,38 +529,40 @@ impl PyLinkSession {
         keep: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let keep = side(keep)?;
-        self.awaitable(py, move |s| async move { s.repair_split_brain(keep).await })
+        self.awaitable(py, "repair_split_brain", move |s| async move {
+            s.repair_split_brain(keep).await
+        })
     }
 
     /// Undoes link creation (or abandons a catch-up); returns once done.
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
-        self.blocking(py, move |s| async move { s.cancel().await })
+        self.blocking(py, "cancel", move |s| async move { s.cancel().await })
     }
 
     /// Awaitable `cancel`.
     fn cancel_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.awaitable(py, move |s| async move { s.cancel().await })
+        self.awaitable(py, "cancel", move |s| async move { s.cancel().await })
     }
 
     /// Continues the last operation after an interruption or a retryable failure; with nothing
     /// to continue, reads both sides (SplitBrainError if both are PRIMARY).
     fn resume(&self, py: Python<'_>) -> PyResult<()> {
-        self.blocking(py, move |s| async move { s.resume().await })
+        self.blocking(py, "resume", move |s| async move { s.resume().await })
     }
 
     /// Awaitable `resume`.
     fn resume_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.awaitable(py, move |s| async move { s.resume().await })
+        self.awaitable(py, "resume", move |s| async move { s.resume().await })
     }
 
     /// Re-issues a failed step after its cause was fixed, then continues the last operation.
     fn retry(&self, py: Python<'_>) -> PyResult<()> {
-        self.blocking(py, move |s| async move { s.retry().await })
+        self.blocking(py, "retry", move |s| async move { s.retry().await })
     }
 
     /// Awaitable `retry`.
     fn retry_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.awaitable(py, move |s| async move { s.retry().await })
+        self.awaitable(py, "retry", move |s| async move { s.retry().await })
     }
 
     /// Where the link is, as a dict (`state`, `detail`, `phase`, `terminal`, `in_flight`,
@@ -469,26 +575,34 @@ impl PyLinkSession {
     /// Both sides read now, as a dict (a side that cannot be read is named in `unreachable`),
     /// or None.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let health = self.blocking(py, move |s| async move { s.health().await })?;
+        let health = self.blocking(py, "health", move |s| async move { s.health().await })?;
         to_py(py, &health)
     }
 
     /// Watches an idle link for `seconds`: reads both sides every probe interval; raises
     /// SplitBrainError as soon as both are PRIMARY.
-    fn watch(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+    fn watch(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::args::seconds)] seconds: f64,
+    ) -> PyResult<()> {
         let duration = watch_duration(seconds)?;
-        self.blocking(py, move |s| async move { s.watch(duration).await })
+        self.blocking(py, "watch", move |s| async move { s.watch(duration).await })
     }
 
     /// Awaitable `watch`.
-    fn watch_async<'py>(&self, py: Python<'py>, seconds: f64) -> PyResult<Bound<'py, PyAny>> {
+    fn watch_async<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = crate::args::seconds)] seconds: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let duration = watch_duration(seconds)?;
-        self.awaitable(py, move |s| async move { s.watch(duration).await })
+        self.awaitable(py, "watch", move |s| async move { s.watch(duration).await })
     }
 
     /// Awaitable `health`.
     fn health_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let session = self.session()?;
+        let session = self.session_for(py, "health")?;
         let failure = Arc::clone(&self.hook_failure);
         awaitable(
             py,

@@ -1,6 +1,9 @@
+from typing import Any
+
 import pytest
 
 import milink
+from milink._milink import _sleep
 
 FAMILIES = [
     milink.NameError,
@@ -56,6 +59,17 @@ def test_facts_of_the_wrong_shape_raise_invalid_argument() -> None:
         milink.assess(**milink.tailspin_facts(), now="yesterday")
 
 
+def test_the_argument_errors_are_invalid_argument_errors_and_builtin_ones() -> None:
+    assert issubclass(milink.ArgumentTypeError, milink.InvalidArgumentError)
+    assert issubclass(milink.ArgumentTypeError, TypeError)
+    assert issubclass(milink.ArgumentRangeError, milink.InvalidArgumentError)
+    assert issubclass(milink.ArgumentRangeError, OverflowError)
+    for cls in (milink.ArgumentTypeError, milink.ArgumentRangeError):
+        assert cls.__module__ == "milink"
+    for cls in (milink.TornJournalError, milink.NotAJournalError):
+        assert cls.__bases__ == (milink.JournalError,) and cls.__module__ == "milink"
+
+
 def test_type_errors_in_facts_and_options_name_the_field_and_the_database() -> None:
     facts = milink.tailspin_facts()
     customer360 = next(i for i, d in enumerate(facts["databases"]) if d["name"] == "Customer360")
@@ -88,3 +102,39 @@ def test_type_errors_in_facts_and_options_name_the_field_and_the_database() -> N
     assert "column" not in str(info.value)
     with pytest.raises(milink.InvalidArgumentError, match="session options at retry.max_attempts"):
         lab.session("never-created.journal", options={"retry": {"max_attempts": -1}})
+
+
+@pytest.mark.parametrize(
+    "call, argument, text",
+    [
+        (lambda: milink.tcp_url("sql01", 70000), "port", "from 0 to 65535, not 70000"),
+        (lambda: milink.tcp_url("sql01", -1), "port", "from 0 to 65535, not -1"),
+        (lambda: milink.Lab.tailspin(-1), "seed", "from 0 to 18446744073709551615, not -1"),
+        (lambda: milink.Lab.tailspin(seed=2**64), "seed", "from 0 to 18446744073709551615, not 18446744073709551616"),
+        (
+            lambda: milink.create_distributed_availability_group_sql(
+                "DAG_ToyStore", "AG_ToyStore", "TCP://sql01:5022", "AG_MI", "mi.abc.database.windows.net",
+                session_timeout_s=100_000,
+            ),
+            "session_timeout_s",
+            "from 0 to 65535, not 100000",
+        ),
+    ],
+    ids=["port-high", "port-negative", "seed-negative", "seed-high", "session_timeout_s"],
+)
+def test_integer_arguments_out_of_range_name_the_argument_and_its_range(
+    call: Any, argument: str, text: str
+) -> None:
+    with pytest.raises(milink.ArgumentRangeError) as info:
+        call()
+    err = info.value
+    assert isinstance(err, milink.InvalidArgumentError) and isinstance(err, OverflowError)
+    assert err.caller_error and not err.transient
+    assert str(err).startswith(f"{argument} must be an integer {text}"), str(err)
+
+
+def test_integer_arguments_of_the_wrong_type_name_the_argument() -> None:
+    with pytest.raises(milink.ArgumentTypeError, match="^port must be an integer, not str"):
+        milink.tcp_url("sql01", "5022")  # type: ignore[arg-type]
+    with pytest.raises(milink.ArgumentRangeError, match="^seconds"):
+        _sleep(10**400)

@@ -8,6 +8,8 @@ from ``MilinkError``.
 """
 
 from milink._milink import (
+    ArgumentRangeError,
+    ArgumentTypeError,
     GatherError,
     InvalidArgumentError,
     JournalError,
@@ -16,6 +18,7 @@ from milink._milink import (
     LinkSession,
     MilinkError,
     NameError,
+    NotAJournalError,
     NotReadyError,
     ReadinessReport,
     RejectedError,
@@ -25,6 +28,7 @@ from milink._milink import (
     StalledError,
     StepFailedError,
     TimeoutError,
+    TornJournalError,
     __version__,
     assess,
     binary_literal,
@@ -40,6 +44,8 @@ from milink._milink import (
 )
 
 __all__ = [
+    "ArgumentRangeError",
+    "ArgumentTypeError",
     "GatherError",
     "InvalidArgumentError",
     "JournalError",
@@ -48,6 +54,7 @@ __all__ = [
     "LinkSession",
     "MilinkError",
     "NameError",
+    "NotAJournalError",
     "NotReadyError",
     "ReadinessReport",
     "RejectedError",
@@ -57,6 +64,7 @@ __all__ = [
     "StalledError",
     "StepFailedError",
     "TimeoutError",
+    "TornJournalError",
     "__version__",
     "assess",
     "binary_literal",

@@ -26,9 +26,13 @@ __all__ = [
     "MilinkError",
     "NameError",
     "InvalidArgumentError",
+    "ArgumentTypeError",
+    "ArgumentRangeError",
     "NotReadyError",
     "GatherError",
     "JournalError",
+    "TornJournalError",
+    "NotAJournalError",
     "SessionError",
     "RejectedError",
     "SpecError",
@@ -70,7 +74,21 @@ class NameError(MilinkError):  # noqa: A001 - shadows the builtin inside the mil
     """A name or value was refused by its validated type (the message names the rule)."""
 
 class InvalidArgumentError(MilinkError):
-    """An argument milink cannot use: facts or options not in the expected shape, an unknown kind."""
+    """An argument milink cannot use: facts or options not in the expected shape, an unknown kind.
+
+    Facts and options of the wrong shape are named by their field's path (and, in a list of
+    database facts, the database), e.g. ``database facts at [1].compatibility_level (database
+    Customer360): invalid type: string "8", expected u16``."""
+
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type, named in the message: a redirect hook or progress callback
+    that is not callable or is an async function, a string where an integer is due. Also a
+    builtin ``TypeError``."""
+
+class ArgumentRangeError(InvalidArgumentError, OverflowError):
+    """An integer argument outside the range of its type (``port``, ``seed``,
+    ``session_timeout_s``); the message names the argument and the range. Also a builtin
+    ``OverflowError``."""
 
 class NotReadyError(MilinkError):
     """The readiness report has blockers for what was asked; ``.report`` says which and how to fix them."""
@@ -82,6 +100,26 @@ class GatherError(MilinkError):
 
 class JournalError(MilinkError):
     """A journal could not be opened, read or written, or holds another link already."""
+
+class TornJournalError(JournalError):
+    """The journal's last record is torn, left by an interrupted write; the input it held was
+    never acted on. ``LinkSession.resume_from(journal, lab, repair=True)`` drops it and resumes.
+    A caller error: milink never drops it on its own."""
+
+    path: str
+    """The journal file."""
+    line: int
+    """The 1-based line of the torn record."""
+    bytes: int
+    """Its length in bytes."""
+
+class NotAJournalError(JournalError):
+    """The file is not a milink journal: its first line is not a journal record (nor what an
+    interrupted write of one leaves). It is left as it is; no repair is offered, with or
+    without ``repair=True``."""
+
+    path: str
+    """The file."""
 
 class SessionError(MilinkError):
     """A link operation failed."""
@@ -336,7 +374,17 @@ _SessionEvent = Dict[str, Any]
 ``StepFinished``, ``Progress``, or ``Missed`` for events not kept), mapped to its fields."""
 
 _RedirectHook = Callable[[RedirectTarget], object]
+"""A plain function, called in place and to completion; never an ``async def`` (refused with
+``ArgumentTypeError``: milink awaits nothing)."""
 _ProgressCallback = Callable[[_SessionEvent], object]
+"""A plain function, called in place with each event while an operation runs."""
+
+@type_check_only
+class TornRecord(TypedDict):
+    """The torn last record a repair dropped from a journal."""
+
+    line: int
+    bytes: int
 _JournalPath = Union[str, "os.PathLike[str]"]
 
 @final
@@ -385,7 +433,25 @@ class Lab:
         at the managed instance's VNet-local endpoint on port 1433, or with
         ``public_endpoint=True`` its public endpoint on port 3342, after a failover; the original
         after a failback. Authentication is kept as written. A connection string that does not
-        parse raises InvalidArgumentError and nothing is created.
+        parse, names no server, or is empty (``""``, blanks, ``";;"``) raises
+        InvalidArgumentError and nothing is created.
+
+        The hook is called in place, on the thread that runs the operation, and must finish its
+        work before it returns: the redirect is journaled as done when it returns. It must be a
+        plain function. An ``async def`` hook (or an object whose ``__call__`` is one) is refused
+        here with ``ArgumentTypeError``, because milink never awaits what a hook returns and the
+        workload would silently not be redirected; run the coroutine to completion inside a plain
+        function instead (``asyncio.run(...)``, or from a hook of an ``_async`` operation
+        ``asyncio.run_coroutine_threadsafe(coro, loop).result()``). A hook that returns an
+        awaitable anyway fails the step (``StepFailedError``, ``code == "hook"``, retryable).
+
+        ``on_progress`` is called in place with each event while the operation runs. An
+        ``Exception`` it raises goes to ``sys.unraisablehook``; ``KeyboardInterrupt`` or
+        ``SystemExit`` stops the operation as Ctrl-C does (the journal stays resumable).
+        ``redirect_hook`` and ``on_progress`` that are not callable, or are async functions, raise
+        ``ArgumentTypeError`` and nothing is created. Neither may start an operation on the
+        session it serves (it would wait for itself): that raises ``SessionError`` at once;
+        ``status()`` and ``health()`` may be read.
 
         One session per link: the session locks a file named after the link in ``lock_dir``
         (default: the journal's directory) until it is closed; a second session on the same
@@ -408,10 +474,19 @@ class LinkSession:
         connection_string: Optional[str] = None,
         public_endpoint: bool = False,
         lock_dir: Optional[_JournalPath] = None,
+        repair: bool = False,
     ) -> LinkSession:
         """Reopens the link journaled in ``journal``; ``resume()`` then continues it. The keyword
         arguments are those of ``Lab.session`` (the redirect settings and ``lock_dir`` are not
-        journaled). Raises LinkLockedError while another session drives the link."""
+        journaled). Raises LinkLockedError while another session drives the link.
+
+        A journal whose last record was torn by a crash raises ``TornJournalError``; with
+        ``repair=True`` that record (an input never acted on) is dropped first and ``repaired``
+        says what was dropped. A file that is not a journal raises ``NotAJournalError``, with or
+        without ``repair``, and is left as it is."""
+    @property
+    def repaired(self) -> Optional[TornRecord]:
+        """The torn last record ``resume_from(..., repair=True)`` dropped, or None."""
     @property
     def link(self) -> str: ...
     @property

@@ -77,6 +77,15 @@ def migrate(journal: pathlib.Path) -> Optional[str]:
     except milink.LinkLockedError as e:
         holder: Optional[int] = e.holder_pid
         print(e.link, e.lock_file, holder, e.holder_journal)
+    except milink.TornJournalError as e:
+        print(e.path, e.line, e.bytes)
+        repaired = milink.LinkSession.resume_from(journal, lab, repair=True)
+        dropped = repaired.repaired
+        if dropped is not None:
+            print(dropped["line"], dropped["bytes"])
+        repaired.close()
+    except milink.NotAJournalError as e:
+        print(e.path)
     for target in targets:
         port: Optional[int] = target["port"]
         connection_string: str = target["connection_string"]
@@ -97,6 +106,22 @@ def errors(e: milink.MilinkError) -> bool:
     if isinstance(e, milink.TimeoutError):
         return e.waited_s > 0
     return e.transient or e.caller_error or e.remote
+
+
+def argument_errors() -> List[BaseException]:
+    caught: List[BaseException] = []
+    try:
+        milink.tcp_url("sql01", 70000)
+    except milink.ArgumentRangeError as e:
+        overflow: OverflowError = e
+        invalid: milink.InvalidArgumentError = e
+        caught += [overflow, invalid]
+    try:
+        milink.Lab.tailspin().session("y.journal", redirect_hook=print)
+    except milink.ArgumentTypeError as e:
+        wrong_type: TypeError = e
+        caught.append(wrong_type)
+    return caught
 
 
 if __name__ == "__main__":
