@@ -43,8 +43,9 @@
 //!   views, triggers) and of T-SQL Agent job steps. SQL sent by applications, SSIS packages or
 //!   reports, SQL built at run time (dynamic SQL in strings and variables) and encrypted
 //!   modules (counted in [`CodeFacts::encrypted_modules`]) are invisible to them.
-//! - `SystemProcedures110`: the stored rule page does not list the removed procedures; only
-//!   `sp_dboption` is recognised.
+//! - `SystemProcedures110`: the six procedures the rule page lists (`sp_dboption`,
+//!   `sp_addserver`, `sp_dropalias`, `sp_activedirectory_obj`, `sp_activedirectory_scp`,
+//!   `sp_activedirectory_start`) are recognised when module text calls them by name.
 //! - `TransactSqlJob`: "unsupported commands" are not enumerated; job steps are checked for
 //!   the constructs the module rules know.
 //! - `MIHomogeneousMSDTCTransactSQL` vs `MIHeterogeneousMSDTCTransactSQL`: decided by the
@@ -285,5 +286,7 @@ pub fn assess(
     }
 }
 
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod tests;

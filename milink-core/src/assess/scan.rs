@@ -40,7 +40,9 @@ pub enum Marker {
     LegacyRaiserror,
     /// SQL Mail procedures (`xp_sendmail`, `xp_startmail`, …); detail = the procedure.
     SqlMail,
-    /// System procedures removed from SQL Server (`sp_dboption`); detail = the procedure.
+    /// A system procedure the managed instance does not have ([`REMOVED_SYSTEM_PROCEDURES`]:
+    /// `sp_dboption`, `sp_addserver`, `sp_dropalias`, `sp_activedirectory_obj`,
+    /// `sp_activedirectory_scp`, `sp_activedirectory_start`); detail = the procedure.
     RemovedSystemProcedure,
     /// `sp_addalias`.
     AddAlias,
@@ -70,10 +72,21 @@ const SQL_MAIL_PROCEDURES: [&str; 7] = [
     "SP_PROCESSMAIL",
 ];
 
-/// Removed system procedures the scanner knows. The stored rule page does not list the
-/// procedures behind `SystemProcedures110`; `sp_dboption` (removed in SQL Server 2012) is the
-/// one milink recognises.
-const REMOVED_SYSTEM_PROCEDURES: [&str; 1] = ["SP_DBOPTION"];
+/// The removed system and extended stored procedures of the `SystemProcedures110` rule, as
+/// Microsoft's assessment rules page lists them: "Following unsupported system and extended
+/// stored procedures cannot be used in Azure SQL Managed Instance - `sp_dboption`,
+/// `sp_addserver`, `sp_dropalias`, `sp_activedirectory_obj`, `sp_activedirectory_scp`, and
+/// `sp_activedirectory_start`" (sql-docs
+/// `azure-sql/migration-guides/managed-instance/sql-server-to-sql-managed-instance-assessment-rules.md`,
+/// section SystemProcedures110).
+pub const REMOVED_SYSTEM_PROCEDURES: [&str; 6] = [
+    "SP_DBOPTION",
+    "SP_ADDSERVER",
+    "SP_DROPALIAS",
+    "SP_ACTIVEDIRECTORY_OBJ",
+    "SP_ACTIVEDIRECTORY_SCP",
+    "SP_ACTIVEDIRECTORY_START",
+];
 
 const AGGREGATES: [&str; 9] = [
     "SUM", "AVG", "COUNT", "MAX", "MIN", "STDEV", "STDEVP", "VAR", "VARP",
@@ -615,6 +628,36 @@ mod tests {
             vec![(Marker::RemovedSystemProcedure, Some("sp_dboption".into()))]
         );
         assert!(has("EXEC sp_addalias 'login', 'dbo'", Marker::AddAlias));
+    }
+
+    #[test]
+    fn the_six_removed_system_procedures_of_the_rule_page_are_recognised() {
+        for (call, proc) in [
+            ("EXEC sp_dboption 'db', 'read only', 'TRUE'", "sp_dboption"),
+            ("EXEC sp_addserver 'NEWNAME', 'local'", "sp_addserver"),
+            ("EXEC dbo.sp_dropalias 'DOMAIN\\old'", "sp_dropalias"),
+            (
+                "EXEC master.dbo.sp_ActiveDirectory_Obj @Action = 'create'",
+                "sp_activedirectory_obj",
+            ),
+            (
+                "EXECUTE [sp_activedirectory_scp] @Action = 'create'",
+                "sp_activedirectory_scp",
+            ),
+            (
+                "EXEC sys.sp_activedirectory_start",
+                "sp_activedirectory_start",
+            ),
+        ] {
+            assert_eq!(
+                markers(call),
+                vec![(Marker::RemovedSystemProcedure, Some(proc.into()))],
+                "{call}"
+            );
+        }
+        // A name that merely starts like one, a comment and a string are not calls.
+        assert!(markers("EXEC sp_addserverrole 'x'").is_empty());
+        assert!(markers("-- EXEC sp_addserver 'x'\nPRINT 'sp_dropalias'").is_empty());
     }
 
     #[test]

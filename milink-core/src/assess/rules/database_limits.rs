@@ -440,21 +440,32 @@ fn sql_mail(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
     )
 }
 
+/// `SystemProcedures110`: calls of the six system and extended stored procedures Microsoft's
+/// rule page lists as unavailable on the managed instance — `sp_dboption`, `sp_addserver`,
+/// `sp_dropalias`, `sp_activedirectory_obj`, `sp_activedirectory_scp` and
+/// `sp_activedirectory_start` ([`crate::assess::scan::REMOVED_SYSTEM_PROCEDURES`]; sql-docs
+/// `azure-sql/migration-guides/managed-instance/sql-server-to-sql-managed-instance-assessment-rules.md`,
+/// section SystemProcedures110). The evidence names each module with the procedure it calls.
 const SYSTEM_PROCEDURES_110: Rule = rule!(
     "SystemProcedures110",
     Warning,
     Database,
     "Removed system procedures",
     F51,
-    "module text: sp_dboption (the rule page does not list the procedures)",
+    "module text: sp_dboption, sp_addserver, sp_dropalias, sp_activedirectory_obj, \
+     sp_activedirectory_scp and sp_activedirectory_start, as the rule page lists them",
     Database(system_procedures_110)
 );
 fn system_procedures_110(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
     code_rule(
         d,
         Marker::RemovedSystemProcedure,
-        "removed system procedures are called",
-        "Replace sp_dboption with ALTER DATABASE … SET.",
+        "system procedures the managed instance does not have are called",
+        "Remove the calls: replace sp_dboption with ALTER DATABASE … SET and \
+         DATABASEPROPERTYEX; sp_dropalias with database users and role memberships; \
+         sp_addserver has nothing to do on the managed instance (its name is set by Azure); \
+         the sp_activedirectory_* procedures (publishing the instance in Active Directory) \
+         have no replacement.",
     )
 }
 

@@ -1,0 +1,92 @@
+//! The managed instance compatibility rules (milink-facts §5.1) from what a user has to what
+//! the report says: module text scanned as the gatherer scans it, instance facts as the probes
+//! read them, and the findings, evidence and "not evaluated" entries that come out.
+
+use super::fixtures::{self, TailspinLab};
+use super::*;
+use crate::assess::scan::scan_module;
+
+/// The Tailspin lab reduced to ToyStore with nothing to report (the rules under test aside).
+fn lab() -> TailspinLab {
+    let mut lab = fixtures::tailspin();
+    lab.databases.retain(|d| d.name.as_str() == "ToyStore");
+    lab
+}
+
+/// Replaces ToyStore's scanned modules with these (object, definition) pairs.
+fn modules(lab: &mut TailspinLab, texts: &[(&str, &str)]) {
+    let toy = lab.database_mut("ToyStore").unwrap();
+    let mut code = CodeFacts {
+        modules: u32::try_from(texts.len()).unwrap(),
+        ..CodeFacts::default()
+    };
+    for (object, text) in texts {
+        code.hits.extend(scan_module(object, text));
+    }
+    toy.code = Some(code);
+}
+
+fn findings_of<'a>(report: &'a ReadinessReport, id: &str) -> Vec<&'a Finding> {
+    report.findings.iter().filter(|f| f.rule_id == id).collect()
+}
+
+// ------------------------------------------------------------------ SystemProcedures110
+
+#[test]
+fn every_procedure_of_system_procedures_110_is_reported_with_its_module() {
+    for proc in [
+        "sp_dboption",
+        "sp_addserver",
+        "sp_dropalias",
+        "sp_activedirectory_obj",
+        "sp_activedirectory_scp",
+        "sp_activedirectory_start",
+    ] {
+        let mut l = lab();
+        let text = format!("CREATE PROCEDURE dbo.Setup AS EXEC {proc} N'x';");
+        modules(&mut l, &[("dbo.Setup (SQL_STORED_PROCEDURE)", &text)]);
+        let report = l.assess();
+        let found = findings_of(&report, "SystemProcedures110");
+        let [f] = found.as_slice() else {
+            panic!("{proc}: {:#?}", report.findings)
+        };
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            f.scope,
+            Scope::Database(DatabaseName::new("ToyStore").unwrap())
+        );
+        assert_eq!(
+            f.evidence.details.get("modules").map(String::as_str),
+            Some(format!("dbo.Setup (SQL_STORED_PROCEDURE) ({proc})").as_str()),
+            "{proc}"
+        );
+        let Fix::Action(fix) = &f.fix else {
+            panic!("{:?}", f.fix)
+        };
+        let named = if proc.starts_with("sp_activedirectory") {
+            "sp_activedirectory_*"
+        } else {
+            proc
+        };
+        assert!(fix.contains(named), "{proc}: {fix}");
+        assert_eq!(
+            report.verdict_of("ToyStore"),
+            Some(Verdict::ReadyWithWarnings)
+        );
+    }
+}
+
+#[test]
+fn system_procedures_that_still_exist_are_not_reported() {
+    let mut l = lab();
+    modules(
+        &mut l,
+        &[(
+            "dbo.Setup (SQL_STORED_PROCEDURE)",
+            "CREATE PROCEDURE dbo.Setup AS EXEC sp_helpdb; EXEC sp_addlinkedserver N'x'; \
+             -- EXEC sp_addserver N'old'\nPRINT 'sp_dboption is gone';",
+        )],
+    );
+    let report = l.assess();
+    assert!(findings_of(&report, "SystemProcedures110").is_empty());
+}
