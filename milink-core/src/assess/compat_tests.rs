@@ -90,3 +90,66 @@ fn system_procedures_that_still_exist_are_not_reported() {
     let report = l.assess();
     assert!(findings_of(&report, "SystemProcedures110").is_empty());
 }
+
+// --------------------------------------------------------------------------- TraceFlags
+
+fn flags(lab: &mut TailspinLab, on: &[u32]) {
+    lab.instance.trace_flags = on
+        .iter()
+        .map(|&flag| TraceFlag {
+            flag,
+            enabled: true,
+        })
+        .collect();
+}
+
+#[test]
+fn only_trace_flags_the_managed_instance_does_not_support_are_reported() {
+    let mut l = lab();
+    flags(&mut l, &[1800, 9567, 460, 3226, 2453, 1117]);
+    let report = l.assess();
+    let found = findings_of(&report, "TraceFlags");
+    let [f] = found.as_slice() else {
+        panic!("{:#?}", report.findings)
+    };
+    assert_eq!(f.scope, Scope::Instance);
+    assert_eq!(
+        f.evidence
+            .details
+            .get("unsupported trace flags")
+            .map(String::as_str),
+        Some("3226, 1117")
+    );
+    assert_eq!(
+        f.evidence
+            .details
+            .get("supported on the managed instance")
+            .map(String::as_str),
+        Some("460, 2453")
+    );
+    let Fix::Action(fix) = &f.fix else {
+        panic!("{:?}", f.fix)
+    };
+    assert!(fix.contains("DBCC TRACEON (n, -1)"), "{fix}");
+}
+
+#[test]
+fn every_documented_managed_instance_flag_and_the_link_flags_pass() {
+    let mut on: Vec<u32> = MI_SUPPORTED_TRACE_FLAGS.to_vec();
+    on.extend([1800, 9567, 12381]);
+    let mut all = lab();
+    flags(&mut all, &on);
+    let report = all.assess();
+    assert!(
+        findings_of(&report, "TraceFlags").is_empty(),
+        "{:#?}",
+        report.findings
+    );
+    // A flag that is off is not reported either.
+    let mut off = lab();
+    off.instance.trace_flags = vec![TraceFlag {
+        flag: 3226,
+        enabled: false,
+    }];
+    assert!(findings_of(&off.assess(), "TraceFlags").is_empty());
+}

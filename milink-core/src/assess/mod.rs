@@ -56,6 +56,9 @@
 //!   reported.
 //! - `MIInstanceSize` / `MIDatabaseSize` use the current tier limits (§5.3), not the outdated
 //!   8 TB / 16 TB of the rule page.
+//! - `TraceFlags` reports the global flags outside the managed instance's documented list
+//!   ([`MI_SUPPORTED_TRACE_FLAGS`]); the link's own 1800, 9567 and 12381 are `Link.TraceFlags`'
+//!   business.
 //!
 //! # Round trips
 //!
@@ -96,7 +99,10 @@ pub use network::{
     ProbeOutcome,
 };
 pub use report::{DatabaseVerdict, ReadinessReport, SCHEMA_VERSION, Verdict};
-pub use rules::{Evidence, Finding, Fix, NotEvaluated, RULES, Rule, Scope, Severity, SqlFix};
+pub use rules::{
+    Evidence, Finding, Fix, MI_SUPPORTED_TRACE_FLAGS, NotEvaluated, RULES, Rule, Scope, Severity,
+    SqlFix,
+};
 pub use scan::{Marker, MarkerHit};
 pub use sku::{PerfSamples, SkuOptions, SkuRecommendation, TierLimits};
 
@@ -123,7 +129,9 @@ pub struct AssessOptions {
     pub certificate_warning_days: u32,
     /// A log backup this recent (hours, default 48) means log backups are scheduled.
     pub log_backup_window_hours: u32,
-    /// Trace flags known to be supported on the managed instance (not reported by `TraceFlags`).
+    /// Trace flags to treat as supported on the managed instance besides the documented
+    /// [`MI_SUPPORTED_TRACE_FLAGS`] (not reported by `TraceFlags`), e.g. a flag Microsoft adds
+    /// to the list later.
     pub mi_supported_trace_flags: Vec<u32>,
     /// Network probe results ([`crate::reach::check_network`]).
     pub network: Vec<NetworkProbe>,

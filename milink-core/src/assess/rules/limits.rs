@@ -74,37 +74,70 @@ fn mi_instance_size(ctx: &Context<'_>) -> Outcome {
     )
 }
 
+/// The global trace flags Azure SQL Managed Instance supports: "Azure SQL Managed Instance
+/// supports the following global Trace flags: 460, 2301, 2389, 2390, 2453, 2467, 7471, 8207,
+/// 9389, 10316, and 11024. Session trace-flags aren't yet supported in SQL Managed Instance."
+/// Sources: sql-docs `docs/t-sql/database-console-commands/dbcc-traceon-trace-flags-transact-sql.md`
+/// (and `dbcc-traceon-transact-sql.md`), to which the DBCC section of
+/// `azure-sql/managed-instance/transact-sql-tsql-differences-sql-server.md` refers ("Only a
+/// limited number of Global Trace flags are supported").
+pub const MI_SUPPORTED_TRACE_FLAGS: [u32; 11] = [
+    460, 2301, 2389, 2390, 2453, 2467, 7471, 8207, 9389, 10316, 11024,
+];
+
+/// The link's own trace flags on SQL Server (milink-facts §1.3: 1800 for the log I/O of
+/// mismatched sector sizes, 9567 for compressed seeding, 12381 against premature log
+/// truncation during seeding). `Link.TraceFlags` asks for them on SQL Server; the managed
+/// instance needs none of them, so `TraceFlags` does not report them.
+const LINK_TRACE_FLAGS: [u32; 3] = [1800, 9567, 12381];
+
 const MI_TRACE_FLAGS: Rule = rule!(
     "TraceFlags",
     Warning,
     Instance,
-    "Trace flags don't carry over",
+    "Trace flags the managed instance does not support",
     F51,
-    "global trace flags other than 1800, 9567, 12381 and the ones listed as supported in the options",
+    "global trace flags on SQL Server that are not in the managed instance's supported list \
+     (460, 2301, 2389, 2390, 2453, 2467, 7471, 8207, 9389, 10316, 11024) nor in the options' \
+     list; the link's own flags 1800, 9567 and 12381 aside",
     Instance(mi_trace_flags)
 );
 fn mi_trace_flags(ctx: &Context<'_>) -> Outcome {
-    let ignored = [1800u32, 9567, 12381];
-    let flags: Vec<u32> = ctx
+    let supported = |f: &u32| {
+        MI_SUPPORTED_TRACE_FLAGS.contains(f) || ctx.options.mi_supported_trace_flags.contains(f)
+    };
+    let on: Vec<u32> = ctx
         .instance
         .trace_flags
         .iter()
-        .filter(|t| t.enabled)
+        .filter(|t| t.enabled && !LINK_TRACE_FLAGS.contains(&t.flag))
         .map(|t| t.flag)
-        .filter(|f| !ignored.contains(f) && !ctx.options.mi_supported_trace_flags.contains(f))
         .collect();
-    if flags.is_empty() {
+    let unsupported: Vec<u32> = on.iter().copied().filter(|f| !supported(f)).collect();
+    if unsupported.is_empty() {
         return Outcome::Pass;
     }
-    let shown = list(flags.iter().map(u32::to_string));
+    let shown = list(unsupported.iter().map(u32::to_string));
+    let mut evidence = Evidence::new(format!(
+        "global trace flag(s) {shown} are on, and the managed instance does not support them"
+    ))
+    .with("unsupported trace flags", &shown);
+    let kept: Vec<String> = on
+        .iter()
+        .filter(|f| supported(f))
+        .map(u32::to_string)
+        .collect();
+    if !kept.is_empty() {
+        evidence = evidence.with("supported on the managed instance", list(&kept));
+    }
     Outcome::Fail(
-        Evidence::new(format!(
-            "global trace flags {shown} don't carry over to the managed instance"
-        ))
-        .with("trace flags", &shown),
+        evidence,
         Fix::action(
-            "Check which of these the managed instance supports and what each one was for; \
-             trace flags are not replicated.",
+            "Find what each unsupported flag was for and replace it with a database or query \
+             setting (ALTER DATABASE SCOPED CONFIGURATION, query hints) or drop it: the managed \
+             instance accepts only the global trace flags 460, 2301, 2389, 2390, 2453, 2467, \
+             7471, 8207, 9389, 10316 and 11024, and no session flags. Trace flags are not \
+             replicated by the link: turn the supported ones on there with DBCC TRACEON (n, -1).",
         ),
     )
 }

@@ -302,6 +302,8 @@ mod requested;
 mod sql_server;
 mod target;
 
+pub use limits::MI_SUPPORTED_TRACE_FLAGS;
+
 const F11: &str = "milink-facts §1.1";
 const F13: &str = "milink-facts §1.3";
 const F14: &str = "milink-facts §1.4";
