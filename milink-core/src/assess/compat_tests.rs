@@ -153,3 +153,142 @@ fn every_documented_managed_instance_flag_and_the_link_flags_pass() {
     }];
     assert!(findings_of(&off.assess(), "TraceFlags").is_empty());
 }
+
+// ------------------------------------------------------------- LinkedServerWithNonSQLProvider
+
+fn linked_server(lab: &mut TailspinLab, name: &str, provider: &str) {
+    lab.instance.linked_servers.push(LinkedServer {
+        name: name.into(),
+        product: String::new(),
+        provider: provider.into(),
+        data_source: format!("{}.tailspin.local", name.to_lowercase()),
+    });
+}
+
+#[test]
+fn an_unused_non_sql_linked_server_is_reported_in_every_database() {
+    let mut l = fixtures::tailspin();
+    linked_server(&mut l, "ORA", "OraOLEDB.Oracle");
+    linked_server(&mut l, "SQL2", "MSOLEDBSQL");
+    let report = l.assess();
+    for db in ["ToyStore", "Customer360"] {
+        let f = report
+            .database_findings(db)
+            .find(|f| f.rule_id == "LinkedServerWithNonSQLProvider")
+            .unwrap_or_else(|| panic!("{db}: {:#?}", report.findings));
+        assert_eq!(f.severity, Severity::Blocker);
+        assert_eq!(
+            f.evidence
+                .details
+                .get("linked server ORA")
+                .map(String::as_str),
+            Some(
+                "provider OraOLEDB.Oracle, data source ora.tailspin.local; no use in the \
+                 scanned module text"
+            )
+        );
+        // The SQL Server linked server is not reported.
+        assert!(!f.evidence.details.contains_key("linked server SQL2"));
+    }
+    assert_eq!(report.verdict_of("ToyStore"), Some(Verdict::NotReady));
+}
+
+#[test]
+fn a_linked_server_says_where_module_text_uses_it() {
+    let mut l = fixtures::tailspin();
+    linked_server(&mut l, "ORA", "OraOLEDB.Oracle");
+    let toy = l.database_mut("ToyStore").unwrap();
+    toy.code.as_mut().unwrap().hits = scan_module(
+        "dbo.Prices (SQL_STORED_PROCEDURE)",
+        "CREATE PROCEDURE dbo.Prices AS SELECT * FROM OPENQUERY(ORA, 'SELECT 1 FROM dual')",
+    );
+    let c360 = l.database_mut("Customer360").unwrap();
+    c360.code.as_mut().unwrap().hits = scan_module(
+        "dbo.Sync (SQL_STORED_PROCEDURE)",
+        "CREATE PROCEDURE dbo.Sync AS INSERT ora.CRM.SALES.ACCOUNTS SELECT 1",
+    );
+    let report = l.assess();
+    let ora = |db: &str| {
+        report
+            .database_findings(db)
+            .find(|f| f.rule_id == "LinkedServerWithNonSQLProvider")
+            .and_then(|f| f.evidence.details.get("linked server ORA").cloned())
+    };
+    assert_eq!(
+        ora("ToyStore").as_deref(),
+        Some(
+            "provider OraOLEDB.Oracle, data source ora.tailspin.local; used by \
+             dbo.Prices (SQL_STORED_PROCEDURE), Customer360: dbo.Sync (SQL_STORED_PROCEDURE)"
+        )
+    );
+    assert_eq!(
+        ora("Customer360").as_deref(),
+        Some(
+            "provider OraOLEDB.Oracle, data source ora.tailspin.local; used by \
+             dbo.Sync (SQL_STORED_PROCEDURE), ToyStore: dbo.Prices (SQL_STORED_PROCEDURE)"
+        )
+    );
+    // A database whose text was not scanned is named: the uses there are unknown.
+    l.database_mut("Customer360").unwrap().code = None;
+    let report = l.assess();
+    let f = report
+        .database_findings("ToyStore")
+        .find(|f| f.rule_id == "LinkedServerWithNonSQLProvider")
+        .unwrap();
+    assert!(
+        f.evidence.details["linked server ORA"].ends_with(
+            "used by dbo.Prices (SQL_STORED_PROCEDURE); module text not scanned in Customer360"
+        ),
+        "{:?}",
+        f.evidence.details
+    );
+}
+
+#[test]
+fn opendatasource_with_a_non_sql_provider_fires_without_any_linked_server() {
+    let mut l = lab();
+    modules(
+        &mut l,
+        &[(
+            "dbo.LoadPrices (SQL_STORED_PROCEDURE)",
+            "CREATE PROCEDURE dbo.LoadPrices AS INSERT dbo.Prices SELECT * FROM \
+             OPENDATASOURCE('Microsoft.ACE.OLEDB.12.0', 'Data Source=C:\\p.xlsx')...[Sheet1$]",
+        )],
+    );
+    let report = l.assess();
+    let found = findings_of(&report, "LinkedServerWithNonSQLProvider");
+    let [f] = found.as_slice() else {
+        panic!("{:#?}", report.findings)
+    };
+    assert_eq!(
+        f.evidence
+            .details
+            .get("OPENDATASOURCE in")
+            .map(String::as_str),
+        Some("dbo.LoadPrices (SQL_STORED_PROCEDURE) (Microsoft.ACE.OLEDB.12.0)")
+    );
+    assert!(matches!(&f.fix, Fix::Action(a) if a.contains("sp_dropserver")));
+}
+
+#[test]
+fn sql_server_linked_servers_and_sql_opendatasource_pass() {
+    let mut l = lab();
+    linked_server(&mut l, "SQL2", "SQLNCLI11");
+    linked_server(&mut l, "SQL3", "MSOLEDBSQL19");
+    modules(
+        &mut l,
+        &[(
+            "dbo.Orders (VIEW)",
+            "CREATE VIEW dbo.Orders AS SELECT * FROM SQL2.Sales.dbo.Orders UNION ALL \
+             SELECT * FROM OPENDATASOURCE('SQLNCLI', 'Data Source=SQL4;Integrated Security=SSPI').Sales.dbo.Orders",
+        )],
+    );
+    let report = l.assess();
+    assert!(findings_of(&report, "LinkedServerWithNonSQLProvider").is_empty());
+    assert!(
+        !report
+            .not_evaluated
+            .iter()
+            .any(|n| n.rule_id == "LinkedServerWithNonSQLProvider")
+    );
+}

@@ -51,9 +51,10 @@
 //! - `MIHomogeneousMSDTCTransactSQL` vs `MIHeterogeneousMSDTCTransactSQL`: decided by the
 //!   linked servers referenced in the same module; a remote reached only through dynamic SQL
 //!   or a synonym counts as homogeneous.
-//! - `LinkedServerWithNonSQLProvider` reports the databases whose code references such a
-//!   linked server (four-part names, `OPENQUERY`, `EXEC … AT`); an unreferenced one is not
-//!   reported.
+//! - `LinkedServerWithNonSQLProvider` reports every linked server of `sys.servers` with a
+//!   non-SQL Server provider, used or not, and where module text uses it (four-part names,
+//!   `OPENQUERY`, `EXEC … AT`); a use through dynamic SQL or from outside the database is not
+//!   seen. `OPENDATASOURCE` with a non-SQL Server provider in module text is reported too.
 //! - `MIInstanceSize` / `MIDatabaseSize` use the current tier limits (§5.3), not the outdated
 //!   8 TB / 16 TB of the rule page.
 //! - `TraceFlags` reports the global flags outside the managed instance's documented list

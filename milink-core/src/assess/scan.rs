@@ -49,6 +49,9 @@ pub enum Marker {
     /// A reference to another server: a four-part name, `OPENQUERY(server, …)` or
     /// `EXEC (…) AT server`; detail = the server name.
     RemoteServer,
+    /// `OPENDATASOURCE('provider', …)` (an ad hoc linked server) with a provider that is not
+    /// SQL Server's; detail = the provider.
+    OpenDataSource,
 }
 
 /// One marker found in one module.
@@ -343,6 +346,13 @@ pub fn scan_module(object: &str, text: &str) -> Vec<MarkerHit> {
                         }
                         _ => {}
                     },
+                    "OPENDATASOURCE" if get(i + 1) == Some(&Tok::Sym('(')) => {
+                        if let Some(Tok::Str(provider)) = get(i + 2)
+                            && !is_sql_provider(provider)
+                        {
+                            hit(Marker::OpenDataSource, Some(provider.clone()));
+                        }
+                    }
                     "OPENQUERY" if get(i + 1) == Some(&Tok::Sym('(')) => {
                         if let Some(server) = get(i + 2).and_then(Tok::word_text) {
                             hit(Marker::RemoteServer, Some(server.to_owned()));
@@ -564,6 +574,29 @@ mod tests {
             Marker::DistributedTransaction
         ));
         assert!(markers("SELECT * FROM db.dbo.t JOIN dbo.u ON 1 = 1").is_empty());
+    }
+
+    #[test]
+    fn opendatasource_with_a_non_sql_provider() {
+        assert_eq!(
+            markers(
+                "SELECT * FROM OPENDATASOURCE('Microsoft.ACE.OLEDB.12.0', \
+                 'Data Source=C:\\data\\prices.xlsx;Extended Properties=Excel 12.0')...[Sheet1$]"
+            ),
+            vec![(
+                Marker::OpenDataSource,
+                Some("Microsoft.ACE.OLEDB.12.0".into())
+            )]
+        );
+        // SQL Server's providers are what the managed instance accepts; the four-part name
+        // after the call is not a linked server.
+        assert!(
+            markers(
+                "SELECT * FROM OPENDATASOURCE('SQLNCLI', 'Data Source=Srv;Integrated Security=SSPI').Sales.dbo.Orders"
+            )
+            .is_empty()
+        );
+        assert!(markers("PRINT 'OPENDATASOURCE(''OraOLEDB.Oracle'', ''x'')'").is_empty());
     }
 
     #[test]

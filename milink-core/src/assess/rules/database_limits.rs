@@ -546,43 +546,144 @@ fn heterogeneous_dtc(ctx: &Context<'_>, d: &DatabaseFacts) -> Outcome {
     dtc_rule(ctx, d, true)
 }
 
+/// `LinkedServerWithNonSQLProvider`: the managed instance's linked servers reach SQL Server
+/// and Azure SQL only, and its `OPENDATASOURCE` accepts SQL Server's providers only (sql-docs
+/// `azure-sql/managed-instance/transact-sql-tsql-differences-sql-server.md`, section Linked
+/// servers; the rule page's section LinkedServerWithNonSQLProvider).
+///
+/// Every linked server of `sys.servers` whose provider is not SQL Server's is reported, in every
+/// assessed database, used or not (an application may use it too), with where the scanned
+/// module text uses it: this database's modules first, then the other databases' (four-part
+/// names, `OPENQUERY`, `EXEC … AT`). `OPENDATASOURCE` with a non-SQL Server provider in this
+/// database's modules is reported as well: it is an ad hoc linked server.
 const LINKED_SERVER_NON_SQL: Rule = rule!(
     "LinkedServerWithNonSQLProvider",
     Blocker,
     Database,
     "Linked servers with a non-SQL Server provider",
     F51,
-    "four-part names, OPENQUERY and EXEC … AT in module text, against sys.servers providers",
+    "every sys.servers linked server whose provider is not SQL Server's, with its uses in \
+     module text (four-part names, OPENQUERY, EXEC … AT); OPENDATASOURCE with a non-SQL \
+     Server provider in module text",
     Database(linked_server_non_sql)
 );
-fn linked_server_non_sql(ctx: &Context<'_>, d: &DatabaseFacts) -> Outcome {
-    if d.code.is_none() {
-        return Outcome::NotEvaluated(NO_CODE.into());
-    }
-    let mut uses: Vec<String> = Vec::new();
-    for (object, servers) in remote_servers_by_object(d) {
-        for s in servers {
-            if let Some(ls) = ctx
-                .instance
-                .linked_server(&s)
-                .filter(|ls| !ls.is_sql_server())
-            {
-                uses.push(format!("{object} → {} ({})", ls.name, ls.provider));
-            }
+
+/// At most this many uses are listed per linked server.
+const USES_SHOWN: usize = 10;
+
+/// Where the scanned module text uses linked server `name`: this database's modules, then the
+/// other databases' (`Db: module`), and the databases whose text was not scanned.
+fn linked_server_uses(ctx: &Context<'_>, d: &DatabaseFacts, name: &str) -> String {
+    let uses_in = |db: &DatabaseFacts| -> Vec<String> {
+        let mut objects: Vec<String> = db
+            .code
+            .iter()
+            .flat_map(|c| c.hits_of(Marker::RemoteServer))
+            .filter(|h| {
+                h.detail
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(name))
+            })
+            .map(|h| h.object.clone())
+            .collect();
+        objects.dedup();
+        objects
+    };
+    let mut uses: Vec<String> = uses_in(d);
+    let mut unscanned: Vec<&str> = Vec::new();
+    for other in ctx.all_databases.iter().filter(|o| o.name != d.name) {
+        if other.code.is_none() {
+            unscanned.push(other.name.as_str());
         }
+        uses.extend(
+            uses_in(other)
+                .into_iter()
+                .map(|o| format!("{}: {o}", other.name)),
+        );
     }
-    if uses.is_empty() {
-        return Outcome::Pass;
+    let mut text = match uses.len() {
+        0 => "no use in the scanned module text".to_owned(),
+        n if n > USES_SHOWN => format!(
+            "used by {} and {} more",
+            list(&uses[..USES_SHOWN]),
+            n - USES_SHOWN
+        ),
+        _ => format!("used by {}", list(&uses)),
+    };
+    if d.code.is_none() {
+        unscanned.insert(0, d.name.as_str());
+    }
+    if !unscanned.is_empty() {
+        text.push_str(&format!(
+            "; module text not scanned in {}",
+            list(&unscanned)
+        ));
+    }
+    text
+}
+
+fn linked_server_non_sql(ctx: &Context<'_>, d: &DatabaseFacts) -> Outcome {
+    let servers: Vec<_> = ctx
+        .instance
+        .linked_servers
+        .iter()
+        .filter(|ls| !ls.is_sql_server())
+        .collect();
+    let ad_hoc: Vec<String> = d
+        .code
+        .iter()
+        .flat_map(|c| c.hits_of(Marker::OpenDataSource))
+        .map(|h| match &h.detail {
+            Some(provider) => format!("{} ({provider})", h.object),
+            None => h.object.clone(),
+        })
+        .collect();
+    if servers.is_empty() && ad_hoc.is_empty() {
+        return match &d.code {
+            None => Outcome::NotEvaluated(NO_CODE.into()),
+            Some(_) => Outcome::Pass,
+        };
+    }
+    let mut parts = Vec::new();
+    if !servers.is_empty() {
+        parts.push(format!(
+            "{} linked server(s) with a non-SQL Server provider ({})",
+            servers.len(),
+            list(servers.iter().map(|s| s.name.as_str()))
+        ));
+    }
+    if !ad_hoc.is_empty() {
+        parts.push(format!(
+            "OPENDATASOURCE with a non-SQL Server provider in {} module(s)",
+            ad_hoc.len()
+        ));
+    }
+    let mut evidence = Evidence::new(format!(
+        "{}; the managed instance reaches SQL Server and Azure SQL only",
+        parts.join(" and ")
+    ));
+    for s in &servers {
+        evidence = evidence.with(
+            &format!("linked server {}", s.name),
+            format!(
+                "provider {}, data source {}; {}",
+                s.provider,
+                s.data_source,
+                linked_server_uses(ctx, d, &s.name)
+            ),
+        );
+    }
+    if !ad_hoc.is_empty() {
+        evidence = evidence.with("OPENDATASOURCE in", list(ad_hoc.iter().take(20)));
     }
     Outcome::Fail(
-        Evidence::new(format!(
-            "{} reference(s) to linked servers with a non-SQL Server provider",
-            uses.len()
-        ))
-        .with("references", list(uses.iter().take(20))),
+        evidence,
         Fix::action(
-            "The managed instance's linked servers reach SQL Server and Azure SQL only; move \
-             the data into SQL Server or integrate through Azure Data Factory.",
+            "Move the data these sources hold into SQL Server or the managed instance (or \
+             another SQL target), or load it through Azure Data Factory; as a temporary two-hop \
+             workaround, reach them through a linked server to SQL Server on an Azure VM. Then \
+             drop the linked servers (sp_dropserver) and rewrite the OPENDATASOURCE calls: on \
+             the managed instance linked servers and OPENDATASOURCE reach SQL Server only.",
         ),
     )
 }
