@@ -292,3 +292,115 @@ fn sql_server_linked_servers_and_sql_opendatasource_pass() {
             .any(|n| n.rule_id == "LinkedServerWithNonSQLProvider")
     );
 }
+
+// ------------------------------------------------------------------ encrypted modules
+
+fn encrypted(lab: &mut TailspinLab, names: &[&str]) {
+    let code = lab.database_mut("ToyStore").unwrap().code.as_mut().unwrap();
+    code.encrypted_modules = u32::try_from(names.len()).unwrap();
+    code.encrypted = names.iter().map(|n| (*n).to_owned()).collect();
+}
+
+#[test]
+fn code_rules_that_find_nothing_report_encrypted_modules_as_not_evaluated() {
+    let mut l = lab();
+    encrypted(
+        &mut l,
+        &[
+            "dbo.Payroll (SQL_STORED_PROCEDURE)",
+            "dbo.Bonus (SQL_SCALAR_FUNCTION)",
+        ],
+    );
+    let report = l.assess();
+    let toy = Scope::Database(DatabaseName::new("ToyStore").unwrap());
+    let skipped: Vec<&NotEvaluated> = report
+        .not_evaluated
+        .iter()
+        .filter(|n| n.scope == toy)
+        .collect();
+    let ids: Vec<&str> = skipped.iter().map(|n| n.rule_id.as_str()).collect();
+    for id in [
+        "XpCmdshell",
+        "BulkInsert",
+        "OpenRowsetWithNonSQLProvider",
+        "MIHomogeneousMSDTCTransactSQL",
+        "LinkedServerWithNonSQLProvider",
+        "DatabasePrincipalAlias",
+        "SystemProcedures110",
+        "RAISERROR",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    for n in &skipped {
+        assert_eq!(
+            n.reason,
+            "2 encrypted module(s) (WITH ENCRYPTION) have no text to scan: \
+             dbo.Payroll (SQL_STORED_PROCEDURE), dbo.Bonus (SQL_SCALAR_FUNCTION)"
+        );
+    }
+    // Rules that do not read module text are not affected.
+    assert!(!ids.contains(&"NextColumn") && !ids.contains(&"MultipleLogFiles"));
+    // The Markdown report lists them.
+    assert!(
+        report.to_markdown().contains(
+            "| `XpCmdshell` | database ToyStore | 2 encrypted module(s) (WITH ENCRYPTION)"
+        )
+    );
+}
+
+#[test]
+fn a_hit_in_the_readable_modules_still_fails_and_no_encryption_still_passes() {
+    let mut l = lab();
+    encrypted(&mut l, &["dbo.Payroll (SQL_STORED_PROCEDURE)"]);
+    modules(
+        &mut l,
+        &[(
+            "dbo.Export (SQL_STORED_PROCEDURE)",
+            "EXEC xp_cmdshell 'dir'",
+        )],
+    );
+    // `modules` replaced the code facts: keep the encrypted module.
+    encrypted(&mut l, &["dbo.Payroll (SQL_STORED_PROCEDURE)"]);
+    let report = l.assess();
+    assert_eq!(findings_of(&report, "XpCmdshell").len(), 1);
+    assert!(
+        !report
+            .not_evaluated
+            .iter()
+            .any(|n| n.rule_id == "XpCmdshell")
+    );
+
+    let report = lab().assess();
+    assert!(
+        !report
+            .not_evaluated
+            .iter()
+            .any(|n| n.rule_id == "XpCmdshell" || n.rule_id == "SystemProcedures110"),
+        "{:?}",
+        report.not_evaluated
+    );
+}
+
+#[test]
+fn gathering_names_the_encrypted_modules() {
+    let mut rows = Rows::new(["schema_name", "object_name", "object_type", "definition"]);
+    rows.push(vec![
+        "dbo".into(),
+        "Payroll".into(),
+        "SQL_STORED_PROCEDURE".into(),
+        Cell::Null,
+    ])
+    .unwrap();
+    rows.push(vec![
+        "dbo".into(),
+        "Export".into(),
+        "SQL_STORED_PROCEDURE".into(),
+        "CREATE PROCEDURE dbo.Export AS EXEC xp_cmdshell 'dir'".into(),
+    ])
+    .unwrap();
+    let code = gather::parse_modules(&rows).unwrap();
+    assert_eq!(code.modules, 2);
+    assert_eq!(code.encrypted_modules, 1);
+    assert_eq!(code.encrypted, vec!["dbo.Payroll (SQL_STORED_PROCEDURE)"]);
+    assert_eq!(code.hits.len(), 1);
+}

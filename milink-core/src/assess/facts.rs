@@ -481,6 +481,10 @@ pub struct CodeFacts {
     pub modules: u32,
     /// Encrypted modules (no text to scan).
     pub encrypted_modules: u32,
+    /// The encrypted modules by name, as the hits name them (`schema.object (TYPE)`); empty in
+    /// facts gathered before the names were kept.
+    #[serde(default)]
+    pub encrypted: Vec<String>,
     /// Marker hits.
     pub hits: Vec<MarkerHit>,
 }
@@ -489,6 +493,31 @@ impl CodeFacts {
     /// Hits of one marker.
     pub fn hits_of(&self, marker: Marker) -> impl Iterator<Item = &MarkerHit> {
         self.hits.iter().filter(move |h| h.marker == marker)
+    }
+
+    /// Why a code-based check that found nothing is not a pass: the modules created `WITH
+    /// ENCRYPTION` have no text to scan (`sys.sql_modules.definition` is NULL), named when
+    /// known. `None` when every module was scanned.
+    pub fn unscanned_reason(&self) -> Option<String> {
+        const SHOWN: usize = 10;
+        let count = usize::try_from(self.encrypted_modules)
+            .unwrap_or(usize::MAX)
+            .max(self.encrypted.len());
+        if count == 0 {
+            return None;
+        }
+        let names = match self.encrypted.len() {
+            0 => String::new(),
+            n if n > SHOWN => format!(
+                ": {} and {} more",
+                self.encrypted[..SHOWN].join(", "),
+                count - SHOWN
+            ),
+            _ => format!(": {}", self.encrypted.join(", ")),
+        };
+        Some(format!(
+            "{count} encrypted module(s) (WITH ENCRYPTION) have no text to scan{names}"
+        ))
     }
 }
 

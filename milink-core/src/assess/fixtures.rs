@@ -185,6 +185,7 @@ pub fn toy_store() -> DatabaseFacts {
         code: Some(CodeFacts {
             modules: 3,
             encrypted_modules: 0,
+            encrypted: Vec::new(),
             hits: Vec::new(),
         }),
     }
@@ -222,6 +223,7 @@ pub fn customer_360() -> DatabaseFacts {
         code: Some(CodeFacts {
             modules: 2,
             encrypted_modules: 0,
+            encrypted: Vec::new(),
             hits: vec![MarkerHit {
                 marker: Marker::XpCmdshell,
                 object: "dbo.ExportCustomers (SQL_STORED_PROCEDURE)".into(),

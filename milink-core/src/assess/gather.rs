@@ -701,7 +701,7 @@ fn parse_databases(
     Ok(out)
 }
 
-fn parse_modules(rows: &Rows) -> Result<CodeFacts, GatherError> {
+pub(crate) fn parse_modules(rows: &Rows) -> Result<CodeFacts, GatherError> {
     let mut code = CodeFacts::default();
     for r in readers(readiness::MODULE_TEXT, rows) {
         code.modules += 1;
@@ -715,7 +715,10 @@ fn parse_modules(rows: &Rows) -> Result<CodeFacts, GatherError> {
         );
         match r.opt_text("definition")? {
             Some(text) => code.hits.extend(scan::scan_module(&object, &text)),
-            None => code.encrypted_modules += 1,
+            None => {
+                code.encrypted_modules += 1;
+                code.encrypted.push(object);
+            }
         }
     }
     Ok(code)

@@ -41,8 +41,10 @@
 //! What the facts can't decide, and so what these rules can't see:
 //! - Code-based rules read the text of modules stored in the database (procedures, functions,
 //!   views, triggers) and of T-SQL Agent job steps. SQL sent by applications, SSIS packages or
-//!   reports, SQL built at run time (dynamic SQL in strings and variables) and encrypted
-//!   modules (counted in [`CodeFacts::encrypted_modules`]) are invisible to them.
+//!   reports and SQL built at run time (dynamic SQL in strings and variables) are invisible
+//!   to them. Encrypted modules (`WITH ENCRYPTION`: no text) are named in
+//!   [`CodeFacts::encrypted`]; a code-based rule that finds nothing in a database with
+//!   encrypted modules reports "not evaluated" with their names instead of passing.
 //! - `SystemProcedures110`: the six procedures the rule page lists (`sp_dboption`,
 //!   `sp_addserver`, `sp_dropalias`, `sp_activedirectory_obj`, `sp_activedirectory_scp`,
 //!   `sp_activedirectory_start`) are recognised when module text calls them by name.

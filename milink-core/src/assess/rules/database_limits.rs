@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::assess::facts::DatabaseFacts;
+use crate::assess::facts::{CodeFacts, DatabaseFacts};
 use crate::assess::scan::Marker;
 use crate::assess::sku::NEXT_GEN_GENERAL_PURPOSE;
 
@@ -148,7 +148,7 @@ fn principal_alias(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
         .map(|h| h.object.clone())
         .collect();
     if aliased == 0 && calls.is_empty() {
-        return Outcome::Pass;
+        return d.code.as_ref().map_or(Outcome::Pass, nothing_found);
     }
     let mut ev =
         Evidence::new("database principal aliases are not supported on the managed instance")
@@ -185,6 +185,15 @@ fn next_column(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
     )
 }
 
+/// A code-based check that found nothing: a pass when every module was scanned, "not
+/// evaluated" naming the encrypted modules otherwise.
+fn nothing_found(code: &CodeFacts) -> Outcome {
+    match code.unscanned_reason() {
+        Some(reason) => Outcome::NotEvaluated(reason),
+        None => Outcome::Pass,
+    }
+}
+
 fn code_rule(d: &DatabaseFacts, marker: Marker, what: &str, fix: &str) -> Outcome {
     let Some(code) = &d.code else {
         return Outcome::NotEvaluated(NO_CODE.into());
@@ -197,7 +206,7 @@ fn code_rule(d: &DatabaseFacts, marker: Marker, what: &str, fix: &str) -> Outcom
         })
         .collect();
     if hits.is_empty() {
-        return Outcome::Pass;
+        return nothing_found(code);
     }
     Outcome::Fail(
         Evidence::new(format!("{what} in {} module(s)", hits.len()))
@@ -501,7 +510,7 @@ fn dtc_rule(ctx: &Context<'_>, d: &DatabaseFacts, heterogeneous: bool) -> Outcom
         .map(|h| h.object.clone())
         .collect();
     if objects.is_empty() {
-        return Outcome::Pass;
+        return nothing_found(code);
     }
     let what = if heterogeneous {
         "distributed transactions reach non-SQL Server linked servers"
@@ -641,7 +650,7 @@ fn linked_server_non_sql(ctx: &Context<'_>, d: &DatabaseFacts) -> Outcome {
     if servers.is_empty() && ad_hoc.is_empty() {
         return match &d.code {
             None => Outcome::NotEvaluated(NO_CODE.into()),
-            Some(_) => Outcome::Pass,
+            Some(code) => nothing_found(code),
         };
     }
     let mut parts = Vec::new();
