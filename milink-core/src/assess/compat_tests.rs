@@ -404,3 +404,50 @@ fn gathering_names_the_encrypted_modules() {
     assert_eq!(code.encrypted, vec!["dbo.Payroll (SQL_STORED_PROCEDURE)"]);
     assert_eq!(code.hits.len(), 1);
 }
+
+// ------------------------------------------------------------------ compatibility scope
+
+/// The lab linking ToyStore only; Customer360 calls xp_cmdshell.
+fn linking_toystore() -> TailspinLab {
+    let mut l = fixtures::tailspin();
+    l.options.databases = Some(vec![DatabaseName::new("ToyStore").unwrap()]);
+    l
+}
+
+#[test]
+fn by_default_only_the_databases_to_link_are_assessed() {
+    let report = linking_toystore().assess();
+    assert!(report.database_findings("Customer360").next().is_none());
+    assert!(findings_of(&report, "XpCmdshell").is_empty());
+    assert_eq!(report.verdict_of("Customer360"), None);
+}
+
+#[test]
+fn every_database_can_be_assessed_for_compatibility_as_microsoft_does() {
+    let mut l = linking_toystore();
+    l.options.compatibility_scope = CompatibilityScope::AllDatabases;
+    let report = l.assess();
+    let c360: Vec<&str> = report
+        .database_findings("Customer360")
+        .map(|f| f.rule_id.as_str())
+        .collect();
+    // The compatibility rules ran on Customer360 …
+    for id in ["XpCmdshell", "FileStream", "MultipleLogFiles"] {
+        assert!(c360.contains(&id), "{id} in {c360:?}");
+    }
+    // … the link's own checks did not: it is not being linked.
+    assert!(c360.iter().all(|id| !id.starts_with("Link.")), "{c360:?}");
+    // The link of ToyStore is judged on ToyStore and the instance only.
+    assert_eq!(report.verdict_of("ToyStore"), Some(Verdict::Ready));
+    assert_eq!(report.verdict_of("Customer360"), None);
+    assert!(
+        report
+            .outcome_for(&[DatabaseName::new("ToyStore").unwrap()])
+            .blockers
+            .is_empty()
+    );
+    assert!(report.to_markdown().contains("### Database Customer360"));
+    // The option crosses the Python boundary as JSON.
+    let json = serde_json::to_value(&l.options).unwrap();
+    assert_eq!(json["compatibility_scope"], "AllDatabases");
+}

@@ -45,6 +45,10 @@
 //!   to them. Encrypted modules (`WITH ENCRYPTION`: no text) are named in
 //!   [`CodeFacts::encrypted`]; a code-based rule that finds nothing in a database with
 //!   encrypted modules reports "not evaluated" with their names instead of passing.
+//! - The database rules of §5.1 assess the databases to link by default; Microsoft's tools
+//!   assess every database, which [`AssessOptions::compatibility_scope`] offers
+//!   ([`CompatibilityScope::AllDatabases`]). The `Link.` rules always look at the databases to
+//!   link only.
 //! - `SystemProcedures110`: the six procedures the rule page lists (`sp_dboption`,
 //!   `sp_addserver`, `sp_dropalias`, `sp_activedirectory_obj`, `sp_activedirectory_scp`,
 //!   `sp_activedirectory_start`) are recognised when module text calls them by name.
@@ -138,6 +142,24 @@ pub struct AssessOptions {
     pub mi_supported_trace_flags: Vec<u32>,
     /// Network probe results ([`crate::reach::check_network`]).
     pub network: Vec<NetworkProbe>,
+    /// Which databases the database rules of milink-facts §5.1 assess (default: the
+    /// databases to link).
+    pub compatibility_scope: CompatibilityScope,
+}
+
+/// Which databases the managed instance compatibility rules (milink-facts §5.1, the rules
+/// without a `Link.` prefix) assess. The `Link.` rules assess the databases to link whatever
+/// this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CompatibilityScope {
+    /// The databases to link ([`AssessOptions::databases`]).
+    #[default]
+    LinkedDatabases,
+    /// Every user database of the instance, as Microsoft's assessment does. The findings of a
+    /// database that is not linked are reported under its name; the report's verdicts
+    /// ([`ReadinessReport::databases`]) and the link's outcome
+    /// ([`ReadinessReport::outcome_for`]) still cover the databases to link only.
+    AllDatabases,
 }
 
 impl Default for AssessOptions {
@@ -153,6 +175,7 @@ impl Default for AssessOptions {
             log_backup_window_hours: 48,
             mi_supported_trace_flags: Vec::new(),
             network: Vec::new(),
+            compatibility_scope: CompatibilityScope::LinkedDatabases,
         }
     }
 }
@@ -226,11 +249,33 @@ pub fn assess(
             reason,
         }),
     };
+    // The compatibility rules' databases: the selected ones, then (when every database is
+    // assessed) the instance's other user databases in their order.
+    let compatibility: Vec<&DatabaseFacts> = match options.compatibility_scope {
+        CompatibilityScope::LinkedDatabases => selected.clone(),
+        CompatibilityScope::AllDatabases => {
+            let mut named: HashSet<String> = selected
+                .iter()
+                .map(|d| d.name.as_str().to_ascii_lowercase())
+                .collect();
+            let mut all = selected.clone();
+            all.extend(databases.iter().filter(|d| {
+                !facts::is_system_database(d.name.as_str())
+                    && named.insert(d.name.as_str().to_ascii_lowercase())
+            }));
+            all
+        }
+    };
     for rule in RULES {
         match rule.check {
             rules::Check::Instance(f) => record(rule, Scope::Instance, f(&ctx)),
             rules::Check::Database(f) => {
-                for d in &selected {
+                let scoped = if rule.is_compatibility_rule() {
+                    &compatibility
+                } else {
+                    &selected
+                };
+                for d in scoped {
                     record(rule, Scope::Database(d.name.clone()), f(&ctx, d));
                 }
             }

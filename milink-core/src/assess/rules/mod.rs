@@ -357,6 +357,14 @@ const CATALOGUE: [Rule; CATALOGUE_LEN] = {
     all
 };
 
+impl Rule {
+    /// A managed instance compatibility rule of milink-facts §5.1 (its documented id, no
+    /// `Link.` prefix), as opposed to a check of the link's own prerequisites.
+    pub fn is_compatibility_rule(&self) -> bool {
+        !self.id.starts_with("Link.")
+    }
+}
+
 /// The catalogue entry of `id`.
 pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)
