@@ -451,3 +451,148 @@ fn every_database_can_be_assessed_for_compatibility_as_microsoft_does() {
     let json = serde_json::to_value(&l.options).unwrap();
     assert_eq!(json["compatibility_scope"], "AllDatabases");
 }
+
+// ----------------------------------------------------------------- WindowsAuthentication
+
+fn windows_users(lab: &mut TailspinLab, users: &[(&str, bool, Option<&str>)]) {
+    let toy = lab.database_mut("ToyStore").unwrap();
+    toy.catalog.as_mut().unwrap().windows_users = Some(
+        users
+            .iter()
+            .map(|(name, is_group, login)| WindowsUser {
+                name: (*name).into(),
+                is_group: *is_group,
+                login: login.map(str::to_owned),
+            })
+            .collect(),
+    );
+}
+
+#[test]
+fn windows_database_users_are_reported_per_database_with_the_orphaned_ones() {
+    let mut l = lab();
+    windows_users(
+        &mut l,
+        &[
+            ("TAILSPIN\\app", false, Some("TAILSPIN\\app")),
+            ("Sales", true, Some("TAILSPIN\\Sales")),
+            ("TAILSPIN\\gone", false, None),
+            ("NT AUTHORITY\\SYSTEM", false, Some("NT AUTHORITY\\SYSTEM")),
+        ],
+    );
+    let report = l.assess();
+    let found = findings_of(&report, "WindowsAuthentication");
+    let [f] = found.as_slice() else {
+        panic!("{:#?}", report.findings)
+    };
+    assert_eq!(
+        f.scope,
+        Scope::Database(DatabaseName::new("ToyStore").unwrap())
+    );
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(
+        f.evidence.summary,
+        "3 database user(s) or group(s) authenticate with Windows, 1 of them orphaned (no \
+         login with their SID)"
+    );
+    assert_eq!(
+        f.evidence
+            .details
+            .get("mapped to a Windows login")
+            .map(String::as_str),
+        Some("TAILSPIN\\app (user), Sales (group, login TAILSPIN\\Sales)")
+    );
+    assert_eq!(
+        f.evidence.details.get("orphaned").map(String::as_str),
+        Some("TAILSPIN\\gone")
+    );
+    let Fix::Action(fix) = &f.fix else {
+        panic!("{:?}", f.fix)
+    };
+    assert!(fix.contains("authentication metadata mode to Windows") && fix.contains("orphaned"));
+    // The instance's Windows logins alone are no longer the rule's business.
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| !(f.rule_id == "WindowsAuthentication" && f.scope == Scope::Instance))
+    );
+}
+
+#[test]
+fn a_database_without_windows_users_passes_and_an_unread_one_is_not_evaluated() {
+    let mut l = lab();
+    // TAILSPIN\labadmin is a Windows login of the instance, but no database user maps to it.
+    assert!(
+        l.instance
+            .windows_logins
+            .iter()
+            .any(|w| w.name == "TAILSPIN\\labadmin")
+    );
+    windows_users(&mut l, &[]);
+    let report = l.assess();
+    assert!(findings_of(&report, "WindowsAuthentication").is_empty());
+    assert!(
+        !report
+            .not_evaluated
+            .iter()
+            .any(|n| n.rule_id == "WindowsAuthentication")
+    );
+
+    // Facts gathered before the principals were read: not evaluated, not passed.
+    l.database_mut("ToyStore")
+        .unwrap()
+        .catalog
+        .as_mut()
+        .unwrap()
+        .windows_users = None;
+    let report = l.assess();
+    assert!(
+        report
+            .not_evaluated
+            .iter()
+            .any(|n| n.rule_id == "WindowsAuthentication")
+    );
+}
+
+#[test]
+fn gathering_reads_windows_principals_from_the_catalog_batch() {
+    let source = fixtures::RecordedSource::tailspin();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let got = rt
+        .block_on(gather_instance_facts(&source, &GatherOptions::default()))
+        .unwrap();
+    let c360 = got
+        .databases
+        .iter()
+        .find(|d| d.name.as_str() == "Customer360")
+        .unwrap();
+    assert_eq!(
+        c360.catalog.as_ref().unwrap().windows_users,
+        Some(vec![
+            WindowsUser {
+                name: "TAILSPIN\\labadmin".into(),
+                is_group: false,
+                login: Some("TAILSPIN\\labadmin".into()),
+            },
+            WindowsUser {
+                name: "TAILSPIN\\crm-batch".into(),
+                is_group: false,
+                login: None,
+            },
+        ])
+    );
+    // Still the same number of round trips.
+    assert_eq!(got.probe_batches, PROBE_COUNT);
+    let toy = got
+        .databases
+        .iter()
+        .find(|d| d.name.as_str() == "ToyStore")
+        .unwrap();
+    assert_eq!(
+        toy.catalog.as_ref().unwrap().windows_users,
+        Some(Vec::new())
+    );
+}

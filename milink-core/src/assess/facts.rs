@@ -238,11 +238,39 @@ impl WindowsLogin {
     /// Built-in service and system accounts (`NT SERVICE\…`, `NT AUTHORITY\…`, `BUILTIN\…`),
     /// which exist on every instance and are not migrated.
     pub fn is_builtin(&self) -> bool {
-        let n = self.name.to_ascii_uppercase();
-        n.starts_with("NT SERVICE\\")
-            || n.starts_with("NT AUTHORITY\\")
-            || n.starts_with("BUILTIN\\")
+        is_builtin_account(&self.name)
     }
+}
+
+/// A database principal authenticated by Windows: a `sys.database_principals` row of type `U`
+/// (Windows user) or `G` (Windows group), `authentication_type` 3 (WINDOWS), with the server
+/// login of the same SID when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowsUser {
+    /// The user's name in the database (`DOMAIN\name`).
+    pub name: String,
+    /// A Windows group (`G`) rather than a user (`U`).
+    pub is_group: bool,
+    /// The `sys.server_principals` login with the same SID; `None` when the user is orphaned.
+    pub login: Option<String>,
+}
+
+impl WindowsUser {
+    /// No server login has the user's SID.
+    pub fn is_orphaned(&self) -> bool {
+        self.login.is_none()
+    }
+
+    /// A built-in service or system account (`NT SERVICE\…`, `NT AUTHORITY\…`, `BUILTIN\…`),
+    /// which every Windows host has and which has no directory identity to carry over.
+    pub fn is_builtin(&self) -> bool {
+        is_builtin_account(&self.name)
+    }
+}
+
+fn is_builtin_account(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    n.starts_with("NT SERVICE\\") || n.starts_with("NT AUTHORITY\\") || n.starts_with("BUILTIN\\")
 }
 
 /// A linked server.
@@ -307,7 +335,7 @@ pub struct InstanceFacts {
     pub max_server_memory_mb: u64,
     /// SQL Agent job steps.
     pub job_steps: Vec<JobStep>,
-    /// Windows logins and groups.
+    /// Windows logins and groups (the logins Windows database users map to).
     pub windows_logins: Vec<WindowsLogin>,
     /// Linked servers.
     pub linked_servers: Vec<LinkedServer>,
@@ -472,6 +500,10 @@ pub struct CatalogFacts {
     pub objects_named_next: Vec<String>,
     /// The filegroup of the ADR persistent version store (SQL Server 2019+).
     pub pvs_filegroup: Option<String>,
+    /// The database users and groups authenticated by Windows (fixed principals such as `dbo`
+    /// aside); `None` in facts gathered before this was read.
+    #[serde(default)]
+    pub windows_users: Option<Vec<WindowsUser>>,
 }
 
 /// What scanning the database's module text found.

@@ -181,7 +181,10 @@ pub fn toy_store() -> DatabaseFacts {
         cdc_enabled: false,
         replication: ReplicationFlags::default(),
         ag: None,
-        catalog: Some(CatalogFacts::default()),
+        catalog: Some(CatalogFacts {
+            windows_users: Some(Vec::new()),
+            ..CatalogFacts::default()
+        }),
         code: Some(CodeFacts {
             modules: 3,
             encrypted_modules: 0,
@@ -192,7 +195,8 @@ pub fn toy_store() -> DatabaseFacts {
 }
 
 /// Customer360: SIMPLE recovery and no full backup, two log files, FILESTREAM with a
-/// FileTable, and a procedure that calls xp_cmdshell. Not ready.
+/// FileTable, a procedure that calls xp_cmdshell, and two Windows users (one orphaned). Not
+/// ready.
 pub fn customer_360() -> DatabaseFacts {
     DatabaseFacts {
         name: name("Customer360"),
@@ -218,6 +222,18 @@ pub fn customer_360() -> DatabaseFacts {
             filestream_filegroups: vec!["Customer360_Documents".into()],
             filestream_files: 1,
             filetables: 1,
+            windows_users: Some(vec![
+                WindowsUser {
+                    name: "TAILSPIN\\labadmin".into(),
+                    is_group: false,
+                    login: Some("TAILSPIN\\labadmin".into()),
+                },
+                WindowsUser {
+                    name: "TAILSPIN\\crm-batch".into(),
+                    is_group: false,
+                    login: None,
+                },
+            ]),
             ..CatalogFacts::default()
         }),
         code: Some(CodeFacts {
@@ -298,6 +314,8 @@ struct RecordedDb {
     last_full: Option<Timestamp>,
     chain: bool,
     filestream: Option<(&'static str, i64)>,
+    /// Windows users: name, login (`None` = orphaned).
+    windows_users: Vec<(&'static str, Option<&'static str>)>,
     modules: Vec<(
         &'static str,
         &'static str,
@@ -319,6 +337,7 @@ fn lab_recorded_databases(n: usize) -> Vec<RecordedDb> {
             last_full: Some(hours_before(now, 6)),
             chain: true,
             filestream: None,
+            windows_users: Vec::new(),
             modules: vec![
                 (
                     "dbo",
@@ -359,6 +378,10 @@ fn lab_recorded_databases(n: usize) -> Vec<RecordedDb> {
             last_full: None,
             chain: false,
             filestream: Some(("Customer360_Documents", 1)),
+            windows_users: vec![
+                ("TAILSPIN\\labadmin", Some("TAILSPIN\\labadmin")),
+                ("TAILSPIN\\crm-batch", None),
+            ],
             modules: vec![
                 (
                     "dbo",
@@ -392,6 +415,7 @@ fn lab_recorded_databases(n: usize) -> Vec<RecordedDb> {
             last_full: Some(hours_before(now, 20)),
             chain: true,
             filestream: None,
+            windows_users: Vec::new(),
             modules: Vec::new(),
         });
         id += 1;
@@ -651,6 +675,9 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
         catalog.push(item("filetables", None, None, Some(filetables)));
         catalog.push(item("memory_optimized_tables", None, None, Some(0)));
         catalog.push(item("aliased_users", None, None, Some(0)));
+        for (user, login) in &d.windows_users {
+            catalog.push(item("windows_user", Some(user), *login, None));
+        }
         catalog.push(item("catalog_read", None, None, None));
     }
     a.insert(

@@ -12,6 +12,7 @@ use crate::assess::facts::{
     AgMembership, AssemblyFact, CatalogFacts, CertificateFact, CodeFacts, DatabaseFacts,
     DatabaseState, Edition, EndpointState, HostOs, InstanceFacts, JobStep, LinkedServer,
     MirroringEndpoint, RecoveryModel, ReplicationFlags, TdeFacts, TraceFlag, WindowsLogin,
+    WindowsUser,
 };
 use crate::assess::scan::{self, Marker};
 use crate::names::{DatabaseName, ServerName, SqlVersion};
@@ -609,7 +610,10 @@ fn parse_catalog(
         .filter_map(|r| r.int("database_id").ok())
         .collect();
     read.retain(|id, _| ok_ids.contains(id) && !failed.contains(id));
+    let mut windows = parse_windows_principals(rows)?;
     for (id, c) in read.iter_mut() {
+        // A database read without Windows principals has none.
+        c.windows_users = Some(windows.remove(id).unwrap_or_default());
         if let Some(f) = files.get(id) {
             let fd = fd_spaces.get(id).cloned().unwrap_or_default();
             let fx = fx_spaces.get(id).cloned().unwrap_or_default();
@@ -623,6 +627,34 @@ fn parse_catalog(
         }
     }
     Ok(read)
+}
+
+/// One `windows_user` / `windows_group` row of the per-database catalog
+/// ([`readiness::windows_principals`]).
+fn windows_principal(r: &RowReader<'_>, item: &str) -> Result<WindowsUser, GatherError> {
+    Ok(WindowsUser {
+        name: r.text("name")?,
+        is_group: item == "windows_group",
+        login: r.opt_text("detail")?,
+    })
+}
+
+/// The rows of [`readiness::windows_principals`] (columns `database_id`, `item`, `name`,
+/// `detail`), by database id.
+pub(crate) fn parse_windows_principals(
+    rows: &Rows,
+) -> Result<BTreeMap<i64, Vec<WindowsUser>>, GatherError> {
+    let mut by_db: BTreeMap<i64, Vec<WindowsUser>> = BTreeMap::new();
+    for r in readers(readiness::DATABASE_CATALOG, rows) {
+        let item = r.text("item")?;
+        if item == "windows_user" || item == "windows_group" {
+            by_db
+                .entry(r.int("database_id")?)
+                .or_default()
+                .push(windows_principal(&r, &item)?);
+        }
+    }
+    Ok(by_db)
 }
 
 fn parse_databases(

@@ -66,13 +66,17 @@
 //! - `TraceFlags` reports the global flags outside the managed instance's documented list
 //!   ([`MI_SUPPORTED_TRACE_FLAGS`]); the link's own 1800, 9567 and 12381 are `Link.TraceFlags`'
 //!   business.
+//! - `WindowsAuthentication` is about database users, as the rule page says: it reports, per
+//!   database, the users and groups of type Windows with the login each maps to and the
+//!   orphaned ones ([`CatalogFacts::windows_users`]), not the instance's Windows logins.
 //!
 //! # Round trips
 //!
 //! [`gather_instance_facts`] sends [`PROBE_COUNT`] (10) batches per instance: instance
 //! properties, trace flags, mirroring endpoints, certificates, Agent job steps, Windows
 //! logins, linked servers, databases (with backups, AG membership and TDE), database files,
-//! and the per-database catalog (one batch that loops over the databases on the server), plus
+//! and the per-database catalog (one batch that loops over the databases on the server and
+//! reads, among the rest, each database's Windows users with their logins), plus
 //! one module-text batch per scanned database, at most
 //! [`GatherOptions::module_concurrency`] at a time.
 
@@ -95,7 +99,7 @@ pub use facts::{
     AgMembership, AssemblyFact, CatalogFacts, CertificateFact, CodeFacts, DatabaseFacts,
     DatabaseState, Edition, EndpointState, HostOs, HostPlatform, InstanceFacts, JobStep,
     LinkedServer, MirroringEndpoint, RecoveryModel, ReplicationFlags, ServiceTier, TargetFacts,
-    TdeFacts, TraceFlag, WindowsLogin,
+    TdeFacts, TraceFlag, WindowsLogin, WindowsUser,
 };
 pub use gather::{
     Cell, FactSource, GatherError, GatherOptions, GatheredFacts, ModuleScan, Rows, SourceError,

@@ -575,18 +575,24 @@ const CASES: &[Case] = &[
     case(
         "WindowsAuthentication",
         |l| {
+            catalog(l).windows_users = Some(vec![WindowsUser {
+                name: "TAILSPIN\\app".into(),
+                is_group: false,
+                login: Some("TAILSPIN\\app".into()),
+            }])
+        },
+        |l| {
+            // A Windows login with no database user, and a built-in account's user.
             l.instance.windows_logins.push(WindowsLogin {
                 name: "TAILSPIN\\app".into(),
                 is_group: false,
                 is_disabled: false,
-            })
-        },
-        |l| {
-            l.instance.windows_logins.push(WindowsLogin {
-                name: "TAILSPIN\\old".into(),
+            });
+            catalog(l).windows_users = Some(vec![WindowsUser {
+                name: "NT AUTHORITY\\NETWORK SERVICE".into(),
                 is_group: false,
-                is_disabled: true,
-            })
+                login: Some("NT AUTHORITY\\NETWORK SERVICE".into()),
+            }]);
         },
     ),
     case(

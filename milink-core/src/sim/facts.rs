@@ -166,6 +166,7 @@ impl World {
                             .in_memory_oltp
                             .then(|| format!("{name}_InMemory")),
                         memory_optimized_files: u32::from(t.in_memory_oltp),
+                        windows_users: Some(Vec::new()),
                         ..CatalogFacts::default()
                     })
                 });

@@ -288,6 +288,9 @@ ORDER BY f.database_id, f.file_id;"
 /// - `assembly`: user assemblies; `name`, `detail` = permission set;
 /// - `next_name`: tables and columns named `NEXT`; `name` = `schema.table[.column]`;
 /// - `pvs_filegroup` (SQL Server 2019+): the filegroup of the persistent version store;
+/// - `windows_user`, `windows_group`: the database principals authenticated by Windows
+///   ([`windows_principals`]); `name` = the principal, `detail` = the server login with the
+///   same SID (NULL when the user is orphaned);
 /// - `catalog_read`: one per database read successfully;
 /// - `error`: the database could not be read; `detail` = message, `value` = error number.
 pub fn database_catalog(version: SqlVersion) -> Batch {
@@ -321,7 +324,10 @@ UNION ALL
 SELECT @id, 'next_name', SCHEMA_NAME(t.schema_id) + N'.' + t.name + N'.' + c.name
 FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id
 WHERE t.is_ms_shipped = 0 AND c.name = N'NEXT';{pvs}
-INSERT INTO #milink_catalog (database_id, item) VALUES (@id, 'catalog_read');"
+INSERT INTO #milink_catalog (database_id, item, name, detail)
+{windows};
+INSERT INTO #milink_catalog (database_id, item) VALUES (@id, 'catalog_read');",
+        windows = windows_principals(version)
     );
     // The per-database text is an N'' literal inside the batch; it contains no user data.
     let literal = crate::tsql::quote_nstring(&per_database);
@@ -360,6 +366,32 @@ DEALLOCATE milink_dbs;
 SELECT database_id, item, name, detail, value FROM #milink_catalog ORDER BY database_id, item, name;
 DROP TABLE #milink_catalog;"
         ),
+    )
+}
+
+/// The query the per-database part of [`database_catalog`] reads the current database's
+/// Windows principals with, in the database of the batch's `@id` (an `int` the caller
+/// declares): the `sys.database_principals` of type `U` (Windows user) or `G` (Windows group)
+/// — `authentication_type` 3 (WINDOWS) from SQL Server 2012, which has the column — other than
+/// the fixed principals (`principal_id` 1–4: `dbo`, `guest`, `INFORMATION_SCHEMA`, `sys`),
+/// each with the `sys.server_principals` login of the same SID (NULL: orphaned).
+///
+/// Columns: `database_id`, `item` (`windows_user` or `windows_group`), `name`, `detail` (the
+/// login).
+pub fn windows_principals(version: SqlVersion) -> String {
+    let authentication = if version.major >= 11 {
+        " AND dp.authentication_type = 3"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT @id AS database_id,
+       CASE dp.type WHEN 'G' THEN 'windows_group' ELSE 'windows_user' END AS item,
+       dp.name AS name,
+       sp.name AS detail
+FROM sys.database_principals AS dp
+LEFT JOIN sys.server_principals AS sp ON sp.sid = dp.sid
+WHERE dp.type IN ('U', 'G'){authentication} AND dp.principal_id > 4"
     )
 }
 
@@ -447,6 +479,18 @@ mod tests {
                 .expose_sql()
                 .contains("pvs_filegroup")
         );
+        // Windows principals are read in the same batch, whatever the version; the
+        // authentication type exists from SQL Server 2012.
+        for v in [V2022, V2017, SqlVersion::new(10, 50, 6000, 34)] {
+            let sql = database_catalog(v).expose_sql().to_owned();
+            assert!(sql.contains("'windows_user'"), "{v}");
+            assert!(sql.contains("LEFT JOIN sys.server_principals AS sp ON sp.sid = dp.sid"));
+            assert_eq!(
+                sql.contains("dp.authentication_type = 3"),
+                v.major >= 11,
+                "{v}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub(super) const RULES: &[Rule] = &[
     COMPAT_LEVEL,
     CLR_STRICT_SECURITY,
     PRINCIPAL_ALIAS,
+    WINDOWS_AUTHENTICATION,
     NEXT_COLUMN,
     XP_CMDSHELL,
     BULK_INSERT,
@@ -159,6 +160,88 @@ fn principal_alias(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
     Outcome::Fail(
         ev,
         Fix::action("Replace aliases with database users and role memberships."),
+    )
+}
+
+/// `WindowsAuthentication`: "Database users mapped with Windows authentication (integrated
+/// security) are not supported in Azure SQL Managed Instance" (the rule page's section
+/// WindowsAuthentication). Reads [`CatalogFacts::windows_users`](crate::assess::CatalogFacts):
+/// the database's Windows users and groups, the login each maps to, and the orphaned ones
+/// (no login with the user's SID), which need attention whatever the target. Built-in accounts
+/// (`NT SERVICE\…`, `NT AUTHORITY\…`, `BUILTIN\…`) are left out: every Windows host has them.
+///
+/// The fix follows the rule page (federate Active Directory with Microsoft Entra ID and use
+/// Entra identities) and the managed instance's native Windows principals, the Windows
+/// authentication metadata mode that lets the `FROM WINDOWS` logins and users a link
+/// replicates authenticate after a failover (sql-docs
+/// `azure-sql/managed-instance/native-windows-principals.md`, section "Managed Instance link").
+const WINDOWS_AUTHENTICATION: Rule = rule!(
+    "WindowsAuthentication",
+    Warning,
+    Database,
+    "Database users mapped to Windows authentication",
+    F51,
+    "sys.database_principals of type U/G (authentication type WINDOWS) with the \
+     sys.server_principals login of the same SID; orphaned ones named; built-in accounts aside",
+    Database(windows_authentication)
+);
+fn windows_authentication(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
+    const SHOWN: usize = 20;
+    let Some(users) = d.catalog.as_ref().and_then(|c| c.windows_users.as_ref()) else {
+        return Outcome::NotEvaluated(NO_CATALOG.into());
+    };
+    let users: Vec<_> = users.iter().filter(|u| !u.is_builtin()).collect();
+    if users.is_empty() {
+        return Outcome::Pass;
+    }
+    let shown = |names: Vec<String>| -> String {
+        match names.len() {
+            n if n > SHOWN => format!("{} and {} more", list(&names[..SHOWN]), n - SHOWN),
+            _ => list(&names),
+        }
+    };
+    let mapped: Vec<String> = users
+        .iter()
+        .filter_map(|u| {
+            let kind = if u.is_group { "group" } else { "user" };
+            u.login.as_ref().map(|l| {
+                if l.eq_ignore_ascii_case(&u.name) {
+                    format!("{} ({kind})", u.name)
+                } else {
+                    format!("{} ({kind}, login {l})", u.name)
+                }
+            })
+        })
+        .collect();
+    let orphaned: Vec<String> = users
+        .iter()
+        .filter(|u| u.is_orphaned())
+        .map(|u| u.name.clone())
+        .collect();
+    let mut evidence = Evidence::new(format!(
+        "{} database user(s) or group(s) authenticate with Windows{}",
+        users.len(),
+        match orphaned.len() {
+            0 => String::new(),
+            n => format!(", {n} of them orphaned (no login with their SID)"),
+        }
+    ));
+    if !mapped.is_empty() {
+        evidence = evidence.with("mapped to a Windows login", shown(mapped));
+    }
+    if !orphaned.is_empty() {
+        evidence = evidence.with("orphaned", shown(orphaned));
+    }
+    Outcome::Fail(
+        evidence,
+        Fix::action(
+            "Synchronize Active Directory with Microsoft Entra ID, then either set the managed \
+             instance's authentication metadata mode to Windows (native Windows principals: \
+             create the logins there with CREATE LOGIN … FROM WINDOWS and the replicated users \
+             authenticate after a failover), or replace these principals with Microsoft Entra \
+             ones (CREATE USER … FROM EXTERNAL PROVIDER). Drop the orphaned users, or map them \
+             to a login with ALTER USER … WITH LOGIN, before migrating.",
+        ),
     )
 }
 

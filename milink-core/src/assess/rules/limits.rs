@@ -1,4 +1,4 @@
-//! Instance checks of milink-facts §5.1: size, trace flags, logins and Agent jobs.
+//! Instance checks of milink-facts §5.1: size, trace flags and Agent jobs.
 
 use crate::assess::sku::{NEXT_GEN_GENERAL_PURPOSE, TierLimits};
 
@@ -9,7 +9,6 @@ pub(super) const RULES: &[Rule] = &[
     NUM_DB_EXCEEDS_100,
     MI_INSTANCE_SIZE,
     MI_TRACE_FLAGS,
-    WINDOWS_AUTHENTICATION,
     POWERSHELL_JOB,
     ANALYSIS_COMMAND_JOB,
     ANALYSIS_QUERY_JOB,
@@ -138,36 +137,6 @@ fn mi_trace_flags(ctx: &Context<'_>) -> Outcome {
              instance accepts only the global trace flags 460, 2301, 2389, 2390, 2453, 2467, \
              7471, 8207, 9389, 10316 and 11024, and no session flags. Trace flags are not \
              replicated by the link: turn the supported ones on there with DBCC TRACEON (n, -1).",
-        ),
-    )
-}
-
-const WINDOWS_AUTHENTICATION: Rule = rule!(
-    "WindowsAuthentication",
-    Warning,
-    Instance,
-    "Windows logins",
-    F51,
-    "enabled Windows logins and groups except NT SERVICE, NT AUTHORITY and BUILTIN",
-    Instance(windows_authentication)
-);
-fn windows_authentication(ctx: &Context<'_>) -> Outcome {
-    let logins: Vec<&str> = ctx
-        .instance
-        .windows_logins
-        .iter()
-        .filter(|l| !l.is_builtin() && !l.is_disabled)
-        .map(|l| l.name.as_str())
-        .collect();
-    if logins.is_empty() {
-        return Outcome::Pass;
-    }
-    Outcome::Fail(
-        Evidence::new(format!("{} Windows login(s) or group(s)", logins.len()))
-            .with("logins", list(logins.iter().take(20))),
-        Fix::action(
-            "Create Microsoft Entra logins (or SQL logins) on the managed instance for these \
-             principals; logins are not replicated by the link.",
         ),
     )
 }

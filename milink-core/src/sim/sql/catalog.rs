@@ -120,6 +120,7 @@ pub fn table(
     database_id(world, side, &db)?;
     match (db.as_str(), schema.as_str(), name.as_str()) {
         ("msdb", "dbo", "backupset") => Some(server::backupset(world, side)),
+        (db, "sys", "database_principals") => Some(server::database_principals(world, side, db)),
         (_, "sys", view) => sys_view(world, side, session, view),
         _ => None,
     }
@@ -137,6 +138,7 @@ fn sys_view(world: &World, side: Side, session: &SessionInfo, view: &str) -> Opt
         "databases" => server::databases(world, side),
         "certificates" => server::certificates(world, side),
         "symmetric_keys" => server::symmetric_keys(world, side),
+        "server_principals" => server::server_principals(world, side),
         "all_objects" => server::all_objects(world, side),
         "database_mirroring_endpoints" => server::mirroring_endpoints(world, side),
         "tcp_endpoints" => server::tcp_endpoints(world, side),

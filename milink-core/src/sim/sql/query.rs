@@ -11,7 +11,7 @@
 //!
 //! Readiness probes that need temporary tables, table variables, `DBCC` or dynamic SQL are
 //! answered with [`UNSUPPORTED`]; those over views the catalog does not have (`msdb.dbo.sysjobs`,
-//! `sys.server_principals`, `sys.servers`, `sys.master_files`, …) with 208.
+//! `sys.servers`, `sys.master_files`, …) with 208.
 //!
 //! Errors, as SQL Server numbers them:
 //! - text `sqlparser` cannot parse: 102 (class 15) "Incorrect syntax near '…'.";

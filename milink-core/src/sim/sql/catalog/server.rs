@@ -516,3 +516,153 @@ pub fn backupset(world: &World, side: Side) -> ResultSet {
     }
     t.build()
 }
+
+/// A deterministic SID for a Windows principal (`S-1-5-21-…` shaped: revision 1, five
+/// sub-authorities), from its name compared case-insensitively; `salt` keeps an orphaned
+/// user's SID apart from every login's.
+fn windows_sid(salt: &str, name: &str) -> Vec<u8> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in salt.bytes().chain([0]).chain(name.to_lowercase().bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut sid = vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0];
+    for i in 0..4u32 {
+        let part = u32::try_from((h.rotate_left(i * 16)) & 0xffff_ffff).unwrap_or(0);
+        sid.extend_from_slice(&part.to_le_bytes());
+    }
+    sid
+}
+
+/// The Windows logins of SQL Server: the instance's facts, and the login of every Windows
+/// database user that maps to one (a user maps to an existing login), as (name, group,
+/// disabled).
+fn windows_logins(world: &World) -> Vec<(String, bool, bool)> {
+    let mut logins: Vec<(String, bool, bool)> = world
+        .instance_facts()
+        .windows_logins
+        .into_iter()
+        .map(|l| (l.name, l.is_group, l.is_disabled))
+        .collect();
+    for d in world.database_facts() {
+        for u in d.catalog.and_then(|c| c.windows_users).unwrap_or_default() {
+            if let Some(login) = u.login
+                && !logins
+                    .iter()
+                    .any(|(n, _, _)| n.eq_ignore_ascii_case(&login))
+            {
+                logins.push((login, u.is_group, false));
+            }
+        }
+    }
+    logins
+}
+
+/// `sys.server_principals`: `sa` and, on SQL Server, the Windows logins and groups
+/// ([`World::instance_facts`]'s, and those the Windows database users map to).
+pub fn server_principals(world: &World, side: Side) -> ResultSet {
+    let mut t = TableBuilder::new(&[
+        ("principal_id", SqlType::Int),
+        ("name", SYSNAME),
+        ("sid", SqlType::VarBinary(Some(85))),
+        ("type", SqlType::VarChar(Some(1))),
+        ("type_desc", DESC),
+        ("is_disabled", SqlType::Bit),
+    ]);
+    t.row(vec![
+        Value::Int(1),
+        s("sa"),
+        Value::Binary(vec![1]),
+        s("S"),
+        s("SQL_LOGIN"),
+        Value::Bit(false),
+    ]);
+    if side == Side::SqlServer {
+        for ((name, group, disabled), id) in windows_logins(world).into_iter().zip(256..) {
+            let (kind, desc) = if group {
+                ("G", "WINDOWS_GROUP")
+            } else {
+                ("U", "WINDOWS_LOGIN")
+            };
+            let sid = windows_sid("login", &name);
+            t.row(vec![
+                Value::Int(id),
+                s(name),
+                Value::Binary(sid),
+                s(kind),
+                s(desc),
+                Value::Bit(disabled),
+            ]);
+        }
+    }
+    t.build()
+}
+
+/// `sys.database_principals` of database `db`: the fixed principals (`public`, `dbo`, `guest`,
+/// `INFORMATION_SCHEMA`, `sys`) and, on SQL Server, the database's Windows users and groups
+/// ([`World::database_facts`]' catalog), each with its login's SID, or one no login has when
+/// the user is orphaned.
+pub fn database_principals(world: &World, side: Side, db: &str) -> ResultSet {
+    let mut t = TableBuilder::new(&[
+        ("principal_id", SqlType::Int),
+        ("name", SYSNAME),
+        ("type", SqlType::VarChar(Some(1))),
+        ("type_desc", DESC),
+        ("authentication_type", SqlType::Int),
+        ("authentication_type_desc", DESC),
+        ("sid", SqlType::VarBinary(Some(85))),
+    ]);
+    // dbo maps to `sa` (SID 0x01), guest has SID 0x00, the others none.
+    let fixed = [
+        (0, "public", "R", "DATABASE_ROLE", 0, "NONE"),
+        (1, "dbo", "S", "SQL_USER", 1, "INSTANCE"),
+        (2, "guest", "S", "SQL_USER", 0, "NONE"),
+        (3, "INFORMATION_SCHEMA", "S", "SQL_USER", 0, "NONE"),
+        (4, "sys", "S", "SQL_USER", 0, "NONE"),
+    ];
+    for (id, name, kind, desc, auth, auth_desc) in fixed {
+        let sid = match id {
+            1 => Some(vec![1u8]),
+            2 => Some(vec![0u8]),
+            _ => None,
+        };
+        t.row(vec![
+            Value::Int(id),
+            s(name),
+            s(kind),
+            s(desc),
+            Value::Int(auth),
+            s(auth_desc),
+            sid.map_or(Value::Null, Value::Binary),
+        ]);
+    }
+    if side == Side::SqlServer {
+        let users = world
+            .database_facts()
+            .into_iter()
+            .find(|d| d.name.as_str().eq_ignore_ascii_case(db))
+            .and_then(|d| d.catalog)
+            .and_then(|c| c.windows_users)
+            .unwrap_or_default();
+        for (u, id) in users.into_iter().zip(5..) {
+            let (kind, desc) = if u.is_group {
+                ("G", "WINDOWS_GROUP")
+            } else {
+                ("U", "WINDOWS_USER")
+            };
+            let sid = match &u.login {
+                Some(login) => windows_sid("login", login),
+                None => windows_sid(&format!("orphan {db}"), &u.name),
+            };
+            t.row(vec![
+                Value::Int(id),
+                s(u.name),
+                s(kind),
+                s(desc),
+                Value::Int(3),
+                s("WINDOWS"),
+                Value::Binary(sid),
+            ]);
+        }
+    }
+    t.build()
+}

@@ -590,4 +590,5 @@ fn the_catalog_names_its_views_as_sql_server_does() {
     });
 }
 
+mod principals;
 mod wire;

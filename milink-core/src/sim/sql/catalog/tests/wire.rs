@@ -37,7 +37,7 @@ impl TdsHandler for Reader {
 }
 
 /// A timer that never fires: only the server decides.
-struct NeverTimer;
+pub(super) struct NeverTimer;
 
 impl Clock for NeverTimer {
     fn now(&self) -> Timestamp {
