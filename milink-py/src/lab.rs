@@ -228,20 +228,7 @@ impl PyLab {
     /// The world's facts as readiness sees them now: `{"instance", "databases", "target",
     /// "options"}` for `assess(**lab.facts())`.
     fn facts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let (instance, databases, target, now) = self.lab.sim.with_world(|w| {
-            (
-                w.instance_facts(),
-                w.database_facts(),
-                w.target_facts(),
-                w.now,
-            )
-        });
-        let facts = PyDict::new(py);
-        facts.set_item("instance", to_py(py, &instance)?)?;
-        facts.set_item("databases", to_py(py, &databases)?)?;
-        facts.set_item("target", to_py(py, &target)?)?;
-        facts.set_item("options", to_py(py, &serde_json::json!({ "now": now }))?)?;
-        Ok(facts.into_any())
+        world_facts(py, &self.lab)
     }
 
     /// A new link session journaled to `journal` (which must not exist yet).
@@ -314,4 +301,28 @@ impl PyLab {
             self.lab.topology.source.server, self.lab.topology.instance.fqdn, self.lab.spec.link
         )
     }
+}
+
+/// The facts of `lab`'s world, as `Lab.facts()` and `tailspin_facts(seed)` give them:
+/// `{"instance", "databases", "target", "options"}`, ready for `assess(**facts)`.
+pub(crate) fn world_facts<'py>(py: Python<'py>, lab: &Lab) -> PyResult<Bound<'py, PyAny>> {
+    let (instance, databases, target, now) = lab.sim.with_world(|w| {
+        (
+            w.instance_facts(),
+            w.database_facts(),
+            w.target_facts(),
+            w.now,
+        )
+    });
+    let facts = PyDict::new(py);
+    facts.set_item("instance", to_py(py, &instance)?)?;
+    facts.set_item("databases", to_py(py, &databases)?)?;
+    facts.set_item("target", to_py(py, &target)?)?;
+    // As the lab assesses its link: failback checked when the link is two-way.
+    let failback = lab.spec.failover_mode == milink_core::lifecycle::FailoverMode::Manual;
+    facts.set_item(
+        "options",
+        to_py(py, &serde_json::json!({ "now": now, "failback": failback }))?,
+    )?;
+    Ok(facts.into_any())
 }

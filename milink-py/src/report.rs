@@ -1,7 +1,7 @@
 //! Readiness: `assess`, `ReadinessReport` and the lab's facts.
 
 use milink_core::assess::{
-    AssessOptions, DatabaseFacts, Fix, InstanceFacts, ReadinessReport, Scope, TargetFacts, fixtures,
+    AssessOptions, DatabaseFacts, Fix, InstanceFacts, ReadinessReport, Scope, TargetFacts,
 };
 use milink_core::names::DatabaseName;
 use milink_core::time::{Clock, SystemClock, Timestamp};
@@ -227,15 +227,15 @@ pub(crate) fn assess(
     Ok(report.into())
 }
 
-/// The Tailspin lab's facts: `{"instance", "databases", "target", "options"}`, ready for
-/// `assess(**tailspin_facts())`.
+/// The Tailspin lab's facts for `seed`: `{"instance", "databases", "target", "options"}`, ready
+/// for `assess(**tailspin_facts())`; the world of `Lab.tailspin(seed)` (same default seed), so
+/// both give the same facts.
 #[pyfunction]
-pub(crate) fn tailspin_facts(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let lab = fixtures::tailspin();
-    let facts = PyDict::new(py);
-    facts.set_item("instance", to_py(py, &lab.instance)?)?;
-    facts.set_item("databases", to_py(py, &lab.databases)?)?;
-    facts.set_item("target", to_py(py, &lab.target)?)?;
-    facts.set_item("options", to_py(py, &lab.options)?)?;
-    Ok(facts.into_any())
+#[pyo3(signature = (seed = 7))]
+pub(crate) fn tailspin_facts(
+    py: Python<'_>,
+    #[pyo3(from_py_with = crate::args::seed)] seed: u64,
+) -> PyResult<Bound<'_, PyAny>> {
+    let lab = milink_core::sim::Lab::tailspin(seed).map_err(error)?;
+    crate::lab::world_facts(py, &lab)
 }

@@ -23,7 +23,7 @@ def test_tailspin_facts_are_plain_data() -> None:
 def test_toystore_is_ready_and_customer360_is_not(report: milink.ReadinessReport) -> None:
     assert report.verdicts == {"ToyStore": "Ready", "Customer360": "NotReady"}
     assert report.instance_verdict in ("Ready", "ReadyWithWarnings")
-    assert report.server == "TAILSPINSQL"
+    assert report.server == "TailspinSql"
     blockers = report.blockers
     assert blockers and all(b["severity"] == "Blocker" for b in blockers)
     assert {b["scope"]["Database"] for b in blockers} == {"Customer360"}
@@ -113,3 +113,16 @@ def test_to_dataframe_has_one_row_per_finding(report: milink.ReadinessReport) ->
     assert len(frame) == len(report.findings)
     blocked = frame[frame["severity"] == "Blocker"]
     assert set(blocked["database"]) == {"Customer360"}
+
+
+def test_tailspin_facts_and_the_lab_are_one_world() -> None:
+    # One Tailspin everywhere: the facts are the seed's world, the lab's own.
+    for seed in (7, 3):
+        facts = milink.tailspin_facts(seed)
+        lab = milink.Lab.tailspin(seed).facts()
+        assert json.dumps(facts, sort_keys=True) == json.dumps(lab, sort_keys=True)
+        assert facts["instance"]["server_name"] == "TailspinSql"
+        a = milink.assess(**facts).to_dict()
+        b = milink.assess(**lab).to_dict()
+        assert a["databases"] == b["databases"]
+    assert milink.tailspin_facts()["instance"] == milink.Lab.tailspin().facts()["instance"]

@@ -265,8 +265,11 @@ def assess(
     current time) override it. Raises InvalidArgumentError for facts of the wrong shape.
     """
 
-def tailspin_facts() -> TailspinFacts:
-    """The Tailspin lab's facts, ready for ``assess(**tailspin_facts())``."""
+def tailspin_facts(seed: int = 7) -> TailspinFacts:
+    """The Tailspin lab's facts for ``seed``, ready for ``assess(**tailspin_facts())``.
+
+    The same world as ``Lab.tailspin(seed).facts()`` (same default seed), so both give the same
+    facts and the same verdicts."""
 
 # ------------------------------------------------------------------------------------- sessions
 
