@@ -335,6 +335,36 @@ fn journal_error(
     })
 }
 
+/// The core's Rust spellings (`Command::Failover(Forced)`, `DataLossAcknowledgement`) as a
+/// Python caller writes them.
+pub(crate) fn in_python_terms(message: &str) -> String {
+    const TERMS: &[(&str, &str)] = &[
+        ("Command::Failover(Forced)", "failover(kind=\"forced\")"),
+        ("Command::Failover(Planned)", "failover()"),
+        ("Command::RecordAssessment", "record_assessment()"),
+        ("Command::RepairSplitBrain", "repair_split_brain()"),
+        ("Command::Failback", "failback()"),
+        ("Command::Cutover", "cutover()"),
+        ("Command::Cancel", "cancel()"),
+        ("Command::Retry", "retry()"),
+        ("Command::Refresh", "health()"),
+        ("Command::Start", "start()"),
+        (
+            "pass a DataLossAcknowledgement naming the link",
+            "pass acknowledge_data_loss=\"<the link's name>\"",
+        ),
+        (
+            "the data-loss acknowledgement names link",
+            "acknowledge_data_loss names link",
+        ),
+    ];
+    let mut out = message.to_owned();
+    for (rust, python) in TERMS {
+        out = out.replace(rust, python);
+    }
+    out
+}
+
 fn session_error(
     py: Python<'_>,
     error: CoreSessionError,
@@ -342,12 +372,12 @@ fn session_error(
 ) -> PyResult<(PyErr, Attrs)> {
     Ok(match error {
         CoreSessionError::Rejected { operation, source } => (
-            RejectedError::new_err(message),
+            RejectedError::new_err(in_python_terms(&message)),
             vec![
                 attr(py, "operation", operation)?,
                 attr(py, "state", source.state)?,
-                attr(py, "input", source.input)?,
-                attr(py, "reason", source.reason.to_string())?,
+                attr(py, "input", in_python_terms(&source.input))?,
+                attr(py, "reason", in_python_terms(&source.reason.to_string()))?,
             ],
         ),
         CoreSessionError::Spec(_) => (SpecError::new_err(message), Vec::new()),

@@ -138,3 +138,16 @@ def test_integer_arguments_of_the_wrong_type_name_the_argument() -> None:
         milink.tcp_url("sql01", "5022")  # type: ignore[arg-type]
     with pytest.raises(milink.ArgumentRangeError, match="^seconds"):
         _sleep(10**400)
+
+
+def test_refusals_speak_python_not_rust(tmp_path: Any) -> None:
+    lab = milink.Lab.tailspin()
+    session = lab.session(str(tmp_path / "link.jsonl"))
+    with pytest.raises(milink.RejectedError) as info:
+        session.failover(kind="forced")
+    message = str(info.value)
+    assert 'failover(kind="forced")' in message, message
+    assert "Command::" not in message and info.value.input == 'failover(kind="forced")'
+    with pytest.raises(milink.RejectedError) as info:
+        session.failback()
+    assert "failback()" in str(info.value) and "Command::" not in str(info.value)

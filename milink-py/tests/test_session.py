@@ -109,6 +109,8 @@ def test_commands_the_link_refuses_raise_rejected_error(lab: milink.Lab, journal
     assert isinstance(err, milink.SessionError) and err.caller_error and not err.transient
     assert err.state == "Replicating" and err.operation == "failover"
     assert "may lose data" in err.reason
+    # In Python terms: the keyword to pass, not the Rust type.
+    assert "acknowledge_data_loss=" in err.reason and "DataLossAcknowledgement" not in str(err)
     with pytest.raises(milink.RejectedError, match="DAG_ToyStore"):
         session.failover("forced", acknowledge_data_loss="DAG_Other")
     assert session.status()["state"] == "Replicating"  # nothing changed
