@@ -569,7 +569,12 @@ impl PyLinkSession {
     /// `deadline`, `last_error`, `operation`, `journal_path`, `journal_records`, `link`).
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let status = self.session()?.status();
-        to_py(py, &status)
+        let mut value =
+            serde_json::to_value(&status).map_err(|e| crate::errors::invalid(e.to_string()))?;
+        if let Some(phase) = value.get_mut("phase") {
+            *phase = uniform_phase(phase.take());
+        }
+        to_py(py, &value)
     }
 
     /// Both sides read now, as a dict (a side that cannot be read is named in `unreachable`),
@@ -658,4 +663,34 @@ fn watch_duration(seconds: f64) -> PyResult<std::time::Duration> {
             "watch needs a finite, non-negative number of seconds, not {seconds}"
         ))
     })
+}
+
+/// A phase in one shape whatever its variant: `{"name": "Draft"}`, `{"name": "FailedOver",
+/// "primary": …, "data_loss_possible": …}` (serde gives a bare string for a unit variant and a
+/// one-key object for the others).
+pub(crate) fn uniform_phase(phase: serde_json::Value) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    match phase {
+        Value::String(name) => {
+            let mut m = Map::new();
+            m.insert("name".into(), Value::String(name));
+            Value::Object(m)
+        }
+        Value::Object(outer) if outer.len() == 1 => {
+            let Some((name, fields)) = outer.into_iter().next() else {
+                return Value::Object(Map::new());
+            };
+            let mut m = Map::new();
+            m.insert("name".into(), Value::String(name));
+            match fields {
+                Value::Object(fields) => m.extend(fields),
+                Value::Null => {}
+                other => {
+                    m.insert("value".into(), other);
+                }
+            }
+            Value::Object(m)
+        }
+        other => other,
+    }
 }

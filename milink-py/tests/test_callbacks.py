@@ -31,7 +31,7 @@ def replicating(lab: milink.Lab, journal: pathlib.Path, **kwargs: Any) -> milink
 
 def primary(session: milink.LinkSession) -> Optional[str]:
     phase = session.status()["phase"]
-    return phase["FailedOver"]["primary"] if isinstance(phase, dict) and "FailedOver" in phase else None
+    return phase["primary"] if phase["name"] == "FailedOver" else None
 
 
 def in_thread(call: Callable[[], Any], timeout: float = 30) -> List[Any]:

@@ -55,7 +55,7 @@ def replicating(lab: milink.Lab, journal: pathlib.Path, **kwargs: Any) -> milink
 
 def primary(session: milink.LinkSession) -> Optional[str]:
     phase = session.status()["phase"]
-    return phase["FailedOver"]["primary"] if isinstance(phase, dict) and "FailedOver" in phase else None
+    return phase["primary"] if phase["name"] == "FailedOver" else None
 
 
 def send_sigint_after(seconds: float) -> threading.Timer:
@@ -78,7 +78,7 @@ def test_lab_session_end_to_end_planned_failover(lab: milink.Lab, journal: pathl
     session.failover()
     status = session.status()
     assert status["state"] == "FailedOver"
-    assert status["phase"] == {"FailedOver": {"primary": "ManagedInstance", "data_loss_possible": False}}
+    assert status["phase"] == {"name": "FailedOver", "primary": "ManagedInstance", "data_loss_possible": False}
     assert status["journal_path"] == str(journal)
     assert status["journal_records"] > 0
     # The logs were compared after the role change: nothing was lost.
@@ -137,7 +137,7 @@ def test_forced_failover_split_brain_and_repair(lab: milink.Lab, journal: pathli
         session.failover("forced", acknowledge_data_loss="DAG_ToyStore")
     assert session.status()["state"] == "SplitBrain"
     session.repair_split_brain("ManagedInstance")
-    assert session.status()["phase"] == {"FailedOver": {"primary": "ManagedInstance", "data_loss_possible": True}}
+    assert session.status()["phase"] == {"name": "FailedOver", "primary": "ManagedInstance", "data_loss_possible": True}
 
 
 def test_redirect_hook_is_called_once_per_role_change_without_failures(lab: milink.Lab, journal: pathlib.Path) -> None:
@@ -422,3 +422,12 @@ def test_a_second_session_on_the_same_link_raises_link_locked_error(
         assert info.value.holder_journal == str(journal)
     with lab.session(tmp_path / "third.journal", lock_dir=other) as third:
         assert third.status()["state"] == "Draft"
+
+
+def test_the_phase_has_one_shape(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = lab.session(journal)
+    assert session.status()["phase"] == {"name": "Draft"}
+    session.record_assessment([])
+    session.start()
+    phase = session.status()["phase"]
+    assert phase["name"] == "Replicating" and isinstance(phase, dict)

@@ -343,8 +343,9 @@ class SessionStatus(TypedDict):
     state: str
     """The state's name, e.g. ``"Seeding"``, ``"Replicating"``, ``"FailedOver"``."""
     detail: str
-    phase: Union[str, Dict[str, Any]]
-    """The state as data: ``"Replicating"`` or e.g. ``{"FailedOver": {"primary": ..., "data_loss_possible": ...}}``."""
+    phase: Dict[str, Any]
+    """The state as data, always a dict with its ``name``: ``{"name": "Replicating"}``, or e.g.
+    ``{"name": "FailedOver", "primary": "ManagedInstance", "data_loss_possible": False}``."""
     terminal: bool
     in_flight: List[str]
     deadline: Optional[int]
