@@ -327,6 +327,15 @@ fn journal_error(
                 attr(py, "bytes", bytes)?,
             ],
         ),
+        CoreJournalError::AlreadyExists { path } => (
+            JournalError::new_err(format!(
+                "journal {} already exists: pass if_exists=\"resume\" to Lab.session (or call \
+                 LinkSession.resume_from(journal, lab)) to continue that link, or choose another \
+                 path for a new link",
+                path.display()
+            )),
+            vec![attr(py, "path", path.display().to_string())?],
+        ),
         CoreJournalError::NotAJournal { path, .. } => (
             NotAJournalError::new_err(message),
             vec![attr(py, "path", path.display().to_string())?],

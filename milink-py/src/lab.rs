@@ -256,6 +256,10 @@ impl PyLab {
     /// One session per link: the session locks a file named after the link in `lock_dir`
     /// (default: the journal's directory) until it is closed or dropped; a second session on
     /// the same link, in this process or another, raises LinkLockedError and leaves no journal.
+    ///
+    /// `if_exists` says what an existing `journal` means: `"error"` (the default) raises
+    /// JournalError and touches nothing; `"resume"` reopens the link it holds, as
+    /// `LinkSession.resume_from(journal, lab)` does (a notebook cell run again).
     #[pyo3(signature = (
         journal,
         *,
@@ -265,6 +269,7 @@ impl PyLab {
         connection_string = None,
         public_endpoint = false,
         lock_dir = None,
+        if_exists = "error",
     ))]
     #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn session(
@@ -277,7 +282,18 @@ impl PyLab {
         connection_string: Option<&str>,
         public_endpoint: bool,
         lock_dir: Option<PathBuf>,
+        if_exists: &str,
     ) -> PyResult<PyLinkSession> {
+        let how = match if_exists {
+            "error" => Open::Create,
+            "resume" if journal.exists() => Open::Resume { repair: false },
+            "resume" => Open::Create,
+            other => {
+                return Err(crate::errors::invalid(format!(
+                    "if_exists must be \"error\" or \"resume\", not {other:?}"
+                )));
+            }
+        };
         let redirect = Redirect {
             hook: redirect_hook,
             connection_string,
@@ -287,7 +303,7 @@ impl PyLab {
             py,
             self,
             journal,
-            Open::Create,
+            how,
             redirect,
             on_progress,
             options,

@@ -431,3 +431,19 @@ def test_the_phase_has_one_shape(lab: milink.Lab, journal: pathlib.Path) -> None
     session.start()
     phase = session.status()["phase"]
     assert phase["name"] == "Replicating" and isinstance(phase, dict)
+
+
+def test_a_session_cell_run_again_can_resume_its_journal(lab: milink.Lab, journal: pathlib.Path) -> None:
+    first = lab.session(journal)
+    first.record_assessment([])
+    first.close()
+    # Run again: refused by default, with the choice in Python terms, and nothing touched.
+    before = journal.read_bytes()
+    with pytest.raises(milink.JournalError, match='if_exists="resume"'):
+        lab.session(journal)
+    assert journal.read_bytes() == before
+    again = lab.session(journal, if_exists="resume")
+    assert again.status()["state"] == "Assessed"
+    again.close()
+    with pytest.raises(milink.InvalidArgumentError, match="if_exists"):
+        lab.session(journal, if_exists="overwrite")  # type: ignore[arg-type]

@@ -428,8 +428,10 @@ class Lab:
         connection_string: Optional[str] = None,
         public_endpoint: bool = False,
         lock_dir: Optional[_JournalPath] = None,
+        if_exists: Literal["error", "resume"] = "error",
     ) -> LinkSession:
-        """A new link session journaled to ``journal`` (which must not exist yet).
+        """A new link session journaled to ``journal`` (which must not exist yet, unless
+        ``if_exists="resume"``: then the link it holds is reopened, as ``resume_from`` does).
 
         ``redirect_hook`` is called after each role change, at least once per redirect (see
         ``RedirectTarget.redirect_id``), with a ``RedirectTarget``, its connection string
