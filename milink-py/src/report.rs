@@ -105,27 +105,39 @@ impl PyReadinessReport {
             let row = PyDict::new(py);
             row.set_item("rule_id", &f.rule_id)?;
             row.set_item("severity", to_py(py, &f.severity)?)?;
-            row.set_item(
-                "database",
-                match &f.scope {
-                    Scope::Instance => None,
-                    Scope::Database(d) => Some(d.as_str()),
-                },
-            )?;
+            // An instance finding is labelled as such, never a missing database.
+            let (scope, database) = match &f.scope {
+                Scope::Instance => ("instance", "(instance)"),
+                Scope::Database(d) => ("database", d.as_str()),
+            };
+            row.set_item("scope", scope)?;
+            row.set_item("database", database)?;
             row.set_item("title", &f.title)?;
             row.set_item("evidence", &f.evidence.summary)?;
-            row.set_item(
-                "fix",
-                match &f.fix {
-                    Fix::Sql(sql) => Some(sql.sql.as_str()),
-                    Fix::Action(action) => Some(action.as_str()),
-                    Fix::None => None,
-                },
-            )?;
+            let details = PyDict::new(py);
+            for (k, v) in &f.evidence.details {
+                details.set_item(k, v)?;
+            }
+            row.set_item("evidence_details", details)?;
+            let (fix_kind, fix) = match &f.fix {
+                Fix::Sql(sql) => (Some("sql"), Some(sql.sql.as_str())),
+                Fix::Action(action) => (Some("action"), Some(action.as_str())),
+                Fix::None => (None, None),
+            };
+            row.set_item("fix_kind", fix_kind)?;
+            row.set_item("fix", fix)?;
             rows.append(row)?;
         }
         let columns = [
-            "rule_id", "severity", "database", "title", "evidence", "fix",
+            "rule_id",
+            "severity",
+            "scope",
+            "database",
+            "title",
+            "evidence",
+            "evidence_details",
+            "fix_kind",
+            "fix",
         ];
         let kwargs = PyDict::new(py);
         kwargs.set_item("columns", columns.to_vec())?;

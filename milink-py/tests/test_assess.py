@@ -109,10 +109,29 @@ def test_to_dataframe_without_pandas_raises_import_error(
 def test_to_dataframe_has_one_row_per_finding(report: milink.ReadinessReport) -> None:
     pytest.importorskip("pandas")
     frame = report.to_dataframe()
-    assert list(frame.columns) == ["rule_id", "severity", "database", "title", "evidence", "fix"]
+    assert list(frame.columns) == [
+        "rule_id",
+        "severity",
+        "scope",
+        "database",
+        "title",
+        "evidence",
+        "evidence_details",
+        "fix_kind",
+        "fix",
+    ]
     assert len(frame) == len(report.findings)
     blocked = frame[frame["severity"] == "Blocker"]
     assert set(blocked["database"]) == {"Customer360"}
+    # Instance findings are labelled, never a missing database.
+    assert not frame["database"].isna().any()
+    instance = frame[frame["scope"] == "instance"]
+    assert len(instance) == sum(1 for f in report.findings if f["scope"] == "Instance")
+    assert set(instance["database"]) <= {"(instance)"}
+    # The evidence's details and the kind of fix come along.
+    for row, finding in zip(frame.to_dict("records"), report.findings):
+        assert row["evidence_details"] == finding["evidence"]["details"]
+        assert row["fix_kind"] in ("sql", "action", None)
 
 
 def test_tailspin_facts_and_the_lab_are_one_world() -> None:

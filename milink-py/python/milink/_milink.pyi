@@ -239,8 +239,10 @@ class ReadinessReport:
     def _repr_html_(self) -> str:
         """The HTML notebooks show: the report as a ``<div>`` whose styles apply to it only."""
     def to_dataframe(self) -> Any:
-        """The findings as a ``pandas.DataFrame`` (columns rule_id, severity, database, title,
-        evidence, fix); raises ImportError when pandas is not installed."""
+        """The findings as a ``pandas.DataFrame`` (columns rule_id, severity, scope
+        (``"instance"`` or ``"database"``), database (``"(instance)"`` for an instance finding),
+        title, evidence, evidence_details (a dict), fix_kind (``"sql"``, ``"action"`` or None),
+        fix); raises ImportError when pandas is not installed."""
     def ensure_ready(self, databases: Sequence[str] = ...) -> None:
         """Raises NotReadyError unless the instance and every one of ``databases`` can be linked."""
     @staticmethod
