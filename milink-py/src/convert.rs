@@ -24,6 +24,41 @@ pub(crate) fn to_py<'py, T: Serialize + ?Sized>(
     py.import("json")?.call_method1("loads", (text,))
 }
 
+/// `value` as [`to_py`] gives it, with every LSN (a `*_lsn` key holding decimal digits, which
+/// JSON carries as a string because it may exceed 2^53) as a Python int.
+pub(crate) fn to_py_lsn_ints<'py, T: Serialize + ?Sized>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let out = to_py(py, value)?;
+    lsns_as_ints(&out)?;
+    Ok(out)
+}
+
+fn lsns_as_ints(value: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(dict) = value.cast::<pyo3::types::PyDict>() {
+        let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = dict.iter().collect();
+        for (key, item) in items {
+            let is_lsn = key
+                .extract::<String>()
+                .is_ok_and(|k| k == "lsn" || k.ends_with("_lsn"));
+            let digits = item
+                .extract::<String>()
+                .ok()
+                .and_then(|s| s.parse::<u128>().ok());
+            match (is_lsn, digits) {
+                (true, Some(n)) => dict.set_item(key, n)?,
+                _ => lsns_as_ints(&item)?,
+            }
+        }
+    } else if let Ok(list) = value.cast::<pyo3::types::PyList>() {
+        for item in list.iter() {
+            lsns_as_ints(&item)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads `value` (Python data in the serde shape of `T`); `what` names it in the error.
 pub(crate) fn from_py<T: DeserializeOwned>(what: &str, value: &Bound<'_, PyAny>) -> PyResult<T> {
     read(what, None, value)

@@ -574,14 +574,14 @@ impl PyLinkSession {
         if let Some(phase) = value.get_mut("phase") {
             *phase = uniform_phase(phase.take());
         }
-        to_py(py, &value)
+        crate::convert::to_py_lsn_ints(py, &value)
     }
 
     /// Both sides read now, as a dict (a side that cannot be read is named in `unreachable`),
     /// or None.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let health = self.blocking(py, "health", move |s| async move { s.health().await })?;
-        to_py(py, &health)
+        crate::convert::to_py_lsn_ints(py, &health)
     }
 
     /// Watches an idle link for `seconds`: reads both sides every probe interval; raises
@@ -614,7 +614,7 @@ impl PyLinkSession {
             Arc::clone(&self.pump),
             async move { session.health().await.map_err(Error::from) },
             move |py: Python<'_>, result| match result {
-                Ok(health) => to_py(py, &health)?.into_py_any(py),
+                Ok(health) => crate::convert::to_py_lsn_ints(py, &health)?.into_py_any(py),
                 Err(e) => Err(explain(py, &failure, errors::py_err(e))),
             },
         )

@@ -447,3 +447,17 @@ def test_a_session_cell_run_again_can_resume_its_journal(lab: milink.Lab, journa
     again.close()
     with pytest.raises(milink.InvalidArgumentError, match="if_exists"):
         lab.session(journal, if_exists="overwrite")  # type: ignore[arg-type]
+
+
+def test_lsns_are_python_ints(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = lab.session(journal)
+    session.record_assessment([])
+    session.start()
+    health = session.health()
+    assert health is not None
+    source = health["source"]["databases"][0]
+    instance = health["instance"]["databases"][0]
+    assert isinstance(source["end_of_log_lsn"], int) and source["end_of_log_lsn"] > 0
+    assert isinstance(instance["last_hardened_lsn"], int)
+    # Comparable as numbers, as LSNs must be (never as text).
+    assert instance["last_hardened_lsn"] <= source["end_of_log_lsn"]

@@ -543,7 +543,7 @@ class LinkSession:
         """Both sides read now (``{"source": ..., "instance": ...}``; a side that cannot be read
         is named in ``"unreachable"`` and shows no role, never its last value). In a steady state
         the reading goes through the link's state machine, so a split brain is seen and shows in
-        ``status()["split_brain_since"]``."""
+        ``status()["split_brain_since"]``. LSNs (``*_lsn``) are Python ints, compared as numbers."""
     def health_async(self) -> Awaitable[Optional[Dict[str, Any]]]: ...
     def watch(self, seconds: float) -> None:
         """Watches an idle link for ``seconds``: reads both sides every probe interval; raises
