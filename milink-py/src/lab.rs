@@ -28,6 +28,32 @@ pub(crate) struct PyLab {
 }
 
 impl PyLab {
+    /// `name` as a database of the lab's world, or the link's first database.
+    fn database_named(&self, name: Option<&str>) -> PyResult<DatabaseName> {
+        let Some(name) = name else {
+            return self
+                .lab
+                .spec
+                .databases
+                .first()
+                .cloned()
+                .ok_or_else(|| crate::errors::invalid("the lab's link names no database"));
+        };
+        let database = DatabaseName::new(name).map_err(|e| error(Error::from(e)))?;
+        if self.lab.sim.snapshot(Side::SqlServer, &database).is_none()
+            && self
+                .lab
+                .sim
+                .snapshot(Side::ManagedInstance, &database)
+                .is_none()
+        {
+            return Err(crate::errors::invalid(format!(
+                "the lab has no database {database}"
+            )));
+        }
+        Ok(database)
+    }
+
     fn parts(&self) -> (Lab, Arc<dyn Timer>) {
         let lab = self.lab.clone();
         let timer: Arc<dyn Timer> = Arc::new(lab.sim.clock());
@@ -309,6 +335,111 @@ impl PyLab {
             options,
             lock_dir,
         )
+    }
+
+    /// Starts the lab's application writing to `database` (the link's first by default) on
+    /// `side`, at `transactions_per_second` (in virtual time, up to 4 rows each); replaces any
+    /// workload running. It writes only while virtual time passes (`run_for`, or a session
+    /// waiting).
+    #[pyo3(signature = (transactions_per_second = 20.0, side = "SqlServer", database = None))]
+    fn start_workload(
+        &self,
+        py: Python<'_>,
+        transactions_per_second: f64,
+        side: &str,
+        database: Option<&str>,
+    ) -> PyResult<()> {
+        if !(transactions_per_second.is_finite()
+            && transactions_per_second > 0.0
+            && transactions_per_second <= 10_000.0)
+        {
+            return Err(crate::errors::argument_range(
+                py,
+                format!(
+                    "transactions_per_second must be in (0, 10000], not {transactions_per_second}"
+                ),
+            ));
+        }
+        let side = match side {
+            "SqlServer" => Side::SqlServer,
+            "ManagedInstance" => Side::ManagedInstance,
+            other => {
+                return Err(crate::errors::invalid(format!(
+                    "side must be \"SqlServer\" or \"ManagedInstance\", not {other:?}"
+                )));
+            }
+        };
+        let database = self.database_named(database)?;
+        self.lab.sim.start_workload(milink_core::sim::WorkloadSpec {
+            database,
+            target: side,
+            transactions_per_second,
+            max_rows_per_transaction: 4,
+        });
+        Ok(())
+    }
+
+    /// Stops the application; returns its counters (`committed`, `rows`, `refused`, ...).
+    fn stop_workload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.lab.sim.stop_workload())
+    }
+
+    /// The application's counters so far.
+    fn workload_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.lab.sim.workload_stats())
+    }
+
+    /// Lets `seconds` of virtual time pass: seeding, replication and the workload move on.
+    fn run_for(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::args::seconds)] seconds: f64,
+    ) -> PyResult<()> {
+        if !(seconds.is_finite() && (0.0..=30.0 * 86_400.0).contains(&seconds)) {
+            return Err(crate::errors::argument_range(
+                py,
+                format!("seconds must be between 0 and 30 days of virtual time, not {seconds}"),
+            ));
+        }
+        let sim = self.lab.sim.clone();
+        py.detach(move || sim.advance(std::time::Duration::from_secs_f64(seconds)));
+        Ok(())
+    }
+
+    /// Row validation of `database` (the link's first by default): every table's row count and
+    /// checksum on SQL Server against the managed instance: `{"database", "expected",
+    /// "actual", "tables": [{"table", "expected_rows", "actual_rows", "matches"}, ...],
+    /// "all_match"}`. None while a side has no copy of the database.
+    #[pyo3(signature = (database = None))]
+    fn parity<'py>(
+        &self,
+        py: Python<'py>,
+        database: Option<&str>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let database = self.database_named(database)?;
+        let Some(report) = self.lab.sim.parity(&database) else {
+            return Ok(None);
+        };
+        let tables: Vec<serde_json::Value> = report
+            .tables
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "table": t.table,
+                    "expected_rows": t.expected_rows,
+                    "actual_rows": t.actual_rows,
+                    "matches": t.matches(),
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "database": report.database,
+            "expected": report.expected,
+            "actual": report.actual,
+            "tables": tables,
+            "all_match": report.all_match(),
+        });
+        Ok(Some(to_py(py, &value)?))
     }
 
     fn __repr__(&self) -> String {

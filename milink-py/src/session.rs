@@ -605,6 +605,31 @@ impl PyLinkSession {
         self.awaitable(py, "watch", move |s| async move { s.watch(duration).await })
     }
 
+    /// Who is still connected to the link's databases on the current primary (sessions and
+    /// open transactions), before a planned failover: `{"quiet", "open_transactions",
+    /// "sessions": [...], "summary"}`.
+    fn check_workload_quiet<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let activity = self.blocking(py, "check_workload_quiet", move |s| async move {
+            s.check_workload_quiet().await
+        })?;
+        to_py(py, &activity_value(&activity))
+    }
+
+    /// Awaitable `check_workload_quiet`.
+    fn check_workload_quiet_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.session_for(py, "check_workload_quiet")?;
+        let failure = Arc::clone(&self.hook_failure);
+        awaitable(
+            py,
+            Arc::clone(&self.pump),
+            async move { session.check_workload_quiet().await.map_err(Error::from) },
+            move |py: Python<'_>, result| match result {
+                Ok(activity) => to_py(py, &activity_value(&activity))?.into_py_any(py),
+                Err(e) => Err(explain(py, &failure, errors::py_err(e))),
+            },
+        )
+    }
+
     /// Awaitable `health`.
     fn health_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let session = self.session_for(py, "health")?;
@@ -693,4 +718,14 @@ pub(crate) fn uniform_phase(phase: serde_json::Value) -> serde_json::Value {
         }
         other => other,
     }
+}
+
+/// A workload activity reading as Python sees it.
+fn activity_value(activity: &milink_core::redirect::WorkloadActivity) -> serde_json::Value {
+    serde_json::json!({
+        "quiet": activity.is_quiet(),
+        "open_transactions": activity.open_transactions(),
+        "sessions": activity.sessions,
+        "summary": activity.summary(),
+    })
 }

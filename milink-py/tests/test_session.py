@@ -461,3 +461,31 @@ def test_lsns_are_python_ints(lab: milink.Lab, journal: pathlib.Path) -> None:
     assert isinstance(instance["last_hardened_lsn"], int)
     # Comparable as numbers, as LSNs must be (never as text).
     assert instance["last_hardened_lsn"] <= source["end_of_log_lsn"]
+
+
+def test_the_lab_writes_lets_time_pass_and_validates_rows(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = lab.session(journal)
+    session.record_assessment([])
+    session.start()
+    lab.start_workload(transactions_per_second=50)
+    before = lab.now
+    lab.run_for(30)
+    assert lab.now - before == 30_000
+    assert lab.workload_stats()["committed"] > 0
+    # The application is connected: not quiet.
+    busy = session.check_workload_quiet()
+    assert busy["quiet"] is False and busy["sessions"] and "session" in busy["summary"]
+    stats = lab.stop_workload()
+    assert stats["committed"] > 0
+    quiet = session.check_workload_quiet()
+    assert quiet["quiet"] is True and quiet["open_transactions"] == 0
+    lab.run_for(60)
+    parity = lab.parity()
+    assert parity is not None and parity["database"] == "ToyStore"
+    assert parity["all_match"] is True and all(t["matches"] for t in parity["tables"])
+    with pytest.raises(milink.InvalidArgumentError, match="no database"):
+        lab.parity("Nowhere")
+    with pytest.raises(milink.ArgumentRangeError):
+        lab.run_for(-1)
+    with pytest.raises(milink.ArgumentRangeError):
+        lab.start_workload(transactions_per_second=0)

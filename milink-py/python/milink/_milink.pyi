@@ -420,6 +420,25 @@ class Lab:
         """Virtual now, in milliseconds since the Unix epoch."""
     def facts(self) -> TailspinFacts:
         """The world's facts now, for ``assess(**lab.facts())``."""
+    def start_workload(
+        self,
+        transactions_per_second: float = 20.0,
+        side: _Side = "SqlServer",
+        database: Optional[str] = None,
+    ) -> None:
+        """Starts the lab's application writing to ``database`` (the link's first by default) on
+        ``side``; it writes while virtual time passes (``run_for``, or a session waiting)."""
+    def stop_workload(self) -> Dict[str, Any]:
+        """Stops the application; returns its counters (``committed``, ``rows``, ``refused``...)."""
+    def workload_stats(self) -> Dict[str, Any]:
+        """The application's counters so far."""
+    def run_for(self, seconds: float) -> None:
+        """Lets ``seconds`` of virtual time pass (at most 30 days): seeding, replication and the
+        workload move on."""
+    def parity(self, database: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        """Row validation: every table's rows and checksum on SQL Server against the managed
+        instance (``{"database", "expected", "actual", "tables", "all_match"}``); None while a
+        side has no copy."""
     def session(
         self,
         journal: _JournalPath,
@@ -539,6 +558,10 @@ class LinkSession:
     def retry_async(self) -> Awaitable[None]: ...
     def status(self) -> SessionStatus:
         """Where the link is."""
+    def check_workload_quiet(self) -> Dict[str, Any]:
+        """Who is still connected to the link's databases on the current primary, before a
+        planned failover: ``{"quiet", "open_transactions", "sessions", "summary"}``."""
+    def check_workload_quiet_async(self) -> Awaitable[Dict[str, Any]]: ...
     def health(self) -> Optional[Dict[str, Any]]:
         """Both sides read now (``{"source": ..., "instance": ...}``; a side that cannot be read
         is named in ``"unreachable"`` and shows no role, never its last value). In a steady state
