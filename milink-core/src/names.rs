@@ -42,6 +42,11 @@ pub enum NameRule {
         /// What was expected at the point of failure.
         expected: &'static str,
     },
+    /// The ARM resource id does not have the Arc-enabled SQL Server instance shape.
+    ArcResourceIdShape {
+        /// What was expected at the point of failure.
+        expected: &'static str,
+    },
     /// Not a decimal numeric(25,0) value.
     NotAnLsn,
     /// Not a `major.minor.build.revision` product version.
@@ -83,6 +88,11 @@ impl fmt::Display for NameRule {
                 f,
                 "is not a managed instance resource id: expected {expected} \
                  (/subscriptions/{{id}}/resourceGroups/{{rg}}/providers/Microsoft.Sql/managedInstances/{{name}})"
+            ),
+            NameRule::ArcResourceIdShape { expected } => write!(
+                f,
+                "is not an Arc-enabled SQL Server instance resource id: expected {expected} \
+                 (/subscriptions/{{id}}/resourceGroups/{{rg}}/providers/Microsoft.AzureArcData/sqlServerInstances/{{name}})"
             ),
             NameRule::NotAnLsn => {
                 f.write_str("is not a log sequence number (a decimal numeric(25,0))")
@@ -620,6 +630,71 @@ impl LinkName {
     }
 }
 
+/// The shape of a top-level ARM resource id that [`parse_resource_id`] checks.
+pub(crate) struct ResourceIdShape {
+    /// The type that refuses a value, e.g. `InstanceId`.
+    pub(crate) kind: &'static str,
+    /// The provider segment, e.g. `Microsoft.Sql`.
+    pub(crate) provider: &'static str,
+    /// What a wrong provider is told.
+    pub(crate) provider_expected: &'static str,
+    /// The resource type segment, e.g. `managedInstances`.
+    pub(crate) resource_type: &'static str,
+    /// What a wrong resource type is told.
+    pub(crate) type_expected: &'static str,
+    /// What empty parts are told.
+    pub(crate) name_expected: &'static str,
+    /// The rule a refusal names.
+    pub(crate) rule: fn(&'static str) -> NameRule,
+}
+
+/// Parses `/subscriptions/{id}/resourceGroups/{rg}/providers/{provider}/{type}/{name}` into its
+/// subscription, resource group and name. The fixed segments are matched case-insensitively, as
+/// ARM does; a trailing `/` is accepted; the variable ones must be non-empty and free of
+/// whitespace, control characters, `?` and `#`.
+pub(crate) fn parse_resource_id(
+    value: &str,
+    shape: ResourceIdShape,
+) -> Result<[String; 3], NameError> {
+    let err = |expected| NameError::new(shape.kind, value, (shape.rule)(expected));
+    let trimmed = value.strip_suffix('/').unwrap_or(value);
+    let rest = trimmed
+        .strip_prefix('/')
+        .ok_or_else(|| err("a leading '/'"))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let fixed: [(usize, &str, &'static str); 4] = [
+        (0, "subscriptions", "'subscriptions' as the first segment"),
+        (2, "resourceGroups", "'resourceGroups' as the third segment"),
+        (4, "providers", "'providers' as the fifth segment"),
+        (6, shape.resource_type, shape.type_expected),
+    ];
+    if parts.len() != 8 {
+        return Err(err("exactly eight segments"));
+    }
+    for (index, word, expected) in fixed {
+        if !parts[index].eq_ignore_ascii_case(word) {
+            return Err(err(expected));
+        }
+    }
+    if !parts[5].eq_ignore_ascii_case(shape.provider) {
+        return Err(err(shape.provider_expected));
+    }
+    let (sub, rg, name) = (parts[1], parts[3], parts[7]);
+    if sub.is_empty() || rg.is_empty() || name.is_empty() {
+        return Err(err(shape.name_expected));
+    }
+    let bad_char = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#')
+    };
+    if bad_char(sub) || bad_char(rg) || bad_char(name) {
+        return Err(err(
+            "segments without whitespace, control characters, '?' or '#'",
+        ));
+    }
+    Ok([sub.to_owned(), rg.to_owned(), name.to_owned()])
+}
+
 /// The ARM resource id of a managed instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InstanceId {
@@ -633,55 +708,22 @@ impl InstanceId {
     ///
     /// The fixed segments are matched case-insensitively, as ARM does; a trailing `/` is accepted.
     pub fn parse(value: &str) -> Result<Self, NameError> {
-        let err =
-            |expected| NameError::new("InstanceId", value, NameRule::ResourceIdShape { expected });
-        let trimmed = value.strip_suffix('/').unwrap_or(value);
-        let rest = trimmed
-            .strip_prefix('/')
-            .ok_or_else(|| err("a leading '/'"))?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        let fixed: [(usize, &str, &'static str); 4] = [
-            (0, "subscriptions", "'subscriptions' as the first segment"),
-            (2, "resourceGroups", "'resourceGroups' as the third segment"),
-            (4, "providers", "'providers' as the fifth segment"),
-            (
-                6,
-                "managedInstances",
-                "'managedInstances' as the seventh segment",
-            ),
-        ];
-        if parts.len() != 8 {
-            return Err(err("exactly eight segments"));
-        }
-        for (index, word, expected) in fixed {
-            if !parts[index].eq_ignore_ascii_case(word) {
-                return Err(err(expected));
-            }
-        }
-        if !parts[5].eq_ignore_ascii_case("Microsoft.Sql") {
-            return Err(err("the provider 'Microsoft.Sql'"));
-        }
-        let sub = parts[1];
-        let rg = parts[3];
-        let name = parts[7];
-        if sub.is_empty() || rg.is_empty() || name.is_empty() {
-            return Err(err(
-                "non-empty subscription, resource group and instance name",
-            ));
-        }
-        let bad_char = |s: &str| {
-            s.chars()
-                .any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#')
-        };
-        if bad_char(sub) || bad_char(rg) || bad_char(name) {
-            return Err(err(
-                "segments without whitespace, control characters, '?' or '#'",
-            ));
-        }
+        let [sub, rg, name] = parse_resource_id(
+            value,
+            ResourceIdShape {
+                kind: "InstanceId",
+                provider: "Microsoft.Sql",
+                provider_expected: "the provider 'Microsoft.Sql'",
+                resource_type: "managedInstances",
+                type_expected: "'managedInstances' as the seventh segment",
+                name_expected: "non-empty subscription, resource group and instance name",
+                rule: |expected| NameRule::ResourceIdShape { expected },
+            },
+        )?;
         Ok(InstanceId {
-            subscription_id: sub.to_owned(),
-            resource_group: rg.to_owned(),
-            name: name.to_owned(),
+            subscription_id: sub,
+            resource_group: rg,
+            name,
         })
     }
 
