@@ -5,6 +5,8 @@
 //!
 //! The crate is organised as a house (see ARCHITECTURE.md):
 //! - [`assess`]: readiness facts, rules, SKU recommendation and the readiness report;
+//! - [`arc`]: Arc-enabled SQL Server's operations for the link as ARM requests, and what they
+//!   answer, proven against the official specs;
 //! - [`names`]: validated names and values (database, AG, link, certificate and server names,
 //!   managed instance resource ids, LSNs, SQL Server versions and their link capabilities);
 //! - [`tsql`]: T-SQL builders that only accept those types and return a [`tsql::Batch`];
@@ -72,6 +74,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod arc;
 pub mod arm;
 pub mod assess;
 pub mod error;

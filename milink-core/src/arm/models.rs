@@ -66,6 +66,9 @@ macro_rules! arm_enum {
     };
 }
 
+// The Arc models read their enums the same way.
+pub(crate) use arm_enum;
+
 arm_enum! {
     /// A link role (`LinkRole`): the managed instance's `instanceLinkRole` or SQL Server's
     /// `partnerLinkRole`.

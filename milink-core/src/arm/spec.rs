@@ -1,7 +1,13 @@
 //! Requests checked against the official Swagger files of the resources milink uses
 //! (`Microsoft.Sql` `DistributedAvailabilityGroups`, `ServerTrustCertificates`,
 //! `EndpointCertificates`, in [`API_VERSION`] and [`PREVIEW_API_VERSION`]; copied verbatim in
-//! `testdata/` and embedded here, the examples excepted).
+//! `testdata/` and embedded here, the examples excepted), and, for the Arc route,
+//! `Microsoft.AzureArcData` `sqlServerAvailabilityGroups.json` and `sqlServerInstances.json` in
+//! [`crate::arc::API_VERSION`] (copied in `arc/testdata/`). The files of one api-version are
+//! loaded together: a `$ref` to a sibling file (`./sqlServerInstances.json#/definitions/…`) is
+//! resolved in that file, and its own local `$ref`s there. `sqlServerInstances.json` holds
+//! definitions only (`"paths": {}`): a body of one of its operations is checked against its
+//! definition with [`validate_definition`].
 //!
 //! A small validator for the subset of Swagger 2.0 these specs use. A JSON-schema crate would
 //! bring an HTTP client and does not know Swagger's `readOnly`, nor that the specs' objects are
@@ -23,6 +29,7 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value, json};
 
 use super::{API_VERSION, ArmRequest, Method, PREVIEW_API_VERSION};
+use crate::arc::API_VERSION as ARC_API_VERSION;
 
 pub(crate) const DAG_STABLE: &str =
     include_str!("testdata/stable/2025-01-01/DistributedAvailabilityGroups.json");
@@ -36,6 +43,13 @@ pub(crate) const EC_STABLE: &str =
     include_str!("testdata/stable/2025-01-01/EndpointCertificates.json");
 pub(crate) const EC_PREVIEW: &str =
     include_str!("testdata/preview/2025-08-01-preview/EndpointCertificates.json");
+pub(crate) const ARC_AG: &str =
+    include_str!("../arc/testdata/stable/2026-01-01/sqlServerAvailabilityGroups.json");
+pub(crate) const ARC_INSTANCES: &str =
+    include_str!("../arc/testdata/stable/2026-01-01/sqlServerInstances.json");
+/// The file names the Arc specs refer to each other by.
+const ARC_AG_FILE: &str = "sqlServerAvailabilityGroups.json";
+const ARC_INSTANCES_FILE: &str = "sqlServerInstances.json";
 
 /// One way a request departs from its spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +142,29 @@ pub fn validate_operation(
     ))])
 }
 
+/// Validates `body` against the definition `definition` of the spec file `file` (e.g.
+/// `sqlServerInstances.json`, `SqlServerInstanceTelemetryRequest`) of `api_version`, as a request
+/// body: for an operation whose path is in a file that is not copied.
+pub fn validate_definition(
+    api_version: &str,
+    file: &str,
+    definition: &str,
+    body: &Value,
+) -> Result<(), Vec<Violation>> {
+    let Some(specs) = specs_of(api_version) else {
+        return Err(vec![no_spec(api_version)]);
+    };
+    let Some(spec) = specs.iter().find(|s| s.file == file) else {
+        return Err(vec![Violation::whole(format!(
+            "no spec file {file} in api-version {api_version}"
+        ))]);
+    };
+    let mut violations = Vec::new();
+    let schema = json!({"$ref": format!("#/definitions/{definition}")});
+    spec.validate(&schema, body, "$", &mut violations);
+    into_result(violations)
+}
+
 fn into_result(violations: Vec<Violation>) -> Result<(), Vec<Violation>> {
     if violations.is_empty() {
         Ok(())
@@ -138,27 +175,43 @@ fn into_result(violations: Vec<Violation>) -> Result<(), Vec<Violation>> {
 
 fn no_spec(api_version: &str) -> Violation {
     Violation::whole(format!(
-        "api-version {api_version} has no spec here ({API_VERSION}, {PREVIEW_API_VERSION})"
+        "api-version {api_version} has no spec here ({API_VERSION}, {PREVIEW_API_VERSION}, {})",
+        ARC_API_VERSION
     ))
 }
 
-/// The parsed specs, per api-version: stable then preview.
-fn all_specs() -> &'static [Vec<Spec>; 2] {
-    static SPECS: OnceLock<[Vec<Spec>; 2]> = OnceLock::new();
+/// The parsed specs, per api-version: `Microsoft.Sql` stable, then preview, then Arc.
+fn all_specs() -> &'static [Vec<Spec>; 3] {
+    static SPECS: OnceLock<[Vec<Spec>; 3]> = OnceLock::new();
     SPECS.get_or_init(|| {
-        let parse = |texts: [&str; 3]| texts.iter().filter_map(|t| Spec::parse(t)).collect();
+        let parse = |texts: &[(&str, &'static str)]| {
+            texts
+                .iter()
+                .filter_map(|(text, file)| Spec::parse_file(text, file))
+                .collect()
+        };
         [
-            parse([DAG_STABLE, STC_STABLE, EC_STABLE]),
-            parse([DAG_PREVIEW, STC_PREVIEW, EC_PREVIEW]),
+            parse(&[
+                (DAG_STABLE, "DistributedAvailabilityGroups.json"),
+                (STC_STABLE, "ServerTrustCertificates.json"),
+                (EC_STABLE, "EndpointCertificates.json"),
+            ]),
+            parse(&[
+                (DAG_PREVIEW, "DistributedAvailabilityGroups.json"),
+                (STC_PREVIEW, "ServerTrustCertificates.json"),
+                (EC_PREVIEW, "EndpointCertificates.json"),
+            ]),
+            parse(&[(ARC_AG, ARC_AG_FILE), (ARC_INSTANCES, ARC_INSTANCES_FILE)]),
         ]
     })
 }
 
 fn specs_of(api_version: &str) -> Option<&'static [Spec]> {
-    let [stable, preview] = all_specs();
+    let [stable, preview, arc] = all_specs();
     match api_version {
         API_VERSION => Some(stable),
         PREVIEW_API_VERSION => Some(preview),
+        ARC_API_VERSION => Some(arc),
         _ => None,
     }
 }
@@ -184,24 +237,49 @@ fn common_definition(reference: &str) -> Option<Value> {
 /// One Swagger file.
 pub(crate) struct Spec {
     pub(crate) doc: Value,
+    /// Its file name, by which its siblings of the same api-version refer to it.
+    file: &'static str,
 }
 
 impl Spec {
     /// `None` when `text` is not JSON (the embedded files are: a test parses each).
+    #[cfg(test)]
     pub(crate) fn parse(text: &str) -> Option<Spec> {
-        serde_json::from_str(text).ok().map(|doc| Spec { doc })
+        Spec::parse_file(text, "")
+    }
+
+    /// [`Spec::parse`] of the file named `file`.
+    fn parse_file(text: &str, file: &'static str) -> Option<Spec> {
+        serde_json::from_str(text)
+            .ok()
+            .map(|doc| Spec { doc, file })
     }
 
     fn version(&self) -> &str {
         self.doc["info"]["version"].as_str().unwrap_or_default()
     }
 
-    fn resolve(&self, reference: &str) -> Result<Value, Violation> {
-        let found = match reference.strip_prefix("#/definitions/") {
-            Some(name) => Some(&self.doc["definitions"][name])
+    /// The schema `reference` names and the spec its own local `$ref`s resolve in: this one
+    /// for `#/definitions/…`, a sibling file of the same api-version for
+    /// `./<file>#/definitions/…`, else the common files' types defined here.
+    fn resolve<'s>(&'s self, reference: &str) -> Result<(&'s Spec, Value), Violation> {
+        let definition = |spec: &'s Spec, name: &str| {
+            Some(&spec.doc["definitions"][name])
                 .filter(|d| !d.is_null())
-                .cloned(),
-            None => common_definition(reference),
+                .map(|d| (spec, d.clone()))
+        };
+        let found = match reference.split_once("#/definitions/") {
+            Some(("", name)) => definition(self, name),
+            Some((path, name)) => {
+                let file = path.rsplit('/').next().unwrap_or(path);
+                let sibling = specs_of(self.version())
+                    .and_then(|specs| specs.iter().find(|s| !s.file.is_empty() && s.file == file));
+                match sibling {
+                    Some(sibling) => definition(sibling, name),
+                    None => common_definition(reference).map(|d| (self, d)),
+                }
+            }
+            None => None,
         };
         found.ok_or_else(|| Violation::whole(format!("spec: unresolved $ref {reference}")))
     }
@@ -326,7 +404,7 @@ impl Spec {
         }
         if let Some(reference) = schema["$ref"].as_str() {
             match self.resolve(reference) {
-                Ok(schema) => self.validate(&schema, value, at, violations),
+                Ok((spec, schema)) => spec.validate(&schema, value, at, violations),
                 Err(v) => violations.push(v),
             }
             return;
@@ -380,34 +458,45 @@ impl Spec {
         at: &str,
         violations: &mut Vec<Violation>,
     ) {
-        let mut properties = Map::new();
+        // Each property with the spec its `$ref`s resolve in (an `allOf` part may come from a
+        // sibling file).
+        let mut properties: Map<String, Value> = Map::new();
+        let mut owners: Vec<(String, &Spec)> = Vec::new();
         let mut required = Vec::new();
-        let mut additional = None;
-        let mut parts = vec![schema.clone()];
-        while let Some(part) = parts.pop() {
-            let part = match part["$ref"].as_str() {
-                Some(reference) => match self.resolve(reference) {
-                    Ok(part) => part,
+        let mut additional: Option<(&Spec, Value)> = None;
+        let mut parts = vec![(self, schema.clone())];
+        while let Some((spec, part)) = parts.pop() {
+            let (spec, part) = match part["$ref"].as_str() {
+                Some(reference) => match spec.resolve(reference) {
+                    Ok(found) => found,
                     Err(v) => {
                         violations.push(v);
                         continue;
                     }
                 },
-                None => part,
+                None => (spec, part),
             };
             if let Some(p) = part["properties"].as_object() {
                 properties.extend(p.clone());
+                owners.extend(p.keys().map(|k| (k.clone(), spec)));
             }
             if let Some(r) = part["required"].as_array() {
                 required.extend(r.iter().filter_map(Value::as_str).map(str::to_owned));
             }
             if let Some(a) = part.get("additionalProperties") {
-                additional = Some(a.clone());
+                additional = Some((spec, a.clone()));
             }
             if let Some(all) = part["allOf"].as_array() {
-                parts.extend(all.iter().cloned());
+                parts.extend(all.iter().map(|p| (spec, p.clone())));
             }
         }
+        let owner = |name: &str| {
+            owners
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map_or(self, |(_, spec)| *spec)
+        };
         for name in &required {
             if !object.contains_key(name) {
                 violations.push(Violation::new(
@@ -419,9 +508,9 @@ impl Spec {
         for (name, value) in object {
             let here = format!("{at}.{name}");
             match (properties.get(name), &additional) {
-                (Some(schema), _) => self.validate(schema, value, &here, violations),
-                (None, Some(schema)) if schema.is_object() => {
-                    self.validate(schema, value, &here, violations)
+                (Some(schema), _) => owner(name).validate(schema, value, &here, violations),
+                (None, Some((spec, schema))) if schema.is_object() => {
+                    spec.validate(schema, value, &here, violations)
                 }
                 _ => violations.push(Violation::new(here, "unknown property")),
             }
@@ -510,19 +599,22 @@ pub(crate) fn check_path_parameter(
 /// request's, to check a request against the other).
 #[cfg(test)]
 pub(crate) fn spec_for(request: &ArmRequest, version: &str) -> &'static Spec {
-    let [stable, preview] = all_specs();
+    let [stable, preview, arc] = all_specs();
     let specs = if version == API_VERSION {
         stable
+    } else if version == ARC_API_VERSION {
+        arc
     } else {
         preview
     };
-    let at = if request.path.contains("/distributedAvailabilityGroups/") {
-        0
-    } else if request.path.contains("/serverTrustCertificates/") {
-        1
-    } else {
-        2
-    };
+    let at =
+        if version == ARC_API_VERSION || request.path.contains("/distributedAvailabilityGroups/") {
+            0
+        } else if request.path.contains("/serverTrustCertificates/") {
+            1
+        } else {
+            2
+        };
     &specs[at]
 }
 
@@ -595,6 +687,59 @@ mod tests {
         assert_eq!(
             validate_operation("DistributedAvailabilityGroups_Delete", API_VERSION, None),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_ref_to_a_sibling_file_resolves_there_with_its_own_local_refs() {
+        let [_, _, arc] = all_specs();
+        let ag = arc.iter().find(|s| s.file == ARC_AG_FILE).unwrap();
+        assert!(ag.doc["definitions"]["MiLinkAssessmentCategory"].is_null());
+        let schema = json!({"$ref": "./sqlServerInstances.json#/definitions/SqlServerInstanceManagedInstanceLinkAssessmentRequest"});
+        let body = json!({
+            "azureManagedInstanceResourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi",
+            "databaseNames": ["db"],
+            "availabilityGroupName": "ag",
+            "distributedAvailabilityGroupName": "dag",
+            "assessmentCategories": ["Certificates"],
+        });
+        let mut violations = Vec::new();
+        ag.validate(&schema, &body, "$", &mut violations);
+        assert_eq!(violations, vec![]);
+        // The category's enum is the sibling's.
+        let mut bad = body.clone();
+        bad["assessmentCategories"][0] = json!("Network");
+        ag.validate(&schema, &bad, "$", &mut violations);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].problem.contains("is not one of"));
+        // An `allOf` part from the sibling keeps resolving there.
+        let mut violations = Vec::new();
+        let all_of = json!({"allOf": [schema], "properties": {"extra": {"type": "string"}}});
+        ag.validate(&all_of, &json!({"extra": "x", "databaseNames": ["db"], "assessmentCategories": ["SqlInstanceAg"]}), "$", &mut violations);
+        let named: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        assert_eq!(named.len(), 3, "{named:?}");
+        assert!(
+            named.iter().all(|v| v.starts_with("$: required property")),
+            "{named:?}"
+        );
+        // A file that is not loaded is unresolved, not a panic.
+        let mut violations = Vec::new();
+        ag.validate(
+            &json!({"$ref": "./common.json#/definitions/ConnectionAuth"}),
+            &json!("x"),
+            "$",
+            &mut violations,
+        );
+        assert_eq!(
+            violations[0].problem,
+            "spec: unresolved $ref ./common.json#/definitions/ConnectionAuth"
+        );
+        // The Arc files are the Arc api-version's.
+        assert_eq!(arc.len(), 2);
+        assert!(arc.iter().all(|s| s.version() == ARC_API_VERSION));
+        assert!(
+            arc.iter()
+                .any(|s| s.file == ARC_INSTANCES_FILE && s.doc["paths"] == json!({}))
         );
     }
 }
