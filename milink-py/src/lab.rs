@@ -116,11 +116,13 @@ fn open(
     how: Open,
     mut redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
+    progress_detail: &str,
     options: Option<&Bound<'_, PyAny>>,
     lock_dir: Option<PathBuf>,
 ) -> PyResult<PyLinkSession> {
     redirect.hook = callback(py, "redirect_hook", "the target dict", redirect.hook)?;
     let on_progress = callback(py, "on_progress", "an event dict", on_progress)?;
+    let detail = crate::runtime::Detail::parse(progress_detail)?;
     let mut options = session_options(options)?;
     if lock_dir.is_some() {
         options.lock_dir = lock_dir;
@@ -129,6 +131,7 @@ fn open(
         .options(&lab.lab.spec)
         .map_err(|e| error(Error::from(e)))?;
     let (lab, timer) = lab.parts();
+    let clock: Arc<dyn milink_core::time::Clock> = timer.clone();
     let opened = py.detach(move || {
         let source = Arc::new(lab.sim.sql_server());
         let instance = Arc::new(lab.sim.managed_instance());
@@ -160,7 +163,11 @@ fn open(
         session,
         redirect.hook,
         redirect_options,
-        on_progress,
+        crate::runtime::Progress {
+            callback: on_progress,
+            detail,
+            clock,
+        },
         repaired,
     ))
 }
@@ -173,6 +180,7 @@ pub(crate) fn resume_from(
     lab: &PyLab,
     redirect: Redirect<'_>,
     on_progress: Option<Py<PyAny>>,
+    progress_detail: &str,
     options: Option<&Bound<'_, PyAny>>,
     lock_dir: Option<PathBuf>,
     repair: bool,
@@ -184,6 +192,7 @@ pub(crate) fn resume_from(
         Open::Resume { repair },
         redirect,
         on_progress,
+        progress_detail,
         options,
         lock_dir,
     )
@@ -274,7 +283,10 @@ impl PyLab {
     /// never logs or journals it. A string that does not parse, names no server or is empty
     /// raises InvalidArgumentError and nothing is created.
     ///
-    /// `on_progress(event)` is called in place with each event while an operation runs;
+    /// `on_progress(event)` is called in place with each event while an operation runs, each
+    /// event with its time `at` (milliseconds since the Unix epoch; virtual on the lab); with
+    /// `progress_detail="phases"` (the default) the callback does not get the steps' start and
+    /// finish, with `"steps"` it gets every event;
     /// `options` is a `SessionOptions` dict (retry, timeouts, seed, lock_dir). Both callbacks
     /// must be plain functions, run to completion: one that is not callable or is an `async
     /// def` raises ArgumentTypeError and nothing is created.
@@ -296,6 +308,7 @@ impl PyLab {
         public_endpoint = false,
         lock_dir = None,
         if_exists = "error",
+        progress_detail = "phases",
     ))]
     #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn session(
@@ -309,6 +322,7 @@ impl PyLab {
         public_endpoint: bool,
         lock_dir: Option<PathBuf>,
         if_exists: &str,
+        progress_detail: &str,
     ) -> PyResult<PyLinkSession> {
         let how = match if_exists {
             "error" => Open::Create,
@@ -332,6 +346,7 @@ impl PyLab {
             how,
             redirect,
             on_progress,
+            progress_detail,
             options,
             lock_dir,
         )

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use milink_core::Error;
 use milink_core::SessionEvent;
+use milink_core::time::{Clock, Timestamp};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
@@ -90,24 +91,75 @@ impl Drop for InCallback<'_> {
     }
 }
 
-/// One queued item: an event, or a count of events missed.
+/// One queued item: an event with the time it was taken at, or a count of events missed.
 #[derive(Clone)]
 enum Queued {
-    Event(SessionEvent),
+    Event(SessionEvent, Timestamp),
     Missed(u64),
+}
+
+/// Which events the progress callback gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// States, progress (seeding, lag, the LSN gate), retries: not each step's start and finish.
+    Phases,
+    /// Every event.
+    Steps,
+}
+
+impl Detail {
+    /// `progress_detail` as Python gives it.
+    pub(crate) fn parse(value: &str) -> PyResult<Detail> {
+        match value {
+            "phases" => Ok(Detail::Phases),
+            "steps" => Ok(Detail::Steps),
+            other => Err(crate::errors::invalid(format!(
+                "progress_detail must be \"phases\" or \"steps\", not {other:?}"
+            ))),
+        }
+    }
+
+    fn wants(self, item: &Queued) -> bool {
+        !matches!(
+            (self, item),
+            (
+                Detail::Phases,
+                Queued::Event(
+                    SessionEvent::StepStarted { .. } | SessionEvent::StepFinished { .. },
+                    _
+                )
+            )
+        )
+    }
+}
+
+/// The progress callback, which events it gets, and the clock events are stamped with.
+pub(crate) struct Progress {
+    /// `on_progress`.
+    pub(crate) callback: Option<Py<PyAny>>,
+    /// `progress_detail`.
+    pub(crate) detail: Detail,
+    /// The session's clock (virtual on the lab).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Queued {
     fn count(&self) -> u64 {
         match self {
-            Queued::Event(_) => 1,
+            Queued::Event(..) => 1,
             Queued::Missed(n) => *n,
         }
     }
 
     fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self {
-            Queued::Event(e) => to_py(py, e),
+            Queued::Event(e, at) => {
+                let event = to_py(py, e)?;
+                if let Ok(dict) = event.cast::<pyo3::types::PyDict>() {
+                    dict.set_item("at", at.as_millis())?;
+                }
+                Ok(event)
+            }
             Queued::Missed(count) => {
                 to_py(py, &serde_json::json!({ "Missed": { "count": count } }))
             }
@@ -140,6 +192,8 @@ struct PumpState {
 pub(crate) struct EventPump {
     state: Mutex<PumpState>,
     callback: Option<Py<PyAny>>,
+    detail: Detail,
+    clock: Arc<dyn Clock>,
     callbacks: Arc<Callbacks>,
 }
 
@@ -147,7 +201,7 @@ impl EventPump {
     /// A pump reading `events`; `callbacks` is the session's record of running callbacks.
     pub(crate) fn new(
         events: broadcast::Receiver<SessionEvent>,
-        callback: Option<Py<PyAny>>,
+        progress: Progress,
         callbacks: Arc<Callbacks>,
     ) -> Arc<EventPump> {
         Arc::new(EventPump {
@@ -156,7 +210,9 @@ impl EventPump {
                 pending: VecDeque::new(),
                 for_callback: VecDeque::new(),
             }),
-            callback,
+            callback: progress.callback,
+            detail: progress.detail,
+            clock: progress.clock,
             callbacks,
         })
     }
@@ -164,13 +220,14 @@ impl EventPump {
     /// Moves what the session sent into the queues.
     fn pull(&self) {
         let mut state = lock(&self.state);
+        let now = self.clock.now();
         loop {
             let item = match state.events.try_recv() {
-                Ok(event) => Queued::Event(event),
+                Ok(event) => Queued::Event(event, now),
                 Err(broadcast::error::TryRecvError::Lagged(n)) => Queued::Missed(n),
                 Err(_) => break,
             };
-            if self.callback.is_some() {
+            if self.callback.is_some() && self.detail.wants(&item) {
                 push_bounded(&mut state.for_callback, item.clone());
             }
             push_bounded(&mut state.pending, item);
@@ -184,6 +241,8 @@ impl EventPump {
     /// callback [`abandon`]s the operation, as one raised in the redirect hook does.
     pub(crate) fn deliver_in_place(&self) {
         if self.callback.is_none() {
+            // Taken now all the same, so `events()` gives each the time it was sent at.
+            self.pull();
             return;
         }
         let delivered = tokio::task::block_in_place(|| Python::attach(|py| self.deliver(py)));

@@ -175,7 +175,7 @@ impl PyLinkSession {
         session: Session<S, M, J>,
         redirect_hook: Option<Py<PyAny>>,
         redirect_options: RedirectOptions,
-        on_progress: Option<Py<PyAny>>,
+        progress: crate::runtime::Progress,
         repaired: Option<TornTail>,
     ) -> Self
     where
@@ -196,11 +196,12 @@ impl PyLinkSession {
         });
         let session = session.with_redirect(hook, redirect_options);
         let databases = session.machine().spec().databases.clone();
-        let with_callback = on_progress.is_some();
-        let pump = EventPump::new(session.subscribe(), on_progress, Arc::clone(&callbacks));
-        let session = session.with_events_sent(with_callback.then(|| -> EventsSent {
+        let pump = EventPump::new(session.subscribe(), progress, Arc::clone(&callbacks));
+        // Events are taken as they are sent, so each carries the time it was sent at (and the
+        // callback, if any, sees it while the operation runs).
+        let session = session.with_events_sent(Some({
             let pump = Arc::clone(&pump);
-            Arc::new(move || pump.deliver_in_place())
+            Arc::new(move || pump.deliver_in_place()) as EventsSent
         }));
         PyLinkSession {
             link: session.link().to_string(),
@@ -354,6 +355,7 @@ impl PyLinkSession {
         public_endpoint = false,
         lock_dir = None,
         repair = false,
+        progress_detail = "phases",
     ))]
     #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
     fn resume_from(
@@ -367,6 +369,7 @@ impl PyLinkSession {
         public_endpoint: bool,
         lock_dir: Option<PathBuf>,
         repair: bool,
+        progress_detail: &str,
     ) -> PyResult<Self> {
         let redirect = crate::lab::Redirect {
             hook: redirect_hook,
@@ -379,6 +382,7 @@ impl PyLinkSession {
             lab.get(),
             redirect,
             on_progress,
+            progress_detail,
             options,
             lock_dir,
             repair,

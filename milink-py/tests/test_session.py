@@ -226,18 +226,47 @@ def test_async_twins_under_asyncio_run(lab: milink.Lab, journal: pathlib.Path) -
     assert session.status()["state"] == "Completed"
 
 
+def kind(event: Dict[str, Any]) -> str:
+    return next(k for k in event if k != "at")
+
+
 def test_progress_events_and_callback(lab: milink.Lab, journal: pathlib.Path) -> None:
     seen: List[Dict[str, Any]] = []
-    session = lab.session(journal, on_progress=seen.append)
+    session = lab.session(journal, on_progress=seen.append, progress_detail="steps")
+    start = lab.now
     session.record_assessment([])
     session.start()
     events = session.events()
     assert events == seen  # the callback saw every event, in order, by the time start returned
-    assert events[0] == {"StateChanged": {"from": "Draft", "to": "Assessed"}}
-    assert {"StateChanged": {"from": "Seeding", "to": "Replicating"}} in events
+    assert {k: v for k, v in events[0].items() if k != "at"} == {
+        "StateChanged": {"from": "Draft", "to": "Assessed"}
+    }
+    untimed = [{k: v for k, v in e.items() if k != "at"} for e in events]
+    assert {"StateChanged": {"from": "Seeding", "to": "Replicating"}} in untimed
     assert any("Seeding" in e.get("Progress", {}) for e in events)
-    assert all(len(e) == 1 for e in events)
+    assert all(len(e) == 2 for e in events)
     assert session.events() == []  # drained
+    # Each event has the (virtual) time it was sent at: in order, and spread over the run.
+    times = [e["at"] for e in events]
+    assert times == sorted(times) and times[0] >= start and times[-1] <= lab.now
+    assert times[-1] - times[0] > 60_000, "seeding takes minutes of virtual time"
+
+
+def test_the_callback_gets_the_detail_it_asked_for(lab: milink.Lab, tmp_path: pathlib.Path) -> None:
+    phases: List[Dict[str, Any]] = []
+    session = lab.session(tmp_path / "a.journal", on_progress=phases.append)
+    session.record_assessment([])
+    session.start()
+    everything = session.events()
+    steps = {"StepStarted", "StepFinished"}
+    # By default the callback is spared each step's start and finish; events() keeps them.
+    assert phases and not any(kind(e) in steps for e in phases)
+    assert any(kind(e) in steps for e in everything)
+    assert [e for e in everything if kind(e) not in steps] == phases
+    session.close()
+    with pytest.raises(milink.InvalidArgumentError, match="progress_detail"):
+        lab.session(tmp_path / "b.journal", progress_detail="everything")  # type: ignore[arg-type]
+    assert not (tmp_path / "b.journal").exists()
 
 
 def test_status_says_where_the_operation_stands_and_events_carry_the_lsn_gate(

@@ -376,8 +376,9 @@ class SessionStatus(TypedDict):
     verified because ``TrustServerCertificate`` was asked for; empty when nothing is amiss."""
 
 _SessionEvent = Dict[str, Any]
-"""One key, the event's kind (``StateChanged``, ``StepStarted``, ``StepRetrying``,
-``StepFinished``, ``Progress``, or ``Missed`` for events not kept), mapped to its fields."""
+"""The event's kind as its key (``StateChanged``, ``StepStarted``, ``StepRetrying``,
+``StepFinished``, ``Progress``, or ``Missed`` for events not kept), mapped to its fields, and
+``"at"``: when it was sent, in milliseconds since the Unix epoch (virtual on the lab)."""
 
 _RedirectHook = Callable[[RedirectTarget], object]
 """A plain function, called in place and to completion; never an ``async def`` (refused with
@@ -450,6 +451,7 @@ class Lab:
         public_endpoint: bool = False,
         lock_dir: Optional[_JournalPath] = None,
         if_exists: Literal["error", "resume"] = "error",
+        progress_detail: Literal["phases", "steps"] = "phases",
     ) -> LinkSession:
         """A new link session journaled to ``journal`` (which must not exist yet, unless
         ``if_exists="resume"``: then the link it holds is reopened, as ``resume_from`` does).
@@ -502,6 +504,7 @@ class LinkSession:
         public_endpoint: bool = False,
         lock_dir: Optional[_JournalPath] = None,
         repair: bool = False,
+        progress_detail: Literal["phases", "steps"] = "phases",
     ) -> LinkSession:
         """Reopens the link journaled in ``journal``; ``resume()`` then continues it. The keyword
         arguments are those of ``Lab.session`` (the redirect settings and ``lock_dir`` are not
@@ -573,7 +576,9 @@ class LinkSession:
         ``SplitBrainError`` as soon as both are PRIMARY (milink never reads on its own)."""
     def watch_async(self, seconds: float) -> Awaitable[None]: ...
     def events(self) -> List[_SessionEvent]:
-        """The events since the last call, oldest first."""
+        """The events since the last call, oldest first, each with the time it was sent at
+        (``"at"``, milliseconds since the Unix epoch; virtual on the lab), e.g.
+        ``{"StateChanged": {"from": "Draft", "to": "Assessed"}, "at": 1795683600000}``."""
     def close(self) -> None:
         """Releases the session, its journal and the link's lock."""
     def __enter__(self) -> LinkSession: ...
