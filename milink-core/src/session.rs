@@ -157,6 +157,11 @@ pub trait LinkSession: Send + Sync {
     async fn watch(&self, duration: Duration) -> Result<(), SessionError>;
     /// Events from now on: state changes, steps, progress.
     fn subscribe(&self) -> broadcast::Receiver<SessionEvent>;
+    /// The link's readings since the session opened, oldest first: one per link-state reading
+    /// the machine accepted (probes while waiting, `health`, `watch`), at most
+    /// [`HISTORY_CAPACITY`] (the oldest are dropped). Not journaled: a resumed session starts
+    /// a new history.
+    fn history(&self) -> Vec<Reading>;
     /// Who is still using the link's databases on the current primary: client sessions and
     /// open transactions (check [`WorkloadActivity::is_quiet`] before a failover; the
     /// procedures start with stopping the workload). Reads only; changes nothing.
@@ -193,7 +198,11 @@ pub struct Session<S, M, J> {
     events: broadcast::Sender<SessionEvent>,
     events_sent: Option<EventsSent>,
     rng: Mutex<fastrand::Rng>,
+    history: Mutex<std::collections::VecDeque<Reading>>,
 }
+
+/// How many readings a session's history keeps (a week of readings every minute).
+pub const HISTORY_CAPACITY: usize = 10_080;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -308,6 +317,7 @@ where
             operation_lock: tokio::sync::Mutex::new(()),
             events,
             events_sent: None,
+            history: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -451,7 +461,21 @@ where
             }
         }
         let seq = core.next_seq;
+        let reading = match &input {
+            Input::Observed {
+                result: Ok(crate::lifecycle::Observation::Link(link)),
+                ..
+            } => Some(Reading::of(now, next.machine().state().name(), link)),
+            _ => None,
+        };
         lock(&self.journal).append(&JournalRecord::new(seq, now, JournalEntry::Input { input }))?;
+        if let Some(reading) = reading {
+            let mut history = lock(&self.history);
+            if history.len() >= HISTORY_CAPACITY {
+                history.pop_front();
+            }
+            history.push_back(reading);
+        }
         core.next_seq += 1;
         core.engine = next;
         let after = core.engine.machine().state().name();
@@ -698,6 +722,10 @@ where
         self.events.subscribe()
     }
 
+    fn history(&self) -> Vec<Reading> {
+        lock(&self.history).iter().cloned().collect()
+    }
+
     async fn check_workload_quiet(&self) -> Result<WorkloadActivity, SessionError> {
         let (primary, databases) = {
             let core = lock(&self.core);
@@ -748,7 +776,7 @@ mod status;
 pub use calls::action;
 use calls::label;
 pub use error::SessionError;
-pub use status::{SessionEvent, SessionStatus};
+pub use status::{DatabaseReading, Reading, SessionEvent, SessionStatus};
 
 #[cfg(test)]
 mod crash_tests;

@@ -609,6 +609,29 @@ impl PyLinkSession {
         self.awaitable(py, "watch", move |s| async move { s.watch(duration).await })
     }
 
+    /// The link's readings since the session opened, oldest first, one record per database
+    /// per reading: `{"at", "state", "database", "source_lsn", "instance_lsn", "lag_seconds",
+    /// "seeding_percent"}` (`at` in milliseconds since the Unix epoch, virtual on the lab; LSNs
+    /// as ints). Bounded (the oldest are dropped); a resumed session starts a new history.
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = history_rows(&self.session()?.history());
+        crate::convert::to_py_lsn_ints(py, &rows)
+    }
+
+    /// `history()` as a `pandas.DataFrame` (one row per database per reading); raises
+    /// ImportError when pandas is not installed.
+    fn history_dataframe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pandas = py.import("pandas").map_err(|e| {
+            pyo3::exceptions::PyImportError::new_err(format!(
+                "history_dataframe needs pandas, which is not installed (pip install pandas): {e}"
+            ))
+        })?;
+        let rows = self.history(py)?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("columns", HISTORY_COLUMNS.to_vec())?;
+        pandas.getattr("DataFrame")?.call((rows,), Some(&kwargs))
+    }
+
     /// Who is still connected to the link's databases on the current primary (sessions and
     /// open transactions), before a planned failover: `{"quiet", "open_transactions",
     /// "sessions": [...], "summary"}`.
@@ -732,4 +755,34 @@ fn activity_value(activity: &milink_core::redirect::WorkloadActivity) -> serde_j
         "sessions": activity.sessions,
         "summary": activity.summary(),
     })
+}
+
+const HISTORY_COLUMNS: [&str; 7] = [
+    "at",
+    "state",
+    "database",
+    "source_lsn",
+    "instance_lsn",
+    "lag_seconds",
+    "seeding_percent",
+];
+
+/// A session's readings as flat records, one per database per reading.
+fn history_rows(readings: &[milink_core::session::Reading]) -> Vec<serde_json::Value> {
+    readings
+        .iter()
+        .flat_map(|r| {
+            r.databases.iter().map(move |d| {
+                serde_json::json!({
+                    "at": r.at.as_millis(),
+                    "state": r.state,
+                    "database": d.database,
+                    "source_lsn": d.source_lsn,
+                    "instance_lsn": d.instance_lsn,
+                    "lag_seconds": d.lag_seconds,
+                    "seeding_percent": d.seeding_percent,
+                })
+            })
+        })
+        .collect()
 }

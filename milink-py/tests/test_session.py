@@ -518,3 +518,27 @@ def test_the_lab_writes_lets_time_pass_and_validates_rows(lab: milink.Lab, journ
         lab.run_for(-1)
     with pytest.raises(milink.ArgumentRangeError):
         lab.start_workload(transactions_per_second=0)
+
+
+def test_the_history_charts_lag_under_load(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = lab.session(journal)
+    session.record_assessment([])
+    session.start()
+    lab.start_workload(transactions_per_second=40)
+    for _ in range(6):
+        lab.run_for(20)
+        session.health()
+    lab.stop_workload()
+    rows = session.history()
+    assert rows and set(rows[0]) == {
+        "at", "state", "database", "source_lsn", "instance_lsn", "lag_seconds", "seeding_percent"
+    }
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+    assert any(r["state"] == "Seeding" for r in rows) and rows[-1]["state"] == "Replicating"
+    replicating = [r for r in rows if r["state"] == "Replicating"]
+    assert len(replicating) >= 6
+    assert all(isinstance(r["source_lsn"], int) for r in replicating)
+    # The source's log grows under load.
+    assert replicating[-1]["source_lsn"] > replicating[0]["source_lsn"]
+    frame = session.history_dataframe()
+    assert len(frame) == len(rows) and list(frame.columns)[:3] == ["at", "state", "database"]

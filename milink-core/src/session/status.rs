@@ -116,3 +116,73 @@ impl SessionStatus {
         operation.reached(&self.phase)
     }
 }
+
+/// One reading of the link kept in a session's history ([`super::LinkSession::history`]):
+/// when, in which state, and each database's LSNs, lag and seeding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    /// When it was read (the session's clock: virtual on the simulator).
+    pub at: Timestamp,
+    /// The link's state then, e.g. `"Seeding"`, `"Replicating"`.
+    pub state: String,
+    /// Each database of the reading.
+    pub databases: Vec<DatabaseReading>,
+}
+
+/// One database in a [`Reading`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseReading {
+    /// The database.
+    pub database: crate::names::DatabaseName,
+    /// SQL Server's `last_hardened_lsn` (its end of log while it is primary).
+    pub source_lsn: Option<crate::names::Lsn>,
+    /// The managed instance's `last_hardened_lsn` (its end of log while it is primary).
+    pub instance_lsn: Option<crate::names::Lsn>,
+    /// Replication lag in seconds, as either side reported it (the larger).
+    pub lag_seconds: Option<u64>,
+    /// Seeding progress in percent, while seeding.
+    pub seeding_percent: Option<u8>,
+}
+
+impl Reading {
+    /// The reading of `link` at `at` in `state`.
+    pub fn of(at: Timestamp, state: &str, link: &crate::lifecycle::LinkObservation) -> Reading {
+        let mut databases: Vec<DatabaseReading> = Vec::new();
+        for (side, view) in [
+            (Side::SqlServer, &link.source),
+            (Side::ManagedInstance, &link.instance),
+        ] {
+            for d in &view.databases {
+                let i = match databases.iter().position(|r| r.database == d.name) {
+                    Some(i) => i,
+                    None => {
+                        databases.push(DatabaseReading {
+                            database: d.name.clone(),
+                            source_lsn: None,
+                            instance_lsn: None,
+                            lag_seconds: None,
+                            seeding_percent: None,
+                        });
+                        databases.len() - 1
+                    }
+                };
+                let Some(r) = databases.get_mut(i) else {
+                    continue;
+                };
+                // A primary reports its end of log where a secondary reports what it hardened.
+                let lsn = d.last_hardened_lsn.or(d.end_of_log_lsn);
+                match side {
+                    Side::SqlServer => r.source_lsn = lsn,
+                    Side::ManagedInstance => r.instance_lsn = lsn,
+                }
+                r.lag_seconds = r.lag_seconds.max(d.lag_seconds);
+                r.seeding_percent = r.seeding_percent.max(d.seeding_percent);
+            }
+        }
+        Reading {
+            at,
+            state: state.to_owned(),
+            databases,
+        }
+    }
+}

@@ -561,6 +561,13 @@ class LinkSession:
     def retry_async(self) -> Awaitable[None]: ...
     def status(self) -> SessionStatus:
         """Where the link is."""
+    def history(self) -> List[Dict[str, Any]]:
+        """The link's readings since the session opened, oldest first, one record per database
+        per reading: ``at`` (ms since the Unix epoch, virtual on the lab), ``state``,
+        ``database``, ``source_lsn`` and ``instance_lsn`` (ints), ``lag_seconds``,
+        ``seeding_percent``. Bounded; a resumed session starts a new history."""
+    def history_dataframe(self) -> Any:
+        """``history()`` as a ``pandas.DataFrame``; raises ImportError without pandas."""
     def check_workload_quiet(self) -> Dict[str, Any]:
         """Who is still connected to the link's databases on the current primary, before a
         planned failover: ``{"quiet", "open_transactions", "sessions", "summary"}``."""
