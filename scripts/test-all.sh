@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test, Rust and Python, on a fresh machine: creates .venv if missing, installs
-# maturin, pytest, mypy and pandas into it, builds and installs milink-py, then runs cargo test, the
+# maturin, pytest, mypy, pandas and tqdm into it, builds and installs milink-py, then runs cargo test, the
 # type-stub checks (mypy --strict on a typed usage file, stubtest against the built module) and
 # pytest.
 # Exits non-zero if anything fails, including pytest collecting no tests.
@@ -13,8 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "==> creating virtual environment $venv"
   python3 -m venv "$venv"
 fi
-echo "==> installing maturin, pytest, mypy and pandas"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7" "mypy>=1.18,<3" "pandas>=2"
+echo "==> installing maturin, pytest, mypy, pandas and tqdm"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7" "mypy>=1.18,<3" "pandas>=2" "tqdm>=4.60"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -32,7 +32,7 @@ echo "==> building milink-py into $venv"
 (cd milink-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet)
 
 echo "==> type stubs"
-"$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" milink-py/tests/typecheck/usage.py
+"$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" milink-py/tests/typecheck/usage.py milink-py/python/milink/progress.py
 (cd "$venv" && "$venv/bin/python" -m mypy.stubtest milink._milink --ignore-disjoint-bases)
 
 echo "==> pytest"

@@ -42,8 +42,10 @@ from milink._milink import (
     tailspin_facts,
     tcp_url,
 )
+from milink import progress
 
 __all__ = [
+    "progress",
     "ArgumentRangeError",
     "ArgumentTypeError",
     "GatherError",
