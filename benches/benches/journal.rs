@@ -40,6 +40,7 @@ fn records_of(scenario: &Scenario) -> Vec<JournalRecord> {
         start,
         JournalEntry::Created {
             spec: Box::new(scenario.spec.clone()),
+            world: None,
         },
     ))
     .chain(scenario.inputs.iter().enumerate().map(|(i, (input, at))| {
@@ -81,6 +82,7 @@ fn append_fsync(c: &mut Criterion) {
             Timestamp::EPOCH,
             JournalEntry::Created {
                 spec: Box::new(spec),
+                world: None,
             },
         ))
         .expect("append Created");

@@ -73,6 +73,11 @@ pub enum JournalEntry {
     Created {
         /// The link's spec.
         spec: Box<LinkSpec>,
+        /// The pair the link is driven on, as the session that created it named it
+        /// ([`crate::session::SessionOptions::world`]); a session resuming the journal on
+        /// another pair is refused. Absent in journals of sessions that named none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        world: Option<String>,
     },
     /// The machine accepted this input.
     Input {
@@ -255,7 +260,7 @@ fn validate_next(record: &JournalRecord, expected_seq: u64, line: u64) -> Result
 pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
     validate_records(records)?;
     let Some(JournalRecord {
-        entry: JournalEntry::Created { spec },
+        entry: JournalEntry::Created { spec, .. },
         ..
     }) = records.first()
     else {
@@ -645,6 +650,7 @@ mod tests {
             Timestamp::from_millis(1),
             JournalEntry::Created {
                 spec: Box::new(spec()),
+                world: None,
             },
         )
     }
@@ -944,6 +950,7 @@ mod tests {
             Timestamp::EPOCH,
             JournalEntry::Created {
                 spec: Box::new(spec()),
+                world: None,
             },
         );
         assert!(validate_records(&twice).is_err());

@@ -94,6 +94,12 @@ pub struct SessionOptions {
     /// different directories must share a `lock_dir` to exclude each other. A session whose
     /// journal is not a file takes no lock unless this is set. The directory must exist.
     pub lock_dir: Option<PathBuf>,
+    /// The pair this session drives, in words that tell it apart from every other (for
+    /// example the SQL Server's name with the managed instance's resource id, or a lab and its
+    /// seed). Recorded in the journal when the link is created; resuming a journal recorded
+    /// for another world is refused with [`SessionError::WrongWorld`] and changes nothing.
+    /// `None` records and checks nothing.
+    pub world: Option<String>,
 }
 
 impl Default for SessionOptions {
@@ -105,6 +111,7 @@ impl Default for SessionOptions {
             seed: fastrand::u64(..),
             event_capacity: 256,
             lock_dir: None,
+            world: None,
         }
     }
 }
@@ -236,6 +243,7 @@ where
             timer.now(),
             JournalEntry::Created {
                 spec: Box::new(spec),
+                world: options.world.clone(),
             },
         ))?;
         Ok(Self::assemble(
@@ -259,6 +267,24 @@ where
     ) -> Result<Self, SessionError> {
         let records = journal.records()?;
         let machine = replay(&records)?;
+        // A journal belongs to the pair it was created on: resumed on another, its readings
+        // and operations would be applied to the wrong servers.
+        if let Some(JournalRecord {
+            entry:
+                JournalEntry::Created {
+                    world: Some(recorded),
+                    ..
+                },
+            ..
+        }) = records.first()
+            && let Some(given) = &options.world
+            && given != recorded
+        {
+            return Err(SessionError::WrongWorld {
+                journal: recorded.clone(),
+                given: given.clone(),
+            });
+        }
         let link_lock = Self::lock_link(machine.spec(), &journal, &options)?;
         let operation = records.iter().rev().find_map(|r| match &r.entry {
             JournalEntry::Input {

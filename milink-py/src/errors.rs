@@ -14,7 +14,9 @@
 //! ├── JournalError            the journal could not be opened, read or written
 //! │   ├── TornJournalError    its last record is torn (.path, .line, .bytes): resume_from(...,
 //! │   │                       repair=True) drops it
-//! │   └── NotAJournalError    the file is not a milink journal (.path); never repaired
+//! │   ├── NotAJournalError    the file is not a milink journal (.path); never repaired
+//! │   └── WrongWorldError     the journal drives another pair or lab (.journal_world,
+//! │                           .given_world); nothing changed
 //! └── SessionError            a link operation failed
 //!     ├── RejectedError       refused in the link's state (.operation, .state, .input, .reason)
 //!     ├── SpecError           the link spec is invalid
@@ -85,6 +87,12 @@ create_exception!(
     NotAJournalError,
     JournalError,
     "The file is not a milink journal (its first line is not a journal record); it is left as it is and never repaired."
+);
+create_exception!(
+    milink,
+    WrongWorldError,
+    JournalError,
+    "The journal was created on another pair (or lab) than the one given; nothing changed."
 );
 create_exception!(
     milink,
@@ -196,6 +204,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JournalError", py.get_type::<JournalError>())?;
     m.add("TornJournalError", py.get_type::<TornJournalError>())?;
     m.add("NotAJournalError", py.get_type::<NotAJournalError>())?;
+    m.add("WrongWorldError", py.get_type::<WrongWorldError>())?;
     m.add("SessionError", py.get_type::<SessionError>())?;
     m.add("RejectedError", py.get_type::<RejectedError>())?;
     m.add("SpecError", py.get_type::<SpecError>())?;
@@ -433,6 +442,13 @@ fn session_error(
         CoreSessionError::Stalled { operation, state } => (
             StalledError::new_err(message),
             vec![attr(py, "operation", operation)?, attr(py, "state", state)?],
+        ),
+        CoreSessionError::WrongWorld { journal, given } => (
+            WrongWorldError::new_err(message),
+            vec![
+                attr(py, "journal_world", journal)?,
+                attr(py, "given_world", given)?,
+            ],
         ),
         _ => (SessionError::new_err(message), Vec::new()),
     })

@@ -54,6 +54,15 @@ impl PyLab {
         Ok(database)
     }
 
+    /// This lab's world as sessions record it: its servers and its seed.
+    fn world(&self) -> String {
+        let seed = self.lab.sim.with_world(|w| w.config.seed);
+        format!(
+            "the lab {} -> {} (seed {seed})",
+            self.lab.topology.source.server, self.lab.topology.instance.id
+        )
+    }
+
     fn parts(&self) -> (Lab, Arc<dyn Timer>) {
         let lab = self.lab.clone();
         let timer: Arc<dyn Timer> = Arc::new(lab.sim.clock());
@@ -126,6 +135,10 @@ fn open(
     let mut options = session_options(options)?;
     if lock_dir.is_some() {
         options.lock_dir = lock_dir;
+    }
+    // The lab's world, so its journals are never resumed on another lab.
+    if options.world.is_none() {
+        options.world = Some(lab.world());
     }
     let redirect_options = redirect
         .options(&lab.lab.spec)

@@ -74,3 +74,20 @@ def test_a_file_that_is_not_a_journal_is_said_so_and_never_offered_a_repair(
         assert "is not a milink journal" in str(err)
         assert "torn" not in str(err) and "repair" not in str(err)
         assert path.read_bytes() == content  # never truncated
+
+
+def test_a_journal_resumed_on_another_lab_is_refused_and_unchanged(tmp_path: pathlib.Path) -> None:
+    journal = tmp_path / "DAG_ToyStore.journal"
+    lab = milink.Lab.tailspin(1)
+    session = lab.session(journal)
+    session.record_assessment([])
+    session.start()
+    session.close()
+    before = journal.read_bytes()
+    with pytest.raises(milink.WrongWorldError) as info:
+        milink.LinkSession.resume_from(journal, milink.Lab.tailspin(7))
+    assert "seed 1" in info.value.journal_world and "seed 7" in info.value.given_world
+    assert isinstance(info.value, milink.JournalError)
+    assert journal.read_bytes() == before
+    again = milink.LinkSession.resume_from(journal, lab)
+    assert again.status()["state"] == "Replicating"

@@ -26,6 +26,7 @@ async fn record(path: &std::path::Path) {
         journal,
         SessionOptions {
             lock_dir: None,
+            world: None,
             ..options(31)
         },
     )

@@ -147,7 +147,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let spec = if resumed {
         let records = milink_core::ports::Journal::records(&file)?;
         match records.first().map(|r| &r.entry) {
-            Some(JournalEntry::Created { spec }) => (**spec).clone(),
+            Some(JournalEntry::Created { spec, .. }) => (**spec).clone(),
             _ => return Err("the journal does not start with the link's spec".into()),
         }
     } else {

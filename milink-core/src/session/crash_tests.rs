@@ -30,6 +30,7 @@ fn options() -> SessionOptions {
         seed: 11,
         event_capacity: 1024,
         lock_dir: None,
+        world: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn options() -> SessionOptions {
         seed: 5,
         event_capacity: 4096,
         lock_dir: None,
+        world: None,
     }
 }
 

@@ -31,6 +31,18 @@ pub enum SessionError {
     /// journaled input.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The journal was created on another pair than the one this session drives
+    /// ([`super::SessionOptions::world`]); nothing was read from the servers or written.
+    #[error(
+        "this journal drives {journal}, not {given}: resume it with the pair (or lab) it was \
+         created on, or start a new link with a new journal"
+    )]
+    WrongWorld {
+        /// The world the journal records.
+        journal: String,
+        /// The world this session was given.
+        given: String,
+    },
     /// `create` was given a journal that already holds records.
     #[error("the journal already holds {records} records of a link; resume it instead")]
     JournalNotEmpty {
@@ -112,6 +124,7 @@ impl SessionError {
             SessionError::LinkLocked { .. }
             | SessionError::Rejected { .. }
             | SessionError::Spec(_)
+            | SessionError::WrongWorld { .. }
             | SessionError::JournalNotEmpty { .. }
             | SessionError::Stalled { .. }
             | SessionError::SplitBrain => false,
@@ -123,6 +136,7 @@ impl SessionError {
         match self {
             SessionError::Rejected { .. }
             | SessionError::Spec(_)
+            | SessionError::WrongWorld { .. }
             | SessionError::JournalNotEmpty { .. }
             | SessionError::LinkLocked { .. } => true,
             SessionError::Journal(e) => Self::journal_is_caller_error(e),
@@ -140,6 +154,7 @@ impl SessionError {
             SessionError::StepFailed(e) => is_remote_code(&e.code),
             SessionError::Rejected { .. }
             | SessionError::Spec(_)
+            | SessionError::WrongWorld { .. }
             | SessionError::Journal(_)
             | SessionError::JournalNotEmpty { .. }
             | SessionError::LinkLocked { .. }

@@ -37,6 +37,7 @@ fn options() -> SessionOptions {
         seed: 3,
         event_capacity: 4096,
         lock_dir: None,
+        world: None,
     }
 }
 

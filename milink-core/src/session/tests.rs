@@ -33,6 +33,7 @@ fn options() -> SessionOptions {
         seed: 1,
         event_capacity: 64,
         lock_dir: None,
+        world: None,
     }
 }
 

@@ -144,6 +144,7 @@ mod tests {
             Timestamp::EPOCH,
             JournalEntry::Created {
                 spec: Box::new(lab.spec),
+                world: None,
             },
         )
     }

@@ -32,6 +32,7 @@ __all__ = [
     "GatherError",
     "JournalError",
     "TornJournalError",
+    "WrongWorldError",
     "NotAJournalError",
     "SessionError",
     "RejectedError",
@@ -112,6 +113,13 @@ class TornJournalError(JournalError):
     """The 1-based line of the torn record."""
     bytes: int
     """Its length in bytes."""
+
+class WrongWorldError(JournalError):
+    """The journal was created on another pair (or another lab) than the one given: resuming it
+    would apply its link to the wrong servers. Nothing was read or written."""
+
+    journal_world: str
+    given_world: str
 
 class NotAJournalError(JournalError):
     """The file is not a milink journal: its first line is not a journal record (nor what an
