@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test, Rust and Python, on a fresh machine: creates .venv if missing, installs
 # maturin, pytest, mypy, pandas and tqdm into it, builds and installs milink-py, then runs cargo test, the
-# type-stub checks (mypy --strict on a typed usage file, stubtest against the built module) and
-# pytest.
+# type-stub checks (mypy --strict on a typed usage file, stubtest against the built module), builds
+# the abi3 wheel and imports it in a fresh virtual environment, and runs pytest.
 # Exits non-zero if anything fails, including pytest collecting no tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,20 @@ echo "==> building milink-py into $venv"
 echo "==> type stubs"
 "$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" milink-py/tests/typecheck/usage.py milink-py/python/milink/progress.py
 (cd "$venv" && "$venv/bin/python" -m mypy.stubtest milink._milink --ignore-disjoint-bases)
+
+echo "==> the abi3 wheel, installed into a fresh virtual environment and imported there"
+wheels=$(mktemp -d)
+fresh=$(mktemp -d)
+trap 'rm -rf "$wheels" "$fresh"' EXIT
+(cd milink-py && "$venv/bin/maturin" build --quiet --out "$wheels" --interpreter "$venv/bin/python")
+python3 -m venv "$fresh/venv"
+"$fresh/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index "$wheels"/milink-*.whl
+(cd "$fresh" && "$fresh/venv/bin/python" -c '
+import milink
+report = milink.assess(**milink.tailspin_facts())
+assert report.verdicts == {"ToyStore": "Ready", "Customer360": "NotReady"}, report.verdicts
+print("wheel", milink.__version__, "imports and assesses:", report.verdicts)
+')
 
 echo "==> pytest"
 set +e
