@@ -700,6 +700,65 @@ impl PyLinkSession {
         false
     }
 
+    /// The status as a notebook shows it: the link, its state and primary, what is wrong if
+    /// anything, the journal, and the latest reading of each database.
+    fn _repr_html_(&self) -> String {
+        let Some(session) = lock(&self.session).as_ref().map(Arc::clone) else {
+            return format!(
+                "<div class=\"milink-session\"><b>LinkSession {}</b>: closed</div>",
+                html(&self.link)
+            );
+        };
+        let st = session.status();
+        let mut rows = vec![
+            ("state", st.detail.clone()),
+            ("primary", format!("{:?}", st.primary)),
+        ];
+        if let Some(e) = &st.last_error {
+            rows.push(("last error", format!("{}: {}", e.code, e.message)));
+        }
+        if st.data_loss_possible || !st.data_loss.is_empty() {
+            rows.push((
+                "data loss",
+                "possible: see status()[\"data_loss\"]".to_owned(),
+            ));
+        }
+        if let Some(path) = &st.journal_path {
+            rows.push((
+                "journal",
+                format!("{} ({} records)", path.display(), st.journal_records),
+            ));
+        }
+        let mut out = format!(
+            "<div class=\"milink-session\"><b>LinkSession {}</b><table>",
+            html(&self.link)
+        );
+        for (k, v) in rows {
+            out.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", k, html(&v)));
+        }
+        out.push_str("</table>");
+        if let Some(last) = session.history().last() {
+            out.push_str(
+                "<table><tr><th>database</th><th>SQL Server LSN</th><th>instance LSN</th>\
+                 <th>lag (s)</th><th>seeding</th></tr>",
+            );
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "–".to_owned());
+            for d in &last.databases {
+                out.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    html(d.database.as_str()),
+                    opt(d.source_lsn.map(|l| l.to_string())),
+                    opt(d.instance_lsn.map(|l| l.to_string())),
+                    opt(d.lag_seconds.map(|l| l.to_string())),
+                    opt(d.seeding_percent.map(|p| format!("{p}%"))),
+                ));
+            }
+            out.push_str("</table>");
+        }
+        out.push_str("</div>");
+        out
+    }
+
     fn __repr__(&self) -> String {
         match lock(&self.session).as_ref() {
             Some(s) => format!("<LinkSession {}: {}>", self.link, s.status().state),
@@ -785,4 +844,20 @@ fn history_rows(readings: &[milink_core::session::Reading]) -> Vec<serde_json::V
             })
         })
         .collect()
+}
+
+/// `text` safe inside HTML.
+fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -542,3 +542,15 @@ def test_the_history_charts_lag_under_load(lab: milink.Lab, journal: pathlib.Pat
     assert replicating[-1]["source_lsn"] > replicating[0]["source_lsn"]
     frame = session.history_dataframe()
     assert len(frame) == len(rows) and list(frame.columns)[:3] == ["at", "state", "database"]
+
+
+def test_the_session_shows_itself_in_a_notebook(lab: milink.Lab, journal: pathlib.Path) -> None:
+    session = lab.session(journal)
+    session.record_assessment([])
+    session.start()
+    html = session._repr_html_()
+    assert html.startswith('<div class="milink-session">') and "DAG_ToyStore" in html
+    assert "Replicating" in html and "ToyStore" in html and "<script" not in html
+    assert str(journal) in html
+    session.close()
+    assert "closed" in session._repr_html_()

@@ -569,6 +569,8 @@ class LinkSession:
     def retry_async(self) -> Awaitable[None]: ...
     def status(self) -> SessionStatus:
         """Where the link is."""
+    def _repr_html_(self) -> str:
+        """The status as a notebook shows it: state, primary, error, journal, latest readings."""
     def history(self) -> List[Dict[str, Any]]:
         """The link's readings since the session opened, oldest first, one record per database
         per reading: ``at`` (ms since the Unix epoch, virtual on the lab), ``state``,
