@@ -400,17 +400,18 @@ impl ReadinessReport {
         format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{}</body>\n</html>\n",
             esc(&title),
-            self.html_content(&title)
+            self.html_content(&title, false)
         )
     }
 
     /// The report as an HTML fragment to embed in another page (a notebook cell): one
-    /// `<div class="milink-report">` whose inline CSS applies inside it only.
+    /// `<div class="milink-report">` whose inline CSS applies inside it only; compact, with
+    /// the blockers first and the other findings folded in a `<details>`.
     pub fn to_html_fragment(&self) -> String {
         format!(
             "<div class=\"milink-report\">\n<style>{}</style>\n{}</div>\n",
             scoped_css(),
-            self.html_content(&self.html_title())
+            self.html_content(&self.html_title(), true)
         )
     }
 
@@ -425,8 +426,9 @@ impl ReadinessReport {
         )
     }
 
-    /// Everything between `<body>` and `</body>`.
-    fn html_content(&self, title: &str) -> String {
+    /// Everything between `<body>` and `</body>`; `compact` (the notebook fragment) puts the
+    /// blockers first and folds the other findings.
+    fn html_content(&self, title: &str, compact: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "<h1>{}</h1>", esc(title));
         let _ = writeln!(
@@ -485,51 +487,57 @@ impl ReadinessReport {
             out.push_str("</ul>\n");
         }
         out.push_str("<h2>Findings</h2>\n");
-        for (scope, findings) in &groups {
-            if findings.is_empty() {
-                continue;
+        let heading = |scope: &Scope| match scope {
+            Scope::Instance => format!("Instance {}", self.server),
+            Scope::Database(d) => format!("Database {d}"),
+        };
+        if compact {
+            // Blockers first and open; the rest folded, so a notebook cell stays short.
+            let blockers: Vec<&Finding> = self
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Blocker)
+                .collect();
+            if blockers.is_empty() {
+                out.push_str("<p>No blockers.</p>\n");
             }
-            let heading = match &scope {
-                Scope::Instance => format!("Instance {}", self.server),
-                Scope::Database(d) => format!("Database {d}"),
-            };
-            let _ = writeln!(out, "<h3>{}</h3>", esc(&heading));
-            for f in findings {
+            for f in blockers {
+                let _ = writeln!(out, "<h3>{}</h3>", esc(&heading(&f.scope)));
+                finding_html(&mut out, f);
+            }
+            let rest = self
+                .findings
+                .iter()
+                .filter(|f| f.severity != Severity::Blocker)
+                .count();
+            if rest > 0 {
                 let _ = writeln!(
                     out,
-                    "<div class=\"finding {}\">\n<p><span class=\"sev\">{}</span> <code>{}</code> {}</p>\n<p>{}</p>",
-                    severity_class(f.severity),
-                    f.severity,
-                    esc(&f.rule_id),
-                    esc(&f.title),
-                    esc(&f.evidence.summary)
+                    "<details><summary>{rest} more finding{} (warnings and notes)</summary>",
+                    if rest == 1 { "" } else { "s" }
                 );
-                if !f.evidence.details.is_empty() {
-                    out.push_str("<dl>");
-                    for (k, v) in &f.evidence.details {
-                        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
-                    }
-                    out.push_str("</dl>\n");
-                }
-                match &f.fix {
-                    Fix::Sql(s) => {
-                        let _ = writeln!(
-                            out,
-                            "<p class=\"fix\">Fix ({}):</p>\n<pre><code>{}</code></pre>",
-                            esc(&s.purpose),
-                            esc(&s.sql)
-                        );
-                        if let Some(n) = &s.note {
-                            let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(n));
-                        }
-                    }
-                    Fix::Action(a) => {
-                        let _ = writeln!(out, "<p class=\"fix\">Fix: {}</p>", esc(a));
-                    }
-                    Fix::None => {}
-                }
-                out.push_str("</div>\n");
             }
+        }
+        for (scope, findings) in &groups {
+            let shown: Vec<&&Finding> = findings
+                .iter()
+                .filter(|f| !compact || f.severity != Severity::Blocker)
+                .collect();
+            if shown.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "<h3>{}</h3>", esc(&heading(scope)));
+            for f in shown {
+                finding_html(&mut out, f);
+            }
+        }
+        if compact
+            && self
+                .findings
+                .iter()
+                .any(|f| f.severity != Severity::Blocker)
+        {
+            out.push_str("</details>\n");
         }
         if !self.not_evaluated.is_empty() {
             out.push_str("<h2>Not evaluated</h2>\n<table>\n<tr><th>Rule</th><th>Scope</th><th>Why</th></tr>\n");
@@ -561,6 +569,44 @@ impl ReadinessReport {
         }
         out
     }
+}
+
+/// One finding as HTML: severity, rule, title, evidence, fix.
+fn finding_html(out: &mut String, f: &Finding) {
+    let _ = writeln!(
+        out,
+        "<div class=\"finding {}\">\n<p><span class=\"sev\">{}</span> <code>{}</code> {}</p>\n<p>{}</p>",
+        severity_class(f.severity),
+        f.severity,
+        esc(&f.rule_id),
+        esc(&f.title),
+        esc(&f.evidence.summary)
+    );
+    if !f.evidence.details.is_empty() {
+        out.push_str("<dl>");
+        for (k, v) in &f.evidence.details {
+            let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+        }
+        out.push_str("</dl>\n");
+    }
+    match &f.fix {
+        Fix::Sql(s) => {
+            let _ = writeln!(
+                out,
+                "<p class=\"fix\">Fix ({}):</p>\n<pre><code>{}</code></pre>",
+                esc(&s.purpose),
+                esc(&s.sql)
+            );
+            if let Some(n) = &s.note {
+                let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(n));
+            }
+        }
+        Fix::Action(a) => {
+            let _ = writeln!(out, "<p class=\"fix\">Fix: {}</p>", esc(a));
+        }
+        Fix::None => {}
+    }
+    out.push_str("</div>\n");
 }
 
 /// [`CSS`] with every selector confined to `.milink-report` (`body` becomes the container).

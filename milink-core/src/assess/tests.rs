@@ -1129,10 +1129,28 @@ fn the_html_fragment_styles_only_itself() {
         !fragment.contains("<script"),
         "unescaped name in the fragment"
     );
-    // The same content as the page.
+    // The same verdicts as the page, and every finding; compact: the blockers first, the
+    // rest folded.
     let page = report.to_html();
     let content = fragment.split_once("</style>\n").unwrap().1;
-    assert!(page.contains(content.trim_end().trim_end_matches("</div>")));
+    let verdicts = content.split_once("<h2>Findings</h2>").unwrap().0;
+    assert!(page.contains(verdicts));
+    let count = |html: &str, what: &str| html.matches(what).count();
+    assert_eq!(
+        count(content, "<div class=\"finding"),
+        count(&page, "<div class=\"finding")
+    );
+    let findings = content.split_once("<h2>Findings</h2>").unwrap().1;
+    let (open, folded) = findings.split_once("<details>").unwrap();
+    let blockers = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .count();
+    assert!(blockers > 0);
+    assert_eq!(count(open, "<div class=\"finding"), blockers);
+    assert_eq!(count(folded, "<span class=\"sev\">Blocker"), 0);
+    assert!(folded.contains("</details>"));
     // Every CSS rule is confined to the container.
     let css = fragment
         .split_once("<style>")
