@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test, Rust and Python, on a fresh machine: creates .venv if missing, installs
-# maturin, pytest, mypy, pandas and tqdm into it, builds and installs milink-py, then runs cargo test, the
+# maturin, pytest, mypy, pandas, tqdm and the notebook runner into it, builds and installs milink-py, then runs cargo test, the
 # type-stub checks (mypy --strict on a typed usage file, stubtest against the built module), builds
 # the abi3 wheel and imports it in a fresh virtual environment, and runs pytest.
 # Exits non-zero if anything fails, including pytest collecting no tests.
@@ -13,8 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "==> creating virtual environment $venv"
   python3 -m venv "$venv"
 fi
-echo "==> installing maturin, pytest, mypy, pandas and tqdm"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7" "mypy>=1.18,<3" "pandas>=2" "tqdm>=4.60"
+echo "==> installing maturin, pytest, mypy, pandas, tqdm, and what runs the notebook (nbclient, ipykernel, matplotlib)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.10,<2" "pytest>=7" "mypy>=1.18,<3" "pandas>=2" "tqdm>=4.60" "nbclient>=0.10" "nbformat>=5.9" "ipykernel>=6.29" "matplotlib>=3.8"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -629,7 +629,21 @@ impl PyLinkSession {
         let rows = self.history(py)?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("columns", HISTORY_COLUMNS.to_vec())?;
-        pandas.getattr("DataFrame")?.call((rows,), Some(&kwargs))
+        // Built as objects, then typed: a column of ints with a None would otherwise become
+        // float64, and an LSN (~7.6e16) loses its last digits there.
+        kwargs.set_item("dtype", "object")?;
+        let frame = pandas.getattr("DataFrame")?.call((rows,), Some(&kwargs))?;
+        let types = PyDict::new(py);
+        for column in [
+            "at",
+            "source_lsn",
+            "instance_lsn",
+            "lag_seconds",
+            "seeding_percent",
+        ] {
+            types.set_item(column, "Int64")?;
+        }
+        frame.call_method1("astype", (types,))
     }
 
     /// Who is still connected to the link's databases on the current primary (sessions and

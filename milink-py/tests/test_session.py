@@ -542,6 +542,11 @@ def test_the_history_charts_lag_under_load(lab: milink.Lab, journal: pathlib.Pat
     assert replicating[-1]["source_lsn"] > replicating[0]["source_lsn"]
     frame = session.history_dataframe()
     assert len(frame) == len(rows) and list(frame.columns)[:3] == ["at", "state", "database"]
+    # LSNs keep every digit in the frame (never float64), missing readings are <NA>.
+    assert [int(v) for v in frame["source_lsn"].dropna()] == [
+        r["source_lsn"] for r in rows if r["source_lsn"] is not None
+    ]
+    assert str(frame["instance_lsn"].dtype) == "Int64"
 
 
 def test_the_session_shows_itself_in_a_notebook(lab: milink.Lab, journal: pathlib.Path) -> None:
