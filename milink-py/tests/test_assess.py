@@ -145,3 +145,12 @@ def test_tailspin_facts_and_the_lab_are_one_world() -> None:
         b = milink.assess(**lab).to_dict()
         assert a["databases"] == b["databases"]
     assert milink.tailspin_facts()["instance"] == milink.Lab.tailspin().facts()["instance"]
+
+
+def test_huge_sizes_are_a_verdict_not_a_crash() -> None:
+    facts = milink.tailspin_facts()
+    for d in facts["databases"]:
+        d["data_size_mb"] = 2**64 - 1
+        d["log_size_mb"] = 2**64 - 1
+    report = milink.assess(**facts)  # once a PanicException that `except Exception` missed
+    assert "Ready" not in report.verdicts.values()

@@ -225,7 +225,9 @@ pub fn recommend(
     });
 
     // Requirements.
-    let size_mb: u64 = databases.iter().map(|d| d.size_mb()).sum();
+    let size_mb: u64 = databases
+        .iter()
+        .fold(0u64, |total, d| total.saturating_add(d.size_mb()));
     let storage_need_gb = size_mb as f64 / 1024.0 * scale;
     let in_memory: Vec<&str> = databases
         .iter()

@@ -1308,3 +1308,24 @@ fn a_result_set_without_an_expected_column_is_refused() {
     assert!(matches!(err, GatherError::MissingColumn { .. }), "{err}");
     assert!(Rows::new(["a", "b"]).push(vec![Cell::Null]).is_err());
 }
+
+/// Sizes near `u64::MAX` (hostile or mistyped facts) are summed without overflow: the report
+/// says the data is too large, it never panics.
+#[test]
+fn huge_database_sizes_saturate_instead_of_overflowing() {
+    let mut lab = fixtures::tailspin();
+    for d in &mut lab.databases {
+        d.data_size_mb = u64::MAX;
+        d.log_size_mb = u64::MAX;
+    }
+    let report = lab.assess();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Blocker),
+        "{:?}",
+        report.findings
+    );
+    assert!(report.databases.iter().all(|d| d.verdict != Verdict::Ready));
+}

@@ -52,7 +52,11 @@ const MI_INSTANCE_SIZE: Rule = rule!(
     Instance(mi_instance_size)
 );
 fn mi_instance_size(ctx: &Context<'_>) -> Outcome {
-    let total_mb: u64 = ctx.all_databases.iter().map(|d| d.size_mb()).sum();
+    // User-given sizes: saturate rather than overflow.
+    let total_mb: u64 = ctx
+        .all_databases
+        .iter()
+        .fold(0u64, |total, d| total.saturating_add(d.size_mb()));
     let limits = ctx
         .target
         .map(|t| TierLimits::of(t.tier))

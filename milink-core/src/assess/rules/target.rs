@@ -226,7 +226,9 @@ fn storage_fits(ctx: &Context<'_>) -> Outcome {
     let Some(used) = t.storage_used_gb else {
         return Outcome::NotEvaluated("the managed instance's storage in use is unknown".into());
     };
-    let adding_mb: u64 = new_databases(ctx, t).iter().map(|d| d.size_mb()).sum();
+    let adding_mb: u64 = new_databases(ctx, t)
+        .iter()
+        .fold(0u64, |total, d| total.saturating_add(d.size_mb()));
     let adding = gb(adding_mb);
     if used.saturating_add(adding) <= t.storage_max_gb {
         return Outcome::Pass;
