@@ -32,7 +32,7 @@ pub enum Jitter {
 
 /// When and how often to retry a transient failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts in total, the first included; 1 means no retry. Busy answers do not count.
     pub max_attempts: u32,

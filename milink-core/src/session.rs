@@ -73,7 +73,7 @@ use crate::time::{Timer, Timestamp};
 
 /// How a session drives: retries, timeouts and the jitter seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SessionOptions {
     /// Retries of transient port errors; busy answers (409 `ConflictingServerOperation` /
     /// `ManagedInstanceIsBusy`, 429) are retried for `retry.busy_timeout`, up to the step's

@@ -151,3 +151,15 @@ def test_refusals_speak_python_not_rust(tmp_path: Any) -> None:
     with pytest.raises(milink.RejectedError) as info:
         session.failback()
     assert "failback()" in str(info.value) and "Command::" not in str(info.value)
+
+
+def test_a_misspelt_key_is_refused_by_name_not_ignored(tmp_path: Any) -> None:
+    facts = milink.tailspin_facts()
+    with pytest.raises(milink.InvalidArgumentError, match="failbak"):
+        milink.assess(facts["instance"], facts["databases"], facts["target"], options={"failbak": True})
+    with pytest.raises(milink.InvalidArgumentError, match="sever_name"):
+        milink.assess({**facts["instance"], "sever_name": "x"}, facts["databases"])
+    journal = tmp_path / "link.journal"
+    with pytest.raises(milink.InvalidArgumentError, match="opertion_timeout"):
+        milink.Lab.tailspin().session(journal, options={"opertion_timeout": 5})
+    assert not journal.exists()

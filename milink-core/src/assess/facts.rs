@@ -302,6 +302,7 @@ pub fn is_sql_provider(provider: &str) -> bool {
 
 /// Facts about the SQL Server instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InstanceFacts {
     /// `@@SERVERNAME`.
     pub server_name: ServerName,
@@ -555,6 +556,7 @@ impl CodeFacts {
 
 /// Facts about one user database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseFacts {
     /// Name.
     pub name: DatabaseName,
@@ -650,6 +652,7 @@ impl fmt::Display for ServiceTier {
 /// caller). `None` means unknown; the checks that need an unknown fact report it as not
 /// evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TargetFacts {
     /// Instance name.
     pub name: String,

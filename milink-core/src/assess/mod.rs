@@ -122,7 +122,7 @@ use crate::time::Timestamp;
 
 /// What to assess and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AssessOptions {
     /// Now (certificate expiry, recent log backups). Set it: the default is the epoch.
     pub now: Timestamp,

@@ -1329,3 +1329,17 @@ fn huge_database_sizes_saturate_instead_of_overflowing() {
     );
     assert!(report.databases.iter().all(|d| d.verdict != Verdict::Ready));
 }
+
+/// A misspelt option is refused by name, never silently left at its default.
+#[test]
+fn options_and_facts_refuse_unknown_keys() {
+    let e = serde_json::from_str::<AssessOptions>(r#"{"failbak": true}"#).unwrap_err();
+    assert!(e.to_string().contains("failbak"), "{e}");
+    let e = serde_json::from_str::<crate::session::SessionOptions>(r#"{"opertion_timeout": 5}"#)
+        .unwrap_err();
+    assert!(e.to_string().contains("opertion_timeout"), "{e}");
+    let mut value = serde_json::to_value(fixtures::tailspin().instance).unwrap();
+    value["sever_name"] = serde_json::json!("x");
+    let e = serde_json::from_value::<InstanceFacts>(value).unwrap_err();
+    assert!(e.to_string().contains("sever_name"), "{e}");
+}

@@ -92,7 +92,7 @@ pub struct TargetSpec {
 
 /// Timing knobs of the machine. All waits are bounded by one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MachineOptions {
     /// How often to probe link state while waiting (seeding, catch-up, role checks), and to
     /// poll a long-running ARM operation after its first poll.
