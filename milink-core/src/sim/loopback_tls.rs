@@ -2,7 +2,11 @@
 //! `localhost` and `127.0.0.1` generated at start (rcgen), served with rustls on aws-lc-rs.
 //! Clients trust the certificate explicitly; nothing turns verification off.
 
+use std::future::Future;
 use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -48,5 +52,48 @@ impl LoopbackCert {
         }
         config.alpn_protocols = alpn;
         Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// A loopback server's accept loop: told to stop through a watch channel (`shutdown`, which
+/// waits for it), aborted with its connection tasks if dropped without.
+#[derive(Debug)]
+pub(crate) struct AcceptLoop {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    name: &'static str,
+}
+
+impl AcceptLoop {
+    /// Spawns `accept(stopped)`, which must return once `stopped` changes.
+    pub(crate) fn spawn<F, Fut>(name: &'static str, accept: F) -> AcceptLoop
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        AcceptLoop {
+            stop,
+            task: Some(tokio::spawn(accept(stopped))),
+            name,
+        }
+    }
+
+    /// Stops accepting and waits for the loop (and what it lets finish) to end.
+    pub(crate) async fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, server = self.name, "the accept loop ended abnormally");
+        }
+    }
+}
+
+impl Drop for AcceptLoop {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort(); // its connection tasks go with it
+        }
     }
 }

@@ -14,11 +14,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 
-use crate::sim::loopback_tls::LoopbackCert;
+use crate::sim::loopback_tls::{AcceptLoop, LoopbackCert};
 
 use super::counts::{RequestCounter, RequestCounts};
 use super::handle::{self, Context};
@@ -36,8 +36,7 @@ pub struct ArmHttpsServer {
     addr: SocketAddr,
     base_url: String,
     certificate: CertificateDer<'static>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    accept: AcceptLoop,
     counts: RequestCounter,
 }
 
@@ -75,7 +74,6 @@ impl ArmHttpsServer {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("https://{addr}");
-        let (stop, stopped) = watch::channel(false);
         let counts = RequestCounter::default();
         let shared = Arc::new(Shared {
             config,
@@ -85,13 +83,14 @@ impl ArmHttpsServer {
             base_url: base_url.clone(),
             tls,
         });
-        let task = tokio::spawn(accept_loop(listener, shared, stopped));
+        let accept = AcceptLoop::spawn("arm https server", move |stopped| {
+            accept_loop(listener, shared, stopped)
+        });
         Ok(ArmHttpsServer {
             addr,
             base_url,
             certificate,
-            stop,
-            task: Some(task),
+            accept,
             counts,
         })
     }
@@ -125,20 +124,7 @@ impl ArmHttpsServer {
 
     /// Stops accepting, lets every connection finish its request in flight, and waits for them.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
-            tracing::warn!(error = %e, "arm https server: the accept loop ended abnormally");
-        }
-    }
-}
-
-impl Drop for ArmHttpsServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort(); // its connection tasks go with it
-        }
+        self.accept.shutdown().await;
     }
 }
 

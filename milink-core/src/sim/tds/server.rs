@@ -9,11 +9,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 
-use crate::sim::loopback_tls::LoopbackCert;
+use crate::sim::loopback_tls::{AcceptLoop, LoopbackCert};
 
 use super::login::{self, Login};
 use super::packet::{
@@ -56,8 +56,7 @@ impl Default for TdsServerConfig {
 pub struct TdsServer {
     addr: SocketAddr,
     certificate: CertificateDer<'static>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    accept: AcceptLoop,
     batches: Arc<AtomicU64>,
 }
 
@@ -81,7 +80,6 @@ impl TdsServer {
         let (certificate, tls, strict_tls) = tls_setup()?;
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
         let batches = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             config,
@@ -90,12 +88,13 @@ impl TdsServer {
             tls,
             strict_tls,
         });
-        let task = tokio::spawn(accept_loop(listener, shared, stopped));
+        let accept = AcceptLoop::spawn("tds server", move |stopped| {
+            accept_loop(listener, shared, stopped)
+        });
         Ok(TdsServer {
             addr,
             certificate,
-            stop,
-            task: Some(task),
+            accept,
             batches,
         })
     }
@@ -122,20 +121,7 @@ impl TdsServer {
 
     /// Stops accepting, closes every connection between requests and waits for them.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
-            tracing::warn!(error = %e, "tds server: the accept loop ended abnormally");
-        }
-    }
-}
-
-impl Drop for TdsServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort(); // its connection tasks go with it
-        }
+        self.accept.shutdown().await;
     }
 }
 
