@@ -148,14 +148,22 @@ impl InstanceConfig {
                     .token_env
                     .as_deref()
                     .ok_or(ConfigError::MissingTokenEnv)?;
-                Ok(Arc::new(StaticToken(secret(lookup, name)?)))
+                Ok(Arc::new(StaticToken::new(secret(lookup, name)?)))
             }
         }
     }
 }
 
-/// One bearer token, handed out as is (a test peer's shared token).
-struct StaticToken(Secret);
+/// One bearer token, handed out as is: a test peer's shared token (the lab over the wire, a
+/// `--serve`d pair). It does not expire whatever a virtual clock says.
+pub struct StaticToken(Secret);
+
+impl StaticToken {
+    /// The credential that hands out `token`.
+    pub fn new(token: Secret) -> StaticToken {
+        StaticToken(token)
+    }
+}
 
 impl std::fmt::Debug for StaticToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

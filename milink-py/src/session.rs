@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use milink_core::assess::report::esc as html;
 use milink_core::journal::TornTail;
 use milink_core::lifecycle::{
     AssessmentOutcome, Blocker, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName,
@@ -858,20 +859,4 @@ fn history_rows(readings: &[milink_core::session::Reading]) -> Vec<serde_json::V
             })
         })
         .collect()
-}
-
-/// `text` safe inside HTML.
-fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::time::OffsetDateTime;
 use milink_core::arm::client::{ArmManagedInstance, ArmOptions};
 use milink_core::lifecycle::{
     FullBackup, InstanceOp, LinkName, OperationRef, Side, SideView, SourceOp,
@@ -47,6 +45,7 @@ use milink_core::time::SystemTimer;
 use milink_core::time::Timer;
 
 use super::report::PhaseRequests;
+use crate::config::StaticToken;
 
 /// The login the simulated servers accept over the wire.
 pub(crate) const USER: &str = "milink";
@@ -282,29 +281,6 @@ pub struct WireInstance {
     arm: ArmHttpsServer,
 }
 
-/// The lab's Microsoft Entra credential: the one token the simulated ARM server accepts.
-struct LabCredential(Secret);
-
-impl std::fmt::Debug for LabCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LabCredential(***)")
-    }
-}
-
-#[async_trait]
-impl TokenCredential for LabCredential {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        // Valid for the whole run whatever the virtual clock says (it reads the lab's time).
-        let expires = OffsetDateTime::from_unix_timestamp(4_102_444_800) // 2100-01-01
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        Ok(AccessToken::new(self.0.expose().to_owned(), expires))
-    }
-}
-
 impl LabInstance {
     /// The in-process port, or (with `wire`) the real ARM adapter over HTTPS to the simulated
     /// REST API, with the T-SQL reads over a loopback TDS server answering as the managed
@@ -340,7 +316,7 @@ impl LabInstance {
         let counter = Arc::clone(in_flight);
         let client = ArmManagedInstance::with_timer(
             instance.clone(),
-            Arc::new(LabCredential(token)),
+            Arc::new(StaticToken::new(token)),
             arm_options,
             timer,
         )?

@@ -50,9 +50,9 @@ async fn run(lab: &Lab, mi: &ArmManagedInstance, op: &InstanceOp) -> ArmReply {
     panic!("{op:?} did not finish");
 }
 
-#[tokio::test]
-async fn the_simulated_instance_is_read_back_typed_over_https() {
-    let lab = Lab::tailspin(5).unwrap();
+/// The simulator's REST API for `lab`, and the adapter that reaches it (its certificate trusted
+/// explicitly, retries on the world's clock).
+async fn serve(lab: &Lab) -> (ArmHttpsServer, ArmManagedInstance) {
     let server = ArmHttpsServer::start(ArmServerConfig::with_token(SIM_TOKEN), lab.sim.clone())
         .await
         .unwrap();
@@ -68,6 +68,13 @@ async fn the_simulated_instance_is_read_back_typed_over_https() {
         timer,
     )
     .unwrap();
+    (server, mi)
+}
+
+#[tokio::test]
+async fn the_simulated_instance_is_read_back_typed_over_https() {
+    let lab = Lab::tailspin(5).unwrap();
+    let (server, mi) = serve(&lab).await;
     let spec = lab.spec.clone();
     let sql = lab.sim.sql_server();
 
@@ -192,21 +199,7 @@ async fn a_multidatabase_links_database_list_changes_over_https() {
 
     let lab = multi_database_lab(11);
     join_link(&lab).await;
-    let server = ArmHttpsServer::start(ArmServerConfig::with_token(SIM_TOKEN), lab.sim.clone())
-        .await
-        .unwrap();
-    let options = ArmOptions::builder()
-        .endpoint(server.base_url())
-        .trust_root_der(server.certificate_der().to_vec())
-        .build();
-    let timer = Arc::new(VirtualTimer::new(lab.sim.now()));
-    let mi = ArmManagedInstance::with_timer(
-        lab.spec.target.instance.clone(),
-        Arc::new(SharedToken),
-        options,
-        timer,
-    )
-    .unwrap();
+    let (server, mi) = serve(&lab).await;
     let link = lab.spec.link.clone();
     let toystore = DatabaseName::new(Lab::TOYSTORE).unwrap();
     let returns = DatabaseName::new(RETURNS).unwrap();
