@@ -16,6 +16,19 @@
 //! neither `open` nor `open_repairing` ever offers to repair, so a file given by mistake is never
 //! truncated.
 //!
+//! Every record carries a checksum of its own text (`"sum"`, the last field: the first 16 hex
+//! digits of the SHA-256 of the line as it was before the field was appended), so a record
+//! changed after it was written (a digit of an LSN, the spec's host name) is refused as
+//! [`JournalError::Corrupt`] on open instead of replayed. The checksum guards against
+//! accidental damage and hand edits; it is no signature (whoever can write the file can
+//! recompute it), which is why the session also checks the spec against the live pair before
+//! any redirect. Journals written before checksums (schema version 1) are still read; a record
+//! of an older version after a newer one is corruption.
+//!
+//! Journal files are created owner-only (mode 0600 on Unix). Only regular files are opened (a
+//! FIFO would block the reader for ever, a device such as `/dev/zero` would be read until memory
+//! runs out), and at most [`MAX_JOURNAL_BYTES`] are read.
+//!
 //! The journal holds no secrets: the spec holds none, and step errors carry port messages, which
 //! never contain secrets.
 //!
@@ -35,7 +48,18 @@ use crate::ports::Journal;
 use crate::time::Timestamp;
 
 /// The journal format version written by this build. Files with a higher version are refused.
-pub const JOURNAL_SCHEMA_VERSION: u32 = 1;
+/// Version 2 added the per-record checksum (`"sum"`); version 1 records are still read.
+pub const JOURNAL_SCHEMA_VERSION: u32 = 2;
+
+/// The largest journal file read (1 GiB). A link's journal grows by a few hundred bytes per
+/// accepted input; a file larger than this is not one this build wrote.
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+
+/// How a checked record's line ends: `,"sum":"` then [`SUM_HEX_LEN`] hex digits, then `"}`.
+const SUM_FIELD: &[u8] = b",\"sum\":\"";
+
+/// The checksum's length in hex digits (64 bits of SHA-256).
+const SUM_HEX_LEN: usize = 16;
 
 /// How every record's line starts: `schema_version` is the first field written.
 pub const RECORD_START: &str = "{\"schema_version\":";
@@ -164,6 +188,32 @@ pub enum JournalError {
         /// What is wrong.
         reason: String,
     },
+    /// The path is not a regular file (a directory, a FIFO, a device), so it is not read.
+    #[error(
+        "{} is not a journal file: it is {kind}, and only a regular file is read as a journal; \
+         give the path of the journal file the session wrote",
+        .path.display()
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is larger than any journal this build writes ([`MAX_JOURNAL_BYTES`]).
+    #[error(
+        "{} is {len} bytes, more than the {max} bytes a journal can hold: it is not a journal \
+         this build wrote, and it was not read",
+        .path.display()
+    )]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The largest journal read.
+        max: u64,
+    },
     /// The journal has no `Created` record: there is no link to resume.
     #[error("journal is empty: it holds no link to resume")]
     Empty,
@@ -218,17 +268,33 @@ pub struct TornTail {
 pub fn validate_records(records: &[JournalRecord]) -> Result<(), JournalError> {
     for (index, record) in records.iter().enumerate() {
         let line = index as u64 + 1;
-        validate_next(record, index as u64, line)?;
+        let previous = index.checked_sub(1).and_then(|i| records.get(i));
+        validate_next(record, previous, index as u64, line)?;
     }
     Ok(())
 }
 
-fn validate_next(record: &JournalRecord, expected_seq: u64, line: u64) -> Result<(), JournalError> {
+fn validate_next(
+    record: &JournalRecord,
+    previous: Option<&JournalRecord>,
+    expected_seq: u64,
+    line: u64,
+) -> Result<(), JournalError> {
     if record.schema_version > JOURNAL_SCHEMA_VERSION || record.schema_version == 0 {
         return Err(JournalError::UnsupportedSchema {
             line,
             found: record.schema_version,
             supported: JOURNAL_SCHEMA_VERSION,
+        });
+    }
+    if let Some(previous) = previous.filter(|p| p.schema_version > record.schema_version) {
+        return Err(JournalError::Corrupt {
+            line,
+            reason: format!(
+                "a record of schema version {} after one of version {}: records are never \
+                 written in an older format than the ones before them",
+                record.schema_version, previous.schema_version
+            ),
         });
     }
     if record.seq != expected_seq {
@@ -359,7 +425,7 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
                 return Err(not_a_journal(path, text, Some(e)));
             }
             Ok(record) => {
-                validate_next(&record, records.len() as u64, line)?;
+                validate_next(&record, records.last(), records.len() as u64, line)?;
                 records.push(record);
             }
             // An unreadable final line is a torn write (e.g. a crash after the file grew but
@@ -395,7 +461,55 @@ fn parse_line(text: &[u8], line: u64) -> Result<JournalRecord, JournalError> {
             supported: JOURNAL_SCHEMA_VERSION,
         });
     }
-    serde_json::from_slice(text).map_err(corrupt)
+    if probe.schema_version < 2 {
+        return serde_json::from_slice(text).map_err(corrupt);
+    }
+    let body = checked_body(text).map_err(|reason| JournalError::Corrupt { line, reason })?;
+    serde_json::from_slice(&body).map_err(corrupt)
+}
+
+/// The checksum of a record's text, as written in its `"sum"` field.
+fn checksum(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    let mut hex = String::with_capacity(SUM_HEX_LEN);
+    for byte in digest.iter().take(SUM_HEX_LEN / 2) {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// A record's line with its checksum: the record's JSON object with `"sum"` appended last.
+fn checked_line(body: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(body.len() + SUM_FIELD.len() + SUM_HEX_LEN + 3);
+    // `body` is a JSON object: `{…}`. The sum goes before its closing brace.
+    line.extend_from_slice(body.strip_suffix(b"}").unwrap_or(body));
+    line.extend_from_slice(SUM_FIELD);
+    line.extend_from_slice(checksum(body).as_bytes());
+    line.extend_from_slice(b"\"}");
+    line
+}
+
+/// The record's text without its checksum, if the checksum is there and matches.
+fn checked_body(text: &[u8]) -> Result<Vec<u8>, String> {
+    let tail_len = SUM_FIELD.len() + SUM_HEX_LEN + 2;
+    let split = text
+        .len()
+        .checked_sub(tail_len)
+        .filter(|&at| text[at..].starts_with(SUM_FIELD) && text.ends_with(b"\"}"))
+        .ok_or_else(|| "the record has no checksum (\"sum\" as its last field)".to_owned())?;
+    let found = &text[split + SUM_FIELD.len()..text.len() - 2];
+    let mut body = text[..split].to_vec();
+    body.push(b'}');
+    let expected = checksum(&body);
+    if found != expected.as_bytes() {
+        return Err(format!(
+            "its checksum does not match its content (sum {}, content sums to {expected}): the \
+             record was changed after it was written",
+            String::from_utf8_lossy(found)
+        ));
+    }
+    Ok(body)
 }
 
 /// An append-only journal file: JSON lines, fsync per record, exclusively locked while open.
@@ -414,17 +528,16 @@ impl FileJournal {
     /// exists: an existing link's history is never overwritten.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => JournalError::AlreadyExists {
-                    path: path.to_path_buf(),
-                },
-                _ => JournalError::io(path, e),
-            })?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => JournalError::AlreadyExists {
+                path: path.to_path_buf(),
+            },
+            _ => JournalError::io(path, e),
+        })?;
         lock(&file, path)?;
         sync_parent_dir(path)?;
         Ok(FileJournal {
@@ -470,15 +583,36 @@ impl FileJournal {
     }
 
     fn open_scanned(path: &Path) -> Result<(Self, Scan), JournalError> {
-        let mut file = OpenOptions::new()
+        // Checked before opening (opening a FIFO can block) and again on the handle (the path
+        // may have changed in between).
+        let metadata = std::fs::metadata(path).map_err(|e| JournalError::io(path, e))?;
+        regular_file(path, &metadata)?;
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .open(path)
             .map_err(|e| JournalError::io(path, e))?;
+        let metadata = file.metadata().map_err(|e| JournalError::io(path, e))?;
+        regular_file(path, &metadata)?;
+        let too_large = |len: u64| JournalError::TooLarge {
+            path: path.to_path_buf(),
+            len,
+            max: MAX_JOURNAL_BYTES,
+        };
+        if metadata.len() > MAX_JOURNAL_BYTES {
+            return Err(too_large(metadata.len()));
+        }
         lock(&file, path)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
+        (&file)
+            .take(MAX_JOURNAL_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| JournalError::io(path, e))?;
+        // The file may have grown since its length was read.
+        let read = bytes.len() as u64;
+        if read > MAX_JOURNAL_BYTES {
+            return Err(too_large(read));
+        }
         let scan = scan(path, &bytes)?;
         let journal = FileJournal {
             path: path.to_path_buf(),
@@ -494,6 +628,42 @@ impl FileJournal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Refuses anything but a regular file (after following symlinks).
+fn regular_file(path: &Path, metadata: &std::fs::Metadata) -> Result<(), JournalError> {
+    let file_type = metadata.file_type();
+    if file_type.is_file() {
+        return Ok(());
+    }
+    let kind = if file_type.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&file_type)
+    };
+    Err(JournalError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+#[cfg(unix)]
+fn special_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_file_type: &std::fs::FileType) -> &'static str {
+    "not a regular file"
 }
 
 fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
@@ -535,11 +705,22 @@ impl Journal for FileJournal {
                 found: record.seq,
             });
         }
-        validate_next(record, self.next_seq, self.next_seq + 1)?;
-        let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Corrupt {
+        validate_next(record, None, self.next_seq, self.next_seq + 1)?;
+        if record.schema_version != JOURNAL_SCHEMA_VERSION {
+            return Err(JournalError::Corrupt {
+                line: self.next_seq + 1,
+                reason: format!(
+                    "a record of schema version {} cannot be appended: this build writes version \
+                     {JOURNAL_SCHEMA_VERSION}",
+                    record.schema_version
+                ),
+            });
+        }
+        let body = serde_json::to_vec(record).map_err(|e| JournalError::Corrupt {
             line: self.next_seq + 1,
             reason: format!("cannot encode the record: {e}"),
         })?;
+        let mut line = checked_line(&body);
         line.push(b'\n');
         let written = self
             .file
@@ -627,7 +808,7 @@ impl Journal for MemoryJournal {
                 found: record.seq,
             });
         }
-        validate_next(record, expected, expected + 1)?;
+        validate_next(record, records.last(), expected, expected + 1)?;
         records.push(record.clone());
         Ok(())
     }
@@ -677,6 +858,15 @@ mod tests {
         ]
     }
 
+    /// A record's line as `FileJournal` writes it (with its checksum, without the newline).
+    fn encoded(record: &JournalRecord) -> Vec<u8> {
+        checked_line(&serde_json::to_vec(record).unwrap())
+    }
+
+    fn encoded_str(record: &JournalRecord) -> String {
+        String::from_utf8(encoded(record)).unwrap()
+    }
+
     fn write_all(path: &Path, records: &[JournalRecord]) {
         let mut j = FileJournal::create(path).unwrap();
         for r in records {
@@ -693,7 +883,7 @@ mod tests {
         assert_eq!(text.lines().count(), 3);
         assert!(text.ends_with('\n'));
         assert!(
-            text.starts_with("{\"schema_version\":1,\"seq\":0,"),
+            text.starts_with("{\"schema_version\":2,\"seq\":0,"),
             "{text}"
         );
         let j = FileJournal::open(&path).unwrap();
@@ -749,7 +939,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
         write_all(&path, &three_records()[..2]);
-        let mut partial = serde_json::to_vec(&three_records()[2]).unwrap();
+        let mut partial = encoded(&three_records()[2]);
         partial.truncate(partial.len() / 2);
         let before = std::fs::metadata(&path).unwrap().len();
         std::fs::OpenOptions::new()
@@ -796,7 +986,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
         write_all(&path, &three_records()[..2]);
-        let whole = serde_json::to_vec(&three_records()[2]).unwrap();
+        let whole = encoded(&three_records()[2]);
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -832,9 +1022,9 @@ mod tests {
         let path = dir.path().join("k");
         let mut text = String::new();
         let recs = three_records();
-        text.push_str(&serde_json::to_string(&recs[0]).unwrap());
+        text.push_str(&encoded_str(&recs[0]));
         text.push_str("\n{not json}\n");
-        text.push_str(&serde_json::to_string(&recs[1]).unwrap());
+        text.push_str(&encoded_str(&recs[1]));
         text.push('\n');
         std::fs::write(&path, text).unwrap();
         let err = FileJournal::open(&path).unwrap_err();
@@ -882,7 +1072,7 @@ mod tests {
     #[test]
     fn a_torn_first_record_is_still_a_torn_journal() {
         let dir = tempfile::tempdir().unwrap();
-        let whole = serde_json::to_vec(&created()).unwrap();
+        let whole = encoded(&created());
         assert!(whole.starts_with(RECORD_START.as_bytes()));
         for (name, bytes) in [
             ("cut", whole[..whole.len() / 2].to_vec()),
@@ -910,13 +1100,13 @@ mod tests {
         let path = dir.path().join("j");
         let recs = three_records();
         let mut v2 = serde_json::to_value(&recs[1]).unwrap();
-        v2["schema_version"] = 2.into();
+        v2["schema_version"] = 3.into();
         v2["entry"] = serde_json::json!({"kind": "something_new"});
         let text = format!(
             "{}\n{}\n{}\n",
-            serde_json::to_string(&recs[0]).unwrap(),
+            encoded_str(&recs[0]),
             v2,
-            serde_json::to_string(&recs[2]).unwrap()
+            encoded_str(&recs[2])
         );
         std::fs::write(&path, text).unwrap();
         let err = FileJournal::open(&path).unwrap_err();
@@ -925,8 +1115,8 @@ mod tests {
                 err,
                 JournalError::UnsupportedSchema {
                     line: 2,
-                    found: 2,
-                    supported: 1
+                    found: 3,
+                    supported: 2
                 }
             ),
             "{err}"
@@ -958,15 +1148,169 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
-        let text: String = gap
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap() + "\n")
-            .collect();
+        let text: String = gap.iter().map(|r| encoded_str(r) + "\n").collect();
         std::fs::write(&path, text).unwrap();
         assert!(matches!(
             FileJournal::open(&path).unwrap_err(),
             JournalError::Corrupt { line: 3, .. }
         ));
+    }
+
+    #[test]
+    fn a_record_changed_after_it_was_written_is_refused_and_never_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records());
+        let text = std::fs::read_to_string(&path).unwrap();
+        // A digit of the first input's time, then the spec's host name: each is a valid record
+        // that still parses, so only the checksum tells.
+        let changed_time = text.replacen("\"at\":2,", "\"at\":9,", 1);
+        assert_ne!(changed_time, text);
+        let host = spec().target.fqdn.to_string();
+        let changed_host = text.replacen(&host, "evil.example.com", 1);
+        assert_ne!(changed_host, text, "{host}");
+        for (what, changed, line) in [("time", changed_time, 2), ("host", changed_host, 1)] {
+            std::fs::write(&path, &changed).unwrap();
+            for err in [
+                FileJournal::open(&path).unwrap_err(),
+                FileJournal::open_repairing(&path).unwrap_err(),
+            ] {
+                match &err {
+                    JournalError::Corrupt { line: l, reason } => {
+                        assert_eq!(*l, line, "{what}: {err}");
+                        assert!(reason.contains("changed after it was written"), "{err}");
+                    }
+                    other => panic!("{what}: expected Corrupt, got {other}"),
+                }
+            }
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), changed, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_record_without_its_checksum_is_refused_but_a_version_1_journal_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = three_records();
+        // Version 1 (before checksums): read as it is, and later appends are version 2.
+        let v1: Vec<JournalRecord> = recs
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.schema_version = 1;
+                r
+            })
+            .collect();
+        let path = dir.path().join("v1");
+        let text: String = v1[..2]
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let mut j = FileJournal::open(&path).unwrap();
+        assert_eq!(j.records().unwrap(), v1[..2].to_vec());
+        j.append(&recs[2]).unwrap();
+        drop(j);
+        assert_eq!(
+            FileJournal::open(&path).unwrap().records().unwrap()[2],
+            recs[2]
+        );
+
+        // A version 2 record whose checksum was removed.
+        let path = dir.path().join("stripped");
+        let text = format!(
+            "{}\n{}\n{}\n",
+            encoded_str(&recs[0]),
+            serde_json::to_string(&recs[1]).unwrap(),
+            encoded_str(&recs[2])
+        );
+        std::fs::write(&path, text).unwrap();
+        let err = FileJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Corrupt { line: 2, reason } if reason.contains("no checksum")),
+            "{err}"
+        );
+
+        // A version 1 record after version 2 ones: a downgraded record, not an old journal.
+        let path = dir.path().join("downgraded");
+        let text = format!(
+            "{}\n{}\n",
+            encoded_str(&recs[0]),
+            serde_json::to_string(&v1[1]).unwrap()
+        );
+        std::fs::write(&path, text).unwrap();
+        let err = FileJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Corrupt { line: 2, reason } if reason.contains("older format")),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn journal_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_regular_file_is_read_as_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO would block the reader for ever (nothing writes to it).
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A symlink to /dev/zero would be read until memory runs out.
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        for (path, kind) in [
+            (&fifo, "a FIFO"),
+            (&zero, "a device"),
+            (&sub, "a directory"),
+        ] {
+            for err in [
+                FileJournal::open(path).unwrap_err(),
+                FileJournal::open_repairing(path).unwrap_err(),
+            ] {
+                match &err {
+                    JournalError::NotAFile { kind: k, .. } => assert_eq!(*k, kind),
+                    other => panic!("{}: expected NotAFile, got {other}", path.display()),
+                }
+                assert!(err.to_string().contains("only a regular file"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_larger_than_any_journal_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge");
+        write_all(&path, &three_records());
+        // Sparse: no disk used, and it is refused before a byte is read.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(MAX_JOURNAL_BYTES + 1)
+            .unwrap();
+        let err = FileJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::TooLarge { len, max, .. } if len == MAX_JOURNAL_BYTES + 1 && max == MAX_JOURNAL_BYTES),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            MAX_JOURNAL_BYTES + 1
+        );
     }
 
     #[test]

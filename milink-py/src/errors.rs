@@ -14,7 +14,8 @@
 //! ├── JournalError            the journal could not be opened, read or written
 //! │   ├── TornJournalError    its last record is torn (.path, .line, .bytes): resume_from(...,
 //! │   │                       repair=True) drops it
-//! │   ├── NotAJournalError    the file is not a milink journal (.path); never repaired
+//! │   ├── NotAJournalError    the file is not a milink journal (.path): not one, not a regular
+//! │   │                       file, or larger than any journal; never repaired
 //! │   └── WrongWorldError     the journal drives another pair or lab (.journal_world,
 //! │                           .given_world); nothing changed
 //! └── SessionError            a link operation failed
@@ -345,7 +346,9 @@ fn journal_error(
             )),
             vec![attr(py, "path", path.display().to_string())?],
         ),
-        CoreJournalError::NotAJournal { path, .. } => (
+        CoreJournalError::NotAJournal { path, .. }
+        | CoreJournalError::NotAFile { path, .. }
+        | CoreJournalError::TooLarge { path, .. } => (
             NotAJournalError::new_err(message),
             vec![attr(py, "path", path.display().to_string())?],
         ),

@@ -1,6 +1,7 @@
 """Journals that cannot be resumed as they are: torn by a crash (repairable from Python), or not
 journals at all (never repaired)."""
 
+import os
 import pathlib
 
 import pytest
@@ -74,6 +75,42 @@ def test_a_file_that_is_not_a_journal_is_said_so_and_never_offered_a_repair(
         assert "is not a milink journal" in str(err)
         assert "torn" not in str(err) and "repair" not in str(err)
         assert path.read_bytes() == content  # never truncated
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX feature")
+def test_a_fifo_or_a_device_is_refused_at_once_instead_of_read(
+    lab: milink.Lab, tmp_path: pathlib.Path
+) -> None:
+    # Reading a FIFO nobody writes to would block for ever; /dev/zero would fill memory.
+    fifo = tmp_path / "journal.fifo"
+    os.mkfifo(fifo)
+    zero = tmp_path / "journal.zero"
+    zero.symlink_to("/dev/zero")
+    for path, kind in ((fifo, "a FIFO"), (zero, "a device"), (tmp_path, "a directory")):
+        for repair in (False, True):
+            with pytest.raises(milink.NotAJournalError) as info:
+                milink.LinkSession.resume_from(path, lab, repair=repair)
+            assert f"it is {kind}" in str(info.value), str(info.value)
+            assert info.value.path == str(path)
+
+
+def test_a_journal_edited_by_hand_is_refused_before_anything_is_driven(
+    lab: milink.Lab, tmp_path: pathlib.Path
+) -> None:
+    journal = tmp_path / "DAG_ToyStore.journal"
+    session = lab.session(journal)
+    session.record_assessment([])
+    session.close()
+    text = journal.read_text()
+    fqdn = lab.spec["target"]["fqdn"]
+    assert fqdn in text
+    # Another host in the spec: resuming would hand the workload's connection string to it.
+    edited = text.replace(fqdn, "attacker.example.com", 1)
+    journal.write_text(edited)
+    with pytest.raises(milink.JournalError) as info:
+        milink.LinkSession.resume_from(journal, lab)
+    assert "changed after it was written" in str(info.value)
+    assert journal.read_text() == edited
 
 
 def test_a_journal_resumed_on_another_lab_is_refused_and_unchanged(tmp_path: pathlib.Path) -> None:

@@ -171,7 +171,8 @@ impl SessionError {
         matches!(e, JournalError::Locked { .. } | JournalError::Io { .. })
     }
 
-    /// A journal error the caller causes: the wrong path (already exists, in use, not a journal)
+    /// A journal error the caller causes: the wrong path (already exists, in use, not a journal,
+    /// not a regular file, far too large)
     /// or a torn tail they must decide to repair.
     pub(crate) fn journal_is_caller_error(e: &JournalError) -> bool {
         matches!(
@@ -180,6 +181,8 @@ impl SessionError {
                 | JournalError::Locked { .. }
                 | JournalError::TornTail { .. }
                 | JournalError::NotAJournal { .. }
+                | JournalError::NotAFile { .. }
+                | JournalError::TooLarge { .. }
         )
     }
 }

@@ -123,8 +123,9 @@ class WrongWorldError(JournalError):
 
 class NotAJournalError(JournalError):
     """The file is not a milink journal: its first line is not a journal record (nor what an
-    interrupted write of one leaves). It is left as it is; no repair is offered, with or
-    without ``repair=True``."""
+    interrupted write of one leaves), or it is not a regular file (a FIFO, a device, a
+    directory), or it is larger than any journal. It is left as it is; no repair is offered,
+    with or without ``repair=True``."""
 
     path: str
     """The file."""
