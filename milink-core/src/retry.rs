@@ -40,7 +40,8 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// The backoff never grows beyond this (before a `Retry-After` is applied).
     pub max_delay: Duration,
-    /// The backoff grows by this factor per failure (values below 1 count as 1).
+    /// The backoff grows by this factor per failure: at least 1 (`SessionOptions::validate`
+    /// refuses less; `backoff` treats less as 1).
     pub multiplier: f64,
     /// How the backoff is randomised.
     pub jitter: Jitter,

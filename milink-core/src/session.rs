@@ -102,6 +102,110 @@ pub struct SessionOptions {
     pub world: Option<String>,
 }
 
+/// The most events a session keeps for a slow subscriber: every slot is allocated when the
+/// session opens, so the bound keeps a mistyped capacity from exhausting memory.
+pub const MAX_EVENT_CAPACITY: usize = 1 << 20;
+
+/// The longest `call_timeout` accepted: 30 days.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest `operation_timeout` (and retry delay or budget) accepted: 366 days.
+pub const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The longest `world` accepted, in bytes (it is written to the journal's first record).
+pub const MAX_WORLD_LEN: usize = 4096;
+
+impl SessionOptions {
+    /// Checks every option against its range. `Session::create` and `Session::resume` call it
+    /// before they touch the journal or the servers; a caller that creates the journal file
+    /// itself should call it first, so a bad option leaves no file behind.
+    pub fn validate(&self) -> Result<(), SessionError> {
+        let invalid = |option: &'static str, reason: String| {
+            Err(SessionError::InvalidOption { option, reason })
+        };
+        if self.event_capacity == 0 || self.event_capacity > MAX_EVENT_CAPACITY {
+            return invalid(
+                "event_capacity",
+                format!(
+                    "{} is out of range: give 1 to {MAX_EVENT_CAPACITY} events",
+                    self.event_capacity
+                ),
+            );
+        }
+        let durations = [
+            ("call_timeout", self.call_timeout, MAX_CALL_TIMEOUT),
+            (
+                "operation_timeout",
+                self.operation_timeout,
+                MAX_OPERATION_TIMEOUT,
+            ),
+            (
+                "retry.initial_delay",
+                self.retry.initial_delay,
+                MAX_CALL_TIMEOUT,
+            ),
+            ("retry.max_delay", self.retry.max_delay, MAX_CALL_TIMEOUT),
+            (
+                "retry.max_retry_after",
+                self.retry.max_retry_after,
+                MAX_CALL_TIMEOUT,
+            ),
+            (
+                "retry.busy_timeout",
+                self.retry.busy_timeout,
+                MAX_OPERATION_TIMEOUT,
+            ),
+        ];
+        for (option, value, max) in durations {
+            if value > max {
+                return invalid(
+                    option,
+                    format!(
+                        "{} s is longer than the {} s accepted",
+                        value.as_secs(),
+                        max.as_secs()
+                    ),
+                );
+            }
+        }
+        for (option, value) in [
+            ("call_timeout", self.call_timeout),
+            ("operation_timeout", self.operation_timeout),
+        ] {
+            if value.is_zero() {
+                return invalid(option, "0 would fail every call at once: give a positive duration".into());
+            }
+        }
+        if self.retry.max_attempts == 0 {
+            return invalid(
+                "retry.max_attempts",
+                "0 would never make the first attempt: give 1 (no retry) or more".into(),
+            );
+        }
+        if !self.retry.multiplier.is_finite() || self.retry.multiplier < 1.0 {
+            return invalid(
+                "retry.multiplier",
+                format!(
+                    "{} is not a growth factor: give a finite number of at least 1",
+                    self.retry.multiplier
+                ),
+            );
+        }
+        if let Some(world) = &self.world
+            && (world.trim().is_empty() || world.len() > MAX_WORLD_LEN)
+        {
+            return invalid(
+                "world",
+                format!(
+                    "give a non-empty name of at most {MAX_WORLD_LEN} bytes ({} given)",
+                    world.len()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
@@ -232,6 +336,7 @@ where
         timer: Arc<dyn Timer>,
         options: SessionOptions,
     ) -> Result<Self, SessionError> {
+        options.validate()?;
         let machine = Machine::new(spec.clone()).map_err(SessionError::Spec)?;
         let link_lock = Self::lock_link(&spec, &journal, &options)?;
         let existing = journal.records()?.len();
@@ -265,6 +370,7 @@ where
         timer: Arc<dyn Timer>,
         options: SessionOptions,
     ) -> Result<Self, SessionError> {
+        options.validate()?;
         let records = journal.records()?;
         let machine = replay(&records)?;
         // A journal belongs to the pair it was created on: resumed on another, its readings

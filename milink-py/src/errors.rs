@@ -446,6 +446,10 @@ fn session_error(
             StalledError::new_err(message),
             vec![attr(py, "operation", operation)?, attr(py, "state", state)?],
         ),
+        CoreSessionError::InvalidOption { option, .. } => (
+            InvalidArgumentError::new_err(message),
+            vec![attr(py, "option", option)?],
+        ),
         CoreSessionError::WrongWorld { journal, given } => (
             WrongWorldError::new_err(message),
             vec![

@@ -51,6 +51,8 @@ pub(crate) fn session_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Se
             if !capacity_given {
                 options.event_capacity = EVENT_CAPACITY;
             }
+            // Checked here, before any journal file is created.
+            options.validate().map_err(|e| invalid(e.to_string()))?;
             Ok(options)
         }
     }

@@ -1,4 +1,5 @@
-from typing import Any
+import pathlib
+from typing import Any, Dict
 
 import pytest
 
@@ -162,4 +163,31 @@ def test_a_misspelt_key_is_refused_by_name_not_ignored(tmp_path: Any) -> None:
     journal = tmp_path / "link.journal"
     with pytest.raises(milink.InvalidArgumentError, match="opertion_timeout"):
         milink.Lab.tailspin().session(journal, options={"opertion_timeout": 5})
+    assert not journal.exists()
+
+
+@pytest.mark.parametrize(
+    "options, option",
+    [
+        ({"event_capacity": 2**40}, "event_capacity"),
+        ({"event_capacity": 2**63 + 1}, "event_capacity"),
+        ({"event_capacity": 0}, "event_capacity"),
+        ({"call_timeout": {"secs": 2**62, "nanos": 0}}, "call_timeout"),
+        ({"operation_timeout": {"secs": 0, "nanos": 0}}, "operation_timeout"),
+        ({"retry": {"max_attempts": 0}}, "retry.max_attempts"),
+        ({"retry": {"multiplier": 0.5}}, "retry.multiplier"),
+        ({"retry": {"max_delay": {"secs": 10**12, "nanos": 0}}}, "retry.max_delay"),
+        ({"world": "   "}, "world"),
+    ],
+)
+def test_an_option_out_of_range_is_refused_before_a_journal_is_created(
+    tmp_path: pathlib.Path, options: Dict[str, Any], option: str
+) -> None:
+    # 2**40 events once aborted the whole process on the eager allocation.
+    lab = milink.Lab.tailspin(7)
+    journal = tmp_path / "link.journal"
+    with pytest.raises(milink.InvalidArgumentError) as info:
+        lab.session(journal, options=options)
+    assert f"session option {option}:" in str(info.value), str(info.value)
+    assert info.value.caller_error
     assert not journal.exists()

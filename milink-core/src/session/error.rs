@@ -43,6 +43,15 @@ pub enum SessionError {
         /// The world this session was given.
         given: String,
     },
+    /// A session option is out of its range ([`super::SessionOptions::validate`]); nothing was
+    /// created, read or written.
+    #[error("session option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name (`event_capacity`, `retry.max_delay`, …).
+        option: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
     /// `create` was given a journal that already holds records.
     #[error("the journal already holds {records} records of a link; resume it instead")]
     JournalNotEmpty {
@@ -125,6 +134,7 @@ impl SessionError {
             | SessionError::Rejected { .. }
             | SessionError::Spec(_)
             | SessionError::WrongWorld { .. }
+            | SessionError::InvalidOption { .. }
             | SessionError::JournalNotEmpty { .. }
             | SessionError::Stalled { .. }
             | SessionError::SplitBrain => false,
@@ -137,6 +147,7 @@ impl SessionError {
             SessionError::Rejected { .. }
             | SessionError::Spec(_)
             | SessionError::WrongWorld { .. }
+            | SessionError::InvalidOption { .. }
             | SessionError::JournalNotEmpty { .. }
             | SessionError::LinkLocked { .. } => true,
             SessionError::Journal(e) => Self::journal_is_caller_error(e),
@@ -155,6 +166,7 @@ impl SessionError {
             SessionError::Rejected { .. }
             | SessionError::Spec(_)
             | SessionError::WrongWorld { .. }
+            | SessionError::InvalidOption { .. }
             | SessionError::Journal(_)
             | SessionError::JournalNotEmpty { .. }
             | SessionError::LinkLocked { .. }
