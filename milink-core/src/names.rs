@@ -26,6 +26,15 @@ pub enum NameRule {
         /// Character index of the first offending character.
         position: usize,
     },
+    /// An invisible formatting character (Unicode category Cf: zero-width space U+200B, the
+    /// byte order mark U+FEFF, bidirectional overrides such as U+202E, …): a name holding one
+    /// renders exactly like another name, or reversed, in reports and logs.
+    InvisibleCharacter {
+        /// Character index of the first offending character.
+        position: usize,
+        /// Its code point.
+        code_point: u32,
+    },
     /// Leading or trailing whitespace is silently trimmed by some tools, so it is refused.
     SurroundingWhitespace,
     /// Certificate names must not contain `\` (the MI link refuses them).
@@ -75,6 +84,14 @@ impl fmt::Display for NameRule {
             NameRule::ControlCharacter { position } => {
                 write!(f, "contains a control character at position {position}")
             }
+            NameRule::InvisibleCharacter {
+                position,
+                code_point,
+            } => write!(
+                f,
+                "contains the invisible formatting character U+{code_point:04X} at position \
+                 {position}; it would make the name look like another one"
+            ),
             NameRule::SurroundingWhitespace => f.write_str("must not start or end with whitespace"),
             NameRule::Backslash => f.write_str("must not contain a backslash"),
             NameRule::MultiDatabaseLinkCharset { found } => write!(
@@ -137,6 +154,35 @@ impl NameError {
 /// Maximum length of a `sysname` in UTF-16 code units.
 pub const SYSNAME_MAX: usize = 128;
 
+/// Whether `c` is a Unicode format character (general category Cf): invisible, or changing how
+/// the text around it is ordered.
+pub(crate) fn is_format_character(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
 fn check_sysname(kind: &'static str, value: &str) -> Result<(), NameError> {
     if value.is_empty() {
         return Err(NameError::new(kind, value, NameRule::Empty));
@@ -157,6 +203,20 @@ fn check_sysname(kind: &'static str, value: &str) -> Result<(), NameError> {
             kind,
             value,
             NameRule::ControlCharacter { position },
+        ));
+    }
+    if let Some((position, c)) = value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| is_format_character(*c))
+    {
+        return Err(NameError::new(
+            kind,
+            value,
+            NameRule::InvisibleCharacter {
+                position,
+                code_point: u32::from(c),
+            },
         ));
     }
     let starts = value.chars().next().is_some_and(char::is_whitespace);
@@ -1116,6 +1176,30 @@ mod tests {
             AgName::new("ab\n").unwrap_err().rule,
             NameRule::ControlCharacter { position: 2 }
         );
+        // Invisible formatting characters: the name would render as another one (or reversed).
+        for (value, position, code_point) in [
+            ("Toy\u{200B}Store", 3, 0x200B),
+            ("\u{FEFF}ToyStore", 0, 0xFEFF),
+            ("ToyStore\u{202E}erots", 8, 0x202E),
+            ("Toy\u{2066}Store", 3, 0x2066),
+            ("Toy\u{00AD}Store", 3, 0x00AD),
+        ] {
+            let err = DatabaseName::new(value).unwrap_err();
+            assert_eq!(
+                err.rule,
+                NameRule::InvisibleCharacter {
+                    position,
+                    code_point
+                },
+                "{value:?}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("invisible formatting character U+"),
+                "{err}"
+            );
+        }
+        assert!(DatabaseName::new("Tóy Störe ☃").is_ok());
         assert_eq!(
             ServerName::new(" TailspinSql").unwrap_err().rule,
             NameRule::SurroundingWhitespace

@@ -173,7 +173,10 @@ impl SessionOptions {
             ("operation_timeout", self.operation_timeout),
         ] {
             if value.is_zero() {
-                return invalid(option, "0 would fail every call at once: give a positive duration".into());
+                return invalid(
+                    option,
+                    "0 would fail every call at once: give a positive duration".into(),
+                );
             }
         }
         if self.retry.max_attempts == 0 {

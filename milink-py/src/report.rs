@@ -182,6 +182,12 @@ impl PyReadinessReport {
 }
 
 fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
+    // `True` is an int to Python: it would be read as 1 ms after the epoch.
+    if value.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(invalid(
+            "now: a bool is not a time: give a datetime or milliseconds since the Unix epoch",
+        ));
+    }
     if let Ok(ms) = value.extract::<u64>() {
         return Ok(Timestamp::from_millis(ms));
     }
@@ -193,6 +199,24 @@ fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
         return Err(invalid("now: must not be before the Unix epoch"));
     }
     Ok(Timestamp::from_millis((seconds * 1000.0).round() as u64))
+}
+
+/// Refuses facts that name one database twice (SQL Server compares names case-insensitively
+/// under the usual collations): the report would keep one of them, so the verdict would depend
+/// on the order of the list.
+fn distinct_databases(databases: &[DatabaseFacts]) -> PyResult<()> {
+    let mut seen = std::collections::HashMap::new();
+    for (index, database) in databases.iter().enumerate() {
+        let key = database.name.as_str().to_lowercase();
+        if let Some(first) = seen.insert(key, index) {
+            return Err(invalid(format!(
+                "database facts: databases[{first}] and databases[{index}] are both named {:?} \
+                 (names are compared case-insensitively): give each database once",
+                database.name.as_str()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Assesses the readiness of `databases` of `instance` for a link to `target`.
@@ -217,6 +241,7 @@ pub(crate) fn assess(
 ) -> PyResult<PyReadinessReport> {
     let instance: InstanceFacts = from_py("instance facts", instance)?;
     let databases: Vec<DatabaseFacts> = from_py_named("database facts", "database", databases)?;
+    distinct_databases(&databases)?;
     let target: Option<TargetFacts> = target.map(|t| from_py("target facts", t)).transpose()?;
     let given_now = options.is_some_and(|o| o.get_item("now").is_ok());
     let mut options: AssessOptions = match options {

@@ -1,3 +1,4 @@
+import copy
 import datetime
 import json
 import sys
@@ -154,3 +155,30 @@ def test_huge_sizes_are_a_verdict_not_a_crash() -> None:
         d["log_size_mb"] = 2**64 - 1
     report = milink.assess(**facts)  # once a PanicException that `except Exception` missed
     assert "Ready" not in report.verdicts.values()
+
+
+def test_one_database_named_twice_is_refused_whatever_the_order() -> None:
+    facts = milink.tailspin_facts()
+    twice = copy.deepcopy(facts["databases"][0])
+    twice["name"] = twice["name"].upper()
+    twice["recovery_model"] = "SIMPLE"
+    for databases in (facts["databases"] + [twice], [twice] + facts["databases"]):
+        with pytest.raises(milink.InvalidArgumentError) as info:
+            milink.assess(facts["instance"], databases, facts["target"], options=facts["options"])
+        assert "are both named" in str(info.value) and "give each database once" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["Toy\u200bStore", "\ufeffToyStore", "ToyStore\u202eerots"])
+def test_a_name_with_an_invisible_character_is_refused(name: str) -> None:
+    facts = milink.tailspin_facts()
+    facts["databases"][0]["name"] = name
+    with pytest.raises(milink.InvalidArgumentError) as info:
+        milink.assess(**facts)
+    assert "invisible formatting character" in str(info.value)
+
+
+def test_now_true_is_not_a_time() -> None:
+    # True is an int to Python, and was read as 1 ms after the epoch.
+    with pytest.raises(milink.InvalidArgumentError) as info:
+        milink.assess(**milink.tailspin_facts(), now=True)
+    assert "a bool is not a time" in str(info.value)
