@@ -25,8 +25,11 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test --workspace"
 cargo test --workspace
 
-echo "==> mutation tests (the end-to-end scenarios with a guard of the catch-up gate switched off must lose data)"
-cargo test -p milink-tests --features mutations --test mutations
+echo "==> deterministic simulation: ${MILINK_DST_SEEDS:-1000} seeded worlds with faults, every promise checked (optimised build)"
+cargo test --release -p milink-tests --test dst -- --nocapture
+
+echo "==> mutation tests (the end-to-end scenarios and the deterministic simulation with a guard of the catch-up gate switched off must break a promise)"
+cargo test --release -p milink-tests --features mutations --test mutations -- --nocapture
 
 echo "==> building milink-py into $venv"
 (cd milink-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet)

@@ -76,3 +76,57 @@ async fn the_suite_fails_without_the_lsn_equality_check_or_the_stability_window(
         "without the stability window data is lost: {no_stability:?}"
     );
 }
+
+/// Seeds of the deterministic simulation that break a promise with `mutations`, out of `seeds`.
+async fn dst_failures(mutations: Mutations, seeds: u64) -> Vec<u64> {
+    let tweak = move |spec: &mut LinkSpec| spec.options.mutations = mutations;
+    let mut failing = Vec::new();
+    for seed in 0..seeds {
+        let report = milink_tests::dst::run_seed_with(seed, &tweak).await;
+        if !report.violations.is_empty() {
+            failing.push(seed);
+        }
+    }
+    failing
+}
+
+#[tokio::test]
+async fn the_deterministic_simulation_finds_a_switched_off_guard() {
+    let seeds = if cfg!(debug_assertions) { 100 } else { 1_000 };
+    let intact = dst_failures(Mutations::default(), seeds).await;
+    let no_equality = dst_failures(
+        Mutations {
+            skip_lsn_equality: true,
+            ..Mutations::default()
+        },
+        seeds,
+    )
+    .await;
+    let no_stability = dst_failures(
+        Mutations {
+            skip_stability: true,
+            ..Mutations::default()
+        },
+        seeds,
+    )
+    .await;
+    eprintln!("seeds of {seeds} that broke a promise:");
+    eprintln!("  intact gate:          {} {intact:?}", intact.len());
+    eprintln!(
+        "  no LSN equality:      {} {no_equality:?}",
+        no_equality.len()
+    );
+    eprintln!(
+        "  no stability window:  {} {no_stability:?}",
+        no_stability.len()
+    );
+    assert!(intact.is_empty(), "{intact:?}");
+    assert!(
+        !no_equality.is_empty(),
+        "no seed noticed the missing LSN equality check"
+    );
+    assert!(
+        !no_stability.is_empty(),
+        "no seed noticed the missing stability window"
+    );
+}
