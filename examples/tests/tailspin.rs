@@ -315,3 +315,77 @@ async fn with_failback_the_workload_comes_back_to_sql_server_the_same_way() {
     );
     assert!(r.parity.iter().all(|p| p.all_match));
 }
+
+#[test]
+fn an_empty_path_option_is_refused_instead_of_meaning_the_current_directory() {
+    let parse = |a: &[&str]| Options::parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    for flag in ["--journal-dir", "--resume"] {
+        for empty in ["", "  "] {
+            let e = parse(&[flag, empty]).unwrap_err();
+            assert!(e.contains(flag) && e.contains("current directory"), "{e}");
+        }
+    }
+    let e = parse(&["--serve", "--dir", ""]).unwrap_err();
+    assert!(
+        e.contains("--dir") && e.contains("current directory"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_journal_dir_that_cannot_be_created_is_named_with_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    let options =
+        Options::parse(&["--journal-dir".to_string(), file.display().to_string()]).unwrap();
+    let e = run(&options, Box::new(Capture::default()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--journal-dir"), "{e}");
+    assert!(e.contains(&file.display().to_string()), "{e}");
+    // Nothing was written beside it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn resuming_a_journal_that_is_not_there_names_the_flag_and_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.journal");
+    let e = run(
+        &opts(&dir, &["--resume", &missing.display().to_string()]),
+        Box::new(Capture::default()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--resume"), "{e}");
+    assert!(e.contains(&missing.display().to_string()), "{e}");
+}
+
+#[tokio::test]
+async fn a_second_resume_of_a_finished_run_says_it_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let (crashed, _) = lab(opts(&dir, &["--seed", "5", "--crash-after", "7"])).await;
+    assert_eq!(crashed.outcome, "crashed");
+    let journal = crashed.journal.clone().unwrap();
+    let (resumed, _) = lab(opts(&dir, &["--resume", &journal])).await;
+    assert_eq!(resumed.outcome, "completed");
+    let records = std::fs::read_to_string(&journal).unwrap().lines().count();
+    let e = run(
+        &opts(&dir, &["--resume", &journal]),
+        Box::new(Capture::default()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("already finished"), "{e}");
+    assert!(e.contains(&resumed.final_state), "{e}");
+    assert!(e.contains("--resume") && e.contains(&journal), "{e}");
+    // The journal was not touched by the refused second continuation.
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        records
+    );
+}

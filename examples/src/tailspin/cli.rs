@@ -84,6 +84,17 @@ impl Default for Options {
     }
 }
 
+/// A path option's value: an empty one would silently mean the current directory.
+fn path_value(flag: &str, value: String) -> Result<PathBuf, String> {
+    if value.trim().is_empty() {
+        return Err(format!(
+            "{flag} needs a path; an empty one would write into the current directory (use {flag} . \
+             to mean it)"
+        ));
+    }
+    Ok(PathBuf::from(value))
+}
+
 impl Options {
     /// Parses the arguments after the program name.
     pub fn parse(args: &[String]) -> Result<Options, String> {
@@ -107,7 +118,7 @@ impl Options {
                 "--json" => o.json = true,
                 "--wire" => o.wire = true,
                 "--serve" => o.serve = true,
-                "--dir" => o.serve_dir = Some(PathBuf::from(value("--dir")?)),
+                "--dir" => o.serve_dir = Some(path_value("--dir", value("--dir")?)?),
                 "--speed" => {
                     o.speed = value("--speed")?
                         .parse()
@@ -128,8 +139,10 @@ impl Options {
                     }
                     o.crash_after = Some(n);
                 }
-                "--resume" => o.resume = Some(PathBuf::from(value("--resume")?)),
-                "--journal-dir" => o.journal_dir = PathBuf::from(value("--journal-dir")?),
+                "--resume" => o.resume = Some(path_value("--resume", value("--resume")?)?),
+                "--journal-dir" => {
+                    o.journal_dir = path_value("--journal-dir", value("--journal-dir")?)?
+                }
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown argument {other}\n\n{USAGE}")),
             }

@@ -81,7 +81,12 @@ impl Setup {
     /// A new run of `opts`: the lab's world for the seed and an empty report.
     fn new(opts: &Options) -> Result<Setup, Box<dyn Error>> {
         let lab = Lab::tailspin(opts.seed)?;
-        std::fs::create_dir_all(&opts.journal_dir)?;
+        std::fs::create_dir_all(&opts.journal_dir).map_err(|e| {
+            format!(
+                "--journal-dir {}: cannot create the directory: {e}",
+                opts.journal_dir.display()
+            )
+        })?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -138,9 +143,9 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     } = setup;
     let start = sim.with_world(|w| w.config.start);
     let file = if resumed {
-        FileJournal::open(&journal_path)?
+        FileJournal::open(&journal_path).map_err(|e| format!("--resume: {e}"))?
     } else {
-        FileJournal::create(&journal_path)?
+        FileJournal::create(&journal_path).map_err(|e| format!("--journal-dir: {e}"))?
     };
     report.journal = Some(journal_path.display().to_string());
     // The spec: the lab's, or the one the journal was created with when resuming.
@@ -268,6 +273,9 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     }
     sim.stop_workload();
     run.report.final_state = run.session.status().state.name().to_owned();
+    if resumed {
+        resume::finish(&journal_path, &run.report.final_state)?;
+    }
     run.report.workload = sim.workload_stats();
     run.report.redirect = app.finish().ledger;
     let summary = run

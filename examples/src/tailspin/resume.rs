@@ -30,6 +30,36 @@ struct Saved {
     app: AppState,
 }
 
+/// What replaces the saved run once its continuation finished, so that it is not continued twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Finished {
+    finished: FinishedRun,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinishedRun {
+    final_state: String,
+}
+
+/// Marks the run of journal `path` as finished in `final_state`: its saved world (if any) is
+/// replaced, so a second `--resume` says the run finished instead of replaying a stale world.
+pub(super) fn finish(path: &Path, final_state: &str) -> Result<(), Box<dyn Error>> {
+    let file = sidecar(path);
+    if !file.exists() {
+        return Ok(());
+    }
+    let done = Finished {
+        finished: FinishedRun {
+            final_state: final_state.to_owned(),
+        },
+    };
+    std::fs::write(&file, serde_json::to_string(&done)?)
+        .map_err(|e| format!("--resume: cannot write {}: {e}", file.display()))?;
+    Ok(())
+}
+
 /// The file next to a journal that holds the world of an interrupted run.
 pub fn sidecar(journal: &Path) -> PathBuf {
     let mut s = journal.as_os_str().to_owned();
@@ -42,11 +72,27 @@ pub fn sidecar(journal: &Path) -> PathBuf {
 pub(super) fn load(path: &Path, opts: &Options) -> Result<Setup, Box<dyn Error>> {
     let text = std::fs::read_to_string(sidecar(path)).map_err(|e| {
         format!(
-            "{}: {e} (a run leaves this file next to its journal when it stops early)",
+            "--resume {}: cannot read {}: {e} (a run leaves this file next to its journal only \
+             when it stops early; a run that was never interrupted has nothing to continue)",
+            path.display(),
             sidecar(path).display()
         )
     })?;
-    let saved: Saved = serde_json::from_str(&text)?;
+    if let Ok(done) = serde_json::from_str::<Finished>(&text) {
+        return Err(format!(
+            "--resume {}: this run already finished (in state {}); there is nothing to continue, \
+             start a new run without --resume",
+            path.display(),
+            done.finished.final_state
+        )
+        .into());
+    }
+    let saved: Saved = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--resume: {} is not a saved run: {e}",
+            sidecar(path).display()
+        )
+    })?;
     let mut report = saved.report;
     report.resumed = true;
     report.outcome = "completed".into();
@@ -102,7 +148,9 @@ pub(super) fn save(
         report: run.report.clone(),
         app: run.app.state(),
     };
-    std::fs::write(sidecar(journal_path), serde_json::to_string(&saved)?)?;
+    let file = sidecar(journal_path);
+    std::fs::write(&file, serde_json::to_string(&saved)?)
+        .map_err(|e| format!("--journal-dir: cannot write {}: {e}", file.display()))?;
     run.narrator.raw(&format!(
         "\n!! the orchestrator stopped after journal record {records} (simulated crash in phase {}).\n!! SQL Server and the managed instance keep running; continue with:\n!!   cargo run --release --example tailspin -- --resume {}",
         phase.name(),

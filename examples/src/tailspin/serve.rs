@@ -65,7 +65,12 @@ impl Served {
             )
             .into());
         }
-        std::fs::create_dir_all(&options.dir)?;
+        std::fs::create_dir_all(&options.dir).map_err(|e| {
+            format!(
+                "--dir {}: cannot create the directory: {e}",
+                options.dir.display()
+            )
+        })?;
         let lab = Lab::tailspin(options.seed)?;
         let sim = lab.sim.clone();
         let sql_password = milink_core::sqlserver::password::generate()?;
@@ -90,7 +95,8 @@ impl Served {
         let arm =
             ArmHttpsServer::start(ArmServerConfig::with_token(token.clone()), sim.clone()).await?;
         let arm_ca = options.dir.join(format!("arm-{}.der", arm.addr().port()));
-        std::fs::write(&arm_ca, arm.certificate_der())?;
+        std::fs::write(&arm_ca, arm.certificate_der())
+            .map_err(|e| format!("--dir: cannot write {}: {e}", arm_ca.display()))?;
         let ca = |server: &TdsServer, name: &str| {
             options
                 .dir
@@ -119,7 +125,8 @@ impl Served {
             },
         };
         let config_file = options.dir.join("milink.toml");
-        std::fs::write(&config_file, config.to_toml()?)?;
+        std::fs::write(&config_file, config.to_toml()?)
+            .map_err(|e| format!("--dir: cannot write {}: {e}", config_file.display()))?;
         let secrets_file = options.dir.join("secrets.env");
         write_secrets(
             &secrets_file,

@@ -192,9 +192,11 @@ pub async fn serve(
         password.clone(),
     ));
     let server = TdsServer::start(TdsServerConfig::default(), handler).await?;
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
     let ca = dir.join(format!("{name}-{}.der", server.addr().port()));
-    std::fs::write(&ca, server.certificate_der())?;
+    std::fs::write(&ca, server.certificate_der())
+        .map_err(|e| format!("cannot write the {name} certificate {}: {e}", ca.display()))?;
     let options = ConnectOptions::builder("127.0.0.1")
         .port(server.addr().port())
         .sql_login(USER, password.clone())

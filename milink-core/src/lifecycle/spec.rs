@@ -206,6 +206,16 @@ pub enum SpecError {
         /// How many were given.
         count: usize,
     },
+    /// A system database (master, model, msdb, tempdb) cannot join an availability group.
+    #[error(
+        "{database} is a system database, which SQL Server does not add to an availability \
+         group; link user databases only, and script the server-level objects it holds \
+         (logins, Agent jobs, linked servers) to the managed instance"
+    )]
+    SystemDatabase {
+        /// The system database named.
+        database: DatabaseName,
+    },
     /// A database is listed twice.
     #[error("database {database} is listed more than once")]
     DuplicateDatabase {
@@ -307,6 +317,15 @@ impl LinkSpec {
         }
         if self.databases.is_empty() {
             return Err(SpecError::NoDatabases);
+        }
+        if let Some(db) = self
+            .databases
+            .iter()
+            .find(|d| crate::assess::facts::is_system_database(d.as_str()))
+        {
+            return Err(SpecError::SystemDatabase {
+                database: db.clone(),
+            });
         }
         for (i, db) in self.databases.iter().enumerate() {
             if self.databases[..i].contains(db) {

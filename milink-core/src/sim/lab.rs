@@ -14,7 +14,7 @@ use crate::lifecycle::{
 };
 use crate::names::{
     AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode,
-    LinkName, MiFqdn, NameError, ServerName, SqlVersion, TcpPort, UpdatePolicy,
+    LinkName, MiFqdn, NameError, NameRule, ServerName, SqlVersion, TcpPort, UpdatePolicy,
 };
 use crate::time::{Date, Timestamp};
 
@@ -219,6 +219,17 @@ impl Lab {
         config: SimConfig,
         database: &DatabaseName,
     ) -> Result<Lab, NameError> {
+        // A link for a database the world does not hold would only fail once the session runs.
+        if topology.source_database(database).is_none() {
+            return Err(NameError::new_public(
+                "DatabaseName",
+                database.as_str(),
+                NameRule::UnknownValue {
+                    accepted: "the SQL Server databases of the topology (or of the facts it was \
+                               built from); name one of them",
+                },
+            ));
+        }
         let spec = Lab::link_spec(&topology, database, config.start)?;
         let sim = Sim::new(&topology, config);
         Ok(Lab {
