@@ -72,6 +72,17 @@ pub enum NameRule {
     },
     /// Port 0 is not a listening port.
     ZeroPort,
+    /// Not an endpoint or listener URL of the form `TCP://host:port`.
+    NotATcpUrl {
+        /// What exactly is wrong.
+        reason: &'static str,
+    },
+    /// The name is given to two things that must each have their own (compared
+    /// case-insensitively, as SQL Server's default collation does).
+    Duplicate {
+        /// Where the name appears twice.
+        within: &'static str,
+    },
 }
 
 impl fmt::Display for NameRule {
@@ -120,6 +131,16 @@ impl fmt::Display for NameRule {
                 write!(f, "is not an IP address or DNS host name: {reason}")
             }
             NameRule::ZeroPort => f.write_str("is port 0, which is not a listening port"),
+            NameRule::NotATcpUrl { reason } => write!(
+                f,
+                "is not an endpoint URL of the form TCP://host:port (e.g. TCP://10.0.1.4:5022): \
+                 {reason}"
+            ),
+            NameRule::Duplicate { within } => write!(
+                f,
+                "names two databases of {within} (names are compared case-insensitively): give \
+                 each database once"
+            ),
         }
     }
 }
@@ -536,6 +557,32 @@ impl EndpointHost {
             HostKind::Ipv4 | HostKind::Dns => format!("TCP://{}:{}", self.host, port),
         }
     }
+}
+
+/// Reads an endpoint or listener URL: `TCP://host:port` (the scheme in any case, an IPv6 host in
+/// brackets), the form [`EndpointHost::tcp_url`] writes; anything else is refused with the form
+/// expected.
+pub fn parse_tcp_url(url: &str) -> Result<(EndpointHost, TcpPort), NameError> {
+    let refuse =
+        |reason: &'static str| NameError::new("endpoint URL", url, NameRule::NotATcpUrl { reason });
+    let rest = url
+        .get(..6)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("tcp://"))
+        .and_then(|_| url.get(6..))
+        .ok_or_else(|| refuse("it does not start with TCP://"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| refuse("it has no :port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| refuse("its port is not a number from 1 to 65535"))?;
+    let port = TcpPort::new(port)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let host = EndpointHost::new(host).map_err(|e| NameError::new("endpoint URL", url, e.rule))?;
+    Ok((host, port))
 }
 
 impl fmt::Display for EndpointHost {

@@ -205,18 +205,7 @@ fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
 /// under the usual collations): the report would keep one of them, so the verdict would depend
 /// on the order of the list.
 fn distinct_databases(databases: &[DatabaseFacts]) -> PyResult<()> {
-    let mut seen = std::collections::HashMap::new();
-    for (index, database) in databases.iter().enumerate() {
-        let key = database.name.as_str().to_lowercase();
-        if let Some(first) = seen.insert(key, index) {
-            return Err(invalid(format!(
-                "database facts: databases[{first}] and databases[{index}] are both named {:?} \
-                 (names are compared case-insensitively): give each database once",
-                database.name.as_str()
-            )));
-        }
-    }
-    Ok(())
+    milink_core::assess::distinct_databases(databases).map_err(|e| invalid(e.to_string()))
 }
 
 /// Assesses the readiness of `databases` of `instance` for a link to `target`.

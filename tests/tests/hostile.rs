@@ -660,8 +660,192 @@ async fn a_refusal_by_either_server_fails_the_step_with_its_code() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 7. Data read from outside (options, facts, operations): out of range, twice, malformed.
+// ---------------------------------------------------------------------------------------------
+
+type DataCase = (
+    &'static str,
+    fn() -> Result<(), String>,
+    &'static [&'static str],
+);
+
+fn read<T: serde::de::DeserializeOwned>(v: Value) -> Result<(), String> {
+    serde_json::from_value::<T>(v)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn dag_spec(listener: &str, timeout: u16) -> Value {
+    serde_json::json!({
+        "dag": "DAG_ToyStore", "sql_ag": "AG_ToyStore", "sql_listener_url": listener,
+        "mi_ag": "AG_ToyStore_MI", "mi_fqdn": "tailspin-mi.abc123def456.database.windows.net",
+        "mi_database": null, "session_timeout_s": timeout,
+    })
+}
+
+fn ag_spec(url: &str) -> Value {
+    serde_json::json!({
+        "ag": "AG_ToyStore", "databases": ["ToyStore"], "replica": "TailspinSql",
+        "endpoint_url": url, "cluster_type_none": true,
+    })
+}
+
+/// The lab's facts with its ready database given a second time under another case, once after
+/// and once before the first.
+fn facts_named_twice() -> Result<(), String> {
+    let lab = lab(40);
+    let (instance, mut dbs, target) = lab
+        .sim
+        .with_world(|w| (w.instance_facts(), w.database_facts(), w.target_facts()));
+    let mut twice = dbs[0].clone();
+    twice.name = db(&twice.name.as_str().to_uppercase());
+    twice.recovery_model = milink_core::assess::RecoveryModel::Simple;
+    let options = AssessOptions::default();
+    dbs.push(twice.clone());
+    let after = milink_core::assess::try_assess(&instance, &dbs, Some(&target), &options)
+        .map(drop)
+        .map_err(|e| e.to_string());
+    dbs.pop();
+    dbs.insert(0, twice);
+    let before = milink_core::assess::try_assess(&instance, &dbs, Some(&target), &options)
+        .map(drop)
+        .map_err(|e| e.to_string());
+    match (after, before) {
+        (Err(a), Err(b)) => Err(format!("{a} / {b}")),
+        other => panic!("accepted: {other:?}"),
+    }
+}
+
+fn topology_named_twice() -> Result<(), String> {
+    let config = SimConfig::with_seed(41);
+    let mut topology = Lab::tailspin_topology(config.start).unwrap();
+    let mut twice = topology.source.databases[0].clone();
+    twice.name = db("toystore");
+    topology.source.databases.push(twice);
+    Lab::from_topology(topology, config, &db("ToyStore"))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+const DATA_CASES: &[DataCase] = &[
+    (
+        "percentile 150",
+        || {
+            read::<AssessOptions>(
+                serde_json::json!({"sku": {"percentile": 150.0, "scale_factor_percent": 100}}),
+            )
+        },
+        &["percentile 150", "0–100"],
+    ),
+    (
+        "percentile -5",
+        || {
+            read::<AssessOptions>(
+                serde_json::json!({"sku": {"percentile": -5.0, "scale_factor_percent": 100}}),
+            )
+        },
+        &["percentile -5", "0–100"],
+    ),
+    (
+        "a comfort factor of 0%",
+        || {
+            read::<AssessOptions>(
+                serde_json::json!({"sku": {"percentile": 95.0, "scale_factor_percent": 0}}),
+            )
+        },
+        &["scale_factor_percent 0", "use 100"],
+    ),
+    (
+        "a misspelled sizing option",
+        || {
+            read::<AssessOptions>(
+                serde_json::json!({"sku": {"percentil": 95.0, "scale_factor_percent": 100}}),
+            )
+        },
+        &["unknown field", "percentil"],
+    ),
+    (
+        "facts naming one database twice",
+        facts_named_twice,
+        &["are both named", "TOYSTORE", "give each database once"],
+    ),
+    (
+        "a topology naming one database twice",
+        topology_named_twice,
+        &["toystore", "two databases", "give each database once"],
+    ),
+    (
+        "an http:// endpoint URL",
+        || {
+            read::<milink_core::tsql::availability_groups::CreateAgSpec>(ag_spec(
+                "http://10.0.1.4:5022",
+            ))
+        },
+        &["TCP://host:port", "does not start with TCP://"],
+    ),
+    (
+        "an endpoint URL without a port",
+        || read::<milink_core::tsql::availability_groups::CreateAgSpec>(ag_spec("TCP://10.0.1.4")),
+        &["TCP://host:port", "port"],
+    ),
+    (
+        "an endpoint URL on port 0",
+        || {
+            read::<milink_core::tsql::availability_groups::CreateAgSpec>(ag_spec(
+                "TCP://10.0.1.4:0",
+            ))
+        },
+        &["port 0"],
+    ),
+    (
+        "T-SQL in a listener URL",
+        || {
+            read::<milink_core::tsql::availability_groups::CreateDagSpec>(dag_spec(
+                "TCP://x';DROP DATABASE master;--:5022",
+                20,
+            ))
+        },
+        &["endpoint URL", "not an IP address or DNS host name"],
+    ),
+    (
+        "SESSION_TIMEOUT = 0 in an operation",
+        || {
+            read::<milink_core::tsql::availability_groups::CreateDagSpec>(dag_spec(
+                "TCP://10.0.1.4:5022",
+                0,
+            ))
+        },
+        &["SESSION_TIMEOUT 0", "minimum of 5"],
+    ),
+];
+
+#[test]
+fn data_read_from_outside_is_refused_out_of_range_twice_or_malformed() {
+    for (case, read, words) in DATA_CASES {
+        let e = read().expect_err(case);
+        says(&e, words);
+    }
+}
+
+/// Proven correct acceptances: what milink writes reads back, IPv6 in brackets included.
+#[test]
+fn the_urls_milink_writes_read_back() {
+    for host in ["10.0.1.4", "sql01.corp.example", "fd00::4"] {
+        let url = EndpointHost::new(host)
+            .unwrap()
+            .tcp_url(TcpPort::MIRRORING_DEFAULT);
+        read::<milink_core::tsql::availability_groups::CreateAgSpec>(ag_spec(&url)).unwrap();
+        read::<milink_core::tsql::availability_groups::CreateDagSpec>(dag_spec(&url, 5)).unwrap();
+    }
+}
+
 #[test]
 fn catalogue_has_at_least_forty_cases() {
-    let total = NAME_CASES.len() + 1 + SPEC_CASES.len() + 1 + SERVER_CASES.len() + 3 + 5 + 6;
+    let total = NAME_CASES.len() + SPEC_CASES.len() + SERVER_CASES.len() + DATA_CASES.len();
+    // Plus the single tests: a lab for a missing database, four readiness blockers, an unknown
+    // and a system database, start before assessment, two forced failovers, two failbacks,
+    // failover and cutover before the link, five journals, a second session, an empty journal.
+    let total = total + 1 + 4 + 2 + 1 + 2 + 2 + 2 + 5 + 1 + 1;
     assert!(total >= 40, "{total}");
 }

@@ -194,11 +194,57 @@ impl AssessOptions {
     }
 }
 
+/// Two databases of the facts have one name (compared case-insensitively, as SQL Server's
+/// default collation and the report compare them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "database facts: databases[{first}] and databases[{second}] are both named {name:?} (names \
+     are compared case-insensitively): give each database once"
+)]
+pub struct DuplicateDatabase {
+    /// The name, as the second database spells it.
+    pub name: String,
+    /// The index of the first database of that name.
+    pub first: usize,
+    /// The index of the second.
+    pub second: usize,
+}
+
+/// Refuses facts that name one database twice: which of the two the report would assess (and
+/// whether the link's check passed) would depend on their order.
+pub fn distinct_databases(databases: &[DatabaseFacts]) -> Result<(), DuplicateDatabase> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (index, database) in databases.iter().enumerate() {
+        if let Some(first) = seen.insert(database.name.as_str().to_lowercase(), index) {
+            return Err(DuplicateDatabase {
+                name: database.name.as_str().to_owned(),
+                first,
+                second: index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// [`assess`], after refusing facts that name one database twice ([`distinct_databases`]): what
+/// callers with facts from outside (files, other tools, users) use. The Python binding's
+/// `assess` is this.
+pub fn try_assess(
+    instance: &InstanceFacts,
+    databases: &[DatabaseFacts],
+    target: Option<&TargetFacts>,
+    options: &AssessOptions,
+) -> Result<ReadinessReport, DuplicateDatabase> {
+    distinct_databases(databases)?;
+    Ok(assess(instance, databases, target, options))
+}
+
 /// Assesses `databases` of `instance` for a link to `target`.
 ///
 /// `databases` are all user databases of the instance (the instance-wide rules count them);
 /// [`AssessOptions::databases`] picks the ones to link. System databases requested are
-/// reported (`Link.SystemDatabase`) and excluded; unknown names are blockers.
+/// reported (`Link.SystemDatabase`) and excluded; unknown names are blockers. Facts naming one
+/// database twice are assessed with the first of them; [`try_assess`] refuses them instead.
 pub fn assess(
     instance: &InstanceFacts,
     databases: &[DatabaseFacts],

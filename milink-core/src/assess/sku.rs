@@ -150,12 +150,58 @@ pub struct PerfSamples {
 }
 
 /// How samples are summarised.
+///
+/// Read from data (JSON, Python) only within range: a percentile in 0–100 and a comfort factor
+/// of at least 1%, or a typed refusal naming the field ([`SkuOptions::validate`]). Built in
+/// Rust out of range, [`recommend`] clamps the percentile to 0–100 and the factor to 1%.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SkuOptionsData")]
 pub struct SkuOptions {
     /// Percentile of the samples (default 95).
     pub percentile: f64,
     /// Comfort factor applied to every requirement, percent (default 100).
     pub scale_factor_percent: u32,
+}
+
+/// [`SkuOptions`] as read, before its ranges are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkuOptionsData {
+    percentile: f64,
+    scale_factor_percent: u32,
+}
+
+impl TryFrom<SkuOptionsData> for SkuOptions {
+    type Error = String;
+
+    fn try_from(d: SkuOptionsData) -> Result<Self, String> {
+        let options = SkuOptions {
+            percentile: d.percentile,
+            scale_factor_percent: d.scale_factor_percent,
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
+impl SkuOptions {
+    /// Checks the ranges: `percentile` in 0–100, `scale_factor_percent` at least 1.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.percentile.is_finite() && (0.0..=100.0).contains(&self.percentile)) {
+            return Err(format!(
+                "percentile {} is outside 0–100; use e.g. 95 for the 95th percentile",
+                self.percentile
+            ));
+        }
+        if self.scale_factor_percent == 0 {
+            return Err(
+                "scale_factor_percent 0 would size the instance for nothing; use 100 for the \
+                 measured load, more for headroom"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for SkuOptions {

@@ -219,6 +219,20 @@ impl Lab {
         config: SimConfig,
         database: &DatabaseName,
     ) -> Result<Lab, NameError> {
+        // Two databases of one name: which one the world and the link use would depend on
+        // their order.
+        let mut seen = std::collections::HashSet::new();
+        for d in &topology.source.databases {
+            if !seen.insert(d.name.as_str().to_lowercase()) {
+                return Err(NameError::new_public(
+                    "DatabaseName",
+                    d.name.as_str(),
+                    NameRule::Duplicate {
+                        within: "the SQL Server instance",
+                    },
+                ));
+            }
+        }
         // A link for a database the world does not hold would only fail once the session runs.
         if topology.source_database(database).is_none() {
             return Err(NameError::new_public(

@@ -41,7 +41,9 @@ pub struct CreateAgSpec {
     pub databases: Vec<DatabaseName>,
     /// The replica: SQL Server's `@@SERVERNAME`.
     pub replica: ServerName,
-    /// The endpoint URL, from [`crate::names::EndpointHost::tcp_url`].
+    /// The endpoint URL, from [`crate::names::EndpointHost::tcp_url`] (read only as
+    /// `TCP://host:port`).
+    #[serde(deserialize_with = "tcp_url")]
     pub endpoint_url: String,
     /// Write `WITH (CLUSTER_TYPE = NONE)`; false on SQL Server 2016, which uses a WSFC and
     /// does not know the option ([`crate::names::Capabilities::cluster_type_none`]).
@@ -105,7 +107,9 @@ pub struct CreateDagSpec {
     /// The AG on SQL Server.
     pub sql_ag: AgName,
     /// SQL Server's listener URL, from [`crate::names::EndpointHost::tcp_url`] (for a
-    /// multi-node AG: the listener address and the endpoint port).
+    /// multi-node AG: the listener address and the endpoint port; read only as
+    /// `TCP://host:port`).
+    #[serde(deserialize_with = "tcp_url")]
     pub sql_listener_url: String,
     /// The AG name on the managed instance (`instanceAvailabilityGroupName`).
     pub mi_ag: AgName,
@@ -113,8 +117,29 @@ pub struct CreateDagSpec {
     pub mi_fqdn: MiFqdn,
     /// The database, when the managed instance is the initial primary.
     pub mi_database: Option<DatabaseName>,
-    /// `SESSION_TIMEOUT` of SQL Server's side in seconds (the docs use 20).
+    /// `SESSION_TIMEOUT` of SQL Server's side in seconds (the docs use 20; read only from 5,
+    /// SQL Server's minimum).
+    #[serde(deserialize_with = "session_timeout")]
     pub session_timeout_s: u16,
+}
+
+/// Reads an endpoint or listener URL, refusing anything but `TCP://host:port`.
+fn tcp_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    crate::names::parse_tcp_url(&url).map_err(serde::de::Error::custom)?;
+    Ok(url)
+}
+
+/// Reads a `SESSION_TIMEOUT`, refusing what SQL Server refuses (less than 5 seconds).
+fn session_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let seconds = u16::deserialize(d)?;
+    if seconds < 5 {
+        return Err(serde::de::Error::custom(format!(
+            "SESSION_TIMEOUT {seconds} is below SQL Server's minimum of 5 seconds; use 20, the \
+             documented value"
+        )));
+    }
+    Ok(seconds)
 }
 
 /// The managed instance's listener URL in the DAG:
