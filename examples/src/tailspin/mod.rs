@@ -43,7 +43,7 @@ use milink_core::{LinkSession, Session, SessionOptions};
 use crate::app::{App, AppState, ORIGINAL_CONNECTION_STRING};
 use crate::narrate::{Narrated, Narrator};
 use phases::{Run, phases};
-pub use wire::{LabInstance, LabSource, WireCounters};
+pub use wire::{LabInstance, LabSecrets, LabSource, WireCounters};
 
 /// The lab's session: narrated simulated servers over the lab's journal file, which can stop
 /// after a given record.
@@ -124,6 +124,15 @@ fn session_options(seed: u64) -> SessionOptions {
 /// Runs the lab and writes its narration to `out`; in plan mode, prints the plan instead and
 /// runs nothing.
 pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, Box<dyn Error>> {
+    run_with_secrets(opts, out, LabSecrets::generate()?).await
+}
+
+/// [`run`] with the given secrets for `--wire` (logins, ARM token, master key password).
+pub async fn run_with_secrets(
+    opts: &Options,
+    out: Box<dyn Write + Send>,
+    secrets: LabSecrets,
+) -> Result<Report, Box<dyn Error>> {
     let wall_start = Instant::now();
     let setup = match &opts.resume {
         Some(path) => resume::load(path, opts)?,
@@ -166,7 +175,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
     let narrator = Narrator::new(out, sim.clone(), start, instance_id.clone(), link_name);
     let in_flight = InFlight::new();
     let timer = Arc::new(WireClock::new(sim.clock(), Arc::clone(&in_flight)));
-    let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight).await?;
+    let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight, &secrets).await?;
     report.wire = opts.wire;
     let transport = source.describe();
     let source_counter = source.batch_counter();
@@ -178,6 +187,7 @@ pub async fn run(opts: &Options, out: Box<dyn Write + Send>) -> Result<Report, B
         &in_flight,
         &instance_id,
         timer.clone(),
+        &secrets,
     )
     .await?;
     let transport_mi = instance.describe();

@@ -124,23 +124,60 @@ pub struct WireSource {
     server: TdsServer,
 }
 
+/// The secrets of a `--wire` run: the SQL logins' passwords of both TDS servers, the ARM bearer
+/// token and the master key password (`None`: the adapter generates one). Each run generates
+/// its own; a test passes recognizable ones to prove none of them leaks.
+#[derive(Debug, Clone)]
+pub struct LabSecrets {
+    /// SQL Server's `milink` login.
+    pub sql_password: Secret,
+    /// The managed instance's T-SQL login.
+    pub mi_password: Secret,
+    /// The ARM bearer token.
+    pub arm_token: Secret,
+    /// The master key password, if given.
+    pub master_key_password: Option<Secret>,
+}
+
+impl LabSecrets {
+    /// Fresh random secrets from the OS's CSPRNG (the master key password left to the adapter).
+    pub fn generate() -> Result<LabSecrets, Box<dyn Error>> {
+        Ok(LabSecrets {
+            sql_password: milink_core::sqlserver::password::generate()?,
+            mi_password: milink_core::sqlserver::password::generate()?,
+            arm_token: milink_core::sqlserver::password::generate()?,
+            master_key_password: None,
+        })
+    }
+}
+
 impl LabSource {
     /// The in-process port, or (with `wire`) a loopback TDS server over `sim` and the real
-    /// adapter connected to it. The server's certificate is written into `dir` for the client
-    /// to trust.
+    /// adapter connected to it, logging in with `secrets`. The server's certificate is written
+    /// into `dir` for the client to trust.
     pub async fn start(
         sim: &Sim,
         wire: bool,
         dir: &Path,
         in_flight: &Arc<InFlight>,
+        secrets: &LabSecrets,
     ) -> Result<LabSource, Box<dyn Error>> {
         if !wire {
             return Ok(LabSource::InProcess(sim.sql_server()));
         }
-        let password = milink_core::sqlserver::password::generate()?;
-        let (server, options) = serve(sim, Side::SqlServer, &password, dir, "sql-server").await?;
+        let (server, options) = serve(
+            sim,
+            Side::SqlServer,
+            &secrets.sql_password,
+            dir,
+            "sql-server",
+        )
+        .await?;
         let connection = Connection::new(options, Arc::new(SystemTimer));
-        let adapter = SqlServerAdapter::new(connection, RenderContext::with_password(None)?);
+        let adapter = SqlServerAdapter::new(
+            connection,
+            RenderContext::with_password(secrets.master_key_password.clone())?,
+        );
         // Before anything is prepared: a build that cannot host the link is refused here, with
         // the update to install, and nothing has changed.
         let version = adapter.check_can_host_link().await?;
@@ -286,7 +323,8 @@ pub struct WireInstance {
 impl LabInstance {
     /// The in-process port, or (with `wire`) the real ARM adapter over HTTPS to the simulated
     /// REST API, with the T-SQL reads over a loopback TDS server answering as the managed
-    /// instance's endpoint. ARM retry waits go through `timer`.
+    /// instance's endpoint. ARM retry waits go through `timer`; `secrets` holds the login and
+    /// the token.
     pub async fn start(
         sim: &Sim,
         wire: bool,
@@ -294,21 +332,21 @@ impl LabInstance {
         in_flight: &Arc<InFlight>,
         instance: &InstanceId,
         timer: Arc<dyn Timer>,
+        secrets: &LabSecrets,
     ) -> Result<LabInstance, Box<dyn Error>> {
         if !wire {
             return Ok(LabInstance::InProcess(sim.managed_instance()));
         }
-        let password = milink_core::sqlserver::password::generate()?;
         let (server, options) = serve(
             sim,
             Side::ManagedInstance,
-            &password,
+            &secrets.mi_password,
             dir,
             "managed-instance",
         )
         .await?;
         let connection = Connection::new(options, Arc::new(SystemTimer));
-        let token = milink_core::sqlserver::password::generate()?;
+        let token = secrets.arm_token.clone();
         let arm =
             ArmHttpsServer::start(ArmServerConfig::with_token(token.clone()), sim.clone()).await?;
         let arm_options = ArmOptions::builder()
