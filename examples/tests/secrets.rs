@@ -274,7 +274,13 @@ async fn no_secret_reaches_output_reports_journals_plans_logs_or_errors() {
     leaks("a refused token's error", &format!("{e} {e:?}"), &mut found);
 
     let logs = traced.0.lock().unwrap().clone();
+    assert!(logs.lines().count() > 10, "the run was traced: {logs}");
     leaks("the tracing events and spans", &logs, &mut found);
+
+    // The scan sees a secret where there is one.
+    let mut planted = Vec::new();
+    leaks("a planted line", &format!("x {ARM_TOKEN} y"), &mut planted);
+    assert_eq!(planted.len(), 1);
 
     assert!(found.is_empty(), "secrets leaked: {found:#?}");
 }

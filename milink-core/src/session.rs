@@ -341,6 +341,17 @@ where
     ) -> Result<Self, SessionError> {
         options.validate()?;
         let machine = Machine::new(spec.clone()).map_err(SessionError::Spec)?;
+        // An endpoint certificate that expires before it is created: the link would never
+        // connect. Checked here, where the clock is, before anything is journaled or sent.
+        let today = timer.now().date();
+        if spec.source.certificate_expiry <= today {
+            return Err(SessionError::Spec(
+                crate::lifecycle::SpecError::CertificateExpiry {
+                    expiry: spec.source.certificate_expiry,
+                    today,
+                },
+            ));
+        }
         let link_lock = Self::lock_link(&spec, &journal, &options)?;
         let existing = journal.records()?.len();
         if existing != 0 {

@@ -376,6 +376,129 @@ async fn every_blocking_finding_of_a_not_ready_database_blocks_start_on_its_own(
     }
 }
 
+/// Facts of the lab's world, changed by a case.
+struct Facts {
+    instance: milink_core::assess::InstanceFacts,
+    databases: Vec<milink_core::assess::DatabaseFacts>,
+    target: milink_core::assess::TargetFacts,
+    options: AssessOptions,
+}
+
+type FactsCase = (&'static str, fn(&mut Facts), &'static str);
+
+fn toystore(f: &mut Facts) -> &mut milink_core::assess::DatabaseFacts {
+    f.databases
+        .iter_mut()
+        .find(|d| d.name.as_str() == Lab::TOYSTORE)
+        .unwrap()
+}
+
+const FACTS_CASES: &[FactsCase] = &[
+    (
+        "SIMPLE recovery",
+        |f| toystore(f).recovery_model = milink_core::assess::RecoveryModel::Simple,
+        "Link.RecoveryModel",
+    ),
+    (
+        "no full backup, or only copy-only ones (they are not counted)",
+        |f| toystore(f).last_full_backup = None,
+        "Link.FullBackup",
+    ),
+    (
+        "an unsupported SQL Server build",
+        |f| f.instance.version = SqlVersion::new(15, 0, 4100, 1),
+        "Link.SqlVersion",
+    ),
+    (
+        "availability groups disabled",
+        |f| f.instance.hadr_enabled = false,
+        "Link.HadrEnabled",
+    ),
+    (
+        "Standard edition with a MultiDatabase link",
+        |f| {
+            f.instance.edition = milink_core::assess::Edition::Standard;
+            f.options.link_mode = LinkMode::MultiDatabase
+        },
+        "Link.MultiDatabaseMode",
+    ),
+    (
+        "the instance's storage full",
+        |f| {
+            f.target.storage_max_gb = 32;
+            f.target.storage_used_gb = Some(32)
+        },
+        "Link.StorageFits",
+    ),
+    (
+        "the database's name taken on the instance",
+        |f| f.target.databases = Some(vec![db(Lab::TOYSTORE)]),
+        "Link.NameTaken",
+    ),
+    (
+        "the instance in a failover group",
+        |f| f.target.in_failover_group = Some(true),
+        "Link.FailoverGroup",
+    ),
+    (
+        "failback asked of an Always-up-to-date instance",
+        |f| {
+            f.target.update_policy = Some(UpdatePolicy::AlwaysUpToDate);
+            f.options.failback = true
+        },
+        "Link.UpdatePolicy",
+    ),
+    (
+        "the instance's certificate expired in master",
+        |f| {
+            let fqdn = f.target.fqdn.to_string();
+            f.instance
+                .certificates
+                .push(milink_core::assess::CertificateFact {
+                    name: fqdn.clone(),
+                    subject: format!("CN={fqdn}"),
+                    issuer: format!("CN={fqdn}"),
+                    expiry: milink_core::time::Timestamp::from_millis(
+                        f.options.now.as_millis() - 86_400_000,
+                    ),
+                    private_key: "NO_PRIVATE_KEY".to_owned(),
+                    thumbprint: "00".repeat(20),
+                });
+        },
+        "Link.CertificateExpired",
+    ),
+];
+
+#[tokio::test]
+async fn each_blocking_fact_blocks_start_with_its_rule() {
+    for (i, (case, change, rule)) in FACTS_CASES.iter().enumerate() {
+        let lab = lab(50 + i as u64);
+        let mut facts = lab.sim.with_world(|w| Facts {
+            instance: w.instance_facts(),
+            databases: w.database_facts(),
+            target: w.target_facts(),
+            options: AssessOptions {
+                databases: Some(vec![db(Lab::TOYSTORE)]),
+                ..AssessOptions::at(w.now)
+            },
+        });
+        change(&mut facts);
+        let outcome = assess(
+            &facts.instance,
+            &facts.databases,
+            Some(&facts.target),
+            &facts.options,
+        )
+        .outcome_for(&[db(Lab::TOYSTORE)]);
+        assert!(
+            outcome.blockers.iter().any(|b| b.rule == *rule),
+            "{case}: {rule} not among {:?}",
+            outcome.blockers
+        );
+        start_is_refused(&lab, outcome).await;
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_database_and_a_system_database_block_start() {
     for name in ["NoSuchDb", "msdb"] {
@@ -595,6 +718,12 @@ type ServerCase = (&'static str, Call, &'static str, &'static str);
 
 const SERVER_CASES: &[ServerCase] = &[
     (
+        "the instance's certificate in master under another name",
+        Call::Source(SourceCall::ImportInstanceCertificate),
+        "sql:15232",
+        "A certificate with name 'tailspin-mi' already exists or this certificate already has been added to the database.",
+    ),
+    (
         "bad SQL credentials",
         Call::Source(SourceCall::EnsureMasterKey),
         "sql:18456",
@@ -631,6 +760,33 @@ const SERVER_CASES: &[ServerCase] = &[
         "The instance already has a link with this name.",
     ),
 ];
+
+#[test]
+fn an_endpoint_certificate_that_has_expired_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab(45);
+    let before = sides(&lab);
+    let mut spec = lab.spec.clone();
+    spec.source.certificate_expiry = lab.sim.now().date();
+    let path = dir.path().join("expired.journal");
+    let e = Session::create(
+        spec,
+        Arc::new(lab.sim.sql_server()),
+        Arc::new(lab.sim.managed_instance()),
+        FileJournal::create(&path).unwrap(),
+        Arc::new(lab.sim.clock()),
+        options(1),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, SessionError::Spec(_)), "{e:?}");
+    says(
+        &e,
+        &["expiry date", "not after today", "date in the future"],
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(sides(&lab), before);
+}
 
 #[tokio::test]
 async fn a_refusal_by_either_server_fails_the_step_with_its_code() {
@@ -809,6 +965,26 @@ const DATA_CASES: &[DataCase] = &[
         &["endpoint URL", "not an IP address or DNS host name"],
     ),
     (
+        "ARM JSON without properties",
+        || {
+            milink_core::assess::TargetFacts::from_arm_json(&serde_json::json!({"name": "mi"}))
+                .map(drop)
+                .map_err(|e| e.0)
+        },
+        &["properties"],
+    ),
+    (
+        "ARM JSON with properties of the wrong type",
+        || {
+            milink_core::assess::TargetFacts::from_arm_json(
+                &serde_json::json!({"name": "mi", "properties": ["x"]}),
+            )
+            .map(drop)
+            .map_err(|e| e.0)
+        },
+        &["properties"],
+    ),
+    (
         "SESSION_TIMEOUT = 0 in an operation",
         || {
             read::<milink_core::tsql::availability_groups::CreateDagSpec>(dag_spec(
@@ -843,9 +1019,11 @@ fn the_urls_milink_writes_read_back() {
 #[test]
 fn catalogue_has_at_least_forty_cases() {
     let total = NAME_CASES.len() + SPEC_CASES.len() + SERVER_CASES.len() + DATA_CASES.len();
-    // Plus the single tests: a lab for a missing database, four readiness blockers, an unknown
+    // Plus the facts' blockers and the single tests: an expired endpoint certificate, a lab for
+    // a missing database, four readiness blockers, an unknown
     // and a system database, start before assessment, two forced failovers, two failbacks,
     // failover and cutover before the link, five journals, a second session, an empty journal.
-    let total = total + 1 + 4 + 2 + 1 + 2 + 2 + 2 + 5 + 1 + 1;
+    let total = total + FACTS_CASES.len() + 1 + 1 + 4 + 2 + 1 + 2 + 2 + 2 + 5 + 1 + 1;
+    println!("hostile input catalogue: {total} cases");
     assert!(total >= 40, "{total}");
 }

@@ -206,6 +206,17 @@ pub enum SpecError {
         /// How many were given.
         count: usize,
     },
+    /// The endpoint certificate's expiry date is not after today: the link would not connect.
+    #[error(
+        "the endpoint certificate's expiry date {expiry} is not after today ({today}); give a \
+         date in the future (a year ahead is usual) and renew the certificate before it passes"
+    )]
+    CertificateExpiry {
+        /// The expiry date given.
+        expiry: crate::time::Date,
+        /// Today, by the session's clock.
+        today: crate::time::Date,
+    },
     /// A system database (master, model, msdb, tempdb) cannot join an availability group.
     #[error(
         "{database} is a system database, which SQL Server does not add to an availability \
