@@ -328,7 +328,8 @@ where
     M: ManagedInstance + 'static,
     J: Journal + 'static,
 {
-    /// Starts a new link: validates the spec, takes the link's lock (see
+    /// Starts a new link: validates the spec (and that its endpoint certificate expires after
+    /// today by `timer`, [`crate::lifecycle::SpecError::CertificateExpiry`]), takes the link's lock (see
     /// [`SessionOptions::lock_dir`]; [`SessionError::LinkLocked`] if another session drives
     /// the link) and writes the journal's `Created` record.
     pub fn create(
