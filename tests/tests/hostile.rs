@@ -452,18 +452,15 @@ const FACTS_CASES: &[FactsCase] = &[
         "the instance's certificate expired in master",
         |f| {
             let fqdn = f.target.fqdn.to_string();
-            f.instance
-                .certificates
-                .push(milink_core::assess::CertificateFact {
-                    name: fqdn.clone(),
-                    subject: format!("CN={fqdn}"),
-                    issuer: format!("CN={fqdn}"),
-                    expiry: milink_core::time::Timestamp::from_millis(
-                        f.options.now.as_millis() - 86_400_000,
-                    ),
-                    private_key: "NO_PRIVATE_KEY".to_owned(),
-                    thumbprint: "00".repeat(20),
-                });
+            let expiry =
+                milink_core::time::Timestamp::from_millis(f.options.now.as_millis() - 86_400_000);
+            // Read as the probes' facts are, so fields added later keep their defaults.
+            let expired = serde_json::from_value(serde_json::json!({
+                "name": fqdn, "subject": format!("CN={fqdn}"), "issuer": format!("CN={fqdn}"),
+                "expiry": expiry, "private_key": "NO_PRIVATE_KEY", "thumbprint": "00".repeat(20),
+            }))
+            .unwrap();
+            f.instance.certificates.push(expired);
         },
         "Link.CertificateExpired",
     ),
