@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::time::OffsetDateTime;
+use azure_core::credentials::TokenCredential;
 use milink_core::secret::Secret;
 use milink_core::sqlserver::connection::{ConnectOptions, Encryption};
 use serde::{Deserialize, Serialize};
@@ -155,35 +153,8 @@ impl InstanceConfig {
 }
 
 /// One bearer token, handed out as is: a test peer's shared token (the lab over the wire, a
-/// `--serve`d pair). It does not expire whatever a virtual clock says.
-pub struct StaticToken(Secret);
-
-impl StaticToken {
-    /// The credential that hands out `token`.
-    pub fn new(token: Secret) -> StaticToken {
-        StaticToken(token)
-    }
-}
-
-impl std::fmt::Debug for StaticToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StaticToken(***)")
-    }
-}
-
-#[async_trait]
-impl TokenCredential for StaticToken {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        // No expiry of its own: valid until the peer stops accepting it.
-        let expires = OffsetDateTime::from_unix_timestamp(4_102_444_800) // 2100-01-01
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        Ok(AccessToken::new(self.0.expose().to_owned(), expires))
-    }
-}
+/// `--serve`d pair).
+pub use milink_core::arm::client::StaticToken;
 
 impl LinkConfig {
     /// Reads a configuration from TOML text.

@@ -10,7 +10,10 @@
 //! │   └── ArgumentRangeError  an integer argument outside its range (also a builtin
 //! │                           OverflowError)
 //! ├── NotReadyError           .report: the readiness report with the blockers
-//! ├── GatherError             reading readiness facts failed
+//! ├── GatherError             reading readiness facts failed (names what could not be read)
+//! ├── ConnectError            a server could not be reached, or refused the connection
+//! │   └── AuthenticationError the login or the token was refused, or no credential could be
+//! │                           built (a wrong password, an expired token)
 //! ├── JournalError            the journal could not be opened, read or written
 //! │   ├── TornJournalError    its last record is torn (.path, .line, .bytes): resume_from(...,
 //! │   │                       repair=True) drops it
@@ -70,6 +73,18 @@ create_exception!(
     GatherError,
     MilinkError,
     "Gathering readiness facts failed."
+);
+create_exception!(
+    milink,
+    ConnectError,
+    MilinkError,
+    "A server could not be reached, or refused the connection (TLS, network); `.transient` says whether trying again may help."
+);
+create_exception!(
+    milink,
+    AuthenticationError,
+    ConnectError,
+    "The login or the token was refused (a wrong password, an expired or foreign token), or no credential could be built."
 );
 create_exception!(
     milink,
@@ -202,6 +217,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ArgumentRangeError", argument_range_error(py)?)?;
     m.add("NotReadyError", py.get_type::<NotReadyError>())?;
     m.add("GatherError", py.get_type::<GatherError>())?;
+    m.add("ConnectError", py.get_type::<ConnectError>())?;
+    m.add("AuthenticationError", py.get_type::<AuthenticationError>())?;
     m.add("JournalError", py.get_type::<JournalError>())?;
     m.add("TornJournalError", py.get_type::<TornJournalError>())?;
     m.add("NotAJournalError", py.get_type::<NotAJournalError>())?;

@@ -56,7 +56,7 @@ use crate::names::{DatabaseName, InstanceId};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind, UNSUPPORTED};
 use crate::time::{SystemTimer, Timer};
 
-pub use credential::{CredentialChoice, CredentialError, credential_from_environment};
+pub use credential::{CredentialChoice, CredentialError, StaticToken, credential_from_environment};
 pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
 
 use http::MALFORMED;
