@@ -221,7 +221,7 @@ def test_a_link_on_a_served_pair_seeds_fails_over_and_fails_back(pair: Pair, tmp
         on_progress=events.append,
         redirect_hook=lambda t: hooked.append(t["primary"]),
     ) as link:
-        link.record_assessment(milink.assess(**lab.facts()))
+        link.record_assessment(milink.assess(**milink.gather(source, target, modules="off")))
         lab.start_workload(20.0)
         link.start()
         assert link.status()["phase"]["name"] == "Replicating"
@@ -353,6 +353,43 @@ def test_a_cutover_without_the_instance_tsql_endpoint_says_what_to_give(tmp_path
 
 # --- gather -------------------------------------------------------------------------------------
 
+# What ARM does not report about an instance (the lab knows it): it stays unknown.
+NOT_FROM_ARM = {"in_failover_group", "storage_used_gb", "tde_certificate_thumbprints"}
+
+
+def test_gather_over_the_wire_reads_what_the_lab_knows_and_assess_agrees(pair: Pair) -> None:
+    lab, _, source, target = pair
+    gathered = milink.gather(source, target, modules="off", failback=True)
+    known = lab.facts()
+    assert set(gathered) == {"instance", "databases", "target", "options"}
+    assert gathered["instance"] == known["instance"]
+    assert gathered["databases"] == known["databases"]
+    assert gathered["options"] == known["options"]  # the lab's virtual now; failback as asked
+    for key, value in known["target"].items():
+        if key in NOT_FROM_ARM:
+            assert gathered["target"][key] is None, key
+        else:
+            assert gathered["target"][key] == value, key
+
+    ours, labs = milink.assess(**gathered).to_dict(), milink.assess(**known).to_dict()
+    assert ours["findings"] == labs["findings"]
+    assert ours["databases"] == labs["databases"]
+    unknown = [n for n in ours["not_evaluated"] if n not in labs["not_evaluated"]]
+    assert sorted(n["rule_id"] for n in unknown) == ["Link.FailoverGroup", "Link.StorageFits"]
+    assert all(n in ours["not_evaluated"] for n in labs["not_evaluated"])
+
+
+def test_gather_is_awaitable(pair: Pair) -> None:
+    _, _, source, target = pair
+
+    async def gathered() -> Any:
+        return await milink.gather_async(source, target, modules="off")
+
+    facts = asyncio.run(gathered())
+    assert [d["name"] for d in facts["databases"]] == ["ToyStore", "Customer360"]
+    assert "failback" not in facts["options"]
+
+
 
 def test_gather_of_a_pair_that_cannot_be_read_names_what_failed(pair: Pair) -> None:
     _, served, source, target = pair
@@ -372,6 +409,8 @@ def test_gather_refuses_an_unknown_module_scan(pair: Pair) -> None:
     _, _, source, target = pair
     with pytest.raises(milink.InvalidArgumentError, match="modules"):
         milink.gather(source, target, modules="some")  # type: ignore[arg-type]
+    with pytest.raises(milink.NameError):
+        milink.gather(source, target, modules=["Toy]Store" * 30])
 
 
 # --- live: opt-in, read-only --------------------------------------------------------------------

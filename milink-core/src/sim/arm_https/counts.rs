@@ -45,6 +45,7 @@ pub fn route_kind(path: &str) -> &'static str {
             Target::Dag(_) => "link",
             Target::DagFailover(_) => "failover",
             Target::DagSetRole(_) => "setRole",
+            Target::Databases => "databases",
             Target::TrustCertificates => "trust certificates",
             Target::TrustCertificate(_) => "trust certificate",
             Target::EndpointCertificate(_) => "endpoint certificate",

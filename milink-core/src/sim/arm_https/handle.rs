@@ -162,6 +162,16 @@ fn instance_route(cx: &Context<'_>, req: &Request<'_>, api: &'static str, target
             Reply::json(200, resources::managed_instance(&cx.sim.lock().instance))
         }
         ("GET", Target::Dags) => list_dags(cx.sim, api),
+        ("GET", Target::Databases) => {
+            let w = cx.sim.lock();
+            let value: Vec<Value> = w
+                .instance
+                .databases
+                .iter()
+                .map(|(name, db)| resources::managed_database(&w.instance, name.as_str(), db))
+                .collect();
+            Reply::json(200, json!({ "value": value }))
+        }
         ("GET", Target::Dag(name)) => get_dag(cx.sim, &name, api),
         ("PUT", Target::Dag(name)) => {
             let link = match LinkName::new(name.as_str()) {

@@ -307,6 +307,31 @@ pub(crate) fn dag(
     )
 }
 
+/// A `ManagedDatabase` as the databases list shows it: `Online`, or `Restoring` while it is
+/// seeded.
+pub(crate) fn managed_database(
+    i: &InstanceState,
+    name: &str,
+    db: &crate::sim::world::InstanceDatabase,
+) -> Value {
+    let model = models::ManagedDatabase {
+        id: Some(format!("{}/databases/{}", i.id, crate::arm::segment(name))),
+        name: Some(name.to_owned()),
+        properties: models::ManagedDatabaseProperties {
+            status: Some(
+                match db.state {
+                    crate::sim::world::DbState::Online => "Online",
+                    crate::sim::world::DbState::Restoring => "Restoring",
+                }
+                .to_owned(),
+            ),
+            creation_date: None,
+            collation: Some(i.collation.clone()),
+        },
+    };
+    typed(&model, "Microsoft.Sql/managedInstances/databases")
+}
+
 /// A `ServerTrustCertificate`.
 pub(crate) fn trust_certificate(i: &InstanceState, name: &str, der: &[u8]) -> Value {
     let blob = public_blob(der);

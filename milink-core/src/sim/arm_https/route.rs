@@ -38,6 +38,8 @@ pub(crate) enum Target {
     DagFailover(String),
     /// `distributedAvailabilityGroups/{name}/setRole`.
     DagSetRole(String),
+    /// `databases`: the instance's managed databases.
+    Databases,
     /// `serverTrustCertificates`.
     TrustCertificates,
     /// `serverTrustCertificates/{name}`.
@@ -128,6 +130,7 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 [c, n, a] if is(c, "distributedAvailabilityGroups") && is(a, "setRole") => {
                     Target::DagSetRole((*n).to_owned())
                 }
+                [c] if is(c, "databases") => Target::Databases,
                 [c] if is(c, "serverTrustCertificates") => Target::TrustCertificates,
                 [c, n] if is(c, "serverTrustCertificates") => {
                     Target::TrustCertificate((*n).to_owned())
@@ -216,6 +219,7 @@ mod tests {
                 "/distributedAvailabilityGroups/d/setRole".into(),
                 Target::DagSetRole("d".into()),
             ),
+            ("/databases".into(), Target::Databases),
             ("/serverTrustCertificates".into(), Target::TrustCertificates),
             (
                 "/serverTrustCertificates/c".into(),
@@ -235,7 +239,7 @@ mod tests {
             );
         }
         for bad in [
-            format!("{MI}/databases"),
+            format!("{MI}/administrators"),
             format!("{MI}/distributedAvailabilityGroups/d/other"),
             format!("{MI}/distributedAvailabilityGroups//failover"),
             format!("{MI}/serverTrustCertificates/%zz"),

@@ -257,3 +257,41 @@ async fn a_multidatabase_links_database_list_changes_over_https() {
     assert_eq!(names, [Lab::TOYSTORE, RETURNS]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_readiness_facts_of_the_simulated_instance_are_read_over_https() {
+    let lab = Lab::tailspin(5).unwrap();
+    let (_server, mi) = serve(&lab).await;
+    let read = mi.target_facts().await.unwrap();
+    let world = lab.sim.with_world(|w| w.target_facts());
+    // What ARM reports is the world's; what it does not report stays unknown.
+    assert_eq!(
+        (
+            &read.name,
+            &read.fqdn,
+            read.tier,
+            &read.hardware,
+            read.vcores,
+            read.storage_max_gb
+        ),
+        (
+            &world.name,
+            &world.fqdn,
+            world.tier,
+            &world.hardware,
+            world.vcores,
+            world.storage_max_gb
+        )
+    );
+    assert_eq!(read.update_policy, world.update_policy);
+    assert_eq!(read.collation, world.collation);
+    assert_eq!(read.databases, world.databases);
+    assert_eq!(
+        (
+            read.storage_used_gb,
+            read.in_failover_group,
+            read.tde_certificate_thumbprints
+        ),
+        (None, None, None)
+    );
+}
