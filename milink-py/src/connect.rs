@@ -525,6 +525,8 @@ pub(crate) struct InstanceSide {
     tsql: Option<InstanceTsql>,
     pub(crate) id: InstanceId,
     fqdn: Option<String>,
+    /// `databaseFormat`, as read.
+    update_policy: Option<milink_core::names::UpdatePolicy>,
     endpoint: String,
     /// The lab serving it, when it is one served in this process.
     pub(crate) served: Option<Arc<ServedWorld>>,
@@ -645,6 +647,13 @@ async fn open_instance(args: InstanceArgs) -> Result<InstanceSide, PyErr> {
         tsql,
         id: args.id,
         fqdn: instance.properties.fully_qualified_domain_name,
+        update_policy: instance
+            .properties
+            .database_format
+            .as_ref()
+            .and_then(|f| serde_json::to_value(f).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .and_then(|f| milink_core::names::UpdatePolicy::parse(&f).ok()),
         endpoint: args.endpoint,
         served,
         credential: args.credential_text,
@@ -1114,4 +1123,129 @@ pub(crate) fn gather_async<'py>(
         let gathered = gather_pair(source, target, scan).await?;
         Python::attach(|py| gathered_to_py(py, &gathered, failback))
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// link_spec
+
+/// A link spec for `database` of a real pair, with the documented conventions (see
+/// `link_spec` in Python).
+#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
+fn spec_for_pair(
+    source: &SqlSide,
+    target: &InstanceSide,
+    database: &str,
+    link: Option<&str>,
+    two_way: Option<bool>,
+    endpoint_host: Option<&str>,
+    endpoint_port: u16,
+) -> PyResult<milink_core::lifecycle::LinkSpec> {
+    use milink_core::lifecycle::{
+        FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, TargetSpec,
+    };
+    use milink_core::names::{
+        AgName, CertificateName, EndpointHost, EndpointName, LinkMode, LinkName as Name, MiFqdn,
+        ServerName, TcpPort,
+    };
+    let name = |e: milink_core::names::NameError| errors::py_err(e);
+    let database = DatabaseName::new(database).map_err(name)?;
+    let fqdn = target.fqdn.as_deref().ok_or_else(|| {
+        invalid(format!(
+            "managed instance {} reported no fullyQualifiedDomainName: it may still be \
+             provisioning",
+            target.id
+        ))
+    })?;
+    let policy = target.update_policy.ok_or_else(|| {
+        invalid(format!(
+            "managed instance {} reported no databaseFormat (update policy)",
+            target.id
+        ))
+    })?;
+    let can_fail_back = source.version.capabilities().failback_allowed_with(policy);
+    let two_way = match two_way {
+        None => can_fail_back,
+        Some(true) if !can_fail_back => {
+            return Err(invalid(format!(
+                "two_way=True: SQL Server {} (build {}) with the instance's update policy {policy} \
+                 cannot fail back; leave two_way unset for a one-way link",
+                source.server_name, source.version
+            )));
+        }
+        Some(asked) => asked,
+    };
+    let short_server: String = source
+        .server_name
+        .chars()
+        .map(|c| if c == '\\' { '_' } else { c })
+        .collect();
+    let now = match &source.served {
+        Some(world) => world.now(),
+        None => milink_core::time::Clock::now(&SystemTimer),
+    };
+    let expiry =
+        milink_core::time::Date::from_days_since_epoch(now.date().days_since_epoch() + 365);
+    let link = match link {
+        Some(l) => Name::new(l),
+        None => Name::new(format!("DAG_{database}")),
+    }
+    .map_err(name)?;
+    Ok(LinkSpec {
+        link,
+        mode: LinkMode::SingleDatabase,
+        databases: vec![database.clone()],
+        initial_primary: Side::SqlServer,
+        failover_mode: if two_way {
+            FailoverMode::Manual
+        } else {
+            FailoverMode::None
+        },
+        seeding_mode: SeedingMode::Automatic,
+        source: SourceSpec {
+            server: ServerName::new(source.server_name.as_str()).map_err(name)?,
+            version: source.version,
+            endpoint_host: EndpointHost::new(endpoint_host.unwrap_or(&source.host))
+                .map_err(name)?,
+            endpoint_port: TcpPort::new(endpoint_port).map_err(name)?,
+            endpoint_name: EndpointName::new("database_mirroring_endpoint").map_err(name)?,
+            certificate: CertificateName::new(format!("Cert_{short_server}_endpoint"))
+                .map_err(name)?,
+            certificate_expiry: expiry,
+            ag: AgName::new(format!("AG_{database}")).map_err(name)?,
+        },
+        target: TargetSpec {
+            instance: target.id.clone(),
+            fqdn: MiFqdn::new(fqdn).map_err(name)?,
+            ag: AgName::new(format!("AG_{database}_MI")).map_err(name)?,
+            update_policy: policy,
+        },
+        session_timeout_s: 20,
+        options: MachineOptions::default(),
+    })
+}
+
+/// A link spec for `database` of the pair, as a dict for `LinkSession.create` (see the stub).
+#[pyfunction]
+#[pyo3(signature = (source, target, database, *, link = None, two_way = None, endpoint_host = None, endpoint_port = 5022))]
+#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
+pub(crate) fn link_spec<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PySqlServer>,
+    target: &Bound<'py, PyManagedInstance>,
+    database: &str,
+    link: Option<&str>,
+    two_way: Option<bool>,
+    endpoint_host: Option<&str>,
+    #[pyo3(from_py_with = crate::args::port)] endpoint_port: u16,
+) -> PyResult<Bound<'py, PyAny>> {
+    let spec = spec_for_pair(
+        &source.get().side,
+        &target.get().side,
+        database,
+        link,
+        two_way,
+        endpoint_host,
+        endpoint_port,
+    )?;
+    to_py(py, &spec)
 }

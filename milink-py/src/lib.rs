@@ -141,6 +141,7 @@ fn _milink(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connect::PyManagedInstance>()?;
     m.add_function(wrap_pyfunction!(connect::gather, m)?)?;
     m.add_function(wrap_pyfunction!(connect::gather_async, m)?)?;
+    m.add_function(wrap_pyfunction!(connect::link_spec, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::sleep_interruptibly, m)?)?;
     m.add_function(wrap_pyfunction!(report::assess, m)?)?;
     m.add_function(wrap_pyfunction!(report::tailspin_facts, m)?)?;

@@ -249,6 +249,36 @@ def test_a_link_on_a_served_pair_seeds_fails_over_and_fails_back(pair: Pair, tmp
         assert hooked == ["ManagedInstance", "SqlServer"]
 
 
+def test_a_spec_made_from_the_pair_is_the_labs_and_drives_a_link(pair: Pair, tmp_path: pathlib.Path) -> None:
+    lab, _, source, target = pair
+    host = lab.spec["source"]["endpoint_host"]
+    assert milink.link_spec(source, target, "ToyStore", endpoint_host=host) == lab.spec
+    spec = milink.link_spec(source, target, "ToyStore", link="DAG_Toys", two_way=False)
+    assert spec["link"] == "DAG_Toys" and spec["failover_mode"] == "None"
+    assert spec["source"]["endpoint_host"] == source.host  # by default, the host connected to
+    with milink.LinkSession.create(source, target, spec, tmp_path / "toys.journal") as link:
+        link.record_assessment([])
+        link.start()
+        assert link.status()["phase"]["name"] == "Replicating"
+        with pytest.raises(milink.RejectedError):
+            link.failback()  # a one-way link: nothing to fail back to
+    with pytest.raises(milink.NameError):
+        milink.link_spec(source, target, "Toy]Store" * 30)
+    with pytest.raises(milink.ArgumentRangeError, match="endpoint_port|port"):
+        milink.link_spec(source, target, "ToyStore", endpoint_port=70000)
+
+
+def test_a_two_way_spec_is_refused_where_the_pair_cannot_fail_back() -> None:
+    facts = milink.Lab.tailspin(seed=7).facts()
+    facts["instance"]["version"] = "15.0.4355.3"  # SQL Server 2019
+    lab = milink.Lab.from_facts(facts["instance"], facts["databases"], facts["target"], "ToyStore")
+    with lab.serve() as served:
+        source, target = connect(served, with_tsql=False)
+        assert milink.link_spec(source, target, "ToyStore")["failover_mode"] == "None"
+        with pytest.raises(milink.InvalidArgumentError, match="cannot fail back"):
+            milink.link_spec(source, target, "ToyStore", two_way=True)
+
+
 def test_the_spec_must_name_the_pair_given(pair: Pair, tmp_path: pathlib.Path) -> None:
     lab, _, source, target = pair
     journal = tmp_path / "j.journal"
@@ -408,7 +438,7 @@ def test_gather_of_a_pair_that_cannot_be_read_names_what_failed(pair: Pair) -> N
 def test_gather_refuses_an_unknown_module_scan(pair: Pair) -> None:
     _, _, source, target = pair
     with pytest.raises(milink.InvalidArgumentError, match="modules"):
-        milink.gather(source, target, modules="some")  # type: ignore[arg-type]
+        milink.gather(source, target, modules="some")
     with pytest.raises(milink.NameError):
         milink.gather(source, target, modules=["Toy]Store" * 30])
 

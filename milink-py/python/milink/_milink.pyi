@@ -55,6 +55,7 @@ __all__ = [
     "ManagedInstance",
     "gather",
     "gather_async",
+    "link_spec",
     "_sleep",
     "assess",
     "tailspin_facts",
@@ -431,6 +432,24 @@ def gather_async(
     modules: Optional[_ModuleScan] = None,
     failback: Optional[bool] = None,
 ) -> Awaitable[TailspinFacts]: ...
+
+def link_spec(
+    source: SqlServer,
+    target: ManagedInstance,
+    database: str,
+    *,
+    link: Optional[str] = None,
+    two_way: Optional[bool] = None,
+    endpoint_host: Optional[str] = None,
+    endpoint_port: int = 5022,
+) -> Dict[str, Any]:
+    """A link spec for ``database`` of the pair, for ``LinkSession.create``: the documented
+    names (``DAG_<db>`` unless ``link`` is given, ``AG_<db>``, ``AG_<db>_MI``,
+    ``Cert_<server>_endpoint`` valid for a year), SQL Server's name and build and the instance's
+    FQDN and update policy as read. Two-way when the build and the update policy allow a
+    failback (``two_way=False`` for a one-way link; ``True`` where it cannot be raises
+    InvalidArgumentError). ``endpoint_host`` is the address the instance reaches SQL Server's
+    mirroring endpoint at: by default the host ``source`` was connected to."""
 
 @final
 class ServedLab:

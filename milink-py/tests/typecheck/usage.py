@@ -140,6 +140,7 @@ def real_pair(served: milink.ServedLab, spec: Dict[str, Any]) -> Optional[str]:
         tsql_password=served.instance_password,
     )
     facts = milink.gather(source, target, modules="off", failback=True)
+    spec = milink.link_spec(source, target, "ToyStore", endpoint_host="sql01.corp", two_way=False) if not spec else spec
     report = milink.assess(**facts)
     with milink.LinkSession.create(source, target, spec, "pair.journal") as link:
         link.record_assessment(report)
