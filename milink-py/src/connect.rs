@@ -979,10 +979,6 @@ struct Gathered {
     now: milink_core::time::Timestamp,
 }
 
-fn gather_error(message: String) -> PyErr {
-    flagged(errors::GatherError::new_err(message), false, false, true)
-}
-
 async fn gather_pair(
     source: Arc<SqlSide>,
     target: Arc<InstanceSide>,
@@ -1013,10 +1009,15 @@ async fn gather_pair(
             world.in_flight().idle().await;
         }
         target.arm.target_facts().await.map_err(|e| {
-            gather_error(format!(
-                "the facts of managed instance {} could not be read through ARM: {}",
-                target.id, e.message
-            ))
+            flagged(
+                errors::GatherError::new_err(format!(
+                    "the facts of managed instance {} could not be read through ARM: {}",
+                    target.id, e.message
+                )),
+                e.transient,
+                false,
+                true,
+            )
         })?
     };
     Ok(Gathered {

@@ -333,7 +333,7 @@ fn classify(py: Python<'_>, error: Error, message: String) -> (PyErr, Attrs) {
 }
 
 /// The Python spelling of the journal repair, which the core's message names in Rust.
-pub(crate) const REPAIR: &str = "LinkSession.resume_from(journal, lab, repair=True)";
+pub(crate) const REPAIR: &str = "LinkSession.resume_from(journal, lab, repair=True) (on a real pair: resume_from(journal, source, target, repair=True))";
 
 fn journal_error(
     py: Python<'_>,
@@ -356,8 +356,9 @@ fn journal_error(
         ),
         CoreJournalError::AlreadyExists { path } => (
             JournalError::new_err(format!(
-                "journal {} already exists: pass if_exists=\"resume\" to Lab.session (or call \
-                 LinkSession.resume_from(journal, lab)) to continue that link, or choose another \
+                "journal {} already exists: pass if_exists=\"resume\" to Lab.session or \
+                 LinkSession.create (or call LinkSession.resume_from(journal, lab) or \
+                 resume_from(journal, source, target)) to continue that link, or choose another \
                  path for a new link",
                 path.display()
             )),

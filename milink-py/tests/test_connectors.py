@@ -317,6 +317,11 @@ def test_a_closed_session_resumes_from_its_journal_on_the_same_pair(pair: Pair, 
         assert again.status()["phase"]["primary"] == "ManagedInstance"
     with milink.LinkSession.resume_from(journal, source, target) as third:
         assert third.status()["phase"]["name"] == "FailedOver"
+    # A notebook cell run again: the existing journal is resumed, not refused.
+    with milink.LinkSession.create(source, target, lab.spec, journal, if_exists="resume") as fourth:
+        assert fourth.status()["phase"]["name"] == "FailedOver"
+    with pytest.raises(milink.JournalError, match="already exists"):
+        milink.LinkSession.create(source, target, lab.spec, journal)
 
 
 def test_a_second_session_on_the_link_is_refused(pair: Pair, tmp_path: pathlib.Path) -> None:
