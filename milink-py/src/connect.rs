@@ -333,6 +333,20 @@ fn connect_options(
             .map_err(|e| refuse(e.into()))?;
     }
     let mut options = ConnectOptions::from_connection_string(&cs.expose()).map_err(refuse)?;
+    if credential.is_none() && options.authentication().is_none() {
+        // Said in Python terms: the connector's own message names its Rust API.
+        return Err(match cs.get("Authentication") {
+            Some(method) => invalid(format!(
+                "the connection string: Authentication={} needs a Microsoft Entra token: pass \
+                 credential= (a milink.Credential)",
+                method.trim()
+            )),
+            None => invalid(
+                "the connection string: no credentials: give User ID in it and password= (a \
+                 SQL login), or credential= (a milink.Credential) for a Microsoft Entra token",
+            ),
+        });
+    }
     if let Some(credential) = credential {
         let tokens = CredentialTokens::new(credential.build()?);
         options = options.with_token_provider(Arc::new(tokens));

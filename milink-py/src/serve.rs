@@ -107,7 +107,8 @@ struct Servers {
 }
 
 /// A lab's world served on loopback: SQL Server and the managed instance's T-SQL endpoint
-/// over TDS, the instance's ARM API over HTTPS. Connect the real connectors with what it
+/// over TDS (the SQL login `milink`, or any Microsoft Entra access token), the instance's ARM
+/// API over HTTPS (the served token only). Connect the real connectors with what it
 /// gives; the servers run until `stop()` (or the end of a `with` block).
 #[pyclass(module = "milink", name = "ServedLab", frozen)]
 pub(crate) struct PyServedLab {
@@ -207,7 +208,9 @@ pub(crate) fn serve(
         );
         block_on(py, None, async move {
             let tds = |side: Side, password: Secret, name: &str| {
-                let handler = Arc::new(SimSqlHandler::new(sim.clone(), side, USER, password));
+                let handler = Arc::new(
+                    SimSqlHandler::new(sim.clone(), side, USER, password).accepting_access_tokens(),
+                );
                 let config = TdsServerConfig {
                     server_name: name.to_owned(),
                     ..TdsServerConfig::default()

@@ -101,6 +101,20 @@ def test_a_connection_string_milink_cannot_use_is_refused_before_connecting(text
     assert refused.value.caller_error and not refused.value.transient
 
 
+def test_an_entra_login_takes_a_credential(pair: Pair) -> None:
+    _, served, _, _ = pair
+    entra = served.connection_string.replace("User ID=milink;", "") + ";Authentication=ActiveDirectoryDefault"
+    with pytest.raises(milink.InvalidArgumentError, match="credential="):
+        milink.SqlServer.connect(entra)
+    source = milink.SqlServer.connect(entra, credential=milink.Credential.token("an-entra-access-token"))
+    assert source.server_name == "TailspinSql"
+    with pytest.raises(milink.InvalidArgumentError, match="exclude each other"):
+        milink.SqlServer.connect(served.connection_string, password="x", credential=milink.Credential.token("t"))
+    no_login = served.connection_string.replace("User ID=milink;", "")
+    with pytest.raises(milink.InvalidArgumentError, match="no credentials"):
+        milink.SqlServer.connect(no_login)
+
+
 def test_a_password_given_twice_is_refused(pair: Pair) -> None:
     _, served, _, _ = pair
     both = served.connection_string + ";Password=" + served.password

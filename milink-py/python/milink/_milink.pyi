@@ -454,7 +454,8 @@ def link_spec(
 @final
 class ServedLab:
     """A lab's world served on loopback (``Lab.serve()``): SQL Server and the instance's T-SQL
-    endpoint over TDS, its ARM API over HTTPS. A session on a pair it serves runs in the lab's
+    endpoint over TDS (the SQL login ``milink`` with ``password``, or any Microsoft Entra access
+    token), its ARM API over HTTPS (``token`` only). A session on a pair it serves runs in the lab's
     virtual time."""
 
     @property
