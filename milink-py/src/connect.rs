@@ -97,7 +97,7 @@ fn port_error(what: &str, e: &PortError) -> PyErr {
         PortErrorKind::Arm { status, .. } | PortErrorKind::Http(status) => {
             matches!(status, 401 | 403)
         }
-        PortErrorKind::Other(code) => code == "token",
+        PortErrorKind::Other(code) => code == "token" || code == "arm:token",
         _ => false,
     };
     if refused {
@@ -140,6 +140,70 @@ enum CredentialKind {
     Token(Secret),
     /// An explicit azure_identity credential.
     Choice(CredentialChoice),
+    /// A Python object with `get_token(*scopes)` (an `azure.identity` credential).
+    Python(Arc<PythonTokenCredential>),
+}
+
+/// A Python credential: an object whose `get_token(*scopes)` returns something with `token`
+/// and `expires_on` (seconds since the Unix epoch), as `azure.identity` credentials do. It is
+/// called on a blocking thread with the GIL; its token is never shown.
+pub(crate) struct PythonTokenCredential {
+    object: Py<PyAny>,
+    /// Its type's name, for messages.
+    kind: String,
+}
+
+impl std::fmt::Debug for PythonTokenCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PythonTokenCredential({})", self.kind)
+    }
+}
+
+#[async_trait]
+impl TokenCredential for PythonTokenCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let object = Python::attach(|py| self.object.clone_ref(py));
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let kind = self.kind.clone();
+        let called = tokio::task::spawn_blocking(move || {
+            Python::attach(|py| -> PyResult<(String, i64)> {
+                let args = pyo3::types::PyTuple::new(py, scopes)?;
+                let token = object.bind(py).call_method1("get_token", args)?;
+                Ok((
+                    token.getattr("token")?.extract()?,
+                    token.getattr("expires_on")?.extract()?,
+                ))
+            })
+        })
+        .await;
+        let failed = |message: String| {
+            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, message)
+        };
+        match called {
+            Ok(Ok((token, expires_on))) => Ok(azure_core::credentials::AccessToken::new(
+                token,
+                azure_core::time::OffsetDateTime::from_unix_timestamp(expires_on)
+                    .unwrap_or(azure_core::time::OffsetDateTime::UNIX_EPOCH),
+            )),
+            // The credential library's own message (it names what to sign in to, not a secret).
+            Ok(Err(e)) => Err(failed(Python::attach(|py| {
+                let exception = e
+                    .get_type(py)
+                    .name()
+                    .map_or_else(|_| "an exception".to_owned(), |n| n.to_string());
+                format!(
+                    "{kind}.get_token raised {exception}: {}; it must return an object with \
+                     token (str) and expires_on (int, seconds since the Unix epoch)",
+                    e.value(py)
+                )
+            }))),
+            Err(e) => Err(failed(format!("{kind}.get_token did not finish: {e}"))),
+        }
+    }
 }
 
 /// Where the managed instance's ARM bearer tokens come from: the same kinds as the Rust
@@ -159,6 +223,9 @@ impl PyCredential {
                 .map_err(credential_error),
             CredentialKind::Token(token) => Ok(Arc::new(StaticToken::new(token.clone()))),
             CredentialKind::Choice(choice) => choice.build().map_err(credential_error),
+            CredentialKind::Python(credential) => {
+                Ok(Arc::clone(credential) as Arc<dyn TokenCredential>)
+            }
         }
     }
 
@@ -167,6 +234,7 @@ impl PyCredential {
             CredentialKind::Environment => "the environment's credential".to_owned(),
             CredentialKind::Token(_) => "a bearer token".to_owned(),
             CredentialKind::Choice(choice) => choice.to_string(),
+            CredentialKind::Python(credential) => format!("the Python {}", credential.kind),
         }
     }
 }
@@ -198,6 +266,37 @@ impl PyCredential {
     fn token(token: String) -> PyResult<Self> {
         Ok(PyCredential {
             kind: CredentialKind::Token(Secret::new(nonempty("token", token)?)),
+        })
+    }
+
+    /// A Python credential: any object with `get_token(*scopes)` returning an object with
+    /// `token` and `expires_on`, such as `azure.identity.DefaultAzureCredential()`. It is called
+    /// on a worker thread whenever a token is due.
+    #[staticmethod]
+    fn from_python(credential: Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = credential.py();
+        let callable = credential
+            .getattr("get_token")
+            .map(|m| m.is_callable())
+            .unwrap_or(false);
+        let kind = credential
+            .get_type()
+            .name()
+            .map_or_else(|_| "credential".to_owned(), |n| n.to_string());
+        if !callable {
+            return Err(errors::argument_type(
+                py,
+                format!(
+                    "credential must have a get_token(*scopes) method (an azure.identity \
+                     credential), and a {kind} has none"
+                ),
+            ));
+        }
+        Ok(PyCredential {
+            kind: CredentialKind::Python(Arc::new(PythonTokenCredential {
+                object: credential.unbind(),
+                kind,
+            })),
         })
     }
 

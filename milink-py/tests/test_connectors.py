@@ -5,6 +5,8 @@ from the lab's world. Opt-in live tests read a real server when the environment 
 import asyncio
 import os
 import pathlib
+import time
+import types
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
@@ -174,6 +176,42 @@ def test_the_ca_certificate_may_be_given_as_bytes(pair: Pair) -> None:
         served.resource_id, credential=milink.Credential.token(served.token), endpoint=served.arm_endpoint, trusted_ca=der
     )
     assert target.fqdn is not None
+
+
+class PythonCredential:
+    """A credential as azure.identity shapes it: get_token(*scopes) -> (token, expires_on)."""
+
+    def __init__(self, token: str, fail: bool = False) -> None:
+        self.token, self.fail = token, fail
+        self.scopes: List[str] = []
+
+    def get_token(self, *scopes: str) -> Any:
+        self.scopes.extend(scopes)
+        if self.fail:
+            raise RuntimeError("sign in first: run az login")
+        return types.SimpleNamespace(token=self.token, expires_on=int(time.time()) + 3600)
+
+
+def test_a_python_credential_hands_out_the_tokens(pair: Pair) -> None:
+    _, served, _, _ = pair
+    python = PythonCredential(served.token)
+    credential = milink.Credential.from_python(python)
+    assert served.token not in repr(credential) and "PythonCredential" in repr(credential)
+    target = milink.ManagedInstance(
+        served.resource_id, credential=credential, endpoint=served.arm_endpoint, trusted_ca=served.arm_ca_file
+    )
+    assert target.fqdn is not None
+    assert python.scopes and all(s.endswith("/.default") for s in python.scopes)
+    with pytest.raises(milink.AuthenticationError, match="az login") as refused:
+        milink.ManagedInstance(
+            served.resource_id,
+            credential=milink.Credential.from_python(PythonCredential(served.token, fail=True)),
+            endpoint=served.arm_endpoint,
+            trusted_ca=served.arm_ca_file,
+        )
+    assert served.token not in str(refused.value)
+    with pytest.raises(milink.ArgumentTypeError, match="get_token"):
+        milink.Credential.from_python(object())  # type: ignore[arg-type]
 
 
 def test_an_endpoint_that_is_not_https_is_refused(pair: Pair) -> None:

@@ -13,6 +13,7 @@ from typing import (
     Literal,
     Mapping,
     Optional,
+    Protocol,
     Sequence,
     Type,
     TypedDict,
@@ -304,6 +305,17 @@ def tailspin_facts(seed: int = 7) -> TailspinFacts:
 
 # ----------------------------------------------------------------------------------- connectors
 
+@type_check_only
+class _AccessToken(Protocol):
+    @property
+    def token(self) -> str: ...
+    @property
+    def expires_on(self) -> int: ...
+
+@type_check_only
+class _PythonCredential(Protocol):
+    def get_token(self, *scopes: str) -> _AccessToken: ...
+
 @final
 class Credential:
     """Where the managed instance's ARM bearer tokens come from: the same kinds as the Rust
@@ -317,6 +329,12 @@ class Credential:
     @staticmethod
     def token(token: str) -> Credential:
         """One bearer token for the management endpoint, used as it is."""
+    @staticmethod
+    def from_python(credential: _PythonCredential) -> Credential:
+        """Any object with ``get_token(*scopes)`` returning an object with ``token`` and
+        ``expires_on`` (seconds since the Unix epoch), such as
+        ``azure.identity.DefaultAzureCredential()``; called on a worker thread when a token is
+        due. An object without ``get_token`` raises ArgumentTypeError."""
     @staticmethod
     def azure_cli(*, tenant_id: Optional[str] = None) -> Credential:
         """The account the Azure CLI is signed in with (``az login``)."""

@@ -174,3 +174,17 @@ def connect_errors() -> List[milink.MilinkError]:
     with milink.Lab.tailspin().serve() as served:
         caught.append(milink.GatherError(served.resource_id))
     return caught
+
+
+class _Token:
+    token = "t"
+    expires_on = 0
+
+
+class _PyCredential:
+    def get_token(self, *scopes: str) -> _Token:
+        return _Token()
+
+
+def python_credential() -> milink.Credential:
+    return milink.Credential.from_python(_PyCredential())
