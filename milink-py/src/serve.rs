@@ -149,6 +149,39 @@ fn tds_connection_string(port: u16, ca: &Path) -> PyResult<String> {
     Ok(cs.expose())
 }
 
+/// The temporary directories of served labs still running, removed at the interpreter's exit
+/// if nothing stopped or dropped them before (a notebook that ends without `stop()`).
+fn owned_directories() -> &'static Mutex<Vec<PathBuf>> {
+    static OWNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    &OWNED
+}
+
+fn forget_directory(dir: &Path) {
+    lock(owned_directories()).retain(|d| d != dir);
+}
+
+/// Removes the temporary directories of served labs left running (registered with `atexit`).
+#[pyfunction]
+pub(crate) fn _remove_served_directories() {
+    for dir in lock(owned_directories()).drain(..) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Registers [`_remove_served_directories`] with `atexit`, once.
+fn remove_at_exit(py: Python<'_>) -> PyResult<()> {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    REGISTERED.call_once(|| {
+        result = (|| {
+            let cleanup = wrap_pyfunction!(_remove_served_directories, py)?;
+            py.import("atexit")?.call_method1("register", (cleanup,))?;
+            Ok(())
+        })();
+    });
+    result
+}
+
 /// A fresh directory under the system's temporary directory.
 fn temporary_directory() -> std::io::Result<PathBuf> {
     let base = std::env::temp_dir();
@@ -188,10 +221,12 @@ pub(crate) fn serve(
                 .map_err(|e| io(&format!("directory {}", dir.display()), e))?;
             (dir, false)
         }
-        None => (
-            temporary_directory().map_err(|e| io("a temporary directory", e))?,
-            true,
-        ),
+        None => {
+            remove_at_exit(py)?;
+            let dir = temporary_directory().map_err(|e| io("a temporary directory", e))?;
+            lock(owned_directories()).push(dir.clone());
+            (dir, true)
+        }
     };
     let secret = || {
         milink_core::sqlserver::password::generate()
@@ -236,6 +271,7 @@ pub(crate) fn serve(
         Ok(servers) => servers,
         Err(e) => {
             if owns_directory {
+                forget_directory(&directory);
                 let _ = std::fs::remove_dir_all(&directory);
             }
             return Err(e);
@@ -390,6 +426,7 @@ impl PyServedLab {
             })
         });
         if self.owns_directory {
+            forget_directory(&self.directory);
             let _ = std::fs::remove_dir_all(&self.directory);
         }
     }
@@ -425,6 +462,7 @@ impl PyServedLab {
 impl Drop for PyServedLab {
     fn drop(&mut self) {
         if self.owns_directory {
+            forget_directory(&self.directory);
             let _ = std::fs::remove_dir_all(&self.directory);
         }
     }

@@ -5,6 +5,8 @@ from the lab's world. Opt-in live tests read a real server when the environment 
 import asyncio
 import os
 import pathlib
+import subprocess
+import sys
 import time
 import types
 from typing import Any, Dict, Iterator, List, Tuple
@@ -256,6 +258,22 @@ def test_connecting_is_awaitable(pair: Pair) -> None:
     assert source.server_name == "TailspinSql" and target.fqdn is not None
     with pytest.raises(milink.AuthenticationError):
         asyncio.run(refused())
+
+
+def test_the_certificates_directory_goes_with_the_served_lab(tmp_path: pathlib.Path) -> None:
+    served = milink.Lab.tailspin(seed=7).serve()
+    made = pathlib.Path(served.arm_ca_file).parent
+    assert made.is_dir() and served.serving
+    served.stop()
+    assert not made.exists() and not served.serving
+    # A directory given is the caller's: its files stay.
+    with milink.Lab.tailspin(seed=7).serve(tmp_path) as kept:
+        assert pathlib.Path(kept.sql_ca_file).parent == tmp_path
+    assert any(tmp_path.iterdir())
+    # A process that ends without stop() leaves no temporary directory behind.
+    script = "import milink; s = milink.Lab.tailspin().serve(); print(s.arm_ca_file.parent)"
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert not pathlib.Path(out.stdout.strip()).exists()
 
 
 # --- a link on the pair -------------------------------------------------------------------------
