@@ -96,10 +96,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::tsql::readiness::PROBE_COUNT;
 pub use facts::{
-    AgMembership, AssemblyFact, CatalogFacts, CertificateFact, CodeFacts, DatabaseFacts,
-    DatabaseState, Edition, EndpointState, HostOs, HostPlatform, InstanceFacts, JobStep,
-    LinkedServer, MirroringEndpoint, RecoveryModel, ReplicationFlags, ServiceTier, TargetFacts,
-    TdeFacts, TraceFlag, WindowsLogin, WindowsUser,
+    AgMembership, ArmPermission, AssemblyFact, CatalogFacts, CertificateFact, ClusterFacts,
+    CodeFacts, DatabaseFacts, DatabaseState, Edition, EndpointState, HostOs, HostPlatform,
+    InstanceFacts, JobStep, LinkFact, LinkedServer, MirroringEndpoint, MultiDatabaseFacts,
+    ProtectorKind, RecoveryModel, ReplicationFlags, ServiceTier, TargetFacts, TdeFacts, TraceFlag,
+    TrustCertificateFact, WindowsLogin, WindowsUser,
 };
 pub use gather::{
     Cell, FactSource, GatherError, GatherOptions, GatheredFacts, ModuleScan, Rows, SourceError,
@@ -149,6 +150,12 @@ pub struct AssessOptions {
     /// Which databases the database rules of milink-facts §5.1 assess (default: the
     /// databases to link).
     pub compatibility_scope: CompatibilityScope,
+    /// The link is created from the managed instance (the instance is the initial primary and
+    /// SQL Server the secondary), which needs SQL Server 2022 CU10 or 2025.
+    pub from_managed_instance: bool,
+    /// The address ranges (CIDR, e.g. `10.1.0.0/16`) of SQL Server's network, to compare with
+    /// the managed instance's subnet; without them only SQL Server's own address is compared.
+    pub sql_server_networks: Vec<String>,
 }
 
 /// Which databases the managed instance compatibility rules (milink-facts §5.1, the rules
@@ -180,6 +187,8 @@ impl Default for AssessOptions {
             mi_supported_trace_flags: Vec::new(),
             network: Vec::new(),
             compatibility_scope: CompatibilityScope::LinkedDatabases,
+            from_managed_instance: false,
+            sql_server_networks: Vec::new(),
         }
     }
 }

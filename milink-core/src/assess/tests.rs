@@ -299,6 +299,7 @@ fn clean() -> TailspinLab {
         expiry,
         private_key: "ENCRYPTED_BY_MASTER_KEY".into(),
         thumbprint: "00".into(),
+        encoded: None,
     };
     lab.instance.certificates = vec![
         cert(

@@ -112,6 +112,7 @@ impl World {
                             "NO_PRIVATE_KEY".to_string()
                         },
                         thumbprint: thumbprint(&c.der),
+                        encoded: Some(crate::assess::facts::to_hex(&c.der)),
                     }
                 })
                 .collect(),
@@ -122,6 +123,15 @@ impl World {
             job_steps: base.map(|b| b.job_steps.clone()).unwrap_or_default(),
             windows_logins: base.map(|b| b.windows_logins.clone()).unwrap_or_default(),
             linked_servers: base.map(|b| b.linked_servers.clone()).unwrap_or_default(),
+            // milink's login on the simulated server is sysadmin; the facts the simulator does
+            // not model are those a user's gathered facts brought, if any.
+            is_sysadmin: Some(true),
+            instance_name: base.and_then(|b| b.instance_name.clone()),
+            local_address: base.and_then(|b| b.local_address.clone()),
+            cluster: base.and_then(|b| b.cluster.clone()),
+            // The simulated server's flags are its startup configuration.
+            startup_trace_flags: Some(src.trace_flags.iter().copied().collect()),
+            multi_database: base.and_then(|b| b.multi_database),
         }
     }
 
@@ -208,6 +218,21 @@ impl World {
                     ag,
                     catalog,
                     code: base.and_then(|b| b.code.clone()),
+                    // The simulated backups are taken WITH CHECKSUM.
+                    last_full_backup_checksum: t.last_full_backup.map(|_| {
+                        base.and_then(|b| b.last_full_backup_checksum)
+                            .unwrap_or(true)
+                    }),
+                    distributed_ag: src
+                        .ags
+                        .values()
+                        .find(|ag| ag.databases.contains(name))
+                        .and_then(|ag| {
+                            src.dags
+                                .values()
+                                .find(|dag| dag.sql_ag == ag.name)
+                                .map(|dag| dag.name.to_string())
+                        }),
                 }
             })
             .collect()
@@ -230,6 +255,38 @@ impl World {
             in_failover_group: Some(i.in_failover_group),
             collation: Some(i.collation.clone()),
             tde_certificate_thumbprints: Some(Vec::new()),
+            // The simulated caller may do everything on the instance.
+            caller_permissions: Some(vec![crate::assess::ArmPermission {
+                actions: vec!["Microsoft.Sql/managedInstances/*".to_string()],
+                not_actions: Vec::new(),
+            }]),
+            tde_protector: None,
+            subnet_id: None,
+            subnet_prefixes: None,
+            server_trust_certificates: Some(
+                i.trust_certificates
+                    .iter()
+                    .map(|(name, der)| crate::assess::TrustCertificateFact {
+                        name: name.clone(),
+                        public_blob: crate::assess::facts::to_hex(der),
+                    })
+                    .collect(),
+            ),
+            endpoint_certificate: Some(crate::assess::facts::to_hex(&i.endpoint_certificate)),
+            links: Some(
+                i.links
+                    .keys()
+                    .map(|link| crate::assess::LinkFact {
+                        name: link.to_string(),
+                        databases: i
+                            .databases
+                            .iter()
+                            .filter(|(_, d)| d.link.as_ref() == Some(link))
+                            .map(|(n, _)| n.to_string())
+                            .collect(),
+                    })
+                    .collect(),
+            ),
         }
     }
 }
