@@ -228,15 +228,12 @@ pub fn hex_eq(hex: &str, bytes: &[u8]) -> bool {
     if h.len() != bytes.len() * 2 {
         return false;
     }
-    h.as_bytes()
-        .chunks(2)
-        .zip(bytes)
-        .all(|(pair, b)| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                == Some(*b)
-        })
+    h.as_bytes().chunks(2).zip(bytes).all(|(pair, b)| {
+        std::str::from_utf8(pair)
+            .ok()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            == Some(*b)
+    })
 }
 
 /// Upper-case hex without `0x`, as the facts keep certificate bytes.

@@ -11,8 +11,8 @@ use futures_util::stream::{self, StreamExt};
 use crate::assess::facts::{
     AgMembership, AssemblyFact, CatalogFacts, CertificateFact, ClusterFacts, CodeFacts,
     DatabaseFacts, DatabaseState, Edition, EndpointState, HostOs, InstanceFacts, JobStep,
-    LinkedServer, MirroringEndpoint, MultiDatabaseFacts, RecoveryModel, ReplicationFlags,
-    TdeFacts, TraceFlag, WindowsLogin, WindowsUser,
+    LinkedServer, MirroringEndpoint, MultiDatabaseFacts, RecoveryModel, ReplicationFlags, TdeFacts,
+    TraceFlag, WindowsLogin, WindowsUser,
 };
 use crate::assess::scan::{self, Marker};
 use crate::names::{DatabaseName, ServerName, SqlVersion};
