@@ -255,14 +255,14 @@ impl World {
             in_failover_group: Some(i.in_failover_group),
             collation: Some(i.collation.clone()),
             tde_certificate_thumbprints: Some(Vec::new()),
-            // The simulated caller may do everything on the instance.
-            caller_permissions: Some(vec![crate::assess::ArmPermission {
-                actions: vec!["Microsoft.Sql/managedInstances/*".to_string()],
-                not_actions: Vec::new(),
-            }]),
-            tde_protector: None,
-            subnet_id: None,
-            subnet_prefixes: None,
+            caller_permissions: Some(i.settings.caller_permissions.clone()),
+            tde_protector: Some(i.settings.tde_protector),
+            subnet_id: i.settings.subnet_id.clone(),
+            subnet_prefixes: i
+                .settings
+                .subnet_id
+                .as_ref()
+                .map(|_| i.settings.subnet_prefixes.clone()),
             server_trust_certificates: Some(
                 i.trust_certificates
                     .iter()

@@ -36,6 +36,7 @@ pub mod credential;
 mod http;
 mod options;
 mod reads;
+mod target;
 mod token;
 mod view;
 
@@ -58,6 +59,7 @@ use crate::time::{SystemTimer, Timer};
 
 pub use credential::{CredentialChoice, CredentialError, StaticToken, credential_from_environment};
 pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
+pub use target::TARGET_READS;
 
 use http::MALFORMED;
 use token::ArmTokens;

@@ -12,9 +12,7 @@ use crate::arm::models::{
     Page, ServerTrustCertificate,
 };
 use crate::arm::{ArmRead, ArmRequest, Method, read_request};
-use crate::assess::TargetFacts;
 use crate::lifecycle::LinkName;
-use crate::names::DatabaseName;
 use crate::ports::PortError;
 
 use super::http::MALFORMED;
@@ -33,34 +31,6 @@ impl ArmManagedInstance {
             return Err(answer.error(&request));
         }
         decode(&answer.json(&what)?, &what)
-    }
-
-    /// The instance as the readiness assessment reads it: its `GET` body through
-    /// [`TargetFacts::from_arm_json`], with the names of its databases from the databases list
-    /// (a name that is not a valid database name is left out). What ARM does not report
-    /// (storage in use, failover group membership, TDE certificates) stays `None`.
-    pub async fn target_facts(&self) -> Result<TargetFacts, PortError> {
-        let request = read_request(ArmRead::Instance, &self.instance);
-        let what = format!("GET {}", request.path);
-        let answer = self.get_answer(&request, &what).await?;
-        if answer.status != 200 {
-            return Err(answer.error(&request));
-        }
-        let mut facts = TargetFacts::from_arm_json(&answer.json(&what)?).map_err(|e| {
-            PortError::permanent(
-                MALFORMED,
-                format!("ARM's answer to {what} is not a managed instance: {e}"),
-            )
-        })?;
-        let databases = self.databases().await?;
-        facts.databases = Some(
-            databases
-                .iter()
-                .filter_map(|d| d.name.as_deref())
-                .filter_map(|n| DatabaseName::new(n).ok())
-                .collect(),
-        );
-        Ok(facts)
     }
 
     /// The instance's managed databases (`GET …/databases`, every page).
@@ -108,7 +78,7 @@ impl ArmManagedInstance {
             .await
     }
 
-    async fn get_answer(
+    pub(super) async fn get_answer(
         &self,
         request: &ArmRequest,
         what: &str,
@@ -118,7 +88,7 @@ impl ArmManagedInstance {
     }
 
     /// One resource; `None` on 404.
-    async fn read_one<T: DeserializeOwned>(
+    pub(super) async fn read_one<T: DeserializeOwned>(
         &self,
         request: &ArmRequest,
     ) -> Result<Option<T>, PortError> {
@@ -132,7 +102,7 @@ impl ArmManagedInstance {
     }
 
     /// Every item of a list, following `nextLink`.
-    async fn read_all<T: DeserializeOwned>(
+    pub(super) async fn read_all<T: DeserializeOwned>(
         &self,
         request: &ArmRequest,
     ) -> Result<Vec<T>, PortError> {
@@ -172,7 +142,10 @@ impl ArmManagedInstance {
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &serde_json::Value, what: &str) -> Result<T, PortError> {
+pub(super) fn decode<T: DeserializeOwned>(
+    body: &serde_json::Value,
+    what: &str,
+) -> Result<T, PortError> {
     T::deserialize(body).map_err(|e| {
         PortError::permanent(
             MALFORMED,

@@ -33,12 +33,14 @@ impl RequestCounter {
 
 /// What a path addresses, in a word or two: `link`, `failover`, `setRole`, `links`,
 /// `trust certificate`, `endpoint certificate`, `instance`, `operation (Location)`,
-/// `operation (AzureAsyncOperation)`; `unrouted` when no route matches.
+/// `operation (AzureAsyncOperation)`, `databases`, `encryption protector`, `permissions`,
+/// `subnet`; `unrouted` when no route matches.
 pub fn route_kind(path: &str) -> &'static str {
     match parse_path(path) {
         None => "unrouted",
         Some(Route::Operation { status: true, .. }) => "operation (AzureAsyncOperation)",
         Some(Route::Operation { status: false, .. }) => "operation (Location)",
+        Some(Route::Subnet { .. }) => "subnet",
         Some(Route::Instance(_, target)) => match target {
             Target::Instance => "instance",
             Target::Dags => "links",
@@ -49,6 +51,8 @@ pub fn route_kind(path: &str) -> &'static str {
             Target::TrustCertificates => "trust certificates",
             Target::TrustCertificate(_) => "trust certificate",
             Target::EndpointCertificate(_) => "endpoint certificate",
+            Target::EncryptionProtector(_) => "encryption protector",
+            Target::CallerPermissions => "permissions",
         },
     }
 }

@@ -182,6 +182,7 @@ pub(crate) fn managed_instance(i: &InstanceState) -> Value {
             hybrid_secondary_usage: Some(models::HybridSecondaryUsage::Active),
             v_cores: Some(i.vcores),
             storage_size_in_gb: Some(u64::from(i.storage_gb)),
+            subnet_id: i.settings.subnet_id.clone(),
         },
     };
     let mut v = typed(&model, "Microsoft.Sql/managedInstances");
@@ -455,4 +456,72 @@ mod tests {
         let sql = crate::sim::errors::sql(41976, "ag");
         assert_eq!(status_and_code(&sql), Some((400, "41976".to_owned())));
     }
+}
+
+/// The instance's TDE protector (`encryptionProtector/current`).
+pub(crate) fn encryption_protector(i: &InstanceState) -> Value {
+    let (kind, key) = match i.settings.tde_protector {
+        crate::assess::ProtectorKind::ServiceManaged => {
+            ("ServiceManaged", "ServiceManaged".to_owned())
+        }
+        crate::assess::ProtectorKind::CustomerManaged => (
+            "AzureKeyVault",
+            format!("{}-vault_{}-tde_1", i.id.name(), i.id.name()),
+        ),
+    };
+    let mut v = model_json(&models::EncryptionProtector {
+        name: Some("current".to_owned()),
+        properties: models::EncryptionProtectorProperties {
+            server_key_type: Some(kind.to_owned()),
+            server_key_name: Some(key),
+        },
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "id".into(),
+            json!(format!("{}/encryptionProtector/current", i.id)),
+        );
+        o.insert(
+            "type".into(),
+            json!("Microsoft.Sql/managedInstances/encryptionProtector"),
+        );
+    }
+    v
+}
+
+/// What the caller may do on the instance (`AzurePermissionsForResource_List`, one page).
+pub(crate) fn caller_permissions(i: &InstanceState) -> Value {
+    let value: Vec<models::Permission> = i
+        .settings
+        .caller_permissions
+        .iter()
+        .map(|p| models::Permission {
+            actions: p.actions.clone(),
+            not_actions: p.not_actions.clone(),
+        })
+        .collect();
+    json!({ "value": value.iter().map(model_json).collect::<Vec<_>>() })
+}
+
+/// The instance's subnet (Microsoft.Network `Subnets_Get`).
+pub(crate) fn subnet(i: &InstanceState, id: &str) -> Value {
+    let mut v = model_json(&models::Subnet {
+        id: Some(id.to_owned()),
+        properties: models::SubnetProperties {
+            address_prefix: i.settings.subnet_prefixes.first().cloned(),
+            address_prefixes: (i.settings.subnet_prefixes.len() > 1)
+                .then(|| i.settings.subnet_prefixes.clone()),
+        },
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "name".into(),
+            json!(id.rsplit('/').next().unwrap_or_default()),
+        );
+        o.insert(
+            "type".into(),
+            json!("Microsoft.Network/virtualNetworks/subnets"),
+        );
+    }
+    v
 }

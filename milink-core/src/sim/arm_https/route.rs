@@ -46,6 +46,10 @@ pub(crate) enum Target {
     TrustCertificate(String),
     /// `endpointCertificates/{endpointType}`.
     EndpointCertificate(String),
+    /// `encryptionProtector/{name}` (`current`).
+    EncryptionProtector(String),
+    /// `providers/Microsoft.Authorization/permissions`: what the caller may do here.
+    CallerPermissions,
 }
 
 /// A parsed path.
@@ -53,6 +57,13 @@ pub(crate) enum Target {
 pub(crate) enum Route {
     /// Under a managed instance.
     Instance(InstanceScope, Target),
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{v}/subnets/{n}`.
+    Subnet {
+        subscription: String,
+        resource_group: String,
+        vnet: String,
+        subnet: String,
+    },
     /// `/subscriptions/{s}/providers/Microsoft.Sql/locations/{loc}/{coll}OperationResults/{id}`
     /// (`status: false`) or `…/{coll}AzureAsyncOperation/{id}` (`status: true`).
     Operation {
@@ -138,6 +149,16 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 [c, n] if is(c, "endpointCertificates") => {
                     Target::EndpointCertificate((*n).to_owned())
                 }
+                [c, n] if is(c, "encryptionProtector") => {
+                    Target::EncryptionProtector((*n).to_owned())
+                }
+                [p, a, c]
+                    if is(p, "providers")
+                        && is(a, "Microsoft.Authorization")
+                        && is(c, "permissions") =>
+                {
+                    Target::CallerPermissions
+                }
                 _ => return None,
             };
             Some(Route::Instance(
@@ -148,6 +169,31 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 },
                 target,
             ))
+        }
+        [
+            sub_kw,
+            sub,
+            rg_kw,
+            rg,
+            prov,
+            ns,
+            vnet_kw,
+            vnet,
+            subnet_kw,
+            subnet,
+        ] if is(sub_kw, "subscriptions")
+            && is(rg_kw, "resourceGroups")
+            && is(prov, "providers")
+            && is(ns, "Microsoft.Network")
+            && is(vnet_kw, "virtualNetworks")
+            && is(subnet_kw, "subnets") =>
+        {
+            Some(Route::Subnet {
+                subscription: (*sub).to_owned(),
+                resource_group: (*rg).to_owned(),
+                vnet: (*vnet).to_owned(),
+                subnet: (*subnet).to_owned(),
+            })
         }
         _ => None,
     }
@@ -219,8 +265,16 @@ mod tests {
                 "/distributedAvailabilityGroups/d/setRole".into(),
                 Target::DagSetRole("d".into()),
             ),
-            ("/databases".into(), Target::Databases),
             ("/serverTrustCertificates".into(), Target::TrustCertificates),
+            ("/databases".into(), Target::Databases),
+            (
+                "/encryptionProtector/current".into(),
+                Target::EncryptionProtector("current".into()),
+            ),
+            (
+                "/providers/Microsoft.Authorization/permissions".into(),
+                Target::CallerPermissions,
+            ),
             (
                 "/serverTrustCertificates/c".into(),
                 Target::TrustCertificate("c".into()),
@@ -240,6 +294,8 @@ mod tests {
         }
         for bad in [
             format!("{MI}/administrators"),
+            format!("{MI}/databases/db/other"),
+            format!("{MI}/providers/Microsoft.Authorization/roleAssignments"),
             format!("{MI}/distributedAvailabilityGroups/d/other"),
             format!("{MI}/distributedAvailabilityGroups//failover"),
             format!("{MI}/serverTrustCertificates/%zz"),

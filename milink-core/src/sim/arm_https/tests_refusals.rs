@@ -62,6 +62,22 @@ async fn unknown_resources_wrong_api_versions_and_malformed_bodies_are_refused()
         ),
         (
             reqwest::Method::GET,
+            format!(
+                "{base}/providers/Microsoft.Authorization/permissions?api-version={API_VERSION}"
+            ),
+            None,
+            400,
+            "InvalidApiVersionParameter",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{base}/encryptionProtector/current?api-version={API_VERSION}"),
+            None,
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            reqwest::Method::GET,
             format!("{base}/endpointCertificates/DATABASE_MIRRORING?api-version=2021-11-01"),
             None,
             400,
