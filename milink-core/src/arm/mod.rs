@@ -257,6 +257,26 @@ pub enum ArmRead<'a> {
     CallerPermissions,
 }
 
+/// The `GET` of the instance failover groups in the instance's resource group and region
+/// (`InstanceFailoverGroups_ListByLocation`:
+/// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Sql/locations/{location}/instanceFailoverGroups`,
+/// <https://learn.microsoft.com/rest/api/sql/instance-failover-groups/list-by-location>).
+/// Whether a group whose primary lives in another resource group is listed on its secondary's
+/// side is UNVERIFIED.
+pub fn failover_groups_request(instance: &InstanceId, location: &str) -> ArmRequest {
+    ArmRequest {
+        method: Method::Get,
+        path: format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/locations/{}/instanceFailoverGroups",
+            segment(instance.subscription_id()),
+            segment(instance.resource_group()),
+            segment(location)
+        ),
+        api_version: API_VERSION,
+        body: None,
+    }
+}
+
 /// The api-version of Microsoft.Authorization's permissions call
 /// (`AzurePermissionsForResource_List`).
 pub const AUTHORIZATION_API_VERSION: &str = "2022-04-01";
@@ -453,6 +473,14 @@ mod tests {
             subnet_request(subnet).unwrap().url(MANAGEMENT_ENDPOINT),
             format!(
                 "{MANAGEMENT_ENDPOINT}/subscriptions/s/resourceGroups/net%20rg/providers/Microsoft.Network/virtualNetworks/v/subnets/mi?api-version=2024-05-01"
+            )
+        );
+        assert_eq!(
+            failover_groups_request(&mi, "West Europe").path,
+            format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/locations/West%20Europe/instanceFailoverGroups",
+                mi.subscription_id(),
+                mi.resource_group()
             )
         );
         for bad in [

@@ -277,6 +277,54 @@ pub struct ManagedInstanceProperties {
     pub subnet_id: Option<String>,
 }
 
+/// An instance failover group (`InstanceFailoverGroups_ListByLocation`): the instances it pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InstanceFailoverGroup {
+    /// Resource name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: InstanceFailoverGroupProperties,
+}
+
+/// The properties of an [`InstanceFailoverGroup`] milink reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct InstanceFailoverGroupProperties {
+    /// The instance pairs.
+    pub managed_instance_pairs: Vec<ManagedInstancePair>,
+}
+
+/// A pair of instances of a failover group.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ManagedInstancePair {
+    /// The primary's resource id.
+    pub primary_managed_instance_id: Option<String>,
+    /// The partner's resource id.
+    pub partner_managed_instance_id: Option<String>,
+}
+
+impl InstanceFailoverGroup {
+    /// Whether the instance of resource id `id` is in one of the group's pairs
+    /// (case-insensitively, as ARM compares ids).
+    pub fn pairs(&self, id: &str) -> bool {
+        self.properties.managed_instance_pairs.iter().any(|p| {
+            [
+                &p.primary_managed_instance_id,
+                &p.partner_managed_instance_id,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|i| {
+                i.trim_end_matches('/')
+                    .eq_ignore_ascii_case(id.trim_end_matches('/'))
+            })
+        })
+    }
+}
+
 /// One permission set of `AzurePermissionsForResource_List` (Microsoft.Authorization).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

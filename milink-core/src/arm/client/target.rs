@@ -3,10 +3,10 @@
 //! its `nextLink` pages.
 
 use crate::arm::models::{
-    DistributedAvailabilityGroup, EncryptionProtector, EndpointCertificate, Permission,
-    ServerTrustCertificate, Subnet,
+    DistributedAvailabilityGroup, EncryptionProtector, EndpointCertificate, InstanceFailoverGroup,
+    Permission, ServerTrustCertificate, Subnet,
 };
-use crate::arm::{ArmRead, read_request, subnet_request};
+use crate::arm::{ArmRead, failover_groups_request, read_request, subnet_request};
 use crate::assess::facts::{
     ArmPermission, LinkFact, ProtectorKind, TargetFacts, TrustCertificateFact, to_hex,
 };
@@ -18,8 +18,9 @@ use super::http::MALFORMED;
 
 /// The `GET`s [`ArmManagedInstance::target_facts`] sends (list pages aside): the instance, its
 /// databases, server trust certificates, endpoint certificate, links, TDE protector, the
-/// caller's permissions on it, and its subnet.
-pub const TARGET_READS: usize = 8;
+/// caller's permissions on it, its subnet, and the failover groups of its resource group and
+/// region.
+pub const TARGET_READS: usize = 9;
 
 /// A read the caller may not be allowed, or that the instance does not have: its fact stays
 /// unknown (the rules that need it say "not evaluated") instead of failing the whole read.
@@ -46,10 +47,10 @@ impl ArmManagedInstance {
     /// (tier, vCores, storage, update policy, collation, subnet), its databases, server trust
     /// certificates, `DATABASE_MIRRORING` endpoint certificate, links with their databases, TDE
     /// protector, what the caller may do on it (Microsoft.Authorization's permissions call) and
-    /// its subnet's address ranges (Microsoft.Network). The protector, the permissions and
-    /// the subnet are left unknown when ARM answers 403 or 404 to them; storage in use,
-    /// failover group membership and TDE certificates are not in these answers and stay
-    /// unknown.
+    /// its subnet's address ranges (Microsoft.Network), and whether a failover group of its
+    /// resource group and region pairs it. The protector, the permissions, the subnet and the
+    /// failover groups are left unknown when ARM answers 403 or 404 to them; storage in use and
+    /// TDE certificates are not in these answers and stay unknown.
     pub async fn target_facts(&self) -> Result<TargetFacts, PortError> {
         let request = read_request(ArmRead::Instance, &self.instance);
         let what = format!("GET {}", request.path);
@@ -57,7 +58,12 @@ impl ArmManagedInstance {
         if answer.status != 200 {
             return Err(answer.error(&request));
         }
-        let mut facts = TargetFacts::from_arm_json(&answer.json(&what)?)
+        let body = answer.json(&what)?;
+        let location = body
+            .get("location")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let mut facts = TargetFacts::from_arm_json(&body)
             .map_err(|e| PortError::permanent(MALFORMED, format!("{what}: {e}")))?;
 
         facts.databases = Some(
@@ -132,6 +138,14 @@ impl ArmManagedInstance {
         if let Some(request) = facts.subnet_id.as_deref().and_then(subnet_request) {
             let subnet: Option<Option<Subnet>> = optional(self.read_one(&request).await)?;
             facts.subnet_prefixes = subnet.flatten().map(|s| s.prefixes());
+        }
+        if let Some(location) = &location {
+            let groups: Option<Vec<InstanceFailoverGroup>> = optional(
+                self.read_all(&failover_groups_request(&self.instance, location))
+                    .await,
+            )?;
+            let id = self.instance.to_string();
+            facts.in_failover_group = groups.map(|g| g.iter().any(|f| f.pairs(&id)));
         }
         Ok(facts)
     }

@@ -34,13 +34,14 @@ impl RequestCounter {
 /// What a path addresses, in a word or two: `link`, `failover`, `setRole`, `links`,
 /// `trust certificate`, `endpoint certificate`, `instance`, `operation (Location)`,
 /// `operation (AzureAsyncOperation)`, `databases`, `encryption protector`, `permissions`,
-/// `subnet`; `unrouted` when no route matches.
+/// `subnet`, `failover groups`; `unrouted` when no route matches.
 pub fn route_kind(path: &str) -> &'static str {
     match parse_path(path) {
         None => "unrouted",
         Some(Route::Operation { status: true, .. }) => "operation (AzureAsyncOperation)",
         Some(Route::Operation { status: false, .. }) => "operation (Location)",
         Some(Route::Subnet { .. }) => "subnet",
+        Some(Route::FailoverGroups { .. }) => "failover groups",
         Some(Route::Instance(_, target)) => match target {
             Target::Instance => "instance",
             Target::Dags => "links",

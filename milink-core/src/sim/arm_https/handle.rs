@@ -94,6 +94,21 @@ pub(crate) fn handle(cx: &Context<'_>, req: &Request<'_>) -> Reply {
         );
     };
     match route {
+        Route::FailoverGroups {
+            subscription,
+            resource_group,
+            location,
+        } => {
+            if req.method != "GET" {
+                return method_not_allowed(req.method);
+            }
+            let w = cx.sim.lock();
+            let id = &w.instance.id;
+            let ours = subscription.eq_ignore_ascii_case(id.subscription_id())
+                && resource_group.eq_ignore_ascii_case(id.resource_group())
+                && location.eq_ignore_ascii_case(&w.instance.location);
+            Reply::json(200, resources::failover_groups(&w.instance, ours))
+        }
         Route::Subnet {
             subscription,
             resource_group,

@@ -525,3 +525,35 @@ pub(crate) fn subnet(i: &InstanceState, id: &str) -> Value {
     }
     v
 }
+
+/// The instance failover groups of a resource group and region (one page): the instance's own
+/// group when it is in one and the request names its resource group and region, else none.
+pub(crate) fn failover_groups(i: &InstanceState, ours: bool) -> Value {
+    let value: Vec<Value> = if ours && i.in_failover_group {
+        let partner = format!("{}-partner", i.id.name());
+        let partner_id =
+            i.id.to_string()
+                .rsplit_once('/')
+                .map(|(head, _)| format!("{head}/{partner}"))
+                .unwrap_or_default();
+        let mut v = model_json(&models::InstanceFailoverGroup {
+            name: Some(format!("{}-fog", i.id.name())),
+            properties: models::InstanceFailoverGroupProperties {
+                managed_instance_pairs: vec![models::ManagedInstancePair {
+                    primary_managed_instance_id: Some(i.id.to_string()),
+                    partner_managed_instance_id: Some(partner_id),
+                }],
+            },
+        });
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "type".into(),
+                json!("Microsoft.Sql/locations/instanceFailoverGroups"),
+            );
+        }
+        vec![v]
+    } else {
+        Vec::new()
+    };
+    json!({ "value": value })
+}

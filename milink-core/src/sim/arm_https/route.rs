@@ -57,6 +57,12 @@ pub(crate) enum Target {
 pub(crate) enum Route {
     /// Under a managed instance.
     Instance(InstanceScope, Target),
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Sql/locations/{l}/instanceFailoverGroups`.
+    FailoverGroups {
+        subscription: String,
+        resource_group: String,
+        location: String,
+    },
     /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{v}/subnets/{n}`.
     Subnet {
         subscription: String,
@@ -169,6 +175,20 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 },
                 target,
             ))
+        }
+        [sub_kw, sub, rg_kw, rg, prov, ns, loc_kw, loc, groups]
+            if is(sub_kw, "subscriptions")
+                && is(rg_kw, "resourceGroups")
+                && is(prov, "providers")
+                && is(ns, "Microsoft.Sql")
+                && is(loc_kw, "locations")
+                && is(groups, "instanceFailoverGroups") =>
+        {
+            Some(Route::FailoverGroups {
+                subscription: (*sub).to_owned(),
+                resource_group: (*rg).to_owned(),
+                location: (*loc).to_owned(),
+            })
         }
         [
             sub_kw,
@@ -303,6 +323,37 @@ mod tests {
         ] {
             assert_eq!(parse_path(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn subnet_and_failover_group_paths_parse() {
+        assert_eq!(
+            parse_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v%201/subnets/mi"
+            ),
+            Some(Route::Subnet {
+                subscription: "s".into(),
+                resource_group: "rg".into(),
+                vnet: "v 1".into(),
+                subnet: "mi".into(),
+            })
+        );
+        assert_eq!(
+            parse_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/locations/westeurope/instanceFailoverGroups"
+            ),
+            Some(Route::FailoverGroups {
+                subscription: "s".into(),
+                resource_group: "rg".into(),
+                location: "westeurope".into(),
+            })
+        );
+        assert_eq!(
+            parse_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -227,9 +227,9 @@ async fn the_instances_readiness_facts_are_read_over_https_in_a_fixed_number_of_
     assert_eq!(sent, super::super::TARGET_READS as u64);
     let mut world = lab.sim.with_world(|w| w.target_facts());
     world.storage_used_gb = None;
-    world.in_failover_group = None;
     world.tde_certificate_thumbprints = None;
     assert_eq!(got, world);
+    assert_eq!(got.in_failover_group, Some(false));
     assert_eq!(got.tde_protector, Some(ProtectorKind::CustomerManaged));
     assert_eq!(got.subnet_prefixes, Some(vec!["10.20.0.0/24".to_owned()]));
     assert!(
@@ -247,7 +247,10 @@ async fn the_instances_readiness_facts_are_read_over_https_in_a_fixed_number_of_
         }];
         w.instance.settings.subnet_prefixes = vec!["10.20.0.0/25".into(), "10.20.0.128/25".into()];
     });
+    lab.sim
+        .with_world_mut(|w| w.instance.in_failover_group = true);
     let got = mi.target_facts().await.unwrap();
+    assert_eq!(got.in_failover_group, Some(true));
     assert_eq!(got.tde_protector, Some(ProtectorKind::ServiceManaged));
     assert_eq!(
         got.caller_permissions.unwrap()[0].actions,
