@@ -248,7 +248,7 @@ pub fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
         .strip_prefix("0x")
         .or_else(|| h.strip_prefix("0X"))
         .unwrap_or(h);
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     h.as_bytes()

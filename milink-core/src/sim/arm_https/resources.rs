@@ -425,39 +425,6 @@ pub(crate) fn sha1_hex(data: &[u8]) -> String {
     h.iter().map(|x| format!("{x:08X}")).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sha1_matches_the_standard_vectors() {
-        assert_eq!(sha1_hex(b"abc"), "A9993E364706816ABA3E25717850C26C9CD0D89D");
-        assert_eq!(sha1_hex(b""), "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709");
-    }
-
-    #[test]
-    fn errors_keep_their_status_code_and_retry_after() {
-        let e = crate::sim::errors::arm_busy(Duration::from_millis(1500));
-        let Reply::Answer {
-            status,
-            headers,
-            body,
-        } = error_reply(&e)
-        else {
-            panic!("dropped");
-        };
-        assert_eq!(status, 409);
-        assert_eq!(headers, vec![("Retry-After", "2".to_owned())]);
-        assert_eq!(body.unwrap()["error"]["code"], "ManagedInstanceIsBusy");
-        assert_eq!(
-            error_reply(&crate::sim::errors::connection_dropped()),
-            Reply::Drop
-        );
-        let sql = crate::sim::errors::sql(41976, "ag");
-        assert_eq!(status_and_code(&sql), Some((400, "41976".to_owned())));
-    }
-}
-
 /// The instance's TDE protector (`encryptionProtector/current`).
 pub(crate) fn encryption_protector(i: &InstanceState) -> Value {
     let (kind, key) = match i.settings.tde_protector {
@@ -556,4 +523,37 @@ pub(crate) fn failover_groups(i: &InstanceState, ours: bool) -> Value {
         Vec::new()
     };
     json!({ "value": value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_matches_the_standard_vectors() {
+        assert_eq!(sha1_hex(b"abc"), "A9993E364706816ABA3E25717850C26C9CD0D89D");
+        assert_eq!(sha1_hex(b""), "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709");
+    }
+
+    #[test]
+    fn errors_keep_their_status_code_and_retry_after() {
+        let e = crate::sim::errors::arm_busy(Duration::from_millis(1500));
+        let Reply::Answer {
+            status,
+            headers,
+            body,
+        } = error_reply(&e)
+        else {
+            panic!("dropped");
+        };
+        assert_eq!(status, 409);
+        assert_eq!(headers, vec![("Retry-After", "2".to_owned())]);
+        assert_eq!(body.unwrap()["error"]["code"], "ManagedInstanceIsBusy");
+        assert_eq!(
+            error_reply(&crate::sim::errors::connection_dropped()),
+            Reply::Drop
+        );
+        let sql = crate::sim::errors::sql(41976, "ag");
+        assert_eq!(status_and_code(&sql), Some((400, "41976".to_owned())));
+    }
 }
