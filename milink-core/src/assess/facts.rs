@@ -277,9 +277,9 @@ pub struct ClusterFacts {
 pub struct MultiDatabaseFacts {
     /// `sys.sp_multidb_milink` exists: the build knows the mode.
     pub procedure_present: bool,
-    /// What `EXEC sys.sp_multidb_milink` returned (1: on, 0: off); `None` when it was not
-    /// read. Its result's shape is UNVERIFIED: the probe reads a one-column result set and
-    /// leaves this `None` when the procedure answers otherwise.
+    /// What `EXEC sys.sp_multidb_milink` returns (1: on, 0: off); `None` when not known. The
+    /// readiness probes are read-only `SELECT`s and don't run the procedure (the shape of its
+    /// answer is UNVERIFIED), so this comes from the caller's facts.
     pub enabled: Option<bool>,
 }
 
@@ -433,9 +433,9 @@ pub struct InstanceFacts {
     /// The failover cluster and `NT AUTHORITY\SYSTEM`'s permissions; `None` when not read.
     #[serde(default)]
     pub cluster: Option<ClusterFacts>,
-    /// The trace flags set as `-T` startup parameters (`sys.dm_server_registry`, `SQLArg*`);
-    /// `None` when the startup parameters could not be read (SQL Server on Linux keeps them
-    /// in `mssql.conf`, which no catalog view shows).
+    /// The link's trace flags (1800, 9567, 12381) set as `-T` startup parameters
+    /// (`sys.dm_server_registry`, `SQLArg*`); `None` when the startup parameters could not be
+    /// read (SQL Server on Linux keeps them in `mssql.conf`, which no catalog view shows).
     #[serde(default)]
     pub startup_trace_flags: Option<Vec<u32>>,
     /// The MultiDatabase link mode's switch; `None` when not read.

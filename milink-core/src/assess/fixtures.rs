@@ -169,7 +169,7 @@ pub fn tailspin_instance() -> InstanceFacts {
         local_address: Some(SQL_SERVER_ADDRESS.into()),
         cluster: Some(ClusterFacts {
             name: None,
-            system_permissions: vec!["CONNECT SQL".into(), "VIEW ANY DATABASE".into()],
+            system_permissions: vec!["CONNECT SQL".into()],
         }),
         startup_trace_flags: Some(vec![1800, 9567]),
         multi_database: Some(MultiDatabaseFacts {
@@ -490,8 +490,7 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                 "collation", "server_name", "version_text", "cpu_count", "physical_memory_mb",
                 "max_server_memory_mb", "master_key_present", "has_certificate_add_issuer",
                 "is_sysadmin", "instance_name", "local_net_address", "cluster_name",
-                "system_account_permissions", "startup_parameters", "has_multidb_milink",
-                "multidb_milink",
+                "system_account_permissions", "startup_trace_flags", "has_multidb_milink",
             ],
             vec![vec![
                 "16.0.4125.3".into(),
@@ -510,10 +509,9 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                 Cell::Null,
                 SQL_SERVER_ADDRESS.into(),
                 Cell::Null,
-                "CONNECT SQL,VIEW ANY DATABASE".into(),
-                "-dC:\\Program Files\\Microsoft SQL Server\\MSSQL16.MSSQLSERVER\\MSSQL\\DATA\\master.mdf;-eC:\\Program Files\\Microsoft SQL Server\\MSSQL16.MSSQLSERVER\\MSSQL\\Log\\ERRORLOG;-lC:\\Program Files\\Microsoft SQL Server\\MSSQL16.MSSQLSERVER\\MSSQL\\DATA\\mastlog.ldf;-T1800;-T9567".into(),
+                Cell::Int(2),
+                Cell::Int(3),
                 Cell::Bool(false),
-                Cell::Null,
             ]],
         ),
     );

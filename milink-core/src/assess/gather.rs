@@ -406,17 +406,16 @@ struct InstanceProperties {
     multi_database: Option<MultiDatabaseFacts>,
 }
 
-/// The `-T<flag>` startup parameters among `value`s joined by `;`.
-fn startup_trace_flags(parameters: &str) -> Vec<u32> {
-    let mut flags: Vec<u32> = parameters
-        .split(';')
-        .filter_map(|p| p.trim().strip_prefix("-T"))
-        .filter_map(|f| f.trim().parse().ok())
-        .collect();
-    flags.sort_unstable();
-    flags.dedup();
-    flags
-}
+/// The bits of `system_account_permissions` ([`readiness::instance_properties`]).
+pub(crate) const SYSTEM_PERMISSION_BITS: [(i64, &str); 4] = [
+    (1, "ALTER ANY AVAILABILITY GROUP"),
+    (2, "CONNECT SQL"),
+    (4, "VIEW SERVER STATE"),
+    (8, "CONTROL SERVER"),
+];
+
+/// The bits of `startup_trace_flags` ([`readiness::instance_properties`]).
+pub(crate) const STARTUP_FLAG_BITS: [(i64, u32); 3] = [(1, 1800), (2, 9567), (4, 12381)];
 
 fn parse_instance(rows: &Rows) -> Result<InstanceProperties, GatherError> {
     let p = readiness::INSTANCE_PROPERTIES;
@@ -459,33 +458,33 @@ fn parse_instance(rows: &Rows) -> Result<InstanceProperties, GatherError> {
             None
         },
         cluster: if r.has("cluster_name") && r.has("system_account_permissions") {
+            let mask = r.opt_int("system_account_permissions")?.unwrap_or(0);
             Some(ClusterFacts {
                 name: r.opt_text("cluster_name")?.filter(|n| !n.trim().is_empty()),
-                system_permissions: r
-                    .opt_text("system_account_permissions")?
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|p| p.trim().to_ascii_uppercase())
-                    .filter(|p| !p.is_empty())
+                system_permissions: SYSTEM_PERMISSION_BITS
+                    .iter()
+                    .filter(|(bit, _)| mask & bit != 0)
+                    .map(|(_, name)| (*name).to_owned())
                     .collect(),
             })
         } else {
             None
         },
-        startup_trace_flags: if r.has("startup_parameters") {
-            r.opt_text("startup_parameters")?
-                .map(|p| startup_trace_flags(&p))
+        startup_trace_flags: if r.has("startup_trace_flags") {
+            r.opt_int("startup_trace_flags")?.map(|mask| {
+                STARTUP_FLAG_BITS
+                    .iter()
+                    .filter(|(bit, _)| mask & bit != 0)
+                    .map(|(_, flag)| *flag)
+                    .collect()
+            })
         } else {
             None
         },
         multi_database: if r.has("has_multidb_milink") {
             Some(MultiDatabaseFacts {
                 procedure_present: r.flag("has_multidb_milink")?,
-                enabled: if r.has("multidb_milink") {
-                    r.opt_int("multidb_milink")?.map(|v| v != 0)
-                } else {
-                    None
-                },
+                enabled: None,
             })
         } else {
             None

@@ -1596,10 +1596,7 @@ fn the_new_facts_flow_from_the_recorded_probes() {
     assert_eq!(i.startup_trace_flags, Some(vec![1800, 9567]));
     let cluster = i.cluster.as_ref().unwrap();
     assert_eq!(cluster.name, None);
-    assert_eq!(
-        cluster.system_permissions,
-        vec!["CONNECT SQL".to_owned(), "VIEW ANY DATABASE".to_owned()]
-    );
+    assert_eq!(cluster.system_permissions, vec!["CONNECT SQL".to_owned()]);
     assert_eq!(
         i.multi_database,
         Some(MultiDatabaseFacts {
@@ -1636,7 +1633,7 @@ impl FactSource for WithoutNewColumns {
             "local_net_address",
             "cluster_name",
             "system_account_permissions",
-            "startup_parameters",
+            "startup_trace_flags",
             "has_multidb_milink",
             "multidb_milink",
             "encoded",

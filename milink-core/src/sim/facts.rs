@@ -128,10 +128,39 @@ impl World {
             is_sysadmin: Some(true),
             instance_name: base.and_then(|b| b.instance_name.clone()),
             local_address: base.and_then(|b| b.local_address.clone()),
-            cluster: base.and_then(|b| b.cluster.clone()),
+            // No failover cluster (CLUSTER_TYPE = NONE) unless the gathered facts name one;
+            // NT AUTHORITY\SYSTEM has CONNECT SQL, as every login, when it is a login.
+            cluster: Some(crate::assess::ClusterFacts {
+                name: base
+                    .and_then(|b| b.cluster.as_ref())
+                    .and_then(|c| c.name.clone()),
+                system_permissions: base
+                    .and_then(|b| b.cluster.as_ref())
+                    .map(|c| c.system_permissions.clone())
+                    .unwrap_or_else(|| {
+                        base.filter(|b| {
+                            b.windows_logins
+                                .iter()
+                                .any(|l| l.name.eq_ignore_ascii_case("NT AUTHORITY\\SYSTEM"))
+                        })
+                        .map(|_| vec!["CONNECT SQL".to_string()])
+                        .unwrap_or_default()
+                    }),
+            }),
             // The simulated server's flags are its startup configuration.
-            startup_trace_flags: Some(src.trace_flags.iter().copied().collect()),
-            multi_database: base.and_then(|b| b.multi_database),
+            startup_trace_flags: Some(
+                src.trace_flags
+                    .iter()
+                    .copied()
+                    .filter(|f| [1800, 9567, 12381].contains(f))
+                    .collect(),
+            ),
+            multi_database: Some(crate::assess::MultiDatabaseFacts {
+                procedure_present: base
+                    .and_then(|b| b.multi_database)
+                    .is_some_and(|m| m.procedure_present),
+                enabled: base.and_then(|b| b.multi_database).and_then(|m| m.enabled),
+            }),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Built-in functions and `@@` globals: `COALESCE`, `ISNULL`, `SERVERPROPERTY`, `CERT_ID`,
-//! `CERTENCODED`, `DB_NAME`, `DB_ID`, `@@SPID`, `@@SERVERNAME`, `@@VERSION`; and which
+//! `CERTENCODED`, `DB_NAME`, `DB_ID`, `IS_SRVROLEMEMBER`, `CONNECTIONPROPERTY`, `@@SPID`,
+//! `@@SERVERNAME`, `@@VERSION`; and which
 //! functions are aggregates (`COUNT`, `MIN`, `MAX`, `SUM`).
 
 use sqlparser::ast::Function;
@@ -62,6 +63,9 @@ pub fn result_type(f: &Function, arg: &dyn Fn(usize) -> Option<SqlType>) -> Opti
         "DATEDIFF_BIG" => SqlType::BigInt,
         "CERTENCODED" => SqlType::VarBinary(None),
         "DB_NAME" => SqlType::NVarChar(Some(128)),
+        "IS_SRVROLEMEMBER" => SqlType::Int,
+        // sql_variant on SQL Server.
+        "CONNECTIONPROPERTY" => SqlType::NVarChar(Some(128)),
         _ => return None,
     })
 }
@@ -129,6 +133,21 @@ pub fn call(ctx: &Ctx<'_>, name: &str, args: &[Value]) -> Result<Value, SqlError
                 .map_or(Value::Null, Value::Int)),
             _ => Err(arity(name, 1)),
         },
+        // The simulated servers' one login is sysadmin.
+        "IS_SRVROLEMEMBER" => match args {
+            [role] | [role, _] => Ok(match to_text(role) {
+                Some(r) if r.eq_ignore_ascii_case("sysadmin") => Value::Int(1),
+                Some(_) => Value::Int(0),
+                None => Value::Null,
+            }),
+            _ => Err(arity(name, 1)),
+        },
+        // A connection in process has no network address; NULL, as SQL Server answers for a
+        // connection that is not over TCP.
+        "CONNECTIONPROPERTY" => {
+            one(name, args)?;
+            Ok(Value::Null)
+        }
         other => Err(unknown_function(other)),
     }
 }
