@@ -259,6 +259,9 @@ impl<'a> Parser<'a> {
         let mut depth = 0usize;
         let mut case_depth = 0usize;
         let mut reads_public_key = false;
+        // A listing of `sys.certificates` with each one's bytes is a catalog read (the
+        // readiness probe), not the export of one certificate's public key.
+        let mut lists_certificates = false;
         let mut reads_hadr = false;
         let mut reads_backups = false;
         while let Some(t) = self.peek() {
@@ -287,7 +290,9 @@ impl<'a> Parser<'a> {
                 TokenKind::Word(w) | TokenKind::Quoted(w) => {
                     let lower = w.to_ascii_lowercase();
                     reads_public_key |= lower == "certencoded";
-                    reads_hadr |= lower.starts_with("dm_hadr_")
+                    lists_certificates |= lower == "certificates";
+                    // The failover cluster's name is not the link's state.
+                    reads_hadr |= (lower.starts_with("dm_hadr_") && lower != "dm_hadr_cluster")
                         || lower == "availability_groups"
                         || lower == "availability_replicas";
                     reads_backups |= lower == "backupset";
@@ -302,7 +307,7 @@ impl<'a> Parser<'a> {
         Ok(Query {
             first,
             last: self.pos,
-            reads_public_key,
+            reads_public_key: reads_public_key && !lists_certificates,
             reads_hadr,
             reads_backups,
         })
