@@ -218,6 +218,8 @@ fn databases(dbs: &[DatabaseFacts]) -> ResultSet {
         ("tde_encryptor_type", SqlType::NVarChar(Some(32))),
         ("tde_certificate", SYSNAME),
         ("tde_thumbprint", SqlType::VarBinary(Some(32))),
+        ("last_full_backup_checksum", SqlType::Bit),
+        ("distributed_ag_name", SYSNAME),
     ]);
     for d in dbs {
         let tde = d.tde.as_ref();
@@ -245,6 +247,8 @@ fn databases(dbs: &[DatabaseFacts]) -> ResultSet {
             opt_s(tde.and_then(|t| t.certificate.clone())),
             tde.and_then(|t| t.thumbprint.as_deref())
                 .map_or(Value::Null, hex_bytes),
+            d.last_full_backup_checksum.map_or(Value::Null, Value::Bit),
+            opt_s(d.distributed_ag.clone()),
         ]);
     }
     t.build()

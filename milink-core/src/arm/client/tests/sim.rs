@@ -366,6 +366,6 @@ async fn the_readiness_facts_of_the_simulated_instance_are_read_over_https() {
             read.in_failover_group,
             read.tde_certificate_thumbprints
         ),
-        (None, None, None)
+        (None, world.in_failover_group, None)
     );
 }

@@ -142,11 +142,21 @@ pub fn call(ctx: &Ctx<'_>, name: &str, args: &[Value]) -> Result<Value, SqlError
             }),
             _ => Err(arity(name, 1)),
         },
-        // A connection in process has no network address; NULL, as SQL Server answers for a
-        // connection that is not over TCP.
+        // SQL Server's own address on the connection (`local_net_address`) is the one the
+        // world's facts record for it, if any; NULL otherwise, as SQL Server answers for a
+        // connection that is not over TCP. Other properties are NULL.
         "CONNECTIONPROPERTY" => {
-            one(name, args)?;
-            Ok(Value::Null)
+            let property = to_text(one(name, args)?);
+            let local = matches!(ctx.side, crate::lifecycle::Side::SqlServer)
+                && property.is_some_and(|p| p.eq_ignore_ascii_case("local_net_address"));
+            Ok(if local {
+                ctx.world
+                    .instance_facts()
+                    .local_address
+                    .map_or(Value::Null, Value::String)
+            } else {
+                Value::Null
+            })
         }
         other => Err(unknown_function(other)),
     }
