@@ -241,7 +241,7 @@ fn the_failback_plan_fails_over_and_back() {
     );
     // The failback is issued on the instance, now primary.
     assert!(matches!(
-        plan.steps().nth(17).unwrap(),
+        plan.steps().nth(15).unwrap(),
         (stage, PlanStep::Arm { op: InstanceOp::Failover { .. }, .. })
             if stage.operation == Operation::Failback
     ));
