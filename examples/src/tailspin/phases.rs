@@ -315,9 +315,8 @@ impl Run {
     async fn prepare_role_change(&mut self) -> Result<(), Box<dyn Error>> {
         self.session.prepare().await?;
         self.n().drain();
-        self.n().line(
-            "link prepared: both sides in synchronous commit while the application writes",
-        );
+        self.n()
+            .line("link prepared: both sides in synchronous commit while the application writes");
         Ok(())
     }
 

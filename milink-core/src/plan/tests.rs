@@ -232,13 +232,7 @@ fn the_failback_plan_fails_over_and_back() {
     // The failover left both sides synchronous: the failback skips the switch.
     assert_eq!(labels.len(), 17, "{labels:?}");
     assert_eq!(labels.iter().filter(|l| *l == "Failover").count(), 2);
-    assert_eq!(
-        labels[15..],
-        [
-            "Failover",
-            "Redirect(SqlServer)"
-        ]
-    );
+    assert_eq!(labels[15..], ["Failover", "Redirect(SqlServer)"]);
     // The failback is issued on the instance, now primary.
     assert!(matches!(
         plan.steps().nth(15).unwrap(),

@@ -75,9 +75,7 @@ pub(super) fn expect_done(obs: Observation) -> Result<(), RejectReason> {
         | Observation::OperationRunning
         | Observation::Link(_)
         | Observation::FullBackups(_)
-        | Observation::Workload(_) => {
-            Err(RejectReason::UnexpectedObservation { expected: "Done" })
-        }
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation { expected: "Done" }),
     }
 }
 
@@ -104,9 +102,7 @@ pub(super) fn expect_link(obs: Observation) -> Result<LinkObservation, RejectRea
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
         | Observation::FullBackups(_)
-        | Observation::Workload(_) => {
-            Err(RejectReason::UnexpectedObservation { expected: "Link" })
-        }
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation { expected: "Link" }),
     }
 }
 
@@ -157,13 +153,15 @@ pub(super) fn role_of(link: &LinkObservation, side: Side) -> Option<ReplicaRole>
 /// Both sides read in synchronous commit: SQL Server's DAG replicas (its own and, when
 /// reported, the instance's) and the instance's `replicationMode`.
 pub(super) fn link_synchronous(link: &LinkObservation) -> bool {
-    [Side::SqlServer, Side::ManagedInstance].into_iter().all(|side| {
-        let view = side_view(link, side);
-        view.mode == Some(AvailabilityMode::SynchronousCommit)
-            && view
-                .partner_mode
-                .is_none_or(|m| m == AvailabilityMode::SynchronousCommit)
-    })
+    [Side::SqlServer, Side::ManagedInstance]
+        .into_iter()
+        .all(|side| {
+            let view = side_view(link, side);
+            view.mode == Some(AvailabilityMode::SynchronousCommit)
+                && view
+                    .partner_mode
+                    .is_none_or(|m| m == AvailabilityMode::SynchronousCommit)
+        })
 }
 
 pub(super) fn both_primary(link: &LinkObservation) -> bool {

@@ -1212,9 +1212,7 @@ impl Machine {
             }
             (before_replicating!(), I::Command(C::Prepare)) => Err(R::NotReplicatingYet),
             (S::SplitBrain, I::Command(C::Prepare)) => Err(R::SplitBrainPresent),
-            (underway!() | S::Failed { .. }, I::Command(C::Prepare)) => {
-                Err(R::NotAllowedInState)
-            }
+            (underway!() | S::Failed { .. }, I::Command(C::Prepare)) => Err(R::NotAllowedInState),
 
             // ---- Command::Cutover.
             (S::Replicating { .. }, I::Command(C::Cutover(options))) => {

@@ -77,13 +77,22 @@ impl H {
                 self.events = step.events;
                 let mut effects = step.effects;
                 while let Some(activity) = self.workload.clone()
-                    && let Some(i) = effects
-                        .iter()
-                        .position(|e| matches!(e, Effect::Probe { probe: Probe::Workload { .. }, .. }))
+                    && let Some(i) = effects.iter().position(|e| {
+                        matches!(
+                            e,
+                            Effect::Probe {
+                                probe: Probe::Workload { .. },
+                                ..
+                            }
+                        )
+                    })
                 {
                     let probe = effects.remove(i);
                     let result = Ok(Observation::Workload(activity));
-                    match self.input(Input::Observed { step: probe.step(), result }) {
+                    match self.input(Input::Observed {
+                        step: probe.step(),
+                        result,
+                    }) {
                         Ok(mut more) => {
                             self.events.append(&mut more.events);
                             effects.append(&mut more.effects);

@@ -2975,7 +2975,11 @@ pub fn cancel_after_a_failure() {
     let obs = h.sync_equal(Side::SqlServer, 5);
     h.answer(obs);
     h.cmd(Command::Failover(FailoverKind::Planned));
-    assert_eq!(h.phase(), Phase::CatchingUp, "already synchronous: no switch");
+    assert_eq!(
+        h.phase(),
+        Phase::CatchingUp,
+        "already synchronous: no switch"
+    );
     h.fail(false);
     h.cmd(Command::Cancel);
     assert_eq!(
@@ -4047,7 +4051,10 @@ fn async_reading(h: &H, primary: Side) -> Observation {
 
 pub fn prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch() {
     let mut h = H::new(two_way());
-    assert_eq!(h.reject_cmd(Command::Prepare), RejectReason::NotReplicatingYet);
+    assert_eq!(
+        h.reject_cmd(Command::Prepare),
+        RejectReason::NotReplicatingYet
+    );
     h.create();
     let fx = h.cmd(Command::Prepare);
     assert_eq!(phase_events(&h.events), ["PreparingFailover"]);
@@ -4114,9 +4121,15 @@ pub fn prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch() {
     h.tick_at_deadline();
     let obs = h.both_primary();
     h.answer(obs);
-    assert_eq!(h.reject_cmd(Command::Prepare), RejectReason::SplitBrainPresent);
+    assert_eq!(
+        h.reject_cmd(Command::Prepare),
+        RejectReason::SplitBrainPresent
+    );
     let mut h = reach(Phase::CatchingUp);
-    assert_eq!(h.reject_cmd(Command::Prepare), RejectReason::NotAllowedInState);
+    assert_eq!(
+        h.reject_cmd(Command::Prepare),
+        RejectReason::NotAllowedInState
+    );
 }
 
 pub fn guard_a_quiet_workload_shortens_the_window_and_nothing_else_does() {
@@ -4140,12 +4153,15 @@ pub fn guard_a_quiet_workload_shortens_the_window_and_nothing_else_does() {
             [
                 Effect::Probe {
                     step,
-                    probe: Probe::Workload {
-                        side: Side::SqlServer,
-                    },
+                    probe:
+                        Probe::Workload {
+                            side: Side::SqlServer,
+                        },
                 },
             ] => *step,
-            other => panic!("the primary's workload is read after the first equal reading: {other:?}"),
+            other => {
+                panic!("the primary's workload is read after the first equal reading: {other:?}")
+            }
         };
         answer(&mut h, step);
         assert_eq!(h.phase(), Phase::CatchingUp);
@@ -4189,12 +4205,21 @@ pub fn guard_a_quiet_workload_shortens_the_window_and_nothing_else_does() {
     h.switch_to_sync();
     let obs = h.sync_equal(Side::SqlServer, 1000);
     let fx = h.answer(obs);
-    h.answer_step(fx[0].step(), Ok(Observation::Workload(WorkloadActivity::default())));
+    h.answer_step(
+        fx[0].step(),
+        Ok(Observation::Workload(WorkloadActivity::default())),
+    );
     h.tick_at_deadline();
     let obs = h.sync_equal(Side::SqlServer, 1007);
     let fx = h.answer(obs);
     assert!(
-        matches!(&fx[..], [Effect::Probe { probe: Probe::Workload { .. }, .. }]),
+        matches!(
+            &fx[..],
+            [Effect::Probe {
+                probe: Probe::Workload { .. },
+                ..
+            }]
+        ),
         "{fx:?}"
     );
     assert!(matches!(
