@@ -111,8 +111,14 @@ pub struct MachineOptions {
     /// The same window once the current primary reported no client session on the link's
     /// databases (and so no open transaction), read after the LSNs were first found equal:
     /// what the window must still cover is a session that connects after that reading, and
-    /// any commit it makes moves the LSNs and restarts the window.
-    pub quiet_stability_window: Duration,
+    /// any commit it makes moves the LSNs and restarts the window. `None`: the workload is not
+    /// read and `stability_window` always applies (what journals of schema version 1 replay).
+    pub quiet_stability_window: Option<Duration>,
+    /// A role change on a link both sides of which are already synchronous (by
+    /// [`crate::lifecycle::Command::Prepare`] or an earlier role change) goes straight to the
+    /// catch-up gate; `false` always sends the switch (what journals of schema version 1
+    /// replay).
+    pub skip_synchronous_switch: bool,
     /// Longest wait for the managed instance to join the link (ARM operation).
     pub join_timeout: Duration,
     /// Longest wait for seeding to finish.
@@ -145,6 +151,18 @@ pub struct Mutations {
     pub skip_quiet_check: bool,
 }
 
+impl MachineOptions {
+    /// These options as the machine of journal schema version 1 applied them: the gate read at
+    /// `probe_interval`, no workload reading, the switch to synchronous commit always sent. A
+    /// journal is replayed with the behaviour it was written with.
+    pub fn as_of_schema_1(mut self) -> Self {
+        self.gate_interval = self.probe_interval;
+        self.quiet_stability_window = None;
+        self.skip_synchronous_switch = false;
+        self
+    }
+}
+
 impl Default for MachineOptions {
     fn default() -> Self {
         MachineOptions {
@@ -152,7 +170,8 @@ impl Default for MachineOptions {
             first_poll: Duration::from_secs(1),
             gate_interval: Duration::from_millis(250),
             stability_window: Duration::from_secs(30),
-            quiet_stability_window: Duration::from_secs(1),
+            quiet_stability_window: Some(Duration::from_secs(1)),
+            skip_synchronous_switch: true,
             join_timeout: Duration::from_secs(15 * 60),
             seeding_timeout: Duration::from_secs(6 * 24 * 3600),
             catch_up_timeout: Duration::from_secs(15 * 60),

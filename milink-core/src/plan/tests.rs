@@ -446,7 +446,7 @@ fn what_cannot_be_planned_is_a_typed_error() {
     // A catch-up limit shorter than the stability window: the gate can never open.
     let mut s = spec();
     s.options.stability_window = Duration::from_secs(3600);
-    s.options.quiet_stability_window = Duration::from_secs(3600);
+    s.options.quiet_stability_window = Some(Duration::from_secs(3600));
     s.options.catch_up_timeout = Duration::from_secs(60);
     match plan(&s, &Journey::Failover) {
         Err(PlanError::Failed {

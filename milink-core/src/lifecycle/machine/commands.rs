@@ -138,7 +138,9 @@ impl Machine {
     /// catch-up gate when both sides are already synchronous (prepared; the gate still reads
     /// the modes, and a side found asynchronous sends the machine back to the switch).
     pub(super) fn begin_role_change(&mut self, mut plan: Plan, now: Timestamp) -> Vec<Effect> {
-        if self.synchronous || self.last_link.as_ref().is_some_and(link_synchronous) {
+        if self.spec.options.skip_synchronous_switch
+            && (self.synchronous || self.last_link.as_ref().is_some_and(link_synchronous))
+        {
             plan.prepared = true;
             return self.enter(
                 State::CatchingUp {

@@ -538,9 +538,14 @@ impl Machine {
                 if stable.quiet.is_none() && self.mutated_quiet_check() {
                     stable.quiet = Some(true);
                 }
-                let window = match stable.quiet {
-                    Some(true) => self.spec.options.quiet_stability_window,
-                    Some(false) | None => self.spec.options.stability_window,
+                let quiet_window = self.spec.options.quiet_stability_window;
+                if quiet_window.is_none() {
+                    // The workload is not read: the long window.
+                    stable.quiet = Some(false);
+                }
+                let window = match (stable.quiet, quiet_window) {
+                    (Some(true), Some(w)) => w,
+                    _ => self.spec.options.stability_window,
                 };
                 if (stable.readings >= 2 && now.since(stable.since) >= window)
                     || self.mutated_stability()
