@@ -170,7 +170,7 @@ impl Default for MachineOptions {
             first_poll: Duration::from_secs(1),
             gate_interval: Duration::from_millis(250),
             stability_window: Duration::from_secs(30),
-            quiet_stability_window: Some(Duration::from_secs(1)),
+            quiet_stability_window: Some(Duration::from_secs(3)),
             skip_synchronous_switch: true,
             join_timeout: Duration::from_secs(15 * 60),
             seeding_timeout: Duration::from_secs(6 * 24 * 3600),

@@ -297,6 +297,12 @@ pub struct Plan {
     /// (by [`super::Command::Prepare`]); a gate reading that finds a side asynchronous makes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prepared: bool,
+    /// An attempt of this role change (a FAILOVER, or the one-way fence) left the roles as
+    /// they were and the gate runs again: the long `stability_window` applies whatever the
+    /// workload, long enough for the service's lagging readings to show an operation that
+    /// still runs (`LinkFailoverInProgress`) before anything is sent again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retried: bool,
 }
 
 /// Progress of an ARM call issued next to a T-SQL call.

@@ -105,6 +105,7 @@ impl Machine {
             target,
             restore_mode: self.current_mode(),
             prepared: false,
+            retried: false,
         };
         Ok(self.begin_role_change(plan, now))
     }
@@ -123,6 +124,7 @@ impl Machine {
             target: from.primary(self.spec.initial_primary).other(),
             restore_mode: self.current_mode(),
             prepared: false,
+            retried: false,
         };
         Ok(self.enter(
             State::PreparingFailover {
@@ -181,6 +183,7 @@ impl Machine {
             target: initial,
             restore_mode: self.current_mode(),
             prepared: false,
+            retried: false,
         };
         Ok(self.begin_role_change(plan, now))
     }
@@ -228,6 +231,7 @@ impl Machine {
                     target: Side::ManagedInstance,
                     restore_mode: self.current_mode(),
                     prepared: false,
+                    retried: false,
                 };
                 self.begin_role_change(plan, now)
             }

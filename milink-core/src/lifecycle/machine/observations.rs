@@ -496,6 +496,7 @@ impl Machine {
                     State::PreparingFailover {
                         plan: Plan {
                             prepared: false,
+                            retried: false,
                             ..plan
                         },
                         source_done: false,
@@ -539,8 +540,8 @@ impl Machine {
                     stable.quiet = Some(true);
                 }
                 let quiet_window = self.spec.options.quiet_stability_window;
-                if quiet_window.is_none() {
-                    // The workload is not read: the long window.
+                if quiet_window.is_none() || plan.retried {
+                    // The workload is not read, or an attempt was made: the long window.
                     stable.quiet = Some(false);
                 }
                 let window = match (stable.quiet, quiet_window) {
@@ -720,7 +721,10 @@ impl Machine {
                             // all, they are what its proof compares against.
                             Some(plan) => Ok(self.enter(
                                 State::CatchingUp {
-                                    plan,
+                                    plan: Plan {
+                                        retried: true,
+                                        ..plan
+                                    },
                                     stable: None,
                                     blocker: None,
                                 },
@@ -1052,6 +1056,7 @@ impl Machine {
                     target: Side::ManagedInstance,
                     restore_mode: self.current_mode(),
                     prepared: false,
+                    retried: false,
                 };
                 return Ok(self.begin_role_change(plan, now));
             }
@@ -1475,7 +1480,10 @@ impl Machine {
                 retryable: true,
             };
             let state = State::CatchingUp {
-                plan,
+                plan: Plan {
+                    retried: true,
+                    ..plan
+                },
                 stable: None,
                 blocker: None,
             };
@@ -1484,7 +1492,10 @@ impl Machine {
             self.fences_undone += 1;
             self.enter(
                 State::CatchingUp {
-                    plan,
+                    plan: Plan {
+                        retried: true,
+                        ..plan
+                    },
                     stable: None,
                     blocker: None,
                 },
