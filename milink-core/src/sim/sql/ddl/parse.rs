@@ -264,6 +264,9 @@ impl<'a> Parser<'a> {
         let mut lists_certificates = false;
         let mut reads_hadr = false;
         let mut reads_backups = false;
+        // `WITH a AS (…), b AS (…) SELECT …`: the SELECT after the last common table
+        // expression belongs to the statement.
+        let mut cte_body_due = self.peek().is_some_and(|t| t.is_word("WITH"));
         while let Some(t) = self.peek() {
             if depth == 0 && case_depth == 0 && self.pos > first {
                 if t.is_punct(";") || (t.is_punct(")")) {
@@ -276,7 +279,14 @@ impl<'a> Parser<'a> {
                         .any(|k| p.is_word(k))
                         || p.is_punct("(")
                 });
-                if self.at_statement_start() && !(t.is_word("SELECT") && follows_set_operator) {
+                let cte_body = cte_body_due
+                    && t.is_word("SELECT")
+                    && previous.is_some_and(|p| p.is_punct(")"));
+                if cte_body {
+                    cte_body_due = false;
+                } else if self.at_statement_start()
+                    && !(t.is_word("SELECT") && follows_set_operator)
+                {
                     break;
                 }
             }

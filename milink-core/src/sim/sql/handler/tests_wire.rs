@@ -268,3 +268,23 @@ async fn sql_errors_over_tds_reach_the_session_typed() {
         wire.server.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn the_workload_reading_over_tds_is_the_in_process_one() {
+    use crate::ports::SourceServer;
+    let lab = crate::sim::Lab::tailspin(3).unwrap();
+    let wire = Wire::start(&lab).await;
+    let adapter = wire.adapter(&lab);
+    let local = lab.sim.sql_server();
+    let dbs = lab.spec.databases.clone();
+    let a = local
+        .workload_activity(&dbs)
+        .await
+        .map_err(|e| e.to_string());
+    let b = adapter
+        .workload_activity(&dbs)
+        .await
+        .map_err(|e| e.to_string());
+    assert_eq!(a, b);
+    wire.server.shutdown().await;
+}
