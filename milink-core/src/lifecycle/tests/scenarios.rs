@@ -26,6 +26,7 @@ scenarios!(
     planned_failover_uses_arm_before_cu13,
     prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch,
     guard_a_quiet_workload_shortens_the_window_and_nothing_else_does,
+    guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet,
     guard_no_failover_while_asynchronous,
     guard_no_failover_while_lsns_differ,
     guard_no_failover_while_lsns_move,
@@ -4231,4 +4232,49 @@ pub fn guard_a_quiet_workload_shortens_the_window_and_nothing_else_does() {
             ..
         }
     ));
+}
+
+pub fn guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet() {
+    // The FAILOVER failed and a reading shows the roles unchanged: the gate runs again, and
+    // even with no client session left it holds the LSNs for the full stability window, so a
+    // lagging reading of an operation that still runs is seen before anything is sent again.
+    let mut h = reach(Phase::FailingOver);
+    h.workload = Some(WorkloadActivity::default());
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    assert!(!has_failover(&h.answer(obs)));
+    assert!(matches!(
+        h.m.state(),
+        State::CatchingUp {
+            plan: Plan { retried: true, .. },
+            ..
+        }
+    ));
+    let options = h.spec().options;
+    let equal = h.sync_equal(Side::SqlServer, 2000);
+    let first = h.now;
+    let fx = h.answer(equal.clone());
+    assert!(
+        !fx.iter().any(|e| matches!(
+            e,
+            Effect::Probe {
+                probe: Probe::Workload { .. },
+                ..
+            }
+        )),
+        "after an attempt the workload is not read: the long window applies anyway"
+    );
+    loop {
+        h.tick_at_deadline();
+        if has_failover(&h.answer(equal.clone())) {
+            break;
+        }
+        assert!(
+            h.now.since(first) < options.stability_window + options.gate_interval * 2,
+            "the gate never opened"
+        );
+    }
+    assert!(h.now.since(first) >= options.stability_window);
 }
