@@ -18,7 +18,10 @@ use milink_core::sim::tds::TdsServer;
 use milink_core::sim::{Lab, Sim, WorkloadSpec};
 
 use super::wire::{USER, serve as serve_tds};
-use crate::config::{CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint};
+use crate::config::{
+    CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint, Timing,
+};
+use milink_core::lifecycle::MachineOptions;
 
 /// The environment variable of the SQL Server login's password in `secrets.env`.
 pub const SQL_PASSWORD_ENV: &str = "MILINK_SQL_PASSWORD";
@@ -116,7 +119,11 @@ impl Served {
             link: LinkSection {
                 name: lab.spec.link.to_string(),
                 databases: lab.spec.databases.iter().map(ToString::to_string).collect(),
+                endpoint_host: Some(lab.spec.source.endpoint_host.to_string()),
+                endpoint_port: None,
+                journal: None,
             },
+            timing: Some(scaled_timing(options.speed)),
         };
         let config_file = options.dir.join("milink.toml");
         std::fs::write(&config_file, config.to_toml()?)?;
@@ -158,7 +165,7 @@ impl Served {
         &self.config_file
     }
 
-    /// `secrets.env` (`NAME=value` lines, mode 0600 on Unix).
+    /// `secrets.env` (`NAME='value'` lines a POSIX shell can source, mode 0600 on Unix).
     pub fn secrets_file(&self) -> &Path {
         &self.secrets_file
     }
@@ -172,6 +179,22 @@ impl Served {
     pub async fn stop(self) {
         self.clock.abort();
         self.arm.shutdown().await;
+    }
+}
+
+/// The machine's waits for a world whose clock runs `speed` times faster than the wall clock:
+/// the library's defaults divided by `speed` (at least 20 ms), so a tool reading the link sees
+/// what it would see at real time, sooner.
+fn scaled_timing(speed: f64) -> Timing {
+    let defaults = MachineOptions::default();
+    let scale = |d: Duration| {
+        let ms = (d.as_secs_f64() * 1000.0 / speed).round();
+        Some((ms as u64).max(20))
+    };
+    Timing {
+        probe_interval_ms: scale(defaults.probe_interval),
+        first_poll_ms: scale(defaults.first_poll),
+        stability_window_ms: scale(defaults.stability_window),
     }
 }
 
@@ -192,7 +215,7 @@ async fn follow_the_wall_clock(sim: Sim, speed: f64) {
     }
 }
 
-/// Writes `NAME=value` lines readable by their owner only.
+/// Writes `NAME='value'` lines (quoted for a POSIX shell) readable by their owner only.
 fn write_secrets(path: &Path, secrets: &[(&str, &Secret)]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -204,16 +227,26 @@ fn write_secrets(path: &Path, secrets: &[(&str, &Secret)]) -> std::io::Result<()
     }
     let mut file = options.open(path)?;
     for (name, value) in secrets {
-        writeln!(file, "{name}={}", value.expose())?;
+        // Single-quoted, so `set -a; . secrets.env` reads the value as it is.
+        let quoted = value.expose().replace('\'', "'\\''");
+        writeln!(file, "{name}='{quoted}'")?;
     }
     Ok(())
 }
 
-/// Reads a `secrets.env` written by `--serve`: `NAME=value` lines.
+/// Reads a `secrets.env` written by `--serve`: `NAME='value'` lines (shell-quoted).
 pub fn read_secrets(path: &Path) -> std::io::Result<Vec<(String, Secret)>> {
     Ok(std::fs::read_to_string(path)?
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), Secret::new(v.trim())))
+        .map(|(k, v)| (k.trim().to_owned(), Secret::new(unquote(v.trim()))))
         .collect())
+}
+
+/// A value as [`write_secrets`] quotes it (`'…'`, a quote inside as `'\''`), or as it is.
+fn unquote(v: &str) -> String {
+    match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(inner) => inner.replace("'\\''", "'"),
+        None => v.to_owned(),
+    }
 }
