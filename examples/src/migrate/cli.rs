@@ -22,7 +22,8 @@ Exit codes:
   1  failed: the link stopped in a failure that resume alone will not fix
   2  usage: bad flags or configuration
   3  not ready: the assessment found blockers for the link's databases
-  4  refused: the link (or milink) refused the command; nothing was changed
+  4  refused: the link (or milink) refused the command, or clients still use the link's
+     databases before a role change; nothing was changed
   5  failed, retryable: run `migrate --execute resume` to continue";
 
 /// Migrates SQL Server databases to Azure SQL Managed Instance over the Managed Instance link.
@@ -30,7 +31,13 @@ Exit codes:
 #[command(name = "migrate", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The link's configuration file (TOML).
-    #[arg(long, short, env = "MILINK_CONFIG", default_value = "milink.toml", global = true)]
+    #[arg(
+        long,
+        short,
+        env = "MILINK_CONFIG",
+        default_value = "milink.toml",
+        global = true
+    )]
     pub config: PathBuf,
     /// The link's journal file (overrides the configuration's).
     #[arg(long, env = "MILINK_JOURNAL", global = true)]
@@ -58,6 +65,10 @@ pub struct Cli {
     /// configuration's).
     #[arg(long, env = "MILINK_ENDPOINT_HOST", global = true)]
     pub endpoint_host: Option<String>,
+    /// Fail over, fail back or cut over even while clients use the link's databases on the
+    /// primary (their writes after the last reading would be lost or refused).
+    #[arg(long, global = true)]
+    pub allow_active_workload: bool,
     /// Plain lines, no progress bar or in-place refresh, even on a terminal.
     #[arg(long, global = true)]
     pub plain: bool,

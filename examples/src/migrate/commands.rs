@@ -67,20 +67,39 @@ pub async fn run(cli: &Cli, settings: &Settings) -> Result<Exit, Failure> {
         }) => {
             let kind = failover_kind(settings, force, accept_data_loss.as_deref())?;
             let (session, spec) = open(settings)?;
-            drive(&session, &spec, settings, "failover", session.failover(kind)).await
+            if matches!(kind, FailoverKind::Planned) {
+                quiet(&session, cli.allow_active_workload).await?;
+            }
+            drive(
+                &session,
+                &spec,
+                settings,
+                "failover",
+                session.failover(kind),
+            )
+            .await
         }
         Some(Command::Failback) => {
             let (session, spec) = open(settings)?;
+            quiet(&session, cli.allow_active_workload).await?;
             drive(&session, &spec, settings, "failback", session.failback()).await
         }
         Some(Command::Cutover {
             drop_availability_group,
         }) => {
             let (session, spec) = open(settings)?;
+            quiet(&session, cli.allow_active_workload).await?;
             let options = CutoverOptions {
                 drop_availability_group,
             };
-            drive(&session, &spec, settings, "cutover", session.cutover(options)).await
+            drive(
+                &session,
+                &spec,
+                settings,
+                "cutover",
+                session.cutover(options),
+            )
+            .await
         }
         Some(Command::Cancel) => {
             let (session, spec) = open(settings)?;
@@ -89,6 +108,47 @@ pub async fn run(cli: &Cli, settings: &Settings) -> Result<Exit, Failure> {
         Some(Command::Resume) => {
             let (session, spec) = open(settings)?;
             drive(&session, &spec, settings, "resume", session.resume()).await
+        }
+    }
+}
+
+/// Before a planned role change or a cutover: who still uses the link's databases on the
+/// primary. Clients still connected are refused (their writes after the last reading would be
+/// lost or refused) unless `allow`; activity that cannot be read is said and not held against.
+async fn quiet(session: &MigrateSession, allow: bool) -> Result<(), Failure> {
+    match session.check_workload_quiet().await {
+        Ok(activity) if activity.is_quiet() => Ok(()),
+        Ok(activity) => {
+            let who: Vec<String> = activity
+                .sessions
+                .iter()
+                .map(|s| {
+                    format!(
+                        "session {} of {} on {} ({}, {} open transaction(s))",
+                        s.session_id,
+                        s.login,
+                        s.database,
+                        s.program.as_deref().unwrap_or("unknown program"),
+                        s.open_transactions
+                    )
+                })
+                .collect();
+            let message = format!(
+                "{} client session(s) still use the link's databases on the primary: {}; stop \
+                 the application first (or pass --allow-active-workload)",
+                activity.sessions.len(),
+                who.join("; ")
+            );
+            if allow {
+                println!("warning: {message}");
+                Ok(())
+            } else {
+                Err(Failure::refused(message))
+            }
+        }
+        Err(e) => {
+            println!("warning: who uses the link's databases could not be read: {e}");
+            Ok(())
         }
     }
 }
@@ -135,17 +195,18 @@ async fn dry_run(command: &Command, settings: &Settings) -> Result<Exit, Failure
             print_outline(&plan(&spec, &Journey::Create)?);
             format!("create link {link}")
         }
-        Command::Failover { force, accept_data_loss } => {
-            match failover_kind(settings, *force, accept_data_loss.as_deref())? {
-                FailoverKind::Planned => format!(
-                    "fail link {link} over to the other side (planned: both sides synchronous, \
+        Command::Failover {
+            force,
+            accept_data_loss,
+        } => match failover_kind(settings, *force, accept_data_loss.as_deref())? {
+            FailoverKind::Planned => format!(
+                "fail link {link} over to the other side (planned: both sides synchronous, \
                      LSNs equal and stable, then the role change)"
-                ),
-                FailoverKind::Forced(_) => {
-                    format!("force link {link} over to the other side (data loss accepted)")
-                }
+            ),
+            FailoverKind::Forced(_) => {
+                format!("force link {link} over to the other side (data loss accepted)")
             }
-        }
+        },
         Command::Failback => format!("fail link {link} back to SQL Server"),
         Command::Cutover { .. } => format!(
             "cut link {link} over: wait for the instance's first full backup, fence SQL Server, \
@@ -280,7 +341,9 @@ fn print_assessment(a: &Assessment, settings: &Settings) {
         println!("  note: {note}");
     }
     for (db, why) in &a.module_notes {
-        println!("  note: the code of {db} was not read ({why}); its code checks are not evaluated");
+        println!(
+            "  note: the code of {db} was not read ({why}); its code checks are not evaluated"
+        );
     }
 }
 
@@ -297,7 +360,9 @@ fn spec_of(journal: &FileJournal) -> Result<LinkSpec, Failure> {
     match journal.records().map_err(journal_failure)?.first() {
         Some(r) => match &r.entry {
             JournalEntry::Created { spec, .. } => Ok((**spec).clone()),
-            _ => Err(Failure::failed("the journal does not start with the link's creation")),
+            _ => Err(Failure::failed(
+                "the journal does not start with the link's creation",
+            )),
         },
         None => Err(Failure::failed("the journal is empty")),
     }
@@ -433,7 +498,12 @@ async fn status(
                 None
             }
         };
-        let lines = status_lines(&session.status(), &spec, reading.as_ref(), previous.as_ref());
+        let lines = status_lines(
+            &session.status(),
+            &spec,
+            reading.as_ref(),
+            previous.as_ref(),
+        );
         if watch && settings.fancy && shown_lines > 0 {
             let _ = term.clear_last_lines(shown_lines);
         }
@@ -456,7 +526,12 @@ async fn status(
     Ok(Exit::Done)
 }
 
-fn print_status(status: &SessionStatus, spec: &LinkSpec, reading: Option<&Reading>, before: Option<&Reading>) {
+fn print_status(
+    status: &SessionStatus,
+    spec: &LinkSpec,
+    reading: Option<&Reading>,
+    before: Option<&Reading>,
+) {
     for l in status_lines(status, spec, reading, before) {
         println!("{l}");
     }
@@ -504,12 +579,17 @@ pub fn status_lines(
             "  last error: {}: {}{}",
             e.code,
             e.message,
-            if e.retryable { " (retryable: resume)" } else { "" }
+            if e.retryable {
+                " (retryable: resume)"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(r) = reading {
         for d in &r.databases {
-            let lsn = |l: Option<milink_core::names::Lsn>| l.map_or("-".to_owned(), |l| l.to_string());
+            let lsn =
+                |l: Option<milink_core::names::Lsn>| l.map_or("-".to_owned(), |l| l.to_string());
             let mut line = format!(
                 "  {}: SQL Server LSN {}, managed instance LSN {}, lag {}",
                 d.database,

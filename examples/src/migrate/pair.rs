@@ -54,9 +54,8 @@ impl Settings {
                 cli.config.display()
             ))
         })?;
-        let mut config = LinkConfig::from_toml(&text).map_err(|e| {
-            Failure::usage(format!("{}: {e}", cli.config.display()))
-        })?;
+        let mut config = LinkConfig::from_toml(&text)
+            .map_err(|e| Failure::usage(format!("{}: {e}", cli.config.display())))?;
         if let Some(v) = &cli.sql_host {
             config.sql_server.host.clone_from(v);
         }
@@ -124,7 +123,10 @@ impl Settings {
             "SQL Server {}:{} linked to {}",
             self.config.sql_server.host,
             self.config.sql_server.port,
-            self.config.managed_instance.resource_id.to_ascii_lowercase()
+            self.config
+                .managed_instance
+                .resource_id
+                .to_ascii_lowercase()
         )
     }
 }
@@ -143,7 +145,9 @@ pub fn lookup_secret(name: &str) -> Option<String> {
     }
     term.write_str(&format!("{name} (not set; typed, not shown): "))
         .ok()?;
-    term.read_secure_line().ok().filter(|v| !v.trim().is_empty())
+    term.read_secure_line()
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// A connection to SQL Server from the configuration.
@@ -190,12 +194,17 @@ pub fn ports(settings: &Settings) -> Result<(SqlServerAdapter, InstancePort), Fa
     let render = RenderContext::with_password(password)
         .map_err(|e| Failure::usage(format!("{MASTER_KEY_PASSWORD_ENV}: {e}")))?;
     let source = SqlServerAdapter::new(sql_connection(settings)?, render);
-    let tsql = settings.config.managed_instance.tsql.as_ref().ok_or_else(|| {
-        Failure::usage(
-            "[managed_instance.tsql] is missing: the link's removal waits for the instance's \
+    let tsql = settings
+        .config
+        .managed_instance
+        .tsql
+        .as_ref()
+        .ok_or_else(|| {
+            Failure::usage(
+                "[managed_instance.tsql] is missing: the link's removal waits for the instance's \
              first full backup, which only its T-SQL endpoint reports",
-        )
-    })?;
+            )
+        })?;
     let options = tsql
         .connect_options(&lookup_secret, APPLICATION)
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -309,12 +318,17 @@ impl Assessment {
     pub fn spec(&self, settings: &Settings) -> Result<LinkSpec, Failure> {
         let link = settings.link()?;
         let databases = settings.databases()?;
-        let host = settings.config.link.endpoint_host.as_deref().ok_or_else(|| {
-            Failure::usage(
-                "[link] endpoint_host is not set: the address the managed instance reaches SQL \
+        let host = settings
+            .config
+            .link
+            .endpoint_host
+            .as_deref()
+            .ok_or_else(|| {
+                Failure::usage(
+                    "[link] endpoint_host is not set: the address the managed instance reaches SQL \
                  Server's mirroring endpoint at",
-            )
-        })?;
+                )
+            })?;
         let existing = self.instance.endpoints.first();
         let port = settings
             .config
@@ -329,7 +343,10 @@ impl Assessment {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let first = databases.first().map(ToString::to_string).unwrap_or_default();
+        let first = databases
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let policy = self
             .target
             .update_policy

@@ -17,11 +17,7 @@ pub async fn show(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let start = Instant::now();
-    let mut view = if fancy {
-        View::Bar(bar())
-    } else {
-        View::Lines
-    };
+    let mut view = if fancy { View::Bar(bar()) } else { View::Lines };
     let mut last_percent = None;
     loop {
         let event = tokio::select! {

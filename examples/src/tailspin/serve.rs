@@ -5,7 +5,9 @@
 //!
 //! What a client needs is written into a directory: the servers' certificates (DER, to trust
 //! explicitly), `secrets.env` (mode 0600: the SQL password and the ARM token, never printed),
-//! and `milink.toml`, the link's configuration ([`LinkConfig`]), also printed.
+//! and `milink.toml`, the link's configuration ([`LinkConfig`]), also printed. The file
+//! `workload` starts and stops the application: write `stopped` into it before a planned
+//! failover, as the procedure says, and `running` to resume the writes on SQL Server.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -18,9 +20,7 @@ use milink_core::sim::tds::TdsServer;
 use milink_core::sim::{Lab, Sim, WorkloadSpec};
 
 use super::wire::{USER, serve as serve_tds};
-use crate::config::{
-    CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint, Timing,
-};
+use crate::config::{CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint, Timing};
 use milink_core::lifecycle::MachineOptions;
 
 /// The environment variable of the SQL Server login's password in `secrets.env`.
@@ -136,13 +136,24 @@ impl Served {
                 (ARM_TOKEN_ENV, &token),
             ],
         )?;
-        sim.start_workload(WorkloadSpec {
+        let workload = WorkloadSpec {
             database: lab.database.clone(),
             target: Side::SqlServer,
             transactions_per_second: SERVED_TPS,
             max_rows_per_transaction: 4,
-        });
-        let clock = tokio::spawn(follow_the_wall_clock(sim.clone(), options.speed));
+        };
+        sim.start_workload(workload.clone());
+        let control = options.dir.join(WORKLOAD_FILE);
+        std::fs::write(&control, "running\n")?;
+        let clock = tokio::spawn(follow_the_wall_clock(
+            sim.clone(),
+            options.speed,
+            Application {
+                control,
+                spec: workload,
+                running: true,
+            },
+        ));
         Ok(Served {
             sim,
             config,
@@ -168,6 +179,11 @@ impl Served {
     /// `secrets.env` (`NAME='value'` lines a POSIX shell can source, mode 0600 on Unix).
     pub fn secrets_file(&self) -> &Path {
         &self.secrets_file
+    }
+
+    /// The file that starts and stops the application ([`WORKLOAD_FILE`]).
+    pub fn workload_file(&self) -> PathBuf {
+        self.config_file.with_file_name(WORKLOAD_FILE)
     }
 
     /// The world served.
@@ -198,8 +214,40 @@ fn scaled_timing(speed: f64) -> Timing {
     }
 }
 
-/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`].
-async fn follow_the_wall_clock(sim: Sim, speed: f64) {
+/// The file in the served directory that starts and stops the application: `stopped` (as
+/// before a planned failover, whose procedure starts with stopping the workload) or `running`.
+pub const WORKLOAD_FILE: &str = "workload";
+
+/// The served application and the file that controls it.
+struct Application {
+    control: PathBuf,
+    spec: WorkloadSpec,
+    running: bool,
+}
+
+impl Application {
+    /// Starts or stops the writes as the control file says.
+    fn follow(&mut self, sim: &Sim) {
+        let Ok(text) = std::fs::read_to_string(&self.control) else {
+            return;
+        };
+        match text.trim() {
+            "stopped" if self.running => {
+                sim.stop_workload();
+                self.running = false;
+            }
+            "running" if !self.running => {
+                sim.start_workload(self.spec.clone());
+                self.running = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`], and follows
+/// the application's control file.
+async fn follow_the_wall_clock(sim: Sim, speed: f64, mut app: Application) {
     let start = Instant::now();
     let origin = sim.now();
     let mut ticker = tokio::time::interval(TICK);
@@ -212,6 +260,7 @@ async fn follow_the_wall_clock(sim: Sim, speed: f64) {
         if target > sim.now() {
             sim.advance_to(target);
         }
+        app.follow(&sim);
     }
 }
 
