@@ -320,6 +320,9 @@ fn the_link_probes_parse_as_read_only_statements() {
         tsql::readiness::certificates(),
         tsql::readiness::database_files(),
     ];
+    // The workload probe is one statement: its CTEs and their main SELECT.
+    let workload = parse(tsql::probe_workload_activity(&dbs).expose_sql());
+    assert_eq!(workload.len(), 1, "{workload:?}");
     for p in probes {
         let stmts = parse(p.expose_sql());
         assert!(
