@@ -17,7 +17,8 @@ use milink_core::lifecycle::Side;
 use milink_core::secret::Secret;
 use milink_core::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
 use milink_core::sim::tds::TdsServer;
-use milink_core::sim::{Lab, Sim, WorkloadSpec};
+use milink_core::sim::{Lab, Sim, SimConfig, WorkloadSpec};
+use milink_core::time::{Clock, SystemClock};
 
 use super::wire::{USER, serve as serve_tds};
 use crate::config::{CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint, Timing};
@@ -69,7 +70,12 @@ impl Served {
             .into());
         }
         std::fs::create_dir_all(&options.dir)?;
-        let lab = Lab::tailspin(options.seed)?;
+        // The world starts at the wall clock's time, so the times its servers report (backups,
+        // for one) are not in a client's past; from there it runs `speed` times faster.
+        let lab = Lab::tailspin_with(SimConfig {
+            start: SystemClock.now(),
+            ..SimConfig::with_seed(options.seed)
+        })?;
         let sim = lab.sim.clone();
         let sql_password = milink_core::sqlserver::password::generate()?;
         let mi_password = milink_core::sqlserver::password::generate()?;
