@@ -17,7 +17,7 @@ use milink_core::lifecycle::Side;
 use milink_core::secret::Secret;
 use milink_core::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
 use milink_core::sim::tds::TdsServer;
-use milink_core::sim::{Lab, Sim, SimConfig, WorkloadSpec};
+use milink_core::sim::{EventKind, Lab, Sim, SimConfig, WorkloadSpec};
 use milink_core::time::{Clock, SystemClock};
 
 use super::wire::{USER, serve as serve_tds};
@@ -204,6 +204,20 @@ impl Served {
     }
 }
 
+/// Prints each role change in the world since event `seen` (`# role: LINK SIDE ROLE`), what
+/// an operator would see in the servers' error logs; returns the new count of events.
+fn print_role_changes(sim: &Sim, seen: usize) -> usize {
+    sim.with_world(|w| {
+        let events = w.events_since(seen);
+        for e in events {
+            if let EventKind::RoleChanged { link, side, role } = &e.kind {
+                println!("# role: {link} {side:?} {role:?}");
+            }
+        }
+        seen + events.len()
+    })
+}
+
 /// The machine's waits for a world whose clock runs `speed` times faster than the wall clock:
 /// the library's defaults divided by `speed` (at least 20 ms), so a tool reading the link sees
 /// what it would see at real time, sooner.
@@ -251,11 +265,12 @@ impl Application {
     }
 }
 
-/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`], and follows
-/// the application's control file.
+/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`], follows the
+/// application's control file and prints the world's role changes.
 async fn follow_the_wall_clock(sim: Sim, speed: f64, mut app: Application) {
     let start = Instant::now();
     let origin = sim.now();
+    let mut seen = sim.with_world(|w| w.events_since(0).len());
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -267,6 +282,7 @@ async fn follow_the_wall_clock(sim: Sim, speed: f64, mut app: Application) {
             sim.advance_to(target);
         }
         app.follow(&sim);
+        seen = print_role_changes(&sim, seen);
     }
 }
 
