@@ -267,7 +267,7 @@ fn print_outline(plan: &Plan) {
 fn step_name(step: &PlanStep) -> String {
     let short = |debug: String| {
         debug
-            .split(|c: char| c == ' ' || c == '{' || c == '(')
+            .split([' ', '{', '('])
             .next()
             .unwrap_or_default()
             .to_owned()
