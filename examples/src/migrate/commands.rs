@@ -642,3 +642,77 @@ fn eta(p0: u8, t0: Timestamp, p1: u8, t1: Timestamp) -> Option<u64> {
     }
     Some(u64::from(100 - p1.min(100)) * dt / dp / 1000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LinkConfig;
+
+    fn settings() -> Settings {
+        let config = LinkConfig::from_toml(
+            r#"
+[sql_server]
+host = "sql01"
+port = 1433
+user = "milink"
+password_env = "P"
+
+[managed_instance]
+resource_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi"
+arm_endpoint = "https://management.azure.com"
+credential = "environment"
+
+[link]
+name = "DAG_ToyStore"
+databases = ["ToyStore"]
+"#,
+        )
+        .unwrap();
+        Settings {
+            config,
+            journal: "DAG_ToyStore.journal".into(),
+            fancy: false,
+        }
+    }
+
+    #[test]
+    fn a_forced_failover_needs_the_links_name_typed_again() {
+        let s = settings();
+        assert!(matches!(
+            failover_kind(&s, false, None),
+            Ok(FailoverKind::Planned)
+        ));
+        let Ok(FailoverKind::Forced(Some(ack))) = failover_kind(&s, true, Some("DAG_ToyStore"))
+        else {
+            panic!("an acknowledged forced failover is allowed")
+        };
+        assert_eq!(ack.link, "DAG_ToyStore");
+        for (force, accept) in [
+            (true, None),
+            (true, Some("dag_toystore")),
+            (true, Some("DAG_Other")),
+            (false, Some("DAG_ToyStore")),
+        ] {
+            let e = failover_kind(&s, force, accept).unwrap_err();
+            assert_eq!(e.exit, Exit::Refused, "{force} {accept:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_eta_follows_the_rate_between_two_readings() {
+        let t = |s: u64| Timestamp::from_millis(s * 1000);
+        assert_eq!(eta(20, t(0), 40, t(10)), Some(30));
+        assert_eq!(eta(40, t(0), 40, t(10)), None, "no progress, no estimate");
+        assert_eq!(eta(50, t(10), 40, t(20)), None, "seeding restarted");
+    }
+
+    #[test]
+    fn the_world_names_the_pair() {
+        let s = settings();
+        assert_eq!(
+            s.world(),
+            "SQL Server sql01:1433 linked to \
+             /subscriptions/s/resourcegroups/rg/providers/microsoft.sql/managedinstances/mi"
+        );
+    }
+}

@@ -321,3 +321,38 @@ fn unquote(v: &str) -> String {
         None => v.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_read_back_as_written_whatever_their_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.env");
+        let odd = Secret::new("a'b$c=d\"e;f g");
+        let plain = Secret::new("Plain123");
+        write_secrets(&path, &[("ODD", &odd), ("PLAIN", &plain)]).unwrap();
+        let read = read_secrets(&path).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].0, "ODD");
+        assert_eq!(read[0].1.expose(), odd.expose());
+        assert_eq!(read[1].1.expose(), plain.expose());
+        // What a POSIX shell reads from it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("ODD='a'\\''b$c=d\"e;f g'\n"), "{text}");
+    }
+
+    #[test]
+    fn the_served_timing_is_the_defaults_divided_by_the_speed() {
+        let t = scaled_timing(100.0);
+        assert_eq!(t.probe_interval_ms, Some(50));
+        assert_eq!(t.stability_window_ms, Some(300));
+        assert_eq!(t.first_poll_ms, Some(20));
+        let real = scaled_timing(1.0);
+        assert_eq!(
+            real.apply(MachineOptions::default()),
+            MachineOptions::default()
+        );
+    }
+}
