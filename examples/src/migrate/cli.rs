@@ -28,7 +28,12 @@ Exit codes:
 
 /// Migrates SQL Server databases to Azure SQL Managed Instance over the Managed Instance link.
 #[derive(Debug, Parser)]
-#[command(name = "migrate", version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "migrate",
+    version,
+    about = "Migrates SQL Server databases to Azure SQL Managed Instance over the Managed Instance link.",
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
     /// The link's configuration file (TOML).
     #[arg(
