@@ -424,8 +424,8 @@ async fn start(settings: &Settings) -> Result<Exit, Failure> {
         return Ok(Exit::NotReady);
     }
     let spec = a.spec(settings)?;
-    let journal = FileJournal::create(&settings.journal).map_err(journal_failure)?;
     let (source, instance) = pair::ports(settings)?;
+    let journal = FileJournal::create(&settings.journal).map_err(journal_failure)?;
     let session = Session::create(
         spec.clone(),
         Arc::new(source),

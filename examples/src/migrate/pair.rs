@@ -190,7 +190,11 @@ pub type InstancePort = WithInstanceTsql<ArmManagedInstance>;
 
 /// The session's two ports.
 pub fn ports(settings: &Settings) -> Result<(SqlServerAdapter, InstancePort), Failure> {
-    let password = lookup_secret(MASTER_KEY_PASSWORD_ENV).map(Secret::new);
+    // Optional: without it the adapter generates one, so it is never prompted for.
+    let password = std::env::var(MASTER_KEY_PASSWORD_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(Secret::new);
     let render = RenderContext::with_password(password)
         .map_err(|e| Failure::usage(format!("{MASTER_KEY_PASSWORD_ENV}: {e}")))?;
     let source = SqlServerAdapter::new(sql_connection(settings)?, render);
