@@ -549,12 +549,6 @@ def test_live_pair_is_gathered_and_assessed() -> None:
     assert set(report.verdicts) == {d["name"] for d in facts["databases"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulated SQL Server's TDS face does not answer the workload probe yet (its batch "
-    "splitter refuses it, and the readiness fallback then takes it for the databases probe); real "
-    "servers answer it, and the adapter is tested against the simulator's catalog views in Rust",
-)
 def test_the_workload_is_read_over_the_wire_before_a_failover(pair: Pair, tmp_path: pathlib.Path) -> None:
     lab, _, source, target = pair
     with milink.LinkSession.create(source, target, lab.spec, tmp_path / "j.journal") as link:

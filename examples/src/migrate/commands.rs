@@ -337,9 +337,6 @@ fn print_assessment(a: &Assessment, settings: &Settings) {
     {
         println!("  instance blocker {}: {}", f.rule_id, f.title);
     }
-    for note in &a.instance_notes {
-        println!("  note: {note}");
-    }
     for (db, why) in &a.module_notes {
         println!(
             "  note: the code of {db} was not read ({why}); its code checks are not evaluated"

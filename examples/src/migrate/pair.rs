@@ -231,8 +231,6 @@ pub struct Assessment {
     /// Databases whose module text could not be read (their code-based checks are not
     /// evaluated), with the reason.
     pub module_notes: Vec<(DatabaseName, String)>,
-    /// What could not be read on the managed instance.
-    pub instance_notes: Vec<String>,
     /// The verdicts.
     pub report: ReadinessReport,
     /// When it was read.
@@ -260,34 +258,10 @@ pub async fn assess(settings: &Settings) -> Result<Assessment, Failure> {
             Failure::failed(format!("reading SQL Server: {e}"))
         }
     })?;
-    let arm = arm(settings)?;
-    let model = arm
-        .managed_instance()
+    let target = arm(settings)?
+        .target_facts()
         .await
         .map_err(|e| Failure::port("reading the managed instance", &e))?;
-    let json = serde_json::to_value(&model)
-        .map_err(|e| Failure::failed(format!("the managed instance: {e}")))?;
-    let mut target = TargetFacts::from_arm_json(&json)
-        .map_err(|e| Failure::failed(format!("the managed instance: {e}")))?;
-    // Without `…/databases/read` (or where the list is not served) the databases on the
-    // instance stay unknown, and the checks that need them say they were not evaluated.
-    let mut notes = Vec::new();
-    match arm.databases().await {
-        Ok(on_instance) => {
-            target.databases = Some(
-                on_instance
-                    .iter()
-                    .filter_map(|d| d.name.as_deref())
-                    .filter_map(|n| DatabaseName::new(n).ok())
-                    .collect(),
-            );
-        }
-        Err(e) => notes.push(format!(
-            "the managed instance's databases were not read ({}); the checks that need them \
-             are not evaluated",
-            e.kind
-        )),
-    }
     let at = SystemClock.now();
     let two_way = gathered
         .instance
@@ -309,7 +283,6 @@ pub async fn assess(settings: &Settings) -> Result<Assessment, Failure> {
         databases: gathered.databases,
         target,
         module_notes: gathered.module_scan_errors,
-        instance_notes: notes,
         report,
         at,
     })
