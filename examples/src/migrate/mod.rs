@@ -121,3 +121,50 @@ pub async fn run(cli: cli::Cli) -> Result<Exit, Failure> {
     let settings = pair::Settings::load(&cli)?;
     commands::run(&cli, &settings).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use milink_core::lifecycle::StepError;
+
+    fn step(retryable: bool) -> SessionError {
+        SessionError::StepFailed(StepError {
+            code: "arm:500:InternalServerError".into(),
+            message: "the instance failed".into(),
+            retryable,
+        })
+    }
+
+    #[test]
+    fn session_errors_map_to_their_exit_codes() {
+        assert_eq!(Failure::session(&step(true)).exit, Exit::Retryable);
+        assert_eq!(Failure::session(&step(false)).exit, Exit::Failed);
+        let timeout = SessionError::Timeout {
+            operation: "failover",
+            waited: std::time::Duration::from_secs(60),
+            state: "CatchingUp".into(),
+        };
+        assert_eq!(Failure::session(&timeout).exit, Exit::Retryable);
+        let wrong = SessionError::WrongWorld {
+            journal: "a".into(),
+            given: "b".into(),
+        };
+        assert_eq!(Failure::session(&wrong).exit, Exit::Refused);
+        assert_eq!(
+            Failure::session(&SessionError::JournalNotEmpty { records: 3 }).exit,
+            Exit::Refused
+        );
+        let codes: Vec<u8> = [
+            Exit::Done,
+            Exit::Failed,
+            Exit::Usage,
+            Exit::NotReady,
+            Exit::Refused,
+            Exit::Retryable,
+        ]
+        .iter()
+        .map(|e| e.code())
+        .collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+    }
+}
