@@ -89,6 +89,11 @@ async fn serve(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         served.config_file().display(),
         served.secrets_file().display()
     );
+    println!(
+        "# the application writes to ToyStore; `echo stopped > {}` stops it (before a planned \
+         failover), `echo running > …` starts it again",
+        served.workload_file().display()
+    );
     println!("# ready");
     io::Write::flush(&mut io::stdout())?;
     stopped().await?;

@@ -303,6 +303,18 @@ impl Recorder {
             if rounds > 100 {
                 return Err(WorkloadError("the catch-up gate never opened".into()));
             }
+            // The gate reads the primary's workload once the LSNs are equal: quiet.
+            if let [
+                Effect::Probe {
+                    step,
+                    probe: Probe::Workload { .. },
+                },
+            ] = self.machine.in_flight().as_slice()
+            {
+                let step = *step;
+                self.answer(step, Observation::Workload(Default::default()))?;
+                continue;
+            }
             self.tick_at_deadline()?;
             let (step, _) = self.pending_step()?;
             self.answer(step, equal.clone())?;
@@ -435,6 +447,10 @@ pub fn default_answer(effect: &Effect) -> Observation {
             probe: Probe::FirstFullBackups,
             ..
         } => Observation::FullBackups(vec![]),
+        Effect::Probe {
+            probe: Probe::Workload { .. },
+            ..
+        } => Observation::Workload(Default::default()),
         _ => Observation::Done,
     }
 }

@@ -6,9 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::time::OffsetDateTime;
+use azure_core::credentials::TokenCredential;
+use milink_core::lifecycle::MachineOptions;
 use milink_core::secret::Secret;
 use milink_core::sqlserver::connection::{ConnectOptions, Encryption};
 use serde::{Deserialize, Serialize};
@@ -23,6 +22,43 @@ pub struct LinkConfig {
     pub managed_instance: InstanceConfig,
     /// The link.
     pub link: LinkSection,
+    /// The machine's waits, when they differ from the library's defaults (a test peer whose
+    /// clock runs faster than the wall clock shortens them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+}
+
+/// The machine's waits, in milliseconds; a key left out keeps the library's default
+/// (`milink_core::lifecycle::MachineOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// How often the link is read while waiting (seeding, catch-up, role checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_interval_ms: Option<u64>,
+    /// How soon an accepted ARM operation is polled the first time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_poll_ms: Option<u64>,
+    /// How long both sides' hardened LSNs must stay equal before a role change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability_window_ms: Option<u64>,
+}
+
+impl Timing {
+    /// The library's machine options with these waits.
+    pub fn apply(&self, mut options: MachineOptions) -> MachineOptions {
+        let ms = std::time::Duration::from_millis;
+        if let Some(v) = self.probe_interval_ms {
+            options.probe_interval = ms(v);
+        }
+        if let Some(v) = self.first_poll_ms {
+            options.first_poll = ms(v);
+        }
+        if let Some(v) = self.stability_window_ms {
+            options.stability_window = ms(v);
+        }
+        options
+    }
 }
 
 /// A SQL Server (or a managed instance's T-SQL endpoint) reached over TDS with a SQL login.
@@ -84,6 +120,16 @@ pub struct LinkSection {
     pub name: String,
     /// The databases it carries.
     pub databases: Vec<String>,
+    /// The address the managed instance reaches SQL Server's database mirroring endpoint at
+    /// (a name or IP address routable from the instance's subnet); needed to create the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_host: Option<String>,
+    /// The mirroring endpoint's TCP port (default 5022, or the existing endpoint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_port: Option<u16>,
+    /// The link's journal file (default: `<link>.journal` next to the configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<PathBuf>,
 }
 
 /// A configuration file that could not be read.
@@ -155,35 +201,8 @@ impl InstanceConfig {
 }
 
 /// One bearer token, handed out as is: a test peer's shared token (the lab over the wire, a
-/// `--serve`d pair). It does not expire whatever a virtual clock says.
-pub struct StaticToken(Secret);
-
-impl StaticToken {
-    /// The credential that hands out `token`.
-    pub fn new(token: Secret) -> StaticToken {
-        StaticToken(token)
-    }
-}
-
-impl std::fmt::Debug for StaticToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StaticToken(***)")
-    }
-}
-
-#[async_trait]
-impl TokenCredential for StaticToken {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        // No expiry of its own: valid until the peer stops accepting it.
-        let expires = OffsetDateTime::from_unix_timestamp(4_102_444_800) // 2100-01-01
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        Ok(AccessToken::new(self.0.expose().to_owned(), expires))
-    }
-}
+/// `--serve`d pair).
+pub use milink_core::arm::client::StaticToken;
 
 impl LinkConfig {
     /// Reads a configuration from TOML text.

@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod config;
+pub mod migrate;
 pub mod narrate;
 pub mod plan;
 pub mod tailspin;

@@ -84,5 +84,5 @@ async fn the_library_plan_matches_the_lab_plan_of_a_cutover() {
 
 #[tokio::test]
 async fn the_library_plan_matches_the_lab_plan_of_a_failback() {
-    agrees(&["--plan", "--failback"], true, false, 19).await;
+    agrees(&["--plan", "--failback"], true, false, 17).await;
 }

@@ -48,7 +48,12 @@ use crate::ports::Journal;
 use crate::time::Timestamp;
 
 /// The journal format version written by this build. Files with a higher version are refused.
-/// Version 2 added the per-record checksum (`"sum"`); version 1 records are still read.
+///
+/// 2: every record carries its checksum (`"sum"`); the catch-up gate reads the primary's
+/// workload and a role change skips the switch to synchronous commit when the link already
+/// is. Version 1 records (no checksum) are still read, and a journal created in version 1
+/// replays with the options as that machine applied them
+/// ([`crate::lifecycle::MachineOptions::as_of_schema_1`]).
 pub const JOURNAL_SCHEMA_VERSION: u32 = 2;
 
 /// The largest journal file read (1 GiB). A link's journal grows by a few hundred bytes per
@@ -327,12 +332,17 @@ pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
     validate_records(records)?;
     let Some(JournalRecord {
         entry: JournalEntry::Created { spec, .. },
+        schema_version,
         ..
     }) = records.first()
     else {
         return Err(JournalError::Empty);
     };
-    let mut machine = Machine::new((**spec).clone()).map_err(|e| JournalError::Replay {
+    let mut spec = (**spec).clone();
+    if *schema_version < 2 {
+        spec.options = spec.options.as_of_schema_1();
+    }
+    let mut machine = Machine::new(spec).map_err(|e| JournalError::Replay {
         seq: 0,
         reason: e.to_string(),
     })?;
@@ -1100,7 +1110,7 @@ mod tests {
         let path = dir.path().join("j");
         let recs = three_records();
         let mut v2 = serde_json::to_value(&recs[1]).unwrap();
-        v2["schema_version"] = 3.into();
+        v2["schema_version"] = (JOURNAL_SCHEMA_VERSION + 1).into();
         v2["entry"] = serde_json::json!({"kind": "something_new"});
         let text = format!(
             "{}\n{}\n{}\n",

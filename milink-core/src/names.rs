@@ -177,7 +177,7 @@ pub const SYSNAME_MAX: usize = 128;
 
 /// Whether `c` is a Unicode format character (general category Cf): invisible, or changing how
 /// the text around it is ordered.
-pub(crate) fn is_format_character(c: char) -> bool {
+pub fn is_format_character(c: char) -> bool {
     matches!(
         u32::from(c),
         0x00AD

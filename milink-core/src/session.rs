@@ -240,6 +240,11 @@ pub trait LinkSession: Send + Sync {
     async fn failover(&self, kind: FailoverKind) -> Result<(), SessionError>;
     /// Fails back to SQL Server (two-way links).
     async fn failback(&self) -> Result<(), SessionError>;
+    /// Prepares the next role change while the application still writes: switches both sides
+    /// to synchronous commit ([`Command::Prepare`]) and returns in the steady state. The
+    /// failover, failback or cutover that follows skips the switch, so once the application
+    /// stops only the catch-up gate stands before the role change.
+    async fn prepare(&self) -> Result<(), SessionError>;
     /// Migrates and removes the link; returns once it is completed.
     async fn cutover(&self, options: CutoverOptions) -> Result<(), SessionError>;
     /// Repairs a split brain, keeping `keep` as primary: reads both sides first, demotes the
@@ -764,6 +769,10 @@ where
 
     async fn failback(&self) -> Result<(), SessionError> {
         self.drive(Some(Command::Failback)).await
+    }
+
+    async fn prepare(&self) -> Result<(), SessionError> {
+        self.drive(Some(Command::Prepare)).await
     }
 
     async fn cutover(&self, options: CutoverOptions) -> Result<(), SessionError> {

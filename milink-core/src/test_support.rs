@@ -44,6 +44,9 @@ pub(crate) fn spec() -> LinkSpec {
         session_timeout_s: 20,
         options: MachineOptions {
             probe_interval: Duration::from_secs(5),
+            // The machine's tests read the gate at the probe interval; the sub-second gate has
+            // tests of its own.
+            gate_interval: Duration::from_secs(5),
             stability_window: Duration::from_secs(10),
             ..MachineOptions::default()
         },

@@ -190,12 +190,14 @@ fn hostile() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
 }
 
-/// Makes `s` a valid sysname: no control characters, no surrounding whitespace, at most 128
-/// UTF-16 units, not empty; `extra` removes characters a type refuses.
+/// Makes `s` a valid sysname: no control or invisible formatting characters, no surrounding
+/// whitespace, at most 128 UTF-16 units, not empty; `extra` removes characters a type refuses.
 fn sysname(s: &str, extra: &[char]) -> String {
     let mut out = String::new();
     let mut units = 0;
-    for c in s.chars().filter(|c| !c.is_control() && !extra.contains(c)) {
+    for c in s.chars().filter(|c| {
+        !c.is_control() && !milink_core::names::is_format_character(*c) && !extra.contains(c)
+    }) {
         if units + c.len_utf16() > 128 {
             break;
         }

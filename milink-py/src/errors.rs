@@ -10,7 +10,10 @@
 //! │   └── ArgumentRangeError  an integer argument outside its range (also a builtin
 //! │                           OverflowError)
 //! ├── NotReadyError           .report: the readiness report with the blockers
-//! ├── GatherError             reading readiness facts failed
+//! ├── GatherError             reading readiness facts failed (names what could not be read)
+//! ├── ConnectError            a server could not be reached, or refused the connection
+//! │   └── AuthenticationError the login or the token was refused, or no credential could be
+//! │                           built (a wrong password, an expired token)
 //! ├── JournalError            the journal could not be opened, read or written
 //! │   ├── TornJournalError    its last record is torn (.path, .line, .bytes): resume_from(...,
 //! │   │                       repair=True) drops it
@@ -70,6 +73,18 @@ create_exception!(
     GatherError,
     MilinkError,
     "Gathering readiness facts failed."
+);
+create_exception!(
+    milink,
+    ConnectError,
+    MilinkError,
+    "A server could not be reached, or refused the connection (TLS, network); `.transient` says whether trying again may help."
+);
+create_exception!(
+    milink,
+    AuthenticationError,
+    ConnectError,
+    "The login or the token was refused (a wrong password, an expired or foreign token), or no credential could be built."
 );
 create_exception!(
     milink,
@@ -202,6 +217,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ArgumentRangeError", argument_range_error(py)?)?;
     m.add("NotReadyError", py.get_type::<NotReadyError>())?;
     m.add("GatherError", py.get_type::<GatherError>())?;
+    m.add("ConnectError", py.get_type::<ConnectError>())?;
+    m.add("AuthenticationError", py.get_type::<AuthenticationError>())?;
     m.add("JournalError", py.get_type::<JournalError>())?;
     m.add("TornJournalError", py.get_type::<TornJournalError>())?;
     m.add("NotAJournalError", py.get_type::<NotAJournalError>())?;
@@ -316,7 +333,7 @@ fn classify(py: Python<'_>, error: Error, message: String) -> (PyErr, Attrs) {
 }
 
 /// The Python spelling of the journal repair, which the core's message names in Rust.
-pub(crate) const REPAIR: &str = "LinkSession.resume_from(journal, lab, repair=True)";
+pub(crate) const REPAIR: &str = "LinkSession.resume_from(journal, lab, repair=True) (on a real pair: resume_from(journal, source, target, repair=True))";
 
 fn journal_error(
     py: Python<'_>,
@@ -339,8 +356,9 @@ fn journal_error(
         ),
         CoreJournalError::AlreadyExists { path } => (
             JournalError::new_err(format!(
-                "journal {} already exists: pass if_exists=\"resume\" to Lab.session (or call \
-                 LinkSession.resume_from(journal, lab)) to continue that link, or choose another \
+                "journal {} already exists: pass if_exists=\"resume\" to Lab.session or \
+                 LinkSession.create (or call LinkSession.resume_from(journal, lab) or \
+                 resume_from(journal, source, target)) to continue that link, or choose another \
                  path for a new link",
                 path.display()
             )),

@@ -85,6 +85,14 @@ impl Redirect<'_> {
     /// computing the target for each side, so that a string the session could not use (one
     /// that does not parse, or names no server, or is empty) is refused before anything is
     /// opened or written.
+    /// The connection string parsed, without a spec to check it against yet.
+    fn parsed(&self) -> Result<(), RedirectError> {
+        if let Some(text) = self.connection_string {
+            RedirectOptions::from_connection_string(text)?;
+        }
+        Ok(())
+    }
+
     fn options(&self, spec: &LinkSpec) -> Result<RedirectOptions, RedirectError> {
         let given = match self.connection_string {
             Some(text) => RedirectOptions::from_connection_string(text)?,
@@ -107,28 +115,71 @@ impl Redirect<'_> {
 
 /// How [`open`] opens the journal.
 #[derive(Clone, Copy)]
-enum Open {
+pub(crate) enum Open {
     /// A new link: the journal must not exist.
     Create,
     /// The link in the journal; with `repair`, a torn last record is dropped first.
     Resume { repair: bool },
 }
 
-/// Opens a session on `lab`: a new link or the link in `journal`, as `how` says. `lock_dir`,
-/// when given, replaces the options' `lock_dir`. Every argument is checked before anything is
-/// opened or written.
-#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
-fn open(
+impl Open {
+    /// `if_exists` as `Lab.session` and `LinkSession.create` take it.
+    pub(crate) fn from_if_exists(if_exists: &str, journal: &std::path::Path) -> PyResult<Open> {
+        match if_exists {
+            "error" => Ok(Open::Create),
+            "resume" if journal.exists() => Ok(Open::Resume { repair: false }),
+            "resume" => Ok(Open::Create),
+            other => Err(crate::errors::invalid(format!(
+                "if_exists must be \"error\" or \"resume\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The pair a session drives: its two ports, the timer it waits on, the world its journal
+/// records, and the spec of a new link (or, on resume, the spec the redirect settings are
+/// checked against before the journal is read; `None`: after).
+pub(crate) struct Pair<S, M> {
+    pub(crate) source: Arc<S>,
+    pub(crate) instance: Arc<M>,
+    pub(crate) timer: Arc<dyn Timer>,
+    pub(crate) world: String,
+    pub(crate) spec: Option<LinkSpec>,
+}
+
+/// The arguments every way of opening a session shares (`Lab.session`, `LinkSession.create`,
+/// `LinkSession.resume_from`).
+pub(crate) struct OpenArgs<'a, 'py> {
+    pub(crate) journal: PathBuf,
+    pub(crate) how: Open,
+    pub(crate) redirect: Redirect<'a>,
+    pub(crate) on_progress: Option<Py<PyAny>>,
+    pub(crate) progress_detail: &'a str,
+    pub(crate) options: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) lock_dir: Option<PathBuf>,
+}
+
+/// Opens a session on `pair`: a new link or the link in `journal`, as `args.how` says.
+/// `lock_dir`, when given, replaces the options' `lock_dir`. Every argument is checked before
+/// anything is opened or written.
+pub(crate) fn open<S, M>(
     py: Python<'_>,
-    lab: &PyLab,
-    journal: PathBuf,
-    how: Open,
-    mut redirect: Redirect<'_>,
-    on_progress: Option<Py<PyAny>>,
-    progress_detail: &str,
-    options: Option<&Bound<'_, PyAny>>,
-    lock_dir: Option<PathBuf>,
-) -> PyResult<PyLinkSession> {
+    pair: Pair<S, M>,
+    args: OpenArgs<'_, '_>,
+) -> PyResult<PyLinkSession>
+where
+    S: milink_core::ports::SourceServer + 'static,
+    M: milink_core::ports::ManagedInstance + 'static,
+{
+    let OpenArgs {
+        journal,
+        how,
+        mut redirect,
+        on_progress,
+        progress_detail,
+        options,
+        lock_dir,
+    } = args;
     redirect.hook = callback(py, "redirect_hook", "the target dict", redirect.hook)?;
     let on_progress = callback(py, "on_progress", "an event dict", on_progress)?;
     let detail = crate::runtime::Detail::parse(progress_detail)?;
@@ -136,42 +187,66 @@ fn open(
     if lock_dir.is_some() {
         options.lock_dir = lock_dir;
     }
-    // The lab's world, so its journals are never resumed on another lab.
+    // The pair's world, so its journals are never resumed on another pair.
     if options.world.is_none() {
-        options.world = Some(lab.world());
+        options.world = Some(pair.world.clone());
     }
-    let redirect_options = redirect
-        .options(&lab.lab.spec)
-        .map_err(|e| error(Error::from(e)))?;
-    let (lab, timer) = lab.parts();
+    let checked = match &pair.spec {
+        Some(spec) => Some(redirect.options(spec).map_err(|e| error(Error::from(e)))?),
+        None => {
+            // Parsed now, checked against the journal's spec once it is read.
+            redirect.parsed().map_err(|e| error(Error::from(e)))?;
+            None
+        }
+    };
+    let Pair {
+        source,
+        instance,
+        timer,
+        spec,
+        ..
+    } = pair;
     let clock: Arc<dyn milink_core::time::Clock> = timer.clone();
-    let opened = py.detach(move || {
-        let source = Arc::new(lab.sim.sql_server());
-        let instance = Arc::new(lab.sim.managed_instance());
-        match how {
-            Open::Resume { repair } => {
-                let (journal, repaired) = if repair {
-                    FileJournal::open_repairing(&journal)
-                } else {
-                    FileJournal::open(&journal).map(|j| (j, None))
-                }
-                .map_err(CoreSessionError::from)?;
-                Session::resume(journal, source, instance, timer, options).map(|s| (s, repaired))
+    enum Todo {
+        Create(Box<LinkSpec>),
+        Resume { repair: bool },
+    }
+    let todo = match (how, spec) {
+        (Open::Create, Some(spec)) => Todo::Create(Box::new(spec)),
+        (Open::Create, None) => {
+            return Err(crate::errors::invalid("a new link needs its spec"));
+        }
+        (Open::Resume { repair }, _) => Todo::Resume { repair },
+    };
+    let opened = py.detach(move || match todo {
+        Todo::Resume { repair } => {
+            let (journal, repaired) = if repair {
+                FileJournal::open_repairing(&journal)
+            } else {
+                FileJournal::open(&journal).map(|j| (j, None))
             }
-            Open::Create => {
-                let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
-                let created =
-                    Session::create(lab.spec.clone(), source, instance, file, timer, options);
-                if created.is_err() {
-                    // The file was created just now and the refused session dropped it: a
-                    // refusal (another session drives the link) leaves no journal behind.
-                    let _ = std::fs::remove_file(&journal);
-                }
-                created.map(|s| (s, None))
+            .map_err(CoreSessionError::from)?;
+            Session::resume(journal, source, instance, timer, options).map(|s| (s, repaired))
+        }
+        Todo::Create(spec) => {
+            let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
+            let created = Session::create(*spec, source, instance, file, timer, options);
+            if created.is_err() {
+                // The file was created just now and the refused session dropped it: a
+                // refusal (another session drives the link) leaves no journal behind.
+                let _ = std::fs::remove_file(&journal);
             }
+            created.map(|s| (s, None))
         }
     });
     let (session, repaired) = opened.map_err(|e| error(Error::from(e)))?;
+    let redirect_options = match checked {
+        Some(options) => options,
+        // Dropping the session on a refusal releases its journal and lock; nothing was written.
+        None => redirect
+            .options(session.machine().spec())
+            .map_err(|e| error(Error::from(e)))?,
+    };
     Ok(PyLinkSession::wrap(
         session,
         redirect.hook,
@@ -185,30 +260,19 @@ fn open(
     ))
 }
 
-/// Resumes the link journaled in `journal` on `lab` (see `LinkSession.resume_from`).
-#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
-pub(crate) fn resume_from(
-    py: Python<'_>,
-    journal: PathBuf,
+/// The lab's pair: its simulated ports, its virtual clock and its world; `spec` the lab's.
+pub(crate) fn lab_pair(
     lab: &PyLab,
-    redirect: Redirect<'_>,
-    on_progress: Option<Py<PyAny>>,
-    progress_detail: &str,
-    options: Option<&Bound<'_, PyAny>>,
-    lock_dir: Option<PathBuf>,
-    repair: bool,
-) -> PyResult<PyLinkSession> {
-    open(
-        py,
-        lab,
-        journal,
-        Open::Resume { repair },
-        redirect,
-        on_progress,
-        progress_detail,
-        options,
-        lock_dir,
-    )
+) -> Pair<milink_core::sim::SimSqlServer, milink_core::sim::SimManagedInstance> {
+    let world = lab.world();
+    let (lab, timer) = lab.parts();
+    Pair {
+        source: Arc::new(lab.sim.sql_server()),
+        instance: Arc::new(lab.sim.managed_instance()),
+        timer,
+        world,
+        spec: Some(lab.spec.clone()),
+    }
 }
 
 #[pymethods]
@@ -337,16 +401,7 @@ impl PyLab {
         if_exists: &str,
         progress_detail: &str,
     ) -> PyResult<PyLinkSession> {
-        let how = match if_exists {
-            "error" => Open::Create,
-            "resume" if journal.exists() => Open::Resume { repair: false },
-            "resume" => Open::Create,
-            other => {
-                return Err(crate::errors::invalid(format!(
-                    "if_exists must be \"error\" or \"resume\", not {other:?}"
-                )));
-            }
-        };
+        let how = Open::from_if_exists(if_exists, &journal)?;
         let redirect = Redirect {
             hook: redirect_hook,
             connection_string,
@@ -354,15 +409,36 @@ impl PyLab {
         };
         open(
             py,
-            self,
-            journal,
-            how,
-            redirect,
-            on_progress,
-            progress_detail,
-            options,
-            lock_dir,
+            lab_pair(self),
+            OpenArgs {
+                journal,
+                how,
+                redirect,
+                on_progress,
+                progress_detail,
+                options,
+                lock_dir,
+            },
         )
+    }
+
+    /// Serves this lab's world on loopback for the real connectors: SQL Server and the
+    /// managed instance's T-SQL endpoint over TDS (TLS), the instance's ARM API over HTTPS,
+    /// each with a certificate generated now and written into `directory` (default: a
+    /// temporary directory removed by `stop()`). Returns a `ServedLab` with the connection
+    /// strings, passwords, resource id, ARM endpoint, token and certificates; the servers run
+    /// until its `stop()` (or the end of its `with` block).
+    ///
+    /// The servers answer from this very world: `run_for`, `start_workload` and `parity` see
+    /// what the connectors do, and a session whose `SqlServer` and `ManagedInstance` are both
+    /// served by this lab runs in its virtual time.
+    #[pyo3(signature = (directory = None))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        directory: Option<PathBuf>,
+    ) -> PyResult<crate::serve::PyServedLab> {
+        crate::serve::serve(py, &self.lab, directory)
     }
 
     /// Starts the lab's application writing to `database` (the link's first by default) on

@@ -2,11 +2,13 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod connect;
 mod convert;
 mod errors;
 mod lab;
 mod report;
 mod runtime;
+mod serve;
 mod session;
 
 use milink_core::Error;
@@ -133,6 +135,13 @@ fn _milink(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::PyReadinessReport>()?;
     m.add_class::<session::PyLinkSession>()?;
     m.add_class::<lab::PyLab>()?;
+    m.add_class::<serve::PyServedLab>()?;
+    m.add_class::<connect::PyCredential>()?;
+    m.add_class::<connect::PySqlServer>()?;
+    m.add_class::<connect::PyManagedInstance>()?;
+    m.add_function(wrap_pyfunction!(connect::gather, m)?)?;
+    m.add_function(wrap_pyfunction!(connect::gather_async, m)?)?;
+    m.add_function(wrap_pyfunction!(connect::link_spec, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::sleep_interruptibly, m)?)?;
     m.add_function(wrap_pyfunction!(report::assess, m)?)?;
     m.add_function(wrap_pyfunction!(report::tailspin_facts, m)?)?;

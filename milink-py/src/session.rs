@@ -13,7 +13,7 @@ use milink_core::assess::report::esc as html;
 use milink_core::journal::TornTail;
 use milink_core::lifecycle::{
     AssessmentOutcome, Blocker, CutoverOptions, DataLossAcknowledgement, FailoverKind, LinkName,
-    Side,
+    LinkSpec, Side,
 };
 use milink_core::names::DatabaseName;
 use milink_core::ports::{Journal, ManagedInstance, SourceServer};
@@ -25,6 +25,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::connect::{PyManagedInstance, PySqlServer};
 use crate::convert::{from_py, to_py};
 use crate::errors::{self, StepFailedError, invalid};
 use crate::lab::PyLab;
@@ -336,11 +337,90 @@ fn side(keep: &Bound<'_, PyAny>) -> PyResult<Side> {
 
 #[pymethods]
 impl PyLinkSession {
-    /// Reopens the link journaled in `journal` on `lab` after a crash, a Ctrl-C or a close:
-    /// replays the journal, then `resume()` (or any operation) continues from where it stopped.
-    /// The keyword arguments are those of `Lab.session`; the redirect settings and `lock_dir`
-    /// are not journaled, so give them again. Raises LinkLockedError while another session
-    /// drives the link.
+    /// A new link on a real pair: `source` a `SqlServer`, `target` a `ManagedInstance`, `spec`
+    /// the link spec (a dict in the shape of `Lab.spec`), journaled to `journal`. The keyword
+    /// arguments are those of `Lab.session`. Before anything is written, the spec must name
+    /// the pair given (its `source.server` and `target.instance`) and SQL Server's build must
+    /// be able to host the link; otherwise InvalidArgumentError and no journal. The journal
+    /// records the pair (SQL Server's name and the instance's resource id), so it is never
+    /// resumed on another pair (WrongWorldError).
+    #[staticmethod]
+    #[pyo3(signature = (
+        source,
+        target,
+        spec,
+        journal,
+        *,
+        redirect_hook = None,
+        on_progress = None,
+        options = None,
+        connection_string = None,
+        public_endpoint = false,
+        lock_dir = None,
+        if_exists = "error",
+        progress_detail = "phases",
+    ))]
+    #[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
+    fn create(
+        py: Python<'_>,
+        source: &Bound<'_, PySqlServer>,
+        target: &Bound<'_, PyManagedInstance>,
+        spec: &Bound<'_, PyAny>,
+        journal: PathBuf,
+        redirect_hook: Option<Py<PyAny>>,
+        on_progress: Option<Py<PyAny>>,
+        options: Option<&Bound<'_, PyAny>>,
+        connection_string: Option<&str>,
+        public_endpoint: bool,
+        lock_dir: Option<PathBuf>,
+        if_exists: &str,
+        progress_detail: &str,
+    ) -> PyResult<Self> {
+        let how = crate::lab::Open::from_if_exists(if_exists, &journal)?;
+        let spec: LinkSpec = from_py("link spec", spec)?;
+        let (source, target) = (&source.get().side, &target.get().side);
+        let timer = crate::connect::pair_timer(source, target)?;
+        if matches!(how, crate::lab::Open::Create) {
+            crate::connect::check_spec_against_pair(&spec, source, target)?;
+            let side = Arc::clone(source);
+            block_on(py, None, async move {
+                Ok(crate::connect::check_can_host_link(&side).await)
+            })??;
+        }
+        let pair = crate::lab::Pair {
+            source: Arc::new(crate::connect::SourcePort(Arc::clone(source))),
+            instance: Arc::new(crate::connect::InstancePort(Arc::clone(target))),
+            timer,
+            world: crate::connect::pair_world(source, target),
+            spec: Some(spec),
+        };
+        let redirect = crate::lab::Redirect {
+            hook: redirect_hook,
+            connection_string,
+            public_endpoint,
+        };
+        crate::lab::open(
+            py,
+            pair,
+            crate::lab::OpenArgs {
+                journal,
+                how,
+                redirect,
+                on_progress,
+                progress_detail,
+                options,
+                lock_dir,
+            },
+        )
+    }
+
+    /// Reopens the link journaled in `journal` after a crash, a Ctrl-C or a close: on `source`
+    /// when it is a `Lab`, else on the pair `source` (a `SqlServer`) and `target` (a
+    /// `ManagedInstance`). Replays the journal, then `resume()` (or any operation) continues
+    /// from where it stopped. The keyword arguments are those of `Lab.session`; the redirect
+    /// settings and `lock_dir` are not journaled, so give them again. Raises LinkLockedError
+    /// while another session drives the link, and WrongWorldError (changing nothing) when the
+    /// journal belongs to another lab or pair.
     ///
     /// A journal whose last record was torn by a crash raises TornJournalError; with
     /// `repair=True` that record (an input never acted on) is dropped first, and `repaired`
@@ -349,7 +429,8 @@ impl PyLinkSession {
     #[staticmethod]
     #[pyo3(signature = (
         journal,
-        lab,
+        source,
+        target = None,
         *,
         redirect_hook = None,
         on_progress = None,
@@ -364,7 +445,8 @@ impl PyLinkSession {
     fn resume_from(
         py: Python<'_>,
         journal: PathBuf,
-        lab: &Bound<'_, PyLab>,
+        source: &Bound<'_, PyAny>,
+        target: Option<&Bound<'_, PyAny>>,
         redirect_hook: Option<Py<PyAny>>,
         on_progress: Option<Py<PyAny>>,
         options: Option<&Bound<'_, PyAny>>,
@@ -379,17 +461,43 @@ impl PyLinkSession {
             connection_string,
             public_endpoint,
         };
-        crate::lab::resume_from(
-            py,
+        let args = crate::lab::OpenArgs {
             journal,
-            lab.get(),
+            how: crate::lab::Open::Resume { repair },
             redirect,
             on_progress,
             progress_detail,
             options,
             lock_dir,
-            repair,
-        )
+        };
+        if let Ok(lab) = source.cast::<PyLab>() {
+            if target.is_some_and(|t| !t.is_none()) {
+                return Err(invalid(
+                    "resume_from(journal, lab) takes no target: the lab is both sides",
+                ));
+            }
+            return crate::lab::open(py, crate::lab::lab_pair(lab.get()), args);
+        }
+        let (Ok(sql), Some(Ok(instance))) = (
+            source.cast::<PySqlServer>(),
+            target.map(|t| t.cast::<PyManagedInstance>()),
+        ) else {
+            return Err(errors::argument_type(
+                py,
+                "resume_from takes (journal, lab) or (journal, source, target) with a SqlServer \
+                 and a ManagedInstance"
+                    .to_owned(),
+            ));
+        };
+        let (source, target) = (&sql.get().side, &instance.get().side);
+        let pair = crate::lab::Pair {
+            source: Arc::new(crate::connect::SourcePort(Arc::clone(source))),
+            instance: Arc::new(crate::connect::InstancePort(Arc::clone(target))),
+            timer: crate::connect::pair_timer(source, target)?,
+            world: crate::connect::pair_world(source, target),
+            spec: None,
+        };
+        crate::lab::open(py, pair, args)
     }
 
     /// The torn last record `resume_from(..., repair=True)` dropped from the journal, as

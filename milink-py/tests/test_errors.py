@@ -11,6 +11,7 @@ FAMILIES = [
     milink.InvalidArgumentError,
     milink.NotReadyError,
     milink.GatherError,
+    milink.ConnectError,
     milink.JournalError,
     milink.SessionError,
 ]
@@ -33,6 +34,8 @@ def test_every_error_family_is_rooted_at_milink_error() -> None:
     for cls in SESSION_FAMILIES:
         assert cls.__bases__ == (milink.SessionError,), cls
         assert cls.__module__ == "milink"
+    assert milink.AuthenticationError.__bases__ == (milink.ConnectError,)
+    assert milink.AuthenticationError.__module__ == "milink"
     # The two names that shadow builtins stay inside the milink namespace.
     assert milink.TimeoutError is not TimeoutError
     assert not issubclass(milink.TimeoutError, TimeoutError)

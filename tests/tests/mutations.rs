@@ -9,8 +9,8 @@ use milink_core::lifecycle::{LinkSpec, Mutations};
 use milink_core::sim::SimConfig;
 use milink_tests::scenarios::{
     Outcome, cutover_while_the_synchronous_link_is_cut,
-    failover_while_the_application_still_writes, one_way_trickle_cutover,
-    retried_failover_with_the_workload_back,
+    failover_while_the_application_still_writes, failover_while_the_application_writes_at,
+    one_way_trickle_cutover, retried_failover_with_the_workload_back,
 };
 
 /// Runs every scenario with `mutations` and returns (runs, runs that lost data, transactions
@@ -36,6 +36,9 @@ async fn run_suite(mutations: Mutations) -> (u32, u32, u64) {
                 .await,
         );
         outcomes.push(failover_while_the_application_still_writes(seed, &tweak).await);
+        for tps in [1.0, 0.3] {
+            outcomes.push(failover_while_the_application_writes_at(seed, tps, &tweak).await);
+        }
     }
     let runs = outcomes.len() as u32;
     let lossy = outcomes
@@ -50,7 +53,7 @@ async fn run_suite(mutations: Mutations) -> (u32, u32, u64) {
 }
 
 #[tokio::test]
-async fn the_suite_fails_without_the_lsn_equality_check_or_the_stability_window() {
+async fn the_suite_fails_without_the_lsn_equality_check_the_stability_window_or_the_quiet_check() {
     let intact = run_suite(Mutations::default()).await;
     let no_equality = run_suite(Mutations {
         skip_lsn_equality: true,
@@ -62,10 +65,16 @@ async fn the_suite_fails_without_the_lsn_equality_check_or_the_stability_window(
         ..Mutations::default()
     })
     .await;
+    let no_quiet_check = run_suite(Mutations {
+        skip_quiet_check: true,
+        ..Mutations::default()
+    })
+    .await;
     eprintln!("runs, runs that lost data, transactions lost:");
     eprintln!("  intact gate:          {intact:?}");
     eprintln!("  no LSN equality:      {no_equality:?}");
     eprintln!("  no stability window:  {no_stability:?}");
+    eprintln!("  no quiet check:       {no_quiet_check:?}");
     assert_eq!(intact.1, 0, "the intact gate loses nothing: {intact:?}");
     assert!(
         no_equality.1 > 0,
@@ -74,6 +83,10 @@ async fn the_suite_fails_without_the_lsn_equality_check_or_the_stability_window(
     assert!(
         no_stability.1 > 0,
         "without the stability window data is lost: {no_stability:?}"
+    );
+    assert!(
+        no_quiet_check.1 > 0,
+        "with the short window while the application still writes data is lost: {no_quiet_check:?}"
     );
 }
 

@@ -157,6 +157,7 @@ impl Run {
     async fn failover(&mut self) -> Result<(), Box<dyn Error>> {
         if !self.status().reached(Operation::Failover) {
             if self.before.is_none() {
+                self.prepare_role_change().await?;
                 self.stop_for_role_change(
                     "the docs say to stop the workload before a planned failover",
                 )
@@ -224,6 +225,7 @@ impl Run {
                 .as_ref()
                 .is_none_or(|b| b.side != Side::ManagedInstance)
             {
+                self.prepare_role_change().await?;
                 self.stop_for_role_change("before failing back").await;
                 self.before = self.sim.snapshot(Side::ManagedInstance, &self.database);
             }
@@ -260,6 +262,7 @@ impl Run {
     async fn cutover(&mut self) -> Result<(), Box<dyn Error>> {
         if !self.status().reached(Operation::Cutover) {
             if self.before.is_none() {
+                self.prepare_role_change().await?;
                 self.stop_for_role_change("the application moves to the managed instance")
                     .await;
                 self.before = self.sim.snapshot(Side::SqlServer, &self.database);
@@ -304,6 +307,16 @@ impl Run {
             loss_evidence,
             write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
         });
+        Ok(())
+    }
+
+    /// Switches the link to synchronous commit while the application still writes, so that
+    /// once it stops only the catch-up gate stands before the role change.
+    async fn prepare_role_change(&mut self) -> Result<(), Box<dyn Error>> {
+        self.session.prepare().await?;
+        self.n().drain();
+        self.n()
+            .line("link prepared: both sides in synchronous commit while the application writes");
         Ok(())
     }
 

@@ -5,7 +5,9 @@
 //!
 //! What a client needs is written into a directory: the servers' certificates (DER, to trust
 //! explicitly), `secrets.env` (mode 0600: the SQL password and the ARM token, never printed),
-//! and `milink.toml`, the link's configuration ([`LinkConfig`]), also printed.
+//! and `milink.toml`, the link's configuration ([`LinkConfig`]), also printed. The file
+//! `workload` starts and stops the application: write `stopped` into it before a planned
+//! failover, as the procedure says, and `running` to resume the writes on SQL Server.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -15,10 +17,12 @@ use milink_core::lifecycle::Side;
 use milink_core::secret::Secret;
 use milink_core::sim::arm_https::{ArmHttpsServer, ArmServerConfig};
 use milink_core::sim::tds::TdsServer;
-use milink_core::sim::{Lab, Sim, WorkloadSpec};
+use milink_core::sim::{EventKind, Lab, Sim, SimConfig, WorkloadSpec};
+use milink_core::time::{Clock, SystemClock};
 
 use super::wire::{USER, serve as serve_tds};
-use crate::config::{CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint};
+use crate::config::{CredentialKind, InstanceConfig, LinkConfig, LinkSection, SqlEndpoint, Timing};
+use milink_core::lifecycle::MachineOptions;
 
 /// The environment variable of the SQL Server login's password in `secrets.env`.
 pub const SQL_PASSWORD_ENV: &str = "MILINK_SQL_PASSWORD";
@@ -71,7 +75,12 @@ impl Served {
                 options.dir.display()
             )
         })?;
-        let lab = Lab::tailspin(options.seed)?;
+        // The world starts at the wall clock's time, so the times its servers report (backups,
+        // for one) are not in a client's past; from there it runs `speed` times faster.
+        let lab = Lab::tailspin_with(SimConfig {
+            start: SystemClock.now(),
+            ..SimConfig::with_seed(options.seed)
+        })?;
         let sim = lab.sim.clone();
         let sql_password = milink_core::sqlserver::password::generate()?;
         let mi_password = milink_core::sqlserver::password::generate()?;
@@ -122,7 +131,11 @@ impl Served {
             link: LinkSection {
                 name: lab.spec.link.to_string(),
                 databases: lab.spec.databases.iter().map(ToString::to_string).collect(),
+                endpoint_host: Some(lab.spec.source.endpoint_host.to_string()),
+                endpoint_port: None,
+                journal: None,
             },
+            timing: Some(scaled_timing(options.speed)),
         };
         let config_file = options.dir.join("milink.toml");
         std::fs::write(&config_file, config.to_toml()?)
@@ -136,13 +149,24 @@ impl Served {
                 (ARM_TOKEN_ENV, &token),
             ],
         )?;
-        sim.start_workload(WorkloadSpec {
+        let workload = WorkloadSpec {
             database: lab.database.clone(),
             target: Side::SqlServer,
             transactions_per_second: SERVED_TPS,
             max_rows_per_transaction: 4,
-        });
-        let clock = tokio::spawn(follow_the_wall_clock(sim.clone(), options.speed));
+        };
+        sim.start_workload(workload.clone());
+        let control = options.dir.join(WORKLOAD_FILE);
+        std::fs::write(&control, "running\n")?;
+        let clock = tokio::spawn(follow_the_wall_clock(
+            sim.clone(),
+            options.speed,
+            Application {
+                control,
+                spec: workload,
+                running: true,
+            },
+        ));
         Ok(Served {
             sim,
             config,
@@ -165,9 +189,14 @@ impl Served {
         &self.config_file
     }
 
-    /// `secrets.env` (`NAME=value` lines, mode 0600 on Unix).
+    /// `secrets.env` (`NAME='value'` lines a POSIX shell can source, mode 0600 on Unix).
     pub fn secrets_file(&self) -> &Path {
         &self.secrets_file
+    }
+
+    /// The file that starts and stops the application ([`WORKLOAD_FILE`]).
+    pub fn workload_file(&self) -> PathBuf {
+        self.config_file.with_file_name(WORKLOAD_FILE)
     }
 
     /// The world served.
@@ -182,10 +211,73 @@ impl Served {
     }
 }
 
-/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`].
-async fn follow_the_wall_clock(sim: Sim, speed: f64) {
+/// Prints each role change in the world since event `seen` (`# role: LINK SIDE ROLE`), what
+/// an operator would see in the servers' error logs; returns the new count of events.
+fn print_role_changes(sim: &Sim, seen: usize) -> usize {
+    sim.with_world(|w| {
+        let events = w.events_since(seen);
+        for e in events {
+            if let EventKind::RoleChanged { link, side, role } = &e.kind {
+                println!("# role: {link} {side:?} {role:?}");
+            }
+        }
+        seen + events.len()
+    })
+}
+
+/// The machine's waits for a world whose clock runs `speed` times faster than the wall clock:
+/// the library's defaults divided by `speed` (at least 20 ms), so a tool reading the link sees
+/// what it would see at real time, sooner.
+fn scaled_timing(speed: f64) -> Timing {
+    let defaults = MachineOptions::default();
+    let scale = |d: Duration| {
+        let ms = (d.as_secs_f64() * 1000.0 / speed).round();
+        Some((ms as u64).max(20))
+    };
+    Timing {
+        probe_interval_ms: scale(defaults.probe_interval),
+        first_poll_ms: scale(defaults.first_poll),
+        stability_window_ms: scale(defaults.stability_window),
+    }
+}
+
+/// The file in the served directory that starts and stops the application: `stopped` (as
+/// before a planned failover, whose procedure starts with stopping the workload) or `running`.
+pub const WORKLOAD_FILE: &str = "workload";
+
+/// The served application and the file that controls it.
+struct Application {
+    control: PathBuf,
+    spec: WorkloadSpec,
+    running: bool,
+}
+
+impl Application {
+    /// Starts or stops the writes as the control file says.
+    fn follow(&mut self, sim: &Sim) {
+        let Ok(text) = std::fs::read_to_string(&self.control) else {
+            return;
+        };
+        match text.trim() {
+            "stopped" if self.running => {
+                sim.stop_workload();
+                self.running = false;
+            }
+            "running" if !self.running => {
+                sim.start_workload(self.spec.clone());
+                self.running = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Brings the world's clock up to the wall clock (times `speed`) every [`TICK`], follows the
+/// application's control file and prints the world's role changes.
+async fn follow_the_wall_clock(sim: Sim, speed: f64, mut app: Application) {
     let start = Instant::now();
     let origin = sim.now();
+    let mut seen = sim.with_world(|w| w.events_since(0).len());
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -196,10 +288,12 @@ async fn follow_the_wall_clock(sim: Sim, speed: f64) {
         if target > sim.now() {
             sim.advance_to(target);
         }
+        app.follow(&sim);
+        seen = print_role_changes(&sim, seen);
     }
 }
 
-/// Writes `NAME=value` lines readable by their owner only.
+/// Writes `NAME='value'` lines (quoted for a POSIX shell) readable by their owner only.
 fn write_secrets(path: &Path, secrets: &[(&str, &Secret)]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -211,16 +305,61 @@ fn write_secrets(path: &Path, secrets: &[(&str, &Secret)]) -> std::io::Result<()
     }
     let mut file = options.open(path)?;
     for (name, value) in secrets {
-        writeln!(file, "{name}={}", value.expose())?;
+        // Single-quoted, so `set -a; . secrets.env` reads the value as it is.
+        let quoted = value.expose().replace('\'', "'\\''");
+        writeln!(file, "{name}='{quoted}'")?;
     }
     Ok(())
 }
 
-/// Reads a `secrets.env` written by `--serve`: `NAME=value` lines.
+/// Reads a `secrets.env` written by `--serve`: `NAME='value'` lines (shell-quoted).
 pub fn read_secrets(path: &Path) -> std::io::Result<Vec<(String, Secret)>> {
     Ok(std::fs::read_to_string(path)?
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), Secret::new(v.trim())))
+        .map(|(k, v)| (k.trim().to_owned(), Secret::new(unquote(v.trim()))))
         .collect())
+}
+
+/// A value as [`write_secrets`] quotes it (`'…'`, a quote inside as `'\''`), or as it is.
+fn unquote(v: &str) -> String {
+    match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(inner) => inner.replace("'\\''", "'"),
+        None => v.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_read_back_as_written_whatever_their_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.env");
+        let odd = Secret::new("a'b$c=d\"e;f g");
+        let plain = Secret::new("Plain123");
+        write_secrets(&path, &[("ODD", &odd), ("PLAIN", &plain)]).unwrap();
+        let read = read_secrets(&path).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].0, "ODD");
+        assert_eq!(read[0].1.expose(), odd.expose());
+        assert_eq!(read[1].1.expose(), plain.expose());
+        // What a POSIX shell reads from it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("ODD='a'\\''b$c=d\"e;f g'\n"), "{text}");
+    }
+
+    #[test]
+    fn the_served_timing_is_the_defaults_divided_by_the_speed() {
+        let t = scaled_timing(100.0);
+        assert_eq!(t.probe_interval_ms, Some(50));
+        assert_eq!(t.stability_window_ms, Some(300));
+        assert_eq!(t.first_poll_ms, Some(20));
+        let real = scaled_timing(1.0);
+        assert_eq!(
+            real.apply(MachineOptions::default()),
+            MachineOptions::default()
+        );
+    }
 }

@@ -250,6 +250,79 @@ pub enum ArmRead<'a> {
     Link(&'a str),
     /// `EndpointCertificates_Get` of the mirroring endpoint's certificate.
     EndpointCertificate,
+    /// `ManagedInstanceEncryptionProtectors_Get` of `current`: the TDE protector.
+    EncryptionProtector,
+    /// `AzurePermissionsForResource_List` on the instance: what the caller may do there
+    /// (Microsoft.Authorization, [`AUTHORIZATION_API_VERSION`], paged).
+    CallerPermissions,
+}
+
+/// The `GET` of the instance failover groups in the instance's resource group and region
+/// (`InstanceFailoverGroups_ListByLocation`:
+/// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Sql/locations/{location}/instanceFailoverGroups`,
+/// <https://learn.microsoft.com/rest/api/sql/instance-failover-groups/list-by-location>).
+/// Whether a group whose primary lives in another resource group is listed on its secondary's
+/// side is UNVERIFIED.
+pub fn failover_groups_request(instance: &InstanceId, location: &str) -> ArmRequest {
+    ArmRequest {
+        method: Method::Get,
+        path: format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/locations/{}/instanceFailoverGroups",
+            segment(instance.subscription_id()),
+            segment(instance.resource_group()),
+            segment(location)
+        ),
+        api_version: API_VERSION,
+        body: None,
+    }
+}
+
+/// The api-version of Microsoft.Authorization's permissions call
+/// (`AzurePermissionsForResource_List`).
+pub const AUTHORIZATION_API_VERSION: &str = "2022-04-01";
+/// The api-version of the Microsoft.Network read milink sends (`Subnets_Get`).
+pub const NETWORK_API_VERSION: &str = "2024-05-01";
+
+/// The `GET` of a subnet by its resource id (a managed instance's `subnetId`:
+/// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{v}/subnets/{n}`),
+/// each segment percent-encoded again; `None` for an id of another shape.
+pub fn subnet_request(subnet_id: &str) -> Option<ArmRequest> {
+    let segs: Vec<&str> = subnet_id.trim().strip_prefix('/')?.split('/').collect();
+    match segs.as_slice() {
+        [
+            sub_kw,
+            sub,
+            rg_kw,
+            rg,
+            prov,
+            ns,
+            vnet_kw,
+            vnet,
+            subnet_kw,
+            subnet,
+        ] if sub_kw.eq_ignore_ascii_case("subscriptions")
+            && rg_kw.eq_ignore_ascii_case("resourceGroups")
+            && prov.eq_ignore_ascii_case("providers")
+            && ns.eq_ignore_ascii_case("Microsoft.Network")
+            && vnet_kw.eq_ignore_ascii_case("virtualNetworks")
+            && subnet_kw.eq_ignore_ascii_case("subnets")
+            && [sub, rg, vnet, subnet].iter().all(|s| !s.is_empty()) =>
+        {
+            Some(ArmRequest {
+                method: Method::Get,
+                path: format!(
+                    "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/virtualNetworks/{}/subnets/{}",
+                    segment(sub),
+                    segment(rg),
+                    segment(vnet),
+                    segment(subnet)
+                ),
+                api_version: NETWORK_API_VERSION,
+                body: None,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The `GET` milink sends for `read` of `instance`.
@@ -262,11 +335,16 @@ pub fn read_request(read: ArmRead<'_>, instance: &InstanceId) -> ArmRequest {
         ArmRead::Links => "/distributedAvailabilityGroups".to_owned(),
         ArmRead::Link(name) => format!("/distributedAvailabilityGroups/{}", segment(name)),
         ArmRead::EndpointCertificate => "/endpointCertificates/DATABASE_MIRRORING".to_owned(),
+        ArmRead::EncryptionProtector => "/encryptionProtector/current".to_owned(),
+        ArmRead::CallerPermissions => "/providers/Microsoft.Authorization/permissions".to_owned(),
     };
     ArmRequest {
         method: Method::Get,
         path: format!("{instance}{tail}"),
-        api_version: API_VERSION,
+        api_version: match read {
+            ArmRead::CallerPermissions => AUTHORIZATION_API_VERSION,
+            _ => API_VERSION,
+        },
         body: None,
     }
 }
@@ -380,6 +458,39 @@ mod tests {
         let mi = instance();
         let base = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/tailspin-mi";
         assert_eq!(read_request(ArmRead::Instance, &mi).path, base);
+        assert_eq!(
+            read_request(ArmRead::CallerPermissions, &mi).url(MANAGEMENT_ENDPOINT),
+            format!(
+                "{MANAGEMENT_ENDPOINT}{base}/providers/Microsoft.Authorization/permissions?api-version=2022-04-01"
+            )
+        );
+        assert_eq!(
+            read_request(ArmRead::EncryptionProtector, &mi).path,
+            format!("{base}/encryptionProtector/current")
+        );
+        let subnet = "/subscriptions/s/resourceGroups/net rg/providers/Microsoft.Network/virtualNetworks/v/subnets/mi";
+        assert_eq!(
+            subnet_request(subnet).unwrap().url(MANAGEMENT_ENDPOINT),
+            format!(
+                "{MANAGEMENT_ENDPOINT}/subscriptions/s/resourceGroups/net%20rg/providers/Microsoft.Network/virtualNetworks/v/subnets/mi?api-version=2024-05-01"
+            )
+        );
+        assert_eq!(
+            failover_groups_request(&mi, "West Europe").path,
+            format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/locations/West%20Europe/instanceFailoverGroups",
+                mi.subscription_id(),
+                mi.resource_group()
+            )
+        );
+        for bad in [
+            "",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/mi/x",
+        ] {
+            assert_eq!(subnet_request(bad), None, "{bad}");
+        }
         assert_eq!(
             read_request(ArmRead::Databases, &mi).url(MANAGEMENT_ENDPOINT),
             format!("{MANAGEMENT_ENDPOINT}{base}/databases?api-version={API_VERSION}")

@@ -273,6 +273,121 @@ pub struct ManagedInstanceProperties {
     /// Storage size in GB.
     #[serde(rename = "storageSizeInGB")]
     pub storage_size_in_gb: Option<u64>,
+    /// The resource id of the instance's subnet.
+    pub subnet_id: Option<String>,
+}
+
+/// An instance failover group (`InstanceFailoverGroups_ListByLocation`): the instances it pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InstanceFailoverGroup {
+    /// Resource name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: InstanceFailoverGroupProperties,
+}
+
+/// The properties of an [`InstanceFailoverGroup`] milink reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct InstanceFailoverGroupProperties {
+    /// The instance pairs.
+    pub managed_instance_pairs: Vec<ManagedInstancePair>,
+}
+
+/// A pair of instances of a failover group.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ManagedInstancePair {
+    /// The primary's resource id.
+    pub primary_managed_instance_id: Option<String>,
+    /// The partner's resource id.
+    pub partner_managed_instance_id: Option<String>,
+}
+
+impl InstanceFailoverGroup {
+    /// Whether the instance of resource id `id` is in one of the group's pairs
+    /// (case-insensitively, as ARM compares ids).
+    pub fn pairs(&self, id: &str) -> bool {
+        self.properties.managed_instance_pairs.iter().any(|p| {
+            [
+                &p.primary_managed_instance_id,
+                &p.partner_managed_instance_id,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|i| {
+                i.trim_end_matches('/')
+                    .eq_ignore_ascii_case(id.trim_end_matches('/'))
+            })
+        })
+    }
+}
+
+/// One permission set of `AzurePermissionsForResource_List` (Microsoft.Authorization).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Permission {
+    /// Allowed actions (`*` wildcards).
+    pub actions: Vec<String>,
+    /// Actions taken out of `actions`.
+    pub not_actions: Vec<String>,
+}
+
+/// A managed instance's TDE protector (`…/encryptionProtector/current`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EncryptionProtector {
+    /// Resource name (`current`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: EncryptionProtectorProperties,
+}
+
+/// The properties of an [`EncryptionProtector`] milink reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EncryptionProtectorProperties {
+    /// `ServiceManaged` or `AzureKeyVault`.
+    pub server_key_type: Option<String>,
+    /// The key's name.
+    pub server_key_name: Option<String>,
+}
+
+/// A virtual network's subnet (Microsoft.Network `Subnets_Get`): its address ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Subnet {
+    /// Resource id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: SubnetProperties,
+}
+
+/// The properties of a [`Subnet`] milink reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SubnetProperties {
+    /// The subnet's range (one).
+    pub address_prefix: Option<String>,
+    /// The subnet's ranges (several).
+    pub address_prefixes: Option<Vec<String>>,
+}
+
+impl Subnet {
+    /// Every range of the subnet, `addressPrefix` first.
+    pub fn prefixes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.properties.address_prefix.iter().cloned().collect();
+        for p in self.properties.address_prefixes.iter().flatten() {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
 }
 
 /// A database of the managed instance, as a list item (`GET …/managedInstances/{mi}/databases`).

@@ -203,6 +203,84 @@ pub struct CertificateFact {
     pub private_key: String,
     /// Thumbprint, upper-case hex without `0x`.
     pub thumbprint: String,
+    /// The whole certificate (`CERTENCODED`, DER), upper-case hex without `0x`; `None` in facts
+    /// gathered before it was read. Compared with what the managed instance holds, so a
+    /// certificate is matched by its key, not only by its name.
+    #[serde(default)]
+    pub encoded: Option<String>,
+}
+
+impl CertificateFact {
+    /// Whether this certificate's DER bytes are `der`. `None` when the certificate's bytes were
+    /// not read.
+    pub fn is(&self, der: &[u8]) -> Option<bool> {
+        self.encoded.as_deref().map(|hex| hex_eq(hex, der))
+    }
+}
+
+/// Whether hex text (any case, with or without `0x`) spells exactly `bytes`.
+pub fn hex_eq(hex: &str, bytes: &[u8]) -> bool {
+    let h = hex.trim();
+    let h = h
+        .strip_prefix("0x")
+        .or_else(|| h.strip_prefix("0X"))
+        .unwrap_or(h);
+    if h.len() != bytes.len() * 2 {
+        return false;
+    }
+    h.as_bytes().chunks(2).zip(bytes).all(|(pair, b)| {
+        std::str::from_utf8(pair)
+            .ok()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            == Some(*b)
+    })
+}
+
+/// Upper-case hex without `0x`, as the facts keep certificate bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Bytes from hex text (any case, with or without `0x`); `None` when it is not hex.
+pub fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    let h = hex.trim();
+    let h = h
+        .strip_prefix("0x")
+        .or_else(|| h.strip_prefix("0X"))
+        .unwrap_or(h);
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    h.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect()
+}
+
+/// The Windows Server Failover Cluster SQL Server runs on, and what `NT AUTHORITY\SYSTEM` may
+/// do: SQL Server 2016 needs both for Always On (milink-facts §1.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterFacts {
+    /// `sys.dm_hadr_cluster.cluster_name`; `None` when the host is in no cluster.
+    pub name: Option<String>,
+    /// The server permissions granted to `[NT AUTHORITY\SYSTEM]` (`sys.server_permissions`,
+    /// `GRANT` or `GRANT WITH GRANT OPTION`), e.g. `CONNECT SQL`; empty when the login is absent.
+    pub system_permissions: Vec<String>,
+}
+
+/// The MultiDatabase link mode's switch on this SQL Server (milink-facts §1.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiDatabaseFacts {
+    /// `sys.sp_multidb_milink` exists: the build knows the mode.
+    pub procedure_present: bool,
+    /// What `EXEC sys.sp_multidb_milink` returns (1: on, 0: off); `None` when not known. The
+    /// readiness probes are read-only `SELECT`s and don't run the procedure (the shape of its
+    /// answer is UNVERIFIED), so this comes from the caller's facts.
+    pub enabled: Option<bool>,
 }
 
 /// A SQL Agent job step.
@@ -340,6 +418,29 @@ pub struct InstanceFacts {
     pub windows_logins: Vec<WindowsLogin>,
     /// Linked servers.
     pub linked_servers: Vec<LinkedServer>,
+    /// `IS_SRVROLEMEMBER('sysadmin')` for the login that read these facts (the login milink
+    /// uses); `None` when not read.
+    #[serde(default)]
+    pub is_sysadmin: Option<bool>,
+    /// `SERVERPROPERTY('InstanceName')`: `None` for the default instance (and in facts
+    /// gathered before it was read).
+    #[serde(default)]
+    pub instance_name: Option<String>,
+    /// SQL Server's IP address on the connection that read these facts
+    /// (`sys.dm_exec_connections.local_net_address`); `None` when not read or not over TCP.
+    #[serde(default)]
+    pub local_address: Option<String>,
+    /// The failover cluster and `NT AUTHORITY\SYSTEM`'s permissions; `None` when not read.
+    #[serde(default)]
+    pub cluster: Option<ClusterFacts>,
+    /// The link's trace flags (1800, 9567, 12381) set as `-T` startup parameters
+    /// (`sys.dm_server_registry`, `SQLArg*`); `None` when the startup parameters could not be
+    /// read (SQL Server on Linux keeps them in `mssql.conf`, which no catalog view shows).
+    #[serde(default)]
+    pub startup_trace_flags: Option<Vec<u32>>,
+    /// The MultiDatabase link mode's switch; `None` when not read.
+    #[serde(default)]
+    pub multi_database: Option<MultiDatabaseFacts>,
 }
 
 impl InstanceFacts {
@@ -601,6 +702,15 @@ pub struct DatabaseFacts {
     pub catalog: Option<CatalogFacts>,
     /// Module text scan (`None` when not scanned).
     pub code: Option<CodeFacts>,
+    /// Whether the last full backup without `COPY_ONLY` has page checksums
+    /// (`msdb.dbo.backupset.has_backup_checksums`, i.e. taken `WITH CHECKSUM`); `None` when
+    /// there is none or it was not read.
+    #[serde(default)]
+    pub last_full_backup_checksum: Option<bool>,
+    /// The distributed availability group (a link, or another DAG) the database's availability
+    /// group already belongs to; `None` when there is none or it was not read.
+    #[serde(default)]
+    pub distributed_ag: Option<String>,
 }
 
 impl DatabaseFacts {
@@ -678,6 +788,105 @@ pub struct TargetFacts {
     pub collation: Option<String>,
     /// Thumbprints (upper-case hex, no `0x`) of the TDE certificates uploaded to the instance.
     pub tde_certificate_thumbprints: Option<Vec<String>>,
+    /// What the caller may do on the instance: ARM's permissions call for the caller on the
+    /// instance (`GET {instance}/providers/Microsoft.Authorization/permissions`); `None` when
+    /// not read.
+    #[serde(default)]
+    pub caller_permissions: Option<Vec<ArmPermission>>,
+    /// The kind of the instance's TDE protector (`encryptionProtector/current`,
+    /// `serverKeyType`); `None` when not read.
+    #[serde(default)]
+    pub tde_protector: Option<ProtectorKind>,
+    /// The instance's subnet (`properties.subnetId`).
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+    /// The address ranges of the instance's subnet (the subnet's `addressPrefix` /
+    /// `addressPrefixes`, read through ARM); `None` when not read.
+    #[serde(default)]
+    pub subnet_prefixes: Option<Vec<String>>,
+    /// The server trust certificates on the instance; `None` when not read.
+    #[serde(default)]
+    pub server_trust_certificates: Option<Vec<TrustCertificateFact>>,
+    /// The instance's own `DATABASE_MIRRORING` endpoint certificate
+    /// (`endpointCertificates/DATABASE_MIRRORING`, `publicBlob`), upper-case hex DER without
+    /// `0x`; `None` when not read.
+    #[serde(default)]
+    pub endpoint_certificate: Option<String>,
+    /// The instance's existing links with the databases each replicates; `None` when not read.
+    #[serde(default)]
+    pub links: Option<Vec<LinkFact>>,
+}
+
+/// One permission set of ARM's permissions call (`actions`, `notActions`; data actions are not
+/// needed by the link).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmPermission {
+    /// Allowed actions, `*` wildcards included.
+    pub actions: Vec<String>,
+    /// Actions taken out of `actions`.
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+}
+
+/// Whether `pattern` (an ARM action, `*` matching any run of characters) covers `action`,
+/// case-insensitively, as Azure RBAC compares them.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    fn go(p: &[u8], a: &[u8]) -> bool {
+        match p.split_first() {
+            None => a.is_empty(),
+            Some((b'*', rest)) => (0..=a.len()).any(|i| go(rest, &a[i..])),
+            Some((c, rest)) => a
+                .split_first()
+                .is_some_and(|(x, tail)| x.eq_ignore_ascii_case(c) && go(rest, tail)),
+        }
+    }
+    go(pattern.trim().as_bytes(), action.trim().as_bytes())
+}
+
+impl ArmPermission {
+    /// Whether this set grants `action` (matched by `actions` and by none of `notActions`).
+    pub fn grants(&self, action: &str) -> bool {
+        self.actions.iter().any(|p| action_matches(p, action))
+            && !self.not_actions.iter().any(|p| action_matches(p, action))
+    }
+}
+
+/// The kind of a managed instance's TDE protector (`serverKeyType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProtectorKind {
+    /// `ServiceManaged`: a key Azure manages.
+    ServiceManaged,
+    /// `AzureKeyVault`: a customer-managed key (BYOK).
+    CustomerManaged,
+}
+
+impl ProtectorKind {
+    /// Reads `serverKeyType`; `None` for a value ARM does not document.
+    pub fn from_server_key_type(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "servicemanaged" => Some(ProtectorKind::ServiceManaged),
+            "azurekeyvault" => Some(ProtectorKind::CustomerManaged),
+            _ => None,
+        }
+    }
+}
+
+/// A server trust certificate on the managed instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustCertificateFact {
+    /// `certificateName`.
+    pub name: String,
+    /// `publicBlob`, upper-case hex DER without `0x`.
+    pub public_blob: String,
+}
+
+/// A link (distributed availability group) that exists on the managed instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkFact {
+    /// The link's name.
+    pub name: String,
+    /// The databases it replicates.
+    pub databases: Vec<String>,
 }
 
 /// Why an ARM managed instance document could not be read.
@@ -745,6 +954,13 @@ impl TargetFacts {
             in_failover_group: None,
             collation: text(props.get("collation")),
             tde_certificate_thumbprints: None,
+            caller_permissions: None,
+            tde_protector: None,
+            subnet_id: text(props.get("subnetId")),
+            subnet_prefixes: None,
+            server_trust_certificates: None,
+            endpoint_certificate: None,
+            links: None,
         })
     }
 

@@ -21,6 +21,14 @@ use crate::tsql::{Batch, readiness};
 
 /// The target managed instance's FQDN.
 pub const MI_FQDN: &str = "tailspin-mi.a1b2c3d4e5f6.database.windows.net";
+/// SQL Server's address in the lab's on-premises network.
+pub const SQL_SERVER_ADDRESS: &str = "10.10.1.4";
+/// The managed instance's subnet.
+pub const MI_SUBNET: &str = "10.20.0.0/24";
+/// The managed instance's `DATABASE_MIRRORING` endpoint certificate, as ARM returns it (a
+/// stand-in DER prefix: only its bytes are compared).
+pub const MI_ENDPOINT_CERTIFICATE: &str = "3082030A308201F2A00302010202101A2B3C4D";
+
 /// The lab's collation (SQL Server and managed instance).
 pub const COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
 
@@ -156,6 +164,18 @@ pub fn tailspin_instance() -> InstanceFacts {
             },
         ],
         linked_servers: Vec::new(),
+        is_sysadmin: Some(true),
+        instance_name: None,
+        local_address: Some(SQL_SERVER_ADDRESS.into()),
+        cluster: Some(ClusterFacts {
+            name: None,
+            system_permissions: vec!["CONNECT SQL".into()],
+        }),
+        startup_trace_flags: Some(vec![1800, 9567]),
+        multi_database: Some(MultiDatabaseFacts {
+            procedure_present: false,
+            enabled: None,
+        }),
     }
 }
 
@@ -191,6 +211,8 @@ pub fn toy_store() -> DatabaseFacts {
             encrypted: Vec::new(),
             hits: Vec::new(),
         }),
+        last_full_backup_checksum: Some(true),
+        distributed_ag: None,
     }
 }
 
@@ -246,11 +268,15 @@ pub fn customer_360() -> DatabaseFacts {
                 detail: None,
             }],
         }),
+        last_full_backup_checksum: None,
+        distributed_ag: None,
     }
 }
 
 /// tailspin-mi: General Purpose, Gen5, 8 vCores, 256 GB, SQL Server 2022 update policy, no
-/// databases yet, not in a failover group.
+/// databases yet, not in a failover group; its TDE protector is a customer-managed key (the
+/// lab intends failback), the caller is a SQL Managed Instance Contributor, no server trust
+/// certificate and no link yet.
 pub fn tailspin_target() -> TargetFacts {
     TargetFacts {
         name: "tailspin-mi".into(),
@@ -265,6 +291,22 @@ pub fn tailspin_target() -> TargetFacts {
         in_failover_group: Some(false),
         collation: Some(COLLATION.into()),
         tde_certificate_thumbprints: Some(Vec::new()),
+        caller_permissions: Some(vec![ArmPermission {
+            actions: vec![
+                "Microsoft.Sql/managedInstances/*".into(),
+                "Microsoft.Sql/locations/*".into(),
+                "Microsoft.Authorization/*/read".into(),
+            ],
+            not_actions: Vec::new(),
+        }]),
+        tde_protector: Some(ProtectorKind::CustomerManaged),
+        subnet_id: Some(
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/tailspin/providers/Microsoft.Network/virtualNetworks/tailspin-vnet/subnets/mi".into(),
+        ),
+        subnet_prefixes: Some(vec![MI_SUBNET.into()]),
+        server_trust_certificates: Some(Vec::new()),
+        endpoint_certificate: Some(MI_ENDPOINT_CERTIFICATE.into()),
+        links: Some(Vec::new()),
     }
 }
 
@@ -447,6 +489,8 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                 "product_version", "product_update_level", "edition", "is_hadr_enabled",
                 "collation", "server_name", "version_text", "cpu_count", "physical_memory_mb",
                 "max_server_memory_mb", "master_key_present", "has_certificate_add_issuer",
+                "is_sysadmin", "instance_name", "local_net_address", "cluster_name",
+                "system_account_permissions", "startup_trace_flags", "has_multidb_milink",
             ],
             vec![vec![
                 "16.0.4125.3".into(),
@@ -461,6 +505,13 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                 Cell::Int(28_672),
                 Cell::Bool(false),
                 Cell::Bool(true),
+                Cell::Int(1),
+                Cell::Null,
+                SQL_SERVER_ADDRESS.into(),
+                Cell::Null,
+                Cell::Int(2),
+                Cell::Int(3),
+                Cell::Bool(false),
             ]],
         ),
     );
@@ -501,6 +552,7 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                 "pvt_key_encryption_type_desc",
                 "expiry_ms",
                 "thumbprint",
+                "encoded",
             ],
             Vec::new(),
         ),
@@ -581,6 +633,8 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                 "tde_encryptor_type",
                 "tde_certificate",
                 "tde_thumbprint",
+                "last_full_backup_checksum",
+                "distributed_ag_name",
             ],
             dbs.iter()
                 .map(|d| {
@@ -606,6 +660,8 @@ fn recorded_answers(dbs: &[RecordedDb]) -> BTreeMap<&'static str, Rows> {
                         Cell::Null,
                         Cell::Null,
                         Cell::Null,
+                        Cell::Null,
+                        d.last_full.map_or(Cell::Null, |_| Cell::Bool(true)),
                         Cell::Null,
                     ]
                 })

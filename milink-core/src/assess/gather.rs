@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 
 use crate::assess::facts::{
-    AgMembership, AssemblyFact, CatalogFacts, CertificateFact, CodeFacts, DatabaseFacts,
-    DatabaseState, Edition, EndpointState, HostOs, InstanceFacts, JobStep, LinkedServer,
-    MirroringEndpoint, RecoveryModel, ReplicationFlags, TdeFacts, TraceFlag, WindowsLogin,
-    WindowsUser,
+    AgMembership, AssemblyFact, CatalogFacts, CertificateFact, ClusterFacts, CodeFacts,
+    DatabaseFacts, DatabaseState, Edition, EndpointState, HostOs, InstanceFacts, JobStep,
+    LinkedServer, MirroringEndpoint, MultiDatabaseFacts, RecoveryModel, ReplicationFlags, TdeFacts,
+    TraceFlag, WindowsLogin, WindowsUser,
 };
 use crate::assess::scan::{self, Marker};
 use crate::names::{DatabaseName, ServerName, SqlVersion};
@@ -274,6 +274,12 @@ impl<'a> RowReader<'a> {
         Ok(&self.cells[i])
     }
 
+    /// Whether the result set has `column` (the columns added at the end of a probe are read
+    /// only when present, so a recording or a server that predates them still parses).
+    fn has(&self, column: &str) -> bool {
+        self.rows.index(column).is_some()
+    }
+
     fn bad(&self, column: &'static str, problem: impl Into<String>) -> GatherError {
         GatherError::BadValue {
             probe: self.probe,
@@ -392,7 +398,24 @@ struct InstanceProperties {
     max_server_memory_mb: u64,
     master_key_present: bool,
     has_certificate_add_issuer: bool,
+    is_sysadmin: Option<bool>,
+    instance_name: Option<String>,
+    local_address: Option<String>,
+    cluster: Option<ClusterFacts>,
+    startup_trace_flags: Option<Vec<u32>>,
+    multi_database: Option<MultiDatabaseFacts>,
 }
+
+/// The bits of `system_account_permissions` ([`readiness::instance_properties`]).
+pub(crate) const SYSTEM_PERMISSION_BITS: [(i64, &str); 4] = [
+    (1, "ALTER ANY AVAILABILITY GROUP"),
+    (2, "CONNECT SQL"),
+    (4, "VIEW SERVER STATE"),
+    (8, "CONTROL SERVER"),
+];
+
+/// The bits of `startup_trace_flags` ([`readiness::instance_properties`]).
+pub(crate) const STARTUP_FLAG_BITS: [(i64, u32); 3] = [(1, 1800), (2, 9567), (4, 12381)];
 
 fn parse_instance(rows: &Rows) -> Result<InstanceProperties, GatherError> {
     let p = readiness::INSTANCE_PROPERTIES;
@@ -419,6 +442,53 @@ fn parse_instance(rows: &Rows) -> Result<InstanceProperties, GatherError> {
         max_server_memory_mb: r.num("max_server_memory_mb")?,
         master_key_present: r.flag("master_key_present")?,
         has_certificate_add_issuer: r.flag("has_certificate_add_issuer")?,
+        is_sysadmin: if r.has("is_sysadmin") {
+            r.opt_bool("is_sysadmin")?
+        } else {
+            None
+        },
+        instance_name: if r.has("instance_name") {
+            r.opt_text("instance_name")?
+        } else {
+            None
+        },
+        local_address: if r.has("local_net_address") {
+            r.opt_text("local_net_address")?
+        } else {
+            None
+        },
+        cluster: if r.has("cluster_name") && r.has("system_account_permissions") {
+            let mask = r.opt_int("system_account_permissions")?.unwrap_or(0);
+            Some(ClusterFacts {
+                name: r.opt_text("cluster_name")?.filter(|n| !n.trim().is_empty()),
+                system_permissions: SYSTEM_PERMISSION_BITS
+                    .iter()
+                    .filter(|(bit, _)| mask & bit != 0)
+                    .map(|(_, name)| (*name).to_owned())
+                    .collect(),
+            })
+        } else {
+            None
+        },
+        startup_trace_flags: if r.has("startup_trace_flags") {
+            r.opt_int("startup_trace_flags")?.map(|mask| {
+                STARTUP_FLAG_BITS
+                    .iter()
+                    .filter(|(bit, _)| mask & bit != 0)
+                    .map(|(_, flag)| *flag)
+                    .collect()
+            })
+        } else {
+            None
+        },
+        multi_database: if r.has("has_multidb_milink") {
+            Some(MultiDatabaseFacts {
+                procedure_present: r.flag("has_multidb_milink")?,
+                enabled: None,
+            })
+        } else {
+            None
+        },
     })
 }
 
@@ -463,6 +533,11 @@ fn parse_certificates(rows: &Rows) -> Result<Vec<CertificateFact>, GatherError> 
                     .opt_text("pvt_key_encryption_type_desc")?
                     .unwrap_or_default(),
                 thumbprint: r.opt_hex("thumbprint")?.unwrap_or_default(),
+                encoded: if r.has("encoded") {
+                    r.opt_hex("encoded")?
+                } else {
+                    None
+                },
             })
         })
         .collect()
@@ -728,6 +803,16 @@ fn parse_databases(
             ag,
             catalog: catalogs.remove(&id),
             code: None,
+            last_full_backup_checksum: if r.has("last_full_backup_checksum") {
+                r.opt_bool("last_full_backup_checksum")?
+            } else {
+                None
+            },
+            distributed_ag: if r.has("distributed_ag_name") {
+                r.opt_text("distributed_ag_name")?
+            } else {
+                None
+            },
         });
     }
     Ok(out)
@@ -799,6 +884,12 @@ pub async fn gather_instance_facts(
         job_steps: parse_job_steps(by_purpose(readiness::AGENT_JOB_STEPS)?)?,
         windows_logins: parse_logins(by_purpose(readiness::WINDOWS_LOGINS)?)?,
         linked_servers: parse_linked_servers(by_purpose(readiness::LINKED_SERVERS)?)?,
+        is_sysadmin: props.is_sysadmin,
+        instance_name: props.instance_name,
+        local_address: props.local_address,
+        cluster: props.cluster,
+        startup_trace_flags: props.startup_trace_flags,
+        multi_database: props.multi_database,
     };
     let files = parse_files(by_purpose(readiness::DATABASE_FILES)?)?;
     let mut catalogs = parse_catalog(by_purpose(readiness::DATABASE_CATALOG)?, &files)?;

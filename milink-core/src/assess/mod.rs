@@ -14,17 +14,22 @@
 //! # Rule ids
 //!
 //! Link checks (milink-facts §1, §3.3): `Link.SqlVersion`, `Link.AzureConnectPack`,
-//! `Link.Edition`, `Link.MultiDatabaseMode`, `Link.HostOs`, `Link.HadrEnabled`,
-//! `Link.TraceFlags`, `Link.MasterKey`, `Link.EndpointMissing`, `Link.Endpoint`,
-//! `Link.CertificateExpired`, `Link.CertificateExpiring`, `Link.RootCaTrust`,
-//! `Link.Collation`, `Link.UpdatePolicy`, `Link.OneWay`, `Link.FailoverGroup`,
-//! `Link.DatabaseCountLimit`, `Link.StorageFits`, `Link.NetworkMiEndpoint`,
-//! `Link.NetworkMiHadrPort`, `Link.LocalEndpointListening`, `Link.SystemDatabase`,
+//! `Link.Edition`, `Link.MultiDatabaseMode`, `Link.FromManagedInstance`, `Link.HostOs`,
+//! `Link.Sysadmin`, `Link.FailoverCluster2016`, `Link.SystemAccount2016`, `Link.HadrEnabled`,
+//! `Link.TraceFlags`, `Link.TraceFlagsAtStartup`, `Link.MasterKey`, `Link.EndpointMissing`,
+//! `Link.Endpoint`, `Link.EndpointPort`, `Link.CertificateExpired`, `Link.CertificateExpiring`,
+//! `Link.InstanceCertificate`, `Link.RootCaTrust`, `Link.AzurePermissions`, `Link.Collation`,
+//! `Link.UpdatePolicy`, `Link.OneWay`, `Link.ServiceManagedKey`, `Link.FailoverGroup`,
+//! `Link.DatabaseCountLimit`, `Link.StorageFits`, `Link.ServerTrustCertificate`,
+//! `Link.NetworkMiEndpoint`, `Link.NetworkMiHadrPort`, `Link.LocalEndpointListening`,
+//! `Link.NetworkMiToSqlServer`, `Link.SubnetOverlap`, `Link.SystemDatabase`,
 //! `Link.DatabaseMissing`, `Link.DatabaseState`, `Link.RecoveryModel`, `Link.FullBackup`,
-//! `Link.InMemoryOltpTier`, `Link.InMemoryOltpFiles`, `Link.TdeCertificate`,
-//! `Link.TdeCertificateUnverified`, `Link.NameTaken`, `Link.AgMembership`,
+//! `Link.BackupChecksum`, `Link.InMemoryOltpTier`, `Link.InMemoryOltpFiles`,
+//! `Link.TdeCertificate`, `Link.TdeCertificateUnverified`, `Link.NameTaken`,
+//! `Link.ExistingLink`, `Link.OtherDistributedAg`, `Link.AgMembership`,
 //! `Link.SeedingLogBackupRisk`, `Link.AdrVersionStore`, `Link.AdrDisabled`,
-//! `Link.ServiceBroker`, `Link.Cdc`, `Link.Replication`.
+//! `Link.ServiceBroker`, `Link.Cdc`, `Link.Replication`. `docs/readiness-coverage.md` maps them
+//! to the link's documented prerequisites, with what each can't see.
 //!
 //! Managed instance compatibility rules (milink-facts §5.1), under their documented ids: all 34
 //! ids of the stored list (33 rows; the two non-ANSI join ids share one) — `AnalysisCommandJob`, `AnalysisQueryJob`, `AssemblyFromFile`,
@@ -73,12 +78,15 @@
 //! # Round trips
 //!
 //! [`gather_instance_facts`] sends [`PROBE_COUNT`] (10) batches per instance: instance
-//! properties, trace flags, mirroring endpoints, certificates, Agent job steps, Windows
-//! logins, linked servers, databases (with backups, AG membership and TDE), database files,
-//! and the per-database catalog (one batch that loops over the databases on the server and
-//! reads, among the rest, each database's Windows users with their logins), plus
-//! one module-text batch per scanned database, at most
-//! [`GatherOptions::module_concurrency`] at a time.
+//! properties (with sysadmin, the instance name, SQL Server's address, the failover cluster and
+//! `NT AUTHORITY\SYSTEM`'s permissions, the `-T` startup parameters and the MultiDatabase
+//! switch), trace flags, mirroring endpoints, certificates (with their DER), Agent job steps,
+//! Windows logins, linked servers, databases (with backups and their checksums, AG and
+//! distributed AG membership, and TDE), database files, and the per-database catalog (one batch
+//! that loops over the databases on the server and reads, among the rest, each database's
+//! Windows users with their logins), plus one module-text batch per scanned database, at most
+//! [`GatherOptions::module_concurrency`] at a time. The managed instance's facts come from
+//! `ArmManagedInstance::target_facts` (feature `arm`) in a fixed number of `GET`s.
 
 pub mod facts;
 #[cfg(any(test, feature = "sim"))]
@@ -96,10 +104,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::tsql::readiness::PROBE_COUNT;
 pub use facts::{
-    AgMembership, AssemblyFact, CatalogFacts, CertificateFact, CodeFacts, DatabaseFacts,
-    DatabaseState, Edition, EndpointState, HostOs, HostPlatform, InstanceFacts, JobStep,
-    LinkedServer, MirroringEndpoint, RecoveryModel, ReplicationFlags, ServiceTier, TargetFacts,
-    TdeFacts, TraceFlag, WindowsLogin, WindowsUser,
+    AgMembership, ArmPermission, AssemblyFact, CatalogFacts, CertificateFact, ClusterFacts,
+    CodeFacts, DatabaseFacts, DatabaseState, Edition, EndpointState, HostOs, HostPlatform,
+    InstanceFacts, JobStep, LinkFact, LinkedServer, MirroringEndpoint, MultiDatabaseFacts,
+    ProtectorKind, RecoveryModel, ReplicationFlags, ServiceTier, TargetFacts, TdeFacts, TraceFlag,
+    TrustCertificateFact, WindowsLogin, WindowsUser,
 };
 pub use gather::{
     Cell, FactSource, GatherError, GatherOptions, GatheredFacts, ModuleScan, Rows, SourceError,
@@ -149,6 +158,12 @@ pub struct AssessOptions {
     /// Which databases the database rules of milink-facts §5.1 assess (default: the
     /// databases to link).
     pub compatibility_scope: CompatibilityScope,
+    /// The link is created from the managed instance (the instance is the initial primary and
+    /// SQL Server the secondary), which needs SQL Server 2022 CU10 or 2025.
+    pub from_managed_instance: bool,
+    /// The address ranges (CIDR, e.g. `10.1.0.0/16`) of SQL Server's network, to compare with
+    /// the managed instance's subnet; without them only SQL Server's own address is compared.
+    pub sql_server_networks: Vec<String>,
 }
 
 /// Which databases the managed instance compatibility rules (milink-facts §5.1, the rules
@@ -180,6 +195,8 @@ impl Default for AssessOptions {
             mi_supported_trace_flags: Vec::new(),
             network: Vec::new(),
             compatibility_scope: CompatibilityScope::LinkedDatabases,
+            from_managed_instance: false,
+            sql_server_networks: Vec::new(),
         }
     }
 }

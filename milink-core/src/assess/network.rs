@@ -21,6 +21,11 @@ pub enum ProbeKind {
     MiHadrPort,
     /// The local database mirroring endpoint listens.
     LocalEndpoint,
+    /// Managed instance → SQL Server's endpoint (5022 by default). milink can't run it from
+    /// where it runs (beside SQL Server): a result comes from a test run on the managed
+    /// instance (Microsoft's NetHelper job, SSMS's Test Connection, Arc's
+    /// `MiToBoxNetworkConnectivity`) and is passed in [`crate::assess::AssessOptions::network`].
+    MiToSqlServer,
 }
 
 /// How a probe ended.

@@ -276,6 +276,9 @@ fn rule_ids_are_unique_and_cover_section_5_1() {
 // ------------------------------------------------------------------ every rule, both ways
 
 /// A lab where no rule fires and every check can be evaluated.
+/// The clean lab's SQL Server endpoint certificate (a stand-in DER prefix).
+const ENDPOINT_CERTIFICATE: &str = "308202FE308201E6A003020102021055AA";
+
 fn clean() -> TailspinLab {
     let mut lab = fixtures::tailspin();
     let now = lab_now();
@@ -292,28 +295,60 @@ fn clean() -> TailspinLab {
         port: 5022,
         ip_address: None,
     }];
-    let cert = |name: &str, subject: &str, expiry: Timestamp| CertificateFact {
+    let cert = |name: &str, subject: &str, expiry: Timestamp, der: &str| CertificateFact {
         name: name.into(),
         subject: subject.into(),
         issuer: subject.into(),
         expiry,
         private_key: "ENCRYPTED_BY_MASTER_KEY".into(),
         thumbprint: "00".into(),
+        encoded: Some(der.into()),
+    };
+    let roots = crate::sqlserver::certs::azure_root_ca_certificates();
+    let root_der = |name: &str| {
+        roots
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, der)| facts::to_hex(der))
+            .unwrap()
     };
     lab.instance.certificates = vec![
         cert(
             "Cert_TAILSPINSQL_endpoint",
             "Certificate for Cert_TAILSPINSQL_endpoint",
             year,
+            ENDPOINT_CERTIFICATE,
         ),
-        cert(fixtures::MI_FQDN, "CN=tailspin-mi", year),
+        cert(
+            fixtures::MI_FQDN,
+            "CN=tailspin-mi",
+            year,
+            fixtures::MI_ENDPOINT_CERTIFICATE,
+        ),
         cert(
             "MicrosoftPKI",
             "CN=Microsoft RSA Root Certificate Authority 2017",
             year,
+            &root_der("MicrosoftPKI"),
         ),
-        cert("DigiCertPKI", "CN=DigiCert Global Root G2", year),
+        cert(
+            "DigiCertPKI",
+            "CN=DigiCert Global Root G2",
+            year,
+            &root_der("DigiCertPKI"),
+        ),
     ];
+    lab.target.server_trust_certificates = Some(vec![TrustCertificateFact {
+        name: "Cert_TAILSPINSQL_endpoint".into(),
+        public_blob: ENDPOINT_CERTIFICATE.into(),
+    }]);
+    lab.options.network.push(NetworkProbe {
+        kind: ProbeKind::MiToSqlServer,
+        host: fixtures::SQL_SERVER_ADDRESS.into(),
+        port: 5022,
+        outcome: ProbeOutcome::Reachable,
+        elapsed_ms: 3,
+    });
     lab.instance.windows_logins.retain(WindowsLogin::is_builtin);
     lab.instance
         .job_steps
@@ -419,8 +454,9 @@ const CASES: &[Case] = &[
     ),
     case(
         "Link.AzureConnectPack",
-        |l| l.instance.has_certificate_add_issuer = false,
-        |l| l.instance.has_certificate_add_issuer = true,
+        // 2017 CU31 with sp_certificate_add_issuer present but below the pack's build.
+        |l| l.instance.version = SqlVersion::new(14, 0, 3456, 2),
+        |l| l.instance.version = SqlVersion::new(14, 0, 3490, 10),
     ),
     case(
         "Link.Edition",
@@ -429,11 +465,67 @@ const CASES: &[Case] = &[
     ),
     case(
         "Link.MultiDatabaseMode",
+        // 2022 CU13 is below CU27.
+        |l| l.options.link_mode = LinkMode::MultiDatabase,
         |l| {
             l.options.link_mode = LinkMode::MultiDatabase;
-            l.instance.edition = Edition::Standard;
+            l.instance.update_level = Some("CU27".into());
+            l.instance.multi_database = Some(MultiDatabaseFacts {
+                procedure_present: true,
+                enabled: Some(true),
+            });
         },
-        |l| l.options.link_mode = LinkMode::MultiDatabase,
+    ),
+    case(
+        "Link.FromManagedInstance",
+        |l| {
+            l.options.from_managed_instance = true;
+            l.instance.version = SqlVersion::new(16, 0, 4085, 2);
+        },
+        |l| {
+            l.options.from_managed_instance = true;
+            l.instance.version = SqlVersion::new(16, 0, 4095, 4);
+        },
+    ),
+    case(
+        "Link.Sysadmin",
+        |l| l.instance.is_sysadmin = Some(false),
+        |l| l.instance.is_sysadmin = Some(true),
+    ),
+    case(
+        "Link.FailoverCluster2016",
+        |l| {
+            l.instance.version = SqlVersion::new(13, 0, 7000, 253);
+            l.instance.cluster = Some(ClusterFacts::default());
+        },
+        |l| {
+            l.instance.version = SqlVersion::new(13, 0, 7000, 253);
+            l.instance.cluster = Some(ClusterFacts {
+                name: Some("TAILSPIN-WSFC".into()),
+                system_permissions: vec!["CONTROL SERVER".into()],
+            });
+        },
+    ),
+    case(
+        "Link.SystemAccount2016",
+        |l| {
+            l.instance.version = SqlVersion::new(13, 0, 7000, 253);
+            l.instance.cluster = Some(ClusterFacts {
+                name: Some("TAILSPIN-WSFC".into()),
+                system_permissions: vec!["CONNECT SQL".into()],
+            });
+        },
+        |l| {
+            l.instance.version = SqlVersion::new(13, 0, 7000, 253);
+            l.instance.cluster = Some(ClusterFacts {
+                name: Some("TAILSPIN-WSFC".into()),
+                system_permissions: vec![
+                    "ALTER ANY AVAILABILITY GROUP".into(),
+                    "CONNECT SQL".into(),
+                    "VIEW SERVER STATE".into(),
+                ],
+            });
+        },
     ),
     case(
         "Link.HostOs",
@@ -454,6 +546,11 @@ const CASES: &[Case] = &[
                 enabled: true,
             })
         },
+    ),
+    case(
+        "Link.TraceFlagsAtStartup",
+        |l| l.instance.startup_trace_flags = Some(vec![1800]),
+        |l| l.instance.startup_trace_flags = Some(vec![1800, 3226, 9567]),
     ),
     case(
         "Link.MasterKey",
@@ -482,7 +579,14 @@ const CASES: &[Case] = &[
     ),
     case(
         "Link.RootCaTrust",
-        |l| l.instance.certificates.retain(|c| c.name != "DigiCertPKI"),
+        // A certificate named DigiCertPKI that is not DigiCert Global Root G2.
+        |l| {
+            for c in &mut l.instance.certificates {
+                if c.name == "DigiCertPKI" {
+                    c.encoded = Some("3082012200".into());
+                }
+            }
+        },
         |l| {
             for c in &mut l.instance.certificates {
                 if c.name == "DigiCertPKI" {
@@ -897,6 +1001,127 @@ const CASES: &[Case] = &[
             )
         },
         |l| hit(l, Marker::AddAlias, "dbo.p", None),
+    ),
+    case(
+        "Link.EndpointPort",
+        |l| l.instance.instance_name = Some("SALES".into()),
+        |l| {
+            l.instance.instance_name = Some("SALES".into());
+            l.instance.endpoints[0].port = 5023;
+        },
+    ),
+    case(
+        "Link.InstanceCertificate",
+        |l| {
+            for c in &mut l.instance.certificates {
+                if c.name == fixtures::MI_FQDN {
+                    c.encoded = Some("3082030A00".into());
+                }
+            }
+        },
+        // Not imported yet: milink imports it.
+        |l| {
+            l.instance
+                .certificates
+                .retain(|c| c.name != fixtures::MI_FQDN)
+        },
+    ),
+    case(
+        "Link.AzurePermissions",
+        |l| {
+            l.target.caller_permissions = Some(vec![ArmPermission {
+                actions: vec!["Microsoft.Sql/managedInstances/*/read".into()],
+                not_actions: Vec::new(),
+            }])
+        },
+        |l| {
+            l.target.caller_permissions = Some(vec![ArmPermission {
+                actions: vec!["*".into()],
+                not_actions: vec!["Microsoft.Authorization/*/Delete".into()],
+            }])
+        },
+    ),
+    case(
+        "Link.ServiceManagedKey",
+        |l| l.target.tde_protector = Some(ProtectorKind::ServiceManaged),
+        |l| {
+            l.target.tde_protector = Some(ProtectorKind::ServiceManaged);
+            l.options.failback = false;
+        },
+    ),
+    case(
+        "Link.ServerTrustCertificate",
+        |l| {
+            l.target.server_trust_certificates = Some(vec![TrustCertificateFact {
+                name: "cert_tailspinsql_endpoint".into(),
+                public_blob: "0x308202FE00".into(),
+            }])
+        },
+        // The right key under another name.
+        |l| {
+            l.target.server_trust_certificates = Some(vec![TrustCertificateFact {
+                name: "TAILSPINSQL".into(),
+                public_blob: format!("0x{}", ENDPOINT_CERTIFICATE.to_lowercase()),
+            }])
+        },
+    ),
+    case(
+        "Link.NetworkMiToSqlServer",
+        |l| {
+            for p in &mut l.options.network {
+                if p.kind == ProbeKind::MiToSqlServer {
+                    p.outcome = ProbeOutcome::TimedOut;
+                }
+            }
+        },
+        |l| {
+            for p in &mut l.options.network {
+                if p.kind == ProbeKind::MiToSqlServer {
+                    p.outcome = ProbeOutcome::Reachable;
+                }
+            }
+        },
+    ),
+    case(
+        "Link.SubnetOverlap",
+        |l| l.target.subnet_prefixes = Some(vec!["10.10.0.0/16".into()]),
+        |l| l.options.sql_server_networks = vec!["10.10.0.0/16".into(), "192.168.4.0/22".into()],
+    ),
+    case(
+        "Link.BackupChecksum",
+        |l| toy(l).last_full_backup_checksum = Some(false),
+        |l| toy(l).last_full_backup_checksum = Some(true),
+    ),
+    case(
+        "Link.ExistingLink",
+        |l| {
+            l.target.links = Some(vec![LinkFact {
+                name: "toystore-link".into(),
+                databases: vec!["toystore".into()],
+            }])
+        },
+        |l| {
+            l.target.links = Some(vec![LinkFact {
+                name: "crm-link".into(),
+                databases: vec!["Customer360".into()],
+            }])
+        },
+    ),
+    case(
+        "Link.OtherDistributedAg",
+        |l| {
+            toy(l).ag = Some(AgMembership {
+                ag_name: "ToyStoreAG".into(),
+                database_count: 1,
+            });
+            toy(l).distributed_ag = Some("toystore-dr".into());
+        },
+        |l| {
+            toy(l).ag = Some(AgMembership {
+                ag_name: "ToyStoreAG".into(),
+                database_count: 1,
+            });
+        },
     ),
 ];
 
@@ -1342,4 +1567,409 @@ fn options_and_facts_refuse_unknown_keys() {
     value["sever_name"] = serde_json::json!("x");
     let e = serde_json::from_value::<InstanceFacts>(value).unwrap_err();
     assert!(e.to_string().contains("sever_name"), "{e}");
+}
+
+// ------------------------------------------------------------ the link's prerequisites
+
+fn finding_of<'a>(report: &'a ReadinessReport, id: &str) -> Option<&'a Finding> {
+    report.findings.iter().find(|f| f.rule_id == id)
+}
+
+fn not_evaluated_of<'a>(report: &'a ReadinessReport, id: &str) -> Option<&'a NotEvaluated> {
+    report.not_evaluated.iter().find(|n| n.rule_id == id)
+}
+
+#[test]
+fn the_new_facts_flow_from_the_recorded_probes() {
+    let got = block_on(gather_instance_facts(
+        &RecordedSource::tailspin(),
+        &GatherOptions::default(),
+    ))
+    .unwrap();
+    let i = &got.instance;
+    assert_eq!(i.is_sysadmin, Some(true));
+    assert_eq!(i.instance_name, None, "the default instance");
+    assert_eq!(
+        i.local_address.as_deref(),
+        Some(fixtures::SQL_SERVER_ADDRESS)
+    );
+    assert_eq!(i.startup_trace_flags, Some(vec![1800, 9567]));
+    let cluster = i.cluster.as_ref().unwrap();
+    assert_eq!(cluster.name, None);
+    assert_eq!(cluster.system_permissions, vec!["CONNECT SQL".to_owned()]);
+    assert_eq!(
+        i.multi_database,
+        Some(MultiDatabaseFacts {
+            procedure_present: false,
+            enabled: None
+        })
+    );
+    let toy = got
+        .databases
+        .iter()
+        .find(|d| d.name.as_str() == "ToyStore")
+        .unwrap();
+    assert_eq!(toy.last_full_backup_checksum, Some(true));
+    assert_eq!(toy.distributed_ag, None);
+    let c360 = got
+        .databases
+        .iter()
+        .find(|d| d.name.as_str() == "Customer360")
+        .unwrap();
+    assert_eq!(c360.last_full_backup_checksum, None, "no full backup");
+}
+
+/// Answers like the lab's recording, with the columns a probe gained at its end removed (a
+/// server or a recording from before them).
+struct WithoutNewColumns(RecordedSource);
+
+#[async_trait::async_trait]
+impl FactSource for WithoutNewColumns {
+    async fn query(&self, batch: &crate::tsql::Batch) -> Result<Rows, SourceError> {
+        let rows = self.0.query(batch).await?;
+        let drop = [
+            "is_sysadmin",
+            "instance_name",
+            "local_net_address",
+            "cluster_name",
+            "system_account_permissions",
+            "startup_trace_flags",
+            "has_multidb_milink",
+            "multidb_milink",
+            "encoded",
+            "last_full_backup_checksum",
+            "distributed_ag_name",
+        ];
+        let keep: Vec<usize> = (0..rows.columns().len())
+            .filter(|i| !drop.contains(&rows.columns()[*i].as_str()))
+            .collect();
+        let mut out = Rows::new(keep.iter().map(|i| rows.columns()[*i].clone()));
+        for r in rows.rows() {
+            out.push(keep.iter().map(|i| r[*i].clone()).collect())?;
+        }
+        Ok(out)
+    }
+}
+
+#[test]
+fn probes_without_the_new_columns_still_parse_and_their_rules_say_not_evaluated() {
+    let got = block_on(gather_instance_facts(
+        &WithoutNewColumns(RecordedSource::tailspin()),
+        &GatherOptions::default(),
+    ))
+    .unwrap();
+    assert_eq!(got.instance.is_sysadmin, None);
+    assert_eq!(got.instance.startup_trace_flags, None);
+    assert_eq!(got.instance.cluster, None);
+    assert_eq!(got.instance.multi_database, None);
+    assert!(
+        got.databases
+            .iter()
+            .all(|d| d.last_full_backup_checksum.is_none())
+    );
+    let lab = fixtures::tailspin();
+    let report = assess(
+        &got.instance,
+        &got.databases,
+        Some(&lab.target),
+        &lab.options,
+    );
+    for id in [
+        "Link.Sysadmin",
+        "Link.TraceFlagsAtStartup",
+        "Link.BackupChecksum",
+    ] {
+        assert!(
+            not_evaluated_of(&report, id).is_some(),
+            "{id}: {:#?}",
+            report.not_evaluated
+        );
+    }
+    // The verdicts don't move on facts that were not read.
+    assert_eq!(
+        report.verdict_of("ToyStore"),
+        lab.assess().verdict_of("ToyStore")
+    );
+}
+
+#[test]
+fn startup_parameters_are_read_for_their_trace_flags_only() {
+    let mut lab = clean();
+    lab.instance.startup_trace_flags = None;
+    let report = lab.assess();
+    let n = not_evaluated_of(&report, "Link.TraceFlagsAtStartup").unwrap();
+    assert!(n.reason.contains("mssql.conf"), "{}", n.reason);
+    // Flags set with DBCC TRACEON only: on now, gone at the next restart.
+    let mut lab = clean();
+    lab.instance.startup_trace_flags = Some(Vec::new());
+    let f = finding_of(&lab.assess(), "Link.TraceFlagsAtStartup")
+        .cloned()
+        .unwrap();
+    assert!(
+        f.evidence.summary.contains("1800, 9567"),
+        "{}",
+        f.evidence.summary
+    );
+    assert!(
+        matches!(&f.fix, Fix::Action(a) if a.contains("-T1800 -T9567")),
+        "{:?}",
+        f.fix
+    );
+    // A flag that is off is Link.TraceFlags' finding, not this one's.
+    let mut lab = clean();
+    lab.instance.trace_flags.clear();
+    lab.instance.startup_trace_flags = Some(Vec::new());
+    let report = lab.assess();
+    assert!(finding_of(&report, "Link.TraceFlagsAtStartup").is_none());
+    assert!(finding_of(&report, "Link.TraceFlags").is_some());
+}
+
+#[test]
+fn the_multi_database_switch_off_is_fixed_by_the_documented_procedure() {
+    let mut lab = clean();
+    lab.options.link_mode = LinkMode::MultiDatabase;
+    lab.instance.update_level = Some("CU28".into());
+    lab.instance.multi_database = Some(MultiDatabaseFacts {
+        procedure_present: true,
+        enabled: Some(false),
+    });
+    let f = finding_of(&lab.assess(), "Link.MultiDatabaseMode")
+        .cloned()
+        .unwrap();
+    assert!(
+        f.evidence.summary.contains("returns 0"),
+        "{}",
+        f.evidence.summary
+    );
+    match &f.fix {
+        Fix::Sql(s) => {
+            assert_eq!(s.sql, "EXEC sys.sp_multidb_milink 1;");
+            assert!(s.note.as_deref().unwrap().contains("existing link"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // 2025 needs CU9; an RTM 2022 (no update level) is below CU27.
+    let mut lab = clean();
+    lab.options.link_mode = LinkMode::MultiDatabase;
+    lab.instance.version = SqlVersion::new(17, 0, 4035, 5);
+    lab.instance.update_level = Some("CU4".into());
+    let f = finding_of(&lab.assess(), "Link.MultiDatabaseMode")
+        .cloned()
+        .unwrap();
+    assert!(
+        f.evidence.summary.contains("below CU9"),
+        "{}",
+        f.evidence.summary
+    );
+    let mut lab = clean();
+    lab.options.link_mode = LinkMode::MultiDatabase;
+    lab.instance.update_level = None;
+    let f = finding_of(&lab.assess(), "Link.MultiDatabaseMode")
+        .cloned()
+        .unwrap();
+    assert!(
+        f.evidence.summary.contains("RTM is below CU27"),
+        "{}",
+        f.evidence.summary
+    );
+}
+
+#[test]
+fn the_azure_connect_pack_is_checked_by_build_and_by_procedure() {
+    // 2016 SP3 without the pack: the build says so even if the procedure were there.
+    let mut lab = clean();
+    lab.instance.version = SqlVersion::new(13, 0, 6300, 2);
+    let f = finding_of(&lab.assess(), "Link.AzureConnectPack")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        f.evidence
+            .details
+            .get("Azure Connect pack build")
+            .map(String::as_str),
+        Some("13.0.7000.253")
+    );
+    assert!(matches!(&f.fix, Fix::Action(a) if a.contains("13.0.7000.253")));
+    // 2022 has no pack: a missing procedure is a missing cumulative update.
+    let mut lab = clean();
+    lab.instance.has_certificate_add_issuer = false;
+    let f = finding_of(&lab.assess(), "Link.AzureConnectPack")
+        .cloned()
+        .unwrap();
+    assert!(
+        f.evidence
+            .summary
+            .contains("sp_certificate_add_issuer does not exist")
+    );
+    assert!(matches!(&f.fix, Fix::Action(a) if a.contains("latest cumulative update")));
+}
+
+#[test]
+fn azure_permissions_name_the_missing_actions_and_honour_not_actions() {
+    let mut lab = clean();
+    lab.target.caller_permissions = Some(vec![ArmPermission {
+        actions: vec!["Microsoft.Sql/managedInstances/*".into()],
+        not_actions: vec!["Microsoft.Sql/managedInstances/distributedAvailabilityGroups/*".into()],
+    }]);
+    let f = finding_of(&lab.assess(), "Link.AzurePermissions")
+        .cloned()
+        .unwrap();
+    let missing = &f.evidence.details["missing"];
+    assert!(
+        missing.contains("distributedAvailabilityGroups/setRole/action"),
+        "{missing}"
+    );
+    assert!(!missing.contains("serverTrustCertificates"), "{missing}");
+    assert!(matches!(&f.fix, Fix::Action(a) if a.contains("SQL Managed Instance Contributor")));
+    // Two role assignments add up.
+    let mut lab = clean();
+    lab.target.caller_permissions = Some(vec![
+        ArmPermission {
+            actions: vec!["Microsoft.Sql/managedInstances/*".into()],
+            not_actions: vec![
+                "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/*".into(),
+            ],
+        },
+        ArmPermission {
+            actions: vec!["microsoft.sql/managedinstances/distributedavailabilitygroups/*".into()],
+            not_actions: Vec::new(),
+        },
+    ]);
+    assert!(finding_of(&lab.assess(), "Link.AzurePermissions").is_none());
+    let mut lab = clean();
+    lab.target.caller_permissions = None;
+    assert!(not_evaluated_of(&lab.assess(), "Link.AzurePermissions").is_some());
+}
+
+#[test]
+fn arm_action_patterns_match_as_rbac_does() {
+    use facts::action_matches;
+    assert!(action_matches("*", "Microsoft.Sql/managedInstances/read"));
+    assert!(action_matches(
+        "Microsoft.Sql/*",
+        "microsoft.sql/managedinstances/write"
+    ));
+    assert!(action_matches(
+        "Microsoft.Sql/managedInstances/*/read",
+        "Microsoft.Sql/managedInstances/databases/read"
+    ));
+    assert!(!action_matches(
+        "Microsoft.Sql/managedInstances/*/read",
+        "Microsoft.Sql/managedInstances/databases/write"
+    ));
+    assert!(!action_matches(
+        "Microsoft.Sql/servers/*",
+        "Microsoft.Sql/managedInstances/read"
+    ));
+    assert!(!action_matches("", "x"));
+}
+
+#[test]
+fn the_instance_certificate_is_matched_by_its_bytes_and_its_name() {
+    // The instance's certificate imported under another name.
+    let mut lab = clean();
+    for c in &mut lab.instance.certificates {
+        if c.name == fixtures::MI_FQDN {
+            c.name = "tailspin-mi".into();
+        }
+    }
+    let f = finding_of(&lab.assess(), "Link.InstanceCertificate")
+        .cloned()
+        .unwrap();
+    assert!(
+        f.evidence.summary.contains("not under its FQDN"),
+        "{}",
+        f.evidence.summary
+    );
+    assert_eq!(
+        f.evidence.details["holding the instance's certificate"],
+        "tailspin-mi"
+    );
+    // Without the instance's certificate from ARM it is not evaluated.
+    let mut lab = clean();
+    lab.target.endpoint_certificate = None;
+    assert!(not_evaluated_of(&lab.assess(), "Link.InstanceCertificate").is_some());
+}
+
+#[test]
+fn a_root_ca_is_present_only_with_its_exact_certificate() {
+    let mut lab = clean();
+    lab.instance
+        .certificates
+        .retain(|c| c.name != "MicrosoftPKI");
+    let f = finding_of(&lab.assess(), "Link.RootCaTrust")
+        .cloned()
+        .unwrap();
+    assert_eq!(f.evidence.details["missing"], "MicrosoftPKI");
+    assert!(
+        !f.evidence
+            .details
+            .contains_key("named like a root CA but holding another certificate")
+    );
+    let mut lab = clean();
+    for c in &mut lab.instance.certificates {
+        if c.name == "MicrosoftPKI" {
+            c.encoded = Some("00".into());
+        }
+    }
+    let f = finding_of(&lab.assess(), "Link.RootCaTrust")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        f.evidence.details["named like a root CA but holding another certificate"],
+        "MicrosoftPKI"
+    );
+}
+
+#[test]
+fn the_other_direction_is_said_to_be_unverified_with_how_to_verify_it() {
+    let mut lab = clean();
+    lab.options
+        .network
+        .retain(|p| p.kind != ProbeKind::MiToSqlServer);
+    let report = lab.assess();
+    let n = not_evaluated_of(&report, "Link.NetworkMiToSqlServer").unwrap();
+    for words in [
+        "not verified",
+        "NetHelper",
+        "tnc",
+        "MiToBoxNetworkConnectivity",
+    ] {
+        assert!(n.reason.contains(words), "{words}: {}", n.reason);
+    }
+    assert!(finding_of(&report, "Link.NetworkMiToSqlServer").is_none());
+    assert_eq!(report.verdict_of("ToyStore"), Some(Verdict::Ready));
+}
+
+#[test]
+fn subnets_overlap_by_address_or_by_the_networks_given() {
+    let net = |s: &str| rules::Ipv4Net::parse(s).unwrap();
+    assert!(net("10.10.1.4").overlaps(net("10.10.0.0/16")));
+    assert!(net("10.0.0.0/8").overlaps(net("10.20.0.0/24")));
+    assert!(!net("10.10.0.0/16").overlaps(net("10.20.0.0/24")));
+    assert!(net("0.0.0.0/0").overlaps(net("192.168.1.0/24")));
+    assert_eq!(net("10.20.0.77/24"), net("10.20.0.0/24"));
+    assert!(rules::Ipv4Net::parse("fd00::/8").is_none());
+    assert!(rules::Ipv4Net::parse("10.0.0.0/33").is_none());
+    // A network given by the caller that overlaps.
+    let mut lab = clean();
+    lab.options.sql_server_networks = vec!["10.20.0.128/25".into()];
+    let f = finding_of(&lab.assess(), "Link.SubnetOverlap")
+        .cloned()
+        .unwrap();
+    assert_eq!(f.evidence.summary, "10.20.0.128/25 overlaps 10.20.0.0/24");
+    // A loopback address says nothing.
+    let mut lab = clean();
+    lab.instance.local_address = Some("127.0.0.1".into());
+    assert!(not_evaluated_of(&lab.assess(), "Link.SubnetOverlap").is_some());
+}
+
+#[test]
+fn cumulative_updates_are_read_from_the_update_level() {
+    use rules::cumulative_update;
+    assert_eq!(cumulative_update(Some("CU27")), Some(27));
+    assert_eq!(cumulative_update(Some("cu9")), Some(9));
+    assert_eq!(cumulative_update(Some("CU13-GDR")), Some(13));
+    assert_eq!(cumulative_update(None), None);
+    assert_eq!(cumulative_update(Some("SP3")), None);
 }

@@ -343,6 +343,13 @@ pub enum Probe {
     /// The managed instance's latest full backup per database; answered with
     /// [`super::input::Observation::FullBackups`].
     FirstFullBackups,
+    /// The client sessions and open transactions on the link's databases on `side` (the
+    /// current primary), read by the catch-up gate once the LSNs are equal; answered with
+    /// [`super::input::Observation::Workload`].
+    Workload {
+        /// The side read.
+        side: super::spec::Side,
+    },
 }
 
 /// What the machine tells the driver to do.

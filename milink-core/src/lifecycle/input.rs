@@ -45,6 +45,11 @@ pub enum Command {
     Failover(FailoverKind),
     /// Fail back to SQL Server (two-way links only).
     Failback,
+    /// Prepare the next role change while the application still writes: switch both sides of
+    /// the link to synchronous commit and return to the steady state (Replicating or
+    /// FailedOver). A failover, failback or cutover that finds both sides synchronous then
+    /// skips the switch, so the application's stop is followed by the catch-up gate at once.
+    Prepare,
     /// One-way migration: catch up, fail over, wait for the first full backup, remove the link.
     Cutover(CutoverOptions),
     /// Repair a split brain: keep `keep` as primary, demote the other side.
@@ -354,6 +359,8 @@ pub enum Observation {
     Link(LinkObservation),
     /// Latest full backups on the managed instance.
     FullBackups(Vec<FullBackup>),
+    /// The client sessions and open transactions on the link's databases.
+    Workload(crate::redirect::WorkloadActivity),
 }
 
 /// A progress report for callers (forwarded by the driver as an event stream).
@@ -450,6 +457,7 @@ impl Command {
             Command::Failover(FailoverKind::Planned) => "Command::Failover(Planned)",
             Command::Failover(FailoverKind::Forced(_)) => "Command::Failover(Forced)",
             Command::Failback => "Command::Failback",
+            Command::Prepare => "Command::Prepare",
             Command::Cutover(_) => "Command::Cutover",
             Command::RepairSplitBrain { .. } => "Command::RepairSplitBrain",
             Command::Cancel => "Command::Cancel",
@@ -470,6 +478,8 @@ pub enum Operation {
     Failover,
     /// Fail back to SQL Server.
     Failback,
+    /// Switch the link to synchronous commit ahead of a role change.
+    Prepare,
     /// Migrate and remove the link.
     Cutover,
     /// Repair a split brain.
@@ -487,6 +497,7 @@ impl Operation {
             Command::Start => Some(Operation::Start),
             Command::Failover(_) => Some(Operation::Failover),
             Command::Failback => Some(Operation::Failback),
+            Command::Prepare => Some(Operation::Prepare),
             Command::Cutover(_) => Some(Operation::Cutover),
             Command::RepairSplitBrain { .. } => Some(Operation::RepairSplitBrain),
             Command::Cancel => Some(Operation::Cancel),
@@ -501,6 +512,7 @@ impl Operation {
             Operation::Start => "start",
             Operation::Failover => "failover",
             Operation::Failback => "failback",
+            Operation::Prepare => "prepare",
             Operation::Cutover => "cutover",
             Operation::RepairSplitBrain => "repair_split_brain",
             Operation::Cancel => "cancel",
@@ -520,7 +532,7 @@ impl Operation {
                 state,
                 State::Cancelled | State::Replicating { .. } | State::FailedOver { .. }
             ),
-            Operation::RepairSplitBrain => {
+            Operation::RepairSplitBrain | Operation::Prepare => {
                 matches!(state, State::Replicating { .. } | State::FailedOver { .. })
             }
         }

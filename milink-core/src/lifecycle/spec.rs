@@ -100,9 +100,25 @@ pub struct MachineOptions {
     /// How soon an accepted long-running ARM operation is polled the first time (then every
     /// `probe_interval`): an operation that takes 3 s is not waited on for a whole interval.
     pub first_poll: Duration,
+    /// How often the catch-up gate and the role check read both sides: the readings that stand
+    /// between the stopped application and the role change, and between the role change and
+    /// the redirect, are sub-second.
+    pub gate_interval: Duration,
     /// How long `last_hardened_lsn` must stay equal and unchanged on both sides before a
-    /// planned failover or cutover proceeds.
+    /// planned failover or cutover proceeds, while the workload on the current primary is not
+    /// known to be quiet (client sessions connected, or the port cannot read them).
     pub stability_window: Duration,
+    /// The same window once the current primary reported no client session on the link's
+    /// databases (and so no open transaction), read after the LSNs were first found equal:
+    /// what the window must still cover is a session that connects after that reading, and
+    /// any commit it makes moves the LSNs and restarts the window. `None`: the workload is not
+    /// read and `stability_window` always applies (what journals of schema version 1 replay).
+    pub quiet_stability_window: Option<Duration>,
+    /// A role change on a link both sides of which are already synchronous (by
+    /// [`crate::lifecycle::Command::Prepare`] or an earlier role change) goes straight to the
+    /// catch-up gate; `false` always sends the switch (what journals of schema version 1
+    /// replay).
+    pub skip_synchronous_switch: bool,
     /// Longest wait for the managed instance to join the link (ARM operation).
     pub join_timeout: Duration,
     /// Longest wait for seeding to finish.
@@ -130,6 +146,21 @@ pub struct Mutations {
     pub skip_lsn_equality: bool,
     /// The catch-up gate passes on the first equal reading (no stability window, one reading).
     pub skip_stability: bool,
+    /// The catch-up gate takes the workload as quiet without reading it (the short window
+    /// applies while the application still writes).
+    pub skip_quiet_check: bool,
+}
+
+impl MachineOptions {
+    /// These options as the machine of journal schema version 1 applied them: the gate read at
+    /// `probe_interval`, no workload reading, the switch to synchronous commit always sent. A
+    /// journal is replayed with the behaviour it was written with.
+    pub fn as_of_schema_1(mut self) -> Self {
+        self.gate_interval = self.probe_interval;
+        self.quiet_stability_window = None;
+        self.skip_synchronous_switch = false;
+        self
+    }
 }
 
 impl Default for MachineOptions {
@@ -137,7 +168,10 @@ impl Default for MachineOptions {
         MachineOptions {
             probe_interval: Duration::from_secs(5),
             first_poll: Duration::from_secs(1),
+            gate_interval: Duration::from_millis(250),
             stability_window: Duration::from_secs(30),
+            quiet_stability_window: Some(Duration::from_secs(3)),
+            skip_synchronous_switch: true,
             join_timeout: Duration::from_secs(15 * 60),
             seeding_timeout: Duration::from_secs(6 * 24 * 3600),
             catch_up_timeout: Duration::from_secs(15 * 60),

@@ -235,6 +235,9 @@ pub enum Goal {
     Failback,
     /// A migration cutover; ends in [`State::Completed`] with the link removed.
     Cutover(CutoverOptions),
+    /// Only the switch to synchronous commit, ahead of a role change ([`super::Command::Prepare`]);
+    /// ends in the steady state it started from.
+    Prepare,
 }
 
 /// A steady state a role change starts from, and returns to when it is abandoned.
@@ -290,6 +293,16 @@ pub struct Plan {
     pub target: Side,
     /// The DAG availability mode before the switch to synchronous commit, restored on cancel.
     pub restore_mode: Option<AvailabilityMode>,
+    /// The switch to synchronous commit was skipped because the last reading showed it done
+    /// (by [`super::Command::Prepare`]); a gate reading that finds a side asynchronous makes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prepared: bool,
+    /// An attempt of this role change (a FAILOVER, or the one-way fence) left the roles as
+    /// they were and the gate runs again: the long `stability_window` applies whatever the
+    /// workload, long enough for the service's lagging readings to show an operation that
+    /// still runs (`LinkFailoverInProgress`) before anything is sent again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retried: bool,
 }
 
 /// Progress of an ARM call issued next to a T-SQL call.
@@ -477,6 +490,12 @@ pub struct StableLsns {
     pub since: Timestamp,
     /// How many consecutive readings returned exactly these values.
     pub readings: u32,
+    /// What the current primary's workload looked like, read after these values were first
+    /// seen: `Some(true)` no client session on the link's databases (the short
+    /// `quiet_stability_window` applies), `Some(false)` sessions or unreadable (the
+    /// `stability_window`), `None` not read yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<bool>,
 }
 
 /// Why the catch-up gate is still closed (shown in the state and in the timeout error).

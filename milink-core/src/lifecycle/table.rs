@@ -50,6 +50,7 @@ const RETRY: &str = "Command::Retry";
 const CANCEL: &str = "Command::Cancel";
 const FORCED: &str = "Command::Failover(Forced)";
 const CUTOVER: &str = "Command::Cutover";
+const PREPARE: &str = "Command::Prepare";
 const FAILED: &str = "Failed";
 const REFRESH: &str = "Command::Refresh";
 
@@ -170,6 +171,24 @@ pub const EDGES: &[Edge] = &[
     ),
     g(
         "Replicating",
+        "Command::Failover(Planned)",
+        "CatchingUp",
+        "two-way link, both sides already synchronous (prepared)",
+    ),
+    g(
+        "Replicating",
+        PREPARE,
+        "PreparingFailover",
+        "not yet synchronous on both sides",
+    ),
+    g(
+        "Replicating",
+        CUTOVER,
+        "CatchingUp",
+        "SQL Server is primary, both sides already synchronous (prepared)",
+    ),
+    g(
+        "Replicating",
         FORCED,
         "ForcingFailover",
         "two-way, acknowledged for this link, target database not REVERTING or INITIALIZING",
@@ -204,6 +223,18 @@ pub const EDGES: &[Edge] = &[
         OK,
         "CatchingUp",
         "both sides in synchronous commit",
+    ),
+    g(
+        "PreparingFailover",
+        OK,
+        "Replicating",
+        "prepare only: both sides in synchronous commit, started from Replicating",
+    ),
+    g(
+        "PreparingFailover",
+        OK,
+        "FailedOver",
+        "prepare only: both sides in synchronous commit, started from FailedOver",
     ),
     g("PreparingFailover", ERR, FAILED, STEP_ERROR),
     g("PreparingFailover", TICK, "PreparingFailover", PROBE_DUE),
@@ -252,6 +283,12 @@ pub const EDGES: &[Edge] = &[
         "gate open, one-way cutover: fence SQL Server's writes",
     ),
     g("CatchingUp", OK, "SplitBrain", "both sides PRIMARY"),
+    g(
+        "CatchingUp",
+        OK,
+        "PreparingFailover",
+        "the switch was skipped (prepared) and a side reads asynchronous",
+    ),
     g(
         "CatchingUp",
         OK,
@@ -416,6 +453,24 @@ pub const EDGES: &[Edge] = &[
         "PreparingFailover",
         "two-way, update policy matches the SQL Server release",
     ),
+    g(
+        "FailedOver",
+        "Command::Failback",
+        "CatchingUp",
+        "two-way, update policy matches, both sides already synchronous (prepared)",
+    ),
+    g(
+        "FailedOver",
+        PREPARE,
+        "PreparingFailover",
+        "not yet synchronous on both sides",
+    ),
+    g(
+        "FailedOver",
+        CUTOVER,
+        "CatchingUp",
+        "SQL Server is primary, both sides already synchronous (prepared)",
+    ),
     g("FailedOver", FORCED, "ForcingFailover", "acknowledged"),
     g(
         "FailedOver",
@@ -491,6 +546,12 @@ pub const EDGES: &[Edge] = &[
         OK,
         "PreparingFailover",
         "one-way: every database has a full backup after the bound; catch up, then fence",
+    ),
+    g(
+        "AwaitingFirstFullBackup",
+        OK,
+        "CatchingUp",
+        "one-way: every backup taken and both sides already synchronous (prepared)",
     ),
     g(
         "AwaitingFirstFullBackup",

@@ -21,6 +21,7 @@ mod harness;
 mod proptests;
 mod scenarios;
 
+use crate::redirect::WorkloadActivity;
 use harness::*;
 
 type Triple = (&'static str, &'static str, &'static str);
@@ -83,7 +84,11 @@ fn spec_with(
             update_policy: policy,
         },
         session_timeout_s: 20,
-        options: MachineOptions::default(),
+        // The gate is read at the probe interval here; the sub-second gate has tests of its own.
+        options: MachineOptions {
+            gate_interval: MachineOptions::default().probe_interval,
+            ..MachineOptions::default()
+        },
     }
 }
 

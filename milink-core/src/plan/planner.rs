@@ -189,6 +189,12 @@ impl Scripted {
                 probe: Probe::Link, ..
             } => return Observation::Link(self.link()),
             Effect::Probe {
+                probe: Probe::Workload { .. },
+                ..
+            } => {
+                return Observation::Workload(crate::redirect::WorkloadActivity::default());
+            }
+            Effect::Probe {
                 probe: Probe::FirstFullBackups,
                 ..
             } => {

@@ -111,6 +111,23 @@ where
                     .await
                     .map(Observation::FullBackups)
             }
+            Effect::Probe {
+                probe: Probe::Workload { side },
+                ..
+            } => {
+                let databases = lock(&self.core).engine.machine().link_databases();
+                match side {
+                    Side::SqlServer => {
+                        self.call(step, false, || self.source.workload_activity(&databases))
+                            .await
+                    }
+                    Side::ManagedInstance => {
+                        self.call(step, false, || self.instance.workload_activity(&databases))
+                            .await
+                    }
+                }
+                .map(Observation::Workload)
+            }
             Effect::Redirect { primary, .. } => self.redirect(*primary).await,
         };
         result.map_err(|e| StepError {
@@ -264,6 +281,10 @@ pub fn action(effect: &Effect) -> String {
             probe: Probe::FirstFullBackups,
             ..
         } => "probe:full_backups".into(),
+        Effect::Probe {
+            probe: Probe::Workload { .. },
+            ..
+        } => "probe:workload".into(),
         Effect::Redirect { primary, .. } => format!("redirect:{}", variant_name(primary)),
     }
 }

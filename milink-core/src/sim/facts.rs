@@ -112,6 +112,7 @@ impl World {
                             "NO_PRIVATE_KEY".to_string()
                         },
                         thumbprint: thumbprint(&c.der),
+                        encoded: Some(crate::assess::facts::to_hex(&c.der)),
                     }
                 })
                 .collect(),
@@ -122,6 +123,44 @@ impl World {
             job_steps: base.map(|b| b.job_steps.clone()).unwrap_or_default(),
             windows_logins: base.map(|b| b.windows_logins.clone()).unwrap_or_default(),
             linked_servers: base.map(|b| b.linked_servers.clone()).unwrap_or_default(),
+            // milink's login on the simulated server is sysadmin; the facts the simulator does
+            // not model are those a user's gathered facts brought, if any.
+            is_sysadmin: Some(true),
+            instance_name: base.and_then(|b| b.instance_name.clone()),
+            local_address: base.and_then(|b| b.local_address.clone()),
+            // No failover cluster (CLUSTER_TYPE = NONE) unless the gathered facts name one;
+            // NT AUTHORITY\SYSTEM has CONNECT SQL, as every login, when it is a login.
+            cluster: Some(crate::assess::ClusterFacts {
+                name: base
+                    .and_then(|b| b.cluster.as_ref())
+                    .and_then(|c| c.name.clone()),
+                system_permissions: base
+                    .and_then(|b| b.cluster.as_ref())
+                    .map(|c| c.system_permissions.clone())
+                    .unwrap_or_else(|| {
+                        base.filter(|b| {
+                            b.windows_logins
+                                .iter()
+                                .any(|l| l.name.eq_ignore_ascii_case("NT AUTHORITY\\SYSTEM"))
+                        })
+                        .map(|_| vec!["CONNECT SQL".to_string()])
+                        .unwrap_or_default()
+                    }),
+            }),
+            // The simulated server's flags are its startup configuration.
+            startup_trace_flags: Some(
+                src.trace_flags
+                    .iter()
+                    .copied()
+                    .filter(|f| [1800, 9567, 12381].contains(f))
+                    .collect(),
+            ),
+            multi_database: Some(crate::assess::MultiDatabaseFacts {
+                procedure_present: base
+                    .and_then(|b| b.multi_database)
+                    .is_some_and(|m| m.procedure_present),
+                enabled: base.and_then(|b| b.multi_database).and_then(|m| m.enabled),
+            }),
         }
     }
 
@@ -208,6 +247,21 @@ impl World {
                     ag,
                     catalog,
                     code: base.and_then(|b| b.code.clone()),
+                    // The simulated backups are taken WITH CHECKSUM.
+                    last_full_backup_checksum: t.last_full_backup.map(|_| {
+                        base.and_then(|b| b.last_full_backup_checksum)
+                            .unwrap_or(true)
+                    }),
+                    distributed_ag: src
+                        .ags
+                        .values()
+                        .find(|ag| ag.databases.contains(name))
+                        .and_then(|ag| {
+                            src.dags
+                                .values()
+                                .find(|dag| dag.sql_ag == ag.name)
+                                .map(|dag| dag.name.to_string())
+                        }),
                 }
             })
             .collect()
@@ -230,6 +284,38 @@ impl World {
             in_failover_group: Some(i.in_failover_group),
             collation: Some(i.collation.clone()),
             tde_certificate_thumbprints: Some(Vec::new()),
+            caller_permissions: Some(i.settings.caller_permissions.clone()),
+            tde_protector: Some(i.settings.tde_protector),
+            subnet_id: i.settings.subnet_id.clone(),
+            subnet_prefixes: i
+                .settings
+                .subnet_id
+                .as_ref()
+                .map(|_| i.settings.subnet_prefixes.clone()),
+            server_trust_certificates: Some(
+                i.trust_certificates
+                    .iter()
+                    .map(|(name, der)| crate::assess::TrustCertificateFact {
+                        name: name.clone(),
+                        public_blob: crate::assess::facts::to_hex(der),
+                    })
+                    .collect(),
+            ),
+            endpoint_certificate: Some(crate::assess::facts::to_hex(&i.endpoint_certificate)),
+            links: Some(
+                i.links
+                    .keys()
+                    .map(|link| crate::assess::LinkFact {
+                        name: link.to_string(),
+                        databases: i
+                            .databases
+                            .iter()
+                            .filter(|(_, d)| d.link.as_ref() == Some(link))
+                            .map(|(n, _)| n.to_string())
+                            .collect(),
+                    })
+                    .collect(),
+            ),
         }
     }
 }

@@ -49,6 +49,21 @@ pub const PROBE_COUNT: usize = 10;
 /// `cpu_count`, `physical_memory_mb`, `max_server_memory_mb`, `master_key_present` (bit),
 /// `has_certificate_add_issuer` (bit: `sp_certificate_add_issuer` exists, i.e. a link-capable
 /// build or Azure Connect pack).
+///
+/// Then, added at the end (readers treat a missing one as "not read"): `is_sysadmin` (int:
+/// `IS_SRVROLEMEMBER('sysadmin')` of the login that runs the probe), `instance_name` (NULL for
+/// the default instance), `local_net_address` (`CONNECTIONPROPERTY`: SQL Server's address on
+/// this connection, NULL when not over TCP), `cluster_name` (`sys.dm_hadr_cluster`, NULL when
+/// the host is in no failover cluster), `system_account_permissions` (int: the server
+/// permissions granted to `NT AUTHORITY\SYSTEM` as bits — 1 `ALTER ANY AVAILABILITY GROUP`,
+/// 2 `CONNECT SQL`, 4 `VIEW SERVER STATE`, 8 `CONTROL SERVER`; NULL when it has none or does
+/// not exist), `startup_trace_flags` (int: which of the link's trace flags are `-T` startup
+/// parameters in `sys.dm_server_registry` — 1 `-T1800`, 2 `-T9567`, 4 `-T12381`; NULL when no
+/// `SQLArg*` value is visible, as on Linux) and `has_multidb_milink` (bit:
+/// `sys.sp_multidb_milink` exists). Whether the MultiDatabase switch is on takes `EXEC
+/// sys.sp_multidb_milink`, whose answer's shape is not documented; this read-only `SELECT`
+/// does not run it. Every column is a scalar expression or subquery, so the batch stays one
+/// `SELECT`.
 pub fn instance_properties() -> Batch {
     Batch::new(
         INSTANCE_PROPERTIES,
@@ -69,7 +84,29 @@ SELECT
                            WHERE k.symmetric_key_id = 101) THEN 1 ELSE 0 END AS bit) AS master_key_present,
     CAST(CASE WHEN EXISTS (SELECT 1 FROM master.sys.all_objects AS o
                            WHERE o.name = N'sp_certificate_add_issuer') THEN 1 ELSE 0 END AS bit)
-        AS has_certificate_add_issuer
+        AS has_certificate_add_issuer,
+    CAST(IS_SRVROLEMEMBER(N'sysadmin') AS int) AS is_sysadmin,
+    CAST(SERVERPROPERTY('InstanceName') AS nvarchar(128)) AS instance_name,
+    CAST(CONNECTIONPROPERTY('local_net_address') AS nvarchar(48)) AS local_net_address,
+    (SELECT TOP (1) h.cluster_name FROM sys.dm_hadr_cluster AS h) AS cluster_name,
+    (SELECT SUM(CASE p.permission_name
+                    WHEN N'ALTER ANY AVAILABILITY GROUP' THEN 1
+                    WHEN N'CONNECT SQL' THEN 2
+                    WHEN N'VIEW SERVER STATE' THEN 4
+                    WHEN N'CONTROL SERVER' THEN 8
+                    ELSE 0 END)
+     FROM sys.server_permissions AS p
+     JOIN sys.server_principals AS sp ON sp.principal_id = p.grantee_principal_id
+     WHERE sp.name = N'NT AUTHORITY\\SYSTEM' AND p.state IN ('G', 'W'))
+        AS system_account_permissions,
+    (SELECT MAX(CASE WHEN CAST(r.value_data AS nvarchar(512)) = N'-T1800' THEN 1 ELSE 0 END)
+          + MAX(CASE WHEN CAST(r.value_data AS nvarchar(512)) = N'-T9567' THEN 2 ELSE 0 END)
+          + MAX(CASE WHEN CAST(r.value_data AS nvarchar(512)) = N'-T12381' THEN 4 ELSE 0 END)
+     FROM sys.dm_server_registry AS r
+     WHERE r.value_name LIKE N'SQLArg%') AS startup_trace_flags,
+    CAST(CASE WHEN EXISTS (SELECT 1 FROM master.sys.all_objects AS o
+                           WHERE o.name = N'sp_multidb_milink') THEN 1 ELSE 0 END AS bit)
+        AS has_multidb_milink
 FROM sys.dm_os_sys_info AS i;"
             .to_owned(),
     )
@@ -116,7 +153,8 @@ LEFT JOIN master.sys.certificates AS c ON c.certificate_id = e.certificate_id;"
 }
 
 /// Certificates in `master` (expiry is UTC in the catalog). Columns: `name`, `subject`,
-/// `issuer_name`, `pvt_key_encryption_type_desc`, `expiry_ms`, `thumbprint` (varbinary).
+/// `issuer_name`, `pvt_key_encryption_type_desc`, `expiry_ms`, `thumbprint` (varbinary), and
+/// at the end `encoded` (varbinary: `CERTENCODED`, the certificate's DER, to match it by key).
 pub fn certificates() -> Batch {
     Batch::new(
         CERTIFICATES,
@@ -127,7 +165,8 @@ SELECT
     c.issuer_name,
     c.pvt_key_encryption_type_desc,
     DATEDIFF_BIG(millisecond, '19700101', c.expiry_date) AS expiry_ms,
-    c.thumbprint
+    c.thumbprint,
+    CERTENCODED(c.certificate_id) AS encoded
 FROM master.sys.certificates AS c
 WHERE c.name NOT LIKE N'##%'
 ORDER BY c.name;"
@@ -192,7 +231,10 @@ ORDER BY s.name;"
 /// `is_merge_published`, `is_distributor`, `is_encrypted`, `is_accelerated_database_recovery_on`
 /// (NULL before SQL Server 2019), `log_chain_established`, `last_full_backup_ms`,
 /// `last_log_backup_ms`, `ag_name`, `ag_database_count`, `tde_encryptor_type`,
-/// `tde_certificate`, `tde_thumbprint`.
+/// `tde_certificate`, `tde_thumbprint`; then, at the end, `last_full_backup_checksum` (bit:
+/// the last full non-copy-only backup has page checksums, `WITH CHECKSUM`; NULL without one)
+/// and `distributed_ag_name` (the distributed availability group whose replica is the
+/// database's AG: a link, or another DAG, already built on it).
 pub fn databases(version: SqlVersion) -> Batch {
     let adr = if version.major >= 15 {
         "d.is_accelerated_database_recovery_on"
@@ -228,7 +270,9 @@ SELECT
     CAST(ag.database_count AS int) AS ag_database_count,
     dek.encryptor_type AS tde_encryptor_type,
     tc.name AS tde_certificate,
-    dek.encryptor_thumbprint AS tde_thumbprint
+    dek.encryptor_thumbprint AS tde_thumbprint,
+    fb.has_backup_checksums AS last_full_backup_checksum,
+    dag.name AS distributed_ag_name
 FROM sys.databases AS d
 LEFT JOIN sys.database_recovery_status AS r ON r.database_id = d.database_id
 LEFT JOIN (
@@ -248,6 +292,20 @@ OUTER APPLY (
     WHERE adc.group_database_id = d.group_database_id AND g.is_distributed = 0
     ORDER BY g.name
 ) AS ag
+OUTER APPLY (
+    SELECT TOP (1) b.has_backup_checksums
+    FROM msdb.dbo.backupset AS b
+    WHERE b.database_name = d.name AND b.database_guid = r.database_guid
+      AND b.type = 'D' AND b.is_copy_only = 0
+    ORDER BY b.backup_finish_date DESC
+) AS fb
+OUTER APPLY (
+    SELECT TOP (1) dg.name
+    FROM sys.availability_groups AS dg
+    JOIN sys.availability_replicas AS dr ON dr.group_id = dg.group_id
+    WHERE dg.is_distributed = 1 AND dr.replica_server_name = ag.ag_name
+    ORDER BY dg.name
+) AS dag
 LEFT JOIN sys.dm_database_encryption_keys AS dek ON dek.database_id = d.database_id
 LEFT JOIN master.sys.certificates AS tc ON tc.thumbprint = dek.encryptor_thumbprint
 WHERE d.database_id > 4
@@ -505,8 +563,21 @@ mod tests {
         let mut all = version_probes(V2022);
         all.push(instance_properties());
         all.push(module_text(&DatabaseName::new("x").unwrap()));
+        // Statements, not the text of string literals (a permission's name is `ALTER ANY …`).
+        fn without_literals(sql: &str) -> String {
+            let mut out = String::with_capacity(sql.len());
+            let mut in_literal = false;
+            for c in sql.chars() {
+                if c == '\'' {
+                    in_literal = !in_literal;
+                } else if !in_literal {
+                    out.push(c);
+                }
+            }
+            out
+        }
         for b in &all {
-            let up = b.expose_sql().to_ascii_uppercase();
+            let up = without_literals(b.expose_sql()).to_ascii_uppercase();
             for word in [
                 "ALTER ",
                 "DROP DATABASE",

@@ -1,8 +1,10 @@
 """milink: migrate SQL Server databases to Azure SQL Managed Instance over the Managed Instance link.
 
-Readiness is data: ``assess(...)`` returns a ``ReadinessReport`` (dicts, JSON, Markdown, HTML in
+Readiness is data: ``gather(source, target)`` reads the facts of a real pair (a ``SqlServer`` and a
+``ManagedInstance``), ``assess(...)`` returns a ``ReadinessReport`` (dicts, JSON, Markdown, HTML in
 notebooks, a pandas DataFrame when pandas is installed). A ``LinkSession`` drives one link, journaled
-and resumable; ``Lab`` is the simulator to rehearse on. Blocking calls release the GIL and stop on
+and resumable, on a real pair (``LinkSession.create``) or on ``Lab``, the simulator to rehearse on
+(``Lab.serve()`` also puts the lab's world on loopback for the real connectors). Blocking calls release the GIL and stop on
 Ctrl-C with the journal resumable; each has an ``_async`` twin. Every error milink raises derives
 from ``MilinkError``.
 """
@@ -10,21 +12,27 @@ from ``MilinkError``.
 from milink._milink import (
     ArgumentRangeError,
     ArgumentTypeError,
+    AuthenticationError,
+    ConnectError,
+    Credential,
     GatherError,
     InvalidArgumentError,
     JournalError,
     Lab,
     LinkLockedError,
     LinkSession,
+    ManagedInstance,
     MilinkError,
     NameError,
     NotAJournalError,
     NotReadyError,
     ReadinessReport,
     RejectedError,
+    ServedLab,
     SessionError,
     SpecError,
     SplitBrainError,
+    SqlServer,
     StalledError,
     StepFailedError,
     TimeoutError,
@@ -38,6 +46,9 @@ from milink._milink import (
     drop_availability_group_sql,
     drop_distributed_availability_group_sql,
     failover_dag_sql,
+    gather,
+    gather_async,
+    link_spec,
     quote_ident,
     quote_nstring,
     tailspin_facts,
@@ -49,21 +60,27 @@ __all__ = [
     "progress",
     "ArgumentRangeError",
     "ArgumentTypeError",
+    "AuthenticationError",
+    "ConnectError",
+    "Credential",
     "GatherError",
     "InvalidArgumentError",
     "JournalError",
     "Lab",
     "LinkLockedError",
     "LinkSession",
+    "ManagedInstance",
     "MilinkError",
     "NameError",
     "NotAJournalError",
     "NotReadyError",
     "ReadinessReport",
     "RejectedError",
+    "ServedLab",
     "SessionError",
     "SpecError",
     "SplitBrainError",
+    "SqlServer",
     "StalledError",
     "StepFailedError",
     "TimeoutError",
@@ -77,6 +94,9 @@ __all__ = [
     "drop_availability_group_sql",
     "drop_distributed_availability_group_sql",
     "failover_dag_sql",
+    "gather",
+    "gather_async",
+    "link_spec",
     "quote_ident",
     "quote_nstring",
     "tailspin_facts",

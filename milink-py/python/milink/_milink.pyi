@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import pathlib
 from types import TracebackType
 from typing import (
     Any,
@@ -12,11 +13,13 @@ from typing import (
     Literal,
     Mapping,
     Optional,
+    Protocol,
     Sequence,
     Type,
     TypedDict,
     Union,
     final,
+    overload,
     type_check_only,
 )
 
@@ -30,6 +33,8 @@ __all__ = [
     "ArgumentRangeError",
     "NotReadyError",
     "GatherError",
+    "ConnectError",
+    "AuthenticationError",
     "JournalError",
     "TornJournalError",
     "WrongWorldError",
@@ -45,6 +50,13 @@ __all__ = [
     "ReadinessReport",
     "LinkSession",
     "Lab",
+    "ServedLab",
+    "Credential",
+    "SqlServer",
+    "ManagedInstance",
+    "gather",
+    "gather_async",
+    "link_spec",
     "_sleep",
     "assess",
     "tailspin_facts",
@@ -97,7 +109,16 @@ class NotReadyError(MilinkError):
     report: ReadinessReport
 
 class GatherError(MilinkError):
-    """Gathering readiness facts failed."""
+    """Gathering readiness facts failed; the message names what could not be read (the probe,
+    or the instance's ARM read)."""
+
+class ConnectError(MilinkError):
+    """A server could not be reached, or refused the connection (network, TLS, an untrusted
+    certificate); ``.transient`` says whether trying again may help."""
+
+class AuthenticationError(ConnectError):
+    """The login or the token was refused (a wrong password, an expired or foreign token), or no
+    credential could be built. Never shows the secret."""
 
 class JournalError(MilinkError):
     """A journal could not be opened, read or written, or holds another link already."""
@@ -282,6 +303,213 @@ def tailspin_facts(seed: int = 7) -> TailspinFacts:
     The same world as ``Lab.tailspin(seed).facts()`` (same default seed), so both give the same
     facts and the same verdicts."""
 
+# ----------------------------------------------------------------------------------- connectors
+
+@type_check_only
+class _AccessToken(Protocol):
+    @property
+    def token(self) -> str: ...
+    @property
+    def expires_on(self) -> int: ...
+
+@type_check_only
+class _PythonCredential(Protocol):
+    def get_token(self, *scopes: str) -> _AccessToken: ...
+
+@final
+class Credential:
+    """Where the managed instance's ARM bearer tokens come from: the same kinds as the Rust
+    library. Its repr and str name the kind and the ids, never a secret."""
+
+    @staticmethod
+    def environment() -> Credential:
+        """The credential the environment names (workload identity, client secret, managed
+        identity, else the Azure CLI); a combination set in part raises InvalidArgumentError
+        naming what is missing. The default."""
+    @staticmethod
+    def token(token: str) -> Credential:
+        """One bearer token for the management endpoint, used as it is."""
+    @staticmethod
+    def from_python(credential: _PythonCredential) -> Credential:
+        """Any object with ``get_token(*scopes)`` returning an object with ``token`` and
+        ``expires_on`` (seconds since the Unix epoch), such as
+        ``azure.identity.DefaultAzureCredential()``; called on a worker thread when a token is
+        due. An object without ``get_token`` raises ArgumentTypeError."""
+    @staticmethod
+    def azure_cli(*, tenant_id: Optional[str] = None) -> Credential:
+        """The account the Azure CLI is signed in with (``az login``)."""
+    @staticmethod
+    def managed_identity(*, client_id: Optional[str] = None) -> Credential:
+        """The host's managed identity: system-assigned, or the user-assigned ``client_id``."""
+    @staticmethod
+    def client_secret(tenant_id: str, client_id: str, secret: str) -> Credential:
+        """A service principal signing in with a client secret."""
+    @staticmethod
+    def workload_identity(tenant_id: str, client_id: str, token_file: _JournalPath) -> Credential:
+        """Workload identity: the federated token in ``token_file`` exchanged for the app's."""
+
+@final
+class SqlServer:
+    """A SQL Server reached over TDS (TLS always), shared by ``gather`` and the sessions given it."""
+
+    @staticmethod
+    def connect(
+        connection_string: str,
+        *,
+        password: Optional[str] = None,
+        credential: Optional[Credential] = None,
+        trusted_ca: Optional[_JournalPath] = None,
+        master_key_password: Optional[str] = None,
+        application_name: Optional[str] = None,
+    ) -> SqlServer:
+        """Connects and reads the server's name and build. ``password`` is the SQL login's when
+        the string has none; ``credential`` logs in with a Microsoft Entra token; ``trusted_ca``
+        a CA certificate file to trust; ``master_key_password`` the database master key's, if
+        milink creates one (generated when not given).
+
+        A string that does not parse, names no server or is empty (``""``, blanks, ``";;"``)
+        raises InvalidArgumentError; an unreachable server ConnectError; a refused login
+        AuthenticationError. No secret appears in a repr, a message or the journal."""
+    @staticmethod
+    def connect_async(
+        connection_string: str,
+        *,
+        password: Optional[str] = None,
+        credential: Optional[Credential] = None,
+        trusted_ca: Optional[_JournalPath] = None,
+        master_key_password: Optional[str] = None,
+        application_name: Optional[str] = None,
+    ) -> Awaitable[SqlServer]: ...
+    @property
+    def server_name(self) -> str:
+        """``@@SERVERNAME``, as read at connect."""
+    @property
+    def version(self) -> str:
+        """The build (``SERVERPROPERTY('ProductVersion')``)."""
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+@final
+class ManagedInstance:
+    """An Azure SQL Managed Instance through Azure Resource Manager, and optionally its T-SQL
+    endpoint (first full backups, which a cutover waits for; client sessions)."""
+
+    def __new__(
+        cls,
+        resource_id: str,
+        *,
+        credential: Optional[Credential] = None,
+        endpoint: Optional[str] = None,
+        trusted_ca: Union[_JournalPath, bytes, None] = None,
+        tsql_connection_string: Optional[str] = None,
+        tsql_password: Optional[str] = None,
+    ) -> ManagedInstance:
+        """Reads the instance once through ARM (blocking, GIL released). A malformed id raises
+        NameError, a refused token AuthenticationError, an unreadable instance ConnectError."""
+    @staticmethod
+    def connect_async(
+        resource_id: str,
+        *,
+        credential: Optional[Credential] = None,
+        endpoint: Optional[str] = None,
+        trusted_ca: Union[_JournalPath, bytes, None] = None,
+        tsql_connection_string: Optional[str] = None,
+        tsql_password: Optional[str] = None,
+    ) -> Awaitable[ManagedInstance]: ...
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def fqdn(self) -> Optional[str]:
+        """``fullyQualifiedDomainName``, as read."""
+    @property
+    def endpoint(self) -> str:
+        """The management endpoint."""
+
+_ModuleScan = Union[Literal["all", "off"], Sequence[str]]
+
+def gather(
+    source: SqlServer,
+    target: ManagedInstance,
+    *,
+    modules: Optional[_ModuleScan] = None,
+    failback: Optional[bool] = None,
+) -> TailspinFacts:
+    """The readiness facts of a real pair, for ``assess(**gather(source, target))``: SQL
+    Server's instance and databases (the ten read-only probes, then module text of ``modules``:
+    ``"all"`` by default, ``"off"``, or a list of databases) and the instance as ARM reports it.
+    ``options["now"]`` is when it was read (the lab's virtual now on a served lab). Raises
+    GatherError naming what could not be read; module text that could not be read is a
+    ``UserWarning``."""
+
+def gather_async(
+    source: SqlServer,
+    target: ManagedInstance,
+    *,
+    modules: Optional[_ModuleScan] = None,
+    failback: Optional[bool] = None,
+) -> Awaitable[TailspinFacts]: ...
+
+def link_spec(
+    source: SqlServer,
+    target: ManagedInstance,
+    database: str,
+    *,
+    link: Optional[str] = None,
+    two_way: Optional[bool] = None,
+    endpoint_host: Optional[str] = None,
+    endpoint_port: int = 5022,
+) -> Dict[str, Any]:
+    """A link spec for ``database`` of the pair, for ``LinkSession.create``: the documented
+    names (``DAG_<db>`` unless ``link`` is given, ``AG_<db>``, ``AG_<db>_MI``,
+    ``Cert_<server>_endpoint`` valid for a year), SQL Server's name and build and the instance's
+    FQDN and update policy as read. Two-way when the build and the update policy allow a
+    failback (``two_way=False`` for a one-way link; ``True`` where it cannot be raises
+    InvalidArgumentError). ``endpoint_host`` is the address the instance reaches SQL Server's
+    mirroring endpoint at: by default the host ``source`` was connected to."""
+
+@final
+class ServedLab:
+    """A lab's world served on loopback (``Lab.serve()``): SQL Server and the instance's T-SQL
+    endpoint over TDS (the SQL login ``milink`` with ``password``, or any Microsoft Entra access
+    token), its ARM API over HTTPS (``token`` only). A session on a pair it serves runs in the lab's
+    virtual time."""
+
+    @property
+    def connection_string(self) -> str:
+        """SQL Server's connection string, its certificate trusted, without the password."""
+    @property
+    def password(self) -> str: ...
+    @property
+    def instance_connection_string(self) -> str: ...
+    @property
+    def instance_password(self) -> str: ...
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def arm_endpoint(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def arm_ca_file(self) -> pathlib.Path:
+        """The ARM endpoint's certificate (DER), for ``ManagedInstance(..., trusted_ca=...)``."""
+    @property
+    def sql_ca_file(self) -> pathlib.Path: ...
+    @property
+    def instance_ca_file(self) -> pathlib.Path: ...
+    @property
+    def serving(self) -> bool: ...
+    def stop(self) -> None:
+        """Stops the servers and removes the certificates' directory if it was made for them."""
+    def __enter__(self) -> ServedLab: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
 # ------------------------------------------------------------------------------------- sessions
 
 _Side = Literal["SqlServer", "ManagedInstance"]
@@ -449,6 +677,9 @@ class Lab:
         """Row validation: every table's rows and checksum on SQL Server against the managed
         instance (``{"database", "expected", "actual", "tables", "all_match"}``); None while a
         side has no copy."""
+    def serve(self, directory: Optional[_JournalPath] = None) -> ServedLab:
+        """Serves this lab's world on loopback for the real connectors (see ``ServedLab``); the
+        certificates go into ``directory`` (default: a temporary directory)."""
     def session(
         self,
         journal: _JournalPath,
@@ -502,9 +733,49 @@ class LinkSession:
     resumable; each has an ``_async`` twin returning an awaitable."""
 
     @staticmethod
+    def create(
+        source: SqlServer,
+        target: ManagedInstance,
+        spec: Mapping[str, Any],
+        journal: _JournalPath,
+        *,
+        redirect_hook: Optional[_RedirectHook] = None,
+        on_progress: Optional[_ProgressCallback] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        connection_string: Optional[str] = None,
+        public_endpoint: bool = False,
+        lock_dir: Optional[_JournalPath] = None,
+        if_exists: Literal["error", "resume"] = "error",
+        progress_detail: Literal["phases", "steps"] = "phases",
+    ) -> LinkSession:
+        """A new link on a real pair, journaled to ``journal``; ``spec`` is a link spec dict in
+        the shape of ``Lab.spec``. The keyword arguments are those of ``Lab.session``. The spec
+        must name the pair given (``source.server``, ``target.instance``) and SQL Server's build
+        must be able to host the link, else InvalidArgumentError and no journal. The journal
+        records the pair, so it is never resumed on another (WrongWorldError). On a pair served
+        by one ``Lab`` in this process the session runs in the lab's virtual time."""
+    @overload
+    @staticmethod
     def resume_from(
         journal: _JournalPath,
-        lab: Lab,
+        source: Lab,
+        target: None = None,
+        *,
+        redirect_hook: Optional[_RedirectHook] = None,
+        on_progress: Optional[_ProgressCallback] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        connection_string: Optional[str] = None,
+        public_endpoint: bool = False,
+        lock_dir: Optional[_JournalPath] = None,
+        repair: bool = False,
+        progress_detail: Literal["phases", "steps"] = "phases",
+    ) -> LinkSession: ...
+    @overload
+    @staticmethod
+    def resume_from(
+        journal: _JournalPath,
+        source: SqlServer,
+        target: ManagedInstance,
         *,
         redirect_hook: Optional[_RedirectHook] = None,
         on_progress: Optional[_ProgressCallback] = None,
@@ -515,9 +786,11 @@ class LinkSession:
         repair: bool = False,
         progress_detail: Literal["phases", "steps"] = "phases",
     ) -> LinkSession:
-        """Reopens the link journaled in ``journal``; ``resume()`` then continues it. The keyword
-        arguments are those of ``Lab.session`` (the redirect settings and ``lock_dir`` are not
-        journaled). Raises LinkLockedError while another session drives the link.
+        """Reopens the link journaled in ``journal`` on a lab, or on a real pair (``source`` a
+        ``SqlServer``, ``target`` a ``ManagedInstance``); ``resume()`` then continues it. The
+        keyword arguments are those of ``Lab.session`` (the redirect settings and ``lock_dir``
+        are not journaled). Raises LinkLockedError while another session drives the link, and
+        WrongWorldError, changing nothing, when the journal belongs to another lab or pair.
 
         A journal whose last record was torn by a crash raises ``TornJournalError``; with
         ``repair=True`` that record (an input never acted on) is dropped first and ``repaired``

@@ -3,7 +3,7 @@
 import asyncio
 import datetime
 import pathlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import milink
 
@@ -127,3 +127,64 @@ def argument_errors() -> List[BaseException]:
 if __name__ == "__main__":
     print(readiness())
     asyncio.run(migrate_async(milink.Lab.tailspin().session("x.journal")))
+
+
+def real_pair(served: milink.ServedLab, spec: Dict[str, Any]) -> Optional[str]:
+    source: milink.SqlServer = milink.SqlServer.connect(served.connection_string, password=served.password)
+    target = milink.ManagedInstance(
+        served.resource_id,
+        credential=milink.Credential.token(served.token),
+        endpoint=served.arm_endpoint,
+        trusted_ca=served.arm_ca_file,
+        tsql_connection_string=served.instance_connection_string,
+        tsql_password=served.instance_password,
+    )
+    facts = milink.gather(source, target, modules="off", failback=True)
+    spec = milink.link_spec(source, target, "ToyStore", endpoint_host="sql01.corp", two_way=False) if not spec else spec
+    report = milink.assess(**facts)
+    with milink.LinkSession.create(source, target, spec, "pair.journal") as link:
+        link.record_assessment(report)
+        link.start()
+    again = milink.LinkSession.resume_from("pair.journal", source, target)
+    again.failover("planned")
+    lab_again = milink.LinkSession.resume_from("lab.journal", milink.Lab.tailspin())
+    lab_again.close()
+    version: str = source.version
+    fqdn: Optional[str] = target.fqdn
+    return f"{source.server_name} {version} {fqdn}"
+
+
+async def real_pair_async(served: milink.ServedLab) -> Mapping[str, object]:
+    source = await milink.SqlServer.connect_async(served.connection_string, password=served.password)
+    target = await milink.ManagedInstance.connect_async(served.resource_id, credential=milink.Credential.environment())
+    return await milink.gather_async(source, target, modules=["ToyStore"])
+
+
+def connect_errors() -> List[milink.MilinkError]:
+    caught: List[milink.MilinkError] = []
+    try:
+        milink.SqlServer.connect("")
+    except milink.AuthenticationError as e:
+        refused: milink.ConnectError = e
+        caught.append(refused)
+    except milink.ConnectError as e:
+        caught.append(e)
+    except milink.InvalidArgumentError as e:
+        caught.append(e)
+    with milink.Lab.tailspin().serve() as served:
+        caught.append(milink.GatherError(served.resource_id))
+    return caught
+
+
+class _Token:
+    token = "t"
+    expires_on = 0
+
+
+class _PyCredential:
+    def get_token(self, *scopes: str) -> _Token:
+        return _Token()
+
+
+def python_credential() -> milink.Credential:
+    return milink.Credential.from_python(_PyCredential())

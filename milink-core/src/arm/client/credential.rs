@@ -314,6 +314,42 @@ impl CredentialChoice {
     }
 }
 
+/// One bearer token, handed out as it is: a token obtained elsewhere (`az account
+/// get-access-token`), or a test peer's shared token (the simulator's HTTPS server). It does not
+/// expire of its own accord: it is valid until ARM stops accepting it. `Debug` never shows it.
+#[derive(Clone)]
+pub struct StaticToken(Secret);
+
+impl StaticToken {
+    /// The credential that hands out `token`.
+    pub fn new(token: Secret) -> StaticToken {
+        StaticToken(token)
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticToken(***)")
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for StaticToken {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        // No expiry of its own: valid until the peer stops accepting it.
+        let expires = azure_core::time::OffsetDateTime::from_unix_timestamp(4_102_444_800) // 2100-01-01
+            .unwrap_or(azure_core::time::OffsetDateTime::UNIX_EPOCH);
+        Ok(azure_core::credentials::AccessToken::new(
+            self.0.expose().to_owned(),
+            expires,
+        ))
+    }
+}
+
 /// The credential the process environment names (see the module's chain), built; the
 /// choice is logged by name, never with a secret.
 pub fn credential_from_environment() -> Result<Arc<dyn TokenCredential>, CredentialError> {

@@ -36,6 +36,7 @@ pub mod credential;
 mod http;
 mod options;
 mod reads;
+mod target;
 mod token;
 mod view;
 
@@ -56,8 +57,9 @@ use crate::names::{DatabaseName, InstanceId};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind, UNSUPPORTED};
 use crate::time::{SystemTimer, Timer};
 
-pub use credential::{CredentialChoice, CredentialError, credential_from_environment};
+pub use credential::{CredentialChoice, CredentialError, StaticToken, credential_from_environment};
 pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
+pub use target::TARGET_READS;
 
 use http::MALFORMED;
 use token::ArmTokens;

@@ -78,7 +78,7 @@ impl ArmManagedInstance {
             .await
     }
 
-    async fn get_answer(
+    pub(super) async fn get_answer(
         &self,
         request: &ArmRequest,
         what: &str,
@@ -88,7 +88,7 @@ impl ArmManagedInstance {
     }
 
     /// One resource; `None` on 404.
-    async fn read_one<T: DeserializeOwned>(
+    pub(super) async fn read_one<T: DeserializeOwned>(
         &self,
         request: &ArmRequest,
     ) -> Result<Option<T>, PortError> {
@@ -102,7 +102,7 @@ impl ArmManagedInstance {
     }
 
     /// Every item of a list, following `nextLink`.
-    async fn read_all<T: DeserializeOwned>(
+    pub(super) async fn read_all<T: DeserializeOwned>(
         &self,
         request: &ArmRequest,
     ) -> Result<Vec<T>, PortError> {
@@ -142,7 +142,10 @@ impl ArmManagedInstance {
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &serde_json::Value, what: &str) -> Result<T, PortError> {
+pub(super) fn decode<T: DeserializeOwned>(
+    body: &serde_json::Value,
+    what: &str,
+) -> Result<T, PortError> {
     T::deserialize(body).map_err(|e| {
         PortError::permanent(
             MALFORMED,

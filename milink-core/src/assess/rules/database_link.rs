@@ -16,6 +16,7 @@ pub(super) const RULES: &[Rule] = &[
     DATABASE_STATE,
     RECOVERY_MODEL,
     FULL_BACKUP,
+    BACKUP_CHECKSUM,
     MULTIPLE_LOG_FILES,
     FILE_STREAM,
     IN_MEMORY_OLTP_TIER,
@@ -23,6 +24,8 @@ pub(super) const RULES: &[Rule] = &[
     TDE_CERTIFICATE,
     TDE_CERTIFICATE_UNVERIFIED,
     NAME_TAKEN,
+    EXISTING_LINK,
+    OTHER_DISTRIBUTED_AG,
     AG_MEMBERSHIP,
     SEEDING_LOG_BACKUP_RISK,
     ADR_VERSION_STORE,
@@ -116,6 +119,42 @@ fn full_backup(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
         )])
         .with_note(note),
     )
+}
+
+const BACKUP_CHECKSUM: Rule = rule!(
+    "Link.BackupChecksum",
+    Warning,
+    Database,
+    "The full backup was taken WITH CHECKSUM",
+    F13,
+    "msdb.dbo.backupset.has_backup_checksums of the last full backup without COPY_ONLY",
+    Database(backup_checksum)
+);
+/// The preparation guide takes the database's full backup `WITH CHECKSUM` (milink-facts §1.3:
+/// `BACKUP DATABASE … WITH CHECKSUM`), so pages are verified before the database is seeded;
+/// a full backup without page checksums is reported. No full backup is Link.FullBackup's.
+fn backup_checksum(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
+    let Some(last) = d.last_full_backup else {
+        return Outcome::Pass;
+    };
+    match d.last_full_backup_checksum {
+        None => {
+            Outcome::NotEvaluated("whether the last full backup has checksums was not read".into())
+        }
+        Some(true) => Outcome::Pass,
+        Some(false) => Outcome::Fail(
+            Evidence::new("the last full backup was taken without CHECKSUM")
+                .with("last full backup", last),
+            Fix::sql(&[remediation::backup_database_full(
+                &d.name,
+                &BackupPath::default_for(&d.name),
+            )])
+            .with_note(
+                "milink's full backup is taken WITH CHECKSUM; change the path as needed, and \
+                 add CHECKSUM to the backup jobs (never COPY_ONLY for this one).",
+            ),
+        ),
+    }
 }
 
 const MULTIPLE_LOG_FILES: Rule = rule!(
@@ -352,6 +391,85 @@ fn name_taken(ctx: &Context<'_>, d: &DatabaseFacts) -> Outcome {
             ),
         ),
     }
+}
+
+const EXISTING_LINK: Rule = rule!(
+    "Link.ExistingLink",
+    Blocker,
+    Database,
+    "The database is not already linked to this managed instance",
+    F18,
+    "the databases of the instance's existing links (distributedAvailabilityGroups, databases[].databaseName)",
+    Database(existing_link)
+);
+/// A database already replicated to this managed instance by a link can't get a second link
+/// to it: the link's copy holds the name (milink-facts §1.8: one database per link, one DAG
+/// per link; a link from the managed instance isn't supported for a database already linked).
+/// A link of the same database to another instance is allowed (Link.OtherDistributedAg).
+fn existing_link(ctx: &Context<'_>, d: &DatabaseFacts) -> Outcome {
+    let Some(t) = ctx.target else {
+        return Outcome::NotEvaluated(NO_TARGET.into());
+    };
+    let Some(links) = &t.links else {
+        return Outcome::NotEvaluated("the managed instance's links were not read".into());
+    };
+    let holding: Vec<&str> = links
+        .iter()
+        .filter(|l| {
+            l.databases
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(d.name.as_str()))
+        })
+        .map(|l| l.name.as_str())
+        .collect();
+    if holding.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!(
+            "{} already replicates {} in link {}",
+            t.name,
+            d.name,
+            list(&holding)
+        ))
+        .with("links", list(&holding)),
+        Fix::action(
+            "Use the existing link, or remove it (and the database copy on the managed \
+             instance) before creating a new one.",
+        ),
+    )
+}
+
+const OTHER_DISTRIBUTED_AG: Rule = rule!(
+    "Link.OtherDistributedAg",
+    Info,
+    Database,
+    "The database's availability group is already in a distributed availability group",
+    F18,
+    "sys.availability_groups (is_distributed) whose replica is the database's AG",
+    Database(other_distributed_ag)
+);
+/// The database's availability group is already a replica of a distributed availability group
+/// (another link, or a DAG of its own). A further link to another managed instance is one
+/// more DAG on the same AG, which the overview allows; this names the existing one so it is
+/// not mistaken for the new link.
+fn other_distributed_ag(_: &Context<'_>, d: &DatabaseFacts) -> Outcome {
+    let Some(dag) = &d.distributed_ag else {
+        return Outcome::Pass;
+    };
+    let ag = d.ag.as_ref().map_or("?", |a| a.ag_name.as_str());
+    Outcome::Fail(
+        Evidence::new(format!(
+            "availability group {ag} is already in distributed availability group {dag}"
+        ))
+        .with("availability group", ag)
+        .with("distributed availability group", dag),
+        Fix::action(
+            "Nothing to fix for a link to another instance: give the new link a distinct \
+             name. A link to the instance that DAG already reaches is refused \
+             (Link.ExistingLink).",
+        ),
+    )
 }
 
 const AG_MEMBERSHIP: Rule = rule!(

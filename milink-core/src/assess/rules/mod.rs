@@ -303,6 +303,9 @@ mod sql_server;
 mod target;
 
 pub use limits::MI_SUPPORTED_TRACE_FLAGS;
+pub use network::Ipv4Net;
+pub use sql_server::cumulative_update;
+pub use target::LINK_ARM_ACTIONS;
 
 const F11: &str = "milink-facts §1.1";
 const F13: &str = "milink-facts §1.3";

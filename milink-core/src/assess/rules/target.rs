@@ -1,22 +1,100 @@
 //! Instance checks against the target managed instance: policy, room and storage.
 
-use crate::assess::facts::{DatabaseFacts, TargetFacts};
+use crate::assess::facts::{DatabaseFacts, ProtectorKind, TargetFacts};
 use crate::assess::sku::TierLimits;
 
 use super::{
-    Check, Context, Evidence, F13, F18, F19, F53, Fix, NO_TARGET, Outcome, Rule, ScopeKind,
+    Check, Context, Evidence, F13, F14, F18, F19, F53, Fix, NO_TARGET, Outcome, Rule, ScopeKind,
     Severity, gb,
 };
 
 /// This group's part of the catalogue, in catalogue order.
 pub(super) const RULES: &[Rule] = &[
+    AZURE_PERMISSIONS,
     COLLATION,
     UPDATE_POLICY,
     ONE_WAY,
+    SERVICE_MANAGED_KEY,
     FAILOVER_GROUP,
     DATABASE_COUNT_LIMIT,
     STORAGE_FITS,
+    SERVER_TRUST_CERTIFICATE,
 ];
+
+/// The Azure actions the link needs on the managed instance: the custom role of
+/// milink-facts §1.7 (`managed-instance-link-preparation.md`), which the built-in SQL Managed
+/// Instance Contributor role covers. The `failover` action of `distributedAvailabilityGroups`
+/// is not in the documented list (UNVERIFIED); it is not required here.
+pub const LINK_ARM_ACTIONS: [&str; 20] = [
+    "Microsoft.Sql/managedInstances/read",
+    "Microsoft.Sql/managedInstances/write",
+    "Microsoft.Sql/managedInstances/hybridCertificate/action",
+    "Microsoft.Sql/managedInstances/databases/read",
+    "Microsoft.Sql/managedInstances/databases/delete",
+    "Microsoft.Sql/managedInstances/databases/write",
+    "Microsoft.Sql/managedInstances/databases/completeRestore/action",
+    "Microsoft.Sql/managedInstances/databases/readBackups/action",
+    "Microsoft.Sql/managedInstances/databases/restoreDetails/read",
+    "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/read",
+    "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/write",
+    "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/delete",
+    "Microsoft.Sql/managedInstances/distributedAvailabilityGroups/setRole/action",
+    "Microsoft.Sql/managedInstances/endpointCertificates/read",
+    "Microsoft.Sql/managedInstances/hybridLink/read",
+    "Microsoft.Sql/managedInstances/hybridLink/write",
+    "Microsoft.Sql/managedInstances/hybridLink/delete",
+    "Microsoft.Sql/managedInstances/serverTrustCertificates/write",
+    "Microsoft.Sql/managedInstances/serverTrustCertificates/delete",
+    "Microsoft.Sql/managedInstances/serverTrustCertificates/read",
+];
+
+const AZURE_PERMISSIONS: Rule = rule!(
+    "Link.AzurePermissions",
+    Blocker,
+    Instance,
+    "The caller may manage the link on the managed instance",
+    "milink-facts §1.7",
+    "ARM's permissions call for the caller on the instance (Microsoft.Authorization/permissions, api-version 2022-04-01) against the documented actions",
+    Instance(azure_permissions)
+);
+/// The actions of [`LINK_ARM_ACTIONS`] against what ARM says the caller may do on the instance
+/// (`GET {instance}/providers/Microsoft.Authorization/permissions`, operation
+/// `AzurePermissionsForResource_List`, api-version 2022-04-01:
+/// <https://learn.microsoft.com/dotnet/api/azure.resourcemanager.authorization.mocking.mockableauthorizationresourcegroupresource.getazurepermissionsforresources>).
+/// An action is granted when one permission set matches it in `actions` and not in
+/// `notActions` (`*` wildcards, case-insensitive). Deny assignments are not in that answer.
+fn azure_permissions(ctx: &Context<'_>) -> Outcome {
+    let Some(t) = ctx.target else {
+        return Outcome::NotEvaluated(NO_TARGET.into());
+    };
+    let Some(sets) = &t.caller_permissions else {
+        return Outcome::NotEvaluated(
+            "the caller's permissions on the instance were not read".into(),
+        );
+    };
+    let missing: Vec<&str> = LINK_ARM_ACTIONS
+        .into_iter()
+        .filter(|a| !sets.iter().any(|s| s.grants(a)))
+        .collect();
+    if missing.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Fail(
+        Evidence::new(format!(
+            "the caller lacks {} of the link's {} Azure actions on {}, e.g. {}",
+            missing.len(),
+            LINK_ARM_ACTIONS.len(),
+            t.name,
+            missing[0]
+        ))
+        .with("missing", super::list(&missing)),
+        Fix::action(format!(
+            "Assign the caller the SQL Managed Instance Contributor role on {} (or its resource \
+             group), or a custom role with the missing actions.",
+            t.name
+        )),
+    )
+}
 
 const COLLATION: Rule = rule!(
     "Link.Collation",
@@ -140,6 +218,46 @@ fn one_way(ctx: &Context<'_>) -> Outcome {
     )
 }
 
+const SERVICE_MANAGED_KEY: Rule = rule!(
+    "Link.ServiceManagedKey",
+    Blocker,
+    Instance,
+    "Replication back to SQL Server is not blocked by a service-managed TDE key",
+    F18,
+    "the instance's TDE protector (encryptionProtector/current, serverKeyType) when failback or a link from the managed instance is intended",
+    Instance(service_managed_key)
+);
+/// A managed instance database encrypted with a service-managed key can't be replicated to
+/// SQL Server (ARM 409 `DistributedAvailabilityGroupDbEncryptedWithSmk`; milink-facts §1.8):
+/// failback and links created from the instance need a customer-managed key (BYOK) that SQL
+/// Server can reach. The instance encrypts its databases by default, so the protector is
+/// checked for the instance, not per database.
+fn service_managed_key(ctx: &Context<'_>) -> Outcome {
+    if !ctx.options.failback && !ctx.options.from_managed_instance {
+        return Outcome::Pass;
+    }
+    let Some(t) = ctx.target else {
+        return Outcome::NotEvaluated(NO_TARGET.into());
+    };
+    match t.tde_protector {
+        None => Outcome::NotEvaluated("the instance's TDE protector was not read".into()),
+        Some(ProtectorKind::CustomerManaged) => Outcome::Pass,
+        Some(ProtectorKind::ServiceManaged) => Outcome::Fail(
+            Evidence::new(format!(
+                "{}'s TDE protector is service-managed: its encrypted databases can't be \
+                 replicated to SQL Server (failback, or a link created from the instance)",
+                t.name
+            ))
+            .with("serverKeyType", "ServiceManaged"),
+            Fix::action(
+                "Switch the instance's TDE protector to a customer-managed key in Azure Key \
+                 Vault that SQL Server can also use (SQL Server on Linux: 2022 CU14+), before \
+                 linking; while a link replicates to SQL Server it can't be switched back.",
+            ),
+        ),
+    }
+}
+
 const FAILOVER_GROUP: Rule = rule!(
     "Link.FailoverGroup",
     Blocker,
@@ -245,6 +363,73 @@ fn storage_fits(ctx: &Context<'_>) -> Outcome {
             "Increase the managed instance's reserved storage to at least {} GB (32 GB steps; the \
              tier and vCores cap it).",
             (used + adding).div_ceil(32) * 32
+        )),
+    )
+}
+
+const SERVER_TRUST_CERTIFICATE: Rule = rule!(
+    "Link.ServerTrustCertificate",
+    Blocker,
+    Instance,
+    "SQL Server's endpoint certificate on the managed instance is the one SQL Server uses",
+    F14,
+    "CERTENCODED of the endpoint's certificate against the instance's serverTrustCertificates publicBlob, by bytes, then by name",
+    Instance(server_trust_certificate)
+);
+/// The managed instance authenticates SQL Server's endpoint with the server trust certificate
+/// holding SQL Server's endpoint certificate (milink-facts §1.4 (b)). It is found by its bytes
+/// (under any name); a trust certificate with the endpoint certificate's name but other bytes
+/// (left from an earlier certificate) is what breaks the link. None at all is for milink to
+/// upload while preparing.
+fn server_trust_certificate(ctx: &Context<'_>) -> Outcome {
+    let Some(name) = ctx
+        .instance
+        .endpoints
+        .first()
+        .and_then(|e| e.certificate.as_deref())
+    else {
+        return Outcome::Pass;
+    };
+    let Some(cert) = ctx.instance.certificate(name) else {
+        return Outcome::Pass;
+    };
+    let Some(t) = ctx.target else {
+        return Outcome::NotEvaluated(NO_TARGET.into());
+    };
+    let Some(trusted) = &t.server_trust_certificates else {
+        return Outcome::NotEvaluated(
+            "the instance's server trust certificates were not read".into(),
+        );
+    };
+    let Some(der) = cert
+        .encoded
+        .as_deref()
+        .and_then(crate::assess::facts::hex_bytes)
+    else {
+        return Outcome::NotEvaluated(format!("the bytes of certificate [{name}] were not read"));
+    };
+    if trusted
+        .iter()
+        .any(|c| crate::assess::facts::hex_eq(&c.public_blob, &der))
+    {
+        return Outcome::Pass;
+    }
+    let Some(same_name) = trusted.iter().find(|c| c.name.eq_ignore_ascii_case(name)) else {
+        return Outcome::Pass;
+    };
+    Outcome::Fail(
+        Evidence::new(format!(
+            "server trust certificate {} on {} holds another key than SQL Server's endpoint \
+             certificate [{name}]",
+            same_name.name, t.name
+        ))
+        .with("endpoint certificate", name)
+        .with("thumbprint on SQL Server", &cert.thumbprint),
+        Fix::action(format!(
+            "Delete the stale server trust certificate {} from the managed instance (after \
+             checking no other link uses it) and upload the current public key (CERTENCODED) \
+             of [{name}]; milink uploads it while preparing when none of that name exists.",
+            same_name.name
         )),
     )
 }

@@ -104,6 +104,27 @@ impl Machine {
             from: Steady::Replicating,
             target,
             restore_mode: self.current_mode(),
+            prepared: false,
+            retried: false,
+        };
+        Ok(self.begin_role_change(plan, now))
+    }
+
+    /// [`Command::Prepare`]: switch both sides to synchronous commit while the application
+    /// still writes, and come back to the steady state `from`. Already synchronous: nothing to do.
+    pub(super) fn cmd_prepare(&mut self, from: Steady, now: Timestamp) -> Outcome {
+        if self.synchronous || self.last_link.as_ref().is_some_and(link_synchronous) {
+            // The state was put back by the caller: nothing changes.
+            self.synchronous = true;
+            return Ok(Vec::new());
+        }
+        let plan = Plan {
+            goal: Goal::Prepare,
+            from,
+            target: from.primary(self.spec.initial_primary).other(),
+            restore_mode: self.current_mode(),
+            prepared: false,
+            retried: false,
         };
         Ok(self.enter(
             State::PreparingFailover {
@@ -113,6 +134,33 @@ impl Machine {
             },
             now,
         ))
+    }
+
+    /// Enters a role change's first phase: the switch to synchronous commit, or straight the
+    /// catch-up gate when both sides are already synchronous (prepared; the gate still reads
+    /// the modes, and a side found asynchronous sends the machine back to the switch).
+    pub(super) fn begin_role_change(&mut self, mut plan: Plan, now: Timestamp) -> Vec<Effect> {
+        if self.spec.options.skip_synchronous_switch
+            && (self.synchronous || self.last_link.as_ref().is_some_and(link_synchronous))
+        {
+            plan.prepared = true;
+            return self.enter(
+                State::CatchingUp {
+                    plan,
+                    stable: None,
+                    blocker: None,
+                },
+                now,
+            );
+        }
+        self.enter(
+            State::PreparingFailover {
+                plan,
+                source_done: false,
+                instance: ArmCall::Requested,
+            },
+            now,
+        )
     }
 
     pub(super) fn cmd_failback(
@@ -134,15 +182,10 @@ impl Machine {
             },
             target: initial,
             restore_mode: self.current_mode(),
+            prepared: false,
+            retried: false,
         };
-        Ok(self.enter(
-            State::PreparingFailover {
-                plan,
-                source_done: false,
-                instance: ArmCall::Requested,
-            },
-            now,
-        ))
+        Ok(self.begin_role_change(plan, now))
     }
 
     pub(super) fn cmd_cutover(
@@ -187,15 +230,10 @@ impl Machine {
                     from,
                     target: Side::ManagedInstance,
                     restore_mode: self.current_mode(),
+                    prepared: false,
+                    retried: false,
                 };
-                self.enter(
-                    State::PreparingFailover {
-                        plan,
-                        source_done: false,
-                        instance: ArmCall::Requested,
-                    },
-                    now,
-                )
+                self.begin_role_change(plan, now)
             }
         }
     }

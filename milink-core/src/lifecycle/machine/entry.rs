@@ -25,8 +25,20 @@ impl Machine {
         Vec::new()
     }
 
+    /// Schedules the next probe or poll: `gate_interval` for the readings around a role
+    /// change (the catch-up gate, a role check), `probe_interval` for everything else.
     pub(super) fn schedule(&mut self, now: Timestamp) {
-        self.wake_at = Some(now.plus(self.spec.options.probe_interval));
+        let o = &self.spec.options;
+        let every = match &self.state {
+            State::CatchingUp { .. }
+            | State::VerifyingRoles { .. }
+            | State::FailingOver {
+                change: RoleChange::Checking,
+                ..
+            } => o.gate_interval,
+            _ => o.probe_interval,
+        };
+        self.wake_at = Some(now.plus(every));
     }
 
     pub(super) fn fail(

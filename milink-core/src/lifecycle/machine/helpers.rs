@@ -19,7 +19,8 @@ pub(super) fn arm_reply(effect: &Effect, obs: Observation) -> Result<ArmReply, R
         | Observation::OperationRunning
         | Observation::PublicKey(_)
         | Observation::Link(_)
-        | Observation::FullBackups(_) => Err(RejectReason::UnexpectedObservation {
+        | Observation::FullBackups(_)
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation {
             expected: if polling {
                 "Done or OperationRunning"
             } else {
@@ -73,9 +74,8 @@ pub(super) fn expect_done(obs: Observation) -> Result<(), RejectReason> {
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
         | Observation::Link(_)
-        | Observation::FullBackups(_) => {
-            Err(RejectReason::UnexpectedObservation { expected: "Done" })
-        }
+        | Observation::FullBackups(_)
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation { expected: "Done" }),
     }
 }
 
@@ -87,7 +87,8 @@ pub(super) fn expect_public_key(obs: Observation) -> Result<Vec<u8>, RejectReaso
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
         | Observation::Link(_)
-        | Observation::FullBackups(_) => Err(RejectReason::UnexpectedObservation {
+        | Observation::FullBackups(_)
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation {
             expected: "a non-empty PublicKey",
         }),
     }
@@ -100,9 +101,8 @@ pub(super) fn expect_link(obs: Observation) -> Result<LinkObservation, RejectRea
         | Observation::PublicKey(_)
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
-        | Observation::FullBackups(_) => {
-            Err(RejectReason::UnexpectedObservation { expected: "Link" })
-        }
+        | Observation::FullBackups(_)
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation { expected: "Link" }),
     }
 }
 
@@ -113,7 +113,8 @@ pub(super) fn expect_backups(obs: Observation) -> Result<Vec<FullBackup>, Reject
         | Observation::PublicKey(_)
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
-        | Observation::Link(_) => Err(RejectReason::UnexpectedObservation {
+        | Observation::Link(_)
+        | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation {
             expected: "FullBackups",
         }),
     }
@@ -147,6 +148,20 @@ pub(super) fn side_view(link: &LinkObservation, side: Side) -> &SideView {
 
 pub(super) fn role_of(link: &LinkObservation, side: Side) -> Option<ReplicaRole> {
     side_view(link, side).role
+}
+
+/// Both sides read in synchronous commit: SQL Server's DAG replicas (its own and, when
+/// reported, the instance's) and the instance's `replicationMode`.
+pub(super) fn link_synchronous(link: &LinkObservation) -> bool {
+    [Side::SqlServer, Side::ManagedInstance]
+        .into_iter()
+        .all(|side| {
+            let view = side_view(link, side);
+            view.mode == Some(AvailabilityMode::SynchronousCommit)
+                && view
+                    .partner_mode
+                    .is_none_or(|m| m == AvailabilityMode::SynchronousCommit)
+        })
 }
 
 pub(super) fn both_primary(link: &LinkObservation) -> bool {

@@ -360,6 +360,11 @@ pub struct Machine {
     /// and since when (for the `CatchUp` progress events; the gate keeps its own record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     lsns_equal: Vec<(DatabaseName, Lsn, Timestamp)>,
+    /// Both sides were last switched to synchronous commit by this machine and not switched
+    /// back since, nor read asynchronous on SQL Server (whose T-SQL reading is live): a role
+    /// change skips the switch ([`Plan::prepared`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    synchronous: bool,
     /// Events of the input being handled (always empty between inputs).
     #[serde(skip)]
     events: Vec<ProgressEvent>,
@@ -405,6 +410,8 @@ struct MachineRepr {
     redirects: u64,
     #[serde(default)]
     lsns_equal: Vec<(DatabaseName, Lsn, Timestamp)>,
+    #[serde(default)]
+    synchronous: bool,
 }
 
 impl TryFrom<MachineRepr> for Machine {
@@ -432,6 +439,7 @@ impl TryFrom<MachineRepr> for Machine {
             fences_undone: r.fences_undone,
             redirects: r.redirects,
             lsns_equal: r.lsns_equal,
+            synchronous: r.synchronous,
             events: Vec::new(),
         })
     }
@@ -574,6 +582,7 @@ impl Machine {
             fences_undone: 0,
             redirects: 0,
             lsns_equal: Vec::new(),
+            synchronous: false,
             events: Vec::new(),
         })
     }
@@ -757,6 +766,7 @@ impl Machine {
                     | C::Start
                     | C::Failover(K::Planned | K::Forced(_))
                     | C::Failback
+                    | C::Prepare
                     | C::Cutover(_)
                     | C::RepairSplitBrain { .. }
                     | C::Cancel
@@ -837,10 +847,31 @@ impl Machine {
                     blocker,
                 },
                 I::Observed { step, result },
-            ) => observe! {
-                self, step, result, now, S::CatchingUp { plan, stable, blocker },
-                |_e, obs| self.on_catching_up(plan, stable, blocker, obs, now)
-            },
+            ) => {
+                let effect = self.take(step)?;
+                match (&effect, result) {
+                    // The gate's workload reading: a failure to read it only means the long
+                    // window applies.
+                    (
+                        Effect::Probe {
+                            probe: Probe::Workload { .. },
+                            ..
+                        },
+                        result,
+                    ) => Ok(self.on_gate_workload(plan, stable, blocker, result.ok(), now)),
+                    (_, Ok(obs)) => self.on_catching_up(plan, stable, blocker, obs, now),
+                    (_, Err(error)) => Ok(self.on_error(
+                        S::CatchingUp {
+                            plan,
+                            stable,
+                            blocker,
+                        },
+                        &effect,
+                        error,
+                        now,
+                    )),
+                }
+            }
             (
                 S::FailingOver {
                     target,
@@ -1157,6 +1188,31 @@ impl Machine {
             (underway!() | S::Failed { .. }, I::Command(C::Failback)) => {
                 Err(self.refuse_failback(R::NotAllowedInState))
             }
+
+            // ---- Command::Prepare.
+            (s @ S::Replicating { .. }, I::Command(C::Prepare)) => {
+                self.state = s;
+                self.cmd_prepare(Steady::Replicating, now)
+            }
+            (
+                s @ S::FailedOver {
+                    primary,
+                    data_loss_possible,
+                },
+                I::Command(C::Prepare),
+            ) => {
+                self.state = s;
+                self.cmd_prepare(
+                    Steady::FailedOver {
+                        primary,
+                        data_loss_possible,
+                    },
+                    now,
+                )
+            }
+            (before_replicating!(), I::Command(C::Prepare)) => Err(R::NotReplicatingYet),
+            (S::SplitBrain, I::Command(C::Prepare)) => Err(R::SplitBrainPresent),
+            (underway!() | S::Failed { .. }, I::Command(C::Prepare)) => Err(R::NotAllowedInState),
 
             // ---- Command::Cutover.
             (S::Replicating { .. }, I::Command(C::Cutover(options))) => {

@@ -320,6 +320,10 @@ impl Machine {
         let mut schedule = false;
         self.mode_reply(effect, obs, &mut source_done, &mut instance, &mut schedule)?;
         if source_done && instance == ArmCall::Done {
+            self.synchronous = true;
+            if plan.goal == Goal::Prepare {
+                return Ok(self.enter(plan.from.to_state(), now));
+            }
             // The catch-up shares the preparation's timeout.
             let timeout = self.timeout_at;
             let effects = self.enter(
@@ -356,6 +360,7 @@ impl Machine {
         let mut schedule = false;
         self.mode_reply(effect, obs, &mut source_done, &mut instance, &mut schedule)?;
         if source_done && instance == ArmCall::Done {
+            self.synchronous = abort.restore_mode == Some(AvailabilityMode::SynchronousCommit);
             return Ok(self.enter(abort.back_to.to_state(), now));
         }
         self.state = State::AbortingFailover {
@@ -462,7 +467,7 @@ impl Machine {
         let guard = match plan.goal {
             Goal::Failover | Goal::Failback => self.failback_guard(),
             Goal::Cutover(_) if plan.target == Side::SqlServer => self.failback_guard(),
-            Goal::Cutover(_) => Ok(()),
+            Goal::Cutover(_) | Goal::Prepare => Ok(()),
         };
         if let Err(reason) = guard {
             let error = StepError {
@@ -482,9 +487,29 @@ impl Machine {
             return Ok(self.fail(state, None, error));
         }
         let (stable, blocker) = match self.catch_up_gate(&link, plan.target) {
+            Err(CatchUpBlocker::ModeNotSynchronous { .. }) if plan.prepared => {
+                // The switch was skipped on an earlier reading and a side is asynchronous
+                // now: make it (the catch-up shares the timeout).
+                self.synchronous = false;
+                let timeout = self.timeout_at;
+                let effects = self.enter(
+                    State::PreparingFailover {
+                        plan: Plan {
+                            prepared: false,
+                            retried: false,
+                            ..plan
+                        },
+                        source_done: false,
+                        instance: ArmCall::Requested,
+                    },
+                    now,
+                );
+                self.timeout_at = timeout;
+                return Ok(effects);
+            }
             Err(blocker) => (None, blocker),
             Ok(lsns) => {
-                let (stable, moved) = match stable {
+                let (mut stable, moved) = match stable {
                     Some(s) if s.lsns == lsns => (
                         StableLsns {
                             readings: s.readings.saturating_add(1),
@@ -497,6 +522,7 @@ impl Machine {
                             lsns,
                             since: now,
                             readings: 1,
+                            quiet: None,
                         },
                         true,
                     ),
@@ -505,12 +531,24 @@ impl Machine {
                             lsns,
                             since: now,
                             readings: 1,
+                            quiet: None,
                         },
                         false,
                     ),
                 };
-                if (stable.readings >= 2
-                    && now.since(stable.since) >= self.spec.options.stability_window)
+                if stable.quiet.is_none() && self.mutated_quiet_check() {
+                    stable.quiet = Some(true);
+                }
+                let quiet_window = self.spec.options.quiet_stability_window;
+                if quiet_window.is_none() || plan.retried {
+                    // The workload is not read, or an attempt was made: the long window.
+                    stable.quiet = Some(false);
+                }
+                let window = match (stable.quiet, quiet_window) {
+                    (Some(true), Some(w)) => w,
+                    _ => self.spec.options.stability_window,
+                };
+                if (stable.readings >= 2 && now.since(stable.since) >= window)
                     || self.mutated_stability()
                 {
                     return Ok(self.after_catch_up(plan, stable.lsns, now));
@@ -522,6 +560,20 @@ impl Machine {
                         since: stable.since,
                     }
                 };
+                if stable.quiet.is_none() {
+                    // First equal reading of these values: read who is still connected to the
+                    // primary now. Quiet, the window shrinks; a session that connects after
+                    // this reading and commits moves the LSNs.
+                    let side = plan.target.other();
+                    let probe = self.probe(Probe::Workload { side });
+                    self.state = State::CatchingUp {
+                        plan,
+                        stable: Some(stable),
+                        blocker: Some(blocker),
+                    };
+                    self.wake_at = None;
+                    return Ok(vec![probe]);
+                }
                 (Some(stable), blocker)
             }
         };
@@ -624,7 +676,7 @@ impl Machine {
                     restore_mode: None,
                 },
             },
-            Goal::Failover | Goal::Failback => self.then_after(target, false),
+            Goal::Failover | Goal::Failback | Goal::Prepare => self.then_after(target, false),
         }
     }
 
@@ -669,7 +721,10 @@ impl Machine {
                             // all, they are what its proof compares against.
                             Some(plan) => Ok(self.enter(
                                 State::CatchingUp {
-                                    plan,
+                                    plan: Plan {
+                                        retried: true,
+                                        ..plan
+                                    },
                                     stable: None,
                                     blocker: None,
                                 },
@@ -1000,15 +1055,10 @@ impl Machine {
                     from: abort.back_to,
                     target: Side::ManagedInstance,
                     restore_mode: self.current_mode(),
+                    prepared: false,
+                    retried: false,
                 };
-                return Ok(self.enter(
-                    State::PreparingFailover {
-                        plan,
-                        source_done: false,
-                        instance: ArmCall::Requested,
-                    },
-                    now,
-                ));
+                return Ok(self.begin_role_change(plan, now));
             }
             // Two-way: the instance is primary; read the link before the DELETE.
             return Ok(self.enter(
@@ -1210,6 +1260,47 @@ impl Machine {
     }
 
     /// Feature `mutations` only: the stability requirement is switched off.
+    pub(super) fn mutated_quiet_check(&self) -> bool {
+        #[cfg(feature = "mutations")]
+        {
+            self.spec.options.mutations.skip_quiet_check
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            false
+        }
+    }
+
+    /// The gate's reading of the primary's workload (`None`: it could not be read): quiet
+    /// (no client session on the link's databases) shortens the window for the LSNs read.
+    pub(super) fn on_gate_workload(
+        &mut self,
+        plan: Plan,
+        stable: Option<StableLsns>,
+        blocker: Option<CatchUpBlocker>,
+        obs: Option<Observation>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let quiet = match obs {
+            Some(Observation::Workload(activity)) => {
+                activity.is_quiet() && !activity.has_open_transactions()
+            }
+            Some(_) | None => false,
+        };
+        let stable = stable.map(|s| StableLsns {
+            quiet: Some(quiet),
+            ..s
+        });
+        self.wait(
+            State::CatchingUp {
+                plan,
+                stable,
+                blocker,
+            },
+            now,
+        )
+    }
+
     pub(super) fn mutated_stability(&self) -> bool {
         #[cfg(feature = "mutations")]
         {
@@ -1389,7 +1480,10 @@ impl Machine {
                 retryable: true,
             };
             let state = State::CatchingUp {
-                plan,
+                plan: Plan {
+                    retried: true,
+                    ..plan
+                },
                 stable: None,
                 blocker: None,
             };
@@ -1398,7 +1492,10 @@ impl Machine {
             self.fences_undone += 1;
             self.enter(
                 State::CatchingUp {
-                    plan,
+                    plan: Plan {
+                        retried: true,
+                        ..plan
+                    },
                     stable: None,
                     blocker: None,
                 },

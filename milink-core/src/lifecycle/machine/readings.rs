@@ -8,6 +8,16 @@ impl Machine {
         obs: Observation,
     ) -> Result<LinkObservation, RejectReason> {
         let link = expect_link(obs)?;
+        // SQL Server's modes are read live over T-SQL: one found asynchronous means the link
+        // is no longer prepared (the instance's ARM reading may lag, so it is not used here).
+        let source = side_view(&link, Side::SqlServer);
+        if [source.mode, source.partner_mode]
+            .into_iter()
+            .flatten()
+            .any(|m| m != AvailabilityMode::SynchronousCommit)
+        {
+            self.synchronous = false;
+        }
         self.last_link = Some(link.clone());
         self.last_probe_error = None;
         Ok(link)

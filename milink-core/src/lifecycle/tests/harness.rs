@@ -9,6 +9,26 @@ pub struct H {
     pub journal: Vec<(Input, Timestamp)>,
     /// The events of the last accepted input.
     pub events: Vec<ProgressEvent>,
+    /// How the catch-up gate's workload readings are answered as soon as they are issued
+    /// (`None`: left in flight for the test). By default one client session is connected, so
+    /// the long stability window applies.
+    pub workload: Option<crate::redirect::WorkloadActivity>,
+}
+
+/// One idle client session on ToyStore: not quiet.
+pub fn busy_workload() -> crate::redirect::WorkloadActivity {
+    crate::redirect::WorkloadActivity {
+        sessions: vec![crate::redirect::ClientSession {
+            session_id: 57,
+            database: DatabaseName::new("ToyStore").unwrap(),
+            login: "app".into(),
+            host: None,
+            program: None,
+            status: "sleeping".into(),
+            open_transactions: 0,
+            oldest_transaction_start: None,
+        }],
+    }
 }
 
 impl H {
@@ -18,6 +38,7 @@ impl H {
             now: t(T0),
             journal: Vec::new(),
             events: Vec::new(),
+            workload: Some(busy_workload()),
         }
     }
 
@@ -54,7 +75,32 @@ impl H {
         match self.input(input.clone()) {
             Ok(step) => {
                 self.events = step.events;
-                step.effects
+                let mut effects = step.effects;
+                while let Some(activity) = self.workload.clone()
+                    && let Some(i) = effects.iter().position(|e| {
+                        matches!(
+                            e,
+                            Effect::Probe {
+                                probe: Probe::Workload { .. },
+                                ..
+                            }
+                        )
+                    })
+                {
+                    let probe = effects.remove(i);
+                    let result = Ok(Observation::Workload(activity));
+                    match self.input(Input::Observed {
+                        step: probe.step(),
+                        result,
+                    }) {
+                        Ok(mut more) => {
+                            self.events.append(&mut more.events);
+                            effects.append(&mut more.effects);
+                        }
+                        Err(r) => panic!("workload reading rejected: {r}"),
+                    }
+                }
+                effects
             }
             Err(r) => panic!("{input:?} rejected in {state}: {r}"),
         }
@@ -397,11 +443,18 @@ impl H {
         panic!("the gate never opened");
     }
 
+    /// Answers the switch to synchronous commit, unless the role change skipped it (prepared).
+    pub fn switch_to_sync(&mut self) {
+        if self.phase() == Phase::PreparingFailover {
+            self.done_all();
+        }
+    }
+
     /// Replicating → FailedOver (planned) with the other side primary.
     pub fn planned_failover(&mut self) {
         let target = self.m.spec().initial_primary.other();
         self.cmd(Command::Failover(FailoverKind::Planned));
-        self.done_all();
+        self.switch_to_sync();
         assert_eq!(self.phase(), Phase::CatchingUp);
         self.pass_gate(target);
         assert_eq!(self.phase(), Phase::FailingOver);
@@ -458,6 +511,10 @@ pub fn default_answer(effect: &Effect) -> Observation {
             probe: Probe::FirstFullBackups,
             ..
         } => Observation::FullBackups(vec![]),
+        Effect::Probe {
+            probe: Probe::Workload { .. },
+            ..
+        } => Observation::Workload(crate::redirect::WorkloadActivity::default()),
         Effect::Probe {
             probe: Probe::Link, ..
         } => Observation::Link(LinkObservation {

@@ -24,6 +24,9 @@ scenarios!(
     replicating_reports_lag_and_detects_split_brain,
     planned_failover_catches_up_then_fails_over_with_tsql,
     planned_failover_uses_arm_before_cu13,
+    prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch,
+    guard_a_quiet_workload_shortens_the_window_and_nothing_else_does,
+    guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet,
     guard_no_failover_while_asynchronous,
     guard_no_failover_while_lsns_differ,
     guard_no_failover_while_lsns_move,
@@ -127,7 +130,7 @@ fn is_poll(effects: &[Effect], operation: &OperationRef) -> bool {
 /// Replicating → (sync both sides) → CatchingUp, for the machine's initial direction.
 fn to_catching_up(h: &mut H) {
     h.cmd(Command::Failover(FailoverKind::Planned));
-    h.done_all();
+    h.switch_to_sync();
     assert_eq!(h.phase(), Phase::CatchingUp);
 }
 
@@ -1321,9 +1324,12 @@ pub fn failback_returns_to_replicating() {
     h.create();
     h.planned_failover();
     let fx = h.cmd(Command::Failback);
-    assert_eq!(phase_events(&h.events), ["PreparingFailover"]);
-    assert_eq!(actions(&fx).len(), 2);
-    h.done_all();
+    assert_eq!(
+        phase_events(&h.events),
+        ["CatchingUp"],
+        "the failover left both sides synchronous: no switch"
+    );
+    assert!(is_probe(&fx, Probe::Link));
     h.pass_gate(Side::SqlServer);
     // The instance is primary: ARM planned failover.
     assert!(matches!(
@@ -1411,7 +1417,7 @@ pub fn guard_failback_refused_on_one_way_links_and_mismatched_policies() {
     h.create();
     h.planned_failover();
     h.cmd(Command::Failback);
-    h.done_all();
+    h.switch_to_sync();
     let mut obs = h.sync_equal(Side::ManagedInstance, 900);
     if let Observation::Link(link) = &mut obs {
         link.instance.update_policy = Some(UpdatePolicy::AlwaysUpToDate);
@@ -1946,7 +1952,7 @@ pub fn guard_a_failed_failover_is_never_sent_again_without_a_fresh_gate() {
     let obs = h.sync_equal(Side::SqlServer, 5);
     h.answer(obs);
     h.cmd(Command::Failover(FailoverKind::Planned));
-    h.done_all();
+    h.switch_to_sync();
     h.pass_gate(Side::ManagedInstance);
     h.fail(false);
     h.cmd(Command::Cancel);
@@ -2611,11 +2617,13 @@ pub fn cutover_on_a_reverse_link() {
         }
     );
     h.cmd(Command::Cutover(keep_ag()));
+    // The failover left both sides synchronous: straight to the gate.
     assert!(matches!(
         h.m.state(),
-        State::PreparingFailover {
+        State::CatchingUp {
             plan: Plan {
                 target: Side::ManagedInstance,
+                prepared: true,
                 ..
             },
             ..
@@ -2968,7 +2976,11 @@ pub fn cancel_after_a_failure() {
     let obs = h.sync_equal(Side::SqlServer, 5);
     h.answer(obs);
     h.cmd(Command::Failover(FailoverKind::Planned));
-    h.done_all();
+    assert_eq!(
+        h.phase(),
+        Phase::CatchingUp,
+        "already synchronous: no switch"
+    );
     h.fail(false);
     h.cmd(Command::Cancel);
     assert_eq!(
@@ -4021,4 +4033,248 @@ pub fn machine_round_trips_through_json() {
             .unwrap()
             .contains("EnsureMasterKey")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preparing a role change while the application writes, and the sub-second gate.
+
+/// The instance primary on a two-way link, SQL Server read asynchronous.
+fn async_reading(h: &H, primary: Side) -> Observation {
+    h.view(
+        primary,
+        AvailabilityMode::AsynchronousCommit,
+        SyncState::Synchronizing,
+        SyncHealth::Healthy,
+        5,
+        5,
+    )
+}
+
+pub fn prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch() {
+    let mut h = H::new(two_way());
+    assert_eq!(
+        h.reject_cmd(Command::Prepare),
+        RejectReason::NotReplicatingYet
+    );
+    h.create();
+    let fx = h.cmd(Command::Prepare);
+    assert_eq!(phase_events(&h.events), ["PreparingFailover"]);
+    assert_eq!(actions(&fx).len(), 2, "both sides switch at once");
+    h.done_all();
+    assert_eq!(phase_events(&h.events), ["Replicating"]);
+    assert!(Operation::Prepare.reached(h.m.state()));
+    assert!(h.cmd(Command::Prepare).is_empty(), "already synchronous");
+    // The failover goes straight to the gate.
+    let fx = h.cmd(Command::Failover(FailoverKind::Planned));
+    assert_eq!(phase_events(&h.events), ["CatchingUp"]);
+    assert!(is_probe(&fx, Probe::Link));
+    // A side read asynchronous (changed outside milink) makes the switch after all.
+    let obs = async_reading(&h, Side::SqlServer);
+    let fx = h.answer(obs);
+    assert_eq!(phase_events(&h.events), ["PreparingFailover"]);
+    assert_eq!(actions(&fx).len(), 2);
+    h.done_all();
+    h.pass_gate(Side::ManagedInstance);
+    h.done();
+    h.verify_and_redirect(Side::ManagedInstance);
+    assert_eq!(h.phase(), Phase::FailedOver);
+    // Failed over, read asynchronous: prepare switches again and comes back to FailedOver.
+    h.tick_at_deadline();
+    let obs = async_reading(&h, Side::ManagedInstance);
+    h.answer(obs);
+    let fx = h.cmd(Command::Prepare);
+    assert_eq!(actions(&fx).len(), 2);
+    h.done_all();
+    assert_eq!(phase_events(&h.events), ["FailedOver"]);
+
+    // A two-way cutover after a prepare goes straight to the gate too.
+    let mut h = H::new(two_way());
+    h.create();
+    h.cmd(Command::Prepare);
+    h.done_all();
+    h.cmd(Command::Cutover(keep_ag()));
+    assert_eq!(phase_events(&h.events), ["CatchingUp"]);
+
+    // A one-way cutover after a prepare: the backup wait, then the gate without a switch.
+    let mut h = H::new(one_way());
+    h.create();
+    h.cmd(Command::Prepare);
+    h.done_all();
+    h.cmd(Command::Cutover(keep_ag()));
+    assert_eq!(h.phase(), Phase::AwaitingFirstFullBackup);
+    let obs = h.backups(Some(h.now));
+    h.answer(obs);
+    assert_eq!(phase_events(&h.events), ["CatchingUp"]);
+
+    // A reverse link failed over to SQL Server and read asynchronous: its cutover switches.
+    let mut h = H::new(reverse());
+    h.create();
+    h.planned_failover();
+    h.tick_at_deadline();
+    let obs = async_reading(&h, Side::SqlServer);
+    h.answer(obs);
+    h.cmd(Command::Cutover(keep_ag()));
+    assert_eq!(phase_events(&h.events), ["PreparingFailover"]);
+
+    // Refused in a split brain and while another operation runs.
+    let mut h = H::new(two_way());
+    h.create();
+    h.tick_at_deadline();
+    let obs = h.both_primary();
+    h.answer(obs);
+    assert_eq!(
+        h.reject_cmd(Command::Prepare),
+        RejectReason::SplitBrainPresent
+    );
+    let mut h = reach(Phase::CatchingUp);
+    assert_eq!(
+        h.reject_cmd(Command::Prepare),
+        RejectReason::NotAllowedInState
+    );
+}
+
+pub fn guard_a_quiet_workload_shortens_the_window_and_nothing_else_does() {
+    let spec = || {
+        let mut spec = two_way();
+        spec.options.gate_interval = Duration::from_millis(250);
+        spec
+    };
+    // Returns the time from the first equal reading to the FAILOVER, the gate read every
+    // 250 ms, with the workload reading answered by `answer`.
+    let run = |answer: &dyn Fn(&mut H, StepId)| -> Duration {
+        let mut h = H::new(spec());
+        h.workload = None;
+        h.create();
+        h.cmd(Command::Failover(FailoverKind::Planned));
+        h.switch_to_sync();
+        let equal = h.sync_equal(Side::SqlServer, 1000);
+        let first = h.now;
+        let fx = h.answer(equal.clone());
+        let step = match &fx[..] {
+            [
+                Effect::Probe {
+                    step,
+                    probe:
+                        Probe::Workload {
+                            side: Side::SqlServer,
+                        },
+                },
+            ] => *step,
+            other => {
+                panic!("the primary's workload is read after the first equal reading: {other:?}")
+            }
+        };
+        answer(&mut h, step);
+        assert_eq!(h.phase(), Phase::CatchingUp);
+        for _ in 0..400 {
+            let before = h.now;
+            h.tick_at_deadline();
+            assert_eq!(h.now.since(before), Duration::from_millis(250));
+            if has_failover(&h.answer(equal.clone())) {
+                return h.now.since(first);
+            }
+        }
+        panic!("the gate never opened");
+    };
+    let options = spec().options;
+    let quiet_window = options.quiet_stability_window.unwrap();
+    let quiet = run(&|h, step| {
+        h.answer_step(step, Ok(Observation::Workload(WorkloadActivity::default())));
+    });
+    assert!(quiet >= quiet_window, "{quiet:?}");
+    assert!(quiet < quiet_window + options.gate_interval * 2);
+    // A connected session, an open transaction or a reading that failed: the long window.
+    let busy = run(&|h, step| {
+        h.answer_step(step, Ok(Observation::Workload(busy_workload())));
+    });
+    let mut open = busy_workload();
+    open.sessions[0].open_transactions = 1;
+    let open_tx = run(&|h, step| {
+        h.answer_step(step, Ok(Observation::Workload(open.clone())));
+    });
+    let failed = run(&|h, step| {
+        h.answer_step(step, Err(step_error(false)));
+    });
+    for d in [busy, open_tx, failed] {
+        assert!(d >= options.stability_window, "{d:?}");
+        assert!(d < options.stability_window + options.gate_interval * 2);
+    }
+    // New LSNs after the quiet reading restart the window and the workload is read again.
+    let mut h = H::new(spec());
+    h.workload = None;
+    h.create();
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    h.switch_to_sync();
+    let obs = h.sync_equal(Side::SqlServer, 1000);
+    let fx = h.answer(obs);
+    h.answer_step(
+        fx[0].step(),
+        Ok(Observation::Workload(WorkloadActivity::default())),
+    );
+    h.tick_at_deadline();
+    let obs = h.sync_equal(Side::SqlServer, 1007);
+    let fx = h.answer(obs);
+    assert!(
+        matches!(
+            &fx[..],
+            [Effect::Probe {
+                probe: Probe::Workload { .. },
+                ..
+            }]
+        ),
+        "{fx:?}"
+    );
+    assert!(matches!(
+        h.m.state(),
+        State::CatchingUp {
+            stable: Some(StableLsns { quiet: None, .. }),
+            blocker: Some(CatchUpBlocker::LsnsStillMoving),
+            ..
+        }
+    ));
+}
+
+pub fn guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet() {
+    // The FAILOVER failed and a reading shows the roles unchanged: the gate runs again, and
+    // even with no client session left it holds the LSNs for the full stability window, so a
+    // lagging reading of an operation that still runs is seen before anything is sent again.
+    let mut h = reach(Phase::FailingOver);
+    h.workload = Some(WorkloadActivity::default());
+    h.fail(false);
+    let fx = h.cmd(Command::Retry);
+    assert!(is_probe(&fx, Probe::Link));
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    assert!(!has_failover(&h.answer(obs)));
+    assert!(matches!(
+        h.m.state(),
+        State::CatchingUp {
+            plan: Plan { retried: true, .. },
+            ..
+        }
+    ));
+    let options = h.spec().options;
+    let equal = h.sync_equal(Side::SqlServer, 2000);
+    let first = h.now;
+    let fx = h.answer(equal.clone());
+    assert!(
+        !fx.iter().any(|e| matches!(
+            e,
+            Effect::Probe {
+                probe: Probe::Workload { .. },
+                ..
+            }
+        )),
+        "after an attempt the workload is not read: the long window applies anyway"
+    );
+    loop {
+        h.tick_at_deadline();
+        if has_failover(&h.answer(equal.clone())) {
+            break;
+        }
+        assert!(
+            h.now.since(first) < options.stability_window + options.gate_interval * 2,
+            "the gate never opened"
+        );
+    }
+    assert!(h.now.since(first) >= options.stability_window);
 }

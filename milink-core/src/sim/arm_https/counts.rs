@@ -33,21 +33,27 @@ impl RequestCounter {
 
 /// What a path addresses, in a word or two: `link`, `failover`, `setRole`, `links`,
 /// `trust certificate`, `endpoint certificate`, `instance`, `operation (Location)`,
-/// `operation (AzureAsyncOperation)`; `unrouted` when no route matches.
+/// `operation (AzureAsyncOperation)`, `databases`, `encryption protector`, `permissions`,
+/// `subnet`, `failover groups`; `unrouted` when no route matches.
 pub fn route_kind(path: &str) -> &'static str {
     match parse_path(path) {
         None => "unrouted",
         Some(Route::Operation { status: true, .. }) => "operation (AzureAsyncOperation)",
         Some(Route::Operation { status: false, .. }) => "operation (Location)",
+        Some(Route::Subnet { .. }) => "subnet",
+        Some(Route::FailoverGroups { .. }) => "failover groups",
         Some(Route::Instance(_, target)) => match target {
             Target::Instance => "instance",
             Target::Dags => "links",
             Target::Dag(_) => "link",
             Target::DagFailover(_) => "failover",
             Target::DagSetRole(_) => "setRole",
+            Target::Databases => "databases",
             Target::TrustCertificates => "trust certificates",
             Target::TrustCertificate(_) => "trust certificate",
             Target::EndpointCertificate(_) => "endpoint certificate",
+            Target::EncryptionProtector(_) => "encryption protector",
+            Target::CallerPermissions => "permissions",
         },
     }
 }

@@ -5,7 +5,10 @@
 
 use serde_json::{Value, json};
 
-use crate::arm::{API_VERSION, MANAGEMENT_ENDPOINT, PREVIEW_API_VERSION, models};
+use crate::arm::{
+    API_VERSION, AUTHORIZATION_API_VERSION, MANAGEMENT_ENDPOINT, NETWORK_API_VERSION,
+    PREVIEW_API_VERSION, models,
+};
 use crate::lifecycle::{
     ArmFailoverType, AvailabilityMode, InstanceOp, OperationKind, OperationRef, RoleChangeType,
     Side,
@@ -74,20 +77,60 @@ pub(crate) fn handle(cx: &Context<'_>, req: &Request<'_>) -> Reply {
         }
         Ok(Some(v)) => v,
     };
-    let Some(api_version) = [API_VERSION, PREVIEW_API_VERSION]
-        .into_iter()
-        .find(|v| *v == api_version)
-    else {
+    // Microsoft.Authorization and Microsoft.Network have api-versions of their own.
+    let supported: &[&'static str] = match &route {
+        Route::Instance(_, Target::CallerPermissions) => &[AUTHORIZATION_API_VERSION],
+        Route::Subnet { .. } => &[NETWORK_API_VERSION],
+        _ => &[API_VERSION, PREVIEW_API_VERSION],
+    };
+    let Some(api_version) = supported.iter().copied().find(|v| *v == api_version) else {
         return Reply::error(
             400,
             "InvalidApiVersionParameter",
             format!(
-                "The api-version '{api_version}' is invalid. The supported versions are \
-                 '{API_VERSION},{PREVIEW_API_VERSION}'."
+                "The api-version '{api_version}' is invalid. The supported versions are '{}'.",
+                supported.join(",")
             ),
         );
     };
     match route {
+        Route::FailoverGroups {
+            subscription,
+            resource_group,
+            location,
+        } => {
+            if req.method != "GET" {
+                return method_not_allowed(req.method);
+            }
+            let w = cx.sim.lock();
+            let id = &w.instance.id;
+            let ours = subscription.eq_ignore_ascii_case(id.subscription_id())
+                && resource_group.eq_ignore_ascii_case(id.resource_group())
+                && location.eq_ignore_ascii_case(&w.instance.location);
+            Reply::json(200, resources::failover_groups(&w.instance, ours))
+        }
+        Route::Subnet {
+            subscription,
+            resource_group,
+            vnet,
+            subnet,
+        } => {
+            if req.method != "GET" {
+                return method_not_allowed(req.method);
+            }
+            let w = cx.sim.lock();
+            let id = format!(
+                "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"
+            );
+            match &w.instance.settings.subnet_id {
+                Some(own) if own.eq_ignore_ascii_case(&id) => {
+                    Reply::json(200, resources::subnet(&w.instance, own))
+                }
+                _ => not_found(&format!(
+                    "Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"
+                )),
+            }
+        }
         Route::Instance(scope, target) => {
             if let Err(reply) = check_scope(cx.sim, &scope) {
                 return reply;
@@ -162,6 +205,16 @@ fn instance_route(cx: &Context<'_>, req: &Request<'_>, api: &'static str, target
             Reply::json(200, resources::managed_instance(&cx.sim.lock().instance))
         }
         ("GET", Target::Dags) => list_dags(cx.sim, api),
+        ("GET", Target::Databases) => {
+            let w = cx.sim.lock();
+            let value: Vec<Value> = w
+                .instance
+                .databases
+                .iter()
+                .map(|(name, db)| resources::managed_database(&w.instance, name.as_str(), db))
+                .collect();
+            Reply::json(200, json!({ "value": value }))
+        }
         ("GET", Target::Dag(name)) => get_dag(cx.sim, &name, api),
         ("PUT", Target::Dag(name)) => {
             let link = match LinkName::new(name.as_str()) {
@@ -322,6 +375,21 @@ fn instance_route(cx: &Context<'_>, req: &Request<'_>, api: &'static str, target
                     "Microsoft.Sql/managedInstances/endpointCertificates/{kind}"
                 ))
             }
+        }
+        ("GET", Target::EncryptionProtector(name)) => {
+            if name.eq_ignore_ascii_case("current") {
+                Reply::json(
+                    200,
+                    resources::encryption_protector(&cx.sim.lock().instance),
+                )
+            } else {
+                not_found(&format!(
+                    "Microsoft.Sql/managedInstances/encryptionProtector/{name}"
+                ))
+            }
+        }
+        ("GET", Target::CallerPermissions) => {
+            Reply::json(200, resources::caller_permissions(&cx.sim.lock().instance))
         }
         (method, _) => method_not_allowed(method),
     }

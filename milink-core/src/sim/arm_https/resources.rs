@@ -182,6 +182,7 @@ pub(crate) fn managed_instance(i: &InstanceState) -> Value {
             hybrid_secondary_usage: Some(models::HybridSecondaryUsage::Active),
             v_cores: Some(i.vcores),
             storage_size_in_gb: Some(u64::from(i.storage_gb)),
+            subnet_id: i.settings.subnet_id.clone(),
         },
     };
     let mut v = typed(&model, "Microsoft.Sql/managedInstances");
@@ -307,6 +308,31 @@ pub(crate) fn dag(
     )
 }
 
+/// A `ManagedDatabase` as the databases list shows it: `Online`, or `Restoring` while it is
+/// seeded.
+pub(crate) fn managed_database(
+    i: &InstanceState,
+    name: &str,
+    db: &crate::sim::world::InstanceDatabase,
+) -> Value {
+    let model = models::ManagedDatabase {
+        id: Some(format!("{}/databases/{}", i.id, crate::arm::segment(name))),
+        name: Some(name.to_owned()),
+        properties: models::ManagedDatabaseProperties {
+            status: Some(
+                match db.state {
+                    crate::sim::world::DbState::Online => "Online",
+                    crate::sim::world::DbState::Restoring => "Restoring",
+                }
+                .to_owned(),
+            ),
+            creation_date: None,
+            collation: Some(i.collation.clone()),
+        },
+    };
+    typed(&model, "Microsoft.Sql/managedInstances/databases")
+}
+
 /// A `ServerTrustCertificate`.
 pub(crate) fn trust_certificate(i: &InstanceState, name: &str, der: &[u8]) -> Value {
     let blob = public_blob(der);
@@ -397,6 +423,106 @@ pub(crate) fn sha1_hex(data: &[u8]) -> String {
         }
     }
     h.iter().map(|x| format!("{x:08X}")).collect()
+}
+
+/// The instance's TDE protector (`encryptionProtector/current`).
+pub(crate) fn encryption_protector(i: &InstanceState) -> Value {
+    let (kind, key) = match i.settings.tde_protector {
+        crate::assess::ProtectorKind::ServiceManaged => {
+            ("ServiceManaged", "ServiceManaged".to_owned())
+        }
+        crate::assess::ProtectorKind::CustomerManaged => (
+            "AzureKeyVault",
+            format!("{}-vault_{}-tde_1", i.id.name(), i.id.name()),
+        ),
+    };
+    let mut v = model_json(&models::EncryptionProtector {
+        name: Some("current".to_owned()),
+        properties: models::EncryptionProtectorProperties {
+            server_key_type: Some(kind.to_owned()),
+            server_key_name: Some(key),
+        },
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "id".into(),
+            json!(format!("{}/encryptionProtector/current", i.id)),
+        );
+        o.insert(
+            "type".into(),
+            json!("Microsoft.Sql/managedInstances/encryptionProtector"),
+        );
+    }
+    v
+}
+
+/// What the caller may do on the instance (`AzurePermissionsForResource_List`, one page).
+pub(crate) fn caller_permissions(i: &InstanceState) -> Value {
+    let value: Vec<models::Permission> = i
+        .settings
+        .caller_permissions
+        .iter()
+        .map(|p| models::Permission {
+            actions: p.actions.clone(),
+            not_actions: p.not_actions.clone(),
+        })
+        .collect();
+    json!({ "value": value.iter().map(model_json).collect::<Vec<_>>() })
+}
+
+/// The instance's subnet (Microsoft.Network `Subnets_Get`).
+pub(crate) fn subnet(i: &InstanceState, id: &str) -> Value {
+    let mut v = model_json(&models::Subnet {
+        id: Some(id.to_owned()),
+        properties: models::SubnetProperties {
+            address_prefix: i.settings.subnet_prefixes.first().cloned(),
+            address_prefixes: (i.settings.subnet_prefixes.len() > 1)
+                .then(|| i.settings.subnet_prefixes.clone()),
+        },
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "name".into(),
+            json!(id.rsplit('/').next().unwrap_or_default()),
+        );
+        o.insert(
+            "type".into(),
+            json!("Microsoft.Network/virtualNetworks/subnets"),
+        );
+    }
+    v
+}
+
+/// The instance failover groups of a resource group and region (one page): the instance's own
+/// group when it is in one and the request names its resource group and region, else none.
+pub(crate) fn failover_groups(i: &InstanceState, ours: bool) -> Value {
+    let value: Vec<Value> = if ours && i.in_failover_group {
+        let partner = format!("{}-partner", i.id.name());
+        let partner_id =
+            i.id.to_string()
+                .rsplit_once('/')
+                .map(|(head, _)| format!("{head}/{partner}"))
+                .unwrap_or_default();
+        let mut v = model_json(&models::InstanceFailoverGroup {
+            name: Some(format!("{}-fog", i.id.name())),
+            properties: models::InstanceFailoverGroupProperties {
+                managed_instance_pairs: vec![models::ManagedInstancePair {
+                    primary_managed_instance_id: Some(i.id.to_string()),
+                    partner_managed_instance_id: Some(partner_id),
+                }],
+            },
+        });
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "type".into(),
+                json!("Microsoft.Sql/locations/instanceFailoverGroups"),
+            );
+        }
+        vec![v]
+    } else {
+        Vec::new()
+    };
+    json!({ "value": value })
 }
 
 #[cfg(test)]

@@ -38,12 +38,18 @@ pub(crate) enum Target {
     DagFailover(String),
     /// `distributedAvailabilityGroups/{name}/setRole`.
     DagSetRole(String),
+    /// `databases`: the instance's managed databases.
+    Databases,
     /// `serverTrustCertificates`.
     TrustCertificates,
     /// `serverTrustCertificates/{name}`.
     TrustCertificate(String),
     /// `endpointCertificates/{endpointType}`.
     EndpointCertificate(String),
+    /// `encryptionProtector/{name}` (`current`).
+    EncryptionProtector(String),
+    /// `providers/Microsoft.Authorization/permissions`: what the caller may do here.
+    CallerPermissions,
 }
 
 /// A parsed path.
@@ -51,6 +57,19 @@ pub(crate) enum Target {
 pub(crate) enum Route {
     /// Under a managed instance.
     Instance(InstanceScope, Target),
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Sql/locations/{l}/instanceFailoverGroups`.
+    FailoverGroups {
+        subscription: String,
+        resource_group: String,
+        location: String,
+    },
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{v}/subnets/{n}`.
+    Subnet {
+        subscription: String,
+        resource_group: String,
+        vnet: String,
+        subnet: String,
+    },
     /// `/subscriptions/{s}/providers/Microsoft.Sql/locations/{loc}/{coll}OperationResults/{id}`
     /// (`status: false`) or `…/{coll}AzureAsyncOperation/{id}` (`status: true`).
     Operation {
@@ -128,12 +147,23 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 [c, n, a] if is(c, "distributedAvailabilityGroups") && is(a, "setRole") => {
                     Target::DagSetRole((*n).to_owned())
                 }
+                [c] if is(c, "databases") => Target::Databases,
                 [c] if is(c, "serverTrustCertificates") => Target::TrustCertificates,
                 [c, n] if is(c, "serverTrustCertificates") => {
                     Target::TrustCertificate((*n).to_owned())
                 }
                 [c, n] if is(c, "endpointCertificates") => {
                     Target::EndpointCertificate((*n).to_owned())
+                }
+                [c, n] if is(c, "encryptionProtector") => {
+                    Target::EncryptionProtector((*n).to_owned())
+                }
+                [p, a, c]
+                    if is(p, "providers")
+                        && is(a, "Microsoft.Authorization")
+                        && is(c, "permissions") =>
+                {
+                    Target::CallerPermissions
                 }
                 _ => return None,
             };
@@ -145,6 +175,45 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 },
                 target,
             ))
+        }
+        [sub_kw, sub, rg_kw, rg, prov, ns, loc_kw, loc, groups]
+            if is(sub_kw, "subscriptions")
+                && is(rg_kw, "resourceGroups")
+                && is(prov, "providers")
+                && is(ns, "Microsoft.Sql")
+                && is(loc_kw, "locations")
+                && is(groups, "instanceFailoverGroups") =>
+        {
+            Some(Route::FailoverGroups {
+                subscription: (*sub).to_owned(),
+                resource_group: (*rg).to_owned(),
+                location: (*loc).to_owned(),
+            })
+        }
+        [
+            sub_kw,
+            sub,
+            rg_kw,
+            rg,
+            prov,
+            ns,
+            vnet_kw,
+            vnet,
+            subnet_kw,
+            subnet,
+        ] if is(sub_kw, "subscriptions")
+            && is(rg_kw, "resourceGroups")
+            && is(prov, "providers")
+            && is(ns, "Microsoft.Network")
+            && is(vnet_kw, "virtualNetworks")
+            && is(subnet_kw, "subnets") =>
+        {
+            Some(Route::Subnet {
+                subscription: (*sub).to_owned(),
+                resource_group: (*rg).to_owned(),
+                vnet: (*vnet).to_owned(),
+                subnet: (*subnet).to_owned(),
+            })
         }
         _ => None,
     }
@@ -217,6 +286,15 @@ mod tests {
                 Target::DagSetRole("d".into()),
             ),
             ("/serverTrustCertificates".into(), Target::TrustCertificates),
+            ("/databases".into(), Target::Databases),
+            (
+                "/encryptionProtector/current".into(),
+                Target::EncryptionProtector("current".into()),
+            ),
+            (
+                "/providers/Microsoft.Authorization/permissions".into(),
+                Target::CallerPermissions,
+            ),
             (
                 "/serverTrustCertificates/c".into(),
                 Target::TrustCertificate("c".into()),
@@ -235,7 +313,9 @@ mod tests {
             );
         }
         for bad in [
-            format!("{MI}/databases"),
+            format!("{MI}/administrators"),
+            format!("{MI}/databases/db/other"),
+            format!("{MI}/providers/Microsoft.Authorization/roleAssignments"),
             format!("{MI}/distributedAvailabilityGroups/d/other"),
             format!("{MI}/distributedAvailabilityGroups//failover"),
             format!("{MI}/serverTrustCertificates/%zz"),
@@ -243,6 +323,37 @@ mod tests {
         ] {
             assert_eq!(parse_path(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn subnet_and_failover_group_paths_parse() {
+        assert_eq!(
+            parse_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v%201/subnets/mi"
+            ),
+            Some(Route::Subnet {
+                subscription: "s".into(),
+                resource_group: "rg".into(),
+                vnet: "v 1".into(),
+                subnet: "mi".into(),
+            })
+        );
+        assert_eq!(
+            parse_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/locations/westeurope/instanceFailoverGroups"
+            ),
+            Some(Route::FailoverGroups {
+                subscription: "s".into(),
+                resource_group: "rg".into(),
+                location: "westeurope".into(),
+            })
+        );
+        assert_eq!(
+            parse_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets"
+            ),
+            None
+        );
     }
 
     #[test]

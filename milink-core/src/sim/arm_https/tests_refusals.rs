@@ -55,10 +55,26 @@ async fn unknown_resources_wrong_api_versions_and_malformed_bodies_are_refused()
     let cases: Vec<(reqwest::Method, String, Option<&str>, u16, &str)> = vec![
         (
             reqwest::Method::GET,
-            format!("{base}/databases?api-version={API_VERSION}"),
+            format!("{base}/administrators?api-version={API_VERSION}"),
             None,
             404,
             "NotFound",
+        ),
+        (
+            reqwest::Method::GET,
+            format!(
+                "{base}/providers/Microsoft.Authorization/permissions?api-version={API_VERSION}"
+            ),
+            None,
+            400,
+            "InvalidApiVersionParameter",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{base}/encryptionProtector/current?api-version={API_VERSION}"),
+            None,
+            405,
+            "MethodNotAllowed",
         ),
         (
             reqwest::Method::GET,

@@ -38,6 +38,11 @@
 //! | read-only, reads `backupset` (on the managed instance's endpoint only) | `FullBackups` | `sql_request` |
 //! | anything else (workload and readiness probes, `DROP CERTIFICATE`/`ENDPOINT`) | none: no fault, no latency, as in process | — |
 //!
+//! **Readiness probes.** A batch that does not parse, or a read-only batch the query engine
+//! answers with an error, is tried as a readiness probe ([`readiness`]): recognised by the first
+//! table after a `FROM` and answered from the world's facts with the probe's documented
+//! columns. Only on SQL Server's side.
+//!
 //! An injected SQL error (`sql:<number>`) is answered as that TDS error and nothing runs; any
 //! other injected failure (a dropped connection, ARM codes) closes the connection before
 //! anything runs; a lost response runs the batch and then closes the connection
@@ -57,7 +62,7 @@ use super::super::faults::Call;
 use super::super::tds::{Login, Outcome, Param, ResultSet, SessionInfo, SqlError, TdsHandler};
 use super::super::{Sim, World};
 use super::ddl::{Evaluator, Executor, Statement, classify, parse_script, sql_error};
-use super::query;
+use super::{query, readiness};
 
 /// The error the managed instance's endpoint answers to a statement that would change it.
 pub const READ_ONLY_ENDPOINT: u32 = 40510;
@@ -119,7 +124,11 @@ impl SimSqlHandler {
     fn run_batch(&self, session: &SessionInfo, sql: &str, params: &[Param]) -> Vec<Outcome> {
         let (tokens, script) = match parse_script(sql) {
             Ok(parsed) => parsed,
-            Err(e) => return vec![Outcome::Error(e)],
+            Err(e) => {
+                return self
+                    .readiness_probe(sql)
+                    .unwrap_or_else(|| vec![Outcome::Error(e)]);
+            }
         };
         if self.side == Side::ManagedInstance
             && let Some(bad) = script.statements.iter().find(|s| !read_only(s))
@@ -183,7 +192,30 @@ impl SimSqlHandler {
         if lose_response {
             return vec![Outcome::Close];
         }
+        // A batch of reads and declarations the query engine could not answer may be a readiness
+        // probe; nothing it ran changed the world.
+        if script
+            .statements
+            .iter()
+            .all(|s| read_only(s) || matches!(s, Statement::Declare(_)))
+            && out.iter().any(|o| matches!(o, Outcome::Error(_)))
+            && let Some(answer) = self.readiness_probe(sql)
+        {
+            return answer;
+        }
         out
+    }
+
+    /// The answer to a readiness probe the query engine cannot evaluate, from the world's
+    /// facts ([`readiness`]); `None` when `sql` is no readiness probe or this is not SQL
+    /// Server's side.
+    fn readiness_probe(&self, sql: &str) -> Option<Vec<Outcome>> {
+        if self.side != Side::SqlServer {
+            return None;
+        }
+        let purpose = readiness::probe_of(sql)?;
+        let set = self.sim.with_world(|w| readiness::answer(w, purpose))?;
+        Some(vec![Outcome::Rows(set)])
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`ddl`]: the statements no SQL parser knows (master key, certificates, endpoints,
 //!   availability groups and distributed availability groups), read by a small tokenizer, with
 //!   their `IF [NOT] EXISTS (…)` guards evaluated by [`query`].
+//! - [`readiness`]: the readiness probes the query engine cannot evaluate (temporary tables,
+//!   cursors, `DBCC`, views the catalog lacks), answered from the world's facts.
 //! - [`handler`]: the [`TdsHandler`](super::tds::TdsHandler) that splits a batch into its
 //!   statements and answers each, as SQL Server would (error 102 for what it cannot parse).
 //!
@@ -17,3 +19,4 @@ pub mod catalog;
 pub mod ddl;
 pub mod handler;
 pub mod query;
+pub mod readiness;

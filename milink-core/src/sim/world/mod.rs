@@ -322,6 +322,54 @@ pub struct InstanceState {
     pub backup_schedule: BTreeMap<DatabaseName, BackupSchedule>,
     /// ARM operations, by id.
     pub operations: BTreeMap<String, ArmOperation>,
+    /// What ARM reports of the instance besides the link: its subnet, TDE protector and what
+    /// the caller may do on it (the readiness facts).
+    #[serde(default)]
+    pub settings: InstanceSettings,
+}
+
+/// The managed instance's settings ARM reports and the link's readiness reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceSettings {
+    /// The subnet's resource id (`properties.subnetId`); `None`: the instance reports none.
+    pub subnet_id: Option<String>,
+    /// The subnet's address ranges.
+    pub subnet_prefixes: Vec<String>,
+    /// The TDE protector's kind. The simulated instance uses a customer-managed key, so a link
+    /// can replicate back to SQL Server; set it to `ServiceManaged` to see what that blocks.
+    pub tde_protector: crate::assess::ProtectorKind,
+    /// What the caller may do on the instance (ARM's permissions call).
+    pub caller_permissions: Vec<crate::assess::ArmPermission>,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        InstanceSettings {
+            subnet_id: None,
+            subnet_prefixes: vec!["10.20.0.0/24".to_owned()],
+            tde_protector: crate::assess::ProtectorKind::CustomerManaged,
+            caller_permissions: vec![crate::assess::ArmPermission {
+                actions: vec!["Microsoft.Sql/managedInstances/*".to_owned()],
+                not_actions: Vec::new(),
+            }],
+        }
+    }
+}
+
+impl InstanceSettings {
+    /// The defaults, with a subnet in the instance's subscription and resource group.
+    pub fn for_instance(id: &InstanceId) -> Self {
+        InstanceSettings {
+            subnet_id: Some(format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/virtualNetworks/{}-vnet/subnets/ManagedInstance",
+                id.subscription_id(),
+                id.resource_group(),
+                id.name()
+            )),
+            ..InstanceSettings::default()
+        }
+    }
 }
 
 /// Seeding of one database.
@@ -643,6 +691,7 @@ impl World {
                 backups,
                 backup_schedule: BTreeMap::new(),
                 operations: BTreeMap::new(),
+                settings: InstanceSettings::for_instance(&topology.instance.id),
             },
             rng: SimRng(rng),
             config,

@@ -146,17 +146,30 @@ fn probe_of(table: &str) -> Option<&'static str> {
 /// The SQL type a readiness probe documents for `column`.
 fn documented_type(column: &str) -> SqlType {
     match column {
-        "is_hadr_enabled" | "cpu_count" | "trace_flag" | "port" | "step_id" | "database_id"
-        | "file_id" | "data_space_id" | "ag_database_count" => SqlType::Int,
+        "is_hadr_enabled"
+        | "cpu_count"
+        | "trace_flag"
+        | "port"
+        | "step_id"
+        | "database_id"
+        | "file_id"
+        | "data_space_id"
+        | "ag_database_count"
+        | "is_sysadmin"
+        | "system_account_permissions"
+        | "startup_trace_flags" => SqlType::Int,
         "compatibility_level" => SqlType::TinyInt,
         "physical_memory_mb" | "max_server_memory_mb" | "size_mb" | "value" => SqlType::BigInt,
         c if c.ends_with("_ms") => SqlType::BigInt,
         "master_key_present"
         | "has_certificate_add_issuer"
+        | "has_multidb_milink"
+        | "last_full_backup_checksum"
         | "job_enabled"
         | "log_chain_established" => SqlType::Bit,
         c if c.starts_with("is_") => SqlType::Bit,
         "thumbprint" | "tde_thumbprint" => SqlType::VarBinary(Some(64)),
+        "encoded" => SqlType::VarBinary(None),
         "definition" | "command" => SqlType::NVarChar(None),
         _ => SqlType::NVarChar(Some(4000)),
     }

@@ -186,6 +186,80 @@ async fn the_simulated_instance_is_read_back_typed_over_https() {
     ));
     let other = LinkName::new("DAG_Elsewhere").unwrap();
     assert_eq!(mi.link(&other).await.unwrap(), None);
+    // The readiness facts see the link's database and SQL Server's certificate by its bytes.
+    let facts = mi.target_facts().await.unwrap();
+    let links = facts.links.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].name, spec.link.as_str());
+    assert_eq!(
+        links[0].databases,
+        spec.databases
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
+    let trusted = facts.server_trust_certificates.unwrap();
+    assert_eq!(trusted.len(), 1);
+    assert!(crate::assess::facts::hex_eq(&trusted[0].public_blob, &der));
+    assert!(crate::assess::facts::hex_eq(
+        facts.endpoint_certificate.as_deref().unwrap(),
+        &mi_der
+    ));
+    server.shutdown().await;
+}
+
+/// The readiness facts of the instance read over HTTPS are the world's own
+/// (`World::target_facts`), but for what ARM does not answer (storage in use, failover group
+/// membership, TDE certificates); they cost [`TARGET_READS`] requests; a service-managed
+/// protector, a caller without the link's actions and a subnet of two ranges come through as
+/// they are.
+#[tokio::test]
+async fn the_instances_readiness_facts_are_read_over_https_in_a_fixed_number_of_requests() {
+    use crate::assess::{ArmPermission, ProtectorKind};
+
+    let lab = Lab::tailspin(3).unwrap();
+    let (server, mi) = serve(&lab).await;
+    let before = server.requests();
+    let got = mi.target_facts().await.unwrap();
+    let sent: u64 = crate::sim::arm_https::difference(&server.requests(), &before)
+        .values()
+        .sum();
+    assert_eq!(sent, super::super::TARGET_READS as u64);
+    let mut world = lab.sim.with_world(|w| w.target_facts());
+    world.storage_used_gb = None;
+    world.tde_certificate_thumbprints = None;
+    assert_eq!(got, world);
+    assert_eq!(got.in_failover_group, Some(false));
+    assert_eq!(got.tde_protector, Some(ProtectorKind::CustomerManaged));
+    assert_eq!(got.subnet_prefixes, Some(vec!["10.20.0.0/24".to_owned()]));
+    assert!(
+        got.subnet_id
+            .as_deref()
+            .unwrap()
+            .ends_with("/subnets/ManagedInstance")
+    );
+
+    lab.sim.with_world_mut(|w| {
+        w.instance.settings.tde_protector = ProtectorKind::ServiceManaged;
+        w.instance.settings.caller_permissions = vec![ArmPermission {
+            actions: vec!["Microsoft.Sql/managedInstances/read".to_owned()],
+            not_actions: Vec::new(),
+        }];
+        w.instance.settings.subnet_prefixes = vec!["10.20.0.0/25".into(), "10.20.0.128/25".into()];
+    });
+    lab.sim
+        .with_world_mut(|w| w.instance.in_failover_group = true);
+    let got = mi.target_facts().await.unwrap();
+    assert_eq!(got.in_failover_group, Some(true));
+    assert_eq!(got.tde_protector, Some(ProtectorKind::ServiceManaged));
+    assert_eq!(
+        got.caller_permissions.unwrap()[0].actions,
+        vec!["Microsoft.Sql/managedInstances/read".to_owned()]
+    );
+    assert_eq!(
+        got.subnet_prefixes,
+        Some(vec!["10.20.0.0/25".to_owned(), "10.20.0.128/25".to_owned()])
+    );
     server.shutdown().await;
 }
 
@@ -256,4 +330,42 @@ async fn a_multidatabase_links_database_list_changes_over_https() {
         .collect();
     assert_eq!(names, [Lab::TOYSTORE, RETURNS]);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_readiness_facts_of_the_simulated_instance_are_read_over_https() {
+    let lab = Lab::tailspin(5).unwrap();
+    let (_server, mi) = serve(&lab).await;
+    let read = mi.target_facts().await.unwrap();
+    let world = lab.sim.with_world(|w| w.target_facts());
+    // What ARM reports is the world's; what it does not report stays unknown.
+    assert_eq!(
+        (
+            &read.name,
+            &read.fqdn,
+            read.tier,
+            &read.hardware,
+            read.vcores,
+            read.storage_max_gb
+        ),
+        (
+            &world.name,
+            &world.fqdn,
+            world.tier,
+            &world.hardware,
+            world.vcores,
+            world.storage_max_gb
+        )
+    );
+    assert_eq!(read.update_policy, world.update_policy);
+    assert_eq!(read.collation, world.collation);
+    assert_eq!(read.databases, world.databases);
+    assert_eq!(
+        (
+            read.storage_used_gb,
+            read.in_failover_group,
+            read.tde_certificate_thumbprints
+        ),
+        (None, world.in_failover_group, None)
+    );
 }

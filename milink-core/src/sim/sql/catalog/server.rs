@@ -414,6 +414,90 @@ pub fn sys_info(world: &World, side: Side) -> ResultSet {
     t.build()
 }
 
+/// `sys.dm_hadr_cluster`: the failover cluster SQL Server runs on, when its facts name one (the
+/// simulated servers use `CLUSTER_TYPE = NONE` availability groups and need none).
+pub fn hadr_cluster(world: &World, side: Side) -> ResultSet {
+    let mut t = TableBuilder::new(&[("cluster_name", SYSNAME), ("quorum_type_desc", DESC)]);
+    if let Some(name) = world.instance_facts().cluster.and_then(|c| c.name)
+        && side == Side::SqlServer
+    {
+        t.row(vec![s(name), s("NODE_MAJORITY")]);
+    }
+    t.build()
+}
+
+/// `sys.server_permissions`: `CONNECT SQL` granted to every login of
+/// [`server_principals`], and on SQL Server the permissions the facts give
+/// `NT AUTHORITY\SYSTEM`.
+pub fn server_permissions(world: &World, side: Side) -> ResultSet {
+    let mut t = TableBuilder::new(&[
+        ("class", SqlType::TinyInt),
+        ("grantee_principal_id", SqlType::Int),
+        ("permission_name", SYSNAME),
+        ("state", SqlType::VarChar(Some(1))),
+        ("state_desc", DESC),
+    ]);
+    let principals = server_principals(world, side);
+    let (Some(id_col), Some(name_col)) = (
+        principals
+            .columns
+            .iter()
+            .position(|c| c.name == "principal_id"),
+        principals.columns.iter().position(|c| c.name == "name"),
+    ) else {
+        return t.build();
+    };
+    let system = world
+        .instance_facts()
+        .cluster
+        .map(|c| c.system_permissions)
+        .unwrap_or_default();
+    for row in &principals.rows {
+        let (Some(id), Some(name)) = (row.get(id_col), row.get(name_col)) else {
+            continue;
+        };
+        let is_system =
+            matches!(name, Value::String(n) if n.eq_ignore_ascii_case("NT AUTHORITY\\SYSTEM"));
+        let mut granted = vec!["CONNECT SQL".to_owned()];
+        if is_system && side == Side::SqlServer {
+            granted.extend(system.iter().filter(|p| *p != "CONNECT SQL").cloned());
+        }
+        for p in granted {
+            t.row(vec![
+                Value::TinyInt(100),
+                id.clone(),
+                s(p),
+                s("G"),
+                s("GRANT"),
+            ]);
+        }
+    }
+    t.build()
+}
+
+/// `sys.dm_server_registry`: the service's startup parameters (`SQLArg0`–`2`, then a `-T` for
+/// each global trace flag: the simulated server's flags are its startup configuration).
+pub fn server_registry(world: &World, side: Side) -> ResultSet {
+    let mut t = TableBuilder::new(&[
+        ("registry_key", SqlType::NVarChar(Some(256))),
+        ("value_name", SqlType::NVarChar(Some(256))),
+        ("value_data", SqlType::NVarChar(Some(512))),
+    ]);
+    if side == Side::SqlServer {
+        let key = "HKLM\\Software\\Microsoft\\Microsoft SQL Server\\MSSQL16.MSSQLSERVER\\MSSQLServer\\Parameters";
+        let mut args = vec![
+            "-dC:\\MSSQL\\DATA\\master.mdf".to_owned(),
+            "-eC:\\MSSQL\\Log\\ERRORLOG".to_owned(),
+            "-lC:\\MSSQL\\DATA\\mastlog.ldf".to_owned(),
+        ];
+        args.extend(world.source.trace_flags.iter().map(|f| format!("-T{f}")));
+        for (i, a) in args.into_iter().enumerate() {
+            t.row(vec![s(key), s(format!("SQLArg{i}")), s(a)]);
+        }
+    }
+    t.build()
+}
+
 /// `sys.configurations` (`value` and `value_in_use` are `sql_variant`: here `bigint`).
 pub fn configurations(world: &World, side: Side) -> ResultSet {
     let mut t = TableBuilder::new(&[

@@ -259,8 +259,14 @@ impl<'a> Parser<'a> {
         let mut depth = 0usize;
         let mut case_depth = 0usize;
         let mut reads_public_key = false;
+        // A listing of `sys.certificates` with each one's bytes is a catalog read (the
+        // readiness probe), not the export of one certificate's public key.
+        let mut lists_certificates = false;
         let mut reads_hadr = false;
         let mut reads_backups = false;
+        // `WITH a AS (…), b AS (…) SELECT …`: the SELECT after the last common table
+        // expression belongs to the statement.
+        let mut cte_body_due = self.peek().is_some_and(|t| t.is_word("WITH"));
         while let Some(t) = self.peek() {
             if depth == 0 && case_depth == 0 && self.pos > first {
                 if t.is_punct(";") || (t.is_punct(")")) {
@@ -273,7 +279,14 @@ impl<'a> Parser<'a> {
                         .any(|k| p.is_word(k))
                         || p.is_punct("(")
                 });
-                if self.at_statement_start() && !(t.is_word("SELECT") && follows_set_operator) {
+                let cte_body = cte_body_due
+                    && t.is_word("SELECT")
+                    && previous.is_some_and(|p| p.is_punct(")"));
+                if cte_body {
+                    cte_body_due = false;
+                } else if self.at_statement_start()
+                    && !(t.is_word("SELECT") && follows_set_operator)
+                {
                     break;
                 }
             }
@@ -287,7 +300,9 @@ impl<'a> Parser<'a> {
                 TokenKind::Word(w) | TokenKind::Quoted(w) => {
                     let lower = w.to_ascii_lowercase();
                     reads_public_key |= lower == "certencoded";
-                    reads_hadr |= lower.starts_with("dm_hadr_")
+                    lists_certificates |= lower == "certificates";
+                    // The failover cluster's name is not the link's state.
+                    reads_hadr |= (lower.starts_with("dm_hadr_") && lower != "dm_hadr_cluster")
                         || lower == "availability_groups"
                         || lower == "availability_replicas";
                     reads_backups |= lower == "backupset";
@@ -302,7 +317,7 @@ impl<'a> Parser<'a> {
         Ok(Query {
             first,
             last: self.pos,
-            reads_public_key,
+            reads_public_key: reads_public_key && !lists_certificates,
             reads_hadr,
             reads_backups,
         })

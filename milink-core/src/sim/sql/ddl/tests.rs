@@ -320,6 +320,9 @@ fn the_link_probes_parse_as_read_only_statements() {
         tsql::readiness::certificates(),
         tsql::readiness::database_files(),
     ];
+    // The workload probe is one statement: its CTEs and their main SELECT.
+    let workload = parse(tsql::probe_workload_activity(&dbs).expose_sql());
+    assert_eq!(workload.len(), 1, "{workload:?}");
     for p in probes {
         let stmts = parse(p.expose_sql());
         assert!(
@@ -348,4 +351,30 @@ fn declared_scalars_the_parser_does_not_know_go_to_the_query_engine() {
     ] {
         syntax(b.expose_sql());
     }
+}
+
+#[test]
+fn readiness_probes_are_no_port_call_and_the_key_export_and_link_probes_are() {
+    use super::classify::classify;
+    use crate::names::{CertificateName, LinkName};
+    use crate::sim::faults::{Call, SourceCall};
+    let lab = crate::sim::Lab::tailspin(1).unwrap();
+    lab.sim.with_world(|w| {
+        let call = |b: crate::tsql::Batch| classify(w, &parse(b.expose_sql()));
+        // The cluster's name and a listing of certificates with their bytes are catalog reads.
+        assert_eq!(call(crate::tsql::readiness::instance_properties()), None);
+        assert_eq!(call(crate::tsql::readiness::certificates()), None);
+        assert_eq!(
+            call(crate::tsql::export_certificate_public_key(
+                &CertificateName::new("c").unwrap()
+            )),
+            Some(Call::Source(SourceCall::ExportCertificatePublicKey))
+        );
+        assert_eq!(
+            call(crate::tsql::probe_replica_states(
+                &LinkName::new("l").unwrap()
+            )),
+            Some(Call::SourceLinkState)
+        );
+    });
 }

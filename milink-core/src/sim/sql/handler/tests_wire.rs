@@ -268,3 +268,54 @@ async fn sql_errors_over_tds_reach_the_session_typed() {
         wire.server.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn the_workload_reading_over_tds_is_the_in_process_one() {
+    use crate::ports::SourceServer;
+    let lab = crate::sim::Lab::tailspin(3).unwrap();
+    let wire = Wire::start(&lab).await;
+    let adapter = wire.adapter(&lab);
+    let local = lab.sim.sql_server();
+    let dbs = lab.spec.databases.clone();
+    let a = local
+        .workload_activity(&dbs)
+        .await
+        .map_err(|e| e.to_string());
+    let b = adapter
+        .workload_activity(&dbs)
+        .await
+        .map_err(|e| e.to_string());
+    assert_eq!(a, b);
+    wire.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_workload_over_tds_is_the_worlds() {
+    let lab = Lab::tailspin(3).unwrap();
+    let wire = Wire::start(&lab).await;
+    let adapter = wire.adapter(&lab);
+    let dbs = std::slice::from_ref(&lab.database);
+    let quiet = adapter.workload_activity(dbs).await.unwrap();
+    assert!(quiet.is_quiet(), "{quiet:?}");
+    lab.sim.start_workload(crate::sim::WorkloadSpec {
+        database: lab.database.clone(),
+        target: Side::SqlServer,
+        transactions_per_second: 10.0,
+        max_rows_per_transaction: 2,
+    });
+    let busy = adapter.workload_activity(dbs).await.unwrap();
+    assert!(!busy.is_quiet());
+    let want = lab
+        .sim
+        .with_world(|w| w.client_sessions(Side::SqlServer, dbs));
+    assert_eq!(
+        busy.sessions
+            .iter()
+            .map(|s| s.session_id)
+            .collect::<Vec<_>>(),
+        want.sessions
+            .iter()
+            .map(|s| s.session_id)
+            .collect::<Vec<_>>()
+    );
+}

@@ -1,5 +1,6 @@
 //! Built-in functions and `@@` globals: `COALESCE`, `ISNULL`, `SERVERPROPERTY`, `CERT_ID`,
-//! `CERTENCODED`, `DB_NAME`, `DB_ID`, `@@SPID`, `@@SERVERNAME`, `@@VERSION`; and which
+//! `CERTENCODED`, `DB_NAME`, `DB_ID`, `IS_SRVROLEMEMBER`, `CONNECTIONPROPERTY`, `@@SPID`,
+//! `@@SERVERNAME`, `@@VERSION`; and which
 //! functions are aggregates (`COUNT`, `MIN`, `MAX`, `SUM`).
 
 use sqlparser::ast::Function;
@@ -62,6 +63,9 @@ pub fn result_type(f: &Function, arg: &dyn Fn(usize) -> Option<SqlType>) -> Opti
         "DATEDIFF_BIG" => SqlType::BigInt,
         "CERTENCODED" => SqlType::VarBinary(None),
         "DB_NAME" => SqlType::NVarChar(Some(128)),
+        "IS_SRVROLEMEMBER" => SqlType::Int,
+        // sql_variant on SQL Server.
+        "CONNECTIONPROPERTY" => SqlType::NVarChar(Some(128)),
         _ => return None,
     })
 }
@@ -129,6 +133,31 @@ pub fn call(ctx: &Ctx<'_>, name: &str, args: &[Value]) -> Result<Value, SqlError
                 .map_or(Value::Null, Value::Int)),
             _ => Err(arity(name, 1)),
         },
+        // The simulated servers' one login is sysadmin.
+        "IS_SRVROLEMEMBER" => match args {
+            [role] | [role, _] => Ok(match to_text(role) {
+                Some(r) if r.eq_ignore_ascii_case("sysadmin") => Value::Int(1),
+                Some(_) => Value::Int(0),
+                None => Value::Null,
+            }),
+            _ => Err(arity(name, 1)),
+        },
+        // SQL Server's own address on the connection (`local_net_address`) is the one the
+        // world's facts record for it, if any; NULL otherwise, as SQL Server answers for a
+        // connection that is not over TCP. Other properties are NULL.
+        "CONNECTIONPROPERTY" => {
+            let property = to_text(one(name, args)?);
+            let local = matches!(ctx.side, crate::lifecycle::Side::SqlServer)
+                && property.is_some_and(|p| p.eq_ignore_ascii_case("local_net_address"));
+            Ok(if local {
+                ctx.world
+                    .instance_facts()
+                    .local_address
+                    .map_or(Value::Null, Value::String)
+            } else {
+                Value::Null
+            })
+        }
         other => Err(unknown_function(other)),
     }
 }

@@ -587,6 +587,26 @@ fn the_catalog_names_its_views_as_sql_server_does() {
             parse::product_version(&props[0].rows).unwrap(),
             w.source.version
         );
+        // The columns added for the link's prerequisites answer as the in-process facts say.
+        let facts = w.instance_facts();
+        let row = &props[0].rows[0];
+        assert_eq!(row.opt_i64("is_sysadmin").unwrap(), Some(1));
+        assert_eq!(facts.is_sysadmin, Some(true));
+        assert_eq!(row.opt_str("instance_name").unwrap(), None);
+        assert_eq!(row.opt_str("local_net_address").unwrap(), None);
+        assert_eq!(row.opt_str("cluster_name").unwrap(), None);
+        let startup = row.opt_i64("startup_trace_flags").unwrap().unwrap();
+        let expected: i64 = [(1800, 1), (9567, 2), (12381, 4)]
+            .into_iter()
+            .filter(|(f, _)| w.source.trace_flags.contains(f))
+            .map(|(_, bit)| bit)
+            .sum();
+        assert_eq!(startup, expected);
+        assert_eq!(
+            facts.startup_trace_flags.as_ref().map(Vec::len),
+            Some(usize::try_from(expected.count_ones()).unwrap())
+        );
+        assert_eq!(row.opt_bool("has_multidb_milink").unwrap(), Some(false));
     });
 }
 
