@@ -83,6 +83,8 @@ pub enum Op {
     Cutover,
     /// Remove the link.
     Cancel,
+    /// Switch the link to synchronous commit while the application writes.
+    Prepare,
 }
 
 impl Op {
@@ -107,6 +109,7 @@ impl Op {
             ),
             Op::Cutover => matches!(state, State::Completed),
             Op::Cancel => matches!(state, State::Cancelled),
+            Op::Prepare => matches!(state, State::Replicating { .. }),
         }
     }
 
@@ -137,6 +140,8 @@ pub enum FaultKind {
     LogBackupDuringSeeding,
     /// The virtual clock jumps ahead between two commands.
     ClockJump,
+    /// The world is built to attack the catch-up gate (see [`plan`]).
+    GateAttack,
 }
 
 /// Everything one seed decides.
@@ -171,6 +176,12 @@ pub struct Plan {
     /// The link's `SESSION_TIMEOUT`, seconds: how long a synchronous commit waits for the
     /// other side before SQL Server lets it go.
     pub session_timeout_s: u16,
+    /// Whether, before the first planned failover, failback or cutover, the link is prepared
+    /// (synchronous commit) while the application writes, then the network between the servers
+    /// is cut and the application stops a second later: SQL Server holds commits the instance
+    /// does not, and for the link's session timeout still reports it SYNCHRONIZED. Only the
+    /// gate's LSN equality stands between the command and the lost commits.
+    pub cut_then_stop: bool,
     /// One-way latency between the servers, milliseconds.
     pub link_latency_ms: u64,
     /// How far the instance's ARM readings lag behind, seconds.
@@ -269,14 +280,43 @@ pub fn plan(seed: u64) -> Plan {
     });
     let late_stop = rng.bool().then(|| rng.u64(5..=240));
     let partition_in_role_change = rng.bool();
+    let cut_then_stop = rng.u8(..3) == 0;
     let session_timeout_s = [10, 30, 120][rng.usize(..3)];
     let link_latency_ms = [0, 5, 40, 100, 100][rng.usize(..5)];
     let arm_reading_lag_s = [0, 0, 1, 2][rng.usize(..4)];
+    // One world in four attacks the catch-up gate on purpose (swarm testing): the failover
+    // goes through ARM (2022 CU12), the instance's readings are fresh and the servers far
+    // apart, and the application writes a trickle into the failover and stops minutes later,
+    // so LSNs are often equal at a single reading while commits are still in flight.
+    let attack = rng.u8(..4) == 0;
+    let (version, tps, late_stop, link_latency_ms, arm_reading_lag_s, script) = if attack {
+        (
+            SqlVersion::new(16, 0, 4115, 5),
+            [0.3, 1.0, 4.0][rng.usize(..3)],
+            Some(rng.u64(120..=200)),
+            100,
+            0,
+            vec![Op::Assess, Op::Start, Op::Planned],
+        )
+    } else {
+        (
+            version,
+            tps,
+            late_stop,
+            link_latency_ms,
+            arm_reading_lag_s,
+            script,
+        )
+    };
+    if attack {
+        kinds.push(FaultKind::GateAttack);
+    }
     Plan {
         seed,
         version,
         late_stop,
         partition_in_role_change,
+        cut_then_stop,
         session_timeout_s,
         link_latency_ms,
         arm_reading_lag_s,
@@ -324,6 +364,9 @@ pub struct RunReport {
     pub records: usize,
     /// What happened, for a failing seed.
     pub trace: Vec<String>,
+    /// Unacknowledged transactions in flight at a role change, lost with it (an application
+    /// that stopped late was writing into the role change).
+    pub in_flight_lost: u64,
     /// The crashed run ended otherwise than the run without the crash because a log backup
     /// triggered by the seeding's progress hit the seeding in one run and not in the other.
     pub diverged_by_timing: bool,
@@ -634,6 +677,7 @@ async fn perform(
             lab.sim.stop_workload();
             s.cancel().await
         }
+        Op::Prepare => s.prepare().await,
     }
 }
 
@@ -719,6 +763,7 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
     };
     let mut stopped_at = None;
     let mut completed_role_changes = 0usize;
+    let mut in_flight_lost = 0u64;
     let mut promotions_before = 0usize;
     let two_way = lab.spec.is_two_way();
     // One-way links cut over instead of failing over, and never fail back.
@@ -732,6 +777,15 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
             other => Some(*other),
         })
         .collect();
+    // The link is prepared while the application writes, before the first lossless command.
+    let script: Vec<Op> = match script.iter().position(|o| o.lossless()) {
+        Some(at) if plan.cut_then_stop && plan.tps > 0.0 => {
+            let mut with = script.clone();
+            with.insert(at, Op::Prepare);
+            with
+        }
+        _ => script,
+    };
     'script: for (index, &op) in script.iter().enumerate() {
         if index == 2
             && let Some(jump) = plan.clock_jump
@@ -763,6 +817,12 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
                 Trigger::At(lab.sim.now().plus(Duration::from_secs(after))),
                 Fault::Partition { duration },
             );
+        }
+        if first_lossless && plan.cut_then_stop && plan.tps > 0.0 {
+            lab.sim.partition(Duration::from_secs(10 * 60));
+            lab.sim.advance(Duration::from_secs(1));
+            lab.sim.stop_workload();
+            trace.push("prepared, network cut, application stopped".to_owned());
         }
         let old_primary = lab.sim.with_world(|w| w.primary_of(&lab.spec.link));
         if op == Op::Planned || op == Op::Failback || op == Op::Forced {
@@ -862,25 +922,30 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
                 session.machine().state().name()
             ));
         }
-        // Promise 1: nothing lost by the data, after a lossless command. A transaction the
-        // application was told had committed is never lost. One still in flight when the roles
-        // changed (an application that stops late writes into the role change) was never
-        // acknowledged: the application saw its connection fail, not a commit. So every
-        // transaction counts only when the application stopped before the command.
+        // Promise 1: nothing lost by the data, after a lossless command. No transaction the
+        // application was told had committed is ever lost. When the application stopped before
+        // the command, nothing was in flight, so no transaction at all may be lost and the new
+        // primary holds all of the old one's. An application that stops late writes into the
+        // role change: a commit in flight at that moment was never acknowledged (the
+        // application sees its connection fail, not a commit); those are counted apart.
         if op.lossless() && !watch.forced.load(Ordering::SeqCst) {
             watch.count();
             let acknowledged = lab.sim.lost_acknowledged_transactions(&lab.database);
             let lost = lab.sim.lost_transactions(&lab.database);
-            if acknowledged > 0 || (plan.late_stop.is_none() && lost > 0) {
+            // (In a cut-then-stop world the application stopped a second after the cut, before
+            // the command: what it committed is in SQL Server's log, committed there.)
+            let stopped_before = plan.late_stop.is_none() || (plan.cut_then_stop && plan.tps > 0.0);
+            if acknowledged > 0 || (stopped_before && lost > 0) {
                 watch.violation(format!(
                     "{op:?} lost {lost} transactions, {acknowledged} of them acknowledged as committed"
                 ));
             }
+            in_flight_lost = lost - acknowledged;
             if let (Some(from), Some(to)) = (
                 old_primary,
                 lab.sim.with_world(|w| w.primary_of(&lab.spec.link)),
             ) && from != to
-                && plan.late_stop.is_none()
+                && stopped_before
             {
                 let missing = lab.sim.missing_transactions(&lab.database, from, to).0;
                 if missing > 0 {
@@ -1046,6 +1111,7 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
         crashed: resumed,
         records: memory.snapshot().len(),
         trace,
+        in_flight_lost,
         diverged_by_timing: false,
     }
 }
@@ -1085,12 +1151,15 @@ pub async fn run_seed_with(seed: u64, tweak: &dyn Fn(&mut LinkSpec)) -> RunRepor
 
 /// Whether a crashed-and-resumed run ended like the same run without the crash: the same state,
 /// primary and stopping command; and, where nothing was forced and every command finished, the
-/// same data on both copies. (A forced failover loses what was in flight at its moment, and a
-/// failed run leaves the application writing to a link that no longer replicates: those
-/// counts depend on timing, which a crash changes.)
+/// same data on both copies. (A forced failover loses what was in flight at its moment, so
+/// does a role change an application writes into, and a failed run leaves the application
+/// writing to a link that no longer replicates: those counts depend on timing, which a crash
+/// changes.)
 fn same_ending(reference: &RunReport, resumed: &RunReport) -> bool {
     let (a, b) = (&reference.outcome, &resumed.outcome);
     let comparable = !reference.plan.script.contains(&Op::Forced)
+        && (reference.plan.late_stop.is_none()
+            || (reference.plan.cut_then_stop && reference.plan.tps > 0.0))
         && a.stopped_at.is_none()
         && b.stopped_at.is_none();
     a.state == b.state

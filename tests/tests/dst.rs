@@ -45,7 +45,7 @@ async fn every_promise_holds_in_every_seeded_world() {
     let mut scripts: BTreeMap<String, u64> = BTreeMap::new();
     let mut endings: BTreeMap<String, u64> = BTreeMap::new();
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut checks, mut crashed, mut by_timing) = (0u64, 0u64, 0u64);
+    let (mut checks, mut crashed, mut by_timing, mut in_flight) = (0u64, 0u64, 0u64, 0u64);
     let mut slowest: Vec<(f64, u64)> = Vec::new();
     for seed in first..first + count {
         let one = Instant::now();
@@ -54,6 +54,7 @@ async fn every_promise_holds_in_every_seeded_world() {
         checks += report.checks;
         crashed += u64::from(report.crashed);
         by_timing += u64::from(report.diverged_by_timing);
+        in_flight += report.in_flight_lost;
         for kind in &report.plan.kinds {
             *faults.entry(format!("{kind:?}")).or_default() += 1;
         }
@@ -85,6 +86,9 @@ async fn every_promise_holds_in_every_seeded_world() {
     eprintln!("slowest seeds (s, seed): {slowest:?}");
     eprintln!(
         "crashed runs that ended otherwise only because the log backup hit the seeding in one run: {by_timing}"
+    );
+    eprintln!(
+        "unacknowledged transactions in flight at a role change (an application stopping late), lost with it: {in_flight}"
     );
     eprintln!("faults injected (seeds with each kind): {faults:?}");
     eprintln!("scripts: {scripts:?}");
