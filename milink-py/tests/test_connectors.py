@@ -458,8 +458,9 @@ def test_a_cutover_without_the_instance_tsql_endpoint_says_what_to_give(tmp_path
 
 # --- gather -------------------------------------------------------------------------------------
 
-# What ARM does not report about an instance (the lab knows it): it stays unknown.
-NOT_FROM_ARM = {"in_failover_group", "storage_used_gb", "tde_certificate_thumbprints"}
+# What ARM does not report about an instance (the lab knows it): it stays unknown. (Failover
+# group membership is read from the resource group's instance failover groups.)
+NOT_FROM_ARM = {"storage_used_gb", "tde_certificate_thumbprints"}
 
 
 def test_gather_over_the_wire_reads_what_the_lab_knows_and_assess_agrees(pair: Pair) -> None:
@@ -480,7 +481,7 @@ def test_gather_over_the_wire_reads_what_the_lab_knows_and_assess_agrees(pair: P
     assert ours["findings"] == labs["findings"]
     assert ours["databases"] == labs["databases"]
     unknown = [n for n in ours["not_evaluated"] if n not in labs["not_evaluated"]]
-    assert sorted(n["rule_id"] for n in unknown) == ["Link.FailoverGroup", "Link.StorageFits"]
+    assert sorted(n["rule_id"] for n in unknown) == ["Link.StorageFits"]
     assert all(n in ours["not_evaluated"] for n in labs["not_evaluated"])
 
 
