@@ -269,6 +269,40 @@ pub(crate) fn session_refused(py: Python<'_>, message: String) -> PyErr {
 
 /// The Python exception for a core error: its class by family, its message, and attributes
 /// (`transient`, `caller_error`, `remote` on every one; more per class).
+/// A panic inside milink as a `MilinkError` (not transient, not the caller's, not remote) that
+/// says it is a bug: `PanicException` derives from `BaseException`, which `except Exception`
+/// does not catch. The operation stopped after its last journaled input, so `resume()` can
+/// continue a session.
+pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    let err = MilinkError::new_err(format!(
+        "internal error in milink (a bug: please report it): {what}; nothing after the last \
+         journaled input was done, so a session can resume()"
+    ));
+    Python::attach(|py| {
+        let value = err.value(py);
+        let set = || -> PyResult<()> {
+            value.setattr("transient", false)?;
+            value.setattr("caller_error", false)?;
+            value.setattr("remote", false)?;
+            Ok(())
+        };
+        match set() {
+            Ok(()) => err,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Runs `f` (usually inside `py.detach`), turning a panic into [`from_panic`]'s error.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Box<dyn std::any::Any + Send>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+}
+
 pub(crate) fn py_err(error: impl Into<Error>) -> PyErr {
     let error = error.into();
     Python::attach(|py| {

@@ -218,27 +218,32 @@ where
         }
         (Open::Resume { repair }, _) => Todo::Resume { repair },
     };
-    let opened = py.detach(move || match todo {
-        Todo::Resume { repair } => {
-            let (journal, repaired) = if repair {
-                FileJournal::open_repairing(&journal)
-            } else {
-                FileJournal::open(&journal).map(|j| (j, None))
-            }
-            .map_err(CoreSessionError::from)?;
-            Session::resume(journal, source, instance, timer, options).map(|s| (s, repaired))
-        }
-        Todo::Create(spec) => {
-            let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
-            let created = Session::create(*spec, source, instance, file, timer, options);
-            if created.is_err() {
-                // The file was created just now and the refused session dropped it: a
-                // refusal (another session drives the link) leaves no journal behind.
-                let _ = std::fs::remove_file(&journal);
-            }
-            created.map(|s| (s, None))
-        }
-    });
+    let opened = py
+        .detach(move || {
+            crate::errors::guarded(move || match todo {
+                Todo::Resume { repair } => {
+                    let (journal, repaired) = if repair {
+                        FileJournal::open_repairing(&journal)
+                    } else {
+                        FileJournal::open(&journal).map(|j| (j, None))
+                    }
+                    .map_err(CoreSessionError::from)?;
+                    Session::resume(journal, source, instance, timer, options)
+                        .map(|s| (s, repaired))
+                }
+                Todo::Create(spec) => {
+                    let file = FileJournal::create(&journal).map_err(CoreSessionError::from)?;
+                    let created = Session::create(*spec, source, instance, file, timer, options);
+                    if created.is_err() {
+                        // The file was created just now and the refused session dropped it: a
+                        // refusal (another session drives the link) leaves no journal behind.
+                        let _ = std::fs::remove_file(&journal);
+                    }
+                    created.map(|s| (s, None))
+                }
+            })
+        })
+        .map_err(|p| crate::errors::from_panic(p.as_ref()))?;
     let (session, repaired) = opened.map_err(|e| error(Error::from(e)))?;
     let redirect_options = match checked {
         Some(options) => options,
@@ -506,8 +511,10 @@ impl PyLab {
             ));
         }
         let sim = self.lab.sim.clone();
-        py.detach(move || sim.advance(std::time::Duration::from_secs_f64(seconds)));
-        Ok(())
+        py.detach(move || {
+            crate::errors::guarded(|| sim.advance(std::time::Duration::from_secs_f64(seconds)))
+        })
+        .map_err(|p| crate::errors::from_panic(p.as_ref()))
     }
 
     /// Row validation of `database` (the link's first by default): every table's row count and

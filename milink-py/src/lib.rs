@@ -143,6 +143,7 @@ fn _milink(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connect::gather_async, m)?)?;
     m.add_function(wrap_pyfunction!(connect::link_spec, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::sleep_interruptibly, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(report::assess, m)?)?;
     m.add_function(wrap_pyfunction!(report::tailspin_facts, m)?)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;

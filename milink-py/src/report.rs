@@ -248,8 +248,13 @@ pub(crate) fn assess(
         None if !given_now => options.now = SystemClock.now(),
         None => {}
     }
-    let report =
-        py.detach(|| milink_core::assess::assess(&instance, &databases, target.as_ref(), &options));
+    let report = py
+        .detach(|| {
+            crate::errors::guarded(|| {
+                milink_core::assess::assess(&instance, &databases, target.as_ref(), &options)
+            })
+        })
+        .map_err(|p| crate::errors::from_panic(p.as_ref()))?;
     Ok(report.into())
 }
 

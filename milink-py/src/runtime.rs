@@ -305,7 +305,8 @@ pub(crate) fn abandon(err: PyErr) -> ! {
     std::panic::resume_unwind(Box::new(Abandon(err)))
 }
 
-/// A future that turns an [`abandon`] inside `inner` into `Err(err)`; other panics go on.
+/// A future that turns an [`abandon`] inside `inner` into `Err(err)`, and any other panic
+/// into a `MilinkError` ([`errors::from_panic`]).
 struct CatchAbandon<F> {
     inner: Option<Pin<Box<F>>>,
 }
@@ -336,7 +337,7 @@ impl<F: Future> Future for CatchAbandon<F> {
                 self.inner = None;
                 match payload.downcast::<Abandon>() {
                     Ok(abandoned) => Poll::Ready(Err(abandoned.0)),
-                    Err(other) => std::panic::resume_unwind(other),
+                    Err(other) => Poll::Ready(Err(errors::from_panic(other.as_ref()))),
                 }
             }
         }
@@ -417,6 +418,23 @@ where
             finish(py, result)
         })
     })
+}
+
+/// Panics inside a blocking call (`where_="operation"`) or inside a call that runs without the
+/// GIL (`where_="detached"`): the check that a bug reaches Python as a `MilinkError`.
+#[pyfunction(name = "_panic")]
+pub(crate) fn panic_for_tests(py: Python<'_>, where_: &str) -> PyResult<()> {
+    match where_ {
+        "operation" => block_on(py, None, async {
+            if true {
+                panic!("a panic inside an operation");
+            }
+            Ok(())
+        }),
+        _ => py
+            .detach(|| errors::guarded(|| panic!("a panic without the GIL")))
+            .map_err(|p| errors::from_panic(p.as_ref())),
+    }
 }
 
 /// Waits `seconds` on the shared runtime the way every blocking call waits (GIL released,

@@ -194,3 +194,14 @@ def test_an_option_out_of_range_is_refused_before_a_journal_is_created(
     assert f"session option {option}:" in str(info.value), str(info.value)
     assert info.value.caller_error
     assert not journal.exists()
+
+
+@pytest.mark.parametrize("where_", ["operation", "detached"])
+def test_a_bug_reaches_python_as_a_milink_error(where_: str) -> None:
+    # A panic reached Python as PanicException, a BaseException that `except Exception` misses.
+    from milink._milink import _panic
+
+    with pytest.raises(milink.MilinkError) as info:
+        _panic(where_)
+    assert "internal error in milink (a bug" in str(info.value)
+    assert not info.value.transient and not info.value.caller_error

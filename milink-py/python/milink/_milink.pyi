@@ -58,6 +58,7 @@ __all__ = [
     "gather_async",
     "link_spec",
     "_sleep",
+    "_panic",
     "assess",
     "tailspin_facts",
     "quote_ident",
@@ -882,6 +883,10 @@ class LinkSession:
 
 def _sleep(seconds: float) -> None:
     """Waits on the shared runtime as blocking calls do (GIL released, Ctrl-C honoured)."""
+
+def _panic(where_: str) -> None:
+    """Panics inside a blocking call (``"operation"``) or without the GIL (``"detached"``), to
+    check that a bug reaches Python as a ``MilinkError``."""
 
 # -------------------------------------------------------------------------------- T-SQL builders
 
