@@ -306,8 +306,11 @@ struct Pair {
 impl Pair {
     fn value_text(&self) -> String {
         match &self.raw {
-            Some(raw) => raw.clone(),
-            None => quote_value(&self.value),
+            // A value written `key= =x` reads as `=x`, but written back right after the key's
+            // `=` it would read as an escaped `=` in the key (`key==x`): such a value is written
+            // quoted instead.
+            Some(raw) if !raw.starts_with('=') => raw.clone(),
+            _ => quote_value(&self.value),
         }
     }
 }
@@ -1099,6 +1102,23 @@ mod tests {
             Err(ConnectionStringError::InvalidValue { .. })
         ));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_value_starting_with_equals_is_written_so_it_reads_back() {
+        // Found by the connection string fuzz target: `Server = =` was written back as
+        // `Server==`, which reads as a key `Server=` without a value.
+        for (text, value, written) in [
+            ("Server = =;", "=", "Server=\"=\""),
+            ("k= =x;a=b", "=x", "k=\"=x\";a=b"),
+            ("a== ==b", "==b", "a===\"==b\""),
+        ] {
+            let c = cs(text);
+            let key = c.keys().next().unwrap().to_owned();
+            assert_eq!(c.get(&key), Some(value), "{text:?}");
+            assert_eq!(c.expose(), written, "{text:?}");
+            assert_eq!(cs(&c.expose()), c, "{text:?}");
+        }
     }
 
     #[test]
