@@ -32,30 +32,71 @@ fn hostile() -> impl Strategy<Value = String> {
 fn connection_text() -> impl Strategy<Value = String> {
     let key = prop_oneof![
         prop::sample::select(vec![
-            "Server", "server", "Data Source", "addr", "Database", "Initial Catalog", "UID",
-            "User ID", "Password", "PWD", "Trusted_Connection", "Integrated Security",
-            "Authentication", "Failover Partner", "ServerSPN", "HostNameInCertificate",
-            "Network Library", "App", "Encrypt", "ClientSecret", "X-Custom", "a==b", "Server ",
+            "Server",
+            "server",
+            "Data Source",
+            "addr",
+            "Database",
+            "Initial Catalog",
+            "UID",
+            "User ID",
+            "Password",
+            "PWD",
+            "Trusted_Connection",
+            "Integrated Security",
+            "Authentication",
+            "Failover Partner",
+            "ServerSPN",
+            "HostNameInCertificate",
+            "Network Library",
+            "App",
+            "Encrypt",
+            "ClientSecret",
+            "X-Custom",
+            "a==b",
+            "Server ",
         ])
         .prop_map(String::from),
         hostile(),
     ];
     let value = prop_oneof![
         prop::sample::select(vec![
-            "", "tcp:sql01,1433", "sql01\\INST", "True", "yes", "sspi", "x", " padded ", "=x",
-            "'q'", "\"d\"", "a'b", "a\"b", "'a''b'", "\"a\"\"b\"", "semi;colon",
+            "",
+            "tcp:sql01,1433",
+            "sql01\\INST",
+            "True",
+            "yes",
+            "sspi",
+            "x",
+            " padded ",
+            "=x",
+            "'q'",
+            "\"d\"",
+            "a'b",
+            "a\"b",
+            "'a''b'",
+            "\"a\"\"b\"",
+            "semi;colon",
         ])
         .prop_map(String::from),
         hostile(),
     ];
     let separator = prop::sample::select(vec![";", ";;", " ; ", "; "]);
-    prop::collection::vec((key, prop::sample::select(vec!["=", " = ", "= "]), value, separator), 0..6)
-        .prop_map(|pairs| {
-            pairs
-                .into_iter()
-                .map(|(k, eq, v, sep)| format!("{k}{eq}{v}{sep}"))
-                .collect()
-        })
+    prop::collection::vec(
+        (
+            key,
+            prop::sample::select(vec!["=", " = ", "= "]),
+            value,
+            separator,
+        ),
+        0..6,
+    )
+    .prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, eq, v, sep)| format!("{k}{eq}{v}{sep}"))
+            .collect()
+    })
 }
 
 fn redirect_case() -> impl Strategy<Value = RedirectCase> {
@@ -92,7 +133,10 @@ fn examples() -> &'static [Value] {
     EXAMPLES.get_or_init(|| {
         let mut bodies = Vec::new();
         for root in ["src/arm/testdata", "src/arc/testdata"] {
-            collect_examples(&Path::new(env!("CARGO_MANIFEST_DIR")).join(root), &mut bodies);
+            collect_examples(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join(root),
+                &mut bodies,
+            );
         }
         assert!(bodies.len() > 20, "the examples are found");
         bodies
@@ -100,7 +144,10 @@ fn examples() -> &'static [Value] {
 }
 
 fn collect_examples(dir: &Path, bodies: &mut Vec<Value>) {
-    for entry in std::fs::read_dir(dir).expect("reads the examples").flatten() {
+    for entry in std::fs::read_dir(dir)
+        .expect("reads the examples")
+        .flatten()
+    {
         let path = entry.path();
         if path.is_dir() {
             collect_examples(&path, bodies);
@@ -125,26 +172,73 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         prop::sample::select(vec![
-            "Succeeded", "Failed", "InProgress", "Canceled", "PRIMARY", "SECONDARY", "Primary",
-            "0x3082AB", "3082ab", "", "SQLServer2022", "AlwaysUpToDate", "Passive", "Sync",
-            "Async", "71000009408100001", "16.0.4125.3", "Other",
+            "Succeeded",
+            "Failed",
+            "InProgress",
+            "Canceled",
+            "PRIMARY",
+            "SECONDARY",
+            "Primary",
+            "0x3082AB",
+            "3082ab",
+            "",
+            "SQLServer2022",
+            "AlwaysUpToDate",
+            "Passive",
+            "Sync",
+            "Async",
+            "71000009408100001",
+            "16.0.4125.3",
+            "Other",
         ])
         .prop_map(Value::from),
         hostile().prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         let key = prop::sample::select(vec![
-            "id", "name", "type", "location", "properties", "value", "nextLink", "status",
-            "error", "code", "message", "details", "additionalInfo", "info", "percentComplete",
-            "startTime", "sku", "tier", "capacity", "databases", "state", "provisioningState",
-            "databaseFormat", "publicKey", "certificateName", "thumbprint", "replicationMode",
-            "failoverMode", "seedingMode", "lastHardenedLsn", "instanceRole", "linkMode",
-            "columns", "rows", "version", "replicas", "role",
+            "id",
+            "name",
+            "type",
+            "location",
+            "properties",
+            "value",
+            "nextLink",
+            "status",
+            "error",
+            "code",
+            "message",
+            "details",
+            "additionalInfo",
+            "info",
+            "percentComplete",
+            "startTime",
+            "sku",
+            "tier",
+            "capacity",
+            "databases",
+            "state",
+            "provisioningState",
+            "databaseFormat",
+            "publicKey",
+            "certificateName",
+            "thumbprint",
+            "replicationMode",
+            "failoverMode",
+            "seedingMode",
+            "lastHardenedLsn",
+            "instanceRole",
+            "linkMode",
+            "columns",
+            "rows",
+            "version",
+            "replicas",
+            "role",
         ]);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((key, inner), 0..6)
-                .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::vec((key, inner), 0..6).prop_map(|fields| Value::Object(
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
         ]
     })
 }
@@ -178,11 +272,13 @@ fn replace_node(value: &mut Value, index: usize, with: Value) {
 
 fn arm_body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        (any::<prop::sample::Index>(), any::<usize>(), json_value()).prop_map(|(pick, at, with)| {
-            let mut body = pick.get(examples()).clone();
-            replace_node(&mut body, at, with);
-            serde_json::to_vec(&body).expect("JSON writes")
-        }),
+        (any::<prop::sample::Index>(), any::<usize>(), json_value()).prop_map(
+            |(pick, at, with)| {
+                let mut body = pick.get(examples()).clone();
+                replace_node(&mut body, at, with);
+                serde_json::to_vec(&body).expect("JSON writes")
+            }
+        ),
         json_value().prop_map(|v| serde_json::to_vec(&v).expect("JSON writes")),
         prop::collection::vec(any::<u8>(), 0..64),
     ]
@@ -192,7 +288,8 @@ fn arm_body() -> impl Strategy<Value = Vec<u8>> {
 fn fixture_lines() -> &'static [Vec<u8>] {
     static LINES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     LINES.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/journal-2026-12.jsonl");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/journal-2026-12.jsonl");
         let text = std::fs::read(path).expect("reads the journal fixture");
         text.split(|b| *b == b'\n')
             .take(8)
@@ -264,38 +361,46 @@ fn apply(lines: &[Vec<u8>], damage: &Damage) -> Vec<u8> {
 /// (version 2), cut and damaged; and arbitrary bytes.
 fn journal_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        (1usize..=8, damage(), any::<bool>(), any::<bool>()).prop_map(|(n, damage, v2, sum_after)| {
-            let lines: Vec<Vec<u8>> = fixture_lines()[..n]
-                .iter()
-                .map(|line| {
-                    if v2 {
-                        let text = String::from_utf8_lossy(line)
-                            .replacen("{\"schema_version\":1,", "{\"schema_version\":2,", 1);
-                        properties::with_checksums(text.as_bytes())
-                    } else {
-                        line.clone()
-                    }
-                })
-                .collect();
-            let bytes = apply(&lines, &damage);
-            if v2 && sum_after {
-                // Damage under a valid checksum reaches the record parser.
-                let stripped: Vec<u8> = String::from_utf8_lossy(&bytes)
-                    .split('\n')
-                    .map(|l| match l.rfind(",\"sum\":\"") {
-                        Some(at) if l.len() == at + 27 => format!("{}}}", &l[..at]),
-                        _ => l.to_owned(),
+        (1usize..=8, damage(), any::<bool>(), any::<bool>()).prop_map(
+            |(n, damage, v2, sum_after)| {
+                let lines: Vec<Vec<u8>> = fixture_lines()[..n]
+                    .iter()
+                    .map(|line| {
+                        if v2 {
+                            let text = String::from_utf8_lossy(line).replacen(
+                                "{\"schema_version\":1,",
+                                "{\"schema_version\":2,",
+                                1,
+                            );
+                            properties::with_checksums(text.as_bytes())
+                        } else {
+                            line.clone()
+                        }
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-                    .into_bytes();
-                properties::with_checksums(&stripped)
-            } else {
-                bytes
+                    .collect();
+                let bytes = apply(&lines, &damage);
+                if v2 && sum_after {
+                    // Damage under a valid checksum reaches the record parser.
+                    let stripped: Vec<u8> = String::from_utf8_lossy(&bytes)
+                        .split('\n')
+                        .map(|l| match l.rfind(",\"sum\":\"") {
+                            Some(at) if l.len() == at + 27 => format!("{}}}", &l[..at]),
+                            _ => l.to_owned(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        .into_bytes();
+                    properties::with_checksums(&stripped)
+                } else {
+                    bytes
+                }
             }
-        }),
+        ),
         prop::collection::vec(any::<u8>(), 0..128),
-        prop::collection::vec(prop::sample::select(vec![b'{', b'}', b'\n', b'\0', b'"', b'a', b':']), 0..64),
+        prop::collection::vec(
+            prop::sample::select(vec![b'{', b'}', b'\n', b'\0', b'"', b'a', b':']),
+            0..64
+        ),
         hostile().prop_map(|s| format!("{{\"schema_version\":{s}").into_bytes()),
     ]
 }
