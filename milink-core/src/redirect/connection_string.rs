@@ -1111,7 +1111,7 @@ mod tests {
         for (text, value, written) in [
             ("Server = =;", "=", "Server=\"=\""),
             ("k= =x;a=b", "=x", "k=\"=x\";a=b"),
-            ("a== ==b", "==b", "a===\"==b\""),
+            ("a=== =b", "=b", "a===\"=b\""),
         ] {
             let c = cs(text);
             let key = c.keys().next().unwrap().to_owned();
