@@ -81,48 +81,8 @@ impl TdsHandler for RecordedServer {
     }
 }
 
-/// The first table after a `FROM` (whole word, any case), as written: `sys.configurations`,
-/// `@flags`, `[Cust]]360].sys.sql_modules`.
-fn first_table(sql: &str) -> Option<String> {
-    let upper = sql.to_ascii_uppercase();
-    let bytes = upper.as_bytes();
-    let mut at = 0;
-    while let Some(i) = upper[at..].find("FROM") {
-        let start = at + i;
-        at = start + 4;
-        let before_ok = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric());
-        let after_ok = bytes.get(at).is_some_and(|b| b.is_ascii_whitespace());
-        if !(before_ok && after_ok) {
-            continue;
-        }
-        let rest = sql[at..].trim_start();
-        let mut name = String::new();
-        let mut in_bracket = false;
-        let mut chars = rest.chars().peekable();
-        while let Some(c) = chars.next() {
-            if in_bracket {
-                if c != ']' {
-                    name.push(c);
-                } else if chars.peek() == Some(&']') {
-                    chars.next();
-                    name.push(']');
-                } else {
-                    in_bracket = false;
-                }
-            } else if c == '[' {
-                in_bracket = true;
-            } else if c.is_whitespace() || matches!(c, ';' | '(' | ')' | ',') {
-                break;
-            } else {
-                name.push(c);
-            }
-        }
-        if !name.is_empty() {
-            return Some(name);
-        }
-    }
-    None
-}
+/// The first table after a `FROM`: the simulated SQL Server tells probes apart the same way.
+use crate::sim::sql::readiness::first_table;
 
 /// The probe that reads `table` first.
 fn probe_of(table: &str) -> Option<&'static str> {
