@@ -399,6 +399,7 @@ pub fn link_view(
                 replica_state: on_instance.then(|| "LinkSynchronizing".to_owned()),
             })
             .collect(),
+        live: false,
     };
     let secondary_state = if behind == 0 {
         SyncState::Synchronized

@@ -18,6 +18,7 @@ use milink_core::redirect::{
     hook::write_atomically, public_endpoint_host,
 };
 use milink_core::sim::{DbSnapshot, Sim, WorkloadSpec, WorkloadStats};
+use milink_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::narrate::side_name;
@@ -65,6 +66,9 @@ pub struct RedirectRecord {
     /// absent when it was never stopped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_unavailable_ms: Option<u64>,
+    /// When the application was told to stop before this redirect (virtual time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Timestamp>,
 }
 
 /// Writes sent to the old primary after a redirect (a client that was not redirected).
@@ -261,6 +265,15 @@ impl App {
             .map(Duration::from_millis)
     }
 
+    /// When the application was told to stop before the last redirect.
+    pub fn last_stopped_at(&self) -> Option<Timestamp> {
+        lock(&self.state)
+            .ledger
+            .redirects
+            .last()
+            .and_then(|r| r.stopped_at)
+    }
+
     /// The new primary's copy at the last redirect, if it is on `side`.
     pub fn at_redirect(&self, side: Side) -> Option<DbSnapshot> {
         lock(&self.state)
@@ -333,10 +346,9 @@ impl RedirectHook for App {
         self.close_leg(&mut state);
         let writes_before = self.sim.workload_stats().committed;
         let now = self.sim.now();
-        let write_unavailable_ms = state
-            .stopped_at
-            .take()
-            .map(|t| u64::try_from(now.since(t).as_millis()).unwrap_or(u64::MAX));
+        let stopped_at = state.stopped_at.take();
+        let write_unavailable_ms =
+            stopped_at.map(|t| u64::try_from(now.since(t).as_millis()).unwrap_or(u64::MAX));
         state.ledger.redirects.push(RedirectRecord {
             to: side_name(side).to_owned(),
             server: server.clone(),
@@ -344,6 +356,7 @@ impl RedirectHook for App {
             notes: target.notes.clone(),
             writes_before,
             write_unavailable_ms,
+            stopped_at,
         });
         // What parity compares: the new primary's copy before the application writes to it.
         state.at_redirect = self.sim.snapshot(side, &self.database);

@@ -31,6 +31,21 @@ impl Run {
         lines
     }
 
+    /// The service's own latency for the last role change (L), in seconds of virtual time.
+    pub(super) fn role_change_seconds(&self) -> Option<f64> {
+        self.sim
+            .last_role_change()
+            .map(|(asked, done)| super::report::seconds(done.since(asked)))
+    }
+
+    /// From the moment the application was told to stop to the moment the new primary took
+    /// the role (and accepts writes), in seconds of virtual time.
+    pub(super) fn accepts_writes_seconds(&self) -> Option<f64> {
+        let stopped = self.app.last_stopped_at()?;
+        let (_, done) = self.sim.last_role_change()?;
+        (done >= stopped).then(|| super::report::seconds(done.since(stopped)))
+    }
+
     /// Pauses the application and says how far it got.
     fn stop_workload(&self, why: &str) {
         let stats = self.app.pause();

@@ -277,7 +277,7 @@ pub async fn run_with_secrets(
         }
         run.report.phases.push(PhaseTime {
             name: phase.name().to_string(),
-            virtual_seconds: sim.now().since(v0).as_secs_f64(),
+            virtual_seconds: report::seconds(sim.now().since(v0)),
             wall_ms: wall_before + w0.elapsed().as_secs_f64() * 1000.0,
         });
     }

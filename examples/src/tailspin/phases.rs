@@ -189,6 +189,8 @@ impl Run {
             lsn_check: self.n().lsn_check(),
             loss_evidence,
             write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
+            role_change_seconds: self.role_change_seconds(),
+            accepts_writes_seconds: self.accepts_writes_seconds(),
         });
         Ok(())
     }
@@ -243,6 +245,8 @@ impl Run {
             lsn_check: self.n().lsn_check(),
             loss_evidence,
             write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
+            role_change_seconds: self.role_change_seconds(),
+            accepts_writes_seconds: self.accepts_writes_seconds(),
         });
         Ok(())
     }
@@ -306,6 +310,8 @@ impl Run {
             lsn_check: self.n().lsn_check(),
             loss_evidence,
             write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
+            role_change_seconds: self.role_change_seconds(),
+            accepts_writes_seconds: self.accepts_writes_seconds(),
         });
         Ok(())
     }

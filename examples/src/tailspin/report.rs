@@ -90,6 +90,16 @@ pub struct RoleChangeReport {
     /// was told to stop to the moment it wrote to the new primary (the redirect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_unavailable_seconds: Option<f64>,
+    /// Of that window, how long the service itself took to change the roles (L): from the
+    /// moment the role change was asked for to the moment the new primary took the role, in
+    /// seconds of virtual time. The rest is what the orchestration added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_change_seconds: Option<f64>,
+    /// From the moment the application was told to stop to the moment the new primary took
+    /// the role and accepts writes, in seconds of virtual time (the window without the role
+    /// check and the redirect that follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepts_writes_seconds: Option<f64>,
 }
 
 /// One table compared.
@@ -250,9 +260,7 @@ impl Report {
             for line in &f.loss_evidence {
                 let _ = writeln!(s, "  !!!         {line}");
             }
-            if let Some(w) = f.write_unavailable_seconds {
-                let _ = writeln!(s, "  downtime    writes unavailable for {w:.1} s");
-            }
+            downtime_line(&mut s, f);
             if let Some(c) = f.lsn_check {
                 let _ = writeln!(
                     s,
@@ -271,9 +279,7 @@ impl Report {
             for line in &f.loss_evidence {
                 let _ = writeln!(s, "  !!!         {line}");
             }
-            if let Some(w) = f.write_unavailable_seconds {
-                let _ = writeln!(s, "  downtime    writes unavailable for {w:.1} s");
-            }
+            downtime_line(&mut s, f);
         }
         for p in &r.parity {
             let _ = writeln!(
@@ -360,4 +366,27 @@ impl Report {
         }
         s
     }
+}
+
+/// The summary's downtime line: the window, and L with what was added to it.
+fn downtime_line(s: &mut String, f: &RoleChangeReport) {
+    let Some(w) = f.write_unavailable_seconds else {
+        return;
+    };
+    let _ = writeln!(s, "  downtime    writes unavailable for {w:.1} s");
+    if let (Some(l), Some(a)) = (f.role_change_seconds, f.accepts_writes_seconds) {
+        let _ = writeln!(
+            s,
+            "              the new primary accepted writes {a:.1} s after the stop: L (the \
+             role change itself) {l:.1} s + {:.1} s",
+            a - l
+        );
+    }
+}
+
+/// Seconds to the millisecond, as the report's other windows are (a float that reads back as
+/// written).
+pub(super) fn seconds(d: std::time::Duration) -> f64 {
+    let ms = u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    f64::from(ms) / 1000.0
 }

@@ -421,6 +421,8 @@ impl ManagedInstance for LabInstance {
             LabInstance::InProcess(m) => m.link_state(link).await,
             LabInstance::Wire(w) => {
                 w.in_flight.idle().await;
+                // ARM's reads, then the T-SQL read on the instance's endpoint: one call.
+                let _call = w.in_flight.enter();
                 w.port.link_state(link).await
             }
         }

@@ -295,6 +295,14 @@ pub struct SideView {
     /// The link resource's `failoverMode` now (ARM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_mode: Option<super::spec::FailoverMode>,
+    /// The managed instance's view was read live, over T-SQL on the instance's own endpoint
+    /// (its DMVs, this instant), not only through ARM, whose view of the link lags the instance
+    /// by seconds. Only the instance's view sets it (SQL Server is always read over T-SQL). The
+    /// catch-up gate holds equal LSNs for the shorter
+    /// [`MachineOptions::live_quiet_stability_window`](super::MachineOptions::live_quiet_stability_window)
+    /// only when every reading in the window was live.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 /// Both sides' view of the link, read together.
@@ -324,6 +332,65 @@ impl SideView {
             version: None,
             update_policy: None,
             failover_mode: None,
+            live: false,
+        }
+    }
+
+    /// The managed instance's view from two readings: `self` read through ARM (the link
+    /// resource and the instance), `live` read over T-SQL on the instance's endpoint just after
+    /// it (the DMVs, parsed as SQL Server's are).
+    ///
+    /// ARM says whether the link exists (its resource) and what only ARM knows: the link's
+    /// `failoverMode`, each database's `replicaState`, the seeding percentage and link error
+    /// when the DMVs have none. The DMVs say everything that moves: the role, both modes, the
+    /// connection, each database's synchronization state, health, LSNs, queues and lag. The
+    /// update policy is ARM's, except that an instance whose `ProductUpdateType` reads
+    /// `Continuous` is Always-up-to-date whatever ARM still says (the policy cannot change back,
+    /// so a stale ARM reading never hides it; `live_policy` carries that reading).
+    ///
+    /// When ARM has no link resource, or the DMVs show no distributed availability group of
+    /// that name (the link is being created or removed), ARM's view stands alone and is not
+    /// live.
+    pub fn merged_with_live(
+        self,
+        live: SideView,
+        live_policy: Option<crate::names::UpdatePolicy>,
+    ) -> SideView {
+        if !self.exists || !live.exists {
+            return self;
+        }
+        let arm = self;
+        let databases = live
+            .databases
+            .into_iter()
+            .map(|mut d| {
+                if let Some(a) = arm.databases.iter().find(|a| a.name == d.name) {
+                    d.replica_state = a.replica_state.clone();
+                    d.seeding_percent = d.seeding_percent.or(a.seeding_percent);
+                    if d.last_error.is_none() {
+                        d.last_error = a.last_error.clone();
+                    }
+                }
+                d
+            })
+            .collect();
+        let update_policy = match live_policy {
+            Some(crate::names::UpdatePolicy::AlwaysUpToDate) => {
+                Some(crate::names::UpdatePolicy::AlwaysUpToDate)
+            }
+            _ => arm.update_policy,
+        };
+        SideView {
+            exists: true,
+            role: live.role,
+            mode: live.mode,
+            partner_mode: live.partner_mode,
+            connected: live.connected,
+            databases,
+            version: None,
+            update_policy,
+            failover_mode: arm.failover_mode,
+            live: true,
         }
     }
 }

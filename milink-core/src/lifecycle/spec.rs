@@ -114,6 +114,13 @@ pub struct MachineOptions {
     /// any commit it makes moves the LSNs and restarts the window. `None`: the workload is not
     /// read and `stability_window` always applies (what journals of schema version 1 replay).
     pub quiet_stability_window: Option<Duration>,
+    /// The quiet window when every reading in it read the managed instance live, over T-SQL
+    /// on its endpoint, rather than through ARM, whose view lags the instance (the simulator
+    /// lags 2 s; the real lag is not documented). `quiet_stability_window` must outlast that
+    /// lag so that a commit in flight shows as a moved LSN before the gate passes; live
+    /// readings have no lag, so the window needs to cover only a few readings
+    /// (`gate_interval`). Ignored when `quiet_stability_window` is `None`.
+    pub live_quiet_stability_window: Duration,
     /// A role change on a link both sides of which are already synchronous (by
     /// [`crate::lifecycle::Command::Prepare`] or an earlier role change) goes straight to the
     /// catch-up gate; `false` always sends the switch (what journals of schema version 1
@@ -171,6 +178,7 @@ impl Default for MachineOptions {
             gate_interval: Duration::from_millis(250),
             stability_window: Duration::from_secs(30),
             quiet_stability_window: Some(Duration::from_secs(3)),
+            live_quiet_stability_window: Duration::from_secs(1),
             skip_synchronous_switch: true,
             join_timeout: Duration::from_secs(15 * 60),
             seeding_timeout: Duration::from_secs(6 * 24 * 3600),

@@ -496,6 +496,11 @@ pub struct StableLsns {
     /// `stability_window`), `None` not read yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet: Option<bool>,
+    /// Every reading of these values read the managed instance live, over T-SQL on its
+    /// endpoint ([`crate::lifecycle::SideView::live`]): with the workload quiet, the shorter
+    /// `live_quiet_stability_window` applies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 /// Why the catch-up gate is still closed (shown in the state and in the timeout error).

@@ -432,6 +432,7 @@ fn the_machine_says_which_side_is_primary() {
         failover_mode: None,
         connected: true,
         databases: Vec::new(),
+        live: false,
     };
     let reading = |source, instance| LinkObservation {
         source: side(source),

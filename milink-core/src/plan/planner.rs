@@ -252,6 +252,7 @@ impl Scripted {
                 version: None,
                 update_policy: None,
                 failover_mode: None,
+                live: false,
             }
         };
         LinkObservation {

@@ -85,6 +85,7 @@ fn side(role: ReplicaRole, lsn: u128) -> SideView {
             last_error: None,
             replica_state: None,
         }],
+        live: false,
     }
 }
 

@@ -233,6 +233,7 @@ impl World {
             } else {
                 Vec::new()
             },
+            live: false,
         }
     }
 }

@@ -133,8 +133,11 @@ pub enum Call {
     Poll,
     /// `ManagedInstance::link_state`.
     InstanceLinkState,
-    /// `ManagedInstance::full_backups`.
+    /// `ManagedInstance::full_backups` (T-SQL on the instance's endpoint).
     FullBackups,
+    /// The T-SQL half of `ManagedInstance::link_state`: the instance's DMVs read on its
+    /// endpoint ([`SimConfig::instance_tsql_reads`](super::SimConfig::instance_tsql_reads)).
+    InstanceTsqlLinkState,
 }
 
 impl Call {
@@ -143,9 +146,14 @@ impl Call {
         matches!(self, Call::Source(_) | Call::SourceLinkState)
     }
 
+    /// A T-SQL call on the managed instance's endpoint.
+    pub fn is_instance_tsql(self) -> bool {
+        matches!(self, Call::FullBackups | Call::InstanceTsqlLinkState)
+    }
+
     /// A call to Azure Resource Manager.
     pub fn is_arm(self) -> bool {
-        !self.is_source()
+        !self.is_source() && !self.is_instance_tsql()
     }
 
     /// A call that changes something.
@@ -155,9 +163,11 @@ impl Call {
             Call::Source(_) => true,
             Call::Instance(InstanceCall::GetEndpointCertificate) => false,
             Call::Instance(_) => true,
-            Call::SourceLinkState | Call::Poll | Call::InstanceLinkState | Call::FullBackups => {
-                false
-            }
+            Call::SourceLinkState
+            | Call::Poll
+            | Call::InstanceLinkState
+            | Call::FullBackups
+            | Call::InstanceTsqlLinkState => false,
         }
     }
 }
@@ -243,7 +253,7 @@ impl Fault {
     pub(crate) fn can_hit(&self, call: Call) -> bool {
         match self {
             Fault::Throttle { .. } | Fault::ServerError { .. } | Fault::Busy => call.is_arm(),
-            Fault::ConnectionDrop => call.is_source(),
+            Fault::ConnectionDrop => call.is_source() || call.is_instance_tsql(),
             Fault::LostResponse => call.is_mutation(),
             Fault::Fail(_) => true,
             Fault::Partition { .. } | Fault::LogBackup { .. } => false,

@@ -75,7 +75,21 @@ impl ManagedInstance for SimManagedInstance {
         let latency = w.config.arm.request;
         w.enter_call(Call::InstanceLinkState, latency)?;
         // ARM reports what the service last refreshed (`SimConfig::arm_reading_lag`).
-        Ok(w.arm_link_view(link))
+        let arm = w.arm_link_view(link);
+        if !w.config.instance_tsql_reads || !arm.exists {
+            return Ok(arm);
+        }
+        // Then the instance's own DMVs, as `WithInstanceTsql` reads them: a failure of that
+        // read leaves ARM's view, not live.
+        let latency = w.config.sql_request;
+        if w.enter_call(Call::InstanceTsqlLinkState, latency).is_err() {
+            return Ok(arm);
+        }
+        let names: Vec<DatabaseName> = arm.databases.iter().map(|d| d.name.clone()).collect();
+        Ok(match w.live_instance_view(link, &names) {
+            Some((live, policy)) => arm.merged_with_live(live, policy),
+            None => arm,
+        })
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {

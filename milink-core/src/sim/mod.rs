@@ -218,6 +218,12 @@ pub struct SimConfig {
     /// `databases[]`): ARM reports what the service last refreshed. Default 2 s; zero reads
     /// live. T-SQL reads on SQL Server are always live.
     pub arm_reading_lag: Duration,
+    /// The in-process managed instance reads a link as an adapter with the instance's endpoint
+    /// does (`sqlserver::instance_reads::WithInstanceTsql`): ARM's view, then the instance's
+    /// own DMVs over T-SQL (live, one more call, `Call::InstanceTsqlLinkState`, with
+    /// `sql_request` latency), merged ([`crate::lifecycle::SideView::merged_with_live`]).
+    /// Default `true`; `false` reads through ARM alone, as a port without the endpoint does.
+    pub instance_tsql_reads: bool,
     /// Interval of log written by the servers themselves (index maintenance, ghost cleanup): a
     /// log record without rows on the primary's copy of every linked database. `None` (the
     /// default): only the application writes log.
@@ -256,6 +262,7 @@ impl Default for SimConfig {
             forced_failover_demotes_old_primary: false,
             arm_planned_failover_max_send_queue_kb: 64,
             arm_reading_lag: Duration::from_secs(2),
+            instance_tsql_reads: true,
             background_log_interval: None,
             revert_duration: Duration::from_secs(10),
             location: "eastus".to_string(),
@@ -448,6 +455,23 @@ impl Sim {
         let s = w.snapshot(Side::SqlServer, database)?;
         let m = w.snapshot(Side::ManagedInstance, database)?;
         Some(ParityReport::compare(&s, &m))
+    }
+
+    /// The last role change: when it was asked for (the call's start,
+    /// [`SimStats::last_role_change_requested`](world::SimStats)) and when a side became
+    /// primary by it (the `RoleChanged` event). The difference is L, the service's latency, which
+    /// a failover cannot avoid; the application's write-unavailability window minus L is what
+    /// the orchestration added. `None` before a role change completed.
+    pub fn last_role_change(&self) -> Option<(Timestamp, Timestamp)> {
+        let w = self.lock();
+        let asked = w.stats.last_role_change_requested?;
+        w.events.iter().find_map(|e| match &e.kind {
+            EventKind::RoleChanged {
+                role: crate::lifecycle::ReplicaRole::Primary,
+                ..
+            } if e.at >= asked => Some((asked, e.at)),
+            _ => None,
+        })
     }
 
     /// The world's event log.

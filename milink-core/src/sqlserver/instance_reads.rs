@@ -9,6 +9,9 @@
 //! - [`InstanceTsql::workload_activity`] sends [`tsql::probe_workload_activity`] (client
 //!   sessions and open transactions, the check before failing back) and parses it with
 //!   [`parse::workload_activity`].
+//! - [`InstanceTsql::link_state`] sends [`tsql::probe_instance_link_state`] (the link's DMVs
+//!   and the update type, three result sets) and parses it with
+//!   [`parse::parse_instance_side_view`].
 //!
 //! Both run as [`CommandKind::Probe`], one round trip each, and none for an empty list of
 //! databases. Errors are [`PortError`]s as the SQL Server adapter types them: SQL Server's
@@ -22,7 +25,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::lifecycle::{FullBackup, InstanceOp, LinkName, OperationRef, SideView};
-use crate::names::DatabaseName;
+use crate::names::{DatabaseName, UpdatePolicy};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind};
 use crate::redirect::WorkloadActivity;
 use crate::tsql::{self, Batch};
@@ -104,6 +107,38 @@ impl<C: Borrow<Connection> + Send + Sync> InstanceTsql<C> {
         Ok(parse::workload_activity(&set.rows)?)
     }
 
+    /// The link as the instance's own DMVs show it now ([`tsql::probe_instance_link_state`],
+    /// one round trip), with `databases` first and [`SideView::live`] set when the
+    /// distributed availability group exists; and what the instance's update type tells of its
+    /// policy (`Continuous`: Always-up-to-date).
+    pub async fn link_state(
+        &self,
+        link: &LinkName,
+        databases: &[DatabaseName],
+    ) -> Result<(SideView, Option<UpdatePolicy>), PortError> {
+        let batch = tsql::probe_instance_link_state(link);
+        tracing::debug!(purpose = batch.purpose(), "managed instance: T-SQL read");
+        let sets = self
+            .connection
+            .borrow()
+            .simple_query(batch.expose_sql(), CommandKind::Probe)
+            .await
+            .map_err(port_error)?;
+        let [replicas, states, update_type] = sets.as_slice() else {
+            return Err(rowset_error(format!(
+                "probe_instance_link_state returned {} result sets, expected 3 (replica \
+                 states, database replica states, update type)",
+                sets.len()
+            )));
+        };
+        Ok(parse::parse_instance_side_view(
+            databases,
+            &replicas.rows,
+            &states.rows,
+            &update_type.rows,
+        )?)
+    }
+
     async fn one_result_set(&self, probe: &str, batch: &Batch) -> Result<ResultSet, PortError> {
         tracing::debug!(purpose = batch.purpose(), "managed instance: T-SQL read");
         let mut sets = self
@@ -135,12 +170,13 @@ fn rowset_error(detail: String) -> PortError {
     )
 }
 
-/// A [`ManagedInstance`] port whose ARM calls (`begin`, `poll`, `link_state`) go to the inner
-/// port `M`, and whose T-SQL reads (`full_backups`, `workload_activity`) go to the instance's
-/// endpoint through [`InstanceTsql`].
+/// A [`ManagedInstance`] port whose ARM calls (`begin`, `poll`) go to the inner port `M`, whose
+/// T-SQL reads (`full_backups`, `workload_activity`) go to the instance's endpoint through
+/// [`InstanceTsql`], and whose `link_state` reads both and merges them (ARM's view, then the
+/// instance's DMVs, live: [`SideView::merged_with_live`]).
 ///
 /// Use it when the user gives the instance's endpoint: an ARM-only port cannot read
-/// `msdb.dbo.backupset` or the instance's sessions.
+/// `msdb.dbo.backupset` or the instance's sessions, and its view of the link lags.
 pub struct WithInstanceTsql<M, C = Connection> {
     arm: M,
     tsql: InstanceTsql<C>,
@@ -184,8 +220,28 @@ impl<M: ManagedInstance, C: Borrow<Connection> + Send + Sync> ManagedInstance
         self.arm.poll(operation).await
     }
 
+    /// ARM's view of the link, then the instance's DMVs over T-SQL, merged
+    /// ([`SideView::merged_with_live`]): the role, modes, connection and LSNs as they are now,
+    /// what only ARM knows from ARM. A T-SQL read that fails leaves ARM's view (not live; the
+    /// catch-up gate then waits the longer window), and says why in the log.
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
-        self.arm.link_state(link).await
+        let arm = self.arm.link_state(link).await?;
+        if !arm.exists {
+            return Ok(arm);
+        }
+        let names: Vec<DatabaseName> = arm.databases.iter().map(|d| d.name.clone()).collect();
+        match self.tsql.link_state(link, &names).await {
+            Ok((live, policy)) => Ok(arm.merged_with_live(live, policy)),
+            Err(e) => {
+                tracing::warn!(
+                    code = %e.code(),
+                    error = %e.message,
+                    "managed instance: the link's DMVs could not be read over T-SQL; using \
+                     ARM's view, which lags"
+                );
+                Ok(arm)
+            }
+        }
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {

@@ -12,7 +12,7 @@ use crate::lifecycle::{
     AvailabilityMode, DatabaseView, FullBackup, PartnerReplica, ReplicaRole, SideView, SyncHealth,
     SyncState,
 };
-use crate::names::{CertificateName, DatabaseName, Lsn, SqlVersion, TcpPort};
+use crate::names::{CertificateName, DatabaseName, Lsn, SqlVersion, TcpPort, UpdatePolicy};
 use crate::ports::{PortError, PortErrorKind};
 use crate::redirect::{ClientSession, WorkloadActivity};
 use crate::time::Timestamp;
@@ -69,6 +69,7 @@ mod probe {
     pub const PUBLIC_KEY: &str = "export_certificate_public_key";
     pub const WORKLOAD: &str = "probe_workload_activity";
     pub const INSTANCE_PROPERTIES: &str = "instance_properties";
+    pub const INSTANCE_UPDATE_TYPE: &str = "probe_instance_update_type";
 }
 
 /// Parses every row of `rows` with `f`, naming `probe` and the row in errors.
@@ -473,6 +474,51 @@ pub fn product_version(rows: &[Row]) -> Result<SqlVersion, ParseError> {
     })
 }
 
+/// What [`crate::tsql::probe_instance_update_type`] tells of the instance's update policy:
+/// `Continuous` is [`UpdatePolicy::AlwaysUpToDate`]; `CU` (the SQL Server 2022 or 2025 policy,
+/// which the property does not tell apart) and NULL tell nothing (`None`). Another value is an
+/// error.
+pub fn instance_update_type(rows: &[Row]) -> Result<Option<UpdatePolicy>, ParseError> {
+    let row = single(probe::INSTANCE_UPDATE_TYPE, rows)?;
+    let read = || -> Result<Option<UpdatePolicy>, RowError> {
+        match row.opt_str("product_update_type")?.map(str::trim) {
+            None => Ok(None),
+            Some(t) if t.eq_ignore_ascii_case("continuous") => {
+                Ok(Some(UpdatePolicy::AlwaysUpToDate))
+            }
+            Some(t) if t.eq_ignore_ascii_case("cu") => Ok(None),
+            Some(t) => Err(invalid("product_update_type", "CU or Continuous", t)),
+        }
+    };
+    read().map_err(|error| ParseError::Row {
+        probe: probe::INSTANCE_UPDATE_TYPE,
+        row: 0,
+        error,
+    })
+}
+
+/// The managed instance's view of the link from the rowsets of
+/// [`crate::tsql::probe_instance_link_state`] (replica states, database replica states, update
+/// type), read as [`source_side_view`] reads SQL Server's, with no build, no seeding rows and
+/// [`SideView::live`] set; and what the update type tells of the policy
+/// ([`instance_update_type`]). Merge it into ARM's view with [`SideView::merged_with_live`].
+pub fn parse_instance_side_view(
+    databases: &[DatabaseName],
+    replica_rows: &[Row],
+    database_rows: &[Row],
+    update_type_rows: &[Row],
+) -> Result<(SideView, Option<UpdatePolicy>), ParseError> {
+    let mut view = source_side_view(
+        databases,
+        &replica_states(replica_rows)?,
+        &database_replica_states(database_rows)?,
+        &[],
+        None,
+    );
+    view.live = view.exists;
+    Ok((view, instance_update_type(update_type_rows)?))
+}
+
 /// One row of [`crate::tsql::probe_certificates`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRow {
@@ -649,6 +695,7 @@ pub fn source_side_view(
         version,
         update_policy: None,
         failover_mode: None,
+        live: false,
     }
 }
 

@@ -32,8 +32,9 @@ pub use endpoint::{
 };
 pub use probes::{
     probe_certificates, probe_database_replica_states, probe_database_replica_states_by_database,
-    probe_dns_record_name, probe_first_full_backups, probe_hadr_port, probe_replica_states,
-    probe_seeding_stats, probe_sp_certificate_add_issuer_exists,
+    probe_dns_record_name, probe_first_full_backups, probe_hadr_port, probe_instance_link_state,
+    probe_instance_update_type, probe_replica_states, probe_seeding_stats,
+    probe_sp_certificate_add_issuer_exists,
 };
 pub use quote::{SqlIdentifier, binary_literal, quote_ident, quote_nstring};
 pub use workload::probe_workload_activity;

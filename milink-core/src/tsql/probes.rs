@@ -106,6 +106,41 @@ pub fn probe_database_replica_states(dag: &LinkName) -> Batch {
     )
 }
 
+/// The managed instance's update type (milink-facts §1.9): one row, one column
+/// `product_update_type` (nvarchar): `CU` on an instance with the SQL Server 2022 or 2025 update
+/// policy, `Continuous` on an Always-up-to-date one; NULL on SQL Server, which has no such
+/// property.
+pub fn probe_instance_update_type() -> Batch {
+    Batch::new(
+        "read the instance's update type",
+        "SELECT CAST(SERVERPROPERTY('ProductUpdateType') AS nvarchar(128)) AS \
+         product_update_type;\n"
+            .to_owned(),
+    )
+}
+
+/// The link's state as the managed instance's own DMVs show it this instant, in one round trip
+/// on the instance's endpoint: [`probe_replica_states`], [`probe_database_replica_states`] and
+/// [`probe_instance_update_type`], three result sets in that order. ARM's view of the link lags
+/// the instance; this one does not (milink-facts §3.1, §3.2).
+///
+/// UNVERIFIED: that the instance names its side of the distributed availability group as the
+/// link (the ARM resource's name); on a Business Critical instance its local high-availability
+/// replicas belong to the instance's own availability group, not to the distributed one, so
+/// the filter on the DAG keeps one local row per database.
+pub fn probe_instance_link_state(dag: &LinkName) -> Batch {
+    let parts = [
+        probe_replica_states(dag),
+        probe_database_replica_states(dag),
+        probe_instance_update_type(),
+    ];
+    let sql: Vec<&str> = parts.iter().map(Batch::expose_sql).collect();
+    Batch::new(
+        "read the link's state on the managed instance",
+        sql.join("\n"),
+    )
+}
+
 /// Replication state of the named databases, whatever availability group carries them, in
 /// one round trip: the shape of the docs' managed instance query (milink-facts §3.2).
 ///

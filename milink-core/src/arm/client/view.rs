@@ -71,6 +71,7 @@ pub(crate) fn link_view(
         version: None,
         update_policy,
         failover_mode,
+        live: false,
     })
 }
 

@@ -509,10 +509,12 @@ impl Machine {
             }
             Err(blocker) => (None, blocker),
             Ok(lsns) => {
+                let live = link.instance.live;
                 let (mut stable, moved) = match stable {
                     Some(s) if s.lsns == lsns => (
                         StableLsns {
                             readings: s.readings.saturating_add(1),
+                            live: s.live && live,
                             ..s
                         },
                         false,
@@ -523,6 +525,7 @@ impl Machine {
                             since: now,
                             readings: 1,
                             quiet: None,
+                            live,
                         },
                         true,
                     ),
@@ -532,6 +535,7 @@ impl Machine {
                             since: now,
                             readings: 1,
                             quiet: None,
+                            live,
                         },
                         false,
                     ),
@@ -545,6 +549,9 @@ impl Machine {
                     stable.quiet = Some(false);
                 }
                 let window = match (stable.quiet, quiet_window) {
+                    (Some(true), Some(_)) if stable.live => {
+                        self.spec.options.live_quiet_stability_window
+                    }
                     (Some(true), Some(w)) => w,
                     _ => self.spec.options.stability_window,
                 };

@@ -251,6 +251,7 @@ impl H {
                     replica_state: None,
                 })
                 .collect(),
+            live: false,
         };
         let p = side(
             ReplicaRole::Primary,
@@ -537,6 +538,7 @@ pub fn empty_side() -> SideView {
         failover_mode: None,
         connected: false,
         databases: vec![],
+        live: false,
     }
 }
 

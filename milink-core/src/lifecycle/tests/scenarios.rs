@@ -26,6 +26,7 @@ scenarios!(
     planned_failover_uses_arm_before_cu13,
     prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch,
     guard_a_quiet_workload_shortens_the_window_and_nothing_else_does,
+    guard_the_live_window_applies_only_while_every_reading_is_live,
     guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet,
     guard_no_failover_while_asynchronous,
     guard_no_failover_while_lsns_differ,
@@ -4232,6 +4233,60 @@ pub fn guard_a_quiet_workload_shortens_the_window_and_nothing_else_does() {
             ..
         }
     ));
+}
+
+pub fn guard_the_live_window_applies_only_while_every_reading_is_live() {
+    // Quiet workload; the instance's view read live over T-SQL (`SideView::live`) on the
+    // readings listed by `live`: the gate holds the LSNs for `live_quiet_stability_window` only
+    // when every reading of the held values was live, else for `quiet_stability_window`, which
+    // outlasts ARM's lag.
+    let run = |live: &dyn Fn(usize) -> bool| -> Duration {
+        let mut spec = two_way();
+        spec.options.gate_interval = Duration::from_millis(250);
+        let mut h = H::new(spec);
+        h.workload = None;
+        h.create();
+        h.cmd(Command::Failover(FailoverKind::Planned));
+        h.switch_to_sync();
+        let reading = |h: &H, n: usize| {
+            let mut obs = h.sync_equal(Side::SqlServer, 1000);
+            if let Observation::Link(link) = &mut obs {
+                link.instance.live = live(n);
+            }
+            obs
+        };
+        let first = h.now;
+        let fx = h.answer(reading(&h, 0));
+        h.answer_step(
+            fx[0].step(),
+            Ok(Observation::Workload(WorkloadActivity::default())),
+        );
+        for n in 1..400 {
+            h.tick_at_deadline();
+            if has_failover(&h.answer(reading(&h, n))) {
+                return h.now.since(first);
+            }
+        }
+        panic!("the gate never opened");
+    };
+    let options = two_way().options;
+    let (live_window, arm_window) = (
+        options.live_quiet_stability_window,
+        options.quiet_stability_window.unwrap(),
+    );
+    assert!(live_window < arm_window);
+    let gate = Duration::from_millis(250);
+    let all_live = run(&|_| true);
+    assert!(all_live >= live_window, "{all_live:?}");
+    assert!(all_live < live_window + gate * 2, "{all_live:?}");
+    // One reading through ARM alone among live ones: the longer window.
+    for stale in [0, 1, 3] {
+        let mixed = run(&|n| n != stale);
+        assert!(mixed >= arm_window, "reading {stale} not live: {mixed:?}");
+        assert!(mixed < arm_window + gate * 2, "{mixed:?}");
+    }
+    let none_live = run(&|_| false);
+    assert!(none_live >= arm_window, "{none_live:?}");
 }
 
 pub fn guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet() {

@@ -20,7 +20,7 @@ use crate::names::{CertificateName, InstanceId, LinkMode};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, SourceReply, SourceServer};
 use crate::sim::sql::ddl::fixtures::{comparable, first_difference, link_ops};
 use crate::sim::world::ReplicaPhase;
-use crate::sim::{Call, Fault, InstanceCall, Lab, Trigger};
+use crate::sim::{Call, Fault, InstanceCall, Lab, SimConfig, Trigger};
 
 pub(super) const TOKEN: &str = "sim-arm-test-token";
 
@@ -74,8 +74,13 @@ pub(super) struct Twin {
 
 impl Twin {
     pub(super) async fn new(seed: u64) -> Twin {
-        let https = Lab::tailspin(seed).unwrap();
-        let local = Lab::tailspin(seed).unwrap();
+        // The HTTPS port reads ARM only: so does the in-process instance here.
+        let arm_only = || SimConfig {
+            instance_tsql_reads: false,
+            ..SimConfig::with_seed(seed)
+        };
+        let https = Lab::tailspin_with(arm_only()).unwrap();
+        let local = Lab::tailspin_with(arm_only()).unwrap();
         let server = ArmHttpsServer::start(ArmServerConfig::with_token(TOKEN), https.sim.clone())
             .await
             .unwrap();

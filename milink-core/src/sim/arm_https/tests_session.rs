@@ -22,7 +22,7 @@ use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError};
 use crate::session::{LinkSession, Session, SessionOptions};
 use crate::sim::sql::ddl::fixtures::{comparable, first_difference};
 use crate::sim::wire::{InFlight, WireClock};
-use crate::sim::{Lab, SimManagedInstance, errors};
+use crate::sim::{Lab, SimConfig, SimManagedInstance, errors};
 
 /// ARM over reqwest, just enough for a session. T-SQL reads on the instance stay in process.
 struct HttpsInstance {
@@ -110,6 +110,7 @@ fn side_view(dag: &Value, update_policy: Option<UpdatePolicy>) -> SideView {
                 replica_state: d["replicaState"].as_str().map(str::to_owned),
             })
             .collect(),
+        live: false,
     }
 }
 
@@ -239,8 +240,13 @@ impl ManagedInstance for HttpsInstance {
 
 #[tokio::test]
 async fn a_session_over_https_creates_the_link_as_in_process() {
-    let https = Lab::tailspin(8).unwrap();
-    let local = Lab::tailspin(8).unwrap();
+    // The HTTPS port reads ARM only: so does the in-process instance here.
+    let arm_only = || SimConfig {
+        instance_tsql_reads: false,
+        ..SimConfig::with_seed(8)
+    };
+    let https = Lab::tailspin_with(arm_only()).unwrap();
+    let local = Lab::tailspin_with(arm_only()).unwrap();
     let server = ArmHttpsServer::start(ArmServerConfig::with_token(TOKEN), https.sim.clone())
         .await
         .unwrap();

@@ -36,6 +36,7 @@
 //! | read-only, calls `CERTENCODED`                         | `Source(ExportCertificatePublicKey)`          | `sql_request`    |
 //! | read-only, reads `availability_groups`, `availability_replicas` or a `dm_hadr_*` view | `SourceLinkState` | `sql_request` |
 //! | read-only, reads `backupset` (on the managed instance's endpoint only) | `FullBackups` | `sql_request` |
+//! | read-only, reads the link's catalog views or DMVs, on the managed instance's endpoint | `InstanceTsqlLinkState` | `sql_request` |
 //! | anything else (workload and readiness probes, `DROP CERTIFICATE`/`ENDPOINT`) | none: no fault, no latency, as in process | — |
 //!
 //! **Readiness probes.** A batch that does not parse, or a read-only batch the query engine
@@ -47,9 +48,11 @@
 //! other injected failure (a dropped connection, ARM codes) closes the connection before
 //! anything runs; a lost response runs the batch and then closes the connection
 //! ([`Outcome::Close`] first, so the client's request fails). On the managed instance's
-//! endpoint only a batch that reads `msdb.dbo.backupset` is a port call, `FullBackups` with
-//! `sql_request` latency, as `SimManagedInstance::full_backups` makes in process; its other
-//! reads (client sessions) are none, as in process.
+//! endpoint a batch that reads `msdb.dbo.backupset` is a port call, `FullBackups` with
+//! `sql_request` latency, as `SimManagedInstance::full_backups` makes in process, and a batch
+//! that reads the link's DMVs is `InstanceTsqlLinkState`, as `SimManagedInstance::link_state`
+//! makes in process after its ARM read; its other reads (client sessions) are none, as in
+//! process.
 
 use std::sync::Arc;
 
@@ -146,11 +149,17 @@ impl SimSqlHandler {
         let mut lose_response = false;
         {
             let mut w = self.sim.lock();
-            let call = classify(&w, &script.statements).filter(|c| match self.side {
-                Side::SqlServer => !matches!(c, Call::FullBackups),
-                // The instance's endpoint: only the backups read is a port call in process.
-                Side::ManagedInstance => matches!(c, Call::FullBackups),
-            });
+            let call = match (self.side, classify(&w, &script.statements)) {
+                (Side::SqlServer, Some(Call::FullBackups)) => None,
+                (Side::SqlServer, call) => call,
+                // The instance's endpoint: the backups read, and the link's DMVs read as the
+                // T-SQL half of `SimManagedInstance::link_state`, are port calls in process.
+                (Side::ManagedInstance, Some(Call::FullBackups)) => Some(Call::FullBackups),
+                (Side::ManagedInstance, Some(Call::SourceLinkState)) => {
+                    Some(Call::InstanceTsqlLinkState)
+                }
+                (Side::ManagedInstance, _) => None,
+            };
             if let Some(call) = call {
                 let latency = match call {
                     Call::Source(c) => w.source_call_latency(c),

@@ -18,5 +18,6 @@
 pub mod catalog;
 pub mod ddl;
 pub mod handler;
+pub(crate) mod live;
 pub mod query;
 pub mod readiness;

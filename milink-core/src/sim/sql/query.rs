@@ -32,6 +32,9 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
 use sqlparser::ast::Statement;
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::parser::Parser;
@@ -51,6 +54,35 @@ pub const SYNTAX_ERROR: u32 = 102;
 /// "Keyword or statement option '…' is not supported in this version of SQL Server."
 pub const UNSUPPORTED: u32 = 40517;
 
+/// The statements of `sql`, parsed once: the probes the simulator answers in process come
+/// again and again with the same text, and parsing is most of their cost. Parsing is a pure
+/// function of the text, so the cache changes no answer. It holds at most
+/// [`PARSE_CACHE_ENTRIES`] texts (cleared when full); a text that does not parse is not kept.
+fn parsed(sql: &str) -> Result<Arc<Vec<Statement>>, SqlError> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<Statement>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(hit) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(sql)
+    {
+        return Ok(Arc::clone(hit));
+    }
+    let statements = Arc::new(
+        Parser::parse_sql(&MsSqlDialect {}, sql)
+            .map_err(|e| errors::syntax_error(&errors::near_of_parse_error(&e.to_string())))?,
+    );
+    let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.len() >= PARSE_CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(sql.to_owned(), Arc::clone(&statements));
+    Ok(statements)
+}
+
+/// How many batch texts [`parsed`] keeps.
+const PARSE_CACHE_ENTRIES: usize = 512;
+
 /// Runs a batch of read-only statements (`SELECT`, `WITH … SELECT`) against `world` as `side`
 /// sees it, in the session `session`: one result set per statement, in order.
 ///
@@ -62,8 +94,7 @@ pub fn run_select(
     session: &SessionInfo,
     sql: &str,
 ) -> Result<Vec<ResultSet>, SqlError> {
-    let statements = Parser::parse_sql(&MsSqlDialect {}, sql)
-        .map_err(|e| errors::syntax_error(&errors::near_of_parse_error(&e.to_string())))?;
+    let statements = parsed(sql)?;
     let ctx = select::Ctx {
         world,
         side,
@@ -71,7 +102,7 @@ pub fn run_select(
         ctes: Vec::new(),
     };
     let mut sets = Vec::new();
-    for statement in &statements {
+    for statement in statements.iter() {
         match statement {
             Statement::Query(q) => {
                 let rel = select::eval_query(&ctx, q, None)?;

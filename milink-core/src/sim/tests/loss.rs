@@ -314,6 +314,8 @@ async fn a_dag_dropped_by_a_primary_sql_server_loses_what_the_instance_lacks() {
 async fn arm_readings_lag_by_the_configured_delay() {
     let config = SimConfig {
         arm_reading_lag: Duration::from_secs(5),
+        // ARM alone, as a port without the instance's endpoint reads.
+        instance_tsql_reads: false,
         ..SimConfig::with_seed(47)
     };
     let rig = Rig::with(config);
@@ -380,6 +382,69 @@ async fn arm_readings_lag_by_the_configured_delay() {
     assert_eq!(rig.mi_view().await.last_commit_lsn, Some(lsn3));
 }
 
+/// With the instance's endpoint (the default), its view of the link comes from its own DMVs:
+/// a hardened commit and a role change show at once, whatever ARM's lag; ARM still says what
+/// only it knows (the database's `replicaState`). When the T-SQL read fails, the view is ARM's
+/// alone, lagging and not marked live.
+#[tokio::test]
+async fn the_instance_read_over_tsql_is_live_and_falls_back_to_arm() {
+    let config = SimConfig {
+        arm_reading_lag: Duration::from_secs(5),
+        ..SimConfig::with_seed(47)
+    };
+    let rig = Rig::with(config);
+    let db = rig.db();
+    rig.create_link().await.unwrap();
+    rig.until_joined().await;
+    rig.sleep(Duration::from_secs(10)).await;
+    let lsn = rig.sim().write(Side::SqlServer, &db, 2).unwrap();
+    rig.sleep(Duration::from_secs(1)).await;
+    let view = rig.mi.link_state(&rig.link()).await.unwrap();
+    assert!(view.live);
+    let d = view.databases.iter().find(|d| d.name == db).unwrap();
+    assert_eq!(d.last_hardened_lsn, Some(lsn));
+    assert_eq!(d.sync_state, Some(SyncState::Synchronizing));
+    assert_eq!(d.replica_state.as_deref(), Some("LinkSynchronizing"));
+    assert_eq!(
+        view.version, None,
+        "the instance's build is not SQL Server's"
+    );
+
+    // The T-SQL read fails once: ARM's view, five seconds old.
+    let lsn2 = rig.sim().write(Side::SqlServer, &db, 1).unwrap();
+    rig.sleep(Duration::from_secs(1)).await;
+    rig.sim().inject(
+        Trigger::OnCall {
+            call: Call::InstanceTsqlLinkState,
+            nth: rig
+                .sim()
+                .with_world(|w| w.faults.count(Call::InstanceTsqlLinkState))
+                + 1,
+        },
+        Fault::ConnectionDrop,
+    );
+    let stale = rig.mi.link_state(&rig.link()).await.unwrap();
+    assert!(!stale.live);
+    let d = stale.databases.iter().find(|d| d.name == db).unwrap();
+    assert_ne!(d.last_hardened_lsn, Some(lsn2));
+    assert_eq!(d.sync_state, None, "ARM reports no synchronization state");
+    // The next read is live again.
+    let view = rig.mi.link_state(&rig.link()).await.unwrap();
+    assert!(view.live);
+    let d = view.databases.iter().find(|d| d.name == db).unwrap();
+    assert_eq!(d.last_hardened_lsn, Some(lsn2));
+
+    // An Always-up-to-date policy shows at once, though ARM still reads the old one.
+    rig.sim().with_world_mut(|w| {
+        w.instance.update_policy = crate::names::UpdatePolicy::AlwaysUpToDate;
+    });
+    let view = rig.mi.link_state(&rig.link()).await.unwrap();
+    assert_eq!(
+        view.update_policy,
+        Some(crate::names::UpdatePolicy::AlwaysUpToDate)
+    );
+}
+
 #[tokio::test]
 async fn each_replica_of_the_dag_has_its_own_mode() {
     let config = SimConfig {
@@ -417,8 +482,11 @@ async fn each_replica_of_the_dag_has_its_own_mode() {
     .unwrap();
     let sql = rig.sql.link_state(&link, &[rig.db()]).await.unwrap();
     assert_eq!(modes(&sql), (Some(sync), Some(sync)));
+    // The instance's own catalog, read live over T-SQL, lists both replicas too: its own
+    // still asynchronous, SQL Server's synchronous.
     let mi = rig.mi.link_state(&link).await.unwrap();
-    assert_eq!(modes(&mi), (Some(not_sync), None));
+    assert!(mi.live);
+    assert_eq!(modes(&mi), (Some(not_sync), Some(sync)));
     assert_eq!(
         rig.sim().with_world(|w| w.effective_mode(&link)),
         Some(not_sync)

@@ -483,6 +483,11 @@ pub struct SimStats {
     pub reverted_transactions: BTreeMap<DatabaseName, u64>,
     /// Faults that fired.
     pub faults_fired: u64,
+    /// When the last role change was asked for (a T-SQL `FAILOVER` or
+    /// `FORCE_FAILOVER_ALLOW_DATA_LOSS`, an ARM `failover` or `setRole`), before the call's
+    /// latency: with the `RoleChanged` event that follows, the service's own latency L.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_role_change_requested: Option<Timestamp>,
 }
 
 /// Replication lag of one database, as the simulator knows it exactly.

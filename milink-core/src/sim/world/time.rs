@@ -1,6 +1,7 @@
 //! Virtual time (how the world steps forward) and the calls into it, with their faults.
 
 use super::*;
+use crate::sim::faults::{InstanceCall, SourceCall};
 
 impl World {
     // ----- time -------------------------------------------------------------------------------
@@ -156,6 +157,13 @@ impl World {
         let (world, hit) = self.faults.on_call_made(call);
         for f in &world {
             self.apply_fault(f);
+        }
+        if matches!(
+            call,
+            Call::Source(SourceCall::Failover | SourceCall::ForceFailover)
+                | Call::Instance(InstanceCall::Failover | InstanceCall::SetRole)
+        ) {
+            self.stats.last_role_change_requested = Some(self.now);
         }
         let d = self.sample(latency);
         let target = self.now.plus(d);

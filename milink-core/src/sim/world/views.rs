@@ -61,6 +61,7 @@ impl World {
                     v
                 })
                 .collect(),
+            live: false,
         }
     }
 

@@ -3,6 +3,7 @@
 //! `msdb.dbo.backupset`.
 
 use crate::lifecycle::Side;
+use crate::names::UpdatePolicy;
 use crate::sim::World;
 use crate::sim::lab::RecoveryModel;
 use crate::sim::tds::{ResultSet, SqlType, Value};
@@ -71,6 +72,10 @@ pub fn server_property(world: &World, side: Side, name: &str) -> Value {
         (Side::ManagedInstance, "engineedition") => Value::Int(8),
         (Side::ManagedInstance, "ishadrenabled") => Value::Int(1),
         (Side::ManagedInstance, "collation") => s(world.instance.collation.clone()),
+        (Side::ManagedInstance, "productupdatetype") => s(match world.instance.update_policy {
+            UpdatePolicy::AlwaysUpToDate => "Continuous",
+            UpdatePolicy::SqlServer2022 | UpdatePolicy::SqlServer2025 => "CU",
+        }),
         (_, "servername" | "machinename") => s(server_name(world, side)),
         _ => Value::Null,
     }
