@@ -14,6 +14,7 @@
 //! | [`ArcOp`] | method and path under the instance | body |
 //! |---|---|---|
 //! | [`ArcOp::GetInstance`] | `GET` (the instance itself) | none |
+//! | [`ArcOp::ListDatabases`] | `GET /databases` | none |
 //! | [`ArcOp::ListAvailabilityGroups`] | `GET /availabilityGroups` | none |
 //! | [`ArcOp::GetAvailabilityGroup`] | `GET /availabilityGroups/{ag}` | none |
 //! | [`ArcOp::RunMigrationAssessment`] | `POST /runMigrationAssessment` | none |
@@ -31,8 +32,11 @@
 //!
 //! What milink reads back is in [`models`]. Pure: no I/O, no credentials.
 
+#[cfg(feature = "arm")]
+pub mod client;
 pub mod models;
 mod ops;
+pub mod permissions;
 
 pub use ops::*;
 
@@ -186,6 +190,9 @@ pub enum ArcOp {
     /// `SqlServerInstances_Get`: the instance, with the facts the readiness assessment reads
     /// ([`models::SqlServerInstance`]).
     GetInstance,
+    /// `SqlServerDatabases_List`: the instance's databases (one page of
+    /// [`models::SqlServerDatabase`]; UNVERIFIED: the spec file is not copied).
+    ListDatabases,
     /// `SqlServerAvailabilityGroups_List`: the instance's availability groups (one page of
     /// [`models::SqlServerAvailabilityGroup`]).
     ListAvailabilityGroups,
@@ -233,6 +240,7 @@ impl ArcOp {
     pub fn operation_id(&self) -> &'static str {
         match self {
             ArcOp::GetInstance => "SqlServerInstances_Get",
+            ArcOp::ListDatabases => "SqlServerDatabases_List",
             ArcOp::ListAvailabilityGroups => "SqlServerAvailabilityGroups_List",
             ArcOp::GetAvailabilityGroup { .. } => "SqlServerAvailabilityGroups_Get",
             ArcOp::RunMigrationAssessment => "SqlServerInstances_RunMigrationAssessment",
@@ -270,6 +278,7 @@ pub fn request(op: &ArcOp, instance: &ArcInstanceId) -> ArmRequest {
     let ag = |name: &str, tail: &str| format!("/availabilityGroups/{}{tail}", segment(name));
     let (method, tail, body): (Method, String, Option<Value>) = match op {
         ArcOp::GetInstance => (Method::Get, String::new(), None),
+        ArcOp::ListDatabases => (Method::Get, "/databases".to_owned(), None),
         ArcOp::ListAvailabilityGroups => (Method::Get, "/availabilityGroups".to_owned(), None),
         ArcOp::GetAvailabilityGroup { name } => (Method::Get, ag(name.as_str(), ""), None),
         ArcOp::RunMigrationAssessment => (Method::Post, "/runMigrationAssessment".to_owned(), None),

@@ -936,6 +936,77 @@ pub struct AvailabilityGroupDatabase {
     pub suspend_reason_description: Option<String>,
 }
 
+/// A database of an Arc-enabled SQL Server instance (`SqlServerDatabaseResource`,
+/// `GET …/sqlServerInstances/{name}/databases`): the per-database facts the readiness rules read.
+///
+/// UNVERIFIED: `sqlServerDatabases.json` is not copied; the names follow the reference notes
+/// (rest-notes §8, milink-facts §6.2) and the published SDKs' `SqlServerDatabaseResourceProperties`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlServerDatabase {
+    /// Resource id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The database's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The database's properties.
+    #[serde(default, deserialize_with = "object_or_default")]
+    pub properties: SqlServerDatabaseProperties,
+}
+
+/// The properties of a [`SqlServerDatabase`] (UNVERIFIED, see there).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SqlServerDatabaseProperties {
+    /// The database's collation (`collationName`).
+    pub collation_name: Option<String>,
+    /// The compatibility level.
+    pub compatibility_level: Option<i32>,
+    /// The total size in MB (`sizeMB`).
+    #[serde(rename = "sizeMB")]
+    pub size_mb: Option<f64>,
+    /// The data files' size in MB (`dataFileSizeMB`).
+    #[serde(rename = "dataFileSizeMB")]
+    pub data_file_size_mb: Option<f64>,
+    /// The log files' size in MB (`logFileSizeMB`).
+    #[serde(rename = "logFileSizeMB")]
+    pub log_file_size_mb: Option<f64>,
+    /// The database's state (`Online`, …).
+    pub state: Option<String>,
+    /// The recovery model (`Full`, `Bulk-logged`, `Simple`).
+    pub recovery_mode: Option<String>,
+    /// The last backups.
+    #[serde(deserialize_with = "object")]
+    pub backup_information: Option<DatabaseBackupInformation>,
+    /// The database's options.
+    #[serde(deserialize_with = "object")]
+    pub database_options: Option<DatabaseOptions>,
+}
+
+/// `backupInformation` of a [`SqlServerDatabase`] (UNVERIFIED, see there).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DatabaseBackupInformation {
+    /// When the last full backup finished (RFC 3339).
+    pub last_full_backup: Option<String>,
+    /// When the last log backup finished (RFC 3339).
+    pub last_log_backup: Option<String>,
+}
+
+/// `databaseOptions` of a [`SqlServerDatabase`] (UNVERIFIED, see there).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DatabaseOptions {
+    /// Encrypted with TDE.
+    pub is_encrypted: Option<bool>,
+    /// Has memory-optimized (In-Memory OLTP) data.
+    pub is_memory_optimization_enabled: Option<bool>,
+    /// Has In-Memory OLTP (Hekaton) files (rest-notes §8).
+    pub is_hekaton_files_on: Option<bool>,
+    /// How many In-Memory OLTP files (rest-notes §8).
+    pub number_of_hekaton_files: Option<i32>,
+}
+
 /// What a `202 Accepted` of a long-running Arc operation carries: where to follow it.
 ///
 /// The examples send all three headers; `Retry-After` is seconds (`int32` in the spec). The
@@ -998,6 +1069,8 @@ pub enum ArcAnswer {
     AvailabilityGroup(Box<SqlServerAvailabilityGroup>),
     /// A page of availability groups.
     AvailabilityGroups(Listed<SqlServerAvailabilityGroup>),
+    /// A page of the instance's databases.
+    Databases(Listed<SqlServerDatabase>),
     /// The migration assessment job's status.
     MigrationAssessmentJob(MigrationAssessmentJob),
     /// The MI link assessment's results.
@@ -1103,6 +1176,7 @@ arc_model!(
     SqlServerInstance => "sqlServerInstance",
     SqlServerAvailabilityGroup => "availability group",
     Listed<SqlServerAvailabilityGroup> => "availability group list",
+    Listed<SqlServerDatabase> => "database list",
     MigrationAssessmentJob => "migration assessment job",
     MiLinkAssessmentResult => "MI link assessment",
     OperationStatus => "operation status",
@@ -1200,6 +1274,7 @@ pub fn answer(op: &ArcOp, status: u16, body: &[u8]) -> Result<ArcAnswer, ArcPars
         (200, ArcOp::DeleteMiLink { .. }) => Err(unexpected()),
         (200, ArcOp::GetInstance) => parse(body).map(|i| ArcAnswer::Instance(Box::new(i))),
         (200, ArcOp::ListAvailabilityGroups) => parse(body).map(ArcAnswer::AvailabilityGroups),
+        (200, ArcOp::ListDatabases) => parse(body).map(ArcAnswer::Databases),
         (
             200,
             ArcOp::GetAvailabilityGroup { .. }

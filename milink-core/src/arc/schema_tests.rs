@@ -31,7 +31,7 @@ fn instances_definition(op: &ArcOp) -> Option<Option<&'static str>> {
             "SqlServerInstanceManagedInstanceLinkAssessmentRequest",
         )),
         ArcOp::GetTelemetry(_) => Some(Some("SqlServerInstanceTelemetryRequest")),
-        ArcOp::GetInstance | ArcOp::RunMigrationAssessment => Some(None),
+        ArcOp::GetInstance | ArcOp::ListDatabases | ArcOp::RunMigrationAssessment => Some(None),
         _ => None,
     }
 }

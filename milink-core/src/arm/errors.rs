@@ -284,6 +284,11 @@ fn hint(request: &ArmRequest, status: u16, code: Option<&str>) -> Option<String>
              again for https://management.azure.com/ with an identity that has {}",
             permission()
         )),
+        403 if request.path.contains("/providers/Microsoft.AzureArcData/") => Some(format!(
+            "the identity lacks the permission {} on the Arc-enabled SQL Server (grant a role \
+             with it on the resource)",
+            permission()
+        )),
         403 => Some(format!(
             "the identity lacks the permission {} (grant the role SQL Managed Instance \
              Contributor, or a custom role with it){}",

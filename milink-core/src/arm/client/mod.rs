@@ -61,7 +61,7 @@ pub use credential::{CredentialChoice, CredentialError, StaticToken, credential_
 pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
 pub use target::TARGET_READS;
 
-use http::MALFORMED;
+pub(crate) use http::{Answer, MALFORMED};
 use token::ArmTokens;
 use view::OperationStatus;
 
