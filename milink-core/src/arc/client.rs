@@ -38,12 +38,12 @@ use super::models::{
     TelemetryTable,
 };
 use super::permissions::ArcPermissions;
-use super::{API_VERSION, ArcInstanceId, ArcOp, request};
+use super::{API_VERSION, ArcFailover, ArcInstanceId, ArcOp, request};
 use crate::arm::client::{Answer, ArmManagedInstance, ArmOptions, MALFORMED};
 use crate::arm::errors::operation_error;
 use crate::arm::{ArmRequest, Method, segment};
-use crate::lifecycle::{OperationKind, OperationRef};
-use crate::names::{AgName, InstanceId};
+use crate::lifecycle::{FailoverKind, OperationKind, OperationRef};
+use crate::names::{AgName, InstanceId, LinkName};
 use crate::ports::{PortError, PortErrorKind};
 use crate::time::{SystemTimer, Timer};
 
@@ -54,6 +54,26 @@ pub const AGENT_OFFLINE_CODES: &[&str] = &["ArcAgentDisconnected", "ExtensionNot
 /// Error codes that say the extension is too old for the request (more than one database in a
 /// link needs 1.1.3348.364 or later, milink-facts §6.1). UNVERIFIED as above.
 pub const EXTENSION_TOO_OLD_CODES: &[&str] = &["ExtensionVersionNotSupported"];
+/// The code of a forced failover refused for want of an acknowledgement naming the link.
+pub const ACKNOWLEDGEMENT_REQUIRED: &str = "arc:AcknowledgementRequired";
+/// The columns of the `SecondaryReplicaLag` telemetry milink reads (UNVERIFIED: the dataset's
+/// columns are not documented; the simulator answers with these): the sample's time, the
+/// database, the availability group, and the lag in seconds.
+pub const LAG_COLUMNS: [&str; 4] = [
+    "sample_time_utc",
+    "database_name",
+    "availability_group_name",
+    "secondary_lag_seconds",
+];
+
+/// The replica lag of `database` in a `SecondaryReplicaLag` table (its first row), in seconds; `None`
+/// if the table has no reading for it.
+pub fn replica_lag_seconds(table: &TelemetryTable, database: &str) -> Option<f64> {
+    let row = table.row_where(LAG_COLUMNS[1], database)?;
+    let at = table.column(LAG_COLUMNS[3])?;
+    row.get(at)?.as_deref()?.parse().ok()
+}
+
 /// The oldest Azure Extension for SQL Server that links more than one database at once.
 pub const MULTI_DATABASE_EXTENSION: &str = "1.1.3348.364";
 
@@ -66,7 +86,7 @@ pub enum ArcError {
     #[error("{error}; {permissions}")]
     PermissionDenied {
         /// What the operation needs.
-        permissions: ArcPermissions,
+        permissions: Box<ArcPermissions>,
         /// ARM's answer, as the ports report it.
         error: PortError,
     },
@@ -76,7 +96,7 @@ pub enum ArcError {
     #[error("{error}; check what the extension may do: {permissions}")]
     ExtensionFailed {
         /// What the operation needs.
-        permissions: ArcPermissions,
+        permissions: Box<ArcPermissions>,
         /// The operation's error.
         error: PortError,
     },
@@ -475,6 +495,36 @@ impl ArcSqlServer {
         )))
     }
 
+    /// The `failoverMiLink` operation for `kind`: planned, or forced only with an
+    /// acknowledgement that names the link (a forced failover may lose every commit the
+    /// managed instance had not hardened). Refused otherwise; nothing is sent.
+    pub fn failover_op(&self, link: &LinkName, kind: &FailoverKind) -> Result<ArcOp, ArcError> {
+        let failover = match kind {
+            FailoverKind::Planned => ArcFailover::Planned,
+            FailoverKind::Forced(Some(ack)) if ack.link == link.as_str() => {
+                ArcFailover::ForcedAllowDataLoss
+            }
+            FailoverKind::Forced(ack) => {
+                return Err(ArcError::Port(PortError::permanent(
+                    PortErrorKind::Other(ACKNOWLEDGEMENT_REQUIRED.to_owned()),
+                    format!(
+                        "a forced failover of '{link}' may lose data and needs an \
+                         acknowledgement naming the link{}; nothing was sent",
+                        match ack {
+                            Some(ack) => format!(" (it named '{}')", ack.link),
+                            None => String::new(),
+                        }
+                    ),
+                )));
+            }
+        };
+        Ok(ArcOp::FailoverMiLink {
+            link: link.clone(),
+            managed_instance: self.arm.instance().clone(),
+            failover,
+        })
+    }
+
     /// The replica lag of `database` (`SecondaryReplicaLag`, UNVERIFIED dataset) as the
     /// telemetry table.
     pub async fn telemetry(
@@ -508,7 +558,7 @@ impl ArcSqlServer {
 
 /// The permissions of an operation known by its id (for a kept operation).
 fn permissions_of(operation_id: &str) -> Option<ArcPermissions> {
-    use crate::names::{InstanceId as Mi, LinkName};
+    use crate::names::InstanceId as Mi;
     let link = LinkName::new("link").ok()?;
     let op = match operation_id {
         "SqlServerAvailabilityGroups_CreateManagedInstanceLink" => {
@@ -551,12 +601,14 @@ fn classify(permissions: Option<ArcPermissions>, error: PortError, ended: bool) 
         return ArcError::ExtensionTooOld { error };
     }
     match permissions {
-        Some(permissions) if status == Some(403) => {
-            ArcError::PermissionDenied { permissions, error }
-        }
-        Some(permissions) if ended && permissions.step.is_some() => {
-            ArcError::ExtensionFailed { permissions, error }
-        }
+        Some(permissions) if status == Some(403) => ArcError::PermissionDenied {
+            permissions: Box::new(permissions),
+            error,
+        },
+        Some(permissions) if ended && permissions.step.is_some() => ArcError::ExtensionFailed {
+            permissions: Box::new(permissions),
+            error,
+        },
         _ => ArcError::Port(error),
     }
 }

@@ -50,6 +50,9 @@ fn not_found(what: &str) -> Reply {
 
 /// Answers one request.
 pub(crate) fn handle(cx: &Context<'_>, req: &Request<'_>) -> Reply {
+    if super::arc::is_arc(req.path) {
+        return super::arc::handle(cx, req);
+    }
     let Some(route) = route::parse_path(req.path) else {
         return Reply::error(
             404,

@@ -55,6 +55,8 @@
 //! for engine errors. A fault plan's connection drop, and a lost response (after the operation
 //! took effect), close the connection without an answer.
 
+mod arc;
+mod arc_resources;
 mod body;
 mod counts;
 mod handle;
@@ -63,6 +65,8 @@ mod route;
 mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "arm"))]
+mod tests_arc;
 #[cfg(test)]
 mod tests_refusals;
 #[cfg(test)]

@@ -36,6 +36,7 @@ use super::workload::{
 };
 use super::{DurationRange, SimConfig};
 
+pub mod arc;
 mod backups;
 mod data;
 mod events;
@@ -44,6 +45,7 @@ mod time;
 mod views;
 mod workload;
 
+pub use arc::ArcState;
 pub use events::{EventKind, SimEvent};
 
 /// The simulated application's session id, login, client host and program name, as the DMVs
@@ -572,6 +574,9 @@ pub struct World {
     /// Recent readings of each link resource, for ARM's lagging view.
     #[serde(default)]
     pub(crate) arm_readings: BTreeMap<LinkName, VecDeque<ArmReading>>,
+    /// Azure Arc's operations and faults (the Arc route to SQL Server).
+    #[serde(default)]
+    pub arc: ArcState,
 }
 
 /// An application transaction held open on one side.
@@ -712,6 +717,7 @@ impl World {
             open_transactions: Vec::new(),
             next_background_log,
             arm_readings: BTreeMap::new(),
+            arc: ArcState::default(),
         }
     }
 
