@@ -540,6 +540,39 @@ impl ArcSqlServer {
         }
     }
 
+    /// The readiness report through Arc ([`super::assessment::assess_through_arc`]): the
+    /// instance and its databases read, Arc's MI link assessment run with all categories for
+    /// `request` (polled on the timer), and the migration assessment the instance holds (start
+    /// one earlier with [`ArcOp::RunMigrationAssessment`]: it is a job whose results appear on
+    /// the instance later).
+    pub async fn assess(
+        &self,
+        request: super::MiLinkAssessmentRequest,
+        target: Option<&crate::assess::TargetFacts>,
+        options: &crate::assess::AssessOptions,
+        default_wait: Duration,
+        max_polls: u32,
+    ) -> Result<crate::assess::ReadinessReport, ArcError> {
+        let instance = self.instance().await?;
+        let databases = self.databases().await?;
+        let request = super::MiLinkAssessmentRequest {
+            categories: Vec::new(),
+            ..request
+        };
+        let op = ArcOp::RunMiLinkAssessment(Box::new(request));
+        let checks = match self.run(&op, default_wait, max_polls).await? {
+            Some(ArcAnswer::MiLinkAssessment(result)) => result,
+            other => return Err(unexpected_answer(&op, other.as_ref())),
+        };
+        super::assessment::assess_through_arc(&instance, &databases, Some(&checks), target, options)
+            .map_err(|e| {
+                ArcError::Port(PortError::permanent(
+                    MALFORMED,
+                    format!("the facts Azure Arc reports cannot be assessed: {e}"),
+                ))
+            })
+    }
+
     /// Whether the instance's agent is connected, by its `status` (a read that works while the
     /// agent is offline: ARM answers from its own copy).
     pub async fn agent_connected(&self) -> Result<bool, ArcError> {

@@ -32,6 +32,7 @@
 //!
 //! What milink reads back is in [`models`]. Pure: no I/O, no credentials.
 
+pub mod assessment;
 #[cfg(feature = "arm")]
 pub mod client;
 pub mod models;

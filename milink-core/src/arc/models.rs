@@ -1177,6 +1177,7 @@ arc_model!(
     SqlServerAvailabilityGroup => "availability group",
     Listed<SqlServerAvailabilityGroup> => "availability group list",
     Listed<SqlServerDatabase> => "database list",
+    SqlServerDatabase => "database",
     MigrationAssessmentJob => "migration assessment job",
     MiLinkAssessmentResult => "MI link assessment",
     OperationStatus => "operation status",

@@ -626,3 +626,74 @@ async fn bodies_that_do_not_fit_the_official_schema_are_refused_and_change_nothi
         assert!(w.arc.operations.is_empty() && w.source.ags.is_empty());
     });
 }
+
+#[tokio::test]
+async fn one_readiness_report_from_arcs_facts_and_both_arc_assessments() {
+    let f = fixture(11).await;
+    f.arc
+        .run(&ArcOp::RunMigrationAssessment, Duration::from_secs(10), 1)
+        .await
+        .unwrap();
+    f.lab.sim.advance(Duration::from_secs(120));
+    let target = f.arc.managed_instance().target_facts().await.unwrap();
+    let c360 = DatabaseName::new(Lab::CUSTOMER360).unwrap();
+    let options = crate::assess::AssessOptions {
+        databases: Some(vec![toystore(), c360.clone()]),
+        ..crate::assess::AssessOptions::at(f.lab.sim.now())
+    };
+    let request = MiLinkAssessmentRequest {
+        managed_instance: f.lab.spec.target.instance.clone(),
+        managed_instance_role: None,
+        databases: vec![toystore(), c360.clone()],
+        availability_group: f.lab.spec.source.ag.clone(),
+        link: f.lab.spec.link.clone(),
+        categories: Vec::new(),
+        sql_server_ip: None,
+    };
+    // The client polls on a timer that does not move the world: Arc's steps take no time here.
+    f.lab.sim.with_world_mut(|w| w.arc.step = Duration::ZERO);
+    let report = f
+        .arc
+        .assess(request, Some(&target), &options, Duration::from_secs(20), 5)
+        .await;
+    let report = report.unwrap();
+    let finding = |rule: &str, scope: &crate::assess::Scope| {
+        report
+            .findings
+            .iter()
+            .find(|x| x.rule_id == rule && &x.scope == scope)
+            .unwrap_or_else(|| panic!("no {rule} for {scope}: {:#?}", report.findings))
+            .clone()
+    };
+    let c360_scope = crate::assess::Scope::Database(c360.clone());
+    // Our rule and Arc's check agree: one finding, with Arc's evidence.
+    let recovery = finding("Link.RecoveryModel", &c360_scope);
+    assert_eq!(
+        recovery.evidence.details["arc check"],
+        "DatabaseRecoveryModel"
+    );
+    assert_eq!(recovery.evidence.details["arc status"], "Failure");
+    // An Arc check milink cannot evaluate through Arc is Arc's own finding.
+    let pki = finding(
+        "Arc.MicrosoftPkiCertificate",
+        &crate::assess::Scope::Instance,
+    );
+    assert_eq!(pki.severity, crate::assess::Severity::Warning);
+    // The migration assessment's FILESTREAM, which milink's catalog rule cannot see here.
+    let filestream = finding("ArcMigration.FileStream", &crate::assess::Scope::Instance);
+    assert_eq!(filestream.severity, crate::assess::Severity::Blocker);
+    assert!(filestream.evidence.details["impacted objects"].contains(Lab::CUSTOMER360));
+    finding("Arc.SkuRecommendation", &crate::assess::Scope::Instance);
+    // What Arc does not report is said so, not passed.
+    assert!(
+        report
+            .not_evaluated
+            .iter()
+            .any(|n| n.rule_id == "Link.Sysadmin"
+                && n.reason == crate::arc::assessment::NOT_FROM_ARC)
+    );
+    assert_eq!(
+        report.verdict_of(Lab::CUSTOMER360),
+        Some(crate::assess::Verdict::NotReady)
+    );
+}
