@@ -386,7 +386,11 @@ impl ArcSqlServer {
             OperationKind::Location => match answer.status {
                 202 => return Ok(running),
                 200 | 201 | 204 => answer.body.clone(),
-                _ => return Err(classify(permissions, answer.error(&request), false)),
+                // The operation's own failure, unless the operation is unknown.
+                _ => {
+                    let ended = answer.status != 404;
+                    return Err(classify(permissions, answer.error(&request), ended));
+                }
             },
             OperationKind::AzureAsyncOperation => {
                 if !answer.is_success() {
@@ -688,10 +692,64 @@ fn unexpected_answer(op: &ArcOp, answer: Option<&ArcAnswer>) -> ArcError {
     ))
 }
 
-/// What follows the authority of an absolute URL (`/` when none); a path is returned as is.
+/// What follows the authority of an absolute URL, from its first `/` (`/` when none): what is
+/// appended to the management endpoint, so a kept or hostile URL cannot name another host.
 fn path_and_query(url: &str) -> &str {
-    match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
-        None => url,
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.find('/').map_or("/", |at| &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_path_of_a_url_is_followed() {
+        assert_eq!(
+            path_and_query("https://evil.example/subscriptions/s/x?api-version=1"),
+            "/subscriptions/s/x?api-version=1"
+        );
+        assert_eq!(path_and_query("/subscriptions/s"), "/subscriptions/s");
+        // No leading slash: never glued onto the endpoint's host.
+        assert_eq!(path_and_query("evil.example"), "/");
+        assert_eq!(path_and_query("evil.example/x"), "/x");
+    }
+
+    #[test]
+    fn typed_errors_keep_their_code_and_name_what_to_grant() {
+        let error = PortError::permanent(
+            PortErrorKind::Arm {
+                status: 403,
+                code: "AuthorizationFailed".to_owned(),
+            },
+            "POST … returned 403",
+        );
+        let permissions = permissions_of("SqlServerAvailabilityGroups_deleteMiLink");
+        let e = classify(permissions.clone(), error.clone(), false);
+        assert!(matches!(e, ArcError::PermissionDenied { .. }));
+        assert!(e.to_string().contains("deleteMiLink/action"), "{e}");
+        assert!(e.to_string().contains("sysadmin"), "{e}");
+        let ended = PortError::permanent(
+            PortErrorKind::Arm {
+                status: 400,
+                code: "SqlServerExtensionOperationFailed".to_owned(),
+            },
+            "the operation ended Failed",
+        );
+        assert!(matches!(
+            classify(permissions.clone(), ended.clone(), true),
+            ArcError::ExtensionFailed { .. }
+        ));
+        // The same error before the operation ran is not the extension's.
+        assert!(matches!(
+            classify(permissions, ended, false),
+            ArcError::Port(_)
+        ));
+        // A read has no SQL step: a failed read stays a port error.
+        let other = PortError::permanent(PortErrorKind::Http(500), "boom");
+        assert!(matches!(classify(None, other, true), ArcError::Port(_)));
+        let port: PortError = e.into();
+        assert_eq!(port.code(), "arm:403:AuthorizationFailed");
+        assert!(port.message.contains("ALTER ANY AVAILABILITY GROUP"));
     }
 }

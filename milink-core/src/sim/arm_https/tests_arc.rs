@@ -697,3 +697,39 @@ async fn one_readiness_report_from_arcs_facts_and_both_arc_assessments() {
         Some(crate::assess::Verdict::NotReady)
     );
 }
+
+#[tokio::test]
+async fn an_operation_followed_by_its_location_ends_the_same_way() {
+    let f = fixture(12).await;
+    let by_location = |op: ArcOperation| ArcOperation {
+        operation: crate::lifecycle::OperationRef {
+            url: op
+                .operation
+                .url
+                .replace("operationsStatuses", "operationResults"),
+            kind: crate::lifecycle::OperationKind::Location,
+            resource: op.operation.resource,
+        },
+        ..op
+    };
+    f.lab.sim.with_world_mut(|w| {
+        w.arc.fail = Some(ArcFailure {
+            operation_id: "SqlServerAvailabilityGroups_CreateManagedInstanceLink".to_owned(),
+            at_step: 2,
+            code: "SqlServerExtensionOperationFailed".to_owned(),
+            message: "The extension could not grant itself CREATE CERTIFICATE.".to_owned(),
+        });
+    });
+    let one = create(&f.lab, vec![toystore()]);
+    let failing = by_location(accepted(f.arc.begin(&one).await.unwrap()));
+    let e = finish(&f, &failing).await.unwrap_err();
+    assert!(matches!(e, ArcError::ExtensionFailed { .. }), "{e:?}");
+    assert_eq!(e.code(), "arm:400:SqlServerExtensionOperationFailed");
+    // The endpoint of step 1 stays; a new operation finishes the link.
+    assert!(f.lab.sim.with_world(|w| w.source.endpoint.is_some()));
+    let op = by_location(accepted(f.arc.begin(&one).await.unwrap()));
+    assert!(matches!(
+        finish(&f, &op).await.unwrap(),
+        Some(ArcAnswer::AvailabilityGroup(_))
+    ));
+}
