@@ -46,6 +46,51 @@ pub(crate) fn is_arc(path: &str) -> bool {
         .contains("/providers/microsoft.azurearcdata/")
 }
 
+/// An Arc path's kind for the request counts: `arc instance`, `arc databases`,
+/// `arc availability groups`, `arc availability group`, `arc {action}` (the action as the spec
+/// spells it), `arc operation (AzureAsyncOperation)`, `arc operation (Location)`, `arc other`.
+pub(crate) fn route_kind(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let instance_at = segs.iter().position(|s| is(s, "sqlServerInstances"));
+    let tail: &[&str] = match instance_at {
+        Some(at) => segs.get(at + 2..).unwrap_or_default(),
+        None => {
+            return match segs.get(segs.len().saturating_sub(2)) {
+                Some(k) if is(k, "operationsStatuses") || is(k, "operationStatuses") => {
+                    "arc operation (AzureAsyncOperation)"
+                }
+                Some(k) if is(k, "operationResults") => "arc operation (Location)",
+                _ => "arc other",
+            };
+        }
+    };
+    const ACTIONS: [&str; 6] = [
+        "createManagedInstanceLink",
+        "runManagedInstanceLinkAssessment",
+        "getTelemetry",
+        "runMigrationAssessment",
+        "failoverMiLink",
+        "deleteMiLink",
+    ];
+    let action = |s: &str| ACTIONS.iter().copied().find(|a| is(s, a));
+    match tail {
+        [] => "arc instance",
+        [d] if is(d, "databases") => "arc databases",
+        [a] if is(a, "availabilityGroups") => "arc availability groups",
+        [a, _] if is(a, "availabilityGroups") => "arc availability group",
+        [x] | [_, _, x] => match action(x) {
+            Some("createManagedInstanceLink") => "arc createManagedInstanceLink",
+            Some("runManagedInstanceLinkAssessment") => "arc runManagedInstanceLinkAssessment",
+            Some("getTelemetry") => "arc getTelemetry",
+            Some("runMigrationAssessment") => "arc runMigrationAssessment",
+            Some("failoverMiLink") => "arc failoverMiLink",
+            Some("deleteMiLink") => "arc deleteMiLink",
+            _ => "arc other",
+        },
+        _ => "arc other",
+    }
+}
+
 fn is(segment: &str, keyword: &str) -> bool {
     segment.eq_ignore_ascii_case(keyword)
 }

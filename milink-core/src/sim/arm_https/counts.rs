@@ -34,8 +34,12 @@ impl RequestCounter {
 /// What a path addresses, in a word or two: `link`, `failover`, `setRole`, `links`,
 /// `trust certificate`, `endpoint certificate`, `instance`, `operation (Location)`,
 /// `operation (AzureAsyncOperation)`, `databases`, `encryption protector`, `permissions`,
-/// `subnet`, `failover groups`; `unrouted` when no route matches.
+/// `subnet`, `failover groups`; Arc's as `arc …` (`arc createManagedInstanceLink`,
+/// `arc operation (AzureAsyncOperation)`, …); `unrouted` when no route matches.
 pub fn route_kind(path: &str) -> &'static str {
+    if super::arc::is_arc(path) {
+        return super::arc::route_kind(path);
+    }
     match parse_path(path) {
         None => "unrouted",
         Some(Route::Operation { status: true, .. }) => "operation (AzureAsyncOperation)",

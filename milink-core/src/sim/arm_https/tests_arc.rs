@@ -328,6 +328,16 @@ async fn a_kept_operation_is_polled_after_a_resume_and_never_started_again() {
         );
         assert_eq!(w.arc.operations.len(), 1);
     });
+    let requests = f.server.requests();
+    assert_eq!(
+        requests["POST arc createManagedInstanceLink"], 1,
+        "{requests:?}"
+    );
+    assert!(
+        requests["GET arc operation (AzureAsyncOperation)"] >= 2,
+        "{requests:?}"
+    );
+    assert_eq!(requests["GET arc availability group"], 1, "{requests:?}");
     // Polling the finished operation again reads its result; still one start.
     assert!(matches!(
         resumed.poll(&op).await.unwrap(),
