@@ -460,6 +460,7 @@ mod tests {
         let link = LinkName::new("testDAG").unwrap();
         let cases: Vec<(ArcOp, Method, &str, bool)> = vec![
             (ArcOp::GetInstance, Method::Get, "", false),
+            (ArcOp::ListDatabases, Method::Get, "/databases", false),
             (
                 ArcOp::ListAvailabilityGroups,
                 Method::Get,
