@@ -6,9 +6,11 @@
 //!
 //! - [`scenario`]: a link spec and recorded input sequences for the pure machine;
 //! - [`fixtures`]: a synthetic many-database assessment built from the Tailspin lab;
-//! - [`sql`]: hostile names and the `SourceOp`s of a whole link creation.
+//! - [`sql`]: hostile names and the `SourceOp`s of a whole link creation;
+//! - [`fleet`]: many simulated links, each driven by its own session, on one runtime.
 
 pub mod fixtures;
+pub mod fleet;
 pub mod scenario;
 pub mod sql;
 

@@ -100,7 +100,20 @@ pub struct SessionOptions {
     /// for another world is refused with [`SessionError::WrongWorld`] and changes nothing.
     /// `None` records and checks nothing.
     pub world: Option<String>,
+    /// How often [`LinkSession::watch`] reads the whole link through the machine (the managed
+    /// instance's side over ARM included). Between those readings it reads only SQL Server's
+    /// side (one T-SQL round trip, its DMVs) every probe interval, and reads the whole link at
+    /// once when that reading differs from the last whole one in anything but its LSNs and
+    /// queues (a role, a mode, a connection, a synchronization state, an error). ARM's read
+    /// budget is shared by every link of a subscription (25 reads a second refilled, each
+    /// whole reading costs two), so a fleet must not read ARM every second; see
+    /// ARCHITECTURE.md. `0` reads the whole link every probe interval.
+    pub arm_read_interval: Duration,
 }
+
+/// The default [`SessionOptions::arm_read_interval`]: 2 minutes, which keeps 1,000 watched
+/// links at about 17 ARM reads a second, under ARM's refill of 25.
+pub const DEFAULT_ARM_READ_INTERVAL: Duration = Duration::from_secs(120);
 
 /// The most events a session keeps for a slow subscriber: every slot is allocated when the
 /// session opens, so the bound keeps a mistyped capacity from exhausting memory.
@@ -145,6 +158,11 @@ impl SessionOptions {
                 MAX_CALL_TIMEOUT,
             ),
             ("retry.max_delay", self.retry.max_delay, MAX_CALL_TIMEOUT),
+            (
+                "arm_read_interval",
+                self.arm_read_interval,
+                MAX_OPERATION_TIMEOUT,
+            ),
             (
                 "retry.max_retry_after",
                 self.retry.max_retry_after,
@@ -219,6 +237,7 @@ impl Default for SessionOptions {
             event_capacity: 256,
             lock_dir: None,
             world: None,
+            arm_read_interval: DEFAULT_ARM_READ_INTERVAL,
         }
     }
 }
@@ -268,8 +287,11 @@ pub trait LinkSession: Send + Sync {
     /// that cannot be read is marked [`LinkObservation::unreachable`], never shown as its last
     /// value.
     async fn health(&self) -> Result<Option<LinkObservation>, SessionError>;
-    /// Watches an idle link for `duration`: reads both sides every probe interval of the spec
-    /// (through the machine, as [`LinkSession::health`] does) and returns early with
+    /// Watches an idle link for `duration`: reads SQL Server's side every probe interval of the
+    /// spec, and both sides through the machine (as [`LinkSession::health`] does) every
+    /// [`SessionOptions::arm_read_interval`] on average, at once when SQL Server's reading
+    /// changed in anything but its LSNs, and every probe interval while in a split brain;
+    /// returns early with
     /// [`SessionError::SplitBrain`] as soon as both sides are PRIMARY. The library never reads
     /// on its own: an embedding service calls this (or `health`) to watch a steady link, for
     /// example after a forced failover while the old primary may come back.
@@ -296,6 +318,10 @@ struct Core {
     engine: Engine,
     next_seq: u64,
     last_redirect: Option<RedirectTarget>,
+    /// When [`LinkSession::watch`] next reads the whole link through the machine: after each
+    /// accepted link reading, `arm_read_interval` times a factor drawn from 0.5 to 1.5 (so a
+    /// fleet's ARM reads spread out instead of arriving together).
+    next_whole: Option<Timestamp>,
 }
 
 /// A link session over a SQL Server port `S`, a managed instance port `M` and a journal `J`.
@@ -465,6 +491,7 @@ where
                 engine: Engine::new(machine, operation),
                 next_seq,
                 last_redirect: None,
+                next_whole: None,
             }),
             operation_lock: tokio::sync::Mutex::new(()),
             events,
@@ -620,6 +647,7 @@ where
             } => Some(Reading::of(now, next.machine().state().name(), link)),
             _ => None,
         };
+        let whole = reading.is_some();
         lock(&self.journal).append(&JournalRecord::new(seq, now, JournalEntry::Input { input }))?;
         if let Some(reading) = reading {
             let mut history = lock(&self.history);
@@ -630,6 +658,10 @@ where
         }
         core.next_seq += 1;
         core.engine = next;
+        if whole {
+            let factor = 0.5 + lock(&self.rng).f64();
+            core.next_whole = Some(now.plus(self.options.arm_read_interval.mul_f64(factor)));
+        }
         let after = core.engine.machine().state().name();
         let mut events = Vec::new();
         while let Some(event) = core.engine.poll_event() {
@@ -862,7 +894,14 @@ where
             .options
             .probe_interval;
         loop {
-            self.refresh().await?;
+            let now = self.timer.now();
+            let due = {
+                let core = lock(&self.core);
+                core.engine.is_split_brain() || core.next_whole.is_none_or(|at| now >= at)
+            };
+            if due || self.sql_server_changed().await {
+                self.refresh().await?;
+            }
             if lock(&self.core).engine.is_split_brain() {
                 return Err(SessionError::SplitBrain);
             }

@@ -420,8 +420,13 @@ pub enum Observation {
     PublicKey(Vec<u8>),
     /// A long-running ARM operation was accepted; poll it.
     OperationAccepted(OperationRef),
-    /// The polled operation is still running.
+    /// The polled operation is still running (its reply named no `Retry-After`; journals
+    /// written before [`Observation::OperationRunningRetryAfter`] hold this for every reply).
     OperationRunning,
+    /// The polled operation is still running, and its reply asked to be polled again after
+    /// this long (`Retry-After`). The machine polls next after this delay, clamped to
+    /// `first_poll` ..= `probe_interval` ([`super::MachineOptions`]).
+    OperationRunningRetryAfter(std::time::Duration),
     /// Link state from both sides.
     Link(LinkObservation),
     /// Latest full backups on the managed instance.

@@ -97,8 +97,10 @@ pub struct MachineOptions {
     /// How often to probe link state while waiting (seeding, catch-up, role checks), and to
     /// poll a long-running ARM operation after its first poll.
     pub probe_interval: Duration,
-    /// How soon an accepted long-running ARM operation is polled the first time (then every
-    /// `probe_interval`): an operation that takes 3 s is not waited on for a whole interval.
+    /// How soon an accepted long-running ARM operation is polled the first time (then as each
+    /// reply's `Retry-After` says, at least `first_poll` and at most `probe_interval` apart, or
+    /// every `probe_interval` without one): an operation that takes 3 s is not waited on for a
+    /// whole interval.
     pub first_poll: Duration,
     /// How often the catch-up gate and the role check read both sides: the readings that stand
     /// between the stopped application and the role change, and between the role change and
@@ -159,6 +161,14 @@ pub struct Mutations {
 }
 
 impl MachineOptions {
+    /// When to poll a running ARM operation again after its reply said `Retry-After:
+    /// retry_after`: no sooner than `first_poll` (a zero or sub-second hint does not make the
+    /// machine spin) and no later than `probe_interval` (a huge hint does not leave an
+    /// operation, perhaps a role change, unseen for longer than any other wait reads).
+    pub fn poll_after(&self, retry_after: Duration) -> Duration {
+        retry_after.max(self.first_poll).min(self.probe_interval)
+    }
+
     /// These options as the machine of journal schema version 1 applied them: the gate read at
     /// `probe_interval`, no workload reading, the switch to synchronous commit always sent. A
     /// journal is replayed with the behaviour it was written with.

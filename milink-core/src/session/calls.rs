@@ -96,7 +96,10 @@ where
                 .call(step, false, || self.instance.poll(operation))
                 .await
                 .map(|reply| match reply {
-                    PollReply::Running { .. } => Observation::OperationRunning,
+                    PollReply::Running {
+                        retry_after: Some(after),
+                    } => Observation::OperationRunningRetryAfter(after),
+                    PollReply::Running { retry_after: None } => Observation::OperationRunning,
                     PollReply::Succeeded => Observation::Done,
                 }),
             Effect::Probe {
@@ -135,6 +138,31 @@ where
             message: e.message,
             retryable: e.transient,
         })
+    }
+
+    /// Reads SQL Server's side alone (one T-SQL round trip) and tells whether it differs from
+    /// the machine's last whole reading in anything but LSNs, queues and progress; a failed
+    /// reading, or no earlier one, counts as a change (the whole reading that follows goes
+    /// through the machine, which judges it).
+    pub(super) async fn sql_server_changed(&self) -> bool {
+        let (databases, last) = {
+            let core = lock(&self.core);
+            let machine = core.engine.machine();
+            (
+                machine.spec().databases.clone(),
+                machine.health().map(|l| l.source.clone()),
+            )
+        };
+        let Some(last) = last else { return true };
+        match self
+            .call(StepId(0), false, || {
+                self.source.link_state(&self.link, &databases)
+            })
+            .await
+        {
+            Ok(now) => !same_shape(&last, &now),
+            Err(_) => true,
+        }
     }
 
     pub(super) async fn probe_link(&self, step: StepId) -> Result<LinkObservation, PortError> {
@@ -287,4 +315,28 @@ pub fn action(effect: &Effect) -> String {
         } => "probe:workload".into(),
         Effect::Redirect { primary, .. } => format!("redirect:{}", variant_name(primary)),
     }
+}
+
+/// Whether two readings of one side agree in everything a steady link's state depends on:
+/// existence, roles, modes, connection, version, failover mode and, per database, its
+/// synchronization state, health, the partner's state, errors and replica state. LSNs, queues,
+/// lag and seeding progress move with every commit and are left out.
+pub(super) fn same_shape(a: &crate::lifecycle::SideView, b: &crate::lifecycle::SideView) -> bool {
+    a.exists == b.exists
+        && a.role == b.role
+        && a.mode == b.mode
+        && a.partner_mode == b.partner_mode
+        && a.connected == b.connected
+        && a.version == b.version
+        && a.failover_mode == b.failover_mode
+        && a.databases.len() == b.databases.len()
+        && a.databases.iter().zip(&b.databases).all(|(x, y)| {
+            x.name == y.name
+                && x.sync_state == y.sync_state
+                && x.health == y.health
+                && x.partner.as_ref().map(|p| p.sync_state)
+                    == y.partner.as_ref().map(|p| p.sync_state)
+                && x.last_error == y.last_error
+                && x.replica_state == y.replica_state
+        })
 }

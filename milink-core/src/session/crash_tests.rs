@@ -31,6 +31,7 @@ fn options() -> SessionOptions {
         event_capacity: 1024,
         lock_dir: None,
         world: None,
+        arm_read_interval: super::DEFAULT_ARM_READ_INTERVAL,
     }
 }
 

@@ -33,6 +33,7 @@ fn options() -> SessionOptions {
         event_capacity: 4096,
         lock_dir: None,
         world: None,
+        arm_read_interval: super::DEFAULT_ARM_READ_INTERVAL,
     }
 }
 

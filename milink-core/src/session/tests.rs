@@ -34,6 +34,7 @@ fn options() -> SessionOptions {
         event_capacity: 64,
         lock_dir: None,
         world: None,
+        arm_read_interval: super::DEFAULT_ARM_READ_INTERVAL,
     }
 }
 
@@ -213,9 +214,12 @@ async fn a_poll_effect_polls_the_saved_operation() {
         step: StepId(4),
         operation: operation(),
     };
+    // The reply's `Retry-After` reaches the machine (journaled with the observation).
     assert_eq!(
         s.perform(StepId(4), &effect).await,
-        Ok(Observation::OperationRunning)
+        Ok(Observation::OperationRunningRetryAfter(
+            Duration::from_secs(10)
+        ))
     );
     assert_eq!(s.perform(StepId(4), &effect).await, Ok(Observation::Done));
 }

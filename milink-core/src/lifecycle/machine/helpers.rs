@@ -14,9 +14,12 @@ pub(super) fn arm_reply(effect: &Effect, obs: Observation) -> Result<ArmReply, R
     match obs {
         Observation::Done => Ok(ArmReply::Completed),
         Observation::OperationAccepted(op) if !polling => Ok(ArmReply::Accepted(op)),
-        Observation::OperationRunning if polling => Ok(ArmReply::Running),
+        Observation::OperationRunning | Observation::OperationRunningRetryAfter(_) if polling => {
+            Ok(ArmReply::Running)
+        }
         Observation::OperationAccepted(_)
         | Observation::OperationRunning
+        | Observation::OperationRunningRetryAfter(_)
         | Observation::PublicKey(_)
         | Observation::Link(_)
         | Observation::FullBackups(_)
@@ -73,6 +76,7 @@ pub(super) fn expect_done(obs: Observation) -> Result<(), RejectReason> {
         Observation::PublicKey(_)
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
+        | Observation::OperationRunningRetryAfter(_)
         | Observation::Link(_)
         | Observation::FullBackups(_)
         | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation { expected: "Done" }),
@@ -86,6 +90,7 @@ pub(super) fn expect_public_key(obs: Observation) -> Result<Vec<u8>, RejectReaso
         | Observation::Done
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
+        | Observation::OperationRunningRetryAfter(_)
         | Observation::Link(_)
         | Observation::FullBackups(_)
         | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation {
@@ -101,6 +106,7 @@ pub(super) fn expect_link(obs: Observation) -> Result<LinkObservation, RejectRea
         | Observation::PublicKey(_)
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
+        | Observation::OperationRunningRetryAfter(_)
         | Observation::FullBackups(_)
         | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation { expected: "Link" }),
     }
@@ -113,6 +119,7 @@ pub(super) fn expect_backups(obs: Observation) -> Result<Vec<FullBackup>, Reject
         | Observation::PublicKey(_)
         | Observation::OperationAccepted(_)
         | Observation::OperationRunning
+        | Observation::OperationRunningRetryAfter(_)
         | Observation::Link(_)
         | Observation::Workload(_) => Err(RejectReason::UnexpectedObservation {
             expected: "FullBackups",

@@ -717,12 +717,23 @@ impl Machine {
                 ..
             }
         );
+        let retry_after = match &input {
+            Input::Observed {
+                result: Ok(Observation::OperationRunningRetryAfter(after)),
+                ..
+            } => Some(*after),
+            _ => None,
+        };
         let mut next = self.clone();
         match next.dispatch(input, now) {
             Ok(effects) => {
-                // An operation just accepted is polled soon, then every probe interval.
+                // An operation just accepted is polled soon; then as its `Retry-After` says,
+                // clamped to `first_poll ..= probe_interval`, or every probe interval.
                 if accepted && let Some(wake) = next.wake_at {
                     next.wake_at = Some(wake.min(now.plus(next.spec.options.first_poll)));
+                }
+                if let (Some(after), Some(wake)) = (retry_after, next.wake_at) {
+                    next.wake_at = Some(wake.min(now.plus(next.spec.options.poll_after(after))));
                 }
                 let mut events = Vec::with_capacity(next.events.len() + 2);
                 let after = next.state.phase();

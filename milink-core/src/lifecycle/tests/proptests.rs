@@ -122,16 +122,23 @@ fn answer(h: &H, effect: &Effect, kind: u8, variant: u8) -> Result<Observation, 
                 Observation::OperationAccepted(op(u32::from(variant)))
             }
             Effect::PollOperation { .. } if variant.is_multiple_of(3) => {
-                Observation::OperationRunning
+                if variant.is_multiple_of(2) {
+                    Observation::OperationRunning
+                } else {
+                    Observation::OperationRunningRetryAfter(Duration::from_millis(
+                        u64::from(variant) * 700,
+                    ))
+                }
             }
             other => default_answer(other),
         }),
         6 | 7 => Err(step_error(true)),
         8 => Err(step_error(false)),
-        _ => Ok(match variant % 4 {
+        _ => Ok(match variant % 5 {
             0 => Observation::Done,
             1 => Observation::OperationRunning,
             2 => Observation::PublicKey(vec![]),
+            3 => Observation::OperationRunningRetryAfter(Duration::from_secs(2)),
             _ => Observation::FullBackups(vec![]),
         }),
     }

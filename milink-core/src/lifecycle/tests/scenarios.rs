@@ -17,6 +17,7 @@ macro_rules! scenarios {
 scenarios!(
     create_from_sql_server_issues_every_documented_step_in_order,
     long_running_operations_are_polled_and_kept_in_state,
+    running_operations_are_polled_as_retry_after_says_within_bounds,
     create_from_the_instance_grants_create_any_database,
     assessment_and_start_guards,
     seeding_waits_for_every_database_to_be_synchronizing_and_healthy,
@@ -363,6 +364,70 @@ pub fn long_running_operations_are_polled_and_kept_in_state() {
     let fx = h.done();
     assert_eq!(h.phase(), Phase::Seeding);
     assert!(is_probe(&fx, Probe::Link));
+}
+
+pub fn running_operations_are_polled_as_retry_after_says_within_bounds() {
+    let mut h = H::new(two_way());
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    h.cmd(Command::Start);
+    while h.phase() == Phase::PreparingSource {
+        h.done();
+    }
+    h.answer(Observation::PublicKey(vec![7]));
+    let accepted = h.now;
+    h.answer(Observation::OperationAccepted(op(1)));
+    // The first poll after `first_poll` (1 s) whatever the service says...
+    assert_eq!(h.m.deadline(), Some(accepted.plus(Duration::from_secs(1))));
+    assert!(is_poll(&h.tick_at_deadline(), &op(1)));
+    // ...then as `Retry-After` says: 2 s, so the next poll is at +3 s.
+    h.answer(Observation::OperationRunningRetryAfter(
+        Duration::from_secs(2),
+    ));
+    assert_eq!(h.m.deadline(), Some(accepted.plus(Duration::from_secs(3))));
+    assert!(h.tick().is_empty(), "not before the hint");
+    assert!(is_poll(&h.tick_at_deadline(), &op(1)));
+    assert_eq!(h.now, accepted.plus(Duration::from_secs(3)));
+    // A zero hint is clamped up to `first_poll`: the machine does not spin.
+    h.answer(Observation::OperationRunningRetryAfter(Duration::ZERO));
+    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(1))));
+    assert!(is_poll(&h.tick_at_deadline(), &op(1)));
+    // A huge one is clamped down to `probe_interval` (5 s).
+    h.answer(Observation::OperationRunningRetryAfter(
+        Duration::from_secs(24 * 3600),
+    ));
+    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(5))));
+    assert!(is_poll(&h.tick_at_deadline(), &op(1)));
+    // No hint: every probe interval, as journals written before the hint replay.
+    h.answer(Observation::OperationRunning);
+    assert_eq!(h.m.deadline(), Some(h.now.plus(Duration::from_secs(5))));
+    assert!(is_poll(&h.tick_at_deadline(), &op(1)));
+    h.answer(Observation::OperationRunningRetryAfter(
+        Duration::from_millis(2500),
+    ));
+    let deadline = h.m.deadline();
+    // The hint is journaled with the observation: replaying the inputs gives the same
+    // schedule, and so does a journal read back from its JSON.
+    let mut replayed = Machine::new(h.spec()).unwrap();
+    for (input, at) in &h.journal {
+        let json = serde_json::to_string(input).unwrap();
+        let input: Input = serde_json::from_str(&json).unwrap();
+        replayed.handle(input, *at).unwrap();
+    }
+    assert_eq!(replayed.deadline(), deadline);
+    assert_eq!(replayed, h.m);
+    assert_eq!(
+        serde_json::to_string(&Observation::OperationRunningRetryAfter(
+            Duration::from_secs(2)
+        ))
+        .unwrap(),
+        r#"{"OperationRunningRetryAfter":{"secs":2,"nanos":0}}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<Observation>(r#""OperationRunning""#).unwrap(),
+        Observation::OperationRunning
+    );
 }
 
 pub fn create_from_the_instance_grants_create_any_database() {
