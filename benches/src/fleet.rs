@@ -54,7 +54,7 @@ pub struct Counts {
 }
 
 /// A snapshot of [`Counts`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counted {
     /// See [`Counts::sql`].
     pub sql: u64,
@@ -173,6 +173,9 @@ impl ManagedInstance for CountedMi {
 pub struct CountingJournal {
     line: Vec<u8>,
     counts: Arc<JournalCounts>,
+    /// What `records` answers: a recorded journal a session resumes from (empty for a new
+    /// link).
+    recorded: Arc<Vec<JournalRecord>>,
 }
 
 /// What every [`CountingJournal`] of a fleet appended.
@@ -197,7 +200,7 @@ impl Journal for CountingJournal {
     }
 
     fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
-        Ok(Vec::new())
+        Ok(self.recorded.as_ref().clone())
     }
 }
 
@@ -205,14 +208,14 @@ impl Journal for CountingJournal {
 /// jumps it to the next deadline when every task sleeps), read as a [`Timestamp`] from `base`;
 /// waking brings the link's world to the time it woke at.
 pub struct FleetTimer {
-    sim: Sim,
+    sim: Option<Sim>,
     epoch: tokio::time::Instant,
     base: Timestamp,
 }
 
 impl FleetTimer {
-    /// A timer for the world `sim`, whose virtual `base` is tokio's `epoch`.
-    pub fn new(sim: Sim, epoch: tokio::time::Instant, base: Timestamp) -> Self {
+    /// A timer for the world `sim` (if any), whose virtual `base` is tokio's `epoch`.
+    pub fn new(sim: Option<Sim>, epoch: tokio::time::Instant, base: Timestamp) -> Self {
         FleetTimer { sim, epoch, base }
     }
 }
@@ -232,12 +235,133 @@ impl Timer for FleetTimer {
         if deadline > now {
             tokio::time::sleep(deadline.since(now)).await;
         }
-        self.sim.advance_to(deadline);
+        if let Some(sim) = &self.sim {
+            sim.advance_to(deadline);
+        }
     }
 }
 
 /// A session of the fleet.
 pub type FleetSession = Session<CountedSql, CountedMi, CountingJournal>;
+
+/// A session of the fleet on recorded ports.
+pub type FleetRecordedSession = Session<RecordedSql, RecordedMi, CountingJournal>;
+
+/// A replicating link's journal and its last reading, recorded once on the simulator.
+pub struct Template {
+    /// The journal (creation, seeding, a few readings).
+    pub records: Arc<Vec<JournalRecord>>,
+    /// The last whole reading.
+    pub reading: milink_core::lifecycle::LinkObservation,
+    /// The virtual time the journal ends at.
+    pub ends_at: Timestamp,
+}
+
+impl Template {
+    /// Creates link `seed` on its own simulated world (its own clock) with `probe_interval`,
+    /// seeds it and reads it once.
+    pub async fn record(seed: u64, probe_interval: Duration) -> Result<Template, WorkloadError> {
+        let mut lab = ctx(
+            "the Tailspin lab",
+            Lab::tailspin_with(SimConfig::with_seed(seed)),
+        )?;
+        lab.spec.options.probe_interval = probe_interval;
+        let journal = milink_core::MemoryJournal::new();
+        let session = ctx(
+            "the template session",
+            Session::create(
+                lab.spec.clone(),
+                Arc::new(lab.sim.sql_server()),
+                Arc::new(lab.sim.managed_instance()),
+                journal.clone(),
+                Arc::new(lab.sim.clock()),
+                SessionOptions {
+                    seed,
+                    ..SessionOptions::default()
+                },
+            ),
+        )?;
+        use milink_core::LinkSession;
+        ctx(
+            "assessed",
+            session
+                .record_assessment(milink_core::lifecycle::AssessmentOutcome {
+                    blockers: Vec::new(),
+                })
+                .await,
+        )?;
+        ctx("started", session.start().await)?;
+        ctx("read", session.health().await)?;
+        let reading = session
+            .machine()
+            .health()
+            .cloned()
+            .ok_or_else(|| WorkloadError("the template was never read".into()))?;
+        let records = ctx("the template's journal", journal.records())?;
+        Ok(Template {
+            records: Arc::new(records),
+            reading,
+            ends_at: lab.sim.now(),
+        })
+    }
+}
+
+/// SQL Server's side answering every reading with a recorded view (and every operation with
+/// success): no simulator behind it.
+pub struct RecordedSql {
+    view: SideView,
+    counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl SourceServer for RecordedSql {
+    async fn execute(&self, _op: &SourceOp) -> Result<SourceReply, PortError> {
+        bump(&self.counts.sql, 1);
+        Ok(SourceReply::Done)
+    }
+
+    async fn link_state(
+        &self,
+        _link: &LinkName,
+        _databases: &[DatabaseName],
+    ) -> Result<SideView, PortError> {
+        bump(&self.counts.sql, 1);
+        bump(&self.counts.sql_link_state, 1);
+        Ok(self.view.clone())
+    }
+}
+
+/// The managed instance's side answering every reading with a recorded view.
+pub struct RecordedMi {
+    view: SideView,
+    counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl ManagedInstance for RecordedMi {
+    async fn begin(&self, _op: &InstanceOp) -> Result<ArmReply, PortError> {
+        bump(&self.counts.arm_writes, 1);
+        Ok(ArmReply::Completed)
+    }
+
+    async fn poll(&self, _operation: &OperationRef) -> Result<PollReply, PortError> {
+        bump(&self.counts.arm_reads, 1);
+        Ok(PollReply::Succeeded)
+    }
+
+    async fn link_state(&self, _link: &LinkName) -> Result<SideView, PortError> {
+        bump(&self.counts.arm_reads, ARM_READS_PER_LINK_STATE);
+        Ok(self.view.clone())
+    }
+
+    async fn full_backups(
+        &self,
+        _databases: &[DatabaseName],
+    ) -> Result<Vec<FullBackup>, PortError> {
+        bump(&self.counts.mi_tsql, 1);
+        Ok(Vec::new())
+    }
+}
 
 /// One link of the fleet: its world and its session.
 pub struct FleetLink {
@@ -260,14 +384,49 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// A fleet whose clock starts now (call inside the paused runtime).
+    /// A fleet whose clock starts now (call inside the paused runtime) at the simulator's
+    /// default start.
     pub fn new() -> Fleet {
+        Fleet::starting_at(SimConfig::default().start)
+    }
+
+    /// A fleet whose clock starts now at virtual time `base`.
+    pub fn starting_at(base: Timestamp) -> Fleet {
         Fleet {
             counts: Arc::new(Counts::default()),
             journal: Arc::new(JournalCounts::default()),
             epoch: tokio::time::Instant::now(),
-            base: SimConfig::default().start,
+            base,
         }
+    }
+
+    /// A session resumed from `template`'s journal on ports that answer every reading with
+    /// `template`'s last one: milink's own cost with no simulator behind the ports.
+    pub fn recorded_session(
+        &self,
+        template: &Template,
+        options: SessionOptions,
+    ) -> Result<FleetRecordedSession, WorkloadError> {
+        ctx(
+            "a session on recorded ports",
+            Session::resume(
+                CountingJournal {
+                    line: Vec::new(),
+                    counts: self.journal.clone(),
+                    recorded: template.records.clone(),
+                },
+                Arc::new(RecordedSql {
+                    view: template.reading.source.clone(),
+                    counts: self.counts.clone(),
+                }),
+                Arc::new(RecordedMi {
+                    view: template.reading.instance.clone(),
+                    counts: self.counts.clone(),
+                }),
+                Arc::new(FleetTimer::new(None, self.epoch, self.base)),
+                options,
+            ),
+        )
     }
 
     /// The virtual time now.
@@ -277,16 +436,10 @@ impl Fleet {
             .plus(Duration::from_millis(elapsed.as_millis() as u64))
     }
 
-    /// Link `seed`: the Tailspin lab's ToyStore link in its own world (seeded by `seed`),
-    /// probed every `probe_interval`, the application writing `tps` transactions a second on
-    /// SQL Server, and a session created on it (not yet started).
-    pub fn link(
-        &self,
-        seed: u64,
-        probe_interval: Duration,
-        tps: f64,
-        options: SessionOptions,
-    ) -> Result<FleetLink, WorkloadError> {
+    /// The world of link `seed`: the Tailspin lab's ToyStore link (seeded by `seed`), probed
+    /// every `probe_interval`, the application writing `tps` transactions a second on SQL
+    /// Server.
+    pub fn lab(&self, seed: u64, probe_interval: Duration, tps: f64) -> Result<Lab, WorkloadError> {
         let mut config = SimConfig::with_seed(seed);
         config.start = self.base;
         let mut lab = ctx("the Tailspin lab", Lab::tailspin_with(config))?;
@@ -297,7 +450,16 @@ impl Fleet {
             transactions_per_second: tps,
             max_rows_per_transaction: 4,
         });
-        let session = ctx(
+        Ok(lab)
+    }
+
+    /// A session created on `lab`'s link (not yet started), on the fleet's clock and counters.
+    pub fn session(
+        &self,
+        lab: &Lab,
+        options: SessionOptions,
+    ) -> Result<FleetSession, WorkloadError> {
+        ctx(
             "a fleet session",
             Session::create(
                 lab.spec.clone(),
@@ -312,11 +474,28 @@ impl Fleet {
                 CountingJournal {
                     line: Vec::new(),
                     counts: self.journal.clone(),
+                    recorded: Arc::new(Vec::new()),
                 },
-                Arc::new(FleetTimer::new(lab.sim.clone(), self.epoch, self.base)),
+                Arc::new(FleetTimer::new(
+                    Some(lab.sim.clone()),
+                    self.epoch,
+                    self.base,
+                )),
                 options,
             ),
-        )?;
+        )
+    }
+
+    /// [`Fleet::lab`] and [`Fleet::session`] together.
+    pub fn link(
+        &self,
+        seed: u64,
+        probe_interval: Duration,
+        tps: f64,
+        options: SessionOptions,
+    ) -> Result<FleetLink, WorkloadError> {
+        let lab = self.lab(seed, probe_interval, tps)?;
+        let session = self.session(&lab, options)?;
         Ok(FleetLink { lab, session })
     }
 }
