@@ -29,6 +29,8 @@ pub(crate) struct Answer {
     pub(crate) retry_after: Option<Duration>,
     pub(crate) azure_async_operation: Option<String>,
     pub(crate) location: Option<String>,
+    /// `x-ms-ratelimit-remaining-subscription-reads`: the reads ARM says are left.
+    pub(crate) remaining_reads: Option<u32>,
     pub(crate) request_ids: RequestIds,
     pub(crate) body: Vec<u8>,
 }
@@ -178,7 +180,23 @@ impl ArmManagedInstance {
     ) -> Result<Answer, PortError> {
         let mut attempt: u32 = 0;
         loop {
+            let budget = self.read_budget.as_ref().filter(|_| method == Method::Get);
+            if let Some(budget) = budget {
+                let timer: &dyn Timer = self.timer.as_ref();
+                let wait = budget.take(timer.now());
+                if !wait.is_zero() {
+                    tracing::debug!(
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        what,
+                        "ARM read budget spent: waiting"
+                    );
+                    timer.sleep_until(timer.now().plus(wait)).await;
+                }
+            }
             let answer = self.send_once(method, url, body, what).await?;
+            if let (Some(budget), Some(remaining)) = (budget, answer.remaining_reads) {
+                budget.observe_remaining(remaining, self.timer.now());
+            }
             if answer.status == 401 && attempt == 0 {
                 // A token revoked or expired early: ask the credential once more.
                 self.tokens.invalidate().await;
@@ -248,6 +266,8 @@ impl ArmManagedInstance {
             retry_after: retry_after(headers),
             azure_async_operation: header(headers, "azure-asyncoperation"),
             location: header(headers, "location"),
+            remaining_reads: header(headers, "x-ms-ratelimit-remaining-subscription-reads")
+                .and_then(|v| v.trim().parse().ok()),
             request_ids,
             body: Vec::new(),
         };
@@ -374,6 +394,7 @@ mod tests {
             retry_after: Some(Duration::from_secs(7)),
             azure_async_operation: None,
             location: None,
+            remaining_reads: None,
             request_ids: RequestIds {
                 client: "c".into(),
                 request: Some("r-1".into()),

@@ -32,6 +32,7 @@
 //! `x-ms-request-id` and `x-ms-correlation-request-id`. Bodies are read up to 1 MiB. The token
 //! never appears in `Debug`, logs or errors.
 
+mod budget;
 pub mod credential;
 mod http;
 mod options;
@@ -57,6 +58,7 @@ use crate::names::{DatabaseName, InstanceId};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, PortError, PortErrorKind, UNSUPPORTED};
 use crate::time::{SystemTimer, Timer};
 
+pub use budget::{ARM_READ_CAPACITY, ARM_READ_REFILL_PER_SECOND, ARM_READ_RESERVE, ArmReadBudget};
 pub use credential::{CredentialChoice, CredentialError, StaticToken, credential_from_environment};
 pub use options::{ArmOptions, ArmOptionsBuilder, USER_AGENT};
 pub use target::TARGET_READS;
@@ -78,6 +80,7 @@ pub struct ArmManagedInstance {
     tokens: ArmTokens,
     timer: Arc<dyn Timer>,
     on_the_wire: Option<OnTheWire>,
+    read_budget: Option<Arc<ArmReadBudget>>,
 }
 
 impl fmt::Debug for ArmManagedInstance {
@@ -91,13 +94,17 @@ impl fmt::Debug for ArmManagedInstance {
 }
 
 impl ArmManagedInstance {
-    /// The adapter for `instance`, with tokens from `credential`, waiting on the system timer.
+    /// The adapter for `instance`, with tokens from `credential`, waiting on the system timer,
+    /// its reads spending the process's [`ArmReadBudget::process`].
     pub fn new(
         instance: InstanceId,
         credential: Arc<dyn TokenCredential>,
         options: ArmOptions,
     ) -> Result<Self, PortError> {
-        ArmManagedInstance::with_timer(instance, credential, options, Arc::new(SystemTimer))
+        Ok(
+            ArmManagedInstance::with_timer(instance, credential, options, Arc::new(SystemTimer))?
+                .with_read_budget(Some(ArmReadBudget::process())),
+        )
     }
 
     /// The adapter waiting between retries (and judging token expiry) on `timer`.
@@ -136,7 +143,19 @@ impl ArmManagedInstance {
             tokens,
             timer,
             on_the_wire: None,
+            read_budget: None,
         })
+    }
+
+    /// Spends `budget` on every read (`GET`): a read waits on this adapter's timer while the
+    /// budget is empty, and the budget follows ARM's
+    /// `x-ms-ratelimit-remaining-subscription-reads`. Adapters that share a principal and a
+    /// subscription should share one budget ([`ArmReadBudget::process`] is the process's,
+    /// which [`ArmManagedInstance::new`] uses); `None` (the default of
+    /// [`ArmManagedInstance::with_timer`], whose timer may be virtual) spends none.
+    pub fn with_read_budget(mut self, budget: Option<Arc<ArmReadBudget>>) -> Self {
+        self.read_budget = budget;
+        self
     }
 
     /// Counts each request on the wire with `enter` (see [`OnTheWire`]).

@@ -68,6 +68,8 @@ mod tests;
 #[cfg(all(test, feature = "arm"))]
 mod tests_arc;
 #[cfg(test)]
+mod tests_budget;
+#[cfg(test)]
 mod tests_refusals;
 #[cfg(test)]
 mod tests_session;
@@ -166,7 +168,18 @@ pub struct ArmServerConfig {
     pub max_connections: usize,
     /// The largest request body read, in bytes (larger: 413).
     pub max_body_bytes: usize,
+    /// The subscription's ARM read bucket when the server starts. As ARM's, it holds at most
+    /// 250 reads and is refilled at 25 a second (on the world's clock); every `GET` takes one,
+    /// and every answer to a `GET` says how many are left in
+    /// `x-ms-ratelimit-remaining-subscription-reads`. The server reports the count and does
+    /// not throttle (429s come from the fault plan).
+    pub reads_at_start: u32,
 }
+
+/// ARM's read bucket per subscription, principal and region: 250 reads.
+pub const READ_BUCKET_CAPACITY: u32 = 250;
+/// Its refill: 25 reads a second.
+pub const READ_BUCKET_REFILL_PER_SECOND: u32 = 25;
 
 impl ArmServerConfig {
     /// A configuration that accepts only `token`.
@@ -187,6 +200,7 @@ impl Default for ArmServerConfig {
             body_check: Arc::new(SpecBodyCheck),
             max_connections: 64,
             max_body_bytes: 1 << 20,
+            reads_at_start: READ_BUCKET_CAPACITY,
         }
     }
 }
@@ -197,6 +211,7 @@ impl fmt::Debug for ArmServerConfig {
             .field("tokens", &self.tokens)
             .field("max_connections", &self.max_connections)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("reads_at_start", &self.reads_at_start)
             .finish_non_exhaustive()
     }
 }

@@ -50,6 +50,8 @@ struct Shared {
     sim: Sim,
     base_url: String,
     tls: TlsAcceptor,
+    /// The subscription's read bucket: reads left (fractional while refilling) and when.
+    reads: std::sync::Mutex<(f64, Option<crate::time::Timestamp>)>,
 }
 
 /// The connection is closed without an answer.
@@ -76,12 +78,13 @@ impl ArmHttpsServer {
         let base_url = format!("https://{addr}");
         let counts = RequestCounter::default();
         let shared = Arc::new(Shared {
-            config,
             counts: counts.clone(),
             requests: std::sync::atomic::AtomicU64::new(0),
             sim,
             base_url: base_url.clone(),
             tls,
+            reads: std::sync::Mutex::new((f64::from(config.reads_at_start), None)),
+            config,
         });
         let accept = AcceptLoop::spawn("arm https server", move |stopped| {
             accept_loop(listener, shared, stopped)
@@ -236,11 +239,46 @@ fn to_response(shared: &Shared, reply: Reply) -> Result<Response<Full<Bytes>>, C
     }
 }
 
+/// Takes one read from the subscription's bucket (refilled to the world's now first) and
+/// returns what is left, as ARM reports it.
+fn take_read(shared: &Shared) -> u32 {
+    let now = shared.sim.now();
+    let mut bucket = shared
+        .reads
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(at) = bucket.1 {
+        let earned = now.since(at).as_secs_f64() * f64::from(super::READ_BUCKET_REFILL_PER_SECOND);
+        bucket.0 = (bucket.0 + earned).min(f64::from(super::READ_BUCKET_CAPACITY));
+    }
+    bucket.1 = Some(now);
+    bucket.0 = (bucket.0 - 1.0).max(0.0);
+    bucket.0 as u32
+}
+
 async fn respond(
     shared: &Shared,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
     shared.counts.add(req.method().as_str(), req.uri().path());
+    let remaining_reads = (req.method() == hyper::Method::GET).then(|| take_read(shared));
+    let response = respond_to(shared, req).await;
+    match (response, remaining_reads) {
+        (Ok(mut response), Some(left)) => {
+            response.headers_mut().insert(
+                "x-ms-ratelimit-remaining-subscription-reads",
+                hyper::header::HeaderValue::from(left),
+            );
+            Ok(response)
+        }
+        (response, _) => response,
+    }
+}
+
+async fn respond_to(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, CloseConnection> {
     if let Err(reply) = authenticate(&shared.config.tokens, req.headers()) {
         return to_response(shared, reply);
     }
