@@ -17,6 +17,10 @@
 //! role change is issued L before it completes), and the ARM calls and T-SQL round trips from
 //! the start of the procedure (milink's prepare included) to the role change.
 //!
+//! A second table runs a failback (the instance's ARM `failover` inside the window) while the
+//! simulated service sends 10, 2 or 1 s of `Retry-After` on running polls, and reports when SQL
+//! Server took writes, when the application was redirected, and the ARM polls.
+//!
 //! Run: `cargo bench -p milink-benches --bench downtime [-- --json]`.
 
 use std::sync::Arc;
@@ -38,6 +42,8 @@ use serde::Serialize;
 const LATENCIES: [u64; 3] = [2, 10, 60];
 const RATES: [f64; 2] = [15.0, 150.0];
 const SEEDS: [u64; 3] = [1, 2, 3];
+/// The `Retry-After` the simulated service sends on running polls, for the failback table.
+const RETRY_AFTERS: [u64; 3] = [10, 2, 1];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -261,6 +267,75 @@ async fn manual(lab: &Lab, poll_every: Option<Duration>) -> Result<(), BoxError>
     Ok(())
 }
 
+/// A failback (the managed instance's ARM `failover`, latency `latency`) while the simulated
+/// service sends `Retry-After: retry_after` on running polls: from the application's stop (on
+/// the instance, after the failover) to SQL Server taking writes and to the application being
+/// redirected to it (milink saw the operation done, checked the roles, called the hook), and the
+/// ARM polls.
+#[derive(Debug, Clone, Serialize)]
+struct FailbackRun {
+    latency_seconds: u64,
+    retry_after_seconds: u64,
+    seed: u64,
+    window_seconds: f64,
+    redirected_seconds: f64,
+    polls: u64,
+}
+
+async fn failback(latency: u64, retry_after: u64, seed: u64) -> Result<FailbackRun, BoxError> {
+    let mut cfg = config(seed, latency);
+    cfg.arm.retry_after = Duration::from_secs(retry_after);
+    let lab = Lab::tailspin_with(cfg)?;
+    let s = session(&lab, seed)?;
+    s.record_assessment(AssessmentOutcome {
+        blockers: Vec::new(),
+    })
+    .await?;
+    s.start().await?;
+    s.prepare().await?;
+    s.failover(FailoverKind::Planned).await?;
+    lab.sim.start_workload(WorkloadSpec {
+        database: lab.database.clone(),
+        target: Side::ManagedInstance,
+        transactions_per_second: 15.0,
+        max_rows_per_transaction: 4,
+    });
+    lab.sim.advance(Duration::from_secs(120));
+    s.prepare().await?;
+    let polls0 = lab
+        .sim
+        .with_world(|w| w.faults.calls.get(&Call::Poll).copied().unwrap_or(0));
+    let stopped = lab.sim.now();
+    lab.sim.stop_workload();
+    s.failback().await?;
+    // The redirect is the failback's last step: the application is told when it returns.
+    let redirected = lab.sim.now().since(stopped);
+    let at = lab
+        .sim
+        .events()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::RoleChanged {
+                side: Side::SqlServer,
+                role: ReplicaRole::Primary,
+                ..
+            } if e.at >= stopped => Some(e.at),
+            _ => None,
+        })
+        .ok_or("SQL Server never became primary")?;
+    let polls1 = lab
+        .sim
+        .with_world(|w| w.faults.calls.get(&Call::Poll).copied().unwrap_or(0));
+    Ok(FailbackRun {
+        latency_seconds: latency,
+        retry_after_seconds: retry_after,
+        seed,
+        window_seconds: at.since(stopped).as_secs_f64(),
+        redirected_seconds: redirected.as_secs_f64(),
+        polls: u64::from(polls1 - polls0),
+    })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -281,8 +356,22 @@ fn main() -> Result<(), BoxError> {
             }
         }
     }
+    let mut failbacks = Vec::new();
+    for latency in LATENCIES {
+        for retry_after in RETRY_AFTERS {
+            for seed in SEEDS {
+                failbacks.push(rt.block_on(failback(latency, retry_after, seed))?);
+            }
+        }
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "failover": runs,
+                "failback": failbacks,
+            }))?
+        );
         return Ok(());
     }
     println!("write unavailability, virtual time, seeds {SEEDS:?} (median; overhead = window - L)");
@@ -326,6 +415,33 @@ fn main() -> Result<(), BoxError> {
                     m(&|r| r.lost_transactions as f64),
                 );
             }
+        }
+    }
+    println!();
+    println!(
+        "failback (ARM failover of L s), the service's Retry-After on running polls, seeds {SEEDS:?} (median)"
+    );
+    println!(
+        "{:>4} {:>12} {:>15} {:>14} {:>9} {:>6}",
+        "L s", "Retry-After", "SQL primary s", "redirected s", "over L s", "polls"
+    );
+    for latency in LATENCIES {
+        for retry_after in RETRY_AFTERS {
+            let cell: Vec<&FailbackRun> = failbacks
+                .iter()
+                .filter(|r| r.latency_seconds == latency && r.retry_after_seconds == retry_after)
+                .collect();
+            let m = |f: &dyn Fn(&FailbackRun) -> f64| median(cell.iter().map(|r| f(r)).collect());
+            let redirected = m(&|r| r.redirected_seconds);
+            println!(
+                "{:>4} {:>10} s {:>15.1} {:>14.1} {:>9.1} {:>6.0}",
+                latency,
+                retry_after,
+                m(&|r| r.window_seconds),
+                redirected,
+                redirected - latency as f64,
+                m(&|r| r.polls as f64),
+            );
         }
     }
     Ok(())

@@ -3,6 +3,13 @@
 //! 1 Hz (`watch`, probe interval 1 s) for 60 s of virtual time after a warm-up. Prints a table,
 //! or one JSON document with `--json`. Not a timed test: CPU and memory are read from `/proc`.
 //!
+//! Two kinds of ports, each in a process of its own: `sim`, each link its own simulated world
+//! (the Tailspin lab's ToyStore link, created and seeded through the session, the application
+//! writing 1 transaction a second), so the simulator answers every call and its CPU and memory
+//! are in the process; `recorded`, sessions resumed from one recorded journal on ports that
+//! answer every reading with one recorded reading: milink alone, as a service watching real
+//! servers would be (less the drivers' parsing of the answers).
+//!
 //! Measured over the window:
 //! - CPU per link-poll: the runtime thread's CPU (`/proc/thread-self/schedstat`) divided by the
 //!   link-polls (one `watch` iteration of one link: SQL Server's DMV reading, and the whole
@@ -16,7 +23,8 @@
 //!   the link, then the instance) and writes; journal records and bytes.
 //!
 //! Run: `cargo bench -p milink-benches --bench fleet [-- --json] [--links N] [--seconds S]
-//! [--warmup S] [--arm-read-interval S]`.
+//! [--warmup S] [--arm-read-interval S] [--tps T] [--event-capacity N]`; `--ports sim` or
+//! `--ports recorded` runs one kind of ports (both by default, each in a process of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +46,7 @@ struct Args {
     warmup: u64,
     arm_read_interval: u64,
     tps: f64,
+    event_capacity: usize,
     ports: Option<String>,
 }
 
@@ -49,6 +58,7 @@ fn args() -> Args {
         warmup: 240,
         arm_read_interval: milink_core::session::DEFAULT_ARM_READ_INTERVAL.as_secs(),
         tps: 1.0,
+        event_capacity: SessionOptions::default().event_capacity,
         ports: None,
     };
     let mut it = std::env::args().skip(1);
@@ -69,6 +79,7 @@ fn args() -> Args {
             "--warmup" => a.warmup = number("--warmup"),
             "--arm-read-interval" => a.arm_read_interval = number("--arm-read-interval"),
             "--tps" => a.tps = number("--tps") as f64,
+            "--event-capacity" => a.event_capacity = number("--event-capacity") as usize,
             // cargo bench passes `--bench`; anything else is a filter this bench ignores.
             _ => {}
         }
@@ -168,6 +179,8 @@ fn child(a: &Args, ports: &str) -> Report {
             &a.arm_read_interval.to_string(),
             "--tps",
             &a.tps.to_string(),
+            "--event-capacity",
+            &a.event_capacity.to_string(),
         ])
         .output()
         .expect("the bench runs");
@@ -185,6 +198,7 @@ async fn run(a: &Args, ports: &str, rss_start: u64) -> Report {
     let options = |i: usize| SessionOptions {
         seed: 1 + i as u64,
         arm_read_interval: Duration::from_secs(a.arm_read_interval),
+        event_capacity: a.event_capacity,
         ..SessionOptions::default()
     };
     let (fleet, labs, sessions, rss_worlds, rss_sessions) = match ports {
