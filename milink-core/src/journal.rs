@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lifecycle::{Input, LinkSpec, Machine};
+use crate::lifecycle::{Input, LinkSpec, Machine, Operation};
 use crate::ports::Journal;
 use crate::time::Timestamp;
 
@@ -54,7 +54,14 @@ use crate::time::Timestamp;
 /// is. Version 1 records (no checksum) are still read, and a journal created in version 1
 /// replays with the options as that machine applied them
 /// ([`crate::lifecycle::MachineOptions::as_of_schema_1`]).
-pub const JOURNAL_SCHEMA_VERSION: u32 = 2;
+///
+/// 3: [`JournalEntry::Checkpoint`] records, which hold the machine's whole state; records
+/// before the last checkpoint may have been dropped (compaction). Version 1 and 2 journals
+/// (which have none) are still read and replayed from their first record.
+pub const JOURNAL_SCHEMA_VERSION: u32 = 3;
+
+/// The first schema version with checkpoint records.
+pub const CHECKPOINT_SCHEMA_VERSION: u32 = 3;
 
 /// The largest journal file read (1 GiB). A link's journal grows by a few hundred bytes per
 /// accepted input; a file larger than this is not one this build wrote.
@@ -66,11 +73,14 @@ const SUM_FIELD: &[u8] = b",\"sum\":\"";
 /// The checksum's length in hex digits (64 bits of SHA-256).
 const SUM_HEX_LEN: usize = 16;
 
+/// What every checkpoint record's line holds (the entry's tag, written first in the entry).
+const CHECKPOINT_MARK: &[u8] = b"\"entry\":{\"kind\":\"checkpoint\"";
+
 /// How every record's line starts: `schema_version` is the first field written.
 pub const RECORD_START: &str = "{\"schema_version\":";
 
 /// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalRecord {
     /// The format version ([`JOURNAL_SCHEMA_VERSION`] when written by this build).
     pub schema_version: u32,
@@ -95,7 +105,7 @@ impl JournalRecord {
 }
 
 /// What a journal record holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JournalEntry {
     /// The link was created with this spec (always and only the first record).
@@ -112,6 +122,17 @@ pub enum JournalEntry {
     Input {
         /// The input.
         input: Input,
+    },
+    /// The machine's whole state after the record before it (schema version 3 on). Replay
+    /// starts from the last checkpoint and hands in only the inputs after it; the records
+    /// between the `Created` record and a checkpoint may have been dropped (its `seq` then
+    /// jumps). Written by the session every few hundred inputs ([`Journal::checkpoint`]).
+    Checkpoint {
+        /// The machine, as replaying every record up to here leaves it.
+        machine: Box<Machine>,
+        /// The operation last requested (what a resumed session continues).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Operation>,
     },
 }
 
@@ -184,6 +205,21 @@ pub enum JournalError {
         found: u32,
         /// The newest version this build reads.
         supported: u32,
+    },
+    /// A checkpoint record is damaged (its checksum does not match, or it does not parse). A
+    /// checkpoint is written whole and made durable before it replaces the records before
+    /// it, so it is never a torn write: nothing offers to repair it, and the file is left as
+    /// it is.
+    #[error(
+        "journal checkpoint at line {line} is corrupt: {reason}; the records before it were \
+         dropped when it was written, so the link cannot be rebuilt without it: restore the \
+         journal file from a backup"
+    )]
+    CorruptCheckpoint {
+        /// The 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
     },
     /// A complete record in the middle of the journal is invalid (not a torn write).
     #[error("journal is corrupt at line {line}: {reason}")]
@@ -269,14 +305,20 @@ pub struct TornTail {
 }
 
 /// Checks a sequence of records as a journal: the first is `Created` at seq 0, then `Input`
-/// records with consecutive seqs, all in a schema version this build reads.
+/// and `Checkpoint` records with consecutive seqs (a checkpoint's seq may jump ahead: the
+/// records it replaced were dropped), all in a schema version this build reads.
 pub fn validate_records(records: &[JournalRecord]) -> Result<(), JournalError> {
     for (index, record) in records.iter().enumerate() {
         let line = index as u64 + 1;
         let previous = index.checked_sub(1).and_then(|i| records.get(i));
-        validate_next(record, previous, index as u64, line)?;
+        validate_next(record, previous, next_seq_after(previous), line)?;
     }
     Ok(())
+}
+
+/// The seq due after `previous` (0 for the first record).
+fn next_seq_after(previous: Option<&JournalRecord>) -> u64 {
+    previous.map_or(0, |p| p.seq.saturating_add(1))
 }
 
 fn validate_next(
@@ -302,10 +344,34 @@ fn validate_next(
             ),
         });
     }
-    if record.seq != expected_seq {
+    let checkpoint = matches!(record.entry, JournalEntry::Checkpoint { .. });
+    if checkpoint && record.schema_version < CHECKPOINT_SCHEMA_VERSION {
+        return Err(JournalError::Corrupt {
+            line,
+            reason: format!(
+                "a checkpoint record of schema version {}: checkpoints exist from version \
+                 {CHECKPOINT_SCHEMA_VERSION} on",
+                record.schema_version
+            ),
+        });
+    }
+    // A checkpoint may follow the `Created` record with a jump: compaction dropped the
+    // records in between.
+    let seq_ok = if checkpoint {
+        record.seq >= expected_seq
+    } else {
+        record.seq == expected_seq
+    };
+    if !seq_ok {
         return Err(JournalError::Corrupt {
             line,
             reason: format!("seq {} where {expected_seq} was due", record.seq),
+        });
+    }
+    if checkpoint && expected_seq == 0 {
+        return Err(JournalError::Corrupt {
+            line,
+            reason: "the first record is a checkpoint, not `created`".into(),
         });
     }
     let created = matches!(record.entry, JournalEntry::Created { .. });
@@ -328,7 +394,29 @@ fn validate_next(
 /// every input at the time it was accepted. The machine is deterministic, so this gives the state
 /// the link was in when the last record was written. A record the machine refuses means the
 /// journal does not belong to this machine (or was edited): [`JournalError::Replay`].
+///
+/// With checkpoints, replay starts from the last one (the machine it holds) and hands in only
+/// the inputs after it: the same state, in a time that does not grow with the link's age.
 pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
+    resume_point(records).map(|point| point.machine)
+}
+
+/// Where a journal leaves its link: what [`resume_point`] rebuilds.
+#[derive(Debug, Clone)]
+pub struct ResumePoint {
+    /// The machine after the last record.
+    pub machine: Machine,
+    /// The operation last requested (the last command that names one), if any.
+    pub operation: Option<Operation>,
+    /// The seq of the next record.
+    pub next_seq: u64,
+    /// How many records follow the last checkpoint (all but `Created` when there is none).
+    pub since_checkpoint: u64,
+}
+
+/// Rebuilds a link from its journal like [`replay`], with what a session needs besides the
+/// machine: the operation to continue and the next seq.
+pub fn resume_point(records: &[JournalRecord]) -> Result<ResumePoint, JournalError> {
     validate_records(records)?;
     let Some(JournalRecord {
         entry: JournalEntry::Created { spec, .. },
@@ -338,16 +426,37 @@ pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
     else {
         return Err(JournalError::Empty);
     };
-    let mut spec = (**spec).clone();
-    if *schema_version < 2 {
-        spec.options = spec.options.as_of_schema_1();
-    }
-    let mut machine = Machine::new(spec).map_err(|e| JournalError::Replay {
-        seq: 0,
-        reason: e.to_string(),
-    })?;
-    for record in &records[1..] {
+    let last_checkpoint = records
+        .iter()
+        .rposition(|r| matches!(r.entry, JournalEntry::Checkpoint { .. }));
+    let (mut machine, mut operation, start) = match last_checkpoint.map(|i| (i, &records[i])) {
+        Some((
+            index,
+            JournalRecord {
+                entry: JournalEntry::Checkpoint { machine, operation },
+                ..
+            },
+        )) => ((**machine).clone(), *operation, index + 1),
+        _ => {
+            let mut spec = (**spec).clone();
+            if *schema_version < 2 {
+                spec.options = spec.options.as_of_schema_1();
+            }
+            let machine = Machine::new(spec).map_err(|e| JournalError::Replay {
+                seq: 0,
+                reason: e.to_string(),
+            })?;
+            (machine, None, 1)
+        }
+    };
+    let tail = records.get(start..).unwrap_or_default();
+    for record in tail {
         if let JournalEntry::Input { input } = &record.entry {
+            if let Input::Command(command) = input
+                && let Some(named) = Operation::of(command)
+            {
+                operation = Some(named);
+            }
             machine
                 .handle(input.clone(), record.at)
                 .map_err(|e| JournalError::Replay {
@@ -356,7 +465,12 @@ pub fn replay(records: &[JournalRecord]) -> Result<Machine, JournalError> {
                 })?;
         }
     }
-    Ok(machine)
+    Ok(ResumePoint {
+        machine,
+        operation,
+        next_seq: next_seq_after(records.last()),
+        since_checkpoint: tail.len() as u64,
+    })
 }
 
 /// The first field of every record, read before the rest so a newer format is reported as such
@@ -380,6 +494,19 @@ struct Scan {
 fn could_be_torn(text: &[u8]) -> bool {
     let start = RECORD_START.as_bytes();
     text.first() == Some(&0) || text.starts_with(start) || start.starts_with(text)
+}
+
+/// The seq a record's line declares in its opening (`{"schema_version":N,"seq":S,`), if that
+/// much of it is intact.
+fn declared_seq(text: &[u8]) -> Option<u64> {
+    let rest = text.strip_prefix(RECORD_START.as_bytes())?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let rest = rest.get(digits..)?.strip_prefix(b",\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// Why an unreadable first line makes the file something other than a journal.
@@ -419,7 +546,25 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         // The first line decides whether this is a journal at all: a file given by mistake is
         // never taken for a journal with a torn record, which a repair would truncate.
         let first = records.is_empty();
+        // A checkpoint is written whole and made durable before it replaces the records
+        // before it (or, appended, before anything after it is written), so a damaged one is
+        // never a torn write: dropping it would lose the link's state.
+        // An appended checkpoint (its seq the one due) replaces nothing: torn, it is dropped
+        // like any torn record. The compacted one (its seq jumps) is the link's state.
+        let expected = next_seq_after(records.last());
+        let checkpoint_line = || match declared_seq(text) {
+            Some(seq) => seq > expected,
+            None => text
+                .windows(CHECKPOINT_MARK.len())
+                .any(|w| w == CHECKPOINT_MARK),
+        };
         if !complete {
+            if checkpoint_line() {
+                return Err(JournalError::CorruptCheckpoint {
+                    line,
+                    reason: "the line is cut short (no final newline)".into(),
+                });
+            }
             if first && !could_be_torn(text) {
                 return Err(not_a_journal(path, text, None));
             }
@@ -431,11 +576,14 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         }
         let parsed = parse_line(text, line);
         match parsed {
+            Err(JournalError::Corrupt { reason, .. }) if checkpoint_line() => {
+                return Err(JournalError::CorruptCheckpoint { line, reason });
+            }
             Err(e @ JournalError::Corrupt { .. }) if first && !could_be_torn(text) => {
                 return Err(not_a_journal(path, text, Some(e)));
             }
             Ok(record) => {
-                validate_next(&record, records.last(), records.len() as u64, line)?;
+                validate_next(&record, records.last(), expected, line)?;
                 records.push(record);
             }
             // An unreadable final line is a torn write (e.g. a crash after the file grew but
@@ -627,7 +775,7 @@ impl FileJournal {
         let journal = FileJournal {
             path: path.to_path_buf(),
             file,
-            next_seq: scan.records.len() as u64,
+            next_seq: next_seq_after(scan.records.last()),
             len: scan.valid_len,
             poisoned: false,
         };
@@ -638,6 +786,117 @@ impl FileJournal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Where a compaction writes the new file before renaming it over the journal: a hidden
+    /// file next to it.
+    pub fn compaction_path(&self) -> PathBuf {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(self.path.file_name().unwrap_or_default());
+        name.push(".compacting");
+        self.path.with_file_name(name)
+    }
+
+    /// The file's length in bytes after the last write.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `Created` record's line as it is in the file (kept verbatim by a compaction, with
+    /// its checksum and schema version), without its newline.
+    fn created_line(&self) -> Result<Vec<u8>, JournalError> {
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        let mut bytes = Vec::new();
+        // The `Created` record holds the spec and the world, each bounded; read in pieces
+        // until its newline.
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = file
+                .read(&mut chunk)
+                .map_err(|e| JournalError::io(&self.path, e))?;
+            if let Some(end) = chunk[..n].iter().position(|b| *b == b'\n') {
+                bytes.extend_from_slice(&chunk[..end]);
+                return Ok(bytes);
+            }
+            if n == 0 || bytes.len() as u64 + n as u64 > self.len {
+                return Err(JournalError::Empty);
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Compaction: writes the `Created` record and `checkpoint` to
+    /// [`FileJournal::compaction_path`] (owner-only, locked, made durable), renames it over the
+    /// journal and makes the rename durable. A crash at any point leaves either the old file
+    /// or the new one under the journal's name, each a valid journal of the same link; a
+    /// leftover temporary file is removed by the next compaction.
+    fn compact(&mut self, checkpoint: &JournalRecord) -> Result<(), JournalError> {
+        let temp = self.compaction_path();
+        let (file, len) = self.write_compaction(checkpoint)?;
+        if let Err(e) = std::fs::rename(&temp, &self.path) {
+            // The journal is as it was; the temporary file is not needed.
+            let _ = std::fs::remove_file(&temp);
+            return Err(JournalError::io(&self.path, e));
+        }
+        // Renamed: the new file is the journal now, whichever way its directory entry
+        // reaches the disk.
+        self.file = file;
+        self.len = len;
+        self.next_seq += 1;
+        self.poisoned = false;
+        sync_parent_dir(&self.path)
+    }
+
+    /// The first half of a compaction: the new file, written, locked and durable under
+    /// [`FileJournal::compaction_path`], and its length. The journal is unchanged.
+    fn write_compaction(&self, checkpoint: &JournalRecord) -> Result<(File, u64), JournalError> {
+        let created = self.created_line()?;
+        let mut text = created;
+        text.push(b'\n');
+        text.extend_from_slice(&encode(checkpoint, self.next_seq)?);
+        let temp = self.compaction_path();
+        match std::fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(JournalError::io(&temp, e)),
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&temp)
+            .map_err(|e| JournalError::io(&temp, e))?;
+        let written = lock(&file, &temp).and_then(|()| {
+            file.write_all(&text)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| JournalError::io(&temp, e))
+        });
+        if let Err(e) = written {
+            drop(file);
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        Ok((file, text.len() as u64))
+    }
+}
+
+/// A record's line as this build writes it: the checked JSON and a newline. `seq` is the line
+/// number's base for errors.
+fn encode(record: &JournalRecord, next_seq: u64) -> Result<Vec<u8>, JournalError> {
+    let body = serde_json::to_vec(record).map_err(|e| JournalError::Corrupt {
+        line: next_seq + 1,
+        reason: format!("cannot encode the record: {e}"),
+    })?;
+    let mut line = checked_line(&body);
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Refuses anything but a regular file (after following symlinks).
@@ -702,36 +961,63 @@ fn sync_parent_dir(path: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
+/// Checks a record about to be written after `next_seq` records: in order, valid, and in the
+/// schema version this build writes.
+fn check_new(record: &JournalRecord, next_seq: u64) -> Result<(), JournalError> {
+    if record.seq != next_seq {
+        return Err(JournalError::OutOfOrder {
+            expected: next_seq,
+            found: record.seq,
+        });
+    }
+    validate_next(record, None, next_seq, next_seq + 1)?;
+    if record.schema_version != JOURNAL_SCHEMA_VERSION {
+        return Err(JournalError::Corrupt {
+            line: next_seq + 1,
+            reason: format!(
+                "a record of schema version {} cannot be appended: this build writes version \
+                 {JOURNAL_SCHEMA_VERSION}",
+                record.schema_version
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a record that is not a checkpoint where one is due.
+fn check_checkpoint(record: &JournalRecord, next_seq: u64) -> Result<(), JournalError> {
+    if !matches!(record.entry, JournalEntry::Checkpoint { .. }) {
+        return Err(JournalError::Corrupt {
+            line: next_seq + 1,
+            reason: "only a checkpoint record can replace the records before it".into(),
+        });
+    }
+    if next_seq == 0 {
+        return Err(JournalError::Empty);
+    }
+    Ok(())
+}
+
 impl Journal for FileJournal {
+    fn checkpoint(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        check_new(record, self.next_seq)?;
+        check_checkpoint(record, self.next_seq)?;
+        self.compact(record)
+    }
+
     fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
         if self.poisoned {
             return Err(JournalError::Poisoned {
                 path: self.path.clone(),
             });
         }
-        if record.seq != self.next_seq {
-            return Err(JournalError::OutOfOrder {
-                expected: self.next_seq,
-                found: record.seq,
-            });
-        }
-        validate_next(record, None, self.next_seq, self.next_seq + 1)?;
-        if record.schema_version != JOURNAL_SCHEMA_VERSION {
-            return Err(JournalError::Corrupt {
-                line: self.next_seq + 1,
-                reason: format!(
-                    "a record of schema version {} cannot be appended: this build writes version \
-                     {JOURNAL_SCHEMA_VERSION}",
-                    record.schema_version
-                ),
-            });
-        }
-        let body = serde_json::to_vec(record).map_err(|e| JournalError::Corrupt {
-            line: self.next_seq + 1,
-            reason: format!("cannot encode the record: {e}"),
-        })?;
-        let mut line = checked_line(&body);
-        line.push(b'\n');
+        check_new(record, self.next_seq)?;
+        let line = encode(record, self.next_seq)?;
         let written = self
             .file
             .write_all(&line)
@@ -809,9 +1095,25 @@ impl MemoryJournal {
 }
 
 impl Journal for MemoryJournal {
+    fn checkpoint(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let expected = next_seq_after(records.last());
+        if record.seq != expected {
+            return Err(JournalError::OutOfOrder {
+                expected,
+                found: record.seq,
+            });
+        }
+        check_checkpoint(record, expected)?;
+        validate_next(record, records.last(), expected, expected + 1)?;
+        records.truncate(1);
+        records.push(record.clone());
+        Ok(())
+    }
+
     fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        let expected = records.len() as u64;
+        let expected = next_seq_after(records.last());
         if record.seq != expected {
             return Err(JournalError::OutOfOrder {
                 expected,
@@ -893,7 +1195,7 @@ mod tests {
         assert_eq!(text.lines().count(), 3);
         assert!(text.ends_with('\n'));
         assert!(
-            text.starts_with("{\"schema_version\":2,\"seq\":0,"),
+            text.starts_with("{\"schema_version\":3,\"seq\":0,"),
             "{text}"
         );
         let j = FileJournal::open(&path).unwrap();
@@ -1125,8 +1427,8 @@ mod tests {
                 err,
                 JournalError::UnsupportedSchema {
                     line: 2,
-                    found: 3,
-                    supported: 2
+                    found: 4,
+                    supported: 3
                 }
             ),
             "{err}"
@@ -1340,5 +1642,257 @@ mod tests {
         assert_eq!(other.records().unwrap().len(), 2);
         other.truncate(1);
         assert_eq!(j.records().unwrap(), vec![created()]);
+    }
+
+    fn checkpoint_after(records: &[JournalRecord]) -> JournalRecord {
+        let seq = records.last().unwrap().seq + 1;
+        JournalRecord::new(
+            seq,
+            Timestamp::from_millis(1 + seq),
+            JournalEntry::Checkpoint {
+                // The inputs of `three_records` are no run of a machine; the checkpoint holds
+                // the machine of the `Created` record.
+                machine: Box::new(replay(&records[..1]).unwrap()),
+                operation: Some(Operation::Start),
+            },
+        )
+    }
+
+    /// A file journal of `three_records` compacted to its checkpoint, and the checkpoint.
+    fn compacted(path: &Path) -> JournalRecord {
+        write_all(path, &three_records());
+        let checkpoint = checkpoint_after(&three_records());
+        FileJournal::open(path)
+            .unwrap()
+            .checkpoint(&checkpoint)
+            .unwrap();
+        checkpoint
+    }
+
+    #[test]
+    fn a_checkpoint_compacts_the_file_to_created_and_itself_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records());
+        let before = std::fs::read_to_string(&path).unwrap();
+        let checkpoint = checkpoint_after(&three_records());
+        let mut j = FileJournal::open(&path).unwrap();
+        j.checkpoint(&checkpoint).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        // The `Created` record is kept byte for byte (checksum and version included).
+        assert_eq!(text.lines().next(), before.lines().next());
+        assert_eq!(j.records().unwrap(), vec![created(), checkpoint.clone()]);
+        assert_eq!(j.len(), text.len() as u64);
+        let after = input(4, Input::Tick);
+        j.append(&after).unwrap();
+        assert!(matches!(
+            j.append(&input(4, Input::Tick)).unwrap_err(),
+            JournalError::OutOfOrder {
+                expected: 5,
+                found: 4
+            }
+        ));
+        assert!(!j.compaction_path().exists());
+        drop(j);
+        let j = FileJournal::open(&path).unwrap();
+        let records = j.records().unwrap();
+        assert_eq!(records, vec![created(), checkpoint, after]);
+        let point = resume_point(&records).unwrap();
+        assert_eq!(point.next_seq, 5);
+        assert_eq!(point.since_checkpoint, 1);
+        assert_eq!(point.operation, Some(Operation::Start));
+        assert_eq!(point.machine, Machine::new(spec()).unwrap());
+        // Not a checkpoint: nothing is replaced.
+        let mut j = j;
+        assert!(matches!(
+            j.checkpoint(&input(5, Input::Tick)).unwrap_err(),
+            JournalError::Corrupt { .. }
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+    }
+
+    #[test]
+    fn a_crash_between_writing_the_compacted_file_and_renaming_it_leaves_the_journal_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records());
+        let checkpoint = checkpoint_after(&three_records());
+        let j = FileJournal::open(&path).unwrap();
+        let temp = j.compaction_path();
+        let (written, _) = j.write_compaction(&checkpoint).unwrap();
+        // The process dies here: neither file is renamed.
+        drop(written);
+        drop(j);
+        assert!(temp.exists());
+        // The journal is the old one, whole; the new file would have been as good.
+        let mut j = FileJournal::open(&path).unwrap();
+        assert_eq!(j.records().unwrap(), three_records());
+        assert_eq!(
+            FileJournal::open(&temp).unwrap().records().unwrap(),
+            vec![created(), checkpoint.clone()]
+        );
+        // The next compaction replaces the leftover.
+        j.checkpoint(&checkpoint).unwrap();
+        assert!(!temp.exists());
+        drop(j);
+        assert_eq!(
+            FileJournal::open(&path).unwrap().records().unwrap(),
+            vec![created(), checkpoint]
+        );
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_refused_as_such_and_never_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        compacted(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (first, second) = text.split_once('\n').unwrap();
+        // A digit of the machine's next step id, then the line cut short (no newline), then
+        // the line cut where its kind was: each still says it is the checkpoint.
+        let changed = format!(
+            "{first}\n{}",
+            second.replacen("\"next_step\":", "\"next_step\":9", 1)
+        );
+        assert_ne!(changed, text);
+        let cut = format!("{first}\n{}", &second[..second.len() / 2]);
+        let cut_early = format!("{first}\n{}", &second[..30]);
+        let with_tail = format!("{changed}{}\n", encoded_str(&input(5, Input::Tick)));
+        for (what, damaged) in [
+            ("changed", changed),
+            ("cut", cut),
+            ("cut early", cut_early),
+            ("followed by a record", with_tail),
+        ] {
+            std::fs::write(&path, &damaged).unwrap();
+            for err in [
+                FileJournal::open(&path).unwrap_err(),
+                FileJournal::open_repairing(&path).unwrap_err(),
+            ] {
+                assert!(
+                    matches!(err, JournalError::CorruptCheckpoint { line: 2, .. }),
+                    "{what}: {err}"
+                );
+                assert!(
+                    err.to_string().contains("restore the journal file"),
+                    "{err}"
+                );
+            }
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_torn_appended_checkpoint_is_a_torn_tail_it_replaced_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_all(&path, &three_records());
+        let mut line = encoded(&checkpoint_after(&three_records()));
+        line.truncate(line.len() / 2);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&line)
+            .unwrap();
+        assert!(matches!(
+            FileJournal::open(&path).unwrap_err(),
+            JournalError::TornTail { line: 4, .. }
+        ));
+        let (j, torn) = FileJournal::open_repairing(&path).unwrap();
+        assert_eq!(torn.map(|t| t.line), Some(4));
+        assert_eq!(j.records().unwrap(), three_records());
+    }
+
+    #[test]
+    fn a_version_2_journal_is_compacted_with_its_created_record_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2");
+        let v2: Vec<JournalRecord> = three_records()
+            .into_iter()
+            .map(|mut r| {
+                r.schema_version = 2;
+                r
+            })
+            .collect();
+        let text: String = v2.iter().map(|r| encoded_str(r) + "\n").collect();
+        std::fs::write(&path, &text).unwrap();
+        let mut j = FileJournal::open(&path).unwrap();
+        assert_eq!(j.records().unwrap(), v2);
+        let checkpoint = checkpoint_after(&v2);
+        j.checkpoint(&checkpoint).unwrap();
+        drop(j);
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(after.lines().next(), text.lines().next());
+        let records = FileJournal::open(&path).unwrap().records().unwrap();
+        assert_eq!(records, vec![v2[0].clone(), checkpoint]);
+        assert_eq!(replay(&records).unwrap(), replay(&v2[..1]).unwrap());
+    }
+
+    #[test]
+    fn checkpoints_out_of_place_are_corruption() {
+        let recs = three_records();
+        let checkpoint = checkpoint_after(&recs);
+        // A jump before a checkpoint is compaction; before anything else it is a gap.
+        let mut jumped = checkpoint.clone();
+        jumped.seq = 40;
+        validate_records(&[recs[0].clone(), jumped.clone()]).unwrap();
+        let mut tick = input(40, Input::Tick);
+        tick.seq = 40;
+        assert!(validate_records(&[recs[0].clone(), tick]).is_err());
+        // Never first, never in a version before checkpoints existed.
+        let mut first = checkpoint.clone();
+        first.seq = 0;
+        assert!(matches!(
+            validate_records(&[first]).unwrap_err(),
+            JournalError::Corrupt { line: 1, .. }
+        ));
+        let mut old = checkpoint.clone();
+        old.schema_version = 2;
+        let mut v2 = recs.clone();
+        for r in &mut v2 {
+            r.schema_version = 2;
+        }
+        v2.push(old);
+        assert!(matches!(
+            validate_records(&v2).unwrap_err(),
+            JournalError::Corrupt { line: 4, reason } if reason.contains("checkpoints exist from")
+        ));
+        // A newer schema after a checkpoint is still refused with its number.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        compacted(&path);
+        let mut newer = serde_json::to_value(input(4, Input::Tick)).unwrap();
+        newer["schema_version"] = (JOURNAL_SCHEMA_VERSION + 1).into();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("{newer}\n"));
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(
+            FileJournal::open(&path).unwrap_err(),
+            JournalError::UnsupportedSchema { line: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn a_memory_journal_checkpoint_keeps_created_and_itself() {
+        let mut j = MemoryJournal::new();
+        for r in three_records() {
+            j.append(&r).unwrap();
+        }
+        let checkpoint = checkpoint_after(&three_records());
+        assert!(matches!(
+            j.checkpoint(&input(3, Input::Tick)).unwrap_err(),
+            JournalError::Corrupt { .. }
+        ));
+        j.checkpoint(&checkpoint).unwrap();
+        assert_eq!(j.snapshot(), vec![created(), checkpoint]);
+        j.append(&input(4, Input::Tick)).unwrap();
+        assert_eq!(resume_point(&j.snapshot()).unwrap().next_seq, 5);
     }
 }

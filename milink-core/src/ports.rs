@@ -315,6 +315,15 @@ pub trait Journal: Send {
     /// Every record, in order.
     fn records(&self) -> Result<Vec<JournalRecord>, JournalError>;
 
+    /// Writes a checkpoint record (`JournalEntry::Checkpoint`, the next seq) durably, and may
+    /// drop every record between the `Created` record and it: replay starts from the last
+    /// checkpoint. The default appends it (resume time is bounded, size is not);
+    /// [`crate::journal::FileJournal`] compacts its file to the `Created` record and the
+    /// checkpoint, crash-safely.
+    fn checkpoint(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        self.append(record)
+    }
+
     /// The file behind the journal, if any (shown in session status).
     fn location(&self) -> Option<PathBuf> {
         None

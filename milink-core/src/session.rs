@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
-use crate::journal::{JournalEntry, JournalRecord, replay};
+use crate::journal::{JournalEntry, JournalRecord, ResumePoint, resume_point};
 use crate::lifecycle::Input;
 use crate::lifecycle::{
     AssessmentOutcome, Command, CutoverOptions, Ended, Engine, Event, FailoverKind, Handled,
@@ -317,12 +317,20 @@ pub type EventsSent = Arc<dyn Fn() + Send + Sync>;
 struct Core {
     engine: Engine,
     next_seq: u64,
+    /// Records journaled since the last checkpoint (or since `Created`).
+    since_checkpoint: u64,
     last_redirect: Option<RedirectTarget>,
     /// When [`LinkSession::watch`] next reads the whole link through the machine: after each
     /// accepted link reading, `arm_read_interval` times a factor drawn from 0.5 to 1.5 (so a
     /// fleet's ARM reads spread out instead of arriving together).
     next_whole: Option<Timestamp>,
 }
+
+/// How many records a session journals between checkpoints unless told otherwise
+/// ([`Session::with_checkpoint_every`]). A file journal is compacted at each checkpoint to its
+/// `Created` record and the checkpoint, so it holds at most this many records more: a few
+/// hundred kilobytes.
+pub const CHECKPOINT_EVERY: u64 = 256;
 
 /// A link session over a SQL Server port `S`, a managed instance port `M` and a journal `J`.
 pub struct Session<S, M, J> {
@@ -344,6 +352,7 @@ pub struct Session<S, M, J> {
     events_sent: Option<EventsSent>,
     rng: Mutex<fastrand::Rng>,
     history: Mutex<std::collections::VecDeque<Reading>>,
+    checkpoint_every: u64,
 }
 
 /// How many readings a session's history keeps (a week of readings every minute).
@@ -397,8 +406,14 @@ where
                 world: options.world.clone(),
             },
         ))?;
+        let start = ResumePoint {
+            machine,
+            operation: None,
+            next_seq: 1,
+            since_checkpoint: 0,
+        };
         Ok(Self::assemble(
-            machine, 1, None, link_lock, source, instance, journal, timer, options,
+            start, link_lock, source, instance, journal, timer, options,
         ))
     }
 
@@ -418,7 +433,7 @@ where
     ) -> Result<Self, SessionError> {
         options.validate()?;
         let records = journal.records()?;
-        let machine = replay(&records)?;
+        let start = resume_point(&records)?;
         // A journal belongs to the pair it was created on: resumed on another, its readings
         // and operations would be applied to the wrong servers.
         if let Some(JournalRecord {
@@ -437,24 +452,9 @@ where
                 given: given.clone(),
             });
         }
-        let link_lock = Self::lock_link(machine.spec(), &journal, &options)?;
-        let operation = records.iter().rev().find_map(|r| match &r.entry {
-            JournalEntry::Input {
-                input: Input::Command(c),
-            } => Operation::of(c),
-            _ => None,
-        });
-        let session = Self::assemble(
-            machine,
-            records.len() as u64,
-            operation,
-            link_lock,
-            source,
-            instance,
-            journal,
-            timer,
-            options,
-        );
+        let link_lock = Self::lock_link(start.machine.spec(), &journal, &options)?;
+        drop(records);
+        let session = Self::assemble(start, link_lock, source, instance, journal, timer, options);
         let needs_resume = lock(&session.core).engine.needs_resume();
         if needs_resume {
             session.submit(Input::Resume)?;
@@ -464,9 +464,7 @@ where
 
     #[allow(clippy::too_many_arguments)]
     fn assemble(
-        machine: Machine,
-        next_seq: u64,
-        operation: Option<Operation>,
+        start: ResumePoint,
         link_lock: Option<LinkLock>,
         source: Arc<S>,
         instance: Arc<M>,
@@ -474,6 +472,12 @@ where
         timer: Arc<dyn Timer>,
         options: SessionOptions,
     ) -> Self {
+        let ResumePoint {
+            machine,
+            operation,
+            next_seq,
+            since_checkpoint,
+        } = start;
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
         Session {
             link: machine.spec().link.clone(),
@@ -490,6 +494,7 @@ where
             core: Mutex::new(Core {
                 engine: Engine::new(machine, operation),
                 next_seq,
+                since_checkpoint,
                 last_redirect: None,
                 next_whole: None,
             }),
@@ -497,7 +502,16 @@ where
             events,
             events_sent: None,
             history: Mutex::new(std::collections::VecDeque::new()),
+            checkpoint_every: CHECKPOINT_EVERY,
         }
+    }
+
+    /// Writes a checkpoint every `records` journaled records (at least 1) instead of every
+    /// [`CHECKPOINT_EVERY`]: fewer makes the journal file and the replay on resume shorter, at
+    /// the cost of writing the machine's whole state (a few kilobytes) more often.
+    pub fn with_checkpoint_every(mut self, records: u64) -> Self {
+        self.checkpoint_every = records.max(1);
+        self
     }
 
     /// Takes the lock of the link in `spec`: in `options.lock_dir`, else in the journal file's
@@ -639,6 +653,11 @@ where
                 });
             }
         }
+        // An input that leaves the machine exactly as it was (a tick with nothing due, a
+        // resume with nothing to re-issue) is not journaled: replay without it reaches the
+        // same machine. A command is always journaled (it names the operation to continue).
+        let unchanged =
+            !matches!(input, Input::Command(_)) && next.machine() == core.engine.machine();
         let seq = core.next_seq;
         let reading = match &input {
             Input::Observed {
@@ -648,7 +667,13 @@ where
             _ => None,
         };
         let whole = reading.is_some();
-        lock(&self.journal).append(&JournalRecord::new(seq, now, JournalEntry::Input { input }))?;
+        if !unchanged {
+            lock(&self.journal).append(&JournalRecord::new(
+                seq,
+                now,
+                JournalEntry::Input { input },
+            ))?;
+        }
         if let Some(reading) = reading {
             let mut history = lock(&self.history);
             if history.len() >= HISTORY_CAPACITY {
@@ -656,11 +681,17 @@ where
             }
             history.push_back(reading);
         }
-        core.next_seq += 1;
         core.engine = next;
         if whole {
             let factor = 0.5 + lock(&self.rng).f64();
             core.next_whole = Some(now.plus(self.options.arm_read_interval.mul_f64(factor)));
+        }
+        if !unchanged {
+            core.next_seq += 1;
+            core.since_checkpoint += 1;
+            if core.since_checkpoint >= self.checkpoint_every {
+                self.checkpoint(&mut core, now)?;
+            }
         }
         let after = core.engine.machine().state().name();
         let mut events = Vec::new();
@@ -683,6 +714,26 @@ where
             self.events_sent();
         }
         Ok(Handled::Accepted)
+    }
+
+    /// Writes a checkpoint of the machine as it is after the last journaled record (which is
+    /// already durable, so no effect waits on this). A failed checkpoint changes nothing that
+    /// was journaled: the error is returned like a failed append, and the next operation
+    /// continues from the journal as it stands.
+    fn checkpoint(&self, core: &mut Core, now: Timestamp) -> Result<(), SessionError> {
+        let record = JournalRecord::new(
+            core.next_seq,
+            now,
+            JournalEntry::Checkpoint {
+                machine: Box::new(core.engine.machine().clone()),
+                operation: core.engine.operation(),
+            },
+        );
+        lock(&self.journal).checkpoint(&record)?;
+        core.next_seq += 1;
+        core.since_checkpoint = 0;
+        tracing::debug!(link = %self.link, seq = record.seq, "checkpoint journaled");
+        Ok(())
     }
 
     /// Reads both sides through the machine when its state allows it (Replicating, FailedOver,
@@ -956,7 +1007,7 @@ where
 mod calls;
 // What the tests below reach through `use super::*`.
 #[cfg(test)]
-use crate::journal::JournalError;
+use crate::journal::{JournalError, replay};
 #[cfg(test)]
 use crate::lifecycle::{Effect, Observation, Probe, ProgressEvent, State};
 #[cfg(test)]

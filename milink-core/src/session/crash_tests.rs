@@ -860,3 +860,277 @@ async fn a_crash_anywhere_writes_the_connection_string_file_once_per_redirect() 
         hook_calls_at_every_crash_point(spec, scenario, true).await;
     }
 }
+
+/// A journal that crashes at record `crash_at` like [`CrashingJournal`], compacts at each
+/// checkpoint (the memory journal keeps only `Created` and the checkpoint, as a file journal
+/// does), and counts the scenario's commands it wrote (compaction drops them from the records).
+struct CompactingCrashJournal {
+    inner: MemoryJournal,
+    crash_at: u64,
+    write_then_crash: bool,
+    commands: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CompactingCrashJournal {
+    fn write(
+        &mut self,
+        record: &JournalRecord,
+        write: impl FnOnce(&mut MemoryJournal, &JournalRecord) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        if record.seq >= self.crash_at {
+            if record.seq == self.crash_at && self.write_then_crash {
+                write(&mut self.inner, record)?;
+                self.count(record);
+            }
+            return Err(JournalError::Io {
+                path: "memory".into(),
+                source: io::Error::other("simulated crash"),
+            });
+        }
+        write(&mut self.inner, record)?;
+        self.count(record);
+        Ok(())
+    }
+
+    fn count(&self, record: &JournalRecord) {
+        if matches!(
+            &record.entry,
+            JournalEntry::Input { input: Input::Command(c) } if !matches!(c, Command::Refresh)
+        ) {
+            self.commands
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl Journal for CompactingCrashJournal {
+    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        self.write(record, |j, r| j.append(r))
+    }
+
+    fn checkpoint(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        self.write(record, |j, r| j.checkpoint(r))
+    }
+
+    fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        self.inner.records()
+    }
+}
+
+/// Runs `scenario` with a checkpoint (and compaction) every `every` records, crashing at
+/// record `crash_at`, then resumes from what the compacted journal kept and finishes.
+async fn crash_and_resume_compacting(
+    scenario: &[Op],
+    crash_at: u64,
+    write_then_crash: bool,
+    every: u64,
+) -> Outcome {
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases.clone(), timer.clone());
+    let journal = MemoryJournal::new();
+    let commands = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let crashing = CompactingCrashJournal {
+        inner: journal.clone(),
+        crash_at,
+        write_then_crash,
+        commands: commands.clone(),
+    };
+    let mut crashed = false;
+    match new_session(&world, &timer, crashing) {
+        Err(SessionError::Journal(_)) => crashed = true,
+        Err(e) => panic!("create: {e}"),
+        Ok(session) => {
+            let session = session.with_checkpoint_every(every);
+            for op in scenario {
+                match run(&session, op).await {
+                    Ok(()) => {}
+                    Err(SessionError::Journal(_)) => {
+                        crashed = true;
+                        break;
+                    }
+                    Err(e) => panic!("{op:?} failed before the crash: {e}"),
+                }
+            }
+        }
+    }
+    assert!(crashed, "no crash at record {crash_at}");
+    let label = format!("every {every}, crash at record {crash_at}, written: {write_then_crash}");
+    let session = if journal.snapshot().is_empty() {
+        new_session(&world, &timer, journal.clone()).unwrap()
+    } else {
+        resumed_session(&world, &timer, journal.clone()).unwrap_or_else(|e| panic!("{label}: {e}"))
+    }
+    .with_checkpoint_every(every);
+    session
+        .resume()
+        .await
+        .unwrap_or_else(|e| panic!("{label}: resume failed: {e}"));
+    let started = commands.load(std::sync::atomic::Ordering::SeqCst);
+    for op in &scenario[started..] {
+        run(&session, op)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {op:?} failed: {e}"));
+    }
+    let records = journal.snapshot();
+    assert!(
+        records.len() as u64 <= every + 2,
+        "{label}: the compacted journal holds {} records",
+        records.len()
+    );
+    assert_eq!(
+        replay(&records).unwrap(),
+        session.machine(),
+        "{label}: replay from the checkpoint differs from the live machine"
+    );
+    Outcome {
+        state: session.machine().state().clone(),
+        redirect: session.status().redirect,
+        world: world.snapshot(),
+        calls: world.calls(),
+        applied: world.applied(),
+        records: session.status().journal_records as usize,
+    }
+}
+
+#[tokio::test]
+async fn a_crash_at_any_record_of_a_compacted_journal_resumes_to_the_same_end() {
+    let scenario = failback_scenario();
+    let baseline = uninterrupted(&scenario).await;
+    let baseline_role_changes = role_change_counts(&baseline.calls, &ROLE_CHANGES);
+    for every in [1, 4] {
+        // The number of records written (checkpoints included) without a crash.
+        let written = {
+            let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+            let world = World::new(spec().databases.clone(), timer.clone());
+            let journal = MemoryJournal::new();
+            let session = new_session(&world, &timer, journal.clone())
+                .unwrap()
+                .with_checkpoint_every(every);
+            for op in &scenario {
+                run(&session, op).await.unwrap();
+            }
+            let records = journal.snapshot();
+            assert!(
+                matches!(
+                    records.get(1).map(|r| &r.entry),
+                    Some(JournalEntry::Checkpoint { .. })
+                ),
+                "compacted to a checkpoint"
+            );
+            assert!(records.len() as u64 <= every + 2, "{}", records.len());
+            assert_eq!(replay(&records).unwrap(), session.machine());
+            session.status().journal_records
+        };
+        assert!(written > baseline.records as u64, "checkpoints are records");
+        for crash_at in 0..written {
+            for write_then_crash in [true, false] {
+                let outcome =
+                    crash_and_resume_compacting(&scenario, crash_at, write_then_crash, every).await;
+                let label = format!("every {every}, crash at {crash_at}, {write_then_crash}");
+                assert_eq!(outcome.state.name(), baseline.state.name(), "{label}");
+                assert_eq!(visible(&outcome.world), visible(&baseline.world), "{label}");
+                assert_eq!(
+                    role_change_counts(&outcome.calls, &ROLE_CHANGES),
+                    baseline_role_changes,
+                    "{label}: a role change ran a different number of times"
+                );
+            }
+        }
+    }
+}
+
+/// A journal that keeps every record, checkpoints included (the `Journal` default: a
+/// checkpoint is appended).
+struct AppendingJournal(MemoryJournal);
+
+impl Journal for AppendingJournal {
+    fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        self.0.append(record)
+    }
+
+    fn records(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        self.0.records()
+    }
+}
+
+#[tokio::test]
+async fn every_checkpoint_holds_the_machine_that_replaying_every_input_before_it_gives() {
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases.clone(), timer.clone());
+    let journal = MemoryJournal::new();
+    let session = new_session(&world, &timer, AppendingJournal(journal.clone()))
+        .unwrap()
+        .with_checkpoint_every(1);
+    for op in failback_scenario() {
+        run(&session, &op).await.unwrap();
+    }
+    let records = journal.snapshot();
+    let mut checkpoints = 0;
+    for (index, record) in records.iter().enumerate() {
+        if let JournalEntry::Checkpoint { machine, .. } = &record.entry {
+            checkpoints += 1;
+            // The inputs alone, from `Created` on, without any checkpoint.
+            let inputs_only: Vec<JournalRecord> = records[..index]
+                .iter()
+                .filter(|r| !matches!(r.entry, JournalEntry::Checkpoint { .. }))
+                .cloned()
+                .enumerate()
+                .map(|(seq, mut r)| {
+                    r.seq = seq as u64;
+                    r
+                })
+                .collect();
+            assert_eq!(
+                **machine,
+                replay(&inputs_only).unwrap(),
+                "checkpoint at seq {}",
+                record.seq
+            );
+            // And a resume from any prefix ending at this checkpoint starts from it.
+            assert_eq!(replay(&records[..=index]).unwrap(), **machine);
+        }
+    }
+    assert!(checkpoints > 20, "{checkpoints}");
+    assert_eq!(replay(&records).unwrap(), session.machine());
+}
+
+#[tokio::test]
+async fn a_file_journal_stays_compacted_and_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("link.journal");
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases.clone(), timer.clone());
+    let full = MemoryJournal::new();
+    let baseline = {
+        let session = new_session(&world, &timer, AppendingJournal(full.clone()))
+            .unwrap()
+            .with_checkpoint_every(u64::MAX);
+        for op in failback_scenario() {
+            run(&session, &op).await.unwrap();
+        }
+        session.machine()
+    };
+    let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+    let world = World::new(spec().databases.clone(), timer.clone());
+    let session = new_session(&world, &timer, FileJournal::create(&path).unwrap())
+        .unwrap()
+        .with_checkpoint_every(8);
+    for op in failback_scenario() {
+        run(&session, &op).await.unwrap();
+    }
+    let live = session.machine();
+    let written = session.status().journal_records;
+    drop(session);
+    assert_eq!(
+        live, baseline,
+        "checkpoints change nothing the machine does"
+    );
+    let records = FileJournal::open(&path).unwrap().records().unwrap();
+    assert!(records.len() <= 10, "{} records in the file", records.len());
+    assert!(matches!(records[1].entry, JournalEntry::Checkpoint { .. }));
+    assert_eq!(records.last().unwrap().seq + 1, written);
+    assert!(!dir.path().join(".link.journal.compacting").exists());
+    let resumed = resumed_session(&world, &timer, FileJournal::open(&path).unwrap()).unwrap();
+    assert_eq!(resumed.machine(), baseline);
+    assert_eq!(resumed.status().journal_records, written);
+}
