@@ -441,6 +441,8 @@ pub fn resume_point(records: &[JournalRecord]) -> Result<ResumePoint, JournalErr
             let mut spec = (**spec).clone();
             if *schema_version < 2 {
                 spec.options = spec.options.as_of_schema_1();
+            } else if *schema_version < 3 {
+                spec.options = spec.options.as_of_schema_2();
             }
             let machine = Machine::new(spec).map_err(|e| JournalError::Replay {
                 seq: 0,

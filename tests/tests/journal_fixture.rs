@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use milink_core::journal::{FileJournal, JournalEntry, replay};
+use milink_core::journal::{FileJournal, JournalEntry, JournalRecord, replay, resume_point};
 use milink_core::lifecycle::{FailoverKind, Input, Side, State};
 use milink_core::ports::Journal;
 use milink_core::sim::SimConfig;
@@ -66,4 +66,36 @@ async fn a_journal_written_by_this_version_still_replays() {
         "{codes:?}"
     );
     assert!(records.len() > 40, "{}", records.len());
+}
+
+#[test]
+fn a_journal_of_an_earlier_version_compacts_to_a_checkpoint_that_replays_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("journal.jsonl");
+    std::fs::copy(fixture(), &copy).unwrap();
+    let mut journal = FileJournal::open(&copy).unwrap();
+    let records = journal.records().unwrap();
+    let point = resume_point(&records).unwrap();
+    // Replayed with the options its version applied: the seeding timeout was fixed then.
+    assert!(!point.machine.spec().options.seeding_timeout_sized);
+    let checkpoint = JournalRecord::new(
+        point.next_seq,
+        records.last().unwrap().at,
+        JournalEntry::Checkpoint {
+            machine: Box::new(point.machine.clone()),
+            operation: point.operation,
+        },
+    );
+    journal.checkpoint(&checkpoint).unwrap();
+    drop(journal);
+    let text = std::fs::read_to_string(&copy).unwrap();
+    let original = std::fs::read_to_string(fixture()).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert_eq!(text.lines().next(), original.lines().next());
+    assert!(text.len() * 4 < original.len(), "{} bytes", text.len());
+    let compacted = FileJournal::open(&copy).unwrap().records().unwrap();
+    let again = resume_point(&compacted).unwrap();
+    assert_eq!(again.machine, point.machine);
+    assert_eq!(again.operation, point.operation);
+    assert_eq!(again.next_seq, point.next_seq + 1);
 }

@@ -39,7 +39,8 @@ pub use seeding::SeedingFailure;
 #[cfg(feature = "mutations")]
 pub use spec::Mutations;
 pub use spec::{
-    FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, SpecError, TargetSpec,
+    FailoverMode, LinkSpec, MachineOptions, SEEDING_MARGIN, SeedingMode, Side, SourceSpec,
+    SpecError, TargetSpec,
 };
 pub use state::{
     Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, DataLoss, FailoverVia, FenceStep, Goal,

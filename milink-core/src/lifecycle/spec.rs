@@ -130,8 +130,22 @@ pub struct MachineOptions {
     pub skip_synchronous_switch: bool,
     /// Longest wait for the managed instance to join the link (ARM operation).
     pub join_timeout: Duration,
-    /// Longest wait for seeding to finish.
+    /// Longest wait for seeding to finish while it reports no progress; with
+    /// `seeding_timeout_sized`, the floor of the sized timeout. Set
+    /// `seeding_timeout_sized: false` to make it the exact limit (an override).
     pub seeding_timeout: Duration,
+    /// Sizes the seeding timeout from the measured rate: each time the slowest database's
+    /// seeding percent rises, the phase's deadline becomes at least the seeding's start plus
+    /// [`SEEDING_MARGIN`] times the whole seeding at the rate measured up to that percent
+    /// (never earlier than before, never later than `seeding_max_timeout` after the start).
+    /// A seeding that stops progressing keeps its deadline and times out. A 16 TB database at
+    /// 43 GB/h seeds for about 16 days, past any fixed default; one at 84 GB/h of 100 GB keeps
+    /// the six days. `false` in journals of schema versions 1 and 2
+    /// ([`MachineOptions::as_of_schema_2`]).
+    pub seeding_timeout_sized: bool,
+    /// The longest a sized seeding timeout grows to, from the seeding's start (90 days: 16 TB
+    /// at 8 GB/h).
+    pub seeding_max_timeout: Duration,
     /// Longest wait for both sides to reach synchronous commit and equal LSNs.
     pub catch_up_timeout: Duration,
     /// Longest wait for a role change to be confirmed.
@@ -173,12 +187,27 @@ impl MachineOptions {
     /// `probe_interval`, no workload reading, the switch to synchronous commit always sent. A
     /// journal is replayed with the behaviour it was written with.
     pub fn as_of_schema_1(mut self) -> Self {
+        self = self.as_of_schema_2();
         self.gate_interval = self.probe_interval;
         self.quiet_stability_window = None;
         self.skip_synchronous_switch = false;
         self
     }
 }
+
+impl MachineOptions {
+    /// These options as the machine of journal schema version 2 applied them: the seeding
+    /// timeout fixed at `seeding_timeout`.
+    pub fn as_of_schema_2(mut self) -> Self {
+        self.seeding_timeout_sized = false;
+        self
+    }
+}
+
+/// How many times the duration the measured rate projects a sized seeding timeout allows
+/// ([`MachineOptions::seeding_timeout_sized`]): twice, so a rate that halves (parallel links
+/// sharing bandwidth, a busier network) still finishes.
+pub const SEEDING_MARGIN: u32 = 2;
 
 impl Default for MachineOptions {
     fn default() -> Self {
@@ -192,6 +221,8 @@ impl Default for MachineOptions {
             skip_synchronous_switch: true,
             join_timeout: Duration::from_secs(15 * 60),
             seeding_timeout: Duration::from_secs(6 * 24 * 3600),
+            seeding_timeout_sized: true,
+            seeding_max_timeout: Duration::from_secs(90 * 24 * 3600),
             catch_up_timeout: Duration::from_secs(15 * 60),
             failover_timeout: Duration::from_secs(15 * 60),
             first_backup_timeout: Duration::from_secs(24 * 3600),

@@ -131,7 +131,7 @@ use super::input::{
     SyncState,
 };
 use super::seeding::SeedingFailure;
-use super::spec::{LinkSpec, Side, SpecError};
+use super::spec::{LinkSpec, SEEDING_MARGIN, Side, SpecError};
 use super::state::{
     Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, DataLoss, FailoverVia, FenceStep, Goal,
     Phase, Plan, PrepareStep, RoleChange, SeedingProgress, StableLsns, State, Steady, Then,
@@ -365,6 +365,10 @@ pub struct Machine {
     /// change skips the switch ([`Plan::prepared`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     synchronous: bool,
+    /// While seeding with a sized timeout: the slowest database's highest percent and when it
+    /// was first read (the rate the timeout is sized from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seeding_progress: Option<(u8, Timestamp)>,
     /// Events of the input being handled (always empty between inputs).
     #[serde(skip)]
     events: Vec<ProgressEvent>,
@@ -412,6 +416,8 @@ struct MachineRepr {
     lsns_equal: Vec<(DatabaseName, Lsn, Timestamp)>,
     #[serde(default)]
     synchronous: bool,
+    #[serde(default)]
+    seeding_progress: Option<(u8, Timestamp)>,
 }
 
 impl TryFrom<MachineRepr> for Machine {
@@ -440,6 +446,7 @@ impl TryFrom<MachineRepr> for Machine {
             redirects: r.redirects,
             lsns_equal: r.lsns_equal,
             synchronous: r.synchronous,
+            seeding_progress: r.seeding_progress,
             events: Vec::new(),
         })
     }
@@ -583,6 +590,7 @@ impl Machine {
             redirects: 0,
             lsns_equal: Vec::new(),
             synchronous: false,
+            seeding_progress: None,
             events: Vec::new(),
         })
     }

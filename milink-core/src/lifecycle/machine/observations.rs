@@ -142,6 +142,7 @@ impl Machine {
         match arm_reply(effect, obs)? {
             ArmReply::Completed => {
                 self.seeding_started_at = Some(now);
+                self.seeding_progress = None;
                 let databases = self
                     .spec
                     .databases
@@ -202,6 +203,9 @@ impl Machine {
                     });
                 }
             }
+        }
+        if self.spec.options.seeding_timeout_sized {
+            self.size_seeding_timeout(&databases, now);
         }
         let seeded = |name: &DatabaseName| {
             find_db(side_view(&link, secondary), name).is_some_and(|d| {

@@ -32,8 +32,44 @@ impl Machine {
         self.in_flight.clone()
     }
 
+    /// Sizes the seeding timeout from the rate measured so far (see
+    /// [`MachineOptions::seeding_timeout_sized`]): when the slowest database's percent rises,
+    /// the deadline moves to the seeding's start plus [`SEEDING_MARGIN`] times the projected
+    /// whole seeding, if that is later; never past `seeding_max_timeout` from the start.
+    pub(super) fn size_seeding_timeout(&mut self, databases: &[SeedingProgress], now: Timestamp) {
+        let Some(started) = self.seeding_started_at else {
+            return;
+        };
+        // A database not reporting yet is the slowest (`None` orders first).
+        let slowest = databases.iter().map(|p| p.percent).min().flatten();
+        let Some(percent) = slowest.filter(|p| *p > 0) else {
+            return;
+        };
+        match self.seeding_progress {
+            Some((best, _)) if percent == best => return,
+            // Seeding restarted (a disconnect, a restart): measure again from here.
+            Some((best, _)) if percent < best => {
+                self.seeding_progress = None;
+                return;
+            }
+            _ => {}
+        }
+        self.seeding_progress = Some((percent, now));
+        let o = &self.spec.options;
+        let projected = now.since(started).saturating_mul(100) / u32::from(percent);
+        let limit = projected
+            .saturating_mul(SEEDING_MARGIN)
+            .min(o.seeding_max_timeout)
+            .max(o.seeding_timeout);
+        let deadline = started.plus(limit);
+        self.timeout_at = Some(self.timeout_at.map_or(deadline, |t| t.max(deadline)));
+    }
+
     pub(super) fn time_out(&mut self) -> Vec<Effect> {
-        let limit = self.timeout_for(&self.state).unwrap_or_default();
+        let limit = match (&self.state, self.seeding_started_at, self.timeout_at) {
+            (State::Seeding { .. }, Some(started), Some(deadline)) => deadline.since(started),
+            _ => self.timeout_for(&self.state).unwrap_or_default(),
+        };
         let detail = match &self.state {
             State::CatchingUp {
                 blocker: Some(b), ..

@@ -77,6 +77,7 @@ scenarios!(
     terminal_states_absorb_every_input,
     rejection_classes,
     deadlines_follow_probes_and_timeouts,
+    seeding_timeout_is_sized_from_the_measured_rate,
     machine_round_trips_through_json,
 );
 
@@ -4039,6 +4040,111 @@ pub fn rejection_classes() {
         err.to_string(),
         "Command::Start refused in state Draft: record a readiness assessment without blockers first"
     );
+}
+
+/// A machine of `spec` seeding, its first probe in flight.
+fn seeding_of(spec: LinkSpec) -> H {
+    let mut h = H::new(spec);
+    h.cmd(Command::RecordAssessment(AssessmentOutcome {
+        blockers: vec![],
+    }));
+    h.cmd(Command::Start);
+    while h.phase() != Phase::Seeding {
+        h.done();
+    }
+    h
+}
+
+/// Answers the seeding probe in flight at `at` after `start` with the database at `percent`.
+fn seeding_probe(h: &mut H, start: Timestamp, at: Duration, percent: u8) {
+    h.now = start.plus(at);
+    if h.m.in_flight().is_empty() {
+        h.tick();
+    }
+    let mut obs = h.healthy();
+    if let Observation::Link(l) = &mut obs {
+        l.instance.databases[0].sync_state = Some(SyncState::NotSynchronizing);
+        l.instance.databases[0].seeding_percent = Some(percent);
+    }
+    h.answer(obs);
+    assert_eq!(h.phase(), Phase::Seeding, "{}", h.m.state());
+}
+
+/// Ticks at `at` after `start`: whether the seeding timed out.
+fn timed_out_at(h: &mut H, start: Timestamp, at: Duration) -> bool {
+    h.now = start.plus(at);
+    h.tick();
+    h.phase() == Phase::Failed
+}
+
+pub fn seeding_timeout_is_sized_from_the_measured_rate() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let o = MachineOptions::default();
+    assert!(o.seeding_timeout_sized);
+    // 10% after a day: ten days in all, twenty with the margin, past the six-day floor.
+    let mut h = seeding_of(two_way());
+    let start = h.now;
+    seeding_probe(&mut h, start, DAY, 10);
+    seeding_probe(&mut h, start, DAY * 7, 10);
+    // No progress since: the deadline stays where the rate put it.
+    assert!(!timed_out_at(&mut h, start, DAY * 19));
+    seeding_probe(&mut h, start, DAY * 19, 10);
+    assert!(timed_out_at(
+        &mut h,
+        start,
+        DAY * 20 + Duration::from_secs(1)
+    ));
+    let State::Failed { error, .. } = h.m.state() else {
+        panic!("{}", h.m.state())
+    };
+    assert!(
+        error.message.contains("did not finish within 480h"),
+        "{}",
+        error.message
+    );
+
+    // A fast seeding keeps the six-day floor.
+    let mut h = seeding_of(two_way());
+    let start = h.now;
+    seeding_probe(&mut h, start, DAY / 10, 50);
+    assert!(timed_out_at(
+        &mut h,
+        start,
+        o.seeding_timeout + Duration::from_secs(1)
+    ));
+
+    // A very slow one stops at `seeding_max_timeout`.
+    let mut h = seeding_of(two_way());
+    let start = h.now;
+    seeding_probe(&mut h, start, DAY * 5, 1);
+    seeding_probe(&mut h, start, DAY * 89, 1);
+    assert!(timed_out_at(
+        &mut h,
+        start,
+        o.seeding_max_timeout + Duration::from_secs(1)
+    ));
+
+    // A restarted seeding (its percent falls) never brings the deadline forward.
+    let mut h = seeding_of(two_way());
+    let start = h.now;
+    seeding_probe(&mut h, start, DAY, 10);
+    seeding_probe(&mut h, start, DAY * 2, 3);
+    // 40% at day 3 projects 15 days with the margin; the 20 days measured before stay.
+    seeding_probe(&mut h, start, DAY * 3, 40);
+    assert!(!timed_out_at(&mut h, start, DAY * 19));
+
+    // Sizing switched off: `seeding_timeout` is the limit, whatever the rate.
+    let mut spec = two_way();
+    spec.options.seeding_timeout_sized = false;
+    let mut h = seeding_of(spec);
+    let start = h.now;
+    seeding_probe(&mut h, start, DAY, 10);
+    seeding_probe(&mut h, start, DAY * 5, 50);
+    assert!(timed_out_at(
+        &mut h,
+        start,
+        o.seeding_timeout + Duration::from_secs(1)
+    ));
 }
 
 pub fn deadlines_follow_probes_and_timeouts() {
