@@ -1,5 +1,7 @@
 //! The file journal: a durable append (one `write` plus `sync_data` per record) on this disk,
-//! and what a resume pays to open and replay a 10,000-record journal.
+//! what a resume pays to open and replay a 10,000-record journal, and a link that replicated
+//! for 7 virtual days on the simulator: its journal's size and its resume time, with
+//! checkpoints (the default) and without (as before them).
 //!
 //! The files live under Cargo's target tmp directory (the project's disk, not a tmpfs).
 //! Run with `cargo bench -p milink-benches --bench journal`.
@@ -10,7 +12,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use milink_benches::scenario::{Scenario, journal_scenario, link_spec};
-use milink_core::journal::{FileJournal, JournalEntry, JournalRecord, replay};
+use milink_core::journal::{
+    FileJournal, JournalEntry, JournalRecord, encoded_line, replay, resume_point,
+};
 use milink_core::lifecycle::{Input, Observation};
 use milink_core::ports::Journal;
 use milink_core::time::Timestamp;
@@ -127,9 +131,8 @@ fn open_replay(c: &mut Criterion) {
     let records = records_of(&scenario);
     let mut file = std::fs::File::create(&path).expect("journal file");
     for record in &records {
-        let mut line = serde_json::to_vec(record).expect("encode");
-        line.push(b'\n');
-        file.write_all(&line).expect("write");
+        file.write_all(&encoded_line(record).expect("encode"))
+            .expect("write");
     }
     file.sync_all().expect("sync");
     drop(file);
@@ -169,5 +172,103 @@ fn open_replay(c: &mut Criterion) {
     fresh(&path);
 }
 
-criterion_group!(benches, append_fsync, open_replay);
+/// Where the 7-day journals go: tmpfs when there is one (the week's 240,000 fsyncs would take
+/// minutes on a disk and are not what is measured), else the target's tmp directory.
+fn week_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.join(format!("milink-journal-bench-{}", std::process::id()))
+    } else {
+        bench_dir().join("week")
+    };
+    std::fs::create_dir_all(&dir).expect("week directory");
+    dir
+}
+
+/// Creates the Tailspin link on the simulator (seeding ToyStore), then watches it replicate
+/// for 7 virtual days (a reading of both sides every probe interval, 5 s, each through the
+/// machine and journaled), with a checkpoint every `every` records. Returns the records
+/// written.
+fn replicate_a_week(path: &Path, every: u64) -> u64 {
+    use milink_core::lifecycle::AssessmentOutcome;
+    use milink_core::sim::Lab;
+    use milink_core::{LinkSession, Session, SessionOptions};
+    use std::sync::Arc;
+
+    fresh(path);
+    let lab = Lab::tailspin(7).expect("lab");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let session = Session::create(
+            lab.spec.clone(),
+            Arc::new(lab.sim.sql_server()),
+            Arc::new(lab.sim.managed_instance()),
+            FileJournal::create(path).expect("journal"),
+            Arc::new(lab.sim.clock()),
+            SessionOptions {
+                seed: 7,
+                lock_dir: path.parent().map(Path::to_path_buf),
+                ..SessionOptions::default()
+            },
+        )
+        .expect("session")
+        .with_checkpoint_every(every);
+        session
+            .record_assessment(AssessmentOutcome {
+                blockers: Vec::new(),
+            })
+            .await
+            .expect("assessment");
+        session.start().await.expect("start");
+        session
+            .watch(Duration::from_secs(7 * 24 * 3600))
+            .await
+            .expect("watch");
+        session.status().journal_records
+    })
+}
+
+/// What `Session::resume` does before it can act: open (lock, read, parse, validate), read the
+/// records, rebuild the machine from the last checkpoint.
+fn resume(path: &Path) -> milink_core::journal::ResumePoint {
+    let journal = FileJournal::open(path).expect("open");
+    let records = journal.records().expect("records");
+    resume_point(&records).expect("resume point")
+}
+
+fn week(c: &mut Criterion) {
+    let dir = week_dir();
+    let mut g = c.benchmark_group("journal");
+    g.sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1));
+    for (name, every) in [
+        ("week_checkpointed", milink_core::CHECKPOINT_EVERY),
+        ("week_unbounded", u64::MAX),
+    ] {
+        let path = dir.join(format!("{name}.jsonl"));
+        let started = std::time::Instant::now();
+        let written = replicate_a_week(&path, every);
+        let took = started.elapsed();
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let kept = resume(&path).since_checkpoint;
+        println!(
+            "journal/{name}: 7 virtual days replicating: {written} records written in {:.1} s, \
+             {bytes} bytes on disk, {kept} records replayed on resume",
+            took.as_secs_f64()
+        );
+        g.sample_size(if every == u64::MAX { 10 } else { 50 });
+        g.measurement_time(Duration::from_secs(if every == u64::MAX { 30 } else { 5 }));
+        g.bench_function(format!("resume_{name}"), |b| {
+            b.iter(|| resume(black_box(&path)))
+        });
+        fresh(&path);
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, append_fsync, open_replay, week);
 criterion_main!(benches);

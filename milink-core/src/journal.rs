@@ -3,8 +3,16 @@
 //! The on-disk form ([`FileJournal`]) is JSON lines, one [`JournalRecord`] per line, each line
 //! written with a single `write` and made durable with `sync_data` before `append` returns. The
 //! first record (`seq` 0) is always [`JournalEntry::Created`] with the link's spec; every later
-//! record is one [`JournalEntry::Input`]. Replaying the inputs through a fresh machine gives the
-//! state the link was in (see `session`).
+//! record is one [`JournalEntry::Input`] or [`JournalEntry::Checkpoint`]. Replaying the inputs
+//! through a fresh machine gives the state the link was in (see `session`); with checkpoints,
+//! replay starts from the machine the last one holds ([`resume_point`]).
+//!
+//! A checkpoint (schema version 3) holds the machine's whole state. [`FileJournal`] compacts at
+//! each one ([`Journal::checkpoint`]): the `Created` line, kept verbatim, and the checkpoint are
+//! written to a hidden file next to the journal, made durable and renamed over it, so a crash
+//! leaves either the old file or the new one, each a whole journal of the same link; the file
+//! stays bounded whatever the link's age. A damaged checkpoint is
+//! [`JournalError::CorruptCheckpoint`], never a torn tail to drop.
 //!
 //! A crash can leave the last line incomplete. [`FileJournal::open`] reports that as
 //! [`JournalError::TornTail`] instead of silently dropping data; [`FileJournal::open_repairing`]
@@ -887,6 +895,12 @@ impl FileJournal {
         }
         Ok((file, text.len() as u64))
     }
+}
+
+/// A record's line as [`FileJournal`] writes it (its JSON with the checksum, and a newline), for
+/// tools that prepare journal files in bulk without a `sync_data` per record.
+pub fn encoded_line(record: &JournalRecord) -> Result<Vec<u8>, JournalError> {
+    encode(record, record.seq)
 }
 
 /// A record's line as this build writes it: the checked JSON and a newline. `seq` is the line

@@ -102,7 +102,8 @@ pub use error::{Error, Result};
 pub use journal::{FileJournal, MemoryJournal};
 pub use secret::Secret;
 pub use session::{
-    LinkSession, Session, SessionError, SessionEvent, SessionOptions, SessionStatus,
+    CHECKPOINT_EVERY, LinkSession, Session, SessionError, SessionEvent, SessionOptions,
+    SessionStatus,
 };
 
 /// The version of milink-core.

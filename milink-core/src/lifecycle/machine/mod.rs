@@ -14,7 +14,8 @@
 //!   `probe_interval` later. Accepted ARM operations are polled the same way; the operation URL
 //!   lives in the state, so it survives a crash.
 //! - **Timeouts.** Every working phase has a limit from [`super::MachineOptions`] (`join_timeout`,
-//!   `seeding_timeout`, `catch_up_timeout` for PreparingFailover and CatchingUp together,
+//!   `seeding_timeout`, sized from the measured seeding rate unless `seeding_timeout_sized` is
+//!   off, `catch_up_timeout` for PreparingFailover and CatchingUp together,
 //!   `failover_timeout`, `first_backup_timeout`, `join_timeout` for deleting the link, and
 //!   `step_timeout` for each single step). A Tick past it fails the phase with
 //!   `StepError { code: "timeout", retryable: true }`.
