@@ -925,8 +925,25 @@ async fn crash_and_resume_compacting(
     write_then_crash: bool,
     every: u64,
 ) -> Outcome {
+    crash_and_resume_compacting_with(spec(), scenario, crash_at, write_then_crash, every, false)
+        .await
+}
+
+/// [`crash_and_resume_compacting`] for the link `spec`, with ARM role changes that run for a
+/// while before they take effect when `deferred`.
+async fn crash_and_resume_compacting_with(
+    spec: LinkSpec,
+    scenario: &[Op],
+    crash_at: u64,
+    write_then_crash: bool,
+    every: u64,
+    deferred: bool,
+) -> Outcome {
     let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
-    let world = World::new(spec().databases.clone(), timer.clone());
+    let world = World::new(spec.databases.clone(), timer.clone());
+    world
+        .deferred_role_changes
+        .store(deferred, std::sync::atomic::Ordering::SeqCst);
     let journal = MemoryJournal::new();
     let commands = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let crashing = CompactingCrashJournal {
@@ -936,7 +953,7 @@ async fn crash_and_resume_compacting(
         commands: commands.clone(),
     };
     let mut crashed = false;
-    match new_session(&world, &timer, crashing) {
+    match new_session_for(spec.clone(), &world, &timer, crashing) {
         Err(SessionError::Journal(_)) => crashed = true,
         Err(e) => panic!("create: {e}"),
         Ok(session) => {
@@ -956,7 +973,7 @@ async fn crash_and_resume_compacting(
     assert!(crashed, "no crash at record {crash_at}");
     let label = format!("every {every}, crash at record {crash_at}, written: {write_then_crash}");
     let session = if journal.snapshot().is_empty() {
-        new_session(&world, &timer, journal.clone()).unwrap()
+        new_session_for(spec, &world, &timer, journal.clone()).unwrap()
     } else {
         resumed_session(&world, &timer, journal.clone()).unwrap_or_else(|e| panic!("{label}: {e}"))
     }
@@ -1035,6 +1052,61 @@ async fn a_crash_at_any_record_of_a_compacted_journal_resumes_to_the_same_end() 
                     "{label}: a role change ran a different number of times"
                 );
             }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_crash_anywhere_in_a_compacted_journal_while_an_arm_failover_runs_never_posts_it_twice() {
+    // The operation URL of the running failover is in the checkpoint's machine: a resume from
+    // it polls the operation and never posts the failover again.
+    let scenario = failover_scenario();
+    let baseline =
+        uninterrupted_with(arm_spec(), &scenario, MemoryJournal::new(), None, true).await;
+    let once = role_change_counts(&baseline.calls, &["arm:Failover"]);
+    assert_eq!(once, vec![("arm:Failover", 1)]);
+    let every = 3;
+    // The records written without a crash, checkpoints included.
+    let written = {
+        let timer = Arc::new(VirtualTimer::new(Timestamp::from_millis(1_000_000)));
+        let world = World::new(spec().databases.clone(), timer.clone());
+        world
+            .deferred_role_changes
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let session = new_session_for(arm_spec(), &world, &timer, MemoryJournal::new())
+            .unwrap()
+            .with_checkpoint_every(every);
+        for op in &scenario {
+            run(&session, op).await.unwrap();
+        }
+        session.status().journal_records
+    };
+    assert!(written > baseline.records as u64, "checkpoints are records");
+    for crash_at in 0..written {
+        for written in [true, false] {
+            let outcome = crash_and_resume_compacting_with(
+                arm_spec(),
+                &scenario,
+                crash_at,
+                written,
+                every,
+                true,
+            )
+            .await;
+            let label = format!("crash at record {crash_at}, written: {written}");
+            assert_eq!(outcome.state.name(), baseline.state.name(), "{label}");
+            assert_eq!(visible(&outcome.world), visible(&baseline.world), "{label}");
+            assert_eq!(
+                role_change_counts(&outcome.applied, &["arm:Failover"]),
+                once,
+                "{label}"
+            );
+            assert_eq!(
+                role_change_counts(&outcome.calls, &["arm:Failover"]),
+                once,
+                "{label}: {:?}",
+                outcome.calls
+            );
         }
     }
 }
