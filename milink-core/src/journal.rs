@@ -860,7 +860,12 @@ impl FileJournal {
         self.len = len;
         self.next_seq += 1;
         self.poisoned = false;
-        sync_parent_dir(&self.path)
+        // Until the directory is synced a crash may bring back the old file, which is as
+        // valid; so the checkpoint is written either way, and a failure here is not one.
+        if let Err(e) = sync_parent_dir(&self.path) {
+            tracing::warn!(journal = %self.path.display(), error = %e, "journal directory not synced after compaction");
+        }
+        Ok(())
     }
 
     /// The first half of a compaction: the new file, written, locked and durable under
