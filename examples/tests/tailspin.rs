@@ -62,11 +62,16 @@ async fn the_default_run_reports_readiness_failover_and_parity() {
     assert_eq!((f.kind.as_str(), f.data_loss), ("planned", false));
     let lsn = f.lsn_check.unwrap();
     assert_eq!(lsn.sql_server, lsn.managed_instance);
-    // The link was prepared while the application wrote and no client was left once it
-    // stopped: the LSNs are held for the quiet window, and the application waits far less than
-    // the 30 s window alone would take.
-    assert!(lsn.stable_seconds >= 3);
+    // The link was prepared while the application wrote, no client was left once it stopped,
+    // and the instance was read live over T-SQL: the LSNs are held for the live quiet window
+    // (1 s), and the new primary accepted writes within L + 2 s of the stop.
+    assert!(lsn.stable_seconds >= 1);
     assert!(f.write_unavailable_seconds.unwrap() < 30.0, "{f:?}");
+    let (l, accepted) = (
+        f.role_change_seconds.unwrap(),
+        f.accepts_writes_seconds.unwrap(),
+    );
+    assert!(accepted >= l && accepted <= l + 2.0, "{f:?}");
     assert_eq!(r.parity.len(), 1);
     assert!(r.parity[0].all_match && r.parity[0].tables.len() == 4);
     assert_eq!(r.final_state, "FailedOver");
