@@ -56,7 +56,9 @@ async fn run(retry_after: Duration) -> Vec<(Timestamp, Timestamp, Option<Duratio
             ..options(4)
         },
     )
-    .unwrap();
+    .unwrap()
+    // The whole schedule stays in the journal (no checkpoint folds it away).
+    .with_checkpoint_every(u64::MAX);
     s.record_assessment(ready()).await.unwrap();
     s.start().await.unwrap();
     let records = s.with_journal(|j| j.records().unwrap());
