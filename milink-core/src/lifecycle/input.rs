@@ -343,7 +343,8 @@ impl SideView {
     /// ARM says whether the link exists (its resource) and what only ARM knows: the link's
     /// `failoverMode`, each database's `replicaState`, the seeding percentage and link error
     /// when the DMVs have none. The DMVs say everything that moves: the role, both modes, the
-    /// connection, each database's synchronization state, health, LSNs, queues and lag. The
+    /// connection, each database's synchronization state, health, LSNs, queues and lag (and a
+    /// database they show joined has no seeding percentage left). The
     /// update policy is ARM's, except that an instance whose `ProductUpdateType` reads
     /// `Continuous` is Always-up-to-date whatever ARM still says (the policy cannot change back,
     /// so a stale ARM reading never hides it; `live_policy` carries that reading).
@@ -366,7 +367,15 @@ impl SideView {
             .map(|mut d| {
                 if let Some(a) = arm.databases.iter().find(|a| a.name == d.name) {
                     d.replica_state = a.replica_state.clone();
-                    d.seeding_percent = d.seeding_percent.or(a.seeding_percent);
+                    // A database the DMVs show joined has finished seeding, whatever ARM's
+                    // older reading still says.
+                    let joined = matches!(
+                        d.sync_state,
+                        Some(SyncState::Synchronizing | SyncState::Synchronized)
+                    );
+                    if !joined {
+                        d.seeding_percent = d.seeding_percent.or(a.seeding_percent);
+                    }
                     if d.last_error.is_none() {
                         d.last_error = a.last_error.clone();
                     }
