@@ -649,6 +649,19 @@ impl PyLinkSession {
         })
     }
 
+    /// Prepares the next role change while the application still writes: both sides switch
+    /// to synchronous commit and the link stays replicating. The failover, failback or cutover
+    /// that follows skips the switch, so once the application stops only the catch-up gate
+    /// stands before the role change.
+    fn prepare(&self, py: Python<'_>) -> PyResult<()> {
+        self.blocking(py, "prepare", move |s| async move { s.prepare().await })
+    }
+
+    /// Awaitable `prepare`.
+    fn prepare_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.awaitable(py, "prepare", move |s| async move { s.prepare().await })
+    }
+
     /// Undoes link creation (or abandons a catch-up); returns once done.
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
         self.blocking(py, "cancel", move |s| async move { s.cancel().await })

@@ -562,3 +562,28 @@ def test_the_session_shows_itself_in_a_notebook(lab: milink.Lab, journal: pathli
     assert str(journal) in html
     session.close()
     assert "closed" in session._repr_html_()
+
+
+def test_prepare_makes_the_link_synchronous_so_the_failover_skips_the_switch(
+    lab: milink.Lab, journal: pathlib.Path
+) -> None:
+    session = lab.session(journal)
+    with pytest.raises(milink.RejectedError):
+        session.prepare()  # no link yet: nothing to prepare, and nothing changed
+    assert session.status()["state"] == "Draft"
+    session.record_assessment([])
+    session.start()
+    session.events()
+
+    async def prepare() -> None:
+        await session.prepare_async()
+
+    asyncio.run(prepare())
+    states = [e["StateChanged"]["to"] for e in session.events() if "StateChanged" in e]
+    assert "PreparingFailover" in states and session.status()["state"] == "Replicating"
+    session.failover()
+    states = [e["StateChanged"]["to"] for e in session.events() if "StateChanged" in e]
+    # Already synchronous: straight to the catch-up gate, no second switch.
+    assert states[0] == "CatchingUp" and "PreparingFailover" not in states
+    assert primary(session) == "ManagedInstance"
+    session.close()

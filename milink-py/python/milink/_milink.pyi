@@ -832,6 +832,11 @@ class LinkSession:
     def repair_split_brain(self, keep: _Side) -> None:
         """Repairs a split brain, keeping ``keep`` as primary."""
     def repair_split_brain_async(self, keep: _Side) -> Awaitable[None]: ...
+    def prepare(self) -> None:
+        """Switches both sides to synchronous commit while the application still writes; the
+        role change that follows skips the switch, so only the catch-up gate stands between the
+        application's stop and the role change."""
+    def prepare_async(self) -> Awaitable[None]: ...
     def cancel(self) -> None:
         """Undoes link creation (or abandons a catch-up)."""
     def cancel_async(self) -> Awaitable[None]: ...

@@ -3,7 +3,7 @@
 import asyncio
 import datetime
 import pathlib
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Awaitable, Dict, List, Mapping, Optional
 
 import milink
 
@@ -146,6 +146,8 @@ def real_pair(served: milink.ServedLab, spec: Dict[str, Any]) -> Optional[str]:
         link.record_assessment(report)
         link.start()
     again = milink.LinkSession.resume_from("pair.journal", source, target)
+    again.prepare()
+    prepared: Awaitable[None] = again.prepare_async()
     again.failover("planned")
     lab_again = milink.LinkSession.resume_from("lab.journal", milink.Lab.tailspin())
     lab_again.close()
