@@ -260,8 +260,10 @@ pub fn try_assess(
 ///
 /// `databases` are all user databases of the instance (the instance-wide rules count them);
 /// [`AssessOptions::databases`] picks the ones to link. System databases requested are
-/// reported (`Link.SystemDatabase`) and excluded; unknown names are blockers. Facts naming one
-/// database twice are assessed with the first of them; [`try_assess`] refuses them instead.
+/// reported (`Link.SystemDatabase`) and excluded; unknown names are blockers. A database the
+/// facts name twice is assessed with the first of them and blocked (`Link.DuplicateFacts`), so
+/// the order of the facts never decides whether it is ready; [`try_assess`] refuses such facts
+/// outright.
 pub fn assess(
     instance: &InstanceFacts,
     databases: &[DatabaseFacts],

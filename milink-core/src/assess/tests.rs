@@ -740,6 +740,16 @@ const CASES: &[Case] = &[
         |l| l.options.databases = Some(vec![dbn("toystore")]),
     ),
     case(
+        "Link.DuplicateFacts",
+        |l| {
+            // A second ToyStore, spelled otherwise, that would pass where the first fails.
+            let mut copy = toy(l).clone();
+            copy.name = dbn("TOYSTORE");
+            l.databases.push(copy);
+        },
+        |_| {},
+    ),
+    case(
         "Link.DatabaseState",
         |l| toy(l).state = DatabaseState::Offline,
         |l| toy(l).state = DatabaseState::Online,
@@ -1972,4 +1982,30 @@ fn cumulative_updates_are_read_from_the_update_level() {
     assert_eq!(cumulative_update(Some("CU13-GDR")), Some(13));
     assert_eq!(cumulative_update(None), None);
     assert_eq!(cumulative_update(Some("SP3")), None);
+}
+
+#[test]
+fn a_database_named_twice_is_not_ready_whichever_comes_first() {
+    for simple_first in [true, false] {
+        let mut lab = clean();
+        let mut simple = toy(&mut lab).clone();
+        simple.recovery_model = RecoveryModel::Simple;
+        let full = toy(&mut lab).clone();
+        lab.databases.retain(|d| d.name.as_str() != "ToyStore");
+        if simple_first {
+            lab.databases.extend([simple, full]);
+        } else {
+            lab.databases.extend([full, simple]);
+        }
+        let report = lab.assess();
+        assert_eq!(report.verdict_of("ToyStore"), Some(Verdict::NotReady));
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.rule_id == "Link.DuplicateFacts"),
+            "{:?}",
+            report.findings
+        );
+    }
 }

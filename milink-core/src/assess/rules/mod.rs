@@ -205,24 +205,35 @@ pub struct Context<'a> {
 /// wins, as a scan in order would find it).
 #[derive(Debug, Clone, Default)]
 pub struct DatabaseIndex<'a> {
-    by_name: std::collections::HashMap<String, &'a DatabaseFacts>,
+    by_name: std::collections::HashMap<String, (&'a DatabaseFacts, usize)>,
 }
 
 impl<'a> DatabaseIndex<'a> {
     /// Indexes `databases`.
     pub fn new(databases: &'a [DatabaseFacts]) -> DatabaseIndex<'a> {
-        let mut by_name = std::collections::HashMap::with_capacity(databases.len());
+        let mut by_name: std::collections::HashMap<String, (&'a DatabaseFacts, usize)> =
+            std::collections::HashMap::with_capacity(databases.len());
         for d in databases {
             by_name
                 .entry(d.name.as_str().to_ascii_lowercase())
-                .or_insert(d);
+                .and_modify(|(_, n)| *n += 1)
+                .or_insert((d, 1));
         }
         DatabaseIndex { by_name }
     }
 
-    /// The database named `name` (any case).
+    /// The database named `name` (any case): the first of that name.
     pub fn get(&self, name: &str) -> Option<&'a DatabaseFacts> {
-        self.by_name.get(&name.to_ascii_lowercase()).copied()
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .map(|(d, _)| *d)
+    }
+
+    /// How many databases of the facts are named `name` (any case).
+    pub fn count(&self, name: &str) -> usize {
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .map_or(0, |(_, n)| *n)
     }
 }
 
