@@ -392,6 +392,10 @@ impl<M: ManagedInstance> ManagedInstance for Narrated<M> {
     ) -> Result<WorkloadActivity, PortError> {
         self.inner.workload_activity(databases).await
     }
+
+    async fn instance_fqdn(&self) -> Result<Option<milink_core::names::MiFqdn>, PortError> {
+        self.inner.instance_fqdn().await
+    }
 }
 
 /// Shortens long `0x…` literals: in a plan the certificate bytes come from the other side at

@@ -15,7 +15,7 @@ use crate::journal::{JournalError, JournalRecord};
 use crate::lifecycle::{
     DatabaseView, FullBackup, InstanceOp, LinkName, OperationRef, SideView, SourceOp,
 };
-use crate::names::DatabaseName;
+use crate::names::{DatabaseName, MiFqdn};
 use crate::redirect::WorkloadActivity;
 
 /// The [`PortError::code`] of a call an adapter does not implement.
@@ -300,6 +300,14 @@ pub trait ManagedInstance: Send + Sync {
     ) -> Result<WorkloadActivity, PortError> {
         let _ = databases;
         Err(workload_unsupported("managed instance"))
+    }
+
+    /// The instance's VNet-local FQDN as the service reports it now (ARM's
+    /// `fullyQualifiedDomainName`): what a redirect to the instance checks the spec against, so
+    /// a spec changed in a journal cannot send the workload's credentials to another host.
+    /// `None`: this port cannot tell (the check is skipped); the default.
+    async fn instance_fqdn(&self) -> Result<Option<MiFqdn>, PortError> {
+        Ok(None)
     }
 }
 

@@ -982,6 +982,11 @@ impl ManagedInstance for InstancePort {
         self.0.arm.link_state(link).await
     }
 
+    async fn instance_fqdn(&self) -> Result<Option<milink_core::names::MiFqdn>, PortError> {
+        self.idle().await;
+        self.0.arm.instance_fqdn().await
+    }
+
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
         let tsql = self.tsql()?;
         let _call = self.0.served.as_ref().map(|w| w.in_flight().enter());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use milink_core::assess::{AssessOptions, assess};
-use milink_core::journal::{FileJournal, JournalError};
+use milink_core::journal::{FileJournal, JournalEntry, JournalError, JournalRecord};
 use milink_core::lifecycle::{
     CutoverOptions, DataLossAcknowledgement, FailoverKind, FailoverMode, LinkSpec,
 };
@@ -18,6 +18,7 @@ use milink_core::names::{
     AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode,
     LinkName, Lsn, MiFqdn, NameError, ServerName, SqlVersion, TcpPort, UpdatePolicy,
 };
+use milink_core::ports::Journal;
 use milink_core::sim::{
     Call, Fault, InjectedError, InstanceCall, Lab, SimConfig, SourceCall, Trigger,
 };
@@ -1023,4 +1024,69 @@ fn catalogue_has_at_least_forty_cases() {
     let total = total + FACTS_CASES.len() + 1 + 1 + 4 + 2 + 1 + 2 + 2 + 2 + 5 + 1 + 1;
     println!("hostile input catalogue: {total} cases");
     assert!(total >= 40, "{total}");
+}
+
+/// A redirect hook that counts its calls.
+struct CountingHook(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl milink_core::redirect::RedirectHook for CountingHook {
+    async fn redirect(
+        &self,
+        _target: &milink_core::redirect::RedirectTarget,
+    ) -> Result<(), milink_core::redirect::HookError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A journal edited to name another host as the managed instance (its `Created` spec, the
+/// records re-sealed): the resumed session's failover reaches the role change, but its redirect
+/// is refused with `spec_mismatch` before the hook runs, so the workload's connection string
+/// (its password included) never goes to that host; the refusal is final, not retried.
+#[tokio::test]
+async fn a_journal_naming_another_instance_host_is_never_redirected_to() {
+    let lab = lab(5);
+    let first = create(&lab, MemoryJournal::new(), options(5))
+        .unwrap()
+        .with_checkpoint_every(u64::MAX);
+    first.record_assessment(ready()).await.unwrap();
+    first.start().await.unwrap();
+    let records = first.with_journal(|j| j.records().unwrap());
+    drop(first);
+    let mut edited = MemoryJournal::new();
+    for r in records {
+        let entry = match r.entry {
+            JournalEntry::Created { mut spec, world } => {
+                spec.target.fqdn = MiFqdn::new("attacker.example.net").unwrap();
+                JournalEntry::Created { spec, world }
+            }
+            other => other,
+        };
+        edited
+            .append(&JournalRecord::new(r.seq, r.at, entry))
+            .unwrap();
+    }
+    let hook = Arc::new(CountingHook(std::sync::atomic::AtomicUsize::new(0)));
+    let s = resume(&lab.sim, edited, options(5))
+        .unwrap()
+        .with_redirect_hook(hook.clone());
+    let err = s.failover(FailoverKind::Planned).await.unwrap_err();
+    let SessionError::StepFailed(step) = &err else {
+        panic!("expected StepFailed, got {err}");
+    };
+    assert_eq!(step.code, "spec_mismatch", "{step:?}");
+    assert!(!step.retryable);
+    assert!(
+        step.message.contains("attacker.example.net"),
+        "{}",
+        step.message
+    );
+    assert!(
+        step.message
+            .contains(lab.sim.with_world(|w| w.instance.fqdn.to_string()).as_str()),
+        "{}",
+        step.message
+    );
+    assert_eq!(hook.0.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

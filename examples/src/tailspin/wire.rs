@@ -450,4 +450,14 @@ impl ManagedInstance for LabInstance {
             }
         }
     }
+
+    async fn instance_fqdn(&self) -> Result<Option<milink_core::names::MiFqdn>, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.instance_fqdn().await,
+            LabInstance::Wire(w) => {
+                w.in_flight.idle().await;
+                w.port.instance_fqdn().await
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Session, SessionEvent, lock};
+use crate::lifecycle::LinkSpec;
 use crate::lifecycle::{
     Command, Effect, Input, LinkObservation, Observation, Operation, Probe, Side, StepError, StepId,
 };
@@ -16,12 +17,39 @@ use crate::ports::{
 use crate::redirect::RedirectTarget;
 use crate::retry::{Retryable, retry_notify_until};
 
+/// The code of a redirect refused because the spec's instance FQDN is not the instance's.
+pub const SPEC_MISMATCH: &str = "spec_mismatch";
+
 impl<S, M, J> Session<S, M, J>
 where
     S: SourceServer + 'static,
     M: ManagedInstance + 'static,
     J: Journal + 'static,
 {
+    /// Before the workload is sent to the managed instance: the spec's FQDN (which came from a
+    /// journal when the session was resumed) must be the instance's as the service reports it
+    /// now, or the redirect is refused and nothing is sent, so an edited journal cannot hand
+    /// the workload's credentials to another host. A port that cannot tell skips the check; a
+    /// reading that fails is retried like any failed call.
+    async fn check_instance_fqdn(&self, spec: &LinkSpec) -> Result<(), PortError> {
+        let Some(live) = self.instance.instance_fqdn().await? else {
+            return Ok(());
+        };
+        let expected = &spec.target.fqdn;
+        if live.as_str().eq_ignore_ascii_case(expected.as_str()) {
+            return Ok(());
+        }
+        Err(PortError::permanent(
+            SPEC_MISMATCH,
+            format!(
+                "the link's spec names the managed instance {expected}, but {} reports its \
+                 FQDN as {live}; the workload was not redirected. The journal or the spec was \
+                 changed: check it against the instance before resuming",
+                spec.target.instance
+            ),
+        ))
+    }
+
     /// Answers a `Redirect` effect (see [`Self::with_redirect`]).
     pub(super) async fn redirect(&self, primary: Side) -> Result<Observation, PortError> {
         let (spec, redirect_id) = {
@@ -35,6 +63,9 @@ where
                 .unwrap_or_else(|| format!("{}/redirect/0", spec.link));
             (spec, id)
         };
+        if primary == Side::ManagedInstance {
+            self.check_instance_fqdn(&spec).await?;
+        }
         let target = RedirectTarget::for_primary(&spec, primary, &self.redirect_options)
             .map(|target| target.with_redirect_id(redirect_id));
         let Some(hook) = &self.redirect else {

@@ -320,11 +320,17 @@ async fn a_redirect_calls_the_hook_when_there_is_one() {
         step: StepId(9),
         primary: Side::ManagedInstance,
     };
-    let (s, _) = session(MockSourceServer::new(), MockManagedInstance::new());
+    // A port that cannot tell the instance's FQDN: the redirect goes on unchecked.
+    let unknown_fqdn = || {
+        let mut mi = MockManagedInstance::new();
+        mi.expect_instance_fqdn().returning(|| Ok(None));
+        mi
+    };
+    let (s, _) = session(MockSourceServer::new(), unknown_fqdn());
     assert_eq!(s.perform(StepId(9), &effect).await, Ok(Observation::Done));
 
     let hook = Arc::new(RecordingHook(Mutex::new(Vec::new())));
-    let (s, _) = session(MockSourceServer::new(), MockManagedInstance::new());
+    let (s, _) = session(MockSourceServer::new(), unknown_fqdn());
     let s = s.with_redirect_hook(hook.clone());
     assert_eq!(s.perform(StepId(9), &effect).await, Ok(Observation::Done));
     assert_eq!(*lock(&hook.0), vec![Side::ManagedInstance]);

@@ -111,6 +111,12 @@ impl ManagedInstance for SimManagedInstance {
             .lock()
             .client_sessions(Side::ManagedInstance, databases))
     }
+
+    /// The world's instance FQDN; no call is charged, as the HTTPS face charges none for a GET
+    /// of the instance.
+    async fn instance_fqdn(&self) -> Result<Option<crate::names::MiFqdn>, PortError> {
+        Ok(Some(self.sim.lock().instance.fqdn.clone()))
+    }
 }
 
 enum Completion {

@@ -248,6 +248,10 @@ impl<M: ManagedInstance, C: Borrow<Connection> + Send + Sync> ManagedInstance
         self.tsql.full_backups(databases).await
     }
 
+    async fn instance_fqdn(&self) -> Result<Option<crate::names::MiFqdn>, PortError> {
+        self.arm.instance_fqdn().await
+    }
+
     async fn workload_activity(
         &self,
         databases: &[DatabaseName],

@@ -426,4 +426,12 @@ impl ManagedInstance for ArmManagedInstance {
              so the T-SQL reads go to it (sqlserver::instance_reads::WithInstanceTsql)",
         ))
     }
+
+    async fn instance_fqdn(&self) -> Result<Option<crate::names::MiFqdn>, PortError> {
+        let instance = self.managed_instance().await?;
+        Ok(instance
+            .properties
+            .fully_qualified_domain_name
+            .and_then(|f| crate::names::MiFqdn::new(f).ok()))
+    }
 }
