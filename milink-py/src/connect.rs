@@ -977,9 +977,27 @@ impl ManagedInstance for InstancePort {
         self.0.arm.poll(operation).await
     }
 
+    /// ARM's view, then (with the instance's T-SQL endpoint) its DMVs, merged and live, as
+    /// `WithInstanceTsql` reads it; a T-SQL read that fails leaves ARM's view.
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
         self.idle().await;
-        self.0.arm.link_state(link).await
+        let arm = self.0.arm.link_state(link).await?;
+        let Some(tsql) = self.0.tsql.as_ref().filter(|_| arm.exists) else {
+            return Ok(arm);
+        };
+        let names: Vec<DatabaseName> = arm.databases.iter().map(|d| d.name.clone()).collect();
+        let _call = self.0.served.as_ref().map(|w| w.in_flight().enter());
+        match tsql.link_state(link, &names).await {
+            Ok((live, policy)) => Ok(arm.merged_with_live(live, policy)),
+            Err(e) => {
+                tracing::warn!(
+                    code = %e.code(),
+                    "managed instance: the link's DMVs could not be read over T-SQL; using \
+                     ARM's view, which lags"
+                );
+                Ok(arm)
+            }
+        }
     }
 
     async fn instance_fqdn(&self) -> Result<Option<milink_core::names::MiFqdn>, PortError> {
