@@ -16,7 +16,7 @@ use super::super::tds::{ResultSet as WireSet, SessionInfo, Value as WireValue};
 use super::query::run_select;
 
 /// The session the in-process reading runs as (any login would do: the probes read DMVs).
-fn session() -> SessionInfo {
+pub(crate) fn session() -> SessionInfo {
     SessionInfo {
         spid: 52,
         user: "milink".into(),

@@ -11,54 +11,19 @@ use crate::lifecycle::{
 use crate::names::{DatabaseName, LinkMode, LinkName};
 use crate::ports::{ArmReply, ManagedInstance, PollReply, SourceReply, SourceServer};
 use crate::sim::lab::Lab;
-use crate::sim::tds::{ResultSet as WireSet, SessionInfo, Value as WireValue};
+use crate::sim::tds::{ResultSet as WireSet, SessionInfo};
 use crate::sim::world::ReplicaPhase;
 use crate::sim::{SimClock, SimManagedInstance, SimSqlServer, World};
 use crate::sqlserver::adapter::{link_state_batch, side_view_from_result_sets};
 use crate::sqlserver::connection::ResultSet;
 use crate::sqlserver::parse;
-use crate::sqlserver::rows::{DateTime, Row, Value};
+use crate::sqlserver::rows::Row;
 use crate::time::{Clock, Timer, Timestamp};
 use crate::tsql;
 
+use super::super::live::{adapter_value, session, wire_datetime};
 use super::super::query::run_select;
 use crate::lifecycle::Side;
-
-fn session() -> SessionInfo {
-    SessionInfo {
-        spid: 52,
-        user: "milink".into(),
-        database: "master".into(),
-        strict: false,
-    }
-}
-
-/// A `datetime` as it comes back over TDS: rounded to 1/300 s, then read as milliseconds.
-fn wire_datetime(t: Timestamp) -> Timestamp {
-    let ms = t.as_millis();
-    let (day, in_day) = (ms / 86_400_000, ms % 86_400_000);
-    let ticks = (in_day * 300 + 500) / 1000;
-    Timestamp::from_millis(day * 86_400_000 + ticks * 1000 / 300)
-}
-
-fn value(v: &WireValue) -> Value {
-    match v {
-        WireValue::Null => Value::Null,
-        WireValue::String(s) => Value::String(s.clone()),
-        WireValue::Binary(b) => Value::Bytes(b.clone()),
-        WireValue::Numeric { value, scale } => Value::Numeric {
-            value: *value,
-            scale: *scale,
-        },
-        WireValue::Int(n) => Value::Int(i64::from(*n)),
-        WireValue::BigInt(n) => Value::Int(*n),
-        WireValue::SmallInt(n) => Value::Int(i64::from(*n)),
-        WireValue::TinyInt(n) => Value::Int(i64::from(*n)),
-        WireValue::Bit(b) => Value::Bool(*b),
-        WireValue::DateTime(t) => Value::DateTime(DateTime::from(wire_datetime(*t))),
-        WireValue::Guid(g) => Value::Guid(*g),
-    }
-}
 
 /// The adapter's result set for one of the evaluator's.
 fn adapter_set(set: &WireSet) -> ResultSet {
@@ -70,7 +35,7 @@ fn adapter_set(set: &WireSet) -> ResultSet {
             .map(|values| {
                 let mut row = Row::new();
                 for (c, v) in set.columns.iter().zip(values) {
-                    row.push(c.name.clone(), value(v));
+                    row.push(c.name.clone(), adapter_value(v));
                 }
                 row
             })
