@@ -153,6 +153,11 @@ impl ManagedInstance for CountedMi {
         self.inner.link_state(link).await
     }
 
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        bump(&self.counts.mi_tsql, 1);
+        self.inner.link_state_live(link).await
+    }
+
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
         bump(&self.counts.mi_tsql, 1);
         self.inner.full_backups(databases).await

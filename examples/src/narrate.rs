@@ -374,6 +374,11 @@ impl<M: ManagedInstance> ManagedInstance for Narrated<M> {
         self.inner.link_state(link).await
     }
 
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        self.narrator.drain();
+        self.inner.link_state_live(link).await
+    }
+
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
         let n = &self.narrator;
         n.drain();

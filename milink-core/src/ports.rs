@@ -288,6 +288,16 @@ pub trait ManagedInstance: Send + Sync {
     /// A missing link is `SideView { exists: false, .. }`, not an error.
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError>;
 
+    /// The instance's view of the link read live, from its own DMVs only (one T-SQL round trip
+    /// on its endpoint, no ARM read), what the catch-up gate asks for between whole readings
+    /// ([`crate::lifecycle::Probe::LinkLive`]). What only ARM knows (existence, failover mode,
+    /// replica state, link error, update policy) is taken from this port's last whole reading
+    /// of `link`. A port that cannot read the DMVs, or has no whole reading of `link` yet,
+    /// answers with a whole reading: this default.
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        self.link_state(link).await
+    }
+
     /// The latest full backup of each database on the instance (`msdb.dbo.backupset`).
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError>;
 

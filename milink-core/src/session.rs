@@ -923,7 +923,7 @@ where
         }
         // While an operation runs, or elsewhere (creating, completed): a fresh reading straight
         // from the ports, never a cached one; a side that cannot be read is marked unreachable.
-        match self.probe_link(StepId(0)).await {
+        match self.probe_link(StepId(0), false).await {
             Ok(link) => {
                 lock(&self.core).engine.note_reading(link.clone());
                 Ok(Some(link))

@@ -511,6 +511,10 @@ impl ManagedInstance for WatchedInstance {
         self.inner.link_state(link).await
     }
 
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        self.inner.link_state_live(link).await
+    }
+
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
         self.inner.full_backups(databases).await
     }

@@ -188,7 +188,10 @@ impl Run {
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
             loss_evidence,
-            write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
+            write_unavailable_seconds: self
+                .app
+                .last_write_unavailable()
+                .map(super::report::seconds),
             role_change_seconds: self.role_change_seconds(),
             accepts_writes_seconds: self.accepts_writes_seconds(),
         });
@@ -244,7 +247,10 @@ impl Run {
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
             loss_evidence,
-            write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
+            write_unavailable_seconds: self
+                .app
+                .last_write_unavailable()
+                .map(super::report::seconds),
             role_change_seconds: self.role_change_seconds(),
             accepts_writes_seconds: self.accepts_writes_seconds(),
         });
@@ -309,7 +315,10 @@ impl Run {
             lost_transactions: self.sim.lost_transactions(&self.database),
             lsn_check: self.n().lsn_check(),
             loss_evidence,
-            write_unavailable_seconds: self.app.last_write_unavailable().map(|d| d.as_secs_f64()),
+            write_unavailable_seconds: self
+                .app
+                .last_write_unavailable()
+                .map(super::report::seconds),
             role_change_seconds: self.role_change_seconds(),
             accepts_writes_seconds: self.accepts_writes_seconds(),
         });

@@ -428,6 +428,17 @@ impl ManagedInstance for LabInstance {
         }
     }
 
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        match self {
+            LabInstance::InProcess(m) => m.link_state_live(link).await,
+            LabInstance::Wire(w) => {
+                w.in_flight.idle().await;
+                let _call = w.in_flight.enter();
+                w.port.link_state_live(link).await
+            }
+        }
+    }
+
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {
         match self {
             LabInstance::InProcess(m) => m.full_backups(databases).await,

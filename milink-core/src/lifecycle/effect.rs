@@ -340,6 +340,13 @@ pub enum Probe {
     /// Both sides' view of the link (roles, modes, per-database state and LSNs, seeding);
     /// answered with [`super::input::Observation::Link`].
     Link,
+    /// Both sides' view of the link as [`Probe::Link`], except that the managed instance is
+    /// read from its own DMVs only, with what only ARM knows kept from the last whole reading
+    /// ([`crate::ports::ManagedInstance::link_state_live`]); answered with
+    /// [`super::input::Observation::Link`]. The catch-up gate asks for it between whole
+    /// readings: the values it decides on (modes, synchronization states, LSNs) are all in the
+    /// DMVs, and an ARM read would add hundreds of milliseconds to each reading.
+    LinkLive,
     /// The managed instance's latest full backup per database; answered with
     /// [`super::input::Observation::FullBackups`].
     FirstFullBackups,

@@ -186,7 +186,8 @@ impl Scripted {
                 | InstanceOp::DeleteServerTrustCertificate { .. } => {}
             },
             Effect::Probe {
-                probe: Probe::Link, ..
+                probe: Probe::Link | Probe::LinkLive,
+                ..
             } => return Observation::Link(self.link()),
             Effect::Probe {
                 probe: Probe::Workload { .. },

@@ -135,7 +135,11 @@ where
                 }),
             Effect::Probe {
                 probe: Probe::Link, ..
-            } => self.probe_link(step).await.map(Observation::Link),
+            } => self.probe_link(step, false).await.map(Observation::Link),
+            Effect::Probe {
+                probe: Probe::LinkLive,
+                ..
+            } => self.probe_link(step, true).await.map(Observation::Link),
             Effect::Probe {
                 probe: Probe::FirstFullBackups,
                 ..
@@ -196,13 +200,25 @@ where
         }
     }
 
-    pub(super) async fn probe_link(&self, step: StepId) -> Result<LinkObservation, PortError> {
+    /// Both sides' view of the link, read concurrently; `live`: the managed instance from its
+    /// DMVs alone ([`ManagedInstance::link_state_live`](crate::ports::ManagedInstance::link_state_live)).
+    pub(super) async fn probe_link(
+        &self,
+        step: StepId,
+        live: bool,
+    ) -> Result<LinkObservation, PortError> {
         let databases = lock(&self.core).engine.machine().spec().databases.clone();
         let (source, instance) = tokio::join!(
             self.call(step, false, || self
                 .source
                 .link_state(&self.link, &databases)),
-            self.call(step, false, || self.instance.link_state(&self.link)),
+            self.call(step, false, || async {
+                if live {
+                    self.instance.link_state_live(&self.link).await
+                } else {
+                    self.instance.link_state(&self.link).await
+                }
+            }),
         );
         // One side failing transiently still yields a reading: its view is empty and marked
         // unreachable, so the machine can finish a forced failover while the old primary is down
@@ -336,6 +352,10 @@ pub fn action(effect: &Effect) -> String {
         Effect::Probe {
             probe: Probe::Link, ..
         } => "probe:link".into(),
+        Effect::Probe {
+            probe: Probe::LinkLive,
+            ..
+        } => "probe:link_live".into(),
         Effect::Probe {
             probe: Probe::FirstFullBackups,
             ..

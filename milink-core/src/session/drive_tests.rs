@@ -685,7 +685,7 @@ async fn a_link_that_cannot_be_read_is_never_taken_for_removed() {
         "arm:link_state",
         (0..10_000).map(|_| PortError::transient("http:503", "service unavailable")),
     );
-    let obs = f.session.probe_link(StepId(999)).await.unwrap();
+    let obs = f.session.probe_link(StepId(999), false).await.unwrap();
     assert_eq!(obs.unreachable, Some(Side::ManagedInstance));
     assert!(!obs.instance.exists);
     assert!(!obs.reachable(Side::ManagedInstance));
@@ -695,7 +695,7 @@ async fn a_link_that_cannot_be_read_is_never_taken_for_removed() {
         "sql:link_state",
         (0..10_000).map(|_| PortError::transient("io", "connection refused")),
     );
-    assert!(f.session.probe_link(StepId(1000)).await.is_err());
+    assert!(f.session.probe_link(StepId(1000), false).await.is_err());
     // A permanent error on one side fails the reading too.
     let g = fixture();
     g.session.record_assessment(no_blockers()).await.unwrap();
@@ -707,7 +707,7 @@ async fn a_link_that_cannot_be_read_is_never_taken_for_removed() {
             "no access",
         )],
     );
-    assert!(g.session.probe_link(StepId(999)).await.is_err());
+    assert!(g.session.probe_link(StepId(999), false).await.is_err());
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! polling says "running" with `Retry-After` until the latency has passed, then succeeded or
 //! failed with the ARM code (or the SQL engine's link error number).
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 
 use crate::lifecycle::{
@@ -24,14 +26,26 @@ use super::world::{
 pub use crate::arm::API_VERSION;
 
 /// The simulated managed instance (`tailspin-mi` in the lab). Implements [`ManagedInstance`].
+///
+/// Its `link_state_live` reads the instance's DMVs alone and keeps what only ARM knows from
+/// this port's (and its clones') last ARM reading of the link, as
+/// `sqlserver::instance_reads::WithInstanceTsql` does.
 #[derive(Debug, Clone)]
 pub struct SimManagedInstance {
     sim: Sim,
+    last_arm: Arc<Mutex<Option<(LinkName, SideView)>>>,
 }
 
 impl SimManagedInstance {
     pub(crate) fn new(sim: Sim) -> Self {
-        SimManagedInstance { sim }
+        SimManagedInstance {
+            sim,
+            last_arm: Arc::default(),
+        }
+    }
+
+    fn last_arm(&self) -> std::sync::MutexGuard<'_, Option<(LinkName, SideView)>> {
+        self.last_arm.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The world this instance lives in.
@@ -76,6 +90,7 @@ impl ManagedInstance for SimManagedInstance {
         w.enter_call(Call::InstanceLinkState, latency)?;
         // ARM reports what the service last refreshed (`SimConfig::arm_reading_lag`).
         let arm = w.arm_link_view(link);
+        *self.last_arm() = Some((link.clone(), arm.clone()));
         if !w.config.instance_tsql_reads || !arm.exists {
             return Ok(arm);
         }
@@ -90,6 +105,30 @@ impl ManagedInstance for SimManagedInstance {
             Some((live, policy)) => arm.merged_with_live(live, policy),
             None => arm,
         })
+    }
+
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        let last = self
+            .last_arm()
+            .clone()
+            .filter(|(l, arm)| l == link && arm.exists);
+        let Some((_, arm)) = last else {
+            return self.link_state(link).await;
+        };
+        {
+            let mut w = self.sim.lock();
+            if w.config.instance_tsql_reads {
+                let latency = w.config.sql_request;
+                if w.enter_call(Call::InstanceTsqlLinkState, latency).is_ok() {
+                    let names: Vec<DatabaseName> =
+                        arm.databases.iter().map(|d| d.name.clone()).collect();
+                    if let Some((live, policy)) = w.live_instance_view(link, &names) {
+                        return Ok(arm.merged_with_live(live, policy));
+                    }
+                }
+            }
+        }
+        self.link_state(link).await
     }
 
     async fn full_backups(&self, databases: &[DatabaseName]) -> Result<Vec<FullBackup>, PortError> {

@@ -21,6 +21,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -180,6 +181,8 @@ fn rowset_error(detail: String) -> PortError {
 pub struct WithInstanceTsql<M, C = Connection> {
     arm: M,
     tsql: InstanceTsql<C>,
+    /// ARM's last view of a link, what [`ManagedInstance::link_state_live`] keeps of ARM.
+    last_arm: Mutex<Option<(LinkName, SideView)>>,
 }
 
 impl<M: fmt::Debug, C: Borrow<Connection>> fmt::Debug for WithInstanceTsql<M, C> {
@@ -194,7 +197,11 @@ impl<M: fmt::Debug, C: Borrow<Connection>> fmt::Debug for WithInstanceTsql<M, C>
 impl<M: ManagedInstance, C: Borrow<Connection> + Send + Sync> WithInstanceTsql<M, C> {
     /// `arm` for ARM, `tsql` for the T-SQL reads.
     pub fn new(arm: M, tsql: InstanceTsql<C>) -> Self {
-        WithInstanceTsql { arm, tsql }
+        WithInstanceTsql {
+            arm,
+            tsql,
+            last_arm: Mutex::new(None),
+        }
     }
 
     /// The inner ARM port.
@@ -226,21 +233,27 @@ impl<M: ManagedInstance, C: Borrow<Connection> + Send + Sync> ManagedInstance
     /// catch-up gate then waits the longer window), and says why in the log.
     async fn link_state(&self, link: &LinkName) -> Result<SideView, PortError> {
         let arm = self.arm.link_state(link).await?;
-        if !arm.exists {
-            return Ok(arm);
-        }
+        *self.last_arm.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((link.clone(), arm.clone()));
+        self.merge_live(link, arm).await
+    }
+
+    /// The DMVs alone, merged onto ARM's last view of `link`; without one, or when the DMVs
+    /// cannot be read, a whole reading.
+    async fn link_state_live(&self, link: &LinkName) -> Result<SideView, PortError> {
+        let last = self
+            .last_arm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|(l, arm)| l == link && arm.exists);
+        let Some((_, arm)) = last else {
+            return self.link_state(link).await;
+        };
         let names: Vec<DatabaseName> = arm.databases.iter().map(|d| d.name.clone()).collect();
         match self.tsql.link_state(link, &names).await {
             Ok((live, policy)) => Ok(arm.merged_with_live(live, policy)),
-            Err(e) => {
-                tracing::warn!(
-                    code = %e.code(),
-                    error = %e.message,
-                    "managed instance: the link's DMVs could not be read over T-SQL; using \
-                     ARM's view, which lags"
-                );
-                Ok(arm)
-            }
+            Err(_) => self.link_state(link).await,
         }
     }
 
@@ -257,6 +270,29 @@ impl<M: ManagedInstance, C: Borrow<Connection> + Send + Sync> ManagedInstance
         databases: &[DatabaseName],
     ) -> Result<WorkloadActivity, PortError> {
         self.tsql.workload_activity(databases).await
+    }
+}
+
+impl<M: ManagedInstance, C: Borrow<Connection> + Send + Sync> WithInstanceTsql<M, C> {
+    /// ARM's view `arm` of `link` with the instance's DMVs merged in; ARM's view alone (not
+    /// live) when the DMVs cannot be read, with a warning.
+    async fn merge_live(&self, link: &LinkName, arm: SideView) -> Result<SideView, PortError> {
+        if !arm.exists {
+            return Ok(arm);
+        }
+        let names: Vec<DatabaseName> = arm.databases.iter().map(|d| d.name.clone()).collect();
+        match self.tsql.link_state(link, &names).await {
+            Ok((live, policy)) => Ok(arm.merged_with_live(live, policy)),
+            Err(e) => {
+                tracing::warn!(
+                    code = %e.code(),
+                    error = %e.message,
+                    "managed instance: the link's DMVs could not be read over T-SQL; using \
+                     ARM's view, which lags"
+                );
+                Ok(arm)
+            }
+        }
     }
 }
 

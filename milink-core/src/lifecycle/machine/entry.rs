@@ -178,6 +178,18 @@ impl Machine {
                     }
                 }
             }
+            // Inside the gate, after its first (whole) reading, the instance is read from its
+            // DMVs alone while the last reading was live: the gate decides on what the DMVs
+            // say, and each ARM read would add to the application's downtime. Not after an
+            // attempt: then ARM's evidence of an operation still running (which its reading
+            // shows late) must be read before anything is sent again.
+            State::CatchingUp {
+                blocker: Some(_),
+                plan: Plan { retried: false, .. },
+                ..
+            } if self.last_link.as_ref().is_some_and(|l| l.instance.live) => {
+                vec![self.probe(Probe::LinkLive)]
+            }
             State::Seeding { .. }
             | State::Replicating { .. }
             | State::CatchingUp { .. }

@@ -28,6 +28,7 @@ scenarios!(
     prepare_switches_to_sync_ahead_and_the_role_change_skips_the_switch,
     guard_a_quiet_workload_shortens_the_window_and_nothing_else_does,
     guard_the_live_window_applies_only_while_every_reading_is_live,
+    the_gate_reads_the_instance_from_its_dmvs_alone_between_whole_readings,
     guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet,
     guard_no_failover_while_asynchronous,
     guard_no_failover_while_lsns_differ,
@@ -4458,6 +4459,106 @@ pub fn guard_the_live_window_applies_only_while_every_reading_is_live() {
     }
     let none_live = run(&|_| false);
     assert!(none_live >= arm_window, "{none_live:?}");
+}
+
+pub fn the_gate_reads_the_instance_from_its_dmvs_alone_between_whole_readings() {
+    // The gate's first reading is a whole one (ARM and the DMVs). After it, while the last
+    // reading was live, the instance is read from its DMVs alone (`Probe::LinkLive`): ARM's
+    // read would add to the downtime and tells the gate nothing it decides on. A reading that
+    // was not live (the DMVs could not be read) brings back whole readings; and once the gate
+    // passes, the roles are read whole again (the update policy is ARM's).
+    let mut spec = two_way();
+    spec.options.gate_interval = Duration::from_millis(250);
+    let mut h = H::new(spec);
+    h.workload = None;
+    h.create();
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    h.switch_to_sync();
+    assert_eq!(h.phase(), Phase::CatchingUp);
+    assert!(is_probe(&[h.pending()], Probe::Link), "{:?}", h.pending());
+    let reading = |h: &H, lsn: u128, live: bool| {
+        let mut obs = h.sync_equal(Side::SqlServer, lsn);
+        if let Observation::Link(link) = &mut obs {
+            link.instance.live = live;
+        }
+        obs
+    };
+    // Answers a reading, and the workload read that follows new equal values.
+    let answer = |h: &mut H, lsn: u128, live: bool| {
+        let obs = reading(h, lsn, live);
+        let fx = h.answer(obs);
+        if let [
+            Effect::Probe {
+                probe: Probe::Workload { .. },
+                step,
+            },
+        ] = fx.as_slice()
+        {
+            return h.answer_step(
+                *step,
+                Ok(Observation::Workload(WorkloadActivity::default())),
+            );
+        }
+        fx
+    };
+    // Read live: the next reading is from the DMVs alone.
+    answer(&mut h, 1000, true);
+    h.tick_at_deadline();
+    assert!(
+        is_probe(&[h.pending()], Probe::LinkLive),
+        "{:?}",
+        h.pending()
+    );
+    // The DMVs could not be read: whole readings again.
+    answer(&mut h, 1100, false);
+    h.tick_at_deadline();
+    assert!(is_probe(&[h.pending()], Probe::Link), "{:?}", h.pending());
+    answer(&mut h, 1200, true);
+    let mut passed = false;
+    for _ in 0..40 {
+        h.tick_at_deadline();
+        assert!(
+            is_probe(&[h.pending()], Probe::LinkLive),
+            "{:?}",
+            h.pending()
+        );
+        if has_failover(&answer(&mut h, 1200, true)) {
+            passed = true;
+            break;
+        }
+    }
+    assert!(passed, "the gate never opened on live readings");
+    h.done();
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+    assert!(is_probe(&[h.pending()], Probe::Link), "{:?}", h.pending());
+
+    // After an attempt, every reading of the gate is whole, however live: ARM's evidence of
+    // a failover still running shows late, and must be seen before one is sent again.
+    let mut h = reach(Phase::FailingOver);
+    h.workload = Some(WorkloadActivity::default());
+    h.fail(false);
+    h.cmd(Command::Retry);
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    h.answer(obs);
+    assert!(matches!(
+        h.m.state(),
+        State::CatchingUp {
+            plan: Plan { retried: true, .. },
+            ..
+        }
+    ));
+    let mut readings = 0;
+    loop {
+        let obs = reading(&h, 2000, true);
+        if has_failover(&h.answer(obs)) {
+            break;
+        }
+        readings += 1;
+        assert!(readings < 100, "the gate never opened");
+        h.tick_at_deadline();
+        assert!(is_probe(&[h.pending()], Probe::Link), "{:?}", h.pending());
+    }
+    assert!(readings >= 2, "{readings}");
 }
 
 pub fn guard_after_an_attempt_the_gate_waits_the_long_window_however_quiet() {

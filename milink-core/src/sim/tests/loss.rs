@@ -445,6 +445,58 @@ async fn the_instance_read_over_tsql_is_live_and_falls_back_to_arm() {
     );
 }
 
+/// Between whole readings, the catch-up gate reads the instance from its DMVs alone
+/// (`link_state_live`): one T-SQL call and no ARM call, the LSNs as they are now, and what only
+/// ARM knows as of the port's last whole reading. Without a whole reading of the link, or when
+/// the DMVs cannot be read, it reads whole.
+#[tokio::test]
+async fn the_live_reading_makes_no_arm_call_and_falls_back_to_a_whole_one() {
+    let config = SimConfig {
+        arm_reading_lag: Duration::from_secs(5),
+        ..SimConfig::with_seed(49)
+    };
+    let rig = Rig::with(config);
+    let db = rig.db();
+    rig.create_link().await.unwrap();
+    rig.until_joined().await;
+    rig.sleep(Duration::from_secs(10)).await;
+    let counts = |rig: &Rig| {
+        rig.sim().with_world(|w| {
+            (
+                w.faults.count(Call::InstanceLinkState),
+                w.faults.count(Call::InstanceTsqlLinkState),
+            )
+        })
+    };
+    // A port that never read the link whole reads it whole.
+    let fresh = rig.sim().managed_instance();
+    let before = counts(&rig);
+    assert!(fresh.link_state_live(&rig.link()).await.unwrap().live);
+    assert_eq!(counts(&rig), (before.0 + 1, before.1 + 1));
+    // After that, the DMVs alone: the commit hardened a second ago, with ARM's replica state.
+    let lsn = rig.sim().write(Side::SqlServer, &db, 2).unwrap();
+    rig.sleep(Duration::from_secs(1)).await;
+    let before = counts(&rig);
+    let view = fresh.link_state_live(&rig.link()).await.unwrap();
+    assert_eq!(counts(&rig), (before.0, before.1 + 1), "no ARM call");
+    assert!(view.live);
+    let d = view.databases.iter().find(|d| d.name == db).unwrap();
+    assert_eq!(d.last_hardened_lsn, Some(lsn));
+    assert_eq!(d.replica_state.as_deref(), Some("LinkSynchronizing"));
+    // The DMVs cannot be read: a whole reading instead (ARM, then the DMVs again).
+    rig.sim().inject(
+        Trigger::OnCall {
+            call: Call::InstanceTsqlLinkState,
+            nth: counts(&rig).1 + 1,
+        },
+        Fault::ConnectionDrop,
+    );
+    let before = counts(&rig);
+    let view = fresh.link_state_live(&rig.link()).await.unwrap();
+    assert_eq!(counts(&rig), (before.0 + 1, before.1 + 2));
+    assert!(view.live);
+}
+
 #[tokio::test]
 async fn each_replica_of_the_dag_has_its_own_mode() {
     let config = SimConfig {
