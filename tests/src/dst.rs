@@ -46,7 +46,10 @@ use milink_core::sim::{
     Call, CrashPoint, CrashingJournal, DurationRange, EventKind, Fault, InstanceCall, Lab, Sim,
     SimConfig, SimManagedInstance, SimSqlServer, Trigger, WorkloadRedirect,
 };
+use milink_core::time::{Clock, Timer, Timestamp};
 use milink_core::{LinkSession, MemoryJournal, Session, SessionError};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::{options, ready, workload};
 
@@ -142,6 +145,100 @@ pub enum FaultKind {
     ClockJump,
     /// The world is built to attack the catch-up gate (see [`plan`]).
     GateAttack,
+    /// The application stops before the first planned failover, but one of its sessions
+    /// lingers: it holds transactions open and commits them every few seconds, into the
+    /// catch-up gate and past it (see [`Plan::late_writer`]).
+    LateWriter,
+    /// A second planned failover issued while another command runs.
+    ConcurrentFailover,
+    /// A cutover issued while another command runs.
+    ConcurrentCutover,
+    /// A cancel issued while another command runs.
+    ConcurrentCancel,
+    /// A failback issued while another command runs.
+    ConcurrentFailback,
+    /// A prepare issued while another command runs.
+    ConcurrentPrepare,
+    /// A `health()` issued while another command runs.
+    ConcurrentHealth,
+}
+
+/// A user command issued while another runs: a tokio task on the same session, started at a
+/// virtual moment of the running command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrent {
+    /// `failover(Planned)`.
+    Failover,
+    /// `cutover(default)`.
+    Cutover,
+    /// `cancel()`.
+    Cancel,
+    /// `failback()`.
+    Failback,
+    /// `prepare()`.
+    Prepare,
+    /// `health()`: it reads both sides at once, without waiting for the running command.
+    Health,
+}
+
+impl Concurrent {
+    /// The script command whose goal state this command's success must reach (`None` for
+    /// `health()`, which changes nothing).
+    fn goal(self) -> Option<Op> {
+        match self {
+            Concurrent::Failover => Some(Op::Planned),
+            Concurrent::Cutover => Some(Op::Cutover),
+            Concurrent::Cancel => Some(Op::Cancel),
+            Concurrent::Failback => Some(Op::Failback),
+            Concurrent::Prepare => Some(Op::Prepare),
+            Concurrent::Health => None,
+        }
+    }
+
+    /// Whether a success left the link where this command's contract says: its goal state, or
+    /// for `cancel` also the steady state a failed operation started from (a cancel backs it
+    /// out), and for `prepare` either steady state (it prepares a failover or a failback).
+    fn reached(self, state: &State) -> bool {
+        let steady = matches!(state, State::Replicating { .. } | State::FailedOver { .. });
+        match self {
+            Concurrent::Cancel => Op::Cancel.reached(state) || steady,
+            Concurrent::Prepare => steady,
+            other => other.goal().is_none_or(|op| op.reached(state)),
+        }
+    }
+
+    fn kind(self) -> FaultKind {
+        match self {
+            Concurrent::Failover => FaultKind::ConcurrentFailover,
+            Concurrent::Cutover => FaultKind::ConcurrentCutover,
+            Concurrent::Cancel => FaultKind::ConcurrentCancel,
+            Concurrent::Failback => FaultKind::ConcurrentFailback,
+            Concurrent::Prepare => FaultKind::ConcurrentPrepare,
+            Concurrent::Health => FaultKind::ConcurrentHealth,
+        }
+    }
+}
+
+/// The command a [`ConcurrentCommand`] arrives during.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum During {
+    /// The start command (seeding, the first full backup).
+    Start,
+    /// The first planned failover, failback or cutover (its switch to synchronous commit, its
+    /// catch-up gate, its role change).
+    FirstRoleChange,
+}
+
+/// A user command issued while another runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcurrentCommand {
+    /// The command it arrives during.
+    pub during: During,
+    /// How long after that command began (virtual time); if that command ends sooner, the
+    /// command arrives as it ends.
+    pub after: Duration,
+    /// What is issued.
+    pub command: Concurrent,
 }
 
 /// Everything one seed decides.
@@ -186,6 +283,16 @@ pub struct Plan {
     pub link_latency_ms: u64,
     /// How far the instance's ARM readings lag behind, seconds.
     pub arm_reading_lag_s: u64,
+    /// Commands issued while another runs (at most one that waits for the running command,
+    /// and possibly a `health()`).
+    pub concurrent: Vec<ConcurrentCommand>,
+    /// In a late-writer world: when, after the first planned failover or failback begins, the
+    /// application's lingering session commits (each a transaction it held open from the
+    /// command's start, so the session shows open transactions until the last one). Its gaps
+    /// are shorter than the stability window, so the intact gate waits them out; they are
+    /// longer than the quiet window, so a gate that skipped the workload reading or the
+    /// window passes between two of them, and the next commits land in the role change.
+    pub late_writer: Vec<Duration>,
     /// The faults, by kind.
     pub kinds: Vec<FaultKind>,
 }
@@ -311,6 +418,83 @@ pub fn plan(seed: u64) -> Plan {
     if attack {
         kinds.push(FaultKind::GateAttack);
     }
+    // The draws below come from a generator of their own, so the worlds above stay what they
+    // were.
+    let mut extra = fastrand::Rng::with_seed(seed ^ 0x636f_6e63_7572);
+    // One world in five (of those not attacking the gate) has a late writer: the failover
+    // goes through ARM (2022 CU12), where what is in flight at the role change is lost, and the
+    // servers are far apart, so each commit is in flight for a while.
+    let (mut version, mut tps, mut late_stop, mut link_latency_ms, mut script) =
+        (version, tps, late_stop, link_latency_ms, script);
+    let mut cut_then_stop = cut_then_stop;
+    let mut late_writer = Vec::new();
+    if !attack && extra.u8(..5) == 0 {
+        kinds.push(FaultKind::LateWriter);
+        version = SqlVersion::new(16, 0, 4115, 5);
+        tps = [0.5, 4.0][extra.usize(..2)];
+        late_stop = None;
+        cut_then_stop = false;
+        link_latency_ms = [150, 300, 500][extra.usize(..3)];
+        script = if extra.bool() {
+            vec![Op::Assess, Op::Start, Op::Planned]
+        } else {
+            vec![Op::Assess, Op::Start, Op::Planned, Op::Failback]
+        };
+        // Each wake-up commits a burst of one to three transactions 30 ms apart, 3.5 to 8 s
+        // after the last (the stability window of these worlds is 10 s, the quiet window 3 s),
+        // for about three minutes: past the switch to synchronous commit, the gate and an ARM
+        // failover (30 to 90 s).
+        let mut at = Duration::from_millis(extra.u64(1_000..=6_000));
+        while at < Duration::from_secs(180) {
+            for i in 0..extra.u64(1..=3) {
+                late_writer.push(at + Duration::from_millis(30 * i));
+            }
+            at += Duration::from_millis(extra.u64(3_500..=8_000));
+        }
+    }
+    // Four worlds in ten get a user command while another runs: mostly during the first role
+    // change (often within its catch-up gate), sometimes during the start; now and then a
+    // `health()` as well.
+    let mut concurrent = Vec::new();
+    if extra.u8(..10) < 4 {
+        let during = if extra.u8(..4) == 0 {
+            During::Start
+        } else {
+            During::FirstRoleChange
+        };
+        let command = match during {
+            During::Start => {
+                [Concurrent::Cancel, Concurrent::Prepare, Concurrent::Health][extra.usize(..3)]
+            }
+            During::FirstRoleChange => [
+                Concurrent::Failover,
+                Concurrent::Cutover,
+                Concurrent::Cancel,
+                Concurrent::Failback,
+                Concurrent::Prepare,
+                Concurrent::Health,
+            ][extra.usize(..6)],
+        };
+        let after = match during {
+            During::Start => Duration::from_millis(extra.u64(0..=900_000)),
+            During::FirstRoleChange => Duration::from_millis(extra.u64(0..=60_000)),
+        };
+        concurrent.push(ConcurrentCommand {
+            during,
+            after,
+            command,
+        });
+        if command != Concurrent::Health && extra.u8(..3) == 0 {
+            concurrent.push(ConcurrentCommand {
+                during,
+                after: Duration::from_millis(extra.u64(0..=30_000)),
+                command: Concurrent::Health,
+            });
+        }
+    }
+    for c in &concurrent {
+        kinds.push(c.command.kind());
+    }
     Plan {
         seed,
         version,
@@ -328,6 +512,8 @@ pub fn plan(seed: u64) -> Plan {
         partition,
         crash,
         clock_jump,
+        concurrent,
+        late_writer,
         kinds,
     }
 }
@@ -370,6 +556,9 @@ pub struct RunReport {
     /// The crashed run ended otherwise than the run without the crash because a log backup
     /// triggered by the seeding's progress hit the seeding in one run and not in the other.
     pub diverged_by_timing: bool,
+    /// How each command issued while another ran ended: `"<command> during <command>:
+    /// <outcome>"`.
+    pub concurrent: Vec<String>,
 }
 
 /// The promises checked while a run goes on, shared by the journal and the ports.
@@ -546,6 +735,49 @@ impl RedirectHook for CountingRedirect {
 
 type DstSession = Session<WatchedSql, WatchedInstance, CrashingJournal<WatchedJournal>>;
 
+/// Moments at which a waiting user command is issued, each with the signal that issues it.
+type Wakes = Arc<Mutex<Vec<(Timestamp, Arc<Notify>)>>>;
+
+/// The sessions' timer: the simulator's virtual clock, which also issues the user commands
+/// waiting for a moment. A sleep that passes such a moment stops there, signals the command and
+/// lets its task run (it starts, and either runs, like `health()`, or waits for the running
+/// command) before sleeping on.
+struct DstTimer {
+    sim: Sim,
+    wakes: Wakes,
+}
+
+impl Clock for DstTimer {
+    fn now(&self) -> Timestamp {
+        self.sim.now()
+    }
+}
+
+#[async_trait]
+impl Timer for DstTimer {
+    async fn sleep_until(&self, deadline: Timestamp) {
+        loop {
+            let due = {
+                let mut wakes = self.wakes.lock().unwrap_or_else(PoisonError::into_inner);
+                let first = wakes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (at, _))| *at <= deadline)
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(i, _)| i);
+                first.map(|i| wakes.remove(i))
+            };
+            let Some((at, notify)) = due else { break };
+            self.sim.advance_to(at);
+            notify.notify_one();
+            for _ in 0..16 {
+                tokio::task::yield_now().await;
+            }
+        }
+        self.sim.advance_to(deadline);
+    }
+}
+
 fn lab_for(plan: &Plan, tweak: &dyn Fn(&mut LinkSpec)) -> Lab {
     let mut config = SimConfig::with_seed(plan.seed);
     config.link_latency = Duration::from_millis(plan.link_latency_ms);
@@ -594,7 +826,8 @@ fn open(
     journal: Option<CrashingJournal<WatchedJournal>>,
     seed: u64,
     redirects: &Arc<Mutex<Vec<(String, Side)>>>,
-) -> Result<DstSession, SessionError> {
+    wakes: &Wakes,
+) -> Result<Arc<DstSession>, SessionError> {
     let sql = Arc::new(WatchedSql {
         inner: lab.sim.sql_server(),
         watch: Arc::clone(watch),
@@ -603,7 +836,10 @@ fn open(
         inner: lab.sim.managed_instance(),
         watch: Arc::clone(watch),
     });
-    let clock = Arc::new(lab.sim.clock());
+    let clock = Arc::new(DstTimer {
+        sim: lab.sim.clone(),
+        wakes: Arc::clone(wakes),
+    });
     let session = match journal {
         Some(journal) => Session::create(
             lab.spec.clone(),
@@ -625,10 +861,12 @@ fn open(
             Session::resume(journal, sql, instance, clock, options(seed + 1_000_000))?
         }
     };
-    Ok(session.with_redirect_hook(Arc::new(CountingRedirect {
-        inner: WorkloadRedirect::new(lab.sim.clone()),
-        calls: Arc::clone(redirects),
-    })))
+    Ok(Arc::new(session.with_redirect_hook(Arc::new(
+        CountingRedirect {
+            inner: WorkloadRedirect::new(lab.sim.clone()),
+            calls: Arc::clone(redirects),
+        },
+    ))))
 }
 
 fn ack(lab: &Lab) -> FailoverKind {
@@ -708,6 +946,242 @@ fn promotions(sim: &Sim, link: &LinkName) -> usize {
         .count()
 }
 
+/// A user command issued while another runs, as its task ended.
+struct Issued {
+    result: Result<(), SessionError>,
+    /// The machine's state when it was issued (`CatchingUp`: within the catch-up gate).
+    issued_in: &'static str,
+    /// When it was issued and when it returned (virtual time).
+    issued: Timestamp,
+    ended: Timestamp,
+    /// The machine's state and the link's primary in the world as it returned.
+    state: State,
+    primary: Option<Side>,
+}
+
+/// A user command waiting for its moment, or issued and running.
+struct Pending {
+    command: Concurrent,
+    /// The script command it arrived during.
+    during: Op,
+    /// The session it was issued on.
+    session: Arc<DstSession>,
+    notify: Arc<Notify>,
+    handle: JoinHandle<Issued>,
+}
+
+async fn issue(s: &DstSession, sim: &Sim, link: &LinkName, command: Concurrent) -> Issued {
+    let issued = sim.now();
+    let issued_in = s.machine().state().name();
+    let result = match command {
+        Concurrent::Failover => s.failover(FailoverKind::Planned).await,
+        Concurrent::Cutover => s.cutover(CutoverOptions::default()).await,
+        Concurrent::Cancel => s.cancel().await,
+        Concurrent::Failback => s.failback().await,
+        Concurrent::Prepare => s.prepare().await,
+        Concurrent::Health => s.health().await.map(|_| ()),
+    };
+    Issued {
+        result,
+        issued_in,
+        issued,
+        ended: sim.now(),
+        state: s.machine().state().clone(),
+        primary: sim.with_world(|w| w.primary_of(link)),
+    }
+}
+
+/// Spawns `command` on `session`'s runtime, to be issued at `at` (see [`DstTimer`]).
+fn spawn_command(
+    session: &Arc<DstSession>,
+    lab: &Lab,
+    command: Concurrent,
+    during: Op,
+    at: Timestamp,
+    wakes: &Wakes,
+) -> Pending {
+    let notify = Arc::new(Notify::new());
+    wakes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((at, Arc::clone(&notify)));
+    let (s, sim, link, signal) = (
+        Arc::clone(session),
+        lab.sim.clone(),
+        lab.spec.link.clone(),
+        Arc::clone(&notify),
+    );
+    let handle = tokio::spawn(async move {
+        signal.notified().await;
+        issue(&s, &sim, &link, command).await
+    });
+    Pending {
+        command,
+        during,
+        session: Arc::clone(session),
+        notify,
+        handle,
+    }
+}
+
+/// What the commands issued during one script command did.
+#[derive(Debug, Default)]
+struct Settled {
+    /// One of them succeeded and left the link elsewhere than the script command did: the
+    /// script does not go on.
+    diverted: bool,
+    /// Role changes they made (a failback after a planned failover).
+    role_changes: usize,
+}
+
+/// Where a run is: what [`settle`] may change when a command issued concurrently met the
+/// orchestrator's crash.
+struct Runner<'a> {
+    lab: &'a Lab,
+    watch: &'a Arc<Watch>,
+    plan: &'a Plan,
+    redirects: &'a Arc<Mutex<Vec<(String, Side)>>>,
+    wakes: &'a Wakes,
+    crashed: &'a AtomicBool,
+    session: Arc<DstSession>,
+    resumed: bool,
+    trace: Vec<String>,
+    outcomes: Vec<String>,
+}
+
+impl Runner<'_> {
+    /// Issues the commands of `pending` whose moment has not come (the command they arrived
+    /// during ended first), waits for each, and checks how it ended: never a panic or a hang,
+    /// within bounded virtual time, in its goal state when it succeeded, with a typed error
+    /// otherwise. A command that died with the orchestrator is issued again on the resumed
+    /// session, as its user would.
+    async fn settle(&mut self, pending: &mut Vec<Pending>) -> Settled {
+        let (lab, watch) = (self.lab, self.watch);
+        let link = &lab.spec.link;
+        let main_state = self.session.machine().state().clone();
+        let main_primary = lab.sim.with_world(|w| w.primary_of(link));
+        let mut settled = Settled::default();
+        for p in pending.drain(..) {
+            let waiting = {
+                let mut wakes = self.wakes.lock().unwrap_or_else(PoisonError::into_inner);
+                let before = wakes.len();
+                wakes.retain(|(_, n)| !Arc::ptr_eq(n, &p.notify));
+                before != wakes.len()
+            };
+            if waiting {
+                p.notify.notify_one();
+            }
+            let what = format!("{:?} during {:?}", p.command, p.during);
+            let mut handle = p.handle;
+            // Virtual time never waits, so only a deadlock reaches this bound.
+            let joined = tokio::time::timeout(Duration::from_secs(600), &mut handle).await;
+            let mut issued = match joined {
+                Err(_) => {
+                    handle.abort();
+                    watch.violation(format!("{what} never returned"));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    watch.violation(format!("{what} panicked: {e}"));
+                    continue;
+                }
+                Ok(Ok(issued)) => issued,
+            };
+            // The orchestrator died before the command ran (it waited for the command that
+            // crashed, then met a dead session): its user issues it again on the new one.
+            if !Arc::ptr_eq(&p.session, &self.session) {
+                issued = issue(&self.session, &lab.sim, link, p.command).await;
+            }
+            if matches!(issued.result, Err(SessionError::Journal(_)))
+                && self.crashed.load(Ordering::SeqCst)
+            {
+                if !self.resumed {
+                    // The orchestrator died while this command ran: a new process resumes
+                    // the journal, which continues it.
+                    self.resumed = true;
+                    self.trace.push(format!("crash during {what}"));
+                    match open(lab, watch, None, self.plan.seed, self.redirects, self.wakes) {
+                        Ok(s) => self.session = s,
+                        Err(e) => {
+                            watch.violation(format!("resume after the crash failed: {e}"));
+                            continue;
+                        }
+                    }
+                    let result = self.session.resume().await;
+                    let state = self.session.machine().state().clone();
+                    if p.command.goal().is_some_and(|g| g.reached(&state)) || result.is_err() {
+                        issued = Issued {
+                            result,
+                            issued_in: issued.issued_in,
+                            issued: issued.issued,
+                            ended: lab.sim.now(),
+                            state,
+                            primary: lab.sim.with_world(|w| w.primary_of(link)),
+                        };
+                    }
+                }
+                if matches!(issued.result, Err(SessionError::Journal(_))) {
+                    // Its user issues it again.
+                    issued = issue(&self.session, &lab.sim, link, p.command).await;
+                }
+            }
+            watch.count();
+            let took = issued.ended.since(issued.issued);
+            if took > Duration::from_secs(8 * 24 * 3600) {
+                watch.violation(format!("{what} took {} s of virtual time", took.as_secs()));
+            }
+            let outcome = match &issued.result {
+                Ok(()) => {
+                    if !p.command.reached(&issued.state) {
+                        watch.violation(format!(
+                            "{what} returned Ok in state {}",
+                            issued.state.name()
+                        ));
+                    }
+                    if p.command != Concurrent::Health
+                        && (issued.state.name() != main_state.name()
+                            || issued.primary != main_primary)
+                    {
+                        settled.diverted = true;
+                    }
+                    if matches!(p.command, Concurrent::Failover | Concurrent::Failback)
+                        && issued.primary != main_primary
+                    {
+                        settled.role_changes += 1;
+                    }
+                    "ok".to_owned()
+                }
+                Err(SessionError::Journal(e)) => {
+                    watch.violation(format!("{what}: journal error without a crash: {e}"));
+                    "journal".to_owned()
+                }
+                Err(e) => error_name(e),
+            };
+            self.trace.push(format!(
+                "{what}: issued at {} ms in {}, {outcome} after {} ms, state {}",
+                issued.issued.as_millis(),
+                issued.issued_in,
+                took.as_millis(),
+                issued.state.name()
+            ));
+            let when = if waiting { "as it ended" } else { "in " };
+            let state = if waiting { "" } else { issued.issued_in };
+            self.outcomes
+                .push(format!("{what}, issued {when}{state}: {outcome}"));
+        }
+        settled
+    }
+}
+
+/// The short name of a session error, for the counts of outcomes.
+fn error_name(e: &SessionError) -> String {
+    match e {
+        SessionError::Rejected { operation, .. } => format!("refused ({operation})"),
+        SessionError::StepFailed(step) => format!("failed ({})", step.code),
+        other => format!("{other:?}").chars().take(24).collect(),
+    }
+}
+
 /// Runs `plan` (with its crash, or without any crash when `crash` is false), with `tweak`
 /// applied to the link spec (the mutation tests switch guards off with it).
 pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> RunReport {
@@ -751,14 +1225,17 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
     );
     let crashed = journal.crashed_flag();
     let redirects = Arc::new(Mutex::new(Vec::new()));
+    let wakes: Wakes = Arc::new(Mutex::new(Vec::new()));
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut concurrent_outcomes = Vec::new();
     let mut resumed = false;
-    let mut session = match open(&lab, &watch, Some(journal), plan.seed, &redirects) {
+    let mut session = match open(&lab, &watch, Some(journal), plan.seed, &redirects, &wakes) {
         Ok(s) => s,
         // The process died on its first record: a new one resumes the journal.
         Err(SessionError::Journal(_)) if crashed.load(Ordering::SeqCst) => {
             resumed = true;
             trace.push("crash while creating the session".to_owned());
-            match open(&lab, &watch, None, plan.seed, &redirects) {
+            match open(&lab, &watch, None, plan.seed, &redirects, &wakes) {
                 Ok(s) => s,
                 Err(e) => panic!("seed {}: resume after a crash in create: {e}", plan.seed),
             }
@@ -833,6 +1310,36 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
             promotions_before = promotions(&lab.sim, &lab.spec.link);
         }
         let before = lab.sim.now();
+        for c in &plan.concurrent {
+            let now = match c.during {
+                During::Start => op == Op::Start,
+                During::FirstRoleChange => first_lossless,
+            };
+            if now {
+                pending.push(spawn_command(
+                    &session,
+                    &lab,
+                    c.command,
+                    op,
+                    before.plus(c.after),
+                    &wakes,
+                ));
+            }
+        }
+        let late_writer = first_lossless && !plan.late_writer.is_empty();
+        if late_writer {
+            for at in &plan.late_writer {
+                // (SQL Server is the primary before the first role change.)
+                let _ = lab
+                    .sim
+                    .hold_open_transaction(Side::SqlServer, &lab.database, *at);
+            }
+            trace.push(format!(
+                "a session lingers: {} commits over {} s",
+                plan.late_writer.len(),
+                plan.late_writer.last().map_or(0, |d| d.as_secs())
+            ));
+        }
         let (mut attempts, mut retries) = (0, 0);
         let mut result = perform(&session, &lab, op, plan, &watch).await;
         loop {
@@ -845,7 +1352,7 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
                         "crash during {op:?} after {} records",
                         memory.snapshot().len()
                     ));
-                    session = match open(&lab, &watch, None, plan.seed, &redirects) {
+                    session = match open(&lab, &watch, None, plan.seed, &redirects, &wakes) {
                         Ok(s) => s,
                         Err(e) => {
                             watch.violation(format!("resume after the crash failed: {e}"));
@@ -910,21 +1417,46 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
             }
         }
         let took = lab.sim.now().since(before);
+        let ended_in = session.machine().state().clone();
         trace.push(format!(
             "{op:?} done in {} s, state {}",
             took.as_secs(),
-            session.machine().state().name()
+            ended_in.name()
         ));
+        // The commands issued while it ran: they ran after it (or, like `health()`, alongside).
+        let settled = {
+            let mut runner = Runner {
+                lab: &lab,
+                watch: &watch,
+                plan,
+                redirects: &redirects,
+                wakes: &wakes,
+                crashed: &crashed,
+                session: Arc::clone(&session),
+                resumed,
+                trace: std::mem::take(&mut trace),
+                outcomes: std::mem::take(&mut concurrent_outcomes),
+            };
+            let settled = runner.settle(&mut pending).await;
+            (session, resumed, trace, concurrent_outcomes) = (
+                runner.session,
+                runner.resumed,
+                runner.trace,
+                runner.outcomes,
+            );
+            settled
+        };
+        if late_writer {
+            // The lingering session gives up once the role change is done.
+            lab.sim.with_world_mut(|w| w.open_transactions.clear());
+        }
         // Promise 3: bounded.
         watch.count();
         if took > Duration::from_secs(8 * 24 * 3600) {
             watch.violation(format!("{op:?} took {} s of virtual time", took.as_secs()));
         }
-        if !op.reached(session.machine().state()) {
-            watch.violation(format!(
-                "{op:?} returned Ok in state {}",
-                session.machine().state().name()
-            ));
+        if !op.reached(&ended_in) {
+            watch.violation(format!("{op:?} returned Ok in state {}", ended_in.name()));
         }
         // Promise 1: nothing lost by the data, after a lossless command. No transaction the
         // application was told had committed is ever lost. When the application stopped before
@@ -959,17 +1491,23 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
                 }
             }
         }
-        // Promise 6: one promotion per role change.
+        // Promise 6: one promotion per role change (and one per role change a command issued
+        // meanwhile made after it).
+        completed_role_changes += settled.role_changes;
         if matches!(op, Op::Planned | Op::Failback | Op::Forced) {
             completed_role_changes += 1;
             watch.count();
             let made = promotions(&lab.sim, &lab.spec.link) - promotions_before;
-            if made != 1 {
-                watch.violation(format!("{op:?} promoted {made} times"));
+            if made != 1 + settled.role_changes {
+                watch.violation(format!(
+                    "{op:?} and the commands issued meanwhile ({} role changes) promoted {made} times",
+                    settled.role_changes
+                ));
             }
         }
         // The application comes back where the redirect hook sent it, for a while.
-        if matches!(op, Op::Planned | Op::Failback)
+        if !settled.diverted
+            && matches!(op, Op::Planned | Op::Failback)
             && plan.tps > 0.0
             && let Some(side) = redirected_to(&redirects)
         {
@@ -988,6 +1526,50 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
             }
         }
         watch.one_writable_primary(&format!("after {op:?}"));
+        if settled.diverted {
+            trace.push(format!(
+                "a command issued during {op:?} left the link in {}: the script ends",
+                session.machine().state().name()
+            ));
+            break 'script;
+        }
+    }
+    if !pending.is_empty() {
+        // The script stopped at a command during which others were issued.
+        let mut runner = Runner {
+            lab: &lab,
+            watch: &watch,
+            plan,
+            redirects: &redirects,
+            wakes: &wakes,
+            crashed: &crashed,
+            session: Arc::clone(&session),
+            resumed,
+            trace: std::mem::take(&mut trace),
+            outcomes: std::mem::take(&mut concurrent_outcomes),
+        };
+        let settled = runner.settle(&mut pending).await;
+        (session, resumed, trace, concurrent_outcomes) = (
+            runner.session,
+            runner.resumed,
+            runner.trace,
+            runner.outcomes,
+        );
+        completed_role_changes += settled.role_changes;
+        lab.sim.with_world_mut(|w| w.open_transactions.clear());
+    }
+    // Each side of the link removed at most once.
+    for side in [Side::SqlServer, Side::ManagedInstance] {
+        watch.count();
+        let removed = lab
+            .sim
+            .events()
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::LinkRemoved { link, side: s } if *link == lab.spec.link && *s == side))
+            .count();
+        if removed > 1 {
+            watch.violation(format!("the link was removed {removed} times on {side:?}"));
+        }
     }
     lab.sim.stop_workload();
     // Let the link settle so what is still in flight is not counted as missing: past the end
@@ -1117,6 +1699,7 @@ pub async fn run(plan: &Plan, crash: bool, tweak: &dyn Fn(&mut LinkSpec)) -> Run
         trace,
         in_flight_lost,
         diverged_by_timing: false,
+        concurrent: concurrent_outcomes,
     }
 }
 
@@ -1161,7 +1744,16 @@ pub async fn run_seed_with(seed: u64, tweak: &dyn Fn(&mut LinkSpec)) -> RunRepor
 /// changes.)
 fn same_ending(reference: &RunReport, resumed: &RunReport) -> bool {
     let (a, b) = (&reference.outcome, &resumed.outcome);
+    // (A command issued while another ran, other than `health()`, runs when that one lets
+    // go of the session, which the crash moves: after a failed attempt, for example, rather
+    // than after the retry.)
+    let interleaved = reference
+        .plan
+        .concurrent
+        .iter()
+        .any(|c| c.command != Concurrent::Health);
     let comparable = !reference.plan.script.contains(&Op::Forced)
+        && !interleaved
         && (reference.plan.late_stop.is_none()
             || (reference.plan.cut_then_stop && reference.plan.tps > 0.0))
         && a.stopped_at.is_none()
@@ -1172,16 +1764,20 @@ fn same_ending(reference: &RunReport, resumed: &RunReport) -> bool {
         && (!comparable || (a.lost == b.lost && a.missing_on_instance == b.missing_on_instance))
 }
 
-/// Whether the two runs differ only because the plan's log backup during seeding (triggered when
-/// the seeding reaches 40 %, a moment the crash moves) broke the seeding in one of them: that
-/// run stopped at `start` with error 1412, as the service does.
+/// Whether the two runs differ only because of timing the crash moved: the plan's log backup
+/// during seeding (triggered when the seeding reaches 40 %) broke the seeding in one of them
+/// (that run stopped at `start` with error 1412, as the service does), or a command issued while
+/// another ran ended otherwise.
 fn timing_explains(reference: &RunReport, resumed: &RunReport) -> bool {
     let broke = |r: &RunReport| matches!(&r.outcome.stopped_at, Some((Op::Start, code)) if code == "sql:1412");
-    reference
+    let by_log_backup = reference
         .plan
         .kinds
         .contains(&FaultKind::LogBackupDuringSeeding)
-        && (broke(reference) != broke(resumed))
+        && (broke(reference) != broke(resumed));
+    // A command issued while another ran met that one elsewhere in the two runs (before or
+    // after a failed attempt, or a retry), and so ended otherwise: each run's own checks hold.
+    by_log_backup || reference.concurrent != resumed.concurrent
 }
 
 /// The one-line command that replays `seed` with its trace.

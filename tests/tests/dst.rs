@@ -22,6 +22,10 @@ fn show(report: &RunReport) {
         eprintln!("  {line}");
     }
     eprintln!("  outcome {:?}", report.outcome);
+    eprintln!(
+        "  commands issued while another ran: {:?}",
+        report.concurrent
+    );
     eprintln!("  {} records, crashed: {}", report.records, report.crashed);
 }
 
@@ -45,6 +49,7 @@ async fn every_promise_holds_in_every_seeded_world() {
     let mut scripts: BTreeMap<String, u64> = BTreeMap::new();
     let mut endings: BTreeMap<String, u64> = BTreeMap::new();
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+    let mut concurrent: BTreeMap<String, u64> = BTreeMap::new();
     let (mut checks, mut crashed, mut by_timing, mut in_flight) = (0u64, 0u64, 0u64, 0u64);
     let mut slowest: Vec<(f64, u64)> = Vec::new();
     for seed in first..first + count {
@@ -57,6 +62,9 @@ async fn every_promise_holds_in_every_seeded_world() {
         in_flight += report.in_flight_lost;
         for kind in &report.plan.kinds {
             *faults.entry(format!("{kind:?}")).or_default() += 1;
+        }
+        for outcome in &report.concurrent {
+            *concurrent.entry(outcome.clone()).or_default() += 1;
         }
         *scripts
             .entry(format!("{:?}", report.plan.script))
@@ -85,12 +93,13 @@ async fn every_promise_holds_in_every_seeded_world() {
     slowest.truncate(5);
     eprintln!("slowest seeds (s, seed): {slowest:?}");
     eprintln!(
-        "crashed runs that ended otherwise only because the log backup hit the seeding in one run: {by_timing}"
+        "crashed runs that ended otherwise only because the log backup hit the seeding in one run, or a command issued while another ran met it elsewhere: {by_timing}"
     );
     eprintln!(
         "unacknowledged transactions in flight at a role change (an application stopping late), lost with it: {in_flight}"
     );
     eprintln!("faults injected (seeds with each kind): {faults:?}");
+    eprintln!("commands issued while another ran, by how they ended: {concurrent:#?}");
     eprintln!("scripts: {scripts:?}");
     eprintln!("versions: {versions:?}");
     eprintln!("endings: {endings:?}");
