@@ -440,16 +440,17 @@ pub fn plan(seed: u64) -> Plan {
         } else {
             vec![Op::Assess, Op::Start, Op::Planned, Op::Failback]
         };
-        // Each wake-up commits a burst of one to three transactions 30 ms apart, 3.5 to 8 s
-        // after the last (the stability window of these worlds is 10 s, the quiet window 3 s),
-        // for about three minutes: past the switch to synchronous commit, the gate and an ARM
-        // failover (30 to 90 s).
+        // Each wake-up commits a batch of one to ten transactions 100 ms apart, 3.5 to 8 s
+        // after the last batch (the stability window of these worlds is 10 s, the quiet window
+        // 3 s), for about three minutes: past the switch to synchronous commit, the gate and an
+        // ARM failover (30 to 90 s).
         let mut at = Duration::from_millis(extra.u64(1_000..=6_000));
         while at < Duration::from_secs(180) {
-            for i in 0..extra.u64(1..=3) {
-                late_writer.push(at + Duration::from_millis(30 * i));
+            let batch = extra.u64(1..=10);
+            for i in 0..batch {
+                late_writer.push(at + Duration::from_millis(100 * i));
             }
-            at += Duration::from_millis(extra.u64(3_500..=8_000));
+            at += Duration::from_millis(100 * (batch - 1) + extra.u64(3_500..=8_000));
         }
     }
     // Four worlds in ten get a user command while another runs: mostly during the first role
