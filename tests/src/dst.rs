@@ -1156,6 +1156,12 @@ impl Runner<'_> {
                     watch.violation(format!("{what}: journal error without a crash: {e}"));
                     "journal".to_owned()
                 }
+                Err(e @ SessionError::Rejected { source, .. })
+                    if source.reason.to_string().is_empty() =>
+                {
+                    watch.violation(format!("{what} was refused without a reason: {source:?}"));
+                    error_name(e)
+                }
                 Err(e) => error_name(e),
             };
             self.trace.push(format!(
@@ -1177,7 +1183,15 @@ impl Runner<'_> {
 /// The short name of a session error, for the counts of outcomes.
 fn error_name(e: &SessionError) -> String {
     match e {
-        SessionError::Rejected { operation, .. } => format!("refused ({operation})"),
+        SessionError::Rejected { operation, source } => {
+            let reason = format!("{:?}", source.reason);
+            let class = reason
+                .split(['(', '{', ' '])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            format!("refused ({operation}: {class} in {})", source.state)
+        }
         SessionError::StepFailed(step) => format!("failed ({})", step.code),
         other => format!("{other:?}").chars().take(24).collect(),
     }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use milink_tests::dst::{DEFAULT_SEEDS, RunReport, replay_command, run_seed};
+use milink_tests::dst::{
+    Concurrent, DEFAULT_SEEDS, During, RunReport, plan, replay_command, run_seed,
+};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
@@ -106,5 +108,44 @@ async fn every_promise_holds_in_every_seeded_world() {
     assert!(
         failures.is_empty(),
         "seeds that broke a promise: {failures:?}"
+    );
+}
+
+/// The seeded worlds do issue user commands within a running role change's catch-up gate (the
+/// sessions' timer issues them at their moment, not only once the running command ended): the
+/// first worlds whose plan issues a failover, cutover, cancel, failback or prepare during the
+/// first role change, until one issued within the gate. Each such command waited for the role
+/// change and ended in its goal state or with a typed refusal, and every promise held.
+#[tokio::test]
+async fn a_command_issued_within_the_catch_up_gate_waits_for_the_role_change() {
+    let candidates = (0..2_000u64).filter(|&seed| {
+        plan(seed)
+            .concurrent
+            .iter()
+            .any(|c| c.during == During::FirstRoleChange && c.command != Concurrent::Health)
+    });
+    let mut within_gate = Vec::new();
+    for seed in candidates.take(60) {
+        let report = run_seed(seed).await;
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            report.violations
+        );
+        within_gate.extend(
+            report
+                .concurrent
+                .iter()
+                .filter(|o| o.contains("issued in CatchingUp") && !o.starts_with("Health"))
+                .map(|o| format!("seed {seed}: {o}")),
+        );
+        if !within_gate.is_empty() {
+            break;
+        }
+    }
+    eprintln!("{within_gate:#?}");
+    assert!(
+        !within_gate.is_empty(),
+        "no command was issued within a catch-up gate"
     );
 }
