@@ -22,6 +22,19 @@
 //!    crash, and always with the redirect's own id.
 //! 7. **Split brain seen**: two writable primaries after a forced failover are reported within
 //!    a bounded time of the old primary coming back.
+//! 8. **Commands at any time**: a user command issued while another runs (a second failover, a
+//!    cutover, cancel, failback, prepare or `health()`, a tokio task on the same session issued
+//!    at a seeded virtual moment, often within the catch-up gate) never panics or hangs, returns
+//!    within bounded virtual time, and ends in its goal state (after waiting for the running
+//!    command) or with a typed refusal naming its reason; `health()` reads without waiting. No
+//!    role change or link removal happens twice, and the redirect hook runs once per role
+//!    change either command made.
+//!
+//! Late-writer worlds test promise 1 where the catch-up gate's stability window and quiet check
+//! matter: the application stops, but a session of it lingers with transactions open and
+//! commits them in batches every few seconds, into the gate and past it. Any transaction lost
+//! there (counted by the rows each copy holds, acknowledged or not) breaks the promise: the gate
+//! could see the session coming.
 //!
 //! A failing seed is replayed alone with `MILINK_DST_SEED=<seed>`, which prints its plan and
 //! its trace.
