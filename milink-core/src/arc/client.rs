@@ -74,6 +74,24 @@ pub fn replica_lag_seconds(table: &TelemetryTable, database: &str) -> Option<f64
     row.get(at)?.as_deref()?.parse().ok()
 }
 
+/// The code of a request a read-only [`ArcSqlServer`] refused to send.
+pub const READ_ONLY_REFUSED: &str = "arc:ReadOnly";
+
+/// The `POST` actions on an instance that only read ([`ArcOp::is_read`]): what a read-only
+/// [`ArcSqlServer`] sends besides `GET`s.
+pub const READ_ACTIONS: &[&str] = &["getTelemetry", "runManagedInstanceLinkAssessment"];
+
+/// What an [`ArcSqlServer`] may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArcAccess {
+    /// Every operation (the link's creation, failover and removal too).
+    #[default]
+    ReadWrite,
+    /// `GET`s, and `POST`s of the [`READ_ACTIONS`] on the client's own instance; anything
+    /// else is refused before it is sent (code [`READ_ONLY_REFUSED`]).
+    ReadOnly,
+}
+
 /// The oldest Azure Extension for SQL Server that links more than one database at once.
 pub const MULTI_DATABASE_EXTENSION: &str = "1.1.3348.364";
 
@@ -190,6 +208,7 @@ pub struct ArcSqlServer {
     arm: ArmManagedInstance,
     endpoint: String,
     timer: Arc<dyn Timer>,
+    access: ArcAccess,
 }
 
 impl fmt::Debug for ArcSqlServer {
@@ -197,6 +216,7 @@ impl fmt::Debug for ArcSqlServer {
         f.debug_struct("ArcSqlServer")
             .field("instance", &self.instance.to_string())
             .field("arm", &self.arm)
+            .field("access", &self.access)
             .finish_non_exhaustive()
     }
 }
@@ -239,7 +259,40 @@ impl ArcSqlServer {
             arm,
             endpoint,
             timer,
+            access: ArcAccess::ReadWrite,
         })
+    }
+
+    /// The same client, refusing every request that is not a read ([`ArcAccess::ReadOnly`]):
+    /// for opt-in tests against real Azure, and for looking without touching. The managed
+    /// instance's client ([`ArcSqlServer::managed_instance`]) is not restricted.
+    pub fn read_only(mut self) -> Self {
+        self.access = ArcAccess::ReadOnly;
+        self
+    }
+
+    /// What this client may send.
+    pub fn access(&self) -> ArcAccess {
+        self.access
+    }
+
+    /// Whether `method` on `path` (without its query) is a read this client may send in
+    /// [`ArcAccess::ReadOnly`]: a `GET`, or a `POST` of a [`READ_ACTIONS`] on its instance.
+    fn is_read_request(&self, method: Method, path: &str) -> bool {
+        match method {
+            Method::Get => true,
+            Method::Post => {
+                let instance = self.instance.path();
+                path.len() > instance.len()
+                    && path
+                        .get(..instance.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(&instance))
+                    && READ_ACTIONS
+                        .iter()
+                        .any(|a| path[instance.len()..] == format!("/{a}"))
+            }
+            _ => false,
+        }
     }
 
     /// The Arc instance.
@@ -255,6 +308,18 @@ impl ArcSqlServer {
 
     async fn send(&self, request: &ArmRequest, url: &str) -> Result<Answer, ArcError> {
         let what = format!("{} {}", request.method, request.path);
+        if self.access == ArcAccess::ReadOnly
+            && !self.is_read_request(request.method, &request.path)
+        {
+            return Err(ArcError::Port(PortError::permanent(
+                PortErrorKind::Other(READ_ONLY_REFUSED.to_owned()),
+                format!(
+                    "{what} was refused: this Azure Arc client is read-only (it sends GETs and \
+                     the read actions {}); nothing was sent",
+                    READ_ACTIONS.join(", ")
+                ),
+            )));
+        }
         self.arm
             .send(request.method, url, request.body.as_ref(), &what)
             .await
@@ -271,7 +336,14 @@ impl ArcSqlServer {
 
     /// Every database of the instance (`nextLink` followed on the management endpoint).
     pub async fn databases(&self) -> Result<Vec<SqlServerDatabase>, ArcError> {
-        let op = ArcOp::ListDatabases;
+        self.list(ArcOp::ListDatabases).await
+    }
+
+    /// Every page of the list `op` reads.
+    async fn list<T>(&self, op: ArcOp) -> Result<Vec<T>, ArcError>
+    where
+        Listed<T>: models::ArcModel,
+    {
         let request = request(&op, &self.instance);
         let mut url = request.url(&self.endpoint);
         let mut out = Vec::new();
@@ -280,7 +352,7 @@ impl ArcSqlServer {
             if answer.status != 200 {
                 return Err(self.refusal(&op, &request, &answer));
             }
-            let page: Listed<SqlServerDatabase> =
+            let page: Listed<T> =
                 models::parse(&answer.body).map_err(|e| malformed(&request, &e))?;
             out.extend(page.value);
             match page.next_link {
@@ -294,6 +366,12 @@ impl ArcSqlServer {
             MALFORMED,
             format!("{} {}: more than 100 pages", request.method, request.path),
         )))
+    }
+
+    /// Every availability group of the instance, distributed ones (links) included
+    /// (`nextLink` followed on the management endpoint).
+    pub async fn availability_groups(&self) -> Result<Vec<SqlServerAvailabilityGroup>, ArcError> {
+        self.list(ArcOp::ListAvailabilityGroups).await
     }
 
     /// An availability group of the instance (a link's distributed one too); `None` if there
@@ -713,6 +791,62 @@ mod tests {
         // No leading slash: never glued onto the endpoint's host.
         assert_eq!(path_and_query("evil.example"), "/");
         assert_eq!(path_and_query("evil.example/x"), "/x");
+    }
+
+    #[test]
+    fn read_only_means_the_reads_of_arc_op_and_only_on_this_instance() {
+        use crate::arm::client::StaticToken;
+        use crate::secret::Secret;
+        let id = ArcInstanceId::from_parts("s", "rg", "HOST_INST").unwrap();
+        let mi = InstanceId::from_parts("s", "rg", "mi").unwrap();
+        let arc = ArcSqlServer::new(
+            id.clone(),
+            mi.clone(),
+            Arc::new(StaticToken::new(Secret::new("t"))),
+            ArmOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(arc.access(), ArcAccess::ReadWrite);
+        let arc = arc.read_only();
+        let link = LinkName::new("dag").unwrap();
+        let telemetry = super::super::TelemetryRequest::replica_lag(
+            crate::names::DatabaseName::new("db").unwrap(),
+            crate::time::Timestamp::from_millis(1_000_000),
+            Duration::from_secs(60),
+        );
+        let ops = [
+            ArcOp::GetInstance,
+            ArcOp::ListDatabases,
+            ArcOp::ListAvailabilityGroups,
+            ArcOp::GetAvailabilityGroup {
+                name: AgName::new("ag").unwrap(),
+            },
+            ArcOp::GetTelemetry(Box::new(telemetry)),
+            ArcOp::RunMigrationAssessment,
+            ArcOp::FailoverMiLink {
+                link: link.clone(),
+                managed_instance: mi,
+                failover: ArcFailover::Planned,
+            },
+            ArcOp::DeleteMiLink { link },
+        ];
+        for op in &ops {
+            let r = request(op, &id);
+            assert_eq!(
+                arc.is_read_request(r.method, &r.path),
+                op.is_read(),
+                "{op:?}"
+            );
+        }
+        // A read action on another instance, or another verb, is not a read of this client.
+        let other = ArcInstanceId::from_parts("s", "rg", "OTHER").unwrap();
+        let path = format!("{}/getTelemetry", other.path());
+        assert!(!arc.is_read_request(Method::Post, &path));
+        let path = format!("{}/getTelemetry/x", id.path());
+        assert!(!arc.is_read_request(Method::Post, &path));
+        assert!(!arc.is_read_request(Method::Post, &id.path()));
+        assert!(!arc.is_read_request(Method::Delete, &id.path()));
+        assert!(!arc.is_read_request(Method::Put, &id.path()));
     }
 
     #[test]

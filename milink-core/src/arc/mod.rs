@@ -266,6 +266,23 @@ impl ArcOp {
         )
     }
 
+    /// Whether the operation only reads: the `GET`s, and the two actions that are `POST`s
+    /// without changing anything (`getTelemetry`, `runManagedInstanceLinkAssessment`). The
+    /// migration assessment's `POST` is not one: it starts a job that writes its results onto
+    /// the instance's resource (read them with [`ArcOp::GetInstance`]). A read-only
+    /// `ArcSqlServer` (feature `arm`) sends only these.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            ArcOp::GetInstance
+                | ArcOp::ListDatabases
+                | ArcOp::ListAvailabilityGroups
+                | ArcOp::GetAvailabilityGroup { .. }
+                | ArcOp::GetTelemetry(_)
+                | ArcOp::RunMiLinkAssessment(_)
+        )
+    }
+
     /// Whether sending the operation twice could do something twice: a second failover would
     /// hand the role back, so a lost answer is read (the availability group's roles), never
     /// re-sent blindly.

@@ -11,9 +11,10 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use azure_core::time::OffsetDateTime;
 
 use super::tests::{TOKEN, client_trusting, read};
-use super::{ArmHttpsServer, ArmServerConfig};
+use super::{ArmHttpsServer, ArmServerConfig, difference};
 use crate::arc::client::{
-    ArcError, ArcOperation, ArcPoll, ArcSqlServer, ArcStarted, replica_lag_seconds,
+    ArcAccess, ArcError, ArcOperation, ArcPoll, ArcSqlServer, ArcStarted, READ_ONLY_REFUSED,
+    replica_lag_seconds,
 };
 use crate::arc::models::{
     ArcAnswer, ArcConnectivityStatus, AssessmentStatus, RecommendationStatus,
@@ -742,4 +743,97 @@ async fn an_operation_followed_by_its_location_ends_the_same_way() {
         finish(&f, &op).await.unwrap(),
         Some(ArcAnswer::AvailabilityGroup(_))
     ));
+}
+
+#[tokio::test]
+async fn a_read_only_client_reads_everything_and_sends_no_write() {
+    let f = fixture(12).await;
+    // A link to read, made by a client that may write.
+    linked(&f).await;
+    let arc = client(&f.lab, &f.server).read_only();
+    assert_eq!(arc.access(), ArcAccess::ReadOnly);
+    let counter = f.server.request_counter();
+    let before = counter.snapshot();
+
+    // Every read goes through: the instance, its databases and availability groups, the link's
+    // distributed availability group, telemetry, the MI link assessment.
+    assert!(arc.instance().await.unwrap().properties.build().is_some());
+    assert_eq!(arc.databases().await.unwrap().len(), 2);
+    let ags = arc.availability_groups().await.unwrap();
+    let names: Vec<&str> = ags.iter().filter_map(|a| a.name.as_deref()).collect();
+    assert!(names.contains(&f.lab.spec.link.as_str()), "{names:?}");
+    let link_ag = crate::names::AgName::new(f.lab.spec.link.as_str()).unwrap();
+    assert!(arc.availability_group(&link_ag).await.unwrap().is_some());
+    let request =
+        TelemetryRequest::replica_lag(toystore(), f.lab.sim.now(), Duration::from_secs(60));
+    let op = accepted(
+        arc.begin(&ArcOp::GetTelemetry(Box::new(request)))
+            .await
+            .unwrap(),
+    );
+    // The kept operation is polled with GETs, which a read-only client sends.
+    let mut polls = 0;
+    loop {
+        match arc.poll(&op).await.unwrap() {
+            ArcPoll::Succeeded(answer) => {
+                assert!(matches!(answer.as_deref(), Some(ArcAnswer::Telemetry(_))));
+                break;
+            }
+            ArcPoll::Running { .. } => {
+                polls += 1;
+                assert!(polls < 400, "telemetry never finished");
+                f.lab.sim.advance(Duration::from_secs(5));
+            }
+        }
+    }
+    let reads = difference(&counter.snapshot(), &before);
+    assert!(
+        reads
+            .keys()
+            .all(|k| k.starts_with("GET ") || k == "POST arc getTelemetry"),
+        "{reads:?}"
+    );
+
+    // Every write is refused before it is sent: the server sees nothing and the link stays.
+    let link = f.lab.spec.link.clone();
+    let writes = vec![
+        create(&f.lab, vec![toystore()]),
+        ArcOp::FailoverMiLink {
+            link: link.clone(),
+            managed_instance: f.lab.spec.target.instance.clone(),
+            failover: crate::arc::ArcFailover::Planned,
+        },
+        ArcOp::FailoverMiLink {
+            link: link.clone(),
+            managed_instance: f.lab.spec.target.instance.clone(),
+            failover: crate::arc::ArcFailover::ForcedAllowDataLoss,
+        },
+        ArcOp::DeleteMiLink { link: link.clone() },
+        ArcOp::RunMigrationAssessment,
+    ];
+    let after_reads = counter.snapshot();
+    let operations = f.lab.sim.with_world(|w| w.arc.operations.len());
+    for op in &writes {
+        assert!(!op.is_read(), "{op:?}");
+        let e = arc.begin(op).await.unwrap_err();
+        assert_eq!(e.code(), READ_ONLY_REFUSED, "{op:?}");
+        assert!(e.to_string().contains("nothing was sent"), "{e}");
+        assert!(arc.run(op, Duration::from_secs(1), 1).await.is_err());
+    }
+    assert_eq!(
+        counter.snapshot(),
+        after_reads,
+        "a write reached the server"
+    );
+    assert_eq!(
+        f.lab.sim.with_world(|w| w.role(Side::SqlServer, &link)),
+        Some(ReplicaRole::Primary)
+    );
+    assert_eq!(f.lab.sim.with_world(|w| w.arc.operations.len()), operations);
+
+    // The same writes from the client that may write do reach the server (the guard is the
+    // read-only mode, not the operations).
+    let e = f.arc.begin(&ArcOp::RunMigrationAssessment).await;
+    assert!(e.is_ok(), "{e:?}");
+    assert!(counter.snapshot() != after_reads);
 }
