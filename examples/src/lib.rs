@@ -1,5 +1,7 @@
 //! Runnable examples for milink; `tailspin` is the main job.
 //!
+//! - [`arc_assessment`]: the lab's readiness through Azure Arc (Arc's assessments beside
+//!   milink's), over loopback HTTPS with the real Arc client;
 //! - [`tailspin`]: the Tailspin lab end to end on the simulator (the `tailspin` example is a thin
 //!   command line over [`tailspin::run`]);
 //! - [`app`]: the lab's application, which follows the session's redirect hook;
@@ -9,6 +11,7 @@
 //!   the lab's `--plan` mode), and renders single effects for the lab's narration.
 
 pub mod app;
+pub mod arc_assessment;
 pub mod config;
 pub mod migrate;
 pub mod narrate;

@@ -16,10 +16,12 @@
 //!   blocker, a `Warning` a warning), per failing database when it names some.
 //! - Arc's migration assessment: its findings for Azure SQL Managed Instance use the same
 //!   feature ids as milink's compatibility rules (`TraceFlags`, `FileStream`, …). A feature
-//!   milink reported gains Arc's evidence; one milink did not is its own finding
-//!   `ArcMigration.<feature>` (an `Issue` is a blocker, a `Warning` a warning) with the impacted
-//!   objects. Arc's SKU recommendation for the managed instance is an `Arc.SkuRecommendation`
-//!   info finding.
+//!   milink reported gains Arc's evidence. One milink did not report is, if milink's rule of
+//!   that id ran on Arc's facts and passed, an `Arc.Disagreement.<feature>` warning with both
+//!   evidences; otherwise its own finding `ArcMigration.<feature>` (an `Issue` is a blocker, a
+//!   `Warning` a warning) with the impacted objects, scoped to each impacted database the
+//!   assessment covers (objects of type `Database`), else to the instance. Arc's SKU
+//!   recommendation for the managed instance is an `Arc.SkuRecommendation` info finding.
 //!
 //! The verdicts are computed again from the findings, as [`assess`] computes them.
 
@@ -513,7 +515,6 @@ fn merge_migration(
     migration: &MigrationAssessment,
     requested: &[DatabaseName],
 ) {
-    let _ = requested;
     let uploaded = migration
         .assessment_upload_time
         .clone()
@@ -551,21 +552,75 @@ fn merge_migration(
             Some("Warning") => Severity::Warning,
             _ => Severity::Info,
         };
-        added.push(Finding {
-            rule_id: format!("ArcMigration.{feature}"),
-            severity,
-            scope: Scope::Instance,
-            title: format!("Azure Arc migration assessment: {feature}"),
-            evidence: Evidence::new(format!(
-                "Azure Arc's migration assessment reports {feature} for Azure SQL Managed \
-                 Instance"
-            ))
-            .with("impacted objects", objects.join(", "))
-            .with("uploaded", &uploaded),
-            fix: Fix::action(a.more_information.clone().unwrap_or_else(|| {
-                "See the feature in Azure Arc's migration assessment.".to_owned()
-            })),
-        });
+        // Impacted databases the assessment covers are the finding's scopes; anything else
+        // (trace flags, logins, databases not asked about) is the instance's.
+        let mut scopes: Vec<Scope> = Vec::new();
+        for o in &a.impacted_objects {
+            let database = o
+                .object_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("Database"))
+                .then(|| {
+                    requested.iter().find(|r| {
+                        o.name
+                            .as_deref()
+                            .is_some_and(|n| r.as_str().eq_ignore_ascii_case(n))
+                    })
+                })
+                .flatten();
+            let scope = database.map_or(Scope::Instance, |d| Scope::Database(d.clone()));
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if scopes.is_empty() {
+            scopes.push(Scope::Instance);
+        }
+        // milink evaluated the same rule on Arc's facts and it passed: both evidences.
+        let evaluated = ARC_RULES.contains(&feature.as_str());
+        for scope in scopes {
+            let arc_says = format!(
+                "Azure Arc's migration assessment of {uploaded} reports {feature} ({}) for \
+                 Azure SQL Managed Instance: {}",
+                a.issue_category.as_deref().unwrap_or("reported"),
+                objects.join(", ")
+            );
+            let (rule_id, severity, title, evidence) = if evaluated {
+                (
+                    format!("Arc.Disagreement.{feature}"),
+                    Severity::Warning,
+                    format!("milink and Azure Arc's migration assessment disagree on {feature}"),
+                    Evidence::new(format!(
+                        "{arc_says}; milink's rule {feature} passes on the facts Arc reports"
+                    ))
+                    .with("milink rule", &feature)
+                    .with("milink evidence", "passes on the facts Arc reports"),
+                )
+            } else {
+                (
+                    format!("ArcMigration.{feature}"),
+                    severity,
+                    format!("Azure Arc migration assessment: {feature}"),
+                    Evidence::new(format!(
+                        "Azure Arc's migration assessment reports {feature} for Azure SQL \
+                         Managed Instance"
+                    )),
+                )
+            };
+            added.push(Finding {
+                rule_id,
+                severity,
+                scope,
+                title,
+                evidence: evidence
+                    .with("arc migration assessment", &arc_says)
+                    .with("impacted objects", objects.join(", "))
+                    .with("uploaded", &uploaded),
+                fix: Fix::action(a.more_information.clone().unwrap_or_else(|| {
+                    "See the feature in Azure Arc's migration assessment.".to_owned()
+                })),
+            });
+        }
     }
     // A compatibility feature milink reports and Arc's assessment does not: both evidences.
     for f in &report.findings {

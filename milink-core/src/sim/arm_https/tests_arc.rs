@@ -691,7 +691,8 @@ async fn one_readiness_report_from_arcs_facts_and_both_arc_assessments() {
     );
     assert_eq!(pki.severity, crate::assess::Severity::Warning);
     // The migration assessment's FILESTREAM, which milink's catalog rule cannot see here.
-    let filestream = finding("ArcMigration.FileStream", &crate::assess::Scope::Instance);
+    // Scoped to the database it impacts: ToyStore is not held back by Customer360's FILESTREAM.
+    let filestream = finding("ArcMigration.FileStream", &c360_scope);
     assert_eq!(filestream.severity, crate::assess::Severity::Blocker);
     assert!(filestream.evidence.details["impacted objects"].contains(Lab::CUSTOMER360));
     finding("Arc.SkuRecommendation", &crate::assess::Scope::Instance);
@@ -707,6 +708,18 @@ async fn one_readiness_report_from_arcs_facts_and_both_arc_assessments() {
         report.verdict_of(Lab::CUSTOMER360),
         Some(crate::assess::Verdict::NotReady)
     );
+    assert_ne!(
+        report.verdict_of(Lab::TOYSTORE),
+        Some(crate::assess::Verdict::NotReady)
+    );
+    // Arc's migration assessment lists the link's own trace flags; milink's rule, run on the
+    // same facts, passes them: a disagreement with both evidences.
+    let flags = finding(
+        "Arc.Disagreement.TraceFlags",
+        &crate::assess::Scope::Instance,
+    );
+    assert_eq!(flags.evidence.details["milink rule"], "TraceFlags");
+    assert!(flags.evidence.details["arc migration assessment"].contains("1800"));
 }
 
 #[tokio::test]
