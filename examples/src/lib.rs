@@ -2,6 +2,7 @@
 //!
 //! - [`arc_assessment`]: the lab's readiness through Azure Arc (Arc's assessments beside
 //!   milink's), over loopback HTTPS with the real Arc client;
+//! - [`arc_read`]: a read-only look at an Arc-enabled SQL Server (the opt-in live test's);
 //! - [`tailspin`]: the Tailspin lab end to end on the simulator (the `tailspin` example is a thin
 //!   command line over [`tailspin::run`]);
 //! - [`app`]: the lab's application, which follows the session's redirect hook;
@@ -12,6 +13,7 @@
 
 pub mod app;
 pub mod arc_assessment;
+pub mod arc_read;
 pub mod config;
 pub mod migrate;
 pub mod narrate;
