@@ -30,10 +30,7 @@ use milink_core::arc::models::{ArcAnswer, MiLinkAssessmentResult, MiLinkCheck};
 use milink_core::arc::permissions::{
     ArcPermissions, EXTENSION_ACCOUNT, EXTENSION_FALLBACK_ACCOUNT,
 };
-use milink_core::arc::{
-    AgCreate, ArcFailover, ArcOp, DagCreate, DagMember, DagMemberRef, MiLinkAssessmentRequest,
-    MiLinkCreate,
-};
+use milink_core::arc::{ArcOp, MiLinkAssessmentRequest};
 use milink_core::arm::client::{ArmOptions, StaticToken};
 use milink_core::assess::{self, AssessOptions, Finding, ReadinessReport, Scope, Severity};
 use milink_core::lifecycle::LinkSpec;
@@ -267,7 +264,6 @@ pub async fn assess_lab_through_arc(
         &over_tsql,
         &checks,
         &instance,
-        spec,
         requests,
     ))
 }
@@ -354,7 +350,6 @@ fn section(
     over_tsql: &ReadinessReport,
     checks: &MiLinkAssessmentResult,
     instance: &milink_core::arc::models::SqlServerInstance,
-    spec: &LinkSpec,
     requests: RequestCounts,
 ) -> ArcSection {
     let verdicts = through_arc
@@ -437,59 +432,22 @@ fn section(
         sku,
         disagreements,
         not_evaluated,
-        permissions: link_permissions(spec),
+        permissions: link_permissions(),
         requests,
     }
 }
 
-/// What the extension needs to create, cut over and cancel the link of `spec`.
-pub fn link_permissions(spec: &LinkSpec) -> Vec<ArcStepPermissions> {
-    let create = ArcOp::CreateMiLink(Box::new(MiLinkCreate {
-        availability_group: AgCreate {
-            name: spec.source.ag.clone(),
-            replicas: Vec::new(),
-            databases: spec.databases.clone(),
-            cluster_type: None,
-        },
-        distributed_availability_group: DagCreate {
-            name: spec.link.clone(),
-            primary: DagMember {
-                availability_group: DagMemberRef::ArcAvailabilityGroup(spec.source.ag.clone()),
-                listener_url: None,
-                availability_mode: None,
-                failover_mode: None,
-                seeding_mode: None,
-                certificate_name: None,
-            },
-            secondary: DagMember {
-                availability_group: DagMemberRef::ManagedInstance(spec.target.instance.clone()),
-                listener_url: None,
-                availability_mode: None,
-                failover_mode: None,
-                seeding_mode: None,
-                certificate_name: None,
-            },
-        },
-        instance_availability_group: None,
-    }));
-    let cutover = ArcOp::FailoverMiLink {
-        link: spec.link.clone(),
-        managed_instance: spec.target.instance.clone(),
-        failover: ArcFailover::Planned,
-    };
-    let cancel = ArcOp::DeleteMiLink {
-        link: spec.link.clone(),
-    };
-    [create, cutover, cancel]
+/// What the extension needs to create, cut over and cancel a link
+/// ([`ArcPermissions::link_steps`]; the report through Arc names the same in its
+/// `Arc.ExtensionPermissions` finding).
+pub fn link_permissions() -> Vec<ArcStepPermissions> {
+    ArcPermissions::link_steps()
         .iter()
-        .map(|op| {
-            let p = ArcPermissions::of(op);
-            ArcStepPermissions {
-                step: p.step.unwrap_or_default().to_owned(),
-                operation: p.operation_id.to_owned(),
-                rbac_action: p.rbac_action.clone(),
-                jit_sql: p.jit_sql.iter().map(|s| (*s).to_owned()).collect(),
-            }
+        .map(|p| ArcStepPermissions {
+            step: p.step.unwrap_or_default().to_owned(),
+            operation: p.operation_id.to_owned(),
+            rbac_action: p.rbac_action.clone(),
+            jit_sql: p.jit_sql.iter().map(|s| (*s).to_owned()).collect(),
         })
         .collect()
 }

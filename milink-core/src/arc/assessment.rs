@@ -31,6 +31,7 @@ use super::models::{
     AssessmentStatus, DbmEndpoint, MiLinkAssessmentResult, MiLinkCheck, MigrationAssessment,
     SqlServerDatabase, SqlServerInstance,
 };
+use super::permissions::{ArcPermissions, EXTENSION_ACCOUNT, EXTENSION_FALLBACK_ACCOUNT};
 use crate::assess::CertificateFact;
 use crate::assess::rules::ScopeKind;
 use crate::assess::{
@@ -338,8 +339,46 @@ pub fn assess_through_arc(
     {
         merge_migration(&mut report, migration, &requested);
     }
+    report.findings.push(extension_permissions());
     recompute_verdicts(&mut report);
     Ok(report)
+}
+
+/// The rule id of the info finding that names what the Arc extension needs.
+pub const EXTENSION_PERMISSIONS: &str = "Arc.ExtensionPermissions";
+
+/// An info finding naming, for the link's create, cutover and cancel through Arc, the Azure
+/// RBAC operation the caller needs and the SQL permissions the extension grants itself just in
+/// time ([`ArcPermissions::link_steps`]).
+fn extension_permissions() -> Finding {
+    let mut evidence = Evidence::new(
+        "what the Azure Extension for SQL Server needs to create, cut over and cancel the link \
+         through Azure Arc",
+    );
+    for p in ArcPermissions::link_steps() {
+        evidence = evidence.with(
+            p.step.unwrap_or(p.operation_id),
+            format!(
+                "RBAC {} ({}); SQL just in time: {}",
+                p.rbac_action,
+                p.operation_id,
+                p.jit_sql.join(", ")
+            ),
+        );
+    }
+    Finding {
+        rule_id: EXTENSION_PERMISSIONS.to_owned(),
+        severity: Severity::Info,
+        scope: Scope::Instance,
+        title: "Permissions for the link through Azure Arc".to_owned(),
+        evidence,
+        fix: Fix::action(format!(
+            "Grant the caller the RBAC operations on the Arc-enabled SQL Server resource. The \
+             extension grants itself the SQL permissions as {EXTENSION_ACCOUNT} under least \
+             privilege; without it, {EXTENSION_FALLBACK_ACCOUNT} needs sysadmin for the cutover \
+             and the cancel."
+        )),
+    }
 }
 
 fn arc_severity(status: Option<&AssessmentStatus>) -> Option<Severity> {
@@ -780,8 +819,20 @@ mod tests {
             report
                 .findings
                 .iter()
-                .all(|f| ARC_RULES.contains(&f.rule_id.as_str()))
+                .all(|f| ARC_RULES.contains(&f.rule_id.as_str())
+                    || f.rule_id == EXTENSION_PERMISSIONS)
         );
+        // What the extension needs for each step is named, without changing a verdict.
+        let needs = report
+            .findings
+            .iter()
+            .find(|f| f.rule_id == EXTENSION_PERMISSIONS)
+            .unwrap();
+        assert_eq!(needs.severity, Severity::Info);
+        assert!(needs.evidence.details["create"].contains("CREATE ENDPOINT"));
+        assert!(needs.evidence.details["cutover"].contains("failoverMiLink/action"));
+        assert!(needs.evidence.details["cancel"].contains("sysadmin"));
+        assert!(matches!(&needs.fix, Fix::Action(a) if a.contains("NT AUTHORITY\\SYSTEM")));
         assert!(
             report
                 .not_evaluated
@@ -859,7 +910,7 @@ mod tests {
             !report
                 .findings
                 .iter()
-                .any(|f| f.rule_id.starts_with("Arc."))
+                .any(|f| f.rule_id.starts_with("Arc.") && f.rule_id != EXTENSION_PERMISSIONS)
         );
 
         // A failing check milink has no rule for is its own finding.

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::{ArcOp, request};
+use crate::arm::Method;
 use crate::arm::errors::permission;
 
 /// The SQL permissions the extension grants itself (to `NT SERVICE\SqlServerExtension` under
@@ -80,6 +81,43 @@ impl ArcPermissions {
             step,
             jit_sql,
         }
+    }
+
+    /// What each of the link's three steps through Arc needs, in order: create
+    /// (`createManagedInstanceLink`), cutover (`failoverMiLink`) and cancel (`deleteMiLink`);
+    /// the same as [`ArcPermissions::of`] their operations.
+    pub fn link_steps() -> [ArcPermissions; 3] {
+        let instance = "/subscriptions/s/resourceGroups/g/providers/Microsoft.AzureArcData/\
+                        sqlServerInstances/n";
+        let step = |operation_id: &'static str,
+                    tail: &str,
+                    step: &'static str,
+                    jit_sql: &'static [&'static str]| ArcPermissions {
+            operation_id,
+            rbac_action: permission(Method::Post, &format!("{instance}{tail}")),
+            step: Some(step),
+            jit_sql,
+        };
+        [
+            step(
+                "SqlServerAvailabilityGroups_CreateManagedInstanceLink",
+                "/createManagedInstanceLink",
+                "create",
+                JIT_CREATE,
+            ),
+            step(
+                "SqlServerAvailabilityGroups_failoverMiLink",
+                "/availabilityGroups/link/failoverMiLink",
+                "cutover",
+                JIT_CUTOVER,
+            ),
+            step(
+                "SqlServerAvailabilityGroups_deleteMiLink",
+                "/availabilityGroups/link/deleteMiLink",
+                "cancel",
+                JIT_CANCEL,
+            ),
+        ]
     }
 
     /// The RBAC part of a message: what to grant on the Arc resource.
@@ -167,5 +205,16 @@ mod tests {
             telemetry.rbac_action,
             "Microsoft.AzureArcData/sqlServerInstances/getTelemetry/action"
         );
+
+        // The three steps as one list: the same as each operation's.
+        let [create, cutover, cancel] = ArcPermissions::link_steps();
+        assert_eq!(cutover, failover);
+        assert_eq!(cancel, delete);
+        assert_eq!(
+            create.rbac_action,
+            "Microsoft.AzureArcData/sqlServerInstances/createManagedInstanceLink/action"
+        );
+        assert_eq!(create.step, Some("create"));
+        assert_eq!(create.jit_sql, JIT_CREATE);
     }
 }
