@@ -25,7 +25,7 @@ use super::world::{EventKind, ReplicaPhase, World};
 
 /// Ids every copy of a database holds are forgotten (on both copies together) once the copies
 /// hold more than this many ids between them.
-const HELD_PRUNE_AT: usize = 16_384;
+const HELD_PRUNE_AT: usize = 256;
 
 /// One application commit waiting for the synchronous secondary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,10 +116,12 @@ impl World {
         self.prune_held();
     }
 
-    /// Keeps memory bounded on long runs: log records that every copy has hardened are dropped
-    /// once a log holds many of them.
+    /// Keeps memory bounded: log records that every copy has hardened are dropped once a log
+    /// holds more than a few of them (nothing reads a record at or before the common point:
+    /// shipping, lag, reverts and seeding all read after it). A world per link, a thousand
+    /// links in one process (the fleet bench), must not keep minutes of log each.
     fn compact_logs(&mut self) {
-        const KEEP: usize = 8192;
+        const KEEP: usize = 64;
         for side in [Side::SqlServer, Side::ManagedInstance] {
             let dbs: Vec<DatabaseName> = match side {
                 Side::SqlServer => self.source.databases.keys().cloned().collect(),
