@@ -85,6 +85,7 @@ pub fn link_spec_with(databases: usize) -> Result<LinkSpec, WorkloadError> {
         },
         session_timeout_s: 20,
         options: MachineOptions::default(),
+        route: milink_core::lifecycle::LinkRoute::Direct,
     })
 }
 

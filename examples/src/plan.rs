@@ -95,6 +95,8 @@ pub fn print_step(step: &PlanStep, instance: &InstanceId) -> String {
         PlanStep::Arm { op, .. } => {
             format!("-- [Azure Resource Manager]\n{}", arm_request(op, instance))
         }
+        // Arc's operation, as the library's plan shows it (request and body).
+        arc @ PlanStep::Arc { .. } => arc.to_string(),
         PlanStep::Redirect { primary } => format!(
             "-- [application] the redirect hook moves the workload to the {}",
             side_name(*primary)

@@ -31,6 +31,17 @@ fn workload_unsupported(side: &str) -> PortError {
     )
 }
 
+fn arc_unsupported(op: &crate::arc::ArcOp) -> PortError {
+    PortError::permanent(
+        UNSUPPORTED,
+        format!(
+            "this SQL Server adapter reaches SQL Server over T-SQL and cannot run Arc's {}; \
+             give the link on the Arc route an Arc adapter",
+            op.operation_id()
+        ),
+    )
+}
+
 /// What kind of failure a port call met, as the vendor identifies it. Its [`fmt::Display`] is
 /// the error's code as the journal and messages show it (`sql:1412`,
 /// `arm:409:ManagedInstanceIsBusy`, `http:503`, `io`, `timeout`, `hook`, `unsupported`), and
@@ -240,6 +251,25 @@ pub trait SourceServer: Send + Sync {
     ) -> Result<WorkloadActivity, PortError> {
         let _ = databases;
         Err(workload_unsupported("SQL Server"))
+    }
+
+    /// Begins an Arc operation on this SQL Server (the Arc route,
+    /// [`crate::lifecycle::LinkRoute::Arc`]): `Accepted` with the operation to poll, or
+    /// `Completed`. Adapters that reach SQL Server over T-SQL keep this default, which answers
+    /// [`UNSUPPORTED`].
+    async fn arc_begin(&self, op: &crate::arc::ArcOp) -> Result<ArmReply, PortError> {
+        Err(arc_unsupported(op))
+    }
+
+    /// Polls an accepted Arc operation `op` (never sends it again). A failed operation is an
+    /// `Err`. The default answers [`UNSUPPORTED`].
+    async fn arc_poll(
+        &self,
+        op: &crate::arc::ArcOp,
+        operation: &OperationRef,
+    ) -> Result<PollReply, PortError> {
+        let _ = operation;
+        Err(arc_unsupported(op))
     }
 
     /// What the session status must say about how this port reaches SQL Server, e.g. that the

@@ -42,6 +42,7 @@ pub(crate) fn spec() -> LinkSpec {
             update_policy: UpdatePolicy::SqlServer2022,
         },
         session_timeout_s: 20,
+        route: crate::lifecycle::LinkRoute::Direct,
         options: MachineOptions {
             probe_interval: Duration::from_secs(5),
             // The machine's tests read the gate at the probe interval; the sub-second gate has

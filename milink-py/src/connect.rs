@@ -1358,6 +1358,7 @@ fn spec_for_pair(
         },
         session_timeout_s: 20,
         options: MachineOptions::default(),
+        route: milink_core::lifecycle::LinkRoute::Direct,
     })
 }
 

@@ -275,6 +275,7 @@ fn step_name(step: &PlanStep) -> String {
     match step {
         PlanStep::Sql { op, .. } => format!("sql:{}", short(format!("{op:?}"))),
         PlanStep::Arm { op, .. } => format!("arm:{}", short(format!("{op:?}"))),
+        PlanStep::Arc { op, .. } => format!("arc:{}", short(format!("{op:?}"))),
         PlanStep::Redirect { .. } => "redirect".to_owned(),
     }
 }

@@ -367,6 +367,7 @@ impl Assessment {
             },
             session_timeout_s: 20,
             options: timing.apply(MachineOptions::default()),
+            route: milink_core::lifecycle::LinkRoute::Direct,
         };
         spec.validate()
             .map_err(|e| Failure::refused(format!("the link cannot be created: {e}")))?;

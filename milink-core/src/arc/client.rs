@@ -54,8 +54,7 @@ pub const AGENT_OFFLINE_CODES: &[&str] = &["ArcAgentDisconnected", "ExtensionNot
 /// Error codes that say the extension is too old for the request (more than one database in a
 /// link needs 1.1.3348.364 or later, milink-facts §6.1). UNVERIFIED as above.
 pub const EXTENSION_TOO_OLD_CODES: &[&str] = &["ExtensionVersionNotSupported"];
-/// The code of a forced failover refused for want of an acknowledgement naming the link.
-pub const ACKNOWLEDGEMENT_REQUIRED: &str = "arc:AcknowledgementRequired";
+pub use super::route::ACKNOWLEDGEMENT_REQUIRED;
 /// The columns of the `SecondaryReplicaLag` telemetry milink reads (UNVERIFIED: the dataset's
 /// columns are not documented; the simulator answers with these): the sample's time, the
 /// database, the availability group, and the lag in seconds.

@@ -38,6 +38,7 @@ pub mod client;
 pub mod models;
 mod ops;
 pub mod permissions;
+pub mod route;
 
 pub use ops::*;
 

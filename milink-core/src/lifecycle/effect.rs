@@ -334,6 +334,40 @@ pub enum OperationKind {
     Location,
 }
 
+/// A step the Arc route asks of Azure Arc (`Microsoft.AzureArcData`) on SQL Server's side:
+/// each is one long-running Arc operation, rendered from the link's spec by
+/// [`crate::arc::route::link_op`]. The steps inside it (the endpoint, the availability group, the
+/// certificate exchange, the distributed availability group, the switch to synchronous commit)
+/// run in the Arc extension, where milink does not see them; the machine follows the operation
+/// by its URL and then reads what it can observe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArcLinkOp {
+    /// `createManagedInstanceLink`: SQL Server's availability group, the distributed
+    /// availability group and the managed instance's side of the link, in one operation.
+    CreateLink,
+    /// `failoverMiLink` to the managed instance: planned (`force: false`; Arc switches to
+    /// synchronous commit and waits for SYNCHRONIZED itself), or forced with the
+    /// acknowledgement naming the link.
+    Failover {
+        /// Planned, or forced with its acknowledgement.
+        kind: super::input::FailoverKind,
+    },
+    /// `deleteMiLink`: drops the distributed availability group on SQL Server and deletes the
+    /// link on the managed instance (the availability group stays).
+    DeleteLink,
+}
+
+impl ArcLinkOp {
+    /// The operation's id in the REST specs.
+    pub fn operation_id(&self) -> &'static str {
+        match self {
+            ArcLinkOp::CreateLink => "SqlServerAvailabilityGroups_CreateManagedInstanceLink",
+            ArcLinkOp::Failover { .. } => "SqlServerAvailabilityGroups_failoverMiLink",
+            ArcLinkOp::DeleteLink => "SqlServerAvailabilityGroups_deleteMiLink",
+        }
+    }
+}
+
 /// A read of link state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Probe {
@@ -383,6 +417,22 @@ pub enum Effect {
         /// The operation to poll.
         operation: OperationRef,
     },
+    /// Begin an Arc operation on SQL Server's side (the Arc route).
+    Arc {
+        /// The step the observation must carry.
+        step: StepId,
+        /// The operation.
+        op: ArcLinkOp,
+    },
+    /// Poll a long-running Arc operation (never send it again).
+    PollArc {
+        /// The step the observation must carry.
+        step: StepId,
+        /// The operation that was accepted.
+        op: ArcLinkOp,
+        /// Its URL, as accepted and journaled.
+        operation: OperationRef,
+    },
     /// Read state from one or both sides.
     Probe {
         /// The step the observation must carry.
@@ -406,7 +456,12 @@ impl Effect {
         match self {
             Effect::Source { op, .. } => op.is_role_change(),
             Effect::Instance { op, .. } => op.is_role_change(),
-            Effect::PollOperation { .. } | Effect::Probe { .. } | Effect::Redirect { .. } => false,
+            // Each Arc step is judged by a reading before it is sent again.
+            Effect::Arc { .. } => true,
+            Effect::PollOperation { .. }
+            | Effect::PollArc { .. }
+            | Effect::Probe { .. }
+            | Effect::Redirect { .. } => false,
         }
     }
 
@@ -416,6 +471,8 @@ impl Effect {
             Effect::Source { step, .. }
             | Effect::Instance { step, .. }
             | Effect::PollOperation { step, .. }
+            | Effect::Arc { step, .. }
+            | Effect::PollArc { step, .. }
             | Effect::Probe { step, .. }
             | Effect::Redirect { step, .. } => *step,
         }

@@ -25,8 +25,8 @@ mod tests;
 
 pub use crate::names::LinkName;
 pub use effect::{
-    ArmFailoverType, AvailabilityMode, Effect, InstanceOp, LinkProperties, OperationKind,
-    OperationRef, Probe, RoleChangeType, SourceOp, StepId,
+    ArcLinkOp, ArmFailoverType, AvailabilityMode, Effect, InstanceOp, LinkProperties,
+    OperationKind, OperationRef, Probe, RoleChangeType, SourceOp, StepId,
 };
 pub use engine::{Ended, Engine, Event, Handled, OperationStatus, Poll};
 pub use input::{
@@ -39,8 +39,8 @@ pub use seeding::SeedingFailure;
 #[cfg(feature = "mutations")]
 pub use spec::Mutations;
 pub use spec::{
-    FailoverMode, LinkSpec, MachineOptions, SEEDING_MARGIN, SeedingMode, Side, SourceSpec,
-    SpecError, TargetSpec,
+    FailoverMode, LinkRoute, LinkSpec, MachineOptions, SEEDING_MARGIN, SeedingMode, Side,
+    SourceSpec, SpecError, TargetSpec,
 };
 pub use state::{
     Abort, AgStep, ArmCall, CancelStep, CatchUpBlocker, DataLoss, FailoverVia, FenceStep, Goal,

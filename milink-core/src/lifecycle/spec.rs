@@ -49,6 +49,45 @@ pub enum SeedingMode {
     Manual,
 }
 
+/// How milink reaches SQL Server's side of a link. The machine's states, guards and journal are
+/// the same on both routes; only the effects that change SQL Server differ.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum LinkRoute {
+    /// T-SQL over TDS: milink runs each step on SQL Server itself (the default, and what every
+    /// journal written before routes existed replays).
+    #[default]
+    Direct,
+    /// Azure Arc (`Microsoft.AzureArcData`): the Arc extension on SQL Server's machine creates
+    /// the link in one operation (`createManagedInstanceLink`), fails it over
+    /// (`failoverMiLink`) and removes it (`deleteMiLink`); milink reads SQL Server's side
+    /// through Arc's availability group resources and telemetry.
+    Arc {
+        /// The Arc-enabled SQL Server instance's resource
+        /// (`…/Microsoft.AzureArcData/sqlServerInstances/{name}`).
+        instance: crate::arc::ArcInstanceId,
+    },
+}
+
+impl LinkRoute {
+    /// Whether this is the default [`LinkRoute::Direct`] (the spec then omits the field).
+    pub fn is_direct(&self) -> bool {
+        *self == LinkRoute::Direct
+    }
+
+    /// Whether this is the Arc route.
+    pub fn is_arc(&self) -> bool {
+        matches!(self, LinkRoute::Arc { .. })
+    }
+
+    /// The route's name as the plan and the lab show it: `direct` or `arc`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkRoute::Direct => "direct",
+            LinkRoute::Arc { .. } => "arc",
+        }
+    }
+}
+
 /// The SQL Server side of the link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSpec {
@@ -257,6 +296,9 @@ pub struct LinkSpec {
     pub session_timeout_s: u16,
     /// Timing knobs.
     pub options: MachineOptions,
+    /// How SQL Server's side is reached (absent in journals before routes: direct).
+    #[serde(default, skip_serializing_if = "LinkRoute::is_direct")]
+    pub route: LinkRoute,
 }
 
 /// What is wrong with a [`LinkSpec`]; refused by [`super::Machine::new`].
@@ -391,6 +433,13 @@ pub enum SpecError {
         /// The given value.
         seconds: u16,
     },
+    /// The Arc route creates links whose SQL Server is the initial primary only.
+    #[error(
+        "the Arc route creates a link from SQL Server to the managed instance only (Arc's \
+         migration offers no reverse link); use LinkRoute::Direct for a link whose initial \
+         primary is the managed instance"
+    )]
+    ArcNeedsSqlServerPrimary,
     /// A zero probe interval would make the driver spin.
     #[error("MachineOptions::probe_interval must be greater than zero")]
     ZeroProbeInterval,
@@ -480,6 +529,9 @@ impl LinkSpec {
         }
         if self.options.probe_interval.is_zero() {
             return Err(SpecError::ZeroProbeInterval);
+        }
+        if self.route.is_arc() && self.initial_primary != Side::SqlServer {
+            return Err(SpecError::ArcNeedsSqlServerPrimary);
         }
         Ok(())
     }

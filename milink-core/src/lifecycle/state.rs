@@ -32,6 +32,9 @@ pub enum Phase {
     CreatingDag,
     /// The managed instance joins the link (ARM, long-running).
     JoiningInstance,
+    /// The Arc route: Arc's `createManagedInstanceLink` makes SQL Server's side and the
+    /// instance's in one long-running operation.
+    CreatingLinkThroughArc,
     /// Automatic seeding of the secondary.
     Seeding,
     /// Steady state: the initial primary replicates to the other side.
@@ -79,7 +82,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in lifecycle order.
-    pub const ALL: [Phase; 28] = [
+    pub const ALL: [Phase; 29] = [
         Phase::Draft,
         Phase::Assessed,
         Phase::PreparingSource,
@@ -87,6 +90,7 @@ impl Phase {
         Phase::CreatingAg,
         Phase::CreatingDag,
         Phase::JoiningInstance,
+        Phase::CreatingLinkThroughArc,
         Phase::Seeding,
         Phase::Replicating,
         Phase::PreparingFailover,
@@ -120,6 +124,7 @@ impl Phase {
             Phase::CreatingAg => "CreatingAg",
             Phase::CreatingDag => "CreatingDag",
             Phase::JoiningInstance => "JoiningInstance",
+            Phase::CreatingLinkThroughArc => "CreatingLinkThroughArc",
             Phase::Seeding => "Seeding",
             Phase::Replicating => "Replicating",
             Phase::PreparingFailover => "PreparingFailover",
@@ -323,6 +328,10 @@ pub enum FailoverVia {
     Tsql,
     /// `POST …/failover` on the managed instance's link resource.
     Arm,
+    /// The Arc route: `failoverMiLink` (`force: false`) on SQL Server's distributed availability
+    /// group, which switches to synchronous commit, waits for SYNCHRONIZED and fails over inside
+    /// the Arc extension.
+    Arc,
 }
 
 /// Progress of a call that must not run twice: a role change (planned or forced failover,
@@ -635,6 +644,13 @@ pub enum State {
         /// crash does not lose it.
         operation: Option<OperationRef>,
     },
+    /// The Arc route: Arc's `createManagedInstanceLink` runs. Its accepted operation is kept
+    /// (journaled with the observation) and polled after a resume, never sent again; a create
+    /// whose answer was lost is judged by a reading of the link first.
+    CreatingLinkThroughArc {
+        /// Progress of the operation.
+        change: RoleChange,
+    },
     /// Seeding the secondary.
     Seeding {
         /// Progress per database.
@@ -845,6 +861,7 @@ impl State {
             State::CreatingAg { .. } => Phase::CreatingAg,
             State::CreatingDag => Phase::CreatingDag,
             State::JoiningInstance { .. } => Phase::JoiningInstance,
+            State::CreatingLinkThroughArc { .. } => Phase::CreatingLinkThroughArc,
             State::Seeding { .. } => Phase::Seeding,
             State::Replicating { .. } => Phase::Replicating,
             State::PreparingFailover { .. } => Phase::PreparingFailover,

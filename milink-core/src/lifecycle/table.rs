@@ -73,7 +73,18 @@ pub const EDGES: &[Edge] = &[
         "no blocking findings",
     ),
     e("Draft", CANCEL, "Cancelled"),
-    e("Assessed", "Command::Start", "PreparingSource"),
+    g(
+        "Assessed",
+        "Command::Start",
+        "PreparingSource",
+        "direct route",
+    ),
+    g(
+        "Assessed",
+        "Command::Start",
+        "CreatingLinkThroughArc",
+        "Arc route: createManagedInstanceLink",
+    ),
     e("Assessed", CANCEL, "Cancelled"),
     g("PreparingSource", OK, "PreparingSource", "next sub-step"),
     g("PreparingSource", OK, "ExchangingTrust", "endpoint ready"),
@@ -120,6 +131,33 @@ pub const EDGES: &[Edge] = &[
     g("JoiningInstance", TICK, "JoiningInstance", PROBE_DUE),
     g("JoiningInstance", TICK, FAILED, TIMEOUT),
     g("JoiningInstance", RESUME, "JoiningInstance", REISSUE),
+    g(
+        "CreatingLinkThroughArc",
+        OK,
+        "CreatingLinkThroughArc",
+        "operation accepted or running (kept, polled), or a reading after a lost answer finds \
+         nothing (send it) or the link on one side only (read again)",
+    ),
+    g(
+        "CreatingLinkThroughArc",
+        OK,
+        "Seeding",
+        "Arc's operation succeeded, or a reading finds the link on both sides",
+    ),
+    g("CreatingLinkThroughArc", ERR, FAILED, STEP_ERROR),
+    g(
+        "CreatingLinkThroughArc",
+        TICK,
+        "CreatingLinkThroughArc",
+        PROBE_DUE,
+    ),
+    g("CreatingLinkThroughArc", TICK, FAILED, TIMEOUT),
+    g(
+        "CreatingLinkThroughArc",
+        RESUME,
+        "CreatingLinkThroughArc",
+        "crash, poll the kept operation, or read the link before sending the create again",
+    ),
     g(
         "JoiningInstance",
         CANCEL,
@@ -177,6 +215,12 @@ pub const EDGES: &[Edge] = &[
     ),
     g(
         "Replicating",
+        "Command::Failover(Planned)",
+        "FailingOver",
+        "Arc route: failoverMiLink switches, waits for SYNCHRONIZED and fails over",
+    ),
+    g(
+        "Replicating",
         PREPARE,
         "PreparingFailover",
         "not yet synchronous on both sides",
@@ -198,6 +242,12 @@ pub const EDGES: &[Edge] = &[
         CUTOVER,
         "PreparingFailover",
         "SQL Server is primary",
+    ),
+    g(
+        "Replicating",
+        CUTOVER,
+        "FailingOver",
+        "Arc route: failoverMiLink first, then deleteMiLink",
     ),
     g(
         "Replicating",
@@ -607,6 +657,12 @@ pub const EDGES: &[Edge] = &[
     g(
         "RemovingLink",
         OK,
+        "Completed",
+        "Arc route: deleteMiLink removed the link and SQL Server's DAG",
+    ),
+    g(
+        "RemovingLink",
+        OK,
         "SplitBrain",
         "the reading before the DELETE shows both sides PRIMARY",
     ),
@@ -723,6 +779,7 @@ pub const EDGES: &[Edge] = &[
     g(FAILED, RESUME, "CreatingAg", "retryable"),
     g(FAILED, RESUME, "CreatingDag", "retryable"),
     g(FAILED, RESUME, "JoiningInstance", "retryable"),
+    g(FAILED, RESUME, "CreatingLinkThroughArc", "retryable"),
     g(FAILED, RESUME, "Seeding", "retryable"),
     g(FAILED, RESUME, "PreparingFailover", "retryable"),
     g(FAILED, RESUME, "CatchingUp", "retryable"),
@@ -743,6 +800,7 @@ pub const EDGES: &[Edge] = &[
     e(FAILED, RETRY, "CreatingAg"),
     e(FAILED, RETRY, "CreatingDag"),
     e(FAILED, RETRY, "JoiningInstance"),
+    e(FAILED, RETRY, "CreatingLinkThroughArc"),
     e(FAILED, RETRY, "Seeding"),
     e(FAILED, RETRY, "Replicating"),
     e(FAILED, RETRY, "PreparingFailover"),

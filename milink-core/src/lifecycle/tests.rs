@@ -16,6 +16,7 @@ use crate::names::{
 };
 use crate::time::{Date, Timestamp};
 
+mod arc;
 mod engine;
 mod harness;
 mod proptests;
@@ -85,6 +86,7 @@ fn spec_with(
         },
         session_timeout_s: 20,
         // The gate is read at the probe interval here; the sub-second gate has tests of its own.
+        route: crate::lifecycle::LinkRoute::Direct,
         options: MachineOptions {
             gate_interval: MachineOptions::default().probe_interval,
             ..MachineOptions::default()

@@ -82,10 +82,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::arm::{self, ArmRequest};
 use crate::lifecycle::{
-    AssessmentOutcome, AvailabilityMode, Command, CutoverOptions, DatabaseView, Effect,
-    FailoverKind, FullBackup, Input, InstanceOp, LinkObservation, LinkSpec, Machine, Observation,
-    Operation, Phase, Probe, Rejected, ReplicaRole, Side, SideView, SourceOp, SpecError, StepError,
-    SyncHealth, SyncState,
+    ArcLinkOp, AssessmentOutcome, AvailabilityMode, Command, CutoverOptions, DatabaseView, Effect,
+    FailoverKind, FullBackup, Input, InstanceOp, LinkObservation, LinkRoute, LinkSpec, Machine,
+    Observation, Operation, Phase, Probe, Rejected, ReplicaRole, Side, SideView, SourceOp,
+    SpecError, StepError, SyncHealth, SyncState,
 };
 use crate::names::{InstanceId, LinkName, Lsn};
 use crate::secret::Secret;
@@ -182,6 +182,16 @@ pub enum PlanStep {
         /// The full URL on Azure public cloud's [`arm::MANAGEMENT_ENDPOINT`].
         url: String,
     },
+    /// An Azure Arc operation on the Arc-enabled SQL Server (the Arc route): one request that
+    /// runs several steps inside the Arc extension, which milink does not see.
+    Arc {
+        /// The operation the machine issued.
+        op: ArcLinkOp,
+        /// The request (method, path, api-version, body).
+        request: ArmRequest,
+        /// The full URL on Azure public cloud's [`arm::MANAGEMENT_ENDPOINT`].
+        url: String,
+    },
     /// The application's redirect hook is called: the workload must now connect to `primary`.
     Redirect {
         /// The side that is primary from here on.
@@ -208,6 +218,18 @@ impl fmt::Display for PlanStep {
             }
             PlanStep::Arm { request, url, .. } => {
                 write!(f, "-- [Azure Resource Manager]\n{} {url}", request.method)?;
+                match &request.body {
+                    Some(body) => write!(f, "\n{body}"),
+                    None => Ok(()),
+                }
+            }
+            PlanStep::Arc { op, request, url } => {
+                write!(
+                    f,
+                    "-- [Azure Arc: SQL Server through the Arc extension] {}\n{} {url}",
+                    op.operation_id(),
+                    request.method
+                )?;
                 match &request.body {
                     Some(body) => write!(f, "\n{body}"),
                     None => Ok(()),
@@ -278,7 +300,7 @@ impl Plan {
     pub fn batches(&self) -> impl Iterator<Item = (&SourceOp, &Batch)> {
         self.steps().flat_map(|(_, step)| match step {
             PlanStep::Sql { op, batches } => batches.iter().map(|b| (op, b)).collect::<Vec<_>>(),
-            PlanStep::Arm { .. } | PlanStep::Redirect { .. } => Vec::new(),
+            PlanStep::Arm { .. } | PlanStep::Arc { .. } | PlanStep::Redirect { .. } => Vec::new(),
         })
     }
 
@@ -286,7 +308,7 @@ impl Plan {
     pub fn requests(&self) -> impl Iterator<Item = (&InstanceOp, &ArmRequest)> {
         self.steps().filter_map(|(_, step)| match step {
             PlanStep::Arm { op, request, .. } => Some((op, request)),
-            PlanStep::Sql { .. } | PlanStep::Redirect { .. } => None,
+            PlanStep::Sql { .. } | PlanStep::Arc { .. } | PlanStep::Redirect { .. } => None,
         })
     }
 }
@@ -352,6 +374,14 @@ pub enum PlanError {
         phase: Phase,
         /// The machine's error.
         error: StepError,
+    },
+    /// An Arc operation the route could not render.
+    #[error("planning {op:?} on the Arc route: {error}")]
+    Arc {
+        /// The operation.
+        op: Box<ArcLinkOp>,
+        /// Why it was refused.
+        error: crate::ports::PortError,
     },
     /// The machine waits for nothing and has no deadline, yet has not reached the goal.
     #[error("planning {operation:?}: the machine is idle in {phase:?} before reaching the goal")]

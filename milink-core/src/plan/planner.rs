@@ -96,8 +96,22 @@ impl Planner<'_> {
                     let url = request.url(arm::MANAGEMENT_ENDPOINT);
                     PlanStep::Arm { op, request, url }
                 }
+                Effect::Arc { op, .. } => {
+                    let spec = self.machine.spec();
+                    let arc =
+                        crate::arc::route::link_op(spec, &op).map_err(|error| PlanError::Arc {
+                            op: Box::new(op.clone()),
+                            error,
+                        })?;
+                    let request = match &spec.route {
+                        LinkRoute::Arc { instance } => crate::arc::request(&arc, instance),
+                        LinkRoute::Direct => continue,
+                    };
+                    let url = request.url(arm::MANAGEMENT_ENDPOINT);
+                    PlanStep::Arc { op, request, url }
+                }
                 Effect::Redirect { primary, .. } => PlanStep::Redirect { primary },
-                Effect::PollOperation { .. } | Effect::Probe { .. } => {
+                Effect::PollOperation { .. } | Effect::PollArc { .. } | Effect::Probe { .. } => {
                     continue;
                 }
             };
@@ -209,7 +223,26 @@ impl Scripted {
                         .collect(),
                 );
             }
-            Effect::PollOperation { .. } | Effect::Redirect { .. } => {}
+            Effect::Arc { op, .. } => match op {
+                ArcLinkOp::CreateLink => {
+                    self.instance_link = true;
+                    self.source_dag = true;
+                }
+                ArcLinkOp::Failover {
+                    kind: FailoverKind::Planned,
+                } => self.swap_roles(),
+                ArcLinkOp::Failover {
+                    kind: FailoverKind::Forced(_),
+                } => {
+                    self.instance_role = ReplicaRole::Primary;
+                    self.source_role = ReplicaRole::Secondary;
+                }
+                ArcLinkOp::DeleteLink => {
+                    self.instance_link = false;
+                    self.source_dag = false;
+                }
+            },
+            Effect::PollOperation { .. } | Effect::PollArc { .. } | Effect::Redirect { .. } => {}
         }
         Observation::Done
     }

@@ -21,6 +21,7 @@ fn labels(plan: &Plan) -> Vec<String> {
         .map(|(_, step)| match step {
             PlanStep::Sql { op, .. } => variant(&format!("{op:?}")),
             PlanStep::Arm { op, .. } => variant(&format!("{op:?}")),
+            PlanStep::Arc { op, .. } => format!("Arc{}", variant(&format!("{op:?}"))),
             PlanStep::Redirect { primary } => format!("Redirect({primary:?})"),
         })
         .collect()
@@ -467,4 +468,52 @@ fn what_cannot_be_planned_is_a_typed_error() {
             ..
         })
     ));
+}
+
+#[test]
+fn the_arc_route_plans_arcs_three_operations_and_no_tsql() {
+    let spec = LinkSpec {
+        route: crate::lifecycle::LinkRoute::Arc {
+            instance: crate::arc::ArcInstanceId::from_parts("sub", "rg", "TailspinSql").unwrap(),
+        },
+        ..crate::test_support::spec()
+    };
+    let failover = plan(&spec, &Journey::Failover).unwrap();
+    assert_eq!(
+        labels(&failover),
+        ["ArcCreateLink", "ArcFailover", "Redirect(ManagedInstance)"]
+    );
+    assert_eq!(failover.batches().count(), 0, "no T-SQL on the Arc route");
+    assert_eq!(
+        failover.requests().count(),
+        0,
+        "no ARM change on the instance"
+    );
+    let text = failover.to_string();
+    for expected in [
+        "-- [Azure Arc: SQL Server through the Arc extension] SqlServerAvailabilityGroups_CreateManagedInstanceLink",
+        "POST https://management.azure.com/subscriptions/sub/resourceGroups/rg/providers/Microsoft.AzureArcData/sqlServerInstances/TailspinSql/createManagedInstanceLink?api-version=2026-01-01",
+        "/availabilityGroups/",
+        "\"force\":false",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    // Which state runs each: the create in its own phase, the failover without milink's gate.
+    assert!(phases(&failover).contains(&(Operation::Start, Phase::CreatingLinkThroughArc)));
+    assert!(
+        !phases(&failover)
+            .iter()
+            .any(|(_, p)| *p == Phase::CatchingUp)
+    );
+    let cutover = plan(&spec, &Journey::Cutover(CutoverOptions::default())).unwrap();
+    assert_eq!(
+        labels(&cutover),
+        [
+            "ArcCreateLink",
+            "ArcFailover",
+            "Redirect(ManagedInstance)",
+            "ArcDeleteLink"
+        ]
+    );
+    assert_eq!(cutover.final_phase, Phase::Completed);
 }

@@ -516,6 +516,7 @@ pub(crate) mod tests {
                 update_policy: UpdatePolicy::SqlServer2022,
             },
             session_timeout_s: 20,
+            route: crate::lifecycle::LinkRoute::Direct,
             options: MachineOptions::default(),
         }
     }

@@ -133,6 +133,40 @@ where
                     PollReply::Running { retry_after: None } => Observation::OperationRunning,
                     PollReply::Succeeded => Observation::Done,
                 }),
+            Effect::Arc { op, .. } => {
+                let spec = lock(&self.core).engine.machine().spec().clone();
+                match crate::arc::route::link_op(&spec, op) {
+                    // Never re-sent by the driver: the machine reads the link first.
+                    Ok(arc) => self
+                        .call(step, true, || self.source.arc_begin(&arc))
+                        .await
+                        .map(|reply| match reply {
+                            ArmReply::Accepted(operation) => {
+                                Observation::OperationAccepted(operation)
+                            }
+                            ArmReply::Completed | ArmReply::PublicKey(_) => Observation::Done,
+                        }),
+                    Err(refused) => Err(refused),
+                }
+            }
+            Effect::PollArc { op, operation, .. } => {
+                let spec = lock(&self.core).engine.machine().spec().clone();
+                match crate::arc::route::link_op(&spec, op) {
+                    Ok(arc) => self
+                        .call(step, false, || self.source.arc_poll(&arc, operation))
+                        .await
+                        .map(|reply| match reply {
+                            PollReply::Running {
+                                retry_after: Some(after),
+                            } => Observation::OperationRunningRetryAfter(after),
+                            PollReply::Running { retry_after: None } => {
+                                Observation::OperationRunning
+                            }
+                            PollReply::Succeeded => Observation::Done,
+                        }),
+                    Err(refused) => Err(refused),
+                }
+            }
             Effect::Probe {
                 probe: Probe::Link, ..
             } => self.probe_link(step, false).await.map(Observation::Link),
@@ -349,6 +383,8 @@ pub fn action(effect: &Effect) -> String {
         Effect::Source { op, .. } => format!("sql:{}", variant_name(op)),
         Effect::Instance { op, .. } => format!("arm:{}", variant_name(op)),
         Effect::PollOperation { .. } => "arm:poll".into(),
+        Effect::Arc { op, .. } => format!("arc:{}", variant_name(op)),
+        Effect::PollArc { .. } => "arc:poll".into(),
         Effect::Probe {
             probe: Probe::Link, ..
         } => "probe:link".into(),

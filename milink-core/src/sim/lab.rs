@@ -378,6 +378,7 @@ impl Lab {
             },
             session_timeout_s: 20,
             options: MachineOptions::default(),
+            route: crate::lifecycle::LinkRoute::Direct,
         })
     }
 }

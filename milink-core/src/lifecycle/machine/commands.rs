@@ -140,6 +140,9 @@ impl Machine {
     /// catch-up gate when both sides are already synchronous (prepared; the gate still reads
     /// the modes, and a side found asynchronous sends the machine back to the switch).
     pub(super) fn begin_role_change(&mut self, mut plan: Plan, now: Timestamp) -> Vec<Effect> {
+        if self.spec.route.is_arc() {
+            return self.begin_arc_failover(plan, now);
+        }
         if self.spec.options.skip_synchronous_switch
             && (self.synchronous || self.last_link.as_ref().is_some_and(link_synchronous))
         {
@@ -211,7 +214,9 @@ impl Machine {
             // One-way: SQL Server stays primary until the link is removed, so the first full
             // backup is awaited while it still replicates; the catch-up gate and the fence come
             // last, right before the removal.
-            Side::SqlServer if !self.spec.is_two_way() => {
+            // (Arc's cutover is its planned failover, then the link's removal, on either kind
+            // of link: SQL Server cannot be fenced through Arc.)
+            Side::SqlServer if !self.spec.is_two_way() && self.spec.route.is_direct() => {
                 let state = State::AwaitingFirstFullBackup {
                     options,
                     backup_after: self.seeding_started_at,
@@ -363,6 +368,7 @@ impl Machine {
             | S::CreatingAg { .. }
             | S::CreatingDag
             | S::JoiningInstance { .. }
+            | S::CreatingLinkThroughArc { .. }
             | S::Seeding { .. }
             | S::Replicating { .. } => Ok(self.cancel_creation(now)),
             S::PreparingFailover { plan, .. } | S::CatchingUp { plan, .. } => {

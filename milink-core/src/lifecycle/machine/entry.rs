@@ -190,6 +190,11 @@ impl Machine {
             } if self.last_link.as_ref().is_some_and(|l| l.instance.live) => {
                 vec![self.probe(Probe::LinkLive)]
             }
+            State::CreatingLinkThroughArc { change } => match change {
+                RoleChange::Checking => vec![self.probe(Probe::Link)],
+                RoleChange::Accepted(op) => vec![self.poll_call(op)],
+                RoleChange::Issued => vec![self.arc(ArcLinkOp::CreateLink)],
+            },
             State::Seeding { .. }
             | State::Replicating { .. }
             | State::CatchingUp { .. }
@@ -214,8 +219,11 @@ impl Machine {
             ),
             State::FailingOver { via, change, .. } => match change {
                 RoleChange::Checking => vec![self.probe(Probe::Link)],
-                RoleChange::Accepted(op) => vec![self.poll(op)],
+                RoleChange::Accepted(op) => vec![self.poll_call(op)],
                 RoleChange::Issued => match via {
+                    FailoverVia::Arc => vec![self.arc(ArcLinkOp::Failover {
+                        kind: FailoverKind::Planned,
+                    })],
                     FailoverVia::Tsql => vec![self.source(SourceOp::Failover { dag: link })],
                     FailoverVia::Arm => vec![self.instance(InstanceOp::Failover {
                         link,
@@ -225,7 +233,11 @@ impl Machine {
             },
             State::ForcingFailover { target, change, .. } => match change {
                 RoleChange::Checking => vec![self.probe(Probe::Link)],
-                RoleChange::Accepted(op) => vec![self.poll(op)],
+                RoleChange::Accepted(op) => vec![self.poll_call(op)],
+                RoleChange::Issued if self.spec.route.is_arc() => match self.arc_call() {
+                    Some(op) => vec![self.arc(op)],
+                    None => Vec::new(),
+                },
                 RoleChange::Issued => match target {
                     Side::ManagedInstance => vec![self.instance(InstanceOp::Failover {
                         link,
@@ -294,7 +306,11 @@ impl Machine {
     pub(super) fn kick_removal(&mut self, removal: RoleChange) -> Vec<Effect> {
         match removal {
             RoleChange::Checking => vec![self.probe(Probe::Link)],
-            RoleChange::Accepted(op) => vec![self.poll(op)],
+            RoleChange::Accepted(op) => vec![self.poll_call(op)],
+            // Arc's deleteMiLink drops SQL Server's DAG and deletes the instance's link.
+            RoleChange::Issued if self.spec.route.is_arc() => {
+                vec![self.arc(ArcLinkOp::DeleteLink)]
+            }
             RoleChange::Issued => {
                 let link = self.spec.link.clone();
                 vec![self.instance(InstanceOp::DeleteLink { link })]

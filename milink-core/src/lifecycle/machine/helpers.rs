@@ -10,7 +10,10 @@ pub(super) enum ArmReply {
 }
 
 pub(super) fn arm_reply(effect: &Effect, obs: Observation) -> Result<ArmReply, RejectReason> {
-    let polling = matches!(effect, Effect::PollOperation { .. });
+    let polling = matches!(
+        effect,
+        Effect::PollOperation { .. } | Effect::PollArc { .. }
+    );
     match obs {
         Observation::Done => Ok(ArmReply::Completed),
         Observation::OperationAccepted(op) if !polling => Ok(ArmReply::Accepted(op)),
@@ -47,6 +50,8 @@ pub(super) fn change_reply(
         }
         Effect::Instance { .. }
         | Effect::PollOperation { .. }
+        | Effect::Arc { .. }
+        | Effect::PollArc { .. }
         | Effect::Probe { .. }
         | Effect::Redirect { .. } => arm_reply(effect, obs)?,
     };
@@ -62,9 +67,12 @@ pub(super) fn change_reply(
 
 pub(super) fn polled_operation(effect: &Effect) -> Option<OperationRef> {
     match effect {
-        Effect::PollOperation { operation, .. } => Some(operation.clone()),
+        Effect::PollOperation { operation, .. } | Effect::PollArc { operation, .. } => {
+            Some(operation.clone())
+        }
         Effect::Source { .. }
         | Effect::Instance { .. }
+        | Effect::Arc { .. }
         | Effect::Probe { .. }
         | Effect::Redirect { .. } => None,
     }
@@ -363,6 +371,9 @@ pub(super) fn reset_for_retry(state: State, retryable: bool) -> State {
 /// The progress of the state's call that must not run twice (a role change, the fence and its
 /// undo, the link's removal); `None` for every other state. The one list of those states.
 pub(super) fn role_change_mut(state: &mut State) -> Option<&mut RoleChange> {
+    if let State::CreatingLinkThroughArc { change } = state {
+        return Some(change);
+    }
     match state {
         State::FailingOver { change, .. }
         | State::ForcingFailover { change, .. }

@@ -123,8 +123,8 @@ use crate::names::{DatabaseName, LinkName, Lsn, SqlVersion, UpdatePolicy};
 use crate::time::Timestamp;
 
 use super::effect::{
-    ArmFailoverType, AvailabilityMode, Effect, InstanceOp, LinkProperties, OperationRef, Probe,
-    RoleChangeType, SourceOp, StepId,
+    ArcLinkOp, ArmFailoverType, AvailabilityMode, Effect, InstanceOp, LinkProperties, OperationRef,
+    Probe, RoleChangeType, SourceOp, StepId,
 };
 use super::input::{
     AssessmentOutcome, Command, DataLossAcknowledgement, FailoverKind, FullBackup, Input,
@@ -300,6 +300,21 @@ pub enum RejectReason {
          and cancel again, or force a failover"
     )]
     RolesUnknown,
+    /// The Arc route cannot do what was asked: Arc offers no such operation.
+    #[error(
+        "the link runs on the Arc route, which cannot {what}: Azure Arc offers no operation for \
+         it; do it on SQL Server directly (a link on LinkRoute::Direct)"
+    )]
+    NotOnArcRoute {
+        /// What was asked.
+        what: &'static str,
+    },
+    /// Cancel while Arc's `createManagedInstanceLink` may still run.
+    #[error(
+        "Arc's createManagedInstanceLink may still be running and cannot be stopped; wait until \
+         it ends (the link replicates or the step fails), then cancel"
+    )]
+    ArcOperationRunning,
     /// Resume of a failure that is not retryable.
     #[error("the failure is not retryable: fix its cause and send Command::Retry, or cancel")]
     NotRetryable,
@@ -490,6 +505,7 @@ macro_rules! creating {
             | State::CreatingAg { .. }
             | State::CreatingDag
             | State::JoiningInstance { .. }
+            | State::CreatingLinkThroughArc { .. }
             | State::Seeding { .. }
     };
 }
@@ -776,6 +792,11 @@ impl Machine {
         use Input as I;
         use RejectReason as R;
         use State as S;
+        if let I::Command(command) = &input
+            && let Some(reason) = self.arc_refusal(command)
+        {
+            return Err(reason);
+        }
         let state = std::mem::replace(&mut self.state, S::Draft);
         match (state, input) {
             // ---- Terminal states absorb everything.
@@ -840,6 +861,10 @@ impl Machine {
             (S::JoiningInstance { operation }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::JoiningInstance { operation },
                 |e, obs| self.on_joining(&e, obs, now)
+            },
+            (S::CreatingLinkThroughArc { change }, I::Observed { step, result }) => observe! {
+                self, step, result, now, S::CreatingLinkThroughArc { change },
+                |e, obs| self.on_arc_creating(&e, obs, now)
             },
             (S::Seeding { databases }, I::Observed { step, result }) => observe! {
                 self, step, result, now, S::Seeding { databases },
@@ -1099,6 +1124,15 @@ impl Machine {
             ) => Err(R::NotAllowedInState),
 
             // ---- Command::Start.
+            (S::Assessed, I::Command(C::Start)) if self.spec.route.is_arc() => {
+                self.attempted.link = true;
+                Ok(self.enter(
+                    S::CreatingLinkThroughArc {
+                        change: RoleChange::Issued,
+                    },
+                    now,
+                ))
+            }
             (S::Assessed, I::Command(C::Start)) => Ok(self.enter(
                 S::PreparingSource {
                     step: PrepareStep::MasterKey,
@@ -1320,6 +1354,7 @@ impl Machine {
     }
 }
 
+mod arc;
 mod commands;
 mod entry;
 mod helpers;

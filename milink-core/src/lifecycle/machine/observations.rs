@@ -140,21 +140,7 @@ impl Machine {
         now: Timestamp,
     ) -> Outcome {
         match arm_reply(effect, obs)? {
-            ArmReply::Completed => {
-                self.seeding_started_at = Some(now);
-                self.seeding_progress = None;
-                let databases = self
-                    .spec
-                    .databases
-                    .iter()
-                    .map(|d| SeedingProgress {
-                        database: d.clone(),
-                        percent: None,
-                        last_error: None,
-                    })
-                    .collect();
-                Ok(self.enter(State::Seeding { databases }, now))
-            }
+            ArmReply::Completed => Ok(self.begin_seeding(now)),
             ArmReply::Accepted(op) => Ok(self.wait(
                 State::JoiningInstance {
                     operation: Some(op),
@@ -168,6 +154,23 @@ impl Machine {
                 now,
             )),
         }
+    }
+
+    /// The link exists on both sides: follow the seeding.
+    pub(super) fn begin_seeding(&mut self, now: Timestamp) -> Vec<Effect> {
+        self.seeding_started_at = Some(now);
+        self.seeding_progress = None;
+        let databases = self
+            .spec
+            .databases
+            .iter()
+            .map(|d| SeedingProgress {
+                database: d.clone(),
+                percent: None,
+                last_error: None,
+            })
+            .collect();
+        self.enter(State::Seeding { databases }, now)
     }
 
     pub(super) fn on_seeding(
@@ -392,16 +395,17 @@ impl Machine {
                 expect_done(obs)?;
                 *source_done = true;
             }
-            Effect::Instance { .. } | Effect::PollOperation { .. } => {
-                match arm_reply(effect, obs)? {
-                    ArmReply::Completed => *instance = ArmCall::Done,
-                    ArmReply::Accepted(op) => {
-                        *instance = ArmCall::Accepted(op);
-                        *schedule = true;
-                    }
-                    ArmReply::Running => *schedule = true,
+            Effect::Instance { .. }
+            | Effect::PollOperation { .. }
+            | Effect::Arc { .. }
+            | Effect::PollArc { .. } => match arm_reply(effect, obs)? {
+                ArmReply::Completed => *instance = ArmCall::Done,
+                ArmReply::Accepted(op) => {
+                    *instance = ArmCall::Accepted(op);
+                    *schedule = true;
                 }
-            }
+                ArmReply::Running => *schedule = true,
+            },
             Effect::Probe { .. } | Effect::Redirect { .. } => {
                 return Err(RejectReason::UnexpectedObservation {
                     expected: "an answer to an availability mode change",
@@ -728,6 +732,11 @@ impl Machine {
                                 self.verified_lsns.clear();
                                 Ok(self.abort(plan_abort(&plan), now))
                             }
+                            // Arc's failoverMiLink gates on SYNCHRONIZED itself: send it again.
+                            Some(_) if failover.via == FailoverVia::Arc => {
+                                self.state = failover.state(RoleChange::Issued);
+                                Ok(self.kick())
+                            }
                             // The verified LSNs stay: if the earlier attempt went through after
                             // all, they are what its proof compares against.
                             Some(plan) => Ok(self.enter(
@@ -750,20 +759,22 @@ impl Machine {
                     _ => Ok(self.wait(failover.state(RoleChange::Checking), now)),
                 }
             }
-            Effect::Source { .. } | Effect::Instance { .. } | Effect::PollOperation { .. } => {
-                match change_reply(effect, obs)? {
-                    None => Ok(self.enter(
-                        State::VerifyingRoles {
-                            primary: target,
-                            strict: true,
-                            then: failover.then,
-                            both_primary_since: None,
-                        },
-                        now,
-                    )),
-                    Some(change) => Ok(self.wait(failover.state(change), now)),
-                }
-            }
+            Effect::Source { .. }
+            | Effect::Instance { .. }
+            | Effect::PollOperation { .. }
+            | Effect::Arc { .. }
+            | Effect::PollArc { .. } => match change_reply(effect, obs)? {
+                None => Ok(self.enter(
+                    State::VerifyingRoles {
+                        primary: target,
+                        strict: true,
+                        then: failover.then,
+                        both_primary_since: None,
+                    },
+                    now,
+                )),
+                Some(change) => Ok(self.wait(failover.state(change), now)),
+            },
             Effect::Redirect { .. } => Err(RejectReason::UnexpectedObservation {
                 expected: "an answer to the failover",
             }),
@@ -1464,11 +1475,17 @@ impl Machine {
                 Effect::Source { .. }
                 | Effect::Instance { .. }
                 | Effect::PollOperation { .. }
+                | Effect::Arc { .. }
+                | Effect::PollArc { .. }
                 | Effect::Redirect { .. },
             )
             | (
                 FenceStep::Demote { .. } | FenceStep::Undo { .. },
-                Effect::Instance { .. } | Effect::PollOperation { .. } | Effect::Redirect { .. },
+                Effect::Instance { .. }
+                | Effect::PollOperation { .. }
+                | Effect::Arc { .. }
+                | Effect::PollArc { .. }
+                | Effect::Redirect { .. },
             ) => Err(RejectReason::UnexpectedObservation {
                 expected: "an answer to the fence",
             }),
@@ -1551,6 +1568,9 @@ impl Machine {
     ) -> Vec<Effect> {
         if redirect {
             self.begin_redirect(Side::ManagedInstance, Then::DropDag { options }, now)
+        } else if self.spec.route.is_arc() {
+            // Arc's deleteMiLink dropped the DAG on SQL Server too.
+            self.enter(State::Completed, now)
         } else {
             self.enter(State::DroppingDag { options }, now)
         }

@@ -115,6 +115,10 @@ impl Machine {
                      what the instance hardened"
                 }
             ),
+            State::CreatingLinkThroughArc { .. } => ": Arc's createManagedInstanceLink did not \
+                 finish, or its answer was lost and the link exists on one side only; read the \
+                 Arc operation in the Activity log, then retry, or cancel to remove what it made"
+                .to_owned(),
             State::JoiningInstance { .. } => ": the managed instance did not join the link; \
                  check connectivity on port 5022 and 11000-11999 (error 41962) and the \
                  certificates (41973, 41974)"
@@ -183,6 +187,7 @@ impl Machine {
                 step: CancelStep::DropDag | CancelStep::DropAg,
             } => Some(o.step_timeout),
             State::JoiningInstance { .. }
+            | State::CreatingLinkThroughArc { .. }
             | State::RemovingLink { .. }
             | State::Cancelling {
                 step: CancelStep::DeleteLink { .. },

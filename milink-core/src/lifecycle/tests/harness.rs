@@ -399,6 +399,7 @@ impl H {
                 | Phase::CreatingAg
                 | Phase::CreatingDag
                 | Phase::JoiningInstance
+                | Phase::CreatingLinkThroughArc
         ) {
             self.done();
         }

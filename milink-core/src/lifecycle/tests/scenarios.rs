@@ -2,6 +2,7 @@
 //! (effects issued, states reached, refusals). Each is a `#[test]`, and the coverage test runs
 //! them all to check the edge table.
 
+use super::arc::*;
 use super::*;
 
 macro_rules! scenarios {
@@ -15,6 +16,15 @@ macro_rules! scenarios {
 }
 
 scenarios!(
+    arc_create_is_one_operation_followed_by_its_url_then_seeding,
+    arc_create_whose_answer_was_lost_is_judged_by_a_reading,
+    arc_refuses_what_arc_cannot_do,
+    arc_planned_failover_is_arcs_operation_and_the_unmade_lsn_check_is_said,
+    arc_failover_that_failed_with_unchanged_roles_is_sent_again_after_a_reading,
+    arc_forced_failover_sends_force_with_the_acknowledgement,
+    arc_cutover_fails_over_then_removes_the_link_with_delete_mi_link,
+    arc_cancel_removes_the_link_with_delete_mi_link,
+    arc_create_that_failed_is_read_before_it_is_sent_again_or_removed,
     create_from_sql_server_issues_every_documented_step_in_order,
     long_running_operations_are_polled_and_kept_in_state,
     running_operations_are_polled_as_retry_after_says_within_bounds,
@@ -120,7 +130,7 @@ fn instance_op(effects: &[Effect]) -> InstanceOp {
     }
 }
 
-fn is_probe(effects: &[Effect], probe: Probe) -> bool {
+pub fn is_probe(effects: &[Effect], probe: Probe) -> bool {
     let acts = actions(effects);
     acts.len() == 1 && matches!(&acts[0], Effect::Probe { probe: p, .. } if *p == probe)
 }
@@ -3114,6 +3124,14 @@ pub fn reach(phase: Phase) -> H {
         | Phase::CreatingDag
         | Phase::JoiningInstance
         | Phase::Seeding => creating(phase),
+        Phase::CreatingLinkThroughArc => {
+            let mut h = H::new(arc_spec());
+            h.cmd(Command::RecordAssessment(AssessmentOutcome {
+                blockers: vec![],
+            }));
+            h.cmd(Command::Start);
+            h
+        }
         Phase::Replicating => {
             let mut h = H::new(two_way());
             h.create();
