@@ -294,6 +294,18 @@ impl ArcSqlServer {
         }
     }
 
+    /// Counts each request on the wire with `enter` (the simulator's virtual clock waits for
+    /// calls in flight), as [`ArmManagedInstance::on_the_wire`].
+    pub fn on_the_wire(mut self, enter: crate::arm::client::OnTheWire) -> Self {
+        self.arm = self.arm.on_the_wire(enter);
+        self
+    }
+
+    /// The time on the client's timer.
+    pub fn now(&self) -> crate::time::Timestamp {
+        self.timer.now()
+    }
+
     /// The Arc instance.
     pub fn instance_id(&self) -> &ArcInstanceId {
         &self.instance

@@ -39,6 +39,8 @@ pub mod models;
 mod ops;
 pub mod permissions;
 pub mod route;
+#[cfg(feature = "arm")]
+pub mod source;
 
 pub use ops::*;
 

@@ -26,7 +26,11 @@ impl Machine {
                 "switch the link to synchronous commit ahead of a role change (Arc's \
                  failoverMiLink switches it inside its operation)",
             ),
-            Command::RepairSplitBrain { .. } => not("demote one side of a split brain"),
+            // Keeping SQL Server demotes the instance through ARM (setRole), as on the direct
+            // route; demoting SQL Server needs T-SQL, which Arc has no operation for.
+            Command::RepairSplitBrain {
+                keep: Side::ManagedInstance,
+            } => not("demote SQL Server after a split brain (keep SQL Server, or repair directly)"),
             Command::Cutover(options) if options.drop_availability_group => {
                 not("drop SQL Server's availability group")
             }
@@ -45,6 +49,7 @@ impl Machine {
                 Some(RejectReason::ArcOperationRunning)
             }
             Command::RecordAssessment(_)
+            | Command::RepairSplitBrain { .. }
             | Command::Start
             | Command::Failover(_)
             | Command::Cutover(_)

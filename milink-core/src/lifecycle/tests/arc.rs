@@ -145,7 +145,7 @@ pub fn arc_refuses_what_arc_cannot_do() {
     not_on_arc(h.reject_cmd(Command::Prepare));
     not_on_arc(h.reject_cmd(Command::Failback));
     not_on_arc(h.reject_cmd(Command::RepairSplitBrain {
-        keep: Side::SqlServer,
+        keep: Side::ManagedInstance,
     }));
     not_on_arc(h.reject_cmd(Command::Cutover(CutoverOptions {
         drop_availability_group: true,

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::arc::{ArcInstanceId, date_time};
 use crate::assess::{Edition, RecoveryModel};
+use crate::lifecycle::Side;
 use crate::names::{DatabaseName, LinkName};
 use crate::sim::world::World;
 use crate::sim::world::arc::MULTI_DATABASE_EXTENSION;
@@ -197,24 +198,46 @@ impl World {
                 crate::lifecycle::AvailabilityMode::SynchronousCommit => "SYNCHRONOUS_COMMIT",
                 crate::lifecycle::AvailabilityMode::AsynchronousCommit => "ASYNCHRONOUS_COMMIT",
             };
-            let synchronized = self.is_synchronized(&d.name);
-            let databases: Vec<Value> = self
-                .link_databases(&d.name)
-                .iter()
-                .map(|db| {
-                    json!({
+            // The database replica rows as SQL Server's DMVs hold them: its own row, and on the
+            // primary a row for the managed instance's replica (UNVERIFIED: the rows Arc
+            // collects are not documented beyond the resource's schema).
+            let state = |s: crate::lifecycle::SyncState| match s {
+                crate::lifecycle::SyncState::Synchronized => "SYNCHRONIZED",
+                crate::lifecycle::SyncState::Synchronizing => "SYNCHRONIZING",
+                crate::lifecycle::SyncState::NotSynchronizing => "NOT SYNCHRONIZING",
+                crate::lifecycle::SyncState::Reverting => "REVERTING",
+                crate::lifecycle::SyncState::Initializing => "INITIALIZING",
+            };
+            let health = |h: crate::lifecycle::SyncHealth| match h {
+                crate::lifecycle::SyncHealth::Healthy => "HEALTHY",
+                crate::lifecycle::SyncHealth::PartiallyHealthy => "PARTIALLY_HEALTHY",
+                crate::lifecycle::SyncHealth::NotHealthy => "NOT_HEALTHY",
+            };
+            let link_dbs = self.link_databases(&d.name);
+            let view = self.side_view(Side::SqlServer, &d.name, &link_dbs);
+            let mut databases: Vec<Value> = Vec::new();
+            for db in &link_dbs {
+                let row = view.databases.iter().find(|v| &v.name == db);
+                databases.push(json!({
+                    "databaseName": db.as_str(),
+                    "replicaName": server,
+                    "isLocal": true,
+                    "isPrimaryReplica": d.role == crate::lifecycle::ReplicaRole::Primary,
+                    "synchronizationStateDescription": row.and_then(|r| r.sync_state).map(state),
+                    "synchronizationHealthDescription": row.map(|r| health(r.health)),
+                    "databaseStateDescription": "ONLINE",
+                    "isSuspended": false,
+                }));
+                if let Some(partner) = row.and_then(|r| r.partner) {
+                    databases.push(json!({
                         "databaseName": db.as_str(),
-                        "replicaName": server,
-                        "isLocal": true,
-                        "isPrimaryReplica": d.role == crate::lifecycle::ReplicaRole::Primary,
-                        "synchronizationStateDescription":
-                            if synchronized { "SYNCHRONIZED" } else { "SYNCHRONIZING" },
-                        "synchronizationHealthDescription": "HEALTHY",
-                        "databaseStateDescription": "ONLINE",
-                        "isSuspended": false,
-                    })
-                })
-                .collect();
+                        "replicaName": d.mi_ag.as_str(),
+                        "isLocal": false,
+                        "isPrimaryReplica": false,
+                        "synchronizationStateDescription": state(partner.sync_state),
+                    }));
+                }
+            }
             let primary = if d.role == crate::lifecycle::ReplicaRole::Primary {
                 d.sql_ag.as_str().to_owned()
             } else {

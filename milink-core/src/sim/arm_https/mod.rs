@@ -67,6 +67,8 @@ mod server;
 mod tests;
 #[cfg(all(test, feature = "arm"))]
 mod tests_arc;
+#[cfg(all(test, feature = "arm"))]
+mod tests_arc_route;
 #[cfg(test)]
 mod tests_budget;
 #[cfg(test)]
