@@ -14,6 +14,7 @@ use milink_core::sim::{
 use milink_core::{Session, SessionError, SessionOptions};
 
 pub mod dst;
+pub mod route;
 pub mod scenarios;
 
 /// A session over the simulated servers.

@@ -11,21 +11,43 @@ use milink_core::sim::{
     BackupKind, Call, EventKind, Fault, InstanceCall, ParityReport, SimConfig, SourceCall, Trigger,
 };
 use milink_core::{LinkSession, MemoryJournal, SessionError, SessionEvent};
+use milink_tests::route::{ROUTES, Route, Routed};
 use milink_tests::{create, lab, lab_with, options, pass, ready, workload};
 
-fn state<J: milink_core::ports::Journal + 'static>(s: &milink_tests::SimSession<J>) -> State {
+fn state<S, M, J>(s: &milink_core::Session<S, M, J>) -> State
+where
+    S: milink_core::ports::SourceServer + 'static,
+    M: ManagedInstance + 'static,
+    J: milink_core::ports::Journal + 'static,
+{
     s.machine().state().clone()
 }
 
-#[tokio::test]
+/// Runs `test` on the lab of `seed` on each route (T-SQL, and Azure Arc over HTTPS).
+macro_rules! on_each_route {
+    ($seed:expr, |$routed:ident| $body:block) => {
+        for route in ROUTES {
+            let $routed = Routed::new(lab($seed), route).await;
+            $body
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_links_replicates_and_fails_over_without_losing_a_row() {
-    let lab = lab(1);
-    let s = create(&lab, MemoryJournal::new(), options(1)).unwrap();
+    on_each_route!(1, |routed| {
+        happy_path_on(&routed).await;
+    });
+}
+
+async fn happy_path_on(routed: &Routed) {
+    let lab = &routed.lab;
+    let s = routed.create(MemoryJournal::new(), options(1)).unwrap();
     s.record_assessment(ready()).await.unwrap();
-    workload(&lab, Side::SqlServer, 15.0);
+    workload(lab, Side::SqlServer, 15.0);
     s.start().await.unwrap();
     assert!(matches!(state(&s), State::Replicating { .. }));
-    pass(&lab, Duration::from_secs(180));
+    pass(lab, Duration::from_secs(180));
     let committed = lab.sim.stop_workload().committed;
     assert!(committed > 2000, "{committed}");
     let before = lab.sim.snapshot(Side::SqlServer, &lab.database).unwrap();
@@ -45,8 +67,8 @@ async fn happy_path_links_replicates_and_fails_over_without_losing_a_row() {
     assert!(parity.all_match(), "{parity:?}");
     assert_eq!(parity.tables.len(), 4);
     // The application was redirected: writes now go to the instance and are accepted there.
-    workload(&lab, Side::ManagedInstance, 5.0);
-    pass(&lab, Duration::from_secs(30));
+    workload(lab, Side::ManagedInstance, 5.0);
+    pass(lab, Duration::from_secs(30));
     let stats = lab.sim.stop_workload();
     assert!(stats.committed > 50 && stats.refused == 0, "{stats:?}");
     assert_eq!(
@@ -88,17 +110,23 @@ async fn failback_returns_to_sql_server_with_the_rows_written_on_the_instance() 
     lab.sim.write(Side::SqlServer, &lab.database, 1).unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_failover_sets_and_reports_the_data_loss_flag() {
-    let lab = lab(3);
-    let s = create(&lab, MemoryJournal::new(), options(3)).unwrap();
+    on_each_route!(3, |routed| {
+        forced_failover_on(&routed).await;
+    });
+}
+
+async fn forced_failover_on(routed: &Routed) {
+    let lab = &routed.lab;
+    let s = routed.create(MemoryJournal::new(), options(3)).unwrap();
     s.record_assessment(ready()).await.unwrap();
     s.start().await.unwrap();
     // SQL Server's site is cut off while the application keeps writing there.
-    workload(&lab, Side::SqlServer, 20.0);
-    pass(&lab, Duration::from_secs(30));
+    workload(lab, Side::SqlServer, 20.0);
+    pass(lab, Duration::from_secs(30));
     lab.sim.partition(Duration::from_secs(3600));
-    pass(&lab, Duration::from_secs(60));
+    pass(lab, Duration::from_secs(60));
     lab.sim.stop_workload();
     // Without an acknowledgement naming the link, nothing happens.
     let refused = s.failover(FailoverKind::Forced(None)).await.unwrap_err();
@@ -107,7 +135,22 @@ async fn forced_failover_sets_and_reports_the_data_loss_flag() {
         link: lab.spec.link.to_string(),
     };
     match s.failover(FailoverKind::Forced(Some(ack))).await {
-        // The old primary is still up behind the partition: both sides are primary.
+        // The old primary is still up behind the partition: both sides are primary. Arc
+        // reads SQL Server through Azure, across the partition, and so always sees it.
+        Err(SessionError::SplitBrain) if routed.route == Route::Arc => {
+            // Arc has no operation that demotes SQL Server: refused, nothing sent.
+            let refused = s
+                .repair_split_brain(Side::ManagedInstance)
+                .await
+                .unwrap_err();
+            assert!(refused.to_string().contains("Arc route"), "{refused}");
+            assert_eq!(
+                lab.sim
+                    .with_world(|w| w.arc.started("SqlServerAvailabilityGroups_failoverMiLink")),
+                1
+            );
+            return;
+        }
         Err(SessionError::SplitBrain) => {
             s.repair_split_brain(Side::ManagedInstance).await.unwrap();
         }
@@ -132,22 +175,30 @@ async fn forced_failover_sets_and_reports_the_data_loss_flag() {
         );
     });
     // When the network heals, SQL Server drops what the instance never had and follows it.
-    pass(&lab, Duration::from_secs(3700));
+    pass(lab, Duration::from_secs(3700));
     assert!(lab.sim.parity(&lab.database).unwrap().all_match());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutover_removes_the_link_after_the_first_full_backup() {
-    let lab = lab(4);
-    let s = create(&lab, MemoryJournal::new(), options(4)).unwrap();
+    on_each_route!(4, |routed| {
+        cutover_on(&routed).await;
+    });
+}
+
+async fn cutover_on(routed: &Routed) {
+    let lab = &routed.lab;
+    let arc = routed.route == Route::Arc;
+    let s = routed.create(MemoryJournal::new(), options(4)).unwrap();
     s.record_assessment(ready()).await.unwrap();
-    workload(&lab, Side::SqlServer, 10.0);
+    workload(lab, Side::SqlServer, 10.0);
     s.start().await.unwrap();
-    pass(&lab, Duration::from_secs(60));
+    pass(lab, Duration::from_secs(60));
     lab.sim.stop_workload();
     let before = lab.sim.snapshot(Side::SqlServer, &lab.database).unwrap();
+    // Arc's deleteMiLink leaves the availability group, and the Arc route cannot drop it.
     s.cutover(CutoverOptions {
-        drop_availability_group: true,
+        drop_availability_group: !arc,
     })
     .await
     .unwrap();
@@ -156,7 +207,11 @@ async fn cutover_removes_the_link_after_the_first_full_backup() {
     assert!(!mi.link_state(&lab.spec.link).await.unwrap().exists);
     lab.sim.with_world(|w| {
         assert!(w.source.dags.is_empty(), "the DAG is dropped");
-        assert!(w.source.ags.is_empty(), "the AG is dropped");
+        assert_eq!(
+            w.source.ags.is_empty(),
+            !arc,
+            "the AG is dropped on the direct route"
+        );
         // The link was removed only after a full backup that followed the role change.
         let promoted = w
             .events
@@ -204,18 +259,26 @@ async fn cutover_removes_the_link_after_the_first_full_backup() {
         .unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_before_failover_leaves_sql_server_as_it_was() {
-    let lab = lab(5);
+    on_each_route!(5, |routed| {
+        cancel_on(&routed).await;
+    });
+}
+
+async fn cancel_on(routed: &Routed) {
+    let lab = &routed.lab;
     let before = lab.sim.snapshot(Side::SqlServer, &lab.database).unwrap();
-    let s = create(&lab, MemoryJournal::new(), options(5)).unwrap();
+    let s = routed.create(MemoryJournal::new(), options(5)).unwrap();
     s.record_assessment(ready()).await.unwrap();
     s.start().await.unwrap();
     s.cancel().await.unwrap();
     assert_eq!(state(&s), State::Cancelled);
     lab.sim.with_world(|w| {
-        assert!(w.source.ags.is_empty() && w.source.dags.is_empty());
+        assert!(w.source.dags.is_empty());
         assert!(w.instance.links.is_empty());
+        // Arc's deleteMiLink leaves SQL Server's availability group (with the databases in it).
+        assert_eq!(w.source.ags.is_empty(), routed.route == Route::Direct);
     });
     let after = lab.sim.snapshot(Side::SqlServer, &lab.database).unwrap();
     assert_eq!(before.tables, after.tables);

@@ -421,9 +421,17 @@ pub(super) fn map_role_change(mut state: State, f: &dyn Fn(RoleChange) -> RoleCh
 
 /// ARM answers to a role change that say one is already running or already done (the spec's
 /// 409 codes): evidence to read the roles by, never a reason to send the call again.
-pub(crate) const ROLE_CHANGE_EVIDENCE: [&str; 2] = [
+/// On the Arc route, a link operation sent again while the first still runs (its answer was
+/// lost) is refused the same way (`ArcOperationInProgress`), a failover sent again after the
+/// first went through finds SQL Server no longer primary (`FailoverNotAllowed`), and a create
+/// sent again after the first made the link finds it (`AvailabilityGroupAlreadyExists`) (the
+/// simulator's codes; UNVERIFIED).
+pub(crate) const ROLE_CHANGE_EVIDENCE: [&str; 5] = [
     "arm:409:DistributedAvailabilityGroupSetRoleChangeRoleAlreadyInProgress",
     "arm:409:DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
+    "arm:409:ArcOperationInProgress",
+    "arm:409:FailoverNotAllowed",
+    "arm:409:AvailabilityGroupAlreadyExists",
 ];
 
 pub(super) fn role_change_evidence(code: &str) -> bool {

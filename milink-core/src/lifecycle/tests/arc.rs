@@ -348,3 +348,33 @@ pub fn arc_create_that_failed_is_read_before_it_is_sent_again_or_removed() {
     assert_eq!(h.phase(), Phase::Cancelling);
     assert_eq!(arc_effects(&fx), vec![ArcLinkOp::DeleteLink]);
 }
+
+pub fn arc_operation_sent_again_while_the_first_runs_is_evidence_not_a_failure() {
+    let mut h = arc_replicating();
+    h.cmd(Command::Failover(FailoverKind::Planned));
+    // The process dies before the answer is journaled; the roles have not changed yet.
+    let fx = h.resume();
+    assert!(is_probe(&fx, Probe::Link), "{fx:?}");
+    let obs = h.roles(Side::SqlServer, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert_eq!(arc_effects(&fx).len(), 1, "sent again: {fx:?}");
+    // Arc refuses it: the first still runs. The machine reads again, it does not fail.
+    let step = h.pending_step();
+    let fx = h.answer_step(
+        step,
+        Err(StepError {
+            code: "arm:409:ArcOperationInProgress".to_owned(),
+            message: "still in progress".to_owned(),
+            retryable: false,
+        }),
+    );
+    assert!(fx.is_empty());
+    assert_eq!(h.phase(), Phase::FailingOver);
+    let fx = h.tick_at_deadline();
+    assert!(is_probe(&fx, Probe::Link), "{fx:?}");
+    // The first one finishes: the roles are verified, nothing more is sent.
+    let obs = h.roles(Side::ManagedInstance, Some(ReplicaRole::Secondary));
+    let fx = h.answer(obs);
+    assert!(arc_effects(&fx).is_empty());
+    assert_eq!(h.phase(), Phase::VerifyingRoles);
+}

@@ -25,6 +25,7 @@ scenarios!(
     arc_cutover_fails_over_then_removes_the_link_with_delete_mi_link,
     arc_cancel_removes_the_link_with_delete_mi_link,
     arc_create_that_failed_is_read_before_it_is_sent_again_or_removed,
+    arc_operation_sent_again_while_the_first_runs_is_evidence_not_a_failure,
     create_from_sql_server_issues_every_documented_step_in_order,
     long_running_operations_are_polled_and_kept_in_state,
     running_operations_are_polled_as_retry_after_says_within_bounds,

@@ -38,7 +38,7 @@ use super::{BodyToCheck, route};
 use crate::arc::{API_VERSION, ArcInstanceId, PROVIDER};
 use crate::names::{AgName, CertificateName, DatabaseName, EndpointName, LinkName, TcpPort};
 use crate::sim::world::World;
-use crate::sim::world::arc::{ArcLinkPlan, ArcSimOperation, ArcWork};
+use crate::sim::world::arc::{ArcLinkPlan, ArcSimOperation, ArcWork, OPERATION_IN_PROGRESS};
 
 /// Whether `path` is one of Arc's.
 pub(crate) fn is_arc(path: &str) -> bool {
@@ -352,6 +352,21 @@ fn action_route(
             (ArcWork::Delete { link }, false)
         }
     };
+    // One link operation at a time per link: a second one while the first runs (a request sent
+    // again after its answer was lost) is refused before it acts (UNVERIFIED: the service's
+    // answer is not documented; this is the simulator's).
+    if let Some(link) = work.link()
+        && let Some(running) = w.arc.running_on(link)
+    {
+        return Reply::error(
+            409,
+            OPERATION_IN_PROGRESS,
+            format!(
+                "The operation {running} on the availability group '{link}' is still in \
+                 progress; wait until it ends."
+            ),
+        );
+    }
     let op = w.arc_start(operation_id, work);
     accepted(cx, w, id, &op, tenant)
 }

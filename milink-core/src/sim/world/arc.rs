@@ -88,6 +88,14 @@ impl ArcState {
         parse(&self.extension_version) >= parse(MULTI_DATABASE_EXTENSION)
     }
 
+    /// The operation id of a link operation on `link` that has not ended, if one runs.
+    pub fn running_on(&self, link: &LinkName) -> Option<&str> {
+        self.operations
+            .values()
+            .find(|o| o.outcome.is_none() && o.work.link() == Some(link))
+            .map(|o| o.operation_id.as_str())
+    }
+
     /// How many operations of `operation_id` were started.
     pub fn started(&self, operation_id: &str) -> u32 {
         self.starts.get(operation_id).copied().unwrap_or(0)
@@ -158,6 +166,21 @@ pub enum ArcWork {
         request: Value,
     },
 }
+
+impl ArcWork {
+    /// The link a link operation works on; `None` for the others.
+    pub fn link(&self) -> Option<&LinkName> {
+        match self {
+            ArcWork::CreateLink(plan) => Some(&plan.dag),
+            ArcWork::Failover { link, .. } | ArcWork::Delete { link } => Some(link),
+            ArcWork::MiLinkAssessment { .. } | ArcWork::Telemetry { .. } => None,
+        }
+    }
+}
+
+/// The code of a link operation refused because another one on the same link still runs
+/// (the simulator's; UNVERIFIED).
+pub const OPERATION_IN_PROGRESS: &str = "ArcOperationInProgress";
 
 /// One long-running Arc operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
