@@ -317,6 +317,37 @@ impl<S: SourceServer> SourceServer for Narrated<S> {
         self.inner.workload_activity(databases).await
     }
 
+    async fn arc_begin(&self, op: &milink_core::arc::ArcOp) -> Result<ArmReply, PortError> {
+        let n = &self.narrator;
+        n.drain();
+        let r = self.inner.arc_begin(op).await;
+        let shown = match &r {
+            Ok(ArmReply::Accepted(_)) => "accepted, polled by its URL".to_owned(),
+            Ok(ArmReply::Completed | ArmReply::PublicKey(_)) => "done".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        n.line(&format!("arc  {}: {shown}", op.operation_id()));
+        r
+    }
+
+    async fn arc_poll(
+        &self,
+        op: &milink_core::arc::ArcOp,
+        operation: &OperationRef,
+    ) -> Result<PollReply, PortError> {
+        let r = self.inner.arc_poll(op, operation).await;
+        if !matches!(r, Ok(PollReply::Running { .. })) {
+            let n = &self.narrator;
+            n.drain();
+            let shown = match &r {
+                Ok(_) => "succeeded".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            n.line(&format!("arc  {} ended: {shown}", op.operation_id()));
+        }
+        r
+    }
+
     fn connection_warnings(&self) -> Vec<String> {
         self.inner.connection_warnings()
     }

@@ -398,3 +398,38 @@ async fn a_second_resume_of_a_finished_run_says_it_finished() {
         records
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_arc_runs_the_story_through_arc_and_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, text) = lab(opts(&dir, &["--route", "arc"])).await;
+    let verdict = |name: &str| r.databases.iter().find(|d| d.name == name).unwrap().clone();
+    assert_eq!(verdict("ToyStore").verdict, "Ready");
+    assert_eq!(verdict("Customer360").verdict, "NotReady");
+    // The assessment through Arc agrees.
+    assert!(text.contains("through Azure Arc"), "{text}");
+    assert!(text.contains("ToyStore    READY"), "{text}");
+    assert!(text.contains("Customer360 NOT READY"), "{text}");
+    // SQL Server was changed by Arc's three operations, never by T-SQL.
+    for op in [
+        "SqlServerAvailabilityGroups_CreateManagedInstanceLink",
+        "SqlServerAvailabilityGroups_failoverMiLink",
+        "SqlServerAvailabilityGroups_deleteMiLink",
+    ] {
+        assert!(
+            text.contains(&format!("arc  {op} ended: succeeded")),
+            "{op}"
+        );
+    }
+    assert!(!text.contains("  sql  "), "T-SQL ran: {text}");
+    assert!(text.contains("state -> CreatingLinkThroughArc"));
+    // The planned failover is validated, and the check milink could not make is said.
+    let failover = r.failover.as_ref().unwrap();
+    assert_eq!(failover.kind, "planned");
+    assert_eq!(failover.primary, "managed instance");
+    assert_eq!(failover.lost_transactions, 0);
+    assert!(r.parity.iter().all(|p| p.all_match), "{:?}", r.parity);
+    assert!(text.contains("did not compare the two sides' LSNs"));
+    assert_eq!(r.final_state, "Completed");
+    assert!(text.contains("link on the managed instance: removed; DAG on SQL Server: dropped"));
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The command line.
 pub const USAGE: &str = "\
 usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECORD]
-                [--resume JOURNAL] [--json] [--journal-dir DIR] [--wire]
+                [--resume JOURNAL] [--json] [--journal-dir DIR] [--wire] [--route arc]
        tailspin --serve [--seed N] [--dir DIR] [--speed X]
 
   --seed N              seed of the simulated world (default 1); the same seed gives the same run
@@ -21,6 +21,11 @@ usage: tailspin [--seed N] [--plan] [--failback | --cutover] [--crash-after RECO
   --wire                drive SQL Server through the real adapter over TDS and the managed
                         instance through the real ARM adapter over HTTPS (loopback, TLS) to the
                         simulator, instead of calling it in process
+  --route arc           reach SQL Server through Azure Arc (Microsoft.AzureArcData) with the real
+                        Arc client over HTTPS to the simulator: the assessment through Arc too, the
+                        link created, failed over and removed by Arc's operations; the story is
+                        the link, a planned failover validated, then the cutover (--route direct,
+                        T-SQL, is the default)
   --serve               run nothing: serve the simulated TailspinSql (TDS) and its managed
                         instance (TDS and ARM over HTTPS) on loopback, with its application
                         writing, until stopped; print the link's configuration (milink.toml)
@@ -59,6 +64,9 @@ pub struct Options {
     /// With `serve`: virtual seconds per wall-clock second.
     #[serde(default = "one")]
     pub speed: f64,
+    /// `--route arc`: SQL Server through Azure Arc instead of T-SQL.
+    #[serde(default)]
+    pub route_arc: bool,
 }
 
 fn one() -> f64 {
@@ -80,6 +88,7 @@ impl Default for Options {
             serve: false,
             serve_dir: None,
             speed: 1.0,
+            route_arc: false,
         }
     }
 }
@@ -117,6 +126,15 @@ impl Options {
                 "--cutover" => o.cutover = true,
                 "--json" => o.json = true,
                 "--wire" => o.wire = true,
+                "--route" => {
+                    o.route_arc = match value("--route")?.as_str() {
+                        "arc" => true,
+                        "direct" => false,
+                        other => {
+                            return Err(format!("--route takes arc or direct, not {other:?}"));
+                        }
+                    }
+                }
                 "--serve" => o.serve = true,
                 "--dir" => o.serve_dir = Some(path_value("--dir", value("--dir")?)?),
                 "--speed" => {
@@ -165,6 +183,14 @@ impl Options {
         if !o.serve && (o.serve_dir.is_some() || args.iter().any(|a| a == "--speed")) {
             return Err("--dir and --speed go with --serve".into());
         }
+        if o.route_arc && (o.wire || o.failback || o.cutover || o.serve) {
+            return Err(
+                "--route arc runs its own story (link, planned failover, cutover) with Arc over \
+                 HTTPS: it takes no --wire, --failback, --cutover or --serve (Arc offers no \
+                 failback)"
+                    .into(),
+            );
+        }
         if o.plan && (o.crash_after.is_some() || o.resume.is_some()) {
             return Err("--plan runs nothing, so it cannot crash or resume".into());
         }
@@ -178,6 +204,21 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, String> {
         Options::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn route_arc_is_refused_with_what_arc_cannot_run() {
+        assert!(parse(&["--route", "arc"]).unwrap().route_arc);
+        assert!(!parse(&["--route", "direct"]).unwrap().route_arc);
+        assert!(
+            parse(&["--route", "tds"])
+                .unwrap_err()
+                .contains("arc or direct")
+        );
+        for other in ["--wire", "--failback", "--cutover"] {
+            let e = parse(&["--route", "arc", other]).unwrap_err();
+            assert!(e.contains("--route arc"), "{other}: {e}");
+        }
     }
 
     #[test]

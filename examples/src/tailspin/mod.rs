@@ -165,7 +165,14 @@ pub async fn run_with_secrets(
             _ => return Err("the journal does not start with the link's spec".into()),
         }
     } else {
-        Lab::tailspin(opts.seed)?.spec
+        let mut spec = Lab::tailspin(opts.seed)?.spec;
+        if opts.route_arc {
+            let instance = sim
+                .with_world(|w| w.arc_instance_id())
+                .ok_or("the lab's SQL Server has no Arc resource id")?;
+            spec.route = milink_core::lifecycle::LinkRoute::Arc { instance };
+        }
+        spec
     };
     let (instance_id, link_name) = (spec.target.instance.clone(), spec.link.clone());
     let point = CrashPoint::AfterRecord(opts.crash_after.unwrap_or(u64::MAX));
@@ -175,7 +182,25 @@ pub async fn run_with_secrets(
     let narrator = Narrator::new(out, sim.clone(), start, instance_id.clone(), link_name);
     let in_flight = InFlight::new();
     let timer = Arc::new(WireClock::new(sim.clock(), Arc::clone(&in_flight)));
-    let source = LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight, &secrets).await?;
+    let source = match &spec.route {
+        milink_core::lifecycle::LinkRoute::Arc { instance } => {
+            LabSource::start_arc(
+                &sim,
+                &in_flight,
+                instance.clone(),
+                &instance_id,
+                timer.clone(),
+            )
+            .await?
+        }
+        milink_core::lifecycle::LinkRoute::Direct => {
+            LabSource::start(&sim, opts.wire, &opts.journal_dir, &in_flight, &secrets).await?
+        }
+    };
+    let arc_client = match source.arc() {
+        Some(a) => Some(a.client(timer.clone())?),
+        None => None,
+    };
     report.wire = opts.wire;
     let transport = source.describe();
     let source_counter = source.batch_counter();
@@ -241,6 +266,7 @@ pub async fn run_with_secrets(
         before,
         start,
         app: app.clone(),
+        arc: arc_client,
     };
 
     let all = phases(&opts);

@@ -63,7 +63,10 @@ impl Phase {
 /// The phases of a run with options `o`.
 pub(super) fn phases(o: &Options) -> Vec<Phase> {
     let mut p = vec![Phase::Readiness, Phase::Link, Phase::Replication];
-    if o.cutover {
+    if o.route_arc {
+        // Arc's migration: a planned failover validated, then the cutover (Arc has no failback).
+        p.extend([Phase::Failover, Phase::Validation, Phase::Cutover]);
+    } else if o.cutover {
         p.extend([Phase::Cutover, Phase::Validation]);
     } else {
         p.extend([Phase::Failover, Phase::Validation]);
@@ -94,6 +97,8 @@ pub(super) struct Run {
     pub(super) start: Timestamp,
     /// The application.
     pub(super) app: Arc<App>,
+    /// On the Arc route: an Arc client to the same Azure (the assessment through Arc).
+    pub(super) arc: Option<milink_core::arc::client::ArcSqlServer>,
 }
 
 impl Run {
@@ -157,7 +162,9 @@ impl Run {
     async fn failover(&mut self) -> Result<(), Box<dyn Error>> {
         if !self.status().reached(Operation::Failover) {
             if self.before.is_none() {
-                self.prepare_role_change().await?;
+                if !self.arc() {
+                    self.prepare_role_change().await?;
+                }
                 self.stop_for_role_change(
                     "the docs say to stop the workload before a planned failover",
                 )
@@ -278,9 +285,10 @@ impl Run {
                 self.before = self.sim.snapshot(Side::SqlServer, &self.database);
             }
             self.n().reset_lsn_check();
+            // Arc's deleteMiLink leaves SQL Server's availability group, and Arc cannot drop it.
             self.session
                 .cutover(CutoverOptions {
-                    drop_availability_group: true,
+                    drop_availability_group: !self.arc(),
                 })
                 .await?;
         }
@@ -308,6 +316,10 @@ impl Run {
             if ags == 0 { "dropped" } else { "present" }
         ));
         let loss_evidence = self.loss_evidence();
+        if self.arc() && self.report.failover.is_some() {
+            // The Arc story's cutover follows its failover, which the report keeps.
+            return Ok(());
+        }
         self.report.failover = Some(RoleChangeReport {
             kind: "cutover".into(),
             primary: side_name(Side::ManagedInstance).into(),
@@ -323,6 +335,11 @@ impl Run {
             accepts_writes_seconds: self.accepts_writes_seconds(),
         });
         Ok(())
+    }
+
+    /// Whether the link runs on the Arc route.
+    pub(super) fn arc(&self) -> bool {
+        self.spec.route.is_arc()
     }
 
     /// Switches the link to synchronous commit while the application still writes, so that

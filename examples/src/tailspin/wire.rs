@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use milink_core::arc::client::ArcSqlServer;
+use milink_core::arc::source::ArcSourceServer;
+use milink_core::arc::{ArcInstanceId, ArcOp};
 use milink_core::arm::client::{ArmManagedInstance, ArmOptions};
 use milink_core::lifecycle::{
     FullBackup, InstanceOp, LinkName, OperationRef, Side, SideView, SourceOp,
@@ -112,6 +115,40 @@ pub enum LabSource {
     InProcess(SimSqlServer),
     /// The real adapter, over TDS to the simulator's T-SQL handler.
     Wire(Box<WireSource>),
+    /// The Arc route (`--route arc`): the real Arc client over HTTPS to the simulator's Azure.
+    Arc(Box<ArcSource>),
+}
+
+/// The Arc route's port and the simulated Azure it talks to.
+pub struct ArcSource {
+    port: ArcSourceServer,
+    in_flight: Arc<InFlight>,
+    /// The simulated Azure (`Microsoft.AzureArcData` and `Microsoft.Sql`) on loopback.
+    server: ArmHttpsServer,
+}
+
+/// The bearer token of the lab's Arc route (the simulated Azure's own; not a secret of any real
+/// service).
+const ARC_LAB_TOKEN: &str = "tailspin-arc-route-token";
+
+impl ArcSource {
+    /// An Arc client to the same simulated Azure (for the assessment through Arc).
+    pub fn client(&self, timer: Arc<dyn Timer>) -> Result<ArcSqlServer, Box<dyn Error>> {
+        let arc = self.port.client();
+        let options = ArmOptions::builder()
+            .endpoint(self.server.base_url())
+            .trust_root_der(self.server.certificate_der().to_vec())
+            .build();
+        let counter = Arc::clone(&self.in_flight);
+        Ok(ArcSqlServer::with_timer(
+            arc.instance_id().clone(),
+            arc.managed_instance().instance().clone(),
+            Arc::new(StaticToken::new(ARC_LAB_TOKEN.into())),
+            options,
+            timer,
+        )?
+        .on_the_wire(Arc::new(move || Box::new(counter.enter()))))
+    }
 }
 
 /// The real adapter and the loopback server it talks to.
@@ -191,10 +228,49 @@ impl LabSource {
 }
 
 impl LabSource {
+    /// The Arc route's port: the simulated Azure served on loopback HTTPS, and the real Arc
+    /// client for `instance` (the lab's Arc-enabled SQL Server) over it, waiting on `timer`.
+    pub async fn start_arc(
+        sim: &Sim,
+        in_flight: &Arc<InFlight>,
+        instance: ArcInstanceId,
+        managed_instance: &InstanceId,
+        timer: Arc<dyn Timer>,
+    ) -> Result<LabSource, Box<dyn Error>> {
+        let server =
+            ArmHttpsServer::start(ArmServerConfig::with_token(ARC_LAB_TOKEN), sim.clone()).await?;
+        let options = ArmOptions::builder()
+            .endpoint(server.base_url())
+            .trust_root_der(server.certificate_der().to_vec())
+            .build();
+        let counter = Arc::clone(in_flight);
+        let arc = ArcSqlServer::with_timer(
+            instance,
+            managed_instance.clone(),
+            Arc::new(StaticToken::new(ARC_LAB_TOKEN.into())),
+            options,
+            timer,
+        )?
+        .on_the_wire(Arc::new(move || Box::new(counter.enter())));
+        Ok(LabSource::Arc(Box::new(ArcSource {
+            port: ArcSourceServer::new(arc),
+            in_flight: Arc::clone(in_flight),
+            server,
+        })))
+    }
+
+    /// The Arc route's source, if this is it.
+    pub fn arc(&self) -> Option<&ArcSource> {
+        match self {
+            LabSource::Arc(a) => Some(a),
+            LabSource::InProcess(_) | LabSource::Wire(_) => None,
+        }
+    }
+
     /// The TDS server's tally of batches, over the wire.
     pub fn batch_counter(&self) -> Option<Arc<AtomicU64>> {
         match self {
-            LabSource::InProcess(_) => None,
+            LabSource::InProcess(_) | LabSource::Arc(_) => None,
             LabSource::Wire(w) => Some(w.server.batch_counter()),
         }
     }
@@ -203,6 +279,11 @@ impl LabSource {
     pub fn describe(&self) -> String {
         match self {
             LabSource::InProcess(_) => "sql server: simulated, called in process".to_owned(),
+            LabSource::Arc(a) => format!(
+                "sql server: simulated, reached through Azure Arc: the real Arc client over HTTPS \
+                 at {} (Microsoft.AzureArcData), no T-SQL",
+                a.server.base_url()
+            ),
             LabSource::Wire(w) => format!(
                 "sql server: simulated, over TDS at {} (TLS, the server's certificate trusted \
                  from a file), through the real adapter; build {} can host the link",
@@ -256,6 +337,23 @@ impl SourceServer for LabSource {
                 let _call = w.in_flight.enter();
                 w.adapter.execute(op).await
             }
+            LabSource::Arc(a) => a.port.execute(op).await,
+        }
+    }
+
+    async fn arc_begin(&self, op: &ArcOp) -> Result<ArmReply, PortError> {
+        match self {
+            LabSource::InProcess(s) => s.arc_begin(op).await,
+            LabSource::Wire(w) => w.adapter.arc_begin(op).await,
+            LabSource::Arc(a) => a.port.arc_begin(op).await,
+        }
+    }
+
+    async fn arc_poll(&self, op: &ArcOp, operation: &OperationRef) -> Result<PollReply, PortError> {
+        match self {
+            LabSource::InProcess(s) => s.arc_poll(op, operation).await,
+            LabSource::Wire(w) => w.adapter.arc_poll(op, operation).await,
+            LabSource::Arc(a) => a.port.arc_poll(op, operation).await,
         }
     }
 
@@ -270,6 +368,7 @@ impl SourceServer for LabSource {
                 let _call = w.in_flight.enter();
                 w.adapter.link_state(link, databases).await
             }
+            LabSource::Arc(a) => a.port.link_state(link, databases).await,
         }
     }
 
@@ -283,6 +382,7 @@ impl SourceServer for LabSource {
                 let _call = w.in_flight.enter();
                 w.adapter.workload_activity(databases).await
             }
+            LabSource::Arc(a) => a.port.workload_activity(databases).await,
         }
     }
 
@@ -290,6 +390,7 @@ impl SourceServer for LabSource {
         match self {
             LabSource::InProcess(s) => s.connection_warnings(),
             LabSource::Wire(w) => w.adapter.connection_warnings(),
+            LabSource::Arc(a) => a.port.connection_warnings(),
         }
     }
 }
