@@ -433,3 +433,22 @@ async fn route_arc_runs_the_story_through_arc_and_loses_no_row() {
     assert_eq!(r.final_state, "Completed");
     assert!(text.contains("link on the managed instance: removed; DAG on SQL Server: dropped"));
 }
+
+#[tokio::test]
+async fn route_arc_plan_shows_arcs_operations_in_place_of_the_links_tsql() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, text) = lab(opts(&dir, &["--route", "arc", "--plan"])).await;
+    assert_eq!(r.final_state, "FailedOver");
+    assert!(
+        text.contains("createManagedInstanceLink?api-version=2026-01-01"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/failoverMiLink?api-version=2026-01-01"),
+        "{text}"
+    );
+    assert!(text.contains("\"force\":false"), "{text}");
+    for tsql in ["CREATE AVAILABILITY GROUP", "CREATE ENDPOINT"] {
+        assert!(!text.contains(tsql), "{tsql} in the Arc route's plan");
+    }
+}

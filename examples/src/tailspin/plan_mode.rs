@@ -20,7 +20,16 @@ pub(super) fn plan(
     opts: &Options,
     mut out: Box<dyn Write + Send>,
 ) -> Result<Report, Box<dyn Error>> {
-    let lab = Lab::tailspin(opts.seed)?;
+    let mut lab = Lab::tailspin(opts.seed)?;
+    if opts.route_arc {
+        // The Arc route's plan: Arc's operations in place of the T-SQL and the instance's join
+        // (its cutover after the failover is the removal through deleteMiLink).
+        let instance = lab
+            .sim
+            .with_world(|w| w.arc_instance_id())
+            .ok_or("the lab's SQL Server has no Arc resource id")?;
+        lab.spec.route = milink_core::lifecycle::LinkRoute::Arc { instance };
+    }
     let assessed = assess_lab(&lab.sim, &lab.spec);
     let planned = lab_plan(&lab.spec, opts.failback, opts.cutover)?;
     let text = format!(
