@@ -448,6 +448,15 @@ async fn route_arc_plan_shows_arcs_operations_in_place_of_the_links_tsql() {
         "{text}"
     );
     assert!(text.contains("\"force\":false"), "{text}");
+    // SQL Server's side is read through Arc while waiting, too.
+    assert!(
+        text.contains("-- [Azure Arc] SqlServerAvailabilityGroups_Get"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-- [Azure Arc] SqlServerInstances_GetTelemetry"),
+        "{text}"
+    );
     for tsql in ["CREATE AVAILABILITY GROUP", "CREATE ENDPOINT"] {
         assert!(!text.contains(tsql), "{tsql} in the Arc route's plan");
     }

@@ -52,6 +52,41 @@ pub(super) fn plan(
 fn monitoring(spec: &LinkSpec, database: &DatabaseName) -> String {
     let link = &spec.link;
     let mut out = "\n-- == Monitoring, repeated while waiting (every probe interval)".to_string();
+    if let milink_core::lifecycle::LinkRoute::Arc { instance } = &spec.route {
+        // SQL Server's side through Arc: its DAG resource and the lag telemetry; the instance's
+        // first full backups over its T-SQL endpoint.
+        let ag = milink_core::names::AgName::new(link.as_str()).ok();
+        let telemetry = milink_core::arc::TelemetryRequest::replica_lag(
+            database.clone(),
+            milink_core::time::Timestamp::EPOCH,
+            std::time::Duration::from_secs(60),
+        );
+        let mut ops = vec![milink_core::arc::ArcOp::GetTelemetry(Box::new(telemetry))];
+        if let Some(name) = ag {
+            ops.insert(0, milink_core::arc::ArcOp::GetAvailabilityGroup { name });
+        }
+        for op in ops {
+            let r = milink_core::arc::request(&op, instance);
+            out.push_str(&format!(
+                "\n-- [Azure Arc] {}\n{} {}",
+                op.operation_id(),
+                r.method,
+                r.url(milink_core::arm::MANAGEMENT_ENDPOINT)
+            ));
+        }
+        let b = milink_core::tsql::probe_first_full_backups(std::slice::from_ref(database));
+        out.push_str(&format!(
+            "\n-- [managed instance] {}\n{}",
+            b.purpose(),
+            b.display_sql().trim_end()
+        ));
+        out.push_str(&format!(
+            "\n-- [Azure Resource Manager]\nGET https://management.azure.com{}/distributedAvailabilityGroups/{link}?api-version={}\nGET <the URL of each long-running operation, honouring Retry-After>",
+            spec.target.instance,
+            crate::plan::API_VERSION
+        ));
+        return out;
+    }
     for b in [
         milink_core::tsql::probe_replica_states(link),
         milink_core::tsql::probe_database_replica_states(link),
