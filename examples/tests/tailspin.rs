@@ -406,10 +406,21 @@ async fn route_arc_runs_the_story_through_arc_and_loses_no_row() {
     let verdict = |name: &str| r.databases.iter().find(|d| d.name == name).unwrap().clone();
     assert_eq!(verdict("ToyStore").verdict, "Ready");
     assert_eq!(verdict("Customer360").verdict, "NotReady");
-    // The assessment through Arc agrees.
-    assert!(text.contains("through Azure Arc"), "{text}");
-    assert!(text.contains("ToyStore    READY"), "{text}");
-    assert!(text.contains("Customer360 NOT READY"), "{text}");
+    // The assessment through Arc agrees, shown beside milink's, and goes into the report.
+    assert!(text.contains("Readiness through Azure Arc, beside milink's"), "{text}");
+    assert!(
+        text.contains("ToyStore: Ready through Arc, Ready over T-SQL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Customer360: NotReady through Arc, NotReady over T-SQL"),
+        "{text}"
+    );
+    assert_eq!(r.route.as_deref(), Some("arc"));
+    let section = r.arc_assessment.as_ref().unwrap();
+    assert!(!section.disagreements.is_empty());
+    // A cutover after the failover redirects nothing new: the hook's line is told once.
+    assert_eq!(text.matches("redirect hook (run once").count(), 1, "{text}");
     // SQL Server was changed by Arc's three operations, never by T-SQL.
     for op in [
         "SqlServerAvailabilityGroups_CreateManagedInstanceLink",

@@ -57,7 +57,8 @@ impl Run {
     }
 
     /// Asks the current primary who is still connected to the link's databases.
-    async fn quiet_check(&self) {
+    /// Whether the check could read the sessions.
+    async fn quiet_check(&self) -> bool {
         match self.session.check_workload_quiet().await {
             Ok(activity) => {
                 for (i, line) in activity.summary().lines().enumerate() {
@@ -68,17 +69,23 @@ impl Run {
                         format!("  {line}")
                     });
                 }
+                true
             }
-            Err(e) => self.n().line(&format!("quiet check unavailable: {e}")),
+            Err(e) => {
+                self.n().line(&format!("quiet check unavailable: {e}"));
+                false
+            }
         }
     }
 
     /// Stops the application the way the failover procedures ask, showing the check before and
     /// after.
     pub(super) async fn stop_for_role_change(&self, why: &str) {
-        self.quiet_check().await;
+        let readable = self.quiet_check().await;
         self.stop_workload(why);
-        self.quiet_check().await;
+        if readable {
+            self.quiet_check().await;
+        }
     }
 
     /// Tells where the session redirected the application.

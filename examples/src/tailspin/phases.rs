@@ -185,7 +185,13 @@ impl Run {
         self.n().line(&format!(
             "{} is primary; data loss possible: {}",
             side_name(primary),
-            if data_loss { "yes" } else { "no" }
+            if data_loss {
+                "yes"
+            } else if !status.loss_unverified.is_empty() {
+                "not verified by milink (below)"
+            } else {
+                "no"
+            }
         ));
         let loss_evidence = self.loss_evidence();
         self.report.failover = Some(RoleChangeReport {
@@ -277,6 +283,7 @@ impl Run {
     }
 
     async fn cutover(&mut self) -> Result<(), Box<dyn Error>> {
+        let redirected_before = self.session.status().redirect.map(|r| r.redirect_id);
         if !self.status().reached(Operation::Cutover) {
             if self.before.is_none() {
                 self.prepare_role_change().await?;
@@ -293,7 +300,11 @@ impl Run {
                 .await?;
         }
         self.n().drain();
-        self.narrate_redirect();
+        // A cutover after a failover redirects nothing new: the application already uses the
+        // managed instance.
+        if self.session.status().redirect.map(|r| r.redirect_id) != redirected_before {
+            self.narrate_redirect();
+        }
         let link = self.spec.link.clone();
         let (backup, dags, ags, mi_link) = self.sim.with_world(|w| {
             (

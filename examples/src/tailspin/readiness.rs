@@ -8,11 +8,8 @@ use milink_core::assess::{
     self, AssessOptions, Fix, InstanceFacts, NetworkProbe, ProbeKind, ProbeOutcome,
     ReadinessReport, Scope, Severity, TargetFacts, Verdict,
 };
-use std::time::Duration;
 
-use milink_core::arc::MiLinkAssessmentRequest;
 use milink_core::lifecycle::{AssessmentOutcome, FailoverMode, LinkSpec};
-use milink_core::names::DatabaseName;
 use milink_core::sim::Sim;
 
 use super::phases::Run;
@@ -122,46 +119,21 @@ pub(super) fn probes(instance: &InstanceFacts) -> String {
 }
 
 impl Run {
-    /// The Arc route's assessment: `ArcSqlServer::assess` over HTTPS (milink's rules on the facts
-    /// Arc reports, merged with Arc's MI link assessment and its migration assessment), each
-    /// database's verdict narrated. This is the hook where the side-by-side rendering of Arc's
-    /// assessment beside milink's (`crate::arc_assessment`) plugs in; the verdict the link
+    /// The Arc route's assessment, beside milink's (`crate::arc_assessment`): milink's rules on
+    /// the facts Arc reports, Arc's MI link assessment and its migration assessment, over HTTPS
+    /// with the real client, each database's verdict through Arc and over T-SQL, and where the
+    /// two disagree. It goes into the narration and the `--json` report; the verdict the link
     /// records stays milink's own assessment's, as on the direct route.
-    async fn assess_through_arc(&mut self, target: &TargetFacts) -> Result<(), Box<dyn Error>> {
-        let Some(arc) = &self.arc else {
+    async fn assess_through_arc(&mut self) -> Result<(), Box<dyn Error>> {
+        if self.arc.is_none() {
             return Ok(());
-        };
-        let request = MiLinkAssessmentRequest {
-            managed_instance: self.spec.target.instance.clone(),
-            managed_instance_role: None,
-            databases: self
-                .report
-                .databases
-                .iter()
-                .filter_map(|d| DatabaseName::new(&d.name).ok())
-                .collect(),
-            availability_group: self.spec.source.ag.clone(),
-            link: self.spec.link.clone(),
-            categories: Vec::new(),
-            sql_server_ip: None,
-        };
-        let options = AssessOptions {
-            failback: self.spec.failover_mode == FailoverMode::Manual,
-            ..AssessOptions::at(self.sim.now())
-        };
-        let through_arc = arc
-            .assess(request, Some(target), &options, Duration::from_secs(20), 10)
-            .await?;
-        let n = Arc::clone(&self.narrator);
-        n.line("through Azure Arc (milink's rules on Arc's facts, Arc's own assessments merged):");
-        for d in &through_arc.databases {
-            let verdict = match d.verdict {
-                Verdict::Ready => "READY",
-                Verdict::ReadyWithWarnings => "READY (with warnings)",
-                Verdict::NotReady => "NOT READY",
-            };
-            n.line(&format!("  {:<12}{verdict}", d.name.as_str()));
         }
+        let section = crate::arc_assessment::assess_lab_through_arc(&self.sim, &self.spec).await?;
+        let n = Arc::clone(&self.narrator);
+        for line in section.text().lines() {
+            n.line(line);
+        }
+        self.report.arc_assessment = Some(section);
         Ok(())
     }
 
@@ -213,7 +185,7 @@ impl Run {
             ));
         }
         if self.arc.is_some() {
-            self.assess_through_arc(&target).await?;
+            self.assess_through_arc().await?;
         }
         // No command accepted yet: the link is still a draft.
         if self.status().operation.is_none() {

@@ -169,6 +169,13 @@ pub struct Report {
     /// The requests each phase sent over the wire (`--wire`); absent in process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<PhaseRequests>,
+    /// `arc` when SQL Server's side went through Azure Arc (`--route arc`); absent on the
+    /// direct route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The readiness through Azure Arc beside milink's (`--route arc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc_assessment: Option<crate::arc_assessment::ArcSection>,
 }
 
 /// `n` with thousands separators: `1,234,567`.
@@ -216,6 +223,8 @@ impl Report {
             redirect: WorkloadLedger::default(),
             wire: opts.wire,
             requests: Vec::new(),
+            route: opts.route_arc.then(|| "arc".to_owned()),
+            arc_assessment: None,
         }
     }
 
@@ -254,7 +263,11 @@ impl Report {
                 "  {:<11} primary: {}, data loss: {}, lost transactions: {}",
                 f.kind,
                 f.primary,
-                if f.data_loss { "yes" } else { "no" },
+                if f.data_loss {
+                    "possible (below)"
+                } else {
+                    "no"
+                },
                 f.lost_transactions
             );
             for line in &f.loss_evidence {
@@ -274,7 +287,11 @@ impl Report {
                 s,
                 "  failback    primary: {}, data loss: {}",
                 f.primary,
-                if f.data_loss { "yes" } else { "no" }
+                if f.data_loss {
+                    "possible (below)"
+                } else {
+                    "no"
+                }
             );
             for line in &f.loss_evidence {
                 let _ = writeln!(s, "  !!!         {line}");
