@@ -407,7 +407,10 @@ async fn route_arc_runs_the_story_through_arc_and_loses_no_row() {
     assert_eq!(verdict("ToyStore").verdict, "Ready");
     assert_eq!(verdict("Customer360").verdict, "NotReady");
     // The assessment through Arc agrees, shown beside milink's, and goes into the report.
-    assert!(text.contains("Readiness through Azure Arc, beside milink's"), "{text}");
+    assert!(
+        text.contains("Readiness through Azure Arc, beside milink's"),
+        "{text}"
+    );
     assert!(
         text.contains("ToyStore: Ready through Arc, Ready over T-SQL"),
         "{text}"
