@@ -25,7 +25,8 @@
 //!
 //! ```
 //! use milink_core::lifecycle::{
-//!     FailoverMode, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec, TargetSpec,
+//!     FailoverMode, LinkRoute, LinkSpec, MachineOptions, SeedingMode, Side, SourceSpec,
+//!     TargetSpec,
 //! };
 //! use milink_core::names::{
 //!     AgName, CertificateName, DatabaseName, EndpointHost, EndpointName, InstanceId, LinkMode,
@@ -60,6 +61,7 @@
 //!     },
 //!     session_timeout_s: 20,
 //!     options: MachineOptions::default(),
+//!     route: LinkRoute::Direct,
 //! };
 //! let plan = plan(&spec, &Journey::Failover)?;
 //! // The first step creates the master key; its password never shows.
