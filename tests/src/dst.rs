@@ -1737,6 +1737,54 @@ pub async fn run_seed(seed: u64) -> RunReport {
     run_seed_with(seed, &|_| {}).await
 }
 
+/// How many threads [`run_seeds`] uses: `MILINK_DST_THREADS`, else the machine's cores (at
+/// most 8).
+pub fn dst_threads() -> usize {
+    std::env::var("MILINK_DST_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+}
+
+/// Runs every seed of `seeds` ([`run_seed_with`] with `tweak`) on [`dst_threads`] threads, each
+/// with its own single-threaded runtime. Each seed is its own world on its own virtual clock,
+/// so a seed's run is the same whichever thread runs it and whatever runs beside it. Returns,
+/// in the order of `seeds`, each seed with its report and the wall time it took.
+pub fn run_seeds(
+    seeds: &[u64],
+    tweak: &(dyn Fn(&mut LinkSpec) + Sync),
+) -> Vec<(u64, RunReport, Duration)> {
+    let threads = dst_threads().min(seeds.len()).max(1);
+    let mut out: Vec<(usize, u64, RunReport, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a runtime for the simulation");
+                    let mut mine = Vec::new();
+                    for (i, &seed) in seeds.iter().enumerate().skip(t).step_by(threads) {
+                        let started = std::time::Instant::now();
+                        let report = runtime.block_on(run_seed_with(seed, tweak));
+                        mine.push((i, seed, report, started.elapsed()));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a simulation thread"))
+            .collect()
+    });
+    out.sort_by_key(|(i, ..)| *i);
+    out.into_iter()
+        .map(|(_, seed, report, took)| (seed, report, took))
+        .collect()
+}
+
 /// [`run_seed`] with `tweak` applied to the link spec.
 pub async fn run_seed_with(seed: u64, tweak: &dyn Fn(&mut LinkSpec)) -> RunReport {
     let plan = plan(seed);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use milink_tests::dst::{
-    Concurrent, DEFAULT_SEEDS, During, RunReport, plan, replay_command, run_seed,
+    Concurrent, DEFAULT_SEEDS, During, RunReport, dst_threads, plan, replay_command, run_seed,
+    run_seeds,
 };
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -31,10 +32,14 @@ fn show(report: &RunReport) {
     eprintln!("  {} records, crashed: {}", report.records, report.crashed);
 }
 
-#[tokio::test]
-async fn every_promise_holds_in_every_seeded_world() {
+#[test]
+fn every_promise_holds_in_every_seeded_world() {
     if let Some(seed) = env_u64("MILINK_DST_SEED") {
-        let report = run_seed(seed).await;
+        let report = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(run_seed(seed));
         show(&report);
         assert!(
             report.violations.is_empty(),
@@ -54,10 +59,9 @@ async fn every_promise_holds_in_every_seeded_world() {
     let mut concurrent: BTreeMap<String, u64> = BTreeMap::new();
     let (mut checks, mut crashed, mut by_timing, mut in_flight) = (0u64, 0u64, 0u64, 0u64);
     let mut slowest: Vec<(f64, u64)> = Vec::new();
-    for seed in first..first + count {
-        let one = Instant::now();
-        let report = run_seed(seed).await;
-        slowest.push((one.elapsed().as_secs_f64(), seed));
+    let seeds: Vec<u64> = (first..first + count).collect();
+    for (seed, report, took) in run_seeds(&seeds, &|_| {}) {
+        slowest.push((took.as_secs_f64(), seed));
         checks += report.checks;
         crashed += u64::from(report.crashed);
         by_timing += u64::from(report.diverged_by_timing);
@@ -88,8 +92,9 @@ async fn every_promise_holds_in_every_seeded_world() {
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "{count} seeds from {first} in {secs:.1} s ({:.1} seeds/s), {checks} invariant checks, {crashed} crashes resumed",
-        count as f64 / secs
+        "{count} seeds from {first} in {secs:.1} s ({:.1} seeds/s on {} threads), {checks} invariant checks, {crashed} crashes resumed",
+        count as f64 / secs,
+        dst_threads()
     );
     slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
     slowest.truncate(5);

@@ -94,14 +94,12 @@ async fn the_suite_fails_without_the_lsn_equality_check_the_stability_window_or_
 /// Seeds of the deterministic simulation among `seeds` that break a promise with `mutations`.
 async fn dst_failures(mutations: Mutations, seeds: impl IntoIterator<Item = u64>) -> Vec<u64> {
     let tweak = move |spec: &mut LinkSpec| spec.options.mutations = mutations;
-    let mut failing = Vec::new();
-    for seed in seeds {
-        let report = milink_tests::dst::run_seed_with(seed, &tweak).await;
-        if !report.violations.is_empty() {
-            failing.push(seed);
-        }
-    }
-    failing
+    let seeds: Vec<u64> = seeds.into_iter().collect();
+    milink_tests::dst::run_seeds(&seeds, &tweak)
+        .into_iter()
+        .filter(|(_, report, _)| !report.violations.is_empty())
+        .map(|(seed, ..)| seed)
+        .collect()
 }
 
 /// The seeds below `below` whose world has a late writer (see `Plan::late_writer`).
